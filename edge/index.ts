@@ -1,0 +1,7 @@
+/** @module Worker entry: exports the Hono app as the fetch handler. */
+import { Hono } from 'hono';
+
+const app = new Hono();
+app.get('/health', (c) => c.json({ status: 'ok' }));
+
+export default app;

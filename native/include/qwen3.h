@@ -1,0 +1,155 @@
+/* C ABI of the Qwen3 AWQ engine, shared by the N-API addon (native/addon) and the CLI (native/cli).
+ *
+ * Ownership model: an engine holds the weights, a paged KV-cache pool and per-sequence sampler state.
+ * KV blocks are handed out by the engine's allocator (q3_kv_alloc / q3_kv_retain / q3_kv_release, refcounted so a
+ * prefix cache can share blocks); a caller drives decoding either with q3_step (continuous batching: any mix of
+ * prefill chunks and decode tokens from many sequences in one forward pass) or with q3_generate (one sequence, tokens
+ * streamed through a callback). Calls on one engine are serialised by the engine itself.
+ *
+ * Errors: every function that can fail returns Q3_OK or an error code; the message is then available from
+ * q3_last_error() on the same thread. Nothing in the library calls exit() or aborts. */
+#ifndef QWEN3_H
+#define QWEN3_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+  Q3_OK = 0,
+  Q3_ERR_IO = 1,         /* a file is missing, unreadable or truncated */
+  Q3_ERR_FORMAT = 2,     /* a file is readable but not what a Qwen3 AWQ checkpoint must contain */
+  Q3_ERR_ARGUMENT = 3,   /* a caller passed something invalid (token id >= vocab, prompt longer than the context...) */
+  Q3_ERR_CAPACITY = 4,   /* out of KV blocks */
+  Q3_ERR_DEVICE = 5,     /* CUDA requested but unavailable, or a device call failed */
+  Q3_ERR_INTERNAL = 6
+} q3_status;
+
+typedef enum { Q3_DEVICE_AUTO = 0, Q3_DEVICE_CPU = 1, Q3_DEVICE_CUDA = 2 } q3_device;
+
+/* Message of the last error raised on the calling thread ("" if none). */
+const char* q3_last_error(void);
+
+typedef void (*q3_progress_fn)(void* user, const char* stage, double fraction);
+
+typedef struct {
+  q3_device device;
+  int32_t n_threads;            /* CPU threads; 0 = all online cores */
+  int32_t kv_block_size;        /* tokens per KV block; 0 = 16 */
+  int32_t kv_blocks;            /* blocks in the pool; 0 = derive from kv_cache_mib */
+  int64_t kv_cache_mib;         /* pool size in MiB when kv_blocks is 0; 0 = enough for 4 full contexts, capped at 2 GiB */
+  int32_t max_context;          /* 0 = config.json max_position_embeddings (x factor when YaRN is forced on) */
+  double yarn_factor;           /* > 0: turn YaRN on with this factor, overriding config.json */
+  int32_t yarn_original_max;    /* original_max_position_embeddings for the override; 0 = config's or 32768 */
+  q3_progress_fn progress;      /* optional, called from the loading thread */
+  void* progress_user;
+} q3_load_options;
+
+typedef struct {
+  int32_t hidden_size, intermediate_size, n_layers, n_heads, n_kv_heads, head_dim, vocab_size, group_size;
+  int32_t max_context;          /* tokens one sequence may hold */
+  double rope_theta, rms_norm_eps;
+  int32_t tie_word_embeddings;
+  int32_t yarn_enabled;         /* 1 when YaRN is active (config or override) */
+  double yarn_factor, yarn_attention_factor;
+  int32_t kv_block_size, kv_blocks;
+  int32_t n_eos; int32_t eos_ids[8];  /* from generation_config.json */
+  int64_t weight_bytes_per_token;     /* bytes of weights one decode step reads */
+  int64_t kv_bytes_per_token;         /* bytes of KV cache one token occupies */
+  char device[64];              /* "cpu (avx512-vnni, 2 threads)" or "cuda (NVIDIA H200)" */
+} q3_info;
+
+typedef struct q3_engine q3_engine;
+
+q3_status q3_engine_load(const char* model_dir, const q3_load_options* opts, q3_engine** out);
+void q3_engine_free(q3_engine* e);
+void q3_engine_info(const q3_engine* e, q3_info* out);
+
+/* ---- KV blocks (refcounted) ---- */
+q3_status q3_kv_alloc(q3_engine* e, int32_t n, int32_t* out_ids); /* all or nothing: Q3_ERR_CAPACITY if short */
+void q3_kv_retain(q3_engine* e, const int32_t* ids, int32_t n);
+void q3_kv_release(q3_engine* e, const int32_t* ids, int32_t n);   /* a block returns to the pool at refcount 0 */
+int32_t q3_kv_free_blocks(const q3_engine* e);
+
+/* ---- Sampling ---- */
+typedef struct {
+  float temperature;            /* <= 0: greedy */
+  int32_t top_k;                /* <= 0: off */
+  float top_p;                  /* >= 1: off */
+  float min_p;                  /* <= 0: off */
+  float presence_penalty;       /* OpenAI: subtracted once from every token already generated */
+  float frequency_penalty;      /* OpenAI: subtracted per occurrence in the generated tokens */
+  float repetition_penalty;     /* HF/vLLM: divides positive logits (multiplies negative) of prompt+generated tokens; 1 = off */
+  uint64_t seed;                /* used when has_seed; otherwise a random seed is drawn */
+  int32_t has_seed;
+  int32_t n_logprobs;           /* top-n alternatives to report, 0..Q3_MAX_LOGPROBS */
+} q3_sampling;
+
+#define Q3_MAX_LOGPROBS 20
+
+typedef struct {
+  int32_t token;
+  float logprob;                /* log-softmax of the raw logits (before penalties and temperature) */
+  int32_t forced;               /* 1 when the token came from q3_seq_force, not from sampling */
+  int32_t n_top;
+  int32_t top_tokens[Q3_MAX_LOGPROBS];
+  float top_logprobs[Q3_MAX_LOGPROBS];
+} q3_sample_out;
+
+/* Sampler state of a sequence: the prompt (for the repetition penalty), counts of generated tokens (for presence and
+ * frequency penalties), the RNG and a queue of forced tokens. */
+q3_status q3_seq_begin(q3_engine* e, int64_t seq_id, const int32_t* prompt, int32_t n_prompt, const q3_sampling* s);
+/* Queue tokens that the next samples of this sequence emit instead of sampling (the thinking budget uses it). */
+q3_status q3_seq_force(q3_engine* e, int64_t seq_id, const int32_t* tokens, int32_t n);
+void q3_seq_end(q3_engine* e, int64_t seq_id);
+
+/* One sequence's share of a forward pass: feed tokens[0..n) at positions pos..pos+n-1. block_table lists the KV
+ * blocks holding positions 0..pos+n-1 (positions < pos must already be filled, e.g. by a prefix cache). */
+typedef struct {
+  int64_t seq_id;
+  const int32_t* tokens; int32_t n_tokens;
+  int32_t pos;
+  const int32_t* block_table; int32_t n_blocks;
+  int32_t sample;               /* 1: sample one token from the logits after the last fed token (needs q3_seq_begin) */
+} q3_batch_item;
+
+/* One forward pass over all items; out[i] is written for every item with sample = 1. */
+q3_status q3_step(q3_engine* e, const q3_batch_item* items, int32_t n_items, q3_sample_out* out);
+
+/* Logits of one item (no sampling): the last position's [vocab], or every fed position's [n_tokens, vocab] when
+ * all_positions is 1. */
+q3_status q3_logits(q3_engine* e, const q3_batch_item* item, int32_t all_positions, float* out);
+
+/* ---- One-sequence generation ---- */
+typedef enum { Q3_FINISH_NONE = 0, Q3_FINISH_STOP = 1, Q3_FINISH_LENGTH = 2, Q3_FINISH_CANCELLED = 3 } q3_finish;
+
+typedef struct {
+  int32_t max_tokens;
+  const int32_t* stop_ids; int32_t n_stop;  /* in addition to generation_config's eos ids */
+  q3_sampling sampling;
+} q3_generate_params;
+
+/* Called for every token, in order, on the generating thread; return nonzero to cancel. */
+typedef int (*q3_token_fn)(void* user, const q3_sample_out* tok);
+
+q3_status q3_generate(q3_engine* e, const int32_t* prompt, int32_t n_prompt, const q3_generate_params* p,
+                      q3_token_fn on_token, void* user, q3_finish* finish);
+
+/* ---- Counters ---- */
+typedef struct {
+  int64_t prefill_tokens, decode_tokens, steps;
+  double prefill_seconds, decode_seconds;
+  int32_t kv_blocks_total, kv_blocks_used, sequences;
+} q3_stats;
+void q3_engine_stats(const q3_engine* e, q3_stats* out);
+
+/* Measured memory read bandwidth of this machine (CPU: n_threads reading a buffer of `bytes`), in GB/s. */
+double q3_measure_read_bandwidth(int32_t n_threads, int64_t bytes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
