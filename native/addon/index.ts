@@ -1,0 +1,102 @@
+/** @module Typed loader for the N-API addon (native/build/qwen3_addon.node), built by `npm install`. */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type Device = 'auto' | 'cpu' | 'cuda';
+
+export interface LoadOptions {
+  device?: Device;
+  threads?: number;            // CPU threads; 0/undefined = all cores
+  kvBlockSize?: number;        // tokens per KV block (default 16)
+  kvBlocks?: number;           // pool size in blocks (default: derived from kvCacheMiB)
+  kvCacheMiB?: number;
+  maxContext?: number;         // tokens one sequence may hold (default: config's max_position_embeddings)
+  yarnFactor?: number;         // > 0 turns YaRN on, overriding config.json
+  yarnOriginal?: number;       // original_max_position_embeddings for the override
+  onProgress?: (stage: string, fraction: number) => void;
+}
+
+export interface ModelInfo {
+  hiddenSize: number; intermediateSize: number; layers: number; heads: number; kvHeads: number; headDim: number;
+  vocabSize: number; groupSize: number; maxContext: number; ropeTheta: number; rmsNormEps: number;
+  tieWordEmbeddings: boolean; yarn: boolean; yarnFactor: number; yarnAttentionFactor: number;
+  kvBlockSize: number; kvBlocks: number; eosIds: number[]; weightBytesPerToken: number; kvBytesPerToken: number;
+  device: string;
+}
+
+export interface Sampling {
+  temperature?: number;        // <= 0 greedy (default 0)
+  topK?: number; topP?: number; minP?: number;
+  presencePenalty?: number; frequencyPenalty?: number; repetitionPenalty?: number;
+  seed?: number;               // integer; same seed -> same tokens
+  logprobs?: number;           // top-n alternatives (0..20)
+}
+
+export interface SampledToken {
+  token: number;
+  logprob: number;
+  forced: boolean;
+  top?: { token: number; logprob: number }[];  // present when logprobs > 0
+}
+
+export interface BatchItem {
+  seqId: number;
+  tokens: Int32Array;          // tokens to feed at positions pos..pos+n-1
+  pos: number;
+  blockTable: Int32Array;      // KV blocks covering positions 0..pos+n-1
+  sample: boolean;             // sample one token after the last fed token
+}
+
+export interface Stats {
+  prefillTokens: number; decodeTokens: number; steps: number; prefillSeconds: number; decodeSeconds: number;
+  kvBlocksTotal: number; kvBlocksUsed: number; sequences: number;
+}
+
+export interface GenerateParams {
+  maxTokens: number;
+  stopIds?: number[];
+  sampling?: Sampling;
+}
+
+export type FinishReason = 'stop' | 'length' | 'cancelled';
+
+export interface Generation {
+  /** Resolves when generation ends; tokens arrive through onTokens before that. */
+  done: Promise<{ finishReason: FinishReason }>;
+  /** Stops generation within one step. */
+  cancel(): void;
+}
+
+export interface Engine {
+  info(): ModelInfo;
+  stats(): Stats;
+  /** Streams tokens (batched per event-loop turn) without blocking the event loop. */
+  generate(prompt: Int32Array, params: GenerateParams, onTokens: (tokens: SampledToken[]) => void): Generation;
+  /** One forward pass over a batch; resolves with one entry per item (null where sample is false). */
+  step(items: BatchItem[]): Promise<(SampledToken | null)[]>;
+  /** Logits of the last position [vocab], or of every position [n * vocab]. */
+  logits(tokens: Int32Array, allPositions: boolean): Promise<Float32Array>;
+  kvAlloc(n: number): Int32Array | null;   // null when fewer than n blocks are free
+  kvRetain(ids: Int32Array): void;
+  kvRelease(ids: Int32Array): void;
+  kvFreeBlocks(): number;
+  seqBegin(seqId: number, prompt: Int32Array, sampling: Sampling): void;
+  seqForce(seqId: number, tokens: Int32Array): void;
+  seqEnd(seqId: number): void;
+  /** Releases the weights and KV pool; the engine is unusable afterwards. */
+  free(): void;
+}
+
+export interface Addon {
+  load(modelDir: string, options?: LoadOptions): Promise<Engine>;
+  measureReadBandwidth(threads: number, bytes: number): number;  // GB/s
+  cudaAvailable(): boolean;
+}
+
+export const addonPath = join(dirname(fileURLToPath(import.meta.url)), '..', 'build', 'qwen3_addon.node');
+
+export function loadAddon(): Addon {
+  const require = createRequire(import.meta.url);
+  return require(addonPath) as Addon;
+}
