@@ -1,3 +1,363 @@
-// qwen3 CLI (stub; being written).
+// The qwen3 command-line tool: logits, generate, make-demo-model and bench, over the C ABI. Its JSON output is a
+// stable interface (tests and outside checks parse it). Runs without Node, so GPU machines can use it alone.
+#include <chrono>
+#include <cmath>
 #include <cstdio>
-int main() { std::fprintf(stderr, "qwen3: not built yet\n"); return 1; }
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "demo_checkpoint.h"
+#include "qwen3.h"
+
+namespace {
+
+const char* kUsage =
+    "usage:\n"
+    "  qwen3 logits --model DIR --tokens 1,2,3 [--all] [--rope-scaling yarn:FACTOR[:ORIGINAL]] [--device cpu|cuda|auto]\n"
+    "  qwen3 generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--top-p P] [--top-k K]\n"
+    "                 [--min-p P] [--seed S] [--rope-scaling yarn:F[:O]]\n"
+    "  qwen3 make-demo-model --out DIR [--preset tiny|demo|8b] [--seed S]\n"
+    "  qwen3 bench --model DIR [--threads N] [--prompt N] [--steps N] [--context N] [--out FILE.json] [--rope-scaling ...]\n";
+
+struct Args {
+  std::string command;
+  std::map<std::string, std::string> opts;
+  bool has(const std::string& k) const { return opts.count(k) != 0; }
+  std::string get(const std::string& k, const std::string& d = "") const {
+    auto it = opts.find(k);
+    return it == opts.end() ? d : it->second;
+  }
+};
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  if (argc < 2) throw UsageError("missing command");
+  a.command = argv[1];
+  for (int i = 2; i < argc; i++) {
+    std::string k = argv[i];
+    if (k.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + k + "'");
+    k = k.substr(2);
+    if (k == "all") {
+      a.opts[k] = "1";
+      continue;
+    }
+    if (i + 1 >= argc) throw UsageError("--" + k + " needs a value");
+    a.opts[k] = argv[++i];
+  }
+  return a;
+}
+
+double to_num(const std::string& name, const std::string& v) {
+  char* end = nullptr;
+  double d = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end || !std::isfinite(d)) throw UsageError("--" + name + " expects a number, got '" + v + "'");
+  return d;
+}
+
+int64_t to_int(const std::string& name, const std::string& v) {
+  double d = to_num(name, v);
+  if (d != std::floor(d)) throw UsageError("--" + name + " expects an integer, got '" + v + "'");
+  return (int64_t)d;
+}
+
+std::vector<int32_t> parse_tokens(const std::string& s) {
+  std::vector<int32_t> out;
+  size_t i = 0;
+  while (i <= s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    std::string item = s.substr(i, j - i);
+    int64_t v = to_int("tokens", item);
+    if (v < 0 || v > INT32_MAX) throw UsageError("--tokens: id " + item + " is out of range");
+    out.push_back((int32_t)v);
+    i = j + 1;
+  }
+  if (out.empty()) throw UsageError("--tokens is empty");
+  return out;
+}
+
+void apply_rope_scaling(const Args& a, q3_load_options& o) {
+  if (!a.has("rope-scaling")) return;
+  std::string v = a.get("rope-scaling");
+  if (v.rfind("yarn:", 0) != 0) throw UsageError("--rope-scaling expects yarn:FACTOR[:ORIGINAL]");
+  std::string rest = v.substr(5);
+  size_t c = rest.find(':');
+  o.yarn_factor = to_num("rope-scaling", rest.substr(0, c));
+  if (o.yarn_factor < 1) throw UsageError("--rope-scaling factor must be >= 1");
+  if (c != std::string::npos) o.yarn_original_max = (int32_t)to_int("rope-scaling", rest.substr(c + 1));
+}
+
+q3_device parse_device(const Args& a) {
+  std::string d = a.get("device", "auto");
+  if (d == "cpu") return Q3_DEVICE_CPU;
+  if (d == "cuda") return Q3_DEVICE_CUDA;
+  if (d == "auto") return Q3_DEVICE_AUTO;
+  throw UsageError("--device expects cpu, cuda or auto");
+}
+
+struct Engine {
+  q3_engine* e = nullptr;
+  q3_info info{};
+  ~Engine() { q3_engine_free(e); }
+};
+
+void check(q3_status st) {
+  if (st != Q3_OK) throw std::runtime_error(q3_last_error());
+}
+
+void progress_to_stderr(void* user, const char* stage, double f) {
+  if (user) std::fprintf(stderr, "\r%-24s %5.1f%%", stage, 100 * f), std::fflush(stderr);
+}
+
+// Loads with a KV pool sized for `tokens` positions of one sequence (or the default pool when tokens = 0).
+void open_engine(Engine& en, const Args& a, int64_t tokens, bool show_progress = false) {
+  if (!a.has("model")) throw UsageError("--model DIR is required");
+  q3_load_options o{};
+  o.device = parse_device(a);
+  o.n_threads = a.has("threads") ? (int32_t)to_int("threads", a.get("threads")) : 0;
+  o.kv_block_size = 16;
+  if (tokens > 0) o.kv_blocks = (int32_t)((tokens + 15) / 16 + 1);
+  o.progress = progress_to_stderr;
+  o.progress_user = show_progress ? &en : nullptr;
+  apply_rope_scaling(a, o);
+  check(q3_engine_load(a.get("model").c_str(), &o, &en.e));
+  if (show_progress) std::fprintf(stderr, "\n");
+  q3_engine_info(en.e, &en.info);
+}
+
+void require_fits(const Engine& en, size_t n_prompt) {
+  if ((int64_t)n_prompt > en.info.max_context)
+    throw std::runtime_error("prompt of " + std::to_string(n_prompt) + " tokens exceeds the context of " +
+                             std::to_string(en.info.max_context) + " tokens");
+}
+
+int cmd_logits(const Args& a) {
+  std::vector<int32_t> tokens = parse_tokens(a.get("tokens"));
+  Engine en;
+  open_engine(en, a, (int64_t)tokens.size());
+  require_fits(en, tokens.size());
+  const int n = (int)tokens.size();
+  std::vector<int32_t> blocks((n + en.info.kv_block_size - 1) / en.info.kv_block_size);
+  check(q3_kv_alloc(en.e, (int32_t)blocks.size(), blocks.data()));
+  const bool all = a.has("all");
+  std::vector<float> logits((size_t)(all ? n : 1) * en.info.vocab_size);
+  q3_batch_item it{0, tokens.data(), n, 0, blocks.data(), (int32_t)blocks.size(), 0};
+  check(q3_logits(en.e, &it, all ? 1 : 0, logits.data()));
+  std::string out = "{\"logits\": [";
+  char buf[32];
+  for (int r = 0; r < (all ? n : 1); r++) {
+    out += r ? ", [" : "[";
+    for (int v = 0; v < en.info.vocab_size; v++) {
+      std::snprintf(buf, sizeof buf, v ? ", %.9g" : "%.9g", logits[(size_t)r * en.info.vocab_size + v]);
+      out += buf;
+    }
+    out += "]";
+  }
+  out += "]}\n";
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
+int on_token_collect(void* user, const q3_sample_out* tok) {
+  ((std::vector<int32_t>*)user)->push_back(tok->token);
+  return 0;
+}
+
+int cmd_generate(const Args& a) {
+  std::vector<int32_t> prompt = parse_tokens(a.get("tokens"));
+  if (!a.has("max-tokens")) throw UsageError("--max-tokens N is required");
+  q3_generate_params p{};
+  p.max_tokens = (int32_t)to_int("max-tokens", a.get("max-tokens"));
+  if (p.max_tokens <= 0) throw UsageError("--max-tokens must be positive");
+  p.sampling.temperature = (float)to_num("temperature", a.get("temperature", "0"));
+  p.sampling.top_p = (float)to_num("top-p", a.get("top-p", "1"));
+  p.sampling.top_k = (int32_t)to_int("top-k", a.get("top-k", "0"));
+  p.sampling.min_p = (float)to_num("min-p", a.get("min-p", "0"));
+  p.sampling.repetition_penalty = 1.0f;
+  if (a.has("seed")) {
+    p.sampling.has_seed = 1;
+    p.sampling.seed = (uint64_t)to_int("seed", a.get("seed"));
+  }
+  Engine en;
+  open_engine(en, a, (int64_t)prompt.size() + p.max_tokens);
+  require_fits(en, prompt.size());
+  std::vector<int32_t> out;
+  q3_finish finish;
+  check(q3_generate(en.e, prompt.data(), (int32_t)prompt.size(), &p, on_token_collect, &out, &finish));
+  std::string s = "{\"tokens\": [";
+  for (size_t i = 0; i < out.size(); i++) s += (i ? ", " : "") + std::to_string(out[i]);
+  s += std::string("], \"finish_reason\": \"") + (finish == Q3_FINISH_STOP ? "stop" : "length") + "\"}\n";
+  std::fwrite(s.data(), 1, s.size(), stdout);
+  return 0;
+}
+
+int cmd_make_demo_model(const Args& a) {
+  if (!a.has("out")) throw UsageError("--out DIR is required");
+  std::string preset = a.get("preset", "demo");
+  uint64_t seed = (uint64_t)to_int("seed", a.get("seed", "0"));
+  bool bar = preset == "8b";
+  q3::write_demo_checkpoint(a.get("out"), preset, seed, [&](double f) {
+    if (bar) {
+      static int last = -1;
+      int pct = (int)(f * 100);
+      if (pct != last) {
+        last = pct;
+        std::fprintf(stderr, "\rwriting %s [%-50s] %3d%%", preset.c_str(), std::string(pct / 2, '#').c_str(), pct);
+        std::fflush(stderr);
+      }
+    }
+  });
+  if (bar) std::fprintf(stderr, "\n");
+  std::printf("{\"out\": \"%s\", \"preset\": \"%s\"}\n", a.get("out").c_str(), preset.c_str());
+  return 0;
+}
+
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+std::string cpu_model() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+// Prefill tok/s, decode tok/s at batch 1 and 8, weight bytes per decode step, measured read bandwidth, and the
+// fraction of the bandwidth limit reached (weight bytes per step x steps per second / bandwidth).
+int cmd_bench(const Args& a) {
+  const int prompt_len = (int)to_int("prompt", a.get("prompt", "32"));
+  const int steps = (int)to_int("steps", a.get("steps", "8"));
+  const int threads = a.has("threads") ? (int)to_int("threads", a.get("threads")) : 0;
+  const int batch = 8;
+  if (prompt_len <= 0 || steps <= 0) throw UsageError("--prompt and --steps must be positive");
+
+  std::fprintf(stderr, "measuring memory read bandwidth...\n");
+  const double bw = q3_measure_read_bandwidth(threads, (int64_t)1 << 30);
+  Engine en;
+  open_engine(en, a, (int64_t)batch * (prompt_len + steps + 32), true);
+  const q3_info& info = en.info;
+  const int bs = info.kv_block_size;
+  q3_sampling greedy{};
+  greedy.repetition_penalty = 1.0f;
+
+  struct Seq {
+    std::vector<int32_t> blocks, tokens;
+    int pos = 0;
+  };
+  auto make_seq = [&](int64_t id, int len) {
+    Seq s;
+    uint64_t x = 0x9e3779b97f4a7c15ull * (uint64_t)(id + 1);
+    for (int i = 0; i < len; i++) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      s.tokens.push_back((int32_t)(x % (uint64_t)std::min(info.vocab_size, 150000)));
+    }
+    s.blocks.resize((len + steps + bs) / bs + 1);
+    check(q3_kv_alloc(en.e, (int32_t)s.blocks.size(), s.blocks.data()));
+    check(q3_seq_begin(en.e, id, s.tokens.data(), len, &greedy));
+    return s;
+  };
+  // Runs items for the given sequences (whole remaining tokens each) and appends the sampled token.
+  auto step = [&](std::vector<Seq*> seqs) {
+    std::vector<q3_batch_item> items;
+    for (size_t i = 0; i < seqs.size(); i++) {
+      Seq& s = *seqs[i];
+      items.push_back({(int64_t)i, s.tokens.data() + s.pos, (int32_t)s.tokens.size() - s.pos, s.pos, s.blocks.data(),
+                       (int32_t)s.blocks.size(), 1});
+    }
+    std::vector<q3_sample_out> out(items.size());
+    check(q3_step(en.e, items.data(), (int32_t)items.size(), out.data()));
+    for (size_t i = 0; i < seqs.size(); i++) {
+      seqs[i]->pos = (int)seqs[i]->tokens.size();
+      seqs[i]->tokens.push_back(out[i].token);
+    }
+  };
+
+  std::vector<Seq> seqs;
+  for (int i = 0; i < batch; i++) seqs.push_back(make_seq(i, prompt_len));
+  double t0 = now_s();
+  step({&seqs[0]});
+  const double prefill_tps = prompt_len / (now_s() - t0);
+  step({&seqs[0]});  // warm-up decode
+  t0 = now_s();
+  for (int i = 0; i < steps; i++) step({&seqs[0]});
+  const double decode1_tps = steps / (now_s() - t0);
+
+  std::vector<Seq*> all;
+  for (int i = 1; i < batch; i++) step({&seqs[i]});  // prefill the others
+  for (auto& s : seqs) all.push_back(&s);
+  step(all);
+  t0 = now_s();
+  for (int i = 0; i < steps; i++) step(all);
+  const double step8_s = (now_s() - t0) / steps;
+  const double decode8_tps = batch / step8_s;
+
+  const double bytes = (double)info.weight_bytes_per_token;
+  const double eff1 = bytes * decode1_tps / 1e9, eff8 = bytes / step8_s / 1e9;
+  char date[32];
+  std::time_t tt = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&tt));
+  char table[2048];
+  std::snprintf(table, sizeof table,
+                "| metric | value |\n|---|---|\n"
+                "| model | %s (hidden %d, %d layers, vocab %d) |\n| device | %s |\n"
+                "| prefill (%d-token prompt) | %.2f tok/s |\n| decode, batch 1 | %.2f tok/s |\n"
+                "| decode, batch 8 | %.2f tok/s aggregate (%.1f ms/step) |\n"
+                "| weight bytes read per decode step | %.1f MB |\n| measured memory read bandwidth | %.1f GB/s |\n"
+                "| batch 1: weight bytes x steps/s | %.1f GB/s = %.0f%% of measured bandwidth |\n"
+                "| batch 8: weight bytes x steps/s | %.1f GB/s = %.0f%% of measured bandwidth |\n"
+                "| bandwidth limit at batch 1 | %.2f tok/s |\n",
+                a.get("model").c_str(), info.hidden_size, info.n_layers, info.vocab_size, info.device, prompt_len,
+                prefill_tps, decode1_tps, decode8_tps, step8_s * 1e3, bytes / 1e6, bw, eff1, 100 * eff1 / bw, eff8,
+                100 * eff8 / bw, bw * 1e9 / bytes);
+  std::printf("%s", table);
+  if (a.has("out")) {
+    std::string cmd;
+    for (auto& [k, v] : a.opts) cmd += " --" + k + " " + v;
+    std::ofstream f(a.get("out"));
+    f << "{\n  \"command\": \"qwen3 bench" << cmd << "\",\n  \"date\": \"" << date << "\",\n  \"cpu\": \""
+      << cpu_model() << "\",\n  \"device\": \"" << info.device << "\",\n  \"prompt_tokens\": " << prompt_len
+      << ",\n  \"prefill_tok_s\": " << prefill_tps << ",\n  \"decode_tok_s_batch1\": " << decode1_tps
+      << ",\n  \"decode_tok_s_batch8\": " << decode8_tps << ",\n  \"weight_bytes_per_step\": " << (int64_t)bytes
+      << ",\n  \"read_bandwidth_gb_s\": " << bw << ",\n  \"fraction_of_bandwidth_batch1\": " << eff1 / bw
+      << ",\n  \"fraction_of_bandwidth_batch8\": " << eff8 / bw << "\n}\n";
+    std::string md = a.get("out");
+    if (md.size() > 5 && md.substr(md.size() - 5) == ".json") md = md.substr(0, md.size() - 5) + ".md";
+    std::ofstream m(md);
+    m << "# qwen3 bench\n\nCommand: `npx qwen3 bench" << cmd << "`  \nDate: " << date << "  \nCPU: " << cpu_model()
+      << "\n\n" << table;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    Args a = parse_args(argc, argv);
+    if (a.command == "logits") return cmd_logits(a);
+    if (a.command == "generate") return cmd_generate(a);
+    if (a.command == "make-demo-model") return cmd_make_demo_model(a);
+    if (a.command == "bench") return cmd_bench(a);
+    if (a.command == "help" || a.command == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    throw UsageError("unknown command '" + a.command + "'");
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "qwen3: %s\n%s", e.what(), kUsage);
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "qwen3: error: %s\n", e.what());
+    return 1;
+  }
+}

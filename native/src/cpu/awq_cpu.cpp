@@ -1,0 +1,289 @@
+// int4 AWQ matmul on the CPU: repacking of the published layout, activation quantisation, run-time ISA dispatch
+// and the double-precision reference. The SIMD tile kernels live in awq_cpu_avx512.cpp / awq_cpu_avx2.cpp.
+#include "awq_cpu.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "../awq_format.h"
+#include "../half.h"
+#include "awq_cpu_kernels.h"
+#include "bandwidth_cpu.h"
+
+namespace q3 {
+namespace {
+
+using namespace awq_cpu;
+
+enum Isa { kScalar = 0, kAvx2 = 1, kAvx512bw = 2, kAvx512vnni = 3, kAuto = -1 };
+const char* const kIsaNames[] = {"scalar", "avx2", "avx512bw", "avx512-vnni"};
+
+bool cpu_has(Isa isa) {
+  switch (isa) {
+    case kScalar: return true;
+    case kAvx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    case kAvx512bw:
+      return cpu_has(kAvx2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    case kAvx512vnni: return cpu_has(kAvx512bw) && __builtin_cpu_supports("avx512vnni");
+    default: return false;
+  }
+}
+
+Isa best_isa() {
+  static const Isa best = [] {
+    for (Isa i : {kAvx512vnni, kAvx512bw, kAvx2})
+      if (cpu_has(i)) return i;
+    return kScalar;
+  }();
+  return best;
+}
+
+std::atomic<int> g_forced{kAuto};
+
+Isa current_isa() {
+  int f = g_forced.load(std::memory_order_relaxed);
+  return f == kAuto ? best_isa() : (Isa)f;
+}
+
+// The packed data starts at the first 64-byte boundary after an 8-byte header holding its offset, so a copied
+// AwqMatrixCpu (whose buffer may sit at another alignment) still finds it; kernels use unaligned loads.
+constexpr size_t kHeader = 8;
+
+const uint8_t* packed_data(const AwqMatrixCpu& w) {
+  uint64_t off;
+  std::memcpy(&off, w.storage.data(), sizeof off);
+  return w.storage.data() + off;
+}
+
+size_t tile_bytes_for(int K, int G) {
+  size_t b = (size_t)K / 8 * kWordBytes + (size_t)(K / G) * kMetaBytes;
+  return (b + 63) / 64 * 64;
+}
+
+// Largest multiple of 8 that divides G and keeps the int32 accumulators exact (see awq_cpu_kernels.h).
+int block_for(int G) {
+  if (G <= kMaxBlock) return G;
+  for (int b = kMaxBlock; b >= 8; b -= 8)
+    if (G % b == 0) return b;
+  return 8;
+}
+
+// Symmetric int16 quantisation per block: scale = max|x| / 32767, so the rounding error is <= 1.5e-5 of the block's
+// largest activation.
+void quantize_rows(const float* x, int M, int K, int block, int16_t* q, float* scale, int32_t* sum) {
+  int nb = K / block;
+  for (int m = 0; m < M; m++) {
+    for (int b = 0; b < nb; b++) {
+      const float* xs = x + (size_t)m * K + (size_t)b * block;
+      int16_t* qs = q + (size_t)m * K + (size_t)b * block;
+      float amax = 0.f;
+      for (int i = 0; i < block; i++) amax = std::max(amax, std::fabs(xs[i]));
+      if (!std::isfinite(amax)) throw std::runtime_error("awq_matmul_cpu: activation is not finite");
+      int32_t s = 0;
+      if (amax == 0.f) {
+        std::memset(qs, 0, sizeof(int16_t) * block);
+        scale[(size_t)m * nb + b] = 0.f;
+      } else {
+        float inv = 32767.f / amax;
+        for (int i = 0; i < block; i++) {
+          int v = (int)std::lrintf(xs[i] * inv);
+          v = std::min(32767, std::max(-32767, v));
+          qs[i] = (int16_t)v;
+          s += v;
+        }
+        scale[(size_t)m * nb + b] = amax / 32767.f;
+      }
+      sum[(size_t)m * nb + b] = s;
+    }
+  }
+}
+
+void check_shape(int K, int G, int N, const char* who) {
+  if (K <= 0 || G <= 0) throw std::runtime_error(std::string(who) + ": K and group_size must be positive");
+  if (G % 8 != 0)
+    throw std::runtime_error(std::string(who) + ": group_size " + std::to_string(G) + " is not a multiple of 8");
+  if (K % G != 0)
+    throw std::runtime_error(std::string(who) + ": K " + std::to_string(K) + " is not a multiple of group_size " +
+                             std::to_string(G));
+  if (N <= 0 || N % 8 != 0)
+    throw std::runtime_error(std::string(who) + ": N " + std::to_string(N) + " is not a positive multiple of 8");
+}
+
+}  // namespace
+
+AwqMatrixCpu awq_pack_cpu(int K, int group_size, const std::vector<AwqSource>& parts) {
+  if (parts.empty()) throw std::runtime_error("awq_pack_cpu: no parts");
+  long long total_n = 0;
+  for (const AwqSource& p : parts) {
+    check_shape(K, group_size, p.N, "awq_pack_cpu");
+    if (!p.qweight || !p.qzeros || !p.scales) throw std::runtime_error("awq_pack_cpu: null tensor pointer");
+    total_n += p.N;
+  }
+  if (total_n > (1 << 30)) throw std::runtime_error("awq_pack_cpu: N too large");
+  const int N = (int)total_n, G = group_size, n_groups = K / G;
+  const int n_tiles = (N + kTile - 1) / kTile;
+  const size_t tile_bytes = tile_bytes_for(K, G);
+
+  AwqMatrixCpu w;
+  w.K = K;
+  w.N = N;
+  w.group_size = G;
+  const size_t payload = (size_t)n_tiles * tile_bytes;
+  w.storage.reserve(payload + kHeader + 64);
+  advise_huge_pages(w.storage.data(), payload + kHeader + 64);
+  uint64_t off = kHeader;
+  while (((uintptr_t)w.storage.data() + off) % 64 != 0) off++;
+  w.storage.assign(off + payload, 0);  // zero padding: padded columns get q = z = 0 and scale 0
+  std::memcpy(w.storage.data(), &off, sizeof off);
+  uint8_t* data = w.storage.data() + off;
+
+  // Which part, and which column inside it, each output column comes from (a tile may straddle two parts).
+  std::vector<int> col_part(N), col_local(N);
+  for (int pi = 0, base = 0; pi < (int)parts.size(); base += parts[pi].N, pi++)
+    for (int n = 0; n < parts[pi].N; n++) col_part[base + n] = pi, col_local[base + n] = n;
+
+  // Tile by tile, so the destination is written sequentially and the source rows stay cached between tiles.
+  for (int t = 0; t < n_tiles; t++) {
+    uint8_t* tile = data + (size_t)t * tile_bytes;
+    uint8_t* meta = tile + (size_t)K / 8 * kWordBytes;
+    const int lanes = std::min(kTile, N - t * kTile);
+    for (int lane = 0; lane < lanes; lane++) {
+      const AwqSource& p = parts[col_part[t * kTile + lane]];
+      const int n = col_local[t * kTile + lane], pc = p.N / 8, c = n / 8;
+      const int shift = 4 * awq::kReverseOrder[n % 8];
+      for (int kb = 0; kb < K / 8; kb++) {
+        const int32_t* src = p.qweight + (size_t)kb * 8 * pc + c;
+        uint32_t v = 0;
+        for (int i = 0; i < 8; i++) v |= (((uint32_t)src[(size_t)i * pc] >> shift) & 0xF) << kNibbleShift[i];
+        std::memcpy(tile + (size_t)kb * kWordBytes + lane * 4, &v, 4);
+      }
+      for (int g = 0; g < n_groups; g++) {
+        uint8_t* rec = meta + (size_t)g * kMetaBytes;
+        uint16_t s = p.scales[(size_t)g * p.N + n];
+        std::memcpy(rec + lane * 2, &s, 2);
+        rec[32 + lane] = (uint8_t)awq::unpack(p.qzeros + (size_t)g * pc, n);
+      }
+    }
+  }
+  return w;
+}
+
+void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, ThreadPool& pool) {
+  if (M <= 0) return;
+  if (w.storage.size() < kHeader) throw std::runtime_error("awq_matmul_cpu: matrix is not packed");
+  check_shape(w.K, w.group_size, w.N, "awq_matmul_cpu");
+  const int K = w.K, block = block_for(w.group_size), nb = K / block;
+
+  // One thread-local scratch per calling thread: the forward pass calls this hundreds of times per token.
+  thread_local std::vector<int16_t> xq;
+  thread_local std::vector<float> xs;
+  thread_local std::vector<int32_t> xsum;
+  xq.resize((size_t)M * K);
+  xs.resize((size_t)M * nb);
+  xsum.resize((size_t)M * nb);
+  quantize_rows(x, M, K, block, xq.data(), xs.data(), xsum.data());
+
+  PackedView view{K, w.N, w.group_size, (w.N + kTile - 1) / kTile, tile_bytes_for(K, w.group_size), packed_data(w)};
+  QuantizedRows rows{M, K, block, xq.data(), xs.data(), xsum.data()};
+  void (*kernel)(const PackedView&, const QuantizedRows&, int, int, float*) = tiles_scalar;
+  switch (current_isa()) {
+    case kAvx512vnni: kernel = tiles_avx512vnni; break;
+    case kAvx512bw: kernel = tiles_avx512bw; break;
+    case kAvx2: kernel = tiles_avx2; break;
+    default: kernel = tiles_scalar; break;
+  }
+  // Static contiguous column ranges: each thread streams its own stretch of the packed matrix.
+  const int P = std::min(pool.size(), view.n_tiles);
+  pool.parallel_for(P, [&](int i) {
+    int t0 = (int)((long long)view.n_tiles * i / P), t1 = (int)((long long)view.n_tiles * (i + 1) / P);
+    if (t0 < t1) kernel(view, rows, t0, t1, y);
+  });
+}
+
+void awq_matmul_ref(const AwqSource& src, int K, int group_size, const float* x, int M, float* y) {
+  check_shape(K, group_size, src.N, "awq_matmul_ref");
+  const int N = src.N, pc = N / 8;
+  std::vector<double> acc((size_t)M * N, 0.0), wrow(N);
+  for (int k = 0; k < K; k++) {
+    const int g = k / group_size;
+    for (int n = 0; n < N; n++) {
+      int q = awq::unpack(src.qweight + (size_t)k * pc, n);
+      int z = awq::unpack(src.qzeros + (size_t)g * pc, n);
+      wrow[n] = (double)(q - z) * (double)f16_to_f32(src.scales[(size_t)g * N + n]);
+    }
+    for (int m = 0; m < M; m++) {
+      const double xv = x[(size_t)m * K + k];
+      double* a = acc.data() + (size_t)m * N;
+      for (int n = 0; n < N; n++) a[n] += xv * wrow[n];
+    }
+  }
+  for (size_t i = 0; i < acc.size(); i++) y[i] = (float)acc[i];
+}
+
+namespace awq_cpu {
+
+// The portable path and the definition the SIMD kernels must agree with: exact int32 dot products per block, one
+// float fold per block.
+void tiles_scalar(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
+  const int K = w.K, G = w.group_size, B = x.block, nb = K / B;
+  for (int t = t0; t < t1; t++) {
+    const uint8_t* tile = w.tile(t);
+    const uint8_t* meta = w.meta(t);
+    const int lanes = std::min(kTile, w.N - t * kTile);
+    for (int m = 0; m < x.M; m++) {
+      const int16_t* xq = x.q + (size_t)m * K;
+      float out[kTile] = {};
+      for (int b = 0; b < nb; b++) {
+        int32_t acc[kTile] = {};
+        for (int kb = b * B / 8; kb < (b + 1) * B / 8; kb++) {
+          const uint8_t* word = tile + (size_t)kb * kWordBytes;
+          const int16_t* xk = xq + kb * 8;
+          for (int j = 0; j < kTile; j++) {
+            uint32_t v;
+            std::memcpy(&v, word + 4 * j, 4);
+            int32_t a = 0;
+            for (int i = 0; i < 8; i++) a += (int32_t)((v >> kNibbleShift[i]) & 0xF) * xk[i];
+            acc[j] += a;
+          }
+        }
+        const uint8_t* rec = meta + (size_t)(b * B / G) * kMetaBytes;
+        const float xs = x.scale[(size_t)m * nb + b];
+        const int32_t xsum = x.sum[(size_t)m * nb + b];
+        for (int j = 0; j < kTile; j++) {
+          uint16_t s;
+          std::memcpy(&s, rec + 2 * j, 2);
+          out[j] += (f16_to_f32(s) * xs) * (float)(acc[j] - (int32_t)rec[32 + j] * xsum);
+        }
+      }
+      for (int j = 0; j < lanes; j++) y[(size_t)m * w.N + t * kTile + j] = out[j];
+    }
+  }
+}
+
+}  // namespace awq_cpu
+
+const char* awq_cpu_isa() { return kIsaNames[current_isa()]; }
+
+bool awq_cpu_force_isa(const char* name) {
+  if (!name) return false;
+  if (std::strcmp(name, "auto") == 0) {
+    g_forced.store(kAuto);
+    return true;
+  }
+  for (int i = 0; i < 4; i++) {
+    if (std::strcmp(name, kIsaNames[i]) == 0) {
+      if (!cpu_has((Isa)i)) return false;
+      g_forced.store(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace q3

@@ -1,0 +1,108 @@
+// fp16-weight matmul on the CPU (lm_head, tied embedding): run-time ISA dispatch, thread split over rows of W, the
+// scalar path and the double-precision reference. SIMD kernels are in f16_matmul_cpu_avx512.cpp / _avx2.cpp.
+#include "f16_matmul_cpu.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "../half.h"
+
+namespace q3 {
+namespace {
+
+enum Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAuto = -1 };
+const char* const kIsaNames[] = {"scalar", "avx2", "avx512"};
+
+bool cpu_has(Isa isa) {
+  const bool avx2 =
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  switch (isa) {
+    case kScalar: return true;
+    case kAvx2: return avx2;
+    case kAvx512:
+      return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl");
+    default: return false;
+  }
+}
+
+std::atomic<int> g_forced{kAuto};
+
+Isa current_isa() {
+  static const Isa best = cpu_has(kAvx512) ? kAvx512 : cpu_has(kAvx2) ? kAvx2 : kScalar;
+  int f = g_forced.load(std::memory_order_relaxed);
+  return f == kAuto ? best : (Isa)f;
+}
+
+}  // namespace
+
+namespace f16_cpu {
+
+// Converts each W row once, then reuses it for every row of x.
+void rows_scalar(const uint16_t* w, int N, int K, const float* x, int M, float* y, int n0, int n1) {
+  std::vector<float> wr(K);
+  for (int n = n0; n < n1; n++) {
+    const uint16_t* src = w + (size_t)n * K;
+    for (int k = 0; k < K; k++) wr[k] = f16_to_f32(src[k]);
+    for (int m = 0; m < M; m++) {
+      const float* xm = x + (size_t)m * K;
+      float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      int k = 0;
+      for (; k + 4 <= K; k += 4) a0 += wr[k] * xm[k], a1 += wr[k + 1] * xm[k + 1], a2 += wr[k + 2] * xm[k + 2], a3 += wr[k + 3] * xm[k + 3];
+      for (; k < K; k++) a0 += wr[k] * xm[k];
+      y[(size_t)m * N + n] = (a0 + a1) + (a2 + a3);
+    }
+  }
+}
+
+}  // namespace f16_cpu
+
+void f16_matmul_cpu(const uint16_t* w, int N, int K, const float* x, int M, float* y, ThreadPool& pool) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) throw std::runtime_error("f16_matmul_cpu: K must be positive");
+  if (!w || !x || !y) throw std::runtime_error("f16_matmul_cpu: null pointer");
+  void (*kernel)(const uint16_t*, int, int, const float*, int, float*, int, int) = f16_cpu::rows_scalar;
+  switch (current_isa()) {
+    case kAvx512: kernel = f16_cpu::rows_avx512; break;
+    case kAvx2: kernel = f16_cpu::rows_avx2; break;
+    default: break;
+  }
+  const int P = std::min(pool.size(), N);
+  pool.parallel_for(P, [&](int i) {
+    int n0 = (int)((long long)N * i / P), n1 = (int)((long long)N * (i + 1) / P);
+    if (n0 < n1) kernel(w, N, K, x, M, y, n0, n1);
+  });
+}
+
+void f16_matmul_ref(const uint16_t* w, int N, int K, const float* x, int M, float* y) {
+  for (int n = 0; n < N; n++) {
+    for (int m = 0; m < M; m++) {
+      double acc = 0;
+      for (int k = 0; k < K; k++) acc += (double)f16_to_f32(w[(size_t)n * K + k]) * (double)x[(size_t)m * K + k];
+      y[(size_t)m * N + n] = (float)acc;
+    }
+  }
+}
+
+const char* f16_matmul_cpu_isa() { return kIsaNames[current_isa()]; }
+
+bool f16_matmul_cpu_force_isa(const char* name) {
+  if (!name) return false;
+  if (std::strcmp(name, "auto") == 0) {
+    g_forced.store(kAuto);
+    return true;
+  }
+  for (int i = 0; i < 3; i++) {
+    if (std::strcmp(name, kIsaNames[i]) == 0) {
+      if (!cpu_has((Isa)i)) return false;
+      g_forced.store(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace q3

@@ -1,0 +1,118 @@
+// Qwen3 forward pass on the CPU, read top to bottom: embed → per layer [rmsnorm → qkv → q/k-norm → RoPE → KV write →
+// GQA attention → o_proj → residual → rmsnorm → gate/up → SwiGLU → down → residual] → final norm → lm_head.
+#include "forward_cpu.h"
+
+#include <cmath>
+#include <vector>
+
+#include "awq_cpu.h"
+#include "f16_matmul_cpu.h"
+#include "ops_cpu.h"
+
+namespace q3 {
+namespace {
+
+struct TokenRef {
+  int item;  // index into items
+  int pos;   // absolute position in its sequence
+};
+
+void ensure_capacity(CpuRunState& s, const Qwen3Config& c, int T) {
+  if (T <= s.capacity) return;
+  const size_t qkv_dim = (size_t)(c.n_heads + 2 * c.n_kv_heads) * c.head_dim;
+  s.x.resize((size_t)T * c.hidden_size);
+  s.xn.resize((size_t)T * c.hidden_size);
+  s.qkv.resize((size_t)T * qkv_dim);
+  s.att.resize((size_t)T * c.n_heads * c.head_dim);
+  s.proj.resize((size_t)T * c.hidden_size);
+  s.gate_up.resize((size_t)T * 2 * c.intermediate_size);
+  s.act.resize((size_t)T * c.intermediate_size);
+  s.capacity = T;
+}
+
+}  // namespace
+
+void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& rope, KvPool& kv, ThreadPool& pool,
+                 CpuRunState& s, const q3_batch_item* items, int n_items, const std::vector<int>& logit_rows,
+                 float* logits) {
+  const int H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
+  const int NH = c.n_heads, NKV = c.n_kv_heads, group = NH / NKV;
+  const int q_dim = NH * D, kv_dim = NKV * D, qkv_dim = q_dim + 2 * kv_dim;
+  const int bs = kv.block_size();
+  const float eps = (float)c.rms_norm_eps, scale = 1.0f / std::sqrt((float)D);
+
+  std::vector<TokenRef> toks;
+  for (int i = 0; i < n_items; i++)
+    for (int j = 0; j < items[i].n_tokens; j++) toks.push_back({i, items[i].pos + j});
+  const int T = (int)toks.size();
+  ensure_capacity(s, c, T);
+  int max_pos = 0;
+  for (const TokenRef& t : toks) max_pos = std::max(max_pos, t.pos);
+
+  // embed
+  for (int t = 0, i = 0; i < n_items; i++)
+    for (int j = 0; j < items[i].n_tokens; j++, t++) embed_row_cpu(w.embed, H, items[i].tokens[j], &s.x[(size_t)t * H]);
+
+  for (int l = 0; l < c.n_layers; l++) {
+    const LayerWeights& L = w.layers[l];
+
+    // rmsnorm → qkv (q | k | v fused along N)
+    for (int t = 0; t < T; t++) rmsnorm_cpu(&s.x[(size_t)t * H], L.input_norm.data(), H, eps, &s.xn[(size_t)t * H]);
+    awq_matmul_cpu(L.qkv, s.xn.data(), T, s.qkv.data(), pool);
+
+    // per-head q/k RMSNorm over head_dim, then RoPE, then write K and V into the sequence's blocks
+    pool.parallel_for(T, [&](int t) {
+      float* q = &s.qkv[(size_t)t * qkv_dim];
+      float* k = q + q_dim;
+      const float* v = k + kv_dim;
+      const int pos = toks[t].pos;
+      for (int h = 0; h < NH; h++) {
+        rmsnorm_cpu(q + h * D, L.q_norm.data(), D, eps, q + h * D);
+        rope_cpu(q + h * D, D, pos, rope);
+      }
+      const int32_t block = items[toks[t].item].block_table[pos / bs];
+      for (int h = 0; h < NKV; h++) {
+        rmsnorm_cpu(k + h * D, L.k_norm.data(), D, eps, k + h * D);
+        rope_cpu(k + h * D, D, pos, rope);
+        float* kc = kv.k(block, l) + ((size_t)h * bs + pos % bs) * D;
+        float* vc = kv.v(block, l) + ((size_t)h * bs + pos % bs) * D;
+        for (int d = 0; d < D; d++) {
+          kc[d] = k[h * D + d];
+          vc[d] = v[h * D + d];
+        }
+      }
+    });
+
+    // GQA attention: query head h reads kv head h / group straight from the cache (no K/V copies per query head)
+    pool.parallel_for(pool.size(), [&](int part) {
+      thread_local std::vector<float> scores;
+      scores.resize((size_t)max_pos + 1);
+      for (int task = part; task < T * NH; task += pool.size()) {
+        const int t = task / NH, h = task % NH;
+        attention_head_cpu(&s.qkv[(size_t)t * qkv_dim + h * D], kv, l, h / group, items[toks[t].item].block_table,
+                           toks[t].pos, D, scale, scores.data(), &s.att[(size_t)t * q_dim + h * D]);
+      }
+    });
+
+    // o_proj → residual
+    awq_matmul_cpu(L.o, s.att.data(), T, s.proj.data(), pool);
+    for (size_t i = 0; i < (size_t)T * H; i++) s.x[i] += s.proj[i];
+
+    // rmsnorm → gate|up → SwiGLU → down → residual
+    for (int t = 0; t < T; t++) rmsnorm_cpu(&s.x[(size_t)t * H], L.post_norm.data(), H, eps, &s.xn[(size_t)t * H]);
+    awq_matmul_cpu(L.gate_up, s.xn.data(), T, s.gate_up.data(), pool);
+    for (int t = 0; t < T; t++) silu_mul_cpu(&s.gate_up[(size_t)t * 2 * I], I, &s.act[(size_t)t * I]);
+    awq_matmul_cpu(L.down, s.act.data(), T, s.proj.data(), pool);
+    for (size_t i = 0; i < (size_t)T * H; i++) s.x[i] += s.proj[i];
+  }
+
+  // final norm and lm_head, only for the rows whose logits are needed
+  const int R = (int)logit_rows.size();
+  if (R == 0) return;
+  s.last.resize((size_t)R * H);
+  for (int r = 0; r < R; r++)
+    rmsnorm_cpu(&s.x[(size_t)logit_rows[r] * H], w.final_norm.data(), H, eps, &s.last[(size_t)r * H]);
+  f16_matmul_cpu(w.lm_head, c.vocab_size, H, s.last.data(), R, logits, pool);
+}
+
+}  // namespace q3

@@ -1,0 +1,34 @@
+// The CPU backend's forward pass over one batch: any mix of prefill chunks and decode tokens of many sequences,
+// one weight read per step for all of them.
+#pragma once
+#include <vector>
+
+#include "../config.h"
+#include "../kv_cache.h"
+#include "../model.h"
+#include "../rope.h"
+#include "../threadpool.h"
+#include "qwen3.h"
+
+namespace q3 {
+
+// Scratch activations, grown to the largest batch seen.
+struct CpuRunState {
+  int capacity = 0;           // tokens
+  std::vector<float> x;       // (T, hidden) residual stream
+  std::vector<float> xn;      // (T, hidden) normalised input of a sub-layer
+  std::vector<float> qkv;     // (T, (n_heads + 2*n_kv_heads)*head_dim)
+  std::vector<float> att;     // (T, n_heads*head_dim)
+  std::vector<float> proj;    // (T, hidden) output of o_proj / down_proj
+  std::vector<float> gate_up; // (T, 2*intermediate)
+  std::vector<float> act;     // (T, intermediate)
+  std::vector<float> last;    // (R, hidden) normalised rows that need logits
+};
+
+// Runs the batch; items must already be validated. logit_rows lists flat token indices (0..T-1, items' tokens in
+// order) whose logits are written to `logits` as (logit_rows.size(), vocab).
+void forward_cpu(const Qwen3Config& cfg, const Qwen3Weights& w, const RopeTable& rope, KvPool& kv, ThreadPool& pool,
+                 CpuRunState& s, const q3_batch_item* items, int n_items, const std::vector<int>& logit_rows,
+                 float* logits);
+
+}  // namespace q3

@@ -1,0 +1,29 @@
+// Plain-loop CPU operators of the Qwen3 forward pass (everything but the matmuls, which live in awq_cpu.h and
+// f16_matmul_cpu.h). These are also the references the CUDA kernels are tested against.
+#pragma once
+#include <cstdint>
+
+#include "../kv_cache.h"
+#include "../rope.h"
+
+namespace q3 {
+
+// out = w * x / sqrt(mean(x^2) + eps); statistics in fp32 as in HF Qwen3RMSNorm.
+void rmsnorm_cpu(const float* x, const float* w, int n, float eps, float* out);
+
+// NeoX-style rotation of one head vector in place: element j pairs with j + head_dim/2, angle pos * inv_freq[j],
+// cos and sin scaled by the table's attention factor.
+void rope_cpu(float* vec, int head_dim, int pos, const RopeTable& rope);
+
+// out[i] = silu(gate_up[i]) * gate_up[I + i]; gate_up is (2*I) = gate | up.
+void silu_mul_cpu(const float* gate_up, int I, float* out);
+
+// fp16 embedding row -> fp32.
+void embed_row_cpu(const uint16_t* table, int hidden, int token, float* out);
+
+// Causal attention of one query head over positions 0..pos of one sequence, reading K/V through its block table.
+// q: (head_dim); out: (head_dim); scores: scratch of at least pos+1 floats.
+void attention_head_cpu(const float* q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table, int pos,
+                        int head_dim, float scale, float* scores, float* out);
+
+}  // namespace q3

@@ -1,0 +1,121 @@
+// Maps HF tensor names to the engine's weights and checks every tensor's dtype and shape against config.json.
+#include "model.h"
+
+#include <cstring>
+#include <stdexcept>
+
+#include "half.h"
+
+namespace q3 {
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); i++) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+const TensorView& expect(const Checkpoint& ckpt, const std::string& name, std::vector<int64_t> shape,
+                         std::initializer_list<DType> dtypes) {
+  const TensorView& t = ckpt.get(name);
+  bool dtype_ok = false;
+  std::string allowed;
+  for (DType d : dtypes) {
+    dtype_ok |= t.dtype == d;
+    allowed += (allowed.empty() ? "" : "/") + std::string(dtype_name(d));
+  }
+  if (!dtype_ok)
+    throw std::runtime_error(t.file + ": tensor '" + name + "' has dtype " + dtype_name(t.dtype) + ", expected " + allowed);
+  if (t.shape != shape)
+    throw std::runtime_error(t.file + ": tensor '" + name + "' has shape " + t.shape_str() + ", expected " +
+                             shape_str(shape) + " from config.json");
+  return t;
+}
+
+// Norm weights may be stored in fp16, bf16 or fp32.
+std::vector<float> load_vector(const Checkpoint& ckpt, const std::string& name, int64_t n) {
+  const TensorView& t = expect(ckpt, name, {n}, {DType::F16, DType::BF16, DType::F32});
+  std::vector<float> v(n);
+  for (int64_t i = 0; i < n; i++) {
+    if (t.dtype == DType::F32) v[i] = ((const float*)t.data)[i];
+    else {
+      uint16_t h;
+      std::memcpy(&h, t.data + 2 * i, 2);
+      v[i] = t.dtype == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+    }
+  }
+  return v;
+}
+
+// (vocab, hidden) table used as fp16 by the kernels; converted only if stored otherwise.
+const uint16_t* load_table(const Checkpoint& ckpt, const std::string& name, int64_t rows, int64_t cols,
+                           std::vector<uint16_t>& owned) {
+  const TensorView& t = expect(ckpt, name, {rows, cols}, {DType::F16, DType::BF16, DType::F32});
+  if (t.dtype == DType::F16 && ((uintptr_t)t.data & 1) == 0) return (const uint16_t*)t.data;
+  owned.resize((size_t)rows * cols);
+  for (size_t i = 0; i < owned.size(); i++) {
+    float f;
+    if (t.dtype == DType::F32) std::memcpy(&f, t.data + 4 * i, 4);
+    else {
+      uint16_t h;
+      std::memcpy(&h, t.data + 2 * i, 2);
+      f = t.dtype == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+    }
+    owned[i] = f32_to_f16(f);
+  }
+  return owned.data();
+}
+
+AwqSource awq_source(const Checkpoint& ckpt, const std::string& prefix, int K, int N, int G) {
+  if (K % G != 0)
+    throw std::runtime_error(ckpt.source_name() + ": '" + prefix + "' in_features " + std::to_string(K) +
+                             " is not a multiple of group_size " + std::to_string(G));
+  if (N % 8 != 0)
+    throw std::runtime_error(ckpt.source_name() + ": '" + prefix + "' out_features " + std::to_string(N) +
+                             " is not a multiple of 8");
+  AwqSource s;
+  s.qweight = (const int32_t*)expect(ckpt, prefix + ".qweight", {K, N / 8}, {DType::I32}).data;
+  s.qzeros = (const int32_t*)expect(ckpt, prefix + ".qzeros", {K / G, N / 8}, {DType::I32}).data;
+  s.scales = (const uint16_t*)expect(ckpt, prefix + ".scales", {K / G, N}, {DType::F16}).data;
+  s.N = N;
+  return s;
+}
+
+}  // namespace
+
+void load_weights_cpu(const Checkpoint& ckpt, const Qwen3Config& cfg, Qwen3Weights& w, const ProgressFn& progress) {
+  const int H = cfg.hidden_size, I = cfg.intermediate_size, D = cfg.head_dim, G = cfg.group_size;
+  const int q_dim = cfg.n_heads * D, kv_dim = cfg.n_kv_heads * D;
+
+  w.embed = load_table(ckpt, "model.embed_tokens.weight", cfg.vocab_size, H, w.owned_embed);
+  if (cfg.tie_word_embeddings) {
+    w.lm_head = w.embed;
+  } else {
+    w.lm_head = load_table(ckpt, "lm_head.weight", cfg.vocab_size, H, w.owned_lm_head);
+  }
+  w.final_norm = load_vector(ckpt, "model.norm.weight", H);
+  w.bytes_per_token = (int64_t)cfg.vocab_size * H * 2 + (int64_t)H * 2;
+
+  w.layers.resize(cfg.n_layers);
+  for (int l = 0; l < cfg.n_layers; l++) {
+    if (progress) progress("repacking layers", (double)l / cfg.n_layers);
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerWeights& L = w.layers[l];
+    L.input_norm = load_vector(ckpt, p + "input_layernorm.weight", H);
+    L.post_norm = load_vector(ckpt, p + "post_attention_layernorm.weight", H);
+    L.q_norm = load_vector(ckpt, p + "self_attn.q_norm.weight", D);
+    L.k_norm = load_vector(ckpt, p + "self_attn.k_norm.weight", D);
+    L.qkv = awq_pack_cpu(H, G, {awq_source(ckpt, p + "self_attn.q_proj", H, q_dim, G),
+                                awq_source(ckpt, p + "self_attn.k_proj", H, kv_dim, G),
+                                awq_source(ckpt, p + "self_attn.v_proj", H, kv_dim, G)});
+    L.o = awq_pack_cpu(q_dim, G, {awq_source(ckpt, p + "self_attn.o_proj", q_dim, H, G)});
+    L.gate_up = awq_pack_cpu(H, G, {awq_source(ckpt, p + "mlp.gate_proj", H, I, G),
+                                    awq_source(ckpt, p + "mlp.up_proj", H, I, G)});
+    L.down = awq_pack_cpu(I, G, {awq_source(ckpt, p + "mlp.down_proj", I, H, G)});
+    w.bytes_per_token += (int64_t)(L.qkv.bytes_read() + L.o.bytes_read() + L.gate_up.bytes_read() + L.down.bytes_read()) +
+                         (int64_t)(2 * H + 2 * D) * 2;
+  }
+  if (progress) progress("repacking layers", 1.0);
+}
+
+}  // namespace q3

@@ -1,0 +1,28 @@
+// Per-sequence sampling: penalties, temperature, top-k, top-p, min-p, seeded RNG, top-n logprobs and forced tokens.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <random>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "qwen3.h"
+
+namespace q3 {
+
+struct SeqSampler {
+  q3_sampling params{};
+  std::mt19937_64 rng;
+  std::unordered_set<int32_t> seen;               // prompt + generated tokens (repetition penalty)
+  std::unordered_map<int32_t, int32_t> generated; // token -> count in the output (presence/frequency penalties)
+  std::deque<int32_t> forced;                     // emitted instead of sampling, in order
+
+  SeqSampler() = default;
+  SeqSampler(const q3_sampling& p, const int32_t* prompt, int32_t n_prompt);
+};
+
+// Picks the next token from raw logits (vocab) and records it in the sampler's history.
+void sample_token(SeqSampler& s, const float* logits, int vocab, q3_sample_out* out);
+
+}  // namespace q3
