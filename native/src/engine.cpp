@@ -355,6 +355,10 @@ q3_status q3_generate(q3_engine* e, const int32_t* prompt, int32_t n_prompt, con
       *finish = Q3_FINISH_STOP;
       break;
     }
+    if (pos + 1 >= max_context) {  // prompt + output never exceed the context (vLLM's max_model_len semantics)
+      *finish = Q3_FINISH_LENGTH;
+      break;
+    }
     feed.assign(1, out.token);
   }
   std::string err = g_error;
