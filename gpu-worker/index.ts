@@ -1,0 +1,130 @@
+/**
+ * @module Process entry of the GPU worker: reads the environment, starts listening at once (so /health answers
+ * during the load), loads the engine, then serves until SIGTERM/SIGINT drains it. Every variable is listed in
+ * ENV below and in gpu-worker/Dockerfile.
+ */
+import { serve } from '@hono/node-server';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadEngine, type Device, type WorkerEngine } from './engine.ts';
+import { createApp, type WorkerState } from './http.ts';
+import { KvBlocks } from './kv-blocks.ts';
+import { WorkerMetrics } from './metrics.ts';
+import { Scheduler } from './scheduler.ts';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const env = process.env;
+function fail(message: string): never {
+  console.error(`[worker] ${message}`);
+  process.exit(2);
+}
+/** A non-negative integer (or, for YARN_FACTOR, number) from the environment; exits on anything else. */
+function num(name: string, fallback: number, integer = true): number {
+  const raw = env[name];
+  if (!raw) return fallback;
+  const value = Number(raw);
+  if (!(value >= 0) || (integer && !Number.isInteger(value))) fail(`invalid ${name}='${raw}': expected a non-negative ${integer ? 'integer' : 'number'}`);
+  return value;
+}
+const int = (name: string, fallback: number) => num(name, fallback);
+
+/** Configuration, with defaults. */
+const ENV = {
+  modelDir: env.MODEL_DIR ?? '',                         // checkpoint dir; unset = .models/demo, created on first run
+  host: env.HOST ?? '127.0.0.1',
+  port: int('PORT', 8790),                               // 0 = any free port (printed in the ready line)
+  secret: env.WORKER_SECRET ?? '',                       // HMAC secret shared with the edge
+  insecure: env.WORKER_INSECURE === '1',                 // accept unsigned requests (local dev only)
+  device: (env.DEVICE ?? 'auto') as Device,              // auto | cpu | cuda
+  threads: int('THREADS', 0),                            // CPU threads; 0 = all cores
+  kvCacheMiB: int('KV_CACHE_MIB', 0),                    // KV pool size; 0 = engine default
+  maxContext: int('MAX_CONTEXT', 0),                     // tokens per sequence; 0 = model's
+  maxBatch: int('MAX_BATCH', 64),                        // sequences per step
+  maxQueue: int('MAX_QUEUE', 256),                       // waiting requests before 503
+  prefillChunk: int('PREFILL_CHUNK', 256),               // tokens per step (decode + prefill chunks)
+  prefixCache: env.PREFIX_CACHE !== '0',                 // PREFIX_CACHE=0 turns the prefix cache off
+  graceMs: int('SHUTDOWN_GRACE_MS', 30_000),             // drain time on SIGTERM before cancelling streams
+  yarnFactor: num('YARN_FACTOR', 0, false),              // > 0 turns YaRN on (Qwen: 4 for 131072 tokens)
+};
+
+const log = (msg: string) => console.log(`[worker] ${msg}`);
+
+/** MODEL_DIR, or the demo checkpoint written once by the native CLI. */
+function modelDirectory(): string {
+  if (ENV.modelDir) return resolve(ENV.modelDir);
+  const dir = join(root, '.models', 'demo');
+  if (!existsSync(join(dir, 'config.json'))) {
+    log(`MODEL_DIR unset: writing the demo checkpoint to ${dir}`);
+    const cli = join(root, 'native', 'build', 'qwen3');
+    const r = spawnSync(cli, ['make-demo-model', '--preset', 'demo', '--out', dir], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error(`${cli} make-demo-model failed (exit ${r.status ?? r.error?.message})`);
+  }
+  return dir;
+}
+
+function progressLogger(): (stage: string, fraction: number) => void {
+  let last = '';
+  return (stage, fraction) => {
+    if (state.scheduler) return;              // late callbacks can arrive after load() resolved
+    state.load = { stage, fraction };
+    const line = `${stage} ${Math.floor(fraction * 10) * 10}%`;
+    if (line !== last) log(`loading: ${line}`);
+    last = line;
+  };
+}
+
+if (!['auto', 'cpu', 'cuda'].includes(ENV.device)) fail(`invalid DEVICE '${ENV.device}': expected auto, cpu or cuda`);
+if (ENV.maxBatch < 1 || ENV.prefillChunk < 1) fail('MAX_BATCH and PREFILL_CHUNK must be at least 1');
+if (!ENV.secret && !ENV.insecure) fail('WORKER_SECRET is required (or WORKER_INSECURE=1 for local development)');
+const modelDir = modelDirectory();
+const metrics = new WorkerMetrics();
+const state: WorkerState = {
+  modelName: basename(modelDir), metrics, secret: ENV.secret || null, load: { stage: 'starting', fraction: 0 },
+};
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  if (!state.scheduler) process.exit(0);      // still loading: nothing in flight
+  log(`${signal}: draining (grace ${ENV.graceMs} ms)`);
+  await state.scheduler.shutdown(ENV.graceMs);
+  await new Promise<void>((r) => server.close(() => r()));
+  engine?.free();
+  log('stopped');
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));
+
+const server = serve({ fetch: createApp(state).fetch, hostname: ENV.host, port: ENV.port });
+await new Promise<void>((r) => server.once('listening', () => r()));
+const address = server.address();
+const url = `http://${ENV.host}:${typeof address === 'object' && address ? address.port : ENV.port}`;
+log(`listening on ${url} (loading ${modelDir})`);
+
+let engine: WorkerEngine | undefined;
+try {
+  engine = await loadEngine(modelDir, {
+    device: ENV.device, threads: ENV.threads, kvCacheMiB: ENV.kvCacheMiB || undefined,
+    maxContext: ENV.maxContext || undefined, yarnFactor: ENV.yarnFactor, onProgress: progressLogger(),
+  });
+} catch (error) {
+  state.failed = `model load failed: ${(error as Error).message}`;
+  console.error(`[worker] ${state.failed}`);
+  server.close();
+  process.exit(1);
+}
+const info = engine.info();
+const kv = new KvBlocks(engine, info.kvBlockSize, info.kvBlocks, ENV.prefixCache);
+state.info = info;
+state.scheduler = new Scheduler(engine, kv, metrics, {
+  maxBatch: ENV.maxBatch, maxQueue: ENV.maxQueue, prefillChunk: ENV.prefillChunk,
+  maxContext: info.maxContext, eosIds: info.eosIds,
+});
+state.load = { stage: 'ready', fraction: 1 };
+log(`engine: ${info.device}; ${info.layers} layers, vocab ${info.vocabSize}, context ${info.maxContext}, ` +
+  `KV ${info.kvBlocks} blocks x ${info.kvBlockSize} tokens, prefix cache ${ENV.prefixCache ? 'on' : 'off'}`);
+log(`ready ${(performance.now() / 1000).toFixed(2)} s after process start`);   // performance.now(): ms since start
+console.log(`worker ready on ${url}`);

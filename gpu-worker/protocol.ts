@@ -1,0 +1,122 @@
+/**
+ * @module The edge↔worker wire format: zod schemas and their inferred types for POST /v1/generate (body, SSE
+ * events, errors). Imported by both sides, so it uses nothing Node-only.
+ *
+ * Thinking budget, defined precisely:
+ * - The think block is "open" from the first generated `think_start_id` (Qwen `<think>`, 151667) until the first
+ *   generated `end_think_id` (`</think>`, 151668). When the prompt itself already ends inside a think block (its last
+ *   `think_start_id` has no `end_think_id` after it, e.g. a prefilled assistant turn "<think>\n…"), the block is open
+ *   from the first generated token. `prompt_in_think` overrides that detection.
+ * - Thinking tokens are the generated tokens inside the open block: after `<think>`, not counting `<think>` itself
+ *   nor `</think>`. With a thinking-mode prompt (ending in "<|im_start|>assistant\n") the model writes "<think>"
+ *   first, so the "\n" after it is thinking token 1.
+ * - When the N-th thinking token has been generated and the block is still open, the worker forces `inject_ids`:
+ *   they are the next tokens of the stream, exactly, each counted in completion_tokens and max_tokens. Generation
+ *   then continues as the answer; the budget applies once. With N = 0 the inject sequence directly follows <think>.
+ *   Like Qwen's two-pass method (qwen3-spec §7), a model that would have written </think> as token N + 1 is still
+ *   cut: the worker cannot know that before sampling it.
+ * - Forced tokens never trigger stop ids; eos generated inside the block still stops the stream.
+ *
+ * Stop tokens: generation ends when an eos id of the model or one of `stop_token_ids` is sampled. That token is NOT
+ * in `tokens` (the final event names it in `stop_token_id`) but IS counted in completion_tokens, as vLLM does.
+ */
+import { z } from 'zod';
+
+export const THINK_START_ID = 151667;
+export const END_THINK_ID = 151668;
+/** Qwen's closing text for an exhausted thinking budget (qwen3-spec §7); the edge tokenizes it into inject_ids. */
+export const THINKING_BUDGET_TEXT =
+  '\n\nConsidering the limited time by the user, I have to give the solution based on the thinking directly now.\n</think>\n\n';
+export const MAX_LOGPROBS = 20;
+
+const tokenId = z.number().int().min(0);
+
+export const SamplingSchema = z.strictObject({
+  temperature: z.number().min(0).max(100).default(0),        // 0 = greedy
+  top_p: z.number().gt(0).max(1).default(1),
+  top_k: z.number().int().min(0).default(0),                 // 0 = off
+  min_p: z.number().min(0).max(1).default(0),
+  presence_penalty: z.number().min(-2).max(2).default(0),
+  frequency_penalty: z.number().min(-2).max(2).default(0),
+  repetition_penalty: z.number().gt(0).max(10).default(1),   // 1 = off
+  seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+});
+
+export const ThinkingBudgetSchema = z.strictObject({
+  max_thinking_tokens: z.number().int().min(0),
+  end_think_id: tokenId.default(END_THINK_ID),
+  think_start_id: tokenId.default(THINK_START_ID),
+  inject_ids: z.array(tokenId).min(1).max(256),
+  prompt_in_think: z.boolean().optional(),                   // default: detected from the prompt (see above)
+});
+
+export const GenerateRequestSchema = z.strictObject({
+  request_id: z.string().min(1).max(256),
+  prompt: z.array(tokenId).min(1, 'prompt must hold at least one token id'),
+  max_tokens: z.number().int().positive(),
+  sampling: SamplingSchema.prefault({}),
+  stop_token_ids: z.array(tokenId).max(64).default([]),
+  ignore_eos: z.boolean().default(false),                    // benchmarks: only stop_token_ids and max_tokens end it
+  logprobs: z.number().int().min(0).max(MAX_LOGPROBS).optional(),   // top-n alternatives per token
+  thinking_budget: ThinkingBudgetSchema.optional(),
+});
+
+export const TopLogprobSchema = z.object({ token: z.number().int(), logprob: z.number() });
+export const TokenLogprobSchema = z.object({
+  token: z.number().int(),
+  logprob: z.number(),          // log-softmax of the raw logits (before penalties and temperature)
+  top: z.array(TopLogprobSchema).optional(),
+});
+
+export const UsageSchema = z.object({
+  prompt_tokens: z.number().int(),
+  completion_tokens: z.number().int(),
+  cached_tokens: z.number().int(),   // prompt tokens served from the prefix cache
+});
+
+export const FinishReasonSchema = z.enum(['stop', 'length', 'cancelled']);
+
+/** One SSE `data:` frame: the new tokens since the previous frame; the last frame also carries finish and usage. */
+export const GenerateEventSchema = z.object({
+  tokens: z.array(z.number().int()),
+  logprobs: z.array(TokenLogprobSchema).optional(),
+  finish_reason: FinishReasonSchema.optional(),
+  stop_token_id: z.number().int().optional(),
+  usage: UsageSchema.optional(),
+});
+
+/** Body of every error: a JSON response before streaming, or the data of an `event: error` frame during it. */
+export const ErrorBodySchema = z.object({
+  error: z.object({
+    message: z.string(),
+    type: z.string(),
+    param: z.string().nullable().optional(),
+  }),
+});
+
+export type Sampling = z.infer<typeof SamplingSchema>;
+export type ThinkingBudget = z.infer<typeof ThinkingBudgetSchema>;
+export type GenerateRequest = z.infer<typeof GenerateRequestSchema>;
+export type GenerateRequestInput = z.input<typeof GenerateRequestSchema>;
+export type TokenLogprob = z.infer<typeof TokenLogprobSchema>;
+export type Usage = z.infer<typeof UsageSchema>;
+export type FinishReason = z.infer<typeof FinishReasonSchema>;
+export type GenerateEvent = z.infer<typeof GenerateEventSchema>;
+export type ErrorBody = z.infer<typeof ErrorBodySchema>;
+
+export const GENERATE_PATH = '/v1/generate';
+
+/** Dotted field name of a zod issue path, without array indices ("sampling.top_p", "prompt"). */
+export function paramOf(path: readonly PropertyKey[]): string | null {
+  const names = path.filter((p) => typeof p === 'string') as string[];
+  return names.length ? names.join('.') : null;
+}
+
+/** True when the prompt ends inside an open think block (its last start id has no end id after it). */
+export function promptEndsInThink(prompt: readonly number[], startId: number, endId: number): boolean {
+  for (let i = prompt.length - 1; i >= 0; i--) {
+    if (prompt[i] === endId) return false;
+    if (prompt[i] === startId) return true;
+  }
+  return false;
+}

@@ -1,0 +1,294 @@
+/**
+ * @module Continuous batching: a bounded wait queue, slots for running sequences, and the loop that builds one
+ * engine step at a time. Every step each decoding sequence feeds its last token, and prefilling sequences share a
+ * token budget in chunks, so long prompts interleave with decode; sequences join and leave between any two steps.
+ * KV blocks grow on demand; when the pool runs dry the youngest sequence is preempted (blocks released, sampler
+ * state kept) and later re-prefilled, so its stream continues unchanged. Tokens leave through each request's Sink,
+ * in order, one per step.
+ */
+import type { BatchItem, SampledToken, WorkerEngine } from './engine.ts';
+import type { KvBlocks } from './kv-blocks.ts';
+import type { Gauges, WorkerMetrics } from './metrics.ts';
+import { Sequence, type FinishReason, type Sink, type Task } from './task.ts';
+
+export type { FinishReason, Outcome, Sink, Task } from './task.ts';
+
+export interface SchedulerOptions {
+  maxBatch: number;          // sequences per step
+  maxQueue: number;          // waiting requests before 503
+  prefillChunk: number;      // tokens per step shared by decode tokens and prefill chunks
+  maxContext: number;        // tokens one sequence may hold
+  eosIds: readonly number[];
+}
+
+/** The worker cannot take the request now (queue full, draining); http answers 503 + Retry-After. */
+export class UnavailableError extends Error {
+  constructor(message: string, readonly retryAfterS: number) {
+    super(message);
+  }
+}
+
+interface Planned { seq: Sequence; item: BatchItem }
+
+export class Scheduler {
+  private readonly waiting: Sequence[] = [];
+  private readonly running: Sequence[] = [];   // admission order: oldest first
+  private nextId = 1;
+  private looping = false;
+  private draining = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly engine: WorkerEngine,
+    private readonly kv: KvBlocks,
+    private readonly metrics: WorkerMetrics,
+    private readonly opts: SchedulerOptions,
+  ) {}
+
+  /** Queues a request; throws UnavailableError when it cannot be queued. */
+  submit(task: Task, sink: Sink): { cancel(): void } {
+    if (this.draining) throw new UnavailableError('worker is shutting down', 5);
+    if (this.waiting.length >= this.opts.maxQueue) {
+      this.metrics.rejected++;
+      throw new UnavailableError('request queue is full', Math.max(1, Math.ceil(this.waiting.length / this.opts.maxBatch)));
+    }
+    const seq = new Sequence(this.nextId++, task, sink, performance.now(), this.opts.eosIds);
+    this.waiting.push(seq);
+    this.wake();
+    return { cancel: () => this.cancel(seq) };
+  }
+
+  gauges(): Gauges {
+    return {
+      running: this.running.length, waiting: this.waiting.length,
+      kvBlocksUsed: this.kv.usedBlocks(), kvBlocksTotal: this.kv.totalBlocks, kvBlocksCached: this.kv.cachedBlocks(),
+      prefixQueriedTokens: this.kv.queriedTokens, prefixHitTokens: this.kv.hitTokens,
+    };
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Stops admitting, lets in-flight requests finish for up to graceMs, then cancels the rest. */
+  async shutdown(graceMs: number): Promise<void> {
+    this.draining = true;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)));
+    if (await Promise.race([this.idle().then(() => false), expired])) {
+      for (const seq of [...this.waiting, ...this.running]) this.cancel(seq);
+      await this.idle();
+    }
+    clearTimeout(timer);
+    this.kv.clear();
+  }
+
+  private idle(): Promise<void> {
+    if (!this.looping && !this.running.length && !this.waiting.length) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  private cancel(seq: Sequence): void {
+    seq.cancelled = true;
+    const i = this.waiting.indexOf(seq);
+    if (i >= 0) {                     // not in the batch: free it now
+      this.waiting.splice(i, 1);
+      this.retire(seq, { reason: 'cancelled' });
+    }                                 // running: reaped before the next step
+  }
+
+  private wake(): void {
+    if (this.looping) return;
+    this.looping = true;
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (this.running.length || this.waiting.length) {
+        this.reap();
+        this.admit();
+        const batch = this.plan();
+        if (!batch.length) {                      // nothing runs (a plan with runners is never empty)
+          if (this.kv.availableBlocks() < this.kv.totalBlocks) continue;   // blocks were just freed: admit again
+          const head = this.waiting.shift();      // the whole pool is free and the head still does not fit
+          if (head) this.retire(head, { error: new Error('prompt needs more KV blocks than the pool holds') });
+          continue;
+        }
+        await this.step(batch);
+      }
+    } finally {
+      this.looping = false;
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
+    }
+  }
+
+  /** Drops cancelled sequences from the batch, releasing their blocks and sampler state. */
+  private reap(): void {
+    for (const seq of this.running.filter((s) => s.cancelled)) {
+      this.running.splice(this.running.indexOf(seq), 1);
+      this.retire(seq, { reason: 'cancelled' });
+    }
+  }
+
+  /** Moves waiting sequences into the batch while slots and KV blocks allow (one block of headroom per runner). */
+  private admit(): void {
+    while (this.waiting.length && this.running.length < this.opts.maxBatch) {
+      const seq = this.waiting[0];
+      const match = this.kv.matchPrefix(seq.tokens);
+      const need = this.kv.blocksFor(seq.tokens.length) - match.blocks.length;
+      const fresh = this.kv.availableBlocks() - need >= this.running.length ? this.kv.alloc(need) : null;
+      if (!fresh) {
+        this.kv.release(match.blocks);
+        return;
+      }
+      this.waiting.shift();
+      seq.table = [...match.blocks, ...fresh];
+      seq.computed = match.cachedTokens;
+      seq.prefilling = true;
+      if (!seq.begun && !this.begin(seq, match.cachedTokens)) continue;
+      this.running.push(seq);
+    }
+  }
+
+  /** First admission: sampler state, usage counters, and a budget that may already be spent (N = 0). */
+  private begin(seq: Sequence, cachedTokens: number): boolean {
+    try {
+      this.engine.seqBegin(seq.id, seq.task.prompt, seq.task.sampling);
+    } catch (error) {
+      this.retire(seq, { error: error as Error });
+      return false;
+    }
+    seq.begun = true;
+    seq.cachedTokens = cachedTokens;
+    this.kv.recordLookup(seq.tokens.length, cachedTokens);
+    this.metrics.promptTokens += seq.tokens.length;
+    if (seq.beginThinking()) this.engine.seqForce(seq.id, seq.task.budget!.inject);
+    return true;
+  }
+
+  /** Builds one step: a decode token per decoding sequence, then prefill chunks within the token budget. */
+  private plan(): Planned[] {
+    const batch: Planned[] = [];
+    // Index loop: grow() may preempt the youngest sequences, which sit after index i (or retire seq, the last).
+    for (let i = 0; i < this.running.length; i++) {
+      const seq = this.running[i];
+      if (seq.remaining !== 1) continue;
+      if (this.grow(seq, seq.computed + 1)) batch.push({ seq, item: this.item(seq, 1) });
+    }
+    let budget = Math.max(1, this.opts.prefillChunk - batch.length);
+    for (const seq of this.running) {
+      if (seq.remaining <= 1 || budget <= 0) continue;
+      const n = Math.min(seq.remaining, budget);
+      budget -= n;
+      batch.push({ seq, item: this.item(seq, n) });
+    }
+    return batch;
+  }
+
+  private item(seq: Sequence, n: number): BatchItem {
+    const pos = seq.computed;
+    return {
+      seqId: seq.id,
+      tokens: Int32Array.from(seq.tokens.slice(pos, pos + n)),
+      pos,
+      blockTable: Int32Array.from(seq.table.slice(0, this.kv.blocksFor(pos + n))),
+      sample: pos + n === seq.tokens.length,
+    };
+  }
+
+  /** Makes the table cover `positions`, preempting younger sequences if the pool is dry. */
+  private grow(seq: Sequence, positions: number): boolean {
+    const need = this.kv.blocksFor(positions) - seq.table.length;
+    if (need <= 0) return true;
+    for (;;) {
+      const fresh = this.kv.alloc(need);
+      if (fresh) {
+        seq.table.push(...fresh);
+        return true;
+      }
+      const victim = this.running[this.running.length - 1];
+      if (victim === seq && this.running.length === 1) {   // alone and out of blocks: it can never grow
+        this.running.pop();
+        this.retire(seq, { reason: 'length' });
+        return false;
+      }
+      this.preempt(victim);
+      if (victim === seq) return false;                    // the youngest waits for older ones to finish
+    }
+  }
+
+  private preempt(seq: Sequence): void {
+    this.metrics.preemptions++;
+    this.running.splice(this.running.indexOf(seq), 1);
+    this.kv.release(seq.table);
+    seq.table = [];
+    seq.computed = 0;
+    this.waiting.unshift(seq);
+  }
+
+  /** Runs one forward pass and hands each sampled token to its sequence. */
+  private async step(batch: Planned[]): Promise<void> {
+    let out: (SampledToken | null)[];
+    try {                             // a failed pass fails every sequence in it: their KV state is unknown
+      out = await this.engine.step(batch.map((b) => b.item));
+    } catch (error) {
+      for (const { seq } of batch) this.fail(seq, error as Error);
+      return;
+    }
+    const now = performance.now();
+    batch.forEach(({ seq, item }, i) => {
+      seq.computed += item.tokens.length;
+      const tok = out[i];
+      if (item.sample && tok && !seq.cancelled && this.running.includes(seq)) this.accept(seq, tok, now);
+    });
+  }
+
+  /** One new token: stop checks, streaming, the thinking budget, length limits. */
+  private accept(seq: Sequence, tok: SampledToken, now: number): void {
+    if (seq.prefilling) {
+      seq.prefilling = false;
+      this.kv.register(seq.tokens, seq.task.prompt.length, seq.table);
+    }
+    if (seq.generated === 0) this.metrics.ttft.observe((now - seq.arrivalMs) / 1000);
+    else this.metrics.itl.observe((now - seq.lastTokenMs) / 1000);
+    seq.lastTokenMs = now;
+    seq.generated++;
+    this.metrics.generationTokens++;
+    if (!tok.forced && seq.stopIds.has(tok.token)) return this.finish(seq, 'stop', tok.token);   // forced: never a stop
+    seq.tokens.push(tok.token);
+    seq.sink.tokens([tok]);
+    if (seq.noteThinking(tok.token)) this.engine.seqForce(seq.id, seq.task.budget!.inject);
+    if (seq.generated >= seq.task.maxTokens || seq.tokens.length >= this.opts.maxContext) this.finish(seq, 'length');
+  }
+
+  private finish(seq: Sequence, reason: FinishReason, stopTokenId?: number): void {
+    this.running.splice(this.running.indexOf(seq), 1);
+    this.retire(seq, { reason, stopTokenId });
+  }
+
+  private fail(seq: Sequence, error: Error): void {
+    const i = this.running.indexOf(seq);
+    if (i >= 0) this.running.splice(i, 1);
+    this.retire(seq, { error });
+  }
+
+  /** Releases everything a sequence holds and tells its sink how it ended. */
+  private retire(seq: Sequence, end: { reason?: FinishReason; stopTokenId?: number; error?: Error }): void {
+    this.kv.release(seq.table);
+    seq.table = [];
+    if (seq.begun) this.engine.seqEnd(seq.id);
+    seq.begun = false;
+    if (end.error) {
+      this.metrics.finished.error++;
+      seq.sink.fail(end.error);
+      return;
+    }
+    const reason = end.reason ?? 'cancelled';
+    this.metrics.finished[reason]++;
+    seq.sink.finish({
+      finishReason: reason, stopTokenId: end.stopTokenId, promptTokens: seq.task.prompt.length,
+      completionTokens: seq.generated, cachedTokens: seq.cachedTokens,
+    });
+  }
+}
