@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -58,6 +59,7 @@ constexpr size_t kHeader = 8;
 const uint8_t* packed_data(const AwqMatrixCpu& w) {
   uint64_t off;
   std::memcpy(&off, w.storage.data(), sizeof off);
+  if (off < kHeader || off >= kHeader + 64) throw std::runtime_error("awq_matmul_cpu: matrix is not from awq_pack_cpu");
   return w.storage.data() + off;
 }
 
@@ -75,16 +77,21 @@ int block_for(int G) {
 }
 
 // Symmetric int16 quantisation per block: scale = max|x| / 32767, so the rounding error is <= 1.5e-5 of the block's
-// largest activation.
-void quantize_rows(const float* x, int M, int K, int block, int16_t* q, float* scale, int32_t* sum) {
+// largest activation. Returns false on a non-finite activation (it may run on a pool thread, so it must not throw).
+bool quantize_rows(const float* x, int M, int K, int block, int16_t* q, float* scale, int32_t* sum) {
   int nb = K / block;
   for (int m = 0; m < M; m++) {
     for (int b = 0; b < nb; b++) {
       const float* xs = x + (size_t)m * K + (size_t)b * block;
       int16_t* qs = q + (size_t)m * K + (size_t)b * block;
       float amax = 0.f;
-      for (int i = 0; i < block; i++) amax = std::max(amax, std::fabs(xs[i]));
-      if (!std::isfinite(amax)) throw std::runtime_error("awq_matmul_cpu: activation is not finite");
+      bool finite = true;
+      for (int i = 0; i < block; i++) {
+        const float a = std::fabs(xs[i]);
+        amax = std::max(amax, a);
+        finite &= a <= FLT_MAX;  // false for NaN too, which std::max would skip
+      }
+      if (!finite) return false;
       int32_t s = 0;
       if (amax == 0.f) {
         std::memset(qs, 0, sizeof(int16_t) * block);
@@ -102,6 +109,7 @@ void quantize_rows(const float* x, int M, int K, int block, int16_t* q, float* s
       sum[(size_t)m * nb + b] = s;
     }
   }
+  return true;
 }
 
 void check_shape(int K, int G, int N, const char* who) {
@@ -143,40 +151,40 @@ AwqMatrixCpu awq_pack_cpu(int K, int group_size, const std::vector<AwqSource>& p
   std::memcpy(w.storage.data(), &off, sizeof off);
   uint8_t* data = w.storage.data() + off;
 
-  // Which part, and which column inside it, each output column comes from (a tile may straddle two parts).
-  std::vector<int> col_part(N), col_local(N);
-  for (int pi = 0, base = 0; pi < (int)parts.size(); base += parts[pi].N, pi++)
-    for (int n = 0; n < parts[pi].N; n++) col_part[base + n] = pi, col_local[base + n] = n;
-
-  // Tile by tile, so the destination is written sequentially and the source rows stay cached between tiles.
-  for (int t = 0; t < n_tiles; t++) {
-    uint8_t* tile = data + (size_t)t * tile_bytes;
-    uint8_t* meta = tile + (size_t)K / 8 * kWordBytes;
-    const int lanes = std::min(kTile, N - t * kTile);
-    for (int lane = 0; lane < lanes; lane++) {
-      const AwqSource& p = parts[col_part[t * kTile + lane]];
-      const int n = col_local[t * kTile + lane], pc = p.N / 8, c = n / 8;
-      const int shift = 4 * awq::kReverseOrder[n % 8];
-      for (int kb = 0; kb < K / 8; kb++) {
-        const int32_t* src = p.qweight + (size_t)kb * 8 * pc + c;
-        uint32_t v = 0;
-        for (int i = 0; i < 8; i++) v |= (((uint32_t)src[(size_t)i * pc] >> shift) & 0xF) << kNibbleShift[i];
-        std::memcpy(tile + (size_t)kb * kWordBytes + lane * 4, &v, 4);
-      }
-      for (int g = 0; g < n_groups; g++) {
-        uint8_t* rec = meta + (size_t)g * kMetaBytes;
-        uint16_t s = p.scales[(size_t)g * p.N + n];
-        std::memcpy(rec + lane * 2, &s, 2);
-        rec[32 + lane] = (uint8_t)awq::unpack(p.qzeros + (size_t)g * pc, n);
+  // Row-major over the source, 8 rows (one k block) at a time, so reads are sequential; each 64-byte destination word
+  // is filled by 16 consecutive columns. With huge pages the tile stride does not thrash the TLB.
+  int n_base = 0;
+  for (const AwqSource& p : parts) {
+    const int pc = p.N / 8;
+    for (int kb = 0; kb < K / 8; kb++) {
+      const int32_t* rows = p.qweight + (size_t)kb * 8 * pc;
+      for (int c = 0; c < pc; c++) {
+        uint32_t src[8];
+        for (int i = 0; i < 8; i++) src[i] = (uint32_t)rows[(size_t)i * pc + c];
+        for (int j = 0; j < 8; j++) {
+          const int shift = 4 * awq::kReverseOrder[j], gn = n_base + 8 * c + j;
+          uint32_t v = 0;
+          for (int i = 0; i < 8; i++) v |= ((src[i] >> shift) & 0xF) << kNibbleShift[i];
+          std::memcpy(data + (size_t)(gn / kTile) * tile_bytes + (size_t)kb * kWordBytes + (gn % kTile) * 4, &v, 4);
+        }
       }
     }
+    for (int g = 0; g < n_groups; g++) {
+      for (int n = 0; n < p.N; n++) {
+        const int gn = n_base + n;
+        uint8_t* rec = data + (size_t)(gn / kTile) * tile_bytes + (size_t)K / 8 * kWordBytes + (size_t)g * kMetaBytes;
+        std::memcpy(rec + (gn % kTile) * 2, &p.scales[(size_t)g * p.N + n], 2);
+        rec[32 + gn % kTile] = (uint8_t)awq::unpack(p.qzeros + (size_t)g * pc, n);
+      }
+    }
+    n_base += p.N;
   }
   return w;
 }
 
 void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, ThreadPool& pool) {
   if (M <= 0) return;
-  if (w.storage.size() < kHeader) throw std::runtime_error("awq_matmul_cpu: matrix is not packed");
+  if (w.storage.size() < kHeader + 64) throw std::runtime_error("awq_matmul_cpu: matrix is not packed");
   check_shape(w.K, w.group_size, w.N, "awq_matmul_cpu");
   const int K = w.K, block = block_for(w.group_size), nb = K / block;
 
@@ -187,10 +195,30 @@ void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, Thre
   xq.resize((size_t)M * K);
   xs.resize((size_t)M * nb);
   xsum.resize((size_t)M * nb);
-  quantize_rows(x, M, K, block, xq.data(), xs.data(), xsum.data());
+  // Plain pointers: inside a pool task the thread_local names would mean the worker's own (empty) buffers.
+  int16_t* q = xq.data();
+  float* qscale = xs.data();
+  int32_t* qsum = xsum.data();
+  bool finite = true;
+  if (M < 4 * pool.size()) {
+    finite = quantize_rows(x, M, K, block, q, qscale, qsum);
+  } else {  // prefill: worth splitting across the pool
+    const int P = pool.size();
+    std::atomic<bool> ok{true};
+    pool.parallel_for(P, [&](int i) {
+      const int m0 = (int)((long long)M * i / P), m1 = (int)((long long)M * (i + 1) / P);
+      if (!quantize_rows(x + (size_t)m0 * K, m1 - m0, K, block, q + (size_t)m0 * K, qscale + (size_t)m0 * nb,
+                         qsum + (size_t)m0 * nb))
+        ok.store(false);
+    });
+    finite = ok.load();
+  }
+  if (!finite) throw std::runtime_error("awq_matmul_cpu: activation is NaN or infinite");
 
   PackedView view{K, w.N, w.group_size, (w.N + kTile - 1) / kTile, tile_bytes_for(K, w.group_size), packed_data(w)};
-  QuantizedRows rows{M, K, block, xq.data(), xs.data(), xsum.data()};
+  if (view.data + (size_t)view.n_tiles * view.tile_bytes > w.storage.data() + w.storage.size())
+    throw std::runtime_error("awq_matmul_cpu: packed storage is smaller than its K, N and group_size need");
+  QuantizedRows rows{M, K, block, q, qscale, qsum};
   void (*kernel)(const PackedView&, const QuantizedRows&, int, int, float*) = tiles_scalar;
   switch (current_isa()) {
     case kAvx512vnni: kernel = tiles_avx512vnni; break;

@@ -10,6 +10,9 @@
 namespace q3::awq_cpu {
 namespace {
 
+// Software prefetch distance along the tile stream (see awq_cpu_avx512.cpp for why).
+constexpr int kPrefetchBytes = 6144;
+
 inline __m256i pair(const int16_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -60,6 +63,7 @@ void tile_one_row(const PackedView& w, const QuantizedRows& x, int t, float* y) 
     const int16_t* xk = x.q + (size_t)b * B;
     __m256i lo0 = _mm256_setzero_si256(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
     for (int j = 0; j < nv; j++, wp += kWordBytes, xk += 8) {
+      _mm_prefetch((const char*)wp + kPrefetchBytes, _MM_HINT_T0);
       half_dot(wp, xk, lo0, hi0);
       half_dot(wp + 32, xk, lo1, hi1);
     }
@@ -112,7 +116,8 @@ void tile_rows(const PackedView& w, const QuantizedRows& x, int t, int m0, float
   half_rows<R>(w, x, t, 0, m0, out);
   half_rows<R>(w, x, t, 1, m0, out);
   const int lanes = std::min(kTile, w.N - t * kTile);
-  for (int r = 0; r < R; r++) std::memcpy(y + (size_t)(m0 + r) * w.N + (size_t)t * kTile, out[r], sizeof(float) * lanes);
+  for (int r = 0; r < R; r++)
+    std::memcpy(y + (size_t)(m0 + r) * w.N + (size_t)t * kTile, out[r], sizeof(float) * lanes);
 }
 
 }  // namespace

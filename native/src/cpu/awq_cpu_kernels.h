@@ -19,7 +19,9 @@ namespace q3::awq_cpu {
 constexpr int kTile = 16;          // output columns per tile
 constexpr int kWordBytes = 64;     // one weight word: 16 columns x 8 k values x 4 bits
 constexpr int kMetaBytes = 48;     // per tile and group: 16 fp16 scales + 16 uint8 zeros
-constexpr int kMaxBlock = 256;     // int32 accumulators stay exact up to this many k per block (see kernels)
+// Most k values per accumulation block: the 16x-scaled accumulator sums block/2 products of at most 240 * 32767,
+// which for 256 is 1.0e9 < 2^31, so the int32 sums are exact.
+constexpr int kMaxBlock = 256;
 constexpr int kNibbleShift[8] = {0, 16, 4, 20, 8, 24, 12, 28};  // bit position of k+i inside a lane
 
 // The repacked matrix, as the kernels see it.

@@ -7,9 +7,10 @@
 
 namespace q3 {
 
-// GB/s (1e9 bytes per second) of one read-only pass over a freshly allocated buffer of `bytes`, split into
-// pool.size() contiguous parts (one per thread); best of a few passes. Pick bytes well above the last-level cache
-// (callers use >= 512 MB) or this measures the cache. Throws std::runtime_error if the buffer cannot be allocated.
+// GB/s (1e9 bytes per second) of read-only passes over a freshly allocated buffer of `bytes`, read in ~32 MiB
+// segments that are each split into pool.size() contiguous parts (one per thread); the best segment of 5 passes.
+// Pick bytes well above the last-level cache (callers use >= 512 MB) or this measures the cache. Throws
+// std::runtime_error if the buffer cannot be allocated.
 double measure_read_bandwidth_cpu(ThreadPool& pool, size_t bytes);
 
 // Asks the kernel to back [p, p + bytes) with transparent huge pages (Linux; a no-op elsewhere). Call it on large

@@ -51,7 +51,12 @@ void rows_scalar(const uint16_t* w, int N, int K, const float* x, int M, float* 
       const float* xm = x + (size_t)m * K;
       float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
       int k = 0;
-      for (; k + 4 <= K; k += 4) a0 += wr[k] * xm[k], a1 += wr[k + 1] * xm[k + 1], a2 += wr[k + 2] * xm[k + 2], a3 += wr[k + 3] * xm[k + 3];
+      for (; k + 4 <= K; k += 4) {
+        a0 += wr[k] * xm[k];
+        a1 += wr[k + 1] * xm[k + 1];
+        a2 += wr[k + 2] * xm[k + 2];
+        a3 += wr[k + 3] * xm[k + 3];
+      }
       for (; k < K; k++) a0 += wr[k] * xm[k];
       y[(size_t)m * N + n] = (a0 + a1) + (a2 + a3);
     }

@@ -1,8 +1,8 @@
 // AVX2 kernel for the fp16-weight matmul: vcvtph2ps + FMA over a block of W rows times a block of x rows; the K tail
-// (K % 8) is finished in scalar code.
+// (K % 8) is finished in scalar code. Header inline functions are avoided here: an out-of-line copy compiled with
+// AVX2 could be the one the linker keeps for the portable code too.
 #include <immintrin.h>
 
-#include "../half.h"
 #include "f16_matmul_cpu.h"
 
 namespace q3::f16_cpu {
@@ -32,7 +32,7 @@ void block(const uint16_t* w, int N, int K, const float* x, float* y, int n, int
   for (int i = 0; i < RW; i++) {
     for (int r = 0; r < RX; r++) {
       float s = hsum(acc[i][r]);
-      for (int kk = k; kk < K; kk++) s += f16_to_f32(w[(size_t)(n + i) * K + kk]) * x[(size_t)(m + r) * K + kk];
+      for (int kk = k; kk < K; kk++) s += _cvtsh_ss(w[(size_t)(n + i) * K + kk]) * x[(size_t)(m + r) * K + kk];
       y[(size_t)(m + r) * N + n + i] = s;
     }
   }

@@ -2,6 +2,7 @@
 // converted weight vector is used RX times and each x vector RW times.
 // GCC 12 reports its own _mm512_undefined_* placeholders as maybe-uninitialized once inlined at -O3: a false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include "f16_matmul_cpu.h"

@@ -1,0 +1,278 @@
+// Proves the CPU matmul kernels: every int4 AWQ path this CPU has (forced one by one) against the double-precision
+// reference on random data, odd shapes and concatenated parts; the fp16 matmul against a plain loop; and the AWQ
+// nibble order of awq_format.h (round trip, the spec's packed constant, a matrix whose columns are all distinct).
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "awq_format.h"
+#include "cpu/awq_cpu.h"
+#include "cpu/f16_matmul_cpu.h"
+#include "half.h"
+#include "threadpool.h"
+
+using namespace q3;
+
+namespace {
+
+int g_passed = 0, g_failed = 0;
+
+void check(bool ok, const std::string& what) {
+  if (ok) {
+    g_passed++;
+  } else {
+    g_failed++;
+    std::printf("FAIL %s\n", what.c_str());
+  }
+}
+
+double norm_err(const std::vector<float>& y, const std::vector<float>& ref) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < y.size(); i++) {
+    double d = (double)y[i] - ref[i];
+    num += d * d;
+    den += (double)ref[i] * ref[i];
+  }
+  if (den == 0) return num == 0 ? 0 : INFINITY;
+  return std::sqrt(num / den);
+}
+
+// One AutoAWQ linear in the published layout, owning its tensors.
+struct AwqLinear {
+  int K, G, N;
+  std::vector<int32_t> qweight, qzeros;  // (K, N/8), (K/G, N/8)
+  std::vector<uint16_t> scales;          // (K/G, N)
+  AwqSource source() const { return AwqSource{qweight.data(), qzeros.data(), scales.data(), N}; }
+};
+
+AwqLinear random_linear(int K, int G, int N, std::mt19937& rng) {
+  AwqLinear l{K, G, N, std::vector<int32_t>((size_t)K * N / 8), std::vector<int32_t>((size_t)K / G * N / 8),
+              std::vector<uint16_t>((size_t)K / G * N)};
+  for (auto& v : l.qweight) v = (int32_t)rng();
+  for (auto& v : l.qzeros) v = (int32_t)rng();
+  std::uniform_real_distribution<float> s(0.002f, 0.03f);
+  for (auto& v : l.scales) v = f32_to_f16(s(rng));
+  return l;
+}
+
+std::vector<float> random_x(int M, int K, std::mt19937& rng) {
+  std::normal_distribution<float> d(0.f, 1.f);
+  std::vector<float> x((size_t)M * K);
+  for (auto& v : x) v = d(rng);
+  return x;
+}
+
+// Reference of several parts concatenated along N.
+std::vector<float> ref_concat(const std::vector<AwqLinear>& parts, const std::vector<float>& x, int M) {
+  int N = 0;
+  for (const auto& p : parts) N += p.N;
+  std::vector<float> y((size_t)M * N);
+  int base = 0;
+  for (const auto& p : parts) {
+    std::vector<float> yp((size_t)M * p.N);
+    awq_matmul_ref(p.source(), p.K, p.G, x.data(), M, yp.data());
+    for (int m = 0; m < M; m++)
+      std::memcpy(&y[(size_t)m * N + base], &yp[(size_t)m * p.N], sizeof(float) * p.N);
+    base += p.N;
+  }
+  return y;
+}
+
+const char* const kAwqIsas[] = {"scalar", "avx2", "avx512bw", "avx512-vnni"};
+const char* const kF16Isas[] = {"scalar", "avx2", "avx512"};
+
+void test_awq_case(const std::vector<AwqLinear>& parts, ThreadPool& pool, std::mt19937& rng) {
+  const int K = parts[0].K, G = parts[0].G;
+  std::vector<AwqSource> src;
+  int N = 0;
+  for (const auto& p : parts) src.push_back(p.source()), N += p.N;
+  AwqMatrixCpu w = awq_pack_cpu(K, G, src);
+  for (int M : {1, 2, 3, 7, 16, 33}) {
+    std::vector<float> x = random_x(M, K, rng);
+    if (M == 3) std::fill(x.begin() + K, x.begin() + 2 * K, 0.f);  // an all-zero row must give exact zeros
+    std::vector<float> ref = ref_concat(parts, x, M);
+    for (const char* isa : kAwqIsas) {
+      if (!awq_cpu_force_isa(isa)) continue;
+      std::vector<float> y((size_t)M * N, NAN);
+      awq_matmul_cpu(w, x.data(), M, y.data(), pool);
+      double e = norm_err(y, ref);
+      char what[160];
+      std::snprintf(what, sizeof what, "awq %s K=%d G=%d N=%d parts=%zu M=%d: err %.3g", isa, K, G, N, parts.size(),
+                    M, e);
+      check(e <= 1e-4, what);
+      if (M == 3) {
+        bool zero = true;
+        for (int n = 0; n < N; n++) zero = zero && y[(size_t)N + n] == 0.f;
+        check(zero, std::string(what) + " (zero row not exactly zero)");
+      }
+    }
+  }
+  awq_cpu_force_isa("auto");
+}
+
+void test_awq(ThreadPool& pool, ThreadPool& pool3) {
+  std::mt19937 rng(1234);
+  struct Shape { int K, G; std::vector<int> Ns; };
+  const Shape shapes[] = {
+      {256, 128, {8}},        {384, 64, {24}},   {256, 128, {136}}, {384, 64, {6144}},
+      {96, 32, {40}},         {40, 8, {8}},      {1024, 512, {24}},  // G > 256: blocks of 256 inside a group
+      {256, 64, {24, 8, 40}},                                        // q|k|v style: tiles straddle parts
+      {128, 128, {16, 16}},
+  };
+  for (const Shape& s : shapes) {
+    std::vector<AwqLinear> parts;
+    for (int n : s.Ns) parts.push_back(random_linear(s.K, s.G, n, rng));
+    test_awq_case(parts, pool, rng);
+  }
+  // An uneven split across threads (3 threads, 9 tiles).
+  std::vector<AwqLinear> parts{random_linear(256, 128, 136, rng)};
+  AwqMatrixCpu w = awq_pack_cpu(256, 128, {parts[0].source()});
+  std::vector<float> x = random_x(2, 256, rng), y(2 * 136);
+  awq_matmul_cpu(w, x.data(), 2, y.data(), pool3);
+  check(norm_err(y, ref_concat(parts, x, 2)) <= 1e-4, "awq 3-thread split");
+  // A copy of the packed matrix (its buffer may sit at another alignment) must still work.
+  AwqMatrixCpu copy = w;
+  std::vector<float> y2(2 * 136);
+  awq_matmul_cpu(copy, x.data(), 2, y2.data(), pool);
+  check(y2 == y, "awq copied matrix");
+}
+
+void test_awq_errors() {
+  std::mt19937 rng(7);
+  AwqLinear l = random_linear(256, 128, 16, rng);
+  auto throws = [&](int K, int G, int N) {
+    AwqSource s = l.source();
+    s.N = N;
+    try {
+      awq_pack_cpu(K, G, {s});
+    } catch (const std::runtime_error&) {
+      return true;
+    }
+    return false;
+  };
+  check(throws(250, 128, 16), "pack rejects K % G != 0");
+  check(throws(256, 12, 16), "pack rejects G % 8 != 0");
+  check(throws(256, 128, 12), "pack rejects N % 8 != 0");
+  check(!throws(256, 128, 16), "pack accepts a valid shape");
+
+  // A NaN activation is reported as an error, also when quantisation runs on the pool's threads (M >= 8).
+  ThreadPool pool(2);
+  AwqMatrixCpu w = awq_pack_cpu(256, 128, {l.source()});
+  for (int M : {1, 16}) {
+    std::vector<float> x((size_t)M * 256, 1.f), y((size_t)M * 16);
+    x[(size_t)(M - 1) * 256 + 3] = NAN;
+    bool threw = false;
+    try {
+      awq_matmul_cpu(w, x.data(), M, y.data(), pool);
+    } catch (const std::runtime_error&) {
+      threw = true;
+    }
+    check(threw, "matmul rejects a NaN activation, M=" + std::to_string(M));
+  }
+}
+
+void test_nibble_order(ThreadPool& pool) {
+  // The spec's derived check: logical values 0..7 pack to 0x75316420 and unpack back to 0..7.
+  const uint8_t seq[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+  int32_t word = 0;
+  awq::pack_row(seq, 8, &word);
+  check((uint32_t)word == 0x75316420u, "pack_row(0..7) == 0x75316420");
+  const int32_t spec_word = (int32_t)0x75316420u;
+  bool ok = true;
+  for (int n = 0; n < 8; n++) ok = ok && awq::unpack(&spec_word, n) == n;
+  check(ok, "unpack(0x75316420) == 0..7");
+
+  // Round trip on random rows.
+  std::mt19937 rng(99);
+  std::vector<uint8_t> vals(64);
+  std::vector<int32_t> packed(8);
+  ok = true;
+  for (int rep = 0; rep < 100; rep++) {
+    for (auto& v : vals) v = rng() & 0xF;
+    awq::pack_row(vals.data(), 64, packed.data());
+    for (int n = 0; n < 64; n++) ok = ok && awq::unpack(packed.data(), n) == vals[n];
+  }
+  check(ok, "pack_row / unpack round trip");
+
+  // Every column distinct in value, zero and scale: a wrong nibble order anywhere (qweight, qzeros, repacking,
+  // kernels) moves a value to another column and changes y. W[k][n] = (n - (15 - n)) * (1 + n/16).
+  const int K = 128, G = 128, N = 16;
+  AwqLinear l{K, G, N, std::vector<int32_t>(K * N / 8), std::vector<int32_t>(N / 8), std::vector<uint16_t>(N)};
+  uint8_t qrow[N], zrow[N];
+  for (int n = 0; n < N; n++) {
+    qrow[n] = (uint8_t)n;
+    zrow[n] = (uint8_t)(15 - n);
+    l.scales[n] = f32_to_f16(1.f + n / 16.f);
+  }
+  for (int k = 0; k < K; k++) awq::pack_row(qrow, N, &l.qweight[(size_t)k * N / 8]);
+  awq::pack_row(zrow, N, l.qzeros.data());
+  std::vector<float> x(K, 1.f), expect(N), y(N);
+  for (int n = 0; n < N; n++) expect[n] = K * (2.f * n - 15.f) * (1.f + n / 16.f);
+  awq_matmul_ref(l.source(), K, G, x.data(), 1, y.data());
+  check(y == expect, "nibble order: reference on distinct columns");
+  AwqMatrixCpu w = awq_pack_cpu(K, G, {l.source()});
+  for (const char* isa : kAwqIsas) {
+    if (!awq_cpu_force_isa(isa)) continue;
+    std::fill(y.begin(), y.end(), NAN);
+    awq_matmul_cpu(w, x.data(), 1, y.data(), pool);
+    check(norm_err(y, expect) <= 1e-5, std::string("nibble order: ") + isa + " on distinct columns");
+  }
+  awq_cpu_force_isa("auto");
+}
+
+void test_f16(ThreadPool& pool) {
+  std::mt19937 rng(42);
+  std::normal_distribution<float> d(0.f, 0.05f);
+  struct Shape { int N, K; };
+  for (Shape s : {Shape{1, 5}, Shape{7, 16}, Shape{37, 100}, Shape{300, 4096}, Shape{19, 33}}) {
+    std::vector<uint16_t> w((size_t)s.N * s.K);
+    for (auto& v : w) v = f32_to_f16(d(rng));
+    for (int M : {1, 2, 3, 5}) {
+      std::vector<float> x = random_x(M, s.K, rng), ref((size_t)M * s.N);
+      f16_matmul_ref(w.data(), s.N, s.K, x.data(), M, ref.data());
+      for (const char* isa : kF16Isas) {
+        if (!f16_matmul_cpu_force_isa(isa)) continue;
+        std::vector<float> y((size_t)M * s.N, NAN);
+        f16_matmul_cpu(w.data(), s.N, s.K, x.data(), M, y.data(), pool);
+        double e = norm_err(y, ref);
+        char what[128];
+        std::snprintf(what, sizeof what, "f16 %s N=%d K=%d M=%d: err %.3g", isa, s.N, s.K, M, e);
+        check(e <= 1e-5, what);
+      }
+    }
+  }
+  f16_matmul_cpu_force_isa("auto");
+}
+
+}  // namespace
+
+int main() {
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    ThreadPool pool(2), pool3(3);
+    std::printf("awq isa (auto): %s, f16 isa (auto): %s\ntested paths:", awq_cpu_isa(), f16_matmul_cpu_isa());
+    for (const char* isa : kAwqIsas)
+      if (awq_cpu_force_isa(isa)) std::printf(" awq:%s", isa);
+    for (const char* isa : kF16Isas)
+      if (f16_matmul_cpu_force_isa(isa)) std::printf(" f16:%s", isa);
+    std::printf("\n");
+    awq_cpu_force_isa("auto");
+    f16_matmul_cpu_force_isa("auto");
+    test_nibble_order(pool);
+    test_awq_errors();
+    test_awq(pool, pool3);
+    test_f16(pool);
+  } catch (const std::exception& e) {
+    std::printf("FAIL exception: %s\n", e.what());
+    g_failed++;
+  }
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("time %.2f s\n", s);
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed ? 1 : 0;
+}
