@@ -17,11 +17,19 @@ export default defineConfig({
         },
       },
       {
-        plugins: [cloudflareTest({ wrangler: { configPath: './wrangler.toml' } })],
+        // a real GPU worker (demo checkpoint) started by the globalSetup; its URL/secret become the edge's bindings
+        plugins: [
+          cloudflareTest(({ inject }) => ({
+            wrangler: { configPath: './wrangler.toml' },
+            miniflare: { bindings: { WORKER_URLS: inject('edgeWorkerUrl'), WORKER_SECRET: inject('edgeWorkerSecret') } },
+          })),
+        ],
         test: {
           name: 'workers',
           include: ['test/**/*.workers.test.ts'],
           testTimeout: 120_000,
+          hookTimeout: 300_000,
+          globalSetup: ['test/edge/worker.global-setup.ts'],
         },
       },
     ],

@@ -1,7 +1,6 @@
-/** @module Worker entry: exports the Hono app as the fetch handler. */
-import { Hono } from 'hono';
+// Worker entry: the edge app (edge/app.ts) as the module's fetch handler. Extensions (auth, rate limits, response
+// cache, metering) are passed to createApp here once they exist; see the SEAMS note in edge/app.ts.
+import { createApp } from './app.ts';
 
-const app = new Hono();
-app.get('/health', (c) => c.json({ status: 'ok' }));
-
-export default app;
+export default createApp();
+export { RateLimiter } from './rate-limiter.ts';

@@ -1,0 +1,214 @@
+#!/usr/bin/env node
+// Edge overhead per request: the latency the edge (workerd via wrangler's unstable_startWorker, wrangler.toml) adds
+// between a client and a GPU worker, with CONCURRENCY streams in flight. Each round sends the same streamed request
+// CONCURRENCY times straight to the worker (signed POST /v1/generate with the prompt ids the edge would send) and
+// CONCURRENCY times through the edge (POST /v1/chat/completions, stream), alternating, in one run; overhead =
+// quantile(edge) − quantile(direct) for time to first token and time to the last byte. Writes
+// bench/results/edge-overhead.{md,json} with the command, the machine and the date.
+//
+//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--runner miniflare|wrangler]
+//
+// --worker stub (default) streams the demo script from a paced stand-in process, so the difference is the edge's own
+// cost; --worker real runs gpu-worker/index.ts (CPU: its batching steps dominate and blur the difference).
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { Miniflare } from 'miniflare';
+import { unstable_startWorker } from 'wrangler';
+import { signRequest } from '../gpu-worker/signing.ts';
+import { getTokenizer } from '../edge/tokenizer/index.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const args = Object.fromEntries(process.argv.slice(2).join(' ').split('--').filter(Boolean).map((a) => a.trim().split(/\s+/)));
+const ROUNDS = Number(args.rounds ?? 8);
+const CONCURRENCY = Number(args.concurrency ?? 32);
+/** stub: a paced stand-in worker (isolates the edge's own cost); real: the GPU worker process (DEVICE, THREADS env) */
+const WORKER_KIND = args.worker ?? 'stub';
+/** ms between the stub's tokens (100 tokens/s per stream, a GPU-like decode pace) */
+const PACE_MS = Number(args.pace ?? 10);
+/** miniflare: the bundled edge in workerd, no proxy; wrangler: under wrangler's dev server */
+const RUNNER = args.runner ?? 'miniflare';
+const RESULT_NAME = ['edge-overhead', WORKER_KIND === 'real' && 'real-worker', RUNNER === 'wrangler' && 'wrangler-dev'].filter(Boolean).join('-');
+// the demo checkpoint's script after a thinking prompt (scripts/gen-demo-script.mjs)
+const DEMO_SCRIPT =
+  "<think>The user is chatting with this placeholder checkpoint and my reply explains how they can load proper weights</think>\n\n" +
+  "Hello! I'm the demo model: random numbers following one fixed script, not Qwen3-8B-AWQ itself; set MODEL_DIR to that download for real answers.";
+const SECRET = 'bench-secret-0123456789';
+const MODEL = 'qwen3-8b-awq';
+const messages = [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'hi' }];
+
+/** The paced stand-in worker: answers every POST /v1/generate with the demo script's tokens, one per PACE_MS. */
+const STUB_SOURCE = `
+import { createServer } from 'node:http';
+const { tokens, paceMs, firstMs } = JSON.parse(process.env.STUB_CONFIG);
+const server = createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    let i = 0;
+    const next = () => {
+      if (res.destroyed) return;
+      if (i < tokens.length) { res.write('data: ' + JSON.stringify({ tokens: [tokens[i++]] }) + '\\n\\n'); setTimeout(next, paceMs); return; }
+      res.end('data: ' + JSON.stringify({ tokens: [], finish_reason: 'stop', usage: { prompt_tokens: 20, completion_tokens: tokens.length + 1, cached_tokens: 16 } }) + '\\n\\n');
+    };
+    setTimeout(next, firstMs);
+  });
+});
+server.listen(0, '127.0.0.1', () => console.log('worker ready on http://127.0.0.1:' + server.address().port));
+`;
+
+function startGpuWorker() {
+  const stub = WORKER_KIND === 'stub';
+  const tokens = getTokenizer().encode(DEMO_SCRIPT);
+  const proc = stub
+    ? spawn(process.execPath, ['--input-type=module', '-e', STUB_SOURCE], {
+        env: { ...process.env, STUB_CONFIG: JSON.stringify({ tokens, paceMs: PACE_MS, firstMs: PACE_MS * 2 }) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+    : spawn(process.execPath, ['--import', 'tsx', 'gpu-worker/index.ts'], {
+        cwd: root,
+        env: { ...process.env, PORT: '0', HOST: '127.0.0.1', WORKER_SECRET: SECRET, DEVICE: process.env.DEVICE ?? 'cpu', THREADS: process.env.THREADS ?? '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+  let log = '';
+  return new Promise((resolve, reject) => {
+    const onData = (d) => {
+      log += d;
+      const m = /worker ready on (http:\/\/\S+)/.exec(log);
+      if (m) resolve({ url: m[1], proc });
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.once('exit', (code) => reject(new Error(`worker exited (${code}):\n${log}`)));
+  });
+}
+
+/** The edge in workerd: bundled and run by Miniflare directly (as a client reaches a deployed Worker), or under
+ * wrangler's dev server (unstable_startWorker), which adds its own proxy hop in front of the Worker. */
+async function startEdge(workerUrl) {
+  const bindings = { WORKER_URLS: workerUrl, WORKER_SECRET: SECRET };
+  if (RUNNER === 'wrangler') {
+    const dev = await unstable_startWorker({
+      config: join(root, 'wrangler.toml'),
+      bindings: { WORKER_URLS: { type: 'plain_text', value: workerUrl }, WORKER_SECRET: { type: 'secret_text', value: SECRET } },
+      dev: { server: { hostname: '127.0.0.1', port: 0 }, inspector: false, persist: false, watch: false, remote: false, logLevel: 'warn' },
+    });
+    await dev.ready;
+    return { url: (await dev.url).toString(), dispose: () => dev.dispose() };
+  }
+  const toml = readFileSync(join(root, 'wrangler.toml'), 'utf8');
+  const bundle = await build({
+    entryPoints: [join(root, 'edge', 'index.ts')], bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', write: false,
+    conditions: ['workerd', 'worker', 'browser'], mainFields: ['module', 'main'], external: ['node:*', 'cloudflare:*'],
+  });
+  const mf = new Miniflare({
+    modules: true, script: bundle.outputFiles[0].text, host: '127.0.0.1', port: 0,
+    compatibilityDate: /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)[1], compatibilityFlags: ['nodejs_compat'],
+    bindings: { MODEL_ID: MODEL, THINKING_DEFAULT: 'auto', ...bindings },
+  });
+  return { url: (await mf.ready).toString(), dispose: () => mf.dispose() };
+}
+
+/** Reads a streamed response; returns ms to the first frame carrying output and ms to the end. */
+async function timeStream(start, res, isOutput) {
+  if (!res.ok) throw new Error(`${res.status}: ${await res.text()}`);
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let first;
+  for await (const chunk of res.body) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end;
+    while ((end = buffer.indexOf('\n\n')) !== -1) {
+      const frame = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      if (first === undefined && isOutput(frame)) first = performance.now() - start;
+    }
+  }
+  return { ttft: first ?? NaN, total: performance.now() - start };
+}
+
+const quantile = (xs, q) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1) + 0.5))];
+};
+
+const worker = await startGpuWorker();
+const edge = await startEdge(worker.url);
+const edgeUrl = edge.url.replace(/\/$/, '');
+
+try {
+  const chatBody = JSON.stringify({ model: MODEL, messages, stream: true, chat_template_kwargs: { enable_thinking: true } });
+  const { tokens: prompt } = await (await fetch(`${edgeUrl}/tokenize`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages, chat_template_kwargs: { enable_thinking: true } }),
+  })).json();
+  let n = 0;
+  const direct = async () => {
+    const body = JSON.stringify({
+      request_id: `bench-${n++}`, prompt, max_tokens: 40960 - prompt.length,
+      sampling: { temperature: 0.6, top_p: 0.95, top_k: 20 }, stop_token_ids: [],
+    });
+    const headers = { 'content-type': 'application/json', ...(await signRequest(SECRET, { method: 'POST', path: '/v1/generate', body })) };
+    const start = performance.now();
+    // the script opens with <think> (no text; the edge sends nothing for it): the first output is the 2nd token
+    let seen = 0;
+    const isOutput = (f) => (seen += (/"tokens":\[([^\]]*)\]/.exec(f)?.[1].split(',').filter(Boolean).length ?? 0)) >= 2;
+    return timeStream(start, await fetch(`${worker.url}/v1/generate`, { method: 'POST', headers, body }), isOutput);
+  };
+  const viaEdge = async () => {
+    const start = performance.now();
+    const res = await fetch(`${edgeUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chatBody });
+    return timeStream(start, res, (f) => /"(reasoning_content|content)":"[^"]/.test(f));
+  };
+  // warm-up: compile paths, fill the worker's prefix cache, build the tokenizer in the isolate
+  await Promise.all([direct(), viaEdge(), direct(), viaEdge()]);
+  /** ROUNDS rounds of `concurrency` streams per path, alternating which path goes first; quantile rows. */
+  const measure = async (concurrency) => {
+    const results = { direct: [], edge: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const [name, fn] of round % 2 ? [['edge', viaEdge], ['direct', direct]] : [['direct', direct], ['edge', viaEdge]]) {
+        results[name].push(...(await Promise.all(Array.from({ length: concurrency }, fn))));
+      }
+    }
+    const rows = [];
+    for (const metric of ['ttft', 'total']) {
+      for (const q of [0.5, 0.99]) {
+        const d = quantile(results.direct.map((r) => r[metric]), q);
+        const e = quantile(results.edge.map((r) => r[metric]), q);
+        rows.push({ concurrency, metric, quantile: `p${q * 100}`, direct_ms: +d.toFixed(2), edge_ms: +e.toFixed(2), overhead_ms: +(e - d).toFixed(2), ratio: +(e / d).toFixed(3) });
+      }
+    }
+    return { results, rows };
+  };
+  const baseline = await measure(1);
+  const { results, rows: mainRows } = await measure(CONCURRENCY);
+  const rows = [...mainRows, ...baseline.rows];
+  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}` : ''}`;
+  const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${WORKER_KIND === 'stub' ? `stub worker (demo script, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
+  const date = new Date().toISOString();
+  const table = [
+    '| streams | metric | quantile | direct to worker (ms) | through edge (ms) | edge overhead (ms) | edge / direct |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.concurrency} | ${r.metric === 'ttft' ? 'time to first token' : 'time to last byte'} | ${r.quantile} | ${r.direct_ms} | ${r.edge_ms} | ${r.overhead_ms} | ${r.ratio} |`),
+  ].join('\n');
+  console.log(table);
+  const outDir = join(root, 'bench', 'results');
+  mkdirSync(outDir, { recursive: true });
+  const samples = results.direct.length;
+  writeFileSync(join(outDir, `${RESULT_NAME}.json`), JSON.stringify({ command, machine, date, rounds: ROUNDS, concurrency: CONCURRENCY, samples_per_path: samples, rows, samples_ms: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((r) => [+r.ttft.toFixed(1), +r.total.toFixed(1)])])) }, null, 1) + '\n');
+  writeFileSync(
+    join(outDir, `${RESULT_NAME}.md`),
+    `# Edge overhead per request (${CONCURRENCY} concurrent streams)\n\n` +
+      `Command: \`${command}\`  \nMachine: ${machine}  \nDate: ${date}  \nSamples: ${samples} per path at ${CONCURRENCY} streams (${ROUNDS} rounds × ${CONCURRENCY}, alternating direct / edge), plus ${ROUNDS} single-stream rounds as the baseline\n\n` +
+      (WORKER_KIND === 'stub' ? 'The worker is a paced stand-in process streaming the demo script, so the difference is the edge\'s own cost. ' : '') +
+      'Direct = signed POST /v1/generate with the prompt ids the edge sends (first token = the first after `<think>`, the first with text); edge = POST /v1/chat/completions (stream, thinking on) ' +
+      `through workerd (${RUNNER === 'wrangler' ? 'under wrangler dev, which adds its proxy hop' : 'the bundled edge/index.ts run by Miniflare, no dev proxy'}) to the same worker. Overhead = quantile(edge) − quantile(direct) in the same run. ` +
+      'Client, edge and worker share this machine\'s cores, so the edge\'s CPU time also slows the worker: read it as an upper bound.\n\n' +
+      table + '\n',
+  );
+} finally {
+  await edge.dispose();
+  worker.proc.kill('SIGTERM');
+}

@@ -1,0 +1,55 @@
+/**
+ * @module Accounts: API keys, per-key rate limits and quotas, the response cache and usage metering, installed into
+ * the edge app in two calls:
+ *
+ *   const app = createApp({ extensions: accountsMiddleware() });   // auth → model access → cache → limits → metering
+ *   mountAccounts(app);                                            // /admin/* and GET /v1/usage
+ *   export { RateLimiter } from './rate-limiter.ts';               // in the worker entry: the Durable Object class
+ *
+ * Bindings (wrangler.toml): KEYS (KV: key records), RATE_LIMITER (Durable Object: RateLimiter), USAGE (D1: usage
+ * records), ADMIN_TOKEN (secret/var), RESPONSE_CACHE_TTL_S (optional var, seconds).
+ */
+import type { Hono, MiddlewareHandler } from 'hono';
+import type { EdgeEnv, EdgeVariables } from './app.ts';
+import { adminRoutes, usageRoutes } from './admin.ts';
+import type { EdgeBindings } from './platform.ts';
+import type { RateLimiter } from './rate-limiter.ts';
+import { apiKeyAuth, modelAccess, type KeyRecord } from './middleware/auth.ts';
+import { metering } from './middleware/metering.ts';
+import { rateLimit } from './middleware/rate-limit.ts';
+import { responseCache, type CacheHit } from './middleware/response-cache.ts';
+
+export type AccountsBindings = {
+  KEYS: KVNamespace;
+  RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
+  USAGE: D1Database;
+  /** bearer token of the /admin/* endpoints; unset = admin disabled (every call 401) */
+  ADMIN_TOKEN?: string;
+  /** seconds a deterministic response stays in the response cache (default 3600) */
+  RESPONSE_CACHE_TTL_S?: string;
+};
+
+export type AccountsVariables = {
+  /** set by apiKeyAuth() */
+  apiKey: KeyRecord;
+  /** set by responseCache() when it answered: what the cached answer had cost */
+  cacheHit?: CacheHit;
+};
+
+export type AccountsEnv = {
+  Bindings: EdgeBindings & AccountsBindings;
+  Variables: EdgeVariables & AccountsVariables;
+};
+
+/** The extension middleware, in the order they must run, for createApp({ extensions }). */
+export function accountsMiddleware(): MiddlewareHandler<EdgeEnv>[] {
+  const chain: MiddlewareHandler<AccountsEnv>[] = [apiKeyAuth(), modelAccess(), responseCache(), rateLimit(), metering()];
+  return chain as unknown as MiddlewareHandler<EdgeEnv>[];
+}
+
+/** The admin API (/admin/*, behind ADMIN_TOKEN) and GET /v1/usage (behind the extensions' key auth). */
+export function mountAccounts(app: Hono<EdgeEnv>): void {
+  const routes = app as unknown as Hono<AccountsEnv>;
+  routes.route('/', adminRoutes());
+  routes.route('/', usageRoutes());
+}

@@ -1,0 +1,168 @@
+// The edge's Hono app: middleware order, routes, error handling, and the seams where API keys, rate limits,
+// response caching and usage metering plug in.
+//
+// A request's trace: request-id → context (config from env bindings, worker pool, lifecycle) → [extensions] →
+// body limit → route (validate → model check → thinking mode → template + tokenise (prompt cache) → context-window
+// check → lifecycle.prepare → worker pool) → SSE or JSON → lifecycle.settle(usage).
+//
+// SEAMS for edge/middleware/{auth,rate-limit,response-cache,metering}.ts (not implemented here):
+// - Pass them to createApp({ extensions: [auth(), rateLimit(), responseCache(), metering()] }); they run in that
+//   order on /v1/* , /tokenize and /detokenize, after c.var.requestId / config / lifecycle are set and before the
+//   body is read. Each is a factory returning a named `async function (c, next)` typed MiddlewareHandler<EdgeEnv>;
+//   failures throw apiError(401 | 429, …) from edge/errors.ts (add Retry-After / x-ratelimit-* via its headers).
+// - Per-key state: declare extra c.var fields by widening EdgeVariables (e.g. `apiKey`), set them in auth().
+// - Response cache: call `c.var.lifecycle.intercept(async (prepared) => cachedResponse | undefined)` before
+//   `await next()`. Routes call lifecycle.prepare() after validation, templating and tokenisation and before any
+//   worker is contacted; the first interceptor returning a Response short-circuits the request (usage settles with
+//   outcome "cached"). `prepared.fingerprint` is a canonical key of everything that decides the output (prompt ids,
+//   sampling, stop, tools, mode, stream shape); `prepared.deterministic` says whether the output is reproducible
+//   (temperature 0 or a seed). To fill the cache, after `await next()` tee `c.res` when it is a 200 from a
+//   deterministic request and store it with platform.runAfterResponse(c, …).
+// - Metering / token rate limits: `c.var.lifecycle.usage` resolves exactly once when the response has ended —
+//   completed, failed mid-stream, client aborted (with the tokens generated until then), served from cache, or
+//   rejected before reaching a worker — with prompt/completion/reasoning/cached token counts. Await it inside
+//   platform.runAfterResponse(c, …) after `await next()` (streams end after the handler returns).
+// - Workers-only APIs (Durable Objects, D1, caches) go through edge/platform.ts so routes stay testable in Node.
+import { Hono, type MiddlewareHandler } from 'hono';
+import { handleError, handleNotFound } from './errors.ts';
+import { bodyLimit } from './middleware/body-limit.ts';
+import { requestId } from './middleware/request-id.ts';
+import { poolFor, readConfig, type EdgeBindings, type EdgeConfig } from './platform.ts';
+import { chatCompletionsRoute } from './routes/chat-completions.ts';
+import { completionsRoute } from './routes/completions.ts';
+import { modelsRoute } from './routes/models.ts';
+import { tokenizeRoute } from './routes/tokenize.ts';
+import type { ThinkingDecision } from './thinking-mode.ts';
+import type { UpstreamPool } from './upstream.ts';
+
+/** What a route knows once the request is validated, templated and tokenised, before a worker is contacted. */
+export type PreparedRequest = {
+  endpoint: 'chat.completions' | 'completions';
+  model: string;
+  /** token ids of each prompt sent to the workers (one for chat; one per prompt for batched completions) */
+  prompts: readonly (readonly number[])[];
+  thinking?: ThinkingDecision;
+  stream: boolean;
+  /** upstream generations (prompts × n) */
+  generations: number;
+  /** tokens per generation */
+  maxTokens: number;
+  /** canonical JSON of everything that decides the output: a cache key */
+  fingerprint: string;
+  /** temperature 0 or an explicit seed */
+  deterministic: boolean;
+};
+
+export type UsageReport = {
+  outcome: 'completed' | 'failed' | 'aborted' | 'cached' | 'rejected';
+  endpoint: PreparedRequest['endpoint'] | 'other';
+  model: string;
+  status: number;
+  promptTokens: number;
+  completionTokens: number;
+  reasoningTokens: number;
+  cachedTokens: number;
+  thinking?: ThinkingDecision;
+};
+
+export type Interceptor = (prepared: PreparedRequest) => Promise<Response | undefined>;
+
+/** Per-request hooks between the routes and the extension middleware (see SEAMS above). */
+export class RequestLifecycle {
+  prepared?: PreparedRequest;
+  readonly usage: Promise<UsageReport>;
+  private resolveUsage!: (report: UsageReport) => void;
+  private settled = false;
+  private readonly interceptors: Interceptor[] = [];
+
+  constructor() {
+    this.usage = new Promise((resolve) => (this.resolveUsage = resolve));
+  }
+
+  get isSettled(): boolean {
+    return this.settled;
+  }
+
+  intercept(interceptor: Interceptor): void {
+    this.interceptors.push(interceptor);
+  }
+
+  /** Records the prepared request; returns a Response when an interceptor (e.g. the response cache) answers it. */
+  async prepare(prepared: PreparedRequest): Promise<Response | undefined> {
+    this.prepared = prepared;
+    for (const interceptor of this.interceptors) {
+      const response = await interceptor(prepared);
+      if (response) {
+        this.settle({ outcome: 'cached', status: response.status, promptTokens: 0, completionTokens: 0, reasoningTokens: 0, cachedTokens: 0 });
+        return response;
+      }
+    }
+    return undefined;
+  }
+
+  /** The first call wins; endpoint, model and thinking default to the prepared request's. */
+  settle(report: Omit<UsageReport, 'endpoint' | 'model'> & Partial<Pick<UsageReport, 'endpoint' | 'model'>>): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolveUsage({
+      endpoint: this.prepared?.endpoint ?? 'other',
+      model: this.prepared?.model ?? '',
+      thinking: this.prepared?.thinking,
+      ...report,
+    });
+  }
+}
+
+export type EdgeVariables = {
+  requestId: string;
+  config: EdgeConfig;
+  upstream: UpstreamPool;
+  lifecycle: RequestLifecycle;
+};
+
+export type EdgeEnv = { Bindings: EdgeBindings; Variables: EdgeVariables };
+
+export type CreateAppOptions = {
+  /** auth, rate-limit, response-cache, metering … in the order they should run (see SEAMS). */
+  extensions?: MiddlewareHandler<EdgeEnv>[];
+};
+
+/** Sets c.var.config, upstream and lifecycle; settles usage for responses that never reached a streaming route. */
+function requestContext(): MiddlewareHandler<EdgeEnv> {
+  return async function requestContext(c, next) {
+    const config = readConfig(c.env);
+    const lifecycle = new RequestLifecycle();
+    c.set('config', config);
+    c.set('upstream', poolFor(config));
+    c.set('lifecycle', lifecycle);
+    try {
+      await next();
+    } finally {
+      const streaming = c.res?.headers.get('content-type')?.startsWith('text/event-stream');
+      if (!streaming) {
+        const status = c.res?.status ?? 500;
+        lifecycle.settle({ outcome: status < 400 ? 'completed' : 'rejected', status, promptTokens: 0, completionTokens: 0, reasoningTokens: 0, cachedTokens: 0 });
+      }
+    }
+  };
+}
+
+export function createApp(options: CreateAppOptions = {}): Hono<EdgeEnv> {
+  const app = new Hono<EdgeEnv>();
+  app.use('*', requestId());
+  app.use('*', requestContext());
+  for (const path of ['/v1/*', '/tokenize', '/detokenize']) {
+    for (const extension of options.extensions ?? []) app.use(path, extension);
+    app.use(path, bodyLimit((c) => readConfig(c.env).maxBodyBytes));
+  }
+
+  app.get('/health', (c) => c.json({ status: 'ok' }));
+  app.route('/', chatCompletionsRoute());
+  app.route('/', completionsRoute());
+  app.route('/', modelsRoute());
+  app.route('/', tokenizeRoute());
+
+  app.notFound(handleNotFound);
+  app.onError(handleError);
+  return app;
+}

@@ -1,0 +1,99 @@
+// The only module that touches Workers specifics: it reads the env bindings ([vars] in wrangler.toml, secrets from
+// .dev.vars / `wrangler secret put`) into a typed EdgeConfig, keeps the isolate-wide worker pool, and wraps
+// executionCtx.waitUntil. Routes take EdgeConfig and plain Web APIs, so `app.request(path, init, env)` tests them in Node.
+import type { Context } from 'hono';
+import { parseThinkingDefault, type ThinkingDefault } from './thinking-mode.ts';
+import { UpstreamPool } from './upstream.ts';
+
+/** The bindings the edge reads; all optional strings, as wrangler [vars] and secrets arrive. */
+export type EdgeBindings = {
+  MODEL_ID?: string;
+  THINKING_DEFAULT?: string;
+  /** Comma-separated base URLs of GPU workers, e.g. "http://10.0.0.5:8790,http://10.0.0.6:8790". */
+  WORKER_URLS?: string;
+  /** HMAC secret shared with the workers; empty = unsigned requests (workers run with WORKER_INSECURE=1). */
+  WORKER_SECRET?: string;
+  MAX_BODY_BYTES?: string;
+  REQUEST_TIMEOUT_MS?: string;
+  MAX_MODEL_LEN?: string;
+  PRESENCE_PENALTY_DEFAULT?: string;
+};
+
+export type EdgeConfig = {
+  modelId: string;
+  thinkingDefault: ThinkingDefault;
+  workerUrls: string[];
+  workerSecret: string;
+  /** bytes */
+  maxBodyBytes: number;
+  /** ms a worker gets to produce its first token, and the longest silence allowed between two of its frames */
+  requestTimeoutMs: number;
+  /** tokens: prompt + completion must fit */
+  maxModelLen: number;
+  presencePenaltyDefault: number;
+};
+
+export const DEFAULTS = {
+  modelId: 'qwen3-8b-awq',
+  maxBodyBytes: 4 * 1024 * 1024,
+  requestTimeoutMs: 60_000,
+  maxModelLen: 40_960,
+  presencePenaltyDefault: 0,
+} as const;
+
+const configs = new WeakMap<object, EdgeConfig>();
+
+/** EdgeConfig from the bindings object (parsed once per env object). */
+export function readConfig(env: EdgeBindings | undefined): EdgeConfig {
+  const bindings = env ?? {};
+  const cached = configs.get(bindings);
+  if (cached) return cached;
+  const config: EdgeConfig = {
+    modelId: bindings.MODEL_ID?.trim() || DEFAULTS.modelId,
+    thinkingDefault: parseThinkingDefault(bindings.THINKING_DEFAULT),
+    workerUrls: (bindings.WORKER_URLS ?? '')
+      .split(',')
+      .map((url) => url.trim().replace(/\/+$/, ''))
+      .filter((url) => url.length > 0),
+    workerSecret: bindings.WORKER_SECRET ?? '',
+    maxBodyBytes: positiveNumber(bindings.MAX_BODY_BYTES, DEFAULTS.maxBodyBytes),
+    requestTimeoutMs: positiveNumber(bindings.REQUEST_TIMEOUT_MS, DEFAULTS.requestTimeoutMs),
+    maxModelLen: positiveNumber(bindings.MAX_MODEL_LEN, DEFAULTS.maxModelLen),
+    presencePenaltyDefault: finiteNumber(bindings.PRESENCE_PENALTY_DEFAULT, DEFAULTS.presencePenaltyDefault),
+  };
+  if (typeof bindings === 'object') configs.set(bindings, config);
+  return config;
+}
+
+function positiveNumber(value: string | undefined, fallback: number): number {
+  const n = Number(value);
+  return value !== undefined && value.trim() !== '' && Number.isFinite(n) && n > 0 ? n : fallback;
+}
+
+function finiteNumber(value: string | undefined, fallback: number): number {
+  const n = Number(value);
+  return value !== undefined && value.trim() !== '' && Number.isFinite(n) ? n : fallback;
+}
+
+const pools = new Map<string, UpstreamPool>();
+
+/** The isolate-wide pool for this worker list, so health marks and in-flight counts outlive one request. */
+export function poolFor(config: EdgeConfig): UpstreamPool {
+  const key = `${config.workerUrls.join(',')}\n${config.workerSecret}\n${config.requestTimeoutMs}`;
+  let pool = pools.get(key);
+  if (!pool) {
+    pool = new UpstreamPool({ urls: config.workerUrls, secret: config.workerSecret, timeoutMs: config.requestTimeoutMs });
+    pools.set(key, pool);
+  }
+  return pool;
+}
+
+/** Keeps work (metering writes, cache puts) alive after the response; runs it unawaited where there is no ctx. */
+export function runAfterResponse(c: Context, work: Promise<unknown>): void {
+  const guarded = work.catch((err: unknown) => console.error('[edge] background task failed', err));
+  try {
+    c.executionCtx.waitUntil(guarded);
+  } catch {
+    // app.request() in Node has no ExecutionContext: the promise still runs
+  }
+}

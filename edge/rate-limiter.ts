@@ -1,0 +1,227 @@
+/**
+ * @module The per-key rate limiter: one Durable Object per API key (named by the key id), so every count is exact
+ * and serialised, never eventually consistent. It holds two token buckets (requests and tokens per minute), the
+ * leases of the key's in-flight generations (the concurrent-stream cap) and the key's spent token quota.
+ *
+ * A generation is admitted with a token reservation (prompt tokens + max_tokens, as far as the edge knows them) and
+ * settled once with the tokens it really used: the difference is refunded or charged, the lease released, the quota
+ * charged. The token bucket may go negative after a settle (a request may use more than it reserved); it then
+ * refuses until it has refilled. Limits travel with each call (they live in the key record), counters live here.
+ */
+import { DurableObject } from 'cloudflare:workers';
+
+export type RateLimits = {
+  requests_per_minute: number;
+  tokens_per_minute: number;
+  /** in-flight generations (streamed or not) */
+  concurrent_streams: number;
+  /** lifetime token quota (prompt + completion); null = none */
+  quota_tokens: number | null;
+};
+
+/** What the response headers report; durations in ms. */
+export type LimitState = {
+  limitRequests: number;
+  limitTokens: number;
+  remainingRequests: number;
+  remainingTokens: number;
+  /** ms until the requests bucket is full again */
+  resetRequestsMs: number;
+  /** ms until the tokens bucket is full again */
+  resetTokensMs: number;
+  inFlight: number;
+  limitConcurrent: number;
+  quotaUsed: number;
+  quotaTokens: number | null;
+  /** revoked here: effective at once everywhere, unlike the KV record, which other locations may cache ~60 s */
+  revoked: boolean;
+};
+
+export type Refusal = 'requests' | 'tokens' | 'concurrency' | 'quota' | 'revoked';
+
+export type Refused = {
+  ok: false;
+  refusal: Refusal;
+  /** ms until a retry can succeed; null = never by waiting (quota) */
+  retryAfterMs: number | null;
+  state: LimitState;
+};
+export type Admission = { ok: true; leaseId: string; reserved: number; state: LimitState } | Refused;
+
+export type AdmitRequest = {
+  limits: RateLimits;
+  /** tokens to reserve now; clamped to the bucket's capacity so a large request is delayed, not refused forever */
+  tokens: number;
+};
+
+/** A lease a lost release never gives back is reclaimed after this long (ms). */
+export const LEASE_TTL_MS = 30 * 60_000;
+const WINDOW_MS = 60_000;
+const SETTLED_MEMORY = 256;
+
+type Bucket = { level: number; at: number };
+type Lease = { reserved: number; expiresAt: number };
+type Stored = {
+  requests: Bucket | null;
+  tokens: Bucket | null;
+  leases: Record<string, Lease>;
+  /** the most recent settled lease ids, so a repeated settle charges nothing */
+  settled: string[];
+  quotaUsed: number;
+  revoked: boolean;
+};
+
+export class RateLimiter extends DurableObject {
+  private state: Stored = { requests: null, tokens: null, leases: {}, settled: [], quotaUsed: 0, revoked: false };
+  /** Added to Date.now(): tests move this object's clock forward with runInDurableObject. */
+  clockOffsetMs = 0;
+
+  constructor(ctx: DurableObjectState, env: unknown) {
+    super(ctx, env as never);
+    ctx.blockConcurrencyWhile(async () => {
+      const stored = await ctx.storage.get<Stored>('state');
+      if (stored) this.state = { ...this.state, ...stored };
+    });
+  }
+
+  private now(): number {
+    return Date.now() + this.clockOffsetMs;
+  }
+
+  /** Takes one request, reserves tokens and a lease; or says which limit refused and for how long. */
+  async admit(req: AdmitRequest): Promise<Admission> {
+    const now = this.now();
+    const { limits } = req;
+    this.expireLeases(now);
+    const requests = refill(this.state.requests, limits.requests_per_minute, now);
+    const tokens = refill(this.state.tokens, limits.tokens_per_minute, now);
+    const reserve = Math.max(0, Math.min(Math.ceil(req.tokens), limits.tokens_per_minute));
+    const refuse = (refusal: Refusal, retryAfterMs: number | null): Admission => ({
+      ok: false, refusal, retryAfterMs, state: this.describe(limits, requests, tokens),
+    });
+
+    if (this.state.revoked) return refuse('revoked', null);
+    if (limits.quota_tokens !== null && this.state.quotaUsed >= limits.quota_tokens) return refuse('quota', null);
+    if (requests.level < 1) return refuse('requests', msUntil(requests, 1, limits.requests_per_minute));
+    if (tokens.level < reserve || tokens.level <= 0) {
+      return refuse('tokens', msUntil(tokens, Math.max(reserve, 1), limits.tokens_per_minute));
+    }
+    if (Object.keys(this.state.leases).length >= limits.concurrent_streams) {
+      // a stream can end any moment; the soonest lease expiry is only the worst case
+      return refuse('concurrency', 1000);
+    }
+
+    requests.level -= 1;
+    tokens.level -= reserve;
+    const leaseId = crypto.randomUUID();
+    this.state.requests = requests;
+    this.state.tokens = tokens;
+    this.state.leases[leaseId] = { reserved: reserve, expiresAt: now + LEASE_TTL_MS };
+    await this.save();
+    return { ok: true, leaseId, reserved: reserve, state: this.describe(limits, requests, tokens) };
+  }
+
+  /**
+   * Adds `tokens` to a lease's reservation once the prompt is tokenized; refused when the bucket cannot cover them
+   * now (clamped to the capacity, so any request can eventually pass). The lease stays until settled either way.
+   */
+  async reserveTokens(leaseId: string, tokens: number, limits: RateLimits): Promise<Admission> {
+    const now = this.now();
+    const requests = refill(this.state.requests, limits.requests_per_minute, now);
+    const bucket = refill(this.state.tokens, limits.tokens_per_minute, now);
+    const lease = this.state.leases[leaseId];
+    const want = Math.max(0, Math.min(Math.ceil(tokens), limits.tokens_per_minute));
+    if (lease && bucket.level < want) {
+      return {
+        ok: false, refusal: 'tokens', retryAfterMs: msUntil(bucket, want, limits.tokens_per_minute),
+        state: this.describe(limits, requests, bucket),
+      };
+    }
+    if (lease) {
+      bucket.level -= want;
+      lease.reserved += want;
+      this.state.tokens = bucket;
+      await this.save();
+    }
+    return { ok: true, leaseId, reserved: lease?.reserved ?? 0, state: this.describe(limits, requests, bucket) };
+  }
+
+  /**
+   * Ends a lease: charges `bucketTokens` (what the generation really cost the GPU) against the token bucket, minus
+   * what was reserved, and `quotaTokens` against the quota. Idempotent: a lease settles once; later calls change
+   * nothing.
+   */
+  async settle(leaseId: string, bucketTokens: number, quotaTokens: number, limits: RateLimits): Promise<LimitState> {
+    const now = this.now();
+    const tokens = refill(this.state.tokens, limits.tokens_per_minute, now);
+    if (!this.state.settled.includes(leaseId)) {
+      // a lease that outlived LEASE_TTL_MS was reclaimed, but what it used is still charged
+      const reserved = this.state.leases[leaseId]?.reserved ?? 0;
+      delete this.state.leases[leaseId];
+      this.state.settled = [...this.state.settled.slice(-(SETTLED_MEMORY - 1)), leaseId];
+      tokens.level -= Math.max(0, Math.round(bucketTokens)) - reserved;
+      this.state.tokens = tokens;
+      this.state.quotaUsed += Math.max(0, Math.round(quotaTokens));
+      await this.save();
+    }
+    const requests = refill(this.state.requests, limits.requests_per_minute, now);
+    return this.describe(limits, requests, tokens);
+  }
+
+  /** The counters as headers would show them, changing nothing. */
+  async peek(limits: RateLimits): Promise<LimitState> {
+    const now = this.now();
+    this.expireLeases(now);
+    return this.describe(limits, refill(this.state.requests, limits.requests_per_minute, now),
+      refill(this.state.tokens, limits.tokens_per_minute, now));
+  }
+
+  /** Admin: the key is revoked; every later admission is refused (in-flight streams finish and settle). */
+  async revoke(): Promise<void> {
+    this.state.revoked = true;
+    await this.save();
+  }
+
+  /** Admin: forget the spent quota (e.g. at the start of a billing period). */
+  async resetQuota(): Promise<void> {
+    this.state.quotaUsed = 0;
+    await this.save();
+  }
+
+  private expireLeases(now: number): void {
+    for (const [id, lease] of Object.entries(this.state.leases)) if (lease.expiresAt <= now) delete this.state.leases[id];
+  }
+
+  private describe(limits: RateLimits, requests: Bucket, tokens: Bucket): LimitState {
+    return {
+      limitRequests: limits.requests_per_minute,
+      limitTokens: limits.tokens_per_minute,
+      remainingRequests: Math.max(0, Math.floor(requests.level)),
+      remainingTokens: Math.max(0, Math.floor(tokens.level)),
+      resetRequestsMs: msUntil(requests, limits.requests_per_minute, limits.requests_per_minute),
+      resetTokensMs: msUntil(tokens, limits.tokens_per_minute, limits.tokens_per_minute),
+      inFlight: Object.keys(this.state.leases).length,
+      limitConcurrent: limits.concurrent_streams,
+      quotaUsed: this.state.quotaUsed,
+      quotaTokens: limits.quota_tokens,
+      revoked: this.state.revoked,
+    };
+  }
+
+  private async save(): Promise<void> {
+    await this.ctx.storage.put('state', this.state);
+  }
+}
+
+/** The bucket's level now: it refills `capacity` per minute, continuously, up to `capacity`. */
+function refill(bucket: Bucket | null, capacity: number, now: number): Bucket {
+  if (!bucket) return { level: capacity, at: now };
+  const elapsed = Math.max(0, now - bucket.at);
+  return { level: Math.min(capacity, bucket.level + (elapsed * capacity) / WINDOW_MS), at: now };
+}
+
+/** ms until the bucket holds `amount` (0 when it already does). */
+function msUntil(bucket: Bucket, amount: number, capacity: number): number {
+  const missing = Math.min(amount, capacity) - bucket.level;
+  return missing <= 0 ? 0 : Math.ceil((missing * WINDOW_MS) / capacity);
+}

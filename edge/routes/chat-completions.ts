@@ -1,0 +1,311 @@
+// POST /v1/chat/completions: validate → thinking mode → Qwen3 template + tokens → n worker generations → per
+// choice: detokenise → split reasoning → stop strings on content → tool calls → OpenAI JSON or chat.completion.chunk SSE.
+import { Hono, type Context } from 'hono';
+import { THINKING_BUDGET_TEXT, type FinishReason, type GenerateEvent, type GenerateRequestInput, type TokenLogprob, type Usage } from '../../gpu-worker/protocol.ts';
+import type { EdgeEnv } from '../app.ts';
+import type { ChatMessage } from '../chat-template.ts';
+import { apiError, invalidRequest } from '../errors.ts';
+import { getPromptCache } from '../prompt-cache.ts';
+import { ReasoningParser } from '../reasoning-parser.ts';
+import { chatCompletionRequestSchema, completionBudget, jsonBody, requireModel, type ChatCompletionRequest } from '../schemas.ts';
+import { chatLogprobs, streamChunks, type ChunkStream, type CompletionUsage } from '../sse.ts';
+import { StopStringMatcher } from '../stop-strings.ts';
+import { applySamplingDefaults, decideThinkingMode, formatThinkingHeader, THINKING_HEADER } from '../thinking-mode.ts';
+import { getTokenizer, StreamingDetokenizer, THINK_END } from '../tokenizer/index.js';
+import { ToolCallParser, type ToolCall, type ToolCallDelta, type ToolChoice } from '../tool-call-parser.ts';
+import { UpstreamError, type UpstreamPool, type UpstreamStream } from '../upstream.ts';
+
+export type ChatDelta = { role?: 'assistant'; content?: string; reasoning_content?: string; reasoning?: string; tool_calls?: ToolCallDelta[] };
+type ChoiceOptions = { thinking: boolean; excludeReasoning: boolean; toolsOffered: boolean; toolChoice: ToolChoice; stop: ChatCompletionRequest['stop'] };
+
+/** One choice's output pipeline; push() per worker frame, finish() once at the end. */
+export class ChatChoice {
+  private readonly detok = new StreamingDetokenizer(getTokenizer(), { skipSpecialTokens: true });
+  private readonly reasoningParser: ReasoningParser;
+  private readonly stop: StopStringMatcher;
+  private readonly tools: ToolCallParser;
+  private pendingLogprobs: TokenLogprob[] = [];
+  private thinkEndAt = -1;
+  private endedInReasoning = false;
+  private finished = false;
+  tokenCount = 0;
+  stopped = false;
+  usage?: Usage;
+  workerFinish?: FinishReason;
+
+  constructor(
+    readonly index: number,
+    private readonly options: ChoiceOptions,
+  ) {
+    const parseTools = options.toolsOffered && options.toolChoice !== 'none';
+    this.reasoningParser = new ReasoningParser({ promptClosedThinking: !options.thinking, toolCallEndsReasoning: parseTools });
+    this.stop = new StopStringMatcher(options.stop);
+    this.tools = new ToolCallParser({ toolChoice: parseTools ? options.toolChoice : 'none' });
+  }
+
+  push(event: GenerateEvent): ChatDelta[] {
+    for (const token of event.tokens) {
+      if (token === THINK_END && this.thinkEndAt < 0) this.thinkEndAt = this.tokenCount;
+      this.tokenCount++;
+    }
+    if (event.logprobs) this.pendingLogprobs.push(...event.logprobs);
+    if (event.finish_reason) {
+      this.workerFinish = event.finish_reason;
+      this.usage = event.usage;
+    }
+    if (this.stopped) return [];
+    return this.route(this.reasoningParser.push(this.detok.push(event.tokens)), false);
+  }
+
+  finish(): ChatDelta[] {
+    if (this.finished || this.stopped) return [];
+    this.finished = true;
+    const tail = this.reasoningParser.push(this.detok.flush());
+    const last = this.reasoningParser.finish();
+    this.endedInReasoning = last.endedInReasoning;
+    return this.route({ reasoning: tail.reasoning + last.reasoning, content: tail.content + last.content }, true);
+  }
+
+  private route(split: { reasoning: string; content: string }, atEnd: boolean): ChatDelta[] {
+    const deltas: ChatDelta[] = [];
+    if (split.reasoning && !this.options.excludeReasoning) deltas.push({ reasoning_content: split.reasoning, reasoning: split.reasoning });
+    const matched = this.stop.push(split.content);
+    let text = matched.text;
+    if (matched.matched !== undefined) this.stopped = true;
+    else if (atEnd) text += this.stop.finish().text;
+    const parts = [this.tools.push(text)];
+    if (atEnd || this.stopped) parts.push(this.tools.finish());
+    for (const part of parts) {
+      if (part.content) deltas.push({ content: part.content });
+      for (const call of part.toolCalls) deltas.push({ tool_calls: [call] });
+    }
+    return deltas;
+  }
+
+  takeLogprobs(): TokenLogprob[] {
+    const taken = this.pendingLogprobs;
+    this.pendingLogprobs = [];
+    return taken;
+  }
+
+  /** Tokens up to and including `</think>`; all of them when the output ended inside thinking. */
+  get reasoningTokens(): number {
+    if (this.thinkEndAt >= 0) return this.thinkEndAt + 1;
+    return this.endedInReasoning ? this.tokenCount : 0;
+  }
+
+  get finishReason(): 'stop' | 'length' | 'tool_calls' {
+    if (this.tools.callCount > 0) return 'tool_calls';
+    if (this.stopped) return 'stop';
+    return this.workerFinish === 'length' ? 'length' : 'stop';
+  }
+}
+
+let budgetInjectIds: number[] | undefined;
+
+/** The worker requests for one prompt × n: sampling defaults per mode for unsent fields, seeds offset per choice. */
+export function generateRequests(args: {
+  requestId: string;
+  prompt: number[];
+  n: number;
+  maxTokens: number;
+  body: Pick<ChatCompletionRequest, 'temperature' | 'top_p' | 'top_k' | 'min_p' | 'presence_penalty' | 'frequency_penalty' | 'repetition_penalty' | 'seed' | 'stop_token_ids'>;
+  thinking: boolean;
+  presencePenalty: number;
+  logprobs?: number;
+  thinkingBudget?: number;
+}): GenerateRequestInput[] {
+  const s = applySamplingDefaults(args.body, args.thinking, { presencePenalty: args.presencePenalty });
+  const greedyTopP = s.top_p === 0;
+  const seed = args.body.seed == null ? undefined : ((args.body.seed % 2 ** 32) + 2 ** 32) % 2 ** 32;
+  return Array.from({ length: args.n }, (_, i) => {
+    const request: GenerateRequestInput = {
+      request_id: args.n > 1 ? `${args.requestId}-${i}` : args.requestId,
+      prompt: args.prompt,
+      max_tokens: args.maxTokens,
+      sampling: {
+        temperature: s.temperature,
+        top_p: greedyTopP ? 1 : s.top_p,
+        top_k: greedyTopP ? 1 : Math.max(0, s.top_k),
+        min_p: s.min_p,
+        presence_penalty: s.presence_penalty,
+        frequency_penalty: args.body.frequency_penalty ?? 0,
+        repetition_penalty: args.body.repetition_penalty ?? 1,
+        ...(seed === undefined ? {} : { seed: seed + i }),
+      },
+      stop_token_ids: args.body.stop_token_ids ?? [],
+    };
+    if (args.logprobs !== undefined) request.logprobs = args.logprobs;
+    if (args.thinking && args.thinkingBudget !== undefined && args.thinkingBudget < args.maxTokens) {
+      budgetInjectIds ??= getTokenizer().encode(THINKING_BUDGET_TEXT);
+      request.thinking_budget = { max_thinking_tokens: args.thinkingBudget, inject_ids: budgetInjectIds };
+    }
+    return request;
+  });
+}
+
+/** Starts every generation (each retried on other workers until its first token); all or nothing. */
+export async function startGenerations(pool: UpstreamPool, requests: GenerateRequestInput[], signal: AbortSignal): Promise<UpstreamStream[]> {
+  const started = await Promise.allSettled(requests.map((r) => pool.generate(r, signal)));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (!failed) return started.map((r) => (r as PromiseFulfilledResult<UpstreamStream>).value);
+  for (const r of started) if (r.status === 'fulfilled') r.value.cancel();
+  throw failed.reason;
+}
+
+export function usageOf(promptTokens: number, choices: readonly { usage?: Usage; tokenCount: number; reasoningTokens?: number }[]): CompletionUsage {
+  const completion = choices.reduce((sum, ch) => sum + (ch.usage?.completion_tokens ?? ch.tokenCount), 0);
+  const usage: CompletionUsage = {
+    prompt_tokens: promptTokens,
+    completion_tokens: completion,
+    total_tokens: promptTokens + completion,
+    prompt_tokens_details: { cached_tokens: choices[0]?.usage?.cached_tokens ?? 0 },
+  };
+  if (choices.some((ch) => ch.reasoningTokens !== undefined)) {
+    usage.completion_tokens_details = { reasoning_tokens: choices.reduce((sum, ch) => sum + (ch.reasoningTokens ?? 0), 0) };
+  }
+  return usage;
+}
+
+export const newCompletionId = (prefix: string) => `${prefix}-${crypto.randomUUID().replaceAll('-', '')}`;
+
+/** Settles the lifecycle from the choices' counts. */
+export function settleUsage(c: Context<EdgeEnv>, outcome: 'completed' | 'failed' | 'aborted', status: number, usage: CompletionUsage): void {
+  c.var.lifecycle.settle({
+    outcome,
+    status,
+    promptTokens: usage.prompt_tokens,
+    completionTokens: usage.completion_tokens,
+    reasoningTokens: usage.completion_tokens_details?.reasoning_tokens ?? 0,
+    cachedTokens: usage.prompt_tokens_details.cached_tokens,
+  });
+}
+
+export function chatCompletionsRoute(): Hono<EdgeEnv> {
+  const app = new Hono<EdgeEnv>();
+  app.post('/v1/chat/completions', jsonBody(chatCompletionRequestSchema), async function chatCompletions(c) {
+    const body = c.req.valid('json');
+    const { config } = c.var;
+    requireModel(body.model, config.modelId);
+    const messages = body.messages as ChatMessage[];
+    const thinking = decideThinkingMode({ controls: body, messages, thinkingDefault: config.thinkingDefault });
+    const toolChoice: ToolChoice = body.tool_choice ?? 'auto';
+    const tools = toolChoice === 'none' || !body.tools?.length ? undefined : body.tools;
+    let prompt;
+    try {
+      prompt = getPromptCache().chat({ messages, tools, enableThinking: thinking.enabled });
+    } catch (err) {
+      throw invalidRequest(`messages could not be rendered: ${(err as Error).message}`, 'messages');
+    }
+    const budgetParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
+    const maxTokens = completionBudget(prompt.ids.length, body.max_completion_tokens ?? body.max_tokens, config.maxModelLen, { prompt: 'messages', budget: budgetParam });
+    const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
+    const requests = generateRequests({
+      requestId: c.var.requestId, prompt: prompt.ids, n: body.n ?? 1, maxTokens, body, thinking: thinking.enabled,
+      presencePenalty: config.presencePenaltyDefault, logprobs: topLogprobs, thinkingBudget: thinking.budget,
+    });
+    const choiceOptions: ChoiceOptions = { thinking: thinking.enabled, excludeReasoning: thinking.excludeReasoning, toolsOffered: !!tools, toolChoice, stop: body.stop };
+    const stream = body.stream === true;
+    c.header(THINKING_HEADER, formatThinkingHeader(thinking));
+    const shortCircuit = await c.var.lifecycle.prepare({
+      endpoint: 'chat.completions', model: body.model, prompts: [prompt.ids], thinking, stream, generations: requests.length, maxTokens,
+      fingerprint: JSON.stringify(['chat', requests.map(({ request_id: _, ...r }) => r), choiceOptions, stream, body.stream_options ?? null]),
+      deterministic: requests[0].sampling?.temperature === 0 || body.seed != null,
+    });
+    if (shortCircuit) return shortCircuit;
+
+    const upstreams = await startGenerations(c.var.upstream, requests, c.req.raw.signal);
+    const choices = upstreams.map((_, i) => new ChatChoice(i, choiceOptions));
+    const id = newCompletionId('chatcmpl');
+    const created = Math.floor(Date.now() / 1000);
+    const usage = () => usageOf(prompt.ids.length, choices);
+    const logprobsOf = (choice: ChatChoice) => (topLogprobs === undefined ? null : { content: chatLogprobs(getTokenizer(), choice.takeLogprobs(), topLogprobs), refusal: null });
+    const cancelAll = () => upstreams.forEach((u) => u.cancel());
+
+    if (stream) {
+      return streamChunks(c, { id, object: 'chat.completion.chunk', created, model: body.model }, body.stream_options?.include_usage === true, async (out) => {
+        out.signal.addEventListener('abort', () => {
+          cancelAll();
+          settleUsage(c, 'aborted', 499, usage());
+        });
+        for (const choice of choices) await out.choices([{ index: choice.index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
+        try {
+          await Promise.all(choices.map((choice, i) => pumpChoice(choice, upstreams[i], out, logprobsOf)));
+        } catch (err) {
+          cancelAll();
+          settleUsage(c, out.clientGone ? 'aborted' : 'failed', out.clientGone ? 499 : 502, usage());
+          throw err;
+        }
+        await out.usage(usage());
+        await out.done();
+        settleUsage(c, 'completed', 200, usage());
+      });
+    }
+
+    const onAbort = () => cancelAll();
+    c.req.raw.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const messagesOut = await Promise.all(choices.map((choice, i) => collectChoice(choice, upstreams[i])));
+      settleUsage(c, 'completed', 200, usage());
+      return c.json({
+        id, object: 'chat.completion', created, model: body.model,
+        choices: choices.map((choice, i) => ({ index: i, message: messagesOut[i], logprobs: logprobsOf(choice), finish_reason: choice.finishReason })),
+        usage: usage(),
+      });
+    } catch (err) {
+      cancelAll();
+      settleUsage(c, c.req.raw.signal.aborted ? 'aborted' : 'failed', 502, usage());
+      if (err instanceof UpstreamError) throw apiError(502, `The inference worker failed mid-generation: ${err.message}`, { type: 'server_error', code: 'upstream_error' });
+      throw err;
+    } finally {
+      c.req.raw.signal.removeEventListener('abort', onAbort);
+    }
+  });
+  return app;
+}
+
+/** Streams one choice: a chunk per delta (logprobs ride on the next chunk out), then its finish_reason chunk. */
+async function pumpChoice(choice: ChatChoice, upstream: UpstreamStream, out: ChunkStream, logprobsOf: (ch: ChatChoice) => unknown): Promise<void> {
+  const emit = async (deltas: ChatDelta[]) => {
+    for (const delta of deltas) await out.choices([{ index: choice.index, delta, logprobs: logprobsOf(choice), finish_reason: null }]);
+  };
+  for await (const event of upstream) {
+    await emit(choice.push(event));
+    if (choice.stopped) {
+      upstream.cancel();
+      break;
+    }
+  }
+  await emit(choice.finish());
+  await out.choices([{ index: choice.index, delta: {}, logprobs: logprobsOf(choice), finish_reason: choice.finishReason }]);
+}
+
+/** Reads one choice to the end and folds its deltas into an assistant message. */
+async function collectChoice(choice: ChatChoice, upstream: UpstreamStream) {
+  let reasoning = '';
+  let content = '';
+  const calls: ToolCall[] = [];
+  const fold = (deltas: ChatDelta[]) => {
+    for (const d of deltas) {
+      reasoning += d.reasoning_content ?? '';
+      content += d.content ?? '';
+      for (const t of d.tool_calls ?? []) {
+        if (t.id !== undefined) calls[t.index] = { id: t.id, type: 'function', function: { name: t.function.name ?? '', arguments: '' } };
+        calls[t.index].function.arguments += t.function.arguments ?? '';
+      }
+    }
+  };
+  for await (const event of upstream) {
+    fold(choice.push(event));
+    if (choice.stopped) {
+      upstream.cancel();
+      break;
+    }
+  }
+  fold(choice.finish());
+  const message: Record<string, unknown> = { role: 'assistant', content: calls.length > 0 && !content ? null : content };
+  message.reasoning_content = reasoning || null;
+  message.reasoning = reasoning || null;
+  if (calls.length > 0) message.tool_calls = calls;
+  return message;
+}

@@ -1,0 +1,176 @@
+// POST /v1/completions (legacy): prompt as text, texts, token ids or lists of ids → one worker generation per prompt
+// × n → detokenise → stop strings → text_completion JSON or SSE. No template and no reasoning split: raw text.
+import { Hono } from 'hono';
+import type { FinishReason, GenerateEvent, TokenLogprob, Usage } from '../../gpu-worker/protocol.ts';
+import type { EdgeEnv } from '../app.ts';
+import { apiError, invalidRequest } from '../errors.ts';
+import { getPromptCache } from '../prompt-cache.ts';
+import { completionBudget, completionRequestSchema, jsonBody, requireModel } from '../schemas.ts';
+import { completionLogprobs, streamChunks } from '../sse.ts';
+import { StopStringMatcher } from '../stop-strings.ts';
+import { getTokenizer, StreamingDetokenizer } from '../tokenizer/index.js';
+import { UpstreamError } from '../upstream.ts';
+import { generateRequests, newCompletionId, settleUsage, startGenerations, usageOf } from './chat-completions.ts';
+
+/** OpenAI's default for legacy completions (tokens). */
+const DEFAULT_MAX_TOKENS = 16;
+const ASSISTANT_TURN = '<|im_start|>assistant\n';
+
+class TextChoice {
+  private readonly detok = new StreamingDetokenizer(getTokenizer(), { skipSpecialTokens: true });
+  private readonly stop: StopStringMatcher;
+  private pendingLogprobs: TokenLogprob[] = [];
+  tokenCount = 0;
+  stopped = false;
+  usage?: Usage;
+  workerFinish?: FinishReason;
+  /** characters emitted so far (text_offset of the next token) */
+  offset = 0;
+
+  constructor(
+    readonly index: number,
+    stop: string | string[] | null | undefined,
+  ) {
+    this.stop = new StopStringMatcher(stop);
+  }
+
+  push(event: GenerateEvent): string {
+    this.tokenCount += event.tokens.length;
+    if (event.logprobs) this.pendingLogprobs.push(...event.logprobs);
+    if (event.finish_reason) {
+      this.workerFinish = event.finish_reason;
+      this.usage = event.usage;
+    }
+    if (this.stopped) return '';
+    const matched = this.stop.push(this.detok.push(event.tokens));
+    if (matched.matched !== undefined) this.stopped = true;
+    return matched.text;
+  }
+
+  finish(): string {
+    if (this.stopped) return '';
+    return this.stop.push(this.detok.flush()).text + this.stop.finish().text;
+  }
+
+  takeLogprobs(): TokenLogprob[] {
+    const taken = this.pendingLogprobs;
+    this.pendingLogprobs = [];
+    return taken;
+  }
+
+  get finishReason(): 'stop' | 'length' {
+    return !this.stopped && this.workerFinish === 'length' ? 'length' : 'stop';
+  }
+}
+
+export function completionsRoute(): Hono<EdgeEnv> {
+  const app = new Hono<EdgeEnv>();
+  app.post('/v1/completions', jsonBody(completionRequestSchema), async function completions(c) {
+    const body = c.req.valid('json');
+    const { config } = c.var;
+    requireModel(body.model, config.modelId);
+    if (body.echo && body.logprobs != null) throw invalidRequest('echo with logprobs is not supported by this server', 'echo');
+    const tokenizer = getTokenizer();
+    const prompts = promptIds(body.prompt, tokenizer.vocabSize);
+    const n = body.n ?? 1;
+    const requests = prompts.flatMap((ids, p) => {
+      const maxTokens = completionBudget(ids.length, body.max_tokens ?? DEFAULT_MAX_TOKENS, config.maxModelLen, { prompt: 'prompt', budget: 'max_tokens' });
+      // a prompt ending in an open assistant turn makes Qwen3 think: give it the thinking-mode sampling defaults
+      const thinking = tokenizer.decode(ids.slice(-4)).endsWith(ASSISTANT_TURN);
+      return generateRequests({
+        requestId: prompts.length > 1 ? `${c.var.requestId}-p${p}` : c.var.requestId, prompt: ids, n, maxTokens, body, thinking,
+        presencePenalty: config.presencePenaltyDefault, logprobs: body.logprobs ?? undefined,
+      });
+    });
+    const stream = body.stream === true;
+    const shortCircuit = await c.var.lifecycle.prepare({
+      endpoint: 'completions', model: body.model, prompts, stream, generations: requests.length, maxTokens: requests[0].max_tokens,
+      fingerprint: JSON.stringify(['completions', requests.map(({ request_id: _, ...r }) => r), body.stop ?? null, body.echo ?? false, stream, body.stream_options ?? null]),
+      deterministic: requests[0].sampling?.temperature === 0 || body.seed != null,
+    });
+    if (shortCircuit) return shortCircuit;
+
+    const upstreams = await startGenerations(c.var.upstream, requests, c.req.raw.signal);
+    const choices = upstreams.map((_, i) => new TextChoice(i, body.stop));
+    const echoOf = (choice: TextChoice) => (body.echo ? tokenizer.decode(prompts[Math.floor(choice.index / n)]) : '');
+    const promptTokens = prompts.reduce((sum, ids) => sum + ids.length, 0);
+    const usage = () => usageOf(promptTokens, choices);
+    const logprobsOf = (choice: TextChoice, text: string) => {
+      if (body.logprobs == null) return null;
+      const out = completionLogprobs(tokenizer, choice.takeLogprobs(), body.logprobs, choice.offset);
+      choice.offset += text.length;
+      return out;
+    };
+    const cancelAll = () => upstreams.forEach((u) => u.cancel());
+    const id = newCompletionId('cmpl');
+    const created = Math.floor(Date.now() / 1000);
+
+    if (stream) {
+      return streamChunks(c, { id, object: 'text_completion', created, model: body.model }, body.stream_options?.include_usage === true, async (out) => {
+        out.signal.addEventListener('abort', () => {
+          cancelAll();
+          settleUsage(c, 'aborted', 499, usage());
+        });
+        const pump = async (choice: TextChoice) => {
+          const send = (text: string, finish: string | null) =>
+            out.choices([{ index: choice.index, text, logprobs: logprobsOf(choice, text), finish_reason: finish }]);
+          const echo = echoOf(choice);
+          if (echo) await send(echo, null);
+          for await (const event of upstreams[choice.index]) {
+            const text = choice.push(event);
+            if (text) await send(text, null);
+            if (choice.stopped) break;
+          }
+          await send(choice.finish(), choice.finishReason);
+        };
+        try {
+          await Promise.all(choices.map(pump));
+        } catch (err) {
+          cancelAll();
+          settleUsage(c, out.clientGone ? 'aborted' : 'failed', out.clientGone ? 499 : 502, usage());
+          throw err;
+        }
+        await out.usage(usage());
+        await out.done();
+        settleUsage(c, 'completed', 200, usage());
+      });
+    }
+
+    try {
+      const texts = await Promise.all(
+        choices.map(async (choice) => {
+          let text = echoOf(choice);
+          for await (const event of upstreams[choice.index]) {
+            text += choice.push(event);
+            if (choice.stopped) break;
+          }
+          return text + choice.finish();
+        }),
+      );
+      settleUsage(c, 'completed', 200, usage());
+      return c.json({
+        id, object: 'text_completion', created, model: body.model,
+        choices: choices.map((choice, i) => ({ index: i, text: texts[i], logprobs: logprobsOf(choice, ''), finish_reason: choice.finishReason })),
+        usage: usage(),
+      });
+    } catch (err) {
+      cancelAll();
+      settleUsage(c, 'failed', 502, usage());
+      if (err instanceof UpstreamError) throw apiError(502, `The inference worker failed mid-generation: ${err.message}`, { type: 'server_error', code: 'upstream_error' });
+      throw err;
+    }
+  });
+  return app;
+}
+
+/** Every prompt form as token ids; text goes through the prompt cache (special tokens written literally are encoded). */
+function promptIds(prompt: string | string[] | number[] | number[][], vocabSize: number): number[][] {
+  const lists: (string | number[])[] = typeof prompt === 'string' ? [prompt] : typeof prompt[0] === 'number' ? [prompt as number[]] : (prompt as (string | number[])[]);
+  return lists.map((item, i) => {
+    const ids = typeof item === 'string' ? getPromptCache().encode(item).ids : item;
+    if (ids.length === 0) throw invalidRequest('prompt must not be empty', 'prompt');
+    const bad = ids.findIndex((id) => id >= vocabSize);
+    if (bad !== -1) throw invalidRequest(`prompt token ${ids[bad]} is not in the vocabulary`, lists.length > 1 ? `prompt[${i}][${bad}]` : `prompt[${bad}]`);
+    return ids;
+  });
+}

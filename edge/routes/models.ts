@@ -1,0 +1,25 @@
+// GET /v1/models and GET /v1/models/:id: the one served model, in OpenAI's list shape (plus vLLM's max_model_len).
+import { Hono } from 'hono';
+import type { EdgeEnv } from '../app.ts';
+import type { EdgeConfig } from '../platform.ts';
+import { modelNotFound } from '../errors.ts';
+
+/** Stable `created` for the listing (Unix seconds of the Qwen3 release, 2025-04-29). */
+const CREATED_S = 1_745_884_800;
+
+function modelCard(config: EdgeConfig) {
+  return { id: config.modelId, object: 'model', created: CREATED_S, owned_by: 'qwen3-serve', max_model_len: config.maxModelLen };
+}
+
+export function modelsRoute(): Hono<EdgeEnv> {
+  const app = new Hono<EdgeEnv>();
+  app.get('/v1/models', async function listModels(c) {
+    return c.json({ object: 'list', data: [modelCard(c.var.config)] });
+  });
+  app.get('/v1/models/:id{.+}', async function retrieveModel(c) {
+    const id = c.req.param('id');
+    if (id !== c.var.config.modelId) throw modelNotFound(id);
+    return c.json(modelCard(c.var.config));
+  });
+  return app;
+}

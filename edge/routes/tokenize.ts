@@ -1,0 +1,49 @@
+// vLLM's POST /tokenize ({prompt} or chat {messages, add_generation_prompt, chat_template_kwargs, tools} →
+// {count, max_model_len, tokens}) and POST /detokenize ({tokens} → {prompt}). Chat prompts are rendered exactly as
+// /v1/chat/completions would send them (same thinking-mode decision, same template), so `count` is what gets billed.
+import { Hono } from 'hono';
+import type { EdgeEnv } from '../app.ts';
+import type { ChatMessage } from '../chat-template.ts';
+import { invalidRequest } from '../errors.ts';
+import { getPromptCache } from '../prompt-cache.ts';
+import { detokenizeRequestSchema, jsonBody, requireModel, tokenizeRequestSchema } from '../schemas.ts';
+import { decideThinkingMode } from '../thinking-mode.ts';
+import { getTokenizer } from '../tokenizer/index.js';
+
+export function tokenizeRoute(): Hono<EdgeEnv> {
+  const app = new Hono<EdgeEnv>();
+
+  app.post('/tokenize', jsonBody(tokenizeRequestSchema), async function tokenize(c) {
+    const body = c.req.valid('json');
+    const { config } = c.var;
+    requireModel(body.model, config.modelId);
+    let tokens: number[];
+    if ('messages' in body) {
+      const messages = body.messages as ChatMessage[];
+      const thinking = decideThinkingMode({ controls: body, messages, thinkingDefault: config.thinkingDefault });
+      try {
+        tokens = getPromptCache().chat({
+          messages, tools: body.tools ?? undefined, enableThinking: thinking.enabled, addGenerationPrompt: body.add_generation_prompt ?? true,
+        }).ids;
+      } catch (err) {
+        throw invalidRequest(`messages could not be rendered: ${(err as Error).message}`, 'messages');
+      }
+    } else {
+      tokens = getPromptCache().encode(body.prompt).ids;
+    }
+    const result: Record<string, unknown> = { count: tokens.length, max_model_len: config.maxModelLen, tokens };
+    if (body.return_token_strs) result.token_strs = tokens.map((id) => getTokenizer().idToToken(id) ?? null);
+    return c.json(result);
+  });
+
+  app.post('/detokenize', jsonBody(detokenizeRequestSchema), async function detokenize(c) {
+    const body = c.req.valid('json');
+    requireModel(body.model, c.var.config.modelId);
+    const tokenizer = getTokenizer();
+    const bad = body.tokens.findIndex((id) => id >= tokenizer.vocabSize);
+    if (bad !== -1) throw invalidRequest(`token ${body.tokens[bad]} is not in the vocabulary`, `tokens[${bad}]`);
+    return c.json({ prompt: tokenizer.decode(body.tokens) });
+  });
+
+  return app;
+}

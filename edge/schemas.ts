@@ -1,0 +1,214 @@
+// The OpenAI (and vLLM-extension) request schemas the edge accepts: one zod schema per endpoint feeds both the
+// validator (400 invalid_request_error naming the bad field in `param`) and the route's types.
+import { zValidator } from '@hono/zod-validator';
+import { z } from 'zod';
+import { invalidRequest, modelNotFound } from './errors.ts';
+import { thinkingControlsSchema } from './thinking-mode.ts';
+
+const textPart = z.object({ type: z.literal('text'), text: z.string() });
+const content = z.union([z.string(), z.array(textPart)]).nullish();
+
+const toolCall = z.object({
+  id: z.string().optional(),
+  type: z.literal('function').optional(),
+  function: z.object({ name: z.string().min(1), arguments: z.union([z.string(), z.record(z.string(), z.unknown())]).optional() }),
+});
+
+export const chatMessageSchema = z.object({
+  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
+  content,
+  name: z.string().optional(),
+  reasoning_content: z.string().nullish(),
+  reasoning: z.string().nullish(),
+  tool_calls: z.array(toolCall).nullish(),
+  tool_call_id: z.string().optional(),
+});
+
+export const functionToolSchema = z.object({
+  type: z.literal('function'),
+  function: z.object({
+    name: z.string().min(1).max(64),
+    description: z.string().optional(),
+    parameters: z.record(z.string(), z.unknown()).optional(),
+    strict: z.boolean().nullish(),
+  }),
+});
+
+export const toolChoiceSchema = z.union([
+  z.enum(['none', 'auto', 'required']),
+  z.object({ type: z.literal('function'), function: z.object({ name: z.string().min(1) }) }),
+]);
+
+const stop = z.union([z.string(), z.array(z.string()).max(16)]).nullish();
+const tokenId = z.number().int().min(0);
+
+/** Sampling fields shared by chat and legacy completions (OpenAI's, plus vLLM's top_k / min_p / repetition_penalty). */
+const samplingFields = {
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().min(0).max(1).nullish(),
+  top_k: z.number().int().min(-1).nullish(),
+  min_p: z.number().min(0).max(1).nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  repetition_penalty: z.number().gt(0).max(10).nullish(),
+  seed: z.number().int().nullish(),
+  n: z.number().int().min(1).max(16).nullish(),
+  stop,
+  stop_token_ids: z.array(tokenId).max(64).nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().nullish(), include_obfuscation: z.boolean().nullish() }).nullish(),
+  max_tokens: z.number().int().positive().nullish(),
+  user: z.string().nullish(),
+};
+
+export const chatCompletionRequestSchema = z
+  .object({
+    model: z.string().min(1),
+    messages: z.array(chatMessageSchema).min(1),
+    ...samplingFields,
+    max_completion_tokens: z.number().int().positive().nullish(),
+    logprobs: z.boolean().nullish(),
+    top_logprobs: z.number().int().min(0).max(20).nullish(),
+    logit_bias: z.record(z.string(), z.number()).nullish(),
+    tools: z.array(functionToolSchema).max(128).nullish(),
+    tool_choice: toolChoiceSchema.nullish(),
+    parallel_tool_calls: z.boolean().nullish(),
+    response_format: z.object({ type: z.enum(['text', 'json_object', 'json_schema']) }).loose().nullish(),
+    metadata: z.record(z.string(), z.string()).nullish(),
+    store: z.boolean().nullish(),
+    service_tier: z.string().nullish(),
+    safety_identifier: z.string().nullish(),
+    prompt_cache_key: z.string().nullish(),
+  })
+  .extend(thinkingControlsSchema.shape)
+  .superRefine((body, ctx) => {
+    if (body.top_logprobs != null && body.top_logprobs > 0 && body.logprobs !== true) {
+      ctx.addIssue({ code: 'custom', path: ['top_logprobs'], message: 'top_logprobs requires logprobs to be true' });
+    }
+    if (body.logit_bias && Object.keys(body.logit_bias).length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['logit_bias'], message: 'logit_bias is not supported by this server' });
+    }
+    if (body.response_format && body.response_format.type !== 'text') {
+      ctx.addIssue({ code: 'custom', path: ['response_format'], message: `response_format ${body.response_format.type} is not supported by this server` });
+    }
+    if (body.tool_choice && body.tool_choice !== 'none' && body.tool_choice !== 'auto' && !body.tools?.length) {
+      ctx.addIssue({ code: 'custom', path: ['tool_choice'], message: 'tool_choice requires tools' });
+    }
+    if (typeof body.tool_choice === 'object' && body.tool_choice && body.tools?.length) {
+      const name = body.tool_choice.function.name;
+      if (!body.tools.some((t) => t.function.name === name)) {
+        ctx.addIssue({ code: 'custom', path: ['tool_choice', 'function', 'name'], message: `no tool named "${name}" in tools` });
+      }
+    }
+  });
+
+export const completionRequestSchema = z
+  .object({
+    model: z.string().min(1),
+    prompt: z.union([z.string(), z.array(z.string()).min(1), z.array(tokenId).min(1), z.array(z.array(tokenId).min(1)).min(1)]),
+    ...samplingFields,
+    logprobs: z.number().int().min(0).max(5).nullish(),
+    echo: z.boolean().nullish(),
+    best_of: z.number().int().min(1).nullish(),
+    suffix: z.string().nullish(),
+    logit_bias: z.record(z.string(), z.number()).nullish(),
+  })
+  .superRefine((body, ctx) => {
+    if (body.suffix) ctx.addIssue({ code: 'custom', path: ['suffix'], message: 'suffix is not supported by this server' });
+    if (body.best_of != null && body.best_of !== (body.n ?? 1)) {
+      ctx.addIssue({ code: 'custom', path: ['best_of'], message: 'best_of other than n is not supported by this server' });
+    }
+    if (body.logit_bias && Object.keys(body.logit_bias).length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['logit_bias'], message: 'logit_bias is not supported by this server' });
+    }
+  });
+
+/** vLLM's /tokenize: a plain prompt, or chat messages rendered with the template. */
+export const tokenizeRequestSchema = z.union([
+  z.object({ model: z.string().min(1).optional(), prompt: z.string(), add_special_tokens: z.boolean().optional(), return_token_strs: z.boolean().optional() }),
+  z
+    .object({
+      model: z.string().min(1).optional(),
+      messages: z.array(chatMessageSchema).min(1),
+      add_generation_prompt: z.boolean().optional(),
+      tools: z.array(functionToolSchema).nullish(),
+      return_token_strs: z.boolean().optional(),
+    })
+    .extend(thinkingControlsSchema.shape),
+]);
+
+export const detokenizeRequestSchema = z.object({ model: z.string().min(1).optional(), tokens: z.array(tokenId) });
+
+export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
+export type CompletionRequest = z.infer<typeof completionRequestSchema>;
+export type TokenizeRequest = z.infer<typeof tokenizeRequestSchema>;
+export type DetokenizeRequest = z.infer<typeof detokenizeRequestSchema>;
+
+/** `messages[0].content` from a zod issue path. */
+export function paramName(path: readonly PropertyKey[]): string | null {
+  let name = '';
+  for (const part of path) {
+    if (typeof part === 'number') name += `[${part}]`;
+    else name += name ? `.${String(part)}` : String(part);
+  }
+  return name || null;
+}
+
+/** Turns the first issue into a 400 whose `param` names the field; for unions, the innermost failing branch's field. */
+export function validationError(error: z.ZodError): never {
+  let issue: z.core.$ZodIssue = error.issues[0];
+  let path: PropertyKey[] = [...issue.path];
+  while (issue.code === 'invalid_union' && issue.errors.length > 0) {
+    const branches = issue.errors.map((issues) => issues[0]).filter(Boolean);
+    // the branch that got furthest into the value explains it best
+    const deepest = branches.reduce((a, b) => (b.path.length > a.path.length ? b : a), branches[0]);
+    if (!deepest || deepest.path.length === 0) break;
+    issue = deepest;
+    path = [...path, ...deepest.path];
+  }
+  const param = paramName(path);
+  throw invalidRequest(param ? `Invalid value for '${param}': ${issue.message}` : issue.message, param);
+}
+
+/** hono validator for a JSON body: the schema's output type flows into `c.req.valid('json')`. */
+export function jsonBody<S extends z.ZodType>(schema: S) {
+  return zValidator('json', schema, (result) => {
+    if (!result.success) validationError(result.error as unknown as z.ZodError);
+  });
+}
+
+/** Rejects anything other than the served model with 404 model_not_found. */
+export function requireModel(model: string | undefined, served: string): void {
+  if (model !== undefined && model !== served) throw modelNotFound(model);
+}
+
+/**
+ * The completion budget for a prompt: the client's max tokens, or the rest of the context window when it sent none.
+ * 400 when prompt + completion cannot fit (vLLM's wording), naming the field the client used.
+ */
+export function completionBudget(
+  promptTokens: number,
+  requested: number | null | undefined,
+  maxModelLen: number,
+  params: { prompt: string; budget: string },
+): number {
+  const param = params.budget;
+  if (promptTokens >= maxModelLen) {
+    throw invalidRequest(
+      `This model's maximum context length is ${maxModelLen} tokens. However, your prompt has ${promptTokens} tokens, ` +
+        'which leaves no room for a completion. Please reduce the length of the prompt.',
+      params.prompt,
+      'context_length_exceeded',
+    );
+  }
+  if (requested == null) return maxModelLen - promptTokens;
+  if (promptTokens + requested > maxModelLen) {
+    throw invalidRequest(
+      `This model's maximum context length is ${maxModelLen} tokens. However, you requested ${promptTokens + requested} tokens ` +
+        `(${promptTokens} in the prompt, ${requested} for the completion). Please reduce the length of the prompt or ${param}.`,
+      param,
+      'context_length_exceeded',
+    );
+  }
+  return requested;
+}

@@ -1,0 +1,86 @@
+/** Reads the compiled tokenizer written by scripts/build-tokenizer.mjs: base64 → typed-array views, no JSON parsing
+ * except the 26 added tokens. Layout (little-endian) is documented next to the writer. */
+import { QWEN3_TOKENIZER_BASE64 } from './generated/qwen3-tokenizer-data.js';
+
+const MAGIC = 0x4b545751; // 'QWTK'
+const FORMAT_VERSION = 1;
+const HEADER_BYTES = 32;
+
+export interface AddedToken {
+  id: number;
+  content: string;
+  /** true for tokens that decode(…, {skipSpecialTokens}) drops (<|im_start|> etc.; not <think> or <tool_call>). */
+  special: boolean;
+}
+
+export interface TokenizerData {
+  /** Number of token ids with a string behind them (base vocab + added tokens). */
+  vocabSize: number;
+  /** Ids below this are byte-level BPE tokens; added tokens follow. */
+  baseVocabSize: number;
+  /** (256) id of the single-byte token for each byte value. */
+  byteToId: Uint32Array;
+  /** (mergeCount, 2) left and right token id of each merge, in rank order. */
+  mergePairs: Uint32Array;
+  /** Token id produced by merge rank 0; merge r produces firstMergeId + r. */
+  firstMergeId: number;
+  /** (vocabSize + 1) start of each token's bytes in tokenBytes. */
+  tokenOffsets: Uint32Array;
+  /** Concatenated raw bytes of every token. */
+  tokenBytes: Uint8Array;
+  addedTokens: AddedToken[];
+}
+
+type Base64Decoder = (base64: string) => Uint8Array;
+
+/** Picks the fastest base64 decoder the platform has: workerd's Uint8Array.fromBase64, Node's Buffer, then atob. */
+function base64Decoder(): Base64Decoder {
+  const fromBase64 = (Uint8Array as unknown as { fromBase64?: Base64Decoder }).fromBase64;
+  if (typeof fromBase64 === 'function') return (s) => fromBase64.call(Uint8Array, s);
+  const nodeBuffer = (globalThis as { Buffer?: { from(s: string, enc: string): Uint8Array } }).Buffer;
+  if (nodeBuffer) return (s) => nodeBuffer.from(s, 'base64');
+  return (s) => {
+    const binary = atob(s);
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    return bytes;
+  };
+}
+
+/** Parses the compiled tokenizer image; throws if it was written by another format version. */
+export function parseTokenizerData(image: Uint8Array): TokenizerData {
+  // Typed-array views need 4-byte alignment; a pooled Buffer may start mid-page.
+  const bytes = image.byteOffset % 4 === 0 ? image : image.slice();
+  const header = new Uint32Array(bytes.buffer, bytes.byteOffset, HEADER_BYTES / 4);
+  const [magic, version, vocabSize, baseVocabSize, mergeCount, firstMergeId, tokenBytesLength, addedJsonLength] = header;
+  if (magic !== MAGIC || version !== FORMAT_VERSION) {
+    throw new Error('tokenizer data: wrong format; run `node scripts/build-tokenizer.mjs`');
+  }
+  let offset = bytes.byteOffset + HEADER_BYTES;
+  const byteToId = new Uint32Array(bytes.buffer, offset, 256);
+  offset += 256 * 4;
+  const mergePairs = new Uint32Array(bytes.buffer, offset, mergeCount * 2);
+  offset += mergeCount * 8;
+  const tokenLengths = new Uint8Array(bytes.buffer, offset, vocabSize);
+  offset += vocabSize;
+  const tokenBytes = new Uint8Array(bytes.buffer, offset, tokenBytesLength);
+  offset += tokenBytesLength;
+  const addedJson = new TextDecoder().decode(new Uint8Array(bytes.buffer, offset, addedJsonLength));
+
+  const tokenOffsets = new Uint32Array(vocabSize + 1);
+  let position = 0;
+  for (let id = 0; id < vocabSize; id++) {
+    tokenOffsets[id] = position;
+    position += tokenLengths[id];
+  }
+  tokenOffsets[vocabSize] = position;
+  return {
+    vocabSize, baseVocabSize, byteToId, mergePairs, firstMergeId, tokenOffsets, tokenBytes,
+    addedTokens: JSON.parse(addedJson) as AddedToken[],
+  };
+}
+
+/** Decodes and parses the bundled Qwen3 tokenizer image. */
+export function loadQwen3TokenizerData(): TokenizerData {
+  return parseTokenizerData(base64Decoder()(QWEN3_TOKENIZER_BASE64));
+}

@@ -1,0 +1,312 @@
+// The edge's side of POST /v1/generate: a pool of GPU workers (WORKER_URLS), HMAC-signed requests, routing by
+// rendezvous hash of the prompt's leading token block (requests sharing a system prompt land on the worker whose
+// prefix cache holds it), least-loaded fallback, retry on another worker until the first token, timeouts, and the
+// worker's SSE frames parsed and validated against gpu-worker/protocol.ts.
+import {
+  ErrorBodySchema,
+  GENERATE_PATH,
+  GenerateEventSchema,
+  type GenerateEvent,
+  type GenerateRequestInput,
+} from '../gpu-worker/protocol.ts';
+import { signRequest } from '../gpu-worker/signing.ts';
+import { apiError, noHealthyWorker, upstreamTimeout } from './errors.ts';
+
+/**
+ * Leading prompt tokens that pick the worker. A system prompt (or tool list) longer than this always maps to one
+ * worker whatever follows; prompts without one spread by their first words. Load, not the hash, decides when the
+ * preferred worker runs LOAD_SLACK streams more than the least-loaded one.
+ */
+export const ROUTING_BLOCK_TOKENS = 64;
+/** workers tried for one request before giving up */
+export const MAX_ATTEMPTS = 3;
+/** in-flight streams the preferred worker may carry above the least-loaded one before affinity yields to load */
+export const LOAD_SLACK = 8;
+/** first cool-down after a failure (ms); doubles per consecutive failure up to MAX_COOLDOWN_MS */
+const BASE_COOLDOWN_MS = 1_000;
+const MAX_COOLDOWN_MS = 30_000;
+
+export type UpstreamOptions = { urls: readonly string[]; secret: string; timeoutMs: number };
+
+type WorkerSlot = { url: string; key: number; inflight: number; failures: number; downUntil: number };
+
+export type WorkerSnapshot = { url: string; healthy: boolean; inflight: number; failures: number };
+
+/** A worker failed or misbehaved; `beforeFirstToken` failures are retried on another worker. */
+export class UpstreamError extends Error {
+  constructor(
+    message: string,
+    readonly kind: 'unreachable' | 'timeout' | 'worker-error' | 'protocol' | 'refused',
+  ) {
+    super(message);
+    this.name = 'UpstreamError';
+  }
+}
+
+export class UpstreamPool {
+  private readonly workers: WorkerSlot[];
+
+  constructor(private readonly options: UpstreamOptions) {
+    this.workers = options.urls.map((url) => ({ url, key: hashString(url), inflight: 0, failures: 0, downUntil: 0 }));
+  }
+
+  snapshot(now = Date.now()): WorkerSnapshot[] {
+    return this.workers.map((w) => ({ url: w.url, healthy: w.downUntil <= now, inflight: w.inflight, failures: w.failures }));
+  }
+
+  /** Healthy workers in the order to try them: the prompt's rendezvous winner first (unless overloaded), then least loaded. */
+  order(prompt: readonly number[], now = Date.now()): string[] {
+    const key = hashIds(prompt, ROUTING_BLOCK_TOKENS);
+    const healthy = this.workers.filter((w) => w.downUntil <= now);
+    if (healthy.length === 0) return [];
+    const byLoad = [...healthy].sort((a, b) => a.inflight - b.inflight || score(b.key, key) - score(a.key, key));
+    const preferred = this.workers.reduce((best, w) => (score(w.key, key) > score(best.key, key) ? w : best));
+    const usePreferred = preferred.downUntil <= now && preferred.inflight - byLoad[0].inflight < LOAD_SLACK;
+    const ordered = usePreferred ? [preferred, ...byLoad.filter((w) => w !== preferred)] : byLoad;
+    return ordered.map((w) => w.url);
+  }
+
+  /**
+   * Starts a generation and returns once the first token (or the final frame) arrived. Failures before that are
+   * retried on the next worker; a worker's 400 is the client's fault and is passed through.
+   */
+  async generate(body: GenerateRequestInput, signal?: AbortSignal): Promise<UpstreamStream> {
+    if (this.workers.length === 0) throw noHealthyWorker('WORKER_URLS is empty');
+    const candidates = this.order(body.prompt);
+    if (candidates.length === 0) {
+      const wait = Math.min(...this.workers.map((w) => w.downUntil)) - Date.now();
+      throw noHealthyWorker('every worker failed recently', Math.max(1, Math.ceil(wait / 1000)));
+    }
+    const text = JSON.stringify(body);
+    const errors: UpstreamError[] = [];
+    for (const url of candidates.slice(0, MAX_ATTEMPTS)) {
+      signal?.throwIfAborted();
+      const slot = this.workers.find((w) => w.url === url)!;
+      try {
+        return await this.attempt(slot, text, signal);
+      } catch (err) {
+        if (!(err instanceof UpstreamError) || signal?.aborted) throw err;
+        this.markDown(slot);
+        errors.push(err);
+        console.warn(`[edge] worker ${url} failed before the first token: ${err.message}`);
+      }
+    }
+    if (errors.every((e) => e.kind === 'timeout')) throw upstreamTimeout(this.options.timeoutMs);
+    throw noHealthyWorker(errors.map((e) => e.message).join('; '));
+  }
+
+  private async attempt(slot: WorkerSlot, body: string, clientSignal?: AbortSignal): Promise<UpstreamStream> {
+    const controller = new AbortController();
+    const onClientAbort = () => controller.abort(clientSignal?.reason);
+    clientSignal?.addEventListener('abort', onClientAbort, { once: true });
+    const timer = new IdleTimer(this.options.timeoutMs, () => controller.abort(new UpstreamError('timed out', 'timeout')));
+    slot.inflight++;
+    let released = false;
+    /** ok: healthy again; failed: cool the worker down; neutral: no verdict (client left, or generate() decides) */
+    const release = (verdict: 'ok' | 'failed' | 'neutral') => {
+      if (released) return;
+      released = true;
+      slot.inflight--;
+      timer.stop();
+      clientSignal?.removeEventListener('abort', onClientAbort);
+      if (verdict === 'ok') slot.failures = 0;
+      if (verdict === 'failed' && !clientSignal?.aborted) this.markDown(slot);
+    };
+    try {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (this.options.secret) Object.assign(headers, await signRequest(this.options.secret, { method: 'POST', path: GENERATE_PATH, body }));
+      const res = await fetch(slot.url + GENERATE_PATH, { method: 'POST', headers, body, signal: controller.signal });
+      if (!res.ok) await rejectResponse(res);
+      if (!res.headers.get('content-type')?.startsWith('text/event-stream') || !res.body) {
+        throw new UpstreamError(`answered ${res.status} with ${res.headers.get('content-type') ?? 'no content type'}`, 'protocol');
+      }
+      const frames = new WorkerFrames(res.body.getReader());
+      const first: GenerateEvent[] = [];
+      for (;;) {
+        const event = await frames.next();
+        if (!event) throw new UpstreamError('closed the stream before the first token', 'protocol');
+        first.push(event);
+        if (event.tokens.length > 0 || event.finish_reason) break;
+      }
+      timer.reset();
+      return new UpstreamStream(slot.url, first, frames, controller, timer, release);
+    } catch (err) {
+      const failure = toUpstreamError(err, controller.signal, clientSignal);
+      release('neutral'); // generate() cools the worker down before trying the next one
+      controller.abort();
+      throw failure;
+    }
+  }
+
+  private markDown(slot: WorkerSlot): void {
+    slot.failures++;
+    slot.downUntil = Date.now() + Math.min(MAX_COOLDOWN_MS, BASE_COOLDOWN_MS * 2 ** (slot.failures - 1));
+  }
+}
+
+/** One worker's token stream after its first token. Iterate it; `cancel()` aborts the worker request at once. */
+export class UpstreamStream implements AsyncIterable<GenerateEvent> {
+  constructor(
+    readonly worker: string,
+    private readonly buffered: GenerateEvent[],
+    private readonly frames: WorkerFrames,
+    private readonly controller: AbortController,
+    private readonly timer: IdleTimer,
+    private readonly release: (verdict: 'ok' | 'failed' | 'neutral') => void,
+  ) {}
+
+  cancel(): void {
+    this.controller.abort();
+    this.release('neutral');
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<GenerateEvent> {
+    let finished = false;
+    try {
+      for (;;) {
+        const event = this.buffered.shift() ?? (await this.frames.next());
+        if (!event) throw new UpstreamError('closed the stream before finishing', 'protocol');
+        this.timer.reset();
+        if (event.finish_reason) {
+          finished = true;
+          this.release('ok');
+          void this.frames.drain(); // read the chunked terminator so the connection can be reused
+        }
+        yield event;
+        if (finished) return;
+      }
+    } catch (err) {
+      const failure = toUpstreamError(err, this.controller.signal);
+      this.controller.abort();
+      this.release(failure instanceof UpstreamError ? 'failed' : 'neutral');
+      throw failure;
+    } finally {
+      if (!finished) this.cancel(); // the consumer stopped early (stop string, client gone)
+    }
+  }
+}
+
+/** Reads `data:` frames off the worker's SSE body; `event: error` frames and invalid frames throw. */
+class WorkerFrames {
+  private buffer = '';
+  private readonly decoder = new TextDecoder();
+
+  constructor(private readonly reader: ReadableStreamDefaultReader<Uint8Array>) {}
+
+  async next(): Promise<GenerateEvent | undefined> {
+    for (;;) {
+      const end = this.buffer.indexOf('\n\n');
+      if (end !== -1) {
+        const block = this.buffer.slice(0, end);
+        this.buffer = this.buffer.slice(end + 2);
+        const event = parseFrame(block);
+        if (event) return event;
+        continue;
+      }
+      const { done, value } = await this.reader.read();
+      if (done) return undefined;
+      this.buffer += this.decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+    }
+  }
+
+  async drain(): Promise<void> {
+    try {
+      while (!(await this.reader.read()).done);
+    } catch {
+      // the worker went away after its final frame: nothing was lost
+    }
+  }
+}
+
+function parseFrame(block: string): GenerateEvent | undefined {
+  let name = 'message';
+  const data: string[] = [];
+  for (const line of block.split('\n')) {
+    if (line.startsWith('event:')) name = line.slice(6).trim();
+    else if (line.startsWith('data:')) data.push(line.slice(line.startsWith('data: ') ? 6 : 5));
+  }
+  if (data.length === 0) return undefined; // comment or keep-alive
+  let json: unknown;
+  try {
+    json = JSON.parse(data.join('\n'));
+  } catch {
+    throw new UpstreamError(`sent a frame that is not JSON: ${data.join('\n').slice(0, 80)}`, 'protocol');
+  }
+  if (name === 'error') {
+    const body = ErrorBodySchema.safeParse(json);
+    throw new UpstreamError(body.success ? body.data.error.message : 'sent an error frame', 'worker-error');
+  }
+  const event = GenerateEventSchema.safeParse(json);
+  if (!event.success) throw new UpstreamError(`sent a frame outside the protocol: ${JSON.stringify(json).slice(0, 80)}`, 'protocol');
+  return event.data;
+}
+
+/** A non-2xx answer: 400 is the client's (passed through with its param), the rest are worker failures. */
+async function rejectResponse(res: Response): Promise<never> {
+  const text = await res.text().catch(() => '');
+  let body: ReturnType<typeof ErrorBodySchema.safeParse> | undefined;
+  try {
+    body = ErrorBodySchema.safeParse(JSON.parse(text));
+  } catch {
+    body = undefined;
+  }
+  const message = body?.success ? body.data.error.message : text.slice(0, 200) || res.statusText;
+  if (res.status === 400 && body?.success) {
+    throw apiError(400, message, { type: 'invalid_request_error', param: body.data.error.param ?? null });
+  }
+  throw new UpstreamError(`answered ${res.status}: ${message}`, res.status === 401 ? 'refused' : 'worker-error');
+}
+
+function toUpstreamError(err: unknown, signal: AbortSignal, clientSignal?: AbortSignal): unknown {
+  if (clientSignal?.aborted) return clientSignal.reason ?? err;
+  if (signal.reason instanceof UpstreamError) return signal.reason;
+  if (signal.aborted) return err; // cancelled by the edge itself (stop string, client gone): not the worker's fault
+  if (err instanceof UpstreamError || !(err instanceof Error)) return err;
+  if (err.name === 'HTTPException') return err;
+  return new UpstreamError(`unreachable: ${err.message}`, 'unreachable');
+}
+
+/** Aborts after `ms` without a reset: the time to the first token, then the longest silence between frames. */
+class IdleTimer {
+  private handle: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    private readonly ms: number,
+    private readonly onExpire: () => void,
+  ) {
+    this.reset();
+  }
+
+  reset(): void {
+    this.stop();
+    this.handle = setTimeout(this.onExpire, this.ms);
+  }
+
+  stop(): void {
+    if (this.handle !== undefined) clearTimeout(this.handle);
+    this.handle = undefined;
+  }
+}
+
+// --- rendezvous hashing --------------------------------------------------------------------------------------------
+
+function hashString(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/** FNV-1a over the first `limit` ids (each as a 32-bit word). */
+export function hashIds(ids: readonly number[], limit: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < Math.min(ids.length, limit); i++) h = Math.imul(h ^ ids[i], 0x01000193);
+  return h >>> 0;
+}
+
+/** Highest-random-weight score of a worker for a key (murmur3's finaliser over both). */
+function score(workerKey: number, key: number): number {
+  let h = (workerKey ^ Math.imul(key, 0x9e3779b1)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}

@@ -1,0 +1,539 @@
+// API keys, rate limits, quotas, the response cache and usage metering inside workerd with the real local KV,
+// Durable Objects, D1 and Cache API: the edge app built with accountsMiddleware() + mountAccounts() and called with
+// an ExecutionContext, so every waitUntil (usage writes, lease releases, cache puts) can be awaited. The cache runs
+// against the real GPU worker of worker.global-setup.ts (calls counted on the way out); concurrency, aborts and a
+// worker dying mid-stream use a fake worker speaking gpu-worker/protocol.ts, because timing must be controlled.
+/// <reference types="@cloudflare/vitest-pool-workers/types" />
+import { env as workerEnv } from 'cloudflare:workers';
+import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { GenerateRequest } from '../../gpu-worker/protocol.ts';
+import { accountsMiddleware, mountAccounts, type AccountsBindings } from '../../edge/accounts.ts';
+import { createApp } from '../../edge/app.ts';
+import type { RateLimiter } from '../../edge/rate-limiter.ts';
+import { getTokenizer } from '../../edge/tokenizer/index.js';
+
+type Json = Record<string, any>;
+const ADMIN_TOKEN = 'adm-test-0123456789';
+const MODEL = 'qwen3-8b-awq';
+const app = createApp({ extensions: accountsMiddleware() });
+mountAccounts(app);
+
+const env = workerEnv as unknown as AccountsBindings;
+const bindings = workerEnv as unknown as Record<string, unknown>;
+const realEnv = { ...bindings, ADMIN_TOKEN };
+let fakeWorkers = 0;
+/** Bindings whose WORKER_URLS is a fresh fake worker (its own upstream pool: no cool-down leaks between tests). */
+function fakeEnv(): Record<string, unknown> {
+  return { ...bindings, ADMIN_TOKEN, WORKER_URLS: `http://fake-worker-${++fakeWorkers}.test`, WORKER_SECRET: '' };
+}
+
+// --- the fake worker and the count of /v1/generate calls -----------------------------------------------------------
+
+/** What the fake worker does for one request: send `tokens`, optionally stop at a gate after `gateAfter` of them. */
+type Script = { tokens: number[]; gateAfter?: number; gate?: Promise<void>; atGate?: () => void; die?: boolean };
+let script: (req: GenerateRequest) => Script = () => ({ tokens: OK_TOKENS(3) });
+let generateCalls = 0;
+const promptLengths = new Map<string, number>();
+const OK = getTokenizer().encode(' ok');
+const OK_TOKENS = (n: number) => Array.from({ length: n }, () => OK[0]);
+const EOS = 151645;
+
+function fakeWorker(body: string, signal: AbortSignal | null | undefined): Response {
+  const req = JSON.parse(body) as GenerateRequest;
+  promptLengths.set(req.request_id, req.prompt.length);
+  const s = script(req);
+  const encoder = new TextEncoder();
+  const frame = (data: unknown) => encoder.encode(`data: ${JSON.stringify(data)}\n\n`);
+  // pull-based with no read-ahead: a frame is made only when the edge asks for it, so when the gate is reached the
+  // edge has taken every frame before it, and a worker dying there loses nothing already sent
+  let i = 0;
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        if (i === s.gateAfter) {
+          s.atGate?.();
+          await s.gate;
+          if (signal?.aborted) return;
+          if (s.die) return controller.error(new Error('worker died'));
+        }
+        if (i < s.tokens.length) {
+          controller.enqueue(frame({ tokens: [s.tokens[i++]] }));
+          return;
+        }
+        const usage = { prompt_tokens: req.prompt.length, completion_tokens: s.tokens.length + 1, cached_tokens: 0 };
+        controller.enqueue(frame({ tokens: [], finish_reason: 'stop', stop_token_id: EOS, usage }));
+        controller.close();
+      },
+      cancel() {},
+    },
+    { highWaterMark: 0 },
+  );
+  return new Response(stream, { headers: { 'content-type': 'text/event-stream' } });
+}
+
+const realFetch = globalThis.fetch;
+beforeAll(() => {
+  vi.spyOn(globalThis, 'fetch').mockImplementation(async (input: RequestInfo | URL, init?: RequestInit) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    if (url.endsWith('/v1/generate')) generateCalls++;
+    if (url.startsWith('http://fake-worker-')) return fakeWorker(String(init?.body), init?.signal);
+    return realFetch(input, init);
+  });
+});
+afterAll(() => vi.restoreAllMocks());
+
+// --- helpers -------------------------------------------------------------------------------------------------------
+
+type Call = { res: Response; settled: () => Promise<void> };
+
+/** One request through the app; `settled()` waits for its waitUntil work (read the body first). */
+async function call(envFor: Record<string, unknown>, path: string, init: RequestInit = {}): Promise<Call> {
+  const ctx = createExecutionContext();
+  const res = await app.fetch(new Request(`http://edge${path}`, init), envFor, ctx);
+  return { res, settled: () => waitOnExecutionContext(ctx) };
+}
+
+const adminHeaders = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
+
+async function createKey(body: Json): Promise<{ key: string; id: string; record: Json }> {
+  const { res } = await call(realEnv, '/admin/keys', { method: 'POST', headers: adminHeaders, body: JSON.stringify(body) });
+  expect(res.status).toBe(201);
+  const record = await res.json<Json>();
+  return { key: record.key, id: record.id, record };
+}
+
+function chatInit(key: string, body: Json, headers: Record<string, string> = {}): RequestInit {
+  return {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], reasoning_effort: 'none', ...body }),
+  };
+}
+
+/** A finished chat request: status, headers, body text, after its waitUntil work settled. */
+async function chat(envFor: Record<string, unknown>, key: string, body: Json = {}, headers: Record<string, string> = {}) {
+  const { res, settled } = await call(envFor, '/v1/chat/completions', chatInit(key, body, headers));
+  const text = await res.text();
+  await settled();
+  return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) as Json };
+}
+
+async function usageRows(keyId: string): Promise<Json[]> {
+  const { results } = await env.USAGE.prepare('SELECT * FROM usage WHERE key_id = ? ORDER BY started_at').bind(keyId).all<Json>();
+  return results;
+}
+
+function limiter(keyId: string) {
+  return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(keyId));
+}
+
+/** SSE data payloads of a body text. */
+function frames(text: string): string[] {
+  return text.split('\n\n').flatMap((block) => block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)));
+}
+
+function streamedContent(text: string): string {
+  return frames(text)
+    .filter((f) => f !== '[DONE]')
+    .map((f) => JSON.parse(f) as Json)
+    .flatMap((chunk) => (chunk.choices ?? []).map((ch: Json) => ch.delta?.content ?? ''))
+    .join('');
+}
+
+// --- tests ---------------------------------------------------------------------------------------------------------
+
+describe('admin API', () => {
+  it('Should refuse a missing or wrong admin token with 401 in the OpenAI error shape', async () => {
+    for (const authorization of [undefined, 'Bearer wrong-token', `Bearer ${ADMIN_TOKEN}x`]) {
+      const { res } = await call(realEnv, '/admin/keys', { headers: authorization ? { authorization } : {} });
+      expect(res.status).toBe(401);
+      expect((await res.json<Json>()).error).toMatchObject({ type: 'authentication_error', code: 'invalid_admin_token' });
+    }
+    const disabled = await call({ ...bindings }, '/admin/keys', { headers: adminHeaders });
+    expect(disabled.res.status).toBe(401);
+  });
+
+  it('Should create a key shown once, refuse a duplicate with 409, list it without secrets and change its limits', async () => {
+    const chosen = 'sk-dev-chosen-key-0123456789';
+    const { key, id, record } = await createKey({ key: chosen, tenant: 'dev', name: 'development key' });
+    expect(key).toBe(chosen);
+    expect(id).toMatch(/^key_[0-9a-f]{16}$/);
+    expect(record).toMatchObject({ tenant: 'dev', name: 'development key', models: null, revoked_at: null });
+    expect(record).not.toHaveProperty('hash');
+
+    const again = await call(realEnv, '/admin/keys', { method: 'POST', headers: adminHeaders, body: JSON.stringify({ key: chosen, tenant: 'dev' }) });
+    expect(again.res.status).toBe(409);
+    expect((await again.res.json<Json>()).error.code).toBe('key_exists');
+
+    const generated = await createKey({ tenant: 'dev' });
+    expect(generated.key).toMatch(/^sk-[A-Za-z0-9_-]{32}$/);
+
+    const list = await (await call(realEnv, '/admin/keys?tenant=dev', { headers: adminHeaders })).res.json<Json>();
+    const ids = list.data.map((k: Json) => k.id);
+    expect(ids).toEqual(expect.arrayContaining([id, generated.id]));
+    expect(JSON.stringify(list)).not.toContain(chosen);
+    expect(JSON.stringify(list)).not.toContain(generated.key);
+
+    const patched = await call(realEnv, `/admin/keys/${id}`, {
+      method: 'PATCH', headers: adminHeaders, body: JSON.stringify({ limits: { requests_per_minute: 7 } }),
+    });
+    expect(patched.res.status).toBe(200);
+    expect((await patched.res.json<Json>()).limits.requests_per_minute).toBe(7);
+    const shown = await (await call(realEnv, `/admin/keys/${id}`, { headers: adminHeaders })).res.json<Json>();
+    expect(shown).toMatchObject({ id, quota_used: 0, in_flight: 0 });
+    expect(shown.limits.requests_per_minute).toBe(7);
+  });
+});
+
+describe('API keys', () => {
+  it('Should answer 401 invalid_api_key without a key, with an unknown key and with a revoked key', async () => {
+    const env1 = fakeEnv();
+    const none = await call(env1, '/v1/models');
+    expect(none.res.status).toBe(401);
+    expect((await none.res.json<Json>()).error).toMatchObject({ code: 'invalid_api_key' });
+    const unknown = await chat(env1, 'sk-unknown-key-000000000000');
+    expect(unknown.status).toBe(401);
+    expect(unknown.json().error.code).toBe('invalid_api_key');
+
+    const { key, id } = await createKey({ tenant: 'revocation' });
+    expect((await chat(env1, key)).status).toBe(200);
+    const revoked = await call(realEnv, `/admin/keys/${id}`, { method: 'DELETE', headers: adminHeaders });
+    expect(revoked.res.status).toBe(200);
+    expect((await revoked.res.json<Json>()).revoked_at).toBeTypeOf('number');
+    const after = await chat(env1, key);
+    expect(after.status).toBe(401);
+    expect(after.json().error).toMatchObject({ type: 'invalid_request_error', code: 'invalid_api_key' });
+  });
+
+  it('Should refuse a key revoked in its rate limiter at once, even where KV still serves the old record', async () => {
+    const { key, id } = await createKey({ tenant: 'revocation' });
+    const envR = fakeEnv();
+    expect((await chat(envR, key)).status).toBe(200);
+    await limiter(id).revoke(); // KV untouched: a location whose KV cache is stale
+    const after = await chat(envR, key);
+    expect(after.status).toBe(401);
+    expect(after.json().error.code).toBe('invalid_api_key');
+    const models = await call(envR, '/v1/models', { headers: { authorization: `Bearer ${key}` } });
+    expect(models.res.status).toBe(401);
+  });
+
+  it('Should answer 404 model_not_found for a model the key may not use, before any worker is asked', async () => {
+    const { key } = await createKey({ tenant: 'restricted', models: ['some-other-model'] });
+    const before = generateCalls;
+    const res = await chat(fakeEnv(), key);
+    expect(res.status).toBe(404);
+    expect(res.json().error).toMatchObject({ code: 'model_not_found', param: 'model' });
+    expect(generateCalls).toBe(before);
+    const { key: allowed } = await createKey({ tenant: 'restricted', models: [MODEL] });
+    expect((await chat(fakeEnv(), allowed)).status).toBe(200);
+  });
+
+  it("Should keep keys isolated: /v1/usage shows the caller's own usage only", async () => {
+    const a = await createKey({ tenant: 'tenant-a' });
+    const b = await createKey({ tenant: 'tenant-b' });
+    const envAB = fakeEnv();
+    for (let i = 0; i < 2; i++) expect((await chat(envAB, a.key)).status).toBe(200);
+    expect((await chat(envAB, b.key)).status).toBe(200);
+
+    const usageOf = async (key: string, query = '') => {
+      const { res } = await call(envAB, `/v1/usage${query}`, { headers: { authorization: `Bearer ${key}` } });
+      expect(res.status).toBe(200);
+      return res.json<Json>();
+    };
+    const ua = await usageOf(a.key, `?key_id=${b.id}`); // a foreign key id in the query changes nothing
+    expect(ua).toMatchObject({ key_id: a.id, tenant: 'tenant-a' });
+    expect(ua.data.reduce((n: number, d: Json) => n + d.requests, 0)).toBe(2);
+    const ub = await usageOf(b.key);
+    expect(ub.key_id).toBe(b.id);
+    expect(ub.data.reduce((n: number, d: Json) => n + d.requests, 0)).toBe(1);
+    expect(ub.data[0]).toMatchObject({ model: MODEL, prompt_tokens: expect.any(Number), completion_tokens: 4 });
+    const unauthenticated = await call(envAB, '/v1/usage');
+    expect(unauthenticated.res.status).toBe(401);
+  });
+});
+
+describe('rate limits', () => {
+  it('Should put x-ratelimit-* headers on every response, 429 over the request limit, and recover after the window', async () => {
+    const { key, id } = await createKey({ tenant: 'rpm', limits: { requests_per_minute: 3 } });
+    const envR = fakeEnv();
+    const models = await call(envR, '/v1/models', { headers: { authorization: `Bearer ${key}` } });
+    expect(models.res.headers.get('x-ratelimit-limit-requests')).toBe('3');
+    expect(models.res.headers.get('x-ratelimit-remaining-requests')).toBe('3');
+
+    const remaining: (string | null)[] = [];
+    for (let i = 0; i < 3; i++) {
+      const ok = await chat(envR, key);
+      expect(ok.status).toBe(200);
+      for (const h of ['limit-requests', 'limit-tokens', 'remaining-requests', 'remaining-tokens', 'reset-requests', 'reset-tokens']) {
+        expect(ok.headers.get(`x-ratelimit-${h}`), h).toBeTruthy();
+      }
+      remaining.push(ok.headers.get('x-ratelimit-remaining-requests'));
+    }
+    expect(remaining).toEqual(['2', '1', '0']);
+
+    const before = generateCalls;
+    const limited = await chat(envR, key);
+    expect(limited.status).toBe(429);
+    expect(generateCalls).toBe(before);
+    expect(limited.json().error).toMatchObject({ type: 'rate_limit_error', code: 'rate_limit_exceeded' });
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(Number(limited.headers.get('retry-after'))).toBeLessThanOrEqual(20);
+    expect(limited.headers.get('x-ratelimit-limit-requests')).toBe('3');
+    expect(limited.headers.get('x-ratelimit-remaining-requests')).toBe('0');
+    expect(limited.headers.get('x-ratelimit-reset-requests')).toMatch(/^\d+(\.\d+)?s$|^\d+ms$/);
+
+    // one window later (the limiter's clock moved, not the test's) the bucket is full again
+    await runInDurableObject(limiter(id), async (instance: RateLimiter) => {
+      instance.clockOffsetMs += 60_000;
+    });
+    const recovered = await chat(envR, key);
+    expect(recovered.status).toBe(200);
+    expect(recovered.headers.get('x-ratelimit-remaining-requests')).toBe('2');
+  });
+
+  it('Should refuse over the token limit once the prompt is tokenized, charging what requests really used', async () => {
+    const { key } = await createKey({ tenant: 'tpm', limits: { tokens_per_minute: 60 } });
+    const envT = fakeEnv();
+    const first = await chat(envT, key, { max_tokens: 40 });
+    expect(first.status).toBe(200);
+    const used = first.json().usage.total_tokens;
+    // the reservation (prompt + 40) was refunded down to what was used
+    expect(Number(first.headers.get('x-ratelimit-remaining-tokens'))).toBeLessThan(60);
+    const second = await chat(envT, key, { max_tokens: 60 - used + 1 });
+    expect(second.status).toBe(429);
+    expect(second.json().error.code).toBe('rate_limit_exceeded');
+    expect(second.json().error.message).toMatch(/tokens per min/);
+    expect(second.headers.get('x-ratelimit-limit-tokens')).toBe('60');
+    expect(Number(second.headers.get('x-ratelimit-remaining-tokens'))).toBe(60 - used);
+    expect(second.headers.get('retry-after')).toBeTruthy();
+  });
+
+  it('Should answer 429 insufficient_quota once the quota is spent, until an admin resets it', async () => {
+    const { key, id } = await createKey({ tenant: 'quota', limits: { quota_tokens: 10 } });
+    const envQ = fakeEnv();
+    const first = await chat(envQ, key);
+    expect(first.status).toBe(200);
+    const spent = await chat(envQ, key);
+    expect(spent.status).toBe(429);
+    expect(spent.json().error).toMatchObject({ type: 'insufficient_quota', code: 'insufficient_quota' });
+    expect(spent.headers.get('x-should-retry')).toBe('false');
+    const shown = await (await call(realEnv, `/admin/keys/${id}`, { headers: adminHeaders })).res.json<Json>();
+    expect(shown.quota_used).toBe(first.json().usage.total_tokens);
+    await call(realEnv, `/admin/keys/${id}`, { method: 'PATCH', headers: adminHeaders, body: JSON.stringify({ reset_quota: true }) });
+    expect((await chat(envQ, key)).status).toBe(200);
+  });
+
+  it('Should admit exactly 10 of 50 concurrent streams on a key limited to 10, and release each when it ends', async () => {
+    const { key, id } = await createKey({ tenant: 'streams', limits: { concurrent_streams: 10 } });
+    const envS = fakeEnv();
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    script = () => ({ tokens: OK_TOKENS(4), gateAfter: 1, gate });
+    const calls = await Promise.all(
+      Array.from({ length: 50 }, () => call(envS, '/v1/chat/completions', chatInit(key, { stream: true }))),
+    );
+    const statuses = calls.map((c) => c.res.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(10);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(40);
+    const refused = calls.find((c) => c.res.status === 429)!;
+    expect((await refused.res.json<Json>()).error.code).toBe('concurrency_limit_exceeded');
+    expect(refused.res.headers.get('retry-after')).toBe('1');
+
+    open();
+    await Promise.all(calls.map(async (c) => {
+      if (c !== refused) await c.res.text();
+      await c.settled();
+    }));
+    script = () => ({ tokens: OK_TOKENS(3) });
+    const shown = await (await call(realEnv, `/admin/keys/${id}`, { headers: adminHeaders })).res.json<Json>();
+    expect(shown.in_flight).toBe(0);
+    expect((await chat(envS, key, { stream: true })).status).toBe(200);
+  });
+});
+
+describe('response cache (real worker)', () => {
+  it('Should answer a repeated deterministic request from the cache with identical content, without a worker', async () => {
+    const { key, id } = await createKey({ tenant: 'cache' });
+    const body = { temperature: 0, max_tokens: 24 };
+    const before = generateCalls;
+    const first = await chat(realEnv, key, body);
+    expect(first.status).toBe(200);
+    expect(first.headers.get('x-cache')).toBe('MISS');
+    expect(generateCalls).toBe(before + 1);
+    const second = await chat(realEnv, key, body);
+    expect(second.status).toBe(200);
+    expect(second.headers.get('x-cache')).toBe('HIT');
+    expect(generateCalls).toBe(before + 1);
+    expect(second.json().choices[0].message.content).toBe(first.json().choices[0].message.content);
+    expect(second.json().usage).toEqual(first.json().usage);
+    expect(second.json().id).not.toBe(first.json().id);
+    expect(second.headers.get('x-thinking-mode')).toBe(first.headers.get('x-thinking-mode'));
+    expect(second.headers.get('x-request-id')).not.toBe(first.headers.get('x-request-id'));
+
+    // streamed: its own entry, replayed as SSE
+    const streamA = await chat(realEnv, key, { ...body, stream: true });
+    const streamB = await chat(realEnv, key, { ...body, stream: true });
+    expect([streamA.headers.get('x-cache'), streamB.headers.get('x-cache')]).toEqual(['MISS', 'HIT']);
+    expect(streamB.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(streamedContent(streamB.text)).toBe(streamedContent(streamA.text));
+    expect(frames(streamB.text).at(-1)).toBe('[DONE]');
+    expect(generateCalls).toBe(before + 2);
+
+    // an explicit seed is deterministic too
+    const seeded = { temperature: 0.8, seed: 7, max_tokens: 8 };
+    expect((await chat(realEnv, key, seeded)).headers.get('x-cache')).toBe('MISS');
+    expect((await chat(realEnv, key, seeded)).headers.get('x-cache')).toBe('HIT');
+    expect(generateCalls).toBe(before + 3);
+
+    // cached answers are metered as cached, with the tokens of the answer they replay
+    const rows = await usageRows(id);
+    expect(rows.map((r) => r.from_cache)).toEqual([0, 1, 0, 1, 0, 1]);
+    expect(rows[1]).toMatchObject({ status: 'cached', prompt_tokens: rows[0].prompt_tokens, cached_tokens: rows[0].prompt_tokens, completion_tokens: rows[0].completion_tokens });
+  });
+
+  it('Should never answer non-deterministic or no-store requests from the cache, nor share entries across tenants', async () => {
+    const { key } = await createKey({ tenant: 'cache-2' });
+    const before = generateCalls;
+    for (let i = 0; i < 2; i++) {
+      const res = await chat(realEnv, key, { temperature: 0.7, max_tokens: 4 });
+      expect(res.headers.get('x-cache')).toBe('MISS');
+    }
+    expect(generateCalls).toBe(before + 2);
+    const body = { temperature: 0, max_tokens: 6 };
+    expect((await chat(realEnv, key, body, { 'cache-control': 'no-store' })).headers.get('x-cache')).toBe('MISS');
+    expect((await chat(realEnv, key, body, { 'cache-control': 'no-store' })).headers.get('x-cache')).toBe('MISS');
+    expect(generateCalls).toBe(before + 4);
+    expect((await chat(realEnv, key, body)).headers.get('x-cache')).toBe('MISS');
+    expect((await chat(realEnv, key, body)).headers.get('x-cache')).toBe('HIT');
+    const { key: other } = await createKey({ tenant: 'cache-3' });
+    expect((await chat(realEnv, other, body)).headers.get('x-cache')).toBe('MISS');
+    expect(generateCalls).toBe(before + 6);
+  });
+});
+
+describe('metering', () => {
+  it('Should meter legacy completions too, and write nothing for requests refused before the model', async () => {
+    const { key, id } = await createKey({ tenant: 'legacy' });
+    const envL = fakeEnv();
+    const { res, settled } = await call(envL, '/v1/completions', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, prompt: 'Once upon a time', max_tokens: 8 }),
+    });
+    expect(res.status).toBe(200);
+    const body = await res.json<Json>();
+    await settled();
+    const bad = await chat(envL, key, { n: 99 }); // 400 from validation: never reached the model
+    expect(bad.status).toBe(400);
+    const rows = await usageRows(id);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      endpoint: '/v1/completions', mode: 'raw', status: 'completed', http_status: 200,
+      prompt_tokens: body.usage.prompt_tokens, completion_tokens: body.usage.completion_tokens,
+      request_id: res.headers.get('x-request-id'),
+    });
+    expect(rows[0].id).toMatch(/^usg_/);
+  });
+
+  it('Should write exactly one record per request, with the tokens each stream carried, for 100 concurrent streams some aborted or cut by a dying worker', async () => {
+    const { key, id } = await createKey({ tenant: 'metering', limits: { concurrent_streams: 200, requests_per_minute: 1000 } });
+    const envM = fakeEnv();
+    const FULL = 12;
+    const CUT = 5;
+    const gates = new Map<string, { reached: Promise<void>; open: () => void }>();
+    script = (req) => {
+      const i = Number(req.request_id.split('-')[1]);
+      if (i % 4 === 0 || i % 4 === 1) {
+        let open!: () => void;
+        let atGate!: () => void;
+        const gate = new Promise<void>((r) => (open = r));
+        const reached = new Promise<void>((r) => (atGate = r));
+        gates.set(req.request_id, { reached, open });
+        return { tokens: OK_TOKENS(FULL), gateAfter: CUT, gate, atGate, die: i % 4 === 1 };
+      }
+      return { tokens: OK_TOKENS(FULL) };
+    };
+    const kinds = ['aborted', 'failed', 'completed', 'completed'] as const;
+    const expected = new Map<string, { status: string; completion: number; prompt?: number }>();
+
+    // every stream starts before any worker dies (a death cools the worker down for new requests)
+    const started = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        call(
+          envM,
+          '/v1/chat/completions',
+          chatInit(
+            key,
+            { stream: true, stream_options: { include_usage: true }, max_tokens: 64, messages: [{ role: 'user', content: `request number ${i}` }] },
+            { 'x-request-id': `m100-${i}` },
+          ),
+        ),
+      ),
+    );
+    await Promise.all(
+      started.map(async ({ res, settled }, i) => {
+        const requestId = `m100-${i}`;
+        const kind = kinds[i % 4];
+        expect(res.status).toBe(200);
+        if (kind === 'completed') {
+          const text = await res.text();
+          const usage = frames(text).filter((f) => f !== '[DONE]').map((f) => JSON.parse(f)).find((c) => c.usage)?.usage;
+          expect(usage.completion_tokens).toBe(FULL + 1);
+          expected.set(requestId, { status: 'completed', completion: usage.completion_tokens, prompt: usage.prompt_tokens });
+        } else if (kind === 'aborted') {
+          // read until the CUT tokens the worker sent are all out, then hang up
+          const reader = res.body!.getReader();
+          const decoder = new TextDecoder();
+          let text = '';
+          while (streamedContent(text).length < ' ok'.length * CUT) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            text += decoder.decode(value, { stream: true });
+          }
+          await gates.get(requestId)!.reached;
+          await reader.cancel();
+          expected.set(requestId, { status: 'aborted', completion: CUT });
+        } else {
+          const body = res.text(); // keep reading, or backpressure stops the edge before the gate
+          await gates.get(requestId)!.reached;
+          gates.get(requestId)!.open(); // the worker dies at the gate
+          const text = await body;
+          expect(text).toContain('"error"');
+          expect(streamedContent(text)).toBe(' ok'.repeat(CUT));
+          expected.set(requestId, { status: 'failed', completion: CUT });
+        }
+        await settled();
+      }),
+    );
+    for (const g of gates.values()) g.open();
+    script = () => ({ tokens: OK_TOKENS(3) });
+
+    const rows = await usageRows(id);
+    expect(rows).toHaveLength(100);
+    expect(new Set(rows.map((r) => r.request_id)).size).toBe(100);
+    for (const row of rows) {
+      const want = expected.get(row.request_id)!;
+      expect(row, row.request_id).toMatchObject({
+        status: want.status,
+        completion_tokens: want.completion,
+        prompt_tokens: want.prompt ?? promptLengths.get(row.request_id),
+        tenant: 'metering',
+        model: MODEL,
+        mode: 'non-thinking',
+        endpoint: '/v1/chat/completions',
+        from_cache: 0,
+      });
+      expect(row.prompt_tokens).toBe(promptLengths.get(row.request_id));
+    }
+    const shown = await (await call(realEnv, `/admin/keys/${id}`, { headers: adminHeaders })).res.json<Json>();
+    expect(shown.in_flight).toBe(0);
+    expect(shown.quota_used).toBe(rows.reduce((n, r) => n + r.prompt_tokens + r.completion_tokens, 0));
+
+    // the admin export carries the same records
+    const exported = await (await call(realEnv, `/admin/usage?key_id=${id}`, { headers: adminHeaders })).res.json<Json>();
+    expect(exported.data).toHaveLength(100);
+    const csv = await (await call(realEnv, `/admin/usage?key_id=${id}&format=csv`, { headers: adminHeaders })).res.text();
+    expect(csv.trim().split('\n')).toHaveLength(101);
+  });
+});

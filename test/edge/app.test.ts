@@ -1,0 +1,298 @@
+// The edge app in Node through app.request(): validation and error shapes, and — against stub workers on loopback,
+// used only where a fault or an output the demo model cannot produce must be injected — retries before the first
+// token, a worker dying mid-stream, timeouts, garbage answers, tool calls, tags split across tokens, stop strings,
+// client disconnects, sampling defaults, the thinking budget, routing, the prompt cache and the lifecycle seams.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createApp, type UsageReport } from '../../edge/app.ts';
+import { PromptCache } from '../../edge/prompt-cache.ts';
+import { getTokenizer } from '../../edge/tokenizer/index.js';
+import { LOAD_SLACK, UpstreamPool } from '../../edge/upstream.ts';
+import { THINKING_BUDGET_TEXT, type GenerateEvent, type GenerateRequest } from '../../gpu-worker/protocol.ts';
+import { verifyRequest } from '../../gpu-worker/signing.ts';
+
+const MODEL = 'qwen3-8b-awq';
+const SECRET = 'stub-secret';
+const tok = getTokenizer();
+type Json = Record<string, any>;
+
+// --- stub workers ----------------------------------------------------------------------------------------------------
+
+type Stub = { url: string; requests: GenerateRequest[]; closedEarly: number; close(): Promise<void> };
+type Behaviour = (req: GenerateRequest, res: ServerResponse, incoming: IncomingMessage) => void | Promise<void>;
+const stubs: Stub[] = [];
+afterAll(async () => Promise.all(stubs.map((s) => s.close())));
+
+async function stubWorker(behaviour: Behaviour): Promise<Stub> {
+  const stub = { url: '', requests: [] as GenerateRequest[], closedEarly: 0, close: async () => {} };
+  const server = createServer(async (incoming, res) => {
+    let body = '';
+    for await (const chunk of incoming) body += chunk;
+    const verdict = await verifyRequest(SECRET, { method: 'POST', path: incoming.url!, body }, incoming.headers['x-q3-timestamp'] as string, incoming.headers['x-q3-signature'] as string);
+    if (!verdict.ok) return void res.writeHead(401).end();
+    const req = JSON.parse(body) as GenerateRequest;
+    stub.requests.push(req);
+    res.on('close', () => !res.writableFinished && stub.closedEarly++);
+    await behaviour(req, res, incoming);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  stub.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  stub.close = () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); });
+  stubs.push(stub);
+  return stub;
+}
+
+const sse = (res: ServerResponse, event: GenerateEvent | string) => res.write(`data: ${typeof event === 'string' ? event : JSON.stringify(event)}\n\n`);
+const openStream = (res: ServerResponse) => res.writeHead(200, { 'content-type': 'text/event-stream' });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Streams each piece as one frame of token ids (raw ids as given, text encoded), then the final frame. */
+function scripted(pieces: (string | number[])[], options: { delayMs?: number; finish?: 'stop' | 'length' } = {}): Behaviour {
+  return async (req, res) => {
+    openStream(res);
+    let count = 0;
+    for (const piece of pieces) {
+      const tokens = typeof piece === 'string' ? tok.encode(piece) : piece;
+      count += tokens.length;
+      if (res.destroyed) return;
+      sse(res, { tokens });
+      if (options.delayMs) await sleep(options.delayMs);
+    }
+    sse(res, { tokens: [], finish_reason: options.finish ?? 'stop', usage: { prompt_tokens: req.prompt.length, completion_tokens: count + 1, cached_tokens: 3 } });
+    res.end();
+  };
+}
+
+const THOUGHT = ['<think>', '\nLet me think', '.\n', '</think>', '\n\n'];
+
+function env(urls: Stub[] | string, extra: Record<string, string> = {}) {
+  return { MODEL_ID: MODEL, WORKER_URLS: typeof urls === 'string' ? urls : urls.map((s) => s.url).join(','), WORKER_SECRET: SECRET, THINKING_DEFAULT: 'on', ...extra };
+}
+
+function post(app: ReturnType<typeof createApp>, body: unknown, bindings: object, path = '/v1/chat/completions', init: RequestInit = {}) {
+  return app.request(path, { method: 'POST', headers: { 'content-type': 'application/json', ...(init.headers ?? {}) }, body: typeof body === 'string' ? body : JSON.stringify(body), signal: init.signal }, bindings);
+}
+
+const chatBody = (extra: Json = {}) => ({ model: MODEL, messages: [{ role: 'user', content: extra.user ?? 'hi' }], ...extra, user: undefined });
+
+async function frames(res: Response): Promise<string[]> {
+  return (await res.text()).split('\n\n').filter((b) => b.trim()).map((b) => b.replace(/^data: /gm, ''));
+}
+
+const app = createApp();
+
+describe('validation and error shapes', () => {
+  const noWorkers = env('');
+  it.each([
+    [{ model: MODEL }, 400, 'messages'],
+    [{ ...chatBody(), messages: [] }, 400, 'messages'],
+    [{ ...chatBody(), n: 0 }, 400, 'n'],
+    [{ ...chatBody(), top_logprobs: 3 }, 400, 'top_logprobs'],
+    [{ ...chatBody(), stop: 5 }, 400, 'stop'],
+    [{ ...chatBody(), messages: [{ role: 'robot', content: 'x' }] }, 400, 'messages[0].role'],
+    [{ ...chatBody(), tools: [{ type: 'function', function: { name: 'a' } }], tool_choice: { type: 'function', function: { name: 'b' } } }, 400, 'tool_choice.function.name'],
+    [{ ...chatBody(), reasoning_effort: 'extreme' }, 400, 'reasoning_effort'],
+    [{ ...chatBody(), max_completion_tokens: 40_000, messages: [{ role: 'user', content: 'hi '.repeat(1000) }] }, 400, 'max_completion_tokens'],
+    [{ ...chatBody(), model: 'gpt-4o' }, 404, 'model'],
+  ])('Should refuse %j with %i naming %s', async (body, status, param) => {
+    const res = await post(app, body, noWorkers);
+    expect(res.status).toBe(status);
+    const { error } = (await res.json()) as Json;
+    expect(error.param).toBe(param);
+    expect(error.type).toBe('invalid_request_error');
+  });
+
+  it('Should answer 413 over MAX_BODY_BYTES, 400 for malformed JSON and 404 for unknown paths', async () => {
+    const big = await post(app, chatBody({ user: 'x'.repeat(500) }), env('', { MAX_BODY_BYTES: '200' }));
+    expect(big.status).toBe(413);
+    expect(((await big.json()) as Json).error.code).toBe('request_too_large');
+    const malformed = await post(app, '{"model": ', noWorkers);
+    expect(malformed.status).toBe(400);
+    expect(((await malformed.json()) as Json).error.type).toBe('invalid_request_error');
+    const unknown = await app.request('/v1/nothing', {}, noWorkers);
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as Json).error.code).toBe('unknown_url');
+  });
+
+  it('Should answer 503 when no worker is configured or reachable, and echo x-request-id', async () => {
+    const none = await post(app, chatBody(), noWorkers, undefined, { headers: { 'x-request-id': 'abc-123' } });
+    expect(none.status).toBe(503);
+    expect(none.headers.get('x-request-id')).toBe('abc-123');
+    const dead = await post(app, chatBody(), env('http://127.0.0.1:9'));
+    expect(dead.status).toBe(503);
+    expect(dead.headers.get('retry-after')).toBeTruthy();
+    expect(((await dead.json()) as Json).error.code).toBe('no_healthy_worker');
+  });
+});
+
+describe('faults injected by stub workers', () => {
+  it('Should retry on another worker when the preferred one fails before the first token', async () => {
+    const failing = await stubWorker((_, res) => void res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":{"message":"overloaded","type":"service_unavailable"}}'));
+    const garbage = await stubWorker((_, res) => { openStream(res); sse(res, 'not json'); res.end(); });
+    const good = await stubWorker(scripted(['Paris', '.']));
+    const bindings = env([failing, garbage, good]);
+    const res = await post(app, chatBody({ think: false }), bindings);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as Json).choices[0].message.content).toBe('Paris.');
+    expect(good.requests).toHaveLength(1);
+  });
+
+  it('Should answer 503 naming the fault when every worker sends garbage', async () => {
+    const garbage = await stubWorker((_, res) => { openStream(res); sse(res, '{"tokens":"nope"}'); res.end(); });
+    const res = await post(app, chatBody(), env([garbage]));
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as Json).error.message).toMatch(/outside the protocol/);
+  });
+
+  it('Should end the stream with an error frame when the worker dies mid-stream (502 when not streaming)', async () => {
+    const dying = await stubWorker(async (_, res) => { openStream(res); sse(res, { tokens: tok.encode('Hello') }); await sleep(20); res.destroy(); });
+    const res = await post(app, chatBody({ think: false, stream: true }), env([dying]));
+    expect(res.status).toBe(200);
+    const data = await frames(res);
+    expect(JSON.parse(data[1]).choices[0].delta.content).toBe('Hello');
+    const last = JSON.parse(data.at(-1)!);
+    expect(last.error).toMatchObject({ type: 'server_error', code: 'upstream_error' });
+    expect(data).not.toContain('[DONE]');
+    const whole = await post(app, chatBody({ think: false, user: 'again' }), env([await stubWorker(async (_, r) => { openStream(r); sse(r, { tokens: [9] }); await sleep(20); r.destroy(); })]));
+    expect(whole.status).toBe(502);
+  });
+
+  it('Should time out a silent worker (504) and a worker that stalls mid-stream (error frame)', async () => {
+    const silent = await stubWorker(async () => {});
+    const res = await post(app, chatBody(), env([silent], { REQUEST_TIMEOUT_MS: '300' }));
+    expect(res.status).toBe(504);
+    expect(((await res.json()) as Json).error.type).toBe('timeout_error');
+    const stalling = await stubWorker((_, r) => { openStream(r); sse(r, { tokens: [9] }); });
+    const stream = await post(app, chatBody({ stream: true }), env([stalling], { REQUEST_TIMEOUT_MS: '300' }));
+    const data = await frames(stream);
+    expect(JSON.parse(data.at(-1)!).error.message).toMatch(/timed out/);
+  });
+
+  it('Should turn hermes tool calls after a think block into tool_calls, streamed and not', async () => {
+    const call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>';
+    const worker = await stubWorker(scripted([...THOUGHT, call]));
+    const tools = [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+    const res = await post(app, chatBody({ tools, think: true }), env([worker]));
+    const body = (await res.json()) as Json;
+    expect(tok.decode(worker.requests[0].prompt)).toContain('<tools>\n{"type": "function", "function": {"name": "get_weather"');
+    expect(body.choices[0]).toMatchObject({
+      finish_reason: 'tool_calls',
+      message: { content: null, reasoning_content: 'Let me think.', tool_calls: [{ type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+    });
+    expect(body.choices[0].message.tool_calls[0].id).toMatch(/^call_/);
+
+    const streamed = await frames(await post(app, chatBody({ tools, think: true, stream: true }), env([worker])));
+    const chunks = streamed.slice(0, -1).map((d) => JSON.parse(d) as Json);
+    const deltas = chunks.flatMap((c) => c.choices[0].delta.tool_calls ?? []);
+    expect(deltas[0]).toMatchObject({ index: 0, type: 'function', function: { name: 'get_weather' } });
+    expect(deltas.map((d: Json) => d.function.arguments ?? '').join('')).toBe('{"city":"Paris"}');
+    expect(chunks.at(-1)!.choices[0].finish_reason).toBe('tool_calls');
+    // tool_choice none: the tools are left out of the prompt and the text stays content
+    await post(app, chatBody({ tools, tool_choice: 'none', think: false }), env([worker]));
+    expect(tok.decode(worker.requests.at(-1)!.prompt)).not.toContain('<tools>');
+  });
+
+  it('Should split reasoning correctly when </think> arrives as separate tokens across frames', async () => {
+    const pieces = [[151667], 'Because', ' yes', tok.encode('</'), tok.encode('think'), tok.encode('>'), '\n\nAnswer'];
+    const worker = await stubWorker(scripted(pieces));
+    const chunks = (await frames(await post(app, chatBody({ think: true, stream: true }), env([worker])))).slice(0, -1).map((d) => JSON.parse(d) as Json);
+    const join = (f: string) => chunks.map((c) => c.choices[0].delta[f] ?? '').join('');
+    expect(join('reasoning_content')).toBe('Because yes');
+    expect(join('content')).toBe('Answer');
+  });
+
+  it('Should match stop strings across frames, never emit them, and cancel the worker', async () => {
+    const worker = await stubWorker(scripted(['The', ' answer', ' is', ' EN', 'D', ' and more', ' more'], { delayMs: 30 }));
+    const chunks = (await frames(await post(app, chatBody({ think: false, stream: true, stop: ['END'] }), env([worker])))).slice(0, -1).map((d) => JSON.parse(d) as Json);
+    expect(chunks.map((c) => c.choices[0].delta.content ?? '').join('')).toBe('The answer is ');
+    expect(chunks.at(-1)!.choices[0].finish_reason).toBe('stop');
+    await sleep(50);
+    expect(worker.closedEarly).toBe(1);
+  });
+
+  it('Should abort the worker request at once when the client disconnects', async () => {
+    const worker = await stubWorker(scripted(Array.from({ length: 50 }, () => ' word'), { delayMs: 20 }));
+    const usage: UsageReport[] = [];
+    const metered = createApp({ extensions: [async function meter(c, next) { await next(); void c.var.lifecycle.usage.then((u) => usage.push(u)); }] });
+    const res = await post(metered, chatBody({ think: false, stream: true }), env([worker]));
+    const reader = res.body!.getReader();
+    await reader.read();
+    await reader.read();
+    await reader.cancel();
+    await sleep(100);
+    expect(worker.closedEarly).toBe(1);
+    expect(usage[0]).toMatchObject({ outcome: 'aborted', endpoint: 'chat.completions' });
+    expect(usage[0].completionTokens).toBeGreaterThan(0);
+  });
+
+  it('Should send per-mode sampling defaults only for unsent fields, the budget inject ids and the request id', async () => {
+    const worker = await stubWorker(scripted(['ok']));
+    await post(app, chatBody({ think: true, temperature: 0.2, reasoning: { max_tokens: 64 } }), env([worker], { PRESENCE_PENALTY_DEFAULT: '1.5' }), undefined, { headers: { 'x-request-id': 'trace-1' } });
+    await post(app, chatBody({ think: false }), env([worker]));
+    const [thinking, plain] = worker.requests;
+    expect(thinking.request_id).toBe('trace-1');
+    expect(thinking.sampling).toMatchObject({ temperature: 0.2, top_p: 0.95, top_k: 20, presence_penalty: 1.5 });
+    expect(thinking.thinking_budget).toMatchObject({ max_thinking_tokens: 64, inject_ids: tok.encode(THINKING_BUDGET_TEXT) });
+    expect(plain.sampling).toMatchObject({ temperature: 0.7, top_p: 0.8, top_k: 20, presence_penalty: 0 });
+    expect(plain.thinking_budget).toBeUndefined();
+  });
+});
+
+describe('routing, prompt cache and seams', () => {
+  it('Should route a shared system prompt to one worker and fall back to the least-loaded healthy one', async () => {
+    const pool = new UpstreamPool({ urls: ['http://a', 'http://b', 'http://c', 'http://d'], secret: '', timeoutMs: 1000 });
+    const system = tok.encode(`<|im_start|>system\n${'You are a careful assistant. '.repeat(40)}<|im_end|>\n`);
+    const first = new Set(['x', 'y', 'z', 'w'].map((u) => pool.order([...system, ...tok.encode(u)])[0]));
+    expect(first.size).toBe(1);
+    const spread = new Set(Array.from({ length: 32 }, (_, i) => pool.order(tok.encode(`question ${i}`))[0]));
+    expect(spread.size).toBeGreaterThan(2);
+    // the preferred worker overloaded, then down: the least-loaded healthy worker goes first
+    const slots = (pool as any).workers as { url: string; inflight: number; downUntil: number }[];
+    const preferred = slots.find((w) => w.url === [...first][0])!;
+    slots.forEach((w, i) => (w.inflight = i + 1));
+    preferred.inflight = 1 + LOAD_SLACK + 4;
+    const leastLoaded = slots.filter((w) => w !== preferred).sort((a, b) => a.inflight - b.inflight)[0].url;
+    expect(pool.order([...system, 7])[0]).toBe(leastLoaded);
+    preferred.inflight = 0;
+    expect(pool.order([...system, 7])[0]).toBe(preferred.url);
+    preferred.downUntil = Date.now() + 10_000;
+    expect(pool.order([...system, 7])).not.toContain(preferred.url);
+    expect(pool.order([...system, 7])[0]).toBe(leastLoaded);
+  });
+
+  it('Should tokenise through the prompt cache exactly as the tokenizer does, reusing the system turn', () => {
+    const cache = new PromptCache();
+    const messages = (q: string) => [{ role: 'system' as const, content: 'Be terse.' }, { role: 'user' as const, content: q }];
+    const a = cache.chat({ messages: messages('one') });
+    const b = cache.chat({ messages: messages('two') });
+    expect(a.ids).toEqual(tok.encode(a.text));
+    expect(b.ids).toEqual(tok.encode(b.text));
+    expect(b.reusedTokens).toBeGreaterThan(0);
+    expect(cache.chat({ messages: messages('two') }).reusedTokens).toBe(b.ids.length);
+  });
+
+  it('Should let an interceptor answer from a cache and report usage when a response ends', async () => {
+    const worker = await stubWorker(scripted([...THOUGHT, 'Hi']));
+    const usage: UsageReport[] = [];
+    const extensions = [
+      async function fakeCache(c: any, next: () => Promise<void>) {
+        c.var.lifecycle.intercept(async (p: any) => (p.prompts[0].length > 0 && c.req.header('x-cached') ? Response.json({ cached: true }) : undefined));
+        await next();
+      },
+      async function meter(c: any, next: () => Promise<void>) {
+        await next();
+        void c.var.lifecycle.usage.then((u: UsageReport) => usage.push(u));
+      },
+    ];
+    const withSeams = createApp({ extensions });
+    const cached = await post(withSeams, chatBody(), env([worker]), undefined, { headers: { 'x-cached': '1' } });
+    expect(await cached.json()).toEqual({ cached: true });
+    const streamed = await post(withSeams, chatBody({ think: true, stream: true }), env([worker]));
+    await streamed.text();
+    await sleep(10);
+    expect(usage.map((u) => u.outcome)).toEqual(['cached', 'completed']);
+    expect(usage[1]).toMatchObject({ completionTokens: tok.encode(THOUGHT.join('') + 'Hi').length + 1, reasoningTokens: tok.encode(THOUGHT.slice(0, 4).join('')).length, cachedTokens: 3 });
+    expect(worker.requests).toHaveLength(1);
+  });
+});
