@@ -8,8 +8,7 @@ import { z } from 'zod';
 import type { AccountsEnv } from './accounts.ts';
 import { apiError, invalidRequest } from './errors.ts';
 import {
-  apiKeyAuth, constantTimeEqual, DEFAULT_LIMITS, generateSecret, KEY_PATTERN, keyIdOf, limitsSchema, listKeys,
-  readKeyByHash, readKeyById, sha256Hex, writeKey, type KeyRecord,
+  apiKeyAuth, constantTimeEqual, issueKey, KEY_PATTERN, limitsSchema, listKeys, readKeyById, writeKey, type KeyRecord,
 } from './middleware/auth.ts';
 import { limiterFor } from './middleware/rate-limit.ts';
 import { jsonBody } from './schemas.ts';
@@ -74,24 +73,11 @@ export function adminRoutes(): Hono<AccountsEnv> {
   app.use('/admin/*', adminAuth());
 
   app.post('/admin/keys', jsonBody(createKeySchema), async function createKey(c) {
-    const body = c.req.valid('json');
-    const secret = body.key ?? generateSecret();
-    const hash = await sha256Hex(secret);
-    if (await readKeyByHash(c.env.KEYS, hash)) {
+    const issued = await issueKey(c.env.KEYS, c.req.valid('json'));
+    if (!issued) {
       throw apiError(409, 'This API key already exists.', { type: 'invalid_request_error', param: 'key', code: 'key_exists' });
     }
-    const record: KeyRecord = {
-      id: keyIdOf(hash),
-      hash,
-      hint: secret.slice(0, 8),
-      tenant: body.tenant,
-      name: body.name,
-      models: body.models,
-      limits: { ...DEFAULT_LIMITS, ...body.limits },
-      created_at: Date.now(),
-      revoked_at: null,
-    };
-    await writeKey(c.env.KEYS, record);
+    const { record, secret } = issued;
     // the only time the secret leaves the edge
     return c.json({ ...publicKey(record), key: secret }, 201);
   });

@@ -26,6 +26,7 @@
 import { Hono, type MiddlewareHandler } from 'hono';
 import { handleError, handleNotFound } from './errors.ts';
 import { bodyLimit } from './middleware/body-limit.ts';
+import { playgroundHtml } from './playground/page.ts';
 import { requestId } from './middleware/request-id.ts';
 import { poolFor, readConfig, type EdgeBindings, type EdgeConfig } from './platform.ts';
 import { chatCompletionsRoute } from './routes/chat-completions.ts';
@@ -157,6 +158,7 @@ export function createApp(options: CreateAppOptions = {}): Hono<EdgeEnv> {
   }
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
+  app.get('/', (c) => c.html(playgroundHtml({ modelId: c.var.config.modelId })));
   app.route('/', chatCompletionsRoute());
   app.route('/', completionsRoute());
   app.route('/', modelsRoute());

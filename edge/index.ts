@@ -1,6 +1,10 @@
-// Worker entry: the edge app (edge/app.ts) as the module's fetch handler. Extensions (auth, rate limits, response
-// cache, metering) are passed to createApp here once they exist; see the SEAMS note in edge/app.ts.
+// Worker entry: the edge app (edge/app.ts) with the accounts layer (API keys, rate limits, response cache, usage
+// metering; edge/accounts.ts) as the module's fetch handler, plus the rate limiter's Durable Object class.
+import { accountsMiddleware, mountAccounts } from './accounts.ts';
 import { createApp } from './app.ts';
 
-export default createApp();
+const app = createApp({ extensions: accountsMiddleware() });
+mountAccounts(app);
+
+export default app;
 export { RateLimiter } from './rate-limiter.ts';

@@ -112,6 +112,39 @@ export async function listKeys(kv: KVNamespace, tenant?: string): Promise<KeyRec
   return records.sort((a, b) => a.created_at - b.created_at);
 }
 
+export type IssueKeyInput = {
+  /** a caller-chosen secret matching KEY_PATTERN; generated when absent */
+  key?: string;
+  tenant: string;
+  name?: string;
+  models?: string[] | null;
+  limits?: Partial<RateLimits>;
+};
+
+/**
+ * Stores a new key and returns its record with the secret (the only time it is seen); null when a key with this
+ * secret exists. The admin API's create, and a way for tests and scripts to seed a key straight into KV.
+ */
+export async function issueKey(kv: KVNamespace, input: IssueKeyInput): Promise<{ record: KeyRecord; secret: string } | null> {
+  const secret = input.key ?? generateSecret();
+  if (!KEY_PATTERN.test(secret)) throw new Error('an API key must be "sk-" followed by 16–200 URL-safe characters');
+  const hash = await sha256Hex(secret);
+  if (await readKeyByHash(kv, hash)) return null;
+  const record: KeyRecord = {
+    id: keyIdOf(hash),
+    hash,
+    hint: secret.slice(0, 8),
+    tenant: input.tenant,
+    name: input.name ?? '',
+    models: input.models ?? null,
+    limits: { ...DEFAULT_LIMITS, ...input.limits },
+    created_at: Date.now(),
+    revoked_at: null,
+  };
+  await writeKey(kv, record);
+  return { record, secret };
+}
+
 const invalidKey = (message: string) =>
   apiError(401, message, { type: 'invalid_request_error', code: 'invalid_api_key', headers: { 'www-authenticate': 'Bearer' } });
 

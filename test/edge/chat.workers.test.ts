@@ -2,8 +2,9 @@
 // checkpoint (test/edge/worker.global-setup.ts): the reasoning split end to end in every thinking mode, streamed
 // and not, usage with reasoning tokens, the thinking budget, stop strings, n, logprobs, completions, tokenize and
 // the error shapes.
-import { exports } from 'cloudflare:workers';
-import { describe, expect, it } from 'vitest';
+import { env, exports } from 'cloudflare:workers';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { issueKey } from '../../edge/middleware/auth.ts';
 import { getTokenizer } from '../../edge/tokenizer/index.js';
 
 // the demo checkpoint's script (scripts/gen-demo-script.mjs)
@@ -18,10 +19,17 @@ type Json = Record<string, any>;
 /** The edge under test (the `default` export of wrangler.toml's main), as the pool exposes it. */
 const edge = (exports as unknown as { default: { fetch: typeof fetch } }).default;
 
+// An API key of this file's own (storage is isolated per test file), sent on every request.
+let auth: Record<string, string> = {};
+beforeAll(async () => {
+  const issued = await issueKey((env as unknown as { KEYS: KVNamespace }).KEYS, { tenant: 'chat-tests' });
+  auth = { authorization: `Bearer ${issued!.secret}` };
+});
+
 function post(path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
   return edge.fetch(`http://edge${path}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: { 'content-type': 'application/json', ...auth, ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
 }
@@ -154,7 +162,7 @@ describe('chat completions through workerd and a real worker', () => {
     expect(tok.tokens.slice(-4)).toEqual([151667, 271, 151668, 271]); // <think>\n\n</think>\n\n
     const detok = await (await post('/detokenize', { model: MODEL, tokens: tok.tokens })).json<Json>();
     expect(detok.prompt).toBe('<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n');
-    const models = await (await edge.fetch('http://edge/v1/models')).json<Json>();
+    const models = await (await edge.fetch('http://edge/v1/models', { headers: auth })).json<Json>();
     expect(models).toEqual({ object: 'list', data: [expect.objectContaining({ id: MODEL, object: 'model' })] });
   });
 

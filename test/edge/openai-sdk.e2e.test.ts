@@ -25,17 +25,28 @@ let worker: Worker;
 let edge: Awaited<ReturnType<typeof unstable_startWorker>>;
 let baseURL: string;
 let client: OpenAI;
+let apiKey: string;
+const ADMIN_TOKEN = 'adm-e2e-test-token';
 
 beforeAll(async () => {
   worker = await startWorker({}, 'demo');
   edge = await unstable_startWorker({
     config: 'wrangler.toml',
-    bindings: { WORKER_URLS: { type: 'plain_text', value: worker.url }, WORKER_SECRET: { type: 'secret_text', value: SECRET } },
+    bindings: {
+      WORKER_URLS: { type: 'plain_text', value: worker.url }, WORKER_SECRET: { type: 'secret_text', value: SECRET },
+      ADMIN_TOKEN: { type: 'secret_text', value: ADMIN_TOKEN },
+    },
     dev: { server: { hostname: '127.0.0.1', port: 0 }, inspector: false, persist: false, watch: false, remote: false, logLevel: 'warn' },
   });
   await edge.ready;
   baseURL = new URL('/v1', await edge.url).toString();
-  client = new OpenAI({ baseURL, apiKey: 'not-checked', maxRetries: 0 });
+  const created = await fetch(new URL('/admin/keys', baseURL), {
+    method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ tenant: 'e2e', name: 'openai-sdk e2e' }),
+  });
+  expect(created.status).toBe(201);
+  apiKey = ((await created.json()) as { key: string }).key;
+  client = new OpenAI({ baseURL, apiKey, maxRetries: 0 });
 });
 
 afterAll(async () => {
@@ -89,11 +100,11 @@ describe('the official openai client against the edge in workerd', () => {
     const completion = await client.chat.completions.create({ model: MODEL, messages, tools: TOOLS, tool_choice: 'auto' });
     expect(completion.choices[0].message.content).toBe(ANSWER);
     const tokenized = await (await fetch(new URL('/tokenize', baseURL), {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages, tools: TOOLS }),
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` }, body: JSON.stringify({ model: MODEL, messages, tools: TOOLS }),
     })).json() as { count: number; tokens: number[] };
     expect(completion.usage!.prompt_tokens).toBe(tokenized.count);
     const detok = await (await fetch(new URL('/detokenize', baseURL), {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, tokens: tokenized.tokens }),
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` }, body: JSON.stringify({ model: MODEL, tokens: tokenized.tokens }),
     })).json() as { prompt: string };
     expect(detok.prompt).toContain('<tools>\n{"type": "function", "function": {"name": "get_weather"');
   });
@@ -135,8 +146,10 @@ describe('the official openai client against the edge in workerd', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const toml = readFileSync('wrangler.toml', 'utf8');
+    // the app without the accounts layer: this test is about abort propagation, and needs no KV/DO/D1 bindings
     const bundle = await build({
-      entryPoints: ['edge/index.ts'], bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', write: false,
+      stdin: { contents: "import { createApp } from './edge/app.ts'; export default createApp();", resolveDir: process.cwd(), loader: 'ts' },
+      bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', write: false,
       conditions: ['workerd', 'worker', 'browser'], mainFields: ['module', 'main'], external: ['node:*', 'cloudflare:*'],
     });
     const mf = new Miniflare({
