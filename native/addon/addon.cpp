@@ -511,7 +511,9 @@ Napi::Value MeasureReadBandwidth(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), q3_measure_read_bandwidth(threads, bytes));
 }
 
-Napi::Value CudaAvailable(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), false); }
+Napi::Value CudaAvailable(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), q3_cuda_device_count() > 0);
+}
 
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   Engine::Init(env);

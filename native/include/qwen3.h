@@ -146,6 +146,9 @@ typedef struct {
 } q3_stats;
 void q3_engine_stats(const q3_engine* e, q3_stats* out);
 
+/* CUDA devices the engine can use: 0 when built without the CUDA backend, without a driver or without a device. */
+int32_t q3_cuda_device_count(void);
+
 /* Measured memory read bandwidth of this machine (CPU: n_threads reading a buffer of `bytes`), in GB/s. */
 double q3_measure_read_bandwidth(int32_t n_threads, int64_t bytes);
 

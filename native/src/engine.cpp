@@ -1,5 +1,6 @@
 // The C ABI (include/qwen3.h): loading, the KV block allocator, sampler state, batched steps and one-sequence
-// generation. Every entry point catches exceptions and turns them into a status plus a thread-local message.
+// generation; the forward pass itself runs in a backend (backend.h) chosen at load time. Every entry point catches
+// exceptions and turns them into a status plus a thread-local message.
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -11,10 +12,9 @@
 #include <string>
 #include <unordered_map>
 
+#include "backend.h"
 #include "config.h"
-#include "cpu/awq_cpu.h"
 #include "cpu/bandwidth_cpu.h"
-#include "cpu/forward_cpu.h"
 #include "kv_cache.h"
 #include "model.h"
 #include "qwen3.h"
@@ -41,6 +41,9 @@ q3_status guarded(F&& f) {
   } catch (const Error& e) {
     g_error = e.what();
     return e.status;
+  } catch (const q3::DeviceError& e) {
+    g_error = e.what();
+    return Q3_ERR_DEVICE;
   } catch (const std::bad_alloc&) {
     g_error = "out of memory";
     return Q3_ERR_INTERNAL;
@@ -58,11 +61,9 @@ double seconds_since(Clock::time_point t0) { return std::chrono::duration<double
 struct q3_engine {
   q3::Qwen3Config cfg;
   std::unique_ptr<q3::Checkpoint> ckpt;
-  q3::Qwen3Weights weights;
   q3::RopeTable rope;
-  std::unique_ptr<q3::ThreadPool> pool;
-  std::unique_ptr<q3::KvPool> kv;
-  q3::CpuRunState run;
+  std::unique_ptr<q3::Backend> backend;  // weights, KV storage and the forward pass
+  std::unique_ptr<q3::KvPool> kv;        // block allocator only (refcounts); built with no layers, so no storage
   std::unordered_map<int64_t, q3::SeqSampler> seqs;
   int max_context = 0;
   std::string device;
@@ -107,7 +108,7 @@ void run_forward(q3_engine* e, const q3_batch_item* items, int n, const std::vec
   }
   for (auto [item, j] : wanted) logit_rows.push_back(first[item] + j);
   e->logits.resize(logit_rows.size() * (size_t)e->cfg.vocab_size);
-  q3::forward_cpu(e->cfg, e->weights, e->rope, *e->kv, *e->pool, e->run, items, n, logit_rows, e->logits.data());
+  e->backend->forward(items, n, logit_rows, e->logits.data());
 }
 
 }  // namespace
@@ -125,7 +126,10 @@ q3_status q3_engine_load(const char* model_dir, const q3_load_options* opts, q3_
     auto progress = [&](const char* stage, double f) {
       if (o.progress) o.progress(o.progress_user, stage, f);
     };
-    if (o.device == Q3_DEVICE_CUDA) throw Error(Q3_ERR_DEVICE, "this build has no CUDA backend");
+    if (o.device == Q3_DEVICE_CUDA) {  // fail before reading gigabytes
+      std::string why;
+      if (q3::cuda_device_count(&why) <= 0) throw Error(Q3_ERR_DEVICE, why);
+    }
     progress("reading config", 0);
     try {
       e->cfg = q3::load_config(model_dir);
@@ -141,15 +145,24 @@ q3_status q3_engine_load(const char* model_dir, const q3_load_options* opts, q3_
     } catch (const std::runtime_error& err) {
       throw Error(Q3_ERR_IO, err.what());
     }
-    e->pool = std::make_unique<q3::ThreadPool>(o.n_threads);
-    q3::load_weights_cpu(*e->ckpt, e->cfg, e->weights, progress);
+    const int bs = o.kv_block_size > 0 ? o.kv_block_size : 16;
+    // AUTO takes CUDA when this build has it, a device is visible and the kernels fit the model; else the CPU.
+    bool cuda = o.device == Q3_DEVICE_CUDA;
+    if (o.device == Q3_DEVICE_AUTO)
+      cuda = q3::cuda_device_count() > 0 && q3::cuda_unsupported_reason(e->cfg, bs).empty();
+    if (cuda) {
+      const std::string why = q3::cuda_unsupported_reason(e->cfg, bs);
+      if (!why.empty()) throw Error(Q3_ERR_DEVICE, why);
+      e->backend = q3::make_cuda_backend(*e->ckpt, e->cfg, e->rope, progress);
+    } else {
+      e->backend = q3::make_cpu_backend(*e->ckpt, e->cfg, e->rope, o.n_threads, progress);
+    }
 
     int ctx = e->cfg.max_position_embeddings;
     if (e->cfg.rope.yarn && o.yarn_factor > 0)
       ctx = std::max(ctx, (int)(e->cfg.rope.original_max_position * e->cfg.rope.factor));
     e->max_context = o.max_context > 0 ? o.max_context : ctx;
-    const int bs = o.kv_block_size > 0 ? o.kv_block_size : 16;
-    const size_t per_token = (size_t)e->cfg.n_layers * 2 * e->cfg.n_kv_heads * e->cfg.head_dim * sizeof(float);
+    const size_t per_token = e->backend->kv_bytes_per_token();
     int blocks = o.kv_blocks;
     if (blocks <= 0) {
       size_t bytes = o.kv_cache_mib > 0 ? (size_t)o.kv_cache_mib << 20
@@ -157,8 +170,9 @@ q3_status q3_engine_load(const char* model_dir, const q3_load_options* opts, q3_
       blocks = (int)std::max<size_t>(1, bytes / (per_token * bs));
     }
     progress("allocating KV cache", 0);
-    e->kv = std::make_unique<q3::KvPool>(e->cfg.n_layers, e->cfg.n_kv_heads, e->cfg.head_dim, bs, blocks);
-    e->device = std::string("cpu (") + q3::awq_cpu_isa() + ", " + std::to_string(e->pool->size()) + " threads)";
+    e->backend->allocate_kv(bs, blocks);
+    e->kv = std::make_unique<q3::KvPool>(/*n_layers=*/0, e->cfg.n_kv_heads, e->cfg.head_dim, bs, blocks);
+    e->device = e->backend->name();
     progress("ready", 1);
     *out = e.release();
   });
@@ -189,7 +203,7 @@ void q3_engine_info(const q3_engine* e, q3_info* out) {
   out->kv_blocks = e->kv->n_blocks();
   out->n_eos = (int32_t)std::min<size_t>(8, c.eos_ids.size());
   for (int i = 0; i < out->n_eos; i++) out->eos_ids[i] = c.eos_ids[i];
-  out->weight_bytes_per_token = e->weights.bytes_per_token;
+  out->weight_bytes_per_token = e->backend->weight_bytes_per_token();
   out->kv_bytes_per_token = (int64_t)c.n_layers * 2 * c.n_kv_heads * c.head_dim * 2;  // fp16-equivalent footprint
   std::snprintf(out->device, sizeof out->device, "%s", e->device.c_str());
 }
@@ -374,6 +388,8 @@ void q3_engine_stats(const q3_engine* e, q3_stats* out) {
   out->kv_blocks_used = e->kv->n_blocks() - e->kv->free_blocks();
   out->sequences = (int32_t)e->seqs.size();
 }
+
+int32_t q3_cuda_device_count(void) { return q3::cuda_device_count(); }
 
 double q3_measure_read_bandwidth(int32_t n_threads, int64_t bytes) {
   try {

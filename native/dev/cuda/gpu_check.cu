@@ -1,6 +1,6 @@
 // The one GPU check of the CUDA backend (issues 7/8), run by native/scripts/gpu-check.sh on an H200:
 //  (1) every kernel against its CPU reference on fresh random inputs (outputs poisoned, odd sizes),
-//  (2) hook for the tiny-checkpoint CPU-vs-CUDA comparison (the lead wires it),
+//  (2) the engine's CUDA backend against its CPU backend lives in engine_check.cpp (run by gpu-check.sh),
 //  (3) device read bandwidth (read-only kernel) and D2D copy bandwidth,
 //  (4) benchmarks on the 8B shapes with weights generated on the device: GEMV GB/s, GEMM TFLOP/s, a synthetic
 //      36-layer decode step under CUDA graphs, chunked prefill,
@@ -883,7 +883,7 @@ int main(int argc, char** argv) {
       check_attention(rng);
       check_lm_head(rng);
       check_sampling(rng);
-      std::printf("== (2) tiny checkpoint CPU vs CUDA: not wired yet (hook for the lead: q3_load with device=CUDA) ==\n");
+      std::printf("== (2) engine CUDA vs CPU: engine_check, run by native/scripts/gpu-check.sh ==\n");
     }
     if (bench) {
       std::printf("== (3) bandwidth ==\n");

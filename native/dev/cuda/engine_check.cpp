@@ -1,0 +1,548 @@
+// Step (2) of the GPU check: the whole engine through the C ABI, CUDA backend against the CPU backend, on a small
+// random checkpoint with the shapes the CUDA kernels take (head_dim 128, AWQ group 128, GQA 4), written here in the
+// published file format. Checks: logits of every position (relative L2), greedy generation, continuous batching
+// with mixed prefill/decode passes, CUDA-graph decode buckets with padding, passes split at 2048 tokens and
+// 256 logits rows, YaRN, and the device-selection errors.
+//   engine_check --dir DIR [--self] [--json FILE] [--md FILE] [--device-count]
+//   engine_check --bench MODEL_DIR [--ctx N] [--steps N] [--bench-device cpu] [--json FILE]   (decode timing)
+// --self compares two CPU engines (no GPU needed: proves the harness and the no-device errors). --bench separates
+// the backend's step (q3_logits: forward + logits copy) from the host sampler (q3_step), graphs on and off.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "awq_format.h"
+#include "demo_checkpoint.h"
+#include "half.h"
+#include "qwen3.h"
+
+namespace {
+
+// ---------------------------------------------------------------- results
+struct Check {
+  std::string name;
+  double metric;
+  bool pass;
+  std::string note;
+};
+std::vector<Check> g_checks;
+
+bool record(const std::string& name, double metric, bool pass, const std::string& note = "") {
+  g_checks.push_back({name, metric, pass, note});
+  std::printf("  %-4s %-58s %11.3e %s\n", pass ? "ok" : "FAIL", name.c_str(), metric, note.c_str());
+  std::fflush(stdout);
+  return pass;
+}
+
+struct Fatal : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+void check(q3_status st, const char* what) {
+  if (st != Q3_OK) throw Fatal(std::string(what) + ": " + q3_last_error());
+}
+
+// ---------------------------------------------------------------- checkpoint (cuda-tiny)
+struct Shape {
+  int hidden = 512, intermediate = 1536, layers = 3, heads = 8, kv_heads = 2, head_dim = 128, vocab = 2000,
+      group = 128, max_pos = 8192;
+};
+
+struct TensorOut {
+  std::string name, dtype;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes;
+};
+
+void write_checkpoint(const std::string& dir, const Shape& p, uint64_t seed) {
+  mkdir(dir.c_str(), 0755);
+  std::mt19937_64 rng(seed);
+  auto uni = [&] { return (float)((rng() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; };
+  std::vector<TensorOut> ts;
+  auto f16 = [&](const std::string& name, std::vector<int64_t> shape, auto gen) {
+    TensorOut t{name, "F16", shape, {}};
+    size_t n = 1;
+    for (auto d : shape) n *= (size_t)d;
+    t.bytes.resize(2 * n);
+    for (size_t i = 0; i < n; i++) {
+      uint16_t h = q3::f32_to_f16(gen());
+      std::memcpy(&t.bytes[2 * i], &h, 2);
+    }
+    ts.push_back(std::move(t));
+  };
+  auto i32 = [&](const std::string& name, std::vector<int64_t> shape, auto gen) {
+    TensorOut t{name, "I32", shape, {}};
+    size_t n = (size_t)shape[0] * shape[1];
+    t.bytes.resize(4 * n);
+    for (size_t i = 0; i < n; i++) {
+      int32_t v = gen();
+      std::memcpy(&t.bytes[4 * i], &v, 4);
+    }
+    ts.push_back(std::move(t));
+  };
+  auto awq = [&](const std::string& pre, int K, int N) {
+    i32(pre + ".qweight", {K, N / 8}, [&] { return (int32_t)(uint32_t)rng(); });
+    i32(pre + ".qzeros", {K / p.group, N / 8}, [&] {
+      uint8_t z[8];
+      for (auto& v : z) v = (uint8_t)(6 + rng() % 5);
+      int32_t packed;
+      q3::awq::pack_row(z, 8, &packed);
+      return packed;
+    });
+    const float s = (float)(0.6 / (4.0 * std::sqrt((double)K)));
+    f16(pre + ".scales", {K / p.group, N}, [&] { return s * (0.75f + 0.25f * uni()); });
+  };
+  const int H = p.hidden, q_dim = p.heads * p.head_dim, kv_dim = p.kv_heads * p.head_dim;
+  f16("model.embed_tokens.weight", {p.vocab, H}, [&] { return 0.5f * uni(); });
+  for (int l = 0; l < p.layers; l++) {
+    const std::string pre = "model.layers." + std::to_string(l) + ".";
+    auto norm = [&](const std::string& n, int d) { f16(pre + n, {d}, [&] { return 1.0f + 0.2f * uni(); }); };
+    norm("input_layernorm.weight", H);
+    norm("post_attention_layernorm.weight", H);
+    norm("self_attn.q_norm.weight", p.head_dim);
+    norm("self_attn.k_norm.weight", p.head_dim);
+    awq(pre + "self_attn.q_proj", H, q_dim);
+    awq(pre + "self_attn.k_proj", H, kv_dim);
+    awq(pre + "self_attn.v_proj", H, kv_dim);
+    awq(pre + "self_attn.o_proj", q_dim, H);
+    awq(pre + "mlp.gate_proj", H, p.intermediate);
+    awq(pre + "mlp.up_proj", H, p.intermediate);
+    awq(pre + "mlp.down_proj", p.intermediate, H);
+  }
+  f16("model.norm.weight", {H}, [&] { return 1.0f + 0.2f * uni(); });
+  f16("lm_head.weight", {p.vocab, H}, [&] { return 0.5f * uni(); });
+
+  std::string header = "{\"__metadata__\":{\"format\":\"pt\"}";
+  size_t off = 0;
+  for (auto& t : ts) {
+    std::string shape;
+    for (size_t k = 0; k < t.shape.size(); k++) shape += (k ? "," : "") + std::to_string(t.shape[k]);
+    header += ",\"" + t.name + "\":{\"dtype\":\"" + t.dtype + "\",\"shape\":[" + shape + "],\"data_offsets\":[" +
+              std::to_string(off) + "," + std::to_string(off + t.bytes.size()) + "]}";
+    off += t.bytes.size();
+  }
+  header += "}";
+  while (header.size() % 8) header += ' ';
+  std::ofstream f(dir + "/model.safetensors", std::ios::binary);
+  uint64_t hlen = header.size();
+  f.write((const char*)&hlen, 8);
+  f.write(header.data(), header.size());
+  for (auto& t : ts) f.write((const char*)t.bytes.data(), t.bytes.size());
+  if (!f) throw Fatal(dir + "/model.safetensors: write failed");
+  char cfg[1500];
+  std::snprintf(cfg, sizeof cfg,
+                "{\n  \"architectures\": [\"Qwen3ForCausalLM\"],\n  \"model_type\": \"qwen3\",\n  \"head_dim\": %d,\n"
+                "  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n"
+                "  \"max_position_embeddings\": %d,\n  \"num_attention_heads\": %d,\n  \"num_hidden_layers\": %d,\n"
+                "  \"num_key_value_heads\": %d,\n  \"quantization_config\": {\"bits\": 4, \"group_size\": %d, "
+                "\"quant_method\": \"awq\", \"version\": \"gemm\", \"zero_point\": true},\n"
+                "  \"rms_norm_eps\": 1e-06,\n  \"rope_scaling\": null,\n  \"rope_theta\": 1000000.0,\n"
+                "  \"tie_word_embeddings\": false,\n  \"torch_dtype\": \"float16\",\n  \"eos_token_id\": %d,\n"
+                "  \"vocab_size\": %d\n}\n",
+                p.head_dim, H, p.intermediate, p.max_pos, p.heads, p.layers, p.kv_heads, p.group, p.vocab - 1, p.vocab);
+  std::ofstream(dir + "/config.json") << cfg;
+  std::ofstream(dir + "/generation_config.json") << "{\"eos_token_id\": [" << p.vocab - 1 << "]}\n";
+}
+
+// ---------------------------------------------------------------- engines
+struct Engine {
+  q3_engine* e = nullptr;
+  q3_info info{};
+  ~Engine() { q3_engine_free(e); }
+};
+
+void open(Engine& en, const std::string& dir, q3_device dev, double yarn = 0) {
+  q3_load_options o{};
+  o.device = dev;
+  o.kv_block_size = 16;
+  o.kv_blocks = 2048;  // 32k tokens
+  o.yarn_factor = yarn;
+  if (yarn > 0) o.yarn_original_max = 1024;  // positions past 1024 then exercise the YaRN table
+  check(q3_engine_load(dir.c_str(), &o, &en.e), "load");
+  q3_engine_info(en.e, &en.info);
+}
+
+std::vector<int32_t> tokens(int n, int vocab, uint64_t seed) {
+  std::mt19937_64 r(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = (int32_t)(r() % (uint64_t)(vocab - 1));  // never the eos id
+  return t;
+}
+
+double rel_l2(const float* a, const float* ref, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!std::isfinite(a[i])) return INFINITY;
+    num += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
+    den += (double)ref[i] * ref[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+std::vector<int32_t> alloc_blocks(Engine& en, int tokens) {
+  std::vector<int32_t> b((tokens + 15) / 16);
+  check(q3_kv_alloc(en.e, (int32_t)b.size(), b.data()), "kv_alloc");
+  return b;
+}
+
+// Logits of every position (or the last) of a prompt, both engines; worst row's relative L2.
+void check_logits(Engine& a, Engine& b, int n, uint64_t seed, const std::string& tag, bool all = true) {
+  const int V = a.info.vocab_size, rows = all ? n : 1;
+  auto t = tokens(n, V, seed);
+  std::vector<float> la((size_t)rows * V), lb((size_t)rows * V);
+  for (auto [en, out] : {std::pair{&a, &la}, std::pair{&b, &lb}}) {
+    auto blocks = alloc_blocks(*en, n);
+    q3_batch_item it{0, t.data(), n, 0, blocks.data(), (int32_t)blocks.size(), 0};
+    check(q3_logits(en->e, &it, all ? 1 : 0, out->data()), "logits");
+    q3_kv_release(en->e, blocks.data(), (int32_t)blocks.size());
+  }
+  double worst = 0;
+  int worst_row = 0;
+  for (int r = 0; r < rows; r++) {
+    double e = rel_l2(&lb[(size_t)r * V], &la[(size_t)r * V], V);
+    if (!(e <= worst)) worst = e, worst_row = r;
+  }
+  record(tag + (all ? " logits of every position (worst row rel L2)" : " last logits (rel L2)"), worst, worst <= 1e-2,
+         "row " + std::to_string(worst_row));
+}
+
+int collect(void* user, const q3_sample_out* t) {
+  ((std::vector<int32_t>*)user)->push_back(t->token);
+  return 0;
+}
+
+void check_generate(Engine& a, Engine& b, int steps) {
+  auto prompt = tokens(20, a.info.vocab_size, 7);
+  q3_generate_params p{};
+  p.max_tokens = steps;
+  p.sampling.repetition_penalty = 1.0f;
+  std::vector<int32_t> ta, tb;
+  q3_finish fa, fb;
+  check(q3_generate(a.e, prompt.data(), 20, &p, collect, &ta, &fa), "generate");
+  check(q3_generate(b.e, prompt.data(), 20, &p, collect, &tb, &fb), "generate");
+  size_t same = 0;
+  while (same < ta.size() && same < tb.size() && ta[same] == tb[same]) same++;
+  record("greedy generate " + std::to_string(steps) + " tokens: identical prefix", (double)same,
+         ta == tb && (int)ta.size() == steps, std::to_string(same) + "/" + std::to_string(ta.size()));
+}
+
+// Continuous batching, teacher-forced with engine a's tokens so every step compares the same history: a mixed
+// first step (prompts of 1..129 tokens, the 1-token prompt is a decode row), decode steps (graph buckets; batch 6
+// pads to 8), a sequence joining mid-way (mixed prefill + decode pass), and one leaving.
+void check_batching(Engine& a, Engine& b, int steps) {
+  const int V = a.info.vocab_size;
+  struct Seq {
+    std::vector<int32_t> toks, blocks_a, blocks_b;
+    int pos = 0;
+    bool live = false;
+  };
+  std::vector<int> lens = {1, 5, 16, 17, 64, 129, 50};
+  std::vector<Seq> seqs(lens.size());
+  q3_sampling greedy{};
+  greedy.repetition_penalty = 1.0f;
+  greedy.n_logprobs = 2;
+  auto start = [&](int i) {
+    Seq& s = seqs[i];
+    s.toks = tokens(lens[i], V, 100 + i);
+    s.blocks_a = alloc_blocks(a, lens[i] + steps + 1);
+    s.blocks_b = alloc_blocks(b, lens[i] + steps + 1);
+    check(q3_seq_begin(a.e, i, s.toks.data(), lens[i], &greedy), "seq_begin");
+    check(q3_seq_begin(b.e, i, s.toks.data(), lens[i], &greedy), "seq_begin");
+    s.live = true;
+  };
+  for (int i = 0; i < 6; i++) start(i);
+  int mismatches = 0, near_ties = 0, compared = 0;
+  double worst_lp = 0;
+  for (int step = 0; step < steps; step++) {
+    if (step == steps / 3) start(6);
+    if (step == 2 * steps / 3) {  // sequence 2 leaves
+      seqs[2].live = false;
+      q3_seq_end(a.e, 2);
+      q3_seq_end(b.e, 2);
+    }
+    std::vector<q3_batch_item> ia, ib;
+    std::vector<int> idx;
+    for (size_t i = 0; i < seqs.size(); i++) {
+      Seq& s = seqs[i];
+      if (!s.live) continue;
+      const int n = (int)s.toks.size() - s.pos;
+      ia.push_back({(int64_t)i, s.toks.data() + s.pos, n, s.pos, s.blocks_a.data(), (int32_t)s.blocks_a.size(), 1});
+      ib.push_back({(int64_t)i, s.toks.data() + s.pos, n, s.pos, s.blocks_b.data(), (int32_t)s.blocks_b.size(), 1});
+      idx.push_back((int)i);
+    }
+    std::vector<q3_sample_out> oa(ia.size()), ob(ib.size());
+    check(q3_step(a.e, ia.data(), (int32_t)ia.size(), oa.data()), "step");
+    check(q3_step(b.e, ib.data(), (int32_t)ib.size(), ob.data()), "step");
+    for (size_t k = 0; k < idx.size(); k++) {
+      compared++;
+      worst_lp = std::max(worst_lp, (double)std::fabs(oa[k].logprob - ob[k].logprob));
+      if (oa[k].token != ob[k].token) {
+        const bool tie = oa[k].n_top >= 2 && oa[k].top_logprobs[0] - oa[k].top_logprobs[1] < 2e-2;
+        (tie ? near_ties : mismatches)++;
+      }
+      Seq& s = seqs[idx[k]];
+      s.pos = (int)s.toks.size();
+      s.toks.push_back(oa[k].token);  // teacher forcing: both continue with a's token
+    }
+  }
+  for (size_t i = 0; i < seqs.size(); i++) {
+    q3_kv_release(a.e, seqs[i].blocks_a.data(), (int32_t)seqs[i].blocks_a.size());
+    q3_kv_release(b.e, seqs[i].blocks_b.data(), (int32_t)seqs[i].blocks_b.size());
+    if (seqs[i].live) q3_seq_end(a.e, (int64_t)i), q3_seq_end(b.e, (int64_t)i);
+  }
+  record("batched steps: greedy token mismatches (" + std::to_string(compared) + " samples)", mismatches,
+         mismatches == 0, std::to_string(near_ties) + " near-ties (top-2 gap < 0.02) allowed");
+  record("batched steps: worst |logprob difference| of the chosen token", worst_lp, worst_lp <= 5e-2);
+}
+
+void check_device_selection(const std::string& tiny_dir, const std::string& dir, bool have_cuda) {
+  q3_load_options o{};
+  q3_engine* e = nullptr;
+  o.device = Q3_DEVICE_CUDA;
+  q3_status st = q3_engine_load(tiny_dir.c_str(), &o, &e);
+  std::string msg = q3_last_error();
+  q3_engine_free(e);
+  e = nullptr;
+  if (have_cuda)
+    record("tiny preset (head_dim 32) on --device cuda: Q3_ERR_DEVICE naming head_dim", st,
+           st == Q3_ERR_DEVICE && msg.find("head_dim") != std::string::npos, msg);
+  else
+    record("--device cuda without a device: Q3_ERR_DEVICE", st, st == Q3_ERR_DEVICE, msg);
+  o.device = Q3_DEVICE_AUTO;
+  check(q3_engine_load(tiny_dir.c_str(), &o, &e), "load auto");
+  q3_info info;
+  q3_engine_info(e, &info);
+  q3_engine_free(e);
+  record("tiny preset on --device auto: falls back to the CPU", 0, std::strncmp(info.device, "cpu", 3) == 0,
+         info.device);
+  e = nullptr;
+  check(q3_engine_load(dir.c_str(), &o, &e), "load auto");
+  q3_engine_info(e, &info);
+  q3_engine_free(e);
+  record("cuda-tiny on --device auto: " + std::string(have_cuda ? "CUDA" : "CPU"), 0,
+         std::strncmp(info.device, have_cuda ? "cuda" : "cpu", have_cuda ? 4 : 3) == 0, info.device);
+}
+
+// ---------------------------------------------------------------- decode timing of the real engine
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+struct BenchRow {
+  std::string name;
+  double value;
+  std::string unit;
+};
+std::vector<BenchRow> g_bench;
+q3_device g_bench_device = Q3_DEVICE_CUDA;  // --bench-device cpu: proves the timing harness without a GPU
+void bench_record(const std::string& name, double v, const std::string& unit) {
+  g_bench.push_back({name, v, unit});
+  std::printf("  %-62s %10.2f %s\n", name.c_str(), v, unit.c_str());
+  std::fflush(stdout);
+}
+
+// Prefills `batch` sequences to `ctx` tokens, then times decode steps: batch 1 through q3_logits (the backend alone)
+// and q3_step (plus the engine's host sampler), and batch 8 through q3_step.
+void bench_engine(const std::string& model, int ctx, int steps, const std::string& tag) {
+  const int batch = 8;
+  q3_load_options o{};
+  o.device = g_bench_device;
+  o.kv_block_size = 16;
+  const int room = ctx + 2 * steps + 64;  // sequence 0 decodes 2 * steps + 4 tokens
+  o.kv_blocks = batch * (room / 16 + 1);
+  double t0 = now_s();
+  Engine en;
+  check(q3_engine_load(model.c_str(), &o, &en.e), "load");
+  q3_engine_info(en.e, &en.info);
+  bench_record(tag + "load on " + en.info.device + " (checkpoint in page cache)", now_s() - t0, "s");
+  const int V = en.info.vocab_size;
+  q3_sampling greedy{};
+  greedy.repetition_penalty = 1.0f;
+  struct Seq {
+    std::vector<int32_t> toks, blocks;
+  };
+  std::vector<Seq> seqs(batch);
+  for (int i = 0; i < batch; i++) {
+    seqs[i].toks = tokens(ctx, V, 500 + i);
+    seqs[i].blocks = alloc_blocks(en, room);
+    check(q3_seq_begin(en.e, i, seqs[i].toks.data(), ctx, &greedy), "seq_begin");
+  }
+  std::vector<float> logits(V);
+  // prefill each sequence (TTFT of a ctx-token prompt on an idle engine: forward + logits copy)
+  for (int i = 0; i < batch; i++) {
+    Seq& s = seqs[i];
+    q3_batch_item it{i, s.toks.data(), ctx, 0, s.blocks.data(), (int32_t)s.blocks.size(), 0};
+    t0 = now_s();
+    check(q3_logits(en.e, &it, 0, logits.data()), "prefill");
+    if (i == 1) bench_record(tag + "prefill " + std::to_string(ctx) + " tokens (q3_logits)", (now_s() - t0) * 1e3, "ms");
+    s.toks.push_back(1000 + i);
+  }
+  // batch 1, backend alone: q3_logits of one decode token, the first call warms and captures the graph
+  auto decode1 = [&](int n) {
+    Seq& s = seqs[0];
+    for (int k = 0; k < n; k++) {
+      const int pos = (int)s.toks.size() - 1;
+      q3_batch_item it{0, s.toks.data() + pos, 1, pos, s.blocks.data(), (int32_t)s.blocks.size(), 0};
+      check(q3_logits(en.e, &it, 0, logits.data()), "decode");
+      s.toks.push_back((int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin()));
+    }
+  };
+  decode1(2);
+  t0 = now_s();
+  decode1(steps);
+  const double b1 = steps / (now_s() - t0);
+  bench_record(tag + "decode batch 1, ctx " + std::to_string(ctx) + ": forward + logits copy", b1, "tok/s");
+  // batch 1 and 8 through q3_step (greedy: the engine's sampler runs on the host)
+  auto step = [&](int nb, int n) {
+    for (int k = 0; k < n; k++) {
+      std::vector<q3_batch_item> items;
+      for (int i = 0; i < nb; i++) {
+        Seq& s = seqs[i];
+        const int pos = (int)s.toks.size() - 1;
+        items.push_back({i, s.toks.data() + pos, 1, pos, s.blocks.data(), (int32_t)s.blocks.size(), 1});
+      }
+      std::vector<q3_sample_out> out(nb);
+      check(q3_step(en.e, items.data(), nb, out.data()), "step");
+      for (int i = 0; i < nb; i++) seqs[i].toks.push_back(out[i].token);
+    }
+  };
+  step(1, 2);
+  t0 = now_s();
+  step(1, steps);
+  const double s1 = steps / (now_s() - t0);
+  bench_record(tag + "decode batch 1: q3_step (+ host sampler)", s1, "tok/s");
+  bench_record(tag + "host sampler + step overhead per token", (1 / s1 - 1 / b1) * 1e6, "us");
+  step(batch, 2);
+  t0 = now_s();
+  step(batch, steps / 2);
+  bench_record(tag + "decode batch 8: q3_step (+ host sampler)", batch * (steps / 2) / (now_s() - t0), "tok/s");
+}
+
+void write_results(const std::string& json, const std::string& md, const std::string& cmd, double secs) {
+  char date[64];
+  std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
+  auto esc = [](const std::string& s) {
+    std::string o;
+    for (char c : s) o += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
+    return o;
+  };
+  if (!json.empty()) {
+    std::ofstream f(json);
+    f << "{\n  \"date\": \"" << date << "\",\n  \"command\": \"" << esc(cmd) << "\",\n  \"seconds\": " << secs
+      << ",\n  \"checks\": [\n";
+    for (size_t i = 0; i < g_checks.size(); i++)
+      f << "    {\"name\": \"" << esc(g_checks[i].name) << "\", \"metric\": "
+        << (std::isfinite(g_checks[i].metric) ? g_checks[i].metric : -1) << ", \"pass\": "
+        << (g_checks[i].pass ? "true" : "false") << ", \"note\": \"" << esc(g_checks[i].note) << "\"}"
+        << (i + 1 < g_checks.size() ? "," : "") << "\n";
+    f << "  ],\n  \"results\": [\n";
+    for (size_t i = 0; i < g_bench.size(); i++)
+      f << "    {\"name\": \"" << esc(g_bench[i].name) << "\", \"value\": " << g_bench[i].value << ", \"unit\": \""
+        << g_bench[i].unit << "\"}" << (i + 1 < g_bench.size() ? "," : "") << "\n";
+    f << "  ]\n}\n";
+  }
+  if (!md.empty()) {
+    std::ofstream f(md);
+    f << "# engine-check " << date << "\n\n- command: `" << cmd << "`\n- wall: " << secs
+      << " s\n\n| check | metric | result | note |\n|---|---|---|---|\n";
+    for (auto& c : g_checks)
+      f << "| " << c.name << " | " << c.metric << " | " << (c.pass ? "PASS" : "FAIL") << " | " << c.note << " |\n";
+    if (!g_bench.empty()) f << "\n| measurement | value | unit |\n|---|---|---|\n";
+    for (auto& b : g_bench) f << "| " << b.name << " | " << b.value << " | " << b.unit << " |\n";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string dir = "/tmp/q3-cuda-tiny", json, md, cmd, bench;
+  int ctx = 1024, steps = 128;
+  bool self = false;
+  for (int i = 0; i < argc; i++) cmd += std::string(i ? " " : "") + argv[i];
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
+    if (a == "--dir") dir = next();
+    else if (a == "--self") self = true;
+    else if (a == "--bench") bench = next();
+    else if (a == "--bench-device") g_bench_device = next() == "cpu" ? Q3_DEVICE_CPU : Q3_DEVICE_CUDA;
+    else if (a == "--ctx") ctx = std::atoi(next().c_str());
+    else if (a == "--steps") steps = std::atoi(next().c_str());
+    else if (a == "--json") json = next();
+    else if (a == "--md") md = next();
+    else if (a == "--device-count") {
+      int n = q3_cuda_device_count();
+      std::printf("%d\n", n);
+      return n > 0 ? 0 : 1;
+    } else {
+      std::fprintf(stderr, "usage: engine_check [--dir DIR] [--self] [--json F] [--md F] [--device-count]\n"
+                           "       engine_check --bench MODEL_DIR [--ctx N] [--steps N] [--json F] [--md F]\n");
+      return 2;
+    }
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  if (!bench.empty()) {
+    std::printf("== engine decode timing on %s ==\n", bench.c_str());
+    try {
+      bench_engine(bench, ctx, steps, "graphs: ");
+      setenv("Q3_CUDA_GRAPHS", "0", 1);
+      bench_engine(bench, ctx, steps, "eager:  ");
+    } catch (const std::exception& e) {
+      record(std::string("fatal: ") + e.what(), INFINITY, false);
+    }
+    write_results(json, md, cmd, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    return g_checks.empty() ? 0 : 1;
+  }
+  const bool have_cuda = q3_cuda_device_count() > 0;
+  std::printf("== (2) engine: %s vs CPU on a cuda-tiny checkpoint (%s) ==\n", self ? "CPU" : "CUDA", dir.c_str());
+  try {
+    if (!self && !have_cuda) throw Fatal("no CUDA device (q3_cuda_device_count() == 0); --self runs CPU vs CPU");
+    write_checkpoint(dir, Shape{}, 1234);
+    const std::string tiny = dir + "-preset-tiny";
+    q3::write_demo_checkpoint(tiny, "tiny", 0, {});
+    check_device_selection(tiny, dir, have_cuda);
+    const q3_device other = self ? Q3_DEVICE_CPU : Q3_DEVICE_CUDA;
+    {
+      Engine cpu, dev;
+      open(cpu, dir, Q3_DEVICE_CPU);
+      open(dev, dir, other);
+      std::printf("  reference: %s | checked: %s\n", cpu.info.device, dev.info.device);
+      check_logits(cpu, dev, 37, 1, "37-token prompt:");
+      check_logits(cpu, dev, 300, 2, "300 tokens (logits in 2 passes of <= 256 rows):");
+      check_logits(cpu, dev, 3000, 4, "3000 tokens (passes of 2048 + 952):", false);
+      check_generate(cpu, dev, 32);
+      check_batching(cpu, dev, 40);
+    }
+    if (!self) {  // the same batching run with every pass eager (no decode graphs)
+      setenv("Q3_CUDA_GRAPHS", "0", 1);
+      Engine cpu, dev;
+      open(cpu, dir, Q3_DEVICE_CPU);
+      open(dev, dir, other);
+      std::printf("  Q3_CUDA_GRAPHS=0:\n");
+      check_batching(cpu, dev, 24);
+      unsetenv("Q3_CUDA_GRAPHS");
+    }
+    {
+      Engine cpu, dev;
+      open(cpu, dir, Q3_DEVICE_CPU, 4.0);
+      open(dev, dir, other, 4.0);
+      check_logits(cpu, dev, 1500, 3, "YaRN x4 (original 1024), 1500-token prompt:");
+    }
+  } catch (const std::exception& e) {
+    record(std::string("fatal: ") + e.what(), INFINITY, false);
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  write_results(json, md, cmd, secs);
+  int fails = 0;
+  for (auto& c : g_checks) fails += !c.pass;
+  std::printf("engine-check: %zu checks, %d failed (%.1f s)\n", g_checks.size(), fails, secs);
+  return fails ? 1 : 0;
+}

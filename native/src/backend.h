@@ -1,0 +1,54 @@
+// The forward pass behind the C ABI, one implementation per device (CPU here, CUDA in cuda/): the engine keeps the
+// ABI, validation, the KV block allocator and the samplers; a backend owns the weights in its own layout, the KV
+// storage those block ids index, and runs batches to logits on the host.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "model.h"
+#include "qwen3.h"
+#include "rope.h"
+#include "safetensors.h"
+
+namespace q3 {
+
+// A device call failed or the device cannot run this model: becomes Q3_ERR_DEVICE with the message (file:line).
+struct DeviceError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // "cpu (avx512-vnni, 2 threads)" or "cuda (NVIDIA H200)".
+  virtual std::string name() const = 0;
+  // Weight bytes one decode step reads (q3_info.weight_bytes_per_token).
+  virtual int64_t weight_bytes_per_token() const = 0;
+  // Bytes of KV storage one token occupies in this backend's cache (sizes the pool), bytes.
+  virtual size_t kv_bytes_per_token() const = 0;
+  // Allocates KV storage for n_blocks blocks of block_size tokens; block ids 0..n_blocks-1 come from the engine.
+  virtual void allocate_kv(int block_size, int n_blocks) = 0;
+
+  // One forward pass over validated items (any mix of prefill chunks and decode tokens). logit_rows lists flat token
+  // indices (0..T-1, items' tokens in order) whose logits are written to logits_host as (logit_rows.size(), vocab).
+  virtual void forward(const q3_batch_item* items, int n_items, const std::vector<int>& logit_rows,
+                       float* logits_host) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend(const Checkpoint& ckpt, const Qwen3Config& cfg, const RopeTable& rope,
+                                          int n_threads, const ProgressFn& progress);
+
+// Empty when this model (shapes, KV block size) runs on the CUDA kernels; otherwise why not.
+std::string cuda_unsupported_reason(const Qwen3Config& cfg, int kv_block_size);
+// Visible CUDA devices: 0 without a CUDA build, a driver or a device. `why` (optional) gets the runtime's message.
+int cuda_device_count(std::string* why = nullptr);
+// Throws DeviceError when built without CUDA or when no device can be used.
+std::unique_ptr<Backend> make_cuda_backend(const Checkpoint& ckpt, const Qwen3Config& cfg, const RopeTable& rope,
+                                           const ProgressFn& progress);
+
+}  // namespace q3

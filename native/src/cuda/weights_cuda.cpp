@@ -1,0 +1,169 @@
+// Loads a mapped checkpoint onto the device: the published AutoAWQ tensors are copied to staging buffers and
+// repacked there by the library's awq_repack_device (fused linears take consecutive column ranges); tables and norms
+// become fp16. Every tensor's dtype and shape is checked against config.json first.
+#include "weights_cuda.h"
+
+#include <cstring>
+#include <stdexcept>
+
+#include "../half.h"
+
+namespace q3 {
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); i++) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+const TensorView& expect(const Checkpoint& ckpt, const std::string& name, const std::vector<int64_t>& shape,
+                         std::initializer_list<DType> dtypes) {
+  const TensorView& t = ckpt.get(name);
+  bool ok = false;
+  std::string allowed;
+  for (DType d : dtypes) {
+    ok |= t.dtype == d;
+    allowed += (allowed.empty() ? "" : "/") + std::string(dtype_name(d));
+  }
+  if (!ok)
+    throw std::runtime_error(t.file + ": tensor '" + name + "' has dtype " + dtype_name(t.dtype) + ", expected " +
+                             allowed);
+  if (t.shape != shape)
+    throw std::runtime_error(t.file + ": tensor '" + name + "' has shape " + t.shape_str() + ", expected " +
+                             shape_str(shape) + " from config.json");
+  return t;
+}
+
+float element_f32(const TensorView& t, size_t i) {
+  if (t.dtype == DType::F32) {
+    float f;
+    std::memcpy(&f, t.data + 4 * i, 4);
+    return f;
+  }
+  uint16_t h;
+  std::memcpy(&h, t.data + 2 * i, 2);
+  return t.dtype == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+}
+
+// (rows, cols) fp16/bf16/fp32 table -> fp16 on the device (converted on the host in slices when not fp16).
+DeviceArray<__half> upload_table(const Checkpoint& ckpt, const std::string& name, int64_t rows, int64_t cols,
+                                 cudaStream_t stream) {
+  const TensorView& t = expect(ckpt, name, {rows, cols}, {DType::F16, DType::BF16, DType::F32});
+  const size_t n = (size_t)rows * cols;
+  DeviceArray<__half> d(n);
+  if (t.dtype == DType::F16) {
+    Q3_CK(cudaMemcpyAsync(d.get(), t.data, n * 2, cudaMemcpyHostToDevice, stream));
+    return d;
+  }
+  std::vector<uint16_t> slice;
+  const size_t step = (size_t)1 << 22;  // elements per slice
+  for (size_t i0 = 0; i0 < n; i0 += step) {
+    const size_t m = std::min(step, n - i0);
+    slice.resize(m);
+    for (size_t i = 0; i < m; i++) slice[i] = f32_to_f16(element_f32(t, i0 + i));
+    Q3_CK(cudaMemcpyAsync(d.get() + i0, slice.data(), m * 2, cudaMemcpyHostToDevice, stream));
+    Q3_CK(cudaStreamSynchronize(stream));  // `slice` is reused
+  }
+  return d;
+}
+
+DeviceArray<__half> upload_vector(const Checkpoint& ckpt, const std::string& name, int64_t n, cudaStream_t stream) {
+  const TensorView& t = expect(ckpt, name, {n}, {DType::F16, DType::BF16, DType::F32});
+  std::vector<uint16_t> h(n);
+  for (int64_t i = 0; i < n; i++) h[i] = f32_to_f16(element_f32(t, i));
+  DeviceArray<__half> d(n);
+  Q3_CK(cudaMemcpyAsync(d.get(), h.data(), n * 2, cudaMemcpyHostToDevice, stream));
+  Q3_CK(cudaStreamSynchronize(stream));  // `h` goes out of scope
+  return d;
+}
+
+// Device copies of one published linear, reused for every linear (grown to the largest).
+struct Staging {
+  DeviceArray<int32_t> qweight, qzeros;
+  DeviceArray<__half> scales;
+};
+
+// Fuses the linears `parts` (same K, names without the .qweight suffix) into one repacked (K -> sum N) weight.
+AwqDevice upload_awq(const Checkpoint& ckpt, const std::vector<std::pair<std::string, int>>& parts, int K, int G,
+                     Staging& st, cudaStream_t stream) {
+  int total_N = 0;
+  for (auto& [name, N] : parts) total_N += N;
+  AwqDevice w;
+  w.qw.resize(cuda::awq_qw_bytes(K, total_N) / sizeof(uint4));
+  w.sz.resize(cuda::awq_sz_bytes(K, total_N) / sizeof(uint4));
+  int col0 = 0;
+  for (auto& [prefix, N] : parts) {
+    if (K % G != 0)
+      throw std::runtime_error(ckpt.source_name() + ": '" + prefix + "' in_features " + std::to_string(K) +
+                               " is not a multiple of group_size " + std::to_string(G));
+    if (N % 8 != 0)
+      throw std::runtime_error(ckpt.source_name() + ": '" + prefix + "' out_features " + std::to_string(N) +
+                               " is not a multiple of 8");
+    const TensorView& q = expect(ckpt, prefix + ".qweight", {K, N / 8}, {DType::I32});
+    const TensorView& z = expect(ckpt, prefix + ".qzeros", {K / G, N / 8}, {DType::I32});
+    const TensorView& s = expect(ckpt, prefix + ".scales", {K / G, N}, {DType::F16});
+    // Stream order keeps the staging buffers safe: the next upload runs after this repack.
+    st.qweight.resize((size_t)K * N / 8);
+    st.qzeros.resize((size_t)K / G * N / 8);
+    st.scales.resize((size_t)K / G * N);
+    Q3_CK(cudaMemcpyAsync(st.qweight.get(), q.data, q.nbytes, cudaMemcpyHostToDevice, stream));
+    Q3_CK(cudaMemcpyAsync(st.qzeros.get(), z.data, z.nbytes, cudaMemcpyHostToDevice, stream));
+    Q3_CK(cudaMemcpyAsync(st.scales.get(), s.data, s.nbytes, cudaMemcpyHostToDevice, stream));
+    try {
+      cuda::awq_repack_device(st.qweight.get(), st.qzeros.get(), st.scales.get(), K, N, col0, total_N, w.qw.get(),
+                              w.sz.get(), stream);
+    } catch (const std::exception& e) {  // q3::cuda::CudaError or a shape check, with file:line
+      throw DeviceError(e.what());
+    }
+    col0 += N;
+  }
+  w.view = {w.qw.get(), w.sz.get(), K, total_N};
+  return w;
+}
+
+}  // namespace
+
+void load_weights_cuda(const Checkpoint& ckpt, const Qwen3Config& cfg, const RopeTable& rope, Qwen3WeightsCuda& w,
+                       const ProgressFn& progress, cudaStream_t stream) {
+  const int H = cfg.hidden_size, I = cfg.intermediate_size, D = cfg.head_dim, G = cfg.group_size;
+  const int q_dim = cfg.n_heads * D, kv_dim = cfg.n_kv_heads * D;
+
+  w.embed = upload_table(ckpt, "model.embed_tokens.weight", cfg.vocab_size, H, stream);
+  if (cfg.tie_word_embeddings) {
+    w.lm_head_ptr = w.embed.get();
+  } else {
+    w.lm_head = upload_table(ckpt, "lm_head.weight", cfg.vocab_size, H, stream);
+    w.lm_head_ptr = w.lm_head.get();
+  }
+  w.final_norm = upload_vector(ckpt, "model.norm.weight", H, stream);
+  w.inv_freq.resize(rope.inv_freq.size());
+  Q3_CK(cudaMemcpyAsync(w.inv_freq.get(), rope.inv_freq.data(), rope.inv_freq.size() * sizeof(float),
+                        cudaMemcpyHostToDevice, stream));
+  w.attention_factor = rope.attention_factor;
+  w.bytes_per_token = (int64_t)cfg.vocab_size * H * 2 + (int64_t)H * 2;
+
+  Staging st;
+  w.layers.resize(cfg.n_layers);
+  for (int l = 0; l < cfg.n_layers; l++) {
+    if (progress) progress("repacking layers", (double)l / cfg.n_layers);
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerWeightsCuda& L = w.layers[l];
+    L.input_norm = upload_vector(ckpt, p + "input_layernorm.weight", H, stream);
+    L.post_norm = upload_vector(ckpt, p + "post_attention_layernorm.weight", H, stream);
+    L.q_norm = upload_vector(ckpt, p + "self_attn.q_norm.weight", D, stream);
+    L.k_norm = upload_vector(ckpt, p + "self_attn.k_norm.weight", D, stream);
+    L.qkv = upload_awq(ckpt, {{p + "self_attn.q_proj", q_dim}, {p + "self_attn.k_proj", kv_dim},
+                              {p + "self_attn.v_proj", kv_dim}}, H, G, st, stream);
+    L.o = upload_awq(ckpt, {{p + "self_attn.o_proj", H}}, q_dim, G, st, stream);
+    L.gate_up = upload_awq(ckpt, {{p + "mlp.gate_proj", I}, {p + "mlp.up_proj", I}}, H, G, st, stream);
+    L.down = upload_awq(ckpt, {{p + "mlp.down_proj", H}}, I, G, st, stream);
+    for (const AwqDevice* a : {&L.qkv, &L.o, &L.gate_up, &L.down})
+      w.bytes_per_token += (int64_t)(a->qw.bytes() + a->sz.bytes());
+    w.bytes_per_token += (int64_t)(2 * H + 2 * D) * 2;
+  }
+  Q3_CK(cudaStreamSynchronize(stream));  // staging buffers are freed on return
+  if (progress) progress("repacking layers", 1.0);
+}
+
+}  // namespace q3
