@@ -204,7 +204,7 @@ void q3_engine_info(const q3_engine* e, q3_info* out) {
   out->n_eos = (int32_t)std::min<size_t>(8, c.eos_ids.size());
   for (int i = 0; i < out->n_eos; i++) out->eos_ids[i] = c.eos_ids[i];
   out->weight_bytes_per_token = e->backend->weight_bytes_per_token();
-  out->kv_bytes_per_token = (int64_t)c.n_layers * 2 * c.n_kv_heads * c.head_dim * 2;  // fp16-equivalent footprint
+  out->kv_bytes_per_token = (int64_t)e->backend->kv_bytes_per_token();  // as stored by the backend (fp32 CPU, fp16 CUDA)
   std::snprintf(out->device, sizeof out->device, "%s", e->device.c_str());
 }
 
