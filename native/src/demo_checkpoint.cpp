@@ -5,6 +5,10 @@
 
 #include <sys/stat.h>
 
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -195,12 +199,60 @@ void write_text(const std::string& path, const std::string& text) {
 
 }  // namespace
 
+namespace {
+
+bool is_dir(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// mkdir -p
+void make_dirs(const std::string& path) {
+  for (size_t i = 1; i <= path.size(); i++) {
+    if (i < path.size() && path[i] != '/') continue;
+    std::string prefix = path.substr(0, i);
+    if (!is_dir(prefix) && mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST)
+      throw std::runtime_error(prefix + ": cannot create directory (" + std::strerror(errno) + ")");
+  }
+}
+
+// rm -r of a flat directory of files
+void remove_dir(const std::string& path) {
+  if (DIR* d = opendir(path.c_str())) {
+    while (dirent* e = readdir(d))
+      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) std::remove((path + "/" + e->d_name).c_str());
+    closedir(d);
+  }
+  rmdir(path.c_str());
+}
+
+void write_files(const std::string& dir, const Preset& p, uint64_t seed, const std::function<void(double)>& progress);
+
+}  // namespace
+
+// A new directory is written under a temporary name and renamed into place, so a reader (or a second writer racing
+// for the same demo checkpoint) never sees a half-written model; an existing directory is overwritten in place.
 void write_demo_checkpoint(const std::string& dir, const std::string& preset, uint64_t seed,
                            const std::function<void(double)>& progress) {
   const Preset p = preset_for(preset);
-  mkdir(dir.c_str(), 0755);
-  struct stat st;
-  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) throw std::runtime_error(dir + ": cannot create directory");
+  if (is_dir(dir)) return write_files(dir, p, seed, progress);
+  const size_t slash = dir.find_last_of('/');
+  if (slash != std::string::npos && slash > 0) make_dirs(dir.substr(0, slash));
+  const std::string tmp = dir + ".partial-" + std::to_string(getpid());
+  make_dirs(tmp);
+  write_files(tmp, p, seed, progress);
+  if (rename(tmp.c_str(), dir.c_str()) != 0) {
+    const int err = errno;
+    remove_dir(tmp);
+    // Another writer finished the same checkpoint first: use theirs.
+    if (!((err == EEXIST || err == ENOTEMPTY) && is_dir(dir)))
+      throw std::runtime_error(dir + ": cannot move the written checkpoint into place (" + std::strerror(err) + ")");
+  }
+}
+
+namespace {
+
+void write_files(const std::string& dir, const Preset& p, uint64_t seed, const std::function<void(double)>& progress) {
 
   write_text(dir + "/config.json", config_json(p));
   std::string eos = "[";
@@ -269,5 +321,7 @@ void write_demo_checkpoint(const std::string& dir, const std::string& preset, ui
                "{\n  \"metadata\": {\n    \"total_size\": " + std::to_string(total) + "\n  },\n  \"weight_map\": {\n" +
                    weight_map + "\n  }\n}\n");
 }
+
+}  // namespace
 
 }  // namespace q3

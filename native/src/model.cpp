@@ -4,81 +4,33 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "checkpoint_tensors.h"
 #include "half.h"
 
 namespace q3 {
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); i++) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
-
-const TensorView& expect(const Checkpoint& ckpt, const std::string& name, std::vector<int64_t> shape,
-                         std::initializer_list<DType> dtypes) {
-  const TensorView& t = ckpt.get(name);
-  bool dtype_ok = false;
-  std::string allowed;
-  for (DType d : dtypes) {
-    dtype_ok |= t.dtype == d;
-    allowed += (allowed.empty() ? "" : "/") + std::string(dtype_name(d));
-  }
-  if (!dtype_ok)
-    throw std::runtime_error(t.file + ": tensor '" + name + "' has dtype " + dtype_name(t.dtype) + ", expected " + allowed);
-  if (t.shape != shape)
-    throw std::runtime_error(t.file + ": tensor '" + name + "' has shape " + t.shape_str() + ", expected " +
-                             shape_str(shape) + " from config.json");
-  return t;
-}
-
 // Norm weights may be stored in fp16, bf16 or fp32.
 std::vector<float> load_vector(const Checkpoint& ckpt, const std::string& name, int64_t n) {
-  const TensorView& t = expect(ckpt, name, {n}, {DType::F16, DType::BF16, DType::F32});
+  const TensorView& t = expect_tensor(ckpt, name, {n}, {DType::F16, DType::BF16, DType::F32});
   std::vector<float> v(n);
-  for (int64_t i = 0; i < n; i++) {
-    if (t.dtype == DType::F32) v[i] = ((const float*)t.data)[i];
-    else {
-      uint16_t h;
-      std::memcpy(&h, t.data + 2 * i, 2);
-      v[i] = t.dtype == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
-    }
-  }
+  for (int64_t i = 0; i < n; i++) v[i] = tensor_element_f32(t, i);
   return v;
 }
 
 // (vocab, hidden) table used as fp16 by the kernels; converted only if stored otherwise.
 const uint16_t* load_table(const Checkpoint& ckpt, const std::string& name, int64_t rows, int64_t cols,
                            std::vector<uint16_t>& owned) {
-  const TensorView& t = expect(ckpt, name, {rows, cols}, {DType::F16, DType::BF16, DType::F32});
+  const TensorView& t = expect_tensor(ckpt, name, {rows, cols}, {DType::F16, DType::BF16, DType::F32});
   if (t.dtype == DType::F16 && ((uintptr_t)t.data & 1) == 0) return (const uint16_t*)t.data;
   owned.resize((size_t)rows * cols);
-  for (size_t i = 0; i < owned.size(); i++) {
-    float f;
-    if (t.dtype == DType::F32) std::memcpy(&f, t.data + 4 * i, 4);
-    else {
-      uint16_t h;
-      std::memcpy(&h, t.data + 2 * i, 2);
-      f = t.dtype == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
-    }
-    owned[i] = f32_to_f16(f);
-  }
+  for (size_t i = 0; i < owned.size(); i++) owned[i] = f32_to_f16(tensor_element_f32(t, i));
   return owned.data();
 }
 
 AwqSource awq_source(const Checkpoint& ckpt, const std::string& prefix, int K, int N, int G) {
-  if (K % G != 0)
-    throw std::runtime_error(ckpt.source_name() + ": '" + prefix + "' in_features " + std::to_string(K) +
-                             " is not a multiple of group_size " + std::to_string(G));
-  if (N % 8 != 0)
-    throw std::runtime_error(ckpt.source_name() + ": '" + prefix + "' out_features " + std::to_string(N) +
-                             " is not a multiple of 8");
-  AwqSource s;
-  s.qweight = (const int32_t*)expect(ckpt, prefix + ".qweight", {K, N / 8}, {DType::I32}).data;
-  s.qzeros = (const int32_t*)expect(ckpt, prefix + ".qzeros", {K / G, N / 8}, {DType::I32}).data;
-  s.scales = (const uint16_t*)expect(ckpt, prefix + ".scales", {K / G, N}, {DType::F16}).data;
-  s.N = N;
-  return s;
+  const AwqTensors t = expect_awq_linear(ckpt, prefix, K, N, G);
+  return {(const int32_t*)t.qweight->data, (const int32_t*)t.qzeros->data, (const uint16_t*)t.scales->data, N};
 }
 
 }  // namespace

@@ -6,50 +6,16 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "../checkpoint_tensors.h"
 #include "../half.h"
 
 namespace q3 {
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); i++) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
-
-const TensorView& expect(const Checkpoint& ckpt, const std::string& name, const std::vector<int64_t>& shape,
-                         std::initializer_list<DType> dtypes) {
-  const TensorView& t = ckpt.get(name);
-  bool ok = false;
-  std::string allowed;
-  for (DType d : dtypes) {
-    ok |= t.dtype == d;
-    allowed += (allowed.empty() ? "" : "/") + std::string(dtype_name(d));
-  }
-  if (!ok)
-    throw std::runtime_error(t.file + ": tensor '" + name + "' has dtype " + dtype_name(t.dtype) + ", expected " +
-                             allowed);
-  if (t.shape != shape)
-    throw std::runtime_error(t.file + ": tensor '" + name + "' has shape " + t.shape_str() + ", expected " +
-                             shape_str(shape) + " from config.json");
-  return t;
-}
-
-float element_f32(const TensorView& t, size_t i) {
-  if (t.dtype == DType::F32) {
-    float f;
-    std::memcpy(&f, t.data + 4 * i, 4);
-    return f;
-  }
-  uint16_t h;
-  std::memcpy(&h, t.data + 2 * i, 2);
-  return t.dtype == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
-}
-
 // (rows, cols) fp16/bf16/fp32 table -> fp16 on the device (converted on the host in slices when not fp16).
 DeviceArray<__half> upload_table(const Checkpoint& ckpt, const std::string& name, int64_t rows, int64_t cols,
                                  cudaStream_t stream) {
-  const TensorView& t = expect(ckpt, name, {rows, cols}, {DType::F16, DType::BF16, DType::F32});
+  const TensorView& t = expect_tensor(ckpt, name, {rows, cols}, {DType::F16, DType::BF16, DType::F32});
   const size_t n = (size_t)rows * cols;
   DeviceArray<__half> d(n);
   if (t.dtype == DType::F16) {
@@ -61,7 +27,7 @@ DeviceArray<__half> upload_table(const Checkpoint& ckpt, const std::string& name
   for (size_t i0 = 0; i0 < n; i0 += step) {
     const size_t m = std::min(step, n - i0);
     slice.resize(m);
-    for (size_t i = 0; i < m; i++) slice[i] = f32_to_f16(element_f32(t, i0 + i));
+    for (size_t i = 0; i < m; i++) slice[i] = f32_to_f16(tensor_element_f32(t, i0 + i));
     Q3_CK(cudaMemcpyAsync(d.get() + i0, slice.data(), m * 2, cudaMemcpyHostToDevice, stream));
     Q3_CK(cudaStreamSynchronize(stream));  // `slice` is reused
   }
@@ -69,9 +35,9 @@ DeviceArray<__half> upload_table(const Checkpoint& ckpt, const std::string& name
 }
 
 DeviceArray<__half> upload_vector(const Checkpoint& ckpt, const std::string& name, int64_t n, cudaStream_t stream) {
-  const TensorView& t = expect(ckpt, name, {n}, {DType::F16, DType::BF16, DType::F32});
+  const TensorView& t = expect_tensor(ckpt, name, {n}, {DType::F16, DType::BF16, DType::F32});
   std::vector<uint16_t> h(n);
-  for (int64_t i = 0; i < n; i++) h[i] = f32_to_f16(element_f32(t, i));
+  for (int64_t i = 0; i < n; i++) h[i] = f32_to_f16(tensor_element_f32(t, i));
   DeviceArray<__half> d(n);
   Q3_CK(cudaMemcpyAsync(d.get(), h.data(), n * 2, cudaMemcpyHostToDevice, stream));
   Q3_CK(cudaStreamSynchronize(stream));  // `h` goes out of scope
@@ -94,15 +60,8 @@ AwqDevice upload_awq(const Checkpoint& ckpt, const std::vector<std::pair<std::st
   w.sz.resize(cuda::awq_sz_bytes(K, total_N) / sizeof(uint4));
   int col0 = 0;
   for (auto& [prefix, N] : parts) {
-    if (K % G != 0)
-      throw std::runtime_error(ckpt.source_name() + ": '" + prefix + "' in_features " + std::to_string(K) +
-                               " is not a multiple of group_size " + std::to_string(G));
-    if (N % 8 != 0)
-      throw std::runtime_error(ckpt.source_name() + ": '" + prefix + "' out_features " + std::to_string(N) +
-                               " is not a multiple of 8");
-    const TensorView& q = expect(ckpt, prefix + ".qweight", {K, N / 8}, {DType::I32});
-    const TensorView& z = expect(ckpt, prefix + ".qzeros", {K / G, N / 8}, {DType::I32});
-    const TensorView& s = expect(ckpt, prefix + ".scales", {K / G, N}, {DType::F16});
+    const AwqTensors t = expect_awq_linear(ckpt, prefix, K, N, G);
+    const TensorView &q = *t.qweight, &z = *t.qzeros, &s = *t.scales;
     // Stream order keeps the staging buffers safe: the next upload runs after this repack.
     st.qweight.resize((size_t)K * N / 8);
     st.qzeros.resize((size_t)K / G * N / 8);
