@@ -55,18 +55,15 @@ export class BytePairEncoder {
     }
   }
 
-  /** Encodes one pre-token given as its single-byte token ids; symbols[0..length) is overwritten. Appends ids to out. */
-  encodeWord(symbols: Int32Array, length: number, out: number[]): void {
-    if (length === 1) {
-      out.push(symbols[0]);
-    } else if (length <= FLAT_SCAN_MAX_SYMBOLS) {
-      this.encodeFlat(symbols, length, out);
-    } else {
-      this.encodeWithHeap(symbols, length, out);
-    }
+  /** Encodes one pre-token given as its single-byte token ids in symbols[0..length), in place: returns the token
+   * count n, the ids being symbols[0..n). */
+  encodeWord(symbols: Int32Array, length: number): number {
+    if (length === 1) return 1;
+    if (length <= FLAT_SCAN_MAX_SYMBOLS) return this.encodeFlat(symbols, length);
+    return this.encodeWithHeap(symbols, length);
   }
 
-  private encodeFlat(symbols: Int32Array, length: number, out: number[]): void {
+  private encodeFlat(symbols: Int32Array, length: number): number {
     const ranks = this.ranks;
     let n = length;
     for (let i = 0; i < n - 1; i++) ranks[i] = this.mergedId(symbols[i], symbols[i + 1]);
@@ -87,12 +84,12 @@ export class BytePairEncoder {
       if (best > 0) ranks[best - 1] = this.mergedId(symbols[best - 1], symbols[best]);
       if (best < n - 1) ranks[best] = this.mergedId(symbols[best], symbols[best + 1]);
     }
-    for (let i = 0; i < n; i++) out.push(symbols[i]);
+    return n;
   }
 
   /** Linked list of symbols plus a min-heap of candidate merges keyed rank·2³² + position; stale entries are
    * skipped on pop by re-checking the pair they name. */
-  private encodeWithHeap(symbols: Int32Array, length: number, out: number[]): void {
+  private encodeWithHeap(symbols: Int32Array, length: number): number {
     if (this.prev.length < length) {
       this.prev = new Int32Array(length * 2);
       this.next = new Int32Array(length * 2);
@@ -165,6 +162,8 @@ export class BytePairEncoder {
         if (following !== NO_MERGE) push(following * POSITION_SCALE + position);
       }
     }
-    for (let i = 0; i >= 0; i = next[i]) out.push(symbols[i]);
+    let n = 0;
+    for (let i = 0; i >= 0; i = next[i]) symbols[n++] = symbols[i]; // n ≤ i: compacting in place is safe
+    return n;
   }
 }

@@ -1,27 +1,115 @@
 /** Qwen3's text splitting before BPE: added tokens are cut out of the raw text first (leftmost-longest, before
  * normalisation, as tokenizer.json's `normalized: false` asks), each remaining piece is NFC-normalised and split by
- * the Qwen2 regex. */
+ * the Qwen2 pattern. The split is a hand-written scanner over UTF-16 code units that returns piece boundaries, so no
+ * substring or match object is allocated per pre-token; it reproduces QWEN2_SPLIT_SOURCE exactly. */
+import { astralClass, bmpClasses, fillBmpClass, HIGH_SURROGATE, LETTER, NEWLINE, NUMBER, SPACE } from './char-classes.js';
 import type { AddedToken } from './tokenizer-data.js';
 
 /**
  * tokenizer.json's Oniguruma pattern
  *   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
  * in JS: `(?i:)` spelled out as ASCII classes, and `\s` as \p{White_Space}, Oniguruma's meaning (U+0085 in, U+FEFF
- * out), as @huggingface/tokenizers translates it. scripts/build-tokenizer.mjs refuses any other pattern.
+ * out), as @huggingface/tokenizers translates it. scripts/build-tokenizer.mjs refuses any other pattern. The scanner
+ * below implements it (with the 'u' flag); this source is kept as its specification and for cross-checking.
  */
-const QWEN2_SPLIT_SOURCE =
+export const QWEN2_SPLIT_SOURCE =
   "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}" +
   '| ?[^\\p{White_Space}\\p{L}\\p{N}]+[\\r\\n]*|\\p{White_Space}*[\\r\\n]+|\\p{White_Space}+(?!\\P{White_Space})|\\p{White_Space}+';
 
 /** A piece of input: either an added token's id, or text still to be split and BPE-encoded. */
 export type TextSegment = { addedTokenId: number; text?: undefined } | { addedTokenId?: undefined; text: string };
 
+/** Returned by classAt() with the class flags when the code point is a surrogate pair (two code units). */
+const WIDE = 32;
+const WIDE_SHIFT = 5;
+
+/** Class flags of the code point starting at text[i] (| WIDE for a surrogate pair); a lone surrogate is "other". */
+function classAt(text: string, i: number, end: number): number {
+  const c = text.charCodeAt(i);
+  let flags = bmpClasses[c];
+  if (flags === 0) flags = fillBmpClass(c);
+  if ((flags & HIGH_SURROGATE) === 0) return flags;
+  const low = i + 1 < end ? text.charCodeAt(i + 1) : 0;
+  if (low < 0xdc00 || low > 0xdfff) return 0;
+  return astralClass(0x10000 + ((c - 0xd800) << 10) + (low - 0xdc00)) | WIDE;
+}
+
+/** End of the run of \p{L} code points starting at i. */
+function letterRunEnd(text: string, i: number, end: number): number {
+  while (i < end) {
+    const flags = classAt(text, i, end);
+    if ((flags & LETTER) === 0) break;
+    i += 1 + ((flags & WIDE) >> WIDE_SHIFT);
+  }
+  return i;
+}
+
+/** `[^\s\p{L}\p{N}]+[\r\n]*` from i (text[i] is known to start such a run). */
+function otherRunEnd(text: string, i: number, end: number): number {
+  while (i < end) {
+    const flags = classAt(text, i, end);
+    if ((flags & (LETTER | NUMBER | SPACE)) !== 0) break;
+    i += 1 + ((flags & WIDE) >> WIDE_SHIFT);
+  }
+  for (let c = text.charCodeAt(i); i < end && (c === 0x0a || c === 0x0d); c = text.charCodeAt(++i));
+  return i;
+}
+
+/** Whether text[i..] starts 's 't 're 've 'm 'll 'd (ASCII case-insensitive); text[i] is known to be "'". */
+function contractionEnd(text: string, i: number, end: number): number {
+  if (i + 1 >= end) return -1;
+  const a = text.charCodeAt(i + 1) | 0x20; // ASCII lower-case; only 'S' and 's' map to 's', etc.
+  if (a === 0x73 || a === 0x74 || a === 0x6d || a === 0x64) return i + 2; // s t m d
+  if (i + 2 >= end) return -1;
+  const b = text.charCodeAt(i + 2) | 0x20;
+  if ((b === 0x65 && (a === 0x72 || a === 0x76)) || (a === 0x6c && b === 0x6c)) return i + 3; // re ve ll
+  return -1;
+}
+
+/** End of the pre-token starting at text[start] (start < end): the first alternative of the pattern that matches,
+ * with its backtracking worked out per alternative. */
+export function preTokenEnd(text: string, start: number, end: number): number {
+  const c = text.charCodeAt(start);
+  if (c === 0x27) {
+    const contraction = contractionEnd(text, start, end);
+    if (contraction >= 0) return contraction;
+  }
+  const first = classAt(text, start, end);
+  // [^\r\n\p{L}\p{N}]?\p{L}+
+  if ((first & LETTER) !== 0) return letterRunEnd(text, start, end);
+  const next = start + 1 + ((first & WIDE) >> WIDE_SHIFT);
+  if ((first & (NUMBER | NEWLINE)) === 0 && next < end && (classAt(text, next, end) & LETTER) !== 0) {
+    return letterRunEnd(text, next, end);
+  }
+  // \p{N}
+  if ((first & NUMBER) !== 0) return next;
+  // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
+  if ((first & SPACE) === 0) return otherRunEnd(text, start, end);
+  if (c === 0x20 && next < end && (classAt(text, next, end) & (LETTER | NUMBER | SPACE)) === 0) {
+    return otherRunEnd(text, next, end);
+  }
+  // White space (all in the BMP): \s*[\r\n]+ ends after the run's last CR/LF; else \s+(?!\S) leaves the last space
+  // of a run followed by a non-space to the next token, unless the run is a single space (\s+).
+  let i = start;
+  let lastNewline = -1;
+  while (i < end) {
+    const code = text.charCodeAt(i);
+    let flags = bmpClasses[code];
+    if (flags === 0) flags = fillBmpClass(code);
+    if ((flags & SPACE) === 0) break;
+    if ((flags & NEWLINE) !== 0) lastNewline = i;
+    i++;
+  }
+  if (lastNewline >= 0) return lastNewline + 1;
+  if (i < end && i - start >= 2) return i - 1;
+  return i;
+}
+
 function escapeRegExp(literal: string): string {
   return literal.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 }
 
 export class PreTokenizer {
-  private readonly splitRegex = new RegExp(QWEN2_SPLIT_SOURCE, 'gu');
   private readonly addedTokenRegex: RegExp;
   private readonly addedTokenIds: Map<string, number>;
   /** Every added token starts with one of these characters; text without them skips the added-token scan. */
@@ -58,28 +146,15 @@ export class PreTokenizer {
     return result;
   }
 
-  /** Pre-tokens of an (already normalised) text segment, in order. */
+  /** Pre-tokens of an (already normalised) text segment as strings, in order (for inspection; encode() works on
+   * boundaries from preTokenEnd() directly). */
   preTokens(text: string): string[] {
-    // One global match() is much cheaper than an exec() loop (one result array, no per-match objects).
-    const matches = text.match(this.splitRegex) ?? [];
-    let covered = 0;
-    for (let i = 0; i < matches.length; i++) covered += matches[i].length;
-    if (covered === text.length) return matches;
-    return this.preTokensWithGaps(text);
-  }
-
-  /** The "Isolated" split in full: unmatched gaps are pre-tokens too. The Qwen2 pattern matches every code point,
-   * so this only runs if the pattern ever changes. */
-  private preTokensWithGaps(text: string): string[] {
     const result: string[] = [];
-    const regex = new RegExp(this.splitRegex.source, 'gu');
-    let consumed = 0;
-    for (let match = regex.exec(text); match !== null; match = regex.exec(text)) {
-      if (match.index > consumed) result.push(text.slice(consumed, match.index));
-      result.push(match[0]);
-      consumed = match.index + match[0].length;
+    for (let start = 0; start < text.length; ) {
+      const end = preTokenEnd(text, start, text.length);
+      result.push(text.slice(start, end));
+      start = end;
     }
-    if (consumed < text.length) result.push(text.slice(consumed));
     return result;
   }
 }

@@ -1,13 +1,12 @@
 /** Qwen3's tokenizer for the edge: encode/decode with ids identical to @huggingface/tokenizers on tokenizer.json,
  * built from the compiled image in a few ms instead of ~1 s of JSON parsing. */
 import { BytePairEncoder } from './byte-pair-encoder.js';
-import { PreTokenizer } from './pre-tokenizer.js';
+import { PreTokenizer, preTokenEnd } from './pre-tokenizer.js';
 import { loadQwen3TokenizerData, type AddedToken, type TokenizerData } from './tokenizer-data.js';
+import { hashRange, WordCache } from './word-cache.js';
 
 /** Pre-tokens longer than this (UTF-16 units) are not cached; mirrors the reference's 256. */
 const MAX_CACHED_PRETOKEN_LENGTH = 256;
-/** The word cache is dropped whole when it reaches this many entries (bounded memory, no LRU bookkeeping). */
-const MAX_CACHED_PRETOKENS = 50_000;
 
 export interface DecodeOptions {
   /** Drop <|im_start|>, <|im_end|>, <|endoftext|> and the other `special: true` tokens (not <think>/<tool_call>). */
@@ -34,8 +33,9 @@ export class Qwen3Tokenizer {
   private readonly preTokenizer: PreTokenizer;
   private readonly specialIds: Uint8Array;
   private readonly byteToId: Int32Array;
-  private readonly wordCache = new Map<string, number[]>();
+  private readonly wordCache = new WordCache();
   private symbols = new Int32Array(1024);
+  private symbolCount = 0;
   private readonly utf8Decoder = new TextDecoder('utf-8', { ignoreBOM: true });
   private tokenIndex: Map<string, number> | undefined;
 
@@ -58,37 +58,40 @@ export class Qwen3Tokenizer {
         ids.push(segment.addedTokenId);
         continue;
       }
-      const preTokens = this.preTokenizer.preTokens(segment.text);
-      for (let i = 0; i < preTokens.length; i++) this.encodePreToken(preTokens[i], ids);
+      const segmentText = segment.text;
+      const length = segmentText.length;
+      const byteToId = this.byteToId;
+      for (let start = 0; start < length; ) {
+        const end = preTokenEnd(segmentText, start, length);
+        const first = segmentText.charCodeAt(start);
+        // One ASCII character (digits, punctuation, a lone space) is one byte token: skip the cache.
+        if (end === start + 1 && first < 0x80) ids.push(byteToId[first]);
+        else this.encodePreToken(segmentText, start, end, ids);
+        start = end;
+      }
     }
     return ids;
   }
 
-  private encodePreToken(preToken: string, ids: number[]): void {
-    const cached = this.wordCache.get(preToken);
-    if (cached !== undefined) {
-      for (let i = 0; i < cached.length; i++) ids.push(cached[i]);
-      return;
-    }
-    const symbolCount = this.writeByteSymbols(preToken);
-    if (preToken.length > MAX_CACHED_PRETOKEN_LENGTH) {
-      this.bpe.encodeWord(this.symbols, symbolCount, ids);
-      return;
-    }
-    const wordIds: number[] = [];
-    this.bpe.encodeWord(this.symbols, symbolCount, wordIds);
-    if (this.wordCache.size >= MAX_CACHED_PRETOKENS) this.wordCache.clear();
-    this.wordCache.set(preToken, wordIds);
-    for (let i = 0; i < wordIds.length; i++) ids.push(wordIds[i]);
+  /** Appends the ids of the pre-token text[start..end): from the word cache, else by BPE over its UTF-8 bytes. */
+  private encodePreToken(text: string, start: number, end: number, ids: number[]): void {
+    const cacheable = end - start <= MAX_CACHED_PRETOKEN_LENGTH;
+    const hash = cacheable ? hashRange(text, start, end) : 0;
+    if (cacheable && this.wordCache.get(text, start, end, hash, ids)) return;
+    const symbols = this.writeByteSymbols(text, start, end);
+    const count = this.bpe.encodeWord(symbols, this.symbolCount);
+    for (let i = 0; i < count; i++) ids.push(symbols[i]);
+    if (cacheable) this.wordCache.set(text, start, end, hash, symbols, count);
   }
 
-  /** UTF-8-encodes text into this.symbols as single-byte token ids; lone surrogates become U+FFFD like TextEncoder. */
-  private writeByteSymbols(text: string): number {
-    if (this.symbols.length < text.length * 3) this.symbols = new Int32Array(text.length * 3 + 64);
+  /** UTF-8-encodes text[start..end) into this.symbols as single-byte token ids (count in this.symbolCount); lone
+   * surrogates become U+FFFD like TextEncoder. */
+  private writeByteSymbols(text: string, start: number, end: number): Int32Array {
+    if (this.symbols.length < (end - start) * 3) this.symbols = new Int32Array((end - start) * 3 + 64);
     const out = this.symbols;
     const byteToId = this.byteToId;
     let n = 0;
-    for (let i = 0; i < text.length; i++) {
+    for (let i = start; i < end; i++) {
       let code = text.charCodeAt(i);
       if (code < 0x80) {
         out[n++] = byteToId[code];
@@ -100,7 +103,7 @@ export class Qwen3Tokenizer {
         continue;
       }
       if (code >= 0xd800 && code <= 0xdfff) {
-        const low = i + 1 < text.length ? text.charCodeAt(i + 1) : 0;
+        const low = i + 1 < end ? text.charCodeAt(i + 1) : 0;
         if (code <= 0xdbff && low >= 0xdc00 && low <= 0xdfff) {
           code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
           i++;
@@ -116,7 +119,8 @@ export class Qwen3Tokenizer {
       out[n++] = byteToId[0x80 | ((code >> 6) & 0x3f)];
       out[n++] = byteToId[0x80 | (code & 0x3f)];
     }
-    return n;
+    this.symbolCount = n;
+    return out;
   }
 
   /** Raw bytes of a token, or an empty array for ids without a token (e.g. padded embedding rows ≥ vocabSize). */

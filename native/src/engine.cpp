@@ -267,7 +267,12 @@ q3_status q3_step(q3_engine* e, const q3_batch_item* items, int32_t n_items, q3_
     std::vector<std::pair<int, int>> wanted;
     int64_t tokens = 0;
     for (int i = 0; i < n_items; i++) {
-      validate_item(e, items[i]);
+      try {
+        validate_item(e, items[i]);
+      } catch (const Error& err) {  // nothing has run yet: name the item so the caller can drop just that sequence
+        throw Error(err.status, "batch item " + std::to_string(i) + " (sequence " + std::to_string(items[i].seq_id) +
+                                    "): " + err.what());
+      }
       tokens += items[i].n_tokens;
       if (items[i].sample) wanted.push_back({i, items[i].n_tokens - 1});
     }
