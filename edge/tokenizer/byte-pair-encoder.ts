@@ -1,13 +1,17 @@
 /** Byte-level BPE over token ids: merges the lowest-ranked adjacent pair (leftmost on ties) until none applies, which
  * is what @huggingface/tokenizers and the Rust tokenizers do. Short words use a flat scan, long ones a heap, so a
- * megabyte-long "word" costs O(n log n), not O(n²). */
+ * megabyte-long "word" costs O(n log n), not O(n²). All state lives in reused typed arrays: no allocation per word. */
 
 /** Words with at most this many bytes use the flat scan; measured crossover with the heap path. */
 const FLAT_SCAN_MAX_SYMBOLS = 48;
 const NO_MERGE = 0x7fffffff;
+/** Token ids are < 2^18; a pair packs into two int32s: left << 14 | right's low 14 bits, and right >> 14 | id << 4. */
+const RIGHT_LOW_BITS = 14;
+const RIGHT_LOW_MASK = (1 << RIGHT_LOW_BITS) - 1;
+const POSITION_SCALE = 4294967296; // heap key = merged id · 2^32 + position: exact in a double
 
 export class BytePairEncoder {
-  /** (slots, 3) open-addressed pair table: left id, right id, merged id; left = -1 marks an empty slot. */
+  /** (slots, 2) open-addressed pair table, 8 bytes a slot (8 slots per cache line); -1 marks an empty slot. */
   private readonly pairSlots: Int32Array;
   private readonly slotMask: number;
   private readonly slotShift: number;
@@ -15,6 +19,7 @@ export class BytePairEncoder {
   private prev = new Int32Array(64);
   private next = new Int32Array(64);
   private heapKeys = new Float64Array(256);
+  private heapSize = 0;
 
   /**
    * @param mergePairs (mergeCount, 2) left and right id per merge, in rank order.
@@ -26,15 +31,15 @@ export class BytePairEncoder {
     while (1 << bits < mergeCount * 3) bits++; // load factor ≤ 1/3 keeps failed lookups to ~1.3 probes
     this.slotShift = 32 - bits;
     this.slotMask = (1 << bits) - 1;
-    this.pairSlots = new Int32Array((1 << bits) * 3).fill(-1);
+    const slots = (this.pairSlots = new Int32Array((1 << bits) * 2).fill(-1));
     for (let rank = 0; rank < mergeCount; rank++) {
       const left = mergePairs[rank * 2];
       const right = mergePairs[rank * 2 + 1];
+      if ((left | right | (firstMergeId + rank)) >>> 18 !== 0) throw new Error('tokenizer data: token id ≥ 2^18');
       let slot = this.slotOf(left, right);
-      while (this.pairSlots[slot * 3] !== -1) slot = (slot + 1) & this.slotMask;
-      this.pairSlots[slot * 3] = left;
-      this.pairSlots[slot * 3 + 1] = right;
-      this.pairSlots[slot * 3 + 2] = firstMergeId + rank;
+      while (slots[slot * 2] !== -1) slot = (slot + 1) & this.slotMask;
+      slots[slot * 2] = (left << RIGHT_LOW_BITS) | (right & RIGHT_LOW_MASK);
+      slots[slot * 2 + 1] = (right >>> RIGHT_LOW_BITS) | ((firstMergeId + rank) << 4);
     }
   }
 
@@ -45,13 +50,16 @@ export class BytePairEncoder {
   /** Id of the token merging left+right, or NO_MERGE; merged ids double as ranks. */
   mergedId(left: number, right: number): number {
     const slots = this.pairSlots;
-    let slot = this.slotOf(left, right);
-    for (;;) {
-      const base = slot * 3;
-      const slotLeft = slots[base];
-      if (slotLeft === left && slots[base + 1] === right) return slots[base + 2];
-      if (slotLeft === -1) return NO_MERGE;
-      slot = (slot + 1) & this.slotMask;
+    const key = (left << RIGHT_LOW_BITS) | (right & RIGHT_LOW_MASK);
+    const high = right >>> RIGHT_LOW_BITS;
+    for (let slot = this.slotOf(left, right); ; slot = (slot + 1) & this.slotMask) {
+      const slotKey = slots[slot * 2];
+      if (slotKey === key) {
+        const value = slots[slot * 2 + 1];
+        if ((value & 15) === high) return value >>> 4;
+      } else if (slotKey === -1) {
+        return NO_MERGE;
+      }
     }
   }
 
@@ -87,79 +95,83 @@ export class BytePairEncoder {
     return n;
   }
 
-  /** Linked list of symbols plus a min-heap of candidate merges keyed rank·2³² + position; stale entries are
-   * skipped on pop by re-checking the pair they name. */
+  private heapPush(key: number): void {
+    if (this.heapSize === this.heapKeys.length) {
+      const grown = new Float64Array(this.heapSize * 2);
+      grown.set(this.heapKeys);
+      this.heapKeys = grown;
+    }
+    const heap = this.heapKeys;
+    let i = this.heapSize++;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (heap[parent] <= key) break;
+      heap[i] = heap[parent];
+      i = parent;
+    }
+    heap[i] = key;
+  }
+
+  private heapPop(): number {
+    const heap = this.heapKeys;
+    const top = heap[0];
+    const size = --this.heapSize;
+    const last = heap[size];
+    let i = 0;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= size) break;
+      if (child + 1 < size && heap[child + 1] < heap[child]) child++;
+      if (heap[child] >= last) break;
+      heap[i] = heap[child];
+      i = child;
+    }
+    heap[i] = last;
+    return top;
+  }
+
+  /** Linked list of symbols plus a min-heap of candidate merges keyed rank·2³² + position. ranks[i] always holds the
+   * merged id of the pair starting at live symbol i, so a popped entry is stale unless it still names that id. */
   private encodeWithHeap(symbols: Int32Array, length: number): number {
     if (this.prev.length < length) {
       this.prev = new Int32Array(length * 2);
       this.next = new Int32Array(length * 2);
+      this.ranks = new Int32Array(length * 2);
     }
     const prev = this.prev;
     const next = this.next;
-    let heapSize = 0;
-    const push = (key: number): void => {
-      if (heapSize === this.heapKeys.length) {
-        const grown = new Float64Array(heapSize * 2);
-        grown.set(this.heapKeys);
-        this.heapKeys = grown;
-      }
-      const heap = this.heapKeys;
-      let i = heapSize++;
-      while (i > 0) {
-        const parent = (i - 1) >> 1;
-        if (heap[parent] <= key) break;
-        heap[i] = heap[parent];
-        i = parent;
-      }
-      heap[i] = key;
-    };
-    const pop = (): number => {
-      const heap = this.heapKeys;
-      const top = heap[0];
-      const last = heap[--heapSize];
-      let i = 0;
-      for (;;) {
-        let child = 2 * i + 1;
-        if (child >= heapSize) break;
-        if (child + 1 < heapSize && heap[child + 1] < heap[child]) child++;
-        if (heap[child] >= last) break;
-        heap[i] = heap[child];
-        i = child;
-      }
-      heap[i] = last;
-      return top;
-    };
-    const POSITION_SCALE = 4294967296; // 2^32: ranks < 2^21 and positions < 2^32 stay exact in a double
-
+    const ranks = this.ranks;
+    this.heapSize = 0;
     for (let i = 0; i < length; i++) {
       prev[i] = i - 1;
       next[i] = i + 1 < length ? i + 1 : -1;
     }
+    ranks[length - 1] = NO_MERGE;
     for (let i = 0; i < length - 1; i++) {
-      const merged = this.mergedId(symbols[i], symbols[i + 1]);
-      if (merged !== NO_MERGE) push(merged * POSITION_SCALE + i);
+      const merged = (ranks[i] = this.mergedId(symbols[i], symbols[i + 1]));
+      if (merged !== NO_MERGE) this.heapPush(merged * POSITION_SCALE + i);
     }
-    while (heapSize > 0) {
-      const key = pop();
+    while (this.heapSize > 0) {
+      const key = this.heapPop();
       const merged = Math.floor(key / POSITION_SCALE);
       const position = key - merged * POSITION_SCALE;
+      if (symbols[position] < 0 || ranks[position] !== merged) continue; // absorbed, or its pair changed
       const right = next[position];
-      // Stale when this symbol was absorbed (-2), has no right neighbour, or either side changed since the push.
-      if (right < 0 || symbols[position] < 0 || this.mergedId(symbols[position], symbols[right]) !== merged) continue;
       symbols[position] = merged;
       symbols[right] = -1;
       const after = next[right];
       next[position] = after;
       if (after >= 0) prev[after] = position;
-      next[right] = -2;
       const before = prev[position];
       if (before >= 0) {
-        const left = this.mergedId(symbols[before], merged);
-        if (left !== NO_MERGE) push(left * POSITION_SCALE + before);
+        const left = (ranks[before] = this.mergedId(symbols[before], merged));
+        if (left !== NO_MERGE) this.heapPush(left * POSITION_SCALE + before);
       }
       if (after >= 0) {
-        const following = this.mergedId(merged, symbols[after]);
-        if (following !== NO_MERGE) push(following * POSITION_SCALE + position);
+        const following = (ranks[position] = this.mergedId(merged, symbols[after]));
+        if (following !== NO_MERGE) this.heapPush(following * POSITION_SCALE + position);
+      } else {
+        ranks[position] = NO_MERGE;
       }
     }
     let n = 0;

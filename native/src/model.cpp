@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "checkpoint_tensors.h"
+#include "cpu/bandwidth_cpu.h"
 #include "half.h"
 
 namespace q3 {
@@ -18,13 +19,19 @@ std::vector<float> load_vector(const Checkpoint& ckpt, const std::string& name, 
   return v;
 }
 
-// (vocab, hidden) table used as fp16 by the kernels; converted only if stored otherwise.
-const uint16_t* load_table(const Checkpoint& ckpt, const std::string& name, int64_t rows, int64_t cols,
+// (vocab, hidden) table used as fp16 by the kernels. The embedding (one row read per token) stays in the mapped
+// file when it is fp16; a table streamed whole every step (lm_head) is copied into huge-page memory, since the
+// mapping's 4 KiB pages stall the hardware prefetcher at every page boundary.
+const uint16_t* load_table(const Checkpoint& ckpt, const std::string& name, int64_t rows, int64_t cols, bool streamed,
                            std::vector<uint16_t>& owned) {
   const TensorView& t = expect_tensor(ckpt, name, {rows, cols}, {DType::F16, DType::BF16, DType::F32});
-  if (t.dtype == DType::F16 && ((uintptr_t)t.data & 1) == 0) return (const uint16_t*)t.data;
-  owned.resize((size_t)rows * cols);
-  for (size_t i = 0; i < owned.size(); i++) owned[i] = f32_to_f16(tensor_element_f32(t, i));
+  if (!streamed && t.dtype == DType::F16 && ((uintptr_t)t.data & 1) == 0) return (const uint16_t*)t.data;
+  const size_t n = (size_t)rows * cols;
+  owned.reserve(n);
+  advise_huge_pages(owned.data(), n * sizeof(uint16_t));
+  owned.resize(n);
+  if (t.dtype == DType::F16) std::memcpy(owned.data(), t.data, n * sizeof(uint16_t));
+  else for (size_t i = 0; i < n; i++) owned[i] = f32_to_f16(tensor_element_f32(t, i));
   return owned.data();
 }
 
@@ -39,11 +46,11 @@ void load_weights_cpu(const Checkpoint& ckpt, const Qwen3Config& cfg, Qwen3Weigh
   const int H = cfg.hidden_size, I = cfg.intermediate_size, D = cfg.head_dim, G = cfg.group_size;
   const int q_dim = cfg.n_heads * D, kv_dim = cfg.n_kv_heads * D;
 
-  w.embed = load_table(ckpt, "model.embed_tokens.weight", cfg.vocab_size, H, w.owned_embed);
+  w.embed = load_table(ckpt, "model.embed_tokens.weight", cfg.vocab_size, H, cfg.tie_word_embeddings, w.owned_embed);
   if (cfg.tie_word_embeddings) {
     w.lm_head = w.embed;
   } else {
-    w.lm_head = load_table(ckpt, "lm_head.weight", cfg.vocab_size, H, w.owned_lm_head);
+    w.lm_head = load_table(ckpt, "lm_head.weight", cfg.vocab_size, H, true, w.owned_lm_head);
   }
   w.final_norm = load_vector(ckpt, "model.norm.weight", H);
   w.bytes_per_token = (int64_t)cfg.vocab_size * H * 2 + (int64_t)H * 2;
