@@ -1,0 +1,105 @@
+/** Pre-token → token ids cache keyed by a range of UTF-16 code units, so a lookup allocates nothing: an open-addressed
+ * table over typed arrays, keys and ids stored in flat pools. Bounded: it is emptied whole when full (no LRU). */
+
+const MAX_ENTRIES = 1 << 15;
+const SLOT_BITS = 16; // 2^16 slots for ≤ 2^15 entries: load ≤ 1/2
+const SLOT_MASK = (1 << SLOT_BITS) - 1;
+const MAX_KEY_UNITS = 1 << 20;
+const MAX_IDS = 1 << 19;
+/** Entry layout in `entries`: hash, key start, ids start, key length << 16 | ids count. */
+const STRIDE = 4;
+
+/** Hash of text[start..end); pass it to get() and set(). */
+export function hashRange(text: string, start: number, end: number): number {
+  let h = 0x811c9dc5 ^ (end - start);
+  for (let i = start; i < end; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h ^ (h >>> 15);
+}
+
+export class WordCache {
+  /** Entry number + 1 per slot; 0 = empty. Allocated on first use, so building the tokenizer stays cheap. */
+  private slots = new Int32Array(0);
+  private entries = new Int32Array(0);
+  private keys = new Uint16Array(0);
+  private ids = new Int32Array(0);
+  private count = 0;
+  private keysUsed = 0;
+  private idsUsed = 0;
+
+  /** Appends the cached ids of text[start..end) to out and returns true, or returns false on a miss. */
+  get(text: string, start: number, end: number, hash: number, out: number[]): boolean {
+    const slots = this.slots;
+    if (slots.length === 0) return false;
+    const entries = this.entries;
+    const keys = this.keys;
+    const length = end - start;
+    for (let slot = hash & SLOT_MASK; ; slot = (slot + 1) & SLOT_MASK) {
+      const entry = slots[slot] - 1;
+      if (entry < 0) return false;
+      const base = entry * STRIDE;
+      const lengths = entries[base + 3];
+      if (entries[base] !== hash || lengths >>> 16 !== length) continue;
+      const keyStart = entries[base + 1];
+      let i = 0;
+      while (i < length && keys[keyStart + i] === text.charCodeAt(start + i)) i++;
+      if (i < length) continue;
+      const ids = this.ids;
+      const idsStart = entries[base + 2];
+      const idsEnd = idsStart + (lengths & 0xffff);
+      for (let k = idsStart; k < idsEnd; k++) out.push(ids[k]);
+      return true;
+    }
+  }
+
+  /** Caches ids[0..idCount) for text[start..end) (a miss just looked up; at most 65535 units and ids). */
+  set(text: string, start: number, end: number, hash: number, wordIds: Int32Array, idCount: number): void {
+    const length = end - start;
+    if (this.slots.length === 0) this.allocate();
+    if (this.count === MAX_ENTRIES || this.keysUsed + length > MAX_KEY_UNITS || this.idsUsed + idCount > MAX_IDS) {
+      this.clear();
+    }
+    if (this.keysUsed + length > this.keys.length) {
+      const grown = new Uint16Array(grownSize(this.keys.length, this.keysUsed + length));
+      grown.set(this.keys);
+      this.keys = grown;
+    }
+    if (this.idsUsed + idCount > this.ids.length) {
+      const grown = new Int32Array(grownSize(this.ids.length, this.idsUsed + idCount));
+      grown.set(this.ids);
+      this.ids = grown;
+    }
+    const keys = this.keys;
+    for (let i = 0; i < length; i++) keys[this.keysUsed + i] = text.charCodeAt(start + i);
+    this.ids.set(wordIds.subarray(0, idCount), this.idsUsed);
+    const base = this.count * STRIDE;
+    this.entries[base] = hash;
+    this.entries[base + 1] = this.keysUsed;
+    this.entries[base + 2] = this.idsUsed;
+    this.entries[base + 3] = (length << 16) | idCount;
+    this.keysUsed += length;
+    this.idsUsed += idCount;
+    let slot = hash & SLOT_MASK;
+    while (this.slots[slot] !== 0) slot = (slot + 1) & SLOT_MASK;
+    this.slots[slot] = ++this.count;
+  }
+
+  private allocate(): void {
+    this.slots = new Int32Array(1 << SLOT_BITS);
+    this.entries = new Int32Array(MAX_ENTRIES * STRIDE);
+    this.keys = new Uint16Array(1 << 16);
+    this.ids = new Int32Array(1 << 15);
+  }
+
+  private clear(): void {
+    this.slots.fill(0);
+    this.count = 0;
+    this.keysUsed = 0;
+    this.idsUsed = 0;
+  }
+}
+
+/** Pool size after doubling from `size` until `needed` fits. */
+function grownSize(size: number, needed: number): number {
+  while (size < needed) size *= 2;
+  return size;
+}
