@@ -37,6 +37,7 @@ const DEMO_SCRIPT =
   "<think>The user is chatting with this placeholder checkpoint and my reply explains how they can load proper weights</think>\n\n" +
   "Hello! I'm the demo model: random numbers following one fixed script, not Qwen3-8B-AWQ itself; set MODEL_DIR to that download for real answers.";
 const SECRET = 'bench-secret-0123456789';
+const ADMIN_TOKEN = 'adm-bench-token-0123456789';
 const MODEL = 'qwen3-8b-awq';
 const messages = [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'hi' }];
 
@@ -89,11 +90,15 @@ function startGpuWorker() {
 /** The edge in workerd: bundled and run by Miniflare directly (as a client reaches a deployed Worker), or under
  * wrangler's dev server (unstable_startWorker), which adds its own proxy hop in front of the Worker. */
 async function startEdge(workerUrl) {
-  const bindings = { WORKER_URLS: workerUrl, WORKER_SECRET: SECRET };
+  // The whole deployed edge: API key check, rate limiter (Durable Object), response cache and D1 metering included.
+  const bindings = { WORKER_URLS: workerUrl, WORKER_SECRET: SECRET, ADMIN_TOKEN };
   if (RUNNER === 'wrangler') {
     const dev = await unstable_startWorker({
       config: join(root, 'wrangler.toml'),
-      bindings: { WORKER_URLS: { type: 'plain_text', value: workerUrl }, WORKER_SECRET: { type: 'secret_text', value: SECRET } },
+      bindings: {
+        WORKER_URLS: { type: 'plain_text', value: workerUrl }, WORKER_SECRET: { type: 'secret_text', value: SECRET },
+        ADMIN_TOKEN: { type: 'secret_text', value: ADMIN_TOKEN },
+      },
       dev: { server: { hostname: '127.0.0.1', port: 0 }, inspector: false, persist: false, watch: false, remote: false, logLevel: 'warn' },
     });
     await dev.ready;
@@ -108,6 +113,7 @@ async function startEdge(workerUrl) {
     modules: true, script: bundle.outputFiles[0].text, host: '127.0.0.1', port: 0,
     compatibilityDate: /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)[1], compatibilityFlags: ['nodejs_compat'],
     bindings: { MODEL_ID: MODEL, THINKING_DEFAULT: 'auto', ...bindings },
+    kvNamespaces: ['KEYS'], d1Databases: ['USAGE'], durableObjects: { RATE_LIMITER: 'RateLimiter' },
   });
   return { url: (await mf.ready).toString(), dispose: () => mf.dispose() };
 }
@@ -138,11 +144,18 @@ const quantile = (xs, q) => {
 const worker = await startGpuWorker();
 const edge = await startEdge(worker.url);
 const edgeUrl = edge.url.replace(/\/$/, '');
+// A key with limits far above the benchmark's load, so rate limiting measures its cost without ever refusing.
+const keyResponse = await fetch(`${edgeUrl}/admin/keys`, {
+  method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+  body: JSON.stringify({ tenant: 'bench', limits: { requests_per_minute: 1_000_000, tokens_per_minute: 1_000_000_000, concurrent_streams: 10_000 } }),
+});
+if (keyResponse.status !== 201) throw new Error(`creating the benchmark key failed: ${keyResponse.status} ${await keyResponse.text()}`);
+const auth = { authorization: `Bearer ${(await keyResponse.json()).key}` };
 
 try {
   const chatBody = JSON.stringify({ model: MODEL, messages, stream: true, chat_template_kwargs: { enable_thinking: true } });
   const { tokens: prompt } = await (await fetch(`${edgeUrl}/tokenize`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: MODEL, messages, chat_template_kwargs: { enable_thinking: true } }),
+    method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ model: MODEL, messages, chat_template_kwargs: { enable_thinking: true } }),
   })).json();
   let n = 0;
   const direct = async () => {
@@ -159,7 +172,7 @@ try {
   };
   const viaEdge = async () => {
     const start = performance.now();
-    const res = await fetch(`${edgeUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chatBody });
+    const res = await fetch(`${edgeUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: chatBody });
     return timeStream(start, res, (f) => /"(reasoning_content|content)":"[^"]/.test(f));
   };
   // warm-up: compile paths, fill the worker's prefix cache, build the tokenizer in the isolate
@@ -204,7 +217,7 @@ try {
       `Command: \`${command}\`  \nMachine: ${machine}  \nDate: ${date}  \nSamples: ${samples} per path at ${CONCURRENCY} streams (${ROUNDS} rounds × ${CONCURRENCY}, alternating direct / edge), plus ${ROUNDS} single-stream rounds as the baseline\n\n` +
       (WORKER_KIND === 'stub' ? 'The worker is a paced stand-in process streaming the demo script, so the difference is the edge\'s own cost. ' : '') +
       'Direct = signed POST /v1/generate with the prompt ids the edge sends (first token = the first after `<think>`, the first with text); edge = POST /v1/chat/completions (stream, thinking on) ' +
-      `through workerd (${RUNNER === 'wrangler' ? 'under wrangler dev, which adds its proxy hop' : 'the bundled edge/index.ts run by Miniflare, no dev proxy'}) to the same worker. Overhead = quantile(edge) − quantile(direct) in the same run. ` +
+      `through workerd (${RUNNER === 'wrangler' ? 'under wrangler dev, which adds its proxy hop' : 'the bundled edge/index.ts run by Miniflare, no dev proxy; with the accounts layer: API key check, Durable Object rate limiter, response cache lookup, D1 metering'}) to the same worker. Overhead = quantile(edge) − quantile(direct) in the same run. ` +
       'Client, edge and worker share this machine\'s cores, so the edge\'s CPU time also slows the worker: read it as an upper bound.\n\n' +
       table + '\n',
   );
