@@ -170,6 +170,22 @@ export function usageOf(promptTokens: number, choices: readonly { usage?: Usage;
 export const newCompletionId = (prefix: string) => `${prefix}-${crypto.randomUUID().replaceAll('-', '')}`;
 
 /** Settles the lifecycle from the choices' counts. */
+/** Runs every choice's pump to the end, then sends the usage chunk and [DONE] and settles usage as completed. A
+ * failing pump (or a client gone) cancels the other generations and settles usage as failed (or aborted) before the
+ * error frame goes out. Shared by chat and legacy completions. */
+export async function finishChoices(c: Context<EdgeEnv>, out: ChunkStream, pumps: Promise<void>[], cancelAll: () => void, usage: () => CompletionUsage): Promise<void> {
+  try {
+    await Promise.all(pumps);
+  } catch (err) {
+    cancelAll();
+    settleUsage(c, out.clientGone ? 'aborted' : 'failed', out.clientGone ? 499 : 502, usage());
+    throw err;
+  }
+  await out.usage(usage());
+  await out.done();
+  settleUsage(c, 'completed', 200, usage());
+}
+
 export function settleUsage(c: Context<EdgeEnv>, outcome: 'completed' | 'failed' | 'aborted', status: number, usage: CompletionUsage): void {
   c.var.lifecycle.settle({
     outcome,
@@ -229,16 +245,7 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
           settleUsage(c, 'aborted', 499, usage());
         });
         for (const choice of choices) await out.choices([{ index: choice.index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
-        try {
-          await Promise.all(choices.map((choice, i) => pumpChoice(choice, upstreams[i], out, logprobsOf)));
-        } catch (err) {
-          cancelAll();
-          settleUsage(c, out.clientGone ? 'aborted' : 'failed', out.clientGone ? 499 : 502, usage());
-          throw err;
-        }
-        await out.usage(usage());
-        await out.done();
-        settleUsage(c, 'completed', 200, usage());
+        await finishChoices(c, out, choices.map((choice, i) => pumpChoice(choice, upstreams[i], out, logprobsOf)), cancelAll, usage);
       });
     }
 

@@ -10,7 +10,7 @@ import { completionLogprobs, streamChunks } from '../sse.ts';
 import { StopStringMatcher } from '../stop-strings.ts';
 import { getTokenizer, StreamingDetokenizer } from '../tokenizer/index.js';
 import { UpstreamError } from '../upstream.ts';
-import { generateRequests, newCompletionId, settleUsage, startGenerations, usageOf } from './chat-completions.ts';
+import { finishChoices, generateRequests, newCompletionId, settleUsage, startGenerations, usageOf } from './chat-completions.ts';
 
 /** OpenAI's default for legacy completions (tokens). */
 const DEFAULT_MAX_TOKENS = 16;
@@ -123,16 +123,7 @@ export function completionsRoute(): Hono<EdgeEnv> {
           }
           await send(choice.finish(), choice.finishReason);
         };
-        try {
-          await Promise.all(choices.map(pump));
-        } catch (err) {
-          cancelAll();
-          settleUsage(c, out.clientGone ? 'aborted' : 'failed', out.clientGone ? 499 : 502, usage());
-          throw err;
-        }
-        await out.usage(usage());
-        await out.done();
-        settleUsage(c, 'completed', 200, usage());
+        await finishChoices(c, out, choices.map(pump), cancelAll, usage);
       });
     }
 
