@@ -11,6 +11,7 @@
 #include <string>
 
 #include "../awq_format.h"
+#include "isa_choice.h"
 #include "../half.h"
 #include "awq_cpu_kernels.h"
 #include "bandwidth_cpu.h"
@@ -20,7 +21,7 @@ namespace {
 
 using namespace awq_cpu;
 
-enum Isa { kScalar = 0, kAvx2 = 1, kAvx512bw = 2, kAvx512vnni = 3, kAuto = -1 };
+enum Isa { kScalar = 0, kAvx2 = 1, kAvx512bw = 2, kAvx512vnni = 3 };
 const char* const kIsaNames[] = {"scalar", "avx2", "avx512bw", "avx512-vnni"};
 
 bool cpu_has(Isa isa) {
@@ -36,21 +37,9 @@ bool cpu_has(Isa isa) {
   }
 }
 
-Isa best_isa() {
-  static const Isa best = [] {
-    for (Isa i : {kAvx512vnni, kAvx512bw, kAvx2})
-      if (cpu_has(i)) return i;
-    return kScalar;
-  }();
-  return best;
-}
+IsaChoice g_isa(kIsaNames, 4, [](int i) { return cpu_has((Isa)i); });
 
-std::atomic<int> g_forced{kAuto};
-
-Isa current_isa() {
-  int f = g_forced.load(std::memory_order_relaxed);
-  return f == kAuto ? best_isa() : (Isa)f;
-}
+Isa current_isa() { return (Isa)g_isa.current(); }
 
 // The packed data starts at the first 64-byte boundary after an 8-byte header holding its offset, so a copied
 // AwqMatrixCpu (whose buffer may sit at another alignment) still finds it; kernels use unaligned loads.
@@ -296,22 +285,8 @@ void tiles_scalar(const PackedView& w, const QuantizedRows& x, int t0, int t1, f
 
 }  // namespace awq_cpu
 
-const char* awq_cpu_isa() { return kIsaNames[current_isa()]; }
+const char* awq_cpu_isa() { return g_isa.name(); }
 
-bool awq_cpu_force_isa(const char* name) {
-  if (!name) return false;
-  if (std::strcmp(name, "auto") == 0) {
-    g_forced.store(kAuto);
-    return true;
-  }
-  for (int i = 0; i < 4; i++) {
-    if (std::strcmp(name, kIsaNames[i]) == 0) {
-      if (!cpu_has((Isa)i)) return false;
-      g_forced.store(i);
-      return true;
-    }
-  }
-  return false;
-}
+bool awq_cpu_force_isa(const char* name) { return g_isa.force(name); }
 
 }  // namespace q3

@@ -9,11 +9,12 @@
 #include <vector>
 
 #include "../half.h"
+#include "isa_choice.h"
 
 namespace q3 {
 namespace {
 
-enum Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAuto = -1 };
+enum Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 const char* const kIsaNames[] = {"scalar", "avx2", "avx512"};
 
 bool cpu_has(Isa isa) {
@@ -29,13 +30,9 @@ bool cpu_has(Isa isa) {
   }
 }
 
-std::atomic<int> g_forced{kAuto};
+IsaChoice g_isa(kIsaNames, 3, [](int i) { return cpu_has((Isa)i); });
 
-Isa current_isa() {
-  static const Isa best = cpu_has(kAvx512) ? kAvx512 : cpu_has(kAvx2) ? kAvx2 : kScalar;
-  int f = g_forced.load(std::memory_order_relaxed);
-  return f == kAuto ? best : (Isa)f;
-}
+Isa current_isa() { return (Isa)g_isa.current(); }
 
 }  // namespace
 
@@ -92,22 +89,8 @@ void f16_matmul_ref(const uint16_t* w, int N, int K, const float* x, int M, floa
   }
 }
 
-const char* f16_matmul_cpu_isa() { return kIsaNames[current_isa()]; }
+const char* f16_matmul_cpu_isa() { return g_isa.name(); }
 
-bool f16_matmul_cpu_force_isa(const char* name) {
-  if (!name) return false;
-  if (std::strcmp(name, "auto") == 0) {
-    g_forced.store(kAuto);
-    return true;
-  }
-  for (int i = 0; i < 3; i++) {
-    if (std::strcmp(name, kIsaNames[i]) == 0) {
-      if (!cpu_has((Isa)i)) return false;
-      g_forced.store(i);
-      return true;
-    }
-  }
-  return false;
-}
+bool f16_matmul_cpu_force_isa(const char* name) { return g_isa.force(name); }
 
 }  // namespace q3
