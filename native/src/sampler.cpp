@@ -17,17 +17,17 @@ SeqSampler::SeqSampler(const q3_sampling& p, const int32_t* prompt, int32_t n_pr
 
 namespace {
 
-// e^x for x <= 0, branch-free so the loop below vectorises (~1e-7 relative error): 2^floor(t) times a degree-6
-// polynomial for 2^frac(t). The log-sum-exp over a 152k vocabulary runs on every sampled token, so it must be cheap.
+// e^x for x <= 0 (~1e-7 relative error), written so loops over the vocabulary vectorise even on plain SSE2:
+// round t = x·log2(e) to an integer n with the 1.5·2^23 trick, 2^(t-n) by a degree-6 polynomial on [-0.5, 0.5],
+// 2^n through the exponent bits. Sampling runs it over all 151,936 logits for every token.
 inline float exp_nonpositive(float x) {
-  x = x < -87.0f ? -87.0f : x;
+  x = std::max(x, -87.0f);
   const float t = x * 1.44269504f;
-  int i = (int)t;
-  i -= (float)i > t ? 1 : 0;
-  const float f = t - (float)i;
+  const float n = (t + 12582912.0f) - 12582912.0f;
+  const float f = t - n;
   const float p = 1.0f + f * (0.693147182f + f * (0.240226507f + f * (0.0555041087f + f * (0.00961812911f +
                   f * (0.00133335581f + f * 0.000154035304f)))));
-  const uint32_t bits = (uint32_t)(i + 127) << 23;
+  const int32_t bits = ((int32_t)n + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, 4);
   return p * scale;
@@ -67,51 +67,83 @@ int32_t argmax(const std::vector<float>& l) {
   return (int32_t)(std::max_element(l.begin(), l.end()) - l.begin());  // first maximum: deterministic ties
 }
 
-int32_t draw(SeqSampler& s, std::vector<float>& l) {
+// Weight of every token relative to the best one, w = exp((l - max) / T) in (0, 1]; the float exponent of w is its
+// log2 bucket (127 for the best token, lower for less likely ones), which lets top-k and top-p find their cut with
+// one histogram pass instead of sorting the whole vocabulary.
+int32_t draw(SeqSampler& s, const std::vector<float>& l) {
   const q3_sampling& p = s.params;
   const int vocab = (int)l.size();
   const float inv_t = 1.0f / p.temperature;
-  float max_l = *std::max_element(l.begin(), l.end());
-  // Candidates within e^-40 of the best token: the rest cannot matter at any top-p (mass < vocab * 4e-18).
-  std::vector<int32_t> cand;
-  cand.reserve(1024);
-  for (int i = 0; i < vocab; i++)
-    if ((l[i] - max_l) * inv_t > -40.0f) cand.push_back(i);
-  auto by_logit = [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); };
-  if (p.top_k > 0 && p.top_k < (int)cand.size()) {
-    std::partial_sort(cand.begin(), cand.begin() + p.top_k, cand.end(), by_logit);
-    cand.resize(p.top_k);
-  } else {
-    std::sort(cand.begin(), cand.end(), by_logit);
+  const float max_l = *std::max_element(l.begin(), l.end());
+  thread_local std::vector<float> w;
+  w.resize(vocab);
+  for (int i = 0; i < vocab; i++) w[i] = exp_nonpositive((l[i] - max_l) * inv_t);
+  auto bucket = [&](int i) {
+    uint32_t bits;
+    std::memcpy(&bits, &w[i], 4);
+    return (int)(bits >> 23);  // 0..127
+  };
+  double mass[128] = {}, total = 0;
+  int count[128] = {};
+  for (int i = 0; i < vocab; i++) {
+    const int b = bucket(i);
+    mass[b] += w[i];
+    count[b]++;
   }
-  std::vector<double> prob(cand.size());
-  double sum = 0;
-  for (size_t i = 0; i < cand.size(); i++) sum += prob[i] = std::exp((double)(l[cand[i]] - max_l) * inv_t);
-  for (double& q : prob) q /= sum;
+  for (double m : mass) total += m;
+
+  const bool top_k = p.top_k > 0 && p.top_k < vocab, top_p = p.top_p > 0 && p.top_p < 1;
+  if (!top_k && !top_p && p.min_p <= 0) {  // the full distribution: no order needed
+    double u = std::uniform_real_distribution<double>(0.0, total)(s.rng);
+    for (int i = 0; i < vocab; i++)
+      if ((u -= w[i]) < 0) return i;
+    return (int32_t)(std::max_element(w.begin(), w.end()) - w.begin());
+  }
+  // Lowest bucket that can still hold a kept token: top-k's k-th token, or the nucleus' edge (top-p without top-k;
+  // with top-k, top-p applies to the renormalised top-k set, which is small and handled exactly below).
+  int floor_bucket = 0;
+  if (top_k) {
+    for (int b = 127, seen = 0; b >= 0; b--)
+      if ((seen += count[b]) >= p.top_k) {
+        floor_bucket = b;
+        break;
+      }
+  } else if (top_p) {
+    double acc = 0;
+    for (int b = 127; b >= 0; b--)
+      if ((acc += mass[b]) >= p.top_p * total) {
+        floor_bucket = b;
+        break;
+      }
+  }
+  thread_local std::vector<int32_t> cand;
+  cand.clear();
+  for (int i = 0; i < vocab; i++)
+    if (bucket(i) >= floor_bucket) cand.push_back(i);
+  std::sort(cand.begin(), cand.end(), [&](int32_t a, int32_t b) { return w[a] > w[b] || (w[a] == w[b] && a < b); });
+  if (top_k && (int)cand.size() > p.top_k) cand.resize(p.top_k);
   size_t keep = cand.size();
-  if (p.top_p > 0 && p.top_p < 1) {
+  if (top_p) {
+    double denom = 0;
+    if (top_k) for (int32_t t : cand) denom += w[t];
+    else denom = total;
     double cum = 0;
-    for (size_t i = 0; i < cand.size(); i++) {
-      cum += prob[i];
-      if (cum >= p.top_p) {
+    for (size_t i = 0; i < cand.size(); i++)
+      if ((cum += w[cand[i]]) >= p.top_p * denom) {
         keep = i + 1;
         break;
       }
-    }
   }
-  if (p.min_p > 0) {
-    const double floor = p.min_p * prob[0];
+  if (p.min_p > 0) {  // w of the best token is 1, so min-p keeps w >= min_p
     size_t k = 1;
-    while (k < keep && prob[k] >= floor) k++;
+    while (k < keep && w[cand[k]] >= p.min_p) k++;
     keep = k;
   }
-  double total = 0;
-  for (size_t i = 0; i < keep; i++) total += prob[i];
-  double u = std::uniform_real_distribution<double>(0.0, total)(s.rng);
-  for (size_t i = 0; i < keep; i++) {
-    u -= prob[i];
-    if (u < 0) return cand[i];
-  }
+  double kept = 0;
+  for (size_t i = 0; i < keep; i++) kept += w[cand[i]];
+  double u = std::uniform_real_distribution<double>(0.0, kept)(s.rng);
+  for (size_t i = 0; i < keep; i++)
+    if ((u -= w[cand[i]]) < 0) return cand[i];
   return cand[keep - 1];
 }
 
