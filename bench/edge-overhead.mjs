@@ -6,7 +6,7 @@
 // quantile(edge) − quantile(direct) for time to first token and time to the last byte. Writes
 // bench/results/edge-overhead.{md,json} with the command, the machine and the date.
 //
-//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--runner miniflare|wrangler]
+//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--runner miniflare|wrangler] [--accounts on|off]
 //
 // --worker stub (default) streams the demo script from a paced stand-in process, so the difference is the edge's own
 // cost; --worker real runs gpu-worker/index.ts (CPU: its batching steps dominate and blur the difference).
@@ -31,7 +31,9 @@ const WORKER_KIND = args.worker ?? 'stub';
 const PACE_MS = Number(args.pace ?? 10);
 /** miniflare: the bundled edge in workerd, no proxy; wrangler: under wrangler's dev server */
 const RUNNER = args.runner ?? 'miniflare';
-const RESULT_NAME = ['edge-overhead', WORKER_KIND === 'real' && 'real-worker', RUNNER === 'wrangler' && 'wrangler-dev'].filter(Boolean).join('-');
+// --accounts off: the app without keys, rate limits, cache and metering (createApp()), to see what they cost.
+const ACCOUNTS = (args.accounts ?? 'on') !== 'off';
+const RESULT_NAME = ['edge-overhead', WORKER_KIND === 'real' && 'real-worker', RUNNER === 'wrangler' && 'wrangler-dev', !ACCOUNTS && 'no-accounts'].filter(Boolean).join('-');
 // the demo checkpoint's script after a thinking prompt (scripts/gen-demo-script.mjs)
 const DEMO_SCRIPT =
   "<think>The user is chatting with this placeholder checkpoint and my reply explains how they can load proper weights</think>\n\n" +
@@ -105,8 +107,11 @@ async function startEdge(workerUrl) {
     return { url: (await dev.url).toString(), dispose: () => dev.dispose() };
   }
   const toml = readFileSync(join(root, 'wrangler.toml'), 'utf8');
+  const entry = ACCOUNTS
+    ? { entryPoints: [join(root, 'edge', 'index.ts')] }
+    : { stdin: { contents: "import { createApp } from './edge/app.ts'; export default createApp();", resolveDir: root, loader: 'ts' } };
   const bundle = await build({
-    entryPoints: [join(root, 'edge', 'index.ts')], bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', write: false,
+    ...entry, bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', write: false,
     conditions: ['workerd', 'worker', 'browser'], mainFields: ['module', 'main'], external: ['node:*', 'cloudflare:*'],
   });
   const mf = new Miniflare({
@@ -145,12 +150,15 @@ const worker = await startGpuWorker();
 const edge = await startEdge(worker.url);
 const edgeUrl = edge.url.replace(/\/$/, '');
 // A key with limits far above the benchmark's load, so rate limiting measures its cost without ever refusing.
-const keyResponse = await fetch(`${edgeUrl}/admin/keys`, {
-  method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-  body: JSON.stringify({ tenant: 'bench', limits: { requests_per_minute: 1_000_000, tokens_per_minute: 1_000_000_000, concurrent_streams: 10_000 } }),
-});
-if (keyResponse.status !== 201) throw new Error(`creating the benchmark key failed: ${keyResponse.status} ${await keyResponse.text()}`);
-const auth = { authorization: `Bearer ${(await keyResponse.json()).key}` };
+let auth = {};
+if (ACCOUNTS) {
+  const keyResponse = await fetch(`${edgeUrl}/admin/keys`, {
+    method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ tenant: 'bench', limits: { requests_per_minute: 1_000_000, tokens_per_minute: 1_000_000_000, concurrent_streams: 10_000 } }),
+  });
+  if (keyResponse.status !== 201) throw new Error(`creating the benchmark key failed: ${keyResponse.status} ${await keyResponse.text()}`);
+  auth = { authorization: `Bearer ${(await keyResponse.json()).key}` };
+}
 
 try {
   const chatBody = JSON.stringify({ model: MODEL, messages, stream: true, chat_template_kwargs: { enable_thinking: true } });
@@ -198,7 +206,7 @@ try {
   const baseline = await measure(1);
   const { results, rows: mainRows } = await measure(CONCURRENCY);
   const rows = [...mainRows, ...baseline.rows];
-  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}` : ''}`;
+  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}` : ''}${ACCOUNTS ? '' : ' --accounts off'}`;
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${WORKER_KIND === 'stub' ? `stub worker (demo script, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
   const date = new Date().toISOString();
   const table = [
@@ -217,7 +225,7 @@ try {
       `Command: \`${command}\`  \nMachine: ${machine}  \nDate: ${date}  \nSamples: ${samples} per path at ${CONCURRENCY} streams (${ROUNDS} rounds × ${CONCURRENCY}, alternating direct / edge), plus ${ROUNDS} single-stream rounds as the baseline\n\n` +
       (WORKER_KIND === 'stub' ? 'The worker is a paced stand-in process streaming the demo script, so the difference is the edge\'s own cost. ' : '') +
       'Direct = signed POST /v1/generate with the prompt ids the edge sends (first token = the first after `<think>`, the first with text); edge = POST /v1/chat/completions (stream, thinking on) ' +
-      `through workerd (${RUNNER === 'wrangler' ? 'under wrangler dev, which adds its proxy hop' : 'the bundled edge/index.ts run by Miniflare, no dev proxy; with the accounts layer: API key check, Durable Object rate limiter, response cache lookup, D1 metering'}) to the same worker. Overhead = quantile(edge) − quantile(direct) in the same run. ` +
+      `through workerd (${RUNNER === 'wrangler' ? 'under wrangler dev, which adds its proxy hop' : (ACCOUNTS ? 'the bundled edge/index.ts run by Miniflare, no dev proxy; with the accounts layer: API key check, Durable Object rate limiter, response cache lookup, D1 metering' : 'the bundled app without the accounts layer (createApp()) run by Miniflare, no dev proxy')}) to the same worker. Overhead = quantile(edge) − quantile(direct) in the same run. ` +
       'Client, edge and worker share this machine\'s cores, so the edge\'s CPU time also slows the worker: read it as an upper bound.\n\n' +
       table + '\n',
   );
