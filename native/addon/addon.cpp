@@ -336,17 +336,8 @@ class LogitsWorker : public Napi::AsyncWorker {
     q3_info i;
     q3_engine_info(h_->e, &i);
     const int n = (int)tokens_.size();
-    if (n == 0) return SetError("logits: empty token list");
-    if (n > i.max_context)
-      return SetError("prompt of " + std::to_string(n) + " tokens exceeds the context of " + std::to_string(i.max_context) + " tokens");
-    std::vector<int32_t> blocks((n + i.kv_block_size - 1) / i.kv_block_size);
-    if (q3_kv_alloc(h_->e, (int32_t)blocks.size(), blocks.data()) != Q3_OK) return SetError(q3_last_error());
     out_.resize((size_t)(all_ ? n : 1) * i.vocab_size);
-    q3_batch_item it{-1, tokens_.data(), n, 0, blocks.data(), (int32_t)blocks.size(), 0};
-    q3_status st = q3_logits(h_->e, &it, all_ ? 1 : 0, out_.data());
-    std::string err = q3_last_error();
-    q3_kv_release(h_->e, blocks.data(), (int32_t)blocks.size());
-    if (st != Q3_OK) SetError(err);
+    if (q3_prompt_logits(h_->e, tokens_.data(), n, all_ ? 1 : 0, out_.data()) != Q3_OK) SetError(q3_last_error());
   }
   void OnOK() override {
     Napi::Float32Array a = Napi::Float32Array::New(Env(), out_.size());

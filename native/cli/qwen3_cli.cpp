@@ -135,24 +135,14 @@ void open_engine(Engine& en, const Args& a, int64_t tokens, bool show_progress =
   q3_engine_info(en.e, &en.info);
 }
 
-void require_fits(const Engine& en, size_t n_prompt) {
-  if ((int64_t)n_prompt > en.info.max_context)
-    throw std::runtime_error("prompt of " + std::to_string(n_prompt) + " tokens exceeds the context of " +
-                             std::to_string(en.info.max_context) + " tokens");
-}
-
 int cmd_logits(const Args& a) {
   std::vector<int32_t> tokens = parse_tokens(a.get("tokens"));
   Engine en;
   open_engine(en, a, (int64_t)tokens.size());
-  require_fits(en, tokens.size());
   const int n = (int)tokens.size();
-  std::vector<int32_t> blocks((n + en.info.kv_block_size - 1) / en.info.kv_block_size);
-  check(q3_kv_alloc(en.e, (int32_t)blocks.size(), blocks.data()));
   const bool all = a.has("all");
   std::vector<float> logits((size_t)(all ? n : 1) * en.info.vocab_size);
-  q3_batch_item it{0, tokens.data(), n, 0, blocks.data(), (int32_t)blocks.size(), 0};
-  check(q3_logits(en.e, &it, all ? 1 : 0, logits.data()));
+  check(q3_prompt_logits(en.e, tokens.data(), n, all ? 1 : 0, logits.data()));
   std::string out = "{\"logits\": [";
   char buf[32];
   for (int r = 0; r < (all ? n : 1); r++) {
@@ -190,7 +180,6 @@ int cmd_generate(const Args& a) {
   }
   Engine en;
   open_engine(en, a, (int64_t)prompt.size() + p.max_tokens);
-  require_fits(en, prompt.size());
   std::vector<int32_t> out;
   q3_finish finish;
   check(q3_generate(en.e, prompt.data(), (int32_t)prompt.size(), &p, on_token_collect, &out, &finish));

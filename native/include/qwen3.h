@@ -123,6 +123,11 @@ q3_status q3_step(q3_engine* e, const q3_batch_item* items, int32_t n_items, q3_
  * all_positions is 1. */
 q3_status q3_logits(q3_engine* e, const q3_batch_item* item, int32_t all_positions, float* out);
 
+/* Logits of a whole prompt in one prefill, with KV blocks taken from the pool and given back: the last position's
+ * [vocab], or [n_prompt, vocab] when all_positions is 1. Q3_ERR_ARGUMENT for an empty prompt or one longer than the
+ * context. */
+q3_status q3_prompt_logits(q3_engine* e, const int32_t* prompt, int32_t n_prompt, int32_t all_positions, float* out);
+
 /* ---- One-sequence generation ---- */
 typedef enum { Q3_FINISH_NONE = 0, Q3_FINISH_STOP = 1, Q3_FINISH_LENGTH = 2, Q3_FINISH_CANCELLED = 3 } q3_finish;
 

@@ -307,13 +307,55 @@ q3_status q3_logits(q3_engine* e, const q3_batch_item* item, int32_t all_positio
   });
 }
 
-q3_status q3_generate(q3_engine* e, const int32_t* prompt, int32_t n_prompt, const q3_generate_params* p,
-                      q3_token_fn on_token, void* user, q3_finish* finish) {
-  *finish = Q3_FINISH_NONE;
+}  // extern "C"
+
+namespace {
+
+// The one check of a whole prompt against the engine (empty, or longer than the context); sets the error message.
+q3_status check_prompt(const q3_engine* e, int32_t n_prompt) {
+  int max_context;
+  {
+    std::lock_guard<std::mutex> lock(e->mu);
+    max_context = e->max_context;
+  }
   if (n_prompt <= 0) {
     g_error = "empty prompt";
     return Q3_ERR_ARGUMENT;
   }
+  if (n_prompt > max_context) {
+    g_error = "prompt of " + std::to_string(n_prompt) + " tokens exceeds the context of " + std::to_string(max_context) + " tokens";
+    return Q3_ERR_ARGUMENT;
+  }
+  return Q3_OK;
+}
+
+}  // namespace
+
+extern "C" {
+
+q3_status q3_prompt_logits(q3_engine* e, const int32_t* prompt, int32_t n_prompt, int32_t all_positions, float* out) {
+  q3_status st = check_prompt(e, n_prompt);
+  if (st != Q3_OK) return st;
+  int bs;
+  {
+    std::lock_guard<std::mutex> lock(e->mu);
+    bs = e->kv->block_size();
+  }
+  std::vector<int32_t> blocks((n_prompt + bs - 1) / bs);
+  if ((st = q3_kv_alloc(e, (int32_t)blocks.size(), blocks.data())) != Q3_OK) return st;
+  q3_batch_item it{-1, prompt, n_prompt, 0, blocks.data(), (int32_t)blocks.size(), 0};
+  st = q3_logits(e, &it, all_positions, out);
+  std::string err = g_error;
+  q3_kv_release(e, blocks.data(), (int32_t)blocks.size());
+  g_error = err;
+  return st;
+}
+
+q3_status q3_generate(q3_engine* e, const int32_t* prompt, int32_t n_prompt, const q3_generate_params* p,
+                      q3_token_fn on_token, void* user, q3_finish* finish) {
+  *finish = Q3_FINISH_NONE;
+  q3_status st = check_prompt(e, n_prompt);
+  if (st != Q3_OK) return st;
   // One sequence id per call, outside the range callers of q3_seq_begin are expected to use.
   static std::atomic<int64_t> next_id{INT64_C(1) << 62};
   const int64_t seq_id = next_id++;
@@ -323,10 +365,6 @@ q3_status q3_generate(q3_engine* e, const int32_t* prompt, int32_t n_prompt, con
     std::lock_guard<std::mutex> lock(e->mu);
     bs = e->kv->block_size();
     max_context = e->max_context;
-  }
-  if (n_prompt > max_context) {
-    g_error = "prompt of " + std::to_string(n_prompt) + " tokens exceeds the context of " + std::to_string(max_context) + " tokens";
-    return Q3_ERR_ARGUMENT;
   }
   std::vector<int32_t> blocks;
   auto release = [&] {
@@ -341,8 +379,7 @@ q3_status q3_generate(q3_engine* e, const int32_t* prompt, int32_t n_prompt, con
     if (st == Q3_OK) blocks.insert(blocks.end(), fresh.begin(), fresh.end());
     return st;
   };
-  q3_status st = q3_seq_begin(e, seq_id, prompt, n_prompt, &p->sampling);
-  if (st != Q3_OK) return st;
+  if ((st = q3_seq_begin(e, seq_id, prompt, n_prompt, &p->sampling)) != Q3_OK) return st;
   std::vector<int32_t> eos;
   {
     std::lock_guard<std::mutex> lock(e->mu);
