@@ -54,18 +54,6 @@ std::string json_escape(const std::string& s) {
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      size_t c = line.find(':');
-      return c == std::string::npos ? line : line.substr(c + 2);
-    }
-  }
-  return "unknown";
-}
-
 struct Row {
   std::string name;
   int K, N;
@@ -179,7 +167,7 @@ int main(int argc, char** argv) {
     char date[64];
     std::time_t tt = std::time(nullptr);
     std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&tt));
-    const std::string model = cpu_model();
+    const std::string model = cpu_model_name();
     std::printf("cpu: %s | awq isa: %s | f16 isa: %s | threads: %d | %s\n", model.c_str(), awq_cpu_isa(),
                 f16_matmul_cpu_isa(), pool.size(), date);
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/bandwidth_cpu.h"
 #include "demo_checkpoint.h"
 #include "qwen3.h"
 
@@ -213,14 +214,6 @@ int cmd_make_demo_model(const Args& a) {
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-std::string cpu_model() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown";
-}
-
 // Prefill tok/s, decode tok/s at batch 1 and 8, weight bytes per decode step, measured read bandwidth, and the
 // fraction of the bandwidth limit reached (weight bytes per step x steps per second / bandwidth).
 int cmd_bench(const Args& a) {
@@ -314,7 +307,7 @@ int cmd_bench(const Args& a) {
     for (auto& [k, v] : a.opts) cmd += " --" + k + " " + v;
     std::ofstream f(a.get("out"));
     f << "{\n  \"command\": \"qwen3 bench" << cmd << "\",\n  \"date\": \"" << date << "\",\n  \"cpu\": \""
-      << cpu_model() << "\",\n  \"device\": \"" << info.device << "\",\n  \"prompt_tokens\": " << prompt_len
+      << q3::cpu_model_name() << "\",\n  \"device\": \"" << info.device << "\",\n  \"prompt_tokens\": " << prompt_len
       << ",\n  \"prefill_tok_s\": " << prefill_tps << ",\n  \"decode_tok_s_batch1\": " << decode1_tps
       << ",\n  \"decode_tok_s_batch8\": " << decode8_tps << ",\n  \"weight_bytes_per_step\": " << (int64_t)bytes
       << ",\n  \"read_bandwidth_gb_s\": " << bw << ",\n  \"fraction_of_bandwidth_batch1\": " << eff1 / bw
@@ -322,7 +315,7 @@ int cmd_bench(const Args& a) {
     std::string md = a.get("out");
     if (md.size() > 5 && md.substr(md.size() - 5) == ".json") md = md.substr(0, md.size() - 5) + ".md";
     std::ofstream m(md);
-    m << "# qwen3 bench\n\nCommand: `npx qwen3 bench" << cmd << "`  \nDate: " << date << "  \nCPU: " << cpu_model()
+    m << "# qwen3 bench\n\nCommand: `npx qwen3 bench" << cmd << "`  \nDate: " << date << "  \nCPU: " << q3::cpu_model_name()
       << "\n\n" << table;
   }
   return 0;

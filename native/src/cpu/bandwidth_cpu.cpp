@@ -3,6 +3,9 @@
 // of a separate *_avx512.cpp file because they are a dozen lines and only loads and adds.
 #include "bandwidth_cpu.h"
 
+#include <fstream>
+#include <string>
+
 // GCC 12 reports its own _mm512_undefined_* placeholders as uninitialized once inlined: a false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -105,6 +108,18 @@ double measure_read_bandwidth_cpu(ThreadPool& pool, size_t bytes) {
   for (uint64_t v : sink) keep = keep + v;
   std::free(buf);
   return best;
+}
+
+std::string cpu_model_name() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      size_t c = line.find(':');
+      return c == std::string::npos ? line : line.substr(c + 2);
+    }
+  }
+  return "unknown";
 }
 
 }  // namespace q3

@@ -2,6 +2,7 @@
 // best stream its weights at this rate).
 #pragma once
 #include <cstddef>
+#include <string>
 
 #include "../threadpool.h"
 
@@ -16,5 +17,8 @@ double measure_read_bandwidth_cpu(ThreadPool& pool, size_t bytes);
 // Asks the kernel to back [p, p + bytes) with transparent huge pages (Linux; a no-op elsewhere). Call it on large
 // streamed buffers before first touch: 4 KiB pages stop the hardware prefetcher at every page boundary.
 void advise_huge_pages(void* p, size_t bytes);
+
+// The CPU's model name from /proc/cpuinfo ("unknown" elsewhere), for the machine line of benchmark results.
+std::string cpu_model_name();
 
 }  // namespace q3
