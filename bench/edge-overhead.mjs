@@ -10,6 +10,7 @@
 //
 // --worker stub (default) streams the demo script from a paced stand-in process, so the difference is the edge's own
 // cost; --worker real runs gpu-worker/index.ts (CPU: its batching steps dominate and blur the difference).
+import { DEMO_ANSWER, DEMO_REASONING } from '../scripts/gen-demo-script.mjs';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -35,9 +36,7 @@ const RUNNER = args.runner ?? 'miniflare';
 const ACCOUNTS = (args.accounts ?? 'on') !== 'off';
 const RESULT_NAME = ['edge-overhead', WORKER_KIND === 'real' && 'real-worker', RUNNER === 'wrangler' && 'wrangler-dev', !ACCOUNTS && 'no-accounts'].filter(Boolean).join('-');
 // the demo checkpoint's script after a thinking prompt (scripts/gen-demo-script.mjs)
-const DEMO_SCRIPT =
-  "<think>The user is chatting with this placeholder checkpoint and my reply explains how they can load proper weights</think>\n\n" +
-  "Hello! I'm the demo model: random numbers following one fixed script, not Qwen3-8B-AWQ itself; set MODEL_DIR to that download for real answers.";
+const DEMO_SCRIPT = `<think>${DEMO_REASONING}</think>\n\n${DEMO_ANSWER}`;
 const SECRET = 'bench-secret-0123456789';
 const ADMIN_TOKEN = 'adm-bench-token-0123456789';
 const MODEL = 'qwen3-8b-awq';

@@ -12,10 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { unstable_startWorker } from 'wrangler';
 import { createApp } from '../../edge/app.ts';
 import { SECRET, startWorker, type Worker } from '../gpu-worker/worker-process.ts';
+// @ts-expect-error plain ESM script without types
+import { DEMO_ANSWER, DEMO_REASONING } from '../../scripts/gen-demo-script.mjs';
 
-const REASONING = 'The user is chatting with this placeholder checkpoint and my reply explains how they can load proper weights';
-const ANSWER =
-  "Hello! I'm the demo model: random numbers following one fixed script, not Qwen3-8B-AWQ itself; set MODEL_DIR to that download for real answers.";
+// the demo checkpoint's script, from its single source
+const REASONING: string = DEMO_REASONING;
+const ANSWER: string = DEMO_ANSWER;
 const MODEL = 'qwen3-8b-awq';
 const TOOLS: OpenAI.Chat.ChatCompletionTool[] = [
   { type: 'function', function: { name: 'get_weather', description: 'Weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } },
