@@ -146,6 +146,12 @@ export class PreTokenizer {
     return result;
   }
 
+  /** The whole text as one NFC-normalised text segment (none if empty): added-token spellings stay text. */
+  plainSegments(text: string): TextSegment[] {
+    const normalized = text.normalize('NFC');
+    return normalized.length > 0 ? [{ text: normalized }] : [];
+  }
+
   /** Pre-tokens of an (already normalised) text segment as strings, in order (for inspection; encode() works on
    * boundaries from preTokenEnd() directly). */
   preTokens(text: string): string[] {

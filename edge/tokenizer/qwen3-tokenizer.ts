@@ -8,6 +8,13 @@ import { hashRange, WordCache } from './word-cache.js';
 /** Pre-tokens longer than this (UTF-16 units) are not cached; mirrors the reference's 256. */
 const MAX_CACHED_PRETOKEN_LENGTH = 256;
 
+export interface EncodeOptions {
+  /** What text spelling an added token (<|im_start|>, <|im_end|>, <think>, <tool_call>, … all 26) becomes:
+   * 'ids' (default, as the reference's encode) cuts it out as the token's id; 'text' encodes it as ordinary text, the
+   * way a client's message content must be encoded so that it cannot forge the template's control tokens. */
+  addedTokens?: 'ids' | 'text';
+}
+
 export interface DecodeOptions {
   /** Drop <|im_start|>, <|im_end|>, <|endoftext|> and the other `special: true` tokens (not <think>/<tool_call>). */
   skipSpecialTokens?: boolean;
@@ -50,10 +57,12 @@ export class Qwen3Tokenizer {
     for (const t of data.addedTokens) if (t.special) this.specialIds[t.id] = 1;
   }
 
-  /** Token ids of text; added tokens written literally (<|im_start|>, <think>, <tool_call>, …) become their ids. */
-  encode(text: string): number[] {
+  /** Token ids of text; added tokens written literally (<|im_start|>, <think>, <tool_call>, …) become their ids
+   * unless options.addedTokens is 'text'. */
+  encode(text: string, options: EncodeOptions = {}): number[] {
     const ids: number[] = [];
-    for (const segment of this.preTokenizer.segments(text)) {
+    const segments = options.addedTokens === 'text' ? this.preTokenizer.plainSegments(text) : this.preTokenizer.segments(text);
+    for (const segment of segments) {
       if (segment.text === undefined) {
         ids.push(segment.addedTokenId);
         continue;
