@@ -62,6 +62,14 @@ export const noHealthyWorker = (detail: string, retryAfterS = 1) =>
     headers: { 'retry-after': String(retryAfterS) },
   });
 
+/** Every worker answered 503 + Retry-After (queue full, draining): backpressure, not a fault; retry after that long. */
+export const workersBusy = (retryAfterS: number) =>
+  apiError(503, 'The inference workers are at capacity. Please retry after the delay in the Retry-After header.', {
+    type: 'service_unavailable',
+    code: 'server_overloaded',
+    headers: { 'retry-after': String(retryAfterS) },
+  });
+
 export const upstreamTimeout = (timeoutMs: number) =>
   apiError(504, `The inference worker did not answer within ${timeoutMs} ms.`, { type: 'timeout_error', code: 'timeout' });
 

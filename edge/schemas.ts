@@ -4,6 +4,7 @@ import { zValidator } from '@hono/zod-validator';
 import { z } from 'zod';
 import { invalidRequest, modelNotFound } from './errors.ts';
 import { thinkingControlsSchema } from './thinking-mode.ts';
+import { getTokenizer } from './tokenizer/index.js';
 
 const textPart = z.object({ type: z.literal('text'), text: z.string() });
 const content = z.union([z.string(), z.array(textPart)]).nullish();
@@ -61,6 +62,43 @@ const samplingFields = {
   user: z.string().nullish(),
 };
 
+type RefineContext = z.core.$RefinementCtx<unknown>;
+
+/**
+ * Token ids the client sent (stop_token_ids, token-id prompts) must be in the tokenizer's vocabulary: a worker would
+ * refuse them with 400, so the edge refuses them first, naming the id's position.
+ */
+function checkTokenIds(ctx: RefineContext, ids: readonly number[] | null | undefined, path: PropertyKey[]): void {
+  if (!ids) return;
+  const vocabSize = getTokenizer().vocabSize;
+  const bad = ids.findIndex((id) => id >= vocabSize);
+  if (bad !== -1) {
+    ctx.addIssue({ code: 'custom', path: [...path, bad], message: `token id ${ids[bad]} is not in the vocabulary (ids are below ${vocabSize})` });
+  }
+}
+
+/**
+ * logit_bias as OpenAI defines it (token id → bias in [-100, 100]), checked key by key; biases other than 0 are then
+ * refused, because the sampler does not apply them.
+ */
+function checkLogitBias(ctx: RefineContext, bias: Record<string, number> | null | undefined): void {
+  if (!bias) return;
+  const vocabSize = getTokenizer().vocabSize;
+  for (const [key, value] of Object.entries(bias)) {
+    if (!/^\d{1,9}$/.test(key) || Number(key) >= vocabSize) {
+      ctx.addIssue({ code: 'custom', path: ['logit_bias'], message: `"${key.slice(0, 32)}" is not a token id (ids are integers below ${vocabSize})` });
+      return;
+    }
+    if (!(value >= -100 && value <= 100)) {
+      ctx.addIssue({ code: 'custom', path: ['logit_bias'], message: `the bias of token ${key} must be between -100 and 100` });
+      return;
+    }
+  }
+  if (Object.values(bias).some((value) => value !== 0)) {
+    ctx.addIssue({ code: 'custom', path: ['logit_bias'], message: 'logit_bias is not supported by this server' });
+  }
+}
+
 export const chatCompletionRequestSchema = z
   .object({
     model: z.string().min(1),
@@ -85,9 +123,8 @@ export const chatCompletionRequestSchema = z
     if (body.top_logprobs != null && body.top_logprobs > 0 && body.logprobs !== true) {
       ctx.addIssue({ code: 'custom', path: ['top_logprobs'], message: 'top_logprobs requires logprobs to be true' });
     }
-    if (body.logit_bias && Object.keys(body.logit_bias).length > 0) {
-      ctx.addIssue({ code: 'custom', path: ['logit_bias'], message: 'logit_bias is not supported by this server' });
-    }
+    checkTokenIds(ctx, body.stop_token_ids, ['stop_token_ids']);
+    checkLogitBias(ctx, body.logit_bias);
     if (body.response_format && body.response_format.type !== 'text') {
       ctx.addIssue({ code: 'custom', path: ['response_format'], message: `response_format ${body.response_format.type} is not supported by this server` });
     }
@@ -118,9 +155,11 @@ export const completionRequestSchema = z
     if (body.best_of != null && body.best_of !== (body.n ?? 1)) {
       ctx.addIssue({ code: 'custom', path: ['best_of'], message: 'best_of other than n is not supported by this server' });
     }
-    if (body.logit_bias && Object.keys(body.logit_bias).length > 0) {
-      ctx.addIssue({ code: 'custom', path: ['logit_bias'], message: 'logit_bias is not supported by this server' });
-    }
+    checkTokenIds(ctx, body.stop_token_ids, ['stop_token_ids']);
+    checkLogitBias(ctx, body.logit_bias);
+    const { prompt } = body;
+    if (Array.isArray(prompt) && typeof prompt[0] === 'number') checkTokenIds(ctx, prompt as number[], ['prompt']);
+    else if (Array.isArray(prompt)) (prompt as unknown[]).forEach((p, i) => Array.isArray(p) && checkTokenIds(ctx, p, ['prompt', i]));
   });
 
 /** vLLM's /tokenize: a plain prompt, or chat messages rendered with the template. */

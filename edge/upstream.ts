@@ -2,6 +2,12 @@
 // rendezvous hash of the prompt's leading token block (requests sharing a system prompt land on the worker whose
 // prefix cache holds it), least-loaded fallback, retry on another worker until the first token, timeouts, and the
 // worker's SSE frames parsed and validated against gpu-worker/protocol.ts.
+//
+// Whose fault a failure is decides what happens to it: a worker's 4xx is the client's (the client gets the same
+// error, with the parameter named as the client sent it, and the worker's health is untouched); a worker's 503 with
+// Retry-After is backpressure (another worker is tried, else the client gets 503 + Retry-After, and nothing is marked
+// unhealthy); only connection failures, 5xx, broken streams and timeouts count against a worker.
+import { HTTPException } from 'hono/http-exception';
 import {
   ErrorBodySchema,
   GENERATE_PATH,
@@ -10,7 +16,7 @@ import {
   type GenerateRequestInput,
 } from '../gpu-worker/protocol.ts';
 import { signRequest } from '../gpu-worker/signing.ts';
-import { apiError, noHealthyWorker, upstreamTimeout } from './errors.ts';
+import { apiError, noHealthyWorker, upstreamTimeout, workersBusy } from './errors.ts';
 
 /**
  * Leading prompt tokens that pick the worker. A system prompt (or tool list) longer than this always maps to one
@@ -32,16 +38,29 @@ type WorkerSlot = { url: string; key: number; inflight: number; failures: number
 
 export type WorkerSnapshot = { url: string; healthy: boolean; inflight: number; failures: number };
 
-/** A worker failed or misbehaved; `beforeFirstToken` failures are retried on another worker. */
+/**
+ * A worker failed, misbehaved or was busy; failures before the first token are retried on another worker. `busy`
+ * (the worker's 503 + Retry-After: its queue is full or it is draining) is not held against the worker.
+ */
 export class UpstreamError extends Error {
   constructor(
     message: string,
-    readonly kind: 'unreachable' | 'timeout' | 'worker-error' | 'protocol' | 'refused',
+    readonly kind: 'unreachable' | 'timeout' | 'worker-error' | 'protocol' | 'refused' | 'busy',
+    /** busy: seconds the worker asked to wait */
+    readonly retryAfterS = 1,
   ) {
     super(message);
     this.name = 'UpstreamError';
   }
 }
+
+/**
+ * The client's names for the worker's request fields, for a worker's 400 naming one: e.g. chat's `prompt` is the
+ * client's `messages`. Unlisted fields keep their name, `sampling.` dropped (`sampling.top_p` is `top_p`).
+ */
+export type ClientParams = Partial<Record<string, string | null>>;
+
+export type GenerateOptions = { params?: ClientParams };
 
 export class UpstreamPool {
   private readonly workers: WorkerSlot[];
@@ -68,9 +87,9 @@ export class UpstreamPool {
 
   /**
    * Starts a generation and returns once the first token (or the final frame) arrived. Failures before that are
-   * retried on the next worker; a worker's 400 is the client's fault and is passed through.
+   * retried on the next worker; a worker's 4xx is the client's fault and is passed through (an HTTPException).
    */
-  async generate(body: GenerateRequestInput, signal?: AbortSignal): Promise<UpstreamStream> {
+  async generate(body: GenerateRequestInput, signal?: AbortSignal, options: GenerateOptions = {}): Promise<UpstreamStream> {
     if (this.workers.length === 0) throw noHealthyWorker('WORKER_URLS is empty');
     const candidates = this.order(body.prompt);
     if (candidates.length === 0) {
@@ -83,19 +102,21 @@ export class UpstreamPool {
       signal?.throwIfAborted();
       const slot = this.workers.find((w) => w.url === url)!;
       try {
-        return await this.attempt(slot, text, signal);
+        return await this.attempt(slot, text, options.params ?? {}, signal);
       } catch (err) {
         if (!(err instanceof UpstreamError) || signal?.aborted) throw err;
-        this.markDown(slot);
         errors.push(err);
+        if (err.kind === 'busy') continue; // backpressure: the next worker may have room
+        this.markDown(slot);
         console.warn(`[edge] worker ${url} failed before the first token: ${err.message}`);
       }
     }
+    if (errors.every((e) => e.kind === 'busy')) throw workersBusy(Math.min(...errors.map((e) => e.retryAfterS)));
     if (errors.every((e) => e.kind === 'timeout')) throw upstreamTimeout(this.options.timeoutMs);
     throw noHealthyWorker(errors.map((e) => e.message).join('; '));
   }
 
-  private async attempt(slot: WorkerSlot, body: string, clientSignal?: AbortSignal): Promise<UpstreamStream> {
+  private async attempt(slot: WorkerSlot, body: string, params: ClientParams, clientSignal?: AbortSignal): Promise<UpstreamStream> {
     const controller = new AbortController();
     const onClientAbort = () => controller.abort(clientSignal?.reason);
     clientSignal?.addEventListener('abort', onClientAbort, { once: true });
@@ -116,7 +137,7 @@ export class UpstreamPool {
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (this.options.secret) Object.assign(headers, await signRequest(this.options.secret, { method: 'POST', path: GENERATE_PATH, body }));
       const res = await fetch(slot.url + GENERATE_PATH, { method: 'POST', headers, body, signal: controller.signal });
-      if (!res.ok) await rejectResponse(res);
+      if (!res.ok) await rejectResponse(res, params);
       if (!res.headers.get('content-type')?.startsWith('text/event-stream') || !res.body) {
         throw new UpstreamError(`answered ${res.status} with ${res.headers.get('content-type') ?? 'no content type'}`, 'protocol');
       }
@@ -241,8 +262,15 @@ function parseFrame(block: string): GenerateEvent | undefined {
   return event.data;
 }
 
-/** A non-2xx answer: 400 is the client's (passed through with its param), the rest are worker failures. */
-async function rejectResponse(res: Response): Promise<never> {
+/** Worker statuses that mean the request itself is wrong: the client gets the same status. */
+const CLIENT_ERROR_STATUSES = new Set([400, 413, 422]);
+
+/**
+ * A non-2xx answer. 400 / 413 / 422 are the client's (passed through with the parameter renamed for the client);
+ * 503 and 429 are backpressure (`busy`, with the worker's Retry-After); everything else (5xx, and 401 / 404 from a
+ * worker that is misconfigured or not ours) is the worker's failure.
+ */
+async function rejectResponse(res: Response, params: ClientParams): Promise<never> {
   const text = await res.text().catch(() => '');
   let body: ReturnType<typeof ErrorBodySchema.safeParse> | undefined;
   try {
@@ -251,18 +279,31 @@ async function rejectResponse(res: Response): Promise<never> {
     body = undefined;
   }
   const message = body?.success ? body.data.error.message : text.slice(0, 200) || res.statusText;
-  if (res.status === 400 && body?.success) {
-    throw apiError(400, message, { type: 'invalid_request_error', param: body.data.error.param ?? null });
+  if (CLIENT_ERROR_STATUSES.has(res.status)) {
+    const workerParam = body?.success ? (body.data.error.param ?? null) : null;
+    throw apiError(res.status as 400 | 413 | 422, message, { type: 'invalid_request_error', param: clientParam(workerParam, params) });
   }
-  throw new UpstreamError(`answered ${res.status}: ${message}`, res.status === 401 ? 'refused' : 'worker-error');
+  if (res.status === 503 || res.status === 429) {
+    const retryAfter = Number(res.headers.get('retry-after'));
+    throw new UpstreamError(`is busy (${res.status}): ${message}`, 'busy', Number.isFinite(retryAfter) && retryAfter > 0 ? Math.ceil(retryAfter) : 1);
+  }
+  throw new UpstreamError(`answered ${res.status}: ${message}`, res.status === 401 || res.status === 403 ? 'refused' : 'worker-error');
+}
+
+/** The client's name of a worker request field (see ClientParams). */
+export function clientParam(workerParam: string | null, params: ClientParams): string | null {
+  if (workerParam === null) return null;
+  if (workerParam in params) return params[workerParam] ?? null;
+  const field = workerParam.split('.')[0];
+  if (field !== workerParam && field in params) return params[field] ?? null; // e.g. thinking_budget.inject_ids
+  return workerParam.startsWith('sampling.') ? workerParam.slice('sampling.'.length) : workerParam;
 }
 
 function toUpstreamError(err: unknown, signal: AbortSignal, clientSignal?: AbortSignal): unknown {
   if (clientSignal?.aborted) return clientSignal.reason ?? err;
   if (signal.reason instanceof UpstreamError) return signal.reason;
   if (signal.aborted) return err; // cancelled by the edge itself (stop string, client gone): not the worker's fault
-  if (err instanceof UpstreamError || !(err instanceof Error)) return err;
-  if (err.name === 'HTTPException') return err;
+  if (err instanceof UpstreamError || err instanceof HTTPException || !(err instanceof Error)) return err; // HTTPException: the client's error
   return new UpstreamError(`unreachable: ${err.message}`, 'unreachable');
 }
 

@@ -13,7 +13,7 @@ import { StopStringMatcher } from '../stop-strings.ts';
 import { applySamplingDefaults, decideThinkingMode, formatThinkingHeader, THINKING_HEADER } from '../thinking-mode.ts';
 import { getTokenizer, StreamingDetokenizer, THINK_END } from '../tokenizer/index.js';
 import { ToolCallParser, type ToolCall, type ToolCallDelta, type ToolChoice } from '../tool-call-parser.ts';
-import { UpstreamError, type UpstreamPool, type UpstreamStream } from '../upstream.ts';
+import { UpstreamError, type ClientParams, type UpstreamPool, type UpstreamStream } from '../upstream.ts';
 
 export type ChatDelta = { role?: 'assistant'; content?: string; reasoning_content?: string; reasoning?: string; tool_calls?: ToolCallDelta[] };
 type ChoiceOptions = { thinking: boolean; excludeReasoning: boolean; toolsOffered: boolean; toolChoice: ToolChoice; stop: ChatCompletionRequest['stop'] };
@@ -144,9 +144,12 @@ export function generateRequests(args: {
   });
 }
 
-/** Starts every generation (each retried on other workers until its first token); all or nothing. */
-export async function startGenerations(pool: UpstreamPool, requests: GenerateRequestInput[], signal: AbortSignal): Promise<UpstreamStream[]> {
-  const started = await Promise.allSettled(requests.map((r) => pool.generate(r, signal)));
+/**
+ * Starts every generation (each retried on other workers until its first token); all or nothing. `params` renames
+ * the worker's fields for a worker's 400 (chat's `prompt` is the client's `messages`).
+ */
+export async function startGenerations(pool: UpstreamPool, requests: GenerateRequestInput[], signal: AbortSignal, params: ClientParams): Promise<UpstreamStream[]> {
+  const started = await Promise.allSettled(requests.map((r) => pool.generate(r, signal, { params })));
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (!failed) return started.map((r) => (r as PromiseFulfilledResult<UpstreamStream>).value);
   for (const r of started) if (r.status === 'fulfilled') r.value.cancel();
@@ -230,7 +233,8 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
     });
     if (shortCircuit) return shortCircuit;
 
-    const upstreams = await startGenerations(c.var.upstream, requests, c.req.raw.signal);
+    const params = { prompt: 'messages', max_tokens: budgetParam, logprobs: 'top_logprobs', thinking_budget: null };
+    const upstreams = await startGenerations(c.var.upstream, requests, c.req.raw.signal, params);
     const choices = upstreams.map((_, i) => new ChatChoice(i, choiceOptions));
     const id = newCompletionId('chatcmpl');
     const created = Math.floor(Date.now() / 1000);

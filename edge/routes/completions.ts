@@ -71,7 +71,7 @@ export function completionsRoute(): Hono<EdgeEnv> {
     requireModel(body.model, config.modelId);
     if (body.echo && body.logprobs != null) throw invalidRequest('echo with logprobs is not supported by this server', 'echo');
     const tokenizer = getTokenizer();
-    const prompts = promptIds(body.prompt, tokenizer.vocabSize);
+    const prompts = promptIds(body.prompt);
     const n = body.n ?? 1;
     const requests = prompts.flatMap((ids, p) => {
       const maxTokens = completionBudget(ids.length, body.max_tokens ?? DEFAULT_MAX_TOKENS, config.maxModelLen, { prompt: 'prompt', budget: 'max_tokens' });
@@ -90,7 +90,7 @@ export function completionsRoute(): Hono<EdgeEnv> {
     });
     if (shortCircuit) return shortCircuit;
 
-    const upstreams = await startGenerations(c.var.upstream, requests, c.req.raw.signal);
+    const upstreams = await startGenerations(c.var.upstream, requests, c.req.raw.signal, { prompt: 'prompt', max_tokens: 'max_tokens' });
     const choices = upstreams.map((_, i) => new TextChoice(i, body.stop));
     const echoOf = (choice: TextChoice) => (body.echo ? tokenizer.decode(prompts[Math.floor(choice.index / n)]) : '');
     const promptTokens = prompts.reduce((sum, ids) => sum + ids.length, 0);
@@ -154,14 +154,15 @@ export function completionsRoute(): Hono<EdgeEnv> {
   return app;
 }
 
-/** Every prompt form as token ids; text goes through the prompt cache (special tokens written literally are encoded). */
-function promptIds(prompt: string | string[] | number[] | number[][], vocabSize: number): number[][] {
+/**
+ * Every prompt form as token ids; text goes through the prompt cache (special tokens written literally are encoded).
+ * Token-id prompts were checked against the vocabulary by the schema.
+ */
+function promptIds(prompt: string | string[] | number[] | number[][]): number[][] {
   const lists: (string | number[])[] = typeof prompt === 'string' ? [prompt] : typeof prompt[0] === 'number' ? [prompt as number[]] : (prompt as (string | number[])[]);
-  return lists.map((item, i) => {
+  return lists.map((item) => {
     const ids = typeof item === 'string' ? getPromptCache().encode(item).ids : item;
     if (ids.length === 0) throw invalidRequest('prompt must not be empty', 'prompt');
-    const bad = ids.findIndex((id) => id >= vocabSize);
-    if (bad !== -1) throw invalidRequest(`prompt token ${ids[bad]} is not in the vocabulary`, lists.length > 1 ? `prompt[${i}][${bad}]` : `prompt[${bad}]`);
     return ids;
   });
 }

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createApp, type UsageReport } from '../../edge/app.ts';
 import { PromptCache } from '../../edge/prompt-cache.ts';
 import { getTokenizer } from '../../edge/tokenizer/index.js';
+import { poolFor, readConfig } from '../../edge/platform.ts';
 import { LOAD_SLACK, UpstreamPool } from '../../edge/upstream.ts';
 import { THINKING_BUDGET_TEXT, type GenerateEvent, type GenerateRequest } from '../../gpu-worker/protocol.ts';
 import { verifyRequest } from '../../gpu-worker/signing.ts';
@@ -236,6 +237,79 @@ describe('faults injected by stub workers', () => {
     expect(thinking.thinking_budget).toMatchObject({ max_thinking_tokens: 64, inject_ids: tok.encode(THINKING_BUDGET_TEXT) });
     expect(plain.sampling).toMatchObject({ temperature: 0.7, top_p: 0.8, top_k: 20, presence_penalty: 0 });
     expect(plain.thinking_budget).toBeUndefined();
+  });
+});
+
+describe("whose fault it is: the worker's 4xx and 503 at the edge", () => {
+  const errorReply = (status: number, error: Json, headers: Record<string, string> = {}): Behaviour => (_, res) =>
+    void res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify({ error }));
+  const health = (bindings: ReturnType<typeof env>) => poolFor(readConfig(bindings)).snapshot();
+
+  it("Should pass a worker's 400 to the client with the client's param name, and leave the worker healthy", async () => {
+    const refusing = await stubWorker(errorReply(400, { message: 'prompt (9) + max_tokens (5000) exceeds the context of 2048 tokens', type: 'invalid_request_error', param: 'max_tokens' }));
+    const bindings = env([refusing]);
+    for (let i = 0; i < 5; i++) {
+      const res = await post(app, chatBody({ think: false, max_completion_tokens: 5000 }), bindings);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as Json).error).toEqual({ message: 'prompt (9) + max_tokens (5000) exceeds the context of 2048 tokens', type: 'invalid_request_error', param: 'max_completion_tokens', code: null });
+    }
+    const prompt = await post(app, chatBody({ think: false }), env([await stubWorker(errorReply(400, { message: 'prompt: too long', type: 'invalid_request_error', param: 'prompt' }))]));
+    expect(((await prompt.json()) as Json).error.param).toBe('messages');
+    const sampling = await post(app, { model: MODEL, prompt: 'x' }, env([await stubWorker(errorReply(400, { message: 'bad', type: 'invalid_request_error', param: 'sampling.top_p' }))]), '/v1/completions');
+    expect(((await sampling.json()) as Json).error.param).toBe('top_p');
+    const tooLarge = await post(app, chatBody(), env([await stubWorker(errorReply(413, { message: 'body exceeds 16777216 bytes', type: 'invalid_request_error' }))]));
+    expect(tooLarge.status).toBe(413);
+    expect(health(bindings)).toEqual([{ url: refusing.url, healthy: true, inflight: 0, failures: 0 }]);
+    expect(refusing.requests).toHaveLength(5); // one worker call per request: a client error is not retried elsewhere
+  });
+
+  it('Should treat 503 + Retry-After as backpressure: try another worker, else 503 with Retry-After, nobody marked down', async () => {
+    const full = (retryAfter: string) => errorReply(503, { message: 'request queue is full', type: 'service_unavailable' }, { 'retry-after': retryAfter });
+    const busyA = await stubWorker(full('3'));
+    const busyB = await stubWorker(full('2'));
+    const bindings = env([busyA, busyB]);
+    const res = await post(app, chatBody(), bindings);
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('2');
+    expect(((await res.json()) as Json).error).toMatchObject({ type: 'service_unavailable', code: 'server_overloaded' });
+    expect(busyA.requests.length + busyB.requests.length).toBe(2);
+    expect(health(bindings).map((w) => [w.healthy, w.failures])).toEqual([[true, 0], [true, 0]]);
+
+    const good = await stubWorker(scripted(['fine']));
+    const mixed = env([busyA, good]);
+    for (let i = 0; i < 4; i++) {
+      const served = await post(app, chatBody({ think: false, user: `question ${i}` }), mixed);
+      expect(served.status).toBe(200);
+    }
+    expect(good.requests).toHaveLength(4);
+    expect(health(mixed).every((w) => w.healthy && w.failures === 0)).toBe(true);
+  });
+
+  it('Should refuse token ids outside the vocabulary at the edge, naming their position, without calling a worker', async () => {
+    const worker = await stubWorker(scripted(['ok']));
+    const bindings = env([worker]);
+    const cases: [string, Json, string][] = [
+      ['/v1/chat/completions', chatBody({ stop_token_ids: [151645, 999999] }), 'stop_token_ids[1]'],
+      ['/v1/completions', { model: MODEL, prompt: 'x', stop_token_ids: [200000] }, 'stop_token_ids[0]'],
+      ['/v1/completions', { model: MODEL, prompt: [1, 2, 151669] }, 'prompt[2]'],
+      ['/v1/completions', { model: MODEL, prompt: [[1, 2], [3, 999999]] }, 'prompt[1][1]'],
+      ['/v1/completions', { model: MODEL, prompt: [-1] }, 'prompt[0]'],
+      ['/v1/chat/completions', chatBody({ logit_bias: { abc: 1 } }), 'logit_bias'],
+      ['/v1/chat/completions', chatBody({ logit_bias: { '999999': 1 } }), 'logit_bias'],
+      ['/v1/chat/completions', chatBody({ logit_bias: { '100': 101 } }), 'logit_bias'],
+      ['/v1/completions', { model: MODEL, prompt: 'x', logit_bias: { '100': 5 } }, 'logit_bias'],
+    ];
+    for (const [path, body, param] of cases) {
+      const res = await post(app, body, bindings, path);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      const { error } = (await res.json()) as Json;
+      expect(error).toMatchObject({ type: 'invalid_request_error', param });
+    }
+    const bad = await post(app, chatBody({ stop_token_ids: [999999] }), bindings);
+    expect(((await bad.json()) as Json).error.message).toMatch(/999999 is not in the vocabulary/);
+    expect(worker.requests).toHaveLength(0);
+    // a zero bias changes nothing and is accepted
+    expect((await post(app, chatBody({ think: false, logit_bias: { '100': 0 } }), bindings)).status).toBe(200);
   });
 });
 

@@ -172,6 +172,7 @@ describe('chat completions through workerd and a real worker', () => {
       [chat({ temperature: 3 }), 400, 'temperature', null],
       [chat({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }), 400, 'messages[0].content[0].type', null],
       [chat({ max_tokens: 40_960 }), 400, 'max_tokens', 'context_length_exceeded'],
+      [chat({ stop_token_ids: [999_999] }), 400, 'stop_token_ids[0]', null],
       [chat({ model: 'gpt-4o' }), 404, 'model', 'model_not_found'],
       [post('/v1/chat/completions', '{"model":'), 400, null, null],
       [post('/v1/chat/completions', JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'x'.repeat(5_000_000) }] })), 413, null, 'request_too_large'],
