@@ -17,6 +17,8 @@ export type EdgeBindings = {
   REQUEST_TIMEOUT_MS?: string;
   MAX_MODEL_LEN?: string;
   PRESENCE_PENALTY_DEFAULT?: string;
+  /** "true" (default) or "false": whether chat requests that say nothing encode special-token text in messages as text. */
+  SPLIT_SPECIAL_TOKENS?: string;
 };
 
 export type EdgeConfig = {
@@ -31,6 +33,8 @@ export type EdgeConfig = {
   /** tokens: prompt + completion must fit */
   maxModelLen: number;
   presencePenaltyDefault: number;
+  /** Default of the request field `split_special_tokens` (edge/prompt-text.ts). */
+  splitSpecialTokens: boolean;
 };
 
 export const DEFAULTS = {
@@ -60,6 +64,7 @@ export function readConfig(env: EdgeBindings | undefined): EdgeConfig {
     requestTimeoutMs: positiveNumber(bindings.REQUEST_TIMEOUT_MS, DEFAULTS.requestTimeoutMs),
     maxModelLen: positiveNumber(bindings.MAX_MODEL_LEN, DEFAULTS.maxModelLen),
     presencePenaltyDefault: finiteNumber(bindings.PRESENCE_PENALTY_DEFAULT, DEFAULTS.presencePenaltyDefault),
+    splitSpecialTokens: bindings.SPLIT_SPECIAL_TOKENS?.trim().toLowerCase() !== 'false',
   };
   if (typeof bindings === 'object') configs.set(bindings, config);
   return config;

@@ -1,9 +1,10 @@
 // In-isolate LRU caches of prompt work: whole chat requests (rendered + tokenised) and leading system turns
 // (tokenised), so a repeated conversation costs a map lookup and a shared system prompt (with its tool list) is
 // tokenised once per isolate. Splitting at the end of `<|im_end|>` is exact: added tokens cut the text into
-// segments the BPE never merges across, so ids(prefix + rest) = ids(prefix) + ids(rest).
-import { renderChat, type RenderChatInput } from './chat-template.ts';
-import { getTokenizer } from './tokenizer/index.js';
+// segments the BPE never merges across, so ids(prefix + rest) = ids(prefix) + ids(rest). Prompts are handled in the
+// protected form of edge/prompt-text.ts, in which only the template's own `<|im_end|>` is a turn end.
+import { renderProtectedChat, type RenderChatInput } from './chat-template.ts';
+import { encodeProtectedText, protectText, unprotectText } from './prompt-text.ts';
 
 const SYSTEM_OPEN = '<|im_start|>system\n';
 const TURN_END = '<|im_end|>';
@@ -73,37 +74,43 @@ export class PromptCache {
 
   /** The chat template rendered and tokenised, reusing earlier work where the request or its system turn repeats. */
   chat(input: RenderChatInput): EncodedPrompt {
-    const key = JSON.stringify([input.messages, input.tools ?? null, input.enableThinking ?? true, input.addGenerationPrompt ?? true]);
+    const key = JSON.stringify([
+      input.messages, input.tools ?? null, input.enableThinking ?? true, input.addGenerationPrompt ?? true, input.splitSpecialTokens ?? true,
+    ]);
     const hit = this.chats.get(key);
     if (hit) {
       this.stats.hits++;
       return { text: hit.text, ids: hit.ids, reusedTokens: hit.ids.length };
     }
-    const encoded = this.encode(renderChat(input));
+    const encoded = this.encodeProtected(renderProtectedChat(input));
     this.chats.set(key, { text: encoded.text, ids: encoded.ids }, key.length + encoded.text.length + encoded.ids.length);
     return encoded;
   }
 
-  /** Plain text to ids, reusing a cached leading system turn. */
+  /** Plain text to ids, added-token spellings included (as the tokenizer reads them), reusing a cached leading system turn. */
   encode(text: string): EncodedPrompt {
-    const tokenizer = getTokenizer();
-    const prefixEnd = text.startsWith(SYSTEM_OPEN) ? text.indexOf(TURN_END) : -1;
+    return this.encodeProtected(protectText(text, false));
+  }
+
+  private encodeProtected(protectedText: string): EncodedPrompt {
+    const text = unprotectText(protectedText);
+    const prefixEnd = protectedText.startsWith(SYSTEM_OPEN) ? protectedText.indexOf(TURN_END) : -1;
     if (prefixEnd === -1) {
       this.stats.misses++;
-      return { text, ids: tokenizer.encode(text), reusedTokens: 0 };
+      return { text, ids: encodeProtectedText(protectedText), reusedTokens: 0 };
     }
     const split = prefixEnd + TURN_END.length;
-    const prefix = text.slice(0, split);
+    const prefix = protectedText.slice(0, split);
     let prefixIds = this.prefixes.get(prefix);
     const reused = prefixIds !== undefined;
     if (prefixIds === undefined) {
-      prefixIds = tokenizer.encode(prefix);
+      prefixIds = encodeProtectedText(prefix);
       this.prefixes.set(prefix, prefixIds, prefix.length + prefixIds.length);
       this.stats.misses++;
     } else {
       this.stats.prefixHits++;
     }
-    return { text, ids: prefixIds.concat(tokenizer.encode(text.slice(split))), reusedTokens: reused ? prefixIds.length : 0 };
+    return { text, ids: prefixIds.concat(encodeProtectedText(protectedText.slice(split))), reusedTokens: reused ? prefixIds.length : 0 };
   }
 
   snapshot(): PromptCacheStats {

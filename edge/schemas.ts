@@ -117,6 +117,8 @@ export const chatCompletionRequestSchema = z
     service_tier: z.string().nullish(),
     safety_identifier: z.string().nullish(),
     prompt_cache_key: z.string().nullish(),
+    /** transformers' name: true = added-token spellings in messages are text (default: SPLIT_SPECIAL_TOKENS). */
+    split_special_tokens: z.boolean().nullish(),
   })
   .extend(thinkingControlsSchema.shape)
   .superRefine((body, ctx) => {
@@ -164,7 +166,14 @@ export const completionRequestSchema = z
 
 /** vLLM's /tokenize: a plain prompt, or chat messages rendered with the template. */
 export const tokenizeRequestSchema = z.union([
-  z.object({ model: z.string().min(1).optional(), prompt: z.string(), add_special_tokens: z.boolean().optional(), return_token_strs: z.boolean().optional() }),
+  z.object({
+    model: z.string().min(1).optional(),
+    prompt: z.string(),
+    add_special_tokens: z.boolean().optional(),
+    return_token_strs: z.boolean().optional(),
+    /** Default false here: a raw prompt is formatted by the caller, control tokens included (as /v1/completions reads it). */
+    split_special_tokens: z.boolean().optional(),
+  }),
   z
     .object({
       model: z.string().min(1).optional(),
@@ -172,6 +181,7 @@ export const tokenizeRequestSchema = z.union([
       add_generation_prompt: z.boolean().optional(),
       tools: z.array(functionToolSchema).nullish(),
       return_token_strs: z.boolean().optional(),
+      split_special_tokens: z.boolean().nullish(),
     })
     .extend(thinkingControlsSchema.shape),
 ]);

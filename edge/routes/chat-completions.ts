@@ -212,7 +212,7 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
     const tools = toolChoice === 'none' || !body.tools?.length ? undefined : body.tools;
     let prompt;
     try {
-      prompt = getPromptCache().chat({ messages, tools, enableThinking: thinking.enabled });
+      prompt = getPromptCache().chat({ messages, tools, enableThinking: thinking.enabled, splitSpecialTokens: body.split_special_tokens ?? config.splitSpecialTokens });
     } catch (err) {
       throw invalidRequest(`messages could not be rendered: ${(err as Error).message}`, 'messages');
     }
