@@ -1,19 +1,26 @@
-// Splits the model's detokenised output into reasoning (inside <think>…</think>) and content, delta by delta, so
-// that no think tag ever reaches `content` however the tags are split across deltas (api-and-platform.md §6).
+// Splits the model's detokenised output into reasoning (inside <think>…</think>) and content, delta by delta, and
+// counts the generated tokens on each side, so that `reasoning_tokens` always agrees with the split.
 //
 // Rules (one state machine; the one-shot result is the same class fed once, so streaming == non-streaming):
 // - Thinking closed in the prompt (enable_thinking false): output starts as content.
-// - Prompt ending in an open `<think>\n` (templates that pre-open thinking, pitfall 5): output starts as reasoning.
-// - Thinking on: output starting with `<think>` (leading whitespace allowed) is reasoning; output that does not start
-//   with it (the model skipped thinking) is content.
+// - Prompt ending in an open `<think>\n` (the Qwen3-2507 thinking models' template, Qwen3.5): output starts as reasoning.
+// - Thinking on (Qwen3-8B's template does not open `<think>` in the prompt, so the model writes it): output starting
+//   with `<think>` (leading whitespace allowed) is reasoning. Output that starts with anything else is held back until
+//   the first tag decides it: a `</think>` means the model reasoned without opening the block (what the 2507 models
+//   always do, and what vLLM's and SGLang's Qwen3 parsers assume), so everything before it is reasoning; a `<think>`,
+//   a `<tool_call>` (when tools end reasoning) or the end of output means the model skipped thinking, so it is content.
+//   Only this uncommon case costs streaming anything: its text arrives when the tag (or the end) does.
 // - `</think>` ends reasoning. No `</think>` before the end = truncated thinking: everything stays reasoning and the
 //   caller keeps its finish_reason ("length").
 // - Newlines right after `<think>` and right before `</think>` are dropped from reasoning; newlines right after
 //   `</think>` are dropped from content. So the soft-switch block `<think>\n\n</think>\n\n` yields no reasoning at all.
-// - Tags are never emitted: a stray `</think>` in content and a nested `<think>` in reasoning are dropped, and a
-//   `<think>` block opened later in content (pitfall 8) is routed to reasoning, in every mode.
+// - A `<think>` block opened later in content (pitfall 8) is routed to reasoning. A tag that marks no boundary where it
+//   stands — `<think>` inside reasoning, `</think>` once reasoning has ended or when the prompt closed thinking — is
+//   text and stays where it is, so text around it is never merged silently.
 // - Pitfall 11 (`<tool_call>` inside <think>): with `toolCallEndsReasoning`, a `<tool_call>` met in reasoning ends
 //   the reasoning and goes to content, where the tool-call parser will find it. Without it the call stays reasoning.
+// - Tokens: push(text, n) says how many generated tokens produced the text; each token counts on the side its text
+//   lands on (tags on the reasoning side, a `<tool_call>` on the content side), once its text has been placed.
 
 export type ReasoningSplit = { reasoning: string; content: string };
 
@@ -35,7 +42,9 @@ const THINK_OPEN = '<think>';
 const THINK_CLOSE = '</think>';
 const TOOL_CALL_OPEN = '<tool_call>';
 
-type ParserState = 'awaiting-think' | 'reasoning' | 'content';
+/** awaiting-think: nothing but whitespace yet; undecided: text without `<think>`, held until a tag or the end decides. */
+type ParserState = 'awaiting-think' | 'undecided' | 'reasoning' | 'content';
+type Side = 'reasoning' | 'content';
 
 export class ReasoningParser {
   private state: ParserState = 'awaiting-think';
@@ -48,6 +57,11 @@ export class ReasoningParser {
   /** A later think block's reasoning is separated from the earlier one by a blank line. */
   private separateNextReasoning = false;
   private readonly toolCallEndsReasoning: boolean;
+  /** Characters taken off the front of `pending` since the start (positions of token marks are in these units). */
+  private placedChars = 0;
+  /** Tokens whose text is not placed yet: `end` is where their text ends, `hasText` false for a token with none. */
+  private readonly unplacedTokens: { end: number; count: number; hasText: boolean }[] = [];
+  private readonly tokenCounts = { reasoning: 0, content: 0 };
 
   constructor(options: ReasoningParserOptions) {
     if (options.promptClosedThinking) this.state = 'content';
@@ -60,10 +74,19 @@ export class ReasoningParser {
     return this.state === 'reasoning';
   }
 
-  /** Feeds one text delta; returns what can be emitted now. Text that may still be part of a tag is held back. */
-  push(delta: string): ReasoningSplit {
+  /** Generated tokens placed on the reasoning side so far (all of them once finish() has run). */
+  get reasoningTokens(): number {
+    return this.tokenCounts.reasoning;
+  }
+
+  /**
+   * Feeds one text delta, produced by `tokens` generated tokens (0 when the caller does not count); returns what can be
+   * emitted now. Text that may still be part of a tag, or whose side is undecided, is held back.
+   */
+  push(delta: string, tokens = 0): ReasoningSplit {
     const out: ReasoningSplit = { reasoning: '', content: '' };
     this.pending += delta;
+    if (tokens > 0) this.unplacedTokens.push({ end: this.placedChars + this.pending.length, count: tokens, hasText: delta.length > 0 });
     this.drain(out, false);
     return out;
   }
@@ -73,6 +96,7 @@ export class ReasoningParser {
     const out: ReasoningSplit = { reasoning: '', content: '' };
     this.drain(out, true);
     this.heldReasoningNewlines = '';
+    for (const token of this.unplacedTokens.splice(0)) this.tokenCounts[this.state === 'reasoning' ? 'reasoning' : 'content'] += token.count;
     return { ...out, endedInReasoning: this.state === 'reasoning' };
   }
 
@@ -81,50 +105,78 @@ export class ReasoningParser {
       if (this.state === 'awaiting-think') {
         const afterWhitespace = this.pending.trimStart();
         if (afterWhitespace.startsWith(THINK_OPEN)) {
-          this.pending = afterWhitespace.slice(THINK_OPEN.length);
+          this.take(this.pending.length - afterWhitespace.length + THINK_OPEN.length, 'reasoning');
           this.enter('reasoning');
           continue;
         }
         if (!atEnd && THINK_OPEN.startsWith(afterWhitespace)) return; // still could become `<think>`
-        this.state = 'content';
+        this.state = 'undecided';
       }
 
       const tags = this.tagsFor(this.state);
       const found = findFirstTag(this.pending, tags);
+      if (this.state === 'undecided') {
+        if (!found && !atEnd) return;
+        // `</think>`: what came before was reasoning without its opening tag; anything else: the model skipped thinking
+        this.state = found?.tag === THINK_CLOSE ? 'reasoning' : 'content';
+        if (this.state === 'reasoning') this.trimLeadingNewlines = true;
+        if (!found) continue;
+      }
       if (found) {
-        this.emit(out, this.pending.slice(0, found.index));
-        this.pending = this.pending.slice(found.index + found.tag.length);
+        this.emit(out, this.take(found.index, this.side()));
         this.onTag(out, found.tag);
         continue;
       }
       const heldLength = atEnd ? 0 : longestTagPrefixSuffix(this.pending, tags);
-      this.emit(out, this.pending.slice(0, this.pending.length - heldLength));
-      this.pending = this.pending.slice(this.pending.length - heldLength);
+      this.emit(out, this.take(this.pending.length - heldLength, this.side()));
       return;
     }
   }
 
   private tagsFor(state: ParserState): readonly string[] {
-    if (state === 'content') return [THINK_OPEN, THINK_CLOSE];
-    return this.toolCallEndsReasoning ? [THINK_CLOSE, THINK_OPEN, TOOL_CALL_OPEN] : [THINK_CLOSE, THINK_OPEN];
+    if (state === 'content') return [THINK_OPEN];
+    if (state === 'undecided') return this.toolCallEndsReasoning ? [THINK_CLOSE, THINK_OPEN, TOOL_CALL_OPEN] : [THINK_CLOSE, THINK_OPEN];
+    return this.toolCallEndsReasoning ? [THINK_CLOSE, TOOL_CALL_OPEN] : [THINK_CLOSE];
   }
 
   private onTag(out: ReasoningSplit, tag: string): void {
-    if (this.state === 'reasoning') {
-      if (tag === THINK_OPEN) return; // nested open tag: drop it, stay in reasoning
+    if (tag === TOOL_CALL_OPEN) {
+      // ends reasoning (or an undecided start) and goes to content for the tool-call parser
+      this.take(TOOL_CALL_OPEN.length, 'content');
       this.heldReasoningNewlines = '';
-      if (tag === TOOL_CALL_OPEN) {
-        this.state = 'content';
-        this.trimLeadingNewlines = false;
-        out.content += TOOL_CALL_OPEN;
-        return;
-      }
+      this.state = 'content';
+      this.trimLeadingNewlines = false;
+      out.content += TOOL_CALL_OPEN;
+      return;
+    }
+    this.take(tag.length, 'reasoning');
+    if (tag === THINK_CLOSE) {
+      this.heldReasoningNewlines = '';
       this.enter('content');
       return;
     }
-    // content: `<think>` opens another reasoning block; a stray `</think>` is a section boundary and is dropped
-    if (tag === THINK_OPEN) this.separateNextReasoning = this.reasoningEmitted;
-    this.enter(tag === THINK_OPEN ? 'reasoning' : 'content');
+    // `<think>` in content: another reasoning block
+    this.separateNextReasoning = this.reasoningEmitted;
+    this.enter('reasoning');
+  }
+
+  private side(): Side {
+    return this.state === 'reasoning' ? 'reasoning' : 'content';
+  }
+
+  /** Takes `length` characters off the front of pending and counts the tokens whose text is now placed on `side`. */
+  private take(length: number, side: Side): string {
+    const taken = this.pending.slice(0, length);
+    this.pending = this.pending.slice(length);
+    this.placedChars += length;
+    let placed = 0;
+    for (const token of this.unplacedTokens) {
+      if (token.end > this.placedChars || (token.end === this.placedChars && !token.hasText && this.pending.length > 0)) break;
+      this.tokenCounts[side] += token.count;
+      placed++;
+    }
+    if (placed > 0) this.unplacedTokens.splice(0, placed);
+    return taken;
   }
 
   private enter(state: ParserState): void {
@@ -139,7 +191,7 @@ export class ReasoningParser {
       if (text.length === 0) return;
       this.trimLeadingNewlines = false;
     }
-    if (this.state === 'content') {
+    if (this.state !== 'reasoning') {
       out.content += text;
       return;
     }

@@ -8,11 +8,20 @@
 // - Each call is buffered until `</tool_call>` (or the end of output) and validated before anything is emitted, so
 //   malformed JSON can still go out as plain content: then one header delta {index, id, type, function: {name}} and one
 //   arguments delta. Calls are short; a wrong call streamed half-way could not be taken back.
+// - A call is `{"name": non-empty string, "arguments": …}` (or "parameters"). Its arguments go out exactly as the model
+//   wrote them, never re-serialised (big integers, `1.0`, `1e2`, `\u00e9` and spacing unchanged):
+//   an object → its source text; absent or null → `{}`; a string holding a JSON object → that string's text (the
+//   model wrote the object as a string). Anything else (a string holding other text, a number, an array) is not valid
+//   arguments: the call still goes out, its arguments being the value's JSON text as written — for a string, the
+//   JSON-encoded string, as vLLM's hermes parser gives — but it does not count as a valid call, and only valid calls
+//   make finish_reason "tool_calls" (`validCallCount`).
 // - An unterminated last call (output cut before `</tool_call>`) is accepted if its JSON is complete, as vLLM does.
 // - Whitespace directly around an accepted call (the "\n" separators the template uses) is dropped; other text before,
 //   between or after calls stays content.
 // - tool_choice "none": no parsing, text stays content verbatim. "auto"/"required": any function name (required cannot
 //   be enforced here: check `callCount` after finish). Named: only calls to that function; others stay content.
+
+import { jsonMember, parseJsonSource } from './json-source.ts';
 
 export type ToolChoice = 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } };
 
@@ -55,6 +64,7 @@ export class ToolCallParser {
   private whitespaceBeforeCall = '';
   private lastWasCall = false;
   private calls = 0;
+  private validCalls = 0;
 
   constructor(options: ToolCallParserOptions = {}) {
     const choice = options.toolChoice ?? 'auto';
@@ -63,9 +73,14 @@ export class ToolCallParser {
     this.createId = options.createId ?? createToolCallId;
   }
 
-  /** Accepted tool calls so far. */
+  /** Tool calls emitted so far. */
   get callCount(): number {
     return this.calls;
+  }
+
+  /** Emitted calls whose arguments are a JSON object: what makes finish_reason "tool_calls". */
+  get validCallCount(): number {
+    return this.validCalls;
   }
 
   push(delta: string): ToolCallChunk {
@@ -139,6 +154,7 @@ export class ToolCallParser {
       return;
     }
     const index = this.calls++;
+    if (call.validArguments) this.validCalls++;
     out.toolCalls.push({ index, id: this.createId(), type: 'function', function: { name: call.name, arguments: '' } });
     out.toolCalls.push({ index, function: { arguments: call.arguments } });
     this.whitespaceBeforeCall = '';
@@ -162,21 +178,18 @@ export function parseToolCalls(text: string, options: ToolCallParserOptions = {}
   return { content: first.content + last.content, toolCalls };
 }
 
-/** `{"name": string, "arguments": object}` (or `parameters`) → name and arguments JSON text; undefined if malformed. */
-function parseCallBody(body: string): { name: string; arguments: string } | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body);
-  } catch {
-    return undefined;
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
-  const { name, arguments: args, parameters } = parsed as Record<string, unknown>;
-  if (typeof name !== 'string' || name.length === 0) return undefined;
-  const value = args ?? parameters ?? {};
-  if (typeof value === 'string') return { name, arguments: value };
-  if (typeof value !== 'object' || Array.isArray(value)) return undefined;
-  return { name, arguments: JSON.stringify(value) };
+/** `{"name": string, "arguments": …}` (or `parameters`) → name and arguments text as written (see the header for the
+ * rule); undefined when the body is not such a JSON object. */
+function parseCallBody(body: string): { name: string; arguments: string; validArguments: boolean } | undefined {
+  const root = parseJsonSource(body);
+  if (root?.kind !== 'object') return undefined;
+  const name = jsonMember(root, 'name');
+  if (name?.kind !== 'string' || name.value.length === 0) return undefined;
+  const args = jsonMember(root, 'arguments') ?? jsonMember(root, 'parameters');
+  if (args === undefined || (args.kind === 'literal' && args.value === null)) return { name: name.value, arguments: '{}', validArguments: true };
+  if (args.kind === 'object') return { name: name.value, arguments: body.slice(args.start, args.end), validArguments: true };
+  if (args.kind === 'string' && parseJsonSource(args.value)?.kind === 'object') return { name: name.value, arguments: args.value, validArguments: true };
+  return { name: name.value, arguments: body.slice(args.start, args.end), validArguments: false };
 }
 
 function longestPrefixSuffix(text: string, tag: string): number {

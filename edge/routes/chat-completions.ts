@@ -11,7 +11,7 @@ import { chatCompletionRequestSchema, completionBudget, jsonBody, requireModel, 
 import { chatLogprobs, streamChunks, type ChunkStream, type CompletionUsage } from '../sse.ts';
 import { StopStringMatcher } from '../stop-strings.ts';
 import { applySamplingDefaults, decideThinkingMode, formatThinkingHeader, THINKING_HEADER } from '../thinking-mode.ts';
-import { getTokenizer, StreamingDetokenizer, THINK_END } from '../tokenizer/index.js';
+import { getTokenizer, StreamingDetokenizer } from '../tokenizer/index.js';
 import { ToolCallParser, type ToolCall, type ToolCallDelta, type ToolChoice } from '../tool-call-parser.ts';
 import { UpstreamError, type ClientParams, type UpstreamPool, type UpstreamStream } from '../upstream.ts';
 
@@ -25,8 +25,6 @@ export class ChatChoice {
   private readonly stop: StopStringMatcher;
   private readonly tools: ToolCallParser;
   private pendingLogprobs: TokenLogprob[] = [];
-  private thinkEndAt = -1;
-  private endedInReasoning = false;
   private finished = false;
   tokenCount = 0;
   stopped = false;
@@ -44,17 +42,21 @@ export class ChatChoice {
   }
 
   push(event: GenerateEvent): ChatDelta[] {
-    for (const token of event.tokens) {
-      if (token === THINK_END && this.thinkEndAt < 0) this.thinkEndAt = this.tokenCount;
-      this.tokenCount++;
-    }
+    this.tokenCount += event.tokens.length;
     if (event.logprobs) this.pendingLogprobs.push(...event.logprobs);
     if (event.finish_reason) {
       this.workerFinish = event.finish_reason;
       this.usage = event.usage;
     }
     if (this.stopped) return [];
-    return this.route(this.reasoningParser.push(this.detok.push(event.tokens)), false);
+    // token by token, so that the parser can tell on which side of a tag each token's text lands
+    const split = { reasoning: '', content: '' };
+    for (const token of event.tokens) {
+      const part = this.reasoningParser.push(this.detok.push(token), 1);
+      split.reasoning += part.reasoning;
+      split.content += part.content;
+    }
+    return this.route(split, false);
   }
 
   finish(): ChatDelta[] {
@@ -62,7 +64,6 @@ export class ChatChoice {
     this.finished = true;
     const tail = this.reasoningParser.push(this.detok.flush());
     const last = this.reasoningParser.finish();
-    this.endedInReasoning = last.endedInReasoning;
     return this.route({ reasoning: tail.reasoning + last.reasoning, content: tail.content + last.content }, true);
   }
 
@@ -88,14 +89,13 @@ export class ChatChoice {
     return taken;
   }
 
-  /** Tokens up to and including `</think>`; all of them when the output ended inside thinking. */
+  /** Generated tokens whose text went to reasoning, the think tags included (edge/reasoning-parser.ts). */
   get reasoningTokens(): number {
-    if (this.thinkEndAt >= 0) return this.thinkEndAt + 1;
-    return this.endedInReasoning ? this.tokenCount : 0;
+    return this.reasoningParser.reasoningTokens;
   }
 
   get finishReason(): 'stop' | 'length' | 'tool_calls' {
-    if (this.tools.callCount > 0) return 'tool_calls';
+    if (this.tools.validCallCount > 0) return 'tool_calls';
     if (this.stopped) return 'stop';
     return this.workerFinish === 'length' ? 'length' : 'stop';
   }

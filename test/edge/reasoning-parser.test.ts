@@ -8,6 +8,7 @@ import {
   type ReasoningFinish,
   type ReasoningParserOptions,
 } from '../../edge/reasoning-parser.ts';
+import { getTokenizer, StreamingDetokenizer } from '../../edge/tokenizer/index.js';
 
 const THINKING_ON: ReasoningParserOptions = { promptClosedThinking: false };
 const THINKING_OFF: ReasoningParserOptions = { promptClosedThinking: true };
@@ -36,7 +37,8 @@ function* splittings(text: string): Generator<string[]> {
 
 const TAGS = /<\/?think>/;
 
-type PitfallCase = { name: string; output: string; options: ReasoningParserOptions; expected: ReasoningFinish };
+/** keepsTagText: a tag that marks no boundary where it stands is text and stays in the output. */
+type PitfallCase = { name: string; output: string; options: ReasoningParserOptions; expected: ReasoningFinish; keepsTagText?: true };
 
 const CASES: PitfallCase[] = [
   {
@@ -112,10 +114,48 @@ const CASES: PitfallCase[] = [
     expected: { reasoning: 'maybe <tool_call> later', content: 'No.', endedInReasoning: false },
   },
   {
-    name: 'stray </think> and lookalike text: tags dropped, near-misses kept',
+    name: 'thinking off: a </think> marks no boundary and stays text, lookalikes too (never merged silently)',
     output: 'a </thinker> <thin b</think>\n\nc <',
     options: THINKING_OFF,
-    expected: { reasoning: '', content: 'a </thinker> <thin bc <', endedInReasoning: false },
+    expected: { reasoning: '', content: 'a </thinker> <thin b</think>\n\nc <', endedInReasoning: false },
+    keepsTagText: true,
+  },
+  {
+    name: 'thinking on, </think> without <think>: the text before it is reasoning (the issue\'s example)',
+    output: 'This is a reasoning section</think>This is the rest',
+    options: THINKING_ON,
+    expected: { reasoning: 'This is a reasoning section', content: 'This is the rest', endedInReasoning: false },
+  },
+  {
+    name: 'thinking on, </think> without <think>, newlines around it trimmed as for a full block',
+    output: '\nThe user wants 2+2.\n\nIt is 4.\n</think>\n\n4',
+    options: THINKING_ON,
+    expected: { reasoning: 'The user wants 2+2.\n\nIt is 4.', content: '4', endedInReasoning: false },
+  },
+  {
+    name: 'thinking on, text then a <think> block: the text before it is content',
+    output: 'Sure. <think>\ncheck\n</think>\n\nDone.',
+    options: THINKING_ON,
+    expected: { reasoning: 'check', content: 'Sure. Done.', endedInReasoning: false },
+  },
+  {
+    name: 'thinking on, text then a tool call (tools on): content, the call left for the tool parser',
+    output: 'Checking.\n<tool_call>\n{"name": "t", "arguments": {}}\n</tool_call>',
+    options: { promptClosedThinking: false, toolCallEndsReasoning: true },
+    expected: { reasoning: '', content: 'Checking.\n<tool_call>\n{"name": "t", "arguments": {}}\n</tool_call>', endedInReasoning: false },
+  },
+  {
+    name: 'a second </think> after reasoning ended stays text in content',
+    output: '<think>\na\n</think>\n\nb</think>c',
+    options: THINKING_ON,
+    expected: { reasoning: 'a', content: 'b</think>c', endedInReasoning: false },
+    keepsTagText: true,
+  },
+  {
+    name: 'a nested <think> stays text in reasoning',
+    output: '<think>\nx <think> y\n</think>\n\nz',
+    options: THINKING_ON,
+    expected: { reasoning: 'x <think> y', content: 'z', endedInReasoning: false },
   },
   {
     name: 'newlines inside reasoning and content are kept',
@@ -151,7 +191,7 @@ describe('ReasoningParser pitfalls (api-and-platform.md §6)', () => {
       splits++;
     }
     expect(splits).toBeGreaterThan(testCase.output.length);
-    expect(oneShot.content).not.toMatch(TAGS);
+    if (!testCase.keepsTagText) expect(oneShot.content).not.toMatch(TAGS);
   });
 });
 
@@ -177,5 +217,32 @@ describe('ReasoningParser streaming behaviour', () => {
   it('Should emit nothing when the deltas are only tags', () => {
     const parser = new ReasoningParser(THINKING_ON);
     for (const delta of ['<think>', '\n\n', '</think>', '\n\n']) expect(parser.push(delta)).toEqual({ reasoning: '', content: '' });
+  });
+});
+
+describe('ReasoningParser token counts agree with the split', () => {
+  const tokenizer = getTokenizer();
+  /** Output given as [side, text] runs cut at added tokens (so the ids of the whole are the runs' ids concatenated). */
+  const RUNS: { name: string; runs: [side: 'reasoning' | 'content', text: string][]; options: ReasoningParserOptions }[] = [
+    { name: 'full block', runs: [['reasoning', '<think>\nAdd 2 and 2.\n</think>'], ['content', '\n\nThe answer is 4.']], options: THINKING_ON },
+    { name: 'no <think>, then </think>', runs: [['reasoning', 'This is a reasoning section</think>'], ['content', 'This is the rest']], options: THINKING_ON },
+    { name: 'skipped thinking', runs: [['content', 'Paris is the capital of France.']], options: THINKING_ON },
+    { name: 'truncated thinking', runs: [['reasoning', '<think>\nFirst, n = 1 and é 漢字']], options: THINKING_ON },
+    { name: 'content, then a think block', runs: [['content', 'Sure. '], ['reasoning', '<think>\nx\n</think>'], ['content', '\n\nDone.']], options: THINKING_ON },
+    { name: 'thinking off with a stray </think>', runs: [['content', 'a</think>b']], options: THINKING_OFF },
+    { name: 'tool call ends reasoning', runs: [['reasoning', '<think>\nNeed it.\n'], ['content', '<tool_call>\n{"name": "t"}\n</tool_call>']], options: { promptClosedThinking: false, toolCallEndsReasoning: true } },
+  ];
+
+  it.each(RUNS.map((c) => [c.name, c] as const))('Should count %s token by token like the runs it came from', (_name, testCase) => {
+    const ids = testCase.runs.flatMap(([, text]) => tokenizer.encode(text));
+    expect(ids).toEqual(tokenizer.encode(testCase.runs.map(([, text]) => text).join('')));
+    const expected = testCase.runs.filter(([side]) => side === 'reasoning').reduce((n, [, text]) => n + tokenizer.encode(text).length, 0);
+    const parser = new ReasoningParser(testCase.options);
+    const detok = new StreamingDetokenizer(tokenizer, { skipSpecialTokens: true });
+    let reasoning = '';
+    for (const id of ids) reasoning += parser.push(detok.push(id), 1).reasoning;
+    reasoning += parser.push(detok.flush()).reasoning + parser.finish().reasoning;
+    expect(parser.reasoningTokens).toBe(expected);
+    expect(reasoning.length > 0).toBe(expected > 0);
   });
 });

@@ -53,7 +53,9 @@ function* splittings(text: string): Generator<string[]> {
 const call = (id: string, name: string, args: string): ToolCall => ({ id, type: 'function', function: { name, arguments: args } });
 const WEATHER = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Zürich", "days": [1, 2]}}\n</tool_call>';
 const TIME = '<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>';
-const WEATHER_CALL = call('call_0', 'get_weather', '{"city":"Zürich","days":[1,2]}');
+const WEATHER_CALL = call('call_0', 'get_weather', '{"city": "Zürich", "days": [1, 2]}');
+/** Arguments JSON a parse-and-serialise round trip would change: digits beyond 2^53, 1.0, exponents, escapes, spacing. */
+const EXACT_ARGS = '{"id": 12345678901234567890, "ratio": 1.0, "big": 1e2, "tiny": -2.50E-7, "text": "caf\\u00e9 \\"q\\" \\/", "list": [ 1 ,2 ], "empty": {}}';
 
 type ParserCase = { name: string; text: string; options?: ToolCallParserOptions; expected: { content: string; toolCalls: ToolCall[] } };
 
@@ -88,7 +90,7 @@ const CASES: ParserCase[] = [
   {
     name: 'an unterminated but complete last call (output cut before </tool_call>)',
     text: `${TIME}\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}`,
-    expected: { content: '', toolCalls: [call('call_0', 'get_time', '{}'), call('call_1', 'get_weather', '{"city":"Oslo"}')] },
+    expected: { content: '', toolCalls: [call('call_0', 'get_time', '{}'), call('call_1', 'get_weather', '{"city": "Oslo"}')] },
   },
   {
     name: 'an unterminated incomplete call stays content',
@@ -98,7 +100,27 @@ const CASES: ParserCase[] = [
   {
     name: 'string arguments and "parameters" are accepted',
     text: '<tool_call>{"name": "a", "arguments": "{\\"x\\": 1}"}</tool_call><tool_call>{"name": "b", "parameters": {"y": null}}</tool_call>',
-    expected: { content: '', toolCalls: [call('call_0', 'a', '{"x": 1}'), call('call_1', 'b', '{"y":null}')] },
+    expected: { content: '', toolCalls: [call('call_0', 'a', '{"x": 1}'), call('call_1', 'b', '{"y": null}')] },
+  },
+  {
+    name: 'arguments pass through exactly as written (big integers, 1.0, exponents, unicode escapes, spacing)',
+    text: `<tool_call>\n{"name": "lookup", "arguments": ${EXACT_ARGS}}\n</tool_call>`,
+    expected: { content: '', toolCalls: [call('call_0', 'lookup', EXACT_ARGS)] },
+  },
+  {
+    name: 'arguments as a string holding a JSON object: the string\'s text, unchanged',
+    text: `<tool_call>{"name": "lookup", "arguments": ${JSON.stringify(EXACT_ARGS)}}</tool_call>`,
+    expected: { content: '', toolCalls: [call('call_0', 'lookup', EXACT_ARGS)] },
+  },
+  {
+    name: 'arguments that are not a JSON object: the value\'s JSON text (a string stays a JSON-encoded string)',
+    text: '<tool_call>{"name": "a", "arguments": "not json {\\u00e9"}</tool_call><tool_call>{"name": "b", "arguments": [1, 2.0]}</tool_call><tool_call>{"name": "c", "arguments": "[1]"}</tool_call>',
+    expected: { content: '', toolCalls: [call('call_0', 'a', '"not json {\\u00e9"'), call('call_1', 'b', '[1, 2.0]'), call('call_2', 'c', '"[1]"')] },
+  },
+  {
+    name: 'null or missing arguments are {}, and the last of duplicate keys wins',
+    text: '<tool_call>{"name": "a", "arguments": null}</tool_call><tool_call>{"name": "b"}</tool_call><tool_call>{"name": "c", "arguments": {"x": 1}, "arguments": {"x": 2.0}}</tool_call>',
+    expected: { content: '', toolCalls: [call('call_0', 'a', '{}'), call('call_1', 'b', '{}'), call('call_2', 'c', '{"x": 2.0}')] },
   },
   {
     name: 'text without calls is untouched, lookalikes and trailing newline included',
@@ -144,6 +166,20 @@ describe('ToolCallParser', () => {
     });
     expect(parser.finish()).toEqual({ content: '', toolCalls: [] });
     expect(parser.callCount).toBe(1);
+  });
+
+  it('Should count only calls with JSON-object arguments as valid (what makes finish_reason tool_calls)', () => {
+    const count = (text: string) => {
+      const parser = new ToolCallParser({ createId: counterIds() });
+      parser.push(text);
+      parser.finish();
+      return [parser.callCount, parser.validCallCount];
+    };
+    expect(count('<tool_call>{"name": "a", "arguments": "not json"}</tool_call>')).toEqual([1, 0]);
+    expect(count('<tool_call>{"name": "a", "arguments": 7}</tool_call>')).toEqual([1, 0]);
+    expect(count(`<tool_call>{"name": "a", "arguments": "not json"}</tool_call>${TIME}`)).toEqual([2, 1]);
+    expect(count('<tool_call>{"name": "a", "arguments": "{\\"k\\": 1}"}</tool_call>')).toEqual([1, 1]);
+    expect(count('<tool_call>{"name": "a", "arguments": {oops}}</tool_call>')).toEqual([0, 0]);
   });
 
   it('Should never throw on arbitrary model output', () => {
