@@ -33,8 +33,8 @@ type Status = 400 | 401 | 413 | 500 | 503;
 
 const MAX_BODY_BYTES = 16 * 1024 * 1024;   // a 131072-token prompt is ~1 MiB of JSON
 
-function errorResponse(c: Context, status: Status, message: string, type: string, param: string | null = null) {
-  const body: ErrorBody = { error: { message, type, param } };
+function errorResponse(c: Context, status: Status, message: string, type: string, param: string | null = null, code?: string) {
+  const body: ErrorBody = { error: code ? { message, type, param, code } : { message, type, param } };
   return c.json(body, status);
 }
 
@@ -86,6 +86,7 @@ export function toTask(req: GenerateRequest): Task {
   const budget = req.thinking_budget;
   return {
     requestId: req.request_id,
+    tenant: req.tenant ?? '',
     prompt: Int32Array.from(req.prompt),
     maxTokens: req.max_tokens,
     stopIds: req.stop_token_ids,
@@ -190,7 +191,7 @@ async function generate(c: Context, state: WorkerState) {
   } catch (error) {
     if (!(error instanceof UnavailableError)) throw error;
     c.header('Retry-After', String(error.retryAfterS));
-    return errorResponse(c, 503, error.message, 'service_unavailable');
+    return errorResponse(c, 503, error.message, 'service_unavailable', null, error.code);
   }
   c.header('x-request-id', parsed.data.request_id);
   c.req.raw.signal.addEventListener('abort', () => handle.cancel());

@@ -43,7 +43,10 @@ const ENV = {
   maxContext: int('MAX_CONTEXT', 0),                     // tokens per sequence; 0 = model's
   maxBatch: int('MAX_BATCH', 64),                        // sequences per step
   maxQueue: int('MAX_QUEUE', 256),                       // waiting requests before 503
+  maxQueuePerTenant: int('MAX_QUEUE_PER_TENANT', 0),     // waiting requests of one tenant before 503; 0 = MAX_QUEUE / 2
   prefillChunk: int('PREFILL_CHUNK', 256),               // tokens per step (decode + prefill chunks)
+  // prefill tokens one sequence may take per step; unset = PREFILL_CHUNK / 4, 0 = no cap (PREFILL_CHUNK)
+  prefillPerRequest: env.PREFILL_PER_REQUEST ? int('PREFILL_PER_REQUEST', 0) : undefined,
   prefixCache: env.PREFIX_CACHE !== '0',                 // PREFIX_CACHE=0 turns the prefix cache off
   graceMs: int('SHUTDOWN_GRACE_MS', 30_000),             // drain time on SIGTERM before cancelling streams
   yarnFactor: num('YARN_FACTOR', 0, false),              // > 0 turns YaRN on (Qwen: 4 for 131072 tokens)
@@ -119,12 +122,15 @@ try {
 const info = engine.info();
 const kv = new KvBlocks(engine, info.kvBlockSize, info.kvBlocks, ENV.prefixCache);
 state.info = info;
-state.scheduler = new Scheduler(engine, kv, metrics, {
-  maxBatch: ENV.maxBatch, maxQueue: ENV.maxQueue, prefillChunk: ENV.prefillChunk,
-  maxContext: info.maxContext, eosIds: info.eosIds,
-});
+const scheduling = {
+  maxBatch: ENV.maxBatch, maxQueue: ENV.maxQueue, maxQueuePerTenant: ENV.maxQueuePerTenant || Math.ceil(ENV.maxQueue / 2),
+  prefillChunk: ENV.prefillChunk, prefillPerRequest: (ENV.prefillPerRequest ?? Math.ceil(ENV.prefillChunk / 4)) || ENV.prefillChunk,
+};
+state.scheduler = new Scheduler(engine, kv, metrics, { ...scheduling, maxContext: info.maxContext, eosIds: info.eosIds });
 state.load = { stage: 'ready', fraction: 1 };
 log(`engine: ${info.device}; ${info.layers} layers, vocab ${info.vocabSize}, context ${info.maxContext}, ` +
   `KV ${info.kvBlocks} blocks x ${info.kvBlockSize} tokens, prefix cache ${ENV.prefixCache ? 'on' : 'off'}`);
+log(`scheduler: ${scheduling.prefillChunk} tokens per step, prefill <= ${scheduling.prefillPerRequest} per request, ` +
+  `batch ${scheduling.maxBatch}, queue ${scheduling.maxQueue} (${scheduling.maxQueuePerTenant} per tenant)`);
 log(`ready ${(performance.now() / 1000).toFixed(2)} s after process start`);   // performance.now(): ms since start
 console.log(`worker ready on ${url}`);

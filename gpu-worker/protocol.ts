@@ -59,6 +59,10 @@ export const GenerateRequestSchema = z.strictObject({
   ignore_eos: z.boolean().default(false),                    // benchmarks: only stop_token_ids and max_tokens end it
   logprobs: z.number().int().min(0).max(MAX_LOGPROBS).optional(),   // top-n alternatives per token
   thinking_budget: ThinkingBudgetSchema.optional(),
+  // Who the request is for: the edge sets it from the authenticated API key (never from the client's body), and the
+  // HMAC signature covers it. The worker shares queue slots and prefill among tenants round-robin; requests without
+  // it form one anonymous tenant.
+  tenant: z.string().min(1).max(128).optional(),
 });
 
 export const TopLogprobSchema = z.object({ token: z.number().int(), logprob: z.number() });
@@ -91,6 +95,9 @@ export const ErrorBodySchema = z.object({
     message: z.string(),
     type: z.string(),
     param: z.string().nullable().optional(),
+    // the worker's 503s: 'queue_full' (every queue slot taken) or 'tenant_queue_full' (the request's tenant holds its
+    // share of the queue); both come with Retry-After
+    code: z.string().nullable().optional(),
   }),
 });
 

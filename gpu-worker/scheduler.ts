@@ -1,12 +1,16 @@
 /**
  * @module Continuous batching: a bounded wait queue, slots for running sequences, and the loop that builds one
- * engine step at a time. Every step each decoding sequence feeds its last token, and prefilling sequences share a
- * token budget in chunks, so long prompts interleave with decode; sequences join and leave between any two steps.
- * KV blocks grow on demand; when the pool runs dry the youngest sequence is preempted (blocks released, sampler
- * state kept) and later re-prefilled, so its stream continues unchanged. Tokens leave through each request's Sink,
- * in order, one per step.
+ * engine step at a time. Every step each decoding sequence feeds its last token first; what is left of the step's
+ * token budget goes to prefill chunks, at most `prefillPerRequest` tokens per sequence, tenants taking turns
+ * (fair-queue.ts). So a long prompt never holds a step for itself: a request that arrives behind it waits for one
+ * capped step, then shares the next. Admission into the batch and the wait queue are per tenant too: slots go to
+ * tenants in turn, and one tenant may hold at most `maxQueuePerTenant` waiting requests, so it cannot fill the
+ * queue for everyone. Sequences join and leave between any two steps. KV blocks grow on demand; when the pool runs
+ * dry the youngest sequence is preempted (blocks released, sampler state kept) and later re-prefilled, so its
+ * stream continues unchanged. Tokens leave through each request's Sink, in order, one per step.
  */
 import type { BatchItem, SampledToken, WorkerEngine } from './engine.ts';
+import { RoundRobin, WaitQueue } from './fair-queue.ts';
 import type { KvBlocks } from './kv-blocks.ts';
 import type { Gauges, WorkerMetrics } from './metrics.ts';
 import { Sequence, type FinishReason, type Sink, type Task } from './task.ts';
@@ -14,16 +18,18 @@ import { Sequence, type FinishReason, type Sink, type Task } from './task.ts';
 export type { FinishReason, Outcome, Sink, Task } from './task.ts';
 
 export interface SchedulerOptions {
-  maxBatch: number;          // sequences per step
-  maxQueue: number;          // waiting requests before 503
-  prefillChunk: number;      // tokens per step shared by decode tokens and prefill chunks
-  maxContext: number;        // tokens one sequence may hold
+  maxBatch: number;            // sequences per step
+  maxQueue: number;            // waiting requests before 503
+  maxQueuePerTenant: number;   // waiting requests of one tenant before 503 (below maxQueue: room stays for others)
+  prefillChunk: number;        // tokens per step shared by decode tokens and prefill chunks
+  prefillPerRequest: number;   // prefill tokens one sequence may take per step (vLLM's long_prefill_token_threshold)
+  maxContext: number;          // tokens one sequence may hold
   eosIds: readonly number[];
 }
 
 /** The worker cannot take the request now (queue full, draining); http answers 503 + Retry-After. */
 export class UnavailableError extends Error {
-  constructor(message: string, readonly retryAfterS: number) {
+  constructor(message: string, readonly retryAfterS: number, readonly code: 'queue_full' | 'tenant_queue_full' | 'draining') {
     super(message);
   }
 }
@@ -31,8 +37,10 @@ export class UnavailableError extends Error {
 interface Planned { seq: Sequence; item: BatchItem }
 
 export class Scheduler {
-  private readonly waiting: Sequence[] = [];
+  private readonly waiting = new WaitQueue();
   private readonly running: Sequence[] = [];   // admission order: oldest first
+  private readonly prefillTurns = new RoundRobin();
+  private readonly live = new Map<string, number>();   // tenant → its sequences waiting or running
   private nextId = 1;
   private looping = false;
   private draining = false;
@@ -47,12 +55,19 @@ export class Scheduler {
 
   /** Queues a request; throws UnavailableError when it cannot be queued. */
   submit(task: Task, sink: Sink): { cancel(): void } {
-    if (this.draining) throw new UnavailableError('worker is shutting down', 5);
+    if (this.draining) throw new UnavailableError('worker is shutting down', 5, 'draining');
+    const retryAfterS = Math.max(1, Math.ceil(this.waiting.length / this.opts.maxBatch));
+    const mine = this.waiting.waitingOf(task.tenant);
+    if (mine >= this.opts.maxQueuePerTenant) {
+      this.metrics.rejected++;
+      throw new UnavailableError(`request queue is full for this tenant (${mine} of its requests wait)`, retryAfterS, 'tenant_queue_full');
+    }
     if (this.waiting.length >= this.opts.maxQueue) {
       this.metrics.rejected++;
-      throw new UnavailableError('request queue is full', Math.max(1, Math.ceil(this.waiting.length / this.opts.maxBatch)));
+      throw new UnavailableError('request queue is full', retryAfterS, 'queue_full');
     }
     const seq = new Sequence(this.nextId++, task, sink, performance.now(), this.opts.eosIds);
+    this.live.set(task.tenant, (this.live.get(task.tenant) ?? 0) + 1);
     this.waiting.push(seq);
     this.wake();
     return { cancel: () => this.cancel(seq) };
@@ -76,7 +91,7 @@ export class Scheduler {
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)));
     if (await Promise.race([this.idle().then(() => false), expired])) {
-      for (const seq of [...this.waiting, ...this.running]) this.cancel(seq);
+      for (const seq of [...this.waiting.all(), ...this.running]) this.cancel(seq);
       await this.idle();
     }
     clearTimeout(timer);
@@ -90,11 +105,8 @@ export class Scheduler {
 
   private cancel(seq: Sequence): void {
     seq.cancelled = true;
-    const i = this.waiting.indexOf(seq);
-    if (i >= 0) {                     // not in the batch: free it now
-      this.waiting.splice(i, 1);
-      this.retire(seq, { reason: 'cancelled' });
-    }                                 // running: reaped before the next step
+    if (this.waiting.remove(seq)) this.retire(seq, { reason: 'cancelled' });   // not in the batch: free it now
+    // running: reaped before the next step
   }
 
   private wake(): void {
@@ -111,8 +123,11 @@ export class Scheduler {
         const batch = this.plan();
         if (!batch.length) {                      // nothing runs (a plan with runners is never empty)
           if (this.kv.availableBlocks() < this.kv.totalBlocks) continue;   // blocks were just freed: admit again
-          const head = this.waiting.shift();      // the whole pool is free and the head still does not fit
-          if (head) this.retire(head, { error: new Error('prompt needs more KV blocks than the pool holds') });
+          const head = this.waiting.peek();       // the whole pool is free and the head still does not fit
+          if (head) {
+            this.waiting.take(head);
+            this.retire(head, { error: new Error('prompt needs more KV blocks than the pool holds') });
+          }
           continue;
         }
         await this.step(batch);
@@ -131,10 +146,13 @@ export class Scheduler {
     }
   }
 
-  /** Moves waiting sequences into the batch while slots and KV blocks allow (one block of headroom per runner). */
+  /**
+   * Moves waiting sequences into the batch while slots and KV blocks allow (one block of headroom per runner),
+   * tenants in turn. When the next one does not fit, nobody passes it: a large prompt is not starved by small ones.
+   */
   private admit(): void {
     while (this.waiting.length && this.running.length < this.opts.maxBatch) {
-      const seq = this.waiting[0];
+      const seq = this.waiting.peek()!;
       const match = this.kv.matchPrefix(seq.tokens);
       const need = this.kv.blocksFor(seq.tokens.length) - match.blocks.length;
       const fresh = this.kv.availableBlocks() - need >= this.running.length ? this.kv.alloc(need) : null;
@@ -142,7 +160,7 @@ export class Scheduler {
         this.kv.release(match.blocks);
         return;
       }
-      this.waiting.shift();
+      this.waiting.take(seq);
       seq.table = [...match.blocks, ...fresh];
       seq.computed = match.cachedTokens;
       seq.prefilling = true;
@@ -167,7 +185,11 @@ export class Scheduler {
     return true;
   }
 
-  /** Builds one step: a decode token per decoding sequence, then prefill chunks within the token budget. */
+  /**
+   * Builds one step: a decode token per decoding sequence first, then prefill chunks from what is left of the token
+   * budget. Prefill goes in rounds: each round gives the next prefilling sequence of every tenant (in turn order,
+   * each tenant's own in admission order) up to prefillPerRequest tokens, until the budget or the work runs out.
+   */
   private plan(): Planned[] {
     const batch: Planned[] = [];
     // Index loop: grow() may preempt the youngest sequences, which sit after index i (or retire seq, the last).
@@ -176,12 +198,25 @@ export class Scheduler {
       if (seq.remaining !== 1) continue;
       if (this.grow(seq, seq.computed + 1)) batch.push({ seq, item: this.item(seq, 1) });
     }
-    let budget = Math.max(1, this.opts.prefillChunk - batch.length);
+    const prefilling = new Map<string, Sequence[]>();        // tenant → its prefilling sequences
     for (const seq of this.running) {
-      if (seq.remaining <= 1 || budget <= 0) continue;
-      const n = Math.min(seq.remaining, budget);
-      budget -= n;
-      batch.push({ seq, item: this.item(seq, n) });
+      if (seq.remaining <= 1) continue;
+      const mine = prefilling.get(seq.task.tenant);
+      if (mine) mine.push(seq);
+      else prefilling.set(seq.task.tenant, [seq]);
+    }
+    const tenants = this.prefillTurns.order(prefilling.keys());
+    const rounds = Math.max(0, ...[...prefilling.values()].map((s) => s.length));
+    let budget = Math.max(1, this.opts.prefillChunk - batch.length);
+    for (let round = 0; round < rounds && budget > 0; round++) {
+      for (const tenant of tenants) {
+        const seq = prefilling.get(tenant)![round];
+        if (!seq || budget <= 0) continue;
+        const n = Math.min(seq.remaining, this.opts.prefillPerRequest, budget);
+        budget -= n;
+        batch.push({ seq, item: this.item(seq, n) });
+        this.prefillTurns.served(tenant);
+      }
     }
     return batch;
   }
@@ -224,7 +259,7 @@ export class Scheduler {
     this.kv.release(seq.table);
     seq.table = [];
     seq.computed = 0;
-    this.waiting.unshift(seq);
+    this.waiting.resume(seq);
   }
 
   /** Runs one forward pass and hands each sampled token to its sequence. */
@@ -273,12 +308,22 @@ export class Scheduler {
     this.retire(seq, { error });
   }
 
+  /** One sequence of the tenant is gone; a tenant with none left starts afresh in the turn orders. */
+  private leave(tenant: string): void {
+    const left = (this.live.get(tenant) ?? 1) - 1;
+    if (left > 0) return void this.live.set(tenant, left);
+    this.live.delete(tenant);
+    this.waiting.forget(tenant);
+    this.prefillTurns.forget(tenant);
+  }
+
   /** Releases everything a sequence holds and tells its sink how it ended. */
   private retire(seq: Sequence, end: { reason?: FinishReason; stopTokenId?: number; error?: Error }): void {
     this.kv.release(seq.table);
     seq.table = [];
     if (seq.begun) this.engine.seqEnd(seq.id);
     seq.begun = false;
+    this.leave(seq.task.tenant);
     if (end.error) {
       this.metrics.finished.error++;
       seq.sink.fail(end.error);

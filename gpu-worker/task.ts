@@ -15,6 +15,7 @@ export interface ThinkingBudgetTask {
 
 export interface Task {
   requestId: string;
+  tenant: string;            // '' = the anonymous tenant (requests that name none)
   prompt: Int32Array;
   maxTokens: number;
   sampling: Sampling;

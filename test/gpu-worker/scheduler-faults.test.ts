@@ -2,37 +2,23 @@
 // fails mid-stream. The affected streams end with `event: error` + an OpenAI-shaped JSON body, every KV block and
 // sampler slot comes back, and the next request is served normally.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadEngine, type WorkerEngine } from '../../gpu-worker/engine.ts';
-import { createApp, type WorkerState } from '../../gpu-worker/http.ts';
-import { KvBlocks } from '../../gpu-worker/kv-blocks.ts';
-import { WorkerMetrics } from '../../gpu-worker/metrics.ts';
+import type { WorkerEngine } from '../../gpu-worker/engine.ts';
+import type { KvBlocks } from '../../gpu-worker/kv-blocks.ts';
 import { ErrorBodySchema } from '../../gpu-worker/protocol.ts';
-import { Scheduler } from '../../gpu-worker/scheduler.ts';
-import { demoModel, parseSSE, prompt } from './worker-process.ts';
+import { inProcessWorker, type InProcessWorker } from './in-process.ts';
+import { parseSSE, prompt } from './worker-process.ts';
 
 let engine: WorkerEngine;
 let failAtStep = Infinity;        // the step (counted from 1) that throws
 let steps = 0;
-let app: ReturnType<typeof createApp>;
+let app: InProcessWorker['app'];
 let kv: KvBlocks;
 
 beforeAll(async () => {
-  engine = await loadEngine(demoModel('tiny'), { device: 'cpu', threads: 1 });
-  const faulty: WorkerEngine = {
-    info: () => engine.info(), stats: () => engine.stats(), free: () => engine.free(),
-    step: (items) => (++steps === failAtStep ? Promise.reject(new Error('injected: device lost')) : engine.step(items)),
-    kvAlloc: (n) => engine.kvAlloc(n), kvRetain: (ids) => engine.kvRetain(ids), kvRelease: (ids) => engine.kvRelease(ids),
-    kvFreeBlocks: () => engine.kvFreeBlocks(), seqBegin: (id, p, s) => engine.seqBegin(id, p, s),
-    seqForce: (id, t) => engine.seqForce(id, t), seqEnd: (id) => engine.seqEnd(id),
-  };
-  const info = engine.info();
-  kv = new KvBlocks(faulty, info.kvBlockSize, info.kvBlocks, true);
-  const metrics = new WorkerMetrics();
-  const scheduler = new Scheduler(faulty, kv, metrics, {
-    maxBatch: 8, maxQueue: 8, prefillChunk: 64, maxContext: info.maxContext, eosIds: info.eosIds,
-  });
-  const state: WorkerState = { modelName: 'tiny', metrics, secret: null, load: { stage: 'ready', fraction: 1 }, info, scheduler };
-  app = createApp(state);
+  ({ engine, kv, app } = await inProcessWorker(
+    { maxBatch: 8, maxQueue: 8, maxQueuePerTenant: 8, prefillChunk: 64, prefillPerRequest: 64 }, { prefixCache: true },
+    (items, step) => (++steps === failAtStep ? Promise.reject(new Error('injected: device lost')) : step(items)),
+  ));
 });
 afterAll(() => engine?.free());
 

@@ -1,5 +1,5 @@
-// scheduler.ts through the real worker process (CPU engine, tiny checkpoint): 32 concurrent streams equal each
-// request run alone (greedy and seeded sampling, chunked prefill, logprobs), nothing lost, duplicated or swapped;
+// scheduler.ts through the real worker process (CPU engine, tiny checkpoint): 32 concurrent streams of four tenants
+// equal each request run alone (greedy and seeded sampling, chunked prefill, logprobs), nothing lost, duplicated or swapped;
 // a cancelled stream gives back its KV blocks; SIGTERM drains in-flight streams, then cancels the rest.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generate, metrics, prompt, signedFetch, startWorker, type Generated, type Worker } from './worker-process.ts';
@@ -12,9 +12,11 @@ afterAll(async () => {
   await w?.stop();
 });
 
-/** 32 requests of different prompt lengths (3..~700 tokens) and budgets; a few sample with a seed. */
+/** 32 requests of different prompt lengths (3..~700 tokens) and budgets, from three tenants and the anonymous one; a
+ * few sample with a seed. */
 const requests = Array.from({ length: 32 }, (_, i) => ({
   request_id: `r${i}`,
+  tenant: i % 4 ? `t${i % 3}` : undefined,
   prompt: prompt(3 + ((i * 37) % 700), i + 1),
   max_tokens: 8 + ((i * 13) % 48),
   sampling: i % 5 === 4 ? { temperature: 0.8, top_k: 40, seed: 1000 + i } : { temperature: 0 },

@@ -96,25 +96,43 @@ export interface Generated {
   final?: GenerateEvent;
   error?: ErrorBody;
   headers: Headers;
+  ttftMs?: number;             // from sending the request to the first frame carrying a token
+  firstTokenAt?: number;       // performance.now() when that frame arrived
+  doneAt: number;              // performance.now() when the body ended
 }
 
-/** One POST /v1/generate read to the end. */
+/** One POST /v1/generate read to the end as it streams (frames timed as they arrive). */
 export async function generate(w: Worker, body: Partial<GenerateRequestInput> & Record<string, unknown>): Promise<Generated> {
+  const t0 = performance.now();
   const res = await signedFetch(w.url, '/v1/generate', JSON.stringify({ request_id: 'r', ...body }));
-  const text = await res.text();
   if (!res.headers.get('content-type')?.startsWith('text/event-stream')) {
-    return { status: res.status, tokens: [], events: [], error: JSON.parse(text), headers: res.headers };
+    return { status: res.status, tokens: [], events: [], error: JSON.parse(await res.text()), headers: res.headers, doneAt: performance.now() };
   }
-  const events: GenerateEvent[] = [];
-  let error: ErrorBody | undefined;
-  for (const e of parseSSE(text)) {
-    if (e.event === 'error') error = JSON.parse(e.data);
-    else events.push(JSON.parse(e.data));
+  const out: Generated = { status: res.status, tokens: [], events: [], headers: res.headers, doneAt: 0 };
+  const decoder = new TextDecoder();
+  let text = '';
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    text += decoder.decode(chunk, { stream: true });
+    const end = text.lastIndexOf('\n\n');
+    if (end < 0) continue;
+    for (const e of parseSSE(text.slice(0, end))) {
+      if (e.event === 'error') {
+        out.error = JSON.parse(e.data);
+        continue;
+      }
+      const event: GenerateEvent = JSON.parse(e.data);
+      out.events.push(event);
+      out.tokens.push(...event.tokens);
+      if (event.tokens.length && out.firstTokenAt === undefined) {
+        out.firstTokenAt = performance.now();
+        out.ttftMs = out.firstTokenAt - t0;
+      }
+    }
+    text = text.slice(end + 2);
   }
-  return {
-    status: res.status, tokens: events.flatMap((e) => e.tokens), events, final: events.find((e) => e.finish_reason),
-    error, headers: res.headers,
-  };
+  out.final = out.events.find((e) => e.finish_reason);
+  out.doneAt = performance.now();
+  return out;
 }
 
 export async function metrics(w: Worker): Promise<Map<string, number>> {
