@@ -71,6 +71,8 @@ export type Interceptor = (prepared: PreparedRequest) => Promise<Response | unde
 /** Per-request hooks between the routes and the extension middleware (see SEAMS above). */
 export class RequestLifecycle {
   prepared?: PreparedRequest;
+  /** the authenticated key's tenant (set by auth); sent to the workers, which share their capacity among tenants */
+  tenant?: string;
   readonly usage: Promise<UsageReport>;
   private resolveUsage!: (report: UsageReport) => void;
   private settled = false;

@@ -167,6 +167,7 @@ export function apiKeyAuth(): MiddlewareHandler<AccountsEnv> {
     if (!record || !(await constantTimeEqual(record.hash, hash))) throw invalidKey(`Incorrect API key provided: ${shown}.`);
     if (record.revoked_at !== null) throw invalidKey(`The API key ${record.hint}… has been revoked.`);
     c.set('apiKey', record);
+    c.var.lifecycle.tenant = record.tenant;
     await next();
   };
 }

@@ -145,11 +145,11 @@ export function generateRequests(args: {
 }
 
 /**
- * Starts every generation (each retried on other workers until its first token); all or nothing. `params` renames
- * the worker's fields for a worker's 400 (chat's `prompt` is the client's `messages`).
+ * Starts every generation (each retried on other workers until its first token) for the key's tenant; all or
+ * nothing. `params` renames the worker's fields for a worker's 400 (chat's `prompt` is the client's `messages`).
  */
-export async function startGenerations(pool: UpstreamPool, requests: GenerateRequestInput[], signal: AbortSignal, params: ClientParams): Promise<UpstreamStream[]> {
-  const started = await Promise.allSettled(requests.map((r) => pool.generate(r, signal, { params })));
+export async function startGenerations(pool: UpstreamPool, requests: GenerateRequestInput[], signal: AbortSignal, params: ClientParams, tenant?: string): Promise<UpstreamStream[]> {
+  const started = await Promise.allSettled(requests.map((r) => pool.generate(tenant ? { ...r, tenant } : r, signal, { params })));
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (!failed) return started.map((r) => (r as PromiseFulfilledResult<UpstreamStream>).value);
   for (const r of started) if (r.status === 'fulfilled') r.value.cancel();
@@ -234,7 +234,7 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
     if (shortCircuit) return shortCircuit;
 
     const params = { prompt: 'messages', max_tokens: budgetParam, logprobs: 'top_logprobs', thinking_budget: null };
-    const upstreams = await startGenerations(c.var.upstream, requests, c.req.raw.signal, params);
+    const upstreams = await startGenerations(c.var.upstream, requests, c.req.raw.signal, params, c.var.lifecycle.tenant);
     const choices = upstreams.map((_, i) => new ChatChoice(i, choiceOptions));
     const id = newCompletionId('chatcmpl');
     const created = Math.floor(Date.now() / 1000);

@@ -253,6 +253,27 @@ describe('API keys', () => {
     const unauthenticated = await call(envAB, '/v1/usage');
     expect(unauthenticated.res.status).toBe(401);
   });
+
+  it("Should send the key's tenant in every worker request (the signed body), never a tenant the client names", async () => {
+    const { key } = await createKey({ tenant: 'tenant-w' });
+    const seen: (string | undefined)[] = [];
+    const previous = script;
+    script = (req) => (seen.push(req.tenant), previous(req));
+    try {
+      const envW = fakeEnv();
+      expect((await chat(envW, key, { tenant: 'someone-else', n: 2 })).status).toBe(200);
+      const completions = await call(envW, '/v1/completions', {
+        method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, prompt: 'hi', max_tokens: 4, tenant: 'someone-else' }),
+      });
+      expect(completions.res.status).toBe(200);
+      await completions.res.text();
+      await completions.settled();
+    } finally {
+      script = previous;
+    }
+    expect(seen).toEqual(['tenant-w', 'tenant-w', 'tenant-w']);
+  });
 });
 
 describe('rate limits', () => {
