@@ -1,8 +1,8 @@
 // The playground in a real browser against the real local stack: `node scripts/start-local.mjs` (worker on the demo
-// checkpoint + the edge under wrangler dev) driven by Debian's headless Chromium through playwright-core.
+// checkpoint + the edge under wrangler dev) driven by headless Chromium (from the @sparticuz/chromium package) through
+// playwright-core.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,8 +10,8 @@ import { chromium, type Browser, type Page, type Request } from 'playwright-core
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error plain ESM script without types
 import { DEMO_ANSWER, DEMO_REASONING } from '../../scripts/gen-demo-script.mjs';
+import { bundledChromium } from './chromium.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const apiKey = `sk-test-${randomBytes(12).toString('hex')}`;
 
@@ -105,13 +105,12 @@ async function ask(mode: 'auto' | 'thinking' | 'fast', text: string) {
 
 describe('playground in headless Chromium against the local stack', () => {
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium); this test needs it`);
-    }
+    const { executablePath, env } = bundledChromium();
     [edgeUrl, browser] = await Promise.all([
       startStack(),
       chromium.launch({
-        executablePath: CHROMIUM,
+        executablePath,
+        env: { ...process.env, ...env },
         args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
       }),
