@@ -1,5 +1,6 @@
 // Splits the model's detokenised output into reasoning (inside <think>…</think>) and content, delta by delta, and
 // counts the generated tokens on each side, so that `reasoning_tokens` always agrees with the split.
+// The pitfalls named below are those listed in docs/chat-format.md#pitfalls.
 //
 // Rules (one state machine; the one-shot result is the same class fed once, so streaming == non-streaming):
 // - Thinking closed in the prompt (enable_thinking false): output starts as content.

@@ -49,7 +49,7 @@ export type ThinkingDecision = {
   source: ThinkingSource;
   /** Human-readable: which field, switch or classifier cue decided. */
   reason: string;
-  /** Thinking budget in tokens (Qwen's two-pass method, qwen3-spec.md §7); absent = unlimited. */
+  /** Thinking budget in tokens (Qwen's two-pass method, docs/chat-format.md#thinking-budget); absent = unlimited. */
   budget?: number;
   /** The model still thinks but the response must not carry reasoning (OpenRouter exclude, vLLM include_reasoning=false). */
   excludeReasoning: boolean;
@@ -219,7 +219,7 @@ export function classifyPrompt(prompt: string): { enabled: boolean; reason: stri
   return { enabled, reason: `classifier: ${cue} (score ${score})`, score };
 }
 
-// --- sampling defaults (qwen3-spec.md §1.3) ---------------------------------------------------------------------
+// --- sampling defaults (docs/model.md#sampling-defaults) ----------------------------------------------------
 
 export type SamplingFields = {
   temperature?: number | null;

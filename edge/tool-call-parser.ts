@@ -2,9 +2,9 @@
 // stream into OpenAI `tool_calls`, streaming or not, and never throws on what the model writes.
 //
 // Decisions:
-// - Runs on content only, after edge/reasoning-parser.ts. A `<tool_call>` the model opens inside <think>
-//   (pitfall 11) reaches this parser only if the reasoning parser ran with `toolCallEndsReasoning` (it should whenever
-//   tools are offered and tool_choice is not "none"); otherwise it stays reasoning and is not a call.
+// - Runs on content only, after edge/reasoning-parser.ts. A `<tool_call>` the model opens inside <think> (pitfall 11
+//   of docs/chat-format.md#pitfalls) reaches this parser only if the reasoning parser ran with `toolCallEndsReasoning`
+//   (it should whenever tools are offered and tool_choice is not "none"); otherwise it stays reasoning, not a call.
 // - Each call is buffered until `</tool_call>` (or the end of output) and validated before anything is emitted, so
 //   malformed JSON can still go out as plain content: then one header delta {index, id, type, function: {name}} and one
 //   arguments delta. Calls are short; a wrong call streamed half-way could not be taken back.

@@ -1,5 +1,5 @@
 /**
- * @module Prometheus text exposition for GET /metrics. Names follow vLLM's (api-and-platform.md §1.3) so existing
+ * @module Prometheus text exposition for GET /metrics. Names follow vLLM's (docs/api.md#metrics) so existing
  * dashboards work: vllm:num_requests_running / _waiting, vllm:kv_cache_usage_perc, vllm:prefix_cache_queries / _hits
  * (in tokens), vllm:generation_tokens, vllm:time_to_first_token_seconds, vllm:inter_token_latency_seconds; plus the
  * worker's own q3_worker_kv_blocks_{used,total,cached} gauges, which tests read to prove blocks come back.

@@ -13,8 +13,8 @@
  * - When the N-th thinking token has been generated and the block is still open, the worker forces `inject_ids`:
  *   they are the next tokens of the stream, exactly, each counted in completion_tokens and max_tokens. Generation
  *   then continues as the answer; the budget applies once. With N = 0 the inject sequence directly follows <think>.
- *   Like Qwen's two-pass method (qwen3-spec §7), a model that would have written </think> as token N + 1 is still
- *   cut: the worker cannot know that before sampling it.
+ *   Like Qwen's two-pass method (docs/chat-format.md#thinking-budget), a model that would have written </think> as
+ *   token N + 1 is still cut: the worker cannot know that before sampling it.
  * - Forced tokens never trigger stop ids; eos generated inside the block still stops the stream.
  *
  * Stop tokens: generation ends when an eos id of the model or one of `stop_token_ids` is sampled. That token is NOT
@@ -24,7 +24,7 @@ import { z } from 'zod';
 
 export const THINK_START_ID = 151667;
 export const END_THINK_ID = 151668;
-/** Qwen's closing text for an exhausted thinking budget (qwen3-spec §7); the edge tokenizes it into inject_ids. */
+/** Qwen's closing text for a spent thinking budget (docs/chat-format.md#thinking-budget), sent as inject_ids. */
 export const THINKING_BUDGET_TEXT =
   '\n\nConsidering the limited time by the user, I have to give the solution based on the thinking directly now.\n</think>\n\n';
 export const MAX_LOGPROBS = 20;

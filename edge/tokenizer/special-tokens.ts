@@ -1,4 +1,4 @@
-/** Qwen3's added-token ids (qwen3-spec §5.1); the chat template, reasoning and tool-call parsers match these by id. */
+/** Qwen3's added-token ids (docs/model.md#special-tokens); the template and the output parsers match these by id. */
 
 export const ENDOFTEXT = 151643;
 export const IM_START = 151644;

@@ -4,7 +4,7 @@
 //   qweight (K, N/8) int32   qzeros (K/G, N/8) int32   scales (K/G, N) fp16
 //   W[k][n] = (q(k, n) - z(k/G, n)) * s(k/G, n)        y[n] = sum_k x[k] * W[k][n]
 //
-// Nibble order (qwen3-spec.md section 4.2): logical column 8c+j lives in nibble REV[j] of int32 column c, where
+// Nibble order (docs/model.md#awq-nibble-order): logical column 8c+j lives in nibble REV[j] of int32 column c, where
 // REV = [0,4,1,5,2,6,3,7]; packing puts column 8c+ORDER[i] into nibble i with ORDER = [0,2,4,6,1,3,5,7].
 // Zeros are plain unsigned 0..15 (no ExLlama "zeros - 1" convention).
 #pragma once

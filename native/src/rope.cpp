@@ -1,4 +1,4 @@
-// Default RoPE and YaRN exactly as transformers' _compute_yarn_parameters (qwen3-spec.md section 3.2), computed in
+// Default RoPE and YaRN exactly as transformers' _compute_yarn_parameters (docs/model.md#yarn), computed in
 // double and stored as float.
 #include "rope.h"
 

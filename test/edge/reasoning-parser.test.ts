@@ -1,4 +1,4 @@
-// Proves edge/reasoning-parser.ts against every Qwen3 reasoning pitfall of api-and-platform.md §6: each case is
+// Proves edge/reasoning-parser.ts against every Qwen3 reasoning pitfall of docs/chat-format.md#pitfalls: each case is
 // checked one-shot, then streamed with the text split at every single boundary, every pair of boundaries and one
 // character at a time; every streamed result must equal the one-shot result.
 import { describe, expect, it } from 'vitest';
@@ -177,7 +177,7 @@ const CASES: PitfallCase[] = [
   },
 ];
 
-describe('ReasoningParser pitfalls (api-and-platform.md §6)', () => {
+describe('ReasoningParser pitfalls (docs/chat-format.md#pitfalls)', () => {
   it.each(CASES.map((c) => [c.name, c] as const))('Should handle %s, one-shot and split at every boundary', (_name, testCase) => {
     const oneShot = splitReasoning(testCase.output, testCase.options);
     expect(oneShot).toEqual(testCase.expected);

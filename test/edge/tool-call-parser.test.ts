@@ -1,6 +1,6 @@
 // Proves edge/tool-call-parser.ts: hermes tool calls become OpenAI tool_calls one-shot and streamed (split at every
 // boundary, equal results), text around calls stays content, malformed calls stay content, tool_choice is honoured,
-// and the reasoning parser → tool-call parser pipeline survives pitfalls 9–11 of api-and-platform.md §6.
+// and the reasoning parser → tool-call parser pipeline survives pitfalls 9–11 of docs/chat-format.md#pitfalls.
 import { describe, expect, it } from 'vitest';
 import { ReasoningParser, type ReasoningParserOptions } from '../../edge/reasoning-parser.ts';
 import {

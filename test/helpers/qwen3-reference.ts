@@ -1,6 +1,6 @@
 /**
- * Plain float64 Qwen3 forward pass written from qwen3-spec.md §2–3, the oracle the engine's logits are checked
- * against. It shares no code with native/: loops over arrays, one step per line of the spec, no caching.
+ * Plain float64 Qwen3 forward pass written from docs/model.md (architecture, RoPE, YaRN), the oracle the engine's
+ * logits are checked against. It shares no code with native/: loops over arrays, one step per line of the spec, no caching.
  */
 import type { Linear, Qwen3Config, Qwen3Weights } from './tiny-qwen3.ts';
 
@@ -20,14 +20,14 @@ export interface RopeTable {
   attentionFactor: number; // multiplies cos and sin
 }
 
-/** Default RoPE: inv_freq[i] = 1/θ^(2i/D) (spec §3.1). */
+/** Default RoPE: inv_freq[i] = 1/θ^(2i/D) (docs/model.md#rope). */
 export function defaultRope(theta: number, dim: number): RopeTable {
   const invFreq = new Float64Array(dim / 2);
   for (let i = 0; i < dim / 2; i++) invFreq[i] = 1 / Math.pow(theta, (2 * i) / dim);
   return { invFreq, attentionFactor: 1 };
 }
 
-/** YaRN inverse frequencies and attention factor, transformers' `_compute_yarn_parameters` (spec §3.2). */
+/** YaRN inverse frequencies and attention factor, transformers' `_compute_yarn_parameters` (docs/model.md#yarn). */
 export function yarnRope(theta: number, dim: number, maxPositionEmbeddings: number, p: YarnParams): RopeTable {
   const factor = p.factor;
   const L = p.originalMaxPositionEmbeddings ?? maxPositionEmbeddings;

@@ -2,14 +2,14 @@
  * Generates a tiny random-weight Qwen3 AWQ checkpoint in a temp dir, in the file layout AutoAWQ publishes
  * (config.json with quantization_config, generation_config.json, model.safetensors or shards + index), and returns
  * the float64 weights exactly as stored (fp16/bf16-rounded, AWQ-dequantized) for the reference forward pass.
- * The AWQ packing here is written from qwen3-spec.md §4 alone; it shares no code with native/.
+ * The AWQ packing here is written from docs/model.md#awq-format alone; it shares no code with native/.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bf16Tensor, f16Tensor, i32Tensor, type Tensor, writeCheckpoint } from './safetensors.ts';
 
-/** AutoAWQ's AWQ_ORDER: packed nibble i of int32 column c holds logical column 8c + ORDER[i] (spec §4.2). */
+/** AutoAWQ's AWQ_ORDER: nibble i of int32 column c holds logical column 8c + ORDER[i] (docs/model.md#awq-nibble-order). */
 export const AWQ_ORDER = [0, 2, 4, 6, 1, 3, 5, 7];
 
 export interface TinyQwen3Options {
@@ -118,7 +118,7 @@ export class Rng {
 }
 
 /**
- * Quantizes a random linear with in_features K, out_features N in AWQ GEMM layout (spec §4.1–4.3):
+ * Quantizes a random linear with in_features K, out_features N in AWQ GEMM layout (docs/model.md#awq-format):
  * qweight (K, N/8) i32, qzeros (K/G, N/8) i32, scales (K/G, N) f16, W[n][k] = (q − z)·s.
  */
 export function randomAwqLinear(
@@ -192,7 +192,7 @@ export function makeTinyQwen3(opts: TinyQwen3Options = {}): TinyQwen3 {
   };
   const dense = (name: string, rows: number, cols: number, std: number): Float64Array => {
     const v = Array.from({ length: rows * cols }, () => std * rng.normal());
-    const { tensor, stored } = f16Tensor([rows, cols], v); // embed/lm_head stay fp16 (spec §4.4)
+    const { tensor, stored } = f16Tensor([rows, cols], v); // embed/lm_head stay fp16 (docs/model.md#what-is-quantized)
     tensors.set(name, tensor);
     return stored;
   };

@@ -651,7 +651,7 @@ static void bench_model(bool quick, int gemv_max) {
       record("decode", tag + " step", ms * 1e3, "us");
       record("decode", tag + " tok/s", B / (ms * 1e-3), "tok/s");
       if (B == 1) {
-        double bytes = 4854435328.0 + (double)ctx * 147456;  // performance-anchors.md section 3
+        double bytes = 4854435328.0 + (double)ctx * 147456;  // docs/gpu-floor.md#bytes-per-decode-step
         record("decode", tag + " fraction of read-BW floor", bytes / (ms * 1e-3) / 1e9 / std::max(g_read_bw, 1.0), "");
       }
       cudaGraphExecDestroy(ge);
@@ -739,7 +739,7 @@ static int cpu_selftest() {
         maxd = std::max(maxd, std::fabs(a - q3ref::repacked_weight(qw.data(), sz.data(), K, k, n)));
       }
     ok &= validate_flag("awq repack round trip (fused q|k style)", maxd == 0);
-    // published nibble order: packing 0..7 gives 0x75316420 (qwen3-spec.md 4.2)
+    // published nibble order: packing 0..7 gives 0x75316420 (docs/model.md#awq-nibble-order)
     uint8_t v[8] = {0, 1, 2, 3, 4, 5, 6, 7};
     int32_t packed;
     q3::awq::pack_row(v, 8, &packed);
