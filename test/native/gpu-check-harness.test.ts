@@ -20,5 +20,5 @@ describe('GPU check harness (CPU against CPU)', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  });
+  }, 200_000); // the run itself may take up to spawnSync's 180 s on a loaded 2-core machine
 });
