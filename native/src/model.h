@@ -2,13 +2,13 @@
 // AWQ linears repacked (q|k|v and gate|up fused along N) and small tensors converted to fp32.
 #pragma once
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "config.h"
 #include "cpu/awq_cpu.h"
+#include "load_progress.h"
 #include "safetensors.h"
 
 namespace q3 {
@@ -32,8 +32,6 @@ struct Qwen3Weights {
   std::vector<LayerWeights> layers;   // (n_layers)
   int64_t bytes_per_token = 0;        // weight bytes one decode step streams
 };
-
-using ProgressFn = std::function<void(const char* stage, double fraction)>;
 
 // Throws std::runtime_error naming the file and tensor on any mismatch with the config.
 void load_weights_cpu(const Checkpoint& ckpt, const Qwen3Config& cfg, Qwen3Weights& w, const ProgressFn& progress);

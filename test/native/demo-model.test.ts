@@ -26,7 +26,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('demo checkpoint', () => {
   it('Should embed the chain that the tokenizer produces for the script', () => {
-    const header = readFileSync(join(__dirname, '..', '..', 'native', 'src', 'demo_script.h'), 'utf8');
+    const header = readFileSync(join(__dirname, '..', '..', 'native', 'demo', 'demo_script.h'), 'utf8');
     const committed = header.match(/kDemoChain\[\] = \{([^}]*)\}/)![1].split(',').map((s) => Number(s.trim()));
     expect(committed).toEqual(demoChainIds(tokenizer));
   });

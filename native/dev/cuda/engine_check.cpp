@@ -1,5 +1,5 @@
 // Step (2) of the GPU check: the whole engine through the C ABI, CUDA backend against the CPU backend, on a small
-// random checkpoint with the shapes the CUDA kernels take (head_dim 128, AWQ group 128, GQA 4), written here in the
+// random checkpoint with the shapes the CUDA kernels take (head_dim 128, AWQ group 128, GQA 4), written in the
 // published file format. Checks: logits of every position (relative L2), greedy generation, continuous batching
 // with mixed prefill/decode passes, CUDA-graph decode buckets with padding, passes split at 2048 tokens and
 // 256 logits rows, YaRN, and the device-selection errors.
@@ -7,8 +7,6 @@
 //   engine_check --bench MODEL_DIR [--ctx N] [--steps N] [--bench-device cpu] [--json FILE]   (decode timing)
 // --self compares two CPU engines (no GPU needed: proves the harness and the no-device errors). --bench separates
 // the backend's step (q3_logits: forward + logits copy) from the host sampler (q3_step), graphs on and off.
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -21,9 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "awq_format.h"
 #include "demo_checkpoint.h"
-#include "half.h"
 #include "qwen3.h"
 
 namespace {
@@ -52,105 +48,15 @@ void check(q3_status st, const char* what) {
 }
 
 // ---------------------------------------------------------------- checkpoint (cuda-tiny)
-struct Shape {
-  int hidden = 512, intermediate = 1536, layers = 3, heads = 8, kv_heads = 2, head_dim = 128, vocab = 2000,
-      group = 128, max_pos = 8192;
-};
-
-struct TensorOut {
-  std::string name, dtype;
-  std::vector<int64_t> shape;
-  std::vector<uint8_t> bytes;
-};
-
-void write_checkpoint(const std::string& dir, const Shape& p, uint64_t seed) {
-  mkdir(dir.c_str(), 0755);
-  std::mt19937_64 rng(seed);
-  auto uni = [&] { return (float)((rng() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; };
-  std::vector<TensorOut> ts;
-  auto f16 = [&](const std::string& name, std::vector<int64_t> shape, auto gen) {
-    TensorOut t{name, "F16", shape, {}};
-    size_t n = 1;
-    for (auto d : shape) n *= (size_t)d;
-    t.bytes.resize(2 * n);
-    for (size_t i = 0; i < n; i++) {
-      uint16_t h = q3::f32_to_f16(gen());
-      std::memcpy(&t.bytes[2 * i], &h, 2);
-    }
-    ts.push_back(std::move(t));
-  };
-  auto i32 = [&](const std::string& name, std::vector<int64_t> shape, auto gen) {
-    TensorOut t{name, "I32", shape, {}};
-    size_t n = (size_t)shape[0] * shape[1];
-    t.bytes.resize(4 * n);
-    for (size_t i = 0; i < n; i++) {
-      int32_t v = gen();
-      std::memcpy(&t.bytes[4 * i], &v, 4);
-    }
-    ts.push_back(std::move(t));
-  };
-  auto awq = [&](const std::string& pre, int K, int N) {
-    i32(pre + ".qweight", {K, N / 8}, [&] { return (int32_t)(uint32_t)rng(); });
-    i32(pre + ".qzeros", {K / p.group, N / 8}, [&] {
-      uint8_t z[8];
-      for (auto& v : z) v = (uint8_t)(6 + rng() % 5);
-      int32_t packed;
-      q3::awq::pack_row(z, 8, &packed);
-      return packed;
-    });
-    const float s = (float)(0.6 / (4.0 * std::sqrt((double)K)));
-    f16(pre + ".scales", {K / p.group, N}, [&] { return s * (0.75f + 0.25f * uni()); });
-  };
-  const int H = p.hidden, q_dim = p.heads * p.head_dim, kv_dim = p.kv_heads * p.head_dim;
-  f16("model.embed_tokens.weight", {p.vocab, H}, [&] { return 0.5f * uni(); });
-  for (int l = 0; l < p.layers; l++) {
-    const std::string pre = "model.layers." + std::to_string(l) + ".";
-    auto norm = [&](const std::string& n, int d) { f16(pre + n, {d}, [&] { return 1.0f + 0.2f * uni(); }); };
-    norm("input_layernorm.weight", H);
-    norm("post_attention_layernorm.weight", H);
-    norm("self_attn.q_norm.weight", p.head_dim);
-    norm("self_attn.k_norm.weight", p.head_dim);
-    awq(pre + "self_attn.q_proj", H, q_dim);
-    awq(pre + "self_attn.k_proj", H, kv_dim);
-    awq(pre + "self_attn.v_proj", H, kv_dim);
-    awq(pre + "self_attn.o_proj", q_dim, H);
-    awq(pre + "mlp.gate_proj", H, p.intermediate);
-    awq(pre + "mlp.up_proj", H, p.intermediate);
-    awq(pre + "mlp.down_proj", p.intermediate, H);
-  }
-  f16("model.norm.weight", {H}, [&] { return 1.0f + 0.2f * uni(); });
-  f16("lm_head.weight", {p.vocab, H}, [&] { return 0.5f * uni(); });
-
-  std::string header = "{\"__metadata__\":{\"format\":\"pt\"}";
-  size_t off = 0;
-  for (auto& t : ts) {
-    std::string shape;
-    for (size_t k = 0; k < t.shape.size(); k++) shape += (k ? "," : "") + std::to_string(t.shape[k]);
-    header += ",\"" + t.name + "\":{\"dtype\":\"" + t.dtype + "\",\"shape\":[" + shape + "],\"data_offsets\":[" +
-              std::to_string(off) + "," + std::to_string(off + t.bytes.size()) + "]}";
-    off += t.bytes.size();
-  }
-  header += "}";
-  while (header.size() % 8) header += ' ';
-  std::ofstream f(dir + "/model.safetensors", std::ios::binary);
-  uint64_t hlen = header.size();
-  f.write((const char*)&hlen, 8);
-  f.write(header.data(), header.size());
-  for (auto& t : ts) f.write((const char*)t.bytes.data(), t.bytes.size());
-  if (!f) throw Fatal(dir + "/model.safetensors: write failed");
-  char cfg[1500];
-  std::snprintf(cfg, sizeof cfg,
-                "{\n  \"architectures\": [\"Qwen3ForCausalLM\"],\n  \"model_type\": \"qwen3\",\n  \"head_dim\": %d,\n"
-                "  \"hidden_act\": \"silu\",\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n"
-                "  \"max_position_embeddings\": %d,\n  \"num_attention_heads\": %d,\n  \"num_hidden_layers\": %d,\n"
-                "  \"num_key_value_heads\": %d,\n  \"quantization_config\": {\"bits\": 4, \"group_size\": %d, "
-                "\"quant_method\": \"awq\", \"version\": \"gemm\", \"zero_point\": true},\n"
-                "  \"rms_norm_eps\": 1e-06,\n  \"rope_scaling\": null,\n  \"rope_theta\": 1000000.0,\n"
-                "  \"tie_word_embeddings\": false,\n  \"torch_dtype\": \"float16\",\n  \"eos_token_id\": %d,\n"
-                "  \"vocab_size\": %d\n}\n",
-                p.head_dim, H, p.intermediate, p.max_pos, p.heads, p.layers, p.kv_heads, p.group, p.vocab - 1, p.vocab);
-  std::ofstream(dir + "/config.json") << cfg;
-  std::ofstream(dir + "/generation_config.json") << "{\"eos_token_id\": [" << p.vocab - 1 << "]}\n";
+// The shapes the CUDA kernels take, small; eos is the last id, which tokens() never draws.
+q3::RandomCheckpointSpec cuda_tiny_spec() {
+  q3::RandomCheckpointSpec spec;
+  q3::Qwen3Config& c = spec.config;
+  c.hidden_size = 512, c.intermediate_size = 1536, c.n_layers = 3, c.n_heads = 8, c.n_kv_heads = 2, c.head_dim = 128;
+  c.vocab_size = 2000, c.group_size = 128, c.max_position_embeddings = 8192, c.rope_theta = 1e6;
+  c.eos_ids = {c.vocab_size - 1};
+  spec.awq_scale = 0.6;
+  return spec;
 }
 
 // ---------------------------------------------------------------- engines
@@ -505,7 +411,7 @@ int main(int argc, char** argv) {
   std::printf("== (2) engine: %s vs CPU on a cuda-tiny checkpoint (%s) ==\n", self ? "CPU" : "CUDA", dir.c_str());
   try {
     if (!self && !have_cuda) throw Fatal("no CUDA device (q3_cuda_device_count() == 0); --self runs CPU vs CPU");
-    write_checkpoint(dir, Shape{}, 1234);
+    q3::write_random_checkpoint(dir, cuda_tiny_spec(), 1234, {});
     const std::string tiny = dir + "-preset-tiny";
     q3::write_demo_checkpoint(tiny, "tiny", 0, {});
     check_device_selection(tiny, dir, have_cuda);

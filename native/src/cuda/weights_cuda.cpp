@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "../checkpoint_layout.h"
 #include "../checkpoint_tensors.h"
 #include "../half.h"
 
@@ -50,17 +51,16 @@ struct Staging {
   DeviceArray<__half> scales;
 };
 
-// Fuses the linears `parts` (same K, names without the .qweight suffix) into one repacked (K -> sum N) weight.
-AwqDevice upload_awq(const Checkpoint& ckpt, const std::vector<std::pair<std::string, int>>& parts, int K, int G,
-                     Staging& st, cudaStream_t stream) {
-  int total_N = 0;
-  for (auto& [name, N] : parts) total_N += N;
+// The published linears of `fused`, repacked into one (K -> sum N) device weight.
+AwqDevice upload_awq(const Checkpoint& ckpt, const FusedLinearLayout& fused, int G, Staging& st, cudaStream_t stream) {
+  const int K = fused.K(), total_N = fused.N();
   AwqDevice w;
   w.qw.resize(cuda::awq_qw_bytes(K, total_N) / sizeof(uint4));
   w.sz.resize(cuda::awq_sz_bytes(K, total_N) / sizeof(uint4));
   int col0 = 0;
-  for (auto& [prefix, N] : parts) {
-    const AwqTensors t = expect_awq_linear(ckpt, prefix, K, N, G);
+  for (const AwqLinearLayout& part : fused.parts) {
+    const int N = part.N;
+    const AwqTensors t = expect_awq_linear(ckpt, part.prefix, K, N, G);
     const TensorView &q = *t.qweight, &z = *t.qzeros, &s = *t.scales;
     // Stream order keeps the staging buffers safe: the next upload runs after this repack.
     st.qweight.resize((size_t)K * N / 8);
@@ -85,17 +85,16 @@ AwqDevice upload_awq(const Checkpoint& ckpt, const std::vector<std::pair<std::st
 
 void load_weights_cuda(const Checkpoint& ckpt, const Qwen3Config& cfg, const RopeTable& rope, Qwen3WeightsCuda& w,
                        const ProgressFn& progress, cudaStream_t stream) {
-  const int H = cfg.hidden_size, I = cfg.intermediate_size, D = cfg.head_dim, G = cfg.group_size;
-  const int q_dim = cfg.n_heads * D, kv_dim = cfg.n_kv_heads * D;
+  const int H = cfg.hidden_size, D = cfg.head_dim, G = cfg.group_size;
 
-  w.embed = upload_table(ckpt, "model.embed_tokens.weight", cfg.vocab_size, H, stream);
+  w.embed = upload_table(ckpt, kEmbedTokensName, cfg.vocab_size, H, stream);
   if (cfg.tie_word_embeddings) {
     w.lm_head_ptr = w.embed.get();
   } else {
-    w.lm_head = upload_table(ckpt, "lm_head.weight", cfg.vocab_size, H, stream);
+    w.lm_head = upload_table(ckpt, kLmHeadName, cfg.vocab_size, H, stream);
     w.lm_head_ptr = w.lm_head.get();
   }
-  w.final_norm = upload_vector(ckpt, "model.norm.weight", H, stream);
+  w.final_norm = upload_vector(ckpt, kFinalNormName, H, stream);
   w.inv_freq.resize(rope.inv_freq.size());
   Q3_CK(cudaMemcpyAsync(w.inv_freq.get(), rope.inv_freq.data(), rope.inv_freq.size() * sizeof(float),
                         cudaMemcpyHostToDevice, stream));
@@ -106,17 +105,16 @@ void load_weights_cuda(const Checkpoint& ckpt, const Qwen3Config& cfg, const Rop
   w.layers.resize(cfg.n_layers);
   for (int l = 0; l < cfg.n_layers; l++) {
     if (progress) progress("repacking layers", (double)l / cfg.n_layers);
-    const std::string p = "model.layers." + std::to_string(l) + ".";
+    const LayerLayout t = layer_layout(cfg, l);
     LayerWeightsCuda& L = w.layers[l];
-    L.input_norm = upload_vector(ckpt, p + "input_layernorm.weight", H, stream);
-    L.post_norm = upload_vector(ckpt, p + "post_attention_layernorm.weight", H, stream);
-    L.q_norm = upload_vector(ckpt, p + "self_attn.q_norm.weight", D, stream);
-    L.k_norm = upload_vector(ckpt, p + "self_attn.k_norm.weight", D, stream);
-    L.qkv = upload_awq(ckpt, {{p + "self_attn.q_proj", q_dim}, {p + "self_attn.k_proj", kv_dim},
-                              {p + "self_attn.v_proj", kv_dim}}, H, G, st, stream);
-    L.o = upload_awq(ckpt, {{p + "self_attn.o_proj", H}}, q_dim, G, st, stream);
-    L.gate_up = upload_awq(ckpt, {{p + "mlp.gate_proj", I}, {p + "mlp.up_proj", I}}, H, G, st, stream);
-    L.down = upload_awq(ckpt, {{p + "mlp.down_proj", H}}, I, G, st, stream);
+    L.input_norm = upload_vector(ckpt, t.input_norm, H, stream);
+    L.post_norm = upload_vector(ckpt, t.post_norm, H, stream);
+    L.q_norm = upload_vector(ckpt, t.q_norm, D, stream);
+    L.k_norm = upload_vector(ckpt, t.k_norm, D, stream);
+    L.qkv = upload_awq(ckpt, t.qkv, G, st, stream);
+    L.o = upload_awq(ckpt, t.o, G, st, stream);
+    L.gate_up = upload_awq(ckpt, t.gate_up, G, st, stream);
+    L.down = upload_awq(ckpt, t.down, G, st, stream);
     for (const AwqDevice* a : {&L.qkv, &L.o, &L.gate_up, &L.down})
       w.bytes_per_token += (int64_t)(a->qw.bytes() + a->sz.bytes());
     w.bytes_per_token += (int64_t)(2 * H + 2 * D) * 2;

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "../config.h"
-#include "../model.h"
+#include "../load_progress.h"
 #include "../rope.h"
 #include "../safetensors.h"
 #include "device_buffer.h"

@@ -1,4 +1,4 @@
-// Random checkpoints for tests, the local stack and benchmarks. The `demo` preset makes decoding follow a fixed
+// Random checkpoints for tests, the local stack, benchmarks and the GPU check. The `demo` preset makes decoding follow a fixed
 // script: the embeddings of the script's tokens are orthogonal (one-hot, scaled), the transformer layers are small
 // random perturbations, and lm_head maps each script token to its successor with a wide logit margin.
 #include "demo_checkpoint.h"
@@ -14,10 +14,12 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <vector>
 
 #include "awq_format.h"
+#include "checkpoint_layout.h"
 #include "demo_script.h"
 #include "half.h"
 #include "json.h"
@@ -25,22 +27,13 @@
 namespace q3 {
 namespace {
 
-struct Preset {
-  int hidden, intermediate, layers, heads, kv_heads, head_dim, vocab, group, max_pos;
-  double rope_theta;
-  bool tie;
-  double awq_scale;          // typical |W| scale of the quantized linears
-  bool scripted;             // demo: follow kDemoChain
-  size_t max_shard_bytes;    // 0 = one file
-  std::vector<int> eos;
-};
-
-Preset preset_for(const std::string& name) {
-  if (name == "tiny") return {128, 256, 2, 4, 2, 32, 1024, 64, 4096, 1e6, false, 0.6, false, 0, {1023, 1022}};
-  if (name == "demo") return {128, 384, 2, 4, 2, 32, 151936, 128, 40960, 1e6, false, 0.03, true, 0, {151645, 151643}};
-  if (name == "8b")
-    return {4096, 12288, 36, 32, 8, 128, 151936, 128, 40960, 1e6, false, 0.3, false, (size_t)5 << 30, {151645, 151643}};
-  throw std::runtime_error("unknown preset '" + name + "' (expected tiny, demo or 8b)");
+Qwen3Config dims(int hidden, int intermediate, int layers, int heads, int kv_heads, int head_dim, int vocab, int group,
+                 int max_pos, std::vector<int> eos) {
+  Qwen3Config c;
+  c.hidden_size = hidden, c.intermediate_size = intermediate, c.n_layers = layers, c.n_heads = heads;
+  c.n_kv_heads = kv_heads, c.head_dim = head_dim, c.vocab_size = vocab, c.group_size = group;
+  c.max_position_embeddings = max_pos, c.rope_theta = 1e6, c.eos_ids = std::move(eos);
+  return c;
 }
 
 // xoshiro256** — fast enough to fill 6 GB of random weights.
@@ -64,12 +57,14 @@ struct Rng {
   float uniform() { return (float)((next() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }  // [-1, 1)
 };
 
+using Fill = std::function<void(uint8_t* dst, size_t first, size_t count, Rng& rng)>;  // elements [first, first+count)
+
 struct Tensor {
   std::string name;
   const char* dtype;
   std::vector<int64_t> shape;
-  size_t elem;
-  std::function<void(uint8_t* dst, size_t first, size_t count, Rng& rng)> fill;  // elements [first, first+count)
+  size_t elem;  // bytes per element
+  Fill fill;
   size_t bytes() const {
     size_t n = elem;
     for (int64_t d : shape) n *= (size_t)d;
@@ -82,96 +77,89 @@ void put_f16(uint8_t* dst, size_t i, float v) {
   std::memcpy(dst + 2 * i, &h, 2);
 }
 
-void add_awq_linear(std::vector<Tensor>& ts, const std::string& prefix, int K, int N, int G, double scale,
-                    bool centred_zeros) {
-  ts.push_back({prefix + ".qweight", "I32", {K, N / 8}, 4, [](uint8_t* d, size_t, size_t n, Rng& r) {
-                  for (size_t i = 0; i < n; i++) {
-                    uint32_t v = (uint32_t)r.next();
-                    std::memcpy(d + 4 * i, &v, 4);
-                  }
-                }});
-  ts.push_back({prefix + ".qzeros", "I32", {K / G, N / 8}, 4, [centred_zeros](uint8_t* d, size_t, size_t n, Rng& r) {
-                  for (size_t i = 0; i < n; i++) {
-                    uint8_t z[8];
-                    for (int j = 0; j < 8; j++) z[j] = centred_zeros ? 8 : (uint8_t)(6 + r.next() % 5);
-                    int32_t packed;
-                    awq::pack_row(z, 8, &packed);
-                    std::memcpy(d + 4 * i, &packed, 4);
-                  }
-                }});
-  // |q - z| averages ~4, so s = scale / (4 sqrt(K)) keeps each output's spread near `scale` for unit inputs.
-  const float s = (float)(scale / (4.0 * std::sqrt((double)K)));
-  ts.push_back({prefix + ".scales", "F16", {K / G, N}, 2, [s](uint8_t* d, size_t, size_t n, Rng& r) {
-                  for (size_t i = 0; i < n; i++) put_f16(d, i, s * (0.75f + 0.25f * r.uniform()));
-                }});
+Fill random_qweight() {
+  return [](uint8_t* d, size_t, size_t n, Rng& r) {
+    for (size_t i = 0; i < n; i++) {
+      uint32_t v = (uint32_t)r.next();
+      std::memcpy(d + 4 * i, &v, 4);
+    }
+  };
 }
 
-std::vector<Tensor> tensors_for(const Preset& p) {
-  std::vector<Tensor> ts;
-  const int H = p.hidden, V = p.vocab;
-  // Script tokens get one-hot embeddings at dimension = their index in the chain.
-  auto chain_index = std::make_shared<std::map<int, int>>();
-  if (p.scripted)
-    for (int i = 0; i < kDemoChainLength; i++) (*chain_index)[kDemoChain[i]] = i;
-  const bool scripted = p.scripted;
-
-  ts.push_back({"model.embed_tokens.weight", "F16", {V, H}, 2, [=](uint8_t* d, size_t first, size_t n, Rng& r) {
-                  for (size_t i = 0; i < n; i++) {
-                    size_t row = (first + i) / H, col = (first + i) % H;
-                    float v = 0.5f * r.uniform();
-                    if (scripted) {
-                      auto it = chain_index->find((int)row);
-                      v = it == chain_index->end() ? 0.05f * r.uniform() : (it->second == (int)col ? 8.0f : 0.0f);
-                    }
-                    put_f16(d, i, v);
-                  }
-                }});
-  auto norm = [&](const std::string& name, int n) {
-    ts.push_back({name, "F16", {n}, 2, [scripted](uint8_t* d, size_t, size_t cnt, Rng& r) {
-                    for (size_t i = 0; i < cnt; i++) put_f16(d, i, scripted ? 1.0f : 1.0f + 0.2f * r.uniform());
-                  }});
+Fill random_qzeros(bool centred) {
+  return [centred](uint8_t* d, size_t, size_t n, Rng& r) {
+    for (size_t i = 0; i < n; i++) {
+      uint8_t z[8];
+      for (int j = 0; j < 8; j++) z[j] = centred ? 8 : (uint8_t)(6 + r.next() % 5);
+      int32_t packed;
+      awq::pack_row(z, 8, &packed);
+      std::memcpy(d + 4 * i, &packed, 4);
+    }
   };
-  const int q_dim = p.heads * p.head_dim, kv_dim = p.kv_heads * p.head_dim;
-  for (int l = 0; l < p.layers; l++) {
-    const std::string pre = "model.layers." + std::to_string(l) + ".";
-    norm(pre + "input_layernorm.weight", H);
-    norm(pre + "post_attention_layernorm.weight", H);
-    norm(pre + "self_attn.q_norm.weight", p.head_dim);
-    norm(pre + "self_attn.k_norm.weight", p.head_dim);
-    add_awq_linear(ts, pre + "self_attn.q_proj", H, q_dim, p.group, p.awq_scale, scripted);
-    add_awq_linear(ts, pre + "self_attn.k_proj", H, kv_dim, p.group, p.awq_scale, scripted);
-    add_awq_linear(ts, pre + "self_attn.v_proj", H, kv_dim, p.group, p.awq_scale, scripted);
-    add_awq_linear(ts, pre + "self_attn.o_proj", q_dim, H, p.group, p.awq_scale, scripted);
-    add_awq_linear(ts, pre + "mlp.gate_proj", H, p.intermediate, p.group, p.awq_scale, scripted);
-    add_awq_linear(ts, pre + "mlp.up_proj", H, p.intermediate, p.group, p.awq_scale, scripted);
-    add_awq_linear(ts, pre + "mlp.down_proj", p.intermediate, H, p.group, p.awq_scale, scripted);
+}
+
+// |q - z| averages ~4, so s = scale / (4 sqrt(K)) keeps each output's spread near `scale` for unit inputs.
+Fill random_scales(double scale, int K) {
+  const float s = (float)(scale / (4.0 * std::sqrt((double)K)));
+  return [s](uint8_t* d, size_t, size_t n, Rng& r) {
+    for (size_t i = 0; i < n; i++) put_f16(d, i, s * (0.75f + 0.25f * r.uniform()));
+  };
+}
+
+Fill random_norm(bool scripted) {
+  return [scripted](uint8_t* d, size_t, size_t cnt, Rng& r) {
+    for (size_t i = 0; i < cnt; i++) put_f16(d, i, scripted ? 1.0f : 1.0f + 0.2f * r.uniform());
+  };
+}
+
+// A (vocab, hidden) table: uniform noise of `amplitude`; scripted, the rows in `one_hot` are `value` at the mapped
+// column and 0 elsewhere, every other row noise of `other_amplitude`.
+Fill random_table(int H, float amplitude, std::shared_ptr<const std::map<int, int>> one_hot, float value,
+                  float other_amplitude) {
+  return [=](uint8_t* d, size_t first, size_t n, Rng& r) {
+    for (size_t i = 0; i < n; i++) {
+      size_t row = (first + i) / H, col = (first + i) % H;
+      float v = amplitude * r.uniform();
+      if (one_hot) {
+        auto it = one_hot->find((int)row);
+        v = it == one_hot->end() ? other_amplitude * r.uniform() : (it->second == (int)col ? value : 0.0f);
+      }
+      put_f16(d, i, v);
+    }
+  };
+}
+
+std::vector<Tensor> tensors_for(const RandomCheckpointSpec& spec) {
+  using Role = TensorLayout::Role;
+  const int H = spec.config.hidden_size;
+  const bool scripted = spec.scripted;
+  // Script tokens get one-hot embeddings at dimension = their index in the chain. lm_head's row of a script token
+  // that follows chain[i] is 3 * e_i (logit ~ 3 * sqrt(hidden) = 34 after the final norm); everything else is small
+  // noise (logits ~ N(0, 0.6)).
+  std::shared_ptr<std::map<int, int>> chain_index, successor_of;
+  if (scripted) {
+    chain_index = std::make_shared<std::map<int, int>>();
+    successor_of = std::make_shared<std::map<int, int>>();
+    for (int i = 0; i < kDemoChainLength; i++) (*chain_index)[kDemoChain[i]] = i;
+    for (int i = 0; i + 1 < kDemoChainLength; i++) (*successor_of)[kDemoChain[i + 1]] = i;
   }
-  norm("model.norm.weight", H);
-  if (!p.tie) {
-    // Row of token t: for a script token that follows chain[i], 3 * e_i (logit ~ 3 * sqrt(hidden) = 34 after the
-    // final norm); everything else small noise (logits ~ N(0, 0.6)).
-    auto successor_of = std::make_shared<std::map<int, int>>();
-    if (scripted)
-      for (int i = 0; i + 1 < kDemoChainLength; i++) (*successor_of)[kDemoChain[i + 1]] = i;
-    ts.push_back({"lm_head.weight", "F16", {V, H}, 2, [=](uint8_t* d, size_t first, size_t n, Rng& r) {
-                    for (size_t i = 0; i < n; i++) {
-                      size_t row = (first + i) / H, col = (first + i) % H;
-                      float v = 0.5f * r.uniform();
-                      if (scripted) {
-                        auto it = successor_of->find((int)row);
-                        v = it == successor_of->end() ? 0.1f * r.uniform() : (it->second == (int)col ? 3.0f : 0.0f);
-                      }
-                      put_f16(d, i, v);
-                    }
-                  }});
+  std::vector<Tensor> ts;
+  for (const TensorLayout& t : checkpoint_layout(spec.config)) {
+    Fill fill;
+    switch (t.role) {
+      case Role::kEmbedding: fill = random_table(H, 0.5f, chain_index, 8.0f, 0.05f); break;
+      case Role::kLmHead: fill = random_table(H, 0.5f, successor_of, 3.0f, 0.1f); break;
+      case Role::kNorm: fill = random_norm(scripted); break;
+      case Role::kQWeight: fill = random_qweight(); break;
+      case Role::kQZeros: fill = random_qzeros(scripted); break;
+      case Role::kScales: fill = random_scales(spec.awq_scale, t.in_features); break;
+    }
+    ts.push_back({t.name, dtype_name(t.dtype), t.shape, dtype_size(t.dtype), fill});
   }
   return ts;
 }
 
-std::string config_json(const Preset& p) {
-  std::string eos = "[";
-  for (size_t i = 0; i < p.eos.size(); i++) eos += (i ? ", " : "") + std::to_string(p.eos[i]);
-  eos += "]";
+std::string config_json(const Qwen3Config& c) {
   char buf[2048];
   std::snprintf(buf, sizeof buf,
                 "{\n  \"architectures\": [\"Qwen3ForCausalLM\"],\n  \"attention_bias\": false,\n"
@@ -186,9 +174,9 @@ std::string config_json(const Preset& p) {
                 "  \"rope_theta\": %.1f,\n  \"sliding_window\": null,\n  \"tie_word_embeddings\": %s,\n"
                 "  \"torch_dtype\": \"float16\",\n  \"transformers_version\": \"4.51.0\",\n  \"use_cache\": true,\n"
                 "  \"use_sliding_window\": false,\n  \"vocab_size\": %d\n}\n",
-                p.eos[0], p.head_dim, p.hidden, p.intermediate, p.max_pos, p.layers, p.heads, p.layers, p.kv_heads,
-                p.group, p.rope_theta, p.tie ? "true" : "false", p.vocab);
-  (void)eos;
+                c.eos_ids[0], c.head_dim, c.hidden_size, c.intermediate_size, c.max_position_embeddings, c.n_layers,
+                c.n_heads, c.n_layers, c.n_kv_heads, c.group_size, c.rope_theta, c.tie_word_embeddings ? "true" : "false",
+                c.vocab_size);
   return buf;
 }
 
@@ -226,15 +214,29 @@ void remove_dir(const std::string& path) {
   rmdir(path.c_str());
 }
 
-void write_files(const std::string& dir, const Preset& p, uint64_t seed, const std::function<void(double)>& progress);
+void write_files(const std::string& dir, const RandomCheckpointSpec& p, uint64_t seed,
+                 const std::function<void(double)>& progress);
 
 }  // namespace
 
-// A new directory is written under a temporary name and renamed into place, so a reader (or a second writer racing
-// for the same demo checkpoint) never sees a half-written model; an existing directory is overwritten in place.
+RandomCheckpointSpec demo_checkpoint_spec(const std::string& preset) {
+  if (preset == "tiny") return {dims(128, 256, 2, 4, 2, 32, 1024, 64, 4096, {1023, 1022}), 0.6, false, 0};
+  if (preset == "demo") return {dims(128, 384, 2, 4, 2, 32, 151936, 128, 40960, {151645, 151643}), 0.03, true, 0};
+  if (preset == "8b")
+    return {dims(4096, 12288, 36, 32, 8, 128, 151936, 128, 40960, {151645, 151643}), 0.3, false, (size_t)5 << 30};
+  throw std::runtime_error("unknown preset '" + preset + "' (expected tiny, demo or 8b)");
+}
+
 void write_demo_checkpoint(const std::string& dir, const std::string& preset, uint64_t seed,
                            const std::function<void(double)>& progress) {
-  const Preset p = preset_for(preset);
+  write_random_checkpoint(dir, demo_checkpoint_spec(preset), seed, progress);
+}
+
+// A new directory is written under a temporary name and renamed into place, so a reader (or a second writer racing
+// for the same demo checkpoint) never sees a half-written model; an existing directory is overwritten in place.
+void write_random_checkpoint(const std::string& dir, const RandomCheckpointSpec& p, uint64_t seed,
+                             const std::function<void(double)>& progress) {
+  if (p.config.eos_ids.empty()) throw std::runtime_error(dir + ": a checkpoint needs at least one eos id");
   if (is_dir(dir)) return write_files(dir, p, seed, progress);
   const size_t slash = dir.find_last_of('/');
   if (slash != std::string::npos && slash > 0) make_dirs(dir.substr(0, slash));
@@ -252,11 +254,11 @@ void write_demo_checkpoint(const std::string& dir, const std::string& preset, ui
 
 namespace {
 
-void write_files(const std::string& dir, const Preset& p, uint64_t seed, const std::function<void(double)>& progress) {
-
-  write_text(dir + "/config.json", config_json(p));
+void write_files(const std::string& dir, const RandomCheckpointSpec& p, uint64_t seed,
+                 const std::function<void(double)>& progress) {
+  write_text(dir + "/config.json", config_json(p.config));
   std::string eos = "[";
-  for (size_t i = 0; i < p.eos.size(); i++) eos += (i ? ", " : "") + std::to_string(p.eos[i]);
+  for (size_t i = 0; i < p.config.eos_ids.size(); i++) eos += (i ? ", " : "") + std::to_string(p.config.eos_ids[i]);
   write_text(dir + "/generation_config.json",
              "{\n  \"bos_token_id\": 151643,\n  \"do_sample\": true,\n  \"eos_token_id\": " + eos +
                  "],\n  \"pad_token_id\": 151643,\n  \"temperature\": 0.6,\n  \"top_k\": 20,\n  \"top_p\": 0.95,\n"
