@@ -17,6 +17,7 @@ import {
 } from '../gpu-worker/protocol.ts';
 import { signRequest } from '../gpu-worker/signing.ts';
 import { apiError, noHealthyWorker, upstreamTimeout, workersBusy } from './errors.ts';
+import { WorkerHealth, type Background, type FailureKind, type ProbeResult, type WorkerHealthSnapshot } from './worker-health.ts';
 
 /**
  * Leading prompt tokens that pick the worker. A system prompt (or tool list) longer than this always maps to one
@@ -26,17 +27,24 @@ import { apiError, noHealthyWorker, upstreamTimeout, workersBusy } from './error
 export const ROUTING_BLOCK_TOKENS = 64;
 /** workers tried for one request before giving up */
 export const MAX_ATTEMPTS = 3;
+/**
+ * Token ids a worker can send: the rows of Qwen3's embedding (config.json vocab_size, the same for every dense Qwen3
+ * size). The tokenizer names the first 151,669; the padded rows above decode to nothing but still count as tokens.
+ */
+export const MODEL_VOCAB_SIZE = 151_936;
 /** in-flight streams the preferred worker may carry above the least-loaded one before affinity yields to load */
 export const LOAD_SLACK = 8;
-/** first cool-down after a failure (ms); doubles per consecutive failure up to MAX_COOLDOWN_MS */
-const BASE_COOLDOWN_MS = 1_000;
-const MAX_COOLDOWN_MS = 30_000;
+export type UpstreamOptions = {
+  urls: readonly string[];
+  secret: string;
+  timeoutMs: number;
+  /** GET /ready of a worker (tests replace it) */
+  probe?: (url: string) => Promise<ProbeResult>;
+};
 
-export type UpstreamOptions = { urls: readonly string[]; secret: string; timeoutMs: number };
+type WorkerSlot = { url: string; key: number; inflight: number };
 
-type WorkerSlot = { url: string; key: number; inflight: number; failures: number; downUntil: number };
-
-export type WorkerSnapshot = { url: string; healthy: boolean; inflight: number; failures: number };
+export type WorkerSnapshot = WorkerHealthSnapshot & { inflight: number };
 
 /**
  * A worker failed, misbehaved or was busy; failures before the first token are retried on another worker. `busy`
@@ -45,7 +53,7 @@ export type WorkerSnapshot = { url: string; healthy: boolean; inflight: number; 
 export class UpstreamError extends Error {
   constructor(
     message: string,
-    readonly kind: 'unreachable' | 'timeout' | 'worker-error' | 'protocol' | 'refused' | 'busy',
+    readonly kind: FailureKind | 'busy',
     /** busy: seconds the worker asked to wait */
     readonly retryAfterS = 1,
   ) {
@@ -60,84 +68,98 @@ export class UpstreamError extends Error {
  */
 export type ClientParams = Partial<Record<string, string | null>>;
 
-export type GenerateOptions = { params?: ClientParams };
+export type GenerateOptions = {
+  params?: ClientParams;
+  /** keeps health probes alive after the response (Workers: waitUntil); without it they simply run */
+  background?: Background;
+};
 
 export class UpstreamPool {
   private readonly workers: WorkerSlot[];
+  readonly health: WorkerHealth;
 
   constructor(private readonly options: UpstreamOptions) {
-    this.workers = options.urls.map((url) => ({ url, key: hashString(url), inflight: 0, failures: 0, downUntil: 0 }));
+    this.workers = options.urls.map((url) => ({ url, key: hashString(url), inflight: 0 }));
+    this.health = new WorkerHealth(options.urls, options.probe);
   }
 
   snapshot(now = Date.now()): WorkerSnapshot[] {
-    return this.workers.map((w) => ({ url: w.url, healthy: w.downUntil <= now, inflight: w.inflight, failures: w.failures }));
-  }
-
-  /** Healthy workers in the order to try them: the prompt's rendezvous winner first (unless overloaded), then least loaded. */
-  order(prompt: readonly number[], now = Date.now()): string[] {
-    const key = hashIds(prompt, ROUTING_BLOCK_TOKENS);
-    const healthy = this.workers.filter((w) => w.downUntil <= now);
-    if (healthy.length === 0) return [];
-    const byLoad = [...healthy].sort((a, b) => a.inflight - b.inflight || score(b.key, key) - score(a.key, key));
-    const preferred = this.workers.reduce((best, w) => (score(w.key, key) > score(best.key, key) ? w : best));
-    const usePreferred = preferred.downUntil <= now && preferred.inflight - byLoad[0].inflight < LOAD_SLACK;
-    const ordered = usePreferred ? [preferred, ...byLoad.filter((w) => w !== preferred)] : byLoad;
-    return ordered.map((w) => w.url);
+    return this.health.snapshot(now).map((h, i) => ({ ...h, inflight: this.workers[i].inflight }));
   }
 
   /**
-   * Starts a generation and returns once the first token (or the final frame) arrived. Failures before that are
-   * retried on the next worker; a worker's 4xx is the client's fault and is passed through (an HTTPException).
+   * Workers in rotation in the order to try them: the prompt's rendezvous winner first (unless overloaded), then
+   * least loaded; workers that said they are busy go last.
+   */
+  order(prompt: readonly number[], now = Date.now()): string[] {
+    const key = hashIds(prompt, ROUTING_BLOCK_TOKENS);
+    const healthy = this.workers.filter((w) => this.health.isUp(w.url));
+    if (healthy.length === 0) return [];
+    const byLoad = [...healthy].sort((a, b) => a.inflight - b.inflight || score(b.key, key) - score(a.key, key));
+    const preferred = this.workers.reduce((best, w) => (score(w.key, key) > score(best.key, key) ? w : best));
+    const usePreferred = this.health.isUp(preferred.url) && preferred.inflight - byLoad[0].inflight < LOAD_SLACK;
+    const ordered = usePreferred ? [preferred, ...byLoad.filter((w) => w !== preferred)] : byLoad;
+    const busy = (w: WorkerSlot) => (this.health.isBusy(w.url, now) ? 1 : 0);
+    return ordered.sort((a, b) => busy(a) - busy(b)).map((w) => w.url);
+  }
+
+  /**
+   * Starts a generation and returns once the first token (or the final frame) arrived. A failure before that is
+   * retried on the next worker, except a timeout: the request itself may be what is slow, and trying it on every
+   * worker in turn would hold each of them up. A worker's 4xx is the client's fault and is passed through (an
+   * HTTPException); busy workers (503 + Retry-After) are skipped without blame.
    */
   async generate(body: GenerateRequestInput, signal?: AbortSignal, options: GenerateOptions = {}): Promise<UpstreamStream> {
     if (this.workers.length === 0) throw noHealthyWorker('WORKER_URLS is empty');
+    this.health.probeOutOfRotation(options.background);
     const candidates = this.order(body.prompt);
-    if (candidates.length === 0) {
-      const wait = Math.min(...this.workers.map((w) => w.downUntil)) - Date.now();
-      throw noHealthyWorker('every worker failed recently', Math.max(1, Math.ceil(wait / 1000)));
-    }
+    if (candidates.length === 0) throw noHealthyWorker('every worker is out of rotation until its /ready answers', this.health.retryAfterS());
     const text = JSON.stringify(body);
     const errors: UpstreamError[] = [];
     for (const url of candidates.slice(0, MAX_ATTEMPTS)) {
       signal?.throwIfAborted();
       const slot = this.workers.find((w) => w.url === url)!;
       try {
-        return await this.attempt(slot, text, options.params ?? {}, signal);
+        return await this.attempt(slot, text, options, signal);
       } catch (err) {
         if (!(err instanceof UpstreamError) || signal?.aborted) throw err;
         errors.push(err);
-        if (err.kind === 'busy') continue; // backpressure: the next worker may have room
-        this.markDown(slot);
+        if (err.kind === 'busy') {
+          this.health.busy(url, err.retryAfterS);
+          continue; // backpressure: the next worker may have room
+        }
         console.warn(`[edge] worker ${url} failed before the first token: ${err.message}`);
+        if (err.kind === 'timeout') break;
       }
     }
     if (errors.every((e) => e.kind === 'busy')) throw workersBusy(Math.min(...errors.map((e) => e.retryAfterS)));
-    if (errors.every((e) => e.kind === 'timeout')) throw upstreamTimeout(this.options.timeoutMs);
+    if (errors.at(-1)?.kind === 'timeout') throw upstreamTimeout(this.options.timeoutMs);
     throw noHealthyWorker(errors.map((e) => e.message).join('; '));
   }
 
-  private async attempt(slot: WorkerSlot, body: string, params: ClientParams, clientSignal?: AbortSignal): Promise<UpstreamStream> {
+  private async attempt(slot: WorkerSlot, body: string, options: GenerateOptions, clientSignal?: AbortSignal): Promise<UpstreamStream> {
     const controller = new AbortController();
     const onClientAbort = () => controller.abort(clientSignal?.reason);
     clientSignal?.addEventListener('abort', onClientAbort, { once: true });
     const timer = new IdleTimer(this.options.timeoutMs, () => controller.abort(new UpstreamError('timed out', 'timeout')));
     slot.inflight++;
     let released = false;
-    /** ok: healthy again; failed: cool the worker down; neutral: no verdict (client left, or generate() decides) */
-    const release = (verdict: 'ok' | 'failed' | 'neutral') => {
+    /** Ends this attempt's hold on the worker; a failure (not the client's leaving) is recorded against it. */
+    const release = (failure?: UpstreamError) => {
       if (released) return;
       released = true;
       slot.inflight--;
       timer.stop();
       clientSignal?.removeEventListener('abort', onClientAbort);
-      if (verdict === 'ok') slot.failures = 0;
-      if (verdict === 'failed' && !clientSignal?.aborted) this.markDown(slot);
+      if (failure && failure.kind !== 'busy' && !clientSignal?.aborted) {
+        this.health.failed(slot.url, failure.kind, failure.message, options.background);
+      }
     };
     try {
       const headers: Record<string, string> = { 'content-type': 'application/json' };
       if (this.options.secret) Object.assign(headers, await signRequest(this.options.secret, { method: 'POST', path: GENERATE_PATH, body }));
       const res = await fetch(slot.url + GENERATE_PATH, { method: 'POST', headers, body, signal: controller.signal });
-      if (!res.ok) await rejectResponse(res, params);
+      if (!res.ok) await rejectResponse(res, options.params ?? {});
       if (!res.headers.get('content-type')?.startsWith('text/event-stream') || !res.body) {
         throw new UpstreamError(`answered ${res.status} with ${res.headers.get('content-type') ?? 'no content type'}`, 'protocol');
       }
@@ -153,15 +175,10 @@ export class UpstreamPool {
       return new UpstreamStream(slot.url, first, frames, controller, timer, release);
     } catch (err) {
       const failure = toUpstreamError(err, controller.signal, clientSignal);
-      release('neutral'); // generate() cools the worker down before trying the next one
+      release(failure instanceof UpstreamError ? failure : undefined);
       controller.abort();
       throw failure;
     }
-  }
-
-  private markDown(slot: WorkerSlot): void {
-    slot.failures++;
-    slot.downUntil = Date.now() + Math.min(MAX_COOLDOWN_MS, BASE_COOLDOWN_MS * 2 ** (slot.failures - 1));
   }
 }
 
@@ -173,12 +190,12 @@ export class UpstreamStream implements AsyncIterable<GenerateEvent> {
     private readonly frames: WorkerFrames,
     private readonly controller: AbortController,
     private readonly timer: IdleTimer,
-    private readonly release: (verdict: 'ok' | 'failed' | 'neutral') => void,
+    private readonly release: (failure?: UpstreamError) => void,
   ) {}
 
   cancel(): void {
     this.controller.abort();
-    this.release('neutral');
+    this.release();
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<GenerateEvent> {
@@ -190,7 +207,7 @@ export class UpstreamStream implements AsyncIterable<GenerateEvent> {
         this.timer.reset();
         if (event.finish_reason) {
           finished = true;
-          this.release('ok');
+          this.release();
           void this.frames.drain(); // read the chunked terminator so the connection can be reused
         }
         yield event;
@@ -199,7 +216,7 @@ export class UpstreamStream implements AsyncIterable<GenerateEvent> {
     } catch (err) {
       const failure = toUpstreamError(err, this.controller.signal);
       this.controller.abort();
-      this.release(failure instanceof UpstreamError ? 'failed' : 'neutral');
+      this.release(failure instanceof UpstreamError ? failure : undefined);
       throw failure;
     } finally {
       if (!finished) this.cancel(); // the consumer stopped early (stop string, client gone)
@@ -259,6 +276,9 @@ function parseFrame(block: string): GenerateEvent | undefined {
   }
   const event = GenerateEventSchema.safeParse(json);
   if (!event.success) throw new UpstreamError(`sent a frame outside the protocol: ${JSON.stringify(json).slice(0, 80)}`, 'protocol');
+  const ids = [...event.data.tokens, ...(event.data.logprobs ?? []).flatMap((l) => [l.token, ...(l.top ?? []).map((t) => t.token)])];
+  const bad = ids.find((id) => !(id >= 0 && id < MODEL_VOCAB_SIZE));
+  if (bad !== undefined) throw new UpstreamError(`sent token id ${bad}, outside the model's vocabulary (0 to ${MODEL_VOCAB_SIZE - 1})`, 'protocol');
   return event.data;
 }
 

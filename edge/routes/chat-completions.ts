@@ -13,7 +13,8 @@ import { StopStringMatcher } from '../stop-strings.ts';
 import { applySamplingDefaults, decideThinkingMode, formatThinkingHeader, THINKING_HEADER } from '../thinking-mode.ts';
 import { getTokenizer, StreamingDetokenizer } from '../tokenizer/index.js';
 import { ToolCallParser, type ToolCall, type ToolCallDelta, type ToolChoice } from '../tool-call-parser.ts';
-import { UpstreamError, type ClientParams, type UpstreamPool, type UpstreamStream } from '../upstream.ts';
+import { runAfterResponse } from '../platform.ts';
+import { UpstreamError, type ClientParams, type UpstreamStream } from '../upstream.ts';
 
 export type ChatDelta = { role?: 'assistant'; content?: string; reasoning_content?: string; reasoning?: string; tool_calls?: ToolCallDelta[] };
 type ChoiceOptions = { thinking: boolean; excludeReasoning: boolean; toolsOffered: boolean; toolChoice: ToolChoice; stop: ChatCompletionRequest['stop'] };
@@ -148,8 +149,10 @@ export function generateRequests(args: {
  * Starts every generation (each retried on other workers until its first token) for the key's tenant; all or
  * nothing. `params` renames the worker's fields for a worker's 400 (chat's `prompt` is the client's `messages`).
  */
-export async function startGenerations(pool: UpstreamPool, requests: GenerateRequestInput[], signal: AbortSignal, params: ClientParams, tenant?: string): Promise<UpstreamStream[]> {
-  const started = await Promise.allSettled(requests.map((r) => pool.generate(tenant ? { ...r, tenant } : r, signal, { params })));
+export async function startGenerations(c: Context<EdgeEnv>, requests: GenerateRequestInput[], params: ClientParams): Promise<UpstreamStream[]> {
+  const options = { params, background: (work: Promise<unknown>) => runAfterResponse(c, work) };
+  const tenant = c.var.lifecycle.tenant;
+  const started = await Promise.allSettled(requests.map((r) => c.var.upstream.generate(tenant ? { ...r, tenant } : r, c.req.raw.signal, options)));
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (!failed) return started.map((r) => (r as PromiseFulfilledResult<UpstreamStream>).value);
   for (const r of started) if (r.status === 'fulfilled') r.value.cancel();
@@ -234,7 +237,7 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
     if (shortCircuit) return shortCircuit;
 
     const params = { prompt: 'messages', max_tokens: budgetParam, logprobs: 'top_logprobs', thinking_budget: null };
-    const upstreams = await startGenerations(c.var.upstream, requests, c.req.raw.signal, params, c.var.lifecycle.tenant);
+    const upstreams = await startGenerations(c, requests, params);
     const choices = upstreams.map((_, i) => new ChatChoice(i, choiceOptions));
     const id = newCompletionId('chatcmpl');
     const created = Math.floor(Date.now() / 1000);

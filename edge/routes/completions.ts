@@ -90,8 +90,7 @@ export function completionsRoute(): Hono<EdgeEnv> {
     });
     if (shortCircuit) return shortCircuit;
 
-    const params = { prompt: 'prompt', max_tokens: 'max_tokens' };
-    const upstreams = await startGenerations(c.var.upstream, requests, c.req.raw.signal, params, c.var.lifecycle.tenant);
+    const upstreams = await startGenerations(c, requests, { prompt: 'prompt', max_tokens: 'max_tokens' });
     const choices = upstreams.map((_, i) => new TextChoice(i, body.stop));
     const echoOf = (choice: TextChoice) => (body.echo ? tokenizer.decode(prompts[Math.floor(choice.index / n)]) : '');
     const promptTokens = prompts.reduce((sum, ids) => sum + ids.length, 0);

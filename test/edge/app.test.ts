@@ -2,67 +2,26 @@
 // used only where a fault or an output the demo model cannot produce must be injected — retries before the first
 // token, a worker dying mid-stream, timeouts, garbage answers, tool calls, tags split across tokens, stop strings,
 // client disconnects, sampling defaults, the thinking budget, routing, the prompt cache and the lifecycle seams.
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createApp, type UsageReport } from '../../edge/app.ts';
 import { PromptCache } from '../../edge/prompt-cache.ts';
 import { getTokenizer } from '../../edge/tokenizer/index.js';
 import { poolFor, readConfig } from '../../edge/platform.ts';
 import { LOAD_SLACK, UpstreamPool } from '../../edge/upstream.ts';
-import { THINKING_BUDGET_TEXT, type GenerateEvent, type GenerateRequest } from '../../gpu-worker/protocol.ts';
-import { verifyRequest } from '../../gpu-worker/signing.ts';
+import { THINKING_BUDGET_TEXT } from '../../gpu-worker/protocol.ts';
+import { errorReply, openStream, scripted, sleep, sse, STUB_SECRET, stubWorker as startStub, type Behaviour, type Stub } from '../helpers/stub-worker.ts';
 
 const MODEL = 'qwen3-8b-awq';
-const SECRET = 'stub-secret';
+const SECRET = STUB_SECRET;
 const tok = getTokenizer();
 type Json = Record<string, any>;
 
-// --- stub workers ----------------------------------------------------------------------------------------------------
-
-type Stub = { url: string; requests: GenerateRequest[]; closedEarly: number; close(): Promise<void> };
-type Behaviour = (req: GenerateRequest, res: ServerResponse, incoming: IncomingMessage) => void | Promise<void>;
 const stubs: Stub[] = [];
 afterAll(async () => Promise.all(stubs.map((s) => s.close())));
-
 async function stubWorker(behaviour: Behaviour): Promise<Stub> {
-  const stub = { url: '', requests: [] as GenerateRequest[], closedEarly: 0, close: async () => {} };
-  const server = createServer(async (incoming, res) => {
-    let body = '';
-    for await (const chunk of incoming) body += chunk;
-    const verdict = await verifyRequest(SECRET, { method: 'POST', path: incoming.url!, body }, incoming.headers['x-q3-timestamp'] as string, incoming.headers['x-q3-signature'] as string);
-    if (!verdict.ok) return void res.writeHead(401).end();
-    const req = JSON.parse(body) as GenerateRequest;
-    stub.requests.push(req);
-    res.on('close', () => !res.writableFinished && stub.closedEarly++);
-    await behaviour(req, res, incoming);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  stub.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  stub.close = () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); });
+  const stub = await startStub(behaviour);
   stubs.push(stub);
   return stub;
-}
-
-const sse = (res: ServerResponse, event: GenerateEvent | string) => res.write(`data: ${typeof event === 'string' ? event : JSON.stringify(event)}\n\n`);
-const openStream = (res: ServerResponse) => res.writeHead(200, { 'content-type': 'text/event-stream' });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Streams each piece as one frame of token ids (raw ids as given, text encoded), then the final frame. */
-function scripted(pieces: (string | number[])[], options: { delayMs?: number; finish?: 'stop' | 'length' } = {}): Behaviour {
-  return async (req, res) => {
-    openStream(res);
-    let count = 0;
-    for (const piece of pieces) {
-      const tokens = typeof piece === 'string' ? tok.encode(piece) : piece;
-      count += tokens.length;
-      if (res.destroyed) return;
-      sse(res, { tokens });
-      if (options.delayMs) await sleep(options.delayMs);
-    }
-    sse(res, { tokens: [], finish_reason: options.finish ?? 'stop', usage: { prompt_tokens: req.prompt.length, completion_tokens: count + 1, cached_tokens: 3 } });
-    res.end();
-  };
 }
 
 const THOUGHT = ['<think>', '\nLet me think', '.\n', '</think>', '\n\n'];
@@ -144,6 +103,21 @@ describe('faults injected by stub workers', () => {
     const res = await post(app, chatBody(), env([garbage]));
     expect(res.status).toBe(503);
     expect(((await res.json()) as Json).error.message).toMatch(/outside the protocol/);
+  });
+
+  it('Should refuse token ids a worker sends outside the vocabulary (negative, >= vocab): 503 before the first token, error frame after', async () => {
+    const negative = await stubWorker(scripted([[-1]]));
+    const res = await post(app, chatBody(), env([negative]));
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as Json).error.message).toMatch(/token id -1, outside the model's vocabulary/);
+    const late = await stubWorker(scripted([tok.encode('Hello'), [151_936]]));
+    const data = await frames(await post(app, chatBody({ think: false, stream: true }), env([late])));
+    expect(JSON.parse(data[1]).choices[0].delta.content).toBe('Hello');
+    expect(JSON.parse(data.at(-1)!).error).toMatchObject({ code: 'upstream_error', message: expect.stringMatching(/token id 151936/) });
+    // a padded embedding row (above the tokenizer's 151,669 names) is a real token that decodes to nothing
+    const padded = await stubWorker(scripted([tok.encode('Hi'), [151_700]]));
+    const body = (await (await post(app, chatBody({ think: false }), env([padded]))).json()) as Json;
+    expect(body.choices[0].message.content).toBe('Hi');
   });
 
   it('Should end the stream with an error frame when the worker dies mid-stream (502 when not streaming)', async () => {
@@ -241,8 +215,6 @@ describe('faults injected by stub workers', () => {
 });
 
 describe("whose fault it is: the worker's 4xx and 503 at the edge", () => {
-  const errorReply = (status: number, error: Json, headers: Record<string, string> = {}): Behaviour => (_, res) =>
-    void res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify({ error }));
   const health = (bindings: ReturnType<typeof env>) => poolFor(readConfig(bindings)).snapshot();
 
   it("Should pass a worker's 400 to the client with the client's param name, and leave the worker healthy", async () => {
@@ -259,7 +231,7 @@ describe("whose fault it is: the worker's 4xx and 503 at the edge", () => {
     expect(((await sampling.json()) as Json).error.param).toBe('top_p');
     const tooLarge = await post(app, chatBody(), env([await stubWorker(errorReply(413, { message: 'body exceeds 16777216 bytes', type: 'invalid_request_error' }))]));
     expect(tooLarge.status).toBe(413);
-    expect(health(bindings)).toEqual([{ url: refusing.url, healthy: true, inflight: 0, failures: 0 }]);
+    expect(health(bindings)).toEqual([{ url: refusing.url, healthy: true, inflight: 0, failures: 0, busy: false, lastError: null }]);
     expect(refusing.requests).toHaveLength(5); // one worker call per request: a client error is not retried elsewhere
   });
 
@@ -273,7 +245,7 @@ describe("whose fault it is: the worker's 4xx and 503 at the edge", () => {
     expect(res.headers.get('retry-after')).toBe('2');
     expect(((await res.json()) as Json).error).toMatchObject({ type: 'service_unavailable', code: 'server_overloaded' });
     expect(busyA.requests.length + busyB.requests.length).toBe(2);
-    expect(health(bindings).map((w) => [w.healthy, w.failures])).toEqual([[true, 0], [true, 0]]);
+    expect(health(bindings).map((w) => [w.healthy, w.failures, w.busy])).toEqual([[true, 0, true], [true, 0, true]]);
 
     const good = await stubWorker(scripted(['fine']));
     const mixed = env([busyA, good]);
@@ -315,14 +287,14 @@ describe("whose fault it is: the worker's 4xx and 503 at the edge", () => {
 
 describe('routing, prompt cache and seams', () => {
   it('Should route a shared system prompt to one worker and fall back to the least-loaded healthy one', async () => {
-    const pool = new UpstreamPool({ urls: ['http://a', 'http://b', 'http://c', 'http://d'], secret: '', timeoutMs: 1000 });
+    const pool = new UpstreamPool({ urls: ['http://a', 'http://b', 'http://c', 'http://d'], secret: '', timeoutMs: 1000, probe: async () => 'unreachable' });
     const system = tok.encode(`<|im_start|>system\n${'You are a careful assistant. '.repeat(40)}<|im_end|>\n`);
     const first = new Set(['x', 'y', 'z', 'w'].map((u) => pool.order([...system, ...tok.encode(u)])[0]));
     expect(first.size).toBe(1);
     const spread = new Set(Array.from({ length: 32 }, (_, i) => pool.order(tok.encode(`question ${i}`))[0]));
     expect(spread.size).toBeGreaterThan(2);
     // the preferred worker overloaded, then down: the least-loaded healthy worker goes first
-    const slots = (pool as any).workers as { url: string; inflight: number; downUntil: number }[];
+    const slots = (pool as any).workers as { url: string; inflight: number }[];
     const preferred = slots.find((w) => w.url === [...first][0])!;
     slots.forEach((w, i) => (w.inflight = i + 1));
     preferred.inflight = 1 + LOAD_SLACK + 4;
@@ -330,7 +302,8 @@ describe('routing, prompt cache and seams', () => {
     expect(pool.order([...system, 7])[0]).toBe(leastLoaded);
     preferred.inflight = 0;
     expect(pool.order([...system, 7])[0]).toBe(preferred.url);
-    preferred.downUntil = Date.now() + 10_000;
+    for (let i = 0; i < 3; i++) pool.health.failed(preferred.url, 'worker-error', 'test'); // the threshold takes it out
+    expect(pool.health.isUp(preferred.url)).toBe(false);
     expect(pool.order([...system, 7])).not.toContain(preferred.url);
     expect(pool.order([...system, 7])[0]).toBe(leastLoaded);
   });
