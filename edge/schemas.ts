@@ -1,6 +1,6 @@
 // The OpenAI (and vLLM-extension) request schemas the edge accepts: one zod schema per endpoint feeds both the
 // validator (400 invalid_request_error naming the bad field in `param`) and the route's types.
-import { zValidator } from '@hono/zod-validator';
+import type { Context, Env, MiddlewareHandler } from 'hono';
 import { z } from 'zod';
 import { invalidRequest, modelNotFound } from './errors.ts';
 import { thinkingControlsSchema } from './thinking-mode.ts';
@@ -219,11 +219,78 @@ export function validationError(error: z.ZodError): never {
   throw invalidRequest(param ? `Invalid value for '${param}': ${issue.message}` : issue.message, param);
 }
 
-/** hono validator for a JSON body: the schema's output type flows into `c.req.valid('json')`. */
-export function jsonBody<S extends z.ZodType>(schema: S) {
-  return zValidator('json', schema, (result) => {
+/** Nesting deeper than this (objects and arrays) is refused before anything recurses over the body. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Where free-form JSON sits in a request ('#' = any index): a body nested too deep is reported at the free-form
+ * field that holds it (`tools[0].function.parameters`), or else at its top-level field.
+ */
+const FREE_FORM_FIELDS: readonly (readonly string[])[] = [
+  ['tools', '#', 'function', 'parameters'],
+  ['messages', '#', 'tool_calls', '#', 'function', 'arguments'],
+  ['messages', '#', 'content'],
+  ['response_format'],
+  ['chat_template_kwargs'],
+  ['metadata'],
+];
+
+/** The path (top-level field first) to the first value nested deeper than `limit`, or null. Iterative: no recursion. */
+export function tooDeep(value: unknown, limit: number): PropertyKey[] | null {
+  type Node = { value: unknown; depth: number; parent: Node | null; key: PropertyKey };
+  const stack: Node[] = [{ value, depth: 0, parent: null, key: '' }];
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    if (node.value === null || typeof node.value !== 'object') continue;
+    if (node.depth >= limit) {
+      const path: PropertyKey[] = [];
+      for (let n: Node | null = node; n?.parent; n = n.parent) path.unshift(n.key);
+      return path;
+    }
+    for (const [key, child] of Object.entries(node.value)) {
+      if (child !== null && typeof child === 'object') stack.push({ value: child, depth: node.depth + 1, parent: node, key: Array.isArray(node.value) ? Number(key) : key });
+    }
+  }
+  return null;
+}
+
+function depthParam(path: readonly PropertyKey[]): string | null {
+  const field = FREE_FORM_FIELDS.find((f) => f.length <= path.length && f.every((part, i) => (part === '#' ? typeof path[i] === 'number' : part === path[i])));
+  return paramName(path.slice(0, field?.length ?? 1));
+}
+
+/**
+ * The request body as JSON, whatever its Content-Type says (as vLLM does: `curl -d` sends form-urlencoded), refused
+ * with 400 when it does not parse or is nested deeper than MAX_JSON_DEPTH.
+ */
+export async function readJsonBody(c: Context): Promise<unknown> {
+  const text = await c.req.text();
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    const hint = text.trim() === '' ? 'the body is empty' : (err as Error).message;
+    throw invalidRequest(`We could not parse the JSON body of your request (${hint}). Send a JSON object, e.g. with Content-Type: application/json.`);
+  }
+  const deep = tooDeep(value, MAX_JSON_DEPTH);
+  if (deep) {
+    const param = depthParam(deep);
+    throw invalidRequest(`Invalid value for '${param}': nested deeper than ${MAX_JSON_DEPTH} levels.`, param);
+  }
+  return value;
+}
+
+/**
+ * Middleware validating the JSON body with `schema` (400 naming the field on failure); its output type flows into
+ * `c.req.valid('json')`.
+ */
+export function jsonBody<S extends z.ZodType>(schema: S): MiddlewareHandler<Env, string, { in: { json: z.input<S> }; out: { json: z.output<S> } }> {
+  return async function jsonBody(c, next) {
+    const result = schema.safeParse(await readJsonBody(c));
     if (!result.success) validationError(result.error as unknown as z.ZodError);
-  });
+    c.req.addValidatedData('json', result.data as object);
+    await next();
+  };
 }
 
 /** Rejects anything other than the served model with 404 model_not_found. */
