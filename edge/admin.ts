@@ -118,6 +118,9 @@ export function adminRoutes(): Hono<AccountsEnv> {
     return c.json(publicKey(revoked));
   });
 
+  // this isolate's view of the GPU workers: in rotation or not, failures in the window, busy, in-flight streams
+  app.get('/admin/workers', (c) => c.json({ object: 'list', data: c.var.upstream.snapshot() }));
+
   app.get('/admin/usage', async function exportUsageRecords(c) {
     const { from, to } = dayRange((n) => c.req.query(n));
     const limit = Math.min(MAX_EXPORT_ROWS, Math.max(1, Number(c.req.query('limit') ?? MAX_EXPORT_ROWS) || MAX_EXPORT_ROWS));

@@ -24,7 +24,8 @@
 //   platform.runAfterResponse(c, …) after `await next()` (streams end after the handler returns).
 // - Workers-only APIs (Durable Objects, D1, caches) go through edge/platform.ts so routes stay testable in Node.
 import { Hono, type MiddlewareHandler } from 'hono';
-import { handleError, handleNotFound } from './errors.ts';
+import { tapBody } from './body-tap.ts';
+import { CLIENT_CLOSED, handleError, handleNotFound } from './errors.ts';
 import { bodyLimit } from './middleware/body-limit.ts';
 import { playgroundHtml } from './playground/page.ts';
 import { requestId } from './middleware/request-id.ts';
@@ -54,8 +55,20 @@ export type PreparedRequest = {
   deterministic: boolean;
 };
 
+/**
+ * How a request ended. completed: the whole answer went out. failed: a worker or the edge failed it (no worker, a
+ * timeout, a worker dying mid-stream). aborted: the client left (or stopped reading). cancelled: a worker cut the
+ * generation short (its shutdown grace ran out). cached: the response cache answered. rejected: refused (4xx).
+ */
+export type UsageOutcome = 'completed' | 'failed' | 'aborted' | 'cancelled' | 'cached' | 'rejected';
+
+/** Tokens a request used so far. */
+export type UsageCounts = Pick<UsageReport, 'promptTokens' | 'completionTokens' | 'reasoningTokens' | 'cachedTokens'>;
+
+const NO_TOKENS: UsageCounts = { promptTokens: 0, completionTokens: 0, reasoningTokens: 0, cachedTokens: 0 };
+
 export type UsageReport = {
-  outcome: 'completed' | 'failed' | 'aborted' | 'cached' | 'rejected';
+  outcome: UsageOutcome;
   endpoint: PreparedRequest['endpoint'] | 'other';
   model: string;
   status: number;
@@ -68,14 +81,22 @@ export type UsageReport = {
 
 export type Interceptor = (prepared: PreparedRequest) => Promise<Response | undefined>;
 
-/** Per-request hooks between the routes and the extension middleware (see SEAMS above). */
+/**
+ * Per-request hooks between the routes and the extension middleware (see SEAMS above). `usage` resolves exactly once
+ * whatever ends the request: the route settles it, and when the route cannot (the client left before it finished,
+ * the runtime cancelled the handler, the response body was cut off), requestContext() settles it from the counts
+ * the route tracked so far.
+ */
 export class RequestLifecycle {
   prepared?: PreparedRequest;
   /** the authenticated key's tenant (set by auth); sent to the workers, which share their capacity among tenants */
   tenant?: string;
+  /** the prepared request passed every interceptor and goes to the workers: it gets a usage record */
+  admitted = false;
   readonly usage: Promise<UsageReport>;
   private resolveUsage!: (report: UsageReport) => void;
   private settled = false;
+  private progress?: () => UsageCounts;
   private readonly interceptors: Interceptor[] = [];
 
   constructor() {
@@ -96,11 +117,27 @@ export class RequestLifecycle {
     for (const interceptor of this.interceptors) {
       const response = await interceptor(prepared);
       if (response) {
-        this.settle({ outcome: 'cached', status: response.status, promptTokens: 0, completionTokens: 0, reasoningTokens: 0, cachedTokens: 0 });
+        this.settle({ outcome: 'cached', status: response.status, ...NO_TOKENS });
         return response;
       }
     }
+    this.admitted = true;
     return undefined;
+  }
+
+  /** The route's live token counts, read if the request ends before the route settles it. */
+  track(progress: () => UsageCounts): void {
+    this.progress = progress;
+  }
+
+  /** Tokens used so far: what the route tracked, or none before its generations started. */
+  counts(): UsageCounts {
+    return this.progress?.() ?? NO_TOKENS;
+  }
+
+  /** The request ended without the route settling it; the tokens tracked so far are charged. */
+  end(outcome: UsageOutcome, status: number): void {
+    this.settle({ outcome, status, ...this.counts() });
   }
 
   /** The first call wins; endpoint, model and thinking default to the prepared request's. */
@@ -114,6 +151,13 @@ export class RequestLifecycle {
       ...report,
     });
   }
+}
+
+/** How a response that the route did not settle ended, from its status. */
+function outcomeOf(status: number): UsageOutcome {
+  if (status < 400) return 'completed';
+  if (status === CLIENT_CLOSED) return 'aborted';
+  return status < 500 ? 'rejected' : 'failed';
 }
 
 export type EdgeVariables = {
@@ -130,7 +174,12 @@ export type CreateAppOptions = {
   extensions?: MiddlewareHandler<EdgeEnv>[];
 };
 
-/** Sets c.var.config, upstream and lifecycle; settles usage for responses that never reached a streaming route. */
+/**
+ * Sets c.var.config, upstream and lifecycle, and makes sure usage settles once for every request: from the status of
+ * a plain response the route did not settle, when the client disconnects (the request's signal, with the
+ * `enable_request_signal` compatibility flag), and when a streamed body ends or is cancelled before the route
+ * settled it.
+ */
 function requestContext(): MiddlewareHandler<EdgeEnv> {
   return async function requestContext(c, next) {
     const config = readConfig(c.env);
@@ -138,13 +187,17 @@ function requestContext(): MiddlewareHandler<EdgeEnv> {
     c.set('config', config);
     c.set('upstream', poolFor(config));
     c.set('lifecycle', lifecycle);
+    const clientGone = () => lifecycle.end('aborted', CLIENT_CLOSED);
+    c.req.raw.signal?.addEventListener('abort', clientGone, { once: true });
     try {
       await next();
     } finally {
       const streaming = c.res?.headers.get('content-type')?.startsWith('text/event-stream');
-      if (!streaming) {
+      if (streaming && c.res.body && !lifecycle.isSettled) {
+        c.res = new Response(tapBody(c.res.body, () => {}, (complete) => (complete ? lifecycle.end('failed', 500) : clientGone())), c.res);
+      } else if (!streaming) {
         const status = c.res?.status ?? 500;
-        lifecycle.settle({ outcome: status < 400 ? 'completed' : 'rejected', status, promptTokens: 0, completionTokens: 0, reasoningTokens: 0, cachedTokens: 0 });
+        lifecycle.end(outcomeOf(status), status);
       }
     }
   };

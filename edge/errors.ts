@@ -15,6 +15,9 @@ export type OpenAIErrorType =
   | 'service_unavailable'
   | 'timeout_error';
 
+/** nginx's status for a client that closed the request; nobody reads it, but usage records carry it */
+export const CLIENT_CLOSED = 499;
+
 export type OpenAIErrorBody = {
   error: { message: string; type: OpenAIErrorType | string; param: string | null; code: string | null };
 };
@@ -70,6 +73,19 @@ export const workersBusy = (retryAfterS: number) =>
     headers: { 'retry-after': String(retryAfterS) },
   });
 
+const CANCELLED_MESSAGE =
+  'The generation was cut short: the inference worker cancelled it (e.g. it was shutting down). The output is incomplete; please retry.';
+
+/** A worker cut a started generation short (finish_reason "cancelled"): never reported as a complete answer. */
+export const generationCancelledBody = () => errorBody(CANCELLED_MESSAGE, { type: 'server_error', code: 'generation_cancelled' }, 503);
+
+export const generationCancelled = () =>
+  apiError(503, CANCELLED_MESSAGE, { type: 'server_error', code: 'generation_cancelled', headers: { 'retry-after': '1' } });
+
+/** A worker failed after the generation started (it died, broke the protocol or stalled). */
+export const upstreamFailed = (detail: string) =>
+  apiError(502, `The inference worker failed mid-generation: ${detail}`, { type: 'server_error', code: 'upstream_error' });
+
 export const upstreamTimeout = (timeoutMs: number) =>
   apiError(504, `The inference worker did not answer within ${timeoutMs} ms.`, { type: 'timeout_error', code: 'timeout' });
 
@@ -93,7 +109,7 @@ export function handleError(err: Error, c: Context): Response {
   }
   if (err.name === 'AbortError' || c.req.raw.signal?.aborted) {
     // the client left before the response started; nobody reads this (499 = client closed request)
-    return c.json(errorBody('Client closed the request.', {}, 400), 499 as ContentfulStatusCode);
+    return c.json(errorBody('Client closed the request.', {}, 400), CLIENT_CLOSED as ContentfulStatusCode);
   }
   console.error('[edge] unhandled error', err);
   return c.json(errorBody('The server had an error while processing your request.', { type: 'server_error' }, 500), 500);

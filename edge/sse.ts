@@ -5,7 +5,8 @@
 import type { Context } from 'hono';
 import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
 import type { TokenLogprob } from '../gpu-worker/protocol.ts';
-import { errorBody, type OpenAIErrorBody } from './errors.ts';
+import { errorBody, generationCancelledBody, type OpenAIErrorBody } from './errors.ts';
+import { UpstreamError } from './upstream.ts';
 import type { Qwen3Tokenizer } from './tokenizer/index.js';
 
 export type CompletionUsage = {
@@ -19,7 +20,11 @@ export type CompletionUsage = {
 /** What every chunk of one response shares. */
 export type ChunkBase = { id: string; object: 'chat.completion.chunk' | 'text_completion'; created: number; model: string };
 
-/** Writes the frames of one streamed response in order (writes from concurrent choices are serialised). */
+/**
+ * Writes the frames of one streamed response in order (writes from concurrent choices are serialised). A client that
+ * stops reading for `stallMs` without disconnecting is treated as gone, so a stalled reader cannot hold its
+ * generations, its lease and its usage record forever.
+ */
 export class ChunkStream {
   private queue: Promise<void> = Promise.resolve();
   private readonly abortController = new AbortController();
@@ -29,6 +34,7 @@ export class ChunkStream {
     private readonly stream: SSEStreamingApi,
     private readonly base: ChunkBase,
     private readonly includeUsage: boolean,
+    private readonly stallMs: number,
   ) {
     stream.onAbort(() => this.abortController.abort(new DOMException('client disconnected', 'AbortError')));
   }
@@ -69,14 +75,27 @@ export class ChunkStream {
 
   private send(data: string): Promise<void> {
     if (this.ended || this.stream.aborted || this.stream.closed) return this.queue;
-    this.queue = this.queue.then(() => (this.stream.aborted ? undefined : this.stream.writeSSE({ data }))).catch(() => undefined);
+    this.queue = this.queue.then(() => (this.clientGone ? undefined : this.write(data))).catch(() => undefined);
     return this.queue;
+  }
+
+  private write(data: string): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stalled = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.abortController.abort(new DOMException(`client read nothing for ${this.stallMs} ms`, 'AbortError'));
+        this.stream.abort();
+        resolve();
+      }, this.stallMs);
+    });
+    return Promise.race([this.stream.writeSSE({ data }), stalled]).finally(() => clearTimeout(timer));
   }
 }
 
 /**
  * A streamed response: `run` writes the chunks; whatever it throws becomes an error frame. Hono sets the SSE
- * headers; `Content-Encoding: identity` keeps wrangler's dev server from buffering the stream.
+ * headers; `Content-Encoding: identity` keeps wrangler's dev server from buffering the stream. A client that reads
+ * nothing for REQUEST_TIMEOUT_MS counts as gone.
  */
 export function streamChunks(
   c: Context,
@@ -85,22 +104,22 @@ export function streamChunks(
   run: (out: ChunkStream) => Promise<void>,
 ): Response {
   c.header('content-encoding', 'identity');
+  const stallMs = (c.get('config') as { requestTimeoutMs?: number } | undefined)?.requestTimeoutMs ?? 60_000;
   return streamSSE(c, async (stream) => {
-    const out = new ChunkStream(stream, base, includeUsage);
+    const out = new ChunkStream(stream, base, includeUsage, stallMs);
     try {
       await run(out);
     } catch (err) {
-      if (!out.clientGone) await out.error(midStreamError(err));
+      if (!out.clientGone && !c.req.raw.signal?.aborted) await out.error(midStreamError(err));
     }
   });
 }
 
 /** The error frame for a failure after the response started. */
 export function midStreamError(err: unknown): OpenAIErrorBody {
-  const message = err instanceof Error ? err.message : String(err);
-  const name = err instanceof Error ? err.name : '';
-  if (name === 'UpstreamError') {
-    return errorBody(`The inference worker failed mid-stream: ${message}`, { type: 'server_error', code: 'upstream_error' }, 502);
+  if (err instanceof UpstreamError && err.kind === 'cancelled') return generationCancelledBody();
+  if (err instanceof UpstreamError) {
+    return errorBody(`The inference worker failed mid-stream: ${err.message}`, { type: 'server_error', code: 'upstream_error' }, 502);
   }
   console.error('[edge] stream failed', err);
   return errorBody('The server had an error while streaming the response.', { type: 'server_error' }, 500);

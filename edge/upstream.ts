@@ -47,13 +47,15 @@ type WorkerSlot = { url: string; key: number; inflight: number };
 export type WorkerSnapshot = WorkerHealthSnapshot & { inflight: number };
 
 /**
- * A worker failed, misbehaved or was busy; failures before the first token are retried on another worker. `busy`
- * (the worker's 503 + Retry-After: its queue is full or it is draining) is not held against the worker.
+ * A worker failed, misbehaved, was busy or cut the generation; failures before the first token are retried on
+ * another worker. Neither `busy` (the worker's 503 + Retry-After: its queue is full or it is draining, or it
+ * cancelled the request before its first token) nor `cancelled` (it cut a started generation short, finish_reason
+ * "cancelled", e.g. when its shutdown grace ran out) is held against the worker.
  */
 export class UpstreamError extends Error {
   constructor(
     message: string,
-    readonly kind: FailureKind | 'busy',
+    readonly kind: FailureKind | 'busy' | 'cancelled',
     /** busy: seconds the worker asked to wait */
     readonly retryAfterS = 1,
   ) {
@@ -151,7 +153,7 @@ export class UpstreamPool {
       slot.inflight--;
       timer.stop();
       clientSignal?.removeEventListener('abort', onClientAbort);
-      if (failure && failure.kind !== 'busy' && !clientSignal?.aborted) {
+      if (failure && failure.kind !== 'busy' && failure.kind !== 'cancelled' && !clientSignal?.aborted) {
         this.health.failed(slot.url, failure.kind, failure.message, options.background);
       }
     };
@@ -168,6 +170,9 @@ export class UpstreamPool {
       for (;;) {
         const event = await frames.next();
         if (!event) throw new UpstreamError('closed the stream before the first token', 'protocol');
+        if (event.finish_reason === 'cancelled' && event.tokens.length === 0 && first.length === 0) {
+          throw new UpstreamError('cancelled the request before its first token (shutting down?)', 'busy', 1);
+        }
         first.push(event);
         if (event.tokens.length > 0 || event.finish_reason) break;
       }
@@ -211,7 +216,10 @@ export class UpstreamStream implements AsyncIterable<GenerateEvent> {
           void this.frames.drain(); // read the chunked terminator so the connection can be reused
         }
         yield event;
-        if (finished) return;
+        if (finished) {
+          if (event.finish_reason === 'cancelled') throw new UpstreamError('cut the generation short (finish_reason "cancelled")', 'cancelled');
+          return;
+        }
       }
     } catch (err) {
       const failure = toUpstreamError(err, this.controller.signal);

@@ -4,8 +4,8 @@
  * admin export read from it. One record per request that reached the model or was answered from the cache.
  */
 
-/** How a metered request ended ("cached": the response cache answered and no worker ran). */
-export type UsageStatus = 'completed' | 'aborted' | 'failed' | 'cached';
+/** How a metered request ended (see UsageOutcome in app.ts; "cached": the response cache answered, no worker ran). */
+export type UsageStatus = 'completed' | 'aborted' | 'failed' | 'cancelled' | 'rejected' | 'cached';
 
 export type UsageRecord = {
   /** the edge's own id for this request: the idempotency key of the write */
@@ -66,18 +66,18 @@ const COLUMNS = [
   'completion_tokens', 'reasoning_tokens', 'latency_ms', 'status', 'http_status', 'from_cache', 'started_at', 'day',
 ] as const satisfies readonly (keyof UsageRecord)[];
 
-const ready = new WeakMap<D1Database, Promise<unknown>>();
+const ready = new WeakSet<D1Database>();
 
-/** Creates the table once per isolate and database binding (IF NOT EXISTS: harmless after the migration ran). */
-export function ensureSchema(db: D1Database): Promise<unknown> {
-  let done = ready.get(db);
-  if (!done) {
-    const statements = USAGE_SCHEMA_SQL.split(';').map((s) => s.trim()).filter(Boolean);
-    done = db.batch(statements.map((s) => db.prepare(s)));
-    done.catch(() => ready.delete(db));
-    ready.set(db, done);
-  }
-  return done;
+/**
+ * Creates the table once per isolate and database binding (IF NOT EXISTS: harmless after the migration ran). Only the
+ * fact that it succeeded is shared between requests, never the promise: on Workers a promise belongs to the request
+ * that made it, and another request awaiting it hangs when that request is cancelled.
+ */
+export async function ensureSchema(db: D1Database): Promise<void> {
+  if (ready.has(db)) return;
+  const statements = USAGE_SCHEMA_SQL.split(';').map((s) => s.trim()).filter(Boolean);
+  await db.batch(statements.map((s) => db.prepare(s)));
+  ready.add(db);
 }
 
 export function utcDay(ms: number): string {

@@ -1,10 +1,12 @@
 /**
- * @module Metering: exactly one usage record per request that reached the model or was answered from the response
- * cache, written to D1 from the request's `lifecycle.usage` (edge/app.ts), which resolves once when the response has
- * ended: completed, failed mid-stream (a dying worker: what arrived counts), aborted by the client (what was
- * generated counts), or cached. Requests rejected before `lifecycle.prepare` write nothing. The write is registered
- * with waitUntil before the response leaves, so a disconnecting client cannot lose it, and it is idempotent on the
- * edge's own request id (INSERT … ON CONFLICT DO NOTHING).
+ * @module Metering: exactly one usage record per request that was admitted to the model (it passed validation,
+ * authentication, rate limits and the response cache) or answered from the response cache, written to D1 from the
+ * request's `lifecycle.usage` (edge/app.ts), which resolves once whatever ends the request: completed, failed (no
+ * worker, a timeout, a worker dying mid-stream: what arrived counts), aborted by the client (what was generated
+ * counts), cancelled by the worker, rejected by the worker (its 4xx), or cached. Requests refused before that
+ * (invalid, unauthenticated, over a limit) write nothing. The write is registered with waitUntil before the handler
+ * runs, so a disconnecting client cannot lose it, and it is idempotent on the edge's own id for the request
+ * (INSERT … ON CONFLICT DO NOTHING).
  */
 import type { MiddlewareHandler } from 'hono';
 import type { AccountsEnv } from '../accounts.ts';
@@ -22,39 +24,38 @@ export function metering(): MiddlewareHandler<AccountsEnv> {
   return async function metering(c, next) {
     const id = `usg_${crypto.randomUUID().replace(/-/g, '')}`;
     const startedAt = Date.now();
-    try {
-      await next();
-    } finally {
+    // registered before the handler runs: a client that disconnects (or a runtime that cancels the handler) while it
+    // runs cannot keep the record from being written
+    const written = c.var.lifecycle.usage.then(async (report) => {
       const { lifecycle, apiKey } = c.var;
-      const written = lifecycle.usage.then(async (report) => {
-        const prepared = lifecycle.prepared;
-        if (!prepared || report.outcome === 'rejected') return;
-        const hit = report.outcome === 'cached' ? c.var.cacheHit : undefined;
-        const tokens = hit?.usage ?? report;
-        const record: UsageRecord = {
-          id,
-          request_id: c.var.requestId,
-          key_id: apiKey.id,
-          tenant: apiKey.tenant,
-          model: prepared.model,
-          mode: modeOf(prepared),
-          endpoint: new URL(c.req.url).pathname,
-          prompt_tokens: count(tokens.promptTokens),
-          // a cached answer served every prompt token from cache
-          cached_tokens: count(hit ? tokens.promptTokens : tokens.cachedTokens),
-          completion_tokens: count(tokens.completionTokens),
-          reasoning_tokens: count(tokens.reasoningTokens),
-          latency_ms: Math.max(0, Date.now() - startedAt),
-          status: report.outcome,
-          http_status: report.status,
-          from_cache: report.outcome === 'cached' ? 1 : 0,
-          started_at: startedAt,
-          day: utcDay(startedAt),
-        };
-        await writeWithRetry(c.env.USAGE, record);
-      });
-      runAfterResponse(c, written);
-    }
+      const prepared = lifecycle.prepared;
+      if (!prepared || !(lifecycle.admitted || report.outcome === 'cached')) return;
+      const hit = report.outcome === 'cached' ? c.var.cacheHit : undefined;
+      const tokens = hit?.usage ?? report;
+      const record: UsageRecord = {
+        id,
+        request_id: c.var.requestId,
+        key_id: apiKey.id,
+        tenant: apiKey.tenant,
+        model: prepared.model,
+        mode: modeOf(prepared),
+        endpoint: new URL(c.req.url).pathname,
+        prompt_tokens: count(tokens.promptTokens),
+        // a cached answer served every prompt token from cache
+        cached_tokens: count(hit ? tokens.promptTokens : tokens.cachedTokens),
+        completion_tokens: count(tokens.completionTokens),
+        reasoning_tokens: count(tokens.reasoningTokens),
+        latency_ms: Math.max(0, Date.now() - startedAt),
+        status: report.outcome,
+        http_status: report.status,
+        from_cache: report.outcome === 'cached' ? 1 : 0,
+        started_at: startedAt,
+        day: utcDay(startedAt),
+      };
+      await writeWithRetry(c.env.USAGE, record);
+    });
+    runAfterResponse(c, written);
+    await next();
   };
 }
 

@@ -12,6 +12,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import type { AccountsEnv } from '../accounts.ts';
 import type { PreparedRequest, UsageReport } from '../app.ts';
+import { tapBody } from '../body-tap.ts';
 import { runAfterResponse } from '../platform.ts';
 import { modeOf } from './metering.ts';
 
@@ -78,43 +79,6 @@ function replay(stored: string, contentType: string, extra: Record<string, strin
     },
   });
   return new Response(stream, { status: 200, headers });
-}
-
-/**
- * The same bytes as `body`, reporting each chunk and, once, whether the body was read to its end (false: the
- * client cancelled it or it errored).
- */
-export function tapBody(
-  body: ReadableStream<Uint8Array>,
-  onChunk: (chunk: Uint8Array) => void,
-  onClose: (complete: boolean) => void,
-): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  let closed = false;
-  const close = (complete: boolean) => {
-    if (!closed) (closed = true), onClose(complete);
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { done, value } = await reader.read();
-        if (done) {
-          controller.close();
-          close(true);
-        } else {
-          onChunk(value);
-          controller.enqueue(value);
-        }
-      } catch (err) {
-        controller.error(err);
-        close(false);
-      }
-    },
-    cancel(reason) {
-      close(false);
-      return reader.cancel(reason);
-    },
-  });
 }
 
 function concat(chunks: Uint8Array[], size: number): Uint8Array<ArrayBuffer> {

@@ -2,9 +2,9 @@
 // choice: detokenise → split reasoning → stop strings on content → tool calls → OpenAI JSON or chat.completion.chunk SSE.
 import { Hono, type Context } from 'hono';
 import { THINKING_BUDGET_TEXT, type FinishReason, type GenerateEvent, type GenerateRequestInput, type TokenLogprob, type Usage } from '../../gpu-worker/protocol.ts';
-import type { EdgeEnv } from '../app.ts';
+import type { EdgeEnv, UsageCounts, UsageOutcome } from '../app.ts';
 import type { ChatMessage } from '../chat-template.ts';
-import { apiError, invalidRequest } from '../errors.ts';
+import { CLIENT_CLOSED, generationCancelled, invalidRequest, upstreamFailed } from '../errors.ts';
 import { getPromptCache } from '../prompt-cache.ts';
 import { ReasoningParser } from '../reasoning-parser.ts';
 import { chatCompletionRequestSchema, completionBudget, jsonBody, requireModel, type ChatCompletionRequest } from '../schemas.ts';
@@ -175,16 +175,18 @@ export function usageOf(promptTokens: number, choices: readonly { usage?: Usage;
 
 export const newCompletionId = (prefix: string) => `${prefix}-${crypto.randomUUID().replaceAll('-', '')}`;
 
-/** Settles the lifecycle from the choices' counts. */
-/** Runs every choice's pump to the end, then sends the usage chunk and [DONE] and settles usage as completed. A
- * failing pump (or a client gone) cancels the other generations and settles usage as failed (or aborted) before the
- * error frame goes out. Shared by chat and legacy completions. */
+/**
+ * Runs every choice's pump to the end, then sends the usage chunk and [DONE] and settles usage as completed. A
+ * failing pump (or a client gone) cancels the other generations and settles usage (aborted, cancelled or failed)
+ * before the error frame goes out. Shared by chat and legacy completions.
+ */
 export async function finishChoices(c: Context<EdgeEnv>, out: ChunkStream, pumps: Promise<void>[], cancelAll: () => void, usage: () => CompletionUsage): Promise<void> {
   try {
     await Promise.all(pumps);
   } catch (err) {
     cancelAll();
-    settleUsage(c, out.clientGone ? 'aborted' : 'failed', out.clientGone ? 499 : 502, usage());
+    const end = failureOf(c, err, out.clientGone);
+    settleUsage(c, end.outcome, end.status, usage());
     throw err;
   }
   await out.usage(usage());
@@ -192,15 +194,31 @@ export async function finishChoices(c: Context<EdgeEnv>, out: ChunkStream, pumps
   settleUsage(c, 'completed', 200, usage());
 }
 
-export function settleUsage(c: Context<EdgeEnv>, outcome: 'completed' | 'failed' | 'aborted', status: number, usage: CompletionUsage): void {
-  c.var.lifecycle.settle({
-    outcome,
-    status,
+/** How a generation that threw ended: the client left, a worker cut it short, or it failed. */
+export function failureOf(c: Context<EdgeEnv>, err: unknown, clientGone = false): { outcome: 'aborted' | 'cancelled' | 'failed'; status: number } {
+  if (clientGone || c.req.raw.signal?.aborted) return { outcome: 'aborted', status: CLIENT_CLOSED };
+  if (err instanceof UpstreamError && err.kind === 'cancelled') return { outcome: 'cancelled', status: 503 };
+  return { outcome: 'failed', status: 502 };
+}
+
+/** A failure of a non-streamed generation as the client's error response (a worker's own errors as 502 / 503). */
+export function generationError(err: unknown): unknown {
+  if (err instanceof UpstreamError && err.kind === 'cancelled') return generationCancelled();
+  if (err instanceof UpstreamError) return upstreamFailed(err.message);
+  return err;
+}
+
+export function countsOf(usage: CompletionUsage): UsageCounts {
+  return {
     promptTokens: usage.prompt_tokens,
     completionTokens: usage.completion_tokens,
     reasoningTokens: usage.completion_tokens_details?.reasoning_tokens ?? 0,
     cachedTokens: usage.prompt_tokens_details.cached_tokens,
-  });
+  };
+}
+
+export function settleUsage(c: Context<EdgeEnv>, outcome: UsageOutcome, status: number, usage: CompletionUsage): void {
+  c.var.lifecycle.settle({ outcome, status, ...countsOf(usage) });
 }
 
 export function chatCompletionsRoute(): Hono<EdgeEnv> {
@@ -242,6 +260,7 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
     const id = newCompletionId('chatcmpl');
     const created = Math.floor(Date.now() / 1000);
     const usage = () => usageOf(prompt.ids.length, choices);
+    c.var.lifecycle.track(() => countsOf(usage()));
     const logprobsOf = (choice: ChatChoice) => (topLogprobs === undefined ? null : { content: chatLogprobs(getTokenizer(), choice.takeLogprobs(), topLogprobs), refusal: null });
     const cancelAll = () => upstreams.forEach((u) => u.cancel());
 
@@ -256,8 +275,6 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
       });
     }
 
-    const onAbort = () => cancelAll();
-    c.req.raw.signal.addEventListener('abort', onAbort, { once: true });
     try {
       const messagesOut = await Promise.all(choices.map((choice, i) => collectChoice(choice, upstreams[i])));
       settleUsage(c, 'completed', 200, usage());
@@ -267,12 +284,10 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
         usage: usage(),
       });
     } catch (err) {
-      cancelAll();
-      settleUsage(c, c.req.raw.signal.aborted ? 'aborted' : 'failed', 502, usage());
-      if (err instanceof UpstreamError) throw apiError(502, `The inference worker failed mid-generation: ${err.message}`, { type: 'server_error', code: 'upstream_error' });
-      throw err;
-    } finally {
-      c.req.raw.signal.removeEventListener('abort', onAbort);
+      cancelAll(); // the client's leaving also aborts the worker requests (their signal follows the request's)
+      const end = failureOf(c, err);
+      settleUsage(c, end.outcome, end.status, usage());
+      throw generationError(err);
     }
   });
   return app;

@@ -3,14 +3,13 @@
 import { Hono } from 'hono';
 import type { FinishReason, GenerateEvent, TokenLogprob, Usage } from '../../gpu-worker/protocol.ts';
 import type { EdgeEnv } from '../app.ts';
-import { apiError, invalidRequest } from '../errors.ts';
+import { invalidRequest } from '../errors.ts';
 import { getPromptCache } from '../prompt-cache.ts';
 import { completionBudget, completionRequestSchema, jsonBody, requireModel } from '../schemas.ts';
 import { completionLogprobs, streamChunks } from '../sse.ts';
 import { StopStringMatcher } from '../stop-strings.ts';
 import { getTokenizer, StreamingDetokenizer } from '../tokenizer/index.js';
-import { UpstreamError } from '../upstream.ts';
-import { finishChoices, generateRequests, newCompletionId, settleUsage, startGenerations, usageOf } from './chat-completions.ts';
+import { countsOf, failureOf, finishChoices, generateRequests, generationError, newCompletionId, settleUsage, startGenerations, usageOf } from './chat-completions.ts';
 
 /** OpenAI's default for legacy completions (tokens). */
 const DEFAULT_MAX_TOKENS = 16;
@@ -95,6 +94,7 @@ export function completionsRoute(): Hono<EdgeEnv> {
     const echoOf = (choice: TextChoice) => (body.echo ? tokenizer.decode(prompts[Math.floor(choice.index / n)]) : '');
     const promptTokens = prompts.reduce((sum, ids) => sum + ids.length, 0);
     const usage = () => usageOf(promptTokens, choices);
+    c.var.lifecycle.track(() => countsOf(usage()));
     const logprobsOf = (choice: TextChoice, text: string) => {
       if (body.logprobs == null) return null;
       const out = completionLogprobs(tokenizer, choice.takeLogprobs(), body.logprobs, choice.offset);
@@ -145,10 +145,10 @@ export function completionsRoute(): Hono<EdgeEnv> {
         usage: usage(),
       });
     } catch (err) {
-      cancelAll();
-      settleUsage(c, 'failed', 502, usage());
-      if (err instanceof UpstreamError) throw apiError(502, `The inference worker failed mid-generation: ${err.message}`, { type: 'server_error', code: 'upstream_error' });
-      throw err;
+      cancelAll(); // the client's leaving also aborts the worker requests (their signal follows the request's)
+      const end = failureOf(c, err);
+      settleUsage(c, end.outcome, end.status, usage());
+      throw generationError(err);
     }
   });
   return app;

@@ -237,6 +237,55 @@ describe('faults injected by stub workers', () => {
     expect(usage[0].completionTokens).toBeGreaterThan(0);
   });
 
+  it('Should report a stream the worker cut short (finish_reason "cancelled") as an error, never "stop", and meter it as cancelled', async () => {
+    const usage: UsageReport[] = [];
+    const metered = createApp({ extensions: [async function meter(c, next) { void c.var.lifecycle.usage.then((u) => usage.push(u)); await next(); }] });
+    const cut = await stubWorker(scripted(['Hello', ' there'], { finish: 'cancelled' }));
+    const data = await frames(await post(metered, chatBody({ think: false, stream: true }), env([cut])));
+    const chunks = data.slice(0, -1).map((d) => JSON.parse(d) as Json);
+    expect(chunks.map((c) => c.choices[0].delta.content ?? '').join('')).toBe('Hello there');
+    expect(chunks.some((c) => c.choices[0].finish_reason)).toBe(false);
+    expect(JSON.parse(data.at(-1)!).error).toMatchObject({ type: 'server_error', code: 'generation_cancelled' });
+    expect(data).not.toContain('[DONE]');
+    const whole = await post(metered, { model: MODEL, prompt: 'x', max_tokens: 9 }, env([cut]), '/v1/completions');
+    expect(whole.status).toBe(503);
+    expect(whole.headers.get('retry-after')).toBe('1');
+    expect(((await whole.json()) as Json).error.code).toBe('generation_cancelled');
+    await sleep(20);
+    expect(usage.map((u) => [u.outcome, u.status])).toEqual([['cancelled', 503], ['cancelled', 503]]);
+    expect(usage[0].completionTokens).toBe(tok.encode('Hello there').length + 1);
+    // cut before its first token: tried on the next worker, as if it had been busy
+    const draining = await stubWorker(scripted([], { finish: 'cancelled' }));
+    const good = await stubWorker(scripted(['fine']));
+    const retried = await post(metered, chatBody({ think: false }), env([draining, good]));
+    expect(((await retried.json()) as Json).choices[0].message.content).toBe('fine');
+    expect(poolFor(readConfig(env([draining, good]))).snapshot().map((w) => w.healthy)).toEqual([true, true]);
+  });
+
+  it('Should treat a client that stops reading for REQUEST_TIMEOUT_MS as gone: worker cancelled, usage aborted', async () => {
+    const worker = await stubWorker(scripted(Array.from({ length: 400 }, () => ' word'.repeat(20)), { delayMs: 1 }));
+    const usage: UsageReport[] = [];
+    const metered = createApp({ extensions: [async function meter(c, next) { void c.var.lifecycle.usage.then((u) => usage.push(u)); await next(); }] });
+    const res = await post(metered, chatBody({ think: false, stream: true }), env([worker], { REQUEST_TIMEOUT_MS: '400' }));
+    expect(res.status).toBe(200); // and then never read
+    await sleep(1_000);
+    expect(usage).toHaveLength(1);
+    expect(usage[0]).toMatchObject({ outcome: 'aborted', status: 499 });
+    expect(worker.closedEarly).toBe(1);
+  });
+
+  it('Should settle usage once for admitted requests that end before their first token: rejected by the worker, timed out', async () => {
+    const usage: UsageReport[] = [];
+    const metered = createApp({ extensions: [async function meter(c, next) { void c.var.lifecycle.usage.then((u) => usage.push({ ...u, admitted: c.var.lifecycle.admitted } as UsageReport)); await next(); }] });
+    const refusing = await stubWorker(errorReply(400, { message: 'max_tokens: too many', type: 'invalid_request_error', param: 'max_tokens' }));
+    expect((await post(metered, chatBody({ think: false }), env([refusing]))).status).toBe(400);
+    const silent = await stubWorker(async () => {});
+    expect((await post(metered, chatBody({ think: false }), env([silent], { REQUEST_TIMEOUT_MS: '200' }))).status).toBe(504);
+    expect((await post(metered, { model: MODEL }, env([silent]))).status).toBe(400); // invalid: never admitted
+    await sleep(10);
+    expect(usage.map((u) => [u.outcome, u.status, (u as Json).admitted])).toEqual([['rejected', 400, true], ['failed', 504, true], ['rejected', 400, false]]);
+  });
+
   it('Should send per-mode sampling defaults only for unsent fields, the budget inject ids and the request id', async () => {
     const worker = await stubWorker(scripted(['ok']));
     await post(app, chatBody({ think: true, temperature: 0.2, reasoning: { max_tokens: 64 } }), env([worker], { PRESENCE_PENALTY_DEFAULT: '1.5' }), undefined, { headers: { 'x-request-id': 'trace-1' } });
