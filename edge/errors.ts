@@ -73,6 +73,14 @@ export const workersBusy = (retryAfterS: number) =>
     headers: { 'retry-after': String(retryAfterS) },
   });
 
+/** More generations (prompts × n) in one request than `limit` allows: no retry can help. */
+export const tooManyGenerations = (request: { generations: number; prompts: readonly unknown[] }, limit: number, what = 'one request may run at most') =>
+  apiError(400, `This request asks for ${request.generations} generations (${request.prompts.length} prompt(s) × n); ${what} ${limit} at once.`, {
+    type: 'invalid_request_error',
+    param: request.generations > request.prompts.length ? 'n' : 'prompt',
+    code: 'too_many_generations',
+  });
+
 const CANCELLED_MESSAGE =
   'The generation was cut short: the inference worker cancelled it (e.g. it was shutting down). The output is incomplete; please retry.';
 

@@ -19,6 +19,7 @@ export type EdgeBindings = {
   PRESENCE_PENALTY_DEFAULT?: string;
   /** "true" (default) or "false": whether chat requests that say nothing encode special-token text in messages as text. */
   SPLIT_SPECIAL_TOKENS?: string;
+  MAX_GENERATIONS_PER_REQUEST?: string;
 };
 
 export type EdgeConfig = {
@@ -35,6 +36,8 @@ export type EdgeConfig = {
   presencePenaltyDefault: number;
   /** Default of the request field `split_special_tokens` (edge/prompt-text.ts). */
   splitSpecialTokens: boolean;
+  /** generations one request may ask for (prompts × n) */
+  maxGenerations: number;
 };
 
 export const DEFAULTS = {
@@ -43,6 +46,7 @@ export const DEFAULTS = {
   requestTimeoutMs: 60_000,
   maxModelLen: 40_960,
   presencePenaltyDefault: 0,
+  maxGenerations: 64,
 } as const;
 
 const configs = new WeakMap<object, EdgeConfig>();
@@ -65,6 +69,7 @@ export function readConfig(env: EdgeBindings | undefined): EdgeConfig {
     maxModelLen: positiveNumber(bindings.MAX_MODEL_LEN, DEFAULTS.maxModelLen),
     presencePenaltyDefault: finiteNumber(bindings.PRESENCE_PENALTY_DEFAULT, DEFAULTS.presencePenaltyDefault),
     splitSpecialTokens: bindings.SPLIT_SPECIAL_TOKENS?.trim().toLowerCase() !== 'false',
+    maxGenerations: Math.floor(positiveNumber(bindings.MAX_GENERATIONS_PER_REQUEST, DEFAULTS.maxGenerations)),
   };
   if (typeof bindings === 'object') configs.set(bindings, config);
   return config;

@@ -13,7 +13,7 @@ import { DurableObject } from 'cloudflare:workers';
 export type RateLimits = {
   requests_per_minute: number;
   tokens_per_minute: number;
-  /** in-flight generations (streamed or not) */
+  /** in-flight generations (streamed or not; a request with prompts × n generations holds that many) */
   concurrent_streams: number;
   /** lifetime token quota (prompt + completion); null = none */
   quota_tokens: number | null;
@@ -60,7 +60,8 @@ const WINDOW_MS = 60_000;
 const SETTLED_MEMORY = 256;
 
 type Bucket = { level: number; at: number };
-type Lease = { reserved: number; expiresAt: number };
+/** `streams`: the generations the request runs (prompts × n; 1 until the route has prepared it) */
+type Lease = { reserved: number; streams?: number; expiresAt: number };
 type Stored = {
   requests: Bucket | null;
   tokens: Bucket | null;
@@ -106,7 +107,7 @@ export class RateLimiter extends DurableObject {
     if (tokens.level < reserve || tokens.level <= 0) {
       return refuse('tokens', msUntil(tokens, Math.max(reserve, 1), limits.tokens_per_minute));
     }
-    if (Object.keys(this.state.leases).length >= limits.concurrent_streams) {
+    if (this.streamsInFlight() >= limits.concurrent_streams) {
       // a stream can end any moment; the soonest lease expiry is only the worst case
       return refuse('concurrency', 1000);
     }
@@ -122,24 +123,26 @@ export class RateLimiter extends DurableObject {
   }
 
   /**
-   * Adds `tokens` to a lease's reservation once the prompt is tokenized; refused when the bucket cannot cover them
-   * now (clamped to the capacity, so any request can eventually pass). The lease stays until settled either way.
+   * Once the route has prepared the request: adds `tokens` to the lease's reservation and makes the lease hold
+   * `streams` generations. Refused when the token bucket cannot cover the tokens now (clamped to the capacity, so any
+   * request can eventually pass) or when the key's other generations leave too few streams. The lease stays until
+   * settled either way.
    */
-  async reserveTokens(leaseId: string, tokens: number, limits: RateLimits): Promise<Admission> {
+  async reserve(leaseId: string, tokens: number, streams: number, limits: RateLimits): Promise<Admission> {
     const now = this.now();
     const requests = refill(this.state.requests, limits.requests_per_minute, now);
     const bucket = refill(this.state.tokens, limits.tokens_per_minute, now);
     const lease = this.state.leases[leaseId];
     const want = Math.max(0, Math.min(Math.ceil(tokens), limits.tokens_per_minute));
-    if (lease && bucket.level < want) {
-      return {
-        ok: false, refusal: 'tokens', retryAfterMs: msUntil(bucket, want, limits.tokens_per_minute),
-        state: this.describe(limits, requests, bucket),
-      };
-    }
+    const refuse = (refusal: Refusal, retryAfterMs: number): Admission => ({
+      ok: false, refusal, retryAfterMs, state: this.describe(limits, requests, bucket),
+    });
+    if (lease && this.streamsInFlight() - (lease.streams ?? 1) + streams > limits.concurrent_streams) return refuse('concurrency', 1000);
+    if (lease && bucket.level < want) return refuse('tokens', msUntil(bucket, want, limits.tokens_per_minute));
     if (lease) {
       bucket.level -= want;
       lease.reserved += want;
+      lease.streams = streams;
       this.state.tokens = bucket;
       await this.save();
     }
@@ -188,6 +191,11 @@ export class RateLimiter extends DurableObject {
     await this.save();
   }
 
+  /** Generations the key's leases hold. */
+  private streamsInFlight(): number {
+    return Object.values(this.state.leases).reduce((sum, lease) => sum + (lease.streams ?? 1), 0);
+  }
+
   private expireLeases(now: number): void {
     for (const [id, lease] of Object.entries(this.state.leases)) if (lease.expiresAt <= now) delete this.state.leases[id];
   }
@@ -200,7 +208,7 @@ export class RateLimiter extends DurableObject {
       remainingTokens: Math.max(0, Math.floor(tokens.level)),
       resetRequestsMs: msUntil(requests, limits.requests_per_minute, limits.requests_per_minute),
       resetTokensMs: msUntil(tokens, limits.tokens_per_minute, limits.tokens_per_minute),
-      inFlight: Object.keys(this.state.leases).length,
+      inFlight: this.streamsInFlight(),
       limitConcurrent: limits.concurrent_streams,
       quotaUsed: this.state.quotaUsed,
       quotaTokens: limits.quota_tokens,

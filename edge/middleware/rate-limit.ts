@@ -5,7 +5,7 @@
  */
 import type { Context, MiddlewareHandler } from 'hono';
 import type { AccountsEnv } from '../accounts.ts';
-import { apiError, type OpenAIErrorType } from '../errors.ts';
+import { apiError, tooManyGenerations, type OpenAIErrorType } from '../errors.ts';
 import type { PreparedRequest } from '../app.ts';
 import { runAfterResponse } from '../platform.ts';
 import type { LimitState, RateLimiter, Refused } from '../rate-limiter.ts';
@@ -34,7 +34,7 @@ export function rateLimitHeaders(state: LimitState): Record<string, string> {
   };
 }
 
-/** Tokens a prepared request may use: its prompts once (n choices share one prefill) plus every completion budget. */
+/** Tokens a prepared request may use: its prompts once (n choices share one prefill) plus every generation's budget. */
 export function reservationOf(prepared: PreparedRequest): number {
   return prepared.prompts.reduce((sum, p) => sum + p.length, 0) + prepared.generations * prepared.maxTokens;
 }
@@ -94,9 +94,10 @@ async function retry<T>(call: () => Promise<T>, attempts = 3): Promise<T> {
 const GENERATION_PATHS = new Set(['/v1/chat/completions', '/v1/completions']);
 
 /**
- * Middleware factory. A generation is admitted here (one request, a lease on a concurrent stream, quota left, the
- * token bucket not in debt), reserves its tokens when the route has tokenized the prompt (prompt + max tokens; 429
- * if the bucket cannot cover them) and settles with the tokens really used when `lifecycle.usage` resolves, which
+ * Middleware factory. A request is admitted here (one request, a lease on a concurrent stream, quota left, the
+ * token bucket not in debt); when the route has tokenized the prompt, its lease grows to every generation it runs
+ * (prompts × n: 400 when that exceeds the key's concurrency limit, 429 while the key's other streams leave too few)
+ * and reserves its tokens (prompt + each generation's max tokens; 429 if the bucket cannot cover them), and settles with the tokens really used when `lifecycle.usage` resolves, which
  * also releases the lease: at the end of the stream, on abort, or on rejection. Runs after the response cache, so
  * a cached answer reserves nothing, costs the buckets nothing and is charged to the quota only.
  */
@@ -116,7 +117,8 @@ export function rateLimit(): MiddlewareHandler<AccountsEnv> {
     const { lifecycle } = c.var;
     let state = admission.state;
     lifecycle.intercept(async (prepared) => {
-      const reserved = await limiter.reserveTokens(admission.leaseId, reservationOf(prepared), key.limits);
+      if (prepared.generations > key.limits.concurrent_streams) throw tooManyGenerations(prepared, key.limits.concurrent_streams, 'this key runs at most');
+      const reserved = await limiter.reserve(admission.leaseId, reservationOf(prepared), prepared.generations, key.limits);
       if (!reserved.ok) throw refusal(reserved);
       state = reserved.state;
       return undefined;

@@ -4,7 +4,7 @@ import { Hono, type Context } from 'hono';
 import { THINKING_BUDGET_TEXT, type FinishReason, type GenerateEvent, type GenerateRequestInput, type TokenLogprob, type Usage } from '../../gpu-worker/protocol.ts';
 import type { EdgeEnv, UsageCounts, UsageOutcome } from '../app.ts';
 import type { ChatMessage } from '../chat-template.ts';
-import { CLIENT_CLOSED, generationCancelled, invalidRequest, upstreamFailed } from '../errors.ts';
+import { CLIENT_CLOSED, generationCancelled, invalidRequest, tooManyGenerations, upstreamFailed } from '../errors.ts';
 import { getPromptCache } from '../prompt-cache.ts';
 import { ReasoningParser } from '../reasoning-parser.ts';
 import { chatCompletionRequestSchema, completionBudget, jsonBody, requireModel, type ChatCompletionRequest } from '../schemas.ts';
@@ -227,6 +227,7 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
     const body = c.req.valid('json');
     const { config } = c.var;
     requireModel(body.model, config.modelId);
+    if ((body.n ?? 1) > config.maxGenerations) throw tooManyGenerations({ generations: body.n ?? 1, prompts: [body.messages] }, config.maxGenerations);
     const messages = body.messages as ChatMessage[];
     const thinking = decideThinkingMode({ controls: body, messages, thinkingDefault: config.thinkingDefault });
     const toolChoice: ToolChoice = body.tool_choice ?? 'auto';

@@ -3,7 +3,7 @@
 import { Hono } from 'hono';
 import type { FinishReason, GenerateEvent, TokenLogprob, Usage } from '../../gpu-worker/protocol.ts';
 import type { EdgeEnv } from '../app.ts';
-import { invalidRequest } from '../errors.ts';
+import { invalidRequest, tooManyGenerations } from '../errors.ts';
 import { getPromptCache } from '../prompt-cache.ts';
 import { completionBudget, completionRequestSchema, jsonBody, requireModel } from '../schemas.ts';
 import { completionLogprobs, streamChunks } from '../sse.ts';
@@ -69,9 +69,11 @@ export function completionsRoute(): Hono<EdgeEnv> {
     const { config } = c.var;
     requireModel(body.model, config.modelId);
     if (body.echo && body.logprobs != null) throw invalidRequest('echo with logprobs is not supported by this server', 'echo');
-    const tokenizer = getTokenizer();
-    const prompts = promptIds(body.prompt);
     const n = body.n ?? 1;
+    const promptList = promptsOf(body.prompt);
+    if (promptList.length * n > config.maxGenerations) throw tooManyGenerations({ generations: promptList.length * n, prompts: promptList }, config.maxGenerations);
+    const tokenizer = getTokenizer();
+    const prompts = promptIds(promptList);
     const requests = prompts.flatMap((ids, p) => {
       const maxTokens = completionBudget(ids.length, body.max_tokens ?? DEFAULT_MAX_TOKENS, config.maxModelLen, { prompt: 'prompt', budget: 'max_tokens' });
       // a prompt ending in an open assistant turn makes Qwen3 think: give it the thinking-mode sampling defaults
@@ -154,12 +156,16 @@ export function completionsRoute(): Hono<EdgeEnv> {
   return app;
 }
 
+/** Every prompt form as a list of prompts, each text or token ids. */
+function promptsOf(prompt: string | string[] | number[] | number[][]): (string | number[])[] {
+  return typeof prompt === 'string' ? [prompt] : typeof prompt[0] === 'number' ? [prompt as number[]] : (prompt as (string | number[])[]);
+}
+
 /**
- * Every prompt form as token ids; text goes through the prompt cache (special tokens written literally are encoded).
+ * Each prompt as token ids; text goes through the prompt cache (special tokens written literally are encoded).
  * Token-id prompts were checked against the vocabulary by the schema.
  */
-function promptIds(prompt: string | string[] | number[] | number[][]): number[][] {
-  const lists: (string | number[])[] = typeof prompt === 'string' ? [prompt] : typeof prompt[0] === 'number' ? [prompt as number[]] : (prompt as (string | number[])[]);
+function promptIds(lists: (string | number[])[]): number[][] {
   return lists.map((item) => {
     const ids = typeof item === 'string' ? getPromptCache().encode(item).ids : item;
     if (ids.length === 0) throw invalidRequest('prompt must not be empty', 'prompt');

@@ -78,6 +78,7 @@ beforeAll(() => {
   vi.spyOn(globalThis, 'fetch').mockImplementation(async (input: RequestInfo | URL, init?: RequestInit) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     if (url.endsWith('/v1/generate')) generateCalls++;
+    if (url.startsWith('http://fake-worker-') && url.endsWith('/ready')) return Response.json({ ready: true }); // the edge's health probe
     if (url.startsWith('http://fake-worker-')) return fakeWorker(String(init?.body), init?.signal);
     return realFetch(input, init);
   });
@@ -372,6 +373,37 @@ describe('rate limits', () => {
     const shown = await (await call(realEnv, `/admin/keys/${id}`, { headers: adminHeaders })).res.json<Json>();
     expect(shown.in_flight).toBe(0);
     expect((await chat(envS, key, { stream: true })).status).toBe(200);
+  });
+
+  it('Should count every generation of a request (prompts × n) against the concurrency limit', async () => {
+    const { key, id } = await createKey({ tenant: 'generations', limits: { concurrent_streams: 10 } });
+    const envG = fakeEnv();
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    script = () => ({ tokens: OK_TOKENS(2), gateAfter: 1, gate });
+    const tooMany = await chat(envG, key, { n: 11 });
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.json().error).toMatchObject({ code: 'too_many_generations', param: 'n' });
+    const held = await call(envG, '/v1/completions', {
+      method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: MODEL, prompt: ['a', 'b', 'c'], n: 2, stream: true }),
+    });
+    expect(held.res.status).toBe(200);
+    const fourMore = await call(envG, '/v1/chat/completions', chatInit(key, { n: 4, stream: true }));
+    expect(fourMore.res.status).toBe(200);
+    const shown = await (await call(realEnv, `/admin/keys/${id}`, { headers: adminHeaders })).res.json<Json>();
+    expect(shown.in_flight).toBe(10);
+    const refused = await chat(envG, key, { stream: true });
+    expect(refused.status).toBe(429);
+    expect(refused.json().error.code).toBe('concurrency_limit_exceeded');
+    open();
+    for (const c of [held, fourMore]) {
+      await c.res.text();
+      await c.settled();
+    }
+    script = () => ({ tokens: OK_TOKENS(3) });
+    expect((await (await call(realEnv, `/admin/keys/${id}`, { headers: adminHeaders })).res.json<Json>()).in_flight).toBe(0);
+    expect((await chat(envG, key, { n: 10 })).status).toBe(200);
   });
 });
 

@@ -75,6 +75,26 @@ describe('validation and error shapes', () => {
     expect(((await unknown.json()) as Json).error.code).toBe('unknown_url');
   });
 
+  it('Should cap the generations of one request (prompts × n) at MAX_GENERATIONS_PER_REQUEST, before tokenizing anything', async () => {
+    const worker = await stubWorker(scripted(['ok']));
+    const cases: [Json, string, string, Record<string, string>][] = [
+      [{ model: MODEL, prompt: Array.from({ length: 21 }, (_, i) => `prompt ${i}`), n: 16 }, '/v1/completions', 'n', {}],
+      [{ model: MODEL, prompt: Array.from({ length: 1000 }, () => 'x') }, '/v1/completions', 'prompt', {}],
+      [{ model: MODEL, prompt: [[1], [2], [3]], n: 2 }, '/v1/completions', 'n', { MAX_GENERATIONS_PER_REQUEST: '5' }],
+      [chatBody({ n: 5 }), '/v1/chat/completions', 'n', { MAX_GENERATIONS_PER_REQUEST: '4' }],
+    ];
+    for (const [body, path, param, extra] of cases) {
+      const res = await post(app, body, env([worker], extra), path);
+      expect(res.status).toBe(400);
+      const { error } = (await res.json()) as Json;
+      expect(error).toMatchObject({ type: 'invalid_request_error', code: 'too_many_generations', param });
+      expect(error.message).toMatch(/^This request asks for \d+ generations/);
+    }
+    expect(worker.requests).toHaveLength(0);
+    expect((await post(app, { model: MODEL, prompt: [[1], [2]], n: 2 }, env([worker], { MAX_GENERATIONS_PER_REQUEST: '4' }), '/v1/completions')).status).toBe(200);
+    expect(worker.requests).toHaveLength(4);
+  });
+
   it('Should parse a JSON body whatever its Content-Type says, and refuse a body that is not JSON with a clear 400', async () => {
     const worker = await stubWorker(scripted(['ok']));
     const bindings = env([worker]);
