@@ -9,20 +9,14 @@ import { getTokenizer } from '../../edge/tokenizer/index.js';
 import { poolFor, readConfig } from '../../edge/platform.ts';
 import { LOAD_SLACK, UpstreamPool } from '../../edge/upstream.ts';
 import { THINKING_BUDGET_TEXT } from '../../gpu-worker/protocol.ts';
-import { errorReply, openStream, scripted, sleep, sse, STUB_SECRET, stubWorker as startStub, type Behaviour, type Stub } from '../helpers/stub-worker.ts';
+import { errorReply, openStream, scripted, sleep, sse, STUB_SECRET, closeStubs, stubWorker, type Behaviour, type Stub } from '../helpers/stub-worker.ts';
 
 const MODEL = 'qwen3-8b-awq';
 const SECRET = STUB_SECRET;
 const tok = getTokenizer();
 type Json = Record<string, any>;
 
-const stubs: Stub[] = [];
-afterAll(async () => Promise.all(stubs.map((s) => s.close())));
-async function stubWorker(behaviour: Behaviour): Promise<Stub> {
-  const stub = await startStub(behaviour);
-  stubs.push(stub);
-  return stub;
-}
+afterAll(closeStubs);
 
 const THOUGHT = ['<think>', '\nLet me think', '.\n', '</think>', '\n\n'];
 

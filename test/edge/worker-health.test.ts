@@ -7,19 +7,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../edge/app.ts';
 import { poolFor, readConfig } from '../../edge/platform.ts';
 import { PROBE_INTERVAL_MS, PROBE_TIMEOUT_MS } from '../../edge/worker-health.ts';
-import { openStream, scripted, sleep, sse, STUB_SECRET, stubWorker as startStub, type Behaviour, type Stub } from '../helpers/stub-worker.ts';
+import { openStream, scripted, sleep, sse, STUB_SECRET, closeStubs, stubWorker, type Behaviour, type Stub } from '../helpers/stub-worker.ts';
 
 const MODEL = 'qwen3-8b-awq';
 type Json = Record<string, any>;
 const app = createApp();
-const stubs: Stub[] = [];
-afterAll(async () => Promise.all(stubs.map((s) => s.close())));
-
-async function stubWorker(behaviour: Behaviour): Promise<Stub> {
-  const stub = await startStub(behaviour);
-  stubs.push(stub);
-  return stub;
-}
+afterAll(closeStubs);
 
 function env(workers: Stub[], extra: Record<string, string> = {}) {
   return { MODEL_ID: MODEL, WORKER_URLS: workers.map((s) => s.url).join(','), WORKER_SECRET: STUB_SECRET, THINKING_DEFAULT: 'off', ...extra };

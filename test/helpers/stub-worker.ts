@@ -33,6 +33,11 @@ export type Stub = {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const started: Stub[] = [];
+
+/** Closes every stub this test file started (call it from afterAll). */
+export const closeStubs = () => Promise.all(started.splice(0).map((s) => s.close()));
+
 export async function stubWorker(behaviour: Behaviour, secret = STUB_SECRET): Promise<Stub> {
   const stub: Stub = {
     url: '', requests: [], closedEarly: 0, readyProbes: 0, readyStatus: 200, behaviour,
@@ -59,6 +64,7 @@ export async function stubWorker(behaviour: Behaviour, secret = STUB_SECRET): Pr
   stub.stop = () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); });
   stub.restart = () => new Promise((r) => server.listen(port, '127.0.0.1', () => r()));
   stub.close = () => (server.listening ? stub.stop() : Promise.resolve());
+  started.push(stub);
   return stub;
 }
 
