@@ -1,8 +1,9 @@
 // Decides per request whether Qwen3 thinks, why, and with what budget: explicit request fields first, then Qwen's
-// /think and /no_think soft switches, then a cheap prompt classifier (THINKING_DEFAULT=auto), else the deployment
-// default. Also holds the per-mode sampling defaults Qwen recommends.
+// /think and /no_think soft switches, then the multilingual prompt classifier of edge/thinking-classifier.ts
+// (THINKING_DEFAULT=auto), else the deployment default. Also holds the per-mode sampling defaults Qwen recommends.
 import { z } from 'zod';
 import { contentToText, type ChatMessage } from './chat-template.ts';
+import { classifyPrompt } from './thinking-classifier.ts';
 
 export const reasoningEffortSchema = z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh', 'max']);
 export type ReasoningEffort = z.infer<typeof reasoningEffortSchema>;
@@ -147,79 +148,7 @@ export function findSoftSwitch(messages: readonly ChatMessage[]): '/think' | '/n
   return undefined;
 }
 
-// --- auto: a keyword/shape scorer, well under 1 ms per prompt ---------------------------------------------------
-
-type Cue = { name: string; weight: number; pattern: RegExp | ((text: string) => boolean) };
-
-/** Two or more numbers and a question: "A train leaves at 3pm going 60 mph … When does it arrive?" */
-function isWordProblem(text: string): boolean {
-  return text.includes('?') && (text.match(/\d+/g)?.length ?? 0) >= 2;
-}
-
-const CUES: readonly Cue[] = [
-  { name: 'code', weight: 4, pattern: /```|^\s*(def|class|function|import|#include|fn|public|const|let|SELECT)\b|=>|\w\([^()\n]*\)\s*[{;]/im },
-  {
-    name: 'code',
-    weight: 3,
-    pattern:
-      /\b(code|coding|function|bug|debug|implement|algorithm|regex|sql|compile[rs]?|stack ?trace|exception|refactor|python|javascript|typescript|rust|golang|java|c\+\+|complexity|big-?o|recursion|unit tests?|api endpoint|segfault|race condition)\b/i,
-  },
-  { name: 'math', weight: 3, pattern: /\d\s*[-+*/^×÷=<>]\s*\(?\d|[a-z]\^\d|[∫√∑∏π≤≥≠]|\b\d+\s*(!|%)/i },
-  {
-    name: 'math',
-    weight: 3,
-    pattern:
-      /\b(solve|prove|proof|calculate|compute|derivative|integral|equation|probability|factorial|primes?|divisible|modulo|theorem|matrix|eigen\w*|expected value|how many|how much|percent(age)?|ratio|average|sum of)\b/i,
-  },
-  { name: 'math', weight: 3, pattern: isWordProblem },
-  {
-    name: 'logic',
-    weight: 3,
-    pattern: /\b(puzzle|riddle|logic(al(ly)?)?|deduce|paradox|contradiction|syllogism|fallacy|valid|knights?|knaves?|truth-tellers?|liars?|who is who|labell?ed wrongly|wrongly labell?ed)\b/i,
-  },
-  {
-    name: 'multi-step',
-    weight: 3,
-    pattern: /\b(step[- ]by[- ]step|plan|design|architect\w*|compare|analy[sz]e|trade-?offs?|pros and cons|strateg\w+|optimi[sz]e|schedule|evaluate|why does|why do|why is|explain how|figure out)\b/i,
-  },
-  { name: 'chit-chat', weight: -4, pattern: /^\W*(hi|hello|hey|yo|thanks|thank you|thx|good (morning|afternoon|evening|night)|how are you|what'?s up|lol|ok(ay)?|cool|nice|bye)\b/i },
-  {
-    name: 'rewrite',
-    weight: -3,
-    pattern: /\b(rephrase|rewrite|reword|paraphrase|translate|summari[sz]e|proofread|shorten|fix (the |my )?(grammar|spelling|typos?)|make (it|this) (shorter|longer|more \w+|less \w+)|tl;?dr)\b/i,
-  },
-  { name: 'lookup', weight: -3, pattern: /^\W*(what|who|when|where|which)('s|'re| is| are| was| were| does| did)\b(?!.*\b(why|how)\b)/i },
-];
-
-/** Prompts at or above this score think. */
-const AUTO_THRESHOLD = 3;
-
-/** Cheap verdict on one prompt: thinking for math, code, logic and multi-step tasks; not for chit-chat, lookups, rewrites. */
-export function classifyPrompt(prompt: string): { enabled: boolean; reason: string; score: number } {
-  const text = prompt.length > 4000 ? `${prompt.slice(0, 2000)}\n${prompt.slice(-2000)}` : prompt;
-  let score = 0;
-  let strongest: Cue | undefined;
-  const seen = new Set<string>();
-  for (const cue of CUES) {
-    if (seen.has(cue.name)) continue;
-    if (!(typeof cue.pattern === 'function' ? cue.pattern(text) : cue.pattern.test(text))) continue;
-    // a greeting or a "what is …" shape only counts when nothing in the prompt calls for reasoning
-    if (cue.weight < 0 && cue.name !== 'rewrite' && score > 0) continue;
-    seen.add(cue.name); // each kind of cue counts once
-    score += cue.weight;
-    if (!strongest || Math.abs(cue.weight) > Math.abs(strongest.weight)) strongest = cue;
-  }
-  const questions = text.split('?').length - 1;
-  const numberedSteps = (text.match(/^\s*\d+[.)]\s/gm) ?? []).length;
-  if (questions >= 2 || numberedSteps >= 2) score += 1;
-  if (text.length > 600) score += 1;
-
-  const enabled = score >= AUTO_THRESHOLD;
-  const cue = strongest && strongest.weight > 0 === enabled ? strongest.name : enabled ? 'long or multi-part' : 'no reasoning cues';
-  return { enabled, reason: `classifier: ${cue} (score ${score})`, score };
-}
-
-// --- sampling defaults (docs/model.md#sampling-defaults) ----------------------------------------------------
+// --- sampling defaults (qwen3-spec.md §1.3) ---------------------------------------------------------------------
 
 export type SamplingFields = {
   temperature?: number | null;
