@@ -6,7 +6,7 @@
 // machine do not count), and its size in the edge bundle. Writes bench/results/thinking-classifier.{md,json} with the
 // command, the machine and the date.
 //
-//   node --import tsx bench/thinking-classifier.mjs [--split dev|heldout|all] [--misses] [--rounds 200] [--out NAME] [--module PATH]
+//   node --import tsx bench/thinking-classifier.mjs [--split dev|heldout|all] [--misses] [--rounds 200] [--out NAME] [--module PATH --label TEXT]
 //
 // --split dev --misses is the tuning loop: it shows the dev misses only and leaves the held-out part unseen.
 // --module evaluates another version of the classifier (e.g. an earlier commit's file written to /tmp).
@@ -27,6 +27,8 @@ const ROUNDS = Number(option('rounds', 200));
 const OUT = option('out', 'thinking-classifier');
 const MODULE = option('module', '../edge/thinking-classifier.ts');
 const { classifyPrompt } = await import(MODULE);
+/** Which version was measured, for the results file's title (with --module). */
+const LABEL = option('label', '');
 const LANGUAGE_NAMES = { en: 'English', zh: 'Chinese', es: 'Spanish', fr: 'French', de: 'German', ja: 'Japanese', ru: 'Russian', pt: 'Portuguese', ko: 'Korean', ar: 'Arabic', hi: 'Hindi', it: 'Italian' };
 
 const { prompts } = JSON.parse(readFileSync(join(root, 'test/fixtures/thinking-prompts.json'), 'utf8'));
@@ -95,12 +97,12 @@ speed.ratioToEncode = speed.classifierUsPerPrompt / speed.encodeUsPerPrompt;
 
 // --- size in the bundle ------------------------------------------------------------------------------------------------------
 async function bundledBytes(entry) {
-  const out = await build({ entryPoints: [join(root, entry)], bundle: true, minify: true, format: 'esm', platform: 'neutral', external: ['cloudflare:*', 'node:*'], write: false, logLevel: 'silent' });
+  const out = await build({ entryPoints: [entry], bundle: true, minify: true, format: 'esm', platform: 'neutral', external: ['cloudflare:*', 'node:*'], write: false, logLevel: 'silent' });
   const code = out.outputFiles[0].contents;
   return { minified: code.length, gzipped: gzipSync(code).length };
 }
-const classifierSize = await bundledBytes('edge/thinking-classifier.ts');
-const edgeSize = await bundledBytes('edge/index.ts');
+const classifierSize = await bundledBytes(fileURLToPath(new URL(MODULE, import.meta.url)));
+const edgeSize = await bundledBytes(join(root, 'edge/index.ts'));
 const size = { classifier: classifierSize, edge: edgeSize, shareOfEdge: classifierSize.minified / edgeSize.minified };
 
 // --- report -------------------------------------------------------------------------------------------------------------------
@@ -118,7 +120,7 @@ if (SPLIT === 'all') {
     ...accuracyRows.map((r) => `| ${r.language} | ${pct(r.dev)} | ${pct(r.heldout)} | ${pct(r.all)} |`),
   ];
   const missLines = misses.map((m) => `- ${m.lang} ${m.split}, ${m.think ? `should think (${m.kind})` : `should not think (${m.kind})`}, ${m.reason}: ${JSON.stringify(m.text)}`);
-  const md = `# Auto thinking-mode classifier
+  const md = `# Auto thinking-mode classifier${LABEL ? `: ${LABEL}` : ''}
 
 Command: \`${command}\`  
 Machine: ${machine}  
