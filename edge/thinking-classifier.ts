@@ -1,10 +1,11 @@
 // The auto mode's prompt classifier: should Qwen3 think about this prompt? A cue scorer over the latest user message
 // that works in the languages Qwen3 is most used in (English, Chinese, Spanish, French, German, Japanese, Russian,
-// Portuguese, Korean, Arabic, Hindi, Italian): language-independent shapes (code, formulas, numbers in a question)
-// plus, per language, the words that ask for math, proofs, code, debugging, logic, planning or analysis (think) and
-// for greetings, thanks, lookups, translation, rewriting or short creative pieces (don't think). One pass over the
-// prompt finds every word, plus a few ASCII regular expressions: well under 1 ms, a few kB in the bundle
-// (bench/thinking-classifier.mjs measures both, and the accuracy per language on test/fixtures/thinking-prompts.json).
+// Portuguese, Korean, Arabic, Hindi, Italian): shapes that need no language (code, formulas, numbers in a question, a
+// question after some setup) plus, per language, the words that ask for math, proofs, code, debugging, logic,
+// planning or analysis (think) and for greetings, thanks, lookups, translation, rewriting or short creative pieces
+// (don't think). One pass over the prompt finds every word, plus a few ASCII regular expressions: well under 1 ms, a
+// few kB in the bundle (bench/thinking-classifier.mjs measures both, and the accuracy per language on
+// test/fixtures/thinking-prompts.json).
 
 type Language = 'en' | 'zh' | 'es' | 'fr' | 'de' | 'ja' | 'ru' | 'pt' | 'ko' | 'ar' | 'hi' | 'it';
 type Category = 'code' | 'tech' | 'build' | 'math' | 'logic' | 'multi-step' | 'why' | 'chit-chat' | 'rewrite' | 'lookup' | 'creative';
