@@ -148,7 +148,7 @@ export function findSoftSwitch(messages: readonly ChatMessage[]): '/think' | '/n
   return undefined;
 }
 
-// --- sampling defaults (qwen3-spec.md §1.3) ---------------------------------------------------------------------
+// --- sampling defaults (docs/model.md#sampling-defaults) ----------------------------------------------------
 
 export type SamplingFields = {
   temperature?: number | null;
