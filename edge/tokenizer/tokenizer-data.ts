@@ -1,10 +1,13 @@
 /** Reads the compiled tokenizer written by scripts/build-tokenizer.mjs: base64 → typed-array views, no JSON parsing
  * except the 26 added tokens. Layout (little-endian) is documented next to the writer. */
+import { CodePointFlags } from './code-point-flags.js';
 import { QWEN3_TOKENIZER_BASE64 } from './generated/qwen3-tokenizer-data.js';
+import type { NfcTables } from './nfc.js';
 
 const MAGIC = 0x4b545751; // 'QWTK'
-const FORMAT_VERSION = 1;
-const HEADER_BYTES = 32;
+const FORMAT_VERSION = 2;
+const HEADER_BYTES = 48;
+const ASTRAL_BLOCKS = (0x110000 - 0x10000) / 256;
 
 export interface AddedToken {
   id: number;
@@ -29,6 +32,10 @@ export interface TokenizerData {
   /** Concatenated raw bytes of every token. */
   tokenBytes: Uint8Array;
   addedTokens: AddedToken[];
+  /** The reference tokenizer's character classes and NFC flags per code point. */
+  codePointFlags: CodePointFlags;
+  /** The reference tokenizer's NFC tables. */
+  nfc: NfcTables;
 }
 
 type Base64Decoder = (base64: string) => Uint8Array;
@@ -52,15 +59,27 @@ export function parseTokenizerData(image: Uint8Array): TokenizerData {
   // Typed-array views need 4-byte alignment; a pooled Buffer may start mid-page.
   const bytes = image.byteOffset % 4 === 0 ? image : image.slice();
   const header = new Uint32Array(bytes.buffer, bytes.byteOffset, HEADER_BYTES / 4);
-  const [magic, version, vocabSize, baseVocabSize, mergeCount, firstMergeId, tokenBytesLength, addedJsonLength] = header;
+  const [
+    magic, version, vocabSize, baseVocabSize, mergeCount, firstMergeId, tokenBytesLength, addedJsonLength,
+    decompositionsLength, compositionsLength, astralBlockCount,
+  ] = header;
   if (magic !== MAGIC || version !== FORMAT_VERSION) {
     throw new Error('tokenizer data: wrong format; run `node scripts/build-tokenizer.mjs`');
   }
   let offset = bytes.byteOffset + HEADER_BYTES;
-  const byteToId = new Uint32Array(bytes.buffer, offset, 256);
-  offset += 256 * 4;
-  const mergePairs = new Uint32Array(bytes.buffer, offset, mergeCount * 2);
-  offset += mergeCount * 8;
+  const take = <T>(View: new (buffer: ArrayBufferLike, offset: number, length: number) => T & { byteLength: number }, length: number): T => {
+    const view = new View(bytes.buffer, offset, length);
+    offset += view.byteLength;
+    return view;
+  };
+  const byteToId = take(Uint32Array, 256);
+  const mergePairs = take(Uint32Array, mergeCount * 2);
+  const nfc = {
+    decompositions: take(Uint32Array, decompositionsLength),
+    compositions: take(Uint32Array, compositionsLength),
+  };
+  const astralIndex = take(Uint16Array, ASTRAL_BLOCKS);
+  const codePointFlags = new CodePointFlags(take(Uint16Array, 0x10000), astralIndex, take(Uint16Array, astralBlockCount * 256));
   const tokenLengths = new Uint8Array(bytes.buffer, offset, vocabSize);
   offset += vocabSize;
   const tokenBytes = new Uint8Array(bytes.buffer, offset, tokenBytesLength);
@@ -76,7 +95,7 @@ export function parseTokenizerData(image: Uint8Array): TokenizerData {
   tokenOffsets[vocabSize] = position;
   return {
     vocabSize, baseVocabSize, byteToId, mergePairs, firstMergeId, tokenOffsets, tokenBytes,
-    addedTokens: JSON.parse(addedJson) as AddedToken[],
+    addedTokens: JSON.parse(addedJson) as AddedToken[], codePointFlags, nfc,
   };
 }
 

