@@ -24,7 +24,8 @@ const char* kUsage =
     "  qwen3 generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--top-p P] [--top-k K]\n"
     "                 [--min-p P] [--seed S] [--rope-scaling yarn:F[:O]]\n"
     "  qwen3 make-demo-model --out DIR [--preset tiny|demo|8b] [--seed S]\n"
-    "  qwen3 bench --model DIR [--threads N] [--prompt N] [--steps N] [--context N] [--out FILE.json] [--rope-scaling ...]\n";
+    "  qwen3 bench --model DIR [--threads N] [--prompt N] [--steps N] [--context N] [--out FILE.json] [--rope-scaling ...]\n"
+    "CUDA options of every command: [--cuda-gemv-max N (-1..16)] [--cuda-graphs 1|0] [--cuda-sampling device|host]\n";
 
 struct Args {
   std::string command;
@@ -98,6 +99,20 @@ void apply_rope_scaling(const Args& a, q3_load_options& o) {
   if (c != std::string::npos) o.yarn_original_max = (int32_t)to_int("rope-scaling", rest.substr(c + 1));
 }
 
+void apply_cuda_options(const Args& a, q3_load_options& o) {
+  if (a.has("cuda-gemv-max")) o.cuda_gemv_max = (int32_t)to_int("cuda-gemv-max", a.get("cuda-gemv-max"));
+  if (a.has("cuda-graphs")) {
+    const std::string g = a.get("cuda-graphs");
+    if (g != "0" && g != "1") throw UsageError("--cuda-graphs expects 1 or 0");
+    o.cuda_no_graphs = g == "0";
+  }
+  if (a.has("cuda-sampling")) {
+    const std::string v = a.get("cuda-sampling");
+    if (v != "device" && v != "host") throw UsageError("--cuda-sampling expects device or host");
+    o.cuda_host_sampling = v == "host";
+  }
+}
+
 q3_device parse_device(const Args& a) {
   std::string d = a.get("device", "auto");
   if (d == "cpu") return Q3_DEVICE_CPU;
@@ -131,6 +146,7 @@ void open_engine(Engine& en, const Args& a, int64_t tokens, bool show_progress =
   o.progress = progress_to_stderr;
   o.progress_user = show_progress ? &en : nullptr;
   apply_rope_scaling(a, o);
+  apply_cuda_options(a, o);
   check(q3_engine_load(a.get("model").c_str(), &o, &en.e));
   if (show_progress) std::fprintf(stderr, "\n");
   q3_engine_info(en.e, &en.info);

@@ -209,14 +209,23 @@ void lm_head(const __half* W, const __half* x, int M, int V, int K, float* logit
   }
 }
 
-void apply_penalties(float* logits, int B, int V, const int32_t* history, int hist_stride, const int32_t* hist_lens,
-                     const SamplingParams* params, int32_t* counts, cudaStream_t s) {
-  apply_penalties_kernel<<<B, 256, 0, s>>>(logits, V, history, hist_stride, hist_lens, params, counts);
+void sample_prepare(const float* logits, float* work, int R, int V, const SampleRow* rows, cudaStream_t s) {
+  if (R == 0) return;
+  Q3_REQUIRE(R <= 65535);
+  sample_prepare_kernel<<<dim3(kPrepBlocksPerRow, R), kPrepThreads, 0, s>>>(logits, work, V, rows);
   Q3_CUDA_CHECK_LAUNCH();
 }
 
-void sample(const float* logits, int B, int V, const SamplingParams* params, int32_t* tokens, cudaStream_t s) {
-  sample_kernel<<<B, kSampleThreads, 0, s>>>(logits, V, params, tokens);
+void sample(const float* logits, const float* work, int R, int V, const SampleRow* rows, SampleResult* results,
+            SampleTop* tops, cudaStream_t s) {
+  if (R == 0) return;
+  sample_kernel<<<R, kSampleThreads, 0, s>>>(logits, work, V, rows, results, tops);
+  Q3_CUDA_CHECK_LAUNCH();
+}
+
+void scatter_set(int32_t* dst, const int32_t* pairs, int n, cudaStream_t s) {
+  if (n == 0) return;
+  scatter_set_kernel<<<ceil_div(n, 256), 256, 0, s>>>(dst, pairs, n);
   Q3_CUDA_CHECK_LAUNCH();
 }
 

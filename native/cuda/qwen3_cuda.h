@@ -82,24 +82,48 @@ void prefill_attention(const __half* q, const int32_t* cu_q, const int32_t* ctx_
 void lm_head(const __half* W, const __half* x, int M, int V, int K, float* logits, cudaStream_t stream);
 
 // ---- sampling (sampling.cuh) ----
-struct SamplingParams {
-  float temperature;         // <= 0: greedy argmax
-  int32_t top_k;             // <= 0 or >= V: off
-  float top_p;               // >= 1: off
-  float min_p;               // <= 0: off
-  float repetition_penalty;  // 1: off (HF/vLLM: positive logits divided, negative multiplied)
-  float presence_penalty;    // subtracted once per distinct token in the history
-  float frequency_penalty;   // subtracted per occurrence
-  uint32_t pad_;
-  uint64_t seed;             // per request
-  uint64_t offset;           // per step (decode index): Philox counter, so a request replays identically
+// One block per logits row, in the CPU sampler's order (native/src/sampler.cpp): the chosen token's logprob and the
+// top-n come from the raw logits; penalties and the allowed-token bitmask make a work copy of the row; then greedy
+// argmax, or temperature -> top-k -> top-p (renormalised within top-k) -> min-p -> one draw from a Philox4x32-10
+// stream keyed by the request's seed at counter `offset` (the sequence's draw index), so a seeded request replays.
+constexpr int kMaxLogprobs = 20;  // = Q3_MAX_LOGPROBS of the C ABI
+
+struct SampleRow {
+  float temperature;         // <= 0: greedy argmax (lowest id on ties)
+  int32_t top_k;             // 0: off (callers map <= 0 and >= vocab to 0)
+  float top_p;               // 1: off (callers map <= 0 and >= 1 to 1)
+  float min_p;               // 0: off
+  float repetition_penalty;  // 1: off. HF/vLLM: positive logits divided, negative multiplied (prompt + output)
+  float presence_penalty;    // OpenAI: subtracted once from every token of the output so far
+  float frequency_penalty;   // OpenAI: subtracted once per occurrence in the output so far
+  int32_t forced;            // >= 0: emit this token instead of sampling (logprobs are still reported)
+  int32_t n_logprobs;        // top alternatives of the raw logits to report, 0..kMaxLogprobs
+  int32_t active;            // 0: a padding row of a captured graph: nothing is read or written
+  uint64_t seed;             // Philox key
+  uint64_t offset;           // Philox counter: the sequence's draw index
+  int32_t* history;          // (vocab) per token 2 * (times in the output) + (seen before: prompt); null: no
+                             // penalties. sample() adds 2 at the emitted token.
+  const uint32_t* allowed;   // (ceil(vocab / 32)) bit i % 32 of word i / 32 set = token i allowed (xgrammar's
+                             // layout); null: every token allowed
 };
-// Penalties in place on logits (B, V) from history (B, hist_stride) token ids, hist_lens (B).
-// counts (B, V) int32 must be zero on first use; the kernel leaves it zero again.
-void apply_penalties(float* logits, int B, int V, const int32_t* history, int hist_stride, const int32_t* hist_lens,
-                     const SamplingParams* params, int32_t* counts, cudaStream_t stream);
-// tokens (B) from logits (B, V) fp32; params (B) in device memory.
-void sample(const float* logits, int B, int V, const SamplingParams* params, int32_t* tokens, cudaStream_t stream);
+struct SampleResult {
+  int32_t token;
+  float logprob;             // log-softmax of the raw logits at `token`
+};
+struct SampleTop {           // the row's n_logprobs best raw logits, best first (lowest id on ties)
+  int32_t n;                 // entries written (n_logprobs unless fewer tokens have a nonzero probability)
+  int32_t tokens[kMaxLogprobs];
+  float logprobs[kMaxLogprobs];
+};
+// work (R, V) = the rows' logits after penalties and the bitmask (disallowed: -inf), only for rows with a history
+// or a bitmask; other rows of work are left alone (sample() reads their logits directly).
+void sample_prepare(const float* logits, float* work, int R, int V, const SampleRow* rows, cudaStream_t stream);
+// One token per active row from logits (R, V) fp32 (and work for rows sample_prepare wrote); results (R), tops (R).
+// rows, results and tops are device memory.
+void sample(const float* logits, const float* work, int R, int V, const SampleRow* rows, SampleResult* results,
+            SampleTop* tops, cudaStream_t stream);
+// dst[pairs[2i]] = pairs[2i + 1] for i < n: seeds a sequence's penalty history (prompt and earlier output).
+void scatter_set(int32_t* dst, const int32_t* pairs, int n, cudaStream_t stream);
 
 int device_sm_count();
 

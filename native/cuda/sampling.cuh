@@ -1,10 +1,20 @@
-// Token sampling on the GPU, one block per request: penalties (repetition / presence / frequency), temperature,
-// top-k, top-p and min-p as thresholds on p = exp((logit - max) / T), then one draw from the kept mass with a
-// per-request Philox4x32-10 stream (key = seed, counter = offset), so a request replays identically; greedy argmax
-// when temperature <= 0 (ties -> lowest id). Thresholds come from a 4-pass radix select over the float bits of p
-// (positive floats order like their bit patterns): by count for top-k, by probability mass for top-p.
-// Ties at a threshold are all kept. The top-p mass histogram uses float atomics, so a threshold sitting within
-// rounding of a bin edge can differ between runs.
+// Token sampling on the GPU (contract in qwen3_cuda.h, launchers in launchers.cu), in the CPU sampler's order
+// (native/src/sampler.cpp). sample_prepare_kernel writes the penalised, bitmasked copy of a row; sample_kernel runs
+// one block per row:
+//   pass 1   log-sum-exp and argmax of the raw logits (logprobs), max, argmax and the mass sum of
+//            p = exp((l - max) / T) of the sampled logits;
+//   select   greedy takes the argmax. Otherwise the tokens with p >= 2^-40 (or, when more than kSortCap, p >= 2^-16)
+//            are gathered and sorted in shared memory by p, lowest id first on ties - the CPU sampler's order - and
+//            top-k (exactly k), top-p on the renormalised top-k set, min-p and the draw run on that list as the CPU
+//            does. Tokens below the cut-off carry less than 1e-7 of the best token's weight in all. When the list
+//            does not hold the kept set, a 4-pass radix select over the float bits of p finds the top-k count and
+//            the top-p mass thresholds (ties at a threshold are all kept) and the draw walks the vocabulary in id
+//            order;
+//   draw     u from Philox4x32-10 (key = the request's seed, counter = the sequence's draw index);
+//   logprobs the top-n of the raw logits the same way (gather and sort, radix select when needed).
+// The radix path's mass histogram uses float atomics, so its threshold can move by rounding between runs; the sorted
+// path (every request with top-k up to kSortCap, and top-p alone unless the distribution is very flat) is
+// deterministic, so a seeded request replays token for token.
 #pragma once
 #include "common.cuh"
 #include "philox.h"
@@ -13,57 +23,232 @@
 namespace q3::cuda::dev {
 
 constexpr int kSampleThreads = 1024;
+constexpr int kSortCap = 2 * kSampleThreads;   // candidates sorted in shared memory, two per thread
+constexpr int kPrepThreads = 256, kPrepBlocksPerRow = 32;
+constexpr uint32_t kKeyPow2m40 = (127u - 40u) << 23;  // float bits of 2^-40: the first gather's cut-off on p
+constexpr uint32_t kKeyPow2m16 = (127u - 16u) << 23;  // 2^-16: the second one
 
-__global__ void __launch_bounds__(256)
-    apply_penalties_kernel(float* __restrict__ logits, int V, const int32_t* __restrict__ history, int hist_stride,
-                           const int32_t* __restrict__ hist_lens, const SamplingParams* __restrict__ params,
-                           int32_t* __restrict__ counts) {
-  const int b = blockIdx.x;
-  const SamplingParams P = params[b];
-  const int n = hist_lens[b];
-  const int32_t* hist = history + (long long)b * hist_stride;
-  int32_t* cnt = counts + (long long)b * V;
-  float* lg = logits + (long long)b * V;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) atomicAdd(&cnt[hist[i]], 1);
-  __syncthreads();
-  // The one thread that takes a non-zero count applies the penalty once per distinct token and re-zeroes it.
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    int tok = hist[i];
-    int c = atomicExch(&cnt[tok], 0);
-    if (c > 0) {
-      float l = lg[tok];
-      if (P.repetition_penalty != 1.f) l = l > 0.f ? l / P.repetition_penalty : l * P.repetition_penalty;
-      l -= P.frequency_penalty * (float)c + P.presence_penalty;
-      lg[tok] = l;
+__global__ void __launch_bounds__(kPrepThreads)
+    sample_prepare_kernel(const float* __restrict__ logits, float* __restrict__ work, int V,
+                          const SampleRow* __restrict__ rows) {
+  const int r = blockIdx.y;
+  const SampleRow& P = rows[r];
+  const int32_t* hist = P.history;
+  const uint32_t* allowed = P.allowed;
+  if (!P.active || (!hist && !allowed)) return;
+  const float rep = P.repetition_penalty, presence = P.presence_penalty, frequency = P.frequency_penalty;
+  const float* lg = logits + (size_t)r * V;
+  float* out = work + (size_t)r * V;
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < V; i += gridDim.x * blockDim.x) {
+    float l = lg[i];
+    const int32_t h = hist ? hist[i] : 0;
+    if (h != 0) {  // the CPU sampler's arithmetic, rounding for rounding (no fused multiply-add)
+      if (rep != 1.f) l = l > 0.f ? __fdiv_rn(l, rep) : __fmul_rn(l, rep);
+      const int n = h >> 1;
+      if (n > 0) l = __fsub_rn(l, __fadd_rn(__fmul_rn(frequency, (float)n), presence));
     }
+    if (allowed && !((allowed[i >> 5] >> (i & 31)) & 1u)) l = -INFINITY;
+    out[i] = l;
   }
 }
 
-struct SampleShared {
-  float red[32];
-  int redi[32];
-  float bins[256];
-  uint32_t prefix;
-  float rem;
-  int found;
-  int tok;
+__global__ void scatter_set_kernel(int32_t* __restrict__ dst, const int32_t* __restrict__ pairs, int n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) dst[pairs[2 * i]] = pairs[2 * i + 1];
+}
+
+// Pass 1 of a row: online log-sum-exp with argmax (lowest id on ties) of the raw logits (scale 1) and of the
+// sampled logits (scale 1/T, so s_src is the total weight of p = exp((l - m_src) / T)).
+struct RowStats {
+  float m_raw, s_raw, m_src, s_src;
+  int i_raw, i_src;
 };
 
-// Highest threshold value `prefix` such that the (count | mass) of candidates with p >= prefix reaches `target`.
-// Candidates: p >= floor_theta. Returns floor_theta if the target can't be reached (rounding).
+__device__ __forceinline__ void lse_push(float& m, float& s, int& i, float v, int idx, float scale) {
+  if (v > m) {
+    s = s * __expf((m - v) * scale) + 1.f;
+    m = v;
+    i = idx;
+  } else if (v != -INFINITY) {
+    s += __expf((v - m) * scale);
+  }
+}
+
+__device__ __forceinline__ void lse_merge(float& m, float& s, int& i, float m2, float s2, int i2, float scale) {
+  if (m2 > m || (m2 == m && i2 < i)) {
+    const float tm = m, ts = s;
+    const int ti = i;
+    m = m2, s = s2, i = i2;
+    m2 = tm, s2 = ts, i2 = ti;
+  }
+  if (m2 != -INFINITY) s += s2 * __expf((m2 - m) * scale);
+}
+
+__device__ __forceinline__ void stats_merge(RowStats& a, const RowStats& b, float scale) {
+  lse_merge(a.m_raw, a.s_raw, a.i_raw, b.m_raw, b.s_raw, b.i_raw, 1.f);
+  lse_merge(a.m_src, a.s_src, a.i_src, b.m_src, b.s_src, b.i_src, scale);
+}
+
+__device__ __forceinline__ RowStats stats_shfl(const RowStats& a, int o) {
+  RowStats b;
+  b.m_raw = __shfl_xor_sync(0xffffffffu, a.m_raw, o);
+  b.s_raw = __shfl_xor_sync(0xffffffffu, a.s_raw, o);
+  b.m_src = __shfl_xor_sync(0xffffffffu, a.m_src, o);
+  b.s_src = __shfl_xor_sync(0xffffffffu, a.s_src, o);
+  b.i_raw = __shfl_xor_sync(0xffffffffu, a.i_raw, o);
+  b.i_src = __shfl_xor_sync(0xffffffffu, a.i_src, o);
+  return b;
+}
+
+struct SampleShared {
+  unsigned long long keys[kSortCap];  // gathered candidates: (float bits of p) << 32 | ~id, sorted best first
+  float cum[kSortCap];                // inclusive prefix sums of p over the sorted candidates
+  float bins[256];                    // radix histogram
+  float red[32];                      // per-warp partials of scans and sums
+  RowStats stats[32];
+  float total;
+  uint32_t prefix;
+  float rem;
+  int found, count, keep, kept, pick;
+};
+
+// Exclusive prefix sum over the block (thread order); `total` gets the block's sum. Starts and ends with a barrier.
+__device__ __forceinline__ float block_scan(float v, SampleShared& sh, float& total) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  float incl = v;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const float y = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += y;
+  }
+  float excl = __shfl_up_sync(0xffffffffu, incl, 1);
+  if (lane == 0) excl = 0.f;
+  __syncthreads();
+  if (lane == 31) sh.red[warp] = incl;
+  __syncthreads();
+  if (warp == 0) {
+    const float t = lane < nw ? sh.red[lane] : 0.f;
+    float ti = t;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const float y = __shfl_up_sync(0xffffffffu, ti, o);
+      if (lane >= o) ti += y;
+    }
+    float te = __shfl_up_sync(0xffffffffu, ti, 1);
+    if (lane == 0) te = 0.f;
+    sh.red[lane] = te;
+    if (lane == 31) sh.total = ti;
+  }
+  __syncthreads();
+  total = sh.total;
+  const float r = sh.red[warp] + excl;
+  __syncthreads();
+  return r;
+}
+
+__device__ RowStats row_stats(const float* __restrict__ raw, const float* __restrict__ src, int V, float scale,
+                              SampleShared& sh) {
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nw = blockDim.x >> 5;
+  RowStats st{-INFINITY, 0.f, -INFINITY, 0.f, 0x7fffffff, 0x7fffffff};
+  for (int i = tid; i < V; i += blockDim.x) {
+    const float r = raw[i];
+    lse_push(st.m_raw, st.s_raw, st.i_raw, r, i, 1.f);
+    lse_push(st.m_src, st.s_src, st.i_src, src == raw ? r : src[i], i, scale);
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) stats_merge(st, stats_shfl(st, o), scale);
+  if (lane == 0) sh.stats[warp] = st;
+  __syncthreads();
+  if (warp == 0) {
+    st = lane < nw ? sh.stats[lane] : RowStats{-INFINITY, 0.f, -INFINITY, 0.f, 0x7fffffff, 0x7fffffff};
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) stats_merge(st, stats_shfl(st, o), scale);
+    if (lane == 0) sh.stats[0] = st;
+  }
+  __syncthreads();
+  st = sh.stats[0];
+  __syncthreads();
+  return st;
+}
+
+__device__ __forceinline__ float weight(float l, float mx, float inv_t) { return __expf((l - mx) * inv_t); }
+__device__ __forceinline__ float key_weight(unsigned long long k) { return __uint_as_float((uint32_t)(k >> 32)); }
+__device__ __forceinline__ int key_id(unsigned long long k) { return (int)~(uint32_t)k; }
+
+// Gathers the tokens whose weight p has float bits >= floor into sh.keys and sorts the first kSortCap of them, best
+// first (p descending, id ascending). Returns how many there are; `mass` gets the sum of their p.
+__device__ int gather_sorted(const float* __restrict__ lg, int V, float mx, float inv_t, uint32_t floor,
+                             SampleShared& sh, float& mass) {
+  const int tid = threadIdx.x, lane = tid & 31;
+  if (tid == 0) sh.count = 0;
+  __syncthreads();
+  float m = 0.f;
+  for (int base = 0; base < V; base += blockDim.x) {  // every lane of a warp takes the same trips
+    const int i = base + tid;
+    const float p = i < V ? weight(lg[i], mx, inv_t) : 0.f;
+    const uint32_t key = __float_as_uint(p);
+    const bool take = i < V && key >= floor;
+    const unsigned ballot = __ballot_sync(0xffffffffu, take);
+    if (ballot == 0) continue;
+    int slot = 0;
+    if (lane == 0) slot = atomicAdd(&sh.count, __popc(ballot));
+    slot = __shfl_sync(0xffffffffu, slot, 0) + __popc(ballot & ((1u << lane) - 1u));
+    if (take) {
+      m += p;
+      if (slot < kSortCap) sh.keys[slot] = (unsigned long long)key << 32 | (uint32_t)~(uint32_t)i;
+    }
+  }
+  mass = block_sum(m, sh.red);
+  const int c = sh.count;
+  const int n = min(c, kSortCap);
+  int np = 1;
+  while (np < n) np <<= 1;
+  for (int i = n + tid; i < np; i += blockDim.x) sh.keys[i] = 0ull;  // below every candidate (floor >= 1)
+  __syncthreads();
+  // bitonic sort of np keys into descending order, one comparator per thread and stage
+  for (int k = 2; k <= np; k <<= 1)
+    for (int j = k >> 1; j > 0; j >>= 1) {
+      for (int t = tid; t < np / 2; t += blockDim.x) {
+        const int a = 2 * t - (t & (j - 1)), b = a + j;
+        const unsigned long long x = sh.keys[a], y = sh.keys[b];
+        if (((a & k) == 0) == (x < y)) {
+          sh.keys[a] = y;
+          sh.keys[b] = x;
+        }
+      }
+      __syncthreads();
+    }
+  return c;
+}
+
+// The largest float-bits threshold t of p such that the candidates (bits >= floor) with bits >= t reach `want`:
+// a count (kMass false) or a fraction of the candidates' total p (kMass true). Returns floor when the candidates
+// fall short (a target above the total by rounding keeps them all). 4 passes of 8-bit digits; the count histogram
+// adds once per distinct digit of a warp (hot bins would serialise per-element atomics).
 template <bool kMass>
-__device__ float radix_threshold(const float* lg, int V, float mx, float invT, float floor_theta, float target,
-                                 SampleShared& sh) {
+__device__ uint32_t radix_select(const float* __restrict__ lg, int V, float mx, float inv_t, uint32_t floor,
+                                 float want, SampleShared& sh) {
   const int tid = threadIdx.x, lane = tid & 31;
   uint32_t prefix = 0, mask = 0;
-  float rem = target;
+  float rem = want;
   for (int shift = 24; shift >= 0; shift -= 8) {
-    if (tid < 256) sh.bins[tid] = 0.f;
+    for (int i = tid; i < 256; i += blockDim.x) sh.bins[i] = 0.f;
     __syncthreads();
-    for (int i = tid; i < V; i += blockDim.x) {
-      float p = __expf((lg[i] - mx) * invT);
-      uint32_t u = __float_as_uint(p);
-      if (p >= floor_theta && (u & mask) == prefix) atomicAdd(&sh.bins[(u >> shift) & 255], kMass ? p : 1.f);
+    for (int base = 0; base < V; base += blockDim.x) {
+      const int i = base + tid;
+      int bin = -1;
+      float p = 0.f;
+      if (i < V) {
+        p = weight(lg[i], mx, inv_t);
+        const uint32_t key = __float_as_uint(p);
+        if (key >= floor && (key & mask) == prefix) bin = (int)((key >> shift) & 255u);
+      }
+      if (kMass) {
+        if (bin >= 0) atomicAdd(&sh.bins[bin], p);
+      } else {
+        const unsigned peers = __match_any_sync(0xffffffffu, bin);
+        if (bin >= 0 && lane == __ffs(peers) - 1) atomicAdd(&sh.bins[bin], (float)__popc(peers));
+      }
     }
     __syncthreads();
     if (tid < 32) {  // lane l owns bins 255-8l .. 248-8l, scanned from the top
@@ -76,12 +261,13 @@ __device__ float radix_threshold(const float* lg, int V, float mx, float invT, f
       float incl = s;
 #pragma unroll
       for (int o = 1; o < 32; o <<= 1) {
-        float y = __shfl_up_sync(0xffffffffu, incl, o);
+        const float y = __shfl_up_sync(0xffffffffu, incl, o);
         if (lane >= o) incl += y;
       }
-      float excl = incl - s;
-      bool mine = excl < rem && rem <= incl;
-      unsigned who = __ballot_sync(0xffffffffu, mine);
+      float excl = __shfl_up_sync(0xffffffffu, incl, 1);
+      if (lane == 0) excl = 0.f;
+      if (kMass && shift == 24) rem = want * __shfl_sync(0xffffffffu, incl, 31);
+      const unsigned who = __ballot_sync(0xffffffffu, excl < rem && rem <= incl);
       if (who == 0) {
         if (lane == 0) sh.found = 0;
       } else if (lane == __ffs(who) - 1) {
@@ -101,117 +287,153 @@ __device__ float radix_threshold(const float* lg, int V, float mx, float invT, f
       }
     }
     __syncthreads();
-    if (!sh.found) return floor_theta;
+    if (!sh.found) return max(prefix, floor);
     prefix = sh.prefix;
     rem = sh.rem;
     mask |= 255u << shift;
     __syncthreads();
   }
-  return fmaxf(__uint_as_float(prefix), floor_theta);
+  return max(prefix, floor);
 }
 
-__global__ void __launch_bounds__(kSampleThreads)
-    sample_kernel(const float* __restrict__ logits, int V, const SamplingParams* __restrict__ params,
-                  int32_t* __restrict__ tokens) {
-  __shared__ SampleShared sh;
-  const int b = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const float* lg = logits + (long long)b * V;
-  const SamplingParams P = params[b];
-
-  // Argmax, lowest index on ties.
-  float best = -INFINITY;
-  int bi = 0x7fffffff;
-  for (int i = tid; i < V; i += blockDim.x) {
-    float v = lg[i];
-    if (v > best) { best = v; bi = i; }
-  }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    float ov = __shfl_xor_sync(0xffffffffu, best, o);
-    int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-    if (ov > best || (ov == best && oi < bi)) { best = ov; bi = oi; }
-  }
-  if (lane == 0) { sh.red[warp] = best; sh.redi[warp] = bi; }
+// The draw over sorted candidates, as the CPU sampler does it: exactly top_k kept, top-p on their renormalised
+// mass, min-p against the best (p = 1), then the first candidate whose running sum passes u times the kept mass.
+__device__ int draw_sorted(int c, const SampleRow& P, float u, SampleShared& sh) {
+  const int tid = threadIdx.x, j0 = 2 * tid, j1 = j0 + 1;
+  const int n = P.top_k > 0 ? min(min(c, kSortCap), P.top_k) : min(c, kSortCap);
+  const float p0 = j0 < n ? key_weight(sh.keys[j0]) : 0.f, p1 = j1 < n ? key_weight(sh.keys[j1]) : 0.f;
+  float total;
+  const float c0 = block_scan(p0 + p1, sh, total) + p0, c1 = c0 + p1;
+  sh.cum[j0] = c0;
+  sh.cum[j1] = c1;
+  if (tid == 0) sh.keep = n;
   __syncthreads();
-  if (tid < 32) {
-    best = sh.red[lane];
-    bi = sh.redi[lane];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      float ov = __shfl_xor_sync(0xffffffffu, best, o);
-      int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-      if (ov > best || (ov == best && oi < bi)) { best = ov; bi = oi; }
-    }
-    if (lane == 0) { sh.red[0] = best; sh.tok = bi; }
+  if (P.top_p < 1.f) {  // keep up to the first candidate whose running sum reaches top_p of the top-k mass
+    const float target = P.top_p * sh.cum[n - 1];
+    if (j0 < n && c0 >= target) atomicMin(&sh.keep, j0 + 1);
+    else if (j1 < n && c1 >= target) atomicMin(&sh.keep, j1 + 1);
+    __syncthreads();
   }
+  const int keep = sh.keep;
+  if (tid == 0) sh.kept = keep;
   __syncthreads();
-  const float mx = sh.red[0];
-  const int argmax = sh.tok;
+  if (P.min_p > 0.f) {  // the first candidate after the best one below min_p ends the kept list
+    if (j0 >= 1 && j0 < keep && p0 < P.min_p) atomicMin(&sh.kept, j0);
+    else if (j1 < keep && p1 < P.min_p) atomicMin(&sh.kept, j1);
+    __syncthreads();
+  }
+  const int kept = sh.kept;
+  if (tid == 0) sh.pick = kept - 1;
   __syncthreads();
-  if (!(P.temperature > 0.f)) {
-    if (tid == 0) tokens[b] = argmax;
-    return;
-  }
-  const float invT = 1.f / P.temperature;
+  const float target = u * sh.cum[kept - 1];
+  if (j0 < kept && c0 > target) atomicMin(&sh.pick, j0);
+  else if (j1 < kept && c1 > target) atomicMin(&sh.pick, j1);
+  __syncthreads();
+  const int token = key_id(sh.keys[sh.pick]);
+  __syncthreads();
+  return token;
+}
 
-  float theta = 0.f;
-  if (P.top_k > 0 && P.top_k < V) theta = radix_threshold<false>(lg, V, mx, invT, 0.f, (float)P.top_k, sh);
-  if (P.top_p < 1.f) {
-    float z = 0.f;
-    for (int i = tid; i < V; i += blockDim.x) {
-      float p = __expf((lg[i] - mx) * invT);
-      if (p >= theta) z += p;
-    }
-    z = block_sum(z, sh.red);
-    theta = radix_threshold<true>(lg, V, mx, invT, theta, P.top_p * z, sh);
-  }
-  if (P.min_p > 0.f) theta = fmaxf(theta, P.min_p);  // p of the argmax is exactly 1
-
-  // Kept mass of this thread's contiguous slice, block-wide exclusive scan, then the owning slice walks to u.
+// The draw over the whole vocabulary in id order: kept = p bits >= theta and p >= min_p. Each thread sums its
+// contiguous slice, a block scan places the slices, and the slice holding u walks to the token.
+__device__ int draw_scan(const float* __restrict__ lg, int V, float mx, float inv_t, uint32_t theta, float min_p,
+                         float u, int fallback, SampleShared& sh) {
+  const int tid = threadIdx.x;
   const int chunk = (V + blockDim.x - 1) / blockDim.x;
-  const int i0 = tid * chunk, i1 = min(V, i0 + chunk);
+  const int i0 = min(V, tid * chunk), i1 = min(V, i0 + chunk);
   float s = 0.f;
   for (int i = i0; i < i1; i++) {
-    float p = __expf((lg[i] - mx) * invT);
-    if (p >= theta) s += p;
+    const float p = weight(lg[i], mx, inv_t);
+    if (__float_as_uint(p) >= theta && p >= min_p) s += p;
   }
-  float incl = s;
-#pragma unroll
-  for (int o = 1; o < 32; o <<= 1) {
-    float y = __shfl_up_sync(0xffffffffu, incl, o);
-    if (lane >= o) incl += y;
-  }
-  if (lane == 31) sh.red[warp] = incl;
-  if (tid == 0) sh.tok = argmax;
+  float total;
+  const float excl = block_scan(s, sh, total);
+  const float target = u * total;
+  if (tid == 0) sh.pick = 0x7fffffff;
   __syncthreads();
-  if (tid < 32) {
-    float w = sh.red[lane], wi = w;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-      float y = __shfl_up_sync(0xffffffffu, wi, o);
-      if (lane >= o) wi += y;
-    }
-    sh.bins[lane] = wi - w;  // exclusive prefix of warp totals
-    if (lane == 31) sh.rem = wi;
-  }
-  __syncthreads();
-  const float excl = sh.bins[warp] + incl - s;
-  const float u = philox_uniform(P.seed, P.offset) * sh.rem;
-  if (s > 0.f && excl <= u && u < excl + s) {
+  if (s > 0.f && excl <= target && target < excl + s) {
     float acc = excl;
     int pick = -1;
     for (int i = i0; i < i1; i++) {
-      float p = __expf((lg[i] - mx) * invT);
-      if (p >= theta) {
+      const float p = weight(lg[i], mx, inv_t);
+      if (__float_as_uint(p) >= theta && p >= min_p && p > 0.f) {
         pick = i;
         acc += p;
-        if (u < acc) break;
+        if (target < acc) break;
       }
     }
-    if (pick >= 0) sh.tok = pick;  // at most one slice owns u
+    if (pick >= 0) atomicMin(&sh.pick, pick);
   }
   __syncthreads();
-  if (tid == 0) tokens[b] = sh.tok;
+  const int token = sh.pick == 0x7fffffff ? fallback : sh.pick;
+  __syncthreads();
+  return token;
+}
+
+__device__ int draw(const float* __restrict__ lg, int V, const RowStats& st, float inv_t, const SampleRow& P,
+                    SampleShared& sh) {
+  const float mx = st.m_src, u = philox_uniform(P.seed, P.offset);
+  const bool top_k = P.top_k > 0, top_p = P.top_p < 1.f;
+  if (!top_k && !top_p) return draw_scan(lg, V, mx, inv_t, 1u, P.min_p, u, st.i_src, sh);
+  float mass;
+  int c = gather_sorted(lg, V, mx, inv_t, kKeyPow2m40, sh, mass);
+  bool sorted = c <= kSortCap;
+  if (!sorted) {
+    c = gather_sorted(lg, V, mx, inv_t, kKeyPow2m16, sh, mass);
+    sorted = c <= kSortCap && (top_k ? c >= P.top_k : mass >= P.top_p * st.s_src);
+  }
+  if (!sorted && top_k && P.top_k <= kSortCap) {  // the top-k threshold, then exactly those tokens (and ties)
+    c = gather_sorted(lg, V, mx, inv_t, radix_select<false>(lg, V, mx, inv_t, 1u, (float)P.top_k, sh), sh, mass);
+    sorted = c <= kSortCap;
+  }
+  if (sorted) return draw_sorted(c, P, u, sh);
+  uint32_t theta = top_k ? radix_select<false>(lg, V, mx, inv_t, 1u, (float)P.top_k, sh) : 1u;
+  if (top_p) theta = max(theta, radix_select<true>(lg, V, mx, inv_t, theta, P.top_p, sh));
+  return draw_scan(lg, V, mx, inv_t, theta, P.min_p, u, st.i_src, sh);
+}
+
+// The n best raw logits (n <= kMaxLogprobs) as logprobs.
+__device__ void top_logprobs(const float* __restrict__ raw, int V, float m_raw, float log_z, int n, SampleTop& out,
+                             SampleShared& sh) {
+  n = min(n, kMaxLogprobs);
+  float mass;
+  int c = gather_sorted(raw, V, m_raw, 1.f, kKeyPow2m40, sh, mass);
+  if (c > kSortCap) c = gather_sorted(raw, V, m_raw, 1.f, kKeyPow2m16, sh, mass);
+  if (c > kSortCap || c < n)
+    c = gather_sorted(raw, V, m_raw, 1.f, radix_select<false>(raw, V, m_raw, 1.f, 1u, (float)n, sh), sh, mass);
+  const int have = min(min(c, kSortCap), n);
+  if ((int)threadIdx.x < have) {
+    const int id = key_id(sh.keys[threadIdx.x]);
+    out.tokens[threadIdx.x] = id;
+    out.logprobs[threadIdx.x] = raw[id] - log_z;
+  }
+  if (threadIdx.x == 0) out.n = have;
+}
+
+__global__ void __launch_bounds__(kSampleThreads, 1)
+    sample_kernel(const float* __restrict__ logits, const float* __restrict__ work, int V,
+                  const SampleRow* __restrict__ rows, SampleResult* __restrict__ results,
+                  SampleTop* __restrict__ tops) {
+  __shared__ SampleShared sh;
+  const int r = blockIdx.x;
+  const SampleRow P = rows[r];
+  if (!P.active) return;
+  const float* raw = logits + (size_t)r * V;
+  const float* src = (P.history || P.allowed) ? work + (size_t)r * V : raw;
+  const bool greedy = !(P.temperature > 0.f);
+  const float inv_t = greedy ? 1.f : 1.f / P.temperature;
+  const RowStats st = row_stats(raw, src, V, inv_t, sh);
+  const float log_z = st.m_raw + logf(st.s_raw);
+  int token;
+  if (P.forced >= 0) token = P.forced;
+  else if (st.m_src == -INFINITY) token = st.i_raw;  // the bitmask allows nothing: the raw argmax
+  else if (greedy) token = st.i_src;
+  else token = draw(src, V, st, inv_t, P, sh);
+  if (threadIdx.x == 0) {
+    results[r] = SampleResult{token, raw[token] - log_z};
+    if (P.history) P.history[token] += 2;  // one more occurrence in the output
+  }
+  if (P.n_logprobs > 0) top_logprobs(raw, V, st.m_raw, log_z, P.n_logprobs, tops[r], sh);
 }
 
 }  // namespace q3::cuda::dev

@@ -46,6 +46,12 @@ typedef struct {
   int32_t yarn_original_max;    /* original_max_position_embeddings for the override; 0 = config's or 32768 */
   q3_progress_fn progress;      /* optional, called from the loading thread */
   void* progress_user;
+  /* CUDA backend only (ignored on the CPU): */
+  int32_t cuda_gemv_max;        /* matmuls of at most this many rows (1..16) use the GEMV, more the tensor-core GEMM;
+                                   0 = 4; -1 = always the GEMM */
+  int32_t cuda_no_graphs;       /* 1: run decode passes eagerly instead of replaying a CUDA graph per batch bucket */
+  int32_t cuda_host_sampling;   /* 1: copy logits back and sample on the host; 0: sample on the device (only token
+                                   ids and requested logprobs come back) */
 } q3_load_options;
 
 typedef struct {

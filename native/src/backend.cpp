@@ -28,7 +28,7 @@ int cuda_device_count(std::string* why) {
 }
 
 std::unique_ptr<Backend> make_cuda_backend(const Checkpoint&, const Qwen3Config&, const RopeTable&,
-                                           const ProgressFn&) {
+                                           const CudaOptions&, const ProgressFn&) {
   throw DeviceError("this build has no CUDA backend");
 }
 #endif

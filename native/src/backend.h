@@ -1,6 +1,6 @@
 // The forward pass behind the C ABI, one implementation per device (CPU here, CUDA in cuda/): the engine keeps the
-// ABI, validation, the KV block allocator and the samplers; a backend owns the weights in its own layout, the KV
-// storage those block ids index, and runs batches to logits on the host.
+// ABI, validation, the KV block allocator and the samplers' state; a backend owns the weights in its own layout, the
+// KV storage those block ids index, and runs batches to logits on the host, or (CUDA) to sampled tokens.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -13,12 +13,20 @@
 #include "qwen3.h"
 #include "rope.h"
 #include "safetensors.h"
+#include "sampler.h"
 
 namespace q3 {
 
 // A device call failed or the device cannot run this model: becomes Q3_ERR_DEVICE with the message (file:line).
 struct DeviceError : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+
+// One row a backend samples on its device: the sequence's sampler state (read only: the engine records the result).
+struct SampleRequest {
+  int64_t seq_id;
+  const SeqSampler* seq;     // params, seed, draw index, forced-token queue, token history
+  const uint32_t* allowed;   // (ceil(vocab / 32)) bit i % 32 of word i / 32 = token i allowed; null: all allowed
 };
 
 class Backend {
@@ -38,6 +46,17 @@ class Backend {
   // indices (0..T-1, items' tokens in order) whose logits are written to logits_host as (logit_rows.size(), vocab).
   virtual void forward(const q3_batch_item* items, int n_items, const std::vector<int>& logit_rows,
                        float* logits_host) = 0;
+
+  // True when forward_sample() samples on the device; otherwise the engine samples host logits.
+  virtual bool samples_on_device() const { return false; }
+  // forward() followed by sampling on the device, in the CPU sampler's order and distribution: out[r] (token,
+  // logprob, top-n, forced) for logit_rows[r] with requests[r]. Only the results come back to the host.
+  virtual void forward_sample(const q3_batch_item* items, int n_items, const std::vector<int>& logit_rows,
+                              const SampleRequest* requests, q3_sample_out* out) {
+    throw DeviceError("this backend does not sample on its device");
+  }
+  // The sequence ended: drop the device copy of its sampler state.
+  virtual void end_sequence(int64_t seq_id) {}
 };
 
 std::unique_ptr<Backend> make_cpu_backend(const Checkpoint& ckpt, const Qwen3Config& cfg, const RopeTable& rope,
@@ -47,8 +66,14 @@ std::unique_ptr<Backend> make_cpu_backend(const Checkpoint& ckpt, const Qwen3Con
 std::string cuda_unsupported_reason(const Qwen3Config& cfg, int kv_block_size);
 // Visible CUDA devices: 0 without a CUDA build, a driver or a device. `why` (optional) gets the runtime's message.
 int cuda_device_count(std::string* why = nullptr);
+// The CUDA backend's load options (q3_load_options.cuda_*).
+struct CudaOptions {
+  int gemv_max = 4;            // matmuls with at most this many rows use the GEMV (0: always the GEMM)
+  bool graphs = true;          // decode passes replay a CUDA graph per (batch, context) bucket
+  bool device_sampling = true; // sample on the device; false: copy logits back for the engine's host sampler
+};
 // Throws DeviceError when built without CUDA or when no device can be used.
 std::unique_ptr<Backend> make_cuda_backend(const Checkpoint& ckpt, const Qwen3Config& cfg, const RopeTable& rope,
-                                           const ProgressFn& progress);
+                                           const CudaOptions& opts, const ProgressFn& progress);
 
 }  // namespace q3

@@ -111,6 +111,26 @@ void run_forward(q3_engine* e, const q3_batch_item* items, int n, const std::vec
   e->backend->forward(items, n, logit_rows, e->logits.data());
 }
 
+// One forward pass sampled on the backend's device; the results go into the sequences' histories here.
+void sample_on_device(q3_engine* e, const q3_batch_item* items, int n, const std::vector<std::pair<int, int>>& wanted,
+                      q3_sample_out* out) {
+  std::vector<int> first(n), logit_rows;
+  for (int i = 0, t = 0; i < n; t += items[i].n_tokens, i++) first[i] = t;
+  std::vector<q3::SampleRequest> req;
+  for (auto [item, j] : wanted) {
+    logit_rows.push_back(first[item] + j);
+    req.push_back({items[item].seq_id, &e->seqs.at(items[item].seq_id), nullptr});
+  }
+  std::vector<q3_sample_out> got(wanted.size());
+  e->backend->forward_sample(items, n, logit_rows, req.data(), got.data());
+  for (size_t r = 0; r < wanted.size(); r++) {
+    q3::SeqSampler& s = e->seqs.at(items[wanted[r].first].seq_id);
+    if (got[r].forced) s.forced.pop_front();
+    q3::record_token(s, got[r].token);
+    out[wanted[r].first] = got[r];
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -153,7 +173,14 @@ q3_status q3_engine_load(const char* model_dir, const q3_load_options* opts, q3_
     if (cuda) {
       const std::string why = q3::cuda_unsupported_reason(e->cfg, bs);
       if (!why.empty()) throw Error(Q3_ERR_DEVICE, why);
-      e->backend = q3::make_cuda_backend(*e->ckpt, e->cfg, e->rope, progress);
+      if (o.cuda_gemv_max < -1 || o.cuda_gemv_max > 16)
+        throw Error(Q3_ERR_ARGUMENT, "cuda_gemv_max must be -1 (never), 0 (default) or 1..16, got " +
+                                         std::to_string(o.cuda_gemv_max));
+      q3::CudaOptions co;
+      co.gemv_max = o.cuda_gemv_max == 0 ? 4 : std::max(o.cuda_gemv_max, 0);
+      co.graphs = !o.cuda_no_graphs;
+      co.device_sampling = !o.cuda_host_sampling;
+      e->backend = q3::make_cuda_backend(*e->ckpt, e->cfg, e->rope, co, progress);
     } else {
       e->backend = q3::make_cpu_backend(*e->ckpt, e->cfg, e->rope, o.n_threads, progress);
     }
@@ -258,7 +285,7 @@ q3_status q3_seq_force(q3_engine* e, int64_t seq_id, const int32_t* tokens, int3
 
 void q3_seq_end(q3_engine* e, int64_t seq_id) {
   std::lock_guard<std::mutex> lock(e->mu);
-  e->seqs.erase(seq_id);
+  if (e->seqs.erase(seq_id)) e->backend->end_sequence(seq_id);
 }
 
 q3_status q3_step(q3_engine* e, const q3_batch_item* items, int32_t n_items, q3_sample_out* out) {
@@ -277,10 +304,14 @@ q3_status q3_step(q3_engine* e, const q3_batch_item* items, int32_t n_items, q3_
       if (items[i].sample) wanted.push_back({i, items[i].n_tokens - 1});
     }
     auto t0 = Clock::now();
-    run_forward(e, items, n_items, wanted);
-    for (size_t r = 0; r < wanted.size(); r++) {
-      const int i = wanted[r].first;
-      q3::sample_token(e->seqs.at(items[i].seq_id), &e->logits[r * (size_t)e->cfg.vocab_size], e->cfg.vocab_size, &out[i]);
+    if (e->backend->samples_on_device() && !wanted.empty()) sample_on_device(e, items, n_items, wanted, out);
+    else {
+      run_forward(e, items, n_items, wanted);
+      for (size_t r = 0; r < wanted.size(); r++) {
+        const int i = wanted[r].first;
+        q3::sample_token(e->seqs.at(items[i].seq_id), &e->logits[r * (size_t)e->cfg.vocab_size], e->cfg.vocab_size,
+                         &out[i]);
+      }
     }
     double dt = seconds_since(t0);
     e->stats.steps++;

@@ -10,7 +10,7 @@
 namespace q3 {
 
 SeqSampler::SeqSampler(const q3_sampling& p, const int32_t* prompt, int32_t n_prompt) : params(p) {
-  uint64_t seed = p.has_seed ? p.seed : ((uint64_t)std::random_device{}() << 32) ^ std::random_device{}();
+  seed = p.has_seed ? p.seed : ((uint64_t)std::random_device{}() << 32) ^ std::random_device{}();
   rng.seed(seed);
   for (int32_t i = 0; i < n_prompt; i++) seen.insert(prompt[i]);
 }
@@ -167,8 +167,13 @@ void sample_token(SeqSampler& s, const float* logits, int vocab, q3_sample_out* 
   }
   out->token = token;
   fill_logprobs(logits, vocab, token, p.n_logprobs, out);
+  record_token(s, token);
+}
+
+void record_token(SeqSampler& s, int32_t token) {
   s.seen.insert(token);
   s.generated[token]++;
+  s.draws++;
 }
 
 }  // namespace q3

@@ -13,6 +13,8 @@ namespace q3 {
 
 struct SeqSampler {
   q3_sampling params{};
+  uint64_t seed = 0;                              // the request's, or drawn at q3_seq_begin
+  uint64_t draws = 0;                             // tokens emitted so far (a device sampler's Philox counter)
   std::mt19937_64 rng;
   std::unordered_set<int32_t> seen;               // prompt + generated tokens (repetition penalty)
   std::unordered_map<int32_t, int32_t> generated; // token -> count in the output (presence/frequency penalties)
@@ -24,5 +26,14 @@ struct SeqSampler {
 
 // Picks the next token from raw logits (vocab) and records it in the sampler's history.
 void sample_token(SeqSampler& s, const float* logits, int vocab, q3_sample_out* out);
+
+// Records a token emitted for the sequence (sampled here or on a device, or forced) in its history.
+void record_token(SeqSampler& s, int32_t token);
+
+// Whether the sequence's penalties need its token history (a device sampler keeps a copy only then).
+inline bool uses_history(const q3_sampling& p) {
+  return (p.repetition_penalty > 0 && p.repetition_penalty != 1.0f) || p.frequency_penalty != 0 ||
+         p.presence_penalty != 0;
+}
 
 }  // namespace q3

@@ -2,11 +2,15 @@
 // random checkpoint with the shapes the CUDA kernels take (head_dim 128, AWQ group 128, GQA 4), written in the
 // published file format. Checks: logits of every position (relative L2), greedy generation, continuous batching
 // with mixed prefill/decode passes, CUDA-graph decode buckets with padding, passes split at 2048 tokens and
-// 256 logits rows, YaRN, and the device-selection errors.
+// 256 logits rows, YaRN, the device-selection errors, and sampling on the device against the CPU sampler
+// (sampling_check.h): token frequencies of many seeded sequences against the distribution the CPU sampler's rules
+// give the engine's own logits (temperature, top-k, top-p, min-p, penalties over a prompt and forced output),
+// logprobs and top-n, forced tokens, seeded replay, greedy with penalties, with and without graphs.
 //   engine_check --dir DIR [--self] [--json FILE] [--md FILE] [--device-count]
 //   engine_check --bench MODEL_DIR [--ctx N] [--steps N] [--bench-device cpu] [--json FILE]   (decode timing)
-// --self compares two CPU engines (no GPU needed: proves the harness and the no-device errors). --bench separates
-// the backend's step (q3_logits: forward + logits copy) from the host sampler (q3_step), graphs on and off.
+// --self compares two CPU engines (no GPU needed: proves the harness, including that it rejects a wrong
+// distribution, and the no-device errors). --bench times decode steps: the backend alone (q3_logits), sampling on
+// the device and on the host (q3_step, greedy and Qwen's sampling defaults), graphs on and off.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -21,6 +25,8 @@
 
 #include "demo_checkpoint.h"
 #include "qwen3.h"
+#include "sampler.h"
+#include "sampling_check.h"
 
 namespace {
 
@@ -66,9 +72,20 @@ struct Engine {
   ~Engine() { q3_engine_free(e); }
 };
 
-void open(Engine& en, const std::string& dir, q3_device dev, double yarn = 0) {
+// The CUDA load options a run varies (ignored by CPU engines).
+struct CudaKnobs {
+  bool graphs = true;
+  bool host_sampling = false;
+  std::string tag() const {
+    return std::string(graphs ? "graphs" : "eager") + (host_sampling ? ", host sampling" : ", device sampling");
+  }
+};
+
+void open(Engine& en, const std::string& dir, q3_device dev, double yarn = 0, CudaKnobs knobs = {}) {
   q3_load_options o{};
   o.device = dev;
+  o.cuda_no_graphs = !knobs.graphs;
+  o.cuda_host_sampling = knobs.host_sampling;
   o.kv_block_size = 16;
   o.kv_blocks = 2048;  // 32k tokens
   o.yarn_factor = yarn;
@@ -210,6 +227,203 @@ void check_batching(Engine& a, Engine& b, int steps) {
   record("batched steps: worst |logprob difference| of the chosen token", worst_lp, worst_lp <= 5e-2);
 }
 
+// ---------------------------------------------------------------- sampling against the CPU sampler
+
+// Token counts of `draws` draws of the CPU sampler on one row, each from the same state (history restored).
+std::vector<long> cpu_sampler_counts(const std::vector<float>& l, q3_sampling p, const q3check::History& h, int draws,
+                                     uint64_t seed) {
+  p.has_seed = 1;
+  p.seed = seed;
+  q3::SeqSampler s(p, h.seen.data(), (int32_t)h.seen.size());
+  for (auto [t, n] : h.generated) s.generated[t] = n;
+  const auto seen = s.seen;
+  const auto generated = s.generated;
+  std::vector<long> counts(l.size(), 0);
+  q3_sample_out out;
+  for (int i = 0; i < draws; i++) {
+    q3::sample_token(s, l.data(), (int)l.size(), &out);
+    counts[out.token]++;
+    s.seen = seen;
+    s.generated = generated;
+  }
+  return counts;
+}
+
+// The harness on the CPU sampler alone: its draws fit the expected distribution of every case on a peaked and a flat
+// row of V tokens (the same cases gpu_check puts to the kernels), and draws at a wrong temperature are rejected.
+void check_sampling_harness(int V, int draws) {
+  const std::vector<std::vector<float>> rows = {q3check::synthetic_logits(V, 11, 2.5f, 14.f),
+                                                q3check::synthetic_logits(V, 12, 1.0f, 4.f)};
+  for (size_t r = 0; r < rows.size(); r++)
+    for (const q3check::Case& c : q3check::cases()) {
+      if (c.mask) continue;  // the CPU sampler takes no bitmask yet
+      const std::vector<float>& l = rows[r];
+      const q3check::History h = c.history ? q3check::history_for(l, 5) : q3check::History{};
+      const q3check::Fit f =
+          q3check::fit(cpu_sampler_counts(l, c.p, h, draws, 1000 + r), q3check::expected_distribution(l.data(), V, c.p, h));
+      record("harness: CPU sampler, " + std::string(r ? "flat" : "peaked") + " row, " + c.name, f.chi2, f.pass,
+             f.summary());
+    }
+  // the same kept set (top-k 20), other weights: only the chi-square can tell
+  const q3_sampling hot = q3check::params(1.0f, 20, 1, 0), cold = q3check::params(0.8f, 20, 1, 0);
+  const std::vector<float>& l = rows[0];
+  const q3check::Fit f = q3check::fit(cpu_sampler_counts(l, hot, {}, draws, 77),
+                                      q3check::expected_distribution(l.data(), V, cold, {}));
+  record("harness: rejects T 1.0 top-k 20 draws judged against T 0.8", f.chi2, !f.pass, f.summary());
+}
+
+struct EngineDraws {
+  std::vector<long> counts;     // (vocab) tokens of the last step
+  q3_sample_out first{};        // the first sequence's last output (logprobs)
+  bool forced_ok = true;        // every forced token came back flagged and unchanged
+};
+
+// One sampled step of `n` sequences (batches of 128, each a CUDA graph bucket): every sequence begins with `history`
+// as its prompt (the repetition penalty's tokens) and its own seed, has `forced` queued, feeds `feed` one token per
+// step (forced tokens are the next fed ones) and draws at the last step.
+EngineDraws engine_draws(Engine& en, const std::vector<int32_t>& feed, const std::vector<int32_t>& forced,
+                         const std::vector<int32_t>& history, q3_sampling p, int n, uint64_t seed0) {
+  static int64_t next_id = 1000000;
+  EngineDraws d;
+  d.counts.assign(en.info.vocab_size, 0);
+  const int L = (int)feed.size();
+  for (int b0 = 0; b0 < n; b0 += 128) {
+    const int nb = std::min(128, n - b0);
+    std::vector<int64_t> ids(nb);
+    std::vector<std::vector<int32_t>> blocks(nb);
+    for (int i = 0; i < nb; i++) {
+      ids[i] = next_id++;
+      p.has_seed = 1;
+      p.seed = seed0 * 1000003 + b0 + i;
+      check(q3_seq_begin(en.e, ids[i], history.data(), (int32_t)history.size(), &p), "seq_begin");
+      if (!forced.empty()) check(q3_seq_force(en.e, ids[i], forced.data(), (int32_t)forced.size()), "seq_force");
+      blocks[i] = alloc_blocks(en, L);
+    }
+    for (int k = 0; k < L; k++) {
+      std::vector<q3_batch_item> items;
+      for (int i = 0; i < nb; i++)
+        items.push_back({ids[i], &feed[k], 1, k, blocks[i].data(), (int32_t)blocks[i].size(), 1});
+      std::vector<q3_sample_out> out(nb);
+      check(q3_step(en.e, items.data(), nb, out.data()), "step");
+      for (int i = 0; i < nb; i++) {
+        if (k < L - 1) d.forced_ok &= out[i].forced == 1 && out[i].token == forced[k];
+        else d.counts[out[i].token]++;
+      }
+      if (k == L - 1 && b0 == 0) d.first = out[0];
+    }
+    for (int i = 0; i < nb; i++) {
+      q3_kv_release(en.e, blocks[i].data(), (int32_t)blocks[i].size());
+      q3_seq_end(en.e, ids[i]);
+    }
+  }
+  return d;
+}
+
+std::vector<float> last_logits(Engine& en, const std::vector<int32_t>& feed) {
+  std::vector<float> l(en.info.vocab_size);
+  check(q3_prompt_logits(en.e, feed.data(), (int32_t)feed.size(), 0, l.data()), "prompt_logits");
+  return l;
+}
+
+// Sampling through both engines: each engine's draws fit the distribution the CPU sampler's rules give its own
+// logits; logprobs and top-n agree; forced tokens, seeded replay and greedy decoding with penalties.
+void check_sampling(Engine& a, Engine& b, bool self, int draws, const std::string& tag) {
+  const int V = a.info.vocab_size;
+  const long outside_ok = self ? 0 : draws / 50;  // a top-k / top-p edge can move between a prefill and a decode pass
+  const int32_t t0 = tokens(1, V, 900)[0];
+  struct EngineCase {
+    std::string name;
+    q3_sampling p;
+    bool penalties;
+  };
+  const std::vector<EngineCase> cases = {
+      {"T 0.7 top-k 40 top-p 0.9, 5 logprobs", q3check::params(0.7f, 40, 0.9f, 0, 0, 0, 1, 5), false},
+      {"T 1.0 full distribution", q3check::params(1.0f, 0, 1, 0), false},
+      {"T 0.9 top-p 0.8", q3check::params(0.9f, 0, 0.8f, 0), false},
+      {"T 1.2 min-p 0.1", q3check::params(1.2f, 0, 1, 0.1f), false},
+      {"T 0.8 top-k 50, rep 1.3 presence 0.5 frequency 0.3, after 2 forced tokens",
+       q3check::params(0.8f, 50, 1, 0, 0.5f, 0.3f, 1.3f), true},
+  };
+  for (size_t ci = 0; ci < cases.size(); ci++) {
+    const EngineCase& c = cases[ci];
+    std::vector<int32_t> feed = {t0}, forced, history;
+    if (c.penalties) {  // the likeliest token forced twice, the next step's likeliest tokens in the prompt
+      const std::vector<float> l0 = last_logits(a, feed);
+      const int32_t A = (int32_t)(std::max_element(l0.begin(), l0.end()) - l0.begin());
+      feed = {t0, A, A};
+      forced = {A, A};
+      const std::vector<float> l = last_logits(a, feed);
+      const std::vector<int> order = q3check::by_weight(std::vector<double>(l.begin(), l.end()));
+      history.assign(order.begin(), order.begin() + 8);
+      for (int32_t x : tokens(20, V, 901)) history.push_back(x);
+    }
+    q3check::History h;
+    h.seen = history;
+    for (int32_t f : forced) h.seen.push_back(f), h.generated[f]++;
+    EngineDraws got[2];
+    for (int k = 0; k < 2; k++) {
+      Engine& en = k ? b : a;
+      const std::vector<float> l = last_logits(en, feed);
+      got[k] = engine_draws(en, feed, forced, history, c.p, draws, 10 + ci);
+      const q3check::Fit f = q3check::fit(got[k].counts, q3check::expected_distribution(l.data(), V, c.p, h), outside_ok);
+      record(tag + (k ? "checked" : "reference") + " draws, " + c.name, f.chi2, f.pass, f.summary());
+      if (c.penalties) record(tag + (k ? "checked" : "reference") + ": forced tokens flagged and kept", 0, got[k].forced_ok);
+      if (ci == 0 && k == 0) {  // the harness can fail: the same draws against a hotter distribution
+        const q3check::Fit wrong = q3check::fit(
+            got[0].counts, q3check::expected_distribution(l.data(), V, q3check::params(1.4f, 40, 0.9f, 0), h), draws);
+        record(tag + "harness rejects the reference's draws judged at T 1.4", wrong.chi2, !wrong.pass, wrong.summary());
+      }
+    }
+    if (c.p.n_logprobs > 0) {  // logprobs of the first sequence: chosen token and top-n, checked vs reference
+      const q3_sample_out &ra = got[0].first, &rb = got[1].first;
+      std::vector<float> lb = last_logits(b, feed);
+      const float mb = *std::max_element(lb.begin(), lb.end());
+      double z = 0;
+      for (float x : lb) z += std::exp((double)x - mb);
+      const double want = lb[rb.token] - mb - std::log(z);
+      record(tag + "checked logprob of the drawn token = log-softmax of its logits", std::fabs(rb.logprob - want),
+             std::fabs(rb.logprob - want) <= (self ? 1e-3 : 2e-2));
+      double worst = 0;
+      int swaps = 0, ties = 0;
+      bool n_ok = ra.n_top == c.p.n_logprobs && rb.n_top == c.p.n_logprobs;
+      for (int j = 0; n_ok && j < ra.n_top; j++) {
+        if (ra.top_tokens[j] != rb.top_tokens[j]) {
+          const bool tie = (j > 0 && ra.top_logprobs[j - 1] - ra.top_logprobs[j] < 2e-2) ||
+                           (j + 1 < ra.n_top && ra.top_logprobs[j] - ra.top_logprobs[j + 1] < 2e-2);
+          (tie ? ties : swaps)++;
+        }
+        worst = std::max(worst, (double)std::fabs(ra.top_logprobs[j] - rb.top_logprobs[j]));
+      }
+      record(tag + "top-5 logprobs: same tokens, worst |difference|", worst,
+             n_ok && swaps == 0 && worst <= (self ? 0.0 : 5e-2), std::to_string(ties) + " near-tie swaps allowed");
+    }
+  }
+  // seeded replay on the checked engine, and greedy decoding with penalties on both
+  auto prompt = tokens(12, V, 31);
+  auto generate = [&](Engine& en, q3_sampling p) {
+    q3_generate_params g{};
+    g.max_tokens = 24;
+    g.sampling = p;
+    std::vector<int32_t> out;
+    q3_finish fin;
+    check(q3_generate(en.e, prompt.data(), (int32_t)prompt.size(), &g, collect, &out, &fin), "generate");
+    return out;
+  };
+  q3_sampling s = q3check::params(1.0f, 50, 1, 0);
+  s.has_seed = 1;
+  s.seed = 42;
+  const auto r1 = generate(b, s), r2 = generate(b, s);
+  s.seed = 43;
+  const auto r3 = generate(b, s);
+  record(tag + "seeded sampling (T 1, top-k 50) replays 24 tokens; another seed differs", 0, r1 == r2 && r1 != r3);
+  const q3_sampling pen = q3check::params(0, 0, 1, 0, 1.0f, 0.5f, 1.5f);
+  const auto ga = generate(a, pen), gb = generate(b, pen);
+  size_t same = 0;
+  while (same < ga.size() && same < gb.size() && ga[same] == gb[same]) same++;
+  record(tag + "greedy with penalties (rep 1.5, presence 1, frequency 0.5): identical tokens", (double)same,
+         ga == gb, std::to_string(same) + "/" + std::to_string(ga.size()));
+}
+
 void check_device_selection(const std::string& tiny_dir, const std::string& dir, bool have_cuda) {
   q3_load_options o{};
   q3_engine* e = nullptr;
@@ -254,14 +468,19 @@ void bench_record(const std::string& name, double v, const std::string& unit) {
   std::fflush(stdout);
 }
 
-// Prefills `batch` sequences to `ctx` tokens, then times decode steps: batch 1 through q3_logits (the backend alone)
-// and q3_step (plus the engine's host sampler), and batch 8 through q3_step.
-void bench_engine(const std::string& model, int ctx, int steps, const std::string& tag) {
+// Prefills `batch` sequences to `ctx` tokens, then times decode steps: batch 1 through q3_logits (the backend's
+// forward and the logits copy) and q3_step (forward and sampling: greedy, and Qwen's thinking defaults T 0.6 top-k 20
+// top-p 0.95 with one logprob), and batch 8 through q3_step. The difference of q3_step and q3_logits is what the
+// sampler adds (device) or saves (host sampling also copies the logits).
+void bench_engine(const std::string& model, int ctx, int steps, const CudaKnobs& knobs) {
   const int batch = 8;
+  const std::string tag = knobs.tag() + ": ";
   q3_load_options o{};
   o.device = g_bench_device;
   o.kv_block_size = 16;
-  const int room = ctx + 2 * steps + 64;  // sequence 0 decodes 2 * steps + 4 tokens
+  o.cuda_no_graphs = !knobs.graphs;
+  o.cuda_host_sampling = knobs.host_sampling;
+  const int room = ctx + 4 * steps + 64;  // sequence 0 decodes 3 * steps + 6 tokens
   o.kv_blocks = batch * (room / 16 + 1);
   double t0 = now_s();
   Engine en;
@@ -271,6 +490,7 @@ void bench_engine(const std::string& model, int ctx, int steps, const std::strin
   const int V = en.info.vocab_size;
   q3_sampling greedy{};
   greedy.repetition_penalty = 1.0f;
+  q3_sampling qwen = q3check::params(0.6f, 20, 0.95f, 0, 0, 0, 1, 1);
   struct Seq {
     std::vector<int32_t> toks, blocks;
   };
@@ -279,6 +499,7 @@ void bench_engine(const std::string& model, int ctx, int steps, const std::strin
     seqs[i].toks = tokens(ctx, V, 500 + i);
     seqs[i].blocks = alloc_blocks(en, room);
     check(q3_seq_begin(en.e, i, seqs[i].toks.data(), ctx, &greedy), "seq_begin");
+    check(q3_seq_begin(en.e, 100 + i, seqs[i].toks.data(), ctx, &qwen), "seq_begin");
   }
   std::vector<float> logits(V);
   // prefill each sequence (TTFT of a ctx-token prompt on an idle engine: forward + logits copy)
@@ -304,31 +525,35 @@ void bench_engine(const std::string& model, int ctx, int steps, const std::strin
   t0 = now_s();
   decode1(steps);
   const double b1 = steps / (now_s() - t0);
-  bench_record(tag + "decode batch 1, ctx " + std::to_string(ctx) + ": forward + logits copy", b1, "tok/s");
-  // batch 1 and 8 through q3_step (greedy: the engine's sampler runs on the host)
-  auto step = [&](int nb, int n) {
+  bench_record(tag + "decode batch 1, ctx " + std::to_string(ctx) + ": q3_logits (forward + logits copy)", b1,
+               "tok/s");
+  // q3_step: sequence ids 0.. sample greedily, 100.. with Qwen's defaults
+  auto step = [&](int nb, int n, int64_t id0) {
     for (int k = 0; k < n; k++) {
       std::vector<q3_batch_item> items;
       for (int i = 0; i < nb; i++) {
         Seq& s = seqs[i];
         const int pos = (int)s.toks.size() - 1;
-        items.push_back({i, s.toks.data() + pos, 1, pos, s.blocks.data(), (int32_t)s.blocks.size(), 1});
+        items.push_back({id0 + i, s.toks.data() + pos, 1, pos, s.blocks.data(), (int32_t)s.blocks.size(), 1});
       }
       std::vector<q3_sample_out> out(nb);
       check(q3_step(en.e, items.data(), nb, out.data()), "step");
       for (int i = 0; i < nb; i++) seqs[i].toks.push_back(out[i].token);
     }
   };
-  step(1, 2);
+  for (auto [id0, what] : {std::pair<int64_t, const char*>{0, "greedy"}, {100, "T 0.6 top-k 20 top-p 0.95"}}) {
+    step(1, 2, id0);
+    t0 = now_s();
+    step(1, steps, id0);
+    const double s1 = steps / (now_s() - t0);
+    bench_record(tag + "decode batch 1: q3_step, " + what, s1, "tok/s");
+    bench_record(tag + "q3_step - q3_logits per token, " + what, (1 / s1 - 1 / b1) * 1e6, "us");
+  }
+  step(batch, 2, 100);
   t0 = now_s();
-  step(1, steps);
-  const double s1 = steps / (now_s() - t0);
-  bench_record(tag + "decode batch 1: q3_step (+ host sampler)", s1, "tok/s");
-  bench_record(tag + "host sampler + step overhead per token", (1 / s1 - 1 / b1) * 1e6, "us");
-  step(batch, 2);
-  t0 = now_s();
-  step(batch, steps / 2);
-  bench_record(tag + "decode batch 8: q3_step (+ host sampler)", batch * (steps / 2) / (now_s() - t0), "tok/s");
+  step(batch, steps / 2, 100);
+  bench_record(tag + "decode batch 8: q3_step, T 0.6 top-k 20 top-p 0.95", batch * (steps / 2) / (now_s() - t0),
+               "tok/s");
 }
 
 void write_results(const std::string& json, const std::string& md, const std::string& cmd, double secs) {
@@ -398,9 +623,8 @@ int main(int argc, char** argv) {
   if (!bench.empty()) {
     std::printf("== engine decode timing on %s ==\n", bench.c_str());
     try {
-      bench_engine(bench, ctx, steps, "graphs: ");
-      setenv("Q3_CUDA_GRAPHS", "0", 1);
-      bench_engine(bench, ctx, steps, "eager:  ");
+      for (CudaKnobs k : {CudaKnobs{true, false}, CudaKnobs{true, true}, CudaKnobs{false, false}})
+        bench_engine(bench, ctx, steps, k);
     } catch (const std::exception& e) {
       record(std::string("fatal: ") + e.what(), INFINITY, false);
     }
@@ -415,27 +639,29 @@ int main(int argc, char** argv) {
     const std::string tiny = dir + "-preset-tiny";
     q3::write_demo_checkpoint(tiny, "tiny", 0, {});
     check_device_selection(tiny, dir, have_cuda);
+    check_sampling_harness(4096, 2000);
     const q3_device other = self ? Q3_DEVICE_CPU : Q3_DEVICE_CUDA;
     {
       Engine cpu, dev;
       open(cpu, dir, Q3_DEVICE_CPU);
       open(dev, dir, other);
-      std::printf("  reference: %s | checked: %s\n", cpu.info.device, dev.info.device);
+      std::printf("  reference: %s | checked: %s (%s)\n", cpu.info.device, dev.info.device, CudaKnobs{}.tag().c_str());
       check_logits(cpu, dev, 37, 1, "37-token prompt:");
       check_logits(cpu, dev, 300, 2, "300 tokens (logits in 2 passes of <= 256 rows):");
       check_logits(cpu, dev, 3000, 4, "3000 tokens (passes of 2048 + 952):", false);
       check_generate(cpu, dev, 32);
       check_batching(cpu, dev, 40);
+      check_sampling(cpu, dev, self, 256, "");
     }
-    if (!self) {  // the same batching run with every pass eager (no decode graphs)
-      setenv("Q3_CUDA_GRAPHS", "0", 1);
-      Engine cpu, dev;
-      open(cpu, dir, Q3_DEVICE_CPU);
-      open(dev, dir, other);
-      std::printf("  Q3_CUDA_GRAPHS=0:\n");
-      check_batching(cpu, dev, 24);
-      unsetenv("Q3_CUDA_GRAPHS");
-    }
+    if (!self)  // batching and sampling again with every pass eager, and with the logits copied to the host sampler
+      for (CudaKnobs k : {CudaKnobs{false, false}, CudaKnobs{true, true}}) {
+        Engine cpu, dev;
+        open(cpu, dir, Q3_DEVICE_CPU);
+        open(dev, dir, other, 0, k);
+        std::printf("  %s:\n", k.tag().c_str());
+        check_batching(cpu, dev, 24);
+        check_sampling(cpu, dev, self, 128, k.tag() + ": ");
+      }
     {
       Engine cpu, dev;
       open(cpu, dir, Q3_DEVICE_CPU, 4.0);
