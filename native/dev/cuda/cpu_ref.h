@@ -1,5 +1,5 @@
 // Plain-loop CPU references (double precision) for every CUDA kernel, on the published layouts. Used by the
-// kernel experiments, gpu_check and gpu_check --cpu-selftest.
+// kernel experiments, gpu_check and gpu_check --cpu-selftest. The sampler's reference is sampling_check.h.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -152,59 +152,6 @@ inline void attention_one(const float* q, const std::vector<float>& k, const std
       out[h * 128 + e] = o / l;
     }
   }
-}
-
-// Sampling reference: the kept set's threshold on p = exp((l - max)/T) (double), with the same rules as the kernel.
-struct SampleRef {
-  int token;        // drawn with u in [0,1) (or argmax when greedy)
-  double theta;     // smallest kept p
-  int argmax;
-};
-inline SampleRef sample(const float* lg, int V, float temperature, int top_k, float top_p, float min_p, float u) {
-  SampleRef r{};
-  int am = 0;
-  for (int i = 1; i < V; i++)
-    if (lg[i] > lg[am]) am = i;
-  r.argmax = am;
-  if (!(temperature > 0)) {
-    r.token = am;
-    r.theta = 1;
-    return r;
-  }
-  std::vector<double> p(V);
-  for (int i = 0; i < V; i++) p[i] = std::exp(((double)lg[i] - lg[am]) / temperature);
-  std::vector<double> sorted(p);
-  std::sort(sorted.begin(), sorted.end(), std::greater<double>());
-  double theta = 0;
-  if (top_k > 0 && top_k < V) theta = sorted[top_k - 1];
-  if (top_p < 1) {
-    double z = 0;
-    for (double x : sorted)
-      if (x >= theta) z += x;
-    double cum = 0;
-    for (double x : sorted) {
-      if (x < theta) break;
-      cum += x;
-      if (cum >= top_p * z) {
-        theta = std::max(theta, x);
-        break;
-      }
-    }
-  }
-  if (min_p > 0) theta = std::max(theta, (double)min_p);
-  r.theta = theta;
-  double z = 0;
-  for (double x : p)
-    if (x >= theta) z += x;
-  double target = u * z, cum = 0;
-  r.token = am;
-  for (int i = 0; i < V; i++)
-    if (p[i] >= theta) {
-      cum += p[i];
-      r.token = i;
-      if (target < cum) break;
-    }
-  return r;
 }
 
 }  // namespace q3ref

@@ -14,8 +14,10 @@
 
 #include "../../cuda/philox.h"
 #include "../../cuda/qwen3_cuda.h"
+#include "../../src/cuda/sample_row.h"
 #include "common.h"
 #include "cpu_ref.h"
+#include "sampling_check.h"
 
 using namespace q3dev;
 namespace qc = q3::cuda;
@@ -311,72 +313,230 @@ static void check_lm_head(std::mt19937& rng) {
   }
 }
 
-static void check_sampling(std::mt19937& rng) {
-  std::printf("[sampling: penalties, greedy, temperature/top-k/top-p/min-p with Philox]\n");
-  const int V = 151936, B = 6;
-  std::normal_distribution<float> nd(0.f, 2.5f);
-  std::vector<float> lg((size_t)B * V);
-  for (auto& x : lg) x = nd(rng);
-  lg[3 * V + 4242] = lg[3 * V + 4241] = 30.f;  // tie at the max: greedy must pick the lower id
-  std::vector<qc::SamplingParams> P(B);
-  P[0] = {0.f, 0, 1.f, 0.f, 1.f, 0.f, 0.f, 0, 1, 0};
-  P[1] = {0.6f, 20, 0.95f, 0.f, 1.f, 0.f, 0.f, 0, 2, 0};
-  P[2] = {0.7f, 20, 0.8f, 0.f, 1.f, 1.5f, 0.f, 0, 3, 0};
-  P[3] = {0.f, 0, 1.f, 0.f, 1.f, 0.f, 0.f, 0, 4, 0};
-  P[4] = {1.0f, 0, 0.9f, 0.05f, 1.f, 0.f, 0.f, 0, 5, 0};
-  P[5] = {1.3f, 1000, 1.f, 0.f, 1.1f, 0.5f, 0.2f, 0, 6, 0};
-  // penalties: history of 50 tokens with repeats
-  const int L = 50;
-  std::vector<int32_t> hist((size_t)B * L), hl(B, L);
-  std::uniform_int_distribution<int> tok(0, V - 1);
-  for (int b = 0; b < B; b++)
-    for (int i = 0; i < L; i++) hist[(size_t)b * L + i] = i % 3 == 0 && i ? hist[(size_t)b * L + i - 1] : tok(rng);
-  auto pen = lg;
-  for (int b = 0; b < B; b++) {
-    std::map<int, int> cnt;
-    for (int i = 0; i < L; i++) cnt[hist[(size_t)b * L + i]]++;
-    for (auto [t, c] : cnt) {
-      float& l = pen[(size_t)b * V + t];
-      if (P[b].repetition_penalty != 1.f) l = l > 0 ? l / P[b].repetition_penalty : l * P[b].repetition_penalty;
-      l -= P[b].frequency_penalty * c + P[b].presence_penalty;
+// Device sampling, row by row as the engine launches it: R copies of one row of logits, draw i at Philox counter i.
+struct SampleBench {
+  static constexpr int kRows = 512;
+  int V = 0;
+  float *logits = nullptr, *work = nullptr;
+  qc::SampleRow* rows = nullptr;
+  qc::SampleResult* results = nullptr;
+  qc::SampleTop* tops = nullptr;
+  int32_t* history = nullptr;  // (V) one shared history (re-seeded before every launch)
+  uint32_t* mask = nullptr;
+  explicit SampleBench(int vocab) : V(vocab) {
+    logits = (float*)dalloc((size_t)kRows * V * 4);
+    work = (float*)dalloc((size_t)kRows * V * 4);
+    rows = (qc::SampleRow*)dalloc(kRows * sizeof(qc::SampleRow));
+    results = (qc::SampleResult*)dalloc(kRows * sizeof(qc::SampleResult));
+    tops = (qc::SampleTop*)dalloc(kRows * sizeof(qc::SampleTop));
+    history = (int32_t*)dalloc((size_t)V * 4);
+    mask = (uint32_t*)dalloc((size_t)(V + 31) / 32 * 4);
+  }
+  ~SampleBench() {
+    for (void* p : {(void*)logits, (void*)work, (void*)rows, (void*)results, (void*)tops, (void*)history, (void*)mask})
+      cudaFree(p);
+  }
+  void set_logits(const std::vector<float>& l, int R) {
+    Q3_CUDA_CHECK(cudaMemcpy(logits, l.data(), (size_t)V * 4, cudaMemcpyHostToDevice));
+    for (int r = 1; r < R; r++)
+      Q3_CUDA_CHECK(cudaMemcpy(logits + (size_t)r * V, logits, (size_t)V * 4, cudaMemcpyDeviceToDevice));
+  }
+  // The device copy of a history: 2 * (times in the output) + 1 for every token seen.
+  std::vector<int32_t> history_words(const q3check::History& h) const {
+    std::vector<int32_t> w(V, 0);
+    for (int32_t t : h.seen) w[t] |= 1;
+    for (auto [t, n] : h.generated) w[t] = 2 * n + 1;
+    return w;
+  }
+  // n draws of one case (counters offset0 ..), R rows per launch; results and (optionally) tops of every draw.
+  std::vector<qc::SampleResult> draw(const std::vector<float>& l, const q3_sampling& p, const q3check::History* h,
+                                     const std::vector<uint32_t>* m, int n, uint64_t seed, int forced = -1,
+                                     std::vector<qc::SampleTop>* top_out = nullptr) {
+    const int R = std::min(n, kRows);
+    set_logits(l, R);
+    std::vector<int32_t> hw;
+    if (h) hw = history_words(*h);
+    if (m) Q3_CUDA_CHECK(cudaMemcpy(mask, m->data(), m->size() * 4, cudaMemcpyHostToDevice));
+    std::vector<qc::SampleResult> out;
+    for (int i0 = 0; i0 < n; i0 += R) {
+      const int nr = std::min(R, n - i0);
+      std::vector<qc::SampleRow> rs(nr);
+      for (int r = 0; r < nr; r++) {
+        rs[r] = q3::sample_row(p, V);
+        rs[r].forced = forced;
+        rs[r].seed = seed;
+        rs[r].offset = (uint64_t)(i0 + r);
+        rs[r].history = h ? history : nullptr;
+        rs[r].allowed = m ? mask : nullptr;
+      }
+      if (h) Q3_CUDA_CHECK(cudaMemcpy(history, hw.data(), (size_t)V * 4, cudaMemcpyHostToDevice));
+      Q3_CUDA_CHECK(cudaMemcpy(rows, rs.data(), nr * sizeof(qc::SampleRow), cudaMemcpyHostToDevice));
+      poison(results, nr * sizeof(qc::SampleResult));
+      qc::sample_prepare(logits, work, nr, V, rows, 0);
+      qc::sample(logits, work, nr, V, rows, results, tops, 0);
+      auto got = to_host(results, nr);
+      out.insert(out.end(), got.begin(), got.end());
+      if (top_out) {
+        auto t = to_host(tops, nr);
+        top_out->insert(top_out->end(), t.begin(), t.end());
+      }
+    }
+    return out;
+  }
+};
+
+// Which order the device walks the kept tokens in for a row (sampling.cuh): the sorted list (the CPU sampler's
+// order) when it holds the kept set, else token ids. Mirrors the kernel's choice with double-precision weights.
+static bool device_walks_sorted(const std::vector<float>& lp, const q3_sampling& p) {
+  const qc::SampleRow row = q3::sample_row(p, (int)lp.size());
+  if (!(row.temperature > 0) || (row.top_k == 0 && row.top_p >= 1)) return false;
+  const double mx = *std::max_element(lp.begin(), lp.end());
+  long c40 = 0, c16 = 0;
+  double m16 = 0, z = 0;
+  for (float l : lp) {
+    const double w = std::exp(((double)l - mx) / row.temperature);
+    z += w;
+    c40 += w >= std::ldexp(1.0, -40);
+    if (w >= std::ldexp(1.0, -16)) c16++, m16 += w;
+  }
+  const long cap = 2 * 1024;
+  if (c40 <= cap) return true;
+  if (c16 <= cap && (row.top_k ? c16 >= row.top_k : m16 >= row.top_p * z)) return true;
+  return row.top_k > 0 && row.top_k <= cap;
+}
+
+static void check_sampling(std::mt19937& rng, bool quick) {
+  std::printf("[sampling: kernels against the CPU sampler's rules (sampling_check.h), exact parts and draws]\n");
+  const int V = 151936, draws = quick ? 4096 : 8192;
+  SampleBench sb(V);
+  const std::vector<std::vector<float>> rows = {q3check::synthetic_logits(V, rng(), 2.5f, 14.f),
+                                                q3check::synthetic_logits(V, rng(), 1.0f, 4.f)};
+  for (size_t ri = 0; ri < rows.size(); ri++) {
+    const std::vector<float>& l = rows[ri];
+    const std::string shape = ri ? "flat row" : "peaked row";
+    for (const q3check::Case& c : q3check::cases()) {
+      const q3check::History h = c.history ? q3check::history_for(l, 5) : q3check::History{};
+      const std::vector<uint32_t> m = c.mask ? q3check::mask_for(l) : std::vector<uint32_t>{};
+      const uint32_t* allowed = c.mask ? m.data() : nullptr;
+      std::vector<int> kept;
+      const std::vector<double> q = q3check::expected_distribution(l.data(), V, c.p, h, allowed, &kept);
+      const std::string tag = shape + ", " + c.name;
+      const uint64_t seed = rng();
+      const auto got = sb.draw(l, c.p, c.history ? &h : nullptr, c.mask ? &m : nullptr, draws, seed);
+      // the penalised / masked logits the kernel sampled from, exactly the CPU sampler's
+      if (c.history || c.mask) {
+        const std::vector<float> want = q3check::penalised(l.data(), V, c.p, h, allowed);
+        const auto work = to_host(sb.work, V);
+        long diff = 0;
+        for (int i = 0; i < V; i++) diff += !(work[i] == want[i]);
+        validate_flag("sample_prepare == CPU penalties/bitmask bit for bit: " + tag, diff == 0, (double)diff);
+      }
+      // every draw: inside the kept set, equal to the reference draw with the same Philox u (walking the kept tokens
+      // in the kernel's order), and the counts fit the expected distribution
+      const std::vector<float> lp = q3check::penalised(l.data(), V, c.p, h, allowed);
+      std::vector<int> walk = kept;
+      if (!device_walks_sorted(lp, c.p)) std::sort(walk.begin(), walk.end());
+      std::vector<long> counts(V, 0);
+      long same = 0, bad = 0;
+      for (int i = 0; i < draws; i++) {
+        const int t = got[i].token;
+        if (t < 0 || t >= V) {
+          bad++;
+          continue;
+        }
+        counts[t]++;
+        same += t == q3check::draw_with(q, walk, qc::philox_uniform(seed, (uint64_t)i));
+      }
+      validate_flag("sampled token ids in range: " + tag, bad == 0, (double)bad);
+      validate_flag("draw == reference draw with the same u (>= 99%): " + tag, same >= 0.99 * draws,
+                    (double)same / draws);
+      const q3check::Fit f = q3check::fit(counts, q, draws / 1000);
+      std::printf("    %s\n", f.summary().c_str());
+      validate_flag("draws fit the CPU sampler's distribution: " + tag, f.pass, f.chi2);
     }
   }
-  float* dl = to_device(lg);
-  int32_t *dh = to_device(hist), *dhl = to_device(hl), *dcnt = (int32_t*)dalloc((size_t)B * V * 4), *dtok = (int32_t*)dalloc(B * 4);
-  Q3_CUDA_CHECK(cudaMemset(dcnt, 0, (size_t)B * V * 4));
-  auto* dP = to_device(P);
-  qc::apply_penalties(dl, B, V, dh, L, dhl, dP, dcnt, 0);
-  validate_result("apply_penalties", f2d(to_host(dl, (size_t)B * V)), f2d(pen), 1e-7);
-  auto cnt_after = to_host(dcnt, (size_t)B * V);
-  validate_flag("apply_penalties leaves counts zeroed",
-                std::all_of(cnt_after.begin(), cnt_after.end(), [](int32_t c) { return c == 0; }));
-  int trials = 40, match = 0, in_set = 0, total = 0;
-  bool greedy_ok = true;
-  for (int tr = 0; tr < trials; tr++) {
-    for (auto& p : P) p.offset = tr;
-    Q3_CUDA_CHECK(cudaMemcpy(dP, P.data(), B * sizeof(P[0]), cudaMemcpyHostToDevice));
-    poison(dtok, B * 4);
-    qc::sample(dl, B, V, dP, dtok, 0);
-    auto got = to_host(dtok, B);
-    for (int b = 0; b < B; b++) {
-      float u = qc::philox_uniform(P[b].seed, P[b].offset);
-      auto r = q3ref::sample(&pen[(size_t)b * V], V, P[b].temperature, P[b].top_k, P[b].top_p, P[b].min_p, u);
-      if (!(P[b].temperature > 0)) {
-        greedy_ok &= got[b] == r.token;
-        continue;
-      }
-      total++;
-      match += got[b] == r.token;
-      if (got[b] >= 0 && got[b] < V) {
-        const float* row = &pen[(size_t)b * V];
-        double p = std::exp(((double)row[got[b]] - row[r.argmax]) / P[b].temperature);
-        in_set += p >= r.theta * (1 - 1e-3);
-      }
+  // exact parts on the peaked row: logprob of the drawn token, top-20, history update, forced token, padding row,
+  // a bitmask that allows nothing
+  const std::vector<float>& l = rows[0];
+  double mx = *std::max_element(l.begin(), l.end()), z = 0;
+  for (float x : l) z += std::exp((double)x - mx);
+  const double lse = mx + std::log(z);
+  std::vector<double> w(l.begin(), l.end());
+  const std::vector<int> order = q3check::by_weight(w);
+  std::vector<qc::SampleTop> tops;
+  const auto lp = sb.draw(l, q3check::params(0.8f, 20, 1, 0, 0, 0, 1, 20), nullptr, nullptr, 64, 9, -1, &tops);
+  double worst = 0;
+  bool ids = true;
+  for (int i = 0; i < 64; i++) {
+    worst = std::max(worst, std::fabs(lp[i].logprob - ((double)l[lp[i].token] - lse)));
+    ids &= tops[i].n == 20;
+    for (int j = 0; j < 20 && ids; j++) {
+      ids &= tops[i].tokens[j] == order[j];
+      worst = std::max(worst, std::fabs(tops[i].logprobs[j] - ((double)l[order[j]] - lse)));
     }
   }
-  validate_flag("sample greedy == argmax (lowest id on ties)", greedy_ok);
-  validate_flag("sampled token inside the reference kept set", in_set == total, (double)in_set / total);
-  validate_flag("sampled token == reference draw (>= 95%)", match >= 0.95 * total, (double)match / total);
+  validate_flag("top-20 logprobs: the reference's tokens in order (ties: lower id)", ids);
+  validate_flag("logprobs within 1e-4 of the double log-softmax", worst <= 1e-4, worst);
+  const q3check::History h = q3check::history_for(l, 5);
+  const q3_sampling pen = q3check::params(0.8f, 50, 1, 0, 0.5f, 0.3f, 1.3f);
+  const auto one = sb.draw(l, pen, &h, nullptr, 1, 3);
+  const auto hist_after = to_host(sb.history, V);
+  const auto hist_before = sb.history_words(h);
+  long changed = 0;
+  for (int i = 0; i < V; i++) changed += hist_after[i] != hist_before[i] + (i == one[0].token ? 2 : 0);
+  validate_flag("history: +2 at the emitted token, nothing else", changed == 0, (double)changed);
+  const int forced_tok = order[5000];
+  const auto f1 = sb.draw(l, q3check::params(0.7f, 20, 0.8f, 0), nullptr, nullptr, 1, 4, forced_tok);
+  validate_flag("forced token emitted with its logprob",
+                f1[0].token == forced_tok && std::fabs(f1[0].logprob - ((double)l[forced_tok] - lse)) <= 1e-4);
+  qc::SampleRow idle{};
+  Q3_CUDA_CHECK(cudaMemcpy(sb.rows, &idle, sizeof idle, cudaMemcpyHostToDevice));
+  poison(sb.results, sizeof(qc::SampleResult));
+  qc::sample_prepare(sb.logits, sb.work, 1, V, sb.rows, 0);
+  qc::sample(sb.logits, sb.work, 1, V, sb.rows, sb.results, sb.tops, 0);
+  validate_flag("padding row (active 0) writes nothing", to_host(sb.results, 1)[0].token == -1);
+  const std::vector<uint32_t> none((V + 31) / 32, 0);
+  const auto nothing = sb.draw(l, q3check::params(1.0f, 40, 1, 0), nullptr, &none, 1, 5);
+  validate_flag("a bitmask that allows nothing gives the raw argmax", nothing[0].token == order[0]);
+}
+
+// Microseconds per launch of sample_prepare + sample for R rows.
+static void bench_sampling(bool quick) {
+  std::printf("[sampling kernels: time per step]\n");
+  const int V = 151936;
+  SampleBench sb(V);
+  const std::vector<float> peaked = q3check::synthetic_logits(V, 21, 2.5f, 14.f),
+                           flat = q3check::synthetic_logits(V, 22, 1.0f, 4.f);
+  const q3check::History h = q3check::history_for(peaked, 5);
+  struct B {
+    const char* name;
+    q3_sampling p;
+    const std::vector<float>* l;
+    bool history;
+  };
+  const std::vector<B> cases = {
+      {"greedy", q3check::params(0, 0, 1, 0), &peaked, false},
+      {"T 0.6 top-k 20 top-p 0.95", q3check::params(0.6f, 20, 0.95f, 0), &peaked, false},
+      {"T 0.6 top-k 20 top-p 0.95 + 20 logprobs", q3check::params(0.6f, 20, 0.95f, 0, 0, 0, 1, 20), &peaked, false},
+      {"T 0.8 top-k 50 + penalties", q3check::params(0.8f, 50, 1, 0, 0.5f, 0.3f, 1.3f), &peaked, true},
+      {"T 1.0 top-p 0.9, flat row (radix path)", q3check::params(1.0f, 0, 0.9f, 0), &flat, false},
+  };
+  for (int R : quick ? std::vector<int>{1, 64} : std::vector<int>{1, 8, 64, 256})
+    for (const B& c : cases) {
+      sb.set_logits(*c.l, R);
+      std::vector<qc::SampleRow> rs(R, q3::sample_row(c.p, V));
+      for (auto& r : rs) r.seed = 1, r.history = c.history ? sb.history : nullptr;
+      if (c.history) {
+        const auto hw = sb.history_words(h);
+        Q3_CUDA_CHECK(cudaMemcpy(sb.history, hw.data(), (size_t)V * 4, cudaMemcpyHostToDevice));
+      }
+      Q3_CUDA_CHECK(cudaMemcpy(sb.rows, rs.data(), R * sizeof(qc::SampleRow), cudaMemcpyHostToDevice));
+      const float ms = benchmark_kernel(quick ? 10 : 30, [&] {
+        qc::sample_prepare(sb.logits, sb.work, R, V, sb.rows, 0);
+        qc::sample(sb.logits, sb.work, R, V, sb.rows, sb.results, sb.tops, 0);
+      });
+      record("sampling", std::string("sample ") + c.name + " R=" + std::to_string(R), ms * 1e3, "us");
+    }
 }
 
 // ---------------------------------------------------------------- (3) bandwidth
@@ -538,9 +698,11 @@ static void build_model(Model8B& m, size_t max_tokens) {
 
 struct Acts {
   __half *resid, *xn, *qkv, *q, *attn, *o, *gu, *act, *mlp;
-  float *logits, *ws, *attn_ws;
-  int32_t *ids, *pos, *slots, *bt, *ctx, *cu, *tok;
-  qc::SamplingParams* params;
+  float *logits, *work, *ws, *attn_ws;
+  int32_t *ids, *pos, *slots, *bt, *ctx, *cu;
+  qc::SampleRow* rows;
+  qc::SampleResult* results;
+  qc::SampleTop* tops;
 };
 static Acts alloc_acts(int T) {
   Acts a;
@@ -549,6 +711,7 @@ static Acts alloc_acts(int T) {
   a.q = h((size_t)T * 4096); a.attn = h((size_t)T * 4096); a.o = h((size_t)T * 4096);
   a.gu = h((size_t)T * 2 * Model8B::I); a.act = h((size_t)T * Model8B::I); a.mlp = h((size_t)T * 4096);
   a.logits = (float*)dalloc((size_t)64 * Model8B::V * 4);
+  a.work = (float*)dalloc((size_t)64 * Model8B::V * 4);
   a.ws = (float*)dalloc(64ull << 22);
   a.attn_ws = (float*)dalloc(64ull << 22);
   return a;
@@ -598,7 +761,8 @@ static void forward(Model8B& m, Acts& a, int T, bool decode, int S, int max_ctx,
   __half* last_res = a.resid + (size_t)(T - rows) * 4096;
   qc::add_rmsnorm(last_res, last_mlp, m.final_w, rows, 4096, eps, a.xn, s);
   qc::lm_head(m.lm, a.xn, rows, Model8B::V, 4096, a.logits, s);
-  qc::sample(a.logits, rows, Model8B::V, a.params, a.tok, s);
+  qc::sample_prepare(a.logits, a.work, rows, Model8B::V, a.rows, s);
+  qc::sample(a.logits, a.work, rows, Model8B::V, a.rows, a.results, a.tops, s);
 }
 
 static void bench_model(bool quick, int gemv_max) {
@@ -614,9 +778,11 @@ static void bench_model(bool quick, int gemv_max) {
   int sms = qc::device_sm_count();
   cudaStream_t s;
   Q3_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-  std::vector<qc::SamplingParams> P(64, qc::SamplingParams{0.6f, 20, 0.95f, 0.f, 1.f, 0.f, 0.f, 0, 1, 0});
-  a.params = to_device(P);
-  a.tok = (int32_t*)dalloc(64 * 4 * 2048);
+  std::vector<qc::SampleRow> P(64, q3::sample_row(q3check::params(0.6f, 20, 0.95f, 0), Model8B::V));  // Qwen's thinking defaults
+  for (size_t i = 0; i < P.size(); i++) P[i].seed = i;
+  a.rows = to_device(P);
+  a.results = (qc::SampleResult*)dalloc(64 * sizeof(qc::SampleResult));
+  a.tops = (qc::SampleTop*)dalloc(64 * sizeof(qc::SampleTop));
 
   for (int ctx : ctxs)
     for (int B : batches) {
@@ -764,17 +930,25 @@ static int cpu_selftest() {
     for (double d : out) n2 += d * d;
     ok &= validate_result("rope_ref preserves norm", {std::sqrt(n2 / 128)}, {1.5}, 1e-9);
   }
-  // Sampling reference: top_k=1 is greedy; u=0 picks the first kept id; min_p=1 keeps only the max.
+  // Sampling reference (sampling_check.h): top-k 1 and min-p 1 keep only the best token; u = 0 draws the first kept
+  // token of the walk; the fit passes exact expected counts and fails a draw outside the kept set.
   {
     std::vector<float> lg(1000);
     for (auto& x : lg) x = std::uniform_real_distribution<float>(-3, 3)(rng);
-    auto r1 = q3ref::sample(lg.data(), 1000, 0.7f, 1, 1.f, 0.f, 0.9f);
-    auto r2 = q3ref::sample(lg.data(), 1000, 0.7f, 0, 1.f, 1.f, 0.3f);
-    auto r3 = q3ref::sample(lg.data(), 1000, 1.0f, 50, 0.5f, 0.f, 0.999f);
-    ok &= validate_flag("sample_ref top_k=1 == argmax", r1.token == r1.argmax);
-    ok &= validate_flag("sample_ref min_p=1 == argmax", r2.token == r2.argmax);
-    double p = std::exp((double)lg[r3.token] - lg[r3.argmax]);
-    ok &= validate_flag("sample_ref draw inside kept set", p >= r3.theta);
+    const int am = (int)(std::max_element(lg.begin(), lg.end()) - lg.begin());
+    std::vector<int> kept;
+    auto q1 = q3check::expected_distribution(lg.data(), 1000, q3check::params(0.7f, 1, 1, 0), {});
+    auto q2 = q3check::expected_distribution(lg.data(), 1000, q3check::params(0.7f, 0, 1, 1.f), {});
+    auto q3 = q3check::expected_distribution(lg.data(), 1000, q3check::params(1.0f, 50, 0.5f, 0), {}, nullptr, &kept);
+    ok &= validate_flag("expected: top_k=1 == argmax", q1[am] == 1);
+    ok &= validate_flag("expected: min_p=1 == argmax", q2[am] == 1);
+    ok &= validate_flag("draw_with(u=0) = the first kept token", q3check::draw_with(q3, kept, 0.0) == kept[0]);
+    std::vector<long> counts(1000, 0);
+    for (int i = 0; i < 1000; i++) counts[i] = std::lround(q3[i] * 10000);
+    ok &= validate_flag("fit passes the expected counts", q3check::fit(counts, q3).pass);
+    std::vector<long> outside(1000, 0);
+    outside[std::find(q3.begin(), q3.end(), 0.0) - q3.begin()] = 1;
+    ok &= validate_flag("fit fails a draw outside the kept set", !q3check::fit(outside, q3).pass);
   }
   // Normalised error helper: NaN fails, exact passes.
   ok &= validate_flag("rel_error(NaN) fails", !(rel_error({NAN}, {1.0}) <= 5e-3));
@@ -882,7 +1056,7 @@ int main(int argc, char** argv) {
       check_rope(rng);
       check_attention(rng);
       check_lm_head(rng);
-      check_sampling(rng);
+      check_sampling(rng, quick);
       std::printf("== (2) engine CUDA vs CPU: engine_check, run by native/scripts/gpu-check.sh ==\n");
     }
     if (bench) {
@@ -890,6 +1064,7 @@ int main(int argc, char** argv) {
       bench_bandwidth(quick);
       std::printf("== (4) benchmarks ==\n");
       bench_gemv_gemm(quick);
+      bench_sampling(quick);
       bench_model(quick, gemv_max);
     }
   } catch (const std::exception& e) {

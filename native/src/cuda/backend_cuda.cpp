@@ -16,6 +16,7 @@
 
 #include "../backend.h"
 #include "forward_cuda.h"
+#include "sample_row.h"
 #include "weights_cuda.h"
 
 namespace q3 {
@@ -349,22 +350,13 @@ class CudaBackend final : public Backend {
     const int V = cfg_.vocab_size;
     auto* rows = reinterpret_cast<cuda::SampleRow*>(pl.meta.data() + pl.off_params);
     for (int r = 0; r < pl.dims.R; r++) {
-      cuda::SampleRow row{};
-      row.forced = -1;
+      cuda::SampleRow row{};  // inactive: a padding row or a row nobody samples
       if (pl.row_out[r] >= 0) {
         const SampleRequest& q = req[pl.row_out[r]];
         const SeqSampler& s = *q.seq;
         const q3_sampling& p = s.params;
-        row.temperature = p.temperature;
-        row.top_k = p.top_k > 0 && p.top_k < V ? p.top_k : 0;
-        row.top_p = p.top_p > 0 && p.top_p < 1 ? p.top_p : 1.0f;
-        row.min_p = p.min_p > 0 ? p.min_p : 0.0f;
-        row.repetition_penalty = p.repetition_penalty > 0 ? p.repetition_penalty : 1.0f;
-        row.presence_penalty = p.presence_penalty;
-        row.frequency_penalty = p.frequency_penalty;
+        row = sample_row(p, V);
         row.forced = s.forced.empty() ? -1 : s.forced.front();
-        row.n_logprobs = std::clamp(p.n_logprobs, 0, cuda::kMaxLogprobs);
-        row.active = 1;
         row.seed = s.seed;
         row.offset = s.draws;
         if (uses_history(p)) row.history = history_.get() + (size_t)history_slot_.at(q.seq_id) * V;
