@@ -7,7 +7,7 @@
 // give the engine's own logits (temperature, top-k, top-p, min-p, penalties over a prompt and forced output),
 // logprobs and top-n, forced tokens, seeded replay, greedy with penalties, with and without graphs.
 //   engine_check --dir DIR [--self] [--json FILE] [--md FILE] [--device-count]
-//   engine_check --bench MODEL_DIR [--ctx N] [--steps N] [--bench-device cpu] [--json FILE]   (decode timing)
+//   engine_check --bench MODEL_DIR [--ctx N] [--steps N] [--quick] [--bench-device cpu] [--json FILE]   (decode timing)
 // --self compares two CPU engines (no GPU needed: proves the harness, including that it rejects a wrong
 // distribution, and the no-device errors). --bench times decode steps: the backend alone (q3_logits), sampling on
 // the device and on the host (q3_step, greedy and Qwen's sampling defaults), graphs on and off.
@@ -596,13 +596,14 @@ void write_results(const std::string& json, const std::string& md, const std::st
 int main(int argc, char** argv) {
   std::string dir = "/tmp/q3-cuda-tiny", json, md, cmd, bench;
   int ctx = 1024, steps = 128;
-  bool self = false;
+  bool self = false, quick = false;  // --quick: --bench without the eager run
   for (int i = 0; i < argc; i++) cmd += std::string(i ? " " : "") + argv[i];
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
     if (a == "--dir") dir = next();
     else if (a == "--self") self = true;
+    else if (a == "--quick") quick = true;
     else if (a == "--bench") bench = next();
     else if (a == "--bench-device") g_bench_device = next() == "cpu" ? Q3_DEVICE_CPU : Q3_DEVICE_CUDA;
     else if (a == "--ctx") ctx = std::atoi(next().c_str());
@@ -615,7 +616,7 @@ int main(int argc, char** argv) {
       return n > 0 ? 0 : 1;
     } else {
       std::fprintf(stderr, "usage: engine_check [--dir DIR] [--self] [--json F] [--md F] [--device-count]\n"
-                           "       engine_check --bench MODEL_DIR [--ctx N] [--steps N] [--json F] [--md F]\n");
+                           "       engine_check --bench MODEL_DIR [--ctx N] [--steps N] [--quick] [--json F] [--md F]\n");
       return 2;
     }
   }
@@ -623,8 +624,9 @@ int main(int argc, char** argv) {
   if (!bench.empty()) {
     std::printf("== engine decode timing on %s ==\n", bench.c_str());
     try {
-      for (CudaKnobs k : {CudaKnobs{true, false}, CudaKnobs{true, true}, CudaKnobs{false, false}})
-        bench_engine(bench, ctx, steps, k);
+      std::vector<CudaKnobs> runs = {CudaKnobs{true, false}, CudaKnobs{true, true}};
+      if (!quick) runs.push_back(CudaKnobs{false, false});
+      for (const CudaKnobs& k : runs) bench_engine(bench, ctx, steps, k);
     } catch (const std::exception& e) {
       record(std::string("fatal: ") + e.what(), INFINITY, false);
     }
