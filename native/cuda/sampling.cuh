@@ -112,30 +112,30 @@ struct SampleShared {
   int found, count, keep, kept, pick;
 };
 
+// Inclusive prefix sum over the lanes of a warp; `excl` gets the exclusive one.
+__device__ __forceinline__ float warp_scan(float v, float& excl) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const float y = __shfl_up_sync(0xffffffffu, v, o);
+    if (lane >= o) v += y;
+  }
+  excl = __shfl_up_sync(0xffffffffu, v, 1);
+  if (lane == 0) excl = 0.f;
+  return v;
+}
+
 // Exclusive prefix sum over the block (thread order); `total` gets the block's sum. Starts and ends with a barrier.
 __device__ __forceinline__ float block_scan(float v, SampleShared& sh, float& total) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
-  float incl = v;
-#pragma unroll
-  for (int o = 1; o < 32; o <<= 1) {
-    const float y = __shfl_up_sync(0xffffffffu, incl, o);
-    if (lane >= o) incl += y;
-  }
-  float excl = __shfl_up_sync(0xffffffffu, incl, 1);
-  if (lane == 0) excl = 0.f;
+  float excl;
+  const float incl = warp_scan(v, excl);
   __syncthreads();
   if (lane == 31) sh.red[warp] = incl;
   __syncthreads();
   if (warp == 0) {
-    const float t = lane < nw ? sh.red[lane] : 0.f;
-    float ti = t;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-      const float y = __shfl_up_sync(0xffffffffu, ti, o);
-      if (lane >= o) ti += y;
-    }
-    float te = __shfl_up_sync(0xffffffffu, ti, 1);
-    if (lane == 0) te = 0.f;
+    float te;
+    const float ti = warp_scan(lane < nw ? sh.red[lane] : 0.f, te);
     sh.red[lane] = te;
     if (lane == 31) sh.total = ti;
   }
@@ -258,14 +258,8 @@ __device__ uint32_t radix_select(const float* __restrict__ lg, int V, float mx, 
         v[j] = sh.bins[255 - 8 * lane - j];
         s += v[j];
       }
-      float incl = s;
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const float y = __shfl_up_sync(0xffffffffu, incl, o);
-        if (lane >= o) incl += y;
-      }
-      float excl = __shfl_up_sync(0xffffffffu, incl, 1);
-      if (lane == 0) excl = 0.f;
+      float excl;
+      const float incl = warp_scan(s, excl);
       if (kMass && shift == 24) rem = want * __shfl_sync(0xffffffffu, incl, 31);
       const unsigned who = __ballot_sync(0xffffffffu, excl < rem && rem <= incl);
       if (who == 0) {
