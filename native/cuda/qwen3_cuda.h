@@ -83,9 +83,10 @@ void lm_head(const __half* W, const __half* x, int M, int V, int K, float* logit
 
 // ---- sampling (sampling.cuh) ----
 // One block per logits row, in the CPU sampler's order (native/src/sampler.cpp): the chosen token's logprob and the
-// top-n come from the raw logits; penalties and the allowed-token bitmask make a work copy of the row; then greedy
-// argmax, or temperature -> top-k -> top-p (renormalised within top-k) -> min-p -> one draw from a Philox4x32-10
-// stream keyed by the request's seed at counter `offset` (the sequence's draw index), so a seeded request replays.
+// top-n come from the raw logits (with a bitmask: of the allowed tokens, unless a forced token lies outside it);
+// penalties and the bitmask make a work copy of the row; then greedy argmax, or temperature -> top-k -> top-p
+// (renormalised within top-k) -> min-p -> one draw from a Philox4x32-10 stream keyed by the request's seed at counter
+// `offset` (the sequence's draw index), so a seeded request replays. A forced token ignores the bitmask.
 constexpr int kMaxLogprobs = 20;  // = Q3_MAX_LOGPROBS of the C ABI
 
 struct SampleRow {
@@ -108,9 +109,9 @@ struct SampleRow {
 };
 struct SampleResult {
   int32_t token;
-  float logprob;             // log-softmax of the raw logits at `token`
+  float logprob;             // log-softmax at `token` of the raw logits (of the allowed ones under a bitmask)
 };
-struct SampleTop {           // the row's n_logprobs best raw logits, best first (lowest id on ties)
+struct SampleTop {           // the row's n_logprobs best logprobs (allowed tokens only under a bitmask), best first
   int32_t n;                 // entries written (n_logprobs unless fewer tokens have a nonzero probability)
   int32_t tokens[kMaxLogprobs];
   float logprobs[kMaxLogprobs];

@@ -1,8 +1,8 @@
 // Token sampling on the GPU (contract in qwen3_cuda.h, launchers in launchers.cu), in the CPU sampler's order
 // (native/src/sampler.cpp). sample_prepare_kernel writes the penalised, bitmasked copy of a row; sample_kernel runs
 // one block per row:
-//   pass 1   log-sum-exp and argmax of the raw logits (logprobs), max, argmax and the mass sum of
-//            p = exp((l - max) / T) of the sampled logits;
+//   pass 1   log-sum-exp of the logprob logits (raw; with a bitmask, disallowed ones at -inf unless a forced token
+//            lies outside it), max, argmax and the mass sum of p = exp((l - max) / T) of the sampled logits;
 //   select   greedy takes the argmax. Otherwise the tokens with p >= 2^-40 (or, when more than kSortCap, p >= 2^-16)
 //            are gathered and sorted in shared memory by p, lowest id first on ties - the CPU sampler's order - and
 //            top-k (exactly k), top-p on the renormalised top-k set, min-p and the draw run on that list as the CPU
@@ -11,7 +11,7 @@
 //            the top-p mass thresholds (ties at a threshold are all kept) and the draw walks the vocabulary in id
 //            order;
 //   draw     u from Philox4x32-10 (key = the request's seed, counter = the sequence's draw index);
-//   logprobs the top-n of the raw logits the same way (gather and sort, radix select when needed).
+//   logprobs the top-n of the logprob logits the same way (gather and sort, radix select when needed).
 // The radix path's mass histogram uses float atomics, so its threshold can move by rounding between runs; the sorted
 // path (every request with top-k up to kSortCap, and top-p alone unless the distribution is very flat) is
 // deterministic, so a seeded request replays token for token.
@@ -57,11 +57,21 @@ __global__ void scatter_set_kernel(int32_t* __restrict__ dst, const int32_t* __r
   if (i < n) dst[pairs[2 * i]] = pairs[2 * i + 1];
 }
 
-// Pass 1 of a row: online log-sum-exp with argmax (lowest id on ties) of the raw logits (scale 1) and of the
-// sampled logits (scale 1/T, so s_src is the total weight of p = exp((l - m_src) / T)).
+// A row of logits as a stage reads it: `mask` (nullable, the allowed-token bitmask) turns disallowed tokens to -inf.
+struct Logits {
+  const float* __restrict__ l;
+  const uint32_t* __restrict__ mask;
+  __device__ __forceinline__ float operator[](int i) const {
+    return mask && !((mask[i >> 5] >> (i & 31)) & 1u) ? -INFINITY : l[i];
+  }
+};
+
+// Pass 1 of a row: online log-sum-exp of the logprob logits (the raw ones, masked when the row has a bitmask), the
+// max, argmax (lowest id on ties) and total weight p = exp((l - m_src) / T) of the sampled logits, and the raw
+// argmax (the pick when a bitmask allows nothing).
 struct RowStats {
-  float m_raw, s_raw, m_src, s_src;
-  int i_raw, i_src;
+  float m_lp, s_lp, m_src, s_src, m_raw;
+  int i_lp, i_src, i_raw;
 };
 
 __device__ __forceinline__ void lse_push(float& m, float& s, int& i, float v, int idx, float scale) {
@@ -85,18 +95,21 @@ __device__ __forceinline__ void lse_merge(float& m, float& s, int& i, float m2, 
 }
 
 __device__ __forceinline__ void stats_merge(RowStats& a, const RowStats& b, float scale) {
-  lse_merge(a.m_raw, a.s_raw, a.i_raw, b.m_raw, b.s_raw, b.i_raw, 1.f);
+  lse_merge(a.m_lp, a.s_lp, a.i_lp, b.m_lp, b.s_lp, b.i_lp, 1.f);
   lse_merge(a.m_src, a.s_src, a.i_src, b.m_src, b.s_src, b.i_src, scale);
+  if (b.m_raw > a.m_raw || (b.m_raw == a.m_raw && b.i_raw < a.i_raw)) a.m_raw = b.m_raw, a.i_raw = b.i_raw;
 }
 
 __device__ __forceinline__ RowStats stats_shfl(const RowStats& a, int o) {
   RowStats b;
-  b.m_raw = __shfl_xor_sync(0xffffffffu, a.m_raw, o);
-  b.s_raw = __shfl_xor_sync(0xffffffffu, a.s_raw, o);
+  b.m_lp = __shfl_xor_sync(0xffffffffu, a.m_lp, o);
+  b.s_lp = __shfl_xor_sync(0xffffffffu, a.s_lp, o);
   b.m_src = __shfl_xor_sync(0xffffffffu, a.m_src, o);
   b.s_src = __shfl_xor_sync(0xffffffffu, a.s_src, o);
-  b.i_raw = __shfl_xor_sync(0xffffffffu, a.i_raw, o);
+  b.m_raw = __shfl_xor_sync(0xffffffffu, a.m_raw, o);
+  b.i_lp = __shfl_xor_sync(0xffffffffu, a.i_lp, o);
   b.i_src = __shfl_xor_sync(0xffffffffu, a.i_src, o);
+  b.i_raw = __shfl_xor_sync(0xffffffffu, a.i_raw, o);
   return b;
 }
 
@@ -146,21 +159,22 @@ __device__ __forceinline__ float block_scan(float v, SampleShared& sh, float& to
   return r;
 }
 
-__device__ RowStats row_stats(const float* __restrict__ raw, const float* __restrict__ src, int V, float scale,
-                              SampleShared& sh) {
+__device__ RowStats row_stats(Logits lp, const float* __restrict__ src, int V, float scale, SampleShared& sh) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nw = blockDim.x >> 5;
-  RowStats st{-INFINITY, 0.f, -INFINITY, 0.f, 0x7fffffff, 0x7fffffff};
+  constexpr RowStats kEmpty{-INFINITY, 0.f, -INFINITY, 0.f, -INFINITY, 0x7fffffff, 0x7fffffff, 0x7fffffff};
+  RowStats st = kEmpty;
   for (int i = tid; i < V; i += blockDim.x) {
-    const float r = raw[i];
-    lse_push(st.m_raw, st.s_raw, st.i_raw, r, i, 1.f);
-    lse_push(st.m_src, st.s_src, st.i_src, src == raw ? r : src[i], i, scale);
+    const float r = lp.l[i];
+    if (r > st.m_raw) st.m_raw = r, st.i_raw = i;
+    lse_push(st.m_lp, st.s_lp, st.i_lp, lp[i], i, 1.f);
+    lse_push(st.m_src, st.s_src, st.i_src, src == lp.l ? r : src[i], i, scale);
   }
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) stats_merge(st, stats_shfl(st, o), scale);
   if (lane == 0) sh.stats[warp] = st;
   __syncthreads();
   if (warp == 0) {
-    st = lane < nw ? sh.stats[lane] : RowStats{-INFINITY, 0.f, -INFINITY, 0.f, 0x7fffffff, 0x7fffffff};
+    st = lane < nw ? sh.stats[lane] : kEmpty;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) stats_merge(st, stats_shfl(st, o), scale);
     if (lane == 0) sh.stats[0] = st;
@@ -177,8 +191,7 @@ __device__ __forceinline__ int key_id(unsigned long long k) { return (int)~(uint
 
 // Gathers the tokens whose weight p has float bits >= floor into sh.keys and sorts the first kSortCap of them, best
 // first (p descending, id ascending). Returns how many there are; `mass` gets the sum of their p.
-__device__ int gather_sorted(const float* __restrict__ lg, int V, float mx, float inv_t, uint32_t floor,
-                             SampleShared& sh, float& mass) {
+__device__ int gather_sorted(Logits lg, int V, float mx, float inv_t, uint32_t floor, SampleShared& sh, float& mass) {
   const int tid = threadIdx.x, lane = tid & 31;
   if (tid == 0) sh.count = 0;
   __syncthreads();
@@ -226,8 +239,8 @@ __device__ int gather_sorted(const float* __restrict__ lg, int V, float mx, floa
 // fall short (a target above the total by rounding keeps them all). 4 passes of 8-bit digits; the count histogram
 // adds once per distinct digit of a warp (hot bins would serialise per-element atomics).
 template <bool kMass>
-__device__ uint32_t radix_select(const float* __restrict__ lg, int V, float mx, float inv_t, uint32_t floor,
-                                 float want, SampleShared& sh) {
+__device__ uint32_t radix_select(Logits lg, int V, float mx, float inv_t, uint32_t floor, float want,
+                                 SampleShared& sh) {
   const int tid = threadIdx.x, lane = tid & 31;
   uint32_t prefix = 0, mask = 0;
   float rem = want;
@@ -364,11 +377,12 @@ __device__ int draw_scan(const float* __restrict__ lg, int V, float mx, float in
   return token;
 }
 
-__device__ int draw(const float* __restrict__ lg, int V, const RowStats& st, float inv_t, const SampleRow& P,
+__device__ int draw(const float* __restrict__ src, int V, const RowStats& st, float inv_t, const SampleRow& P,
                     SampleShared& sh) {
+  const Logits lg{src, nullptr};  // penalties and the bitmask are in the sampled logits already
   const float mx = st.m_src, u = philox_uniform(P.seed, P.offset);
   const bool top_k = P.top_k > 0, top_p = P.top_p < 1.f;
-  if (!top_k && !top_p) return draw_scan(lg, V, mx, inv_t, 1u, P.min_p, u, st.i_src, sh);
+  if (!top_k && !top_p) return draw_scan(src, V, mx, inv_t, 1u, P.min_p, u, st.i_src, sh);
   float mass;
   int c = gather_sorted(lg, V, mx, inv_t, kKeyPow2m40, sh, mass);
   bool sorted = c <= kSortCap;
@@ -383,23 +397,22 @@ __device__ int draw(const float* __restrict__ lg, int V, const RowStats& st, flo
   if (sorted) return draw_sorted(c, P, u, sh);
   uint32_t theta = top_k ? radix_select<false>(lg, V, mx, inv_t, 1u, (float)P.top_k, sh) : 1u;
   if (top_p) theta = max(theta, radix_select<true>(lg, V, mx, inv_t, theta, P.top_p, sh));
-  return draw_scan(lg, V, mx, inv_t, theta, P.min_p, u, st.i_src, sh);
+  return draw_scan(src, V, mx, inv_t, theta, P.min_p, u, st.i_src, sh);
 }
 
-// The n best raw logits (n <= kMaxLogprobs) as logprobs.
-__device__ void top_logprobs(const float* __restrict__ raw, int V, float m_raw, float log_z, int n, SampleTop& out,
-                             SampleShared& sh) {
+// The n best logprob logits (n <= kMaxLogprobs) as logprobs.
+__device__ void top_logprobs(Logits lp, int V, float m_lp, float log_z, int n, SampleTop& out, SampleShared& sh) {
   n = min(n, kMaxLogprobs);
   float mass;
-  int c = gather_sorted(raw, V, m_raw, 1.f, kKeyPow2m40, sh, mass);
-  if (c > kSortCap) c = gather_sorted(raw, V, m_raw, 1.f, kKeyPow2m16, sh, mass);
+  int c = gather_sorted(lp, V, m_lp, 1.f, kKeyPow2m40, sh, mass);
+  if (c > kSortCap) c = gather_sorted(lp, V, m_lp, 1.f, kKeyPow2m16, sh, mass);
   if (c > kSortCap || c < n)
-    c = gather_sorted(raw, V, m_raw, 1.f, radix_select<false>(raw, V, m_raw, 1.f, 1u, (float)n, sh), sh, mass);
+    c = gather_sorted(lp, V, m_lp, 1.f, radix_select<false>(lp, V, m_lp, 1.f, 1u, (float)n, sh), sh, mass);
   const int have = min(min(c, kSortCap), n);
   if ((int)threadIdx.x < have) {
     const int id = key_id(sh.keys[threadIdx.x]);
     out.tokens[threadIdx.x] = id;
-    out.logprobs[threadIdx.x] = raw[id] - log_z;
+    out.logprobs[threadIdx.x] = lp.l[id] - log_z;
   }
   if (threadIdx.x == 0) out.n = have;
 }
@@ -414,20 +427,24 @@ __global__ void __launch_bounds__(kSampleThreads, 1)
   if (!P.active) return;
   const float* raw = logits + (size_t)r * V;
   const float* src = (P.history || P.allowed) ? work + (size_t)r * V : raw;
+  // Logprobs describe the masked distribution, unless a forced token lies outside the bitmask.
+  const bool forced_outside =
+      P.allowed && P.forced >= 0 && !((P.allowed[P.forced >> 5] >> (P.forced & 31)) & 1u);
+  const Logits lp{raw, forced_outside ? nullptr : P.allowed};
   const bool greedy = !(P.temperature > 0.f);
   const float inv_t = greedy ? 1.f : 1.f / P.temperature;
-  const RowStats st = row_stats(raw, src, V, inv_t, sh);
-  const float log_z = st.m_raw + logf(st.s_raw);
+  const RowStats st = row_stats(lp, src, V, inv_t, sh);
+  const float log_z = st.m_lp + logf(st.s_lp);
   int token;
   if (P.forced >= 0) token = P.forced;
-  else if (st.m_src == -INFINITY) token = st.i_raw;  // the bitmask allows nothing: the raw argmax
+  else if (st.m_src == -INFINITY) token = st.i_raw;  // the bitmask allows nothing (the engine refuses such masks)
   else if (greedy) token = st.i_src;
   else token = draw(src, V, st, inv_t, P, sh);
   if (threadIdx.x == 0) {
     results[r] = SampleResult{token, raw[token] - log_z};
     if (P.history) P.history[token] += 2;  // one more occurrence in the output
   }
-  if (P.n_logprobs > 0) top_logprobs(raw, V, st.m_raw, log_z, P.n_logprobs, tops[r], sh);
+  if (P.n_logprobs > 0) top_logprobs(lp, V, st.m_lp, log_z, P.n_logprobs, tops[r], sh);
 }
 
 }  // namespace q3::cuda::dev

@@ -510,6 +510,32 @@ static void check_sampling(std::mt19937& rng, bool quick) {
   const std::vector<uint32_t> none((V + 31) / 32, 0);
   const auto nothing = sb.draw(l, q3check::params(1.0f, 40, 1, 0), nullptr, &none, 1, 5);
   validate_flag("a bitmask that allows nothing gives the raw argmax", nothing[0].token == order[0]);
+  // under a bitmask, logprobs describe the allowed tokens (the CPU sampler's rule), unless a forced token lies
+  // outside it: then the raw distribution
+  const std::vector<uint32_t> m = q3check::mask_for(l);
+  double zm = 0;
+  std::vector<int> allowed_order;
+  for (int t : order)
+    if (q3check::allowed_bit(m.data(), t)) allowed_order.push_back(t), zm += std::exp((double)l[t] - mx);
+  const double lse_m = mx + std::log(zm);
+  std::vector<qc::SampleTop> mt;
+  const auto masked = sb.draw(l, q3check::params(0.8f, 20, 1, 0, 0, 0, 1, 20), nullptr, &m, 16, 11, -1, &mt);
+  double worst_m = 0;
+  bool ids_m = true;
+  for (int i = 0; i < 16; i++) {
+    ids_m &= q3check::allowed_bit(m.data(), masked[i].token) && mt[i].n == 20;
+    worst_m = std::max(worst_m, std::fabs(masked[i].logprob - ((double)l[masked[i].token] - lse_m)));
+    for (int j = 0; j < 20 && ids_m; j++) {
+      ids_m &= mt[i].tokens[j] == allowed_order[j];
+      worst_m = std::max(worst_m, std::fabs(mt[i].logprobs[j] - ((double)l[allowed_order[j]] - lse_m)));
+    }
+  }
+  validate_flag("bitmask: draws allowed, top-20 = the best allowed tokens", ids_m);
+  validate_flag("bitmask: logprobs of the allowed tokens' distribution within 1e-4", worst_m <= 1e-4, worst_m);
+  const int outside = order[0];  // mask_for disallows the best token
+  const auto fo = sb.draw(l, q3check::params(0.8f, 20, 1, 0), nullptr, &m, 1, 12, outside);
+  validate_flag("forced token outside the bitmask: emitted, raw logprob",
+                fo[0].token == outside && std::fabs(fo[0].logprob - ((double)l[outside] - lse)) <= 1e-4);
 }
 
 // Microseconds per launch of sample_prepare + sample for R rows.

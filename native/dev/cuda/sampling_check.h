@@ -48,7 +48,8 @@ inline std::vector<int> by_weight(const std::vector<double>& w) {
   return order;
 }
 
-// Probability of each token under the CPU sampler's rules: penalties; greedy takes the first maximum; otherwise
+// Probability of each token under the CPU sampler's rules: the bitmask (disallowed: never), penalties; greedy takes
+// the first maximum; otherwise
 // w = exp((l - max) / T), top-k keeps exactly k by weight, top-p the shortest prefix reaching top_p of the top-k
 // set's weight (of all weights without top-k), min-p the prefix with w >= min_p (the best token always), and the
 // draw is proportional to w. `kept_order` (optional) gets the kept tokens in the CPU sampler's walk order.
