@@ -55,8 +55,9 @@ class Backend {
                               const SampleRequest* requests, q3_sample_out* out) {
     throw DeviceError("this backend does not sample on its device");
   }
-  // The sequence ended: drop the device copy of its sampler state.
-  virtual void end_sequence(int64_t seq_id) {}
+  // Drops the device copy of a sequence's sampler state (its penalty history): the sequence ended, or a token was
+  // recorded without the device (host sampling), so the copy is rebuilt from the engine's state when next needed.
+  virtual void forget_sequence(int64_t seq_id) {}
 };
 
 std::unique_ptr<Backend> make_cpu_backend(const Checkpoint& ckpt, const Qwen3Config& cfg, const RopeTable& rope,

@@ -285,7 +285,7 @@ q3_status q3_seq_force(q3_engine* e, int64_t seq_id, const int32_t* tokens, int3
 
 void q3_seq_end(q3_engine* e, int64_t seq_id) {
   std::lock_guard<std::mutex> lock(e->mu);
-  if (e->seqs.erase(seq_id)) e->backend->end_sequence(seq_id);
+  if (e->seqs.erase(seq_id)) e->backend->forget_sequence(seq_id);
 }
 
 q3_status q3_step(q3_engine* e, const q3_batch_item* items, int32_t n_items, q3_sample_out* out) {

@@ -164,7 +164,7 @@ class CudaBackend final : public Backend {
     guard([&] { run(items, n_items, logit_rows, Output{nullptr, requests, out}); });
   }
 
-  void end_sequence(int64_t seq_id) override {
+  void forget_sequence(int64_t seq_id) override {
     auto it = history_slot_.find(seq_id);
     if (it == history_slot_.end()) return;
     free_history_slots_.push_back(it->second);
