@@ -6,28 +6,17 @@
  *   mountAccounts(app);                                            // /admin/* and GET /v1/usage
  *   export { RateLimiter } from './rate-limiter.ts';               // in the worker entry: the Durable Object class
  *
- * Bindings (wrangler.toml): KEYS (KV: key records), RATE_LIMITER (Durable Object: RateLimiter), USAGE (D1: usage
- * records), ADMIN_TOKEN (secret/var), RESPONSE_CACHE_TTL_S (optional var, seconds).
+ * Bindings (wrangler.toml, typed by the generated `Env` of edge/env.d.ts): KEYS (KV: key records), RATE_LIMITER
+ * (Durable Object: RateLimiter), USAGE (D1: usage records), ADMIN_TOKEN (secret), RESPONSE_CACHE_TTL_S (var, seconds).
  */
 import type { Hono, MiddlewareHandler } from 'hono';
 import type { EdgeEnv, EdgeVariables } from './app.ts';
 import { adminRoutes, usageRoutes } from './admin.ts';
-import type { EdgeBindings } from './platform.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { apiKeyAuth, modelAccess, type KeyRecord } from './middleware/auth.ts';
 import { metering } from './middleware/metering.ts';
 import { rateLimit } from './middleware/rate-limit.ts';
 import { responseCache, type CacheHit } from './middleware/response-cache.ts';
-
-export type AccountsBindings = {
-  KEYS: KVNamespace;
-  RATE_LIMITER: DurableObjectNamespace<RateLimiter>;
-  USAGE: D1Database;
-  /** bearer token of the /admin/* endpoints; unset = admin disabled (every call 401) */
-  ADMIN_TOKEN?: string;
-  /** seconds a deterministic response stays in the response cache (default 3600) */
-  RESPONSE_CACHE_TTL_S?: string;
-};
 
 export type AccountsVariables = {
   /** set by apiKeyAuth() */
@@ -37,7 +26,7 @@ export type AccountsVariables = {
 };
 
 export type AccountsEnv = {
-  Bindings: EdgeBindings & AccountsBindings;
+  Bindings: Env;
   Variables: EdgeVariables & AccountsVariables;
 };
 

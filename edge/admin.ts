@@ -11,6 +11,7 @@ import {
   apiKeyAuth, constantTimeEqual, issueKey, KEY_PATTERN, limitsSchema, listKeys, readKeyById, writeKey, type KeyRecord,
 } from './middleware/auth.ts';
 import { limiterFor } from './middleware/rate-limit.ts';
+import { requiredSecrets } from './middleware/required-secrets.ts';
 import { jsonBody } from './schemas.ts';
 import { cursorOf, dailyUsage, exportUsage, toCsv, utcDay } from './usage.ts';
 
@@ -52,13 +53,12 @@ function dayRange(query: (name: string) => string | undefined): { from: string; 
   return { from, to };
 }
 
-/** Middleware factory: 401 unless the bearer token equals ADMIN_TOKEN (compared in constant time). */
+/** Middleware factory: 401 unless the bearer token equals ADMIN_TOKEN (compared in constant time; set: requiredSecrets). */
 export function adminAuth(): MiddlewareHandler<AccountsEnv> {
   return async function adminAuth(c, next) {
-    const expected = c.env.ADMIN_TOKEN;
     const given = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '')?.[1];
-    if (!expected || !given || !(await constantTimeEqual(given, expected))) {
-      throw apiError(401, expected ? 'Invalid admin token.' : 'The admin API is disabled: ADMIN_TOKEN is not set.', {
+    if (!given || !(await constantTimeEqual(given, c.env.ADMIN_TOKEN))) {
+      throw apiError(401, 'Invalid admin token.', {
         type: 'authentication_error',
         code: 'invalid_admin_token',
         headers: { 'www-authenticate': 'Bearer' },
@@ -70,7 +70,7 @@ export function adminAuth(): MiddlewareHandler<AccountsEnv> {
 
 export function adminRoutes(): Hono<AccountsEnv> {
   const app = new Hono<AccountsEnv>();
-  app.use('/admin/*', adminAuth());
+  app.use('/admin/*', requiredSecrets('ADMIN_TOKEN'), adminAuth());
 
   app.post('/admin/keys', jsonBody(createKeySchema), async function createKey(c) {
     const issued = await issueKey(c.env.KEYS, c.req.valid('json'));

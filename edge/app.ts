@@ -29,7 +29,8 @@ import { CLIENT_CLOSED, handleError, handleNotFound } from './errors.ts';
 import { bodyLimit } from './middleware/body-limit.ts';
 import { playgroundHtml } from './playground/page.ts';
 import { requestId } from './middleware/request-id.ts';
-import { poolFor, readConfig, type EdgeBindings, type EdgeConfig } from './platform.ts';
+import { requiredSecrets } from './middleware/required-secrets.ts';
+import { poolFor, readConfig, type EdgeConfig } from './platform.ts';
 import { chatCompletionsRoute } from './routes/chat-completions.ts';
 import { completionsRoute } from './routes/completions.ts';
 import { modelsRoute } from './routes/models.ts';
@@ -167,7 +168,8 @@ export type EdgeVariables = {
   lifecycle: RequestLifecycle;
 };
 
-export type EdgeEnv = { Bindings: EdgeBindings; Variables: EdgeVariables };
+/** `Env`: the bindings of wrangler.toml, generated into edge/env.d.ts by `npm run types`. */
+export type EdgeEnv = { Bindings: Env; Variables: EdgeVariables };
 
 export type CreateAppOptions = {
   /** auth, rate-limit, response-cache, metering … in the order they should run (see SEAMS). */
@@ -207,6 +209,8 @@ export function createApp(options: CreateAppOptions = {}): Hono<EdgeEnv> {
   const app = new Hono<EdgeEnv>();
   app.use('*', requestId());
   app.use('*', requestContext());
+  // nothing is served unsigned: every API path (and the health check) needs the workers' secret
+  for (const path of ['/v1/*', '/tokenize', '/detokenize', '/health']) app.use(path, requiredSecrets('WORKER_SECRET'));
   for (const path of ['/v1/*', '/tokenize', '/detokenize']) {
     for (const extension of options.extensions ?? []) app.use(path, extension);
     app.use(path, bodyLimit((c) => readConfig(c.env).maxBodyBytes));

@@ -1,26 +1,9 @@
 // The only module that touches Workers specifics: it reads the env bindings ([vars] in wrangler.toml, secrets from
-// .dev.vars / `wrangler secret put`) into a typed EdgeConfig, keeps the isolate-wide worker pool, and wraps
-// executionCtx.waitUntil. Routes take EdgeConfig and plain Web APIs, so `app.request(path, init, env)` tests them in Node.
+// .dev.vars / `wrangler secret put`; their type `Env` is generated from wrangler.toml into edge/env.d.ts) into a typed
+// EdgeConfig, keeps the isolate-wide worker pool, and wraps executionCtx.waitUntil. Routes take EdgeConfig and plain Web APIs, so `app.request(path, init, env)` tests them in Node.
 import type { Context } from 'hono';
 import { parseThinkingDefault, type ThinkingDefault } from './thinking-mode.ts';
 import { UpstreamPool } from './upstream.ts';
-
-/** The bindings the edge reads; all optional strings, as wrangler [vars] and secrets arrive. */
-export type EdgeBindings = {
-  MODEL_ID?: string;
-  THINKING_DEFAULT?: string;
-  /** Comma-separated base URLs of GPU workers, e.g. "http://10.0.0.5:8790,http://10.0.0.6:8790". */
-  WORKER_URLS?: string;
-  /** HMAC secret shared with the workers; empty = unsigned requests (workers run with WORKER_INSECURE=1). */
-  WORKER_SECRET?: string;
-  MAX_BODY_BYTES?: string;
-  REQUEST_TIMEOUT_MS?: string;
-  MAX_MODEL_LEN?: string;
-  PRESENCE_PENALTY_DEFAULT?: string;
-  /** "true" (default) or "false": whether chat requests that say nothing encode special-token text in messages as text. */
-  SPLIT_SPECIAL_TOKENS?: string;
-  MAX_GENERATIONS_PER_REQUEST?: string;
-};
 
 export type EdgeConfig = {
   modelId: string;
@@ -52,7 +35,7 @@ export const DEFAULTS = {
 const configs = new WeakMap<object, EdgeConfig>();
 
 /** EdgeConfig from the bindings object (parsed once per env object). */
-export function readConfig(env: EdgeBindings | undefined): EdgeConfig {
+export function readConfig(env: Partial<Env> | undefined): EdgeConfig {
   const bindings = env ?? {};
   const cached = configs.get(bindings);
   if (cached) return cached;

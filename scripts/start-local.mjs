@@ -2,17 +2,22 @@
 // `npm start`: the whole stack on this machine. Starts the GPU worker (CPU engine; the demo checkpoint unless
 // MODEL_DIR is set) and the edge under `wrangler dev` (local KV, D1, Durable Objects and Cache), wires them with a
 // generated shared secret, creates a development API key, and prints the URL, the key and a curl to paste.
-// Honours PORT (the edge's port, default 8787), DEV_API_KEY, MODEL_DIR and the worker's own variables.
-// Ctrl-C (or SIGTERM) stops both.
+// Honours PORT (the edge's port, default 8787), DEV_API_KEY, ADMIN_TOKEN, WORKER_SECRET, MODEL_DIR and the worker's own
+// variables. Ctrl-C (or SIGTERM) stops both.
+// Secrets never go on a command line (any local user reads those with `ps`): the worker gets WORKER_SECRET in its
+// environment; wrangler gets both secrets in its environment and in an env file only this user can read (given with
+// --env-file, so a .dev.vars in the checkout cannot replace them), deleted on exit.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const port = Number(process.env.PORT ?? 8787);
-const secret = randomBytes(32).toString('hex');
-const adminToken = process.env.ADMIN_TOKEN ?? `adm-${randomBytes(16).toString('hex')}`;
+const secret = process.env.WORKER_SECRET || randomBytes(32).toString('hex');
+const adminToken = process.env.ADMIN_TOKEN || `adm-${randomBytes(16).toString('hex')}`;
 const devKey = process.env.DEV_API_KEY ?? `sk-dev-${randomBytes(18).toString('base64url')}`;
 const children = [];
 
@@ -44,6 +49,11 @@ function start(name, cmd, args, env, readyPattern) {
   });
 }
 
+const secretsDir = mkdtempSync(join(tmpdir(), 'qwen3-local-'));   // mode 0700
+const edgeEnvFile = join(secretsDir, 'edge.env');
+writeFileSync(edgeEnvFile, `WORKER_SECRET=${secret}\nADMIN_TOKEN=${adminToken}\n`, { mode: 0o600 });
+process.on('exit', () => rmSync(secretsDir, { recursive: true, force: true }));
+
 let stopping = false;
 function stop(code = 0) {
   if (stopping) return;
@@ -73,9 +83,9 @@ try {
     process.execPath,
     [
       wrangler, 'dev', '--ip', '127.0.0.1', '--port', String(port), '--show-interactive-dev-session=false',
-      '--var', `WORKER_URLS:${workerUrl}`, '--var', `WORKER_SECRET:${secret}`, '--var', `ADMIN_TOKEN:${adminToken}`,
+      '--var', `WORKER_URLS:${workerUrl}`, '--env-file', edgeEnvFile,
     ],
-    {},
+    { WORKER_SECRET: secret, ADMIN_TOKEN: adminToken },
     /Ready on (http:\/\/\S+)/,
   );
   const edge = `http://127.0.0.1:${port}`;

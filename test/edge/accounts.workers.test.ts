@@ -8,7 +8,7 @@ import { env as workerEnv } from 'cloudflare:workers';
 import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { GenerateRequest } from '../../gpu-worker/protocol.ts';
-import { accountsMiddleware, mountAccounts, type AccountsBindings } from '../../edge/accounts.ts';
+import { accountsMiddleware, mountAccounts } from '../../edge/accounts.ts';
 import { createApp } from '../../edge/app.ts';
 import { issueKey } from '../../edge/middleware/auth.ts';
 import type { RateLimiter } from '../../edge/rate-limiter.ts';
@@ -20,13 +20,13 @@ const MODEL = 'qwen3-8b-awq';
 const app = createApp({ extensions: accountsMiddleware() });
 mountAccounts(app);
 
-const env = workerEnv as unknown as AccountsBindings;
+const env: Env = workerEnv;
 const bindings = workerEnv as unknown as Record<string, unknown>;
 const realEnv = { ...bindings, ADMIN_TOKEN };
 let fakeWorkers = 0;
 /** Bindings whose WORKER_URLS is a fresh fake worker (its own upstream pool: no cool-down leaks between tests). */
 function fakeEnv(): Record<string, unknown> {
-  return { ...bindings, ADMIN_TOKEN, WORKER_URLS: `http://fake-worker-${++fakeWorkers}.test`, WORKER_SECRET: '' };
+  return { ...bindings, ADMIN_TOKEN, WORKER_URLS: `http://fake-worker-${++fakeWorkers}.test`, WORKER_SECRET: 'fake-worker-secret' };
 }
 
 // --- the fake worker and the count of /v1/generate calls -----------------------------------------------------------
@@ -152,8 +152,10 @@ describe('admin API', () => {
       expect(res.status).toBe(401);
       expect((await res.json<Json>()).error).toMatchObject({ type: 'authentication_error', code: 'invalid_admin_token' });
     }
-    const disabled = await call({ ...bindings }, '/admin/keys', { headers: adminHeaders });
-    expect(disabled.res.status).toBe(401);
+    // no ADMIN_TOKEN: the admin API is shut for everyone (test/edge/required-secrets.test.ts)
+    const unset = await call({ ...bindings }, '/admin/keys', { headers: adminHeaders });
+    expect(unset.res.status).toBe(500);
+    expect((await unset.res.json<Json>()).error).toMatchObject({ type: 'server_error', code: 'missing_secret' });
   });
 
   it('Should create a key shown once, refuse a duplicate with 409, list it without secrets and change its limits', async () => {

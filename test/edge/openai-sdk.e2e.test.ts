@@ -157,7 +157,7 @@ describe('the official openai client against the edge in workerd', () => {
     const mf = new Miniflare({
       modules: true, script: bundle.outputFiles[0].text, host: '127.0.0.1', port: 0,
       compatibilityDate: /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)![1], compatibilityFlags: ['nodejs_compat'],
-      bindings: { MODEL_ID: MODEL, WORKER_URLS: `http://127.0.0.1:${(server.address() as AddressInfo).port}` },
+      bindings: { MODEL_ID: MODEL, WORKER_URLS: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, WORKER_SECRET: 'unchecked' },
     });
     try {
       const slow = new OpenAI({ baseURL: new URL('/v1', await mf.ready).toString(), apiKey: 'x', maxRetries: 0 });
@@ -191,7 +191,7 @@ describe('the official openai client against the edge in workerd', () => {
     const app = createApp();
     const inProcess = new OpenAI({
       baseURL: 'http://edge.test/v1', apiKey: 'x', maxRetries: 0,
-      fetch: (input, init) => Promise.resolve(app.request(new Request(input as string, init as RequestInit), undefined, { WORKER_URLS: stubUrl, MODEL_ID: MODEL })),
+      fetch: (input, init) => Promise.resolve(app.request(new Request(input as string, init as RequestInit), undefined, { WORKER_URLS: stubUrl, WORKER_SECRET: 'unchecked', MODEL_ID: MODEL })),
     });
     try {
       const stream = await inProcess.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], stream: true, reasoning_effort: 'none' });

@@ -134,7 +134,7 @@ describe('special-token text in messages (role forgery)', () => {
 describe('/tokenize says which reading was applied', () => {
   const app = createApp();
   const tokenize = async (body: object, env: Record<string, string> = {}) => {
-    const res = await app.request('/tokenize', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }, { WORKER_URLS: '', ...env });
+    const res = await app.request('/tokenize', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }, { WORKER_URLS: '', WORKER_SECRET: 'unused', ...env });
     expect(res.status).toBe(200);
     return (await res.json()) as { tokens: number[]; count: number; split_special_tokens: boolean };
   };

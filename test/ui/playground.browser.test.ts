@@ -3,6 +3,7 @@
 // playwright-core.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,7 @@ import { bundledChromium } from './chromium.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const apiKey = `sk-test-${randomBytes(12).toString('hex')}`;
+const secrets = { WORKER_SECRET: `ws-${randomBytes(16).toString('hex')}`, ADMIN_TOKEN: `adm-${randomBytes(16).toString('hex')}` };
 
 let stack: ChildProcess | undefined;
 let stackLog = '';
@@ -37,7 +39,7 @@ async function startStack(): Promise<string> {
   const port = await freePort();
   const child = spawn(process.execPath, [join(root, 'scripts', 'start-local.mjs')], {
     cwd: root,
-    env: { ...process.env, PORT: String(port), DEV_API_KEY: apiKey },
+    env: { ...process.env, PORT: String(port), DEV_API_KEY: apiKey, ...secrets },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   stack = child;
@@ -123,6 +125,20 @@ describe('playground in headless Chromium against the local stack', () => {
   afterAll(async () => {
     await browser?.close();
     await stopStack();
+  });
+
+  it('puts no secret on a command line (any local user reads those with ps)', () => {
+    const commandLines = readdirSync('/proc').filter((pid) => /^\d+$/.test(pid)).map((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      } catch {
+        return ''; // exited meanwhile
+      }
+    });
+    // the stack's processes are there to be read: the worker and wrangler dev
+    expect(commandLines.some((line) => line.includes('gpu-worker/index.ts'))).toBe(true);
+    expect(commandLines.some((line) => /wrangler\S* dev /.test(line))).toBe(true);
+    for (const value of Object.values(secrets)) expect(commandLines.filter((line) => line.includes(value))).toEqual([]);
   });
 
   it('shows the edge\'s OpenAI error readably when the API key is missing', async () => {
