@@ -4,7 +4,7 @@
  * (middleware/auth.ts), counters in the key's RateLimiter, usage in D1 (usage.ts).
  */
 import { Hono, type MiddlewareHandler } from 'hono';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { AccountsEnv } from './accounts.ts';
 import { apiError, invalidRequest } from './errors.ts';
 import {

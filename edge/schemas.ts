@@ -1,7 +1,7 @@
 // The OpenAI (and vLLM-extension) request schemas the edge accepts: one zod schema per endpoint feeds both the
 // validator (400 invalid_request_error naming the bad field in `param`) and the route's types.
 import type { Context, Env, MiddlewareHandler } from 'hono';
-import { z } from 'zod';
+import * as z from 'zod';
 import { invalidRequest, modelNotFound } from './errors.ts';
 import { thinkingControlsSchema } from './thinking-mode.ts';
 import { getTokenizer } from './tokenizer/index.js';

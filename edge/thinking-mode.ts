@@ -1,7 +1,7 @@
 // Decides per request whether Qwen3 thinks, why, and with what budget: explicit request fields first, then Qwen's
 // /think and /no_think soft switches, then the multilingual prompt classifier of edge/thinking-classifier.ts
 // (THINKING_DEFAULT=auto), else the deployment default. Also holds the per-mode sampling defaults Qwen recommends.
-import { z } from 'zod';
+import * as z from 'zod';
 import { contentToText, type ChatMessage } from './chat-template.ts';
 import { classifyPrompt } from './thinking-classifier.ts';
 

@@ -20,7 +20,7 @@
  * Stop tokens: generation ends when an eos id of the model or one of `stop_token_ids` is sampled. That token is NOT
  * in `tokens` (the final event names it in `stop_token_id`) but IS counted in completion_tokens, as vLLM does.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const THINK_START_ID = 151667;
 export const END_THINK_ID = 151668;

@@ -4,7 +4,7 @@
  * allow-list check. Unknown, malformed or revoked keys get OpenAI's 401 `invalid_api_key`.
  */
 import type { MiddlewareHandler } from 'hono';
-import { z } from 'zod';
+import * as z from 'zod';
 import { apiError, modelNotFound } from '../errors.ts';
 import type { RateLimits } from '../rate-limiter.ts';
 import type { AccountsEnv } from '../accounts.ts';
