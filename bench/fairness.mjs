@@ -1,17 +1,19 @@
 #!/usr/bin/env node
 // Fairness benchmark of the GPU worker's scheduler: time to first token of short requests sent while a long prompt
 // is being prefilled. "before" is the old plan (the oldest request takes the whole prefill budget, no per-request
-// cap, no tenants: PREFILL_PER_REQUEST=0 and requests without `tenant` reproduce it); "after" is the fair plan
+// cap, no tenants, one queue: PREFILL_PER_REQUEST=0, MAX_QUEUE_PER_TENANT=MAX_QUEUE and requests without `tenant`
+// reproduce it); "after" is the fair plan
 // (decode first, prefill capped per request, tenants in turn: the worker's defaults, each request naming its
 // tenant). Both workers run side by side on the demo checkpoint and rounds alternate between them, so both see the
 // same machine load. Writes bench/results/fairness.{md,json} with the command, the machine and the date.
 //
 //   node --import tsx bench/fairness.mjs [--rounds 2] [--long 16384] [--short 16] [--max-tokens 16] [--interval 500]
-//        [--max-shorts 120] [--chunk 256] [--threads 0] [--before-url URL --secret S]
+//        [--max-shorts 120] [--chunk 256] [--threads 0] [--before-url URL --secret S --before-label TEXT] [--out fairness]
 //
 // In each round one long prompt (tenant "bulk") starts, and from --lead ms later a short request (tenant
 // "interactive", a fresh prompt each) is sent every --interval ms, without waiting for the previous one, until the
-// long prompt's first token arrives. Every prompt is new, so the prefix cache never helps. --before-url measures
+// long prompt's first token arrives; then the same length of long prompt runs alone (what the per-request cap costs a
+// prompt with nobody to share with). Every prompt is new, so the prefix cache never helps. --before-url measures
 // another running worker (e.g. the commit before this scheduler) as "before" instead of the PREFILL_PER_REQUEST=0 one.
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -36,12 +38,17 @@ const MAX_SHORTS = Number(arg('max-shorts', '120'));  // per round, so the old p
 const CHUNK = arg('chunk', '256');                    // PREFILL_CHUNK of both workers
 const THREADS = arg('threads', '0');                  // 0 = all cores
 const SECRET = 'fairness-bench-secret';
+const OUT = arg('out', 'fairness');                   // bench/results/<OUT>.{md,json}
+
+const children = [];
+process.on('exit', () => children.forEach((c) => c.kill('SIGTERM')));   // a failed run leaves no worker behind
 
 /** Starts a worker (demo checkpoint) with extra env; resolves with its URL and a stop function. */
 async function startWorker(extra) {
   const env = { ...process.env, PORT: '0', WORKER_SECRET: SECRET, DEVICE: 'cpu', THREADS, PREFILL_CHUNK: CHUNK, ...extra };
   delete env.MODEL_DIR;
   const proc = spawn(process.execPath, ['--import', 'tsx', 'gpu-worker/index.ts'], { cwd: root, env, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(proc);
   const url = await new Promise((res, rej) => {
     let text = '';
     proc.stdout.on('data', (d) => {
@@ -67,6 +74,7 @@ async function request(worker, prompt, tenant, onFirstToken = () => {}) {
   const headers = { 'content-type': 'application/json', ...(await signRequest(worker.secret, { method: 'POST', path: '/v1/generate', body })) };
   const t0 = performance.now();
   const res = await fetch(`${worker.url}/v1/generate`, { method: 'POST', body, headers });
+  if (res.status === 503) return { refused: (await res.json()).error.code };    // queue full: counted, not timed
   if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   let first;
   let text = '';
@@ -93,32 +101,42 @@ async function round(worker, tenants) {
   const longResult = await long;
   const done = await Promise.all(shorts);
   // only the shorts sent while the long prompt was prefilling count
-  const behind = done.filter((s) => s.firstAt - s.ttftMs < longResult.firstAt);
-  return { longTtftMs: longResult.ttftMs, shortTtftMs: behind.map((s) => s.ttftMs) };
+  const behind = done.filter((s) => !s.refused && s.firstAt - s.ttftMs < longResult.firstAt);
+  const alone = await request(worker, freshPrompt(LONG), tenants && 'bulk');
+  return {
+    longTtftMs: longResult.ttftMs, aloneTtftMs: alone.ttftMs, shortTtftMs: behind.map((s) => s.ttftMs),
+    refused: done.filter((s) => s.refused).length,
+  };
 }
 
+const mean = (xs) => +(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(0);
+
 function pct(values, p) {
+  if (!values.length) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
 const beforeUrl = arg('before-url', '');
 const [before, after] = await Promise.all([
-  beforeUrl ? { url: beforeUrl, secret: arg('secret', process.env.WORKER_SECRET ?? ''), stop: () => {} } : startWorker({ PREFILL_PER_REQUEST: '0' }),
+  beforeUrl ? { url: beforeUrl, secret: arg('secret', process.env.WORKER_SECRET ?? ''), stop: () => {} } : startWorker({ PREFILL_PER_REQUEST: '0', MAX_QUEUE: '256', MAX_QUEUE_PER_TENANT: '256' }),
   startWorker({}),
 ]);
 const configs = [
-  { name: 'before', worker: before, tenants: false, what: beforeUrl ? `worker at ${beforeUrl}` : 'PREFILL_PER_REQUEST=0, no tenant' },
+  { name: 'before', worker: before, tenants: false, what: beforeUrl ? arg('before-label', `worker at ${beforeUrl}`) : 'PREFILL_PER_REQUEST=0, no tenant, one queue' },
   { name: 'after', worker: after, tenants: true, what: `defaults (prefill <= ${Math.ceil(Number(CHUNK) / 4)} tokens per request per step), tenants sent` },
 ];
 for (const c of configs) await request(c.worker, freshPrompt(SHORT), c.tenants && 'warmup');   // warm-up
-const samples = { before: { long: [], short: [] }, after: { long: [], short: [] } };
+const samples = { before: { long: [], alone: [], short: [], refused: 0 }, after: { long: [], alone: [], short: [], refused: 0 } };
 for (let r = 0; r < ROUNDS; r++) {
   for (const c of r % 2 ? [...configs].reverse() : configs) {        // alternate which goes first
     const res = await round(c.worker, c.tenants);
     samples[c.name].long.push(res.longTtftMs);
+    samples[c.name].alone.push(res.aloneTtftMs);
     samples[c.name].short.push(...res.shortTtftMs);
-    console.log(`round ${r + 1} ${c.name}: long prompt TTFT ${res.longTtftMs.toFixed(0)} ms; ${res.shortTtftMs.length} short requests, ` +
+    samples[c.name].refused += res.refused;
+    console.log(`round ${r + 1} ${c.name}: long prompt TTFT ${res.longTtftMs.toFixed(0)} ms (alone ${res.aloneTtftMs.toFixed(0)} ms); ${res.shortTtftMs.length} short requests ` +
+      `(${res.refused} refused), ` +
       `TTFT p50 ${pct(res.shortTtftMs, 50).toFixed(0)} ms, max ${Math.max(...res.shortTtftMs).toFixed(0)} ms`);
   }
 }
@@ -128,10 +146,10 @@ after.stop();
 const rows = configs.map((c) => {
   const s = samples[c.name];
   return {
-    config: c.name, what: c.what, short_requests: s.short.length,
+    config: c.name, what: c.what, short_requests: s.short.length, refused: s.refused,
     short_ttft_p50_ms: +pct(s.short, 50).toFixed(1), short_ttft_p90_ms: +pct(s.short, 90).toFixed(1),
     short_ttft_p99_ms: +pct(s.short, 99).toFixed(1), short_ttft_max_ms: +Math.max(...s.short).toFixed(1),
-    long_ttft_mean_ms: +(s.long.reduce((a, b) => a + b, 0) / s.long.length).toFixed(0),
+    long_ttft_mean_ms: mean(s.long), long_alone_ttft_mean_ms: mean(s.alone),
   };
 });
 const [b, a] = rows;
@@ -139,27 +157,31 @@ const ratios = {
   short_p50: +(b.short_ttft_p50_ms / a.short_ttft_p50_ms).toFixed(1),
   short_p99: +(b.short_ttft_p99_ms / a.short_ttft_p99_ms).toFixed(1),
   long_ttft: +(a.long_ttft_mean_ms / b.long_ttft_mean_ms).toFixed(2),
+  long_alone_ttft: +(a.long_alone_ttft_mean_ms / b.long_alone_ttft_mean_ms).toFixed(2),
 };
 const command = `node --import tsx bench/fairness.mjs ${argv.join(' ')}`.trim();
 const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB), Node ${process.version}`;
 const date = new Date().toISOString();
 const table = [
-  '| plan | short requests | short TTFT p50 ms | p90 ms | p99 ms | max ms | long prompt TTFT ms (mean) |',
+  '| plan | short requests (refused) | short TTFT p50 ms | p90 ms | p99 ms | max ms | long prompt TTFT ms, with the shorts / alone (mean) |',
   '|---|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.config}: ${r.what} | ${r.short_requests} | ${r.short_ttft_p50_ms} | ${r.short_ttft_p90_ms} | ` +
-    `${r.short_ttft_p99_ms} | ${r.short_ttft_max_ms} | ${r.long_ttft_mean_ms} |`),
+  ...rows.map((r) => `| ${r.config}: ${r.what} | ${r.short_requests} (${r.refused}) | ${r.short_ttft_p50_ms} | ${r.short_ttft_p90_ms} | ` +
+    `${r.short_ttft_p99_ms} | ${r.short_ttft_max_ms} | ${r.long_ttft_mean_ms} / ${r.long_alone_ttft_mean_ms} |`),
 ].join('\n');
-const summary = `Short requests' TTFT: p50 ${ratios.short_p50}x and p99 ${ratios.short_p99}x lower after; the long prompt's own ` +
-  `TTFT is ${ratios.long_ttft}x what it was (it shares its steps now).`;
+const summary = `Short requests' TTFT: p50 ${ratios.short_p50}x and p99 ${ratios.short_p99}x lower after. The long prompt's own ` +
+  `TTFT is ${ratios.long_ttft}x what it was next to the short requests (their work now runs during its prefill instead of ` +
+  `after it) and ${ratios.long_alone_ttft}x alone (the per-request cap: more, smaller steps).`;
 console.log(`\n${table}\n\n${summary}`);
 const out = join(root, 'bench', 'results');
 mkdirSync(out, { recursive: true });
-writeFileSync(join(out, 'fairness.json'), JSON.stringify({
+writeFileSync(join(out, `${OUT}.json`), JSON.stringify({
   command, machine, date, checkpoint: 'demo', engine: `cpu, THREADS=${THREADS}`, prefill_chunk: Number(CHUNK), long_prompt_tokens: LONG,
   short_prompt_tokens: SHORT, max_tokens: MAX_TOKENS, interval_ms: INTERVAL_MS, rounds: ROUNDS, rows, ratios,
-  samples_ms: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, { long: v.long.map((x) => +x.toFixed(1)), short: v.short.map((x) => +x.toFixed(1)) }])),
+  samples_ms: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, {
+    long: v.long.map((x) => +x.toFixed(1)), alone: v.alone.map((x) => +x.toFixed(1)), short: v.short.map((x) => +x.toFixed(1)),
+  }])),
 }, null, 1) + '\n');
-writeFileSync(join(out, 'fairness.md'), [
+writeFileSync(join(out, `${OUT}.md`), [
   '# Scheduler fairness: short requests behind a long prompt', '',
   `- command: \`${command}\``, `- date: ${date}`, `- machine: ${machine}; shared with other work while it ran`,
   `- engine: CPU (THREADS=${THREADS}, 0 = all cores), demo checkpoint; PREFILL_CHUNK=${CHUNK}`,
@@ -171,4 +193,4 @@ writeFileSync(join(out, 'fairness.md'), [
   'fair plan degenerates to it. TTFT runs from sending the request to the first token frame. Compare the ratios',
   'measured in this run, not absolute times across machines.', '',
 ].join('\n'));
-console.log(`wrote ${join(out, 'fairness.md')} and .json`);
+console.log(`wrote ${join(out, OUT)}.md and .json`);
