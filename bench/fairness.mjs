@@ -189,8 +189,11 @@ writeFileSync(join(out, `${OUT}.md`), [
     `"interactive") every ${INTERVAL_MS} ms until the long prompt's first token; every request generates ${MAX_TOKENS} tokens. ` +
     `${ROUNDS} rounds per plan, alternating between the two workers, which run side by side.`,
   '', table, '', summary, '',
-  '"before" reproduces the old plan (the oldest request takes the whole step budget): with one tenant and no cap the',
-  'fair plan degenerates to it. TTFT runs from sending the request to the first token frame. Compare the ratios',
-  'measured in this run, not absolute times across machines.', '',
+  beforeUrl
+    ? '"before" is the worker at --before-url (it must serve the demo checkpoint with the same PREFILL_CHUNK and threads).'
+    : '"before" reproduces the old plan (the oldest request takes the whole step budget): with one tenant and no cap the\n' +
+      'fair plan degenerates to it.',
+  'TTFT runs from sending the request to the first token frame. Compare the ratios measured in this run, not absolute',
+  'times across machines.', '',
 ].join('\n'));
 console.log(`wrote ${join(out, OUT)}.md and .json`);
