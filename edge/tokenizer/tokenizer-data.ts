@@ -1,11 +1,12 @@
 /** Reads the compiled tokenizer written by scripts/build-tokenizer.mjs: base64 → typed-array views, no JSON parsing
- * except the 26 added tokens. Layout (little-endian) is documented next to the writer. */
+ * except the 26 added tokens, token bytes rebuilt from the merges. Layout (little-endian) is documented next to the
+ * writer. */
 import { CodePointFlags } from './code-point-flags.js';
 import { QWEN3_TOKENIZER_BASE64 } from './generated/qwen3-tokenizer-data.js';
 import type { NfcTables } from './nfc.js';
 
 const MAGIC = 0x4b545751; // 'QWTK'
-const FORMAT_VERSION = 2;
+const FORMAT_VERSION = 3;
 const HEADER_BYTES = 48;
 const ASTRAL_BLOCKS = (0x110000 - 0x10000) / 256;
 
@@ -73,30 +74,49 @@ export function parseTokenizerData(image: Uint8Array): TokenizerData {
     return view;
   };
   const byteToId = take(Uint32Array, 256);
-  const mergePairs = take(Uint32Array, mergeCount * 2);
   const nfc = {
     decompositions: take(Uint32Array, decompositionsLength),
     compositions: take(Uint32Array, compositionsLength),
   };
   const astralIndex = take(Uint16Array, ASTRAL_BLOCKS);
   const codePointFlags = new CodePointFlags(take(Uint16Array, 0x10000), astralIndex, take(Uint16Array, astralBlockCount * 256));
-  const tokenLengths = new Uint8Array(bytes.buffer, offset, vocabSize);
-  offset += vocabSize;
-  const tokenBytes = new Uint8Array(bytes.buffer, offset, tokenBytesLength);
-  offset += tokenBytesLength;
-  const addedJson = new TextDecoder().decode(new Uint8Array(bytes.buffer, offset, addedJsonLength));
+  const mergeLow = take(Uint16Array, mergeCount * 2);
+  const mergeHigh = take(Uint8Array, mergeCount * 2);
+  const addedTokens = JSON.parse(new TextDecoder().decode(take(Uint8Array, addedJsonLength))) as AddedToken[];
 
+  const mergePairs = new Uint32Array(mergeCount * 2);
+  for (let i = 0; i < mergePairs.length; i++) mergePairs[i] = mergeLow[i] | (mergeHigh[i] << 16);
+  const { tokenOffsets, tokenBytes } = tokenBytesOf(byteToId, mergePairs, firstMergeId, addedTokens, vocabSize, tokenBytesLength);
+  return { vocabSize, baseVocabSize, byteToId, mergePairs, firstMergeId, tokenOffsets, tokenBytes, addedTokens, codePointFlags, nfc };
+}
+
+/** Every token's bytes, rebuilt from the merges: ids below firstMergeId are single bytes, token firstMergeId + r is
+ * merge r's left token's bytes then its right token's (both made earlier), added tokens are their UTF-8. */
+function tokenBytesOf(
+  byteToId: Uint32Array, mergePairs: Uint32Array, firstMergeId: number, addedTokens: AddedToken[], vocabSize: number,
+  totalBytes: number,
+): { tokenOffsets: Uint32Array; tokenBytes: Uint8Array } {
   const tokenOffsets = new Uint32Array(vocabSize + 1);
-  let position = 0;
-  for (let id = 0; id < vocabSize; id++) {
-    tokenOffsets[id] = position;
-    position += tokenLengths[id];
+  const tokenBytes = new Uint8Array(totalBytes);
+  for (let b = 0; b < 256; b++) tokenBytes[byteToId[b]] = b; // token i < 256 sits at offset i
+  for (let id = 0; id <= firstMergeId; id++) tokenOffsets[id] = id;
+  let position = firstMergeId;
+  for (let id = firstMergeId, pair = 0; pair < mergePairs.length; id++, pair += 2) {
+    for (let side = 0; side < 2; side++) {
+      const part = mergePairs[pair + side];
+      for (let k = tokenOffsets[part], end = tokenOffsets[part + 1]; k < end; k++) tokenBytes[position++] = tokenBytes[k];
+    }
+    tokenOffsets[id + 1] = position;
   }
-  tokenOffsets[vocabSize] = position;
-  return {
-    vocabSize, baseVocabSize, byteToId, mergePairs, firstMergeId, tokenOffsets, tokenBytes,
-    addedTokens: JSON.parse(addedJson) as AddedToken[], codePointFlags, nfc,
-  };
+  const encoder = new TextEncoder();
+  for (const token of addedTokens) {
+    const bytes = encoder.encode(token.content);
+    tokenBytes.set(bytes, position);
+    position += bytes.length;
+    tokenOffsets[token.id + 1] = position;
+  }
+  if (position !== totalBytes) throw new Error('tokenizer data: token bytes do not add up');
+  return { tokenOffsets, tokenBytes };
 }
 
 /** Decodes and parses the bundled Qwen3 tokenizer image. */
