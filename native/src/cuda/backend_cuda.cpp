@@ -452,7 +452,8 @@ class CudaBackend final : public Backend {
     const size_t V = cfg_.vocab_size;
     bool tops = false;
     if (o.sampling()) {
-      for (int r = 0; r < pl.real_rows; r++) tops |= pl.row_out[r] >= 0 && o.requests[pl.row_out[r]].seq->params.n_logprobs > 0;
+      for (int r = 0; r < pl.real_rows; r++)
+        tops |= pl.row_out[r] >= 0 && o.requests[pl.row_out[r]].seq->params.n_logprobs > 0;
       if (tops)
         Q3_CK(cudaMemcpyAsync(tops_host_.get(), tops_dev_.get(), pl.real_rows * sizeof(cuda::SampleTop),
                               cudaMemcpyDeviceToHost, stream_));
