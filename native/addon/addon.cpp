@@ -133,6 +133,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     Napi::Function f = DefineClass(env, "Engine",
                                    {InstanceMethod("info", &Engine::Info), InstanceMethod("stats", &Engine::Stats),
                                     InstanceMethod("generate", &Engine::Generate), InstanceMethod("step", &Engine::Step),
+                                    InstanceMethod("forward", &Engine::Forward), InstanceMethod("sample", &Engine::Sample),
                                     InstanceMethod("logits", &Engine::Logits), InstanceMethod("kvAlloc", &Engine::KvAlloc),
                                     InstanceMethod("kvRetain", &Engine::KvRetain),
                                     InstanceMethod("kvRelease", &Engine::KvRelease),
@@ -157,6 +158,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
   Napi::Value Stats(const Napi::CallbackInfo& info);
   Napi::Value Generate(const Napi::CallbackInfo& info);
   Napi::Value Step(const Napi::CallbackInfo& info);
+  Napi::Value Forward(const Napi::CallbackInfo& info);
+  Napi::Value Sample(const Napi::CallbackInfo& info);
   Napi::Value Logits(const Napi::CallbackInfo& info);
 
   Napi::Value KvAlloc(const Napi::CallbackInfo& info) {
@@ -265,30 +268,48 @@ Napi::Value Engine::Stats(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// ---- step ----
+// ---- step, forward, sample ----
 
 struct OwnedItem {
   int64_t seq_id;
   std::vector<int32_t> tokens, blocks;
   int32_t pos;
   bool sample;
+  int32_t mask_row;  // row of the step's mask array, or -1
 };
+
+// The token masks of one call: rows of Q3_MASK_WORDS(vocab) words in an Int32Array (often on a SharedArrayBuffer that
+// grammar threads fill). The reference keeps the array alive until the call resolves; nobody writes a row while its
+// sample runs (the caller only hands masks over once they are final).
+struct Masks {
+  Napi::Reference<Napi::Int32Array> ref;
+  const uint32_t* words = nullptr;
+  size_t rows = 0;
+};
+
+enum class Phase { kStep, kForward, kSample };
 
 class StepWorker : public Napi::AsyncWorker {
  public:
-  StepWorker(Napi::Env env, HandlePtr h, std::vector<OwnedItem> items)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), h_(std::move(h)), items_(std::move(items)) {}
+  StepWorker(Napi::Env env, HandlePtr h, std::vector<OwnedItem> items, Masks masks, size_t row_words, Phase phase)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), h_(std::move(h)), items_(std::move(items)),
+        masks_(std::move(masks)), row_words_(row_words), phase_(phase) {}
   Napi::Promise promise() { return deferred_.Promise(); }
   void Execute() override {
     std::vector<q3_batch_item> c;
     for (auto& it : items_)
       c.push_back({it.seq_id, it.tokens.data(), (int32_t)it.tokens.size(), it.pos, it.blocks.data(),
-                   (int32_t)it.blocks.size(), it.sample ? 1 : 0});
+                   (int32_t)it.blocks.size(), it.sample ? 1 : 0,
+                   it.mask_row >= 0 ? masks_.words + (size_t)it.mask_row * row_words_ : nullptr});
     out_.resize(items_.size());
-    if (q3_step(h_->e, c.data(), (int32_t)c.size(), out_.data()) != Q3_OK) SetError(q3_last_error());
+    q3_status st = phase_ == Phase::kStep      ? q3_step(h_->e, c.data(), (int32_t)c.size(), out_.data())
+                   : phase_ == Phase::kForward ? q3_forward(h_->e, c.data(), (int32_t)c.size())
+                                               : q3_sample(h_->e, c.data(), (int32_t)c.size(), out_.data());
+    if (st != Q3_OK) SetError(q3_last_error());
   }
   void OnOK() override {
     Napi::Env env = Env();
+    if (phase_ == Phase::kForward) return deferred_.Resolve(env.Undefined());
     Napi::Array arr = Napi::Array::New(env, items_.size());
     for (size_t i = 0; i < items_.size(); i++)
       arr.Set(i, items_[i].sample ? (Napi::Value)token_to_js(env, out_[i]) : env.Null());
@@ -300,13 +321,28 @@ class StepWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   HandlePtr h_;
   std::vector<OwnedItem> items_;
+  Masks masks_;
+  size_t row_words_;
+  Phase phase_;
   std::vector<q3_sample_out> out_;
 };
 
-Napi::Value Engine::Step(const Napi::CallbackInfo& info) {
+// step(items, masks?), forward(items), sample(items, masks?): items as in index.ts; an item's maskRow picks its row.
+Napi::Value queue_step(const Napi::CallbackInfo& info, HandlePtr h, Phase phase) {
   Napi::Env env = info.Env();
-  HandlePtr h = handle(env);
   if (!info[0].IsArray()) throw Napi::TypeError::New(env, "step: items must be an array");
+  q3_info model;
+  q3_engine_info(h->e, &model);
+  const size_t row_words = Q3_MASK_WORDS((size_t)model.vocab_size);
+  Masks masks;
+  if (phase != Phase::kForward && info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull()) {
+    if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      throw Napi::TypeError::New(env, "step: masks must be an Int32Array");
+    Napi::Int32Array a = info[1].As<Napi::Int32Array>();
+    masks.words = reinterpret_cast<const uint32_t*>(a.Data());
+    masks.rows = a.ElementLength() / row_words;
+    masks.ref = Napi::Persistent(a);
+  }
   Napi::Array arr = info[0].As<Napi::Array>();
   std::vector<OwnedItem> items;
   for (uint32_t i = 0; i < arr.Length(); i++) {
@@ -317,12 +353,25 @@ Napi::Value Engine::Step(const Napi::CallbackInfo& info) {
     it.pos = o.Get("pos").As<Napi::Number>().Int32Value();
     it.blocks = to_ids(o.Get("blockTable"), "blockTable");
     it.sample = o.Get("sample").ToBoolean().Value();
+    Napi::Value row = o.Get("maskRow");
+    it.mask_row = row.IsNumber() && phase != Phase::kForward ? row.As<Napi::Number>().Int32Value() : -1;
+    if (it.mask_row >= (int64_t)masks.rows)
+      throw Napi::RangeError::New(env, "step: item " + std::to_string(i) + " has maskRow " + std::to_string(it.mask_row) +
+                                           " but masks hold " + std::to_string(masks.rows) + " rows");
     items.push_back(std::move(it));
   }
-  auto* w = new StepWorker(env, h, std::move(items));
+  auto* w = new StepWorker(env, std::move(h), std::move(items), std::move(masks), row_words, phase);
   Napi::Promise p = w->promise();
   w->Queue();
   return p;
+}
+
+Napi::Value Engine::Step(const Napi::CallbackInfo& info) { return queue_step(info, handle(info.Env()), Phase::kStep); }
+Napi::Value Engine::Forward(const Napi::CallbackInfo& info) {
+  return queue_step(info, handle(info.Env()), Phase::kForward);
+}
+Napi::Value Engine::Sample(const Napi::CallbackInfo& info) {
+  return queue_step(info, handle(info.Env()), Phase::kSample);
 }
 
 // ---- logits ----

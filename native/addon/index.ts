@@ -46,7 +46,17 @@ export interface BatchItem {
   pos: number;
   blockTable: Int32Array;      // KV blocks covering positions 0..pos+n-1
   sample: boolean;             // sample one token after the last fed token
+  maskRow?: number;            // row of the call's token masks that constrains this sample (structured outputs)
 }
+
+/**
+ * Token masks for step() / sample(): rows of maskWords(vocabSize) 32-bit words, bit t % 32 of word t / 32 set when
+ * token t may be sampled (xgrammar's bitmask layout). May live on a SharedArrayBuffer filled by other threads; it
+ * is read only while sampling, so it must be final when sample() is called.
+ */
+export type TokenMasks = Int32Array;
+
+export const maskWords = (vocabSize: number): number => Math.ceil(vocabSize / 32);
 
 export interface Stats {
   prefillTokens: number; decodeTokens: number; steps: number; prefillSeconds: number; decodeSeconds: number;
@@ -74,7 +84,13 @@ export interface Engine {
   /** Streams tokens (batched per event-loop turn) without blocking the event loop. */
   generate(prompt: Int32Array, params: GenerateParams, onTokens: (tokens: SampledToken[]) => void): Generation;
   /** One forward pass over a batch; resolves with one entry per item (null where sample is false). */
-  step(items: BatchItem[]): Promise<(SampledToken | null)[]>;
+  step(items: BatchItem[], masks?: TokenMasks): Promise<(SampledToken | null)[]>;
+  /**
+   * step() in two halves, so token masks can be filled while the forward pass runs: forward() keeps the logits of
+   * the sampled items, sample() (with the same items, before any other step/forward) draws from them.
+   */
+  forward(items: BatchItem[]): Promise<void>;
+  sample(items: BatchItem[], masks?: TokenMasks): Promise<(SampledToken | null)[]>;
   /** Logits of the last position [vocab], or of every position [n * vocab]. */
   logits(tokens: Int32Array, allPositions: boolean): Promise<Float32Array>;
   kvAlloc(n: number): Int32Array | null;   // null when fewer than n blocks are free

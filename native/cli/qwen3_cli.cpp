@@ -270,7 +270,7 @@ int cmd_bench(const Args& a) {
     for (size_t i = 0; i < seqs.size(); i++) {
       Seq& s = *seqs[i];
       items.push_back({(int64_t)i, s.tokens.data() + s.pos, (int32_t)s.tokens.size() - s.pos, s.pos, s.blocks.data(),
-                       (int32_t)s.blocks.size(), 1});
+                       (int32_t)s.blocks.size(), 1, nullptr});
     }
     std::vector<q3_sample_out> out(items.size());
     check(q3_step(en.e, items.data(), (int32_t)items.size(), out.data()));

@@ -112,6 +112,9 @@ q3_status q3_seq_begin(q3_engine* e, int64_t seq_id, const int32_t* prompt, int3
 q3_status q3_seq_force(q3_engine* e, int64_t seq_id, const int32_t* tokens, int32_t n);
 void q3_seq_end(q3_engine* e, int64_t seq_id);
 
+/* Words of a token mask: one bit per vocabulary entry, 32 to a word. */
+#define Q3_MASK_WORDS(vocab_size) (((vocab_size) + 31) / 32)
+
 /* One sequence's share of a forward pass: feed tokens[0..n) at positions pos..pos+n-1. block_table lists the KV
  * blocks holding positions 0..pos+n-1 (positions < pos must already be filled, e.g. by a prefix cache). */
 typedef struct {
@@ -120,10 +123,23 @@ typedef struct {
   int32_t pos;
   const int32_t* block_table; int32_t n_blocks;
   int32_t sample;               /* 1: sample one token from the logits after the last fed token (needs q3_seq_begin) */
+  /* Optional (NULL = every token allowed): the tokens this sample may take, Q3_MASK_WORDS(vocab_size) words where
+   * bit (t % 32) of word t / 32 set means token t is allowed (xgrammar's bitmask layout). Disallowed tokens get
+   * probability 0 before penalties, temperature and top-k/p; logprobs are those of the masked distribution. A forced
+   * token (q3_seq_force) ignores the mask. A mask that allows no token is an argument error. Read only while
+   * sampling: with q3_forward + q3_sample a caller may still be filling it during the forward pass. */
+  const uint32_t* token_mask;
 } q3_batch_item;
 
 /* One forward pass over all items; out[i] is written for every item with sample = 1. */
 q3_status q3_step(q3_engine* e, const q3_batch_item* items, int32_t n_items, q3_sample_out* out);
+
+/* q3_step in two halves, so token masks (which depend only on tokens already sampled) can be computed while the
+ * forward pass runs: q3_forward keeps the logits of every item with sample = 1 in the engine, and q3_sample draws
+ * from them, applying each item's token_mask. q3_sample must get the items of the last q3_forward (same sequences in
+ * the same order; Q3_ERR_ARGUMENT otherwise), and any q3_step, q3_logits or q3_forward in between discards them. */
+q3_status q3_forward(q3_engine* e, const q3_batch_item* items, int32_t n_items);
+q3_status q3_sample(q3_engine* e, const q3_batch_item* items, int32_t n_items, q3_sample_out* out);
 
 /* Logits of one item (no sampling): the last position's [vocab], or every fed position's [n_tokens, vocab] when
  * all_positions is 1. */

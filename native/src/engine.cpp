@@ -70,6 +70,12 @@ struct q3_engine {
   mutable std::mutex mu;  // one forward pass at a time; guards everything above
   q3_stats stats{};
   std::vector<float> logits;  // (rows, vocab) scratch
+  // What the last q3_forward left in `logits` for q3_sample: the batch size and, per row, the item index and sequence
+  // (empty once sampled or overwritten).
+  int32_t forward_items = 0;
+  std::vector<std::pair<int, int64_t>> forward_rows;
+  bool forward_prefill = false;  // the last forward fed more than one token for some item (counted as prefill time)
+  bool forward_deferred = false; // the backend samples on its device: the pass runs in q3_sample, with the masks
 };
 
 namespace {
@@ -99,6 +105,7 @@ void validate_item(const q3_engine* e, const q3_batch_item& it) {
 
 // Runs items through one forward pass; `rows` receives, per item, the flat row of its logits (or -1).
 void run_forward(q3_engine* e, const q3_batch_item* items, int n, const std::vector<std::pair<int, int>>& wanted) {
+  e->forward_rows.clear();
   std::vector<int> logit_rows;
   std::vector<int> first(n);
   int t = 0;
@@ -111,7 +118,8 @@ void run_forward(q3_engine* e, const q3_batch_item* items, int n, const std::vec
   e->backend->forward(items, n, logit_rows, e->logits.data());
 }
 
-// One forward pass sampled on the backend's device; the results go into the sequences' histories here.
+// One forward pass sampled on the backend's device, each row under its item's token mask; the results go into the
+// sequences' histories here.
 void sample_on_device(q3_engine* e, const q3_batch_item* items, int n, const std::vector<std::pair<int, int>>& wanted,
                       q3_sample_out* out) {
   std::vector<int> first(n), logit_rows;
@@ -119,7 +127,7 @@ void sample_on_device(q3_engine* e, const q3_batch_item* items, int n, const std
   std::vector<q3::SampleRequest> req;
   for (auto [item, j] : wanted) {
     logit_rows.push_back(first[item] + j);
-    req.push_back({items[item].seq_id, &e->seqs.at(items[item].seq_id), nullptr});
+    req.push_back({items[item].seq_id, &e->seqs.at(items[item].seq_id), items[item].token_mask});
   }
   std::vector<q3_sample_out> got(wanted.size());
   e->backend->forward_sample(items, n, logit_rows, req.data(), got.data());
@@ -288,41 +296,100 @@ void q3_seq_end(q3_engine* e, int64_t seq_id) {
   if (e->seqs.erase(seq_id)) e->backend->forget_sequence(seq_id);
 }
 
+}  // extern "C"
+
+namespace {
+
+// Validates a batch and runs its forward pass, keeping the sampled rows' logits for sample_batch (caller holds mu).
+// A backend that samples on its device needs the masks in the same pass: then only the checks run here, and the
+// pass itself in sample_batch.
+void forward_batch(q3_engine* e, const q3_batch_item* items, int32_t n_items) {
+  std::vector<std::pair<int, int>> wanted;
+  int64_t tokens = 0;
+  for (int i = 0; i < n_items; i++) {
+    try {
+      validate_item(e, items[i]);
+    } catch (const Error& err) {  // nothing has run yet: name the item so the caller can drop just that sequence
+      throw Error(err.status, "batch item " + std::to_string(i) + " (sequence " + std::to_string(items[i].seq_id) +
+                                  "): " + err.what());
+    }
+    tokens += items[i].n_tokens;
+    if (items[i].sample) wanted.push_back({i, items[i].n_tokens - 1});
+  }
+  e->forward_deferred = e->backend->samples_on_device() && !wanted.empty();
+  auto t0 = Clock::now();
+  if (e->forward_deferred) e->forward_rows.clear();
+  else run_forward(e, items, n_items, wanted);
+  for (auto [i, _] : wanted) e->forward_rows.push_back({i, items[i].seq_id});
+  e->forward_items = n_items;
+  double dt = seconds_since(t0);
+  e->stats.steps++;
+  e->forward_prefill = tokens > n_items;
+  if (e->forward_prefill) {
+    e->stats.prefill_tokens += tokens;
+    e->stats.prefill_seconds += dt;
+  } else {
+    e->stats.decode_tokens += tokens;
+    e->stats.decode_seconds += dt;
+  }
+}
+
+// Samples every row of the last forward_batch for the same items, with their token masks (caller holds mu).
+void sample_batch(q3_engine* e, const q3_batch_item* items, int32_t n_items, q3_sample_out* out) {
+  size_t rows = 0;
+  for (int i = 0; i < n_items; i++) rows += items[i].sample ? 1 : 0;
+  bool same = n_items == e->forward_items && rows == e->forward_rows.size();
+  for (size_t r = 0; same && r < rows; r++) {
+    const auto [i, seq] = e->forward_rows[r];
+    same = items[i].sample && items[i].seq_id == seq;
+  }
+  if (!same) throw Error(Q3_ERR_ARGUMENT, "q3_sample: the items are not those of the last q3_forward");
+  const int vocab = e->cfg.vocab_size;
+  for (size_t r = 0; r < rows; r++) {  // every check before the first draw: a failed call samples nothing
+    const int i = e->forward_rows[r].first;
+    if (!e->seqs.count(items[i].seq_id))
+      throw Error(Q3_ERR_ARGUMENT, "batch item " + std::to_string(i) + ": sequence " + std::to_string(items[i].seq_id) +
+                                       " ended before sampling");
+    if (items[i].token_mask && !q3::mask_allows_any(items[i].token_mask, vocab))
+      throw Error(Q3_ERR_ARGUMENT, "batch item " + std::to_string(i) + " (sequence " + std::to_string(items[i].seq_id) +
+                                       "): token mask allows no token");
+  }
+  auto t0 = Clock::now();
+  if (e->forward_deferred) {
+    std::vector<std::pair<int, int>> wanted;
+    for (auto [i, _] : e->forward_rows) wanted.push_back({i, items[i].n_tokens - 1});
+    sample_on_device(e, items, n_items, wanted, out);
+  } else {
+    for (size_t r = 0; r < rows; r++) {
+      const int i = e->forward_rows[r].first;
+      q3::sample_token(e->seqs.at(items[i].seq_id), &e->logits[r * (size_t)vocab], vocab, items[i].token_mask, &out[i]);
+    }
+  }
+  e->forward_rows.clear();
+  e->forward_deferred = false;
+  (e->forward_prefill ? e->stats.prefill_seconds : e->stats.decode_seconds) += seconds_since(t0);
+}
+
+}  // namespace
+
+extern "C" {
+
 q3_status q3_step(q3_engine* e, const q3_batch_item* items, int32_t n_items, q3_sample_out* out) {
   std::lock_guard<std::mutex> lock(e->mu);
   return guarded([&] {
-    std::vector<std::pair<int, int>> wanted;
-    int64_t tokens = 0;
-    for (int i = 0; i < n_items; i++) {
-      try {
-        validate_item(e, items[i]);
-      } catch (const Error& err) {  // nothing has run yet: name the item so the caller can drop just that sequence
-        throw Error(err.status, "batch item " + std::to_string(i) + " (sequence " + std::to_string(items[i].seq_id) +
-                                    "): " + err.what());
-      }
-      tokens += items[i].n_tokens;
-      if (items[i].sample) wanted.push_back({i, items[i].n_tokens - 1});
-    }
-    auto t0 = Clock::now();
-    if (e->backend->samples_on_device() && !wanted.empty()) sample_on_device(e, items, n_items, wanted, out);
-    else {
-      run_forward(e, items, n_items, wanted);
-      for (size_t r = 0; r < wanted.size(); r++) {
-        const int i = wanted[r].first;
-        q3::sample_token(e->seqs.at(items[i].seq_id), &e->logits[r * (size_t)e->cfg.vocab_size], e->cfg.vocab_size,
-                         &out[i]);
-      }
-    }
-    double dt = seconds_since(t0);
-    e->stats.steps++;
-    if (tokens > n_items) {
-      e->stats.prefill_tokens += tokens;
-      e->stats.prefill_seconds += dt;
-    } else {
-      e->stats.decode_tokens += tokens;
-      e->stats.decode_seconds += dt;
-    }
+    forward_batch(e, items, n_items);
+    sample_batch(e, items, n_items, out);
   });
+}
+
+q3_status q3_forward(q3_engine* e, const q3_batch_item* items, int32_t n_items) {
+  std::lock_guard<std::mutex> lock(e->mu);
+  return guarded([&] { forward_batch(e, items, n_items); });
+}
+
+q3_status q3_sample(q3_engine* e, const q3_batch_item* items, int32_t n_items, q3_sample_out* out) {
+  std::lock_guard<std::mutex> lock(e->mu);
+  return guarded([&] { sample_batch(e, items, n_items, out); });
 }
 
 q3_status q3_logits(q3_engine* e, const q3_batch_item* item, int32_t all_positions, float* out) {
@@ -374,7 +441,7 @@ q3_status q3_prompt_logits(q3_engine* e, const int32_t* prompt, int32_t n_prompt
   }
   std::vector<int32_t> blocks((n_prompt + bs - 1) / bs);
   if ((st = q3_kv_alloc(e, (int32_t)blocks.size(), blocks.data())) != Q3_OK) return st;
-  q3_batch_item it{-1, prompt, n_prompt, 0, blocks.data(), (int32_t)blocks.size(), 0};
+  q3_batch_item it{-1, prompt, n_prompt, 0, blocks.data(), (int32_t)blocks.size(), 0, nullptr};
   st = q3_logits(e, &it, all_positions, out);
   std::string err = g_error;
   q3_kv_release(e, blocks.data(), (int32_t)blocks.size());
@@ -430,7 +497,7 @@ q3_status q3_generate(q3_engine* e, const int32_t* prompt, int32_t n_prompt, con
       break;
     }
     if ((st = grow(pos + (int64_t)feed.size())) != Q3_OK) break;
-    q3_batch_item it{seq_id, feed.data(), (int32_t)feed.size(), pos, blocks.data(), (int32_t)blocks.size(), 1};
+    q3_batch_item it{seq_id, feed.data(), (int32_t)feed.size(), pos, blocks.data(), (int32_t)blocks.size(), 1, nullptr};
     q3_sample_out out{};
     if ((st = q3_step(e, &it, 1, &out)) != Q3_OK) break;
     pos += (int32_t)feed.size();

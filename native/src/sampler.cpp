@@ -1,10 +1,12 @@
-// Sampling order follows vLLM/HF: logprobs are reported from the raw logits; then repetition, frequency and presence
-// penalties; then greedy, or temperature → top-k → top-p → min-p → draw.
+// Sampling order follows vLLM/HF: a token mask (structured outputs) sets disallowed logits to -inf; logprobs are
+// reported from those logits (the raw ones when there is no mask); then repetition, frequency and presence penalties;
+// then greedy, or temperature → top-k → top-p → min-p → draw.
 #include "sampler.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 
 namespace q3 {
@@ -45,13 +47,14 @@ double log_sum_exp(const float* logits, int vocab, float max_l) {
   return max_l + std::log(sum);
 }
 
-void fill_logprobs(const float* logits, int vocab, int32_t token, int n_top, q3_sample_out* out) {
+// Log-normaliser of a distribution's logits, and its top-n alternatives written to `out`. `allowed`: tokens with a
+// finite logit (all of them without a mask), so alternatives are never disallowed tokens.
+double normalise_and_top(const float* logits, int vocab, int allowed, int n_top, q3_sample_out* out) {
   const float max_l = *std::max_element(logits, logits + vocab);
   const double log_z = log_sum_exp(logits, vocab, max_l);
-  out->logprob = (float)(logits[token] - log_z);
-  n_top = std::clamp(n_top, 0, std::min(Q3_MAX_LOGPROBS, vocab));
+  n_top = std::clamp(n_top, 0, std::min(Q3_MAX_LOGPROBS, allowed));
   out->n_top = n_top;
-  if (n_top == 0) return;
+  if (n_top == 0) return log_z;
   std::vector<int32_t> idx(vocab);
   std::iota(idx.begin(), idx.end(), 0);
   std::partial_sort(idx.begin(), idx.begin() + n_top, idx.end(), [&](int32_t a, int32_t b) {
@@ -61,7 +64,10 @@ void fill_logprobs(const float* logits, int vocab, int32_t token, int n_top, q3_
     out->top_tokens[i] = idx[i];
     out->top_logprobs[i] = (float)(logits[idx[i]] - log_z);
   }
+  return log_z;
 }
+
+inline bool allows(const uint32_t* mask, int32_t t) { return mask[t >> 5] >> (t & 31) & 1u; }
 
 int32_t argmax(const std::vector<float>& l) {
   return (int32_t)(std::max_element(l.begin(), l.end()) - l.begin());  // first maximum: deterministic ties
@@ -70,7 +76,7 @@ int32_t argmax(const std::vector<float>& l) {
 // Weight of every token relative to the best one, w = exp((l - max) / T) in (0, 1]; the float exponent of w is its
 // log2 bucket (127 for the best token, lower for less likely ones), which lets top-k and top-p find their cut with
 // one histogram pass instead of sorting the whole vocabulary.
-int32_t draw(SeqSampler& s, const std::vector<float>& l) {
+int32_t draw(SeqSampler& s, const std::vector<float>& l, const uint32_t* mask) {
   const q3_sampling& p = s.params;
   const int vocab = (int)l.size();
   const float inv_t = 1.0f / p.temperature;
@@ -78,6 +84,9 @@ int32_t draw(SeqSampler& s, const std::vector<float>& l) {
   thread_local std::vector<float> w;
   w.resize(vocab);
   for (int i = 0; i < vocab; i++) w[i] = exp_nonpositive((l[i] - max_l) * inv_t);
+  if (mask)  // exp_nonpositive clamps -inf to e^-87: masked tokens must weigh exactly 0
+    for (int i = 0; i < vocab; i++)
+      if (!allows(mask, i)) w[i] = 0.0f;
   auto bucket = [&](int i) {
     uint32_t bits;
     std::memcpy(&bits, &w[i], 4);
@@ -139,6 +148,7 @@ int32_t draw(SeqSampler& s, const std::vector<float>& l) {
     while (k < keep && w[cand[k]] >= p.min_p) k++;
     keep = k;
   }
+  while (keep > 1 && w[cand[keep - 1]] == 0.0f) keep--;  // masked tokens (weight 0) are never the fallback pick
   double kept = 0;
   for (size_t i = 0; i < keep; i++) kept += w[cand[i]];
   double u = std::uniform_real_distribution<double>(0.0, kept)(s.rng);
@@ -149,24 +159,42 @@ int32_t draw(SeqSampler& s, const std::vector<float>& l) {
 
 }  // namespace
 
-void sample_token(SeqSampler& s, const float* logits, int vocab, q3_sample_out* out) {
+bool mask_allows_any(const uint32_t* mask, int vocab) {
+  for (int w = 0; w < vocab / 32; w++)
+    if (mask[w]) return true;
+  for (int t = vocab / 32 * 32; t < vocab; t++)
+    if (allows(mask, t)) return true;
+  return false;
+}
+
+void sample_token(SeqSampler& s, const float* logits, int vocab, const uint32_t* mask, q3_sample_out* out) {
   const q3_sampling& p = s.params;
-  int32_t token;
-  out->forced = 0;
-  if (!s.forced.empty()) {
-    token = s.forced.front();
-    s.forced.pop_front();
-    out->forced = 1;
-  } else {
-    std::vector<float> l(logits, logits + vocab);
+  thread_local std::vector<float> l;
+  l.assign(logits, logits + vocab);
+  int allowed = vocab;
+  if (mask) {
+    allowed = 0;
+    for (int t = 0; t < vocab; t++) {
+      if (allows(mask, t)) allowed++;
+      else l[t] = -std::numeric_limits<float>::infinity();
+    }
+  }
+  const bool forced = !s.forced.empty();
+  int32_t token = forced ? s.forced.front() : -1;
+  if (forced) s.forced.pop_front();
+  // Logprobs of the distribution the token comes from: the masked one, unless a forced token lies outside the mask.
+  const bool masked = mask && !(forced && !allows(mask, token));
+  const double log_z = normalise_and_top(masked ? l.data() : logits, vocab, masked ? allowed : vocab, p.n_logprobs, out);
+  if (!forced) {
     if (p.repetition_penalty > 0 && p.repetition_penalty != 1.0f)
       for (int32_t t : s.seen) l[t] = l[t] > 0 ? l[t] / p.repetition_penalty : l[t] * p.repetition_penalty;
     if (p.frequency_penalty != 0 || p.presence_penalty != 0)
       for (auto [t, n] : s.generated) l[t] -= p.frequency_penalty * n + p.presence_penalty;
-    token = p.temperature <= 0 ? argmax(l) : draw(s, l);
+    token = p.temperature <= 0 ? argmax(l) : draw(s, l, mask);
   }
   out->token = token;
-  fill_logprobs(logits, vocab, token, p.n_logprobs, out);
+  out->forced = forced ? 1 : 0;
+  out->logprob = (float)(logits[token] - log_z);  // a sampled token is allowed, so its masked logit is the raw one
   record_token(s, token);
 }
 

@@ -24,8 +24,12 @@ struct SeqSampler {
   SeqSampler(const q3_sampling& p, const int32_t* prompt, int32_t n_prompt);
 };
 
-// Picks the next token from raw logits (vocab) and records it in the sampler's history.
-void sample_token(SeqSampler& s, const float* logits, int vocab, q3_sample_out* out);
+// Picks the next token from raw logits (vocab) and records it in the sampler's history. `mask` (nullable,
+// Q3_MASK_WORDS(vocab) words) lists the allowed tokens; the caller makes sure it allows at least one.
+void sample_token(SeqSampler& s, const float* logits, int vocab, const uint32_t* mask, q3_sample_out* out);
+
+// True when the mask allows at least one token of the vocabulary.
+bool mask_allows_any(const uint32_t* mask, int vocab);
 
 // Records a token emitted for the sequence (sampled here or on a device, or forced) in its history.
 void record_token(SeqSampler& s, int32_t token);

@@ -124,7 +124,7 @@ void check_logits(Engine& a, Engine& b, int n, uint64_t seed, const std::string&
   std::vector<float> la((size_t)rows * V), lb((size_t)rows * V);
   for (auto [en, out] : {std::pair{&a, &la}, std::pair{&b, &lb}}) {
     auto blocks = alloc_blocks(*en, n);
-    q3_batch_item it{0, t.data(), n, 0, blocks.data(), (int32_t)blocks.size(), 0};
+    q3_batch_item it{0, t.data(), n, 0, blocks.data(), (int32_t)blocks.size(), 0, nullptr};
     check(q3_logits(en->e, &it, all ? 1 : 0, out->data()), "logits");
     q3_kv_release(en->e, blocks.data(), (int32_t)blocks.size());
   }
@@ -198,8 +198,8 @@ void check_batching(Engine& a, Engine& b, int steps) {
       Seq& s = seqs[i];
       if (!s.live) continue;
       const int n = (int)s.toks.size() - s.pos;
-      ia.push_back({(int64_t)i, s.toks.data() + s.pos, n, s.pos, s.blocks_a.data(), (int32_t)s.blocks_a.size(), 1});
-      ib.push_back({(int64_t)i, s.toks.data() + s.pos, n, s.pos, s.blocks_b.data(), (int32_t)s.blocks_b.size(), 1});
+      ia.push_back({(int64_t)i, s.toks.data() + s.pos, n, s.pos, s.blocks_a.data(), (int32_t)s.blocks_a.size(), 1, nullptr});
+      ib.push_back({(int64_t)i, s.toks.data() + s.pos, n, s.pos, s.blocks_b.data(), (int32_t)s.blocks_b.size(), 1, nullptr});
       idx.push_back((int)i);
     }
     std::vector<q3_sample_out> oa(ia.size()), ob(ib.size());
@@ -241,7 +241,7 @@ std::vector<long> cpu_sampler_counts(const std::vector<float>& l, q3_sampling p,
   std::vector<long> counts(l.size(), 0);
   q3_sample_out out;
   for (int i = 0; i < draws; i++) {
-    q3::sample_token(s, l.data(), (int)l.size(), &out);
+    q3::sample_token(s, l.data(), (int)l.size(), nullptr, &out);
     counts[out.token]++;
     s.seen = seen;
     s.generated = generated;
@@ -302,7 +302,7 @@ EngineDraws engine_draws(Engine& en, const std::vector<int32_t>& feed, const std
     for (int k = 0; k < L; k++) {
       std::vector<q3_batch_item> items;
       for (int i = 0; i < nb; i++)
-        items.push_back({ids[i], &feed[k], 1, k, blocks[i].data(), (int32_t)blocks[i].size(), 1});
+        items.push_back({ids[i], &feed[k], 1, k, blocks[i].data(), (int32_t)blocks[i].size(), 1, nullptr});
       std::vector<q3_sample_out> out(nb);
       check(q3_step(en.e, items.data(), nb, out.data()), "step");
       for (int i = 0; i < nb; i++) {
@@ -505,7 +505,7 @@ void bench_engine(const std::string& model, int ctx, int steps, const CudaKnobs&
   // prefill each sequence (TTFT of a ctx-token prompt on an idle engine: forward + logits copy)
   for (int i = 0; i < batch; i++) {
     Seq& s = seqs[i];
-    q3_batch_item it{i, s.toks.data(), ctx, 0, s.blocks.data(), (int32_t)s.blocks.size(), 0};
+    q3_batch_item it{i, s.toks.data(), ctx, 0, s.blocks.data(), (int32_t)s.blocks.size(), 0, nullptr};
     t0 = now_s();
     check(q3_logits(en.e, &it, 0, logits.data()), "prefill");
     if (i == 1) bench_record(tag + "prefill " + std::to_string(ctx) + " tokens (q3_logits)", (now_s() - t0) * 1e3, "ms");
@@ -516,7 +516,7 @@ void bench_engine(const std::string& model, int ctx, int steps, const CudaKnobs&
     Seq& s = seqs[0];
     for (int k = 0; k < n; k++) {
       const int pos = (int)s.toks.size() - 1;
-      q3_batch_item it{0, s.toks.data() + pos, 1, pos, s.blocks.data(), (int32_t)s.blocks.size(), 0};
+      q3_batch_item it{0, s.toks.data() + pos, 1, pos, s.blocks.data(), (int32_t)s.blocks.size(), 0, nullptr};
       check(q3_logits(en.e, &it, 0, logits.data()), "decode");
       s.toks.push_back((int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin()));
     }
@@ -534,7 +534,7 @@ void bench_engine(const std::string& model, int ctx, int steps, const CudaKnobs&
       for (int i = 0; i < nb; i++) {
         Seq& s = seqs[i];
         const int pos = (int)s.toks.size() - 1;
-        items.push_back({id0 + i, s.toks.data() + pos, 1, pos, s.blocks.data(), (int32_t)s.blocks.size(), 1});
+        items.push_back({id0 + i, s.toks.data() + pos, 1, pos, s.blocks.data(), (int32_t)s.blocks.size(), 1, nullptr});
       }
       std::vector<q3_sample_out> out(nb);
       check(q3_step(en.e, items.data(), nb, out.data()), "step");
