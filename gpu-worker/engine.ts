@@ -10,7 +10,7 @@ export type { BatchItem, Device, ModelInfo, SampledToken, Sampling, Stats } from
 /** The subset of the addon's engine that the scheduler drives (continuous batching, not one-shot generate). */
 export type WorkerEngine = Pick<
   Engine,
-  'info' | 'stats' | 'step' | 'kvAlloc' | 'kvRetain' | 'kvRelease' | 'kvFreeBlocks' | 'seqBegin' | 'seqForce' | 'seqEnd' | 'free'
+  'info' | 'stats' | 'step' | 'forward' | 'sample' | 'kvAlloc' | 'kvRetain' | 'kvRelease' | 'kvFreeBlocks' | 'seqBegin' | 'seqForce' | 'seqEnd' | 'free'
 >;
 
 export interface EngineOptions {

@@ -9,10 +9,11 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { streamSSE } from 'hono/streaming';
 import type { ModelInfo, SampledToken } from './engine.ts';
+import { GrammarError, PreparedGrammar, type GrammarPool } from './grammar-pool.ts';
 import { renderMetrics, type WorkerMetrics } from './metrics.ts';
 import {
   GENERATE_PATH, GenerateRequestSchema, paramOf, promptEndsInThink,
-  type ErrorBody, type GenerateEvent, type GenerateRequest, type TokenLogprob,
+  type ErrorBody, type GenerateEvent, type GenerateRequest, type StructuredOutput, type TokenLogprob,
 } from './protocol.ts';
 import { UnavailableError, type Scheduler } from './scheduler.ts';
 import type { Outcome, Sink, Task } from './task.ts';
@@ -27,6 +28,7 @@ export interface WorkerState {
   info?: ModelInfo;
   scheduler?: Scheduler;
   failed?: string;                   // load error message
+  grammars?: GrammarPool;            // structured outputs; absent when the checkpoint has no tokenizer.json
 }
 
 type Status = 400 | 401 | 413 | 500 | 503;
@@ -162,6 +164,19 @@ class FrameQueue implements Sink {
   }
 }
 
+/** Compiles a request's structured-output format, or says why the client cannot have it (a 400). */
+async function prepareGrammar(state: WorkerState, spec: StructuredOutput): Promise<PreparedGrammar | { message: string; param: string | null }> {
+  if (!state.grammars) {
+    return { message: 'structured outputs need the tokenizer.json of the model, which this worker\'s checkpoint lacks', param: spec.param };
+  }
+  try {
+    return await state.grammars.prepare(spec);
+  } catch (error) {
+    if (error instanceof GrammarError) return { message: error.message, param: error.param };
+    throw error;
+  }
+}
+
 async function generate(c: Context, state: WorkerState) {
   const scheduler = state.scheduler;
   if (!scheduler || !state.info || scheduler.isDraining) {
@@ -184,11 +199,23 @@ async function generate(c: Context, state: WorkerState) {
   const bad = checkAgainstModel(parsed.data, state.info);
   if (bad) return errorResponse(c, 400, bad.message, 'invalid_request_error', bad.param);
 
+  const task = toTask(parsed.data);
+  const structured = parsed.data.structured_output;
+  if (structured) {
+    const prepared = await prepareGrammar(state, structured);
+    if (!(prepared instanceof PreparedGrammar)) return errorResponse(c, 400, prepared.message, 'invalid_request_error', prepared.param);
+    if (c.req.raw.signal.aborted) {   // the client left while the grammar compiled
+      prepared.release();
+      return errorResponse(c, 400, 'request aborted', 'invalid_request_error');
+    }
+    task.grammar = prepared;
+  }
   const queue = new FrameQueue(parsed.data.logprobs !== undefined);
   let handle: { cancel(): void };
   try {
-    handle = scheduler.submit(toTask(parsed.data), queue);
+    handle = scheduler.submit(task, queue);
   } catch (error) {
+    task.grammar?.release();
     if (!(error instanceof UnavailableError)) throw error;
     c.header('Retry-After', String(error.retryAfterS));
     return errorResponse(c, 503, error.message, 'service_unavailable', null, error.code);

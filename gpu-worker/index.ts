@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadEngine, type Device, type WorkerEngine } from './engine.ts';
+import { GrammarPool, QWEN3_TOKENIZER_JSON } from './grammar-pool.ts';
 import { createApp, type WorkerState } from './http.ts';
 import { KvBlocks } from './kv-blocks.ts';
 import { WorkerMetrics } from './metrics.ts';
@@ -50,18 +51,21 @@ const ENV = {
   prefixCache: env.PREFIX_CACHE !== '0',                 // PREFIX_CACHE=0 turns the prefix cache off
   graceMs: int('SHUTDOWN_GRACE_MS', 30_000),             // drain time on SIGTERM before cancelling streams
   yarnFactor: num('YARN_FACTOR', 0, false),              // > 0 turns YaRN on (Qwen: 4 for 131072 tokens)
+  grammarThreads: int('GRAMMAR_THREADS', 1),             // threads compiling grammars and filling token masks
+  grammarTimeoutMs: int('GRAMMAR_COMPILE_TIMEOUT_MS', 30_000),   // longer compilations are refused with 400
 };
 
 const log = (msg: string) => console.log(`[worker] ${msg}`);
 
-/** MODEL_DIR, or the demo checkpoint written once by the native CLI. */
+/** MODEL_DIR, or the demo checkpoint (with Qwen3's tokenizer.json) written once by the native CLI. */
 function modelDirectory(): string {
   if (ENV.modelDir) return resolve(ENV.modelDir);
   const dir = join(root, '.models', 'demo');
-  if (!existsSync(join(dir, 'config.json'))) {
+  if (!existsSync(join(dir, 'tokenizer.json'))) {
     log(`MODEL_DIR unset: writing the demo checkpoint to ${dir}`);
     const cli = join(root, 'native', 'build', 'qwen3');
-    const r = spawnSync(cli, ['make-demo-model', '--preset', 'demo', '--out', dir], { stdio: 'inherit' });
+    const args = ['make-demo-model', '--preset', 'demo', '--out', dir, '--tokenizer', QWEN3_TOKENIZER_JSON];
+    const r = spawnSync(cli, args, { stdio: 'inherit' });
     if (r.status !== 0) throw new Error(`${cli} make-demo-model failed (exit ${r.status ?? r.error?.message})`);
   }
   return dir;
@@ -93,6 +97,7 @@ async function shutdown(signal: string): Promise<void> {
   if (!state.scheduler) process.exit(0);      // still loading: nothing in flight
   log(`${signal}: draining (grace ${ENV.graceMs} ms)`);
   await state.scheduler.shutdown(ENV.graceMs);
+  state.grammars?.close();
   await new Promise<void>((r) => server.close(() => r()));
   engine?.free();
   log('stopped');
@@ -122,6 +127,14 @@ try {
 const info = engine.info();
 const kv = new KvBlocks(engine, info.kvBlockSize, info.kvBlocks, ENV.prefixCache);
 state.info = info;
+const tokenizerPath = join(modelDir, 'tokenizer.json');
+if (existsSync(tokenizerPath)) {
+  state.grammars = new GrammarPool({
+    tokenizerPath, vocabSize: info.vocabSize, stopIds: info.eosIds, threads: ENV.grammarThreads,
+    compileTimeoutMs: ENV.grammarTimeoutMs, maxRows: ENV.maxBatch,
+  });
+  state.grammars.warm();
+}
 const scheduling = {
   maxBatch: ENV.maxBatch, maxQueue: ENV.maxQueue, maxQueuePerTenant: ENV.maxQueuePerTenant || Math.ceil(ENV.maxQueue / 2),
   prefillChunk: ENV.prefillChunk, prefillPerRequest: (ENV.prefillPerRequest ?? Math.ceil(ENV.prefillChunk / 4)) || ENV.prefillChunk,
@@ -129,7 +142,8 @@ const scheduling = {
 state.scheduler = new Scheduler(engine, kv, metrics, { ...scheduling, maxContext: info.maxContext, eosIds: info.eosIds });
 state.load = { stage: 'ready', fraction: 1 };
 log(`engine: ${info.device}; ${info.layers} layers, vocab ${info.vocabSize}, context ${info.maxContext}, ` +
-  `KV ${info.kvBlocks} blocks x ${info.kvBlockSize} tokens, prefix cache ${ENV.prefixCache ? 'on' : 'off'}`);
+  `KV ${info.kvBlocks} blocks x ${info.kvBlockSize} tokens, prefix cache ${ENV.prefixCache ? 'on' : 'off'}, ` +
+  `structured outputs ${state.grammars ? `on (${ENV.grammarThreads} grammar thread(s))` : 'off (no tokenizer.json)'}`);
 log(`scheduler: ${scheduling.prefillChunk} tokens per step, prefill <= ${scheduling.prefillPerRequest} per request, ` +
   `batch ${scheduling.maxBatch}, queue ${scheduling.maxQueue} (${scheduling.maxQueuePerTenant} per tenant)`);
 log(`ready ${(performance.now() / 1000).toFixed(2)} s after process start`);   // performance.now(): ms since start

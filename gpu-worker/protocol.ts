@@ -19,6 +19,25 @@
  *
  * Stop tokens: generation ends when an eos id of the model or one of `stop_token_ids` is sampled. That token is NOT
  * in `tokens` (the final event names it in `stop_token_id`) but IS counted in completion_tokens, as vLLM does.
+ *
+ * Structured output (`structured_output`), defined precisely:
+ * - `format` is xgrammar's structural-tag format (https://xgrammar.mlc.ai/docs/tutorials/structural_tag.html): text
+ *   pieces (const_string, regex, EBNF grammar, JSON schema, any_text) composed by sequence, or, tag, triggered_tags
+ *   (free text until a trigger opens a tag) and tags_with_separator. The worker compiles it with the model's
+ *   tokenizer.json and, from the token where it applies, samples only tokens that keep the output a prefix of a
+ *   string the format accepts; where the format may end, the model's eos ids are allowed too.
+ * - JSON schemas are compiled strictly and compactly: properties or items a schema does not declare are not
+ *   generated, and the JSON is one line with `, ` and `: ` separators (Python's json.dumps style) and no other
+ *   whitespace — free whitespace lets a model pad forever instead of finishing.
+ * - Without `after_think` the format applies from the first generated token. With it, generation is free inside a
+ *   think block and the format applies after the first generated `end_think_id`, where the model may first write up
+ *   to two of `separator_ids` (Qwen writes "\n\n" after </think>; the thinking budget's inject text ends with it),
+ *   which are not part of the format. If the prompt does not end inside a think block, the first token may also be
+ *   `think_start_id`; any other first token starts the format at once (a model that skips thinking is still
+ *   constrained). So one compiled grammar serves both modes.
+ * - Forced tokens (the thinking budget) are emitted as always; when the format applies they must fit it.
+ * - A format the worker cannot compile, or cannot compile within GRAMMAR_COMPILE_TIMEOUT_MS, is answered 400 before
+ *   streaming, with `param` set to the request's `param` (the client's field the edge built the format from).
  */
 import * as z from 'zod';
 
@@ -28,6 +47,8 @@ export const END_THINK_ID = 151668;
 export const THINKING_BUDGET_TEXT =
   '\n\nConsidering the limited time by the user, I have to give the solution based on the thinking directly now.\n</think>\n\n';
 export const MAX_LOGPROBS = 20;
+/** Qwen3's "\n\n" and "\n": what the model writes between </think> and the answer. */
+export const THINK_SEPARATOR_IDS = [271, 198];
 
 const tokenId = z.number().int().min(0);
 
@@ -50,6 +71,44 @@ export const ThinkingBudgetSchema = z.strictObject({
   prompt_in_think: z.boolean().optional(),                   // default: detected from the prompt (see above)
 });
 
+export type TagFormat = { type: 'tag'; begin: string; content: GrammarFormat; end: string };
+export type GrammarFormat =
+  | { type: 'const_string'; value: string }
+  | { type: 'json_schema'; json_schema: boolean | Record<string, unknown> }
+  | { type: 'regex'; pattern: string }
+  | { type: 'grammar'; grammar: string }                    // xgrammar's EBNF, root rule `root`
+  | { type: 'any_text' }
+  | { type: 'sequence' | 'or'; elements: GrammarFormat[] }
+  | TagFormat
+  | { type: 'triggered_tags'; triggers: string[]; tags: TagFormat[]; at_least_one?: boolean; stop_after_first?: boolean }
+  | { type: 'tags_with_separator'; separator: string; tags: TagFormat[]; at_least_one?: boolean; stop_after_first?: boolean };
+
+const TagFormatSchema: z.ZodType<TagFormat> = z.lazy(() =>
+  z.strictObject({ type: z.literal('tag'), begin: z.string(), content: GrammarFormatSchema, end: z.string() }));
+const tagListFields = { tags: z.array(TagFormatSchema).min(1), at_least_one: z.boolean().optional(), stop_after_first: z.boolean().optional() };
+
+export const GrammarFormatSchema: z.ZodType<GrammarFormat> = z.lazy(() =>
+  z.union([
+    z.strictObject({ type: z.literal('const_string'), value: z.string() }),
+    z.strictObject({ type: z.literal('json_schema'), json_schema: z.union([z.boolean(), z.record(z.string(), z.unknown())]) }),
+    z.strictObject({ type: z.literal('regex'), pattern: z.string().min(1) }),
+    z.strictObject({ type: z.literal('grammar'), grammar: z.string().min(1) }),
+    z.strictObject({ type: z.literal('any_text') }),
+    z.strictObject({ type: z.enum(['sequence', 'or']), elements: z.array(GrammarFormatSchema).min(1) }),
+    TagFormatSchema,
+    z.strictObject({ type: z.literal('triggered_tags'), triggers: z.array(z.string().min(1)).min(1), ...tagListFields }),
+    z.strictObject({ type: z.literal('tags_with_separator'), separator: z.string(), ...tagListFields }),
+  ]));
+
+export const StructuredOutputSchema = z.strictObject({
+  format: GrammarFormatSchema,
+  param: z.string().max(256).nullable().default(null),       // the client's field, named in a 400
+  after_think: z.boolean().default(false),
+  think_start_id: tokenId.default(THINK_START_ID),
+  end_think_id: tokenId.default(END_THINK_ID),
+  separator_ids: z.array(tokenId).max(8).default(THINK_SEPARATOR_IDS),
+});
+
 export const GenerateRequestSchema = z.strictObject({
   request_id: z.string().min(1).max(256),
   prompt: z.array(tokenId).min(1, 'prompt must hold at least one token id'),
@@ -63,6 +122,7 @@ export const GenerateRequestSchema = z.strictObject({
   // HMAC signature covers it. The worker shares queue slots and prefill among tenants round-robin; requests without
   // it form one anonymous tenant.
   tenant: z.string().min(1).max(128).optional(),
+  structured_output: StructuredOutputSchema.optional(),       // constrained decoding (see above)
 });
 
 export const TopLogprobSchema = z.object({ token: z.number().int(), logprob: z.number() });
@@ -103,6 +163,8 @@ export const ErrorBodySchema = z.object({
 
 export type Sampling = z.infer<typeof SamplingSchema>;
 export type ThinkingBudget = z.infer<typeof ThinkingBudgetSchema>;
+export type StructuredOutput = z.infer<typeof StructuredOutputSchema>;
+export type StructuredOutputInput = z.input<typeof StructuredOutputSchema>;
 export type GenerateRequest = z.infer<typeof GenerateRequestSchema>;
 export type GenerateRequestInput = z.input<typeof GenerateRequestSchema>;
 export type TokenLogprob = z.infer<typeof TokenLogprobSchema>;

@@ -13,6 +13,7 @@ import type { BatchItem, SampledToken, WorkerEngine } from './engine.ts';
 import { RoundRobin, WaitQueue } from './fair-queue.ts';
 import type { KvBlocks } from './kv-blocks.ts';
 import type { Gauges, WorkerMetrics } from './metrics.ts';
+import { constrainedStep } from './structured-output.ts';
 import { Sequence, type FinishReason, type Sink, type Task } from './task.ts';
 
 export type { FinishReason, Outcome, Sink, Task } from './task.ts';
@@ -265,8 +266,9 @@ export class Scheduler {
   /** Runs one forward pass and hands each sampled token to its sequence. */
   private async step(batch: Planned[]): Promise<void> {
     let out: (SampledToken | null)[];
+    let failed: Map<number, Error>;   // sequences whose grammar cannot continue
     try {                             // a failed pass fails every sequence in it: their KV state is unknown
-      out = await this.engine.step(batch.map((b) => b.item));
+      ({ out, failed } = await constrainedStep(this.engine, batch.map((b) => b.item), batch.map((b) => b.seq.grammar)));
     } catch (error) {
       for (const { seq } of batch) this.fail(seq, error as Error);
       return;
@@ -274,6 +276,7 @@ export class Scheduler {
     const now = performance.now();
     batch.forEach(({ seq, item }, i) => {
       seq.computed += item.tokens.length;
+      if (failed.has(i)) return this.fail(seq, failed.get(i)!);
       const tok = out[i];
       if (item.sample && tok && !seq.cancelled && this.running.includes(seq)) this.accept(seq, tok, now);
     });
@@ -293,6 +296,7 @@ export class Scheduler {
     if (!tok.forced && seq.stopIds.has(tok.token)) return this.finish(seq, 'stop', tok.token);   // forced: never a stop
     seq.tokens.push(tok.token);
     seq.sink.tokens([tok]);
+    seq.grammar?.note(tok.token);
     if (seq.noteThinking(tok.token)) this.engine.seqForce(seq.id, seq.task.budget!.inject);
     if (seq.generated >= seq.task.maxTokens || seq.tokens.length >= this.opts.maxContext) this.finish(seq, 'length');
   }
@@ -324,6 +328,7 @@ export class Scheduler {
     if (seq.begun) this.engine.seqEnd(seq.id);
     seq.begun = false;
     this.leave(seq.task.tenant);
+    seq.grammar?.release();
     if (end.error) {
       this.metrics.finished.error++;
       seq.sink.fail(end.error);

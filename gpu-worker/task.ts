@@ -4,6 +4,8 @@
  * KV positions and blocks, and the think-block counter of the thinking budget (defined in protocol.ts).
  */
 import type { SampledToken, Sampling } from './engine.ts';
+import type { PreparedGrammar } from './grammar-pool.ts';
+import { SequenceGrammar } from './structured-output.ts';
 
 export interface ThinkingBudgetTask {
   maxThinking: number;       // tokens allowed inside the think block
@@ -22,6 +24,7 @@ export interface Task {
   stopIds: readonly number[];
   ignoreEos: boolean;        // the model's eos ids do not stop generation (benchmarks)
   budget?: ThinkingBudgetTask;
+  grammar?: PreparedGrammar;  // structured output: compiled, held until the sequence opens its matcher
 }
 
 export type FinishReason = 'stop' | 'length' | 'cancelled';
@@ -44,6 +47,7 @@ export interface Sink {
 export class Sequence {
   readonly tokens: number[];          // prompt, then every emitted token
   readonly stopIds: Set<number>;
+  readonly grammar?: SequenceGrammar;  // structured output (released by the scheduler when the sequence retires)
   computed = 0;                       // positions whose KV is written
   table: number[] = [];               // KV blocks covering positions 0..
   generated = 0;                      // completion tokens, the stop token included
@@ -58,6 +62,7 @@ export class Sequence {
   constructor(readonly id: number, readonly task: Task, readonly sink: Sink, readonly arrivalMs: number, eosIds: readonly number[]) {
     this.tokens = Array.from(task.prompt);
     this.stopIds = new Set(task.ignoreEos ? task.stopIds : [...eosIds, ...task.stopIds]);
+    if (task.grammar) this.grammar = new SequenceGrammar(task.grammar, task.prompt);
   }
 
   /** Tokens still to feed before the next sample (1 = decoding). */

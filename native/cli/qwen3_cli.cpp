@@ -23,7 +23,7 @@ const char* kUsage =
     "  qwen3 logits --model DIR --tokens 1,2,3 [--all] [--rope-scaling yarn:FACTOR[:ORIGINAL]] [--device cpu|cuda|auto]\n"
     "  qwen3 generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--top-p P] [--top-k K]\n"
     "                 [--min-p P] [--seed S] [--rope-scaling yarn:F[:O]]\n"
-    "  qwen3 make-demo-model --out DIR [--preset tiny|demo|8b] [--seed S]\n"
+    "  qwen3 make-demo-model --out DIR [--preset tiny|demo|8b] [--seed S] [--tokenizer tokenizer.json]\n"
     "  qwen3 bench --model DIR [--threads N] [--prompt N] [--steps N] [--context N] [--out FILE.json] [--rope-scaling ...]\n"
     "CUDA options of every command: [--cuda-gemv-max N (-1..16)] [--cuda-graphs 1|0] [--cuda-sampling device|host]\n";
 
@@ -222,7 +222,7 @@ int cmd_make_demo_model(const Args& a) {
         std::fflush(stderr);
       }
     }
-  });
+  }, a.get("tokenizer", ""));
   if (bar) std::fprintf(stderr, "\n");
   std::printf("{\"out\": \"%s\", \"preset\": \"%s\"}\n", a.get("out").c_str(), preset.c_str());
   return 0;

@@ -217,6 +217,13 @@ void remove_dir(const std::string& path) {
 void write_files(const std::string& dir, const RandomCheckpointSpec& p, uint64_t seed,
                  const std::function<void(double)>& progress);
 
+void copy_file(const std::string& from, const std::string& to) {
+  std::ifstream in(from, std::ios::binary);
+  if (!in) throw std::runtime_error(from + ": cannot read");
+  std::ofstream out(to, std::ios::binary);
+  if (!(out << in.rdbuf()) || !out.flush()) throw std::runtime_error(to + ": cannot write");
+}
+
 }  // namespace
 
 RandomCheckpointSpec demo_checkpoint_spec(const std::string& preset) {
@@ -228,8 +235,10 @@ RandomCheckpointSpec demo_checkpoint_spec(const std::string& preset) {
 }
 
 void write_demo_checkpoint(const std::string& dir, const std::string& preset, uint64_t seed,
-                           const std::function<void(double)>& progress) {
-  write_random_checkpoint(dir, demo_checkpoint_spec(preset), seed, progress);
+                           const std::function<void(double)>& progress, const std::string& tokenizer_json) {
+  RandomCheckpointSpec spec = demo_checkpoint_spec(preset);
+  spec.tokenizer_json = tokenizer_json;
+  write_random_checkpoint(dir, spec, seed, progress);
 }
 
 // A new directory is written under a temporary name and renamed into place, so a reader (or a second writer racing
@@ -263,6 +272,7 @@ void write_files(const std::string& dir, const RandomCheckpointSpec& p, uint64_t
              "{\n  \"bos_token_id\": 151643,\n  \"do_sample\": true,\n  \"eos_token_id\": " + eos +
                  "],\n  \"pad_token_id\": 151643,\n  \"temperature\": 0.6,\n  \"top_k\": 20,\n  \"top_p\": 0.95,\n"
                  "  \"transformers_version\": \"4.51.0\"\n}\n");
+  if (!p.tokenizer_json.empty()) copy_file(p.tokenizer_json, dir + "/tokenizer.json");
 
   std::vector<Tensor> ts = tensors_for(p);
   // Assign tensors to shards in order, as huggingface_hub does with max_shard_size.

@@ -18,6 +18,9 @@ struct RandomCheckpointSpec {
   double awq_scale = 0.6;      // typical |W| scale of the quantized linears
   bool scripted = false;       // demo: decoding follows the token chain of demo_script.h
   size_t max_shard_bytes = 0;  // bytes per safetensors shard; 0 = one file
+  // A tokenizer.json to ship in the checkpoint, as published checkpoints do ("" = none). The demo and 8b presets use
+  // Qwen3's vocabulary, so Qwen3's file fits them; the worker's structured outputs need it.
+  std::string tokenizer_json;
 };
 
 // preset: "tiny" (a few MB, for engine and worker tests), "demo" (real vocabulary, scripted output, see
@@ -28,8 +31,8 @@ RandomCheckpointSpec demo_checkpoint_spec(const std::string& preset);
 void write_random_checkpoint(const std::string& dir, const RandomCheckpointSpec& spec, uint64_t seed,
                              const std::function<void(double fraction)>& progress);
 
-// write_random_checkpoint with the preset's spec.
+// write_random_checkpoint with the preset's spec (and tokenizer_json, if not "").
 void write_demo_checkpoint(const std::string& dir, const std::string& preset, uint64_t seed,
-                           const std::function<void(double fraction)>& progress);
+                           const std::function<void(double fraction)>& progress, const std::string& tokenizer_json = "");
 
 }  // namespace q3

@@ -32,6 +32,7 @@ export async function inProcessWorker(
     kvAlloc: (n) => engine.kvAlloc(n), kvRetain: (ids) => engine.kvRetain(ids), kvRelease: (ids) => engine.kvRelease(ids),
     kvFreeBlocks: () => engine.kvFreeBlocks(), seqBegin: (id, p, s) => engine.seqBegin(id, p, s),
     seqForce: (id, t) => engine.seqForce(id, t), seqEnd: (id) => engine.seqEnd(id),
+    forward: (items) => engine.forward(items), sample: (items, masks) => engine.sample(items, masks),  // constrained steps
   };
   const info = engine.info();
   const kv = new KvBlocks(hooked, info.kvBlockSize, info.kvBlocks, kvOptions.prefixCache);

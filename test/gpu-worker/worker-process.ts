@@ -4,10 +4,11 @@
  * POST /v1/generate, SSE parsing). Not a test file itself.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { QWEN3_TOKENIZER_JSON } from '../../gpu-worker/grammar-pool.ts';
 import { parseMetrics } from '../../gpu-worker/metrics.ts';
 import type { ErrorBody, GenerateEvent, GenerateRequestInput } from '../../gpu-worker/protocol.ts';
 import { signRequest } from '../../gpu-worker/signing.ts';
@@ -16,13 +17,23 @@ export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const SECRET = 'test-secret-0123456789';
 const cli = join(root, 'native', 'build', 'qwen3');
 
-/** A checkpoint of the given preset, written once per machine into os.tmpdir() (atomic rename: files may race). */
+/**
+ * A checkpoint of the given preset, written once per machine into os.tmpdir() (atomic rename: files may race). The
+ * demo preset ships Qwen3's tokenizer.json (structured outputs need it); the tiny one has no matching tokenizer.
+ */
 export function demoModel(preset: 'tiny' | 'demo'): string {
   const dir = join(tmpdir(), `q3-worker-test-${preset}`);
-  if (existsSync(join(dir, 'config.json'))) return dir;
+  if (existsSync(join(dir, preset === 'demo' ? 'tokenizer.json' : 'config.json'))) return dir;
+  if (existsSync(join(dir, 'config.json'))) {          // written before checkpoints shipped a tokenizer
+    const partial = join(dir, `tokenizer.json.${process.pid}`);
+    copyFileSync(QWEN3_TOKENIZER_JSON, partial);
+    renameSync(partial, join(dir, 'tokenizer.json'));
+    return dir;
+  }
   if (!existsSync(cli)) throw new Error(`${cli} is missing: run node scripts/build-native.mjs`);
   const tmp = mkdtempSync(join(tmpdir(), `q3-worker-test-${preset}-`));
-  const r = spawnSync(cli, ['make-demo-model', '--preset', preset, '--out', tmp], { encoding: 'utf8' });
+  const tokenizer = preset === 'demo' ? ['--tokenizer', QWEN3_TOKENIZER_JSON] : [];
+  const r = spawnSync(cli, ['make-demo-model', '--preset', preset, '--out', tmp, ...tokenizer], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`make-demo-model failed: ${r.stderr}`);
   try {
     renameSync(tmp, dir);
