@@ -40,6 +40,48 @@ export const toolChoiceSchema = z.union([
   z.object({ type: z.literal('function'), function: z.object({ name: z.string().min(1) }) }),
 ]);
 
+const jsonSchemaObject = z.record(z.string(), z.unknown());
+
+/** OpenAI's response_format; json modes are enforced by structured-output.ts. */
+const responseFormatSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('text') }),
+  z.object({ type: z.literal('json_object') }),
+  z.object({
+    type: z.literal('json_schema'),
+    json_schema: z.object({
+      name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'name must be 1-64 letters, digits, underscores or dashes'),
+      description: z.string().nullish(),
+      schema: jsonSchemaObject.nullish(),
+      strict: z.boolean().nullish(),
+    }),
+  }),
+]);
+
+/** vLLM's structured_outputs (exactly one constraint; the whitespace options are accepted: output JSON is compact). */
+const structuredOutputsSchema = z.strictObject({
+  json: z.union([jsonSchemaObject, z.string()]).nullish(),
+  regex: z.string().min(1).nullish(),
+  choice: z.array(z.string()).min(1).nullish(),
+  grammar: z.string().min(1).nullish(),
+  json_object: z.boolean().nullish(),
+  disable_fallback: z.boolean().nullish(),
+  disable_any_whitespace: z.boolean().nullish(),
+  disable_additional_properties: z.boolean().nullish(),
+});
+
+/** Fields that constrain the output, shared by chat and legacy completions (structured-output.ts). */
+const structuredOutputFields = {
+  response_format: responseFormatSchema.nullish(),
+  structured_outputs: structuredOutputsSchema.nullish(),
+  guided_json: z.union([jsonSchemaObject, z.string()]).nullish(),
+  guided_regex: z.string().min(1).nullish(),
+  guided_choice: z.array(z.string()).min(1).nullish(),
+  guided_grammar: z.string().min(1).nullish(),
+  guided_decoding_backend: z.enum(['xgrammar', 'auto']).nullish(),
+};
+const structuredOutputFieldsSchema = z.object(structuredOutputFields);
+export type StructuredOutputFields = z.infer<typeof structuredOutputFieldsSchema>;
+
 const stop = z.union([z.string(), z.array(z.string()).max(16)]).nullish();
 const tokenId = z.number().int().min(0);
 
@@ -111,7 +153,7 @@ export const chatCompletionRequestSchema = z
     tools: z.array(functionToolSchema).max(128).nullish(),
     tool_choice: toolChoiceSchema.nullish(),
     parallel_tool_calls: z.boolean().nullish(),
-    response_format: z.object({ type: z.enum(['text', 'json_object', 'json_schema']) }).loose().nullish(),
+    ...structuredOutputFields,
     metadata: z.record(z.string(), z.string()).nullish(),
     store: z.boolean().nullish(),
     service_tier: z.string().nullish(),
@@ -127,9 +169,6 @@ export const chatCompletionRequestSchema = z
     }
     checkTokenIds(ctx, body.stop_token_ids, ['stop_token_ids']);
     checkLogitBias(ctx, body.logit_bias);
-    if (body.response_format && body.response_format.type !== 'text') {
-      ctx.addIssue({ code: 'custom', path: ['response_format'], message: `response_format ${body.response_format.type} is not supported by this server` });
-    }
     if (body.tool_choice && body.tool_choice !== 'none' && body.tool_choice !== 'auto' && !body.tools?.length) {
       ctx.addIssue({ code: 'custom', path: ['tool_choice'], message: 'tool_choice requires tools' });
     }
@@ -151,6 +190,7 @@ export const completionRequestSchema = z
     best_of: z.number().int().min(1).nullish(),
     suffix: z.string().nullish(),
     logit_bias: z.record(z.string(), z.number()).nullish(),
+    ...structuredOutputFields,
   })
   .superRefine((body, ctx) => {
     if (body.suffix) ctx.addIssue({ code: 'custom', path: ['suffix'], message: 'suffix is not supported by this server' });

@@ -1,7 +1,9 @@
 // POST /v1/chat/completions: validate → thinking mode → Qwen3 template + tokens → n worker generations → per
 // choice: detokenise → split reasoning → stop strings on content → tool calls → OpenAI JSON or chat.completion.chunk SSE.
 import { Hono, type Context } from 'hono';
-import { THINKING_BUDGET_TEXT, type FinishReason, type GenerateEvent, type GenerateRequestInput, type TokenLogprob, type Usage } from '../../gpu-worker/protocol.ts';
+import {
+  THINKING_BUDGET_TEXT, type FinishReason, type GenerateEvent, type GenerateRequestInput, type StructuredOutputInput, type TokenLogprob, type Usage,
+} from '../../gpu-worker/protocol.ts';
 import type { EdgeEnv, UsageCounts, UsageOutcome } from '../app.ts';
 import type { ChatMessage } from '../chat-template.ts';
 import { CLIENT_CLOSED, generationCancelled, invalidRequest, tooManyGenerations, upstreamFailed } from '../errors.ts';
@@ -10,6 +12,7 @@ import { ReasoningParser } from '../reasoning-parser.ts';
 import { chatCompletionRequestSchema, completionBudget, jsonBody, requireModel, type ChatCompletionRequest } from '../schemas.ts';
 import { chatLogprobs, streamChunks, type ChunkStream, type CompletionUsage } from '../sse.ts';
 import { StopStringMatcher } from '../stop-strings.ts';
+import { structuredOutput } from '../structured-output.ts';
 import { applySamplingDefaults, decideThinkingMode, formatThinkingHeader, THINKING_HEADER } from '../thinking-mode.ts';
 import { getTokenizer, StreamingDetokenizer } from '../tokenizer/index.js';
 import { ToolCallParser, type ToolCall, type ToolCallDelta, type ToolChoice } from '../tool-call-parser.ts';
@@ -115,6 +118,7 @@ export function generateRequests(args: {
   presencePenalty: number;
   logprobs?: number;
   thinkingBudget?: number;
+  structured?: StructuredOutputInput;   // every choice is constrained alike
 }): GenerateRequestInput[] {
   const s = applySamplingDefaults(args.body, args.thinking, { presencePenalty: args.presencePenalty });
   const greedyTopP = s.top_p === 0;
@@ -137,6 +141,7 @@ export function generateRequests(args: {
       stop_token_ids: args.body.stop_token_ids ?? [],
     };
     if (args.logprobs !== undefined) request.logprobs = args.logprobs;
+    if (args.structured) request.structured_output = args.structured;
     if (args.thinking && args.thinkingBudget !== undefined && args.thinkingBudget < args.maxTokens) {
       budgetInjectIds ??= getTokenizer().encode(THINKING_BUDGET_TEXT);
       request.thinking_budget = { max_thinking_tokens: args.thinkingBudget, inject_ids: budgetInjectIds };
@@ -244,6 +249,7 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
     const requests = generateRequests({
       requestId: c.var.requestId, prompt: prompt.ids, n: body.n ?? 1, maxTokens, body, thinking: thinking.enabled,
       presencePenalty: config.presencePenaltyDefault, logprobs: topLogprobs, thinkingBudget: thinking.budget,
+      structured: structuredOutput(body, thinking.enabled),
     });
     const choiceOptions: ChoiceOptions = { thinking: thinking.enabled, excludeReasoning: thinking.excludeReasoning, toolsOffered: !!tools, toolChoice, stop: body.stop };
     const stream = body.stream === true;

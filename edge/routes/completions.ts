@@ -1,13 +1,14 @@
 // POST /v1/completions (legacy): prompt as text, texts, token ids or lists of ids → one worker generation per prompt
 // × n → detokenise → stop strings → text_completion JSON or SSE. No template and no reasoning split: raw text.
 import { Hono } from 'hono';
-import type { FinishReason, GenerateEvent, TokenLogprob, Usage } from '../../gpu-worker/protocol.ts';
+import { END_THINK_ID, promptEndsInThink, THINK_START_ID, type FinishReason, type GenerateEvent, type TokenLogprob, type Usage } from '../../gpu-worker/protocol.ts';
 import type { EdgeEnv } from '../app.ts';
 import { invalidRequest, tooManyGenerations } from '../errors.ts';
 import { getPromptCache } from '../prompt-cache.ts';
 import { completionBudget, completionRequestSchema, jsonBody, requireModel } from '../schemas.ts';
 import { completionLogprobs, streamChunks } from '../sse.ts';
 import { StopStringMatcher } from '../stop-strings.ts';
+import { structuredOutput } from '../structured-output.ts';
 import { getTokenizer, StreamingDetokenizer } from '../tokenizer/index.js';
 import { countsOf, failureOf, finishChoices, generateRequests, generationError, newCompletionId, settleUsage, startGenerations, usageOf } from './chat-completions.ts';
 
@@ -78,9 +79,12 @@ export function completionsRoute(): Hono<EdgeEnv> {
       const maxTokens = completionBudget(ids.length, body.max_tokens ?? DEFAULT_MAX_TOKENS, config.maxModelLen, { prompt: 'prompt', budget: 'max_tokens' });
       // a prompt ending in an open assistant turn makes Qwen3 think: give it the thinking-mode sampling defaults
       const thinking = tokenizer.decode(ids.slice(-4)).endsWith(ASSISTANT_TURN);
+      // a format applies after the think block the model is about to open (or is inside)
+      const afterThink = thinking || promptEndsInThink(ids, THINK_START_ID, END_THINK_ID);
       return generateRequests({
         requestId: prompts.length > 1 ? `${c.var.requestId}-p${p}` : c.var.requestId, prompt: ids, n, maxTokens, body, thinking,
         presencePenalty: config.presencePenaltyDefault, logprobs: body.logprobs ?? undefined,
+        structured: structuredOutput(body, afterThink),
       });
     });
     const stream = body.stream === true;
