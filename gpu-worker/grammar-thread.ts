@@ -57,7 +57,6 @@ const rows = init.masks ? new Int32Array(init.masks) : new Int32Array(0);
 let compiler: GrammarCompiler | undefined;
 const compiled = new Map<string, CompiledGrammar>();
 const matchers = new Map<number, GrammarMatcher>();
-let queue = Promise.resolve();
 
 if (init.role === 'matcher') {
   const { vocab, vocabType } = tokenizerVocab(readFileSync(init.tokenizerPath, 'utf8'), init.keepAdded);
@@ -68,14 +67,33 @@ if (init.role === 'matcher') {
 }
 send({ op: 'ready', ms: performance.now() - t0 });
 
-// Requests run one at a time, in arrival order (a fill waits for a compile sent before it).
+// Requests run one at a time. A fill goes ahead of waiting compiles when its grammars are ready: a compilation can
+// take seconds, and streams already running should not wait for it (only for one that already started).
+const inbox: ThreadRequest[] = [];
+let draining = false;
 port.on('message', (req: ThreadRequest) => {
-  queue = queue.then(() => handle(req)).catch((error: unknown) => {
-    const id = 'id' in req ? req.id : -1;
-    send({ op: 'failed', id, message: fatalMessage(error), fatal: true });
-    process.exit(1);                  // the instance may be corrupt: the pool replaces this thread
-  });
+  inbox.push(req);
+  if (!draining) void drain();
 });
+
+const canJump = (req: ThreadRequest) =>
+  req.op === 'close' || (req.op === 'fill' && req.jobs.every((j) => matchers.has(j.matcher) || compiled.has(j.key)));
+
+async function drain(): Promise<void> {
+  draining = true;
+  while (inbox.length) {
+    await new Promise((resolve) => setImmediate(resolve));   // take in messages that arrived meanwhile
+    const next = inbox.findIndex(canJump);
+    const req = inbox.splice(next >= 0 ? next : 0, 1)[0];
+    try {
+      await handle(req);
+    } catch (error) {
+      send({ op: 'failed', id: 'id' in req ? req.id : -1, message: fatalMessage(error), fatal: true });
+      process.exit(1);                // the instance may be corrupt: the pool replaces this thread
+    }
+  }
+  draining = false;
+}
 
 async function handle(req: ThreadRequest): Promise<void> {
   switch (req.op) {

@@ -227,10 +227,10 @@ void copy_file(const std::string& from, const std::string& to) {
 }  // namespace
 
 RandomCheckpointSpec demo_checkpoint_spec(const std::string& preset) {
-  if (preset == "tiny") return {dims(128, 256, 2, 4, 2, 32, 1024, 64, 4096, {1023, 1022}), 0.6, false, 0};
-  if (preset == "demo") return {dims(128, 384, 2, 4, 2, 32, 151936, 128, 40960, {151645, 151643}), 0.03, true, 0};
+  if (preset == "tiny") return {dims(128, 256, 2, 4, 2, 32, 1024, 64, 4096, {1023, 1022}), 0.6, false, 0, ""};
+  if (preset == "demo") return {dims(128, 384, 2, 4, 2, 32, 151936, 128, 40960, {151645, 151643}), 0.03, true, 0, ""};
   if (preset == "8b")
-    return {dims(4096, 12288, 36, 32, 8, 128, 151936, 128, 40960, {151645, 151643}), 0.3, false, (size_t)5 << 30};
+    return {dims(4096, 12288, 36, 32, 8, 128, 151936, 128, 40960, {151645, 151643}), 0.3, false, (size_t)5 << 30, ""};
   throw std::runtime_error("unknown preset '" + preset + "' (expected tiny, demo or 8b)");
 }
 

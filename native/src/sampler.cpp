@@ -1,12 +1,11 @@
-// Sampling order follows vLLM/HF: a token mask (structured outputs) sets disallowed logits to -inf; logprobs are
-// reported from those logits (the raw ones when there is no mask); then repetition, frequency and presence penalties;
-// then greedy, or temperature → top-k → top-p → min-p → draw.
+// Sampling order follows vLLM/HF: a token mask (structured outputs) leaves only the allowed tokens (as if the others'
+// logits were -inf); logprobs are reported from those tokens' raw logits; then repetition, frequency and presence
+// penalties; then greedy, or temperature → top-k → top-p → min-p → draw.
 #include "sampler.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <numeric>
 
 namespace q3 {
@@ -47,15 +46,14 @@ double log_sum_exp(const float* logits, int vocab, float max_l) {
   return max_l + std::log(sum);
 }
 
-// Log-normaliser of a distribution's logits, and its top-n alternatives written to `out`. `allowed`: tokens with a
-// finite logit (all of them without a mask), so alternatives are never disallowed tokens.
-double normalise_and_top(const float* logits, int vocab, int allowed, int n_top, q3_sample_out* out) {
-  const float max_l = *std::max_element(logits, logits + vocab);
-  const double log_z = log_sum_exp(logits, vocab, max_l);
-  n_top = std::clamp(n_top, 0, std::min(Q3_MAX_LOGPROBS, allowed));
+// Log-normaliser of a distribution's logits, and its top-n alternatives (indices into `logits`) written to `out`.
+double normalise_and_top(const float* logits, int n, int n_top, q3_sample_out* out) {
+  const float max_l = *std::max_element(logits, logits + n);
+  const double log_z = log_sum_exp(logits, n, max_l);
+  n_top = std::clamp(n_top, 0, std::min(Q3_MAX_LOGPROBS, n));
   out->n_top = n_top;
   if (n_top == 0) return log_z;
-  std::vector<int32_t> idx(vocab);
+  std::vector<int32_t> idx(n);
   std::iota(idx.begin(), idx.end(), 0);
   std::partial_sort(idx.begin(), idx.begin() + n_top, idx.end(), [&](int32_t a, int32_t b) {
     return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
@@ -76,7 +74,7 @@ int32_t argmax(const std::vector<float>& l) {
 // Weight of every token relative to the best one, w = exp((l - max) / T) in (0, 1]; the float exponent of w is its
 // log2 bucket (127 for the best token, lower for less likely ones), which lets top-k and top-p find their cut with
 // one histogram pass instead of sorting the whole vocabulary.
-int32_t draw(SeqSampler& s, const std::vector<float>& l, const uint32_t* mask) {
+int32_t draw(SeqSampler& s, const std::vector<float>& l) {
   const q3_sampling& p = s.params;
   const int vocab = (int)l.size();
   const float inv_t = 1.0f / p.temperature;
@@ -84,9 +82,6 @@ int32_t draw(SeqSampler& s, const std::vector<float>& l, const uint32_t* mask) {
   thread_local std::vector<float> w;
   w.resize(vocab);
   for (int i = 0; i < vocab; i++) w[i] = exp_nonpositive((l[i] - max_l) * inv_t);
-  if (mask)  // exp_nonpositive clamps -inf to e^-87: masked tokens must weigh exactly 0
-    for (int i = 0; i < vocab; i++)
-      if (!allows(mask, i)) w[i] = 0.0f;
   auto bucket = [&](int i) {
     uint32_t bits;
     std::memcpy(&bits, &w[i], 4);
@@ -148,7 +143,6 @@ int32_t draw(SeqSampler& s, const std::vector<float>& l, const uint32_t* mask) {
     while (k < keep && w[cand[k]] >= p.min_p) k++;
     keep = k;
   }
-  while (keep > 1 && w[cand[keep - 1]] == 0.0f) keep--;  // masked tokens (weight 0) are never the fallback pick
   double kept = 0;
   for (size_t i = 0; i < keep; i++) kept += w[cand[i]];
   double u = std::uniform_real_distribution<double>(0.0, kept)(s.rng);
@@ -167,34 +161,52 @@ bool mask_allows_any(const uint32_t* mask, int vocab) {
   return false;
 }
 
+// With a mask, sampling runs on the allowed tokens only (their logits gathered in token order): the same
+// distribution as the full vocabulary with every other logit at -inf, without touching 150k logits when a grammar
+// allows a handful.
 void sample_token(SeqSampler& s, const float* logits, int vocab, const uint32_t* mask, q3_sample_out* out) {
   const q3_sampling& p = s.params;
-  thread_local std::vector<float> l;
-  l.assign(logits, logits + vocab);
-  int allowed = vocab;
-  if (mask) {
-    allowed = 0;
-    for (int t = 0; t < vocab; t++) {
-      if (allows(mask, t)) allowed++;
-      else l[t] = -std::numeric_limits<float>::infinity();
-    }
-  }
   const bool forced = !s.forced.empty();
   int32_t token = forced ? s.forced.front() : -1;
   if (forced) s.forced.pop_front();
-  // Logprobs of the distribution the token comes from: the masked one, unless a forced token lies outside the mask.
+  // A forced token outside the mask (it ignores masks) is reported against the unmasked distribution.
   const bool masked = mask && !(forced && !allows(mask, token));
-  const double log_z = normalise_and_top(masked ? l.data() : logits, vocab, masked ? allowed : vocab, p.n_logprobs, out);
+  thread_local std::vector<int32_t> ids;  // masked: the allowed token ids, ascending
+  thread_local std::vector<float> l;      // the candidates' logits: all of them, or the allowed ones
+  if (masked) {
+    ids.clear();
+    for (int w = 0; w < (vocab + 31) / 32; w++)
+      for (uint32_t bits = mask[w]; bits; bits &= bits - 1) {
+        const int32_t t = w * 32 + __builtin_ctz(bits);
+        if (t < vocab) ids.push_back(t);
+      }
+    l.resize(ids.size());
+    for (size_t i = 0; i < ids.size(); i++) l[i] = logits[ids[i]];
+  } else {
+    l.assign(logits, logits + vocab);
+  }
+  const int n = (int)l.size();
+  const double log_z = normalise_and_top(l.data(), n, p.n_logprobs, out);
+  if (masked)
+    for (int i = 0; i < out->n_top; i++) out->top_tokens[i] = ids[out->top_tokens[i]];
   if (!forced) {
+    auto logit_of = [&](int32_t t) -> float* {  // a penalised token's candidate logit, if it is a candidate
+      if (!masked) return &l[t];
+      auto it = std::lower_bound(ids.begin(), ids.end(), t);
+      return it != ids.end() && *it == t ? &l[it - ids.begin()] : nullptr;
+    };
     if (p.repetition_penalty > 0 && p.repetition_penalty != 1.0f)
-      for (int32_t t : s.seen) l[t] = l[t] > 0 ? l[t] / p.repetition_penalty : l[t] * p.repetition_penalty;
+      for (int32_t t : s.seen)
+        if (float* v = logit_of(t)) *v = *v > 0 ? *v / p.repetition_penalty : *v * p.repetition_penalty;
     if (p.frequency_penalty != 0 || p.presence_penalty != 0)
-      for (auto [t, n] : s.generated) l[t] -= p.frequency_penalty * n + p.presence_penalty;
-    token = p.temperature <= 0 ? argmax(l) : draw(s, l, mask);
+      for (auto [t, count] : s.generated)
+        if (float* v = logit_of(t)) *v -= p.frequency_penalty * count + p.presence_penalty;
+    const int32_t pick = p.temperature <= 0 ? argmax(l) : draw(s, l);
+    token = masked ? ids[pick] : pick;
   }
   out->token = token;
   out->forced = forced ? 1 : 0;
-  out->logprob = (float)(logits[token] - log_z);  // a sampled token is allowed, so its masked logit is the raw one
+  out->logprob = (float)(logits[token] - log_z);  // a candidate's logit is its raw one
   record_token(s, token);
 }
 

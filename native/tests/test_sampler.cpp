@@ -207,6 +207,20 @@ int main() {
     check(out.token == 5 && out.forced == 1 && std::fabs(out.logprob - (3.1 - std::log(z))) < 1e-5,
           "a forced token outside the mask is emitted with its raw logprob");
   }
+  {
+    // Penalties apply to the allowed tokens: frequency 0.6 takes token 1 (1.5) below 11 (0.5) after two picks.
+    q3_sampling f = base;
+    f.temperature = 0;
+    f.frequency_penalty = 0.6f;
+    q3::SeqSampler freq(f, nullptr, 0);
+    const std::vector<uint32_t> two = mask_of({1, 11}, (int)logits.size());
+    int picks[3];
+    for (int& t : picks) {
+      q3::sample_token(freq, logits.data(), (int)logits.size(), two.data(), &out);
+      t = out.token;
+    }
+    check(picks[0] == 1 && picks[1] == 1 && picks[2] == 11, "frequency penalty among masked tokens");
+  }
   check(q3::mask_allows_any(mask.data(), (int)logits.size()), "mask_allows_any: a mask with allowed tokens");
   std::vector<uint32_t> tail_only(Q3_MASK_WORDS(40), 0);
   tail_only[1] = 1u << 9;  // token 41: past a 40-token vocabulary
