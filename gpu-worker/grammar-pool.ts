@@ -56,7 +56,7 @@ class GrammarThread {
   readonly grammars = new Map<string, { tag: string; refs: number; lastUse: number; compiled?: Promise<void> }>();
   readonly matchers = new Set<Matcher>();
   compiling = 0;
-  onLost?: () => void;
+  onLost?: (why: string) => void;
 
   constructor(private readonly init: ThreadInit) {}
 
@@ -130,7 +130,7 @@ class GrammarThread {
     for (const waiter of this.pending.values()) waiter.reject(failure);
     this.pending.clear();
     for (const m of this.matchers) m.sent = 0;        // rebuilt by replay on the next fill
-    this.onLost?.();
+    this.onLost?.(failure.message);
   }
 }
 
@@ -216,7 +216,7 @@ export class GrammarPool {
     const base = { tokenizerPath: opts.tokenizerPath, vocabSize: opts.vocabSize, stopIds: [...opts.stopIds], keepAdded: KEEP_ADDED };
     this.checker = new GrammarThread({ ...base, role: 'checker' });
     this.threads = Array.from({ length: Math.max(1, opts.threads) }, () => new GrammarThread({ ...base, role: 'matcher', masks }));
-    for (const t of this.threads) t.onLost = () => this.replace(t);
+    for (const t of this.threads) t.onLost = (why) => this.replace(t, why);
     this.cacheSize = opts.cacheSize ?? 64;
   }
 
@@ -359,7 +359,8 @@ export class GrammarPool {
   }
 
   /** A replaced thread recompiles the grammars still in use; its matchers replay their tokens on the next fill. */
-  private replace(thread: GrammarThread): void {
+  private replace(thread: GrammarThread, why: string): void {
+    console.warn(`[worker] grammar thread replaced (${why}); ${thread.matchers.size} matcher(s) replay their tokens`);
     for (const [key, entry] of thread.grammars) {
       entry.compiled = undefined;
       if (entry.refs === 0) thread.grammars.delete(key);

@@ -36,7 +36,7 @@ beforeAll(async () => {
       WORKER_URLS: { type: 'plain_text', value: worker.url }, WORKER_SECRET: { type: 'secret_text', value: SECRET },
       ADMIN_TOKEN: { type: 'secret_text', value: ADMIN_TOKEN },
     },
-    dev: { server: { hostname: '127.0.0.1', port: 0 }, inspector: false, persist: false, watch: false, remote: false, logLevel: 'log' },
+    dev: { server: { hostname: '127.0.0.1', port: 0 }, inspector: false, persist: false, watch: false, remote: false, logLevel: 'warn' },
   });
   await edge.ready;
   const baseURL = new URL('/v1', await edge.url).toString();
