@@ -1,7 +1,8 @@
 /**
  * @module What the scheduler works on: a Task (one typed generate request, built by http.ts from the wire format),
  * the Sink its results go to, and the Sequence that carries a task's state through the batching loop — tokens,
- * KV positions and blocks, and the think-block counter of the thinking budget (defined in protocol.ts).
+ * KV positions and blocks, the think-block counter of the thinking budget (defined in protocol.ts), and the grammar
+ * state of a structured-output request (structured-output.ts).
  */
 import type { SampledToken, Sampling } from './engine.ts';
 import type { PreparedGrammar } from './grammar-pool.ts';
