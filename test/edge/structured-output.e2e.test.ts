@@ -1,4 +1,4 @@
-// Structured outputs end to end: the official `openai` client → the edge in workerd (wrangler unstable_startWorker) →
+// Structured outputs end to end: the official `openai` client → the edge in workerd (helpers/edge-stack.ts) →
 // a real GPU worker on the demo checkpoint, whose random weights produce valid JSON only because the grammar
 // forces it. Every output is checked with ajv (a standard JSON Schema validator, draft 2020-12 with formats):
 // 200 generations over 25 schemas in both thinking modes, streamed and not, at temperature 0 and 1; tool_choice
@@ -11,16 +11,14 @@ import { fastFormats } from 'ajv-formats/dist/formats.js';
 import OpenAI, { BadRequestError } from 'openai';
 import { zodResponseFormat } from 'openai/helpers/zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { unstable_startWorker } from 'wrangler';
 import { z } from 'zod';
 import { SECRET, startWorker, type Worker } from '../gpu-worker/worker-process.ts';
+import { MODEL, startEdge, type EdgeStack } from '../helpers/edge-stack.ts';
 
-const MODEL = 'qwen3-8b-awq';
-const ADMIN_TOKEN = 'adm-structured-e2e';
 const CONCURRENCY = 16;
 
 let worker: Worker;
-let edge: Awaited<ReturnType<typeof unstable_startWorker>>;
+let edge: EdgeStack;
 let client: OpenAI;
 const ajv = new Ajv2020({ allErrors: true, strict: false });
 addFormats(ajv);
@@ -30,22 +28,9 @@ ajv.addFormat('date', fastFormats.date).addFormat('date-time', fastFormats['date
 
 beforeAll(async () => {
   worker = await startWorker({ GRAMMAR_THREADS: '2', MAX_BATCH: '32' }, 'demo');
-  edge = await unstable_startWorker({
-    config: 'wrangler.toml',
-    bindings: {
-      WORKER_URLS: { type: 'plain_text', value: worker.url }, WORKER_SECRET: { type: 'secret_text', value: SECRET },
-      ADMIN_TOKEN: { type: 'secret_text', value: ADMIN_TOKEN },
-    },
-    dev: { server: { hostname: '127.0.0.1', port: 0 }, inspector: false, persist: false, watch: false, remote: false, logLevel: 'warn' },
-  });
-  await edge.ready;
-  const baseURL = new URL('/v1', await edge.url).toString();
-  const created = await fetch(new URL('/admin/keys', baseURL), {
-    method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ tenant: 'structured-e2e', name: 'structured e2e', limits: { concurrent_streams: 256, requests_per_minute: 100_000 } }),
-  });
-  expect(created.status).toBe(201);
-  client = new OpenAI({ baseURL, apiKey: ((await created.json()) as { key: string }).key, maxRetries: 0, timeout: 300_000 });
+  edge = await startEdge([worker.url], SECRET);
+  const { key } = await edge.createKey('structured-e2e', { concurrent_streams: 256, requests_per_minute: 100_000 });
+  client = new OpenAI({ baseURL: `${edge.url}/v1`, apiKey: key, maxRetries: 0, timeout: 300_000 });
 });
 
 afterAll(async () => {
