@@ -137,7 +137,9 @@ q3_status q3_step(q3_engine* e, const q3_batch_item* items, int32_t n_items, q3_
 /* q3_step in two halves, so token masks (which depend only on tokens already sampled) can be computed while the
  * forward pass runs: q3_forward keeps the logits of every item with sample = 1 in the engine, and q3_sample draws
  * from them, applying each item's token_mask. q3_sample must get the items of the last q3_forward (same sequences in
- * the same order; Q3_ERR_ARGUMENT otherwise), and any q3_step, q3_logits or q3_forward in between discards them. */
+ * the same order; Q3_ERR_ARGUMENT otherwise), and any q3_step, q3_logits or q3_forward in between discards them.
+ * A backend that samples on its device (CUDA) needs the masks inside the pass: there q3_forward only checks the batch
+ * and the whole pass runs in q3_sample, so nothing overlaps but every row is still sampled on the device. */
 q3_status q3_forward(q3_engine* e, const q3_batch_item* items, int32_t n_items);
 q3_status q3_sample(q3_engine* e, const q3_batch_item* items, int32_t n_items, q3_sample_out* out);
 
