@@ -259,10 +259,19 @@ describe('structured outputs through the stack', () => {
     expect(results.length).toBe(48);
   });
 
-  it('Should return a JSON object for json_object, and stream constrained legacy completions', async () => {
+  it('Should return a JSON object for json_object, length when cut mid-object, and stream constrained legacy completions', async () => {
     const out = await chat({ messages: [{ role: 'user', content: 'JSON please.' }], temperature: 0, max_tokens: 400, response_format: { type: 'json_object' }, ...thinkingControl(false) }, false);
     const value = JSON.parse(out[0].content!);
     expect(typeof value === 'object' && value !== null && !Array.isArray(value)).toBe(true);
+    // cut by max_tokens mid-object: finish_reason length, and the text is a prefix that does not parse (as OpenAI)
+    const pair = obj({ alpha: int(0, 9), beta: int(0, 9) });
+    const cut = await chat({
+      messages: [{ role: 'user', content: 'JSON, briefly.' }], temperature: 0, max_tokens: 3, ...thinkingControl(false),
+      response_format: { type: 'json_schema', json_schema: { name: 'pair', schema: pair } },
+    }, true);
+    expect(cut[0].finish).toBe('length');
+    expect(cut[0].content!.startsWith('{')).toBe(true);
+    expect(() => JSON.parse(cut[0].content!)).toThrow();
 
     const schema = obj({ n: int(0, 999), ok: { type: 'boolean' } });
     const stream = await client.completions.create({
