@@ -2,7 +2,7 @@
  * @module Accounts: API keys, per-key rate limits and quotas, the response cache and usage metering, installed into
  * the edge app in two calls:
  *
- *   const app = createApp({ extensions: accountsMiddleware() });   // auth → model access → cache → limits → metering
+ *   const app = createApp({ extensions: accountsMiddleware() });   // auth → model access → cache → metering → limits
  *   mountAccounts(app);                                            // /admin/* and GET /v1/usage
  *   export { RateLimiter } from './rate-limiter.ts';               // in the worker entry: the Durable Object class
  *
@@ -32,7 +32,8 @@ export type AccountsEnv = {
 
 /** The extension middleware, in the order they must run, for createApp({ extensions }). */
 export function accountsMiddleware(): MiddlewareHandler<EdgeEnv>[] {
-  const chain: MiddlewareHandler<AccountsEnv>[] = [apiKeyAuth(), modelAccess(), responseCache(), rateLimit(), metering()];
+  // metering before the rate limiter: the record of a lease is registered before the lease is asked for
+  const chain: MiddlewareHandler<AccountsEnv>[] = [apiKeyAuth(), modelAccess(), responseCache(), metering(), rateLimit()];
   return chain as unknown as MiddlewareHandler<EdgeEnv>[];
 }
 

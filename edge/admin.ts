@@ -90,7 +90,7 @@ export function adminRoutes(): Hono<AccountsEnv> {
   app.get('/admin/keys/:id', async function getApiKey(c) {
     const record = await findKey(c.env.KEYS, c.req.param('id'));
     const state = await limiterFor(c.env.RATE_LIMITER, record.id).peek(record.limits);
-    return c.json({ ...publicKey(record), quota_used: state.quotaUsed, in_flight: state.inFlight });
+    return c.json({ ...publicKey(record), quota_used: state.quotaUsed, in_flight: state.inFlight, requests_admitted: state.admittedTotal });
   });
 
   app.patch('/admin/keys/:id', jsonBody(updateKeySchema), async function updateApiKey(c) {
@@ -106,7 +106,7 @@ export function adminRoutes(): Hono<AccountsEnv> {
     const limiter = limiterFor(c.env.RATE_LIMITER, record.id);
     if (body.reset_quota) await limiter.resetQuota();
     const state = await limiter.peek(updated.limits);
-    return c.json({ ...publicKey(updated), quota_used: state.quotaUsed, in_flight: state.inFlight });
+    return c.json({ ...publicKey(updated), quota_used: state.quotaUsed, in_flight: state.inFlight, requests_admitted: state.admittedTotal });
   });
 
   app.delete('/admin/keys/:id', async function revokeApiKey(c) {

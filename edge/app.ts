@@ -92,8 +92,13 @@ export class RequestLifecycle {
   prepared?: PreparedRequest;
   /** the authenticated key's tenant (set by auth); sent to the workers, which share their capacity among tenants */
   tenant?: string;
-  /** the prepared request passed every interceptor and goes to the workers: it gets a usage record */
+  /** the prepared request passed every interceptor and goes to the workers */
   admitted = false;
+  /**
+   * Set by the rate limiter (edge/middleware/rate-limit.ts) when it asks for a lease: resolves true once the lease is
+   * granted. Every request holding a lease gets exactly one usage record (edge/middleware/metering.ts).
+   */
+  leased?: Promise<boolean>;
   readonly usage: Promise<UsageReport>;
   private resolveUsage!: (report: UsageReport) => void;
   private settled = false;

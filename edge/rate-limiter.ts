@@ -33,6 +33,8 @@ export type LimitState = {
   limitConcurrent: number;
   quotaUsed: number;
   quotaTokens: number | null;
+  /** requests ever admitted (each took a lease; each leaves one usage record) */
+  admittedTotal: number;
   /** revoked here: effective at once everywhere, unlike the KV record, which other locations may cache ~60 s */
   revoked: boolean;
 };
@@ -69,6 +71,7 @@ type Stored = {
   /** the most recent settled lease ids, so a repeated settle charges nothing */
   settled: string[];
   quotaUsed: number;
+  admittedTotal?: number;
   revoked: boolean;
 };
 
@@ -117,6 +120,7 @@ export class RateLimiter extends DurableObject {
     const leaseId = crypto.randomUUID();
     this.state.requests = requests;
     this.state.tokens = tokens;
+    this.state.admittedTotal = (this.state.admittedTotal ?? 0) + 1;
     this.state.leases[leaseId] = { reserved: reserve, expiresAt: now + LEASE_TTL_MS };
     await this.save();
     return { ok: true, leaseId, reserved: reserve, state: this.describe(limits, requests, tokens) };
@@ -137,7 +141,9 @@ export class RateLimiter extends DurableObject {
     const refuse = (refusal: Refusal, retryAfterMs: number): Admission => ({
       ok: false, refusal, retryAfterMs, state: this.describe(limits, requests, bucket),
     });
-    if (lease && this.streamsInFlight() - (lease.streams ?? 1) + streams > limits.concurrent_streams) return refuse('concurrency', 1000);
+    // against the generations of the key's prepared requests: leases still being prepared (1 each until then) would
+    // otherwise refuse every request of a burst
+    if (lease && this.streamsInFlight(leaseId, true) + streams > limits.concurrent_streams) return refuse('concurrency', 1000);
     if (lease && bucket.level < want) return refuse('tokens', msUntil(bucket, want, limits.tokens_per_minute));
     if (lease) {
       bucket.level -= want;
@@ -191,9 +197,13 @@ export class RateLimiter extends DurableObject {
     await this.save();
   }
 
-  /** Generations the key's leases hold. */
-  private streamsInFlight(): number {
-    return Object.values(this.state.leases).reduce((sum, lease) => sum + (lease.streams ?? 1), 0);
+  /** Generations the key's leases hold (but `except`'s; only prepared ones when `preparedOnly`). */
+  private streamsInFlight(except?: string, preparedOnly = false): number {
+    let sum = 0;
+    for (const [id, lease] of Object.entries(this.state.leases)) {
+      if (id !== except && !(preparedOnly && lease.streams === undefined)) sum += lease.streams ?? 1;
+    }
+    return sum;
   }
 
   private expireLeases(now: number): void {
@@ -211,6 +221,7 @@ export class RateLimiter extends DurableObject {
       inFlight: this.streamsInFlight(),
       limitConcurrent: limits.concurrent_streams,
       quotaUsed: this.state.quotaUsed,
+      admittedTotal: this.state.admittedTotal ?? 0,
       quotaTokens: limits.quota_tokens,
       revoked: this.state.revoked,
     };

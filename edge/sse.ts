@@ -17,6 +17,13 @@ export type CompletionUsage = {
   completion_tokens_details?: { reasoning_tokens: number };
 };
 
+/**
+ * A stream whose client has read nothing for this long (while frames wait) counts as gone (ms). Well inside the
+ * ~30 s Workers give waitUntil work after a response ends: a response the runtime abandoned without cancelling it
+ * (its client disconnected just before it started) still settles its usage and lease in time.
+ */
+export const CLIENT_STALL_MS = 10_000;
+
 /** What every chunk of one response shares. */
 export type ChunkBase = { id: string; object: 'chat.completion.chunk' | 'text_completion'; created: number; model: string };
 
@@ -95,7 +102,7 @@ export class ChunkStream {
 /**
  * A streamed response: `run` writes the chunks; whatever it throws becomes an error frame. Hono sets the SSE
  * headers; `Content-Encoding: identity` keeps wrangler's dev server from buffering the stream. A client that reads
- * nothing for REQUEST_TIMEOUT_MS counts as gone.
+ * nothing for CLIENT_STALL_MS (or REQUEST_TIMEOUT_MS when shorter) counts as gone.
  */
 export function streamChunks(
   c: Context,
@@ -104,7 +111,8 @@ export function streamChunks(
   run: (out: ChunkStream) => Promise<void>,
 ): Response {
   c.header('content-encoding', 'identity');
-  const stallMs = (c.get('config') as { requestTimeoutMs?: number } | undefined)?.requestTimeoutMs ?? 60_000;
+  const timeoutMs = (c.get('config') as { requestTimeoutMs?: number } | undefined)?.requestTimeoutMs ?? CLIENT_STALL_MS;
+  const stallMs = Math.min(timeoutMs, CLIENT_STALL_MS);
   return streamSSE(c, async (stream) => {
     const out = new ChunkStream(stream, base, includeUsage, stallMs);
     try {

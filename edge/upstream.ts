@@ -108,8 +108,10 @@ export class UpstreamPool {
   /**
    * Starts a generation and returns once the first token (or the final frame) arrived. A failure before that is
    * retried on the next worker, except a timeout: the request itself may be what is slow, and trying it on every
-   * worker in turn would hold each of them up. A worker's 4xx is the client's fault and is passed through (an
-   * HTTPException); busy workers (503 + Retry-After) are skipped without blame.
+   * worker in turn would hold each of them up. A connection lost before the first token is tried once more on the
+   * same worker first (a pooled connection the worker had just closed as idle looks exactly like that). A worker's
+   * 4xx is the client's fault and is passed through (an HTTPException); busy workers (503 + Retry-After) are skipped
+   * without blame.
    */
   async generate(body: GenerateRequestInput, signal?: AbortSignal, options: GenerateOptions = {}): Promise<UpstreamStream> {
     if (this.workers.length === 0) throw noHealthyWorker('WORKER_URLS is empty');
@@ -118,7 +120,10 @@ export class UpstreamPool {
     if (candidates.length === 0) throw noHealthyWorker('every worker is out of rotation until its /ready answers', this.health.retryAfterS());
     const text = JSON.stringify(body);
     const errors: UpstreamError[] = [];
-    for (const url of candidates.slice(0, MAX_ATTEMPTS)) {
+    const tries = candidates.slice(0, MAX_ATTEMPTS);
+    const reconnected = new Set<string>();
+    for (let i = 0; i < tries.length; i++) {
+      const url = tries[i];
       signal?.throwIfAborted();
       const slot = this.workers.find((w) => w.url === url)!;
       try {
@@ -132,6 +137,10 @@ export class UpstreamPool {
         }
         console.warn(`[edge] worker ${url} failed before the first token: ${err.message}`);
         if (err.kind === 'timeout') break;
+        if (err.kind === 'unreachable' && !reconnected.has(url)) {
+          reconnected.add(url);
+          i--;
+        }
       }
     }
     if (errors.every((e) => e.kind === 'busy')) throw workersBusy(Math.min(...errors.map((e) => e.retryAfterS)));

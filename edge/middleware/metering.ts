@@ -1,12 +1,12 @@
 /**
- * @module Metering: exactly one usage record per request that was admitted to the model (it passed validation,
- * authentication, rate limits and the response cache) or answered from the response cache, written to D1 from the
- * request's `lifecycle.usage` (edge/app.ts), which resolves once whatever ends the request: completed, failed (no
- * worker, a timeout, a worker dying mid-stream: what arrived counts), aborted by the client (what was generated
- * counts), cancelled by the worker, rejected by the worker (its 4xx), or cached. Requests refused before that
- * (invalid, unauthenticated, over a limit) write nothing. The write is registered with waitUntil before the handler
- * runs, so a disconnecting client cannot lose it, and it is idempotent on the edge's own id for the request
- * (INSERT … ON CONFLICT DO NOTHING).
+ * @module Metering: exactly one usage record per request that took a lease from the key's rate limiter (it was
+ * authenticated and within its limits), written to D1 from the request's `lifecycle.usage` (edge/app.ts), which
+ * resolves once whatever ends the request: completed, failed (no worker, a timeout, a worker dying mid-stream: what
+ * arrived counts), aborted by the client (what was generated counts), cancelled by the worker, rejected (invalid, or
+ * refused by a worker: zero tokens), or cached. Requests refused before a lease (unauthenticated, over a limit)
+ * write nothing. Runs before the rate limiter and registers the write with waitUntil before anything is awaited, so
+ * neither a disconnecting client nor a cancelled handler can lose it; the write is idempotent on the edge's own id
+ * for the request (INSERT … ON CONFLICT DO NOTHING).
  */
 import type { MiddlewareHandler } from 'hono';
 import type { AccountsEnv } from '../accounts.ts';
@@ -29,7 +29,9 @@ export function metering(): MiddlewareHandler<AccountsEnv> {
     const written = c.var.lifecycle.usage.then(async (report) => {
       const { lifecycle, apiKey } = c.var;
       const prepared = lifecycle.prepared;
-      if (!prepared || !(lifecycle.admitted || report.outcome === 'cached')) return;
+      // with a rate limiter: every request that held a lease; without one: those admitted to the model or the cache
+      const recorded = lifecycle.leased ? await lifecycle.leased : !!prepared && (lifecycle.admitted || report.outcome === 'cached');
+      if (!recorded) return;
       const hit = report.outcome === 'cached' ? c.var.cacheHit : undefined;
       const tokens = hit?.usage ?? report;
       const record: UsageRecord = {
@@ -37,8 +39,8 @@ export function metering(): MiddlewareHandler<AccountsEnv> {
         request_id: c.var.requestId,
         key_id: apiKey.id,
         tenant: apiKey.tenant,
-        model: prepared.model,
-        mode: modeOf(prepared),
+        model: prepared?.model ?? '',
+        mode: prepared ? modeOf(prepared) : '',
         endpoint: new URL(c.req.url).pathname,
         prompt_tokens: count(tokens.promptTokens),
         // a cached answer served every prompt token from cache

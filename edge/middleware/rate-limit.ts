@@ -112,9 +112,25 @@ export function rateLimit(): MiddlewareHandler<AccountsEnv> {
       setHeaders(c, rateLimitHeaders(state));
       return;
     }
-    const admission = await limiter.admit({ limits: key.limits, tokens: 0 });
-    if (!admission.ok) throw refusal(admission);
     const { lifecycle } = c.var;
+    const admitting = limiter.admit({ limits: key.limits, tokens: 0 });
+    lifecycle.leased = admitting.then((admission) => admission.ok, () => false);
+    // Settling is registered with waitUntil before anything is awaited: a client that disconnects while the limiter
+    // admits it (the runtime then cancels this handler) cannot leave the lease held. It waits for the request's usage,
+    // which settles once whatever ends the request (edge/app.ts).
+    runAfterResponse(
+      c,
+      admitting.then(async (admission) => {
+        if (!admission.ok) return;
+        const report = await lifecycle.usage;
+        const used = report.promptTokens + report.completionTokens;
+        const quota = report.outcome === 'cached' ? (c.var.cacheHit?.usage.promptTokens ?? 0) + (c.var.cacheHit?.usage.completionTokens ?? 0) : used;
+        // settle is idempotent per lease, so a failed call is simply made again
+        await retry(() => limiter.settle(admission.leaseId, report.outcome === 'cached' ? 0 : used, quota, key.limits));
+      }),
+    );
+    const admission = await admitting;
+    if (!admission.ok) throw refusal(admission);
     let state = admission.state;
     lifecycle.intercept(async (prepared) => {
       if (prepared.generations > key.limits.concurrent_streams) throw tooManyGenerations(prepared, key.limits.concurrent_streams, 'this key runs at most');
@@ -123,15 +139,6 @@ export function rateLimit(): MiddlewareHandler<AccountsEnv> {
       state = reserved.state;
       return undefined;
     });
-    runAfterResponse(
-      c,
-      lifecycle.usage.then((report) => {
-        const used = report.promptTokens + report.completionTokens;
-        const quota = report.outcome === 'cached' ? (c.var.cacheHit?.usage.promptTokens ?? 0) + (c.var.cacheHit?.usage.completionTokens ?? 0) : used;
-        // settle is idempotent per lease, so a failed call is simply made again
-        return retry(() => limiter.settle(admission.leaseId, report.outcome === 'cached' ? 0 : used, quota, key.limits));
-      }),
-    );
     await next();
     setHeaders(c, rateLimitHeaders(state));
   };

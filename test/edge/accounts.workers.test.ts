@@ -470,7 +470,7 @@ describe('response cache (real worker)', () => {
 });
 
 describe('metering', () => {
-  it('Should meter legacy completions too, and write nothing for requests refused before the model', async () => {
+  it('Should meter legacy completions too, record an invalid request as rejected with no tokens, and write nothing without a lease', async () => {
     const { key, id } = await createKey({ tenant: 'legacy' });
     const envL = fakeEnv();
     const { res, settled } = await call(envL, '/v1/completions', {
@@ -481,10 +481,13 @@ describe('metering', () => {
     expect(res.status).toBe(200);
     const body = await res.json<Json>();
     await settled();
-    const bad = await chat(envL, key, { n: 99 }); // 400 from validation: never reached the model
+    const bad = await chat(envL, key, { n: 99 }); // 400 from validation: it held a lease, so it has a record
     expect(bad.status).toBe(400);
+    const unauthenticated = await chat(envL, 'sk-unknown-key-000000000000'); // no lease, no record
+    expect(unauthenticated.status).toBe(401);
     const rows = await usageRows(id);
-    expect(rows).toHaveLength(1);
+    expect(rows).toHaveLength(2);
+    expect(rows[1]).toMatchObject({ status: 'rejected', http_status: 400, prompt_tokens: 0, completion_tokens: 0, request_id: bad.headers.get('x-request-id') });
     expect(rows[0]).toMatchObject({
       endpoint: '/v1/completions', mode: 'raw', status: 'completed', http_status: 200,
       prompt_tokens: body.usage.prompt_tokens, completion_tokens: body.usage.completion_tokens,

@@ -47,7 +47,7 @@ describe('rate-limit headers', () => {
   it('Should carry all six x-ratelimit headers', () => {
     const headers = rateLimitHeaders({
       limitRequests: 3, limitTokens: 60, remainingRequests: 1, remainingTokens: 7, resetRequestsMs: 40_000, resetTokensMs: 53_000,
-      inFlight: 0, limitConcurrent: 10, quotaUsed: 0, quotaTokens: null, revoked: false,
+      inFlight: 0, limitConcurrent: 10, quotaUsed: 0, quotaTokens: null, admittedTotal: 0, revoked: false,
     });
     expect(headers).toEqual({
       'x-ratelimit-limit-requests': '3', 'x-ratelimit-limit-tokens': '60', 'x-ratelimit-remaining-requests': '1',
