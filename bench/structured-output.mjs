@@ -152,8 +152,8 @@ const digits = spec(DIGITS);
 /** greedy: the sampler's cheapest path, so the grammar's own cost shows; qwen: Qwen's advised non-thinking sampling
  * (what the edge sends when the client sends none), whose top-k pass over the demo model's flat logits is costly. */
 const SAMPLINGS = {
-  greedy: { temperature: 0, topK: 0, topP: 1, minP: 0, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1, logprobs: 0 },
-  qwen: { temperature: 0.7, topK: 20, topP: 0.8, minP: 0, presencePenalty: 0, frequencyPenalty: 0, repetitionPenalty: 1, logprobs: 0 },
+  greedy: { temperature: 0, top_k: 0, top_p: 1, min_p: 0, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1, logprobs: 0 },
+  qwen: { temperature: 0.7, top_k: 20, top_p: 0.8, min_p: 0, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1, logprobs: 0 },
 };
 
 /** Step timings (ms) of the current round, from wrappers around the engine and the pool: nothing else changes. */

@@ -2,8 +2,8 @@
 // validator (400 invalid_request_error naming the bad field in `param`) and the route's types.
 import type { Context, Env, MiddlewareHandler } from 'hono';
 import * as z from 'zod';
+import { paramName } from '../gpu-worker/protocol.ts';
 import { invalidRequest, modelNotFound } from './errors.ts';
-import { thinkingControlsSchema } from './thinking-mode.ts';
 import { getTokenizer } from './tokenizer/index.js';
 
 const textPart = z.object({ type: z.literal('text'), text: z.string() });
@@ -86,7 +86,7 @@ const stop = z.union([z.string(), z.array(z.string()).max(16)]).nullish();
 const tokenId = z.number().int().min(0);
 
 /** Sampling fields shared by chat and legacy completions (OpenAI's, plus vLLM's top_k / min_p / repetition_penalty). */
-const samplingFields = {
+const samplingSchema = z.object({
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().min(0).max(1).nullish(),
   top_k: z.number().int().min(-1).nullish(),
@@ -95,6 +95,12 @@ const samplingFields = {
   frequency_penalty: z.number().min(-2).max(2).nullish(),
   repetition_penalty: z.number().gt(0).max(10).nullish(),
   seed: z.number().int().nullish(),
+});
+export type SamplingFields = z.infer<typeof samplingSchema>;
+
+/** Fields shared by chat and legacy completions: sampling, choices, stops, streaming, the token budget. */
+const generationFields = {
+  ...samplingSchema.shape,
   n: z.number().int().min(1).max(16).nullish(),
   stop,
   stop_token_ids: z.array(tokenId).max(64).nullish(),
@@ -103,6 +109,33 @@ const samplingFields = {
   max_tokens: z.number().int().positive().nullish(),
   user: z.string().nullish(),
 };
+
+export const reasoningEffortSchema = z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh', 'max']);
+export type ReasoningEffort = z.infer<typeof reasoningEffortSchema>;
+
+/** The request fields that control thinking (edge/thinking-mode.ts), as the four conventions clients use spell them. */
+export const thinkingControlsSchema = z.object({
+  /** vLLM / transformers. */
+  chat_template_kwargs: z.looseObject({ enable_thinking: z.boolean().nullish() }).nullish(),
+  /** OpenAI. */
+  reasoning_effort: reasoningEffortSchema.nullish(),
+  /** OpenRouter: effort or max_tokens (tokens), `enabled` inferred from them, `exclude` hides reasoning. */
+  reasoning: z
+    .object({
+      enabled: z.boolean().nullish(),
+      effort: reasoningEffortSchema.nullish(),
+      max_tokens: z.number().int().nonnegative().nullish(),
+      exclude: z.boolean().nullish(),
+    })
+    .nullish(),
+  /** Ollama (string levels are its GPT-OSS form). */
+  think: z.union([z.boolean(), z.enum(['low', 'medium', 'high'])]).nullish(),
+  /** vLLM: thinking budget in tokens. */
+  thinking_token_budget: z.number().int().nonnegative().nullish(),
+  /** vLLM: false hides reasoning from the response. */
+  include_reasoning: z.boolean().nullish(),
+});
+export type ThinkingControls = z.infer<typeof thinkingControlsSchema>;
 
 type RefineContext = z.core.$RefinementCtx<unknown>;
 
@@ -145,7 +178,7 @@ export const chatCompletionRequestSchema = z
   .object({
     model: z.string().min(1),
     messages: z.array(chatMessageSchema).min(1),
-    ...samplingFields,
+    ...generationFields,
     max_completion_tokens: z.number().int().positive().nullish(),
     logprobs: z.boolean().nullish(),
     top_logprobs: z.number().int().min(0).max(20).nullish(),
@@ -184,7 +217,7 @@ export const completionRequestSchema = z
   .object({
     model: z.string().min(1),
     prompt: z.union([z.string(), z.array(z.string()).min(1), z.array(tokenId).min(1), z.array(z.array(tokenId).min(1)).min(1)]),
-    ...samplingFields,
+    ...generationFields,
     logprobs: z.number().int().min(0).max(5).nullish(),
     echo: z.boolean().nullish(),
     best_of: z.number().int().min(1).nullish(),
@@ -232,16 +265,6 @@ export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
 export type CompletionRequest = z.infer<typeof completionRequestSchema>;
 export type TokenizeRequest = z.infer<typeof tokenizeRequestSchema>;
 export type DetokenizeRequest = z.infer<typeof detokenizeRequestSchema>;
-
-/** `messages[0].content` from a zod issue path. */
-export function paramName(path: readonly PropertyKey[]): string | null {
-  let name = '';
-  for (const part of path) {
-    if (typeof part === 'number') name += `[${part}]`;
-    else name += name ? `.${String(part)}` : String(part);
-  }
-  return name || null;
-}
 
 /** Turns the first issue into a 400 whose `param` names the field; for unions, the innermost failing branch's field. */
 export function validationError(error: z.ZodError): never {

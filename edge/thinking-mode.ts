@@ -1,36 +1,9 @@
 // Decides per request whether Qwen3 thinks, why, and with what budget: explicit request fields first, then Qwen's
 // /think and /no_think soft switches, then the multilingual prompt classifier of edge/thinking-classifier.ts
 // (THINKING_DEFAULT=auto), else the deployment default. Also holds the per-mode sampling defaults Qwen recommends.
-import * as z from 'zod';
 import { contentToText, type ChatMessage } from './chat-template.ts';
+import type { ReasoningEffort, SamplingFields, ThinkingControls } from './schemas.ts';
 import { classifyPrompt } from './thinking-classifier.ts';
-
-export const reasoningEffortSchema = z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh', 'max']);
-export type ReasoningEffort = z.infer<typeof reasoningEffortSchema>;
-
-/** The request fields that control thinking, as the four conventions clients use spell them. Merge into the request schema. */
-export const thinkingControlsSchema = z.object({
-  /** vLLM / transformers. */
-  chat_template_kwargs: z.looseObject({ enable_thinking: z.boolean().nullish() }).nullish(),
-  /** OpenAI. */
-  reasoning_effort: reasoningEffortSchema.nullish(),
-  /** OpenRouter: effort or max_tokens (tokens), `enabled` inferred from them, `exclude` hides reasoning. */
-  reasoning: z
-    .object({
-      enabled: z.boolean().nullish(),
-      effort: reasoningEffortSchema.nullish(),
-      max_tokens: z.number().int().nonnegative().nullish(),
-      exclude: z.boolean().nullish(),
-    })
-    .nullish(),
-  /** Ollama (string levels are its GPT-OSS form). */
-  think: z.union([z.boolean(), z.enum(['low', 'medium', 'high'])]).nullish(),
-  /** vLLM: thinking budget in tokens. */
-  thinking_token_budget: z.number().int().nonnegative().nullish(),
-  /** vLLM: false hides reasoning from the response. */
-  include_reasoning: z.boolean().nullish(),
-});
-export type ThinkingControls = z.infer<typeof thinkingControlsSchema>;
 
 /** Thinking budget per effort level, in tokens; undefined = no budget (the request's max tokens is the only cap). */
 export const EFFORT_BUDGET_TOKENS: Readonly<Record<Exclude<ReasoningEffort, 'none'>, number | undefined>> = {
@@ -149,14 +122,6 @@ export function findSoftSwitch(messages: readonly ChatMessage[]): '/think' | '/n
 }
 
 // --- sampling defaults (docs/model.md#sampling-defaults) ----------------------------------------------------
-
-export type SamplingFields = {
-  temperature?: number | null;
-  top_p?: number | null;
-  top_k?: number | null;
-  min_p?: number | null;
-  presence_penalty?: number | null;
-};
 
 export const THINKING_SAMPLING = { temperature: 0.6, top_p: 0.95, top_k: 20, min_p: 0 } as const;
 export const NON_THINKING_SAMPLING = { temperature: 0.7, top_p: 0.8, top_k: 20, min_p: 0 } as const;

@@ -12,7 +12,7 @@ import type { ModelInfo, SampledToken } from './engine.ts';
 import { GrammarError, PreparedGrammar, type GrammarPool } from './grammar-pool.ts';
 import { renderMetrics, type WorkerMetrics } from './metrics.ts';
 import {
-  GENERATE_PATH, GenerateRequestSchema, paramOf, promptEndsInThink,
+  GENERATE_PATH, GenerateRequestSchema, paramName, promptEndsInThink,
   type ErrorBody, type GenerateEvent, type GenerateRequest, type StructuredOutput, type TokenLogprob,
 } from './protocol.ts';
 import { UnavailableError, type Scheduler } from './scheduler.ts';
@@ -84,7 +84,6 @@ function checkAgainstModel(req: GenerateRequest, info: ModelInfo): { message: st
 }
 
 export function toTask(req: GenerateRequest): Task {
-  const s = req.sampling;
   const budget = req.thinking_budget;
   return {
     requestId: req.request_id,
@@ -93,11 +92,7 @@ export function toTask(req: GenerateRequest): Task {
     maxTokens: req.max_tokens,
     stopIds: req.stop_token_ids,
     ignoreEos: req.ignore_eos,
-    sampling: {
-      temperature: s.temperature, topK: s.top_k, topP: s.top_p, minP: s.min_p,
-      presencePenalty: s.presence_penalty, frequencyPenalty: s.frequency_penalty,
-      repetitionPenalty: s.repetition_penalty, seed: s.seed, logprobs: req.logprobs ?? 0,
-    },
+    sampling: { ...req.sampling, logprobs: req.logprobs ?? 0 },
     budget: budget && {
       maxThinking: budget.max_thinking_tokens,
       startId: budget.think_start_id,
@@ -193,7 +188,7 @@ async function generate(c: Context, state: WorkerState) {
   const parsed = GenerateRequestSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const param = paramOf(issue.path);
+    const param = paramName(issue.path, { indices: false });
     return errorResponse(c, 400, `${param ?? 'body'}: ${issue.message}`, 'invalid_request_error', param);
   }
   const bad = checkAgainstModel(parsed.data, state.info);

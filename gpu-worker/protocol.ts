@@ -175,10 +175,18 @@ export type ErrorBody = z.infer<typeof ErrorBodySchema>;
 
 export const GENERATE_PATH = '/v1/generate';
 
-/** Dotted field name of a zod issue path, without array indices ("sampling.top_p", "prompt"). */
-export function paramOf(path: readonly PropertyKey[]): string | null {
-  const names = path.filter((p) => typeof p === 'string') as string[];
-  return names.length ? names.join('.') : null;
+/**
+ * The field a zod issue path names, for an error's `param` (null: the body itself): `messages[0].content` as the
+ * edge tells its clients; with `indices: false` the field alone (`prompt`, `sampling.top_p`), as the worker names
+ * the edge's fields.
+ */
+export function paramName(path: readonly PropertyKey[], { indices = true } = {}): string | null {
+  let name = '';
+  for (const part of path) {
+    if (typeof part === 'number') name += indices ? `[${part}]` : '';
+    else name += name ? `.${String(part)}` : String(part);
+  }
+  return name || null;
 }
 
 /** True when the prompt ends inside an open think block (its last start id has no end id after it). */

@@ -13,10 +13,11 @@ import type { BatchItem, SampledToken, WorkerEngine } from './engine.ts';
 import { RoundRobin, WaitQueue } from './fair-queue.ts';
 import type { KvBlocks } from './kv-blocks.ts';
 import type { Gauges, WorkerMetrics } from './metrics.ts';
+import type { FinishReason } from './protocol.ts';
 import { constrainedStep } from './structured-output.ts';
-import { Sequence, type FinishReason, type Sink, type Task } from './task.ts';
+import { Sequence, type Sink, type Task } from './task.ts';
 
-export type { FinishReason, Outcome, Sink, Task } from './task.ts';
+export type { Outcome, Sink, Task } from './task.ts';
 
 export interface SchedulerOptions {
   maxBatch: number;            // sequences per step

@@ -6,6 +6,7 @@
  */
 import type { SampledToken, Sampling } from './engine.ts';
 import type { PreparedGrammar } from './grammar-pool.ts';
+import type { FinishReason } from './protocol.ts';
 import { SequenceGrammar } from './structured-output.ts';
 
 export interface ThinkingBudgetTask {
@@ -21,14 +22,12 @@ export interface Task {
   tenant: string;            // '' = the anonymous tenant (requests that name none)
   prompt: Int32Array;
   maxTokens: number;
-  sampling: Sampling;
+  sampling: Sampling;        // the request's sampling fields as sent, and its logprobs
   stopIds: readonly number[];
   ignoreEos: boolean;        // the model's eos ids do not stop generation (benchmarks)
   budget?: ThinkingBudgetTask;
   grammar?: PreparedGrammar;  // structured output: compiled, held until the sequence opens its matcher
 }
-
-export type FinishReason = 'stop' | 'length' | 'cancelled';
 
 export interface Outcome {
   finishReason: FinishReason;

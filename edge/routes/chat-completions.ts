@@ -9,7 +9,7 @@ import type { ChatMessage } from '../chat-template.ts';
 import { CLIENT_CLOSED, generationCancelled, invalidRequest, tooManyGenerations, upstreamFailed } from '../errors.ts';
 import { getPromptCache } from '../prompt-cache.ts';
 import { ReasoningParser } from '../reasoning-parser.ts';
-import { chatCompletionRequestSchema, completionBudget, jsonBody, requireModel, type ChatCompletionRequest } from '../schemas.ts';
+import { chatCompletionRequestSchema, completionBudget, jsonBody, requireModel, type ChatCompletionRequest, type SamplingFields } from '../schemas.ts';
 import { chatLogprobs, streamChunks, type ChunkStream, type CompletionUsage } from '../sse.ts';
 import { StopStringMatcher } from '../stop-strings.ts';
 import { structuredOutput } from '../structured-output.ts';
@@ -113,7 +113,7 @@ export function generateRequests(args: {
   prompt: number[];
   n: number;
   maxTokens: number;
-  body: Pick<ChatCompletionRequest, 'temperature' | 'top_p' | 'top_k' | 'min_p' | 'presence_penalty' | 'frequency_penalty' | 'repetition_penalty' | 'seed' | 'stop_token_ids'>;
+  body: SamplingFields & Pick<ChatCompletionRequest, 'stop_token_ids'>;
   thinking: boolean;
   presencePenalty: number;
   logprobs?: number;

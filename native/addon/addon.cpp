@@ -38,6 +38,15 @@ double num(const Napi::Object& o, const char* key, double fallback) {
   return v.As<Napi::Number>().DoubleValue();
 }
 
+bool flag(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsBoolean()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+// The wire's sampling fields (gpu-worker/protocol.ts, same names as q3_sampling's) plus logprobs: the one place
+// where a request's sampling becomes the engine's.
 q3_sampling to_sampling(const Napi::Value& v) {
   q3_sampling s{};
   s.repetition_penalty = 1.0f;
@@ -45,12 +54,12 @@ q3_sampling to_sampling(const Napi::Value& v) {
   if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "sampling must be an object");
   Napi::Object o = v.As<Napi::Object>();
   s.temperature = (float)num(o, "temperature", 0);
-  s.top_k = (int32_t)num(o, "topK", 0);
-  s.top_p = (float)num(o, "topP", 1);
-  s.min_p = (float)num(o, "minP", 0);
-  s.presence_penalty = (float)num(o, "presencePenalty", 0);
-  s.frequency_penalty = (float)num(o, "frequencyPenalty", 0);
-  s.repetition_penalty = (float)num(o, "repetitionPenalty", 1);
+  s.top_k = (int32_t)num(o, "top_k", 0);
+  s.top_p = (float)num(o, "top_p", 1);
+  s.min_p = (float)num(o, "min_p", 0);
+  s.presence_penalty = (float)num(o, "presence_penalty", 0);
+  s.frequency_penalty = (float)num(o, "frequency_penalty", 0);
+  s.repetition_penalty = (float)num(o, "repetition_penalty", 1);
   s.n_logprobs = (int32_t)num(o, "logprobs", 0);
   Napi::Value seed = o.Get("seed");
   if (!seed.IsUndefined() && !seed.IsNull()) {
@@ -537,6 +546,9 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
     o.max_context = (int32_t)num(opts, "maxContext", 0);
     o.yarn_factor = num(opts, "yarnFactor", 0);
     o.yarn_original_max = (int32_t)num(opts, "yarnOriginal", 0);
+    o.cuda_gemv_max = (int32_t)num(opts, "cudaGemvMax", 0);
+    o.cuda_no_graphs = flag(opts, "cudaGraphs", true) ? 0 : 1;
+    o.cuda_host_sampling = flag(opts, "cudaHostSampling", false) ? 1 : 0;
     if (opts.Get("onProgress").IsFunction()) on_progress = opts.Get("onProgress").As<Napi::Function>();
   }
   auto* w = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), o, on_progress);

@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { FinishReason, Sampling as WireSampling } from '../../gpu-worker/protocol.ts';
 
 export type Device = 'auto' | 'cpu' | 'cuda';
 
@@ -14,6 +15,10 @@ export interface LoadOptions {
   maxContext?: number;         // tokens one sequence may hold (default: config's max_position_embeddings)
   yarnFactor?: number;         // > 0 turns YaRN on, overriding config.json
   yarnOriginal?: number;       // original_max_position_embeddings for the override
+  // CUDA backend only (ignored on the CPU), as qwen3.h's q3_load_options.cuda_*:
+  cudaGemvMax?: number;        // matmuls of at most this many rows (1..16) use the GEMV; 0/undefined = 4; -1 = never
+  cudaGraphs?: boolean;        // false: decode passes run eagerly instead of replaying a CUDA graph (default true)
+  cudaHostSampling?: boolean;  // true: logits come back and are sampled on the host (default: sampled on the device)
   onProgress?: (stage: string, fraction: number) => void;
 }
 
@@ -25,13 +30,12 @@ export interface ModelInfo {
   device: string;
 }
 
-export interface Sampling {
-  temperature?: number;        // <= 0 greedy (default 0)
-  topK?: number; topP?: number; minP?: number;
-  presencePenalty?: number; frequencyPenalty?: number; repetitionPenalty?: number;
-  seed?: number;               // integer; same seed -> same tokens
-  logprobs?: number;           // top-n alternatives (0..20)
-}
+/**
+ * A sequence's sampling: the wire's fields exactly as a request carries them (gpu-worker/protocol.ts; each optional
+ * here, with the same defaults: greedy, no top-k/top-p/min-p, no penalties, a random seed) and the number of top
+ * logprobs to report (0..20). The addon turns it into q3_sampling; nothing else converts it.
+ */
+export type Sampling = Partial<WireSampling> & { logprobs?: number };
 
 export interface SampledToken {
   token: number;
@@ -68,8 +72,6 @@ export interface GenerateParams {
   stopIds?: number[];
   sampling?: Sampling;
 }
-
-export type FinishReason = 'stop' | 'length' | 'cancelled';
 
 export interface Generation {
   /** Resolves when generation ends; tokens arrive through onTokens before that. */

@@ -3,6 +3,7 @@
 // classifier itself: test/edge/thinking-classifier.test.ts).
 import { describe, expect, it } from 'vitest';
 import type { ChatMessage } from '../../edge/chat-template.ts';
+import { thinkingControlsSchema, type ThinkingControls } from '../../edge/schemas.ts';
 import {
   applySamplingDefaults,
   decideThinkingMode,
@@ -10,8 +11,6 @@ import {
   findSoftSwitch,
   formatThinkingHeader,
   parseThinkingDefault,
-  thinkingControlsSchema,
-  type ThinkingControls,
   type ThinkingDefault,
 } from '../../edge/thinking-mode.ts';
 

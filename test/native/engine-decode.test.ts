@@ -279,7 +279,7 @@ describe('KV-cache decoding', () => {
   it('seeded sampling is reproducible, differs across seeds, and stays inside top-k', async () => {
     const toks = prompt(6, V, 5);
     const params = (seed: number, topK = 0): GenerateParams => ({
-      maxTokens: 16, stopIds: [], sampling: { temperature: 1, seed, topK, logprobs: 0 },
+      maxTokens: 16, stopIds: [], sampling: { temperature: 1, seed, top_k: topK, logprobs: 0 },
     });
     const ga = await generate(toks, params(42));
     const a = ga.tokens.map((t) => t.token);
@@ -304,7 +304,7 @@ describe('KV-cache decoding', () => {
 
     // top-k 1 and a tiny top-p leave only the argmax, whatever the temperature and seed.
     const greedy = referenceGreedy(toks, 6);
-    for (const sampling of [{ temperature: 1.5, topK: 1, seed: 3 }, { temperature: 1.5, topP: 1e-6, seed: 4 }]) {
+    for (const sampling of [{ temperature: 1.5, top_k: 1, seed: 3 }, { temperature: 1.5, top_p: 1e-6, seed: 4 }]) {
       const r = await generate(toks, { maxTokens: 6, sampling });
       expect(r.tokens.map((t) => t.token), JSON.stringify(sampling)).toEqual(greedy.slice(0, r.tokens.length));
     }

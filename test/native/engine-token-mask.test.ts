@@ -75,7 +75,7 @@ describe('token masks in the engine', () => {
     for (let round = 0; round < 40; round++) {
       const allowed = new Set(Array.from({ length: 1 + Math.floor(rand() * 6) }, () => Math.floor(rand() * V)));
       const prompt = Array.from({ length: 4 + (round % 5) }, () => Math.floor(rand() * V));
-      const sampling = { temperature: 1.3, topK: round % 3 === 0 ? 0 : 50, topP: round % 2 ? 0.9 : 1, seed: round };
+      const sampling = { temperature: 1.3, top_k: round % 3 === 0 ? 0 : 50, top_p: round % 2 ? 0.9 : 1, seed: round };
       const masks = maskOf(allowed, 2, 1);
       const a = sequence(prompt, sampling);
       const [one] = await engine.step([a.item(1)], masks);
