@@ -4,7 +4,8 @@
 
 namespace q3 {
 
-// The CUDA kernels are written for Qwen3's head size, AWQ group, GQA group and KV block (native/cuda/qwen3_cuda.h).
+// The CUDA kernels are written for Qwen3's head size, AWQ group, GQA group and KV block
+// (native/kernels/cuda/qwen3_cuda.h).
 std::string cuda_unsupported_reason(const Qwen3Config& c, int kv_block_size) {
   auto need = [](const char* what, int got, int want) {
     return std::string("the CUDA kernels need ") + what + " " + std::to_string(want) + ", this model has " +

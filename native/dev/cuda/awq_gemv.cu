@@ -2,7 +2,7 @@
 //   1: naive, one thread per output column on the published AutoAWQ layout (4-byte loads, fp32 math)
 //   2: mainline awq_gemv (repacked layout, 16-byte loads, fp16 dequant + fp32 accumulation, split-K in the block)
 // Usage: ./bin/awq_gemv [version] [K N]. Validates every version against the CPU reference, then benchmarks.
-#include "../../cuda/qwen3_cuda.h"
+#include "../../kernels/cuda/qwen3_cuda.h"
 #include "common.h"
 #include "cpu_ref.h"
 

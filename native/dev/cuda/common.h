@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "../../cuda/common.cuh"  // Q3_CUDA_CHECK (throws with file:line)
+#include "../../kernels/cuda/common.cuh"  // Q3_CUDA_CHECK (throws with file:line)
 #include "../../src/half.h"
 
 namespace q3dev {

@@ -12,8 +12,8 @@
 #include <map>
 #include <sstream>
 
-#include "../../cuda/philox.h"
-#include "../../cuda/qwen3_cuda.h"
+#include "../../kernels/cuda/philox.h"
+#include "../../kernels/cuda/qwen3_cuda.h"
 #include "../../src/cuda/sample_row.h"
 #include "common.h"
 #include "cpu_ref.h"

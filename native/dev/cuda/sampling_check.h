@@ -1,8 +1,9 @@
-// The comparison of the device sampler (native/cuda/sampling.cuh) with the CPU sampler (native/src/sampler.cpp),
-// shared by gpu_check (the kernels) and engine_check (whole engines through the C ABI; --self tests this harness
-// without a GPU): the probability the CPU sampler's rules give each token of a row, in double precision, and a
-// chi-square goodness-of-fit of observed token counts against it. "Equal in distribution" here means: the draws of
-// both samplers fit the same expected distribution, and a wrong distribution is rejected (the harness's own test).
+// The comparison of the device sampler (native/kernels/cuda/sampling.cuh) with the CPU sampler
+// (native/src/sampler.cpp), shared by gpu_check (the kernels) and engine_check (whole engines through the C ABI;
+// --self tests this harness without a GPU): the probability the CPU sampler's rules give each token of a row, in
+// double precision, and a chi-square goodness-of-fit of observed token counts against it. "Equal in distribution"
+// here means: the draws of both samplers fit the same expected distribution, and a wrong distribution is rejected
+// (the harness's own test).
 #pragma once
 #include <algorithm>
 #include <cmath>

@@ -1,6 +1,6 @@
 // The CUDA backend behind the C ABI: device weights, a paged fp16 KV cache on the device, and batches cut into
 // passes of bounded size, each described by one metadata upload (token ids, positions, block tables, sampling rows),
-// run through forward_cuda and then sampled on the device (native/cuda/sampling.cuh), so only token ids and the
+// run through forward_cuda and then sampled on the device (native/kernels/cuda/sampling.cuh), so only token ids and the
 // requested logprobs come back; q3_logits (and the host-sampling option) copy logits instead. Decode-only passes
 // replay a CUDA graph per (batch, context) bucket that holds the whole step: forward, sampling and the copy back.
 #include <cuda_runtime_api.h>
