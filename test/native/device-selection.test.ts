@@ -47,4 +47,15 @@ describe('device selection', () => {
     expect((await engine.logits(new Int32Array([1, 2, 3]), false)).length).toBe(engine.info().vocabSize);
     engine.free();
   });
+
+  it('Should take the CUDA load options through the addon: wrong types refused at the call, ignored by the CPU backend', async () => {
+    const addon = loadAddon();
+    const tiny = join(dir, 'tiny');
+    expect(() => addon.load(tiny, { device: 'cpu', cudaGraphs: 'no' as unknown as boolean })).toThrow(/cudaGraphs must be a boolean/);
+    expect(() => addon.load(tiny, { device: 'cpu', cudaHostSampling: 1 as unknown as boolean })).toThrow(/cudaHostSampling must be a boolean/);
+    expect(() => addon.load(tiny, { device: 'cpu', cudaGemvMax: '8' as unknown as number })).toThrow(/cudaGemvMax must be a number/);
+    const engine = await addon.load(tiny, { device: 'cpu', cudaGemvMax: 8, cudaGraphs: false, cudaHostSampling: true });
+    expect(engine.info().device).toMatch(/^cpu/);
+    engine.free();
+  });
 });
