@@ -189,7 +189,7 @@ int main(int argc, char** argv) {
     // moments, and the highest probe is used, so a probe that ran while others were busy cannot flatter a ratio.
     std::vector<double> probes;
     for (int round = 0; round < kRounds; round++) {
-      probes.push_back(measure_read_bandwidth_cpu(pool, kProbeBytes));
+      probes.push_back(measure_read_bandwidth_cpu(pool, kProbeBytes).best_gbs);
       for (Shape& sh : shapes) {
         const size_t first = sh.times.size();
         run_shape(sh, pool, true);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cpu/bandwidth_cpu.h"
+#include "threadpool.h"
 #include "demo_checkpoint.h"
 #include "qwen3.h"
 
@@ -24,7 +25,8 @@ const char* kUsage =
     "  qwen3 generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--top-p P] [--top-k K]\n"
     "                 [--min-p P] [--seed S] [--rope-scaling yarn:F[:O]]\n"
     "  qwen3 make-demo-model --out DIR [--preset tiny|demo|8b] [--seed S] [--tokenizer tokenizer.json]\n"
-    "  qwen3 bench --model DIR [--threads N] [--prompt N] [--steps N] [--context N] [--out FILE.json] [--rope-scaling ...]\n"
+    "  qwen3 bench --model DIR [--threads N] [--prompt N] [--steps N] [--context N] [--probe-mib N] [--out FILE.json]\n"
+    "              [--rope-scaling ...]\n"
     "CUDA options of every command: [--cuda-gemv-max N (-1..16)] [--cuda-graphs 1|0] [--cuda-sampling device|host]\n";
 
 struct Args {
@@ -143,6 +145,11 @@ void open_engine(Engine& en, const Args& a, int64_t tokens, bool show_progress =
   o.n_threads = a.has("threads") ? (int32_t)to_int("threads", a.get("threads")) : 0;
   o.kv_block_size = 16;
   if (tokens > 0) o.kv_blocks = (int32_t)((tokens + 15) / 16 + 1);
+  if (a.has("context")) {
+    const int64_t ctx = to_int("context", a.get("context"));
+    if (ctx <= 0 || ctx > INT32_MAX) throw UsageError("--context must be a positive token count");
+    o.max_context = (int32_t)ctx;
+  }
   o.progress = progress_to_stderr;
   o.progress_user = show_progress ? &en : nullptr;
   apply_rope_scaling(a, o);
@@ -230,48 +237,76 @@ int cmd_make_demo_model(const Args& a) {
 
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
+// The 1-minute load average, to record how busy the machine was around a measurement (-1 where unknown).
+double load_average() {
+  std::ifstream f("/proc/loadavg");
+  double l = -1;
+  f >> l;
+  return f ? l : -1;
+}
+
 // Prefill tok/s, decode tok/s at batch 1 and 8, weight bytes per decode step, measured read bandwidth, and the
 // fraction of the bandwidth limit reached (weight bytes per step x steps per second / bandwidth).
+//
+// Every sequence gets its own KV blocks for prompt + 1 + steps positions (prefill, one untimed warm-up decode, the
+// timed decodes), and the pool holds `batch` of them at once. Prefill is timed on a warm engine: a first, untimed
+// prefill of another sequence pays for page faults and cold caches.
 int cmd_bench(const Args& a) {
-  const int prompt_len = (int)to_int("prompt", a.get("prompt", "32"));
-  const int steps = (int)to_int("steps", a.get("steps", "8"));
+  const int64_t prompt_len = to_int("prompt", a.get("prompt", "32"));
+  const int64_t steps = to_int("steps", a.get("steps", "8"));
+  const int64_t probe_mib = to_int("probe-mib", a.get("probe-mib", "1024"));
   const int threads = a.has("threads") ? (int)to_int("threads", a.get("threads")) : 0;
   const int batch = 8;
   if (prompt_len <= 0 || steps <= 0) throw UsageError("--prompt and --steps must be positive");
+  if (probe_mib < 64) throw UsageError("--probe-mib must be at least 64");
+  const int64_t positions = prompt_len + 1 + steps;  // prefill, warm-up decode, timed decodes
 
+  const double load_before = load_average();
   std::fprintf(stderr, "measuring memory read bandwidth...\n");
-  const double bw = q3_measure_read_bandwidth(threads, (int64_t)1 << 30);
+  q3::ReadBandwidth probe;
+  {
+    q3::ThreadPool pool(threads);
+    probe = q3::measure_read_bandwidth_cpu(pool, (size_t)probe_mib << 20);
+  }
   Engine en;
-  open_engine(en, a, (int64_t)batch * (prompt_len + steps + 32), true);
+  open_engine(en, a, (int64_t)batch * ((positions + 15) / 16 * 16), true);
   const q3_info& info = en.info;
+  if (positions > info.max_context)
+    throw UsageError("--prompt " + std::to_string(prompt_len) + " + --steps " + std::to_string(steps) +
+                     " + 1 warm-up token = " + std::to_string(positions) + " positions do not fit the context of " +
+                     std::to_string(info.max_context) + " tokens");
   const int bs = info.kv_block_size;
   q3_sampling greedy{};
   greedy.repetition_penalty = 1.0f;
 
   struct Seq {
+    int64_t id;
     std::vector<int32_t> blocks, tokens;
     int pos = 0;
   };
-  auto make_seq = [&](int64_t id, int len) {
+  auto begin_seq = [&](int64_t id) {
     Seq s;
+    s.id = id;
     uint64_t x = 0x9e3779b97f4a7c15ull * (uint64_t)(id + 1);
-    for (int i = 0; i < len; i++) {
+    for (int64_t i = 0; i < prompt_len; i++) {
       x ^= x << 13, x ^= x >> 7, x ^= x << 17;
       s.tokens.push_back((int32_t)(x % (uint64_t)std::min(info.vocab_size, 150000)));
     }
-    s.blocks.resize((len + steps + bs) / bs + 1);
+    s.blocks.resize((size_t)((positions + bs - 1) / bs));
     check(q3_kv_alloc(en.e, (int32_t)s.blocks.size(), s.blocks.data()));
-    check(q3_seq_begin(en.e, id, s.tokens.data(), len, &greedy));
+    check(q3_seq_begin(en.e, id, s.tokens.data(), (int32_t)prompt_len, &greedy));
     return s;
   };
-  // Runs items for the given sequences (whole remaining tokens each) and appends the sampled token.
-  auto step = [&](std::vector<Seq*> seqs) {
+  auto end_seq = [&](Seq& s) {
+    q3_seq_end(en.e, s.id);
+    q3_kv_release(en.e, s.blocks.data(), (int32_t)s.blocks.size());
+  };
+  // One forward pass over the given sequences (each feeds all its tokens not yet run), appending the sampled token.
+  auto step = [&](const std::vector<Seq*>& seqs) {
     std::vector<q3_batch_item> items;
-    for (size_t i = 0; i < seqs.size(); i++) {
-      Seq& s = *seqs[i];
-      items.push_back({(int64_t)i, s.tokens.data() + s.pos, (int32_t)s.tokens.size() - s.pos, s.pos, s.blocks.data(),
-                       (int32_t)s.blocks.size(), 1, nullptr});
-    }
+    for (Seq* s : seqs)
+      items.push_back({s->id, s->tokens.data() + s->pos, (int32_t)s->tokens.size() - s->pos, s->pos, s->blocks.data(),
+                       (int32_t)s->blocks.size(), 1, nullptr});
     std::vector<q3_sample_out> out(items.size());
     check(q3_step(en.e, items.data(), (int32_t)items.size(), out.data()));
     for (size_t i = 0; i < seqs.size(); i++) {
@@ -280,25 +315,34 @@ int cmd_bench(const Args& a) {
     }
   };
 
-  std::vector<Seq> seqs;
-  for (int i = 0; i < batch; i++) seqs.push_back(make_seq(i, prompt_len));
+  {  // warm-up prefill, untimed
+    Seq warm = begin_seq(batch + 1);
+    step({&warm});
+    end_seq(warm);
+  }
+  Seq one = begin_seq(0);
   double t0 = now_s();
-  step({&seqs[0]});
-  const double prefill_tps = prompt_len / (now_s() - t0);
-  step({&seqs[0]});  // warm-up decode
+  step({&one});
+  const double prefill_tps = (double)prompt_len / (now_s() - t0);
+  step({&one});  // warm-up decode
   t0 = now_s();
-  for (int i = 0; i < steps; i++) step({&seqs[0]});
-  const double decode1_tps = steps / (now_s() - t0);
+  for (int64_t i = 0; i < steps; i++) step({&one});
+  const double decode1_tps = (double)steps / (now_s() - t0);
+  end_seq(one);
 
+  std::vector<Seq> seqs;
   std::vector<Seq*> all;
-  for (int i = 1; i < batch; i++) step({&seqs[i]});  // prefill the others
-  for (auto& s : seqs) all.push_back(&s);
-  step(all);
+  for (int i = 0; i < batch; i++) seqs.push_back(begin_seq(i + 1));
+  for (Seq& s : seqs) all.push_back(&s), step({&s});  // prefill each
+  step(all);                                        // warm-up decode
   t0 = now_s();
-  for (int i = 0; i < steps; i++) step(all);
-  const double step8_s = (now_s() - t0) / steps;
+  for (int64_t i = 0; i < steps; i++) step(all);
+  const double step8_s = (now_s() - t0) / (double)steps;
   const double decode8_tps = batch / step8_s;
+  for (Seq& s : seqs) end_seq(s);
+  const double load_after = load_average();
 
+  const double bw = probe.best_gbs;
   const double bytes = (double)info.weight_bytes_per_token;
   const double eff1 = bytes * decode1_tps / 1e9, eff8 = bytes / step8_s / 1e9;
   char date[32];
@@ -308,15 +352,18 @@ int cmd_bench(const Args& a) {
   std::snprintf(table, sizeof table,
                 "| metric | value |\n|---|---|\n"
                 "| model | %s (hidden %d, %d layers, vocab %d) |\n| device | %s |\n"
-                "| prefill (%d-token prompt) | %.2f tok/s |\n| decode, batch 1 | %.2f tok/s |\n"
+                "| prefill (%lld-token prompt) | %.2f tok/s |\n| decode, batch 1 | %.2f tok/s |\n"
                 "| decode, batch 8 | %.2f tok/s aggregate (%.1f ms/step) |\n"
-                "| weight bytes read per decode step | %.1f MB |\n| measured memory read bandwidth | %.1f GB/s |\n"
+                "| weight bytes read per decode step | %.1f MB |\n"
+                "| measured memory read bandwidth | %.1f GB/s (%s) |\n"
                 "| batch 1: weight bytes x steps/s | %.1f GB/s = %.0f%% of measured bandwidth |\n"
                 "| batch 8: weight bytes x steps/s | %.1f GB/s = %.0f%% of measured bandwidth |\n"
-                "| bandwidth limit at batch 1 | %.2f tok/s |\n",
-                a.get("model").c_str(), info.hidden_size, info.n_layers, info.vocab_size, info.device, prompt_len,
-                prefill_tps, decode1_tps, decode8_tps, step8_s * 1e3, bytes / 1e6, bw, eff1, 100 * eff1 / bw, eff8,
-                100 * eff8 / bw, bw * 1e9 / bytes);
+                "| bandwidth limit at batch 1 | %.2f tok/s |\n"
+                "| 1-minute load average before / after | %.2f / %.2f |\n",
+                a.get("model").c_str(), info.hidden_size, info.n_layers, info.vocab_size, info.device,
+                (long long)prompt_len, prefill_tps, decode1_tps, decode8_tps, step8_s * 1e3, bytes / 1e6, bw,
+                probe.method.c_str(), eff1, 100 * eff1 / bw, eff8, 100 * eff8 / bw, bw * 1e9 / bytes, load_before,
+                load_after);
   std::printf("%s", table);
   if (a.has("out")) {
     std::string cmd;
@@ -324,10 +371,13 @@ int cmd_bench(const Args& a) {
     std::ofstream f(a.get("out"));
     f << "{\n  \"command\": \"qwen3 bench" << cmd << "\",\n  \"date\": \"" << date << "\",\n  \"cpu\": \""
       << q3::cpu_model_name() << "\",\n  \"device\": \"" << info.device << "\",\n  \"prompt_tokens\": " << prompt_len
-      << ",\n  \"prefill_tok_s\": " << prefill_tps << ",\n  \"decode_tok_s_batch1\": " << decode1_tps
-      << ",\n  \"decode_tok_s_batch8\": " << decode8_tps << ",\n  \"weight_bytes_per_step\": " << (int64_t)bytes
-      << ",\n  \"read_bandwidth_gb_s\": " << bw << ",\n  \"fraction_of_bandwidth_batch1\": " << eff1 / bw
-      << ",\n  \"fraction_of_bandwidth_batch8\": " << eff8 / bw << "\n}\n";
+      << ",\n  \"steps\": " << steps << ",\n  \"prefill_tok_s\": " << prefill_tps
+      << ",\n  \"decode_tok_s_batch1\": " << decode1_tps << ",\n  \"decode_tok_s_batch8\": " << decode8_tps
+      << ",\n  \"weight_bytes_per_step\": " << (int64_t)bytes << ",\n  \"read_bandwidth_gb_s\": " << bw
+      << ",\n  \"read_bandwidth_method\": \"" << probe.method << "\",\n  \"fraction_of_bandwidth_batch1\": "
+      << eff1 / bw << ",\n  \"fraction_of_bandwidth_batch8\": " << eff8 / bw << ",\n  \"load_average_before\": "
+      << load_before << ",\n  \"load_average_after\": " << load_after << "\n}\n";
+    if (!f) throw std::runtime_error("cannot write " + a.get("out"));
     std::string md = a.get("out");
     if (md.size() > 5 && md.substr(md.size() - 5) == ".json") md = md.substr(0, md.size() - 5) + ".md";
     std::ofstream m(md);

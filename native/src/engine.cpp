@@ -534,7 +534,7 @@ int32_t q3_cuda_device_count(void) { return q3::cuda_device_count(); }
 double q3_measure_read_bandwidth(int32_t n_threads, int64_t bytes) {
   try {
     q3::ThreadPool pool(n_threads);
-    return q3::measure_read_bandwidth_cpu(pool, (size_t)bytes);
+    return q3::measure_read_bandwidth_cpu(pool, (size_t)bytes).best_gbs;
   } catch (const std::exception& ex) {
     g_error = ex.what();
     return 0;

@@ -3,16 +3,28 @@
 #pragma once
 #include <cstddef>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "../threadpool.h"
 
 namespace q3 {
 
-// GB/s (1e9 bytes per second) of read-only passes over a freshly allocated buffer of `bytes`, read in ~32 MiB
-// segments that are each split into pool.size() contiguous parts (one per thread); the best segment of 5 passes.
-// Pick bytes well above the last-level cache (callers use >= 512 MB) or this measures the cache. Throws
-// std::runtime_error if the buffer cannot be allocated.
-double measure_read_bandwidth_cpu(ThreadPool& pool, size_t bytes);
+// The result of the probe: the fastest rate any of its read loops reached, and which loop that was.
+struct ReadBandwidth {
+  double best_gbs = 0;  // GB/s (1e9 bytes per second)
+  std::string method;   // the loop that reached best_gbs, e.g. "4 streams/thread"
+  std::vector<std::pair<std::string, double>> per_method;  // each loop's best GB/s
+};
+
+// How fast this machine can stream memory into the cores: read-only passes over a freshly allocated buffer of
+// `bytes` (huge pages, first touched by the thread that reads it), in ~32 MiB segments that are each split into
+// pool.size() contiguous parts (one per thread). Several read loops take turns on the segments (widest vector loads,
+// with and without software prefetch into L2, one or four interleaved streams per thread), since which one is fastest
+// depends on the machine; the best segment of `passes` passes over the whole buffer is reported. Pick bytes well
+// above the last-level cache (callers use >= 512 MB) or this measures the cache. Throws std::runtime_error if the
+// buffer cannot be allocated.
+ReadBandwidth measure_read_bandwidth_cpu(ThreadPool& pool, size_t bytes, int passes = 5);
 
 // Asks the kernel to back [p, p + bytes) with transparent huge pages (Linux; a no-op elsewhere). Call it on large
 // streamed buffers before first touch: 4 KiB pages stop the hardware prefetcher at every page boundary.
