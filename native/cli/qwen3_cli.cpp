@@ -27,6 +27,7 @@ const char* kUsage =
     "  qwen3 make-demo-model --out DIR [--preset tiny|demo|8b] [--seed S] [--tokenizer tokenizer.json]\n"
     "  qwen3 bench --model DIR [--threads N] [--prompt N] [--steps N] [--context N] [--probe-mib N] [--out FILE.json]\n"
     "              [--rope-scaling ...]\n"
+    "  qwen3 bandwidth [--threads N] [--mib N] [--passes N]   # memory read bandwidth probe, JSON\n"
     "CUDA options of every command: [--cuda-gemv-max N (-1..16)] [--cuda-graphs 1|0] [--cuda-sampling device|host]\n";
 
 struct Args {
@@ -387,6 +388,24 @@ int cmd_bench(const Args& a) {
   return 0;
 }
 
+// The read-bandwidth probe alone (the denominator of every CPU benchmark), as one JSON line.
+int cmd_bandwidth(const Args& a) {
+  const int threads = a.has("threads") ? (int)to_int("threads", a.get("threads")) : 0;
+  const int64_t mib = to_int("mib", a.get("mib", "1024"));
+  const int64_t passes = to_int("passes", a.get("passes", "5"));
+  if (mib < 64) throw UsageError("--mib must be at least 64");
+  if (passes <= 0 || passes > 1000) throw UsageError("--passes must be 1..1000");
+  q3::ThreadPool pool(threads);
+  const q3::ReadBandwidth r = q3::measure_read_bandwidth_cpu(pool, (size_t)mib << 20, (int)passes);
+  std::string out = "{\"read_bandwidth_gb_s\": " + std::to_string(r.best_gbs) + ", \"method\": \"" + r.method +
+                    "\", \"threads\": " + std::to_string(pool.size()) + ", \"per_method\": {";
+  for (size_t i = 0; i < r.per_method.size(); i++)
+    out += (i ? ", \"" : "\"") + r.per_method[i].first + "\": " + std::to_string(r.per_method[i].second);
+  out += "}}\n";
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -396,6 +415,7 @@ int main(int argc, char** argv) {
     if (a.command == "generate") return cmd_generate(a);
     if (a.command == "make-demo-model") return cmd_make_demo_model(a);
     if (a.command == "bench") return cmd_bench(a);
+    if (a.command == "bandwidth") return cmd_bandwidth(a);
     if (a.command == "help" || a.command == "--help") {
       std::fputs(kUsage, stdout);
       return 0;

@@ -22,18 +22,28 @@ class ThreadPool {
   // contiguous parts gets a static, cache-friendly partition. Returns when every task is done.
   void parallel_for(int n, const std::function<void(int)>& fn);
 
+  // Runs fn(i) for every i in [0, n), each thread taking the next unclaimed i (in increasing order) until none is
+  // left: when another process holds one core for a while, the other threads take over its share instead of waiting.
+  // Thread j starts with task j, so with n = size() this is parallel_for.
+  void parallel_dynamic(int n, const std::function<void(int)>& fn);
+
  private:
   void worker_loop(int index);
+  void run(int n, const std::function<void(int)>& fn);
 
   int n_threads_;
   std::vector<std::thread> threads_;
+  // Workers spin on generation_ for a short while after each job (the forward pass issues hundreds of short jobs
+  // back to back, and waking a sleeping thread costs tens of microseconds), then sleep on cv_.
   std::mutex mu_;
   std::condition_variable cv_;
-  const std::function<void(int)>* job_ = nullptr;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> stop_{false};
+  const std::function<void(int)>* job_ = nullptr;  // written before generation_ is bumped
   int job_n_ = 0;
-  uint64_t generation_ = 0;
-  std::atomic<int> pending_{0};
-  bool stop_ = false;
+  std::atomic<int> next_{0};                        // parallel_dynamic: next unclaimed task
+  std::atomic<int> pending_{0};                     // workers still running the current job
 };
 
 }  // namespace q3

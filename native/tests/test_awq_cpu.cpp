@@ -12,6 +12,7 @@
 
 #include "awq_format.h"
 #include "cpu/awq_cpu.h"
+#include "cpu/awq_cpu_kernels.h"
 #include "cpu/f16_matmul_cpu.h"
 #include "half.h"
 #include "threadpool.h"
@@ -83,7 +84,7 @@ std::vector<float> ref_concat(const std::vector<AwqLinear>& parts, const std::ve
   return y;
 }
 
-const char* const kAwqIsas[] = {"scalar", "avx2", "avx512bw", "avx512-vnni"};
+const char* const kAwqIsas[] = {"scalar", "avx2", "avx512bw", "avx512-vnni", "amx"};
 const char* const kF16Isas[] = {"scalar", "avx2", "avx512"};
 
 void test_awq_case(const std::vector<AwqLinear>& parts, ThreadPool& pool, std::mt19937& rng) {
@@ -225,6 +226,60 @@ void test_nibble_order(ThreadPool& pool) {
   awq_cpu_force_isa("auto");
 }
 
+// The activation quantiser: the AVX-512 version gives exactly the scalar version's bits (so every ISA path sees the
+// same integers), q = 256 hi + lo, |q| <= kActMax, q * scale within half a step of x, sum = the block's sum of q,
+// and a NaN or infinity anywhere is reported.
+void test_quantize() {
+  using namespace awq_cpu;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> d(0.f, 3.f);
+  for (int block : {8, 24, 128, 256}) {
+    const int M = 3, K = block * 4, nb = K / block;
+    std::vector<float> x((size_t)M * K);
+    for (auto& v : x) v = d(rng);
+    std::fill(x.begin() + block, x.begin() + 2 * block, 0.f);  // an all-zero block
+    x[5] = 1e30f;                                               // a huge value: its block's others round to 0
+    struct Out {
+      std::vector<int16_t> q;
+      std::vector<int8_t> hi, lo;
+      std::vector<float> scale;
+      std::vector<int32_t> sum;
+    };
+    auto run = [&](bool simd, Out& o) {
+      o.q.assign((size_t)M * K, 0), o.hi.assign((size_t)M * K, 0), o.lo.assign((size_t)M * K, 0);
+      o.scale.assign((size_t)M * nb, 0), o.sum.assign((size_t)M * nb, 0);
+      return (simd ? quantize_rows_avx512 : quantize_rows_scalar)(x.data(), M, K, block, o.q.data(), o.hi.data(),
+                                                                  o.lo.data(), o.scale.data(), o.sum.data());
+    };
+    Out a, b;
+    check(run(false, a), "quantize scalar accepts finite input");
+    bool ok = true;
+    for (int m = 0; m < M; m++)
+      for (int bi = 0; bi < nb; bi++) {
+        int32_t s = 0;
+        for (int i = 0; i < block; i++) {
+          const size_t at = (size_t)m * K + (size_t)bi * block + i;
+          const int qv = a.q[at];
+          s += qv;
+          ok = ok && qv == 256 * a.hi[at] + a.lo[at] && std::abs(qv) <= kActMax;
+          // half a step, plus the float rounding of scale and 1/scale (a few ulp of x)
+          const float step = a.scale[(size_t)m * nb + bi];
+          ok = ok && std::fabs(qv * step - x[at]) <= 0.5f * step + 1e-6f * std::fabs(x[at]);
+        }
+        ok = ok && s == a.sum[(size_t)m * nb + bi];
+      }
+    check(ok, "quantize scalar: q = 256 hi + lo, range, rounding, sums (block " + std::to_string(block) + ")");
+    if (!__builtin_cpu_supports("avx512bw")) continue;
+    check(run(true, b), "quantize avx512 accepts finite input");
+    check(a.q == b.q && a.hi == b.hi && a.lo == b.lo && a.scale == b.scale && a.sum == b.sum,
+          "quantize avx512 == scalar, bit for bit (block " + std::to_string(block) + ")");
+    for (float bad : {NAN, INFINITY, -INFINITY}) {
+      x[(size_t)2 * K + K - 1] = bad;
+      check(!run(true, b) && !run(false, a), "quantize reports a non-finite activation (block " + std::to_string(block) + ")");
+    }
+  }
+}
+
 void test_f16(ThreadPool& pool) {
   std::mt19937 rng(42);
   std::normal_distribution<float> d(0.f, 0.05f);
@@ -266,6 +321,7 @@ int main() {
     test_nibble_order(pool);
     test_awq_errors();
     test_awq(pool, pool3);
+    test_quantize();
     test_f16(pool);
   } catch (const std::exception& e) {
     std::printf("FAIL exception: %s\n", e.what());

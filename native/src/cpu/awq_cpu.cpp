@@ -21,8 +21,8 @@ namespace {
 
 using namespace awq_cpu;
 
-enum Isa { kScalar = 0, kAvx2 = 1, kAvx512bw = 2, kAvx512vnni = 3 };
-const char* const kIsaNames[] = {"scalar", "avx2", "avx512bw", "avx512-vnni"};
+enum Isa { kScalar = 0, kAvx2 = 1, kAvx512bw = 2, kAvx512vnni = 3, kAmx = 4 };
+const char* const kIsaNames[] = {"scalar", "avx2", "avx512bw", "avx512-vnni", "amx"};
 
 bool cpu_has(Isa isa) {
   switch (isa) {
@@ -33,11 +33,17 @@ bool cpu_has(Isa isa) {
       return cpu_has(kAvx2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
     case kAvx512vnni: return cpu_has(kAvx512bw) && __builtin_cpu_supports("avx512vnni");
+    case kAmx: {
+      // The OS must also agree to save the tile registers; asked once.
+      static const bool granted = cpu_has(kAvx512vnni) && __builtin_cpu_supports("amx-tile") &&
+                                  __builtin_cpu_supports("amx-int8") && amx_request_permission();
+      return granted;
+    }
     default: return false;
   }
 }
 
-IsaChoice g_isa(kIsaNames, 4, [](int i) { return cpu_has((Isa)i); });
+IsaChoice g_isa(kIsaNames, 5, [](int i) { return cpu_has((Isa)i); });
 
 Isa current_isa() { return (Isa)g_isa.current(); }
 
@@ -63,42 +69,6 @@ int block_for(int G) {
   for (int b = kMaxBlock; b >= 8; b -= 8)
     if (G % b == 0) return b;
   return 8;
-}
-
-// Symmetric int16 quantisation per block: scale = max|x| / 32767, so the rounding error is <= 1.5e-5 of the block's
-// largest activation. Returns false on a non-finite activation (it may run on a pool thread, so it must not throw).
-bool quantize_rows(const float* x, int M, int K, int block, int16_t* q, float* scale, int32_t* sum) {
-  int nb = K / block;
-  for (int m = 0; m < M; m++) {
-    for (int b = 0; b < nb; b++) {
-      const float* xs = x + (size_t)m * K + (size_t)b * block;
-      int16_t* qs = q + (size_t)m * K + (size_t)b * block;
-      float amax = 0.f;
-      bool finite = true;
-      for (int i = 0; i < block; i++) {
-        const float a = std::fabs(xs[i]);
-        amax = std::max(amax, a);
-        finite &= a <= FLT_MAX;  // false for NaN too, which std::max would skip
-      }
-      if (!finite) return false;
-      int32_t s = 0;
-      if (amax == 0.f) {
-        std::memset(qs, 0, sizeof(int16_t) * block);
-        scale[(size_t)m * nb + b] = 0.f;
-      } else {
-        float inv = 32767.f / amax;
-        for (int i = 0; i < block; i++) {
-          int v = (int)std::lrintf(xs[i] * inv);
-          v = std::min(32767, std::max(-32767, v));
-          qs[i] = (int16_t)v;
-          s += v;
-        }
-        scale[(size_t)m * nb + b] = amax / 32767.f;
-      }
-      sum[(size_t)m * nb + b] = s;
-    }
-  }
-  return true;
 }
 
 void check_shape(int K, int G, int N, const char* who) {
@@ -179,47 +149,60 @@ void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, Thre
 
   // One thread-local scratch per calling thread: the forward pass calls this hundreds of times per token.
   thread_local std::vector<int16_t> xq;
+  thread_local std::vector<int8_t> xhi, xlo;
   thread_local std::vector<float> xs;
   thread_local std::vector<int32_t> xsum;
+  // The AMX kernel reads the activation bytes in passes of 16 rows: past 16, pad them to whole passes with zeros.
+  const int Mpad = M > 16 ? (M + 15) / 16 * 16 : M;
   xq.resize((size_t)M * K);
+  xhi.assign((size_t)Mpad * K, 0);
+  xlo.assign((size_t)Mpad * K, 0);
   xs.resize((size_t)M * nb);
   xsum.resize((size_t)M * nb);
   // Plain pointers: inside a pool task the thread_local names would mean the worker's own (empty) buffers.
   int16_t* q = xq.data();
+  int8_t *hi = xhi.data(), *lo = xlo.data();
   float* qscale = xs.data();
   int32_t* qsum = xsum.data();
+  const Isa isa = current_isa();
+  auto quantize = [=](int m0, int m1) {
+    const size_t at = (size_t)m0 * K, bt = (size_t)m0 * nb;
+    return (isa >= kAvx512bw ? quantize_rows_avx512 : quantize_rows_scalar)(x + at, m1 - m0, K, block, q + at, hi + at,
+                                                                            lo + at, qscale + bt, qsum + bt);
+  };
   bool finite = true;
   if (M < 4 * pool.size()) {
-    finite = quantize_rows(x, M, K, block, q, qscale, qsum);
+    finite = quantize(0, M);
   } else {  // prefill: worth splitting across the pool
     const int P = pool.size();
     std::atomic<bool> ok{true};
     pool.parallel_for(P, [&](int i) {
-      const int m0 = (int)((long long)M * i / P), m1 = (int)((long long)M * (i + 1) / P);
-      if (!quantize_rows(x + (size_t)m0 * K, m1 - m0, K, block, q + (size_t)m0 * K, qscale + (size_t)m0 * nb,
-                         qsum + (size_t)m0 * nb))
-        ok.store(false);
+      if (!quantize((int)((long long)M * i / P), (int)((long long)M * (i + 1) / P))) ok.store(false);
     });
     finite = ok.load();
   }
   if (!finite) throw std::runtime_error("awq_matmul_cpu: activation is NaN or infinite");
 
+  const QuantizedRows rows{M, K, block, q, hi, lo, qscale, qsum};
   PackedView view{K, w.N, w.group_size, (w.N + kTile - 1) / kTile, tile_bytes_for(K, w.group_size), packed_data(w)};
   if (view.data + (size_t)view.n_tiles * view.tile_bytes > w.storage.data() + w.storage.size())
     throw std::runtime_error("awq_matmul_cpu: packed storage is smaller than its K, N and group_size need");
-  QuantizedRows rows{M, K, block, q, qscale, qsum};
   void (*kernel)(const PackedView&, const QuantizedRows&, int, int, float*) = tiles_scalar;
-  switch (current_isa()) {
+  switch (isa) {
+    case kAmx: kernel = M == 1 ? tiles_avx512vnni : tiles_amx; break;
     case kAvx512vnni: kernel = tiles_avx512vnni; break;
     case kAvx512bw: kernel = tiles_avx512bw; break;
     case kAvx2: kernel = tiles_avx2; break;
     default: kernel = tiles_scalar; break;
   }
-  // Static contiguous column ranges: each thread streams its own stretch of the packed matrix.
-  const int P = std::min(pool.size(), view.n_tiles);
-  pool.parallel_for(P, [&](int i) {
-    int t0 = (int)((long long)view.n_tiles * i / P), t1 = (int)((long long)view.n_tiles * (i + 1) / P);
-    if (t0 < t1) kernel(view, rows, t0, t1, y);
+  // Chunks of whole tile pairs (the kernels work on two tiles at once), taken by the threads in turn: each chunk is
+  // one contiguous stretch of the packed matrix (hundreds of KB for the 8B shapes), and a thread that another
+  // process delays leaves its remaining chunks to the others. About 8 chunks per thread.
+  const int pairs = (view.n_tiles + 1) / 2;
+  const int chunk = std::max(1, pairs / (8 * pool.size())), n_chunks = (pairs + chunk - 1) / chunk;
+  pool.parallel_dynamic(n_chunks, [&](int c) {
+    const int t0 = 2 * c * chunk, t1 = std::min(view.n_tiles, 2 * (c + 1) * chunk);
+    kernel(view, rows, t0, t1, y);
   });
 }
 
@@ -244,6 +227,42 @@ void awq_matmul_ref(const AwqSource& src, int K, int group_size, const float* x,
 }
 
 namespace awq_cpu {
+
+// Symmetric int16 quantisation per block: scale = max|x| / kActMax, so the rounding error is <= 1.6e-5 of the block's
+// largest activation; q is also written as two signed bytes, q = 256 hi + lo. It may run on a pool thread, so a
+// non-finite activation is reported by the return value, not thrown.
+bool quantize_rows_scalar(const float* x, int M, int K, int block, int16_t* q, int8_t* hi, int8_t* lo, float* scale,
+                          int32_t* sum) {
+  int nb = K / block;
+  for (int m = 0; m < M; m++) {
+    for (int b = 0; b < nb; b++) {
+      const size_t at = (size_t)m * K + (size_t)b * block;
+      const float* xs = x + at;
+      float amax = 0.f;
+      bool finite = true;
+      for (int i = 0; i < block; i++) {
+        const float a = std::fabs(xs[i]);
+        amax = std::max(amax, a);
+        finite &= a <= FLT_MAX;  // false for NaN too, which std::max would skip
+      }
+      if (!finite) return false;
+      int32_t s = 0;
+      const float inv = amax == 0.f ? 0.f : (float)kActMax / amax;
+      for (int i = 0; i < block; i++) {
+        int v = (int)std::lrintf(xs[i] * inv);
+        v = std::min(kActMax, std::max(-kActMax, v));
+        const int l = ((v + 128) & 255) - 128;
+        q[at + i] = (int16_t)v;
+        lo[at + i] = (int8_t)l;
+        hi[at + i] = (int8_t)((v - l) / 256);
+        s += v;
+      }
+      scale[(size_t)m * nb + b] = amax / (float)kActMax;
+      sum[(size_t)m * nb + b] = s;
+    }
+  }
+  return true;
+}
 
 // The portable path and the definition the SIMD kernels must agree with: exact int32 dot products per block, one
 // float fold per block.

@@ -1,5 +1,6 @@
 // AVX2 tile kernels for the int4 AWQ matmul (layout in awq_cpu_kernels.h): each 64-byte weight word is two 256-bit
-// halves of 8 columns; int16 activations times unpacked nibbles via vpmaddwd, exact int32 accumulation per block.
+// halves of 8 columns; unsigned weight bytes times the two signed activation bytes via vpmaddubsw + vpmaddwd, exact
+// int32 accumulation per block.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -13,26 +14,38 @@ namespace {
 // Software prefetch distance along the tile stream (see awq_cpu_avx512.cpp for why).
 constexpr int kPrefetchBytes = 6144;
 
-inline __m256i pair(const int16_t* p) {
+// Four activation bytes (k .. k+3) in every 32-bit lane.
+inline __m256i quad(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return _mm256_set1_epi32(v);
 }
 
-// One 32-byte half word (8 columns x 8 k) against one row; hi collects the 16x-scaled pairs.
-inline void half_dot(const uint8_t* wp, const int16_t* xk, __m256i& lo, __m256i& hi) {
-  const __m256i m_lo = _mm256_set1_epi32(0x000F000F), m_hi = _mm256_set1_epi32(0x00F000F0);
+// acc += four unsigned weight bytes . four signed activation bytes per lane (int16 pairs: at most 2 * 15 * 128, so
+// vpmaddubsw never saturates on these nibble weights).
+inline __m256i dot4(__m256i acc, __m256i w, __m256i x) {
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1)));
+}
+
+// One 32-byte half word (8 columns x 8 k) unpacked to the byte quadruples (q0..q3) and (q4..q7).
+inline void unpack(const uint8_t* wp, __m256i& w0, __m256i& w1) {
+  const __m256i mask = _mm256_set1_epi32(0x0F0F0F0F);
   const __m256i v = _mm256_loadu_si256((const __m256i*)wp);
-  const __m256i u = _mm256_srli_epi32(v, 8);
-  lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_and_si256(v, m_lo), pair(xk + 0)));
-  hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_and_si256(v, m_hi), pair(xk + 2)));
-  lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_and_si256(u, m_lo), pair(xk + 4)));
-  hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_and_si256(u, m_hi), pair(xk + 6)));
+  w0 = _mm256_and_si256(v, mask);
+  w1 = _mm256_and_si256(_mm256_srli_epi32(v, 4), mask);
+}
+
+// One half word against one row: lo / hi collect the products with the low / high activation bytes.
+inline void half_dot(const uint8_t* wp, const int8_t* xl, const int8_t* xh, __m256i& lo, __m256i& hi) {
+  __m256i w0, w1;
+  unpack(wp, w0, w1);
+  lo = dot4(dot4(lo, w0, quad(xl)), w1, quad(xl + 4));
+  hi = dot4(dot4(hi, w0, quad(xh)), w1, quad(xh + 4));
 }
 
 // out += s * xscale * (acc - z * sum(x_int)) for the 8 columns of one half.
 inline __m256 fold(__m256 out, __m256i lo, __m256i hi, const uint8_t* rec, int half, float xscale, int32_t xsum) {
-  const __m256i acc = _mm256_add_epi32(lo, _mm256_srai_epi32(hi, 4));  // exact: hi is a multiple of 16
+  const __m256i acc = _mm256_add_epi32(_mm256_slli_epi32(hi, 8), lo);  // q = 256 hi + lo
   const __m256 s = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(rec + 16 * half)));
   int64_t z8;
   std::memcpy(&z8, rec + 32 + 8 * half, 8);
@@ -60,12 +73,13 @@ void tile_one_row(const PackedView& w, const QuantizedRows& x, int t, float* y) 
   const uint8_t* meta = w.meta(t);
   __m256 out0 = _mm256_setzero_ps(), out1 = _mm256_setzero_ps();
   for (int b = 0; b < nb; b++) {
-    const int16_t* xk = x.q + (size_t)b * B;
+    const int8_t* xl = x.lo + (size_t)b * B;
+    const int8_t* xh = x.hi + (size_t)b * B;
     __m256i lo0 = _mm256_setzero_si256(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
-    for (int j = 0; j < nv; j++, wp += kWordBytes, xk += 8) {
+    for (int j = 0; j < nv; j++, wp += kWordBytes, xl += 8, xh += 8) {
       _mm_prefetch((const char*)wp + kPrefetchBytes, _MM_HINT_T0);
-      half_dot(wp, xk, lo0, hi0);
-      half_dot(wp + 32, xk, lo1, hi1);
+      half_dot(wp, xl, xh, lo0, hi0);
+      half_dot(wp + 32, xl, xh, lo1, hi1);
     }
     const uint8_t* rec = meta + (size_t)(b * B / w.group_size) * kMetaBytes;
     out0 = fold(out0, lo0, hi0, rec, 0, x.scale[b], x.sum[b]);
@@ -79,24 +93,19 @@ void tile_one_row(const PackedView& w, const QuantizedRows& x, int t, float* y) 
 template <int R>
 void half_rows(const PackedView& w, const QuantizedRows& x, int t, int half, int m0, float (*out)[kTile]) {
   const int K = w.K, B = x.block, nb = K / B, nv = B / 8;
-  const __m256i m_lo = _mm256_set1_epi32(0x000F000F), m_hi = _mm256_set1_epi32(0x00F000F0);
   const uint8_t* wp = w.tile(t) + 32 * half;
   const uint8_t* meta = w.meta(t);
   for (int b = 0; b < nb; b++) {
     __m256i lo[R], hi[R];
     for (int r = 0; r < R; r++) lo[r] = hi[r] = _mm256_setzero_si256();
     for (int j = 0; j < nv; j++, wp += kWordBytes) {
-      const __m256i v = _mm256_loadu_si256((const __m256i*)wp);
-      const __m256i u = _mm256_srli_epi32(v, 8);
-      const __m256i e0 = _mm256_and_si256(v, m_lo), e1 = _mm256_and_si256(v, m_hi);
-      const __m256i e2 = _mm256_and_si256(u, m_lo), e3 = _mm256_and_si256(u, m_hi);
+      __m256i w0, w1;
+      unpack(wp, w0, w1);
       const size_t k = (size_t)b * B + (size_t)j * 8;
       for (int r = 0; r < R; r++) {
-        const int16_t* xk = x.q + (size_t)(m0 + r) * K + k;
-        lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(e0, pair(xk + 0)));
-        hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(e1, pair(xk + 2)));
-        lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(e2, pair(xk + 4)));
-        hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(e3, pair(xk + 6)));
+        const size_t at = (size_t)(m0 + r) * K + k;
+        lo[r] = dot4(dot4(lo[r], w0, quad(x.lo + at)), w1, quad(x.lo + at + 4));
+        hi[r] = dot4(dot4(hi[r], w0, quad(x.hi + at)), w1, quad(x.hi + at + 4));
       }
     }
     const uint8_t* rec = meta + (size_t)(b * B / w.group_size) * kMetaBytes;

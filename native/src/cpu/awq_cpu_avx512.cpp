@@ -1,10 +1,12 @@
-// AVX-512 tile kernels for the int4 AWQ matmul (layout in awq_cpu_kernels.h): int16 activations times unpacked
-// nibbles, accumulated exactly in int32 by vpdpwssd (AVX512-VNNI) or vpmaddwd + vpaddd (AVX512BW).
+// AVX-512 tile kernels for the int4 AWQ matmul (layout in awq_cpu_kernels.h): unsigned weight bytes times the two
+// signed activation bytes (q = 256 hi + lo), accumulated exactly in int32 by vpdpbusd (AVX512-VNNI) or by
+// vpmaddubsw + vpmaddwd (AVX512BW).
 // GCC 12 reports its own _mm512_undefined_* placeholders as maybe-uninitialized once inlined at -O3: a false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
+#include <cfloat>
 #include <cstring>
 
 #include "awq_cpu_kernels.h"
@@ -12,44 +14,27 @@
 namespace q3::awq_cpu {
 namespace {
 
-// Software prefetch distance along the tile stream. One stream per thread is too little for the hardware
+// Software prefetch distance along each tile stream. One stream per thread is too little for the hardware
 // prefetcher to keep DRAM busy while the core is also unpacking; measured on Sapphire Rapids, prefetching 4-8 KiB
 // ahead raised single-thread GEMV from ~8 to ~13 GB/s. Prefetches past the end of the matrix are harmless.
 constexpr int kPrefetchBytes = 6144;
 
+// acc += four unsigned weight bytes . four signed activation bytes, per 32-bit lane. Without VNNI the byte products
+// go through int16 pairs (at most 2 * 15 * 128: no saturation, since these weights are plain nibbles 0..15).
 template <bool VNNI>
-inline __m512i dot_pairs(__m512i acc, __m512i w, __m512i x) {
+inline __m512i dot4(__m512i acc, __m512i w, __m512i x) {
   if constexpr (VNNI) {
-    return _mm512_dpwssd_epi32(acc, w, x);
+    return _mm512_dpbusd_epi32(acc, w, x);
   } else {
-    return _mm512_add_epi32(acc, _mm512_madd_epi16(w, x));
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(w, x), _mm512_set1_epi16(1)));
   }
 }
 
-// Activation pair (x[k], x[k+1]) in every 32-bit lane.
-inline __m512i pair(const int16_t* p) {
+// Four activation bytes (k .. k+3) in every 32-bit lane.
+inline __m512i quad(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return _mm512_set1_epi32(v);
-}
-
-// v >> 8 in every 32-bit lane, as a byte shuffle: vpshufb issues on port 5, leaving port 0 (which vector shifts
-// share with vpdpwssd) to the dot products.
-inline __m512i shift8(__m512i v) {
-  const __m512i ctrl = _mm512_set4_epi32((int)0x800F0E0D, 0x800B0A09, 0x80070605, 0x80030201);
-  return _mm512_shuffle_epi8(v, ctrl);
-}
-
-// One 64-byte weight word (16 columns x 8 k) against one row: lo gets the plain pairs, hi the 16x-scaled ones.
-template <bool VNNI>
-inline void word_dot(const uint8_t* wp, const int16_t* xk, __m512i& lo, __m512i& hi) {
-  const __m512i m_lo = _mm512_set1_epi32(0x000F000F), m_hi = _mm512_set1_epi32(0x00F000F0);
-  const __m512i v = _mm512_loadu_si512(wp);
-  const __m512i u = shift8(v);
-  lo = dot_pairs<VNNI>(lo, _mm512_and_si512(v, m_lo), pair(xk + 0));
-  hi = dot_pairs<VNNI>(hi, _mm512_and_si512(v, m_hi), pair(xk + 2));
-  lo = dot_pairs<VNNI>(lo, _mm512_and_si512(u, m_lo), pair(xk + 4));
-  hi = dot_pairs<VNNI>(hi, _mm512_and_si512(u, m_hi), pair(xk + 6));
 }
 
 // y += s * xscale * (acc - z * sum(x_int)): zero point and both scales applied once per block.
@@ -65,50 +50,63 @@ inline __mmask16 lane_mask(const PackedView& w, int t) {
   return lanes >= kTile ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
 }
 
-// Decode (M = 1) over T adjacent tiles at once, unrolled U words deep along k. Memory-bound, so the goals are few
-// instructions per weight word and enough independent vpdpwssd chains (T x U) that latency never stalls the stream:
-// each activation broadcast feeds T weight words, and the T tile streams plus a software prefetch keep DRAM busy.
-template <bool VNNI, int T, int U>
+// The int16 dot products of one block from the byte sums: lo/hi = activation byte, 0/1 = low nibbles (q0..q3) or
+// 16x high nibbles (16 q4..16 q7). Exact: the 16x sums are multiples of 16.
+inline __m512i combine(__m512i l0, __m512i l1, __m512i h0, __m512i h1) {
+  const __m512i h = _mm512_add_epi32(h0, _mm512_srai_epi32(h1, 4));
+  return _mm512_add_epi32(_mm512_slli_epi32(h, 8), _mm512_add_epi32(l0, _mm512_srai_epi32(l1, 4)));
+}
+
+// Decode (M = 1) over T adjacent tiles at once. Memory-bound, so the goals are few instructions per weight word and
+// enough independent accumulator chains that latency never stalls the stream: per word two ANDs and four dot
+// products, each activation broadcast feeds T weight words, and the T tile streams plus a software prefetch keep
+// DRAM busy.
+template <bool VNNI, int T>
 void tiles_one_row(const PackedView& w, const QuantizedRows& x, int t, float* y) {
+  const __m512i m0 = _mm512_set1_epi32(0x0F0F0F0F), m1 = _mm512_set1_epi32((int)0xF0F0F0F0);
   const int B = x.block, nb = w.K / B, nv = B / 8;
   const uint8_t* wp[T];
   __m512 out[T];
   for (int i = 0; i < T; i++) wp[i] = w.tile(t + i), out[i] = _mm512_setzero_ps();
   for (int b = 0; b < nb; b++) {
-    const int16_t* xk = x.q + (size_t)b * B;
-    __m512i lo[T][U], hi[T][U];
-    for (int i = 0; i < T; i++)
-      for (int u = 0; u < U; u++) lo[i][u] = hi[i][u] = _mm512_setzero_si512();
-    int j = 0;
-    for (; j + U <= nv; j += U, xk += 8 * U) {
-      for (int i = 0; i < T; i++)
-        for (int u = 0; u < U; u++) _mm_prefetch((const char*)wp[i] + kPrefetchBytes + u * 64, _MM_HINT_T0);
-      for (int u = 0; u < U; u++)
-        for (int i = 0; i < T; i++) word_dot<VNNI>(wp[i] + u * kWordBytes, xk + 8 * u, lo[i][u], hi[i][u]);
-      for (int i = 0; i < T; i++) wp[i] += U * kWordBytes;
-    }
-    for (; j < nv; j++, xk += 8) {
+    const int8_t* xl = x.lo + (size_t)b * B;
+    const int8_t* xh = x.hi + (size_t)b * B;
+    __m512i l0[T], l1[T], h0[T], h1[T];
+    for (int i = 0; i < T; i++) l0[i] = l1[i] = h0[i] = h1[i] = _mm512_setzero_si512();
+    for (int j = 0; j < nv; j++, xl += 8, xh += 8) {
+      const __m512i xl0 = quad(xl), xl1 = quad(xl + 4), xh0 = quad(xh), xh1 = quad(xh + 4);
       for (int i = 0; i < T; i++) {
-        word_dot<VNNI>(wp[i], xk, lo[i][0], hi[i][0]);
+        _mm_prefetch((const char*)wp[i] + kPrefetchBytes, _MM_HINT_T0);
+        const __m512i v = _mm512_loadu_si512(wp[i]);
         wp[i] += kWordBytes;
+        if constexpr (VNNI) {
+          const __m512i w0 = _mm512_and_si512(v, m0), w1 = _mm512_and_si512(v, m1);
+          l0[i] = dot4<true>(l0[i], w0, xl0);
+          l1[i] = dot4<true>(l1[i], w1, xl1);
+          h0[i] = dot4<true>(h0[i], w0, xh0);
+          h1[i] = dot4<true>(h1[i], w1, xh1);
+        } else {  // maddubs would saturate on 16x nibbles: shift them down instead
+          const __m512i w0 = _mm512_and_si512(v, m0), w1 = _mm512_and_si512(_mm512_srli_epi32(v, 4), m0);
+          l0[i] = dot4<false>(dot4<false>(l0[i], w0, xl0), w1, xl1);
+          h0[i] = dot4<false>(dot4<false>(h0[i], w0, xh0), w1, xh1);
+        }
       }
     }
     const size_t g = (size_t)(b * B / w.group_size) * kMetaBytes;
     for (int i = 0; i < T; i++) {
-      __m512i l = lo[i][0], h = hi[i][0];
-      for (int u = 1; u < U; u++) l = _mm512_add_epi32(l, lo[i][u]), h = _mm512_add_epi32(h, hi[i][u]);
-      const __m512i acc = _mm512_add_epi32(l, _mm512_srai_epi32(h, 4));  // exact: h is a multiple of 16
+      const __m512i acc = VNNI ? combine(l0[i], l1[i], h0[i], h1[i])
+                               : _mm512_add_epi32(_mm512_slli_epi32(h0[i], 8), l0[i]);
       out[i] = fold(out[i], acc, w.meta(t + i) + g, x.scale[b], x.sum[b]);
     }
   }
   for (int i = 0; i < T; i++) _mm512_mask_storeu_ps(y + (size_t)(t + i) * kTile, lane_mask(w, t + i), out[i]);
 }
 
-// Prefill (M > 1): each weight word is loaded and unpacked once and used for R rows.
+// Several rows (M > 1, no AMX): each weight word is loaded and unpacked once and used for R rows.
 template <bool VNNI, int R>
 void tile_rows(const PackedView& w, const QuantizedRows& x, int t, int m0, float* y) {
   const int K = w.K, B = x.block, nb = K / B, nv = B / 8;
-  const __m512i m_lo = _mm512_set1_epi32(0x000F000F), m_hi = _mm512_set1_epi32(0x00F000F0);
+  const __m512i mask = _mm512_set1_epi32(0x0F0F0F0F);
   const uint8_t* wp = w.tile(t);
   const uint8_t* meta = w.meta(t);
   __m512 out[R];
@@ -119,40 +117,35 @@ void tile_rows(const PackedView& w, const QuantizedRows& x, int t, int m0, float
     for (int j = 0; j < nv; j++, wp += kWordBytes) {
       _mm_prefetch((const char*)wp + kPrefetchBytes, _MM_HINT_T0);
       const __m512i v = _mm512_loadu_si512(wp);
-      const __m512i u = shift8(v);
-      const __m512i e0 = _mm512_and_si512(v, m_lo), e1 = _mm512_and_si512(v, m_hi);
-      const __m512i e2 = _mm512_and_si512(u, m_lo), e3 = _mm512_and_si512(u, m_hi);
+      const __m512i w0 = _mm512_and_si512(v, mask), w1 = _mm512_and_si512(_mm512_srli_epi32(v, 4), mask);
       const size_t k = (size_t)b * B + (size_t)j * 8;
       for (int r = 0; r < R; r++) {
-        const int16_t* xk = x.q + (size_t)(m0 + r) * K + k;
-        lo[r] = dot_pairs<VNNI>(lo[r], e0, pair(xk + 0));
-        hi[r] = dot_pairs<VNNI>(hi[r], e1, pair(xk + 2));
-        lo[r] = dot_pairs<VNNI>(lo[r], e2, pair(xk + 4));
-        hi[r] = dot_pairs<VNNI>(hi[r], e3, pair(xk + 6));
+        const size_t at = (size_t)(m0 + r) * K + k;
+        lo[r] = dot4<VNNI>(dot4<VNNI>(lo[r], w0, quad(x.lo + at)), w1, quad(x.lo + at + 4));
+        hi[r] = dot4<VNNI>(dot4<VNNI>(hi[r], w0, quad(x.hi + at)), w1, quad(x.hi + at + 4));
       }
     }
     const uint8_t* rec = meta + (size_t)(b * B / w.group_size) * kMetaBytes;
     for (int r = 0; r < R; r++) {
       const size_t i = (size_t)(m0 + r) * nb + b;
-      out[r] = fold(out[r], _mm512_add_epi32(lo[r], _mm512_srai_epi32(hi[r], 4)), rec, x.scale[i], x.sum[i]);
+      out[r] = fold(out[r], _mm512_add_epi32(_mm512_slli_epi32(hi[r], 8), lo[r]), rec, x.scale[i], x.sum[i]);
     }
   }
-  const __mmask16 mask = lane_mask(w, t);
-  for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(y + (size_t)(m0 + r) * w.N + (size_t)t * kTile, mask, out[r]);
+  const __mmask16 mask16 = lane_mask(w, t);
+  for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(y + (size_t)(m0 + r) * w.N + (size_t)t * kTile, mask16, out[r]);
 }
 
-constexpr int kRows = 6;  // rows per pass: 2 x 6 accumulators + 6 outputs + unpacked words fit the 32 registers
+constexpr int kRows = 8;  // rows per pass: 2 x 8 accumulators + 8 outputs + unpacked words fit the 32 registers
 
 template <bool VNNI>
 void tiles(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
   for (int t = t0; t < t1; t++) {
     if (x.M == 1) {
-      // Pairs of tiles measured ~15% faster than single tiles (in L2 and from DRAM); 4 tiles gained nothing more.
       if (t + 2 <= t1) {
-        tiles_one_row<VNNI, 2, 2>(w, x, t, y);
+        tiles_one_row<VNNI, 2>(w, x, t, y);
         t++;
       } else {
-        tiles_one_row<VNNI, 1, 4>(w, x, t, y);
+        tiles_one_row<VNNI, 1>(w, x, t, y);
       }
       continue;
     }
@@ -165,12 +158,56 @@ void tiles(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y
       case 3: tile_rows<VNNI, 3>(w, x, t, m, y); break;
       case 4: tile_rows<VNNI, 4>(w, x, t, m, y); break;
       case 5: tile_rows<VNNI, 5>(w, x, t, m, y); break;
+      case 6: tile_rows<VNNI, 6>(w, x, t, m, y); break;
+      case 7: tile_rows<VNNI, 7>(w, x, t, m, y); break;
       default: break;
     }
   }
 }
 
 }  // namespace
+
+// Same arithmetic as quantize_rows_scalar, 16 values at a time: the product x * inv is rounded once, and vcvtps2dq
+// rounds to nearest even as lrintf does in the default rounding mode.
+bool quantize_rows_avx512(const float* x, int M, int K, int block, int16_t* q, int8_t* hi, int8_t* lo, float* scale,
+                          int32_t* sum) {
+  const int nb = K / block;
+  const __m512 fmax = _mm512_set1_ps(FLT_MAX);
+  const __m512i vmax = _mm512_set1_epi32(kActMax), vmin = _mm512_set1_epi32(-kActMax);
+  const __m512i b128 = _mm512_set1_epi32(128), b255 = _mm512_set1_epi32(255);
+  for (int m = 0; m < M; m++) {
+    for (int b = 0; b < nb; b++) {
+      const size_t at = (size_t)m * K + (size_t)b * block;
+      const float* xs = x + at;
+      __m512 amax = _mm512_setzero_ps();
+      __mmask16 finite = 0xFFFF;
+      for (int i = 0; i < block; i += 16) {
+        const __mmask16 k = block - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (block - i)) - 1);
+        const __m512 a = _mm512_abs_ps(_mm512_maskz_loadu_ps(k, xs + i));
+        finite &= _mm512_cmp_ps_mask(a, fmax, _CMP_LE_OQ) | (__mmask16)~k;  // false for NaN and infinities
+        amax = _mm512_max_ps(amax, a);
+      }
+      if (finite != 0xFFFF) return false;
+      const float am = _mm512_reduce_max_ps(amax);
+      const __m512 inv = _mm512_set1_ps(am == 0.f ? 0.f : (float)kActMax / am);
+      __m512i s = _mm512_setzero_si512();
+      for (int i = 0; i < block; i += 16) {
+        const __mmask16 k = block - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (block - i)) - 1);
+        __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, xs + i), inv));
+        v = _mm512_min_epi32(vmax, _mm512_max_epi32(vmin, v));
+        const __m512i l = _mm512_sub_epi32(_mm512_and_si512(_mm512_add_epi32(v, b128), b255), b128);
+        const __m512i h = _mm512_srai_epi32(_mm512_sub_epi32(v, l), 8);
+        _mm256_mask_storeu_epi16(q + at + i, k, _mm512_cvtepi32_epi16(v));
+        _mm_mask_storeu_epi8(lo + at + i, k, _mm512_cvtepi32_epi8(l));
+        _mm_mask_storeu_epi8(hi + at + i, k, _mm512_cvtepi32_epi8(h));
+        s = _mm512_add_epi32(s, v);  // masked-off lanes loaded as 0
+      }
+      scale[(size_t)m * nb + b] = am / (float)kActMax;
+      sum[(size_t)m * nb + b] = _mm512_reduce_add_epi32(s);
+    }
+  }
+  return true;
+}
 
 void tiles_avx512vnni(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
   tiles<true>(w, x, t0, t1, y);

@@ -2,11 +2,11 @@
 // described once here so the packer (awq_cpu.cpp) and every kernel agree on it.
 //
 // Columns are grouped into tiles of 16 (the last tile is zero-padded). A tile is one contiguous run of bytes:
-//   weights: K/8 words of 64 bytes; word kb holds, for column lane j (0..15), one uint32 v with q(8kb+i, 16t+j) in
-//            bits kNibbleShift[i] (even k in the low int16 half, odd k in the high half). Then, with u = v >> 8,
-//            v & 0x000F000F, v & 0x00F000F0, u & 0x000F000F, u & 0x00F000F0 are int16 pairs (q0,q1), 16(q2,q3),
-//            (q4,q5), 16(q6,q7) that vpdpwssd / vpmaddwd consume directly: one shift and four ANDs per word; the
-//            kernels keep the 16x-scaled pairs in their own accumulator and shift it back (exactly) per block.
+//   weights: K/8 words of 64 bytes; word kb holds, for column lane j (0..15), one uint32 v whose byte b (0..3) has
+//            q(8kb+b, 16t+j) in its low nibble and q(8kb+4+b, 16t+j) in its high nibble. So v & 0x0F0F0F0F holds
+//            the unsigned bytes (q0, q1, q2, q3) and v & 0xF0F0F0F0 holds 16 (q4, q5, q6, q7): the byte quadruples
+//            vpdpbusd (and vpmaddubsw) multiply by four signed activation bytes, one AND each. Shifted right by 4
+//            instead, the second quadruple is also row 2kb+1 of an AMX B tile (16 columns x 4 k per row).
 //   meta:    K/G records of 48 bytes: 16 fp16 scales, then 16 uint8 zero points
 //   padding to a multiple of 64 bytes, so every tile (and every weight word) is 64-byte aligned.
 // A thread that owns a range of tiles therefore streams one contiguous stretch of memory.
@@ -19,10 +19,10 @@ namespace q3::awq_cpu {
 constexpr int kTile = 16;          // output columns per tile
 constexpr int kWordBytes = 64;     // one weight word: 16 columns x 8 k values x 4 bits
 constexpr int kMetaBytes = 48;     // per tile and group: 16 fp16 scales + 16 uint8 zeros
-// Most k values per accumulation block: the 16x-scaled accumulator sums block/2 products of at most 240 * 32767,
-// which for 256 is 1.0e9 < 2^31, so the int32 sums are exact.
+// Most k values per accumulation block: a block's int32 dot products (at most 256 * 15 * 32767 < 2^27, and less for
+// the partial sums of the byte kernels) are exact.
 constexpr int kMaxBlock = 256;
-constexpr int kNibbleShift[8] = {0, 16, 4, 20, 8, 24, 12, 28};  // bit position of k+i inside a lane
+constexpr int kNibbleShift[8] = {0, 8, 16, 24, 4, 12, 20, 28};  // bit position of k+i inside a lane
 
 // The repacked matrix, as the kernels see it.
 struct PackedView {
@@ -34,19 +34,38 @@ struct PackedView {
   const uint8_t* meta(int t) const { return tile(t) + (size_t)K / 8 * kWordBytes; }
 };
 
+// Largest activation magnitude after quantisation: q = 256 hi + lo with hi and lo both signed bytes needs
+// |q| <= 127 * 256 + 127.
+constexpr int kActMax = 32639;
+
 // Activations quantised to int16 per block of `block` k values (block divides group_size and is <= kMaxBlock):
-// x[m][k] ~= q[m][k] * scale[m][b], with sum[m][b] = sum of q over the block (for the zero-point fold).
+// x[m][k] ~= q[m][k] * scale[m][b], with sum[m][b] = sum of q over the block (for the zero-point fold). The same q
+// is also given as two signed bytes, q = 256 hi + lo (lo in -128..127), for the 8-bit dot-product instructions.
 struct QuantizedRows {
   int M, K, block;
   const int16_t* q;      // (M, K)
+  const int8_t* hi;      // (M, K)
+  const int8_t* lo;      // (M, K)
   const float* scale;    // (M, K/block)
   const int32_t* sum;    // (M, K/block)
 };
+
+// Quantises x (M, K) into q/hi/lo/scale/sum as QuantizedRows describes (rounding to nearest even, |q| <= kActMax);
+// false when an activation is NaN or infinite. The AVX-512 version gives the same bits as the scalar one.
+bool quantize_rows_scalar(const float* x, int M, int K, int block, int16_t* q, int8_t* hi, int8_t* lo, float* scale,
+                          int32_t* sum);
+bool quantize_rows_avx512(const float* x, int M, int K, int block, int16_t* q, int8_t* hi, int8_t* lo, float* scale,
+                          int32_t* sum);
 
 // Each kernel computes y[m][n] for every row m and for the columns of tiles [t0, t1); y is (M, N), overwritten.
 void tiles_scalar(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
 void tiles_avx2(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
 void tiles_avx512bw(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
 void tiles_avx512vnni(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
+// AMX (int8 tiles) for M >= 2; M = 1 goes to tiles_avx512vnni. The process must have AMX permission
+// (amx_request_permission).
+void tiles_amx(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
+// Asks the OS to let this process use the AMX tile registers (Linux); false when it refuses or AMX is absent.
+bool amx_request_permission();
 
 }  // namespace q3::awq_cpu

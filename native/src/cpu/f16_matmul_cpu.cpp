@@ -72,11 +72,10 @@ void f16_matmul_cpu(const uint16_t* w, int N, int K, const float* x, int M, floa
     case kAvx2: kernel = f16_cpu::rows_avx2; break;
     default: break;
   }
-  const int P = std::min(pool.size(), N);
-  pool.parallel_for(P, [&](int i) {
-    int n0 = (int)((long long)N * i / P), n1 = (int)((long long)N * (i + 1) / P);
-    if (n0 < n1) kernel(w, N, K, x, M, y, n0, n1);
-  });
+  // Chunks of rows of W taken by the threads in turn (see awq_matmul_cpu); multiples of 8 rows, the decode kernel's
+  // block.
+  const int chunk = std::max(8, N / (8 * pool.size()) / 8 * 8), n_chunks = (N + chunk - 1) / chunk;
+  pool.parallel_dynamic(n_chunks, [&](int c) { kernel(w, N, K, x, M, y, c * chunk, std::min(N, (c + 1) * chunk)); });
 }
 
 void f16_matmul_ref(const uint16_t* w, int N, int K, const float* x, int M, float* y) {

@@ -2,6 +2,7 @@
 // GQA attention → o_proj → residual → rmsnorm → gate/up → SwiGLU → down → residual] → final norm → lm_head.
 #include "forward_cpu.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -27,6 +28,8 @@ void ensure_capacity(CpuRunState& s, const Qwen3Config& c, int T) {
   s.proj.resize((size_t)T * c.hidden_size);
   s.gate_up.resize((size_t)T * 2 * c.intermediate_size);
   s.act.resize((size_t)T * c.intermediate_size);
+  s.rope_cos.resize((size_t)T * c.head_dim / 2);
+  s.rope_sin.resize((size_t)T * c.head_dim / 2);
   s.capacity = T;
 }
 
@@ -49,9 +52,11 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
   int max_pos = 0;
   for (const TokenRef& t : toks) max_pos = std::max(max_pos, t.pos);
 
-  // embed
+  // embed, and each token's RoPE cos/sin (shared by every head of every layer)
   for (int t = 0, i = 0; i < n_items; i++)
     for (int j = 0; j < items[i].n_tokens; j++, t++) embed_row_cpu(w.embed, H, items[i].tokens[j], &s.x[(size_t)t * H]);
+  for (int t = 0; t < T; t++)
+    rope_cos_sin_cpu(toks[t].pos, rope, D, &s.rope_cos[(size_t)t * D / 2], &s.rope_sin[(size_t)t * D / 2]);
 
   for (int l = 0; l < c.n_layers; l++) {
     const LayerWeights& L = w.layers[l];
@@ -66,14 +71,16 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
       float* k = q + q_dim;
       const float* v = k + kv_dim;
       const int pos = toks[t].pos;
+      const float* cos = &s.rope_cos[(size_t)t * D / 2];
+      const float* sin = &s.rope_sin[(size_t)t * D / 2];
       for (int h = 0; h < NH; h++) {
         rmsnorm_cpu(q + h * D, L.q_norm.data(), D, eps, q + h * D);
-        rope_cpu(q + h * D, D, pos, rope);
+        rope_rotate_cpu(q + h * D, D, cos, sin);
       }
       const int32_t block = items[toks[t].item].block_table[pos / bs];
       for (int h = 0; h < NKV; h++) {
         rmsnorm_cpu(k + h * D, L.k_norm.data(), D, eps, k + h * D);
-        rope_cpu(k + h * D, D, pos, rope);
+        rope_rotate_cpu(k + h * D, D, cos, sin);
         float* kc = kv.k(block, l) + ((size_t)h * bs + pos % bs) * D;
         float* vc = kv.v(block, l) + ((size_t)h * bs + pos % bs) * D;
         for (int d = 0; d < D; d++) {
@@ -101,7 +108,16 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
     // rmsnorm → gate|up → SwiGLU → down → residual
     for (int t = 0; t < T; t++) rmsnorm_cpu(&s.x[(size_t)t * H], L.post_norm.data(), H, eps, &s.xn[(size_t)t * H]);
     awq_matmul_cpu(L.gate_up, s.xn.data(), T, s.gate_up.data(), pool);
-    for (int t = 0; t < T; t++) silu_mul_cpu(&s.gate_up[(size_t)t * 2 * I], I, &s.act[(size_t)t * I]);
+    // SwiGLU split across the threads (exp is the costliest per-element step between the matmuls)
+    pool.parallel_for(pool.size(), [&](int p) {
+      const size_t e0 = (size_t)T * I * p / pool.size(), e1 = (size_t)T * I * (p + 1) / pool.size();
+      for (size_t e = e0; e < e1;) {
+        const size_t t = e / I, i = e % I, n = std::min(e1 - e, (size_t)I - i);
+        const float* g = &s.gate_up[t * 2 * I + i];
+        silu_mul_cpu(g, g + I, (int)n, &s.act[t * I + i]);
+        e += n;
+      }
+    });
     awq_matmul_cpu(L.down, s.act.data(), T, s.proj.data(), pool);
     for (size_t i = 0; i < (size_t)T * H; i++) s.x[i] += s.proj[i];
   }

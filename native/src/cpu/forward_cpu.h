@@ -23,6 +23,7 @@ struct CpuRunState {
   std::vector<float> gate_up; // (T, 2*intermediate)
   std::vector<float> act;     // (T, intermediate)
   std::vector<float> last;    // (R, hidden) normalised rows that need logits
+  std::vector<float> rope_cos, rope_sin;  // (T, head_dim/2) each: every token's RoPE rotation, for all layers
 };
 
 // Runs the batch; items must already be validated. logit_rows lists flat token indices (0..T-1, items' tokens in

@@ -2,6 +2,7 @@
 #include "ops_cpu.h"
 
 #include <cmath>
+#include <vector>
 
 #include "../half.h"
 
@@ -14,23 +15,31 @@ void rmsnorm_cpu(const float* x, const float* w, int n, float eps, float* out) {
   for (int i = 0; i < n; i++) out[i] = w[i] * (x[i] * r);
 }
 
-void rope_cpu(float* vec, int head_dim, int pos, const RopeTable& rope) {
-  const int half = head_dim / 2;
-  for (int j = 0; j < half; j++) {
+void rope_cos_sin_cpu(int pos, const RopeTable& rope, int head_dim, float* cos, float* sin) {
+  for (int j = 0; j < head_dim / 2; j++) {
     double angle = (double)pos * rope.inv_freq[j];
-    float c = (float)std::cos(angle) * rope.attention_factor;
-    float s = (float)std::sin(angle) * rope.attention_factor;
-    float a = vec[j], b = vec[j + half];
-    vec[j] = a * c - b * s;
-    vec[j + half] = b * c + a * s;
+    cos[j] = (float)std::cos(angle) * rope.attention_factor;
+    sin[j] = (float)std::sin(angle) * rope.attention_factor;
   }
 }
 
-void silu_mul_cpu(const float* gate_up, int I, float* out) {
-  for (int i = 0; i < I; i++) {
-    float g = gate_up[i];
-    out[i] = g / (1.0f + std::exp(-g)) * gate_up[I + i];
+void rope_rotate_cpu(float* vec, int head_dim, const float* cos, const float* sin) {
+  const int half = head_dim / 2;
+  for (int j = 0; j < half; j++) {
+    float a = vec[j], b = vec[j + half];
+    vec[j] = a * cos[j] - b * sin[j];
+    vec[j + half] = b * cos[j] + a * sin[j];
   }
+}
+
+void rope_cpu(float* vec, int head_dim, int pos, const RopeTable& rope) {
+  std::vector<float> c(head_dim / 2), s(head_dim / 2);
+  rope_cos_sin_cpu(pos, rope, head_dim, c.data(), s.data());
+  rope_rotate_cpu(vec, head_dim, c.data(), s.data());
+}
+
+void silu_mul_cpu(const float* gate, const float* up, int n, float* out) {
+  for (int i = 0; i < n; i++) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
 void embed_row_cpu(const uint16_t* table, int hidden, int token, float* out) {

@@ -14,9 +14,12 @@ void rmsnorm_cpu(const float* x, const float* w, int n, float eps, float* out);
 // NeoX-style rotation of one head vector in place: element j pairs with j + head_dim/2, angle pos * inv_freq[j],
 // cos and sin scaled by the table's attention factor.
 void rope_cpu(float* vec, int head_dim, int pos, const RopeTable& rope);
+// The same in two steps, so one position's cos/sin (head_dim/2 each) serve every head of every layer.
+void rope_cos_sin_cpu(int pos, const RopeTable& rope, int head_dim, float* cos, float* sin);
+void rope_rotate_cpu(float* vec, int head_dim, const float* cos, const float* sin);
 
-// out[i] = silu(gate_up[i]) * gate_up[I + i]; gate_up is (2*I) = gate | up.
-void silu_mul_cpu(const float* gate_up, int I, float* out);
+// out[i] = silu(gate[i]) * up[i] for i < n.
+void silu_mul_cpu(const float* gate, const float* up, int n, float* out);
 
 // fp16 embedding row -> fp32.
 void embed_row_cpu(const uint16_t* table, int hidden, int token, float* out);
