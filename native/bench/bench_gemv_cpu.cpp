@@ -1,7 +1,8 @@
-// Decode-time (M = 1) GEMV benchmark of the CPU kernels on the Qwen3-8B shapes, judged against this machine's
-// measured memory read bandwidth. Prints a markdown table and writes bench/results/cpu-gemv.{md,json}.
+// Decode-time GEMV benchmark of the CPU kernels on the Qwen3-8B shapes, for one row (batch 1) and the skinny batches
+// a serving worker runs (M = 2, 4, 8 rows), judged against this machine's measured memory read bandwidth. Prints a
+// markdown table and writes bench/results/cpu-gemv.{md,json}.
 //
-// Usage: bench_gemv_cpu [--threads N] [--out DIR] [--isa auto|avx512-vnni|avx512bw|avx2|scalar]
+// Usage: bench_gemv_cpu [--threads N] [--out DIR] [--isa auto|amx|avx512-vnni|avx512bw|avx2|scalar] [--rows 1,2,4,8]
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -56,7 +57,7 @@ double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock:
 
 struct Row {
   std::string name;
-  int K, N;
+  int K, N, M;
   double ms, ms_median, bytes, gbs;  // ms per call (best, median), bytes streamed per call, GB/s of the best call
   double frac;        // best call's GB/s / highest probe
   double frac_round;  // median over rounds of (round's best call GB/s / that round's probe)
@@ -97,9 +98,9 @@ struct Shape {
   size_t bytes;                      // streamed per call
   std::vector<AwqMatrixCpu> copies;  // int4 shapes
   uint16_t* f16 = nullptr;           // (N, K) fp16 shape (lm_head), one copy
-  std::vector<float> x, y;           // (K), (N)
-  std::vector<double> times;         // s per call
-  std::vector<double> round_best;    // s, best call of each round
+  std::vector<float> x, y;           // (M, K), (M, N) for the largest M
+  std::vector<std::vector<double>> times;       // per M: s per call
+  std::vector<std::vector<double>> round_best;  // per M: s, best call of each round
 };
 
 Shape make_awq(const char* name, int K, const std::vector<int>& Ns, std::mt19937& rng) {
@@ -127,25 +128,40 @@ Shape make_f16(const char* name, int K, int N, std::mt19937& rng) {
   return sh;
 }
 
-// One pass over every copy of the shape, each call timed alone.
-void run_shape(Shape& sh, ThreadPool& pool, bool record) {
+// One pass over every copy of the shape with M rows, each call timed alone.
+void run_shape(Shape& sh, int M, std::vector<double>* times, ThreadPool& pool) {
   auto timed = [&](auto&& call) {
     double t0 = now_s();
     call();
-    if (record) sh.times.push_back(now_s() - t0);
+    if (times) times->push_back(now_s() - t0);
   };
   if (sh.f16) {
-    timed([&] { f16_matmul_cpu(sh.f16, sh.N, sh.K, sh.x.data(), 1, sh.y.data(), pool); });
+    timed([&] { f16_matmul_cpu(sh.f16, sh.N, sh.K, sh.x.data(), M, sh.y.data(), pool); });
   } else {
-    for (const AwqMatrixCpu& c : sh.copies) timed([&] { awq_matmul_cpu(c, sh.x.data(), 1, sh.y.data(), pool); });
+    for (const AwqMatrixCpu& c : sh.copies) timed([&] { awq_matmul_cpu(c, sh.x.data(), M, sh.y.data(), pool); });
   }
+}
+
+std::vector<int> parse_rows(const std::string& s) {
+  std::vector<int> rows;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    const int m = std::atoi(s.substr(i, j - i).c_str());
+    if (m < 1 || m > 64) throw std::runtime_error("--rows: each row count must be 1..64");
+    rows.push_back(m);
+    i = j + 1;
+  }
+  if (rows.empty()) throw std::runtime_error("--rows is empty");
+  return rows;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   int threads = 2;
-  std::string out_dir = "bench/results", isa = "auto", cmd;
+  std::string out_dir = "bench/results", isa = "auto", rows_arg = "1,2,4,8", cmd;
   for (int i = 0; i < argc; i++) cmd += (i ? " " : "") + std::string(argv[i]);
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
@@ -155,8 +171,10 @@ int main(int argc, char** argv) {
       out_dir = argv[++i];
     } else if (a == "--isa" && i + 1 < argc) {
       isa = argv[++i];
+    } else if (a == "--rows" && i + 1 < argc) {
+      rows_arg = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: %s [--threads N] [--out DIR] [--isa NAME]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--threads N] [--out DIR] [--isa NAME] [--rows 1,2,4,8]\n", argv[0]);
       return 2;
     }
   }
@@ -177,72 +195,89 @@ int main(int argc, char** argv) {
     shapes.push_back(make_awq("qkv_proj (q, k, v fused)", 4096, {4096, 1024, 1024}, rng));
     shapes.push_back(make_awq("o_proj", 4096, {4096}, rng));
     shapes.push_back(make_f16("lm_head (fp16)", 4096, 151936, rng));
+    const std::vector<int> Ms = parse_rows(rows_arg);
+    const int max_m = *std::max_element(Ms.begin(), Ms.end());
     std::normal_distribution<float> d(0.f, 1.f);
     for (Shape& sh : shapes) {
-      sh.x.resize(sh.K);
-      sh.y.resize(sh.N);
+      sh.x.resize((size_t)max_m * sh.K);
+      sh.y.resize((size_t)max_m * sh.N);
       for (float& v : sh.x) v = d(rng);
-      run_shape(sh, pool, false);  // warm-up: page faults, thread wake-up
+      sh.times.resize(Ms.size());
+      sh.round_best.resize(Ms.size());
+      for (int M : Ms) run_shape(sh, M, nullptr, pool);  // warm-up: page faults, thread wake-up
     }
 
-    // Rounds of (bandwidth probe, every shape): the probe and the kernels see the same mix of quiet and busy
-    // moments, and the highest probe is used, so a probe that ran while others were busy cannot flatter a ratio.
+    // Rounds of (bandwidth probe, every shape at every row count): the probe and the kernels see the same mix of
+    // quiet and busy moments, and the highest probe is used, so a probe that ran while others were busy cannot
+    // flatter a ratio.
     std::vector<double> probes;
+    std::string probe_method;
     for (int round = 0; round < kRounds; round++) {
-      probes.push_back(measure_read_bandwidth_cpu(pool, kProbeBytes).best_gbs);
+      const ReadBandwidth p = measure_read_bandwidth_cpu(pool, kProbeBytes);
+      if (probes.empty() || p.best_gbs > *std::max_element(probes.begin(), probes.end())) probe_method = p.method;
+      probes.push_back(p.best_gbs);
       for (Shape& sh : shapes) {
-        const size_t first = sh.times.size();
-        run_shape(sh, pool, true);
-        sh.round_best.push_back(*std::min_element(sh.times.begin() + first, sh.times.end()));
+        for (size_t mi = 0; mi < Ms.size(); mi++) {
+          const size_t first = sh.times[mi].size();
+          run_shape(sh, Ms[mi], &sh.times[mi], pool);
+          sh.round_best[mi].push_back(*std::min_element(sh.times[mi].begin() + first, sh.times[mi].end()));
+        }
       }
-      std::printf("round %d: read bandwidth %.2f GB/s\n", round, probes.back());
+      std::printf("round %d: read bandwidth %.2f GB/s (%s)\n", round, p.best_gbs, p.method.c_str());
     }
     const double bw_max = *std::max_element(probes.begin(), probes.end());
     std::vector<Row> rows;
-    for (Shape& sh : shapes) {
-      std::sort(sh.times.begin(), sh.times.end());
-      const double best = sh.times[0];
-      // Same-moment ratio: each round's best call against that round's probe, median over the rounds.
-      std::vector<double> ratios;
-      for (int r = 0; r < kRounds; r++) ratios.push_back(sh.bytes / sh.round_best[r] / 1e9 / probes[r]);
-      std::sort(ratios.begin(), ratios.end());
-      rows.push_back(Row{sh.name, sh.K, sh.N, best * 1e3, sh.times[sh.times.size() / 2] * 1e3, (double)sh.bytes,
-                         sh.bytes / best / 1e9, sh.bytes / best / 1e9 / bw_max, ratios[kRounds / 2]});
-      std::free(sh.f16);
+    for (size_t mi = 0; mi < Ms.size(); mi++) {
+      for (Shape& sh : shapes) {
+        std::vector<double>& t = sh.times[mi];
+        std::sort(t.begin(), t.end());
+        const double best = t[0];
+        // Same-moment ratio: each round's best call against that round's probe, median over the rounds.
+        std::vector<double> ratios;
+        for (int r = 0; r < kRounds; r++) ratios.push_back(sh.bytes / sh.round_best[mi][r] / 1e9 / probes[r]);
+        std::sort(ratios.begin(), ratios.end());
+        rows.push_back(Row{sh.name, sh.K, sh.N, Ms[mi], best * 1e3, t[t.size() / 2] * 1e3, (double)sh.bytes,
+                           sh.bytes / best / 1e9, sh.bytes / best / 1e9 / bw_max, ratios[kRounds / 2]});
+      }
     }
+    for (Shape& sh : shapes) std::free(sh.f16);
     std::string probe_list;
     for (double p : probes) probe_list += fmt("%s%.2f", probe_list.empty() ? "" : ", ", p);
 
-    // Acceptance of the CPU GEMV issue: the three big int4 shapes at >= 70% of the measured read bandwidth, judged
-    // on the conservative ratio (best call / highest probe).
-    bool accepted = true;
-    for (int i = 0; i < 3; i++) accepted = accepted && rows[i].frac >= 0.70;
+    // Target: every matrix at every row count streams at >= 90% of the machine's read bandwidth, judged on the
+    // conservative ratio (best call / highest probe).
+    std::string below;
+    for (const Row& r : rows)
+      if (r.frac < 0.90) below += fmt("%s%s M=%d", below.empty() ? "" : ", ", r.name.c_str(), r.M);
+    const bool accepted = below.empty();
 
     std::string table =
-        "| matrix | K → N | ms / call (best) | ms (median) | MB streamed | GB/s (best) | % of best probe | "
+        "| matrix | K → N | rows (M) | ms / call (best) | ms (median) | MB streamed | GB/s (best) | % of best probe | "
         "% of same-round probe (median) |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|\n";
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
     for (const Row& r : rows)
-      table += fmt("| %s | %d → %d | %.3f | %.3f | %.1f | %.1f | %.0f%% | %.0f%% |\n", r.name.c_str(), r.K, r.N,
-                   r.ms, r.ms_median, r.bytes / 1e6, r.gbs, 100 * r.frac, 100 * r.frac_round);
-    std::string md = "# CPU GEMV (M = 1) on Qwen3-8B shapes\n\n";
+      table += fmt("| %s | %d → %d | %d | %.3f | %.3f | %.1f | %.1f | %.0f%% | %.0f%% |\n", r.name.c_str(), r.K, r.N,
+                   r.M, r.ms, r.ms_median, r.bytes / 1e6, r.gbs, 100 * r.frac, 100 * r.frac_round);
+    std::string md = "# CPU GEMV (M = " + rows_arg + " rows) on Qwen3-8B shapes\n\n";
     md += "- command: `" + cmd + "`\n- cpu: " + model + "\n";
     md += fmt("- awq isa: %s, f16 isa: %s\n- threads: %d\n- date: %s\n", awq_cpu_isa(), f16_matmul_cpu_isa(),
               pool.size(), date);
-    md += fmt("- read bandwidth: %.2f GB/s, the highest of %d probes (read-only SIMD sum over a 1 GiB buffer, best "
-              "32 MiB segment of 5 passes, each segment split across the threads): %s GB/s\n",
-              bw_max, kRounds, probe_list.c_str());
+    md += fmt("- read bandwidth: %.2f GB/s, the highest of %d probes (`measure_read_bandwidth_cpu`: read-only SIMD "
+              "loops over a 1 GiB huge-page buffer, 1 or 4 streams per thread, with and without L2 prefetch, best "
+              "32 MiB segment of 5 passes, each segment split across the threads; fastest loop: %s): %s GB/s\n",
+              bw_max, kRounds, probe_method.c_str(), probe_list.c_str());
     md += "- int4 rows: bytes streamed = the repacked matrix (`AwqMatrixCpu::bytes_read`): packed int4 weights "
           "(K·N/2) + fp16 scales (2 B per group and column) + uint8 zero points (1 B per group and column) + tile "
-          "padding; group size 128, random data. fp16 row: N·K·2 bytes. Activations (K values) are not counted.\n"
+          "padding; group size 128, random data. fp16 row: N·K·2 bytes. Activations (M·K values) are not counted.\n"
           "- DRAM, not the 300 MB L3: each int4 shape rotates over >= 256 MiB of copies of its matrix, and all "
           "shapes (> 1 GB of int4 copies plus the 1.24 GB fp16 lm_head) are streamed between two uses of any copy.\n"
-          "- Rounds of (probe, one pass over every copy of every shape), repeated; each call is timed alone. "
-          "'% of best probe' = best call / highest probe (itself a best segment): the same statistic on both sides, "
-          "and conservative when others load the shared machine part of the time. '% of same-round probe' = median "
-          "over rounds of (the round's best call / the round's probe): kernel and probe under the same load. "
-          "ms / call includes the thread-pool fork/join and the activation quantisation.\n";
-    md += fmt("- acceptance (gate/up, down, qkv at >= 70%% of the best probe): %s\n", accepted ? "met" : "NOT met");
+          "- Rounds of (probe, one pass over every copy of every shape at every row count), repeated; each call is "
+          "timed alone. '% of best probe' = best call / highest probe (itself a best segment): the same statistic on "
+          "both sides, and conservative when others load the shared machine part of the time. '% of same-round "
+          "probe' = median over rounds of (the round's best call / the round's probe): kernel and probe under the "
+          "same load. ms / call includes the thread-pool fork/join and the activation quantisation.\n";
+    md += fmt("- target (every matrix at every row count at >= 90%% of the best probe): %s%s\n",
+              accepted ? "met" : "NOT met, below: ", below.c_str());
     md += "\n" + table;
 
     mkdir(out_dir.c_str(), 0755);  // may already exist
@@ -251,15 +286,15 @@ int main(int argc, char** argv) {
     js += "  \"cpu\": \"" + json_escape(model) + "\",\n";
     js += fmt("  \"awq_isa\": \"%s\",\n  \"f16_isa\": \"%s\",\n  \"threads\": %d,\n  \"date\": \"%s\",\n",
               awq_cpu_isa(), f16_matmul_cpu_isa(), pool.size(), date);
-    js += fmt("  \"read_bandwidth_gbs\": %.3f,\n  \"read_bandwidth_probes_gbs\": [%s],\n  \"accepted\": %s,\n"
-              "  \"results\": [\n",
-              bw_max, probe_list.c_str(), accepted ? "true" : "false");
+    js += fmt("  \"read_bandwidth_gbs\": %.3f,\n  \"read_bandwidth_method\": \"%s\",\n"
+              "  \"read_bandwidth_probes_gbs\": [%s],\n  \"target_met\": %s,\n  \"results\": [\n",
+              bw_max, probe_method.c_str(), probe_list.c_str(), accepted ? "true" : "false");
     for (size_t i = 0; i < rows.size(); i++) {
       const Row& r = rows[i];
-      js += fmt("    {\"matrix\": \"%s\", \"K\": %d, \"N\": %d, \"ms_best\": %.4f, \"ms_median\": %.4f, "
+      js += fmt("    {\"matrix\": \"%s\", \"K\": %d, \"N\": %d, \"M\": %d, \"ms_best\": %.4f, \"ms_median\": %.4f, "
                 "\"bytes\": %.0f, \"gbs\": %.3f, \"fraction_of_best_probe\": %.4f, "
                 "\"fraction_of_same_round_probe_median\": %.4f}%s\n",
-                r.name.c_str(), r.K, r.N, r.ms, r.ms_median, r.bytes, r.gbs, r.frac, r.frac_round,
+                r.name.c_str(), r.K, r.N, r.M, r.ms, r.ms_median, r.bytes, r.gbs, r.frac, r.frac_round,
                 i + 1 < rows.size() ? "," : "");
     }
     js += "  ]\n}\n";
@@ -267,8 +302,8 @@ int main(int argc, char** argv) {
     std::ifstream check(out_dir + "/cpu-gemv.json");
     if (!check) throw std::runtime_error("cannot write " + out_dir + "/cpu-gemv.{md,json} (does the folder exist?)");
     std::printf("wrote %s/cpu-gemv.md and %s/cpu-gemv.json\n", out_dir.c_str(), out_dir.c_str());
-    std::printf("acceptance (gate/up, down, qkv at >= 70%% of the best probe, %.2f GB/s): %s\n\n%s", bw_max,
-                accepted ? "met" : "NOT met", table.c_str());
+    std::printf("target (every row at >= 90%% of the best probe, %.2f GB/s): %s%s\n\n%s", bw_max,
+                accepted ? "met" : "NOT met, below: ", below.c_str(), table.c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_gemv_cpu: %s\n", e.what());
     return 1;

@@ -152,11 +152,9 @@ void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, Thre
   thread_local std::vector<int8_t> xhi, xlo;
   thread_local std::vector<float> xs;
   thread_local std::vector<int32_t> xsum;
-  // The AMX kernel reads the activation bytes in passes of 16 rows: past 16, pad them to whole passes with zeros.
-  const int Mpad = M > 16 ? (M + 15) / 16 * 16 : M;
   xq.resize((size_t)M * K);
-  xhi.assign((size_t)Mpad * K, 0);
-  xlo.assign((size_t)Mpad * K, 0);
+  xhi.resize((size_t)M * K);
+  xlo.resize((size_t)M * K);
   xs.resize((size_t)M * nb);
   xsum.resize((size_t)M * nb);
   // Plain pointers: inside a pool task the thread_local names would mean the worker's own (empty) buffers.
@@ -183,7 +181,13 @@ void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, Thre
   }
   if (!finite) throw std::runtime_error("awq_matmul_cpu: activation is NaN or infinite");
 
-  const QuantizedRows rows{M, K, block, q, hi, lo, qscale, qsum};
+  QuantizedRows rows{M, K, block, q, hi, lo, qscale, qsum};
+  if (isa == kAmx && M > 1) {
+    thread_local std::vector<int8_t> tiles;
+    tiles.resize(amx_tiles_bytes(M, K));
+    amx_tile_activations(rows, tiles.data());
+    rows.tiles = tiles.data();
+  }
   PackedView view{K, w.N, w.group_size, (w.N + kTile - 1) / kTile, tile_bytes_for(K, w.group_size), packed_data(w)};
   if (view.data + (size_t)view.n_tiles * view.tile_bytes > w.storage.data() + w.storage.size())
     throw std::runtime_error("awq_matmul_cpu: packed storage is smaller than its K, N and group_size need");

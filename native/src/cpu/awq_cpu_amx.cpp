@@ -1,8 +1,8 @@
 // AMX tile kernel for the int4 AWQ matmul with several rows (prefill chunks, decode batches): the tile unit multiplies
-// 16 rows x 64 k signed activation bytes by 64 k x 16 columns of unsigned weight bytes per instruction, 16 times the
+// 16 rows x 64 k signed activation bytes by 64 k x 16 columns of signed weight bytes per instruction, 16 times the
 // work of a vpdpbusd. The weights stay int4 in memory (layout in awq_cpu_kernels.h); each block of a pair of tiles is
-// expanded to bytes once in a small L1 buffer and used for every row. Both activation bytes (q = 256 hi + lo) are
-// multiplied, so the int32 sums equal the other paths' exactly.
+// expanded to bytes q - z once in a small L1 buffer and used for every row. Both activation bytes (q = 256 hi + lo)
+// are multiplied, so the int32 sums are exact.
 // GCC 12 reports its own _mm512_undefined_* placeholders as maybe-uninitialized once inlined at -O3: a false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -24,17 +24,18 @@ namespace {
 
 constexpr int kPrefetchBytes = 6144;  // as in the AVX-512 kernels
 
-// Tile registers (GCC's tile intrinsics need them as literal numbers, hence macros): C (int32 sums) for the low and
-// high activation byte of each of the two weight tiles, the two A tiles (activation bytes) and the two B tiles
-// (expanded weights).
-#define Q3_CL0 0
-#define Q3_CH0 1
-#define Q3_CL1 2
-#define Q3_CH1 3
-#define Q3_AL 4
-#define Q3_AH 5
-#define Q3_B0 6
-#define Q3_B1 7
+// Tile registers (GCC's tile intrinsics need them as literal numbers, hence macros). Rows of an A tile hold the low
+// activation bytes of up to 8 rows, then their high bytes, so one instruction sums both into one C tile. Each block of
+// k values (two k-steps for groups of 128) has its own A and B registers: a tile register is not renamed, so reusing
+// one within a block would wait for the instruction still reading it.
+#define Q3_C0 0   // sums, weight tile 0
+#define Q3_C1 1   // sums, weight tile 1
+#define Q3_A0 2   // activations, even k-step
+#define Q3_A1 3   // activations, odd k-step
+#define Q3_B00 4  // weights, tile 0, even k-step
+#define Q3_B01 5  // weights, tile 0, odd k-step
+#define Q3_B10 6  // weights, tile 1, even k-step
+#define Q3_B11 7  // weights, tile 1, odd k-step
 
 struct alignas(64) TileConfig {
   uint8_t palette = 1, start_row = 0;
@@ -43,39 +44,65 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// rows: activation rows per pass (<= 16); kstep: k values per tile instruction (<= 64, a multiple of 4). The
-// configuration lives in thread-local storage, not on the stack: the compiler does not see _tile_loadconfig read it
-// and may drop the stores to a local (llama.cpp's AMX path crashes with SIGILL on this, built by GCC 12).
-void configure(int rows, int kstep) {
+// prows: physical rows of the A and C tiles (2 x activation rows per pass, <= 16); kstep: k values per tile
+// instruction (<= 64, a multiple of 4). The configuration lives in thread-local storage, not on the stack: the
+// compiler does not see _tile_loadconfig read it and may drop the stores to a local (llama.cpp's AMX path crashes
+// with SIGILL on this, built by GCC 12).
+void configure(int prows, int kstep) {
   thread_local TileConfig c;
   c = TileConfig{};
-  for (int t : {Q3_CL0, Q3_CH0, Q3_CL1, Q3_CH1}) c.rows[t] = (uint8_t)rows, c.colsb[t] = 64;
-  for (int t : {Q3_AL, Q3_AH}) c.rows[t] = (uint8_t)rows, c.colsb[t] = (uint16_t)kstep;
-  for (int t : {Q3_B0, Q3_B1}) c.rows[t] = (uint8_t)(kstep / 4), c.colsb[t] = 64;
+  for (int t : {Q3_C0, Q3_C1}) c.rows[t] = (uint8_t)prows, c.colsb[t] = 64;
+  for (int t : {Q3_A0, Q3_A1}) c.rows[t] = (uint8_t)prows, c.colsb[t] = (uint16_t)kstep;
+  for (int t : {Q3_B00, Q3_B01, Q3_B10, Q3_B11}) c.rows[t] = (uint8_t)(kstep / 4), c.colsb[t] = 64;
   _tile_loadconfig(&c);
 }
 
-// y += s * xscale * (acc - z * sum(x_int)) for one row and one tile's 16 columns.
-inline __m512 fold(__m512 out, __m512i acc, const uint8_t* rec, float xscale, int32_t xsum) {
-  const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)rec));
-  const __m512i z = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(rec + 32)));
-  const __m512i d = _mm512_sub_epi32(acc, _mm512_mullo_epi32(z, _mm512_set1_epi32(xsum)));
-  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(s, _mm512_set1_ps(xscale)), out);
-}
+// Activation rows per pass: up to 8, since their low and high bytes share one 16-row tile.
+inline int pass_rows(int M) { return std::min(M, 8); }
 
-// The words of one block of one tile as B-tile rows: word j gives row 2j (q0..q3 of each column) and row 2j+1
-// (q4..q7). nv words, so 2 nv rows of 64 bytes; a k-step of kstep values is kstep / 4 consecutive rows.
-inline void expand(const uint8_t* wp, int nv, uint8_t* dst) {
+// The words of one block of one tile as B-tile rows of signed bytes q - z: word j gives row 2j (k = 8j .. 8j+3 of each
+// column) and row 2j+1 (8j+4 .. 8j+7). With the zero point taken off here, the tile sums need no correction and
+// the fold is one multiply-add. nv words, so 2 nv rows of 64 bytes; a k-step of kstep values is kstep / 4 rows.
+inline void expand(const uint8_t* wp, int nv, const uint8_t* zeros, uint8_t* dst) {
   const __m512i mask = _mm512_set1_epi32(0x0F0F0F0F);
+  // each column's zero point in all four bytes of its lane
+  const __m512i z = _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)zeros)),
+                                       _mm512_set1_epi32(0x01010101));
   for (int j = 0; j < nv; j++, wp += kWordBytes, dst += 128) {
     _mm_prefetch((const char*)wp + kPrefetchBytes, _MM_HINT_T0);
     const __m512i v = _mm512_loadu_si512(wp);
-    _mm512_store_si512(dst, _mm512_and_si512(v, mask));
-    _mm512_store_si512(dst + 64, _mm512_and_si512(_mm512_srli_epi32(v, 4), mask));
+    _mm512_store_si512(dst, _mm512_sub_epi8(_mm512_and_si512(v, mask), z));
+    _mm512_store_si512(dst + 64, _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi32(v, 4), mask), z));
   }
 }
 
 }  // namespace
+
+int amx_kstep(int block) {
+  int kstep = 64;
+  while (block % kstep != 0) kstep /= 2;  // block is a multiple of 8, so this stops at 8 at the latest
+  return kstep;
+}
+
+size_t amx_tiles_bytes(int M, int K) {
+  const int r = pass_rows(M), passes = (M + r - 1) / r;
+  return (size_t)passes * 2 * r * K;
+}
+
+void amx_tile_activations(const QuantizedRows& x, int8_t* dst) {
+  const int kstep = amx_kstep(x.block), r = pass_rows(x.M), passes = (x.M + r - 1) / r;
+  for (int p = 0; p < passes; p++)
+    for (int k = 0; k < x.K; k += kstep)
+      for (const int8_t* src : {x.lo, x.hi})
+        for (int i = 0; i < r; i++, dst += kstep) {
+          const int m = p * r + i;
+          if (m < x.M) {
+            std::memcpy(dst, src + (size_t)m * x.K + k, kstep);
+          } else {
+            std::memset(dst, 0, kstep);
+          }
+        }
+}
 
 bool amx_request_permission() {
 #ifdef __linux__
@@ -86,69 +113,122 @@ bool amx_request_permission() {
 #endif
 }
 
-void tiles_amx(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
+namespace {
+
+// Multiplies the A tiles of one pass (n_steps k-steps at a, each a_bytes) by the expanded weights of one block (wb[j]
+// for tile j) into C0 / C1 and stores them to cbuf. K-steps go in pairs, each pair on its own registers.
+inline void pass_product(const int8_t* a, size_t a_bytes, int kstep, int n_steps, const uint8_t* const* wb, int nt,
+                         int32_t (*cbuf)[16][16]) {
+  const size_t b_bytes = (size_t)kstep / 4 * 64;
+  _tile_zero(Q3_C0);
+  _tile_zero(Q3_C1);
+  for (int s = 0; s < n_steps; s += 2) {
+    const bool odd = s + 1 < n_steps;
+    _tile_loadd(Q3_A0, a + (size_t)s * a_bytes, kstep);
+    _tile_loadd(Q3_B00, wb[0] + (size_t)s * b_bytes, 64);
+    if (odd) _tile_loadd(Q3_A1, a + (size_t)(s + 1) * a_bytes, kstep);
+    if (odd) _tile_loadd(Q3_B01, wb[0] + (size_t)(s + 1) * b_bytes, 64);
+    if (nt == 2) _tile_loadd(Q3_B10, wb[1] + (size_t)s * b_bytes, 64);
+    if (nt == 2 && odd) _tile_loadd(Q3_B11, wb[1] + (size_t)(s + 1) * b_bytes, 64);
+    _tile_dpbssd(Q3_C0, Q3_A0, Q3_B00);
+    if (nt == 2) _tile_dpbssd(Q3_C1, Q3_A0, Q3_B10);
+    if (odd) _tile_dpbssd(Q3_C0, Q3_A1, Q3_B01);
+    if (nt == 2 && odd) _tile_dpbssd(Q3_C1, Q3_A1, Q3_B11);
+  }
+  _tile_stored(Q3_C0, cbuf[0], 64);
+  if (nt == 2) _tile_stored(Q3_C1, cbuf[1], 64);
+}
+
+// The int32 dot products of activation row i of a pass with r rows: C rows 0..r-1 hold the low-byte sums, r..2r-1
+// the high-byte ones.
+inline __m512 pass_row(const int32_t (*c)[16], int r, int i) {
+  return _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c[r + i]), 8), _mm512_load_si512(c[i])));
+}
+
+// One pair of tiles (nt = 2, or 1 at the end of an odd range) for all M rows. Blocks are software-pipelined: block
+// b+kAhead is expanded (vector units) while the tile unit multiplies block b. A tile load cannot take its data from
+// the store buffer, and those stores commit only once the tile instructions before them retire: expanding just one
+// block ahead made the two units take turns. R > 0: M = R <= 8 rows in one pass, outputs
+// in registers; R = 0: passes of 8 rows, outputs in out (M, 32).
+template <int R>
+void pair_amx(const PackedView& w, const QuantizedRows& x, int t, int nt, float* out, float* y) {
   const int K = w.K, B = x.block, nb = K / B, nv = B / 8, M = x.M;
-  int kstep = 64;
-  while (B % kstep != 0) kstep /= 2;  // B is a multiple of 8, so this stops at 8 at the latest
-  const int n_steps = B / kstep, rows = std::min(M, 16);
-  // Activations are padded to whole passes of 16 rows when M > 16 (awq_cpu.cpp), so one configuration serves all.
-  const int passes = (M + rows - 1) / rows;
+  const int kstep = amx_kstep(B), n_steps = B / kstep, r = pass_rows(M), passes = (M + r - 1) / r;
+  const size_t a_bytes = (size_t)2 * r * kstep;
+  constexpr int kAhead = 2, kRing = 4;
+  alignas(64) uint8_t wbuf[kRing][2][kMaxBlock / 8 * 128];  // [block % kRing][tile]: expanded weights of one block
+  alignas(64) int32_t cbuf[2][16][16];                   // C tiles of one pass
+  __m512 acc[R > 0 ? R : 1][2];
+  for (int i = 0; i < (R > 0 ? R : 1); i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  if (R == 0) std::fill(out, out + (size_t)M * 2 * kTile, 0.f);
 
-  alignas(64) uint8_t wbuf[2][kMaxBlock / 8 * 128];  // expanded weights of one block, per tile
-  alignas(64) int32_t cbuf[4][16][16];                // C tiles of one pass
-  thread_local std::vector<float> outbuf;
-  outbuf.resize((size_t)M * 2 * kTile);
-  float* out = outbuf.data();  // (M, 32): the pair's outputs, accumulated over the blocks
-
-  configure(rows, kstep);
-  for (int t = t0; t < t1; t += 2) {
-    const int nt = std::min(2, t1 - t);  // 1 only for the last tile of an odd range
-    std::fill(out, out + (size_t)M * 2 * kTile, 0.f);
-    const uint8_t* wp[2] = {w.tile(t), w.tile(t + nt - 1)};
-    for (int b = 0; b < nb; b++) {
-      for (int i = 0; i < nt; i++) expand(wp[i] + (size_t)b * nv * kWordBytes, nv, wbuf[i]);
-      const size_t g = (size_t)(b * B / w.group_size) * kMetaBytes;
+  auto expand_block = [&](int b) {
+    for (int j = 0; j < nt; j++)
+      expand(w.tile(t + j) + (size_t)b * nv * kWordBytes, nv, w.meta(t + j) + (size_t)(b * B / w.group_size) * kMetaBytes + 32,
+             wbuf[b % kRing][j]);
+  };
+  for (int b = 0; b < std::min(kAhead, nb); b++) expand_block(b);
+  for (int b = 0; b < nb; b++) {
+    const size_t g = (size_t)(b * B / w.group_size) * kMetaBytes;
+    const uint8_t* wb[2] = {wbuf[b % kRing][0], wbuf[b % kRing][1]};
+    __m512 sv[2];
+    for (int j = 0; j < nt; j++) sv[j] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(w.meta(t + j) + g)));
+    if constexpr (R > 0) {
+      pass_product(x.tiles + (size_t)b * n_steps * a_bytes, a_bytes, kstep, n_steps, wb, nt, cbuf);
+      if (b + kAhead < nb) expand_block(b + kAhead);
+      for (int i = 0; i < R; i++) {
+        const __m512 xs = _mm512_set1_ps(x.scale[(size_t)i * nb + b]);
+        for (int j = 0; j < nt; j++) acc[i][j] = _mm512_fmadd_ps(pass_row(cbuf[j], R, i), _mm512_mul_ps(sv[j], xs), acc[i][j]);
+      }
+    } else {
       for (int p = 0; p < passes; p++) {
-        const int m0 = p * rows, mr = std::min(rows, M - m0);
-        _tile_zero(Q3_CL0);
-        _tile_zero(Q3_CH0);
-        _tile_zero(Q3_CL1);
-        _tile_zero(Q3_CH1);
-        for (int s = 0; s < n_steps; s++) {
-          const size_t at = (size_t)m0 * K + (size_t)b * B + (size_t)s * kstep;
-          _tile_loadd(Q3_AL, x.lo + at, K);
-          _tile_loadd(Q3_AH, x.hi + at, K);
-          _tile_loadd(Q3_B0, wbuf[0] + (size_t)s * kstep / 4 * 64, 64);
-          _tile_dpbsud(Q3_CL0, Q3_AL, Q3_B0);
-          _tile_dpbsud(Q3_CH0, Q3_AH, Q3_B0);
-          if (nt == 2) {
-            _tile_loadd(Q3_B1, wbuf[1] + (size_t)s * kstep / 4 * 64, 64);
-            _tile_dpbsud(Q3_CL1, Q3_AL, Q3_B1);
-            _tile_dpbsud(Q3_CH1, Q3_AH, Q3_B1);
-          }
-        }
-        _tile_stored(Q3_CL0, cbuf[0], 64);
-        _tile_stored(Q3_CH0, cbuf[1], 64);
-        if (nt == 2) {
-          _tile_stored(Q3_CL1, cbuf[2], 64);
-          _tile_stored(Q3_CH1, cbuf[3], 64);
-        }
-        for (int r = 0; r < mr; r++) {
-          const size_t xi = (size_t)(m0 + r) * nb + b;
-          for (int i = 0; i < nt; i++) {
-            const __m512i acc = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(cbuf[2 * i + 1][r]), 8),
-                                                 _mm512_load_si512(cbuf[2 * i][r]));
-            float* o = out + (size_t)(m0 + r) * 2 * kTile + i * kTile;
-            _mm512_storeu_ps(o, fold(_mm512_loadu_ps(o), acc, w.meta(t + i) + g, x.scale[xi], x.sum[xi]));
-          }
+        pass_product(x.tiles + ((size_t)p * (K / kstep) + (size_t)b * n_steps) * a_bytes, a_bytes, kstep, n_steps, wb,
+                     nt, cbuf);
+        if (p == 0 && b + kAhead < nb) expand_block(b + kAhead);
+        for (int i = 0; i < std::min(r, M - p * r); i++) {
+          const int m = p * r + i;
+          const __m512 xs = _mm512_set1_ps(x.scale[(size_t)m * nb + b]);
+          float* o = out + (size_t)m * 2 * kTile;
+          for (int j = 0; j < nt; j++)
+            _mm512_storeu_ps(o + j * kTile, _mm512_fmadd_ps(pass_row(cbuf[j], r, i), _mm512_mul_ps(sv[j], xs),
+                                                            _mm512_loadu_ps(o + j * kTile)));
         }
       }
     }
-    for (int i = 0; i < nt; i++) {
-      const int lanes = std::min(kTile, w.N - (t + i) * kTile);
-      for (int m = 0; m < M; m++)
-        std::memcpy(y + (size_t)m * w.N + (size_t)(t + i) * kTile, out + (size_t)m * 2 * kTile + i * kTile,
-                    sizeof(float) * lanes);
+  }
+  for (int j = 0; j < nt; j++) {
+    const int lanes = std::min(kTile, w.N - (t + j) * kTile);
+    const __mmask16 mask = lanes >= kTile ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
+    for (int m = 0; m < M; m++) {
+      float* dst = y + (size_t)m * w.N + (size_t)(t + j) * kTile;
+      if constexpr (R > 0) {
+        _mm512_mask_storeu_ps(dst, mask, acc[m][j]);
+      } else {
+        _mm512_mask_storeu_ps(dst, mask, _mm512_loadu_ps(out + (size_t)m * 2 * kTile + j * kTile));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void tiles_amx(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
+  const int M = x.M, r = pass_rows(M);
+  thread_local std::vector<float> outbuf;
+  if (M > 8) outbuf.resize((size_t)M * 2 * kTile);
+  configure(2 * r, amx_kstep(x.block));
+  for (int t = t0; t < t1; t += 2) {
+    const int nt = std::min(2, t1 - t);  // 1 only for the last tile of an odd range
+    switch (M) {
+      case 1: pair_amx<1>(w, x, t, nt, nullptr, y); break;
+      case 2: pair_amx<2>(w, x, t, nt, nullptr, y); break;
+      case 3: pair_amx<3>(w, x, t, nt, nullptr, y); break;
+      case 4: pair_amx<4>(w, x, t, nt, nullptr, y); break;
+      case 5: pair_amx<5>(w, x, t, nt, nullptr, y); break;
+      case 6: pair_amx<6>(w, x, t, nt, nullptr, y); break;
+      case 7: pair_amx<7>(w, x, t, nt, nullptr, y); break;
+      case 8: pair_amx<8>(w, x, t, nt, nullptr, y); break;
+      default: pair_amx<0>(w, x, t, nt, outbuf.data(), y); break;
     }
   }
   _tile_release();

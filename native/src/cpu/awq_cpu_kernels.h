@@ -48,6 +48,7 @@ struct QuantizedRows {
   const int8_t* lo;      // (M, K)
   const float* scale;    // (M, K/block)
   const int32_t* sum;    // (M, K/block)
+  const int8_t* tiles = nullptr;  // AMX only: lo/hi as tiles, see amx_tile_activations
 };
 
 // Quantises x (M, K) into q/hi/lo/scale/sum as QuantizedRows describes (rounding to nearest even, |q| <= kActMax);
@@ -62,9 +63,15 @@ void tiles_scalar(const PackedView& w, const QuantizedRows& x, int t0, int t1, f
 void tiles_avx2(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
 void tiles_avx512bw(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
 void tiles_avx512vnni(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
-// AMX (int8 tiles) for M >= 2; M = 1 goes to tiles_avx512vnni. The process must have AMX permission
+// AMX (int8 tiles) for M >= 2 (x.tiles set); M = 1 goes to tiles_avx512vnni. The process must have AMX permission
 // (amx_request_permission).
 void tiles_amx(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
+// AMX activation tiles, so that a tile load reads one contiguous stretch (rows K bytes apart would all fall in one
+// L1 set): for each pass of min(M, 16) rows and each k-step of amx_kstep(block) values, the lo tile (rows x kstep
+// bytes) then the hi tile; rows past M are zero. amx_tiles_bytes gives the size.
+int amx_kstep(int block);
+size_t amx_tiles_bytes(int M, int K);
+void amx_tile_activations(const QuantizedRows& x, int8_t* dst);
 // Asks the OS to let this process use the AMX tile registers (Linux); false when it refuses or AMX is absent.
 bool amx_request_permission();
 
