@@ -7,7 +7,7 @@
 
 #include "checkpoint_layout.h"
 #include "checkpoint_tensors.h"
-#include "cpu/bandwidth_cpu.h"
+#include "cpu/huge_pages.h"
 #include "half.h"
 
 namespace q3 {
@@ -25,12 +25,10 @@ std::vector<float> load_vector(const Checkpoint& ckpt, const std::string& name, 
 // file when it is fp16; a table streamed whole every step (lm_head) is copied into huge-page memory, since the
 // mapping's 4 KiB pages stall the hardware prefetcher at every page boundary.
 const uint16_t* load_table(const Checkpoint& ckpt, const std::string& name, int64_t rows, int64_t cols, bool streamed,
-                           std::vector<uint16_t>& owned) {
+                           std::vector<uint16_t, HugePageAllocator<uint16_t>>& owned) {
   const TensorView& t = expect_tensor(ckpt, name, {rows, cols}, {DType::F16, DType::BF16, DType::F32});
   if (!streamed && t.dtype == DType::F16 && ((uintptr_t)t.data & 1) == 0) return (const uint16_t*)t.data;
   const size_t n = (size_t)rows * cols;
-  owned.reserve(n);
-  advise_huge_pages(owned.data(), n * sizeof(uint16_t));
   owned.resize(n);
   if (t.dtype == DType::F16) std::memcpy(owned.data(), t.data, n * sizeof(uint16_t));
   else for (size_t i = 0; i < n; i++) owned[i] = f32_to_f16(tensor_element_f32(t, i));

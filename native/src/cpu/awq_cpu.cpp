@@ -103,7 +103,6 @@ AwqMatrixCpu awq_pack_cpu(int K, int group_size, const std::vector<AwqSource>& p
   w.group_size = G;
   const size_t payload = (size_t)n_tiles * tile_bytes;
   w.storage.reserve(payload + kHeader + 64);
-  advise_huge_pages(w.storage.data(), payload + kHeader + 64);
   uint64_t off = kHeader;
   while (((uintptr_t)w.storage.data() + off) % 64 != 0) off++;
   w.storage.assign(off + payload, 0);  // zero padding: padded columns get q = z = 0 and scale 0
@@ -111,7 +110,8 @@ AwqMatrixCpu awq_pack_cpu(int K, int group_size, const std::vector<AwqSource>& p
   uint8_t* data = w.storage.data() + off;
 
   // Row-major over the source, 8 rows (one k block) at a time, so reads are sequential; each 64-byte destination word
-  // is filled by 16 consecutive columns. With huge pages the tile stride does not thrash the TLB.
+  // is filled by 16 consecutive columns. With huge pages (the storage's allocator) the tile stride does not thrash
+  // the TLB.
   int n_base = 0;
   for (const AwqSource& p : parts) {
     const int pc = p.N / 8;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../threadpool.h"
+#include "huge_pages.h"
 
 namespace q3 {
 
@@ -22,7 +23,7 @@ struct AwqSource {
 // Repacked weights of one or more linears sharing K, concatenated along N (q|k|v, gate|up).
 struct AwqMatrixCpu {
   int K = 0, N = 0, group_size = 0;
-  std::vector<uint8_t> storage;  // layout private to awq_cpu.cpp
+  std::vector<uint8_t, HugePageAllocator<uint8_t>> storage;  // layout private to awq_cpu.cpp, on huge pages
   size_t bytes_read() const { return storage.size(); }  // bytes one full matmul streams from memory
 };
 

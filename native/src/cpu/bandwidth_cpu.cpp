@@ -19,9 +19,6 @@
 #include <stdexcept>
 #include <vector>
 
-#ifdef __linux__
-#include <sys/mman.h>
-#endif
 
 namespace q3 {
 namespace {
@@ -102,16 +99,6 @@ std::vector<ReadLoop> read_loops() {
 }
 
 }  // namespace
-
-void advise_huge_pages(void* p, size_t bytes) {
-#ifdef __linux__
-  const uintptr_t huge = 2u << 20;
-  uintptr_t begin = ((uintptr_t)p + huge - 1) & ~(huge - 1), end = ((uintptr_t)p + bytes) & ~(huge - 1);
-  if (end > begin) madvise((void*)begin, end - begin, MADV_HUGEPAGE);  // advisory: failure only costs speed
-#else
-  (void)p, (void)bytes;
-#endif
-}
 
 ReadBandwidth measure_read_bandwidth_cpu(ThreadPool& pool, size_t bytes, int passes) {
   const size_t huge = 2u << 20, P = (size_t)pool.size(), unit = 1024;  // unit: 256 bytes x 4 streams

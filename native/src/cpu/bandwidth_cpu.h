@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../threadpool.h"
+#include "huge_pages.h"
 
 namespace q3 {
 
@@ -25,10 +26,6 @@ struct ReadBandwidth {
 // above the last-level cache (callers use >= 512 MB) or this measures the cache. Throws std::runtime_error if the
 // buffer cannot be allocated.
 ReadBandwidth measure_read_bandwidth_cpu(ThreadPool& pool, size_t bytes, int passes = 5);
-
-// Asks the kernel to back [p, p + bytes) with transparent huge pages (Linux; a no-op elsewhere). Call it on large
-// streamed buffers before first touch: 4 KiB pages stop the hardware prefetcher at every page boundary.
-void advise_huge_pages(void* p, size_t bytes);
 
 // The CPU's model name from /proc/cpuinfo ("unknown" elsewhere), for the machine line of benchmark results.
 std::string cpu_model_name();
