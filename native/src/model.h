@@ -27,8 +27,8 @@ struct LayerWeights {
 struct Qwen3Weights {
   const uint16_t* embed = nullptr;    // (vocab, hidden) fp16, mapped or owned_embed
   const uint16_t* lm_head = nullptr;  // (vocab, hidden) fp16; == embed when tied
-  std::vector<uint16_t, HugePageAllocator<uint16_t>> owned_embed, owned_lm_head;  // fp16 copies: lm_head always
-                                                                                  // (streamed), embed when not fp16
+  // fp16 copies on huge pages: lm_head always (streamed every step), embed only when the file's is not fp16
+  std::vector<uint16_t, HugePageAllocator<uint16_t>> owned_embed, owned_lm_head;
   std::vector<float> final_norm;      // (hidden)
   std::vector<LayerWeights> layers;   // (n_layers)
   int64_t bytes_per_token = 0;        // weight bytes one decode step streams
