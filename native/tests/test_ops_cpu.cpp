@@ -1,0 +1,124 @@
+// Proves the CPU operators between the matmuls (ops_cpu.h) against double-precision plain loops: SwiGLU over the whole
+// float range its exp approximation is used on (saturating ends included), RMSNorm at lengths that are and are not
+// multiples of the accumulator lanes, RoPE in two steps equal to the one-step rotation, and causal GQA attention read
+// through a block table.
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cpu/ops_cpu.h"
+#include "kv_cache.h"
+#include "rope.h"
+
+using namespace q3;
+
+namespace {
+
+int g_passed = 0, g_failed = 0;
+
+void check(bool ok, const std::string& what) {
+  if (ok) {
+    g_passed++;
+  } else {
+    g_failed++;
+    std::printf("FAIL %s\n", what.c_str());
+  }
+}
+
+void test_silu() {
+  std::vector<float> g, up;
+  for (float v = -120.f; v <= 120.f; v += 0.0371f) g.push_back(v), up.push_back(1.f);
+  for (float v : {-1e30f, -90.f, -88.5f, -87.f, 0.f, -0.f, 1e-30f, 87.f, 88.5f, 90.f, 1e30f}) g.push_back(v), up.push_back(1.f);
+  std::vector<float> out(g.size());
+  silu_mul_cpu(g.data(), up.data(), (int)g.size(), out.data());
+  double worst = 0;
+  bool finite = true;
+  for (size_t i = 0; i < g.size(); i++) {
+    const double ref = (double)g[i] / (1.0 + std::exp(-(double)g[i]));
+    finite = finite && std::isfinite(out[i]);
+    // relative error where the value is representable, absolute near zero (tiny or saturated-to-zero results)
+    const double err = std::fabs(out[i] - ref) / std::max(std::fabs(ref), 1e-30);
+    if (std::fabs(ref) > 1e-30) worst = std::max(worst, err);
+    else check(std::fabs(out[i]) < 1e-30, "silu of " + std::to_string(g[i]) + " is ~0");
+  }
+  check(finite, "silu finite everywhere");
+  char what[96];
+  std::snprintf(what, sizeof what, "silu within 4e-7 relative of double (worst %.2g)", worst);
+  check(worst < 4e-7, what);
+}
+
+void test_rmsnorm() {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> d(0.f, 2.f);
+  for (int n : {1, 15, 16, 128, 4097}) {
+    std::vector<float> x(n), w(n), out(n);
+    for (auto& v : x) v = d(rng);
+    for (auto& v : w) v = 1.f + 0.1f * d(rng);
+    rmsnorm_cpu(x.data(), w.data(), n, 1e-6f, out.data());
+    double ss = 0;
+    for (float v : x) ss += (double)v * v;
+    const double r = 1.0 / std::sqrt(ss / n + 1e-6);
+    double worst = 0;
+    for (int i = 0; i < n; i++) worst = std::max(worst, std::fabs(out[i] - w[i] * x[i] * r) / (std::fabs(w[i] * x[i] * r) + 1e-12));
+    check(worst < 1e-6, "rmsnorm n=" + std::to_string(n));
+  }
+}
+
+void test_rope() {
+  RopeTable rope;
+  rope.attention_factor = 1.0f;
+  for (int j = 0; j < 64; j++) rope.inv_freq.push_back(std::pow(1e6, -2.0 * j / 128));
+  std::vector<float> a(128), b(128), c(64), s(64);
+  for (int i = 0; i < 128; i++) a[i] = b[i] = std::sin(0.3f * i);
+  rope_cpu(a.data(), 128, 777, rope);
+  rope_cos_sin_cpu(777, rope, 128, c.data(), s.data());
+  rope_rotate_cpu(b.data(), 128, c.data(), s.data());
+  check(a == b, "rope in two steps == rope_cpu");
+}
+
+void test_attention() {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> d(0.f, 1.f);
+  const int layers = 2, kv_heads = 2, D = 72, bs = 16, blocks = 8;  // D not a multiple of the lanes
+  KvPool kv(layers, kv_heads, D, bs, blocks);
+  std::vector<int32_t> table = {5, 2, 7, 0};
+  for (int32_t b : table)
+    for (int l = 0; l < layers; l++)
+      for (int i = 0; i < kv_heads * bs * D; i++) kv.k(b, l)[i] = d(rng), kv.v(b, l)[i] = d(rng);
+  std::vector<float> q(D), scores(64), out(D);
+  for (auto& v : q) v = d(rng);
+  for (int pos : {0, 15, 16, 40, 63}) {
+    const int layer = 1, head = 1;
+    const float scale = 1.f / std::sqrt((float)D);
+    attention_head_cpu(q.data(), kv, layer, head, table.data(), pos, D, scale, scores.data(), out.data());
+    std::vector<double> s(pos + 1), ref(D, 0.0);
+    double mx = -1e300, sum = 0;
+    for (int j = 0; j <= pos; j++) {
+      const float* k = kv.k(table[j / bs], layer) + ((size_t)head * bs + j % bs) * D;
+      double dot = 0;
+      for (int i = 0; i < D; i++) dot += (double)q[i] * k[i];
+      s[j] = dot * scale, mx = std::max(mx, s[j]);
+    }
+    for (int j = 0; j <= pos; j++) s[j] = std::exp(s[j] - mx), sum += s[j];
+    for (int j = 0; j <= pos; j++) {
+      const float* v = kv.v(table[j / bs], layer) + ((size_t)head * bs + j % bs) * D;
+      for (int i = 0; i < D; i++) ref[i] += s[j] / sum * v[i];
+    }
+    double num = 0, den = 0;
+    for (int i = 0; i < D; i++) num += (out[i] - ref[i]) * (out[i] - ref[i]), den += ref[i] * ref[i];
+    check(std::sqrt(num / den) < 1e-5, "attention pos=" + std::to_string(pos));
+  }
+}
+
+}  // namespace
+
+int main() {
+  test_silu();
+  test_rmsnorm();
+  test_rope();
+  test_attention();
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed ? 1 : 0;
+}
