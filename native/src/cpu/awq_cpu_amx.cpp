@@ -91,8 +91,8 @@ size_t amx_tiles_bytes(int M, int K) {
 
 void amx_tile_activations(const QuantizedRows& x, int8_t* dst) {
   const int kstep = amx_kstep(x.block), r = pass_rows(x.M), passes = (x.M + r - 1) / r;
-  for (int p = 0; p < passes; p++)
-    for (int k = 0; k < x.K; k += kstep)
+  for (int k = 0; k < x.K; k += kstep)
+    for (int p = 0; p < passes; p++)
       for (const int8_t* src : {x.lo, x.hi})
         for (int i = 0; i < r; i++, dst += kstep) {
           const int m = p * r + i;
@@ -115,25 +115,39 @@ bool amx_request_permission() {
 
 namespace {
 
-// Multiplies the A tiles of one pass (n_steps k-steps at a, each a_bytes) by the expanded weights of one block (wb[j]
-// for tile j) into C0 / C1 and stores them to cbuf. K-steps go in pairs, each pair on its own registers.
-inline void pass_product(const int8_t* a, size_t a_bytes, int kstep, int n_steps, const uint8_t* const* wb, int nt,
-                         int32_t (*cbuf)[16][16]) {
+// Loads the expanded weights of one block (wb[j] for tile j, k-steps s0 and s0 + 1) into the B registers.
+inline void load_b(const uint8_t* const* wb, int nt, int kstep, int n_steps, int s0) {
   const size_t b_bytes = (size_t)kstep / 4 * 64;
+  const bool odd = s0 + 1 < n_steps;
+  _tile_loadd(Q3_B00, wb[0] + (size_t)s0 * b_bytes, 64);
+  if (odd) _tile_loadd(Q3_B01, wb[0] + (size_t)(s0 + 1) * b_bytes, 64);
+  if (nt == 2) _tile_loadd(Q3_B10, wb[1] + (size_t)s0 * b_bytes, 64);
+  if (nt == 2 && odd) _tile_loadd(Q3_B11, wb[1] + (size_t)(s0 + 1) * b_bytes, 64);
+}
+
+// Multiplies the A tiles of k-steps s0 and s0 + 1 of one pass (at a, step_bytes apart) by the B registers into
+// C0 / C1.
+inline void multiply(const int8_t* a, size_t step_bytes, int kstep, int n_steps, int s0, int nt) {
+  const bool odd = s0 + 1 < n_steps;
+  _tile_loadd(Q3_A0, a + (size_t)s0 * step_bytes, kstep);
+  if (odd) _tile_loadd(Q3_A1, a + (size_t)(s0 + 1) * step_bytes, kstep);
+  _tile_dpbssd(Q3_C0, Q3_A0, Q3_B00);
+  if (nt == 2) _tile_dpbssd(Q3_C1, Q3_A0, Q3_B10);
+  if (odd) _tile_dpbssd(Q3_C0, Q3_A1, Q3_B01);
+  if (nt == 2 && odd) _tile_dpbssd(Q3_C1, Q3_A1, Q3_B11);
+}
+
+// One block for one pass: C0 / C1 = its A tiles (n_steps k-steps from a, step_bytes apart) times the block's weights,
+// stored to cbuf.
+// When the block has at most two k-steps (groups of up to 128) the B registers are loaded by the caller, once for
+// every pass; otherwise they are reloaded here for each pair of k-steps.
+inline void pass_product(const int8_t* a, size_t step_bytes, int kstep, int n_steps, const uint8_t* const* wb, int nt,
+                         int32_t (*cbuf)[16][16]) {
   _tile_zero(Q3_C0);
   _tile_zero(Q3_C1);
   for (int s = 0; s < n_steps; s += 2) {
-    const bool odd = s + 1 < n_steps;
-    _tile_loadd(Q3_A0, a + (size_t)s * a_bytes, kstep);
-    _tile_loadd(Q3_B00, wb[0] + (size_t)s * b_bytes, 64);
-    if (odd) _tile_loadd(Q3_A1, a + (size_t)(s + 1) * a_bytes, kstep);
-    if (odd) _tile_loadd(Q3_B01, wb[0] + (size_t)(s + 1) * b_bytes, 64);
-    if (nt == 2) _tile_loadd(Q3_B10, wb[1] + (size_t)s * b_bytes, 64);
-    if (nt == 2 && odd) _tile_loadd(Q3_B11, wb[1] + (size_t)(s + 1) * b_bytes, 64);
-    _tile_dpbssd(Q3_C0, Q3_A0, Q3_B00);
-    if (nt == 2) _tile_dpbssd(Q3_C1, Q3_A0, Q3_B10);
-    if (odd) _tile_dpbssd(Q3_C0, Q3_A1, Q3_B01);
-    if (nt == 2 && odd) _tile_dpbssd(Q3_C1, Q3_A1, Q3_B11);
+    if (n_steps > 2) load_b(wb, nt, kstep, n_steps, s);
+    multiply(a, step_bytes, kstep, n_steps, s, nt);
   }
   _tile_stored(Q3_C0, cbuf[0], 64);
   if (nt == 2) _tile_stored(Q3_C1, cbuf[1], 64);
@@ -173,8 +187,9 @@ void pair_amx(const PackedView& w, const QuantizedRows& x, int t, int nt, float*
     const uint8_t* wb[2] = {wbuf[b % kRing][0], wbuf[b % kRing][1]};
     __m512 sv[2];
     for (int j = 0; j < nt; j++) sv[j] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(w.meta(t + j) + g)));
+    if (n_steps <= 2) load_b(wb, nt, kstep, n_steps, 0);
     if constexpr (R > 0) {
-      pass_product(x.tiles + (size_t)b * n_steps * a_bytes, a_bytes, kstep, n_steps, wb, nt, cbuf);
+      pass_product(x.tiles + (size_t)b * n_steps * a_bytes, a_bytes, kstep, n_steps, wb, nt, cbuf);  // one pass
       if (b + kAhead < nb) expand_block(b + kAhead);
       for (int i = 0; i < R; i++) {
         const __m512 xs = _mm512_set1_ps(x.scale[(size_t)i * nb + b]);
@@ -182,8 +197,8 @@ void pair_amx(const PackedView& w, const QuantizedRows& x, int t, int nt, float*
       }
     } else {
       for (int p = 0; p < passes; p++) {
-        pass_product(x.tiles + ((size_t)p * (K / kstep) + (size_t)b * n_steps) * a_bytes, a_bytes, kstep, n_steps, wb,
-                     nt, cbuf);
+        pass_product(x.tiles + ((size_t)b * n_steps * passes + p) * a_bytes, passes * a_bytes, kstep, n_steps, wb, nt,
+                     cbuf);
         if (p == 0 && b + kAhead < nb) expand_block(b + kAhead);
         for (int i = 0; i < std::min(r, M - p * r); i++) {
           const int m = p * r + i;

@@ -67,8 +67,9 @@ void tiles_avx512vnni(const PackedView& w, const QuantizedRows& x, int t0, int t
 // (amx_request_permission).
 void tiles_amx(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
 // AMX activation tiles, so that a tile load reads one contiguous stretch (rows K bytes apart would all fall in one
-// L1 set): for each pass of min(M, 16) rows and each k-step of amx_kstep(block) values, the lo tile (rows x kstep
-// bytes) then the hi tile; rows past M are zero. amx_tiles_bytes gives the size.
+// L1 set) and one block's tiles for every pass are adjacent (streamed once per block): for each k-step of
+// amx_kstep(block) values and each pass of r = min(M, 8) rows, one A tile of 2r rows x kstep bytes, the low
+// activation bytes of the r rows then their high bytes; rows past M are zero. amx_tiles_bytes gives the size.
 int amx_kstep(int block);
 size_t amx_tiles_bytes(int M, int K);
 void amx_tile_activations(const QuantizedRows& x, int8_t* dst);
