@@ -135,13 +135,19 @@ void tile_rows(const PackedView& w, const QuantizedRows& x, int t, int m0, float
   for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(y + (size_t)(m0 + r) * w.N + (size_t)t * kTile, mask16, out[r]);
 }
 
+// Tiles one decode thread streams at once (one memory stream each; native/dev/cpu/awq_gemv_dram.cpp compares counts).
+constexpr int kStreams = 2;
+
 constexpr int kRows = 8;  // rows per pass: 2 x 8 accumulators + 8 outputs + unpacked words fit the 32 registers
 
 template <bool VNNI>
 void tiles(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
   for (int t = t0; t < t1; t++) {
     if (x.M == 1) {
-      if (t + 2 <= t1) {
+      if (t + kStreams <= t1) {
+        tiles_one_row<VNNI, kStreams>(w, x, t, y);
+        t += kStreams - 1;
+      } else if (t + 2 <= t1) {
         tiles_one_row<VNNI, 2>(w, x, t, y);
         t++;
       } else {
