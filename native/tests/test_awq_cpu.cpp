@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "awq_format.h"
+#include "check.h"
 #include "cpu/awq_cpu.h"
 #include "cpu/awq_cpu_kernels.h"
 #include "cpu/f16_matmul_cpu.h"
@@ -21,16 +22,7 @@ using namespace q3;
 
 namespace {
 
-int g_passed = 0, g_failed = 0;
-
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    g_passed++;
-  } else {
-    g_failed++;
-    std::printf("FAIL %s\n", what.c_str());
-  }
-}
+using test::check;
 
 double norm_err(const std::vector<float>& y, const std::vector<float>& ref) {
   double num = 0, den = 0;
@@ -324,11 +316,9 @@ int main() {
     test_quantize();
     test_f16(pool);
   } catch (const std::exception& e) {
-    std::printf("FAIL exception: %s\n", e.what());
-    g_failed++;
+    check(false, std::string("exception: ") + e.what());
   }
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("time %.2f s\n", s);
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed ? 1 : 0;
+  return test::report();
 }

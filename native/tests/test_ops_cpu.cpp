@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "check.h"
 #include "cpu/ops_cpu.h"
 #include "kv_cache.h"
 #include "rope.h"
@@ -16,16 +17,7 @@ using namespace q3;
 
 namespace {
 
-int g_passed = 0, g_failed = 0;
-
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    g_passed++;
-  } else {
-    g_failed++;
-    std::printf("FAIL %s\n", what.c_str());
-  }
-}
+using test::check;
 
 void test_silu() {
   std::vector<float> g, up;
@@ -119,6 +111,5 @@ int main() {
   test_rmsnorm();
   test_rope();
   test_attention();
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed ? 1 : 0;
+  return test::report();
 }
