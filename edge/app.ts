@@ -30,13 +30,14 @@ import { bodyLimit } from './middleware/body-limit.ts';
 import { playgroundHtml } from './playground/page.ts';
 import { requestId } from './middleware/request-id.ts';
 import { requiredSecrets } from './middleware/required-secrets.ts';
-import { poolFor, readConfig, type EdgeConfig } from './platform.ts';
+import { contextsFor, poolFor, readConfig, type EdgeConfig } from './platform.ts';
 import { chatCompletionsRoute } from './routes/chat-completions.ts';
 import { completionsRoute } from './routes/completions.ts';
 import { modelsRoute } from './routes/models.ts';
 import { tokenizeRoute } from './routes/tokenize.ts';
 import type { ThinkingDecision } from './thinking-mode.ts';
 import type { UpstreamPool } from './upstream.ts';
+import type { WorkerContexts } from './worker-contexts.ts';
 
 /** What a route knows once the request is validated, templated and tokenised, before a worker is contacted. */
 export type PreparedRequest = {
@@ -170,6 +171,8 @@ export type EdgeVariables = {
   requestId: string;
   config: EdgeConfig;
   upstream: UpstreamPool;
+  /** what each worker's context holds (tokens), as the workers say */
+  contexts: WorkerContexts;
   lifecycle: RequestLifecycle;
 };
 
@@ -193,6 +196,7 @@ function requestContext(): MiddlewareHandler<EdgeEnv> {
     const lifecycle = new RequestLifecycle();
     c.set('config', config);
     c.set('upstream', poolFor(config));
+    c.set('contexts', contextsFor(config));
     c.set('lifecycle', lifecycle);
     const clientGone = () => lifecycle.end('aborted', CLIENT_CLOSED);
     c.req.raw.signal?.addEventListener('abort', clientGone, { once: true });

@@ -2,8 +2,10 @@
 // .dev.vars / `wrangler secret put`; their type `Env` is generated from wrangler.toml into edge/env.d.ts) into a typed
 // EdgeConfig, keeps the isolate-wide worker pool, and wraps executionCtx.waitUntil. Routes take EdgeConfig and plain Web APIs, so `app.request(path, init, env)` tests them in Node.
 import type { Context } from 'hono';
+import type { EdgeEnv } from './app.ts';
 import { parseThinkingDefault, type ThinkingDefault } from './thinking-mode.ts';
 import { UpstreamPool } from './upstream.ts';
+import { WorkerContexts } from './worker-contexts.ts';
 
 export type EdgeConfig = {
   modelId: string;
@@ -14,8 +16,6 @@ export type EdgeConfig = {
   maxBodyBytes: number;
   /** ms a worker gets to produce its first token, and the longest silence allowed between two of its frames */
   requestTimeoutMs: number;
-  /** tokens: prompt + completion must fit */
-  maxModelLen: number;
   presencePenaltyDefault: number;
   /** Default of the request field `split_special_tokens` (edge/prompt-text.ts). */
   splitSpecialTokens: boolean;
@@ -27,7 +27,6 @@ export const DEFAULTS = {
   modelId: 'qwen3-8b-awq',
   maxBodyBytes: 4 * 1024 * 1024,
   requestTimeoutMs: 60_000,
-  maxModelLen: 40_960,
   presencePenaltyDefault: 0,
   maxGenerations: 64,
 } as const;
@@ -49,7 +48,6 @@ export function readConfig(env: Partial<Env> | undefined): EdgeConfig {
     workerSecret: bindings.WORKER_SECRET ?? '',
     maxBodyBytes: positiveNumber(bindings.MAX_BODY_BYTES, DEFAULTS.maxBodyBytes),
     requestTimeoutMs: positiveNumber(bindings.REQUEST_TIMEOUT_MS, DEFAULTS.requestTimeoutMs),
-    maxModelLen: positiveNumber(bindings.MAX_MODEL_LEN, DEFAULTS.maxModelLen),
     presencePenaltyDefault: finiteNumber(bindings.PRESENCE_PENALTY_DEFAULT, DEFAULTS.presencePenaltyDefault),
     splitSpecialTokens: bindings.SPLIT_SPECIAL_TOKENS?.trim().toLowerCase() !== 'false',
     maxGenerations: Math.floor(positiveNumber(bindings.MAX_GENERATIONS_PER_REQUEST, DEFAULTS.maxGenerations)),
@@ -79,6 +77,24 @@ export function poolFor(config: EdgeConfig): UpstreamPool {
     pools.set(key, pool);
   }
   return pool;
+}
+
+const contexts = new Map<string, WorkerContexts>();
+
+/** The isolate-wide record of what each worker's context holds, for this worker list. */
+export function contextsFor(config: EdgeConfig): WorkerContexts {
+  const key = config.workerUrls.join(',');
+  let known = contexts.get(key);
+  if (!known) {
+    known = new WorkerContexts(config.workerUrls);
+    contexts.set(key, known);
+  }
+  return known;
+}
+
+/** The largest context among the request's workers (tokens; undefined while none is known), refreshed after the response. */
+export function largestContext(c: Context<EdgeEnv, any, any>): Promise<number | undefined> {
+  return c.var.contexts.largest((work) => runAfterResponse(c, work));
 }
 
 /** Keeps work (metering writes, cache puts) alive after the response; runs it unawaited where there is no ctx. */

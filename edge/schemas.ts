@@ -362,32 +362,39 @@ export function requireModel(model: string | undefined, served: string): void {
 }
 
 /**
- * The completion budget for a prompt: the client's max tokens, or the rest of the context window when it sent none.
- * 400 when prompt + completion cannot fit (vLLM's wording), naming the field the client used.
+ * The completion budget for a prompt: the client's max tokens, or undefined when it sent none (up to the context of
+ * the worker that serves it). `context` is the largest context among the workers (edge/worker-contexts.ts; undefined
+ * while none is known, and the workers check alone). 400 context_length_exceeded when no worker can hold the prompt
+ * and the completion (vLLM's wording), naming the field the client used, before any worker is called.
  */
 export function completionBudget(
   promptTokens: number,
   requested: number | null | undefined,
-  maxModelLen: number,
+  context: number | undefined,
   params: { prompt: string; budget: string },
-): number {
+): number | undefined {
   const param = params.budget;
-  if (promptTokens >= maxModelLen) {
+  if (context !== undefined && promptTokens >= context) {
     throw invalidRequest(
-      `This model's maximum context length is ${maxModelLen} tokens. However, your prompt has ${promptTokens} tokens, ` +
+      `This model's maximum context length is ${context} tokens. However, your prompt has ${promptTokens} tokens, ` +
         'which leaves no room for a completion. Please reduce the length of the prompt.',
       params.prompt,
       'context_length_exceeded',
     );
   }
-  if (requested == null) return maxModelLen - promptTokens;
-  if (promptTokens + requested > maxModelLen) {
+  if (requested == null) return undefined;
+  if (context !== undefined && promptTokens + requested > context) {
     throw invalidRequest(
-      `This model's maximum context length is ${maxModelLen} tokens. However, you requested ${promptTokens + requested} tokens ` +
+      `This model's maximum context length is ${context} tokens. However, you requested ${promptTokens + requested} tokens ` +
         `(${promptTokens} in the prompt, ${requested} for the completion). Please reduce the length of the prompt or ${param}.`,
       param,
       'context_length_exceeded',
     );
   }
   return requested;
+}
+
+/** The most tokens one generation can use: its budget, else what the largest context leaves after the prompt. */
+export function generationBound(promptTokens: number, maxTokens: number | undefined, context: number | undefined): number {
+  return maxTokens ?? (context === undefined ? 0 : context - promptTokens);
 }

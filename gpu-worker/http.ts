@@ -56,7 +56,7 @@ export function requireSignature(secret: string): MiddlewareHandler {
 }
 
 /** Checks that need the loaded model: token ids inside the vocabulary, prompt + max_tokens inside the context. */
-function checkAgainstModel(req: GenerateRequest, info: ModelInfo): { message: string; param: string } | null {
+function checkAgainstModel(req: GenerateRequest, info: ModelInfo): { message: string; param: string; code?: string } | null {
   const outOfVocab = (ids: number[]) => ids.findIndex((t) => t >= info.vocabSize);
   const lists: [string, number[]][] = [['prompt', req.prompt], ['stop_token_ids', req.stop_token_ids]];
   const budget = req.thinking_budget;
@@ -69,14 +69,15 @@ function checkAgainstModel(req: GenerateRequest, info: ModelInfo): { message: st
     if (i >= 0) return { param, message: `${param}[${i}] = ${ids[i]} is not below the vocabulary size ${info.vocabSize}` };
   }
   if (req.prompt.length >= info.maxContext) {
-    return { param: 'prompt', message: `prompt has ${req.prompt.length} tokens; the context holds ${info.maxContext}` };
+    return { param: 'prompt', code: 'context_length_exceeded', message: `prompt has ${req.prompt.length} tokens; the context holds ${info.maxContext}` };
   }
   if (Math.ceil((req.prompt.length + 1) / info.kvBlockSize) > info.kvBlocks) {
     return { param: 'prompt', message: `prompt has ${req.prompt.length} tokens; the KV cache holds ${info.kvBlocks * info.kvBlockSize}` };
   }
-  if (req.prompt.length + req.max_tokens > info.maxContext) {
+  if (req.max_tokens !== undefined && req.prompt.length + req.max_tokens > info.maxContext) {
     return {
       param: 'max_tokens',
+      code: 'context_length_exceeded',
       message: `prompt (${req.prompt.length}) + max_tokens (${req.max_tokens}) exceeds the context of ${info.maxContext} tokens`,
     };
   }
@@ -89,7 +90,7 @@ export function toTask(req: GenerateRequest): Task {
     requestId: req.request_id,
     tenant: req.tenant ?? '',
     prompt: Int32Array.from(req.prompt),
-    maxTokens: req.max_tokens,
+    maxTokens: req.max_tokens ?? Infinity,   // omitted: the scheduler ends the sequence at the context
     stopIds: req.stop_token_ids,
     ignoreEos: req.ignore_eos,
     sampling: { ...req.sampling, logprobs: req.logprobs ?? 0 },
@@ -192,7 +193,7 @@ async function generate(c: Context, state: WorkerState) {
     return errorResponse(c, 400, `${param ?? 'body'}: ${issue.message}`, 'invalid_request_error', param);
   }
   const bad = checkAgainstModel(parsed.data, state.info);
-  if (bad) return errorResponse(c, 400, bad.message, 'invalid_request_error', bad.param);
+  if (bad) return errorResponse(c, 400, bad.message, 'invalid_request_error', bad.param, bad.code);
 
   const task = toTask(parsed.data);
   const structured = parsed.data.structured_output;

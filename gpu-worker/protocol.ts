@@ -112,7 +112,9 @@ export const StructuredOutputSchema = z.strictObject({
 export const GenerateRequestSchema = z.strictObject({
   request_id: z.string().min(1).max(256),
   prompt: z.array(tokenId).min(1, 'prompt must hold at least one token id'),
-  max_tokens: z.number().int().positive(),
+  // tokens to generate at most; omitted: up to the worker's context (prompt + completion = its max_context, which
+  // GET /ready publishes), the worker being the one that knows it
+  max_tokens: z.number().int().positive().optional(),
   sampling: SamplingSchema.prefault({}),
   stop_token_ids: z.array(tokenId).max(64).default([]),
   ignore_eos: z.boolean().default(false),                    // benchmarks: only stop_token_ids and max_tokens end it

@@ -21,7 +21,7 @@ export interface Task {
   requestId: string;
   tenant: string;            // '' = the anonymous tenant (requests that name none)
   prompt: Int32Array;
-  maxTokens: number;
+  maxTokens: number;         // Infinity: up to the context
   sampling: Sampling;        // the request's sampling fields as sent, and its logprobs
   stopIds: readonly number[];
   ignoreEos: boolean;        // the model's eos ids do not stop generation (benchmarks)

@@ -9,14 +9,14 @@ import type { ChatMessage } from '../chat-template.ts';
 import { CLIENT_CLOSED, generationCancelled, invalidRequest, tooManyGenerations, upstreamFailed } from '../errors.ts';
 import { getPromptCache } from '../prompt-cache.ts';
 import { ReasoningParser } from '../reasoning-parser.ts';
-import { chatCompletionRequestSchema, completionBudget, jsonBody, requireModel, type ChatCompletionRequest, type SamplingFields } from '../schemas.ts';
+import { chatCompletionRequestSchema, completionBudget, generationBound, jsonBody, requireModel, type ChatCompletionRequest, type SamplingFields } from '../schemas.ts';
 import { chatLogprobs, streamChunks, type ChunkStream, type CompletionUsage } from '../sse.ts';
 import { StopStringMatcher } from '../stop-strings.ts';
 import { structuredOutput } from '../structured-output.ts';
 import { applySamplingDefaults, decideThinkingMode, formatThinkingHeader, THINKING_HEADER } from '../thinking-mode.ts';
 import { getTokenizer, StreamingDetokenizer } from '../tokenizer/index.js';
 import { ToolCallParser, type ToolCall, type ToolCallDelta, type ToolChoice } from '../tool-call-parser.ts';
-import { runAfterResponse } from '../platform.ts';
+import { largestContext, runAfterResponse } from '../platform.ts';
 import { UpstreamError, type ClientParams, type UpstreamStream } from '../upstream.ts';
 
 export type ChatDelta = { role?: 'assistant'; content?: string; reasoning_content?: string; reasoning?: string; tool_calls?: ToolCallDelta[] };
@@ -112,7 +112,8 @@ export function generateRequests(args: {
   requestId: string;
   prompt: number[];
   n: number;
-  maxTokens: number;
+  /** undefined: up to the serving worker's context */
+  maxTokens: number | undefined;
   body: SamplingFields & Pick<ChatCompletionRequest, 'stop_token_ids'>;
   thinking: boolean;
   presencePenalty: number;
@@ -142,7 +143,7 @@ export function generateRequests(args: {
     };
     if (args.logprobs !== undefined) request.logprobs = args.logprobs;
     if (args.structured) request.structured_output = args.structured;
-    if (args.thinking && args.thinkingBudget !== undefined && args.thinkingBudget < args.maxTokens) {
+    if (args.thinking && args.thinkingBudget !== undefined && args.thinkingBudget < (args.maxTokens ?? Infinity)) {
       budgetInjectIds ??= getTokenizer().encode(THINKING_BUDGET_TEXT);
       request.thinking_budget = { max_thinking_tokens: args.thinkingBudget, inject_ids: budgetInjectIds };
     }
@@ -244,7 +245,8 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
       throw invalidRequest(`messages could not be rendered: ${(err as Error).message}`, 'messages');
     }
     const budgetParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
-    const maxTokens = completionBudget(prompt.ids.length, body.max_completion_tokens ?? body.max_tokens, config.maxModelLen, { prompt: 'messages', budget: budgetParam });
+    const context = await largestContext(c);
+    const maxTokens = completionBudget(prompt.ids.length, body.max_completion_tokens ?? body.max_tokens, context, { prompt: 'messages', budget: budgetParam });
     const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
     const requests = generateRequests({
       requestId: c.var.requestId, prompt: prompt.ids, n: body.n ?? 1, maxTokens, body, thinking: thinking.enabled,
@@ -255,7 +257,8 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
     const stream = body.stream === true;
     c.header(THINKING_HEADER, formatThinkingHeader(thinking));
     const shortCircuit = await c.var.lifecycle.prepare({
-      endpoint: 'chat.completions', model: body.model, prompts: [prompt.ids], thinking, stream, generations: requests.length, maxTokens,
+      endpoint: 'chat.completions', model: body.model, prompts: [prompt.ids], thinking, stream, generations: requests.length,
+      maxTokens: generationBound(prompt.ids.length, maxTokens, context),
       fingerprint: JSON.stringify(['chat', requests.map(({ request_id: _, ...r }) => r), choiceOptions, stream, body.stream_options ?? null]),
       deterministic: requests[0].sampling?.temperature === 0 || body.seed != null,
     });

@@ -4,8 +4,9 @@ import { Hono } from 'hono';
 import { END_THINK_ID, promptEndsInThink, THINK_START_ID, type FinishReason, type GenerateEvent, type TokenLogprob, type Usage } from '../../gpu-worker/protocol.ts';
 import type { EdgeEnv } from '../app.ts';
 import { invalidRequest, tooManyGenerations } from '../errors.ts';
+import { largestContext } from '../platform.ts';
 import { getPromptCache } from '../prompt-cache.ts';
-import { completionBudget, completionRequestSchema, jsonBody, requireModel } from '../schemas.ts';
+import { completionBudget, completionRequestSchema, generationBound, jsonBody, requireModel } from '../schemas.ts';
 import { completionLogprobs, streamChunks } from '../sse.ts';
 import { StopStringMatcher } from '../stop-strings.ts';
 import { structuredOutput } from '../structured-output.ts';
@@ -75,8 +76,9 @@ export function completionsRoute(): Hono<EdgeEnv> {
     if (promptList.length * n > config.maxGenerations) throw tooManyGenerations({ generations: promptList.length * n, prompts: promptList }, config.maxGenerations);
     const tokenizer = getTokenizer();
     const prompts = promptIds(promptList);
+    const context = await largestContext(c);
     const requests = prompts.flatMap((ids, p) => {
-      const maxTokens = completionBudget(ids.length, body.max_tokens ?? DEFAULT_MAX_TOKENS, config.maxModelLen, { prompt: 'prompt', budget: 'max_tokens' });
+      const maxTokens = completionBudget(ids.length, body.max_tokens ?? DEFAULT_MAX_TOKENS, context, { prompt: 'prompt', budget: 'max_tokens' });
       // a prompt ending in an open assistant turn makes Qwen3 think: give it the thinking-mode sampling defaults
       const thinking = tokenizer.decode(ids.slice(-4)).endsWith(ASSISTANT_TURN);
       // a format applies after the think block the model is about to open (or is inside)
@@ -89,7 +91,8 @@ export function completionsRoute(): Hono<EdgeEnv> {
     });
     const stream = body.stream === true;
     const shortCircuit = await c.var.lifecycle.prepare({
-      endpoint: 'completions', model: body.model, prompts, stream, generations: requests.length, maxTokens: requests[0].max_tokens,
+      endpoint: 'completions', model: body.model, prompts, stream, generations: requests.length,
+      maxTokens: Math.max(...prompts.map((ids) => generationBound(ids.length, body.max_tokens ?? DEFAULT_MAX_TOKENS, context))),
       fingerprint: JSON.stringify(['completions', requests.map(({ request_id: _, ...r }) => r), body.stop ?? null, body.echo ?? false, stream, body.stream_options ?? null]),
       deterministic: requests[0].sampling?.temperature === 0 || body.seed != null,
     });

@@ -7,6 +7,7 @@ import { Hono } from 'hono';
 import type { EdgeEnv } from '../app.ts';
 import type { ChatMessage } from '../chat-template.ts';
 import { invalidRequest } from '../errors.ts';
+import { largestContext } from '../platform.ts';
 import { getPromptCache } from '../prompt-cache.ts';
 import { detokenizeRequestSchema, jsonBody, requireModel, tokenizeRequestSchema } from '../schemas.ts';
 import { decideThinkingMode } from '../thinking-mode.ts';
@@ -36,7 +37,7 @@ export function tokenizeRoute(): Hono<EdgeEnv> {
       splitSpecialTokens = body.split_special_tokens ?? false;
       tokens = splitSpecialTokens ? getTokenizer().encode(body.prompt, { addedTokens: 'text' }) : getPromptCache().encode(body.prompt).ids;
     }
-    const result: Record<string, unknown> = { count: tokens.length, max_model_len: config.maxModelLen, tokens, split_special_tokens: splitSpecialTokens };
+    const result: Record<string, unknown> = { count: tokens.length, max_model_len: (await largestContext(c)) ?? null, tokens, split_special_tokens: splitSpecialTokens };
     if (body.return_token_strs) result.token_strs = tokens.map((id) => getTokenizer().idToToken(id) ?? null);
     return c.json(result);
   });

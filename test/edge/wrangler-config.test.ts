@@ -79,14 +79,14 @@ describe('each environment states its own configuration', () => {
     const c = config(env);
     expect(c.name).toBe(`qwen3-edge-${env}`);
     expect(c.secrets?.required).toEqual(SECRETS);
-    expect(c.kv_namespaces.map((b) => b.binding)).toEqual(['KEYS']);
-    expect(c.d1_databases.map((b) => [b.binding, b.migrations_dir])).toEqual([['USAGE', 'migrations']]);
+    expect(c.kv_namespaces.map((b: { binding: string }) => b.binding)).toEqual(['KEYS']);
+    expect(c.d1_databases.map((b: { binding: string; migrations_dir?: string }) => [b.binding, b.migrations_dir])).toEqual([['USAGE', 'migrations']]);
     expect(c.d1_databases[0].database_name).toBe(`qwen3-usage-${env}`);
     expect(c.durable_objects.bindings).toEqual([{ name: 'RATE_LIMITER', class_name: 'RateLimiter' }]);
     expect(Object.keys(c.vars).sort()).toEqual(Object.keys(local.vars).sort());
     expect(c.vars.WORKER_URLS).toMatch(/^https:\/\//);
     expect(c.observability).toMatchObject({ enabled: true });
-    expect(c.migrations.map((m) => m.new_sqlite_classes)).toEqual([['RateLimiter']]);
+    expect(c.migrations.map((m: { new_sqlite_classes?: string[] }) => m.new_sqlite_classes)).toEqual([['RateLimiter']]);
   });
 
   it('local development declares the same secrets, and the edge asks for no other', () => {

@@ -61,7 +61,6 @@ describe('http: generate', () => {
     ['token id >= vocab', { ...ok, prompt: [1, 1024] }, 'prompt'],
     ['negative token id', { ...ok, prompt: [-1] }, 'prompt'],
     ['max_tokens 0', { ...ok, max_tokens: 0 }, 'max_tokens'],
-    ['max_tokens missing', { request_id: 'h', prompt: [1] }, 'max_tokens'],
     ['prompt + max_tokens over the context', { ...ok, max_tokens: 4094 }, 'max_tokens'],
     ['prompt as long as the context', { ...ok, prompt: prompt(4096, 1) }, 'prompt'],
     ['request_id missing', { prompt: [1], max_tokens: 1 }, 'request_id'],
@@ -83,6 +82,21 @@ describe('http: generate', () => {
       expect(err.error.param).toBe(param);
     });
   }
+
+  it('Should say context_length_exceeded when the prompt, or prompt + max_tokens, does not fit the context', async () => {
+    for (const [body, param] of [[{ ...ok, max_tokens: 4094 }, 'max_tokens'], [{ ...ok, prompt: prompt(4096, 1) }, 'prompt']] as const) {
+      const res = await signedFetch(w.url, '/v1/generate', JSON.stringify(body));
+      expect(ErrorBodySchema.parse(await res.json()).error).toMatchObject({ param, code: 'context_length_exceeded' });
+    }
+  });
+
+  it('Should generate up to the context when max_tokens is omitted', async () => {
+    // 4,090 prompt tokens in a 4,096-token context: 6 tokens, then "length" (eos ignored so that only the context ends it)
+    const r = await generate(w, { request_id: 'to-the-context', prompt: prompt(4090, 3), ignore_eos: true });
+    expect(r.status).toBe(200);
+    expect(r.final).toMatchObject({ finish_reason: 'length', usage: { prompt_tokens: 4090, completion_tokens: 6 } });
+    expect(r.tokens).toHaveLength(6);
+  });
 
   it('Should answer 400 for unknown fields', async () => {
     const res = await signedFetch(w.url, '/v1/generate', JSON.stringify({ ...ok, temprature: 1 }));

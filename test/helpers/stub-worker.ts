@@ -23,6 +23,8 @@ export type Stub = {
   readyProbes: number;
   /** what GET /ready answers (200 ready, 503 loading / draining; 0: never answers) */
   readyStatus: number;
+  /** the context GET /ready publishes (`max_context`, tokens); unset: null, as a worker still loading */
+  maxContext?: number;
   behaviour: Behaviour;
   /** stops listening and drops every connection (a dead worker: connections are refused) */
   stop(): Promise<void>;
@@ -47,7 +49,7 @@ export async function stubWorker(behaviour: Behaviour, secret = STUB_SECRET): Pr
     if (incoming.method === 'GET' && incoming.url === '/ready') {
       stub.readyProbes++;
       if (stub.readyStatus === 0) return;
-      return void res.writeHead(stub.readyStatus, { 'content-type': 'application/json' }).end(JSON.stringify({ ready: stub.readyStatus === 200 }));
+      return void res.writeHead(stub.readyStatus, { 'content-type': 'application/json' }).end(JSON.stringify({ ready: stub.readyStatus === 200, max_context: stub.maxContext ?? null }));
     }
     let body = '';
     for await (const chunk of incoming) body += chunk;
