@@ -73,7 +73,11 @@ export function poolFor(config: EdgeConfig): UpstreamPool {
   const key = `${config.workerUrls.join(',')}\n${config.workerSecret}\n${config.requestTimeoutMs}`;
   let pool = pools.get(key);
   if (!pool) {
-    pool = new UpstreamPool({ urls: config.workerUrls, secret: config.workerSecret, timeoutMs: config.requestTimeoutMs });
+    const known = contextsFor(config);
+    pool = new UpstreamPool({
+      urls: config.workerUrls, secret: config.workerSecret, timeoutMs: config.requestTimeoutMs,
+      holds: (url, tokens) => (known.get(url) ?? Infinity) >= tokens,   // a worker that has not said decides itself
+    });
     pools.set(key, pool);
   }
   return pool;

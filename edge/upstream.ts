@@ -40,6 +40,8 @@ export type UpstreamOptions = {
   timeoutMs: number;
   /** GET /ready of a worker (tests replace it) */
   probe?: (url: string) => Promise<ProbeResult>;
+  /** whether a worker's context holds this many tokens (edge/worker-contexts.ts); unset: every worker does */
+  holds?: (url: string, tokens: number) => boolean;
 };
 
 type WorkerSlot = { url: string; key: number; inflight: number };
@@ -116,7 +118,11 @@ export class UpstreamPool {
   async generate(body: GenerateRequestInput, signal?: AbortSignal, options: GenerateOptions = {}): Promise<UpstreamStream> {
     if (this.workers.length === 0) throw noHealthyWorker('WORKER_URLS is empty');
     this.health.probeOutOfRotation(options.background);
-    const candidates = this.order(body.prompt);
+    // only workers whose context holds the prompt and the completion (an omitted max_tokens needs one token)
+    const tokens = body.prompt.length + (body.max_tokens ?? 1);
+    const inRotation = this.order(body.prompt);
+    const candidates = inRotation.filter((url) => this.options.holds?.(url, tokens) ?? true);
+    if (inRotation.length > 0 && candidates.length === 0) throw noHealthyWorker(`no worker in rotation holds ${tokens} tokens`, this.health.retryAfterS());
     if (candidates.length === 0) throw noHealthyWorker('every worker is out of rotation until its /ready answers', this.health.retryAfterS());
     const text = JSON.stringify(body);
     const errors: UpstreamError[] = [];

@@ -137,6 +137,26 @@ describe('the edge uses the workers\' context', () => {
     expect(big.requests.at(-1)!.max_tokens).toBe(100_000);
   });
 
+  it('sends a request only to workers whose context holds it', async () => {
+    const small = await stubWorker(reply());
+    const big = await stubWorker(reply());
+    small.maxContext = 2_048;
+    big.maxContext = 8_192;
+    const bindings = env([small, big]);
+    // short prompts spread over both; one that only the big worker holds goes there every time
+    for (let i = 0; i < 6; i++) expect((await chat(bindings, { messages: [{ role: 'user', content: `short ${i}` }], max_tokens: 8 })).status).toBe(200);
+    expect(small.requests.length).toBeGreaterThan(0);
+    const before = small.requests.length;
+    for (let i = 0; i < 4; i++) {
+      expect((await chat(bindings, { messages: [{ role: 'user', content: `${i}${longText(2_500)}` }], max_tokens: 8 })).status).toBe(200);
+    }
+    expect(small.requests.length).toBe(before);
+    // holding the prompt is not enough: prompt + max_tokens must fit too
+    expect((await chat(bindings, { messages: [{ role: 'user', content: 'x' }], max_tokens: 2_040 })).status).toBe(200);
+    expect(small.requests.length).toBe(before);
+    expect(big.requests.at(-1)!.max_tokens).toBe(2_040);
+  });
+
   it('reports the largest context the workers publish as max_model_len', async () => {
     const a = await stubWorker(reply());
     const b = await stubWorker(reply());
