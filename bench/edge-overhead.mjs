@@ -6,13 +6,17 @@
 // quantile(edge) − quantile(direct) for time to first token and time to the last byte. Writes
 // bench/results/edge-overhead.{md,json} with the command, the machine and the date.
 //
-//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--runner miniflare|wrangler] [--accounts on|off]
+//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF]
+//
+// --baseline REF adds the edge as it is at git REF (bench/git-baseline.mjs) as a third path in the same rounds, so a
+// change's overhead is compared with the one before it on the same loaded machine at the same moment; the results
+// file is then bench/results/edge-overhead-vs-baseline.{md,json}.
 //
 // --worker stub (default) streams the demo script from a paced stand-in process, so the difference is the edge's own
 // cost; --worker real runs gpu-worker/index.ts (CPU: its batching steps dominate and blur the difference).
 import { DEMO_ANSWER, DEMO_REASONING } from '../scripts/gen-demo-script.mjs';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +25,7 @@ import { Miniflare } from 'miniflare';
 import { unstable_startWorker } from 'wrangler';
 import { signRequest } from '../gpu-worker/signing.ts';
 import { getTokenizer } from '../edge/tokenizer/index.ts';
+import { checkoutBaseline, removeBaseline } from './git-baseline.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = Object.fromEntries(process.argv.slice(2).join(' ').split('--').filter(Boolean).map((a) => a.trim().split(/\s+/)));
@@ -34,7 +39,9 @@ const PACE_MS = Number(args.pace ?? 10);
 const RUNNER = args.runner ?? 'miniflare';
 // --accounts off: the app without keys, rate limits, cache and metering (createApp()), to see what they cost.
 const ACCOUNTS = (args.accounts ?? 'on') !== 'off';
-const RESULT_NAME = ['edge-overhead', WORKER_KIND === 'real' && 'real-worker', RUNNER === 'wrangler' && 'wrangler-dev', !ACCOUNTS && 'no-accounts'].filter(Boolean).join('-');
+const BASELINE_REF = args.baseline;
+if (BASELINE_REF && RUNNER !== 'miniflare') throw new Error('--baseline needs --runner miniflare');
+const RESULT_NAME = ['edge-overhead', WORKER_KIND === 'real' && 'real-worker', RUNNER === 'wrangler' && 'wrangler-dev', !ACCOUNTS && 'no-accounts', BASELINE_REF && 'vs-baseline'].filter(Boolean).join('-');
 // the demo checkpoint's script after a thinking prompt (scripts/gen-demo-script.mjs)
 const DEMO_SCRIPT = `<think>${DEMO_REASONING}</think>\n\n${DEMO_ANSWER}`;
 const SECRET = 'bench-secret-0123456789';
@@ -47,6 +54,8 @@ const STUB_SOURCE = `
 import { createServer } from 'node:http';
 const { tokens, paceMs, firstMs } = JSON.parse(process.env.STUB_CONFIG);
 const server = createServer((req, res) => {
+  // GET /ready as a worker answers it: ready, and the context the edge learns from it
+  if (req.method === 'GET' && req.url === '/ready') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"ready":true,"max_context":40960}');
   req.resume();
   req.on('end', () => {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -90,7 +99,7 @@ function startGpuWorker() {
 
 /** The edge in workerd: bundled and run by Miniflare directly (as a client reaches a deployed Worker), or under
  * wrangler's dev server (unstable_startWorker), which adds its own proxy hop in front of the Worker. */
-async function startEdge(workerUrl) {
+async function startEdge(workerUrl, edgeRoot = root) {
   // The whole deployed edge: API key check, rate limiter (Durable Object), response cache and D1 metering included.
   const bindings = { WORKER_URLS: workerUrl, WORKER_SECRET: SECRET, ADMIN_TOKEN };
   if (RUNNER === 'wrangler') {
@@ -105,17 +114,19 @@ async function startEdge(workerUrl) {
     await dev.ready;
     return { url: (await dev.url).toString(), dispose: () => dev.dispose() };
   }
-  const toml = readFileSync(join(root, 'wrangler.toml'), 'utf8');
+  const toml = readFileSync(join(edgeRoot, 'wrangler.toml'), 'utf8');
   const entry = ACCOUNTS
-    ? { entryPoints: [join(root, 'edge', 'index.ts')] }
-    : { stdin: { contents: "import { createApp } from './edge/app.ts'; export default createApp();", resolveDir: root, loader: 'ts' } };
+    ? { entryPoints: [join(edgeRoot, 'edge', 'index.ts')] }
+    : { stdin: { contents: "import { createApp } from './edge/app.ts'; export default createApp();", resolveDir: edgeRoot, loader: 'ts' } };
+  // minified, as staging and production deploy it
   const bundle = await build({
-    ...entry, bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', write: false,
+    ...entry, bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', write: false, minify: true,
     conditions: ['workerd', 'worker', 'browser'], mainFields: ['module', 'main'], external: ['node:*', 'cloudflare:*'],
   });
   const mf = new Miniflare({
     modules: true, script: bundle.outputFiles[0].text, host: '127.0.0.1', port: 0,
-    compatibilityDate: /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)[1], compatibilityFlags: ['nodejs_compat'],
+    compatibilityDate: /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)[1],
+    compatibilityFlags: JSON.parse(/compatibility_flags\s*=\s*(\[[^\]]*\])/.exec(toml)[1]),
     bindings: { MODEL_ID: MODEL, THINKING_DEFAULT: 'auto', ...bindings },
     kvNamespaces: ['KEYS'], d1Databases: ['USAGE'], durableObjects: { RATE_LIMITER: 'RateLimiter' },
   });
@@ -146,23 +157,27 @@ const quantile = (xs, q) => {
 };
 
 const worker = await startGpuWorker();
-const edge = await startEdge(worker.url);
-const edgeUrl = edge.url.replace(/\/$/, '');
-// A key with limits far above the benchmark's load, so rate limiting measures its cost without ever refusing.
-let auth = {};
-if (ACCOUNTS) {
-  const keyResponse = await fetch(`${edgeUrl}/admin/keys`, {
+const workRoot = BASELINE_REF && mkdtempSync(join(os.tmpdir(), 'edge-overhead-'));
+const baselineRoot = BASELINE_REF && checkoutBaseline(root, BASELINE_REF, workRoot);
+const edges = [{ label: 'this tree', ...(await startEdge(worker.url)) }];
+if (baselineRoot) edges.push({ label: BASELINE_REF, ...(await startEdge(worker.url, baselineRoot)) });
+for (const edge of edges) {
+  edge.url = edge.url.replace(/\/$/, '');
+  // A key with limits far above the benchmark's load, so rate limiting measures its cost without ever refusing.
+  edge.auth = {};
+  if (!ACCOUNTS) continue;
+  const keyResponse = await fetch(`${edge.url}/admin/keys`, {
     method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
     body: JSON.stringify({ tenant: 'bench', limits: { requests_per_minute: 1_000_000, tokens_per_minute: 1_000_000_000, concurrent_streams: 10_000 } }),
   });
   if (keyResponse.status !== 201) throw new Error(`creating the benchmark key failed: ${keyResponse.status} ${await keyResponse.text()}`);
-  auth = { authorization: `Bearer ${(await keyResponse.json()).key}` };
+  edge.auth = { authorization: `Bearer ${(await keyResponse.json()).key}` };
 }
 
 try {
   const chatBody = JSON.stringify({ model: MODEL, messages, stream: true, chat_template_kwargs: { enable_thinking: true } });
-  const { tokens: prompt } = await (await fetch(`${edgeUrl}/tokenize`, {
-    method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: JSON.stringify({ model: MODEL, messages, chat_template_kwargs: { enable_thinking: true } }),
+  const { tokens: prompt } = await (await fetch(`${edges[0].url}/tokenize`, {
+    method: 'POST', headers: { 'content-type': 'application/json', ...edges[0].auth }, body: JSON.stringify({ model: MODEL, messages, chat_template_kwargs: { enable_thinking: true } }),
   })).json();
   let n = 0;
   const direct = async () => {
@@ -177,41 +192,45 @@ try {
     const isOutput = (f) => (seen += (/"tokens":\[([^\]]*)\]/.exec(f)?.[1].split(',').filter(Boolean).length ?? 0)) >= 2;
     return timeStream(start, await fetch(`${worker.url}/v1/generate`, { method: 'POST', headers, body }), isOutput);
   };
-  const viaEdge = async () => {
+  const viaEdge = (edge) => async () => {
     const start = performance.now();
-    const res = await fetch(`${edgeUrl}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...auth }, body: chatBody });
+    const res = await fetch(`${edge.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...edge.auth }, body: chatBody });
     return timeStream(start, res, (f) => /"(reasoning_content|content)":"[^"]/.test(f));
   };
+  const paths = [['direct', direct], ...edges.map((edge) => [edge.label, viaEdge(edge)])];
   // warm-up: compile paths, fill the worker's prefix cache, build the tokenizer in the isolate
-  await Promise.all([direct(), viaEdge(), direct(), viaEdge()]);
-  /** ROUNDS rounds of `concurrency` streams per path, alternating which path goes first; quantile rows. */
+  for (let i = 0; i < 2; i++) await Promise.all(paths.map(([, fn]) => fn()));
+  /** ROUNDS rounds of `concurrency` streams per path, the paths' order rotating each round; quantile rows per edge. */
   const measure = async (concurrency) => {
-    const results = { direct: [], edge: [] };
+    const results = Object.fromEntries(paths.map(([name]) => [name, []]));
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [name, fn] of round % 2 ? [['edge', viaEdge], ['direct', direct]] : [['direct', direct], ['edge', viaEdge]]) {
+      for (let i = 0; i < paths.length; i++) {
+        const [name, fn] = paths[(round + i) % paths.length];
         results[name].push(...(await Promise.all(Array.from({ length: concurrency }, fn))));
       }
     }
     const rows = [];
-    for (const metric of ['ttft', 'total']) {
-      for (const q of [0.5, 0.99]) {
-        const d = quantile(results.direct.map((r) => r[metric]), q);
-        const e = quantile(results.edge.map((r) => r[metric]), q);
-        rows.push({ concurrency, metric, quantile: `p${q * 100}`, direct_ms: +d.toFixed(2), edge_ms: +e.toFixed(2), overhead_ms: +(e - d).toFixed(2), ratio: +(e / d).toFixed(3) });
+    for (const edge of edges) {
+      for (const metric of ['ttft', 'total']) {
+        for (const q of [0.5, 0.99]) {
+          const d = quantile(results.direct.map((r) => r[metric]), q);
+          const e = quantile(results[edge.label].map((r) => r[metric]), q);
+          rows.push({ edge: edge.label, concurrency, metric, quantile: `p${q * 100}`, direct_ms: +d.toFixed(2), edge_ms: +e.toFixed(2), overhead_ms: +(e - d).toFixed(2), ratio: +(e / d).toFixed(3) });
+        }
       }
     }
     return { results, rows };
   };
-  const baseline = await measure(1);
+  const single = await measure(1);
   const { results, rows: mainRows } = await measure(CONCURRENCY);
-  const rows = [...mainRows, ...baseline.rows];
-  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}` : ''}${ACCOUNTS ? '' : ' --accounts off'}`;
-  const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${WORKER_KIND === 'stub' ? `stub worker (demo script, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
+  const rows = [...mainRows, ...single.rows];
+  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}`;
+  const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} (1 / 5 / 15 min) at the end, ${WORKER_KIND === 'stub' ? `stub worker (demo script, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
   const date = new Date().toISOString();
   const table = [
-    '| streams | metric | quantile | direct to worker (ms) | through edge (ms) | edge overhead (ms) | edge / direct |',
-    '|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.concurrency} | ${r.metric === 'ttft' ? 'time to first token' : 'time to last byte'} | ${r.quantile} | ${r.direct_ms} | ${r.edge_ms} | ${r.overhead_ms} | ${r.ratio} |`),
+    `| ${BASELINE_REF ? 'edge | ' : ''}streams | metric | quantile | direct to worker (ms) | through edge (ms) | edge overhead (ms) | edge / direct |`,
+    `|${BASELINE_REF ? '---|' : ''}---|---|---|---|---|---|---|`,
+    ...rows.map((r) => `| ${BASELINE_REF ? `${r.edge} | ` : ''}${r.concurrency} | ${r.metric === 'ttft' ? 'time to first token' : 'time to last byte'} | ${r.quantile} | ${r.direct_ms} | ${r.edge_ms} | ${r.overhead_ms} | ${r.ratio} |`),
   ].join('\n');
   console.log(table);
   const outDir = join(root, 'bench', 'results');
@@ -221,14 +240,16 @@ try {
   writeFileSync(
     join(outDir, `${RESULT_NAME}.md`),
     `# Edge overhead per request (${CONCURRENCY} concurrent streams)\n\n` +
-      `Command: \`${command}\`  \nMachine: ${machine}  \nDate: ${date}  \nSamples: ${samples} per path at ${CONCURRENCY} streams (${ROUNDS} rounds × ${CONCURRENCY}, alternating direct / edge), plus ${ROUNDS} single-stream rounds as the baseline\n\n` +
+      `Command: \`${command}\`  \nMachine: ${machine}  \nDate: ${date}  \nSamples: ${samples} per path at ${CONCURRENCY} streams (${ROUNDS} rounds × ${CONCURRENCY}, the paths in rotating order), plus ${ROUNDS} single-stream rounds as the baseline\n\n` +
       (WORKER_KIND === 'stub' ? 'The worker is a paced stand-in process streaming the demo script, so the difference is the edge\'s own cost. ' : '') +
       'Direct = signed POST /v1/generate with the prompt ids the edge sends (first token = the first after `<think>`, the first with text); edge = POST /v1/chat/completions (stream, thinking on) ' +
-      `through workerd (${RUNNER === 'wrangler' ? 'under wrangler dev, which adds its proxy hop' : (ACCOUNTS ? 'the bundled edge/index.ts run by Miniflare, no dev proxy; with the accounts layer: API key check, Durable Object rate limiter, response cache lookup, D1 metering' : 'the bundled app without the accounts layer (createApp()) run by Miniflare, no dev proxy')}) to the same worker. Overhead = quantile(edge) − quantile(direct) in the same run. ` +
-      'Client, edge and worker share this machine\'s cores, so the edge\'s CPU time also slows the worker: read it as an upper bound.\n\n' +
+      `through workerd (${RUNNER === 'wrangler' ? 'under wrangler dev, which adds its proxy hop' : (ACCOUNTS ? 'the bundled, minified edge/index.ts run by Miniflare, no dev proxy; with the accounts layer: API key check, Durable Object rate limiter, response cache lookup, D1 metering' : 'the bundled, minified app without the accounts layer (createApp()) run by Miniflare, no dev proxy')}) to the same worker` +
+      (BASELINE_REF ? `; "${BASELINE_REF}" is the edge as it is at that git ref, measured in the same rounds` : '') + '. Overhead = quantile(edge) − quantile(direct) in the same run. ' +
+      'Client, edge and worker share this machine\'s cores, so the edge\'s CPU time also slows the worker: read it as an upper bound. On a shared machine (see the load average) compare rows of one run, not numbers across runs.\n\n' +
       table + '\n',
   );
 } finally {
-  await edge.dispose();
+  for (const edge of edges) await edge.dispose();
   worker.proc.kill('SIGTERM');
+  if (baselineRoot) removeBaseline(root, baselineRoot);
 }

@@ -2,11 +2,16 @@
 // metering; edge/accounts.ts) as the module's fetch handler, plus the rate limiter's Durable Object class.
 import { accountsMiddleware, mountAccounts } from './accounts.ts';
 import { createApp } from './app.ts';
+import { getPromptCache } from './prompt-cache.ts';
+import { chatCompletionRequestSchema } from './schemas.ts';
 import { getTokenizer } from './tokenizer/index.js';
 
-// The tokenizer is built while the isolate starts (on Workers, during the client's TLS handshake), not on the first
-// request, whose CPU budget it would otherwise take.
+// What every first request would otherwise pay for happens while the isolate starts (on Workers, during the client's
+// TLS handshake), outside the first request's CPU budget: the tokenizer is built, Qwen's chat template parsed and one
+// tiny chat rendered and encoded, one request body validated (zod prepares a schema on its first use).
 getTokenizer();
+getPromptCache().chat({ messages: [{ role: 'user', content: 'Hi' }], enableThinking: false, splitSpecialTokens: true });
+chatCompletionRequestSchema.safeParse({ model: 'warm-up', messages: [{ role: 'user', content: 'Hi' }] });
 
 const app = createApp({ extensions: accountsMiddleware() });
 mountAccounts(app);

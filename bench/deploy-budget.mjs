@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// The deployed edge against the budgets of issue 13, before and after, in one run: bundle size raw / gzip, start-up
+// CPU, cold-isolate ready time over an empty worker, the first chat completion's CPU (bench/edge-cold-start.mjs) and
+// the edge's overhead on time to first token at 32 concurrent streams with the accounts layer on
+// (bench/edge-overhead.mjs). Both measure the edge at git REF next to this tree in alternating rounds; this script runs
+// them one after the other and writes the summary bench/results/deploy-budget.{md,json} next to their own files.
+//
+//   node --import tsx bench/deploy-budget.mjs [--baseline REF] [--samples 5] [--rounds 8]
+//
+// REF defaults to BEFORE: main just before this work (the issue's measurements were taken there).
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** main before issue 13: the wrangler.toml without environments, zod's classic import, the tokenizer as base64 */
+const BEFORE = '370f480';
+const args = process.argv.slice(2);
+const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
+const BASELINE = option('--baseline', BEFORE);
+const SAMPLES = option('--samples', '5');
+const ROUNDS = option('--rounds', '8');
+const TARGETS = { gzipKiB: 1.2e6 / 1024, readyOverEmptyMs: 60, firstChatCpuMs: 10, overheadP50Ms: 15 };
+
+const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' / ');
+const loadBefore = load();
+const run = (script, extra) => execFileSync(process.execPath, ['--import', 'tsx', join(root, 'bench', script), '--baseline', BASELINE, ...extra], { cwd: root, stdio: 'inherit' });
+run('edge-cold-start.mjs', ['--samples', SAMPLES]);
+run('edge-overhead.mjs', ['--rounds', ROUNDS, '--concurrency', '32']);
+
+const cold = JSON.parse(readFileSync(join(root, 'bench/results/edge-cold-start.json'), 'utf8'));
+const overhead = JSON.parse(readFileSync(join(root, 'bench/results/edge-overhead-vs-baseline.json'), 'utf8'));
+const coldRow = (edge) => cold.rows.find((r) => r.edge === edge);
+const overheadOf = (edge, quantile) => overhead.rows.find((r) => r.edge === edge && r.concurrency === 32 && r.metric === 'ttft' && r.quantile === quantile);
+
+const metrics = [
+  ['bundle, raw (KiB)', (e) => coldRow(e).bundleKiB, null],
+  ['bundle, gzip (KiB)', (e) => coldRow(e).gzipKiB, TARGETS.gzipKiB],
+  ['start-up CPU over an empty worker (ms)', (e) => coldRow(e).startupCpuOverEmptyMs, null],
+  ['cold isolate ready, over an empty worker (ms)', (e) => coldRow(e).readyOverEmptyMs, TARGETS.readyOverEmptyMs],
+  ['first /v1/chat/completions CPU (ms)', (e) => coldRow(e).firstChatCpuMs, TARGETS.firstChatCpuMs],
+  ['second /v1/chat/completions CPU (ms)', (e) => coldRow(e).secondChatCpuMs, null],
+  ['edge overhead, TTFT p50 at 32 streams, accounts on (ms)', (e) => overheadOf(e, 'p50').overhead_ms, TARGETS.overheadP50Ms],
+  ['edge overhead, TTFT p99 at 32 streams, accounts on (ms)', (e) => overheadOf(e, 'p99').overhead_ms, null],
+];
+const rows = metrics.map(([metric, of, target]) => {
+  const before = of(BASELINE);
+  const after = of('this tree');
+  return { metric, before, after, ratio: before ? +(after / before).toFixed(2) : null, target, met: target === null ? null : after <= target };
+});
+const table = [
+  `| metric | before (${BASELINE}) | after (this tree) | after / before | target | met |`,
+  '|---|---|---|---|---|---|',
+  ...rows.map((r) => `| ${r.metric} | ${r.before} | ${r.after} | ${r.ratio ?? '—'} | ${r.target === null ? '—' : `≤ ${Math.round(r.target)}`} | ${r.met === null ? '' : r.met ? 'yes' : 'no'} |`),
+].join('\n');
+const command = `node --import tsx bench/deploy-budget.mjs --baseline ${BASELINE} --samples ${SAMPLES} --rounds ${ROUNDS}`;
+const machine = `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}; load average ${loadBefore} at the start, ${load()} at the end (1 / 5 / 15 min)`;
+const date = new Date().toISOString();
+const notes = [
+  `Cold start: [edge-cold-start.md](edge-cold-start.md) (${cold.command}); overhead: [edge-overhead-vs-baseline.md](edge-overhead-vs-baseline.md) (${overhead.command}). Both measure the two edges in alternating rounds of one run.`,
+  'Bundles are what `wrangler deploy --dry-run` reports for the form that deploys (after: `--env production`, minified; before: the top level, the only configuration there was).',
+  'CPU numbers are the whole workerd process\'s, so they include Miniflare\'s local KV, D1 and Durable Object simulators that run in it; on Cloudflare those run elsewhere and the Worker\'s own CPU is smaller.',
+  'The machine was shared with other work (2 cores, the load average above): absolute times are inflated by waiting for a core, and the ready time most of all; read the after / before ratios.',
+];
+console.log(`\n${table}`);
+writeFileSync(join(root, 'bench/results/deploy-budget.md'),
+  `# The deployed edge against issue 13's budgets\n\nCommand: \`${command}\`  \nMachine: ${machine}  \nDate: ${date}\n\n${table}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
+writeFileSync(join(root, 'bench/results/deploy-budget.json'), JSON.stringify({ command, machine, date, baseline: BASELINE, targets: TARGETS, rows, notes }, null, 2) + '\n');
