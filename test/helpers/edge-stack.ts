@@ -37,7 +37,7 @@ function edgeBundle(): Promise<string> {
   return bundled;
 }
 
-/** Starts the edge; `vars` override wrangler.toml's [vars] (REQUEST_TIMEOUT_MS, MAX_MODEL_LEN, …). */
+/** Starts the edge; `vars` override wrangler.toml's [vars] (REQUEST_TIMEOUT_MS, MAX_GENERATIONS_PER_REQUEST, …). */
 export async function startEdge(workerUrls: string[], secret: string, vars: Record<string, string> = {}): Promise<EdgeStack> {
   const { workerOptions } = unstable_getMiniflareWorkerOptions('wrangler.toml');
   const mf = new Miniflare({
