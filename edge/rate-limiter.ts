@@ -54,6 +54,11 @@ export type AdmitRequest = {
   limits: RateLimits;
   /** tokens to reserve now; clamped to the bucket's capacity so a large request is delayed, not refused forever */
   tokens: number;
+  /**
+   * the lease's id, chosen by the caller so that it can send reserve() for it right behind admit() without waiting
+   * for the answer (calls on one stub arrive in the order they were made); generated when absent
+   */
+  leaseId?: string;
 };
 
 /** A lease a lost release never gives back is reclaimed after this long (ms). */
@@ -117,12 +122,12 @@ export class RateLimiter extends DurableObject {
 
     requests.level -= 1;
     tokens.level -= reserve;
-    const leaseId = crypto.randomUUID();
+    const leaseId = req.leaseId ?? crypto.randomUUID();
     this.state.requests = requests;
     this.state.tokens = tokens;
     this.state.admittedTotal = (this.state.admittedTotal ?? 0) + 1;
     this.state.leases[leaseId] = { reserved: reserve, expiresAt: now + LEASE_TTL_MS };
-    await this.save();
+    this.save();
     return { ok: true, leaseId, reserved: reserve, state: this.describe(limits, requests, tokens) };
   }
 
@@ -150,7 +155,7 @@ export class RateLimiter extends DurableObject {
       lease.reserved += want;
       lease.streams = streams;
       this.state.tokens = bucket;
-      await this.save();
+      this.save();
     }
     return { ok: true, leaseId, reserved: lease?.reserved ?? 0, state: this.describe(limits, requests, bucket) };
   }
@@ -171,7 +176,7 @@ export class RateLimiter extends DurableObject {
       tokens.level -= Math.max(0, Math.round(bucketTokens)) - reserved;
       this.state.tokens = tokens;
       this.state.quotaUsed += Math.max(0, Math.round(quotaTokens));
-      await this.save();
+      this.save();
     }
     const requests = refill(this.state.requests, limits.requests_per_minute, now);
     return this.describe(limits, requests, tokens);
@@ -188,13 +193,13 @@ export class RateLimiter extends DurableObject {
   /** Admin: the key is revoked; every later admission is refused (in-flight streams finish and settle). */
   async revoke(): Promise<void> {
     this.state.revoked = true;
-    await this.save();
+    this.save();
   }
 
   /** Admin: forget the spent quota (e.g. at the start of a billing period). */
   async resetQuota(): Promise<void> {
     this.state.quotaUsed = 0;
-    await this.save();
+    this.save();
   }
 
   /** Generations the key's leases hold (but `except`'s; only prepared ones when `preparedOnly`). */
@@ -227,8 +232,14 @@ export class RateLimiter extends DurableObject {
     };
   }
 
-  private async save(): Promise<void> {
-    await this.ctx.storage.put('state', this.state);
+  /**
+   * Persists the counters without waiting for the write: the runtime holds this call's answer until the write is
+   * durable (the output gate), so no caller ever sees a count that could still be lost, while writes made close
+   * together are flushed as one. Should a write fail, the runtime breaks the gate: the calls waiting on it fail and
+   * the object restarts from what was stored; the failure is logged here as well.
+   */
+  private save(): void {
+    this.ctx.storage.put('state', this.state).catch((err: unknown) => console.error('[rate-limiter] storage write failed', err));
   }
 }
 

@@ -97,9 +97,16 @@ const GENERATION_PATHS = new Set(['/v1/chat/completions', '/v1/completions']);
  * Middleware factory. A request is admitted here (one request, a lease on a concurrent stream, quota left, the
  * token bucket not in debt); when the route has tokenized the prompt, its lease grows to every generation it runs
  * (prompts × n: 400 when that exceeds the key's concurrency limit, 429 while the key's other streams leave too few)
- * and reserves its tokens (prompt + each generation's max tokens; 429 if the bucket cannot cover them), and settles with the tokens really used when `lifecycle.usage` resolves, which
- * also releases the lease: at the end of the stream, on abort, or on rejection. Runs after the response cache, so
- * a cached answer reserves nothing, costs the buckets nothing and is charged to the quota only.
+ * and reserves its tokens (prompt + each generation's max tokens; 429 if the bucket cannot cover them), and settles
+ * with the tokens really used when `lifecycle.usage` resolves, which also releases the lease: at the end of the
+ * stream, on abort, or on rejection. Runs after the response cache, so a cached answer reserves nothing, costs the
+ * buckets nothing and is charged to the quota only.
+ *
+ * One round trip to the Durable Object before a worker is called: admit() is sent at once and not waited for while
+ * the route validates, templates and tokenizes; reserve() follows it on the same stub (calls on one stub arrive in
+ * the order they were made, so the lease, whose id this side chooses, exists by then) and the two answers are
+ * awaited together. A refused admission still decides the answer: it replaces whatever the route made without a
+ * worker (a cached answer, a 400).
  */
 export function rateLimit(): MiddlewareHandler<AccountsEnv> {
   return async function rateLimit(c, next) {
@@ -113,7 +120,8 @@ export function rateLimit(): MiddlewareHandler<AccountsEnv> {
       return;
     }
     const { lifecycle } = c.var;
-    const admitting = limiter.admit({ limits: key.limits, tokens: 0 });
+    const leaseId = crypto.randomUUID();
+    const admitting = limiter.admit({ limits: key.limits, tokens: 0, leaseId });
     lifecycle.leased = admitting.then((admission) => admission.ok, () => false);
     // Settling is registered with waitUntil before anything is awaited: a client that disconnects while the limiter
     // admits it (the runtime then cancels this handler) cannot leave the lease held. It waits for the request's usage,
@@ -126,20 +134,29 @@ export function rateLimit(): MiddlewareHandler<AccountsEnv> {
         const used = report.promptTokens + report.completionTokens;
         const quota = report.outcome === 'cached' ? (c.var.cacheHit?.usage.promptTokens ?? 0) + (c.var.cacheHit?.usage.completionTokens ?? 0) : used;
         // settle is idempotent per lease, so a failed call is simply made again
-        await retry(() => limiter.settle(admission.leaseId, report.outcome === 'cached' ? 0 : used, quota, key.limits));
+        await retry(() => limiter.settle(leaseId, report.outcome === 'cached' ? 0 : used, quota, key.limits));
       }),
     );
-    const admission = await admitting;
-    if (!admission.ok) throw refusal(admission);
-    let state = admission.state;
+    let state: LimitState | undefined;
     lifecycle.intercept(async (prepared) => {
-      if (prepared.generations > key.limits.concurrent_streams) throw tooManyGenerations(prepared, key.limits.concurrent_streams, 'this key runs at most');
-      const reserved = await limiter.reserve(admission.leaseId, reservationOf(prepared), prepared.generations, key.limits);
+      if (prepared.generations > key.limits.concurrent_streams) {
+        const admission = await admitting;
+        throw admission.ok ? tooManyGenerations(prepared, key.limits.concurrent_streams, 'this key runs at most') : refusal(admission);
+      }
+      const reserving = limiter.reserve(leaseId, reservationOf(prepared), prepared.generations, key.limits);
+      const [admission, reserved] = await Promise.all([admitting, reserving]);
+      if (!admission.ok) throw refusal(admission);
       if (!reserved.ok) throw refusal(reserved);
       state = reserved.state;
       return undefined;
     });
     await next();
-    setHeaders(c, rateLimitHeaders(state));
+    const admission = await admitting;
+    if (!admission.ok) {
+      c.set('cacheHit', undefined); // a cached answer the route found is not what the client gets
+      c.res = refusal(admission).getResponse();
+      return;
+    }
+    setHeaders(c, rateLimitHeaders(state ?? admission.state));
   };
 }

@@ -213,11 +213,20 @@ describe('API keys', () => {
   it('Should refuse a key revoked in its rate limiter at once, even where KV still serves the old record', async () => {
     const { key, id } = await createKey({ tenant: 'revocation' });
     const envR = fakeEnv();
-    expect((await chat(envR, key)).status).toBe(200);
+    const deterministic = { temperature: 0, max_tokens: 4 };
+    expect((await chat(envR, key, deterministic)).headers.get('x-cache')).toBe('MISS');
+    expect((await chat(envR, key, deterministic)).headers.get('x-cache')).toBe('HIT');
     await limiter(id).revoke(); // KV untouched: a location whose KV cache is stale
     const after = await chat(envR, key);
     expect(after.status).toBe(401);
     expect(after.json().error.code).toBe('invalid_api_key');
+    // the admission is not awaited while the route works, but its refusal still decides what the client gets: not
+    // the cached answer, not the route's 400
+    const cached = await chat(envR, key, deterministic);
+    expect(cached.status).toBe(401);
+    expect(cached.headers.get('x-cache')).not.toBe('HIT');
+    const invalid = await chat(envR, key, { n: 99 });
+    expect(invalid.status).toBe(401);
     const models = await call(envR, '/v1/models', { headers: { authorization: `Bearer ${key}` } });
     expect(models.res.status).toBe(401);
   });
