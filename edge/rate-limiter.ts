@@ -55,8 +55,8 @@ export type AdmitRequest = {
   /** tokens to reserve now; clamped to the bucket's capacity so a large request is delayed, not refused forever */
   tokens: number;
   /**
-   * the lease's id, chosen by the caller so that it can send reserve() for it right behind admit() without waiting
-   * for the answer (calls on one stub arrive in the order they were made); generated when absent
+   * the lease's id, chosen by the caller so that it can send reserve() for it without waiting for admit()'s answer;
+   * generated when absent
    */
   leaseId?: string;
 };
@@ -65,6 +65,7 @@ export type AdmitRequest = {
 export const LEASE_TTL_MS = 30 * 60_000;
 const WINDOW_MS = 60_000;
 const SETTLED_MEMORY = 256;
+const REFUSALS_MEMORY = 256;
 
 type Bucket = { level: number; at: number };
 /** `streams`: the generations the request runs (prompts × n; 1 until the route has prepared it) */
@@ -82,6 +83,8 @@ type Stored = {
 
 export class RateLimiter extends DurableObject {
   private state: Stored = { requests: null, tokens: null, leases: {}, settled: [], quotaUsed: 0, revoked: false };
+  /** The latest refused lease ids (in memory only), so the other of admit() and reserve() answers the same. */
+  private readonly refusals = new Map<string, Refused>();
   /** Added to Date.now(): tests move this object's clock forward with runInDurableObject. */
   clockOffsetMs = 0;
 
@@ -97,17 +100,30 @@ export class RateLimiter extends DurableObject {
     return Date.now() + this.clockOffsetMs;
   }
 
-  /** Takes one request, reserves tokens and a lease; or says which limit refused and for how long. */
+  /**
+   * Takes one request, reserves tokens and a lease; or says which limit refused and for how long. A reserve() for
+   * the same lease may have arrived first (two calls made one after the other do not always arrive in that order):
+   * it admitted the lease, or was refused, and this call answers the same.
+   */
   async admit(req: AdmitRequest): Promise<Admission> {
+    const leaseId = req.leaseId ?? crypto.randomUUID();
     const now = this.now();
-    const { limits } = req;
+    const lease = this.state.leases[leaseId];
+    if (lease) return { ok: true, leaseId, reserved: lease.reserved, state: this.stateAt(req.limits, now) };
+    return this.refusals.get(leaseId) ?? this.admitLease(leaseId, req.tokens, req.limits, now);
+  }
+
+  private admitLease(leaseId: string, tokenCount: number, limits: RateLimits, now: number): Admission {
     this.expireLeases(now);
     const requests = refill(this.state.requests, limits.requests_per_minute, now);
     const tokens = refill(this.state.tokens, limits.tokens_per_minute, now);
-    const reserve = Math.max(0, Math.min(Math.ceil(req.tokens), limits.tokens_per_minute));
-    const refuse = (refusal: Refusal, retryAfterMs: number | null): Admission => ({
-      ok: false, refusal, retryAfterMs, state: this.describe(limits, requests, tokens),
-    });
+    const reserve = Math.max(0, Math.min(Math.ceil(tokenCount), limits.tokens_per_minute));
+    const refuse = (refusal: Refusal, retryAfterMs: number | null): Admission => {
+      const refused: Refused = { ok: false, refusal, retryAfterMs, state: this.describe(limits, requests, tokens) };
+      this.refusals.set(leaseId, refused);
+      if (this.refusals.size > REFUSALS_MEMORY) this.refusals.delete(this.refusals.keys().next().value!);
+      return refused;
+    };
 
     if (this.state.revoked) return refuse('revoked', null);
     if (limits.quota_tokens !== null && this.state.quotaUsed >= limits.quota_tokens) return refuse('quota', null);
@@ -122,7 +138,6 @@ export class RateLimiter extends DurableObject {
 
     requests.level -= 1;
     tokens.level -= reserve;
-    const leaseId = req.leaseId ?? crypto.randomUUID();
     this.state.requests = requests;
     this.state.tokens = tokens;
     this.state.admittedTotal = (this.state.admittedTotal ?? 0) + 1;
@@ -139,6 +154,11 @@ export class RateLimiter extends DurableObject {
    */
   async reserve(leaseId: string, tokens: number, streams: number, limits: RateLimits): Promise<Admission> {
     const now = this.now();
+    if (!this.state.leases[leaseId] && !this.state.settled.includes(leaseId)) {
+      // ahead of its admit(): admits the lease now, or answers admit()'s refusal
+      const admission = this.refusals.get(leaseId) ?? this.admitLease(leaseId, 0, limits, now);
+      if (!admission.ok) return admission;
+    }
     const requests = refill(this.state.requests, limits.requests_per_minute, now);
     const bucket = refill(this.state.tokens, limits.tokens_per_minute, now);
     const lease = this.state.leases[leaseId];
@@ -186,8 +206,7 @@ export class RateLimiter extends DurableObject {
   async peek(limits: RateLimits): Promise<LimitState> {
     const now = this.now();
     this.expireLeases(now);
-    return this.describe(limits, refill(this.state.requests, limits.requests_per_minute, now),
-      refill(this.state.tokens, limits.tokens_per_minute, now));
+    return this.stateAt(limits, now);
   }
 
   /** Admin: the key is revoked; every later admission is refused (in-flight streams finish and settle). */
@@ -213,6 +232,10 @@ export class RateLimiter extends DurableObject {
 
   private expireLeases(now: number): void {
     for (const [id, lease] of Object.entries(this.state.leases)) if (lease.expiresAt <= now) delete this.state.leases[id];
+  }
+
+  private stateAt(limits: RateLimits, now: number): LimitState {
+    return this.describe(limits, refill(this.state.requests, limits.requests_per_minute, now), refill(this.state.tokens, limits.tokens_per_minute, now));
   }
 
   private describe(limits: RateLimits, requests: Bucket, tokens: Bucket): LimitState {

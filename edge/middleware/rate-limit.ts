@@ -103,10 +103,10 @@ const GENERATION_PATHS = new Set(['/v1/chat/completions', '/v1/completions']);
  * buckets nothing and is charged to the quota only.
  *
  * One round trip to the Durable Object before a worker is called: admit() is sent at once and not waited for while
- * the route validates, templates and tokenizes; reserve() follows it on the same stub (calls on one stub arrive in
- * the order they were made, so the lease, whose id this side chooses, exists by then) and the two answers are
- * awaited together. A refused admission still decides the answer: it replaces whatever the route made without a
- * worker (a cached answer, a 400).
+ * the route validates, templates and tokenizes; reserve() follows for the same lease (its id chosen here) and the two
+ * answers are awaited together. The two calls may reach the object in either order: whichever comes first admits
+ * the lease or refuses it, and the other answers the same. A refused admission still decides the answer: it replaces
+ * whatever the route made without a worker (a cached answer, a 400).
  */
 export function rateLimit(): MiddlewareHandler<AccountsEnv> {
   return async function rateLimit(c, next) {
@@ -145,7 +145,11 @@ export function rateLimit(): MiddlewareHandler<AccountsEnv> {
       }
       const reserving = limiter.reserve(leaseId, reservationOf(prepared), prepared.generations, key.limits);
       const [admission, reserved] = await Promise.all([admitting, reserving]);
-      if (!admission.ok) throw refusal(admission);
+      if (!admission.ok) {
+        // the object restarted between the two calls and forgot admit()'s refusal: reserve() took a lease; give it back
+        if (reserved.ok) runAfterResponse(c, limiter.settle(leaseId, 0, 0, key.limits));
+        throw refusal(admission);
+      }
       if (!reserved.ok) throw refusal(reserved);
       state = reserved.state;
       return undefined;

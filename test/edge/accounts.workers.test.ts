@@ -386,6 +386,33 @@ describe('rate limits', () => {
     expect((await chat(envS, key, { stream: true })).status).toBe(200);
   });
 
+  it('Should admit a lease whichever of admit() and reserve() reaches the limiter first, counting it once', async () => {
+    const limits = { requests_per_minute: 2, tokens_per_minute: 1000, concurrent_streams: 10, quota_tokens: null };
+    const stub = limiter(`order-${crypto.randomUUID()}`);
+    // reserve first: it admits the lease; the late admit() answers the same and takes nothing more
+    const early = await stub.reserve('lease-a', 100, 1, limits);
+    expect(early).toMatchObject({ ok: true, reserved: 100 });
+    expect(early.state).toMatchObject({ remainingRequests: 1, remainingTokens: 900, inFlight: 1 });
+    const late = await stub.admit({ limits, tokens: 0, leaseId: 'lease-a' });
+    expect(late).toMatchObject({ ok: true, reserved: 100 });
+    expect(late.state).toMatchObject({ remainingRequests: 1, remainingTokens: 900, inFlight: 1, admittedTotal: 1 });
+    // the usual order
+    expect(await stub.admit({ limits, tokens: 0, leaseId: 'lease-b' })).toMatchObject({ ok: true });
+    expect(await stub.reserve('lease-b', 50, 1, limits)).toMatchObject({ ok: true, reserved: 50 });
+    // refused either way round: the second call answers the first one's refusal and admits nothing
+    const refusedFirst = await stub.reserve('lease-c', 10, 1, limits);
+    expect(refusedFirst).toMatchObject({ ok: false, refusal: 'requests' });
+    expect(await stub.admit({ limits, tokens: 0, leaseId: 'lease-c' })).toMatchObject({ ok: false, refusal: 'requests' });
+    expect(await stub.admit({ limits, tokens: 0, leaseId: 'lease-d' })).toMatchObject({ ok: false, refusal: 'requests' });
+    const after = await stub.reserve('lease-d', 10, 1, limits);
+    expect(after).toMatchObject({ ok: false, refusal: 'requests' });
+    expect(after.state).toMatchObject({ inFlight: 2, admittedTotal: 2 });
+    // a settled lease is not admitted again by a reserve() that arrives after its settle
+    await stub.settle('lease-a', 20, 20, limits);
+    expect(await stub.reserve('lease-a', 10, 1, limits)).toMatchObject({ ok: true, reserved: 0 });
+    expect((await stub.peek(limits)).inFlight).toBe(1);
+  });
+
   it('Should count every generation of a request (prompts × n) against the concurrency limit', async () => {
     const { key, id } = await createKey({ tenant: 'generations', limits: { concurrent_streams: 10 } });
     const envG = fakeEnv();
