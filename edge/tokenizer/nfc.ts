@@ -1,8 +1,9 @@
 /** NFC exactly as the reference tokenizer does it (Hugging Face tokenizers' unicode-normalization-alignments tables,
- * Unicode 9.0.0), independent of the runtime's String.prototype.normalize and its Unicode version. Text that passes
- * NFC's quick check (every code point's check is Yes, combining classes in order) is returned as is; otherwise only the
- * runs around the failing code points are normalised: canonical decomposition, canonical ordering of combining marks,
- * canonical composition (UAX #15). */
+ * Unicode 9.0.0), independent of the runtime's String.prototype.normalize and its Unicode version. Text passes NFC's
+ * quick check (every code point's check is Yes, combining classes in order) unchanged; only the runs around the
+ * failing code points are normalised: canonical decomposition, canonical ordering of combining marks, canonical
+ * composition (UAX #15). Runs of code points NFC can never change are skipped by a RegExp search over explicit
+ * ranges (the engine's compiled matcher, not a JS loop per character): the runtime's Unicode data is not involved. */
 import { CLASS_SHIFT, type CodePointFlags, HIGH_SURROGATE, NFC_QUICK_CHECK_FAILS } from './code-point-flags.js';
 
 export interface NfcTables {
@@ -10,6 +11,9 @@ export interface NfcTables {
   decompositions: Uint32Array;
   /** (compositions, 3) first, second and composite code point of each primary composite. */
   compositions: Uint32Array;
+  /** (ranges, 2) first and last code point of each range NFC may change or reorder (quick check not Yes, or a non-zero
+   * combining class); every other code point is left as is and nothing before it combines with or moves across it. */
+  unstableRanges: Uint32Array;
 }
 
 // Hangul syllables compose and decompose by arithmetic (the Unicode Standard, "Conjoining Jamo Behavior").
@@ -28,36 +32,74 @@ export class NfcNormalizer {
   /** Built on the first text that needs them; most prompts never do. */
   private lookups: { decomposition: Map<number, number>; composition: Map<number, number> } | undefined;
   private codePoints = new Int32Array(256);
+  /** Finds the next UTF-16 unit that is in tables.unstableRanges or is the high surrogate of a 1024-code-point block
+   * holding some: a RegExp without the u flag (the engine's fastest scan; no Unicode data of the runtime's). */
+  private readonly unstable: RegExp;
 
   constructor(
     private readonly table: CodePointFlags,
     private readonly tables: NfcTables,
-  ) {}
+  ) {
+    let source = '';
+    const highSurrogates = new Set<number>();
+    const ranges = tables.unstableRanges;
+    for (let r = 0; r < ranges.length; r += 2) {
+      const [first, last] = [ranges[r], ranges[r + 1]];
+      if (first < 0x10000) source += `${hex4(first)}-${hex4(Math.min(last, 0xffff))}`;
+      for (let cp = Math.max(first, 0x10000); cp <= last; cp += 0x400) highSurrogates.add(0xd800 + ((cp - 0x10000) >> 10));
+      if (last >= 0x10000) highSurrogates.add(0xd800 + ((last - 0x10000) >> 10));
+    }
+    for (const unit of highSurrogates) source += hex4(unit);
+    this.unstable = new RegExp(`[${source}]`, 'g');
+  }
 
   /** NFC of text; text itself when nothing in it can change. Lone surrogates pass through untouched. */
   normalize(text: string): string {
     const length = text.length;
+    const unstable = this.unstable;
     let parts: string[] | undefined;
     let copied = 0;
     let stable = 0; // start of the latest code point that nothing before it can combine with or move across
     let lastClass = 0;
     for (let i = 0; i < length; ) {
-      const entry = this.entryAt(text, i);
-      const width = entry >= 0x10000 ? 2 : 1;
-      const cls = (entry >>> CLASS_SHIFT) & 0xff;
-      if ((entry & NFC_QUICK_CHECK_FAILS) === 0 && (cls === 0 || lastClass <= cls)) {
-        if (cls === 0) stable = i;
-        lastClass = cls;
-        i += width;
+      // Everything up to the next candidate stays as is, and the code point before it is stable.
+      unstable.lastIndex = i;
+      if (!unstable.test(text)) break;
+      const at = unstable.lastIndex - 1;
+      if (at > i) {
+        stable = at - (at - 2 >= i && isLowSurrogate(text.charCodeAt(at - 1)) && isHighSurrogate(text.charCodeAt(at - 2)) ? 2 : 1);
+        lastClass = 0;
+      }
+      const candidate = this.entryAt(text, at);
+      if (isStable(candidate)) { // a high surrogate whose pair is stable, or a lone one
+        stable = at;
+        lastClass = 0;
+        i = at + (candidate >= 0x10000 ? 2 : 1);
         continue;
       }
-      let end = i + width;
-      for (let next = this.entryAt(text, end); end < length && !isStable(next); next = this.entryAt(text, end)) {
-        end += next >= 0x10000 ? 2 : 1;
+      // Code point by code point until the next stable one: marks in order pass, anything else normalises its run.
+      for (i = at; i < length; ) {
+        const entry = this.entryAt(text, i);
+        if (isStable(entry)) {
+          stable = i;
+          lastClass = 0;
+          break;
+        }
+        const cls = (entry >>> CLASS_SHIFT) & 0xff;
+        if ((entry & NFC_QUICK_CHECK_FAILS) === 0 && lastClass <= cls) {
+          lastClass = cls;
+          i += entry >= 0x10000 ? 2 : 1;
+          continue;
+        }
+        let end = i + (entry >= 0x10000 ? 2 : 1);
+        for (let next = this.entryAt(text, end); end < length && !isStable(next); next = this.entryAt(text, end)) {
+          end += next >= 0x10000 ? 2 : 1;
+        }
+        (parts ??= []).push(text.slice(copied, stable), this.normalizeRun(text, stable, end));
+        copied = stable = i = end;
+        lastClass = 0;
+        break;
       }
-      (parts ??= []).push(text.slice(copied, stable), this.normalizeRun(text, stable, end));
-      copied = stable = i = end;
-      lastClass = 0;
     }
     if (parts === undefined) return text;
     parts.push(text.slice(copied));
@@ -148,6 +190,19 @@ export class NfcNormalizer {
     for (let i = 0; i < out; i++) result += String.fromCodePoint(cps[i]);
     return result;
   }
+}
+
+/** A UTF-16 unit as a RegExp escape. */
+function hex4(unit: number): string {
+  return `\\u${unit.toString(16).padStart(4, '0')}`;
+}
+
+function isHighSurrogate(unit: number): boolean {
+  return unit >= 0xd800 && unit <= 0xdbff;
+}
+
+function isLowSurrogate(unit: number): boolean {
+  return unit >= 0xdc00 && unit <= 0xdfff;
 }
 
 /** A code point nothing before it combines with or moves across: quick check Yes and combining class 0. */

@@ -6,7 +6,7 @@ import { QWEN3_TOKENIZER_BASE64 } from './generated/qwen3-tokenizer-data.js';
 import type { NfcTables } from './nfc.js';
 
 const MAGIC = 0x4b545751; // 'QWTK'
-const FORMAT_VERSION = 3;
+const FORMAT_VERSION = 4;
 const HEADER_BYTES = 48;
 const ASTRAL_BLOCKS = (0x110000 - 0x10000) / 256;
 
@@ -62,7 +62,7 @@ export function parseTokenizerData(image: Uint8Array): TokenizerData {
   const header = new Uint32Array(bytes.buffer, bytes.byteOffset, HEADER_BYTES / 4);
   const [
     magic, version, vocabSize, baseVocabSize, mergeCount, firstMergeId, tokenBytesLength, addedJsonLength,
-    decompositionsLength, compositionsLength, astralBlockCount,
+    decompositionsLength, compositionsLength, astralBlockCount, unstableRangesLength,
   ] = header;
   if (magic !== MAGIC || version !== FORMAT_VERSION) {
     throw new Error('tokenizer data: wrong format; run `node scripts/build-tokenizer.mjs`');
@@ -77,6 +77,7 @@ export function parseTokenizerData(image: Uint8Array): TokenizerData {
   const nfc = {
     decompositions: take(Uint32Array, decompositionsLength),
     compositions: take(Uint32Array, compositionsLength),
+    unstableRanges: take(Uint32Array, unstableRangesLength),
   };
   const astralIndex = take(Uint16Array, ASTRAL_BLOCKS);
   const codePointFlags = new CodePointFlags(take(Uint16Array, 0x10000), astralIndex, take(Uint16Array, astralBlockCount * 256));
