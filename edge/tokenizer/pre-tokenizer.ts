@@ -6,6 +6,7 @@
 import { type CodePointFlags, HIGH_SURROGATE, LETTER, NEWLINE, NUMBER, SPACE } from './code-point-flags.js';
 import type { NfcNormalizer } from './nfc.js';
 import type { AddedToken } from './tokenizer-data.js';
+import { finishHash, HASH_PRIME, HASH_SEED, hashRange } from './word-cache.js';
 
 /**
  * tokenizer.json's Oniguruma pattern
@@ -35,13 +36,23 @@ function classAt(table: CodePointFlags, text: string, i: number, end: number): n
   return table.astral(0x10000 + ((c - 0xd800) << 10) + (low - 0xdc00)) | WIDE;
 }
 
-/** End of the run of \p{L} code points starting at i. */
-function letterRunEnd(table: CodePointFlags, text: string, i: number, end: number): number {
+/** End of the run of \\p{L} code points from i, for a pre-token that starts at `start`; keyHash[0] receives the pre-token's
+ * word-cache hash (hashRange()), `h` being the FNV-1a state over text[start..i). */
+function letterRunEnd(table: CodePointFlags, text: string, start: number, i: number, end: number, h: number, keyHash: Int32Array): number {
+  const bmp = table.bmp;
   while (i < end) {
-    const flags = classAt(table, text, i, end);
-    if ((flags & LETTER) === 0) break;
-    i += 1 + ((flags & WIDE) >> WIDE_SHIFT);
+    const unit = text.charCodeAt(i);
+    const flags = bmp[unit];
+    if ((flags & LETTER) !== 0) {
+      h = Math.imul(h ^ unit, HASH_PRIME);
+      i++;
+      continue;
+    }
+    if ((flags & HIGH_SURROGATE) === 0 || (classAt(table, text, i, end) & LETTER) === 0) break;
+    h = Math.imul(Math.imul(h ^ unit, HASH_PRIME) ^ text.charCodeAt(i + 1), HASH_PRIME);
+    i += 2;
   }
+  keyHash[0] = finishHash(h, i - start);
   return i;
 }
 
@@ -68,20 +79,34 @@ function contractionEnd(text: string, i: number, end: number): number {
 }
 
 /** End of the pre-token starting at text[start] (start < end): the first alternative of the pattern that matches,
- * with its backtracking worked out per alternative. */
-export function preTokenEnd(table: CodePointFlags, text: string, start: number, end: number): number {
+ * with its backtracking worked out per alternative. keyHash[0] receives the pre-token's hashRange() (the word cache's
+ * key), except when the pre-token is one ASCII character: that is its own byte token, never looked up. */
+export function preTokenEnd(table: CodePointFlags, text: string, start: number, end: number, keyHash: Int32Array): number {
   const c = text.charCodeAt(start);
   if (c === 0x27) {
     const contraction = contractionEnd(text, start, end);
-    if (contraction >= 0) return contraction;
+    if (contraction >= 0) {
+      keyHash[0] = hashRange(text, start, contraction);
+      return contraction;
+    }
   }
   const first = classAt(table, text, start, end);
-  // [^\r\n\p{L}\p{N}]?\p{L}+
-  if ((first & LETTER) !== 0) return letterRunEnd(table, text, start, end);
+  // [^\r\n\p{L}\p{N}]?\p{L}+ (most pre-tokens), hashed as it is scanned
+  if ((first & LETTER) !== 0) return letterRunEnd(table, text, start, start, end, HASH_SEED, keyHash);
   const next = start + 1 + ((first & WIDE) >> WIDE_SHIFT);
   if ((first & (NUMBER | NEWLINE)) === 0 && next < end && (classAt(table, text, next, end) & LETTER) !== 0) {
-    return letterRunEnd(table, text, next, end);
+    let h = Math.imul(HASH_SEED ^ c, HASH_PRIME);
+    if (next === start + 2) h = Math.imul(h ^ text.charCodeAt(start + 1), HASH_PRIME);
+    return letterRunEnd(table, text, start, next, end, h, keyHash);
   }
+  const tokenEnd = otherPreTokenEnd(table, text, start, end, c, first, next);
+  if (tokenEnd !== start + 1 || c >= 0x80) keyHash[0] = hashRange(text, start, tokenEnd);
+  return tokenEnd;
+}
+
+/** preTokenEnd() of a pre-token that is neither a contraction nor a letter run; c and first: its first unit and class
+ * flags, next: the index after its first code point. */
+function otherPreTokenEnd(table: CodePointFlags, text: string, start: number, end: number, c: number, first: number, next: number): number {
   // \p{N}
   if ((first & NUMBER) !== 0) return next;
   // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
@@ -159,8 +184,9 @@ export class PreTokenizer {
    * boundaries from preTokenEnd() directly). */
   preTokens(text: string): string[] {
     const result: string[] = [];
+    const keyHash = new Int32Array(1);
     for (let start = 0; start < text.length; ) {
-      const end = preTokenEnd(this.table, text, start, text.length);
+      const end = preTokenEnd(this.table, text, start, text.length, keyHash);
       result.push(text.slice(start, end));
       start = end;
     }

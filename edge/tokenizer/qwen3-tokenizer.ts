@@ -6,7 +6,7 @@ import type { CodePointFlags } from './code-point-flags.js';
 import { NfcNormalizer } from './nfc.js';
 import { PreTokenizer, preTokenEnd } from './pre-tokenizer.js';
 import { loadQwen3TokenizerData, type AddedToken, type TokenizerData } from './tokenizer-data.js';
-import { hashRange, WordCache } from './word-cache.js';
+import { WordCache } from './word-cache.js';
 
 /** Pre-tokens longer than this (UTF-16 units) are not cached; mirrors the reference's 256. */
 const MAX_CACHED_PRETOKEN_LENGTH = 256;
@@ -45,6 +45,8 @@ export class Qwen3Tokenizer {
   private readonly specialIds: Uint8Array;
   private readonly byteToId: Int32Array;
   private readonly wordCache = new WordCache();
+  /** Word-cache hash of the latest pre-token, from preTokenEnd(). */
+  private readonly keyHash = new Int32Array(1);
   private symbols = new Int32Array(1024);
   private symbolCount = 0;
   private readonly utf8Decoder = new TextDecoder('utf-8', { ignoreBOM: true });
@@ -76,22 +78,23 @@ export class Qwen3Tokenizer {
       const length = segmentText.length;
       const byteToId = this.byteToId;
       const codePointFlags = this.codePointFlags;
+      const keyHash = this.keyHash;
       for (let start = 0; start < length; ) {
-        const end = preTokenEnd(codePointFlags, segmentText, start, length);
+        const end = preTokenEnd(codePointFlags, segmentText, start, length, keyHash);
         const first = segmentText.charCodeAt(start);
         // One ASCII character (digits, punctuation, a lone space) is one byte token: skip the cache.
         if (end === start + 1 && first < 0x80) ids.push(byteToId[first]);
-        else this.encodePreToken(segmentText, start, end, ids);
+        else this.encodePreToken(segmentText, start, end, keyHash[0], ids);
         start = end;
       }
     }
     return ids;
   }
 
-  /** Appends the ids of the pre-token text[start..end): from the word cache, else by BPE over its UTF-8 bytes. */
-  private encodePreToken(text: string, start: number, end: number, ids: number[]): void {
+  /** Appends the ids of the pre-token text[start..end) (hash: its hashRange()): from the word cache, else by BPE over its
+   * UTF-8 bytes. */
+  private encodePreToken(text: string, start: number, end: number, hash: number, ids: number[]): void {
     const cacheable = end - start <= MAX_CACHED_PRETOKEN_LENGTH;
-    const hash = cacheable ? hashRange(text, start, end) : 0;
     if (cacheable && this.wordCache.get(text, start, end, hash, ids)) return;
     const symbols = this.writeByteSymbols(text, start, end);
     const count = this.bpe.encodeWord(symbols, this.symbolCount);

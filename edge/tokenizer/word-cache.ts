@@ -9,11 +9,22 @@ const MAX_IDS = 1 << 19;
 /** Entry layout in `entries`: hash, key start, ids start, key length << 16 | ids count. */
 const STRIDE = 4;
 
+/** The key hash is FNV-1a over the UTF-16 units, then the length, then a shift-xor for the low bits the table uses.
+ * The pre-tokenizer runs the same steps while it scans letter runs (no second pass over them). */
+export const HASH_SEED = 0x811c9dc5;
+export const HASH_PRIME = 0x01000193;
+
+/** The key hash from the FNV-1a state over `length` units. */
+export function finishHash(h: number, length: number): number {
+  h = Math.imul(h ^ length, HASH_PRIME);
+  return h ^ (h >>> 15);
+}
+
 /** Hash of text[start..end); pass it to get() and set(). */
 export function hashRange(text: string, start: number, end: number): number {
-  let h = 0x811c9dc5 ^ (end - start);
-  for (let i = start; i < end; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h ^ (h >>> 15);
+  let h = HASH_SEED;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ text.charCodeAt(i), HASH_PRIME);
+  return finishHash(h, end - start);
 }
 
 export class WordCache {

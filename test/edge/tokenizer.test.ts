@@ -9,6 +9,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   ENDOFTEXT, FIRST_ADDED_TOKEN_ID, getTokenizer, IM_END, IM_START, StreamingDetokenizer, THINK, THINK_END, TOOL_CALL, TOOL_CALL_END,
 } from '../../edge/tokenizer/index.js';
+import { preTokenEnd } from '../../edge/tokenizer/pre-tokenizer.js';
+import { loadQwen3TokenizerData } from '../../edge/tokenizer/tokenizer-data.js';
+import { hashRange } from '../../edge/tokenizer/word-cache.js';
 import fixture from '../fixtures/tokenizer-corpus.json';
 import digests from '../fixtures/tokenizer-oracle-digests.json';
 import { corpusDocuments, hashIds, mismatchingDocuments, sweepDocument } from '../helpers/tokenizer-corpus.ts';
@@ -160,6 +163,25 @@ describe('qwen3 tokenizer (edge)', () => {
       }
     }
     expect(mismatches).toBe(0);
+  });
+
+  it("Should hash each pre-token while scanning it exactly as the word cache's hashRange() does", () => {
+    const { codePointFlags } = loadQwen3TokenizerData();
+    const keyHash = new Int32Array(1);
+    let checked = 0;
+    for (const text of [...fixture.cases.map((c) => c.text), ...buildLargeCorpus().slice(0, 300), "'s 'Tis x'y ' a\ud83d\ude00b \ud800x"]) {
+      for (let start = 0; start < text.length; ) {
+        keyHash[0] = 0x5eed;
+        const end = preTokenEnd(codePointFlags, text, start, text.length, keyHash);
+        // One ASCII character is its own byte token and is never looked up: no hash.
+        if (end !== start + 1 || text.charCodeAt(start) >= 0x80) {
+          expect(keyHash[0], JSON.stringify(text.slice(start, end))).toBe(hashRange(text, start, end));
+          checked++;
+        }
+        start = end;
+      }
+    }
+    expect(checked).toBeGreaterThan(10_000);
   });
 
   it('Should round-trip decode(encode(x)) = x for NFC text', () => {
