@@ -151,27 +151,35 @@ export class PreTokenizer {
     this.addedTokenFirstChars = [...new Set(contents.map((c) => c[0]))];
   }
 
-  /** Cuts added tokens out of raw text; text segments are NFC-normalised and never empty. */
+  /** Cuts added tokens out of raw text; text segments are NFC-normalised and never empty. (No closures here: a new
+   * one per call would send the optimised code back to the interpreter on every call.) */
   segments(text: string): TextSegment[] {
     const result: TextSegment[] = [];
-    const pushText = (piece: string): void => {
-      const normalized = this.nfc.normalize(piece);
-      if (normalized.length > 0) result.push({ text: normalized });
-    };
-    if (!this.addedTokenFirstChars.some((c) => text.includes(c))) {
-      if (text.length > 0) pushText(text);
+    if (!this.mayHoldAddedToken(text)) {
+      this.pushText(result, text);
       return result;
     }
     const regex = this.addedTokenRegex;
     regex.lastIndex = 0;
     let consumed = 0;
     for (let match = regex.exec(text); match !== null; match = regex.exec(text)) {
-      if (match.index > consumed) pushText(text.slice(consumed, match.index));
+      if (match.index > consumed) this.pushText(result, text.slice(consumed, match.index));
       result.push({ addedTokenId: this.addedTokenIds.get(match[0])! });
       consumed = match.index + match[0].length;
     }
-    if (consumed < text.length) pushText(text.slice(consumed));
+    if (consumed < text.length) this.pushText(result, text.slice(consumed));
     return result;
+  }
+
+  private mayHoldAddedToken(text: string): boolean {
+    for (const first of this.addedTokenFirstChars) if (text.includes(first)) return true;
+    return false;
+  }
+
+  /** Appends the NFC of a piece of text as a text segment, unless empty. */
+  private pushText(result: TextSegment[], piece: string): void {
+    const normalized = this.nfc.normalize(piece);
+    if (normalized.length > 0) result.push({ text: normalized });
   }
 
   /** The whole text as one NFC-normalised text segment (none if empty): added-token spellings stay text. */
