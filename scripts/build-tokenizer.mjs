@@ -1,7 +1,7 @@
 // Compiles Qwen3's tokenizer.json (11 MB of JSON) into a ~1.2 MB binary that the edge runtime reads without JSON
 // parsing, and wraps it in a base64 JS module that imports alike in workerd (wrangler/esbuild) and Node (vitest).
 // Only the merges are shipped (two planes: low 16 bits, high bits), not the tokens' bytes: token 256 + r is merge r's
-// left then right token, so the runtime rebuilds every token's bytes in one pass.
+// left then right token, so the runtime rebuilds a token's bytes from them when decoding first meets it.
 // The binary also carries the reference tokenizer's Unicode tables (edge/tokenizer/unicode-tables.json, written by
 // scripts/extract-unicode-tables.mjs) as per-code-point flags and NFC data, so the edge never uses the runtime's.
 // Runs from `npm install` (postinstall); offline, idempotent (skips when the stamp matches), ~1 s.

@@ -5,6 +5,7 @@ import { BytePairEncoder } from './byte-pair-encoder.js';
 import type { CodePointFlags } from './code-point-flags.js';
 import { NfcNormalizer } from './nfc.js';
 import { PreTokenizer, preTokenEnd } from './pre-tokenizer.js';
+import { TokenBytes } from './token-bytes.js';
 import { loadQwen3TokenizerData, type AddedToken, type TokenizerData } from './tokenizer-data.js';
 import { WordCache } from './word-cache.js';
 
@@ -40,6 +41,7 @@ export class Qwen3Tokenizer {
   readonly addedTokens: readonly AddedToken[];
   private readonly data: TokenizerData;
   private readonly bpe: BytePairEncoder;
+  private readonly bytes: TokenBytes;
   private readonly preTokenizer: PreTokenizer;
   private readonly codePointFlags: CodePointFlags;
   private readonly specialIds: Uint8Array;
@@ -57,6 +59,7 @@ export class Qwen3Tokenizer {
     this.vocabSize = data.vocabSize;
     this.addedTokens = data.addedTokens;
     this.bpe = new BytePairEncoder(data.mergePairs, data.firstMergeId);
+    this.bytes = new TokenBytes(data.byteToId, data.mergePairs, data.firstMergeId, data.addedTokens, data.vocabSize, data.tokenBytesLength);
     this.codePointFlags = data.codePointFlags;
     this.preTokenizer = new PreTokenizer(data.addedTokens, new NfcNormalizer(data.codePointFlags, data.nfc), data.codePointFlags);
     this.byteToId = Int32Array.from(data.byteToId);
@@ -144,8 +147,7 @@ export class Qwen3Tokenizer {
   /** Raw bytes of a token, or an empty array for ids without a token (e.g. padded embedding rows ≥ vocabSize). */
   tokenBytes(id: number): Uint8Array {
     if (!(id >= 0 && id < this.vocabSize)) return new Uint8Array(0);
-    const { tokenOffsets, tokenBytes } = this.data;
-    return tokenBytes.subarray(tokenOffsets[id], tokenOffsets[id + 1]);
+    return this.bytes.of(id);
   }
 
   /** Whether skipSpecialTokens drops this id. */
@@ -155,18 +157,18 @@ export class Qwen3Tokenizer {
 
   /** Text of ids; invalid UTF-8 becomes U+FFFD as in the reference; ids without a token are ignored. */
   decode(ids: readonly number[], options: DecodeOptions = {}): string {
-    const { tokenOffsets, tokenBytes } = this.data;
     const skipSpecial = options.skipSpecialTokens === true;
     let total = 0;
     for (const id of ids) {
-      if (id >= 0 && id < this.vocabSize && !(skipSpecial && this.specialIds[id])) total += tokenOffsets[id + 1] - tokenOffsets[id];
+      if (id >= 0 && id < this.vocabSize && !(skipSpecial && this.specialIds[id])) total += this.bytes.lengthOf(id);
     }
     const bytes = new Uint8Array(total);
     let position = 0;
     for (const id of ids) {
       if (id >= 0 && id < this.vocabSize && !(skipSpecial && this.specialIds[id])) {
-        bytes.set(tokenBytes.subarray(tokenOffsets[id], tokenOffsets[id + 1]), position);
-        position += tokenOffsets[id + 1] - tokenOffsets[id];
+        const token = this.bytes.of(id);
+        bytes.set(token, position);
+        position += token.length;
       }
     }
     return this.utf8Decoder.decode(bytes);

@@ -1,6 +1,6 @@
 /** Reads the compiled tokenizer written by scripts/build-tokenizer.mjs: base64 → typed-array views, no JSON parsing
- * except the 26 added tokens, token bytes rebuilt from the merges. Layout (little-endian) is documented next to the
- * writer. */
+ * except the 26 added tokens; token bytes are rebuilt from the merges when decoding meets them (token-bytes.ts). Layout
+ * (little-endian) is documented next to the writer. */
 import { CodePointFlags } from './code-point-flags.js';
 import { QWEN3_TOKENIZER_BASE64 } from './generated/qwen3-tokenizer-data.js';
 import type { NfcTables } from './nfc.js';
@@ -28,10 +28,8 @@ export interface TokenizerData {
   mergePairs: Uint32Array;
   /** Token id produced by merge rank 0; merge r produces firstMergeId + r. */
   firstMergeId: number;
-  /** (vocabSize + 1) start of each token's bytes in tokenBytes. */
-  tokenOffsets: Uint32Array;
-  /** Concatenated raw bytes of every token. */
-  tokenBytes: Uint8Array;
+  /** Bytes of all tokens together. */
+  tokenBytesLength: number;
   addedTokens: AddedToken[];
   /** The reference tokenizer's character classes and NFC flags per code point. */
   codePointFlags: CodePointFlags;
@@ -87,37 +85,7 @@ export function parseTokenizerData(image: Uint8Array): TokenizerData {
 
   const mergePairs = new Uint32Array(mergeCount * 2);
   for (let i = 0; i < mergePairs.length; i++) mergePairs[i] = mergeLow[i] | (mergeHigh[i] << 16);
-  const { tokenOffsets, tokenBytes } = tokenBytesOf(byteToId, mergePairs, firstMergeId, addedTokens, vocabSize, tokenBytesLength);
-  return { vocabSize, baseVocabSize, byteToId, mergePairs, firstMergeId, tokenOffsets, tokenBytes, addedTokens, codePointFlags, nfc };
-}
-
-/** Every token's bytes, rebuilt from the merges: ids below firstMergeId are single bytes, token firstMergeId + r is
- * merge r's left token's bytes then its right token's (both made earlier), added tokens are their UTF-8. */
-function tokenBytesOf(
-  byteToId: Uint32Array, mergePairs: Uint32Array, firstMergeId: number, addedTokens: AddedToken[], vocabSize: number,
-  totalBytes: number,
-): { tokenOffsets: Uint32Array; tokenBytes: Uint8Array } {
-  const tokenOffsets = new Uint32Array(vocabSize + 1);
-  const tokenBytes = new Uint8Array(totalBytes);
-  for (let b = 0; b < 256; b++) tokenBytes[byteToId[b]] = b; // token i < 256 sits at offset i
-  for (let id = 0; id <= firstMergeId; id++) tokenOffsets[id] = id;
-  let position = firstMergeId;
-  for (let id = firstMergeId, pair = 0; pair < mergePairs.length; id++, pair += 2) {
-    for (let side = 0; side < 2; side++) {
-      const part = mergePairs[pair + side];
-      for (let k = tokenOffsets[part], end = tokenOffsets[part + 1]; k < end; k++) tokenBytes[position++] = tokenBytes[k];
-    }
-    tokenOffsets[id + 1] = position;
-  }
-  const encoder = new TextEncoder();
-  for (const token of addedTokens) {
-    const bytes = encoder.encode(token.content);
-    tokenBytes.set(bytes, position);
-    position += bytes.length;
-    tokenOffsets[token.id + 1] = position;
-  }
-  if (position !== totalBytes) throw new Error('tokenizer data: token bytes do not add up');
-  return { tokenOffsets, tokenBytes };
+  return { vocabSize, baseVocabSize, byteToId, mergePairs, firstMergeId, tokenBytesLength, addedTokens, codePointFlags, nfc };
 }
 
 /** Decodes and parses the bundled Qwen3 tokenizer image. */
