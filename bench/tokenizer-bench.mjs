@@ -19,15 +19,20 @@ const baselineArg = process.argv.indexOf('--baseline');
 const BASELINE_REF = baselineArg > 0 ? process.argv[baselineArg + 1] : undefined;
 const INSPECTOR_PORT = 9400 + Math.floor(Math.random() * 500);
 
+/** Encodes of the corpus per isolate: the first is "1st pass", the fastest of the others "warm". */
+const ENCODE_RUNS = 5;
+const loadAtStart = os.loadavg()[0];
+
 // Each variant is a worker with GET /ready (build the tokenizer, report in-isolate ms) and POST /encode.
 const ROUTES = `
+const ENCODE_RUNS = ${ENCODE_RUNS};
 export default { async fetch(request) {
   const url = new URL(request.url);
   if (url.pathname === '/noop') return new Response('ok');
   if (url.pathname === '/ready') { const t0 = performance.now(); makeTokenizer(); return Response.json({ readyMs: performance.now() - t0 }); }
   const text = await request.text(); const tok = makeTokenizer(); const runs = [];
   let tokens = 0;
-  for (let i = 0; i < 3; i++) { const t0 = performance.now(); tokens = encodeIds(tok, text).length; runs.push(performance.now() - t0); }
+  for (let i = 0; i < ENCODE_RUNS; i++) { const t0 = performance.now(); tokens = encodeIds(tok, text).length; runs.push(performance.now() - t0); }
   return Response.json({ runsMs: runs, tokens });
 } };`;
 const VARIANTS = {
@@ -180,7 +185,7 @@ const ratios = `Ratios (ours/base64 vs @huggingface/tokenizers, same run): ready
   + `cold boot ${((reference.extraBootMs + reference.readyMs) / Math.max(1, ours.extraBootMs + ours.readyMs)).toFixed(1)}× faster, heap ${(reference.heapMB / ours.heapMB).toFixed(1)}× smaller, `
   + `encode ${(ours.encodeFirstMBps / reference.encodeFirstMBps).toFixed(1)}× faster (1st pass).`;
 const machine = `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, workerd via miniflare ${JSON.parse(readFileSync(join(repoRoot, 'node_modules/miniflare/package.json'), 'utf8')).version}`;
-const command = `node bench/tokenizer-bench.mjs${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}`;
+const command = `${process.env.COLD_SAMPLES ? `COLD_SAMPLES=${COLD_SAMPLES} ` : ''}node bench/tokenizer-bench.mjs${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}`;
 const baselineRatio = baselineRoot
   ? ` Against ${BASELINE_REF} (same run, alternating): encode ${(ours.encodeFirstMBps / rows[1].encodeFirstMBps).toFixed(2)}× (1st pass), `
     + `${(ours.encodeWarmMBps / rows[1].encodeWarmMBps).toFixed(2)}× (warm), ready ${(ours.readyMs / rows[1].readyMs).toFixed(2)}× the time.`
@@ -189,7 +194,8 @@ const date = new Date().toISOString();
 const notes = [
   `Corpus: ${corpusBytes} bytes of UTF-8 built deterministically from test/fixtures/tokenizer-corpus.json.`,
   `Every number is measured inside workerd; the median of ${COLD_SAMPLES} cold isolates (a fresh workerd process each), the variants sampled in alternating rounds.`,
-  'The machine (2 cores) was shared with other work while this ran: compare ratios within one run, not absolute numbers across runs.',
+  `The machine (${os.cpus().length} cores) was shared with other work while this ran (load average ${loadAtStart.toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end): compare ratios within one run, not absolute numbers across runs.`,
+  `"1st pass" = the first encode of the corpus in the isolate (cold code, empty word cache); "warm" = the fastest of the next ${ENCODE_RUNS - 1} encodes of it.`,
   '"extra cold boot" = first-request latency of the variant minus that of an empty worker (bundle compile + evaluate).',
   '"ready" = time for the first tokenizer construction, timed with performance.now() inside the isolate (local workerd does not freeze timers).',
   '"heap kept" = V8 heap used + ArrayBuffer backing stores after a forced GC (inspector Runtime.getHeapUsage), after minus before the tokenizer was built; the bundled source string itself is not included.',
