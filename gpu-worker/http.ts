@@ -29,6 +29,8 @@ export interface WorkerState {
   scheduler?: Scheduler;
   failed?: string;                   // load error message
   grammars?: GrammarPool;            // structured outputs; absent when the checkpoint has no tokenizer.json
+  maxBatch?: number;                 // MAX_BATCH, once loaded (/metrics: capacity for autoscalers)
+  leaving?: boolean;                 // SIGTERM received: left the fleet, draining soon
 }
 
 type Status = 400 | 401 | 413 | 500 | 503;
@@ -176,6 +178,7 @@ async function prepareGrammar(state: WorkerState, spec: StructuredOutput): Promi
 async function generate(c: Context, state: WorkerState) {
   const scheduler = state.scheduler;
   if (!scheduler || !state.info || scheduler.isDraining) {
+    if (scheduler?.isDraining) state.metrics.rejected++;
     c.header('Retry-After', '5');
     const why = state.failed ?? (scheduler ? 'worker is shutting down' : `model is loading (${state.load.stage})`);
     return errorResponse(c, 503, why, 'service_unavailable');
@@ -210,6 +213,7 @@ async function generate(c: Context, state: WorkerState) {
   let handle: { cancel(): void };
   try {
     handle = scheduler.submit(task, queue);
+    state.metrics.admitted++;
   } catch (error) {
     task.grammar?.release();
     if (!(error instanceof UnavailableError)) throw error;
@@ -252,7 +256,8 @@ export function createApp(state: WorkerState): Hono {
     const g = state.scheduler?.gauges() ?? {
       running: 0, waiting: 0, kvBlocksUsed: 0, kvBlocksTotal: 0, kvBlocksCached: 0, prefixQueriedTokens: 0, prefixHitTokens: 0,
     };
-    return c.text(renderMetrics(state.modelName, state.metrics, g), 200, { 'Content-Type': 'text/plain; version=0.0.4' });
+    const worker = { ...g, maxBatch: state.maxBatch ?? 0, draining: !!state.leaving || !!state.scheduler?.isDraining };
+    return c.text(renderMetrics(state.modelName, state.metrics, worker), 200, { 'Content-Type': 'text/plain; version=0.0.4' });
   });
   app.onError((err, c) => errorResponse(c, 500, err.message, 'server_error'));
   return app;

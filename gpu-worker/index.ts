@@ -10,6 +10,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadEngine, type Device, type WorkerEngine } from './engine.ts';
 import { GrammarPool, QWEN3_TOKENIZER_JSON } from './grammar-pool.ts';
+import { FleetHeartbeat, type MemberReport } from './heartbeat.ts';
 import { createApp, type WorkerState } from './http.ts';
 import { KvBlocks } from './kv-blocks.ts';
 import { WorkerMetrics } from './metrics.ts';
@@ -53,6 +54,8 @@ const ENV = {
   yarnFactor: num('YARN_FACTOR', 0, false),              // > 0 turns YaRN on (Qwen: 4 for 131072 tokens)
   grammarThreads: int('GRAMMAR_THREADS', 1),             // threads compiling grammars and filling token masks
   grammarTimeoutMs: int('GRAMMAR_COMPILE_TIMEOUT_MS', 30_000),   // longer compilations are refused with 400
+  edgeUrl: env.EDGE_URL ?? '',                           // fleet membership: heartbeats to this edge; unset = none
+  publicUrl: env.PUBLIC_URL ?? '',                       // where the edge reaches this worker; unset = http://HOST:PORT
 };
 
 const log = (msg: string) => console.log(`[worker] ${msg}`);
@@ -85,23 +88,54 @@ function progressLogger(): (stage: string, fraction: number) => void {
 if (!['auto', 'cpu', 'cuda'].includes(ENV.device)) fail(`invalid DEVICE '${ENV.device}': expected auto, cpu or cuda`);
 if (ENV.maxBatch < 1 || ENV.prefillChunk < 1) fail('MAX_BATCH and PREFILL_CHUNK must be at least 1');
 if (!ENV.secret && !ENV.insecure) fail('WORKER_SECRET is required (or WORKER_INSECURE=1 for local development)');
+if (ENV.edgeUrl && !ENV.secret) fail('EDGE_URL needs WORKER_SECRET: heartbeats are signed with it');
+if (ENV.edgeUrl && !ENV.publicUrl && ['0.0.0.0', '::', ''].includes(ENV.host)) {
+  fail(`EDGE_URL needs PUBLIC_URL when HOST is ${ENV.host || 'empty'}: the edge must be told an address it can reach`);
+}
+for (const [name, value] of [['EDGE_URL', ENV.edgeUrl], ['PUBLIC_URL', ENV.publicUrl]]) {
+  if (value && !URL.canParse(value)) fail(`invalid ${name}='${value}': expected a URL such as http://10.0.0.5:8790`);
+}
 const modelDir = modelDirectory();
 const metrics = new WorkerMetrics();
 const state: WorkerState = {
   modelName: basename(modelDir), metrics, secret: ENV.secret || null, load: { stage: 'starting', fraction: 0 },
 };
+let heartbeat: FleetHeartbeat | undefined;
 let stopping = false;
+/**
+ * SIGTERM: leave the fleet first (one `draining` heartbeat), keep serving for as long as the edge says its isolates
+ * may still route here, then stop admitting and let in-flight streams finish for up to SHUTDOWN_GRACE_MS.
+ */
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
+  state.leaving = true;
+  const serveMs = (await heartbeat?.leave()) ?? 0;
   if (!state.scheduler) process.exit(0);      // still loading: nothing in flight
+  if (serveMs > 0) {
+    const admitted = metrics.admitted;
+    log(`${signal}: left the fleet; serving ${serveMs} ms more while edges re-read membership`);
+    await new Promise((r) => setTimeout(r, serveMs));
+    log(`${metrics.admitted - admitted} requests arrived after leaving the fleet`);
+  }
   log(`${signal}: draining (grace ${ENV.graceMs} ms)`);
+  const refused = metrics.rejected;
   await state.scheduler.shutdown(ENV.graceMs);
   state.grammars?.close();
   await new Promise<void>((r) => server.close(() => r()));
   engine?.free();
-  log('stopped');
+  log(`stopped (${metrics.rejected - refused} requests refused while draining)`);
   process.exit(0);
+}
+
+/** What each heartbeat reports (zeros while loading). */
+function memberReport(): MemberReport {
+  const g = state.scheduler?.gauges();
+  return {
+    model: state.modelName, max_context: state.info?.maxContext ?? null, max_batch: ENV.maxBatch,
+    kv_blocks_free: g ? g.kvBlocksTotal - g.kvBlocksUsed : 0, kv_blocks_total: g?.kvBlocksTotal ?? 0,
+    running: g?.running ?? 0, waiting: g?.waiting ?? 0,
+  };
 }
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));
@@ -111,6 +145,10 @@ await new Promise<void>((r) => server.once('listening', () => r()));
 const address = server.address();
 const url = `http://${ENV.host}:${typeof address === 'object' && address ? address.port : ENV.port}`;
 log(`listening on ${url} (loading ${modelDir})`);
+if (ENV.edgeUrl) {
+  heartbeat = new FleetHeartbeat({ edgeUrl: ENV.edgeUrl, publicUrl: (ENV.publicUrl || url).replace(/\/+$/, ''), secret: ENV.secret, report: memberReport, log });
+  heartbeat.start();
+}
 
 let engine: WorkerEngine | undefined;
 try {
@@ -140,7 +178,9 @@ const scheduling = {
   prefillChunk: ENV.prefillChunk, prefillPerRequest: (ENV.prefillPerRequest ?? Math.ceil(ENV.prefillChunk / 4)) || ENV.prefillChunk,
 };
 state.scheduler = new Scheduler(engine, kv, metrics, { ...scheduling, maxContext: info.maxContext, eosIds: info.eosIds });
+state.maxBatch = scheduling.maxBatch;
 state.load = { stage: 'ready', fraction: 1 };
+heartbeat?.ready();
 log(`engine: ${info.device}; ${info.layers} layers, vocab ${info.vocabSize}, context ${info.maxContext}, ` +
   `KV ${info.kvBlocks} blocks x ${info.kvBlockSize} tokens, prefix cache ${ENV.prefixCache ? 'on' : 'off'}, ` +
   `structured outputs ${state.grammars ? `on (${ENV.grammarThreads} grammar thread(s))` : 'off (no tokenizer.json)'}`);

@@ -2,7 +2,9 @@
  * @module Prometheus text exposition for GET /metrics. Names follow vLLM's (docs/api.md#metrics) so existing
  * dashboards work: vllm:num_requests_running / _waiting, vllm:kv_cache_usage_perc, vllm:prefix_cache_queries / _hits
  * (in tokens), vllm:generation_tokens, vllm:time_to_first_token_seconds, vllm:inter_token_latency_seconds; plus the
- * worker's own q3_worker_kv_blocks_{used,total,cached} gauges, which tests read to prove blocks come back.
+ * worker's own q3_worker_kv_blocks_{used,total,cached} gauges, which tests read to prove blocks come back, and what
+ * an autoscaler needs besides the load (docs/fleet.md#autoscaling-metrics): q3_worker_max_batch (capacity),
+ * q3_worker_draining (leaving: not capacity any more), q3_worker_admitted_requests_total (arrival rate).
  */
 
 const TTFT_BUCKETS_S = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80];
@@ -47,6 +49,7 @@ export class WorkerMetrics {
   generationTokens = 0;
   finished: Record<string, number> = { stop: 0, length: 0, cancelled: 0, error: 0 };
   rejected = 0;    // 503s from a full queue or a draining worker
+  admitted = 0;    // requests queued (each ends in exactly one `finished` reason)
   preemptions = 0; // sequences sent back to the queue for lack of KV blocks
 }
 
@@ -61,6 +64,12 @@ export interface Gauges {
   prefixHitTokens: number;
 }
 
+/** The scheduler's gauges plus the worker's capacity and whether it is leaving. */
+export interface WorkerGauges extends Gauges {
+  maxBatch: number;
+  draining: boolean;
+}
+
 function family(name: string, type: 'gauge' | 'counter' | 'histogram', help: string, body: string[]): string[] {
   return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...body];
 }
@@ -69,7 +78,7 @@ function escapeLabel(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
-export function renderMetrics(model: string, m: WorkerMetrics, g: Gauges): string {
+export function renderMetrics(model: string, m: WorkerMetrics, g: WorkerGauges): string {
   const l = `model_name="${escapeLabel(model)}"`;
   const usage = g.kvBlocksTotal ? g.kvBlocksUsed / g.kvBlocksTotal : 0;
   return [
@@ -78,6 +87,12 @@ export function renderMetrics(model: string, m: WorkerMetrics, g: Gauges): strin
     ]),
     ...family('vllm:num_requests_waiting', 'gauge', 'Requests queued for admission.', [
       `vllm:num_requests_waiting{${l}} ${g.waiting}`,
+    ]),
+    ...family('q3_worker_max_batch', 'gauge', 'Sequences one engine step can run (MAX_BATCH); 0 while loading.', [
+      `q3_worker_max_batch{${l}} ${g.maxBatch}`,
+    ]),
+    ...family('q3_worker_draining', 'gauge', '1 once the worker has left the fleet (SIGTERM) and is finishing its streams.', [
+      `q3_worker_draining{${l}} ${g.draining ? 1 : 0}`,
     ]),
     ...family('vllm:kv_cache_usage_perc', 'gauge', 'Fraction of KV blocks in use (1 = full).', [
       `vllm:kv_cache_usage_perc{${l}} ${usage}`,
@@ -105,6 +120,9 @@ export function renderMetrics(model: string, m: WorkerMetrics, g: Gauges): strin
     ]),
     ...family('vllm:request_success', 'counter', 'Finished requests by finish reason.',
       Object.entries(m.finished).map(([r, n]) => `vllm:request_success_total{${l},finished_reason="${r}"} ${n}`)),
+    ...family('q3_worker_admitted_requests', 'counter', 'Requests queued for generation.', [
+      `q3_worker_admitted_requests_total{${l}} ${m.admitted}`,
+    ]),
     ...family('q3_worker_rejected_requests', 'counter', 'Requests answered 503 (queue full or draining).', [
       `q3_worker_rejected_requests_total{${l}} ${m.rejected}`,
     ]),

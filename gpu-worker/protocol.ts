@@ -199,3 +199,50 @@ export function promptEndsInThink(prompt: readonly number[], startId: number, en
   }
   return false;
 }
+
+// --- fleet membership: the worker's heartbeat to the edge (edge/fleet.ts) -----------------------------------------
+
+/** Where a worker sends its signed heartbeats, on the edge (signed like /v1/generate, with the same secret). */
+export const HEARTBEAT_PATH = '/fleet/heartbeat';
+
+/**
+ * A member's state. loading: the process is up but the model is not (not routed; tells the edge a worker is
+ * starting). ready: routed. draining: it has left (SIGTERM) and is finishing what it runs; never routed again, and
+ * later heartbeats of the same instance are ignored.
+ */
+export const MemberStateSchema = z.enum(['loading', 'ready', 'draining']);
+
+export const HeartbeatSchema = z.strictObject({
+  /** the base URL the edge reaches this worker at (scheme, host, port; no path) */
+  url: z.url({ protocol: /^https?$/ }).max(512),
+  /** one process: a worker restarted on the same URL is a new instance */
+  instance: z.string().min(1).max(128),
+  /** grows with every heartbeat of an instance; an older or repeated one changes nothing */
+  seq: z.number().int().min(0),
+  state: MemberStateSchema,
+  model: z.string().max(256),
+  /** tokens one sequence may hold; null while loading */
+  max_context: z.number().int().positive().nullable(),
+  /** sequences per engine step (MAX_BATCH) */
+  max_batch: z.number().int().positive(),
+  kv_blocks_free: z.number().int().min(0),
+  kv_blocks_total: z.number().int().min(0),
+  /** sequences in the batch */
+  running: z.number().int().min(0),
+  /** requests queued for admission */
+  waiting: z.number().int().min(0),
+});
+
+/** The edge's answer: how often to beat, and how long to keep serving after leaving so every edge has noticed. */
+export const HeartbeatAckSchema = z.object({
+  /** a member not heard from for this long is out (ms) */
+  ttl_ms: z.number().int().positive(),
+  /** send the next heartbeat after this long (ms) */
+  interval_ms: z.number().int().positive(),
+  /** after a draining heartbeat, keep serving this long before draining: edges re-read membership meanwhile (ms) */
+  leave_ms: z.number().int().min(0),
+});
+
+export type MemberState = z.infer<typeof MemberStateSchema>;
+export type Heartbeat = z.infer<typeof HeartbeatSchema>;
+export type HeartbeatAck = z.infer<typeof HeartbeatAckSchema>;
