@@ -12,6 +12,7 @@ import {
 } from './middleware/auth.ts';
 import { limiterFor } from './middleware/rate-limit.ts';
 import { requiredSecrets } from './middleware/required-secrets.ts';
+import { runAfterResponse } from './platform.ts';
 import { jsonBody } from './schemas.ts';
 import { cursorOf, dailyUsage, exportUsage, toCsv, utcDay } from './usage.ts';
 
@@ -118,8 +119,12 @@ export function adminRoutes(): Hono<AccountsEnv> {
     return c.json(publicKey(revoked));
   });
 
-  // this isolate's view of the GPU workers: in rotation or not, failures in the window, busy, in-flight streams
-  app.get('/admin/workers', (c) => c.json({ object: 'list', data: c.var.upstream.snapshot() }));
+  // this isolate's view of the GPU workers: in rotation or not, failures in the window, busy, in-flight streams, and
+  // for fleet members their state and last heartbeat's figures (membership re-read as a request would)
+  app.get('/admin/workers', async function listWorkers(c) {
+    await c.var.upstream.refreshMembers((work) => runAfterResponse(c, work));
+    return c.json({ object: 'list', data: c.var.upstream.snapshot() });
+  });
 
   app.get('/admin/usage', async function exportUsageRecords(c) {
     const { from, to } = dayRange((n) => c.req.query(n));

@@ -33,6 +33,7 @@ import { requiredSecrets } from './middleware/required-secrets.ts';
 import { contextsFor, poolFor, readConfig, type EdgeConfig } from './platform.ts';
 import { chatCompletionsRoute } from './routes/chat-completions.ts';
 import { completionsRoute } from './routes/completions.ts';
+import { fleetRoutes } from './routes/fleet.ts';
 import { modelsRoute } from './routes/models.ts';
 import { tokenizeRoute } from './routes/tokenize.ts';
 import type { ThinkingDecision } from './thinking-mode.ts';
@@ -195,7 +196,7 @@ function requestContext(): MiddlewareHandler<EdgeEnv> {
     const config = readConfig(c.env);
     const lifecycle = new RequestLifecycle();
     c.set('config', config);
-    c.set('upstream', poolFor(config));
+    c.set('upstream', poolFor(config, c.env?.FLEET));
     c.set('contexts', contextsFor(config));
     c.set('lifecycle', lifecycle);
     const clientGone = () => lifecycle.end('aborted', CLIENT_CLOSED);
@@ -231,6 +232,7 @@ export function createApp(options: CreateAppOptions = {}): Hono<EdgeEnv> {
   app.route('/', completionsRoute());
   app.route('/', modelsRoute());
   app.route('/', tokenizeRoute());
+  app.route('/', fleetRoutes());
 
   app.notFound(handleNotFound);
   app.onError(handleError);

@@ -1,5 +1,6 @@
 // Worker entry: the edge app (edge/app.ts) with the accounts layer (API keys, rate limits, response cache, usage
-// metering; edge/accounts.ts) as the module's fetch handler, plus the rate limiter's Durable Object class.
+// metering; edge/accounts.ts) as the module's fetch handler, plus the Durable Object classes: the rate limiter and
+// the fleet registry (edge/fleet.ts).
 import { accountsMiddleware, mountAccounts } from './accounts.ts';
 import { createApp } from './app.ts';
 import { getPromptCache } from './prompt-cache.ts';
@@ -18,3 +19,4 @@ mountAccounts(app);
 
 export default app;
 export { RateLimiter } from './rate-limiter.ts';
+export { Fleet } from './fleet.ts';

@@ -3,6 +3,8 @@
 // EdgeConfig, keeps the isolate-wide worker pool, and wraps executionCtx.waitUntil. Routes take EdgeConfig and plain Web APIs, so `app.request(path, init, env)` tests them in Node.
 import type { Context } from 'hono';
 import type { EdgeEnv } from './app.ts';
+import { fleetStub, type Fleet, type MembershipSettings, type ScaleUpSettings } from './fleet.ts';
+import { Membership } from './membership.ts';
 import { parseThinkingDefault, type ThinkingDefault } from './thinking-mode.ts';
 import { UpstreamPool } from './upstream.ts';
 import { WorkerContexts } from './worker-contexts.ts';
@@ -21,6 +23,14 @@ export type EdgeConfig = {
   splitSpecialTokens: boolean;
   /** generations one request may ask for (prompts × n) */
   maxGenerations: number;
+  /** fleet membership (edge/fleet.ts, edge/membership.ts) */
+  membership: MembershipSettings;
+  scaleUp: ScaleUpSettings & {
+    /** ms a request may wait for a starting worker; 0 = 503 at once */
+    waitMs: number;
+    /** s: Retry-After of the 503 while no worker is live */
+    retryAfterS: number;
+  };
 };
 
 export const DEFAULTS = {
@@ -29,13 +39,28 @@ export const DEFAULTS = {
   requestTimeoutMs: 60_000,
   presencePenaltyDefault: 0,
   maxGenerations: 64,
+  memberTtlMs: 15_000,
+  membershipRefreshMs: 2_000,
+  scaleUpCooldownMs: 60_000,
+  scaleUpWaitMs: 0,
+  scaleUpRetryAfterS: 10,
 } as const;
+
+/** Secrets the edge reads when they are set (`wrangler secret put`); Env names only the required ones. */
+type OptionalSecrets = {
+  /** sent to the scale-up webhook as `Authorization: Bearer …` (a GPU platform's API token) */
+  SCALE_UP_TOKEN?: string;
+  /** HMAC secret of the webhook's signature headers; default WORKER_SECRET */
+  SCALE_UP_SECRET?: string;
+};
+
+type Bindings = Partial<Env> & OptionalSecrets;
 
 const configs = new WeakMap<object, EdgeConfig>();
 
 /** EdgeConfig from the bindings object (parsed once per env object). */
 export function readConfig(env: Partial<Env> | undefined): EdgeConfig {
-  const bindings = env ?? {};
+  const bindings: Bindings = env ?? {};
   const cached = configs.get(bindings);
   if (cached) return cached;
   const config: EdgeConfig = {
@@ -51,9 +76,24 @@ export function readConfig(env: Partial<Env> | undefined): EdgeConfig {
     presencePenaltyDefault: finiteNumber(bindings.PRESENCE_PENALTY_DEFAULT, DEFAULTS.presencePenaltyDefault),
     splitSpecialTokens: bindings.SPLIT_SPECIAL_TOKENS?.trim().toLowerCase() !== 'false',
     maxGenerations: Math.floor(positiveNumber(bindings.MAX_GENERATIONS_PER_REQUEST, DEFAULTS.maxGenerations)),
+    membership: membershipSettings(bindings),
+    scaleUp: {
+      url: bindings.SCALE_UP_URL?.trim() ?? '',
+      token: bindings.SCALE_UP_TOKEN ?? '',
+      secret: bindings.SCALE_UP_SECRET || bindings.WORKER_SECRET || '',
+      cooldownMs: positiveNumber(bindings.SCALE_UP_COOLDOWN_MS, DEFAULTS.scaleUpCooldownMs),
+      waitMs: Math.max(0, finiteNumber(bindings.SCALE_UP_WAIT_MS, DEFAULTS.scaleUpWaitMs)),
+      retryAfterS: Math.ceil(positiveNumber(bindings.SCALE_UP_RETRY_AFTER_S, DEFAULTS.scaleUpRetryAfterS)),
+    },
   };
   if (typeof bindings === 'object') configs.set(bindings, config);
   return config;
+}
+
+/** The refresh interval stays below half the TTL, so a member's expiry is always seen before it matters. */
+function membershipSettings(bindings: Bindings): MembershipSettings {
+  const ttlMs = positiveNumber(bindings.MEMBER_TTL_MS, DEFAULTS.memberTtlMs);
+  return { ttlMs, refreshMs: Math.min(positiveNumber(bindings.MEMBERSHIP_REFRESH_MS, DEFAULTS.membershipRefreshMs), ttlMs / 2) };
 }
 
 function positiveNumber(value: string | undefined, fallback: number): number {
@@ -68,14 +108,27 @@ function finiteNumber(value: string | undefined, fallback: number): number {
 
 const pools = new Map<string, UpstreamPool>();
 
-/** The isolate-wide pool for this worker list, so health marks and in-flight counts outlive one request. */
-export function poolFor(config: EdgeConfig): UpstreamPool {
-  const key = `${config.workerUrls.join(',')}\n${config.workerSecret}\n${config.requestTimeoutMs}`;
+/**
+ * The isolate-wide pool for this worker list, so health marks, in-flight counts and the fleet's membership view
+ * outlive one request. With the FLEET binding, the fleet's members join the WORKER_URLS workers.
+ */
+export function poolFor(config: EdgeConfig, fleet?: DurableObjectNamespace<Fleet>): UpstreamPool {
+  const key = `${config.workerUrls.join(',')}\n${config.workerSecret}\n${config.requestTimeoutMs}\n${fleet ? JSON.stringify([config.membership, config.scaleUp]) : ''}`;
   let pool = pools.get(key);
   if (!pool) {
     const known = contextsFor(config);
+    const membership = fleet && new Membership(
+      {
+        view: () => fleetStub(fleet).view(),
+        requestScaleUp: (reason) => fleetStub(fleet).requestScaleUp(reason, config.scaleUp),
+      },
+      {
+        refreshMs: config.membership.refreshMs, scaleUp: config.scaleUp.url !== '', scaleUpCooldownMs: config.scaleUp.cooldownMs,
+        scaleUpWaitMs: config.scaleUp.waitMs, scaleUpRetryAfterS: config.scaleUp.retryAfterS,
+      },
+    );
     pool = new UpstreamPool({
-      urls: config.workerUrls, secret: config.workerSecret, timeoutMs: config.requestTimeoutMs,
+      urls: config.workerUrls, secret: config.workerSecret, timeoutMs: config.requestTimeoutMs, membership,
       holds: (url, tokens) => (known.get(url) ?? Infinity) >= tokens,   // a worker that has not said decides itself
     });
     pools.set(key, pool);

@@ -1,7 +1,9 @@
-// The edge's side of POST /v1/generate: a pool of GPU workers (WORKER_URLS), HMAC-signed requests, routing by
-// rendezvous hash of the prompt's leading token block (requests sharing a system prompt land on the worker whose
-// prefix cache holds it), least-loaded fallback, retry on another worker until the first token, timeouts, and the
-// worker's SSE frames parsed and validated against gpu-worker/protocol.ts.
+// The edge's side of POST /v1/generate: a pool of GPU workers (WORKER_URLS, plus the fleet's members when
+// membership is on: edge/membership.ts), HMAC-signed requests, routing by rendezvous hash of the prompt's leading
+// token block (requests sharing a system prompt land on the worker whose prefix cache holds it), least-loaded
+// fallback, retry on another worker until the first token, timeouts, scale from zero when no worker is live, and
+// the worker's SSE frames parsed and validated against gpu-worker/protocol.ts. Members get the same health rules
+// as static workers (edge/worker-health.ts); a member that is draining or has expired is never routed to.
 //
 // Whose fault a failure is decides what happens to it: a worker's 4xx is the client's (the client gets the same
 // error, with the parameter named as the client sent it, and the worker's health is untouched); a worker's 503 with
@@ -17,6 +19,7 @@ import {
 } from '../gpu-worker/protocol.ts';
 import { signRequest } from '../gpu-worker/signing.ts';
 import { apiError, noHealthyWorker, upstreamTimeout, workersBusy } from './errors.ts';
+import type { Member, Membership } from './membership.ts';
 import { WorkerHealth, type Background, type FailureKind, type ProbeResult, type WorkerHealthSnapshot } from './worker-health.ts';
 
 /**
@@ -32,8 +35,15 @@ export const MAX_ATTEMPTS = 3;
  * size). The tokenizer names the first 151,669; the padded rows above decode to nothing but still count as tokens.
  */
 export const MODEL_VOCAB_SIZE = 151_936;
-/** in-flight streams the preferred worker may carry above the least-loaded one before affinity yields to load */
+/**
+ * In-flight streams the preferred worker may carry above the least-loaded one before affinity yields to load. A
+ * fleet member reports its batch size (MAX_BATCH), and may then carry half of it more: streams batched on one GPU
+ * cost little extra per step, and losing the cached prefix costs a prefill (SGLang's cache-aware router balances at
+ * a difference of 32 by default).
+ */
 export const LOAD_SLACK = 8;
+/** while a request waits for a starting worker, the pool looks for one this often (ms) */
+const HOLD_POLL_MS = 100;
 export type UpstreamOptions = {
   urls: readonly string[];
   secret: string;
@@ -42,11 +52,31 @@ export type UpstreamOptions = {
   probe?: (url: string) => Promise<ProbeResult>;
   /** whether a worker's context holds this many tokens (edge/worker-contexts.ts); unset: every worker does */
   holds?: (url: string, tokens: number) => boolean;
+  /** the fleet registry's members join the WORKER_URLS workers */
+  membership?: Membership;
 };
 
-type WorkerSlot = { url: string; key: number; inflight: number };
+/**
+ * A worker the pool knows: from WORKER_URLS (`fixed`), or a fleet member (`member`: its last heartbeat). A member
+ * that left stays here, unrouted, until its in-flight streams have ended.
+ */
+type WorkerSlot = { url: string; key: number; inflight: number; fixed: boolean; member?: Member };
 
-export type WorkerSnapshot = WorkerHealthSnapshot & { inflight: number };
+/** One worker as this isolate sees it: health, in-flight streams, and for members what their last heartbeat said. */
+export type WorkerSnapshot = WorkerHealthSnapshot & {
+  inflight: number;
+  source: 'WORKER_URLS' | 'fleet';
+  /** members: loading | ready | draining; WORKER_URLS workers: null */
+  state: Member['state'] | null;
+  /** tokens one sequence may hold (members; null when unknown) */
+  max_context: number | null;
+  max_batch: number | null;
+  running: number | null;
+  waiting: number | null;
+  kv_blocks_free: number | null;
+  /** ms until a member is out unless it heartbeats again */
+  expires_in_ms: number | null;
+};
 
 /**
  * A worker failed, misbehaved, was busy or cut the generation; failures before the first token are retried on
@@ -79,32 +109,92 @@ export type GenerateOptions = {
 };
 
 export class UpstreamPool {
-  private readonly workers: WorkerSlot[];
+  private workers: WorkerSlot[];
   readonly health: WorkerHealth;
+  private readonly membership?: Membership;
 
   constructor(private readonly options: UpstreamOptions) {
-    this.workers = options.urls.map((url) => ({ url, key: hashString(url), inflight: 0 }));
+    this.workers = options.urls.map((url) => ({ url, key: hashString(url), inflight: 0, fixed: true }));
     this.health = new WorkerHealth(options.urls, options.probe);
+    this.membership = options.membership;
   }
 
   snapshot(now = Date.now()): WorkerSnapshot[] {
-    return this.health.snapshot(now).map((h, i) => ({ ...h, inflight: this.workers[i].inflight }));
+    const health = new Map(this.health.snapshot(now).map((h) => [h.url, h]));
+    return this.workers.map((w) => {
+      const m = w.member;
+      return {
+        ...health.get(w.url)!, inflight: w.inflight, source: w.fixed ? 'WORKER_URLS' : 'fleet', state: m?.state ?? null,
+        max_context: m?.max_context ?? null, max_batch: m?.max_batch ?? null, running: m?.running ?? null,
+        waiting: m?.waiting ?? null, kv_blocks_free: m?.kv_blocks_free ?? null, expires_in_ms: m ? Math.max(0, m.expiresAt - now) : null,
+      };
+    });
+  }
+
+  /** Re-reads the fleet's members (at most once per refresh interval; edge/membership.ts) and makes them workers. */
+  async refreshMembers(background: Background = (work) => void work.catch(() => undefined)): Promise<void> {
+    if (!this.membership) return;
+    const members = await this.membership.current(background);
+    const byUrl = new Map(members.map((m) => [m.url, m]));
+    const kept = this.workers.filter((w) => w.fixed || byUrl.has(w.url) || w.inflight > 0);
+    for (const w of kept) w.member = byUrl.get(w.url);
+    for (const m of members) {
+      if (!kept.some((w) => w.url === m.url)) kept.push({ url: m.url, key: hashString(m.url), inflight: 0, fixed: false, member: m });
+    }
+    this.workers = kept;
+    this.health.track(kept.map((w) => w.url));
   }
 
   /**
    * Workers in rotation in the order to try them: the prompt's rendezvous winner first (unless overloaded), then
-   * least loaded; workers that said they are busy go last.
+   * least loaded; workers that said they are busy go last. The rendezvous is among the workers in the fleet now
+   * (WORKER_URLS, ready members), so a member joining or leaving moves only the prompts it wins or won.
    */
   order(prompt: readonly number[], now = Date.now()): string[] {
     const key = hashIds(prompt, ROUTING_BLOCK_TOKENS);
-    const healthy = this.workers.filter((w) => this.health.isUp(w.url));
+    const fleet = this.workers.filter((w) => inFleet(w, now));
+    const healthy = fleet.filter((w) => this.health.isUp(w.url));
     if (healthy.length === 0) return [];
     const byLoad = [...healthy].sort((a, b) => a.inflight - b.inflight || score(b.key, key) - score(a.key, key));
-    const preferred = this.workers.reduce((best, w) => (score(w.key, key) > score(best.key, key) ? w : best));
-    const usePreferred = this.health.isUp(preferred.url) && preferred.inflight - byLoad[0].inflight < LOAD_SLACK;
+    const preferred = fleet.reduce((best, w) => (score(w.key, key) > score(best.key, key) ? w : best));
+    const usePreferred = this.health.isUp(preferred.url) && preferred.inflight - byLoad[0].inflight < slackOf(preferred) &&
+      !(preferred.member && preferred.member.waiting > 0);
     const ordered = usePreferred ? [preferred, ...byLoad.filter((w) => w !== preferred)] : byLoad;
     const busy = (w: WorkerSlot) => (this.health.isBusy(w.url, now) ? 1 : 0);
     return ordered.sort((a, b) => busy(a) - busy(b)).map((w) => w.url);
+  }
+
+  /** Whether a worker's context holds `tokens`: a member says so in its heartbeat, a WORKER_URLS worker through `holds`. */
+  private holds(url: string, tokens: number): boolean {
+    const maxContext = this.workers.find((w) => w.url === url)?.member?.max_context;
+    return maxContext != null ? maxContext >= tokens : (this.options.holds?.(url, tokens) ?? true);
+  }
+
+  /**
+   * Nothing in rotation. Without membership: 503 at once. With it, and no worker in the fleet at all, the registry
+   * is asked to call the scale-up webhook (once per cool-down window); while a worker is starting (the call is in
+   * its window, or a member is loading) the request waits up to SCALE_UP_WAIT_MS for one to be ready; else 503 with
+   * Retry-After.
+   */
+  private async awaitWorker(prompt: readonly number[], signal: AbortSignal | undefined, background: Background): Promise<string[]> {
+    const membership = this.membership;
+    const outOfRotation = () => noHealthyWorker('every worker is out of rotation until its /ready answers', this.health.retryAfterS());
+    if (!membership) throw this.workers.length === 0 ? noHealthyWorker('WORKER_URLS is empty') : outOfRotation();
+    if (!this.workers.some((w) => inFleet(w, Date.now()))) membership.requestScaleUp(background);
+    const deadline = Date.now() + membership.options.scaleUpWaitMs;
+    while (membership.starting() && Date.now() < deadline) {
+      await abortableSleep(Math.min(HOLD_POLL_MS, deadline - Date.now()), signal);
+      await this.refreshMembers(background);
+      this.health.probeOutOfRotation(background);
+      const candidates = this.order(prompt);
+      if (candidates.length > 0) return candidates;
+    }
+    if (this.workers.some((w) => inFleet(w, Date.now()))) throw outOfRotation();
+    const retryAfterS = membership.options.scaleUpRetryAfterS;
+    if (membership.starting()) throw noHealthyWorker('no worker is live yet; one is starting', retryAfterS);
+    const why = membership.scaleUpError();
+    if (why) throw noHealthyWorker(`no worker is live, and the scale-up webhook failed (${why})`, retryAfterS);
+    throw noHealthyWorker('no worker is live: WORKER_URLS is empty and no worker has joined the fleet', retryAfterS);
   }
 
   /**
@@ -116,14 +206,15 @@ export class UpstreamPool {
    * without blame.
    */
   async generate(body: GenerateRequestInput, signal?: AbortSignal, options: GenerateOptions = {}): Promise<UpstreamStream> {
-    if (this.workers.length === 0) throw noHealthyWorker('WORKER_URLS is empty');
+    const background = options.background ?? ((work) => void work.catch(() => undefined));
+    await this.refreshMembers(background);
     this.health.probeOutOfRotation(options.background);
+    let inRotation = this.order(body.prompt);
+    if (inRotation.length === 0) inRotation = await this.awaitWorker(body.prompt, signal, background);
     // only workers whose context holds the prompt and the completion (an omitted max_tokens needs one token)
     const tokens = body.prompt.length + (body.max_tokens ?? 1);
-    const inRotation = this.order(body.prompt);
-    const candidates = inRotation.filter((url) => this.options.holds?.(url, tokens) ?? true);
-    if (inRotation.length > 0 && candidates.length === 0) throw noHealthyWorker(`no worker in rotation holds ${tokens} tokens`, this.health.retryAfterS());
-    if (candidates.length === 0) throw noHealthyWorker('every worker is out of rotation until its /ready answers', this.health.retryAfterS());
+    const candidates = inRotation.filter((url) => this.holds(url, tokens));
+    if (candidates.length === 0) throw noHealthyWorker(`no worker in rotation holds ${tokens} tokens`, this.health.retryAfterS());
     const text = JSON.stringify(body);
     const errors: UpstreamError[] = [];
     const tries = candidates.slice(0, MAX_ATTEMPTS);
@@ -370,6 +461,31 @@ class IdleTimer {
     if (this.handle !== undefined) clearTimeout(this.handle);
     this.handle = undefined;
   }
+}
+
+/** Routable unless it is health's business: a WORKER_URLS worker, or a ready member whose heartbeat has not expired. */
+function inFleet(w: WorkerSlot, now: number): boolean {
+  return w.member ? w.member.state === 'ready' && w.member.expiresAt > now : w.fixed;
+}
+
+function slackOf(w: WorkerSlot): number {
+  return w.member ? Math.max(LOAD_SLACK, Math.floor(w.member.max_batch / 2)) : LOAD_SLACK;
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason once it aborts. */
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    signal?.throwIfAborted();
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, Math.max(0, ms));
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 // --- rendezvous hashing --------------------------------------------------------------------------------------------

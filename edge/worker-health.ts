@@ -69,8 +69,15 @@ export class WorkerHealth {
     urls: readonly string[],
     private readonly probe: (url: string) => Promise<ProbeResult> = probeReady,
   ) {
-    for (const url of urls) {
-      this.states.set(url, { url, up: true, failures: [], lastError: null, busyUntil: 0, checking: false, loopTick: 0 });
+    this.track(urls);
+  }
+
+  /** Follows the pool's workers as fleet members come and go: new ones start in rotation, departed ones are forgotten. */
+  track(urls: readonly string[]): void {
+    const wanted = new Set(urls);
+    for (const url of this.states.keys()) if (!wanted.has(url)) this.states.delete(url);
+    for (const url of wanted) {
+      if (!this.states.has(url)) this.states.set(url, { url, up: true, failures: [], lastError: null, busyUntil: 0, checking: false, loopTick: 0 });
     }
   }
 
@@ -157,7 +164,7 @@ export class WorkerHealth {
   private async loop(s: State, startedAt: number): Promise<void> {
     for (;;) {
       const tick = Date.now();
-      if (s.up || tick - startedAt > PROBE_LOOP_MS) return;
+      if (s.up || tick - startedAt > PROBE_LOOP_MS || this.states.get(s.url) !== s) return; // back, lapsed, or gone
       s.loopTick = tick;
       if ((await this.probe(s.url)) === 'ready') {
         s.up = true;
