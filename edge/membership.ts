@@ -72,10 +72,15 @@ export class Membership {
     return this.live(Date.now());
   }
 
-  /** A worker is on its way: a member is loading, or a scale-up call in its cool-down window has not failed. */
+  /**
+   * A worker is on its way: a member is loading, or a scale-up call in its cool-down window has neither failed nor
+   * been answered by a member joining since.
+   */
   starting(now = Date.now()): boolean {
     if (this.live(now).some((m) => m.state === 'loading')) return true;
-    return this.scaleUp !== null && this.scaleUp.error === null && now - this.scaleUp.at < this.options.scaleUpCooldownMs;
+    const call = this.scaleUp;
+    if (!call || call.error !== null || now - call.at >= this.options.scaleUpCooldownMs) return false;
+    return !this.members.some((m) => m.joined_at >= call.requested_at);
   }
 
   /** The last scale-up call's failure, if it failed. */

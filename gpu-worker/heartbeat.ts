@@ -81,17 +81,19 @@ export class FleetHeartbeat {
   private async beat(): Promise<void> {
     if (this.stopped) return;
     const began = performance.now();
+    let failed = false;
     try {
       await this.send();
       if (this.failing) this.options.log(`fleet: heartbeats reach ${this.options.edgeUrl} again`);
       this.failing = false;
     } catch (err) {
       if (!this.failing) this.options.log(`fleet: heartbeat to ${this.options.edgeUrl} failed (${(err as Error).message}); retrying`);
-      this.failing = true;
+      this.failing = failed = true;
     }
     if (this.stopped) return;
     clearTimeout(this.timer);
-    const interval = this.ack?.interval_ms ?? FIRST_INTERVAL_MS;
+    // a lost heartbeat is retried soon: the TTL allows two to be lost, not two in a row plus a slow third
+    const interval = (this.ack?.interval_ms ?? FIRST_INTERVAL_MS) / (failed ? 4 : 1);
     this.timer = setTimeout(() => void this.beat(), Math.max(0, interval - (performance.now() - began)));
     this.timer.unref();
   }

@@ -59,6 +59,8 @@ const ENV = {
 };
 
 const log = (msg: string) => console.log(`[worker] ${msg}`);
+/** idle keep-alive connections are closed after this long (ms) */
+const KEEP_ALIVE_MS = 75_000;
 
 /** MODEL_DIR, or the demo checkpoint (with Qwen3's tokenizer.json) written once by the native CLI. */
 function modelDirectory(): string {
@@ -141,6 +143,10 @@ process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));
 
 const server = serve({ fetch: createApp(state).fetch, hostname: ENV.host, port: ENV.port });
+// Idle keep-alive connections stay open longer than the edge's pool keeps them (Node's default is 5 s), so the edge
+// is the side that closes them: a connection closed here while the edge sends a request on it loses that request.
+(server as import('node:http').Server).keepAliveTimeout = KEEP_ALIVE_MS;
+(server as import('node:http').Server).headersTimeout = KEEP_ALIVE_MS + 1_000;
 await new Promise<void>((r) => server.once('listening', () => r()));
 const address = server.address();
 const url = `http://${ENV.host}:${typeof address === 'object' && address ? address.port : ENV.port}`;

@@ -60,6 +60,7 @@ describe('wrangler deploy --dry-run', () => {
     expect(stdout).toContain(`env.KEYS (${resources.kv_namespaces[0].id})`);
     expect(stdout).toContain(`env.USAGE (${resources.d1_databases[0].database_name})`);
     expect(stdout).toContain('env.RATE_LIMITER (RateLimiter)');
+    expect(stdout).toContain('env.FLEET (Fleet)');
     expect(stdout).toContain('--dry-run: exiting now.');
   });
 
@@ -82,11 +83,11 @@ describe('each environment states its own configuration', () => {
     expect(c.kv_namespaces.map((b: { binding: string }) => b.binding)).toEqual(['KEYS']);
     expect(c.d1_databases.map((b: { binding: string; migrations_dir?: string }) => [b.binding, b.migrations_dir])).toEqual([['USAGE', 'migrations']]);
     expect(c.d1_databases[0].database_name).toBe(`qwen3-usage-${env}`);
-    expect(c.durable_objects.bindings).toEqual([{ name: 'RATE_LIMITER', class_name: 'RateLimiter' }]);
+    expect(c.durable_objects.bindings).toEqual([{ name: 'RATE_LIMITER', class_name: 'RateLimiter' }, { name: 'FLEET', class_name: 'Fleet' }]);
     expect(Object.keys(c.vars).sort()).toEqual(Object.keys(local.vars).sort());
     expect(c.vars.WORKER_URLS).toMatch(/^https:\/\//);
     expect(c.observability).toMatchObject({ enabled: true });
-    expect(c.migrations.map((m: { new_sqlite_classes?: string[] }) => m.new_sqlite_classes)).toEqual([['RateLimiter']]);
+    expect(c.migrations.map((m: { new_sqlite_classes?: string[] }) => m.new_sqlite_classes)).toEqual([['RateLimiter'], ['Fleet']]);
   });
 
   it('local development declares the same secrets, and the edge asks for no other', () => {
