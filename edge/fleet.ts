@@ -16,6 +16,7 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import type { Heartbeat, HeartbeatAck } from '../gpu-worker/protocol.ts';
+import { heartbeatAck } from './membership.ts';
 import { signRequest } from '../gpu-worker/signing.ts';
 
 /** A member as the registry knows it; times are the object's clock (ms since the epoch). */
@@ -68,17 +69,6 @@ export type ScaleUpEvent = {
 export const WEBHOOK_TIMEOUT_MS = 10_000;
 const MEMBER_PREFIX = 'member:';
 const SCALE_UP_KEY = 'scale-up';
-
-/** How often a member beats: three heartbeats per TTL, so one lost heartbeat never takes it out. */
-export function heartbeatAck(settings: MembershipSettings): HeartbeatAck {
-  return {
-    ttl_ms: settings.ttlMs,
-    interval_ms: Math.max(1, Math.floor(settings.ttlMs / 3)),
-    // a view is used without a read for up to one refresh interval, and while its successor is read for up to
-    // another one (membership.ts); the last second covers that read and the heartbeat's own trip
-    leave_ms: 2 * settings.refreshMs + 1_000,
-  };
-}
 
 export class Fleet extends DurableObject {
   private readonly members = new Map<string, MemberRecord>();

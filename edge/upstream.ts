@@ -37,9 +37,8 @@ export const MAX_ATTEMPTS = 3;
 export const MODEL_VOCAB_SIZE = 151_936;
 /**
  * In-flight streams the preferred worker may carry above the least-loaded one before affinity yields to load. A
- * fleet member reports its batch size (MAX_BATCH), and may then carry half of it more: streams batched on one GPU
- * cost little extra per step, and losing the cached prefix costs a prefill (SGLang's cache-aware router balances at
- * a difference of 32 by default).
+ * fleet member reports its batch size (MAX_BATCH) and may then carry half of it more: streams batched on one GPU
+ * cost little extra per step, while losing the cached prefix costs a prefill (docs/fleet.md#how-the-edge-finds-workers).
  */
 export const LOAD_SLACK = 8;
 /** while a request waits for a starting worker, the pool looks for one this often (ms) */

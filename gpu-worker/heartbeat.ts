@@ -24,7 +24,7 @@ export interface HeartbeatOptions {
 /** heartbeat interval until the edge has named one (ms) */
 const FIRST_INTERVAL_MS = 1_000;
 /** a heartbeat not answered within this long has failed (ms) */
-const SEND_TIMEOUT_MS = 5_000;
+export const SEND_TIMEOUT_MS = 5_000;
 
 export class FleetHeartbeat {
   private readonly instance = crypto.randomUUID();
