@@ -149,8 +149,3 @@ async function callWebhook(settings: ScaleUpSettings, body: string): Promise<Res
   if (settings.token) headers.authorization = `Bearer ${settings.token}`;
   return fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS) });
 }
-
-/** The registry's one object (a fleet serves one model; each deployment has its own namespace). */
-export function fleetStub(ns: DurableObjectNamespace<Fleet>): DurableObjectStub<Fleet> {
-  return ns.get(ns.idFromName('fleet'));
-}

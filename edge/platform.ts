@@ -3,7 +3,7 @@
 // EdgeConfig, keeps the isolate-wide worker pool, and wraps executionCtx.waitUntil. Routes take EdgeConfig and plain Web APIs, so `app.request(path, init, env)` tests them in Node.
 import type { Context } from 'hono';
 import type { EdgeEnv } from './app.ts';
-import { fleetStub, type Fleet, type MembershipSettings, type ScaleUpSettings } from './fleet.ts';
+import type { Fleet, MembershipSettings, ScaleUpSettings } from './fleet.ts';
 import { Membership } from './membership.ts';
 import { parseThinkingDefault, type ThinkingDefault } from './thinking-mode.ts';
 import { UpstreamPool } from './upstream.ts';
@@ -152,6 +152,11 @@ export function contextsFor(config: EdgeConfig): WorkerContexts {
 /** The largest context among the request's workers (tokens; undefined while none is known), refreshed after the response. */
 export function largestContext(c: Context<EdgeEnv, any, any>): Promise<number | undefined> {
   return c.var.contexts.largest((work) => runAfterResponse(c, work));
+}
+
+/** The fleet registry's one object (a fleet serves one model; each deployment has its own namespace). */
+export function fleetStub(ns: DurableObjectNamespace<Fleet>): DurableObjectStub<Fleet> {
+  return ns.get(ns.idFromName('fleet'));
 }
 
 /** Keeps work (metering writes, cache puts) alive after the response; runs it unawaited where there is no ctx. */

@@ -5,8 +5,8 @@
 import { Hono } from 'hono';
 import type { EdgeEnv } from '../app.ts';
 import { apiError, invalidRequest } from '../errors.ts';
-import { fleetStub } from '../fleet.ts';
 import { bodyLimit } from '../middleware/body-limit.ts';
+import { fleetStub } from '../platform.ts';
 import { HEARTBEAT_PATH, HeartbeatSchema, paramOf } from '../../gpu-worker/protocol.ts';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyRequest } from '../../gpu-worker/signing.ts';
 

@@ -329,7 +329,7 @@ describe("whose fault it is: the worker's 4xx and 503 at the edge", () => {
     expect(((await sampling.json()) as Json).error.param).toBe('top_p');
     const tooLarge = await post(app, chatBody(), env([await stubWorker(errorReply(413, { message: 'body exceeds 16777216 bytes', type: 'invalid_request_error' }))]));
     expect(tooLarge.status).toBe(413);
-    expect(health(bindings)).toEqual([{ url: refusing.url, healthy: true, inflight: 0, failures: 0, busy: false, lastError: null }]);
+    expect(health(bindings)).toMatchObject([{ url: refusing.url, healthy: true, inflight: 0, failures: 0, busy: false, lastError: null, source: 'WORKER_URLS' }]);
     expect(refusing.requests).toHaveLength(5); // one worker call per request: a client error is not retried elsewhere
   });
 
