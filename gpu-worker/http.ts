@@ -31,6 +31,7 @@ export interface WorkerState {
   grammars?: GrammarPool;            // structured outputs; absent when the checkpoint has no tokenizer.json
   maxBatch?: number;                 // MAX_BATCH, once loaded (/metrics: capacity for autoscalers)
   leaving?: boolean;                 // SIGTERM received: left the fleet, draining soon
+  arrivedAfterLeaving?: string[];    // ids of the requests admitted since (routed on an older membership view)
 }
 
 type Status = 400 | 401 | 413 | 500 | 503;
@@ -214,6 +215,7 @@ async function generate(c: Context, state: WorkerState) {
   try {
     handle = scheduler.submit(task, queue);
     state.metrics.admitted++;
+    if (state.leaving) state.arrivedAfterLeaving?.push(task.requestId);
   } catch (error) {
     task.grammar?.release();
     if (!(error instanceof UnavailableError)) throw error;

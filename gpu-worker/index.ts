@@ -61,6 +61,8 @@ const ENV = {
 const log = (msg: string) => console.log(`[worker] ${msg}`);
 /** idle keep-alive connections are closed after this long (ms) */
 const KEEP_ALIVE_MS = 75_000;
+/** request ids logged of those that arrived after the worker left the fleet */
+const LATE_IDS_LOGGED = 100;
 
 /** MODEL_DIR, or the demo checkpoint (with Qwen3's tokenizer.json) written once by the native CLI. */
 function modelDirectory(): string {
@@ -112,13 +114,15 @@ async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   state.leaving = true;
+  state.arrivedAfterLeaving = [];
   const serveMs = (await heartbeat?.leave()) ?? 0;
   if (!state.scheduler) process.exit(0);      // still loading: nothing in flight
   if (serveMs > 0) {
-    const admitted = metrics.admitted;
     log(`${signal}: left the fleet; serving ${serveMs} ms more while edges re-read membership`);
     await new Promise((r) => setTimeout(r, serveMs));
-    log(`${metrics.admitted - admitted} requests arrived after leaving the fleet`);
+    const late = state.arrivedAfterLeaving;
+    const shown = late.slice(0, LATE_IDS_LOGGED).join(', ') + (late.length > LATE_IDS_LOGGED ? ', …' : '');
+    log(`${late.length} requests arrived after leaving the fleet${late.length > 0 ? ` (routed on older views): ${shown}` : ''}`);
   }
   log(`${signal}: draining (grace ${ENV.graceMs} ms)`);
   const refused = metrics.rejected;

@@ -163,6 +163,9 @@ describe('deploy/k8s against the worker', () => {
       ['literal secret', (o) => (container(o).env.find((e: Json) => e.name === 'WORKER_SECRET').valueFrom = undefined), /must come from a Secret/],
       ['writable model', (o) => (container(o).volumeMounts[0].readOnly = false), /not mounted read-only/],
       ['no GPU', (o) => delete container(o).resources.limits['nvidia.com/gpu'], /no nvidia.com\/gpu/],
+      ['a Service to another port', (o) => (service(o).spec.ports[0].targetPort = 8080), /Service targetPort/],
+      ['the model elsewhere than MODEL_DIR', (o) => (container(o).volumeMounts[0].mountPath = '/models/other'), /not mounted read-only at MODEL_DIR/],
+      ['another namespace in the query', (o) => (scaled(o).spec.triggers[0].metadata.query = scaled(o).spec.triggers[0].metadata.query.replaceAll('namespace="qwen3"', 'namespace="default"')), /reads namespace default/],
       ['a metric the worker lacks', (o) => (scaled(o).spec.triggers[0].metadata.query = 'sum(vllm:num_requests_queued)'), /vllm:num_requests_queued/],
     ];
     for (const [what, breakIt, expected] of cases) {
@@ -175,4 +178,5 @@ describe('deploy/k8s against the worker', () => {
 
 const deployment = (objects: Json[]) => objects.find((o) => o.kind === 'Deployment')!;
 const container = (objects: Json[]) => deployment(objects).spec.template.spec.containers[0];
+const service = (objects: Json[]) => objects.find((o) => o.kind === 'Service')!;
 const scaled = (objects: Json[]) => objects.find((o) => o.kind === 'ScaledObject')!;

@@ -217,7 +217,7 @@ describe('elastic fleet: membership by heartbeat, scale from zero, leave and los
     figures.requests_per_worker = admitted.join(' / ');
   });
 
-  it('Should let a SIGTERMed worker leave: its streams finish, no request fails, none reaches it once it drains', async () => {
+  it('Should let a SIGTERMed worker leave: its streams finish, no request fails, none reaches it once the edge knows', async () => {
     const long = (i: number) => chat(edge, key, user(`Long story ${i}: the ${i * 104729}th night.`), 64, true);
     const streams = Array.from({ length: 12 }, (_, i) => long(i));
     await within(10_000, async () => ((await metrics(b)).get('vllm:num_requests_running') ?? 0) > 0); // generating on it
@@ -228,6 +228,7 @@ describe('elastic fleet: membership by heartbeat, scale from zero, leave and los
       const view = (await edge.workers()).find((w) => w.url === b.url);
       return !view || view.state === 'draining';
     });
+    const known = performance.now(); // the edge (one isolate here) lists it draining: requests sent from now on must not reach it
     const code = await exited;
     const drainMs = performance.now() - term;
     const after = await traffic.stop();
@@ -236,15 +237,23 @@ describe('elastic fleet: membership by heartbeat, scale from zero, leave and los
     expect(failures(inFlight)).toEqual([]); // including those that were on the worker
     expect(failures(after)).toEqual([]); // zero failed requests through the change
     const log = b.log();
-    const arrived = Number(/(\d+) requests arrived after leaving the fleet/.exec(log)?.[1]);
+    const late = /(\d+) requests arrived after leaving the fleet(?: \(routed on older views\): (.*))?/.exec(log);
+    const arrived = Number(late?.[1]);
+    const lateIds = new Set(late?.[2]?.split(', ') ?? []);
     const refused = Number(/stopped \((\d+) requests refused while draining\)/.exec(log)?.[1]);
+    const sentOnceKnown = after.filter((x) => x.sentAt > known);
     console.log(`leave: out of the edge's view ${leaveMs.toFixed(0)} ms after SIGTERM, exited after ${drainMs.toFixed(0)} ms; ` +
-      `${arrived} requests still reached it while edges refreshed (served), ${refused} once it drained; ${after.length} requests sent meanwhile, all served`);
+      `${arrived} requests still reached it, routed on the view before (served), ${refused} once it drained; ${after.length} requests sent meanwhile ` +
+      `(${sentOnceKnown.length} once the edge knew), all served`);
+    expect(late).not.toBeNull();
+    expect(lateIds.size).toBe(arrived);
     expect(refused).toBe(0);
-    expect(arrived).toBeGreaterThanOrEqual(0);
+    expect(sentOnceKnown.length).toBeGreaterThan(0);
+    expect(sentOnceKnown.filter((x) => lateIds.has(x.requestId!))).toEqual([]); // nothing routed there once the edge knew
     figures.leave_latency_ms = Math.round(leaveMs);
     figures.leave_to_exit_ms = Math.round(drainMs);
     figures.requests_after_leave_served = arrived;
+    figures.requests_after_leave_known = sentOnceKnown.filter((x) => lateIds.has(x.requestId!)).length;
     figures.requests_refused_while_draining = refused;
     figures.failed_during_leave = failures([...inFlight, ...after]).length;
     figures.requests_during_leave = inFlight.length + after.length;
@@ -292,7 +301,7 @@ describe('elastic fleet: membership by heartbeat, scale from zero, leave and los
 afterAll(() => {
   const rows = Object.entries(figures);
   console.log(['| figure | value |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n'));
-  if (process.env.FLEET_RESULTS !== '1' || rows.length < 16) return; // every phase passed and measured
+  if (process.env.FLEET_RESULTS !== '1' || rows.length < 17) return; // every phase passed and measured
   const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB`;
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
   const meta = { command: 'npm run bench:fleet', date: new Date().toISOString(), machine, commit, ttl_ms: TTL_MS, refresh_ms: REFRESH_MS };
@@ -319,6 +328,7 @@ values; the defaults are 15000 and 2000).
 | leave latency | ${f.leave_latency_ms} ms | SIGTERM → the edge lists the worker as draining |
 | SIGTERM to exit | ${f.leave_to_exit_ms} ms | leave, serve while edges refresh (2 × refresh + 1 s), drain, exit |
 | requests misrouted during the leave | ${f.requests_after_leave_served} | reached the worker after it left, routed on a view older than its leave: served, not refused |
+| of those, sent once the edge listed it draining | ${f.requests_after_leave_known} | must be 0: a view that has the worker draining never routes to it |
 | requests refused while draining | ${f.requests_refused_while_draining} | reached the worker once it stopped admitting |
 | failed requests during the leave | ${f.failed_during_leave} of ${f.requests_during_leave} | the in-flight streams and the requests sent every 100 ms through the leave |
 | loss latency | ${f.kill_out_latency_ms} ms | SIGKILL → the edge no longer lists the worker (bound: one TTL after its last heartbeat, plus the time of the \`/admin/workers\` poll that sees it) |
