@@ -7,7 +7,8 @@
  * - A view younger than `refreshMs` is used as it is.
  * - An older one starts one read, run in the background of the request that noticed (its waitUntil), and is used
  *   meanwhile; the request waits for the read only when the view is older than twice the interval, was never read,
- *   or has no ready member (then there is nothing else to route to).
+ *   or has no ready member while no WORKER_URLS worker is in rotation either (then there is nothing else to route
+ *   to).
  * - Each member carries its expiry (last heartbeat + TTL, moved to this isolate's clock), applied at every use: a
  *   worker that stopped heartbeating is out within one TTL whatever the view's age.
  * A request never awaits a promise that another request created (if that request is cancelled, the promise may never
@@ -75,12 +76,15 @@ export class Membership {
     readonly options: MembershipOptions,
   ) {}
 
-  /** The members not yet expired (any state), re-read per the rules at the top. */
-  async current(background: Background, now = Date.now()): Promise<Member[]> {
+  /**
+   * The members not yet expired (any state), re-read per the rules at the top; `fallback`: a WORKER_URLS worker is in
+   * rotation, so a view without a ready member still leaves the request somewhere to go.
+   */
+  async current(background: Background, fallback = false, now = Date.now()): Promise<Member[]> {
     const age = now - this.readAt;
     if (age >= this.options.refreshMs) {
       this.startRead(background, now);
-      const mustWait = age >= 2 * this.options.refreshMs || !this.live(now).some((m) => m.state === 'ready');
+      const mustWait = age >= 2 * this.options.refreshMs || (!fallback && !this.live(now).some((m) => m.state === 'ready'));
       if (mustWait) await this.awaitRead(now);
     }
     return this.live(Date.now());

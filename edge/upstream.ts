@@ -133,7 +133,8 @@ export class UpstreamPool {
   /** Re-reads the fleet's members (at most once per refresh interval; edge/membership.ts) and makes them workers. */
   async refreshMembers(background: Background = (work) => void work.catch(() => undefined)): Promise<void> {
     if (!this.membership) return;
-    const members = await this.membership.current(background);
+    const fallback = this.workers.some((w) => w.fixed && this.health.isUp(w.url));
+    const members = await this.membership.current(background, fallback);
     const byUrl = new Map(members.map((m) => [m.url, m]));
     const kept = this.workers.filter((w) => w.fixed || byUrl.has(w.url) || w.inflight > 0);
     for (const w of kept) w.member = byUrl.get(w.url);
@@ -221,7 +222,8 @@ export class UpstreamPool {
     for (let i = 0; i < tries.length; i++) {
       const url = tries[i];
       signal?.throwIfAborted();
-      const slot = this.workers.find((w) => w.url === url)!;
+      const slot = this.workers.find((w) => w.url === url);
+      if (!slot) continue; // a member that left the fleet while an earlier try ran
       try {
         return await this.attempt(slot, text, options, signal);
       } catch (err) {
@@ -239,6 +241,7 @@ export class UpstreamPool {
         }
       }
     }
+    if (errors.length === 0) throw noHealthyWorker('the workers chosen for this request left the fleet before it reached them');
     if (errors.every((e) => e.kind === 'busy')) throw workersBusy(Math.min(...errors.map((e) => e.retryAfterS)));
     if (errors.at(-1)?.kind === 'timeout') throw upstreamTimeout(this.options.timeoutMs);
     throw noHealthyWorker(errors.map((e) => e.message).join('; '));

@@ -1,8 +1,8 @@
 // An edge isolate's membership view (edge/membership.ts) over a registry whose answers the test scripts, to inject
 // what the end-to-end test cannot arrange on demand (a slow or failing registry, a clock past a member's expiry): the
-// registry is read at most once per refresh interval however many requests arrive; a view with a ready member is
-// used while its successor is read, an empty or twice-stale one waits for it; a member is out at its expiry between
-// reads; a failing registry costs a request one failed read, not READ_WAIT_MS; the scale-up webhook is asked for once
+// registry is read at most once per refresh interval however many requests arrive; a view with a ready member (or
+// beside a WORKER_URLS worker in rotation) is used while its successor is read, an empty or twice-stale one waits for
+// it; a member is out at its expiry between reads; a failing registry costs a request one failed read, not READ_WAIT_MS; the scale-up webhook is asked for once
 // per refresh interval and isolate, and a call stops meaning "a worker is starting" once a member joined after it.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { FleetView, MemberRecord, ScaleUpRecord } from '../../edge/fleet.ts';
@@ -103,6 +103,24 @@ describe('an isolate\'s membership view', () => {
     vi.advanceTimersByTime(REFRESH_MS / 2); // its expiry, inside the refresh interval: no read
     expect(await m.current(background)).toEqual([]);
     expect(r.reads).toBe(reads);
+  });
+
+  it('Should not wait for a read when no member is ready but a WORKER_URLS worker is in rotation, unless the view is twice stale', async () => {
+    const r = registry();
+    const m = membershipOf(r.client);
+    r.delayMs = 300;
+    const started = Date.now();
+    expect(await settle(m.current(background, true))).toEqual([]); // never read: waited even with a fallback
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    vi.advanceTimersByTime(REFRESH_MS);
+    r.members = [member('http://a', 'ready', Date.now(), Date.now() + 60_000)];
+    expect(await m.current(background, true)).toEqual([]); // stale, no ready member, the fallback: at once
+    await settle(new Promise((res) => setTimeout(res, 400)));
+    expect((await m.current(background, true)).map((x) => x.url)).toEqual(['http://a']); // the background read landed
+    vi.advanceTimersByTime(2 * REFRESH_MS);
+    r.members = [];
+    expect(await settle(m.current(background, true))).toEqual([]); // twice stale: waited
+    expect(r.reads).toBe(3);
   });
 
   it('Should give up on a failing registry after one failed read, and space the next one by the refresh interval', async () => {
