@@ -2,8 +2,9 @@
 // what the end-to-end test cannot arrange on demand (a slow or failing registry, a clock past a member's expiry): the
 // registry is read at most once per refresh interval however many requests arrive; a view with a ready member (or
 // beside a WORKER_URLS worker in rotation) is used while its successor is read, an empty or twice-stale one waits for
-// it; a member is out at its expiry between reads; a failing registry costs a request one failed read, not READ_WAIT_MS; the scale-up webhook is asked for once
-// per refresh interval and isolate, and a call stops meaning "a worker is starting" once a member joined after it.
+// it; a member is out at its expiry between reads; a failing registry costs a request one failed read, not
+// READ_WAIT_MS; the scale-up webhook is asked for once per refresh interval and isolate, and a call stops meaning "a
+// worker is starting" once a member joined after it.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { FleetView, MemberRecord, ScaleUpRecord } from '../../edge/fleet.ts';
 import { Membership, READ_WAIT_MS, type FleetClient } from '../../edge/membership.ts';
