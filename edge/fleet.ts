@@ -16,35 +16,8 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import type { Heartbeat, HeartbeatAck } from '../gpu-worker/protocol.ts';
-import { heartbeatAck } from './membership.ts';
 import { signRequest } from '../gpu-worker/signing.ts';
-
-/** A member as the registry knows it; times are the object's clock (ms since the epoch). */
-export type MemberRecord = Heartbeat & {
-  /** first heartbeat of this instance */
-  joined_at: number;
-  last_seen: number;
-  /** out of the fleet from then on unless another heartbeat arrives */
-  expires_at: number;
-};
-
-/** The last scale-up webhook call. */
-export type ScaleUpRecord = {
-  requested_at: number;
-  /** the webhook's HTTP status; null while the call runs or when it never answered */
-  status: number | null;
-  error: string | null;
-};
-
-/** What an edge isolate reads: the members not yet expired, the last scale-up call, and the object's clock. */
-export type FleetView = { now: number; members: MemberRecord[]; scale_up: ScaleUpRecord | null };
-
-export type MembershipSettings = {
-  /** a member not heard from for this long is out (ms) */
-  ttlMs: number;
-  /** how long an isolate may route on a view before re-reading it (ms) */
-  refreshMs: number;
-};
+import { heartbeatAck, type FleetView, type MembershipSettings, type MemberRecord, type ScaleUpRecord } from './fleet-records.ts';
 
 export type ScaleUpSettings = {
   url: string;

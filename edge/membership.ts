@@ -14,8 +14,7 @@
  * A request never awaits a promise that another request created (if that request is cancelled, the promise may never
  * settle); it polls the view's fields instead.
  */
-import type { HeartbeatAck } from '../gpu-worker/protocol.ts';
-import type { FleetView, MembershipSettings, MemberRecord, ScaleUpRecord } from './fleet.ts';
+import type { FleetView, MemberRecord, ScaleUpRecord } from './fleet-records.ts';
 import type { Background } from './worker-health.ts';
 
 /** The registry as an isolate reaches it (a Durable Object stub in production; tests may inject faults). */
@@ -43,19 +42,6 @@ export type Member = MemberRecord & { expiresAt: number };
 /** The longest a request waits for a registry read before routing on what it has (ms). */
 export const READ_WAIT_MS = 5_000;
 const POLL_MS = 10;
-
-/**
- * What a heartbeat is answered with: beat three times per TTL, so one lost heartbeat never takes a member out; after
- * leaving, serve on for as long as an isolate may still route on a view read before the leave (one refresh interval
- * used as it is, another while its successor is read, by the rules above) plus a second for that read.
- */
-export function heartbeatAck(settings: MembershipSettings): HeartbeatAck {
-  return {
-    ttl_ms: settings.ttlMs,
-    interval_ms: Math.max(1, Math.floor(settings.ttlMs / 3)),
-    leave_ms: 2 * settings.refreshMs + 1_000,
-  };
-}
 
 export class Membership {
   private members: Member[] = [];

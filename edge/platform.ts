@@ -3,7 +3,8 @@
 // EdgeConfig, keeps the isolate-wide worker pool, and wraps executionCtx.waitUntil. Routes take EdgeConfig and plain Web APIs, so `app.request(path, init, env)` tests them in Node.
 import type { Context } from 'hono';
 import type { EdgeEnv } from './app.ts';
-import type { Fleet, MembershipSettings, ScaleUpSettings } from './fleet.ts';
+import type { Fleet, ScaleUpSettings } from './fleet.ts';
+import type { MembershipSettings } from './fleet-records.ts';
 import { Membership } from './membership.ts';
 import { parseThinkingDefault, type ThinkingDefault } from './thinking-mode.ts';
 import { UpstreamPool } from './upstream.ts';

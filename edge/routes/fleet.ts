@@ -7,7 +7,7 @@ import type { EdgeEnv } from '../app.ts';
 import { apiError, invalidRequest } from '../errors.ts';
 import { bodyLimit } from '../middleware/body-limit.ts';
 import { fleetStub } from '../platform.ts';
-import { HEARTBEAT_PATH, HeartbeatSchema, paramOf } from '../../gpu-worker/protocol.ts';
+import { HEARTBEAT_PATH, HeartbeatSchema, paramName } from '../../gpu-worker/protocol.ts';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyRequest } from '../../gpu-worker/signing.ts';
 
 const MAX_HEARTBEAT_BYTES = 16 * 1024;
@@ -34,7 +34,7 @@ export function fleetRoutes(): Hono<EdgeEnv> {
     const parsed = HeartbeatSchema.safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw invalidRequest(`${paramOf(issue.path) ?? 'body'}: ${issue.message}`, paramOf(issue.path));
+      throw invalidRequest(`${paramName(issue.path) ?? 'body'}: ${issue.message}`, paramName(issue.path));
     }
     const beat = { ...parsed.data, url: parsed.data.url.replace(/\/+$/, '') };
     const { accepted, ack } = await fleetStub(fleet).heartbeat(beat, c.var.config.membership);

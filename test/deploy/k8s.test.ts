@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { unstable_readConfig } from 'wrangler';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { heartbeatAck } from '../../edge/membership.ts';
+import { heartbeatAck } from '../../edge/fleet-records.ts';
 import { SEND_TIMEOUT_MS } from '../../gpu-worker/heartbeat.ts';
 import { createApp, type WorkerState } from '../../gpu-worker/http.ts';
 import { renderMetrics, WorkerMetrics } from '../../gpu-worker/metrics.ts';

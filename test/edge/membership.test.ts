@@ -6,7 +6,7 @@
 // READ_WAIT_MS; the scale-up webhook is asked for once per refresh interval and isolate, and a call stops meaning "a
 // worker is starting" once a member joined after it.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { FleetView, MemberRecord, ScaleUpRecord } from '../../edge/fleet.ts';
+import type { FleetView, MemberRecord, ScaleUpRecord } from '../../edge/fleet-records.ts';
 import { Membership, READ_WAIT_MS, type FleetClient } from '../../edge/membership.ts';
 
 const REFRESH_MS = 1_000;
