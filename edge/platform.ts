@@ -150,9 +150,15 @@ export function contextsFor(config: EdgeConfig): WorkerContexts {
   return known;
 }
 
-/** The largest context among the request's workers (tokens; undefined while none is known), refreshed after the response. */
-export function largestContext(c: Context<EdgeEnv, any, any>): Promise<number | undefined> {
-  return c.var.contexts.largest((work) => runAfterResponse(c, work));
+/**
+ * The largest context among the request's workers (tokens; undefined while none is known), refreshed after the
+ * response: the WORKER_URLS workers' from their /ready, the fleet's ready members' from their heartbeats.
+ */
+export async function largestContext(c: Context<EdgeEnv, any, any>): Promise<number | undefined> {
+  const background = (work: Promise<unknown>) => runAfterResponse(c, work);
+  const [fixed] = await Promise.all([c.var.contexts.largest(background), c.var.upstream.refreshMembers(background)]);
+  const member = c.var.upstream.largestMemberContext();
+  return fixed === undefined || member === undefined ? (fixed ?? member) : Math.max(fixed, member);
 }
 
 /** The fleet registry's one object (a fleet serves one model; each deployment has its own namespace). */

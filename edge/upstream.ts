@@ -130,6 +130,12 @@ export class UpstreamPool {
     });
   }
 
+  /** The largest context (tokens) among the ready members' last heartbeats; undefined when none says. */
+  largestMemberContext(now = Date.now()): number | undefined {
+    const contexts = this.workers.flatMap((w) => (w.member && inFleet(w, now) && w.member.max_context !== null ? [w.member.max_context] : []));
+    return contexts.length > 0 ? Math.max(...contexts) : undefined;
+  }
+
   /** Re-reads the fleet's members (at most once per refresh interval; edge/membership.ts) and makes them workers. */
   async refreshMembers(background: Background = (work) => void work.catch(() => undefined)): Promise<void> {
     if (!this.membership) return;

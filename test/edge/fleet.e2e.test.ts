@@ -187,6 +187,18 @@ describe('elastic fleet: membership by heartbeat, scale from zero, leave and los
     expect(joinMs).toBeLessThanOrEqual(REFRESH_MS + 1_000);
   });
 
+  it('Should take the context limit from the members\' heartbeats: /v1/models reports it, a request past it is refused before any worker', async () => {
+    const view = (await edge.workers()).find((w) => w.url === a.url)!;
+    expect(view.max_context).toBeGreaterThan(0);
+    const models = (await (await fetch(`${edge.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } })).json()) as Json;
+    expect(models.data[0].max_model_len).toBe(view.max_context);
+    const admitted = (await metrics(a)).get('q3_worker_admitted_requests_total');
+    const tooLong = await chat(edge, key, user('a short prompt'), view.max_context);
+    expect(tooLong.status).toBe(400);
+    expect(tooLong.error?.error).toMatchObject({ type: 'invalid_request_error', code: 'context_length_exceeded', param: 'max_tokens' });
+    expect((await metrics(a)).get('q3_worker_admitted_requests_total')).toBe(admitted); // never reached the worker
+  });
+
   it('Should keep a shared system prompt on one worker (cache hits reported) and spread other prompts, 48 streams on 3 workers', async () => {
     [b, c] = await Promise.all([startMember(edge.url), startMember(edge.url)]);
     workers.push(b, c);
