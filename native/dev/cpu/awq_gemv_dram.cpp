@@ -111,9 +111,9 @@ int main(int argc, char** argv) {
   }
   const QuantizedRows x{1, K, 128, q.data(), hi.data(), lo.data(), s.data(), sum.data()};
   const Version versions[] = {
-      {"v1 T=2 pf 6K L1 (mainline)", tiles_v<2, 6144, _MM_HINT_T0>, 2},
+      {"v1 T=2 pf 6K L1", tiles_v<2, 6144, _MM_HINT_T0>, 2},
       {"v2 T=2 pf 4K L2", tiles_v<2, 4096, _MM_HINT_T1>, 2},
-      {"v3 T=4 pf 6K L1", tiles_v<4, 6144, _MM_HINT_T0>, 4},
+      {"v3 T=4 pf 6K L1 (mainline)", tiles_v<4, 6144, _MM_HINT_T0>, 4},
       {"v4 T=4 pf 2K L2", tiles_v<4, 2048, _MM_HINT_T1>, 4},
       {"v5 T=4 pf 4K L2", tiles_v<4, 4096, _MM_HINT_T1>, 4},
       {"v6 T=2 no prefetch", tiles_v<2, 0, 0>, 2},
@@ -124,7 +124,9 @@ int main(int argc, char** argv) {
   for (int r = 0; r < rounds; r++) {
     const double probe = measure_read_bandwidth_cpu(pool, 1u << 30).best_gbs;
     std::printf("round %d probe %.1f GB/s:", r, probe);
-    for (int v = 0; v < nv; v++) {
+    std::vector<double> round_gbs(nv);
+    for (int vi = 0; vi < nv; vi++) {  // a different version first each round: load from others drifts within a round
+      const int v = (vi + r * 3) % nv;
       double best = 1e9;
       for (const AwqMatrixCpu& c : copies) {
         uint64_t off;
@@ -142,8 +144,9 @@ int main(int argc, char** argv) {
       const double g = copies[0].bytes_read() / best / 1e9;
       gbs[v].push_back(g);
       ratio[v].push_back(g / probe);
-      std::printf(" %.1f", g);
+      round_gbs[v] = g;
     }
+    for (int v = 0; v < nv; v++) std::printf(" %.1f", round_gbs[v]);
     std::printf("\n");
   }
   std::printf("\nversion: median GB/s, median ratio to the same round's probe (best call of each round)\n");

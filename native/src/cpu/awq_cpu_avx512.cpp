@@ -135,8 +135,11 @@ void tile_rows(const PackedView& w, const QuantizedRows& x, int t, int m0, float
   for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(y + (size_t)(m0 + r) * w.N + (size_t)t * kTile, mask16, out[r]);
 }
 
-// Tiles one decode thread streams at once (one memory stream each; native/dev/cpu/awq_gemv_dram.cpp compares counts).
-constexpr int kStreams = 2;
+// Tiles one decode thread streams at once (one memory stream each): in native/dev/cpu/awq_gemv_dram.cpp, 5 runs of
+// 7-31 rounds on the shared 2-core machine, 4 streams read 0-6% more GB/s than 2 (median ratio to the same-round probe
+// 0.5-4 points higher in every run), and the bandwidth probe's fastest loop also reads 4 streams per thread; the
+// 4 x 4 accumulators still fit the registers.
+constexpr int kStreams = 4;
 
 constexpr int kRows = 8;  // rows per pass: 2 x 8 accumulators + 8 outputs + unpacked words fit the 32 registers
 
