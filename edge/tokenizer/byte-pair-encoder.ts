@@ -1,6 +1,7 @@
 /** Byte-level BPE over token ids: merges the lowest-ranked adjacent pair (leftmost on ties) until none applies, which
  * is what @huggingface/tokenizers and the Rust tokenizers do. Short words use a flat scan, long ones a heap, so a
  * megabyte-long "word" costs O(n log n), not O(n²). All state lives in reused typed arrays: no allocation per word. */
+import type { MergePairs } from './tokenizer-data.js';
 
 /** Words with at most this many bytes use the flat scan; measured crossover with the heap path. */
 const FLAT_SCAN_MAX_SYMBOLS = 48;
@@ -23,19 +24,20 @@ export class BytePairEncoder {
   private heapSize = 0;
 
   /**
-   * @param mergePairs (mergeCount, 2) left and right id per merge, in rank order.
+   * @param mergePairs left and right id per merge, in rank order.
    * @param firstMergeId id made by merge rank 0; merge r makes firstMergeId + r, so merged ids order like ranks.
    */
-  constructor(mergePairs: Uint32Array, firstMergeId: number) {
-    const mergeCount = mergePairs.length / 2;
+  constructor(mergePairs: MergePairs, firstMergeId: number) {
+    const { low, high } = mergePairs;
+    const mergeCount = low.length / 2;
     let bits = 1;
     while (1 << bits < mergeCount * 3) bits++; // load factor ≤ 1/3 keeps failed lookups to ~1.3 probes
     this.slotShift = 32 - bits;
     this.slotMask = (1 << bits) - 1;
     const slots = (this.pairSlots = new Int32Array((1 << bits) * 2));
     for (let rank = 0; rank < mergeCount; rank++) {
-      const left = mergePairs[rank * 2];
-      const right = mergePairs[rank * 2 + 1];
+      const left = low[rank * 2] | (high[rank * 2] << 16);
+      const right = low[rank * 2 + 1] | (high[rank * 2 + 1] << 16);
       if ((left | right | (firstMergeId + rank)) >>> 18 !== 0) throw new Error('tokenizer data: token id ≥ 2^18');
       let slot = this.slotOf(left, right);
       while (slots[slot * 2 + 1] !== 0) slot = (slot + 1) & this.slotMask;

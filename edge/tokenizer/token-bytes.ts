@@ -1,7 +1,7 @@
 /** Every token's raw bytes for decoding, each built from the merges the first time it is asked for: the token made by
  * merge r is its left token's bytes then its right token's. Building the tokenizer then costs no pass over the ~1 MB
  * of token bytes (it happens at isolate start); a decode builds only the tokens it meets, once. */
-import type { AddedToken } from './tokenizer-data.js';
+import type { AddedToken, MergePairs } from './tokenizer-data.js';
 
 /** Tokens are under 256 bytes (scripts/build-tokenizer.mjs checks), so an expansion never stacks more parts. */
 const MAX_TOKEN_BYTES = 256;
@@ -18,14 +18,14 @@ export class TokenBytes {
 
   /**
    * @param byteToId (256) id of the single-byte token for each byte value; those ids are below firstMergeId.
-   * @param mergePairs (mergeCount, 2) left and right token id of each merge, in rank order.
+   * @param mergePairs left and right token id of each merge, in rank order.
    * @param firstMergeId id made by merge rank 0; merge r makes firstMergeId + r.
    * @param addedTokens the tokens after the merges' (their bytes are their content's UTF-8).
    * @param totalBytes the bytes of all tokens together.
    */
   constructor(
     private readonly byteToId: Uint32Array,
-    private readonly mergePairs: Uint32Array,
+    private readonly mergePairs: MergePairs,
     private readonly firstMergeId: number,
     private readonly addedTokens: readonly AddedToken[],
     vocabSize: number,
@@ -53,7 +53,7 @@ export class TokenBytes {
     const pool = this.pool;
     const start = this.used;
     let used = start;
-    if (id >= this.firstMergeId + this.mergePairs.length / 2) {
+    if (id >= this.firstMergeId + this.mergePairs.low.length / 2) {
       const content = this.addedTokens.find((t) => t.id === id)!.content;
       const bytes = new TextEncoder().encode(content);
       pool.set(bytes, used);
@@ -70,8 +70,9 @@ export class TokenBytes {
           for (let k = partStart; k < partEnd; k++) pool[used++] = pool[k];
         } else {
           const pair = (part - this.firstMergeId) * 2;
-          stack[top++] = this.mergePairs[pair + 1];
-          stack[top++] = this.mergePairs[pair];
+          const { low, high } = this.mergePairs;
+          stack[top++] = low[pair + 1] | (high[pair + 1] << 16);
+          stack[top++] = low[pair] | (high[pair] << 16);
         }
       }
     }

@@ -17,6 +17,12 @@ export interface AddedToken {
   special: boolean;
 }
 
+/** (mergeCount, 2) left and right token id of each merge, in rank order, as the image stores them: id = low | high << 16. */
+export interface MergePairs {
+  low: Uint16Array;
+  high: Uint8Array;
+}
+
 export interface TokenizerData {
   /** Number of token ids with a string behind them (base vocab + added tokens). */
   vocabSize: number;
@@ -24,8 +30,8 @@ export interface TokenizerData {
   baseVocabSize: number;
   /** (256) id of the single-byte token for each byte value. */
   byteToId: Uint32Array;
-  /** (mergeCount, 2) left and right token id of each merge, in rank order. */
-  mergePairs: Uint32Array;
+  /** Left and right token id of each merge, in rank order (not joined into one array: that pass would cost start-up). */
+  mergePairs: MergePairs;
   /** Token id produced by merge rank 0; merge r produces firstMergeId + r. */
   firstMergeId: number;
   /** Bytes of all tokens together. */
@@ -83,8 +89,7 @@ export function parseTokenizerData(image: Uint8Array): TokenizerData {
   const mergeHigh = take(Uint8Array, mergeCount * 2);
   const addedTokens = JSON.parse(new TextDecoder().decode(take(Uint8Array, addedJsonLength))) as AddedToken[];
 
-  const mergePairs = new Uint32Array(mergeCount * 2);
-  for (let i = 0; i < mergePairs.length; i++) mergePairs[i] = mergeLow[i] | (mergeHigh[i] << 16);
+  const mergePairs = { low: mergeLow, high: mergeHigh };
   return { vocabSize, baseVocabSize, byteToId, mergePairs, firstMergeId, tokenBytesLength, addedTokens, codePointFlags, nfc };
 }
 
