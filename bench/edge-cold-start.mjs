@@ -100,7 +100,7 @@ function newestWorkerdChild() {
   return children[0].pid;
 }
 
-/** A key record written straight into KV (edge/middleware/auth.ts's format), so no admin request warms the isolate. */
+/** A key record written straight into KV (edge/key-store.ts's format), so no admin request warms the isolate. */
 async function seedKey(mf) {
   const hash = createHash('sha256').update(API_KEY).digest('hex');
   const record = {

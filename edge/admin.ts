@@ -1,15 +1,14 @@
 /**
  * @module The admin API behind `Authorization: Bearer <ADMIN_TOKEN>` (create a key — the secret is shown once —,
  * list, inspect, change limits or models, revoke, export usage) and the per-key GET /v1/usage. Keys live in KV
- * (middleware/auth.ts), counters in the key's RateLimiter, usage in D1 (usage.ts).
+ * (key-store.ts), counters in the key's RateLimiter, usage in D1 (usage.ts).
  */
 import { Hono, type MiddlewareHandler } from 'hono';
 import * as z from 'zod';
-import type { AccountsEnv } from './accounts.ts';
+import type { AccountsEnv } from './edge-env.ts';
 import { apiError, invalidRequest } from './errors.ts';
-import {
-  apiKeyAuth, constantTimeEqual, issueKey, KEY_PATTERN, limitsSchema, listKeys, readKeyById, writeKey, type KeyRecord,
-} from './middleware/auth.ts';
+import { constantTimeEqual, issueKey, KEY_PATTERN, limitsSchema, listKeys, readKeyById, writeKey, type KeyRecord } from './key-store.ts';
+import { apiKeyAuth } from './middleware/auth.ts';
 import { limiterFor } from './middleware/rate-limit.ts';
 import { requiredSecrets } from './middleware/required-secrets.ts';
 import { runAfterResponse } from './platform.ts';

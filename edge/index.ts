@@ -18,5 +18,5 @@ const app = createApp({ extensions: accountsMiddleware() });
 mountAccounts(app);
 
 export default app;
-export { RateLimiter } from './rate-limiter.ts';
+export { RateLimiter } from './rate-limiter-do.ts';
 export { Fleet } from './fleet.ts';

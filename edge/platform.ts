@@ -2,37 +2,13 @@
 // .dev.vars / `wrangler secret put`; their type `Env` is generated from wrangler.toml into edge/env.d.ts) into a typed
 // EdgeConfig, keeps the isolate-wide worker pool, and wraps executionCtx.waitUntil. Routes take EdgeConfig and plain Web APIs, so `app.request(path, init, env)` tests them in Node.
 import type { Context } from 'hono';
-import type { EdgeEnv } from './app.ts';
-import type { Fleet, ScaleUpSettings } from './fleet.ts';
+import type { EdgeConfig, EdgeEnv } from './edge-env.ts';
+import type { Fleet } from './fleet.ts';
 import type { MembershipSettings } from './fleet-records.ts';
 import { Membership } from './membership.ts';
-import { parseThinkingDefault, type ThinkingDefault } from './thinking-mode.ts';
+import { parseThinkingDefault } from './thinking-mode.ts';
 import { UpstreamPool } from './upstream.ts';
 import { WorkerContexts } from './worker-contexts.ts';
-
-export type EdgeConfig = {
-  modelId: string;
-  thinkingDefault: ThinkingDefault;
-  workerUrls: string[];
-  workerSecret: string;
-  /** bytes */
-  maxBodyBytes: number;
-  /** ms a worker gets to produce its first token, and the longest silence allowed between two of its frames */
-  requestTimeoutMs: number;
-  presencePenaltyDefault: number;
-  /** Default of the request field `split_special_tokens` (edge/prompt-text.ts). */
-  splitSpecialTokens: boolean;
-  /** generations one request may ask for (prompts × n) */
-  maxGenerations: number;
-  /** fleet membership (edge/fleet.ts, edge/membership.ts) */
-  membership: MembershipSettings;
-  scaleUp: ScaleUpSettings & {
-    /** ms a request may wait for a starting worker; 0 = 503 at once */
-    waitMs: number;
-    /** s: Retry-After of the 503 while no worker is live */
-    retryAfterS: number;
-  };
-};
 
 export const DEFAULTS = {
   modelId: 'qwen3-8b-awq',

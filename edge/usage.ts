@@ -4,7 +4,7 @@
  * admin export read from it. One record per request that reached the model or was answered from the cache.
  */
 
-/** How a metered request ended (see UsageOutcome in app.ts; "cached": the response cache answered, no worker ran). */
+/** How a metered request ended (see UsageOutcome in request-lifecycle.ts; "cached": the response cache answered, no worker ran). */
 export type UsageStatus = 'completed' | 'aborted' | 'failed' | 'cancelled' | 'rejected' | 'cached';
 
 export type UsageRecord = {

@@ -1,17 +1,17 @@
 /**
  * @module Metering: exactly one usage record per request that took a lease from the key's rate limiter (it was
- * authenticated and within its limits), written to D1 from the request's `lifecycle.usage` (edge/app.ts), which
- * resolves once whatever ends the request: completed, failed (no worker, a timeout, a worker dying mid-stream: what
- * arrived counts), aborted by the client (what was generated counts), cancelled by the worker, rejected (invalid, or
- * refused by a worker: zero tokens), or cached. Requests refused before a lease (unauthenticated, over a limit)
- * write nothing. Runs before the rate limiter and registers the write with waitUntil before anything is awaited, so
- * neither a disconnecting client nor a cancelled handler can lose it; the write is idempotent on the edge's own id
- * for the request (INSERT … ON CONFLICT DO NOTHING).
+ * authenticated and within its limits), written to D1 from the request's `lifecycle.usage`
+ * (edge/request-lifecycle.ts), which resolves once whatever ends the request: completed, failed (no worker, a
+ * timeout, a worker dying mid-stream: what arrived counts), aborted by the client (what was generated counts),
+ * cancelled by the worker, rejected (invalid, or refused by a worker: zero tokens), or cached. Requests refused
+ * before a lease (unauthenticated, over a limit) write nothing. Runs before the rate limiter and registers the write
+ * with waitUntil before anything is awaited, so neither a disconnecting client nor a cancelled handler can lose it;
+ * the write is idempotent on the edge's own id for the request (INSERT … ON CONFLICT DO NOTHING).
  */
 import type { MiddlewareHandler } from 'hono';
-import type { AccountsEnv } from '../accounts.ts';
-import type { PreparedRequest } from '../app.ts';
+import type { AccountsEnv } from '../edge-env.ts';
 import { runAfterResponse } from '../platform.ts';
+import type { PreparedRequest } from '../request-lifecycle.ts';
 import { recordUsage, utcDay, type UsageRecord } from '../usage.ts';
 
 /** "thinking" | "non-thinking" for chat; "raw" for legacy completions, whose prompt is the client's own text. */

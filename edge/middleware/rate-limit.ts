@@ -4,11 +4,11 @@
  * the real token count when the request's usage settles, and puts OpenAI's x-ratelimit-* headers on every response.
  */
 import type { Context, MiddlewareHandler } from 'hono';
-import type { AccountsEnv } from '../accounts.ts';
+import type { AccountsEnv } from '../edge-env.ts';
 import { apiError, tooManyGenerations, type OpenAIErrorType } from '../errors.ts';
-import type { PreparedRequest } from '../app.ts';
 import { runAfterResponse } from '../platform.ts';
-import type { LimitState, RateLimiter, Refused } from '../rate-limiter.ts';
+import type { LimitState, RateLimiter, Refused } from '../rate-limiter-do.ts';
+import type { PreparedRequest } from '../request-lifecycle.ts';
 
 export function limiterFor(ns: DurableObjectNamespace<RateLimiter>, keyId: string): DurableObjectStub<RateLimiter> {
   return ns.get(ns.idFromName(keyId));
@@ -125,7 +125,7 @@ export function rateLimit(): MiddlewareHandler<AccountsEnv> {
     lifecycle.leased = admitting.then((admission) => admission.ok, () => false);
     // Settling is registered with waitUntil before anything is awaited: a client that disconnects while the limiter
     // admits it (the runtime then cancels this handler) cannot leave the lease held. It waits for the request's usage,
-    // which settles once whatever ends the request (edge/app.ts).
+    // which settles once whatever ends the request (edge/request-lifecycle.ts).
     runAfterResponse(
       c,
       admitting.then(async (admission) => {

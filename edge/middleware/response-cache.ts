@@ -10,16 +10,11 @@
  * Every generation response says `x-cache: HIT` or `MISS`.
  */
 import type { Context, MiddlewareHandler } from 'hono';
-import type { AccountsEnv } from '../accounts.ts';
-import type { PreparedRequest, UsageReport } from '../app.ts';
 import { tapBody } from '../body-tap.ts';
+import type { AccountsEnv } from '../edge-env.ts';
 import { runAfterResponse } from '../platform.ts';
+import type { PreparedRequest, UsageCounts } from '../request-lifecycle.ts';
 import { modeOf } from './metering.ts';
-
-export type CachedUsage = Pick<UsageReport, 'promptTokens' | 'completionTokens' | 'reasoningTokens' | 'cachedTokens'>;
-
-/** What a cache hit carries to metering and the rate limiter: the tokens the original generation cost. */
-export type CacheHit = { key: string; usage: CachedUsage };
 
 export const DEFAULT_TTL_S = 3600;
 /** larger answers are served but not stored (bytes) */
@@ -115,7 +110,7 @@ export function responseCache(): MiddlewareHandler<AccountsEnv> {
         if (noLookup) return undefined;
         const hit = await (await cache).match(syntheticRequest(key));
         if (!hit) return undefined;
-        const usage = JSON.parse(hit.headers.get(USAGE_HEADER) ?? 'null') as CachedUsage | null;
+        const usage = JSON.parse(hit.headers.get(USAGE_HEADER) ?? 'null') as UsageCounts | null;
         const contentType = hit.headers.get('content-type') ?? 'application/json';
         const extra = JSON.parse(hit.headers.get(HEADERS_HEADER) ?? '{}') as Record<string, string>;
         const stored = await hit.text();
@@ -160,7 +155,7 @@ export function responseCache(): MiddlewareHandler<AccountsEnv> {
       c,
       Promise.all([bodyDone, lifecycle.usage]).then(async ([complete, report]) => {
         if (!complete || report.outcome !== 'completed' || size > MAX_ENTRY_BYTES) return;
-        const usage: CachedUsage = {
+        const usage: UsageCounts = {
           promptTokens: report.promptTokens,
           completionTokens: report.completionTokens,
           reasoningTokens: report.reasoningTokens,

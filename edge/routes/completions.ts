@@ -2,8 +2,9 @@
 // × n → detokenise → stop strings → text_completion JSON or SSE. No template and no reasoning split: raw text.
 import { Hono } from 'hono';
 import { END_THINK_ID, promptEndsInThink, THINK_START_ID, type FinishReason, type GenerateEvent, type TokenLogprob, type Usage } from '../../gpu-worker/protocol.ts';
-import type { EdgeEnv } from '../app.ts';
+import type { EdgeEnv } from '../edge-env.ts';
 import { invalidRequest, tooManyGenerations } from '../errors.ts';
+import { countsOf, failureOf, finishChoices, generateRequests, generationError, newCompletionId, settleUsage, startGenerations, usageOf } from '../generation.ts';
 import { largestContext } from '../platform.ts';
 import { getPromptCache } from '../prompt-cache.ts';
 import { completionBudget, completionRequestSchema, generationBound, jsonBody, requireModel } from '../schemas.ts';
@@ -11,7 +12,6 @@ import { completionLogprobs, streamChunks } from '../sse.ts';
 import { StopStringMatcher } from '../stop-strings.ts';
 import { structuredOutput } from '../structured-output.ts';
 import { getTokenizer, StreamingDetokenizer } from '../tokenizer/index.js';
-import { countsOf, failureOf, finishChoices, generateRequests, generationError, newCompletionId, settleUsage, startGenerations, usageOf } from './chat-completions.ts';
 
 /** OpenAI's default for legacy completions (tokens). */
 const DEFAULT_MAX_TOKENS = 16;

@@ -3,7 +3,7 @@
 // gpu-worker/protocol.ts, and recorded in the fleet registry (edge/fleet.ts); the answer says how often to beat and
 // how long to keep serving after leaving. Only holders of WORKER_SECRET can join: a member receives prompts.
 import { Hono } from 'hono';
-import type { EdgeEnv } from '../app.ts';
+import type { EdgeEnv } from '../edge-env.ts';
 import { apiError, invalidRequest } from '../errors.ts';
 import { bodyLimit } from '../middleware/body-limit.ts';
 import { fleetStub } from '../platform.ts';

@@ -1,7 +1,7 @@
 // GET /v1/models and GET /v1/models/:id: the one served model, in OpenAI's list shape (plus vLLM's max_model_len, as the workers report it).
 import { Hono } from 'hono';
-import type { EdgeEnv } from '../app.ts';
-import { largestContext, type EdgeConfig } from '../platform.ts';
+import type { EdgeConfig, EdgeEnv } from '../edge-env.ts';
+import { largestContext } from '../platform.ts';
 import { modelNotFound } from '../errors.ts';
 
 /** Stable `created` for the listing (Unix seconds of the Qwen3 release, 2025-04-29). */

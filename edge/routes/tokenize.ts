@@ -4,8 +4,8 @@
 // text), so `count` is what gets billed; `split_special_tokens` in the answer says whether added-token spellings in
 // the client's text were encoded as text (chat default: SPLIT_SPECIAL_TOKENS) or as control tokens (raw prompt default).
 import { Hono } from 'hono';
-import type { EdgeEnv } from '../app.ts';
 import type { ChatMessage } from '../chat-template.ts';
+import type { EdgeEnv } from '../edge-env.ts';
 import { invalidRequest } from '../errors.ts';
 import { largestContext } from '../platform.ts';
 import { getPromptCache } from '../prompt-cache.ts';

@@ -7,11 +7,11 @@
 import { env as workerEnv } from 'cloudflare:workers';
 import { createExecutionContext, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { issueKey } from '../../edge/key-store.ts';
 import type { GenerateRequest } from '../../gpu-worker/protocol.ts';
 import { accountsMiddleware, mountAccounts } from '../../edge/accounts.ts';
 import { createApp } from '../../edge/app.ts';
-import { issueKey } from '../../edge/middleware/auth.ts';
-import type { RateLimiter } from '../../edge/rate-limiter.ts';
+import type { RateLimiter } from '../../edge/rate-limiter-do.ts';
 import { getTokenizer } from '../../edge/tokenizer/index.js';
 
 type Json = Record<string, any>;

@@ -3,8 +3,9 @@
 // token, a worker dying mid-stream, timeouts, garbage answers, tool calls, tags split across tokens, stop strings,
 // client disconnects, sampling defaults, the thinking budget, routing, the prompt cache and the lifecycle seams.
 import { afterAll, describe, expect, it } from 'vitest';
-import { createApp, type UsageReport } from '../../edge/app.ts';
+import { createApp } from '../../edge/app.ts';
 import { PromptCache } from '../../edge/prompt-cache.ts';
+import type { UsageReport } from '../../edge/request-lifecycle.ts';
 import { getTokenizer } from '../../edge/tokenizer/index.js';
 import { poolFor, readConfig } from '../../edge/platform.ts';
 import { LOAD_SLACK, UpstreamPool } from '../../edge/upstream.ts';

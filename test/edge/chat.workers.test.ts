@@ -4,7 +4,7 @@
 // the error shapes.
 import { env, exports } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { issueKey } from '../../edge/middleware/auth.ts';
+import { issueKey } from '../../edge/key-store.ts';
 import { getTokenizer } from '../../edge/tokenizer/index.js';
 
 // the demo checkpoint's script (scripts/gen-demo-script.mjs)

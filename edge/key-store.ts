@@ -1,0 +1,143 @@
+/**
+ * @module The API key store: key records in KV, stored under the SHA-256 of the secret (never the secret itself),
+ * with their limits and model allow-list; issuing, reading, listing and rewriting them. The auth middleware
+ * (middleware/auth.ts) and the admin API (admin.ts) use it.
+ */
+import * as z from 'zod';
+import type { RateLimits } from './rate-limiter-do.ts';
+
+export const limitsSchema = z.strictObject({
+  requests_per_minute: z.number().int().positive(),
+  tokens_per_minute: z.number().int().positive(),
+  concurrent_streams: z.number().int().positive(),
+  quota_tokens: z.number().int().nonnegative().nullable(),
+}) satisfies z.ZodType<RateLimits>;
+
+export const DEFAULT_LIMITS: RateLimits = {
+  requests_per_minute: 600,
+  tokens_per_minute: 2_000_000,
+  concurrent_streams: 32,
+  quota_tokens: null,
+};
+
+export const keyRecordSchema = z.object({
+  /** public handle for admin calls and usage rows: "key_" + the first 16 hex digits of the hash */
+  id: z.string(),
+  /** SHA-256 of the secret, lowercase hex */
+  hash: z.string(),
+  /** the first characters of the secret, to recognise it in listings ("sk-dev-Ab…") */
+  hint: z.string(),
+  tenant: z.string(),
+  name: z.string(),
+  /** models this key may call; null = every served model */
+  models: z.array(z.string()).nullable(),
+  limits: limitsSchema,
+  /** Unix ms */
+  created_at: z.number(),
+  revoked_at: z.number().nullable(),
+});
+export type KeyRecord = z.infer<typeof keyRecordSchema>;
+
+/** Secrets are "sk-" and 16–200 URL-safe characters (what `bearerAuth` also accepts). */
+export const KEY_PATTERN = /^sk-[A-Za-z0-9._~+/-]{16,200}$/;
+const RECORD_PREFIX = 'key:';
+
+const encoder = new TextEncoder();
+
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', encoder.encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Compares two strings in time independent of where they differ (both are hashed first: equal lengths). */
+export async function constantTimeEqual(a: string, b: string): Promise<boolean> {
+  const [da, db] = await Promise.all([
+    crypto.subtle.digest('SHA-256', encoder.encode(a)),
+    crypto.subtle.digest('SHA-256', encoder.encode(b)),
+  ]);
+  const subtle = crypto.subtle as SubtleCrypto & { timingSafeEqual?: (x: ArrayBuffer, y: ArrayBuffer) => boolean };
+  if (subtle.timingSafeEqual) return subtle.timingSafeEqual(da, db) && a.length === b.length;
+  const x = new Uint8Array(da), y = new Uint8Array(db);
+  let diff = 0;
+  for (let i = 0; i < x.length; i++) diff |= x[i] ^ y[i];
+  return diff === 0 && a.length === b.length;
+}
+
+export function keyIdOf(hash: string): string {
+  return `key_${hash.slice(0, 16)}`;
+}
+
+export function generateSecret(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(24));
+  return `sk-${btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')}`;
+}
+
+export async function readKeyByHash(kv: KVNamespace, hash: string): Promise<KeyRecord | null> {
+  const raw = await kv.get(RECORD_PREFIX + hash, 'json');
+  const parsed = keyRecordSchema.safeParse(raw);
+  return parsed.success ? parsed.data : null;
+}
+
+/** By public id: the id is a prefix of the hash, so one prefix listing finds the record. */
+export async function readKeyById(kv: KVNamespace, id: string): Promise<KeyRecord | null> {
+  const m = /^key_([0-9a-f]{16})$/.exec(id);
+  if (!m) return null;
+  const { keys } = await kv.list({ prefix: RECORD_PREFIX + m[1] });
+  for (const { name } of keys) {
+    const record = await readKeyByHash(kv, name.slice(RECORD_PREFIX.length));
+    if (record?.id === id) return record;
+  }
+  return null;
+}
+
+export async function writeKey(kv: KVNamespace, record: KeyRecord): Promise<void> {
+  await kv.put(RECORD_PREFIX + record.hash, JSON.stringify(record), {
+    metadata: { id: record.id, tenant: record.tenant, revoked: record.revoked_at !== null },
+  });
+}
+
+export async function listKeys(kv: KVNamespace, tenant?: string): Promise<KeyRecord[]> {
+  const records: KeyRecord[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await kv.list<{ tenant?: string }>({ prefix: RECORD_PREFIX, cursor });
+    const wanted = page.keys.filter((k) => !tenant || k.metadata?.tenant === tenant);
+    const found = await Promise.all(wanted.map((k) => readKeyByHash(kv, k.name.slice(RECORD_PREFIX.length))));
+    for (const r of found) if (r) records.push(r);
+    cursor = page.list_complete ? undefined : page.cursor;
+  } while (cursor);
+  return records.sort((a, b) => a.created_at - b.created_at);
+}
+
+export type IssueKeyInput = {
+  /** a caller-chosen secret matching KEY_PATTERN; generated when absent */
+  key?: string;
+  tenant: string;
+  name?: string;
+  models?: string[] | null;
+  limits?: Partial<RateLimits>;
+};
+
+/**
+ * Stores a new key and returns its record with the secret (the only time it is seen); null when a key with this
+ * secret exists. The admin API's create, and a way for tests and scripts to seed a key straight into KV.
+ */
+export async function issueKey(kv: KVNamespace, input: IssueKeyInput): Promise<{ record: KeyRecord; secret: string } | null> {
+  const secret = input.key ?? generateSecret();
+  if (!KEY_PATTERN.test(secret)) throw new Error('an API key must be "sk-" followed by 16–200 URL-safe characters');
+  const hash = await sha256Hex(secret);
+  if (await readKeyByHash(kv, hash)) return null;
+  const record: KeyRecord = {
+    id: keyIdOf(hash),
+    hash,
+    hint: secret.slice(0, 8),
+    tenant: input.tenant,
+    name: input.name ?? '',
+    models: input.models ?? null,
+    limits: { ...DEFAULT_LIMITS, ...input.limits },
+    created_at: Date.now(),
+    revoked_at: null,
+  };
+  await writeKey(kv, record);
+  return { record, secret };
+}

@@ -1,0 +1,125 @@
+// What a request goes through between the routes and the extension middleware (edge/app.ts's SEAMS): the prepared
+// request a route hands over before any worker is contacted, the interceptors that may answer it (the response
+// cache), and the one usage report that settles however the request ends.
+import type { ThinkingDecision } from './thinking-mode.ts';
+
+/** What a route knows once the request is validated, templated and tokenised, before a worker is contacted. */
+export type PreparedRequest = {
+  endpoint: 'chat.completions' | 'completions';
+  model: string;
+  /** token ids of each prompt sent to the workers (one for chat; one per prompt for batched completions) */
+  prompts: readonly (readonly number[])[];
+  thinking?: ThinkingDecision;
+  stream: boolean;
+  /** upstream generations (prompts × n) */
+  generations: number;
+  /** tokens per generation */
+  maxTokens: number;
+  /** canonical JSON of everything that decides the output: a cache key */
+  fingerprint: string;
+  /** temperature 0 or an explicit seed */
+  deterministic: boolean;
+};
+
+/**
+ * How a request ended. completed: the whole answer went out. failed: a worker or the edge failed it (no worker, a
+ * timeout, a worker dying mid-stream). aborted: the client left (or stopped reading). cancelled: a worker cut the
+ * generation short (its shutdown grace ran out). cached: the response cache answered. rejected: refused (4xx).
+ */
+export type UsageOutcome = 'completed' | 'failed' | 'aborted' | 'cancelled' | 'cached' | 'rejected';
+
+/** Tokens a request used so far. */
+export type UsageCounts = Pick<UsageReport, 'promptTokens' | 'completionTokens' | 'reasoningTokens' | 'cachedTokens'>;
+
+const NO_TOKENS: UsageCounts = { promptTokens: 0, completionTokens: 0, reasoningTokens: 0, cachedTokens: 0 };
+
+export type UsageReport = {
+  outcome: UsageOutcome;
+  endpoint: PreparedRequest['endpoint'] | 'other';
+  model: string;
+  status: number;
+  promptTokens: number;
+  completionTokens: number;
+  reasoningTokens: number;
+  cachedTokens: number;
+  thinking?: ThinkingDecision;
+};
+
+export type Interceptor = (prepared: PreparedRequest) => Promise<Response | undefined>;
+
+/**
+ * Per-request hooks between the routes and the extension middleware (edge/app.ts's SEAMS). `usage` resolves exactly
+ * once whatever ends the request: the route settles it, and when the route cannot (the client left before it
+ * finished, the runtime cancelled the handler, the response body was cut off), requestContext() (edge/app.ts) settles
+ * it from the counts the route tracked so far.
+ */
+export class RequestLifecycle {
+  prepared?: PreparedRequest;
+  /** the authenticated key's tenant (set by auth); sent to the workers, which share their capacity among tenants */
+  tenant?: string;
+  /** the prepared request passed every interceptor and goes to the workers */
+  admitted = false;
+  /**
+   * Set by the rate limiter (edge/middleware/rate-limit.ts) when it asks for a lease: resolves true once the lease is
+   * granted. Every request holding a lease gets exactly one usage record (edge/middleware/metering.ts).
+   */
+  leased?: Promise<boolean>;
+  readonly usage: Promise<UsageReport>;
+  private resolveUsage!: (report: UsageReport) => void;
+  private settled = false;
+  private progress?: () => UsageCounts;
+  private readonly interceptors: Interceptor[] = [];
+
+  constructor() {
+    this.usage = new Promise((resolve) => (this.resolveUsage = resolve));
+  }
+
+  get isSettled(): boolean {
+    return this.settled;
+  }
+
+  intercept(interceptor: Interceptor): void {
+    this.interceptors.push(interceptor);
+  }
+
+  /** Records the prepared request; returns a Response when an interceptor (e.g. the response cache) answers it. */
+  async prepare(prepared: PreparedRequest): Promise<Response | undefined> {
+    this.prepared = prepared;
+    for (const interceptor of this.interceptors) {
+      const response = await interceptor(prepared);
+      if (response) {
+        this.settle({ outcome: 'cached', status: response.status, ...NO_TOKENS });
+        return response;
+      }
+    }
+    this.admitted = true;
+    return undefined;
+  }
+
+  /** The route's live token counts, read if the request ends before the route settles it. */
+  track(progress: () => UsageCounts): void {
+    this.progress = progress;
+  }
+
+  /** Tokens used so far: what the route tracked, or none before its generations started. */
+  counts(): UsageCounts {
+    return this.progress?.() ?? NO_TOKENS;
+  }
+
+  /** The request ended without the route settling it; the tokens tracked so far are charged. */
+  end(outcome: UsageOutcome, status: number): void {
+    this.settle({ outcome, status, ...this.counts() });
+  }
+
+  /** The first call wins; endpoint, model and thinking default to the prepared request's. */
+  settle(report: Omit<UsageReport, 'endpoint' | 'model'> & Partial<Pick<UsageReport, 'endpoint' | 'model'>>): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.resolveUsage({
+      endpoint: this.prepared?.endpoint ?? 'other',
+      model: this.prepared?.model ?? '',
+      thinking: this.prepared?.thinking,
+      ...report,
+    });
+  }
+}
