@@ -1,7 +1,7 @@
 // wrangler.toml deploys: `wrangler deploy --dry-run` of staging and production succeeds offline (no account, no
-// credentials) with a bundle inside the Workers size limit; each environment states every binding, var and required
-// secret itself (environments inherit none of them); observability is on; and edge/env.d.ts is what `wrangler types`
-// generates from this wrangler.toml today.
+// credentials) with a bundle inside the Workers size limit and issue 13's 1.2 MB gzip budget; each environment
+// states every binding, var and required secret itself (environments inherit none of them); observability is on;
+// and edge/env.d.ts is what `wrangler types` generates from this wrangler.toml today.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +17,8 @@ const ENVIRONMENTS = ['staging', 'production'] as const;
 const SECRETS = ['WORKER_SECRET', 'ADMIN_TOKEN'];
 /** Workers' limit on a Worker's compressed size on the free plan (the paid plans allow 10 MB) */
 const FREE_PLAN_GZIP_BYTES = 3 * 1024 * 1024;
+/** issue 13's budget for the compressed bundle: a smaller script is fetched and compiled faster on a cold isolate */
+const BUDGET_GZIP_BYTES = 1.2e6;
 const KiB = 1024;
 /** zod in the minified bundle: ~100 KiB when imported as `import * as z`; `import { z }` (the namespace object) keeps
  * every export, its 64 locales included: ~760 KiB */
@@ -50,12 +52,12 @@ describe('wrangler deploy --dry-run', () => {
     const sizes = /Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/.exec(stdout);
     expect(sizes, stdout).not.toBeNull();
     const gzipBytes = Number(sizes![2]) * KiB;
-    expect(gzipBytes).toBeLessThanOrEqual(FREE_PLAN_GZIP_BYTES);
+    expect(gzipBytes).toBeLessThanOrEqual(Math.min(FREE_PLAN_GZIP_BYTES, BUDGET_GZIP_BYTES));
     // the reported size is the bundle that was written
     const script = readdirSync(outdir).find((f) => f.endsWith('.js'))!;
     const bundle = readFileSync(join(outdir, script));
     expect(bundle.length / KiB).toBeCloseTo(Number(sizes![1]), -1);
-    expect(gzipSync(bundle).length).toBeLessThanOrEqual(FREE_PLAN_GZIP_BYTES);
+    expect(gzipSync(bundle).length).toBeLessThanOrEqual(BUDGET_GZIP_BYTES);
     const resources = config(env);
     expect(stdout).toContain(`env.KEYS (${resources.kv_namespaces[0].id})`);
     expect(stdout).toContain(`env.USAGE (${resources.d1_databases[0].database_name})`);
