@@ -62,10 +62,23 @@ export class WaitQueue {
     return tenant === undefined ? undefined : this.fifos.get(tenant)![0];
   }
 
-  /** Removes the sequence peek() returned and gives its tenant's turn to the next tenant. */
+  /** Tenants with a request waiting, in turn order (those with only a preempted sequence waiting last). */
+  tenants(): string[] {
+    const ordered = this.turns.order(this.fifos.keys());
+    for (const seq of this.resumed) if (!ordered.includes(seq.task.tenant)) ordered.push(seq.task.tenant);
+    return ordered;
+  }
+
+  /** The sequence of `tenant` admission would take first: its most recently preempted one, else its oldest new one. */
+  firstOf(tenant: string): Sequence | undefined {
+    return this.resumed.find((s) => s.task.tenant === tenant) ?? this.fifos.get(tenant)?.[0];
+  }
+
+  /** Removes a sequence peek() or firstOf() returned; a new request gives its tenant's turn to the next tenant. */
   take(seq: Sequence): void {
-    if (this.resumed[0] === seq) {
-      this.resumed.shift();
+    const i = this.resumed.indexOf(seq);
+    if (i >= 0) {
+      this.resumed.splice(i, 1);
       this.size--;
       return;
     }

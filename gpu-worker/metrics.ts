@@ -50,7 +50,7 @@ export class WorkerMetrics {
   finished: Record<string, number> = { stop: 0, length: 0, cancelled: 0, error: 0 };
   rejected = 0;    // 503s from a full queue or a draining worker
   admitted = 0;    // requests queued (each ends in exactly one `finished` reason)
-  preemptions = 0; // sequences sent back to the queue for lack of KV blocks
+  preemptions = 0; // sequences sent back to the queue: for lack of KV blocks, or a slot for a tenant below its share
 }
 
 /** Point-in-time values read when /metrics is scraped. */
@@ -126,7 +126,7 @@ export function renderMetrics(model: string, m: WorkerMetrics, g: WorkerGauges):
     ...family('q3_worker_rejected_requests', 'counter', 'Requests answered 503 (queue full or draining).', [
       `q3_worker_rejected_requests_total{${l}} ${m.rejected}`,
     ]),
-    ...family('q3_worker_preemptions', 'counter', 'Sequences preempted (KV blocks released, re-prefilled later).', [
+    ...family('q3_worker_preemptions', 'counter', 'Sequences preempted (KV blocks released, re-prefilled later): the pool ran dry, or a tenant below its share of the batch took the slot.', [
       `q3_worker_preemptions_total{${l}} ${m.preemptions}`,
     ]),
     ...family('vllm:time_to_first_token_seconds', 'histogram', 'Arrival to first token.',

@@ -4,8 +4,8 @@
  * token budget goes to prefill chunks, at most `prefillPerRequest` tokens per sequence, tenants taking turns
  * (fair-queue.ts). So a long prompt never holds a step for itself: a request that arrives behind it waits for one
  * capped step, then shares the next. Admission into the batch and the wait queue are per tenant too: slots go to
- * tenants in turn, and one tenant may hold at most `maxQueuePerTenant` waiting requests, so it cannot fill the
- * queue for everyone. Sequences join and leave between any two steps. KV blocks grow on demand; when the pool runs
+ * tenants in turn, a tenant below its share of a full batch takes a slot from one above it at the next step, and one
+ * tenant may hold at most `maxQueuePerTenant` waiting requests, so it cannot fill the queue for everyone. Sequences join and leave between any two steps. KV blocks grow on demand; when the pool runs
  * dry the youngest sequence is preempted (blocks released, sampler state kept) and later re-prefilled, so its
  * stream continues unchanged. Tokens leave through each request's Sink, in order, one per step.
  */
@@ -151,10 +151,12 @@ export class Scheduler {
   /**
    * Moves waiting sequences into the batch while slots and KV blocks allow (one block of headroom per runner),
    * tenants in turn. When the next one does not fit, nobody passes it: a large prompt is not starved by small ones.
+   * A full batch still makes room for a tenant below its share of the slots (see makeRoom).
    */
   private admit(): void {
-    while (this.waiting.length && this.running.length < this.opts.maxBatch) {
-      const seq = this.waiting.peek()!;
+    while (this.waiting.length) {
+      const seq = this.running.length < this.opts.maxBatch ? this.waiting.peek()! : this.makeRoom();
+      if (!seq) return;
       const match = this.kv.matchPrefix(seq.tokens);
       const need = this.kv.blocksFor(seq.tokens.length) - match.blocks.length;
       const fresh = this.kv.availableBlocks() - need >= this.running.length ? this.kv.alloc(need) : null;
@@ -169,6 +171,31 @@ export class Scheduler {
       if (!seq.begun && !this.begin(seq, match.cachedTokens)) continue;
       this.running.push(seq);
     }
+  }
+
+  /**
+   * The batch is full. When a waiting tenant holds fewer slots than its share (maxBatch ÷ tenants with work here)
+   * and another holds more, the richer tenant's sequence with the least prefill done (the youngest among equals) is
+   * preempted, and the poorer tenant's next request is returned for the freed slot. So one tenant's long prompts,
+   * which hold their slots for many steps, never keep another tenant's requests out of the batch until they finish.
+   */
+  private makeRoom(): Sequence | undefined {
+    const held = new Map<string, number>();
+    for (const s of this.running) held.set(s.task.tenant, (held.get(s.task.tenant) ?? 0) + 1);
+    const waitingTenants = this.waiting.tenants();
+    const share = Math.floor(this.opts.maxBatch / new Set([...held.keys(), ...waitingTenants]).size);
+    const slots = (tenant: string) => held.get(tenant) ?? 0;
+    const poorest = waitingTenants.reduce<string | undefined>((best, t) => (best === undefined || slots(t) < slots(best) ? t : best), undefined);
+    if (poorest === undefined || slots(poorest) >= share) return undefined;
+    const richest = [...held.keys()].reduce((best, t) => (slots(t) > slots(best) ? t : best));
+    if (slots(richest) <= share) return undefined;
+    let victim: Sequence | undefined;
+    for (let i = this.running.length - 1; i >= 0; i--) {
+      const s = this.running[i];
+      if (s.task.tenant === richest && (!victim || s.computed < victim.computed)) victim = s;
+    }
+    this.preempt(victim!);
+    return this.waiting.firstOf(poorest);
   }
 
   /** First admission: sampler state, usage counters, and a budget that may already be spent (N = 0). */

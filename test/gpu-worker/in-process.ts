@@ -39,5 +39,5 @@ export async function inProcessWorker(
   const metrics = new WorkerMetrics();
   const scheduler = new Scheduler(hooked, kv, metrics, { ...options, maxContext: info.maxContext, eosIds: info.eosIds });
   const state: WorkerState = { modelName: 'tiny', metrics, secret: null, load: { stage: 'ready', fraction: 1 }, info, scheduler };
-  return { engine, kv, scheduler, app: createApp(state) };
+  return { engine, kv, scheduler, metrics, app: createApp(state) };
 }

@@ -173,6 +173,31 @@ describe('scheduler fairness (in-process, every step recorded)', () => {
     expect(admitted[1]).toBeGreaterThan(x);
   });
 
+  it('Should take a batch slot from a tenant holding all of them with long prompts for a newly arrived tenant, at the next step', async () => {
+    w.engine.free();
+    w = await recordingWorker({ maxBatch: 4, maxQueue: 16, maxQueuePerTenant: 8, prefillChunk: 32, prefillPerRequest: 16 });
+    const longs = [1, 2, 3, 4].map((k) => ({ request_id: `a${k}`, prompt: prompt(400, 60 + k), max_tokens: 4, tenant: 'a' }));
+    const short = { request_id: 'b', prompt: prompt(13, 70), max_tokens: 4, tenant: 'b' };
+    const alone = await aloneRuns(w, [...longs, short]);
+    const from = w.steps.length;
+    const preemptedBefore = w.metrics.preemptions;
+    const streams = longs.map((req) => submit(w, req));
+    while (w.steps.length < from + 3) await new Promise((r) => setTimeout(r, 1));
+    w.hold();                                  // the step in flight when b arrives is the last one b is not in
+    const arrived = w.steps.length;
+    const b = submit(w, short);
+    w.release();
+    await Promise.all([...streams, b].map((s) => s.done));
+    [...streams, b].forEach((s, i) => expect(s.tokens, s.req.request_id).toEqual(alone[i]));
+
+    // a held all 4 slots with prompts that take 50 steps to prefill; b ran in the step after it arrived
+    expect(appearances(w, seqIdOf(w, b, from))[0].step).toBeLessThanOrEqual(arrived);
+    expect(w.metrics.preemptions - preemptedBefore).toBe(1);
+    // the slot came from a sequence of a with no prefill done yet, so no prompt token of a was computed twice
+    const prefilled = streams.map((s) => appearances(w, seqIdOf(w, s, from)).filter((a) => a.item.pos < 400).reduce((n, a) => n + a.item.n, 0));
+    expect(prefilled).toEqual([400, 400, 400, 400]);
+  });
+
   it('Should refuse a tenant\'s request once it holds its share of the queue, and keep taking other tenants\'', async () => {
     w.engine.free();
     w = await recordingWorker({ maxBatch: 1, maxQueue: 4, maxQueuePerTenant: 2, prefillChunk: 64, prefillPerRequest: 64 });

@@ -170,6 +170,16 @@ async function cancelledOnWorkers(): Promise<number> {
   return total;
 }
 
+/** Requests running or waiting on the workers, by their /metrics. */
+async function queuedOnWorkers(): Promise<number> {
+  let total = 0;
+  for (const w of workers) {
+    const text = await (await fetch(`${w.url}/metrics`)).text();
+    for (const name of ['running', 'waiting']) total += Number(new RegExp(`^vllm:num_requests_${name}\\{[^}]*\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  }
+  return total;
+}
+
 async function rejectedByWorkers(): Promise<number> {
   let total = 0;
   for (const w of workers) {
@@ -270,22 +280,46 @@ describe('fault isolation: one client never takes service from another', () => {
   it('Should treat a full worker queue as backpressure: 503 + Retry-After to the flooding key, nobody marked down', async () => {
     const { key } = await edge.createKey('flood', { requests_per_minute: 100_000, tokens_per_minute: 100_000_000, concurrent_streams: 400, quota_tokens: null });
     const rejectedBefore = await rejectedByWorkers();
-    // each worker takes 16 running + 24 waiting of one tenant: 80 in all, so 40 of these get 503 from both
-    const outcome = await duringAttack('a key allowed 400 streams floods both worker queues (120 concurrent)', async () => {
-      const flood = await Promise.all(Array.from({ length: 120 }, (_, i) =>
-        post(key, '/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: `queue ${i}` }], stream: true, max_tokens: 8, reasoning_effort: 'none' }, { headers: NO_STORE })));
-      return flood;
+    // Each worker holds 16 running + 24 waiting of one tenant: 80 in all. A flood request is a 1,500-token prompt of
+    // its own (distinct from its first token, so nothing is shared through the prefix cache), and a worker prefills at
+    // most PREFILL_CHUNK (256) tokens per step, so 40 of them keep it busy for over 200 steps however fast the
+    // machine is. Waves of 40 go out until the flood is refused (or 8 waves), then the client hangs up on every
+    // request still open.
+    const WAVE = 40;
+    const hangUp = new AbortController();
+    const floodPrompt = (n: number) => Array.from({ length: 1_500 }, (_, j) => 1000 + ((n * 7919 + j * 104_729 + (j * j) % 613) % 140_000));
+    const outcome = await duringAttack('a key allowed 400 streams floods both worker queues (waves of 40 long prompts)', async () => {
+      const answers: Promise<Answer>[] = [];
+      let refused = 0;
+      for (let wave = 0; wave < 8 && refused === 0; wave++) {
+        for (let i = 0; i < WAVE; i++) {
+          answers.push(post(key, '/v1/completions', { model: MODEL, prompt: floodPrompt(answers.length), max_tokens: 2, stream: true }, { headers: NO_STORE, signal: hangUp.signal })
+            .then((a) => ((refused += a.status === 503 ? 1 : 0), a)));
+        }
+        await until(async () => (refused > 0 ? true : undefined), 1_000);
+      }
+      await sleep(300); // the rest of the wave meets the full queues too
+      hangUp.abort();
+      return Promise.all(answers);
     }, { loops: 3, minMs: 3_000 });
     const overloaded = outcome.filter((a) => a.status === 503);
     const served = outcome.filter((a) => a.status === 200 && a.done);
-    report(`  attacker: ${served.length} served, ${overloaded.length} answered 503 (Retry-After ${[...new Set(overloaded.map((a) => a.retryAfter))].join(', ')}); ` +
-      `worker 503s: ${(await rejectedByWorkers()) - rejectedBefore}`);
-    expect(served.length + overloaded.length).toBe(outcome.length);
+    const hungUp = outcome.filter((a) => a.aborted && a.status !== 503 && !a.error);
+    // Nothing of the flood stays on the workers. (Under local workerd the edge is not told of a client that hangs up
+    // before its first token — request.signal does not fire there — so the workers finish those prompts themselves;
+    // a worker whose connection closes cancels within one step, test/gpu-worker covers that.)
+    const hungUpAt = performance.now();
+    const left = await until(async () => ((await queuedOnWorkers()) === 0 ? 0 : undefined), 120_000);
+    report(`  attacker: ${outcome.length} sent, ${served.length} served, ${overloaded.length} answered 503 (Retry-After ${[...new Set(overloaded.map((a) => a.retryAfter))].join(', ')}), ` +
+      `${hungUp.length} hung up on; worker 503s: ${(await rejectedByWorkers()) - rejectedBefore}; workers idle ${((performance.now() - hungUpAt) / 1000).toFixed(1)} s after the hang-up`);
+    expect(served.length + overloaded.length + hungUp.length).toBe(outcome.length);
     expect(overloaded.length).toBeGreaterThan(0);
     for (const a of overloaded) {
       expect(a.error?.error.code).toBe('server_overloaded');
       expect(Number(a.retryAfter)).toBeGreaterThanOrEqual(1);
     }
+    expect((await rejectedByWorkers()) - rejectedBefore).toBeGreaterThanOrEqual(overloaded.length);
+    expect(left).toBe(0);
     await expectAllHealthy();
   });
 
