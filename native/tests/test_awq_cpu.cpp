@@ -85,7 +85,7 @@ void test_awq_case(const std::vector<AwqLinear>& parts, ThreadPool& pool, std::m
   int N = 0;
   for (const auto& p : parts) src.push_back(p.source()), N += p.N;
   AwqMatrixCpu w = awq_pack_cpu(K, G, src);
-  for (int M : {1, 2, 3, 7, 16, 33}) {
+  for (int M : {1, 2, 3, 4, 7, 8, 16, 33}) {
     std::vector<float> x = random_x(M, K, rng);
     if (M == 3) std::fill(x.begin() + K, x.begin() + 2 * K, 0.f);  // an all-zero row must give exact zeros
     std::vector<float> ref = ref_concat(parts, x, M);
@@ -279,7 +279,7 @@ void test_f16(ThreadPool& pool) {
   for (Shape s : {Shape{1, 5}, Shape{7, 16}, Shape{37, 100}, Shape{300, 4096}, Shape{19, 33}}) {
     std::vector<uint16_t> w((size_t)s.N * s.K);
     for (auto& v : w) v = f32_to_f16(d(rng));
-    for (int M : {1, 2, 3, 5}) {
+    for (int M : {1, 2, 3, 4, 5, 8}) {
       std::vector<float> x = random_x(M, s.K, rng), ref((size_t)M * s.N);
       f16_matmul_ref(w.data(), s.N, s.K, x.data(), M, ref.data());
       for (const char* isa : kF16Isas) {

@@ -182,7 +182,9 @@ void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, Thre
   if (!finite) throw std::runtime_error("awq_matmul_cpu: activation is NaN or infinite");
 
   QuantizedRows rows{M, K, block, q, hi, lo, qscale, qsum};
-  if (isa == kAmx && M > 1) {
+  // Two rows go to the VNNI kernel (two_rows_vnni), more to the tile unit.
+  const bool amx = isa == kAmx && M > 2;
+  if (amx) {
     thread_local std::vector<int8_t> tiles;
     tiles.resize(amx_tiles_bytes(M, K));
     amx_tile_activations(rows, tiles.data());
@@ -193,7 +195,7 @@ void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, Thre
     throw std::runtime_error("awq_matmul_cpu: packed storage is smaller than its K, N and group_size need");
   void (*kernel)(const PackedView&, const QuantizedRows&, int, int, float*) = tiles_scalar;
   switch (isa) {
-    case kAmx: kernel = M == 1 ? tiles_avx512vnni : tiles_amx; break;
+    case kAmx: kernel = amx ? tiles_amx : tiles_avx512vnni; break;
     case kAvx512vnni: kernel = tiles_avx512vnni; break;
     case kAvx512bw: kernel = tiles_avx512bw; break;
     case kAvx2: kernel = tiles_avx2; break;

@@ -1,8 +1,8 @@
-// AMX tile kernel for the int4 AWQ matmul with several rows (prefill chunks, decode batches): the tile unit multiplies
-// 16 rows x 64 k signed activation bytes by 64 k x 16 columns of signed weight bytes per instruction, 16 times the
-// work of a vpdpbusd. The weights stay int4 in memory (layout in awq_cpu_kernels.h); each block of a pair of tiles is
-// expanded to bytes q - z once in a small L1 buffer and used for every row. Both activation bytes (q = 256 hi + lo)
-// are multiplied, so the int32 sums are exact.
+// AMX tile kernel for the int4 AWQ matmul with three or more rows (prefill chunks, decode batches): the tile unit
+// multiplies 16 rows x 64 k signed activation bytes by 64 k x 16 columns of unsigned weight bytes per instruction, 16
+// times the work of a vpdpbusd. The weights stay int4 in memory (layout in awq_cpu_kernels.h); each block of a pair of
+// tiles is expanded to bytes q once in a small L1 buffer and used for every row, and the zero point is applied with
+// the scales. Both activation bytes (q = 256 hi + lo) are multiplied, so the int32 sums are exact.
 // GCC 12 reports its own _mm512_undefined_* placeholders as maybe-uninitialized once inlined at -O3: a false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -60,19 +60,17 @@ void configure(int prows, int kstep) {
 // Activation rows per pass: up to 8, since their low and high bytes share one 16-row tile.
 inline int pass_rows(int M) { return std::min(M, 8); }
 
-// The words of one block of one tile as B-tile rows of signed bytes q - z: word j gives row 2j (k = 8j .. 8j+3 of each
-// column) and row 2j+1 (8j+4 .. 8j+7). With the zero point taken off here, the tile sums need no correction and
-// the fold is one multiply-add. nv words, so 2 nv rows of 64 bytes; a k-step of kstep values is kstep / 4 rows.
-inline void expand(const uint8_t* wp, int nv, const uint8_t* zeros, uint8_t* dst) {
+// The words of one block of one tile as B-tile rows of unsigned bytes q (0..15): word j gives row 2j (k = 8j .. 8j+3
+// of each column) and row 2j+1 (8j+4 .. 8j+7). nv words, so 2 nv rows of 64 bytes; a k-step of kstep values is
+// kstep / 4 rows. The zero point is taken off in the fold (z times the block's activation sum), which leaves two
+// vector operations and two stores per word here.
+inline void expand(const uint8_t* wp, int nv, uint8_t* dst) {
   const __m512i mask = _mm512_set1_epi32(0x0F0F0F0F);
-  // each column's zero point in all four bytes of its lane
-  const __m512i z = _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)zeros)),
-                                       _mm512_set1_epi32(0x01010101));
   for (int j = 0; j < nv; j++, wp += kWordBytes, dst += 128) {
     _mm_prefetch((const char*)wp + kPrefetchBytes, _MM_HINT_T0);
     const __m512i v = _mm512_loadu_si512(wp);
-    _mm512_store_si512(dst, _mm512_sub_epi8(_mm512_and_si512(v, mask), z));
-    _mm512_store_si512(dst + 64, _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi32(v, 4), mask), z));
+    _mm512_store_si512(dst, _mm512_and_si512(v, mask));
+    _mm512_store_si512(dst + 64, _mm512_and_si512(_mm512_srli_epi32(v, 4), mask));
   }
 }
 
@@ -116,53 +114,55 @@ bool amx_request_permission() {
 namespace {
 
 // Loads the expanded weights of one block (wb[j] for tile j, k-steps s0 and s0 + 1) into the B registers.
-inline void load_b(const uint8_t* const* wb, int nt, int kstep, int n_steps, int s0) {
+inline void load_b(const uint8_t* const* wb, int kstep, int n_steps, int s0) {
   const size_t b_bytes = (size_t)kstep / 4 * 64;
   const bool odd = s0 + 1 < n_steps;
   _tile_loadd(Q3_B00, wb[0] + (size_t)s0 * b_bytes, 64);
   if (odd) _tile_loadd(Q3_B01, wb[0] + (size_t)(s0 + 1) * b_bytes, 64);
-  if (nt == 2) _tile_loadd(Q3_B10, wb[1] + (size_t)s0 * b_bytes, 64);
-  if (nt == 2 && odd) _tile_loadd(Q3_B11, wb[1] + (size_t)(s0 + 1) * b_bytes, 64);
+  _tile_loadd(Q3_B10, wb[1] + (size_t)s0 * b_bytes, 64);
+  if (odd) _tile_loadd(Q3_B11, wb[1] + (size_t)(s0 + 1) * b_bytes, 64);
 }
 
-// Multiplies the A tiles of k-steps s0 and s0 + 1 of one pass (at a, step_bytes apart) by the B registers into
-// C0 / C1.
-inline void multiply(const int8_t* a, size_t step_bytes, int kstep, int n_steps, int s0, int nt) {
+// Multiplies the A tiles (signed activation bytes) of k-steps s0 and s0 + 1 of one pass (at a, step_bytes apart) by
+// the B registers (unsigned weight bytes) into C0 / C1.
+inline void multiply(const int8_t* a, size_t step_bytes, int kstep, int n_steps, int s0) {
   const bool odd = s0 + 1 < n_steps;
   _tile_loadd(Q3_A0, a + (size_t)s0 * step_bytes, kstep);
   if (odd) _tile_loadd(Q3_A1, a + (size_t)(s0 + 1) * step_bytes, kstep);
-  _tile_dpbssd(Q3_C0, Q3_A0, Q3_B00);
-  if (nt == 2) _tile_dpbssd(Q3_C1, Q3_A0, Q3_B10);
-  if (odd) _tile_dpbssd(Q3_C0, Q3_A1, Q3_B01);
-  if (nt == 2 && odd) _tile_dpbssd(Q3_C1, Q3_A1, Q3_B11);
+  _tile_dpbsud(Q3_C0, Q3_A0, Q3_B00);
+  _tile_dpbsud(Q3_C1, Q3_A0, Q3_B10);
+  if (odd) _tile_dpbsud(Q3_C0, Q3_A1, Q3_B01);
+  if (odd) _tile_dpbsud(Q3_C1, Q3_A1, Q3_B11);
 }
 
 // One block for one pass: C0 / C1 = its A tiles (n_steps k-steps from a, step_bytes apart) times the block's weights,
 // stored to cbuf.
 // When the block has at most two k-steps (groups of up to 128) the B registers are loaded by the caller, once for
 // every pass; otherwise they are reloaded here for each pair of k-steps.
-inline void pass_product(const int8_t* a, size_t step_bytes, int kstep, int n_steps, const uint8_t* const* wb, int nt,
+inline void pass_product(const int8_t* a, size_t step_bytes, int kstep, int n_steps, const uint8_t* const* wb,
                          int32_t (*cbuf)[16][16]) {
   _tile_zero(Q3_C0);
   _tile_zero(Q3_C1);
   for (int s = 0; s < n_steps; s += 2) {
-    if (n_steps > 2) load_b(wb, nt, kstep, n_steps, s);
-    multiply(a, step_bytes, kstep, n_steps, s, nt);
+    if (n_steps > 2) load_b(wb, kstep, n_steps, s);
+    multiply(a, step_bytes, kstep, n_steps, s);
   }
   _tile_stored(Q3_C0, cbuf[0], 64);
-  if (nt == 2) _tile_stored(Q3_C1, cbuf[1], 64);
+  _tile_stored(Q3_C1, cbuf[1], 64);
 }
 
-// The int32 dot products of activation row i of a pass with r rows: C rows 0..r-1 hold the low-byte sums, r..2r-1
-// the high-byte ones.
-inline __m512 pass_row(const int32_t (*c)[16], int r, int i) {
-  return _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c[r + i]), 8), _mm512_load_si512(c[i])));
+// The block's dot products of activation row i of a pass with r rows, zero point applied: C rows 0..r-1 hold the
+// low-byte sums, r..2r-1 the high-byte ones, z the 16 columns' zero points and xsum the row's activation sum.
+inline __m512 pass_row(const int32_t (*c)[16], int r, int i, __m512i z, int32_t xsum) {
+  const __m512i d = _mm512_add_epi32(_mm512_slli_epi32(_mm512_load_si512(c[r + i]), 8), _mm512_load_si512(c[i]));
+  return _mm512_cvtepi32_ps(_mm512_sub_epi32(d, _mm512_mullo_epi32(z, _mm512_set1_epi32(xsum))));
 }
 
-// One pair of tiles (nt = 2, or 1 at the end of an odd range) for all M rows. Blocks are software-pipelined: block
-// b+kAhead is expanded (vector units) while the tile unit multiplies block b. A tile load cannot take its data from
-// the store buffer, and those stores commit only once the tile instructions before them retire: expanding just one
-// block ahead made the two units take turns. R > 0: M = R <= 8 rows in one pass, outputs
+// One pair of tiles for all M rows (nt = 1 at the end of an odd range: the tile then goes through both halves and only
+// one is stored, which keeps every loop over the pair a compile-time one, so the sums stay in registers). Blocks are
+// software-pipelined: block b+kAhead is expanded (vector units) while the tile unit multiplies block b. A tile load
+// cannot take its data from the store buffer, and those stores commit only once the tile instructions before them
+// retire: expanding just one block ahead made the two units take turns. R > 0: M = R <= 8 rows in one pass, outputs
 // in registers; R = 0: passes of 8 rows, outputs in out (M, 32).
 template <int R>
 void pair_amx(const PackedView& w, const QuantizedRows& x, int t, int nt, float* out, float* y) {
@@ -172,55 +172,70 @@ void pair_amx(const PackedView& w, const QuantizedRows& x, int t, int nt, float*
   constexpr int kAhead = 2, kRing = 4;
   alignas(64) uint8_t wbuf[kRing][2][kMaxBlock / 8 * 128];  // [block % kRing][tile]: expanded weights of one block
   alignas(64) int32_t cbuf[2][16][16];                   // C tiles of one pass
+  const int tj[2] = {t, t + nt - 1};                     // the pair's tiles
   __m512 acc[R > 0 ? R : 1][2];
+#pragma GCC unroll 8
   for (int i = 0; i < (R > 0 ? R : 1); i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   if (R == 0) std::fill(out, out + (size_t)M * 2 * kTile, 0.f);
 
   auto expand_block = [&](int b) {
-    for (int j = 0; j < nt; j++)
-      expand(w.tile(t + j) + (size_t)b * nv * kWordBytes, nv, w.meta(t + j) + (size_t)(b * B / w.group_size) * kMetaBytes + 32,
-             wbuf[b % kRing][j]);
+    expand(w.tile(tj[0]) + (size_t)b * nv * kWordBytes, nv, wbuf[b % kRing][0]);
+    if (nt == 2) expand(w.tile(tj[1]) + (size_t)b * nv * kWordBytes, nv, wbuf[b % kRing][1]);
   };
   for (int b = 0; b < std::min(kAhead, nb); b++) expand_block(b);
   for (int b = 0; b < nb; b++) {
     const size_t g = (size_t)(b * B / w.group_size) * kMetaBytes;
-    const uint8_t* wb[2] = {wbuf[b % kRing][0], wbuf[b % kRing][1]};
+    const uint8_t* wb[2] = {wbuf[b % kRing][0], wbuf[b % kRing][nt - 1]};
     __m512 sv[2];
-    for (int j = 0; j < nt; j++) sv[j] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(w.meta(t + j) + g)));
-    if (n_steps <= 2) load_b(wb, nt, kstep, n_steps, 0);
+    __m512i z[2];
+#pragma GCC unroll 2
+    for (int j = 0; j < 2; j++) {
+      sv[j] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(w.meta(tj[j]) + g)));
+      z[j] = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(w.meta(tj[j]) + g + 32)));
+    }
+    if (n_steps <= 2) load_b(wb, kstep, n_steps, 0);
     if constexpr (R > 0) {
-      pass_product(x.tiles + (size_t)b * n_steps * a_bytes, a_bytes, kstep, n_steps, wb, nt, cbuf);  // one pass
+      pass_product(x.tiles + (size_t)b * n_steps * a_bytes, a_bytes, kstep, n_steps, wb, cbuf);  // one pass
       if (b + kAhead < nb) expand_block(b + kAhead);
+#pragma GCC unroll 8
       for (int i = 0; i < R; i++) {
-        const __m512 xs = _mm512_set1_ps(x.scale[(size_t)i * nb + b]);
-        for (int j = 0; j < nt; j++) acc[i][j] = _mm512_fmadd_ps(pass_row(cbuf[j], R, i), _mm512_mul_ps(sv[j], xs), acc[i][j]);
+        const size_t xb = (size_t)i * nb + b;
+        const __m512 xs = _mm512_set1_ps(x.scale[xb]);
+#pragma GCC unroll 2
+        for (int j = 0; j < 2; j++)
+          acc[i][j] = _mm512_fmadd_ps(pass_row(cbuf[j], R, i, z[j], x.sum[xb]), _mm512_mul_ps(sv[j], xs), acc[i][j]);
       }
     } else {
       for (int p = 0; p < passes; p++) {
-        pass_product(x.tiles + ((size_t)b * n_steps * passes + p) * a_bytes, passes * a_bytes, kstep, n_steps, wb, nt,
+        pass_product(x.tiles + ((size_t)b * n_steps * passes + p) * a_bytes, passes * a_bytes, kstep, n_steps, wb,
                      cbuf);
         if (p == 0 && b + kAhead < nb) expand_block(b + kAhead);
         for (int i = 0; i < std::min(r, M - p * r); i++) {
           const int m = p * r + i;
-          const __m512 xs = _mm512_set1_ps(x.scale[(size_t)m * nb + b]);
+          const size_t xb = (size_t)m * nb + b;
+          const __m512 xs = _mm512_set1_ps(x.scale[xb]);
           float* o = out + (size_t)m * 2 * kTile;
-          for (int j = 0; j < nt; j++)
-            _mm512_storeu_ps(o + j * kTile, _mm512_fmadd_ps(pass_row(cbuf[j], r, i), _mm512_mul_ps(sv[j], xs),
-                                                            _mm512_loadu_ps(o + j * kTile)));
+#pragma GCC unroll 2
+          for (int j = 0; j < 2; j++)
+            _mm512_storeu_ps(o + j * kTile, _mm512_fmadd_ps(pass_row(cbuf[j], r, i, z[j], x.sum[xb]),
+                                                            _mm512_mul_ps(sv[j], xs), _mm512_loadu_ps(o + j * kTile)));
         }
       }
     }
   }
-  for (int j = 0; j < nt; j++) {
+  // Loops over compile-time bounds only: an acc index known only at run time would keep acc on the stack.
+#pragma GCC unroll 2
+  for (int j = 0; j < 2; j++) {
+    if (j >= nt) break;
     const int lanes = std::min(kTile, w.N - (t + j) * kTile);
     const __mmask16 mask = lanes >= kTile ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
-    for (int m = 0; m < M; m++) {
-      float* dst = y + (size_t)m * w.N + (size_t)(t + j) * kTile;
-      if constexpr (R > 0) {
-        _mm512_mask_storeu_ps(dst, mask, acc[m][j]);
-      } else {
-        _mm512_mask_storeu_ps(dst, mask, _mm512_loadu_ps(out + (size_t)m * 2 * kTile + j * kTile));
-      }
+    if constexpr (R > 0) {
+#pragma GCC unroll 8
+      for (int m = 0; m < R; m++) _mm512_mask_storeu_ps(y + (size_t)m * w.N + (size_t)(t + j) * kTile, mask, acc[m][j]);
+    } else {
+      for (int m = 0; m < M; m++)
+        _mm512_mask_storeu_ps(y + (size_t)m * w.N + (size_t)(t + j) * kTile, mask,
+                              _mm512_loadu_ps(out + (size_t)m * 2 * kTile + j * kTile));
     }
   }
 }

@@ -135,6 +135,64 @@ void tile_rows(const PackedView& w, const QuantizedRows& x, int t, int m0, float
   for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(y + (size_t)(m0 + r) * w.N + (size_t)t * kTile, mask16, out[r]);
 }
 
+// Two rows (decode batches of 2) over T adjacent tiles with VNNI: each weight word is loaded and unpacked once for both
+// rows, each activation quad is broadcast once for the T tiles, and the 2 x T x 2 int32 sums stay in registers (the
+// float outputs, touched once per block, live in memory). At two rows this does 8 vpdpbusd per word, which the two
+// vector ports sustain faster than the tile unit's expand/store/tile-load round trip (native/dev/cpu/awq_rows.cpp).
+template <int T>
+void two_rows_vnni(const PackedView& w, const QuantizedRows& x, int t, float* y) {
+  constexpr int R = 2;
+  const __m512i m0 = _mm512_set1_epi32(0x0F0F0F0F);
+  const int K = w.K, B = x.block, nb = K / B, nv = B / 8;
+  const uint8_t* wp[T];
+  alignas(64) float out[R][T][kTile];
+#pragma GCC unroll 8
+  for (int i = 0; i < T; i++) wp[i] = w.tile(t + i);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+    for (int i = 0; i < T; i++) _mm512_store_ps(out[r][i], _mm512_setzero_ps());
+  for (int b = 0; b < nb; b++) {
+    __m512i lo[R][T], hi[R][T];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+      for (int i = 0; i < T; i++) lo[r][i] = hi[r][i] = _mm512_setzero_si512();
+    for (int j = 0; j < nv; j++) {
+      __m512i w0[T], w1[T];
+#pragma GCC unroll 8
+      for (int i = 0; i < T; i++) {
+        _mm_prefetch((const char*)wp[i] + kPrefetchBytes, _MM_HINT_T0);
+        const __m512i v = _mm512_loadu_si512(wp[i]);
+        wp[i] += kWordBytes;
+        w0[i] = _mm512_and_si512(v, m0);
+        w1[i] = _mm512_and_si512(_mm512_srli_epi32(v, 4), m0);
+      }
+      const size_t k = (size_t)b * B + (size_t)j * 8;
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) {
+        const size_t at = (size_t)r * K + k;
+        const __m512i xl0 = quad(x.lo + at), xl1 = quad(x.lo + at + 4), xh0 = quad(x.hi + at), xh1 = quad(x.hi + at + 4);
+#pragma GCC unroll 8
+        for (int i = 0; i < T; i++) {
+          lo[r][i] = dot4<true>(dot4<true>(lo[r][i], w0[i], xl0), w1[i], xl1);
+          hi[r][i] = dot4<true>(dot4<true>(hi[r][i], w0[i], xh0), w1[i], xh1);
+        }
+      }
+    }
+    const size_t g = (size_t)(b * B / w.group_size) * kMetaBytes;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+      for (int i = 0; i < T; i++)
+        _mm512_store_ps(out[r][i], fold(_mm512_load_ps(out[r][i]), _mm512_add_epi32(_mm512_slli_epi32(hi[r][i], 8), lo[r][i]),
+                                        w.meta(t + i) + g, x.scale[(size_t)r * nb + b], x.sum[(size_t)r * nb + b]));
+  }
+  for (int r = 0; r < R; r++)
+    for (int i = 0; i < T; i++)
+      _mm512_mask_storeu_ps(y + (size_t)r * w.N + (size_t)(t + i) * kTile, lane_mask(w, t + i), _mm512_load_ps(out[r][i]));
+}
+
 // Tiles one decode thread streams at once (one memory stream each): in native/dev/cpu/awq_gemv_dram.cpp, 5 runs of
 // 7-31 rounds on the shared 2-core machine, 4 streams read 0-6% more GB/s than 2 (median ratio to the same-round probe
 // 0.5-4 points higher in every run), and the bandwidth probe's fastest loop also reads 4 streams per thread; the
@@ -157,6 +215,17 @@ void tiles(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y
         tiles_one_row<VNNI, 1>(w, x, t, y);
       }
       continue;
+    }
+    if constexpr (VNNI) {
+      if (x.M == 2) {
+        if (t + kStreams <= t1) {
+          two_rows_vnni<kStreams>(w, x, t, y);
+          t += kStreams - 1;
+        } else {
+          two_rows_vnni<1>(w, x, t, y);
+        }
+        continue;
+      }
     }
     // The tile (K/8 x 64 bytes) stays in L2 while every row block passes over it.
     int m = 0;

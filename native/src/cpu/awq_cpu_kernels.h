@@ -63,7 +63,7 @@ void tiles_scalar(const PackedView& w, const QuantizedRows& x, int t0, int t1, f
 void tiles_avx2(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
 void tiles_avx512bw(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
 void tiles_avx512vnni(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
-// AMX (int8 tiles) for M >= 2 (x.tiles set); M = 1 goes to tiles_avx512vnni. The process must have AMX permission
+// AMX (int8 tiles) for M >= 3 (x.tiles set); M = 1 and 2 go to tiles_avx512vnni. The process must have AMX permission
 // (amx_request_permission).
 void tiles_amx(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
 // AMX activation tiles, so that a tile load reads one contiguous stretch (rows K bytes apart would all fall in one

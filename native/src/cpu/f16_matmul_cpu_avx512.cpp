@@ -1,5 +1,5 @@
-// AVX-512 kernel for the fp16-weight matmul: vcvtph2ps + FMA, a block of W rows times a block of x rows so each
-// converted weight vector is used RX times and each x vector RW times.
+// AVX-512 kernel for the fp16-weight matmul: vcvtph2ps + FMA, a block of RW rows of W times a block of RX rows of x,
+// so each converted weight vector is used RX times and each x vector RW times.
 // GCC 12 reports its own _mm512_undefined_* placeholders as maybe-uninitialized once inlined at -O3: a false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -10,27 +10,52 @@
 namespace q3::f16_cpu {
 namespace {
 
+// acc += W rows n .. n+RW-1 times x rows m .. m+RX-1 at k .. k+15 (mask: the K tail; zeros contribute nothing).
+// The loops over the block are unrolled so the RW x RX accumulators stay in registers: left to itself, GCC kept them
+// on the stack and stored every one after each FMA (2-3x slower at M = 2..4, native/dev/cpu/f16_rows.cpp).
+template <int RW, int RX>
+__attribute__((always_inline)) inline void step(const uint16_t* w, int K, const float* x, int n, int m, int k,
+                                                __mmask16 mask, __m512 (&acc)[RW][RX]) {
+  __m512 wv[RW];
+#pragma GCC unroll 8
+  for (int i = 0; i < RW; i++) wv[i] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, w + (size_t)(n + i) * K + k));
+#pragma GCC unroll 8
+  for (int r = 0; r < RX; r++) {
+    const __m512 xv = _mm512_maskz_loadu_ps(mask, x + (size_t)(m + r) * K + k);
+#pragma GCC unroll 8
+    for (int i = 0; i < RW; i++) acc[i][r] = _mm512_fmadd_ps(wv[i], xv, acc[i][r]);
+  }
+}
+
 template <int RW, int RX>
 void block(const uint16_t* w, int N, int K, const float* x, float* y, int n, int m) {
   __m512 acc[RW][RX];
+#pragma GCC unroll 8
   for (int i = 0; i < RW; i++)
+#pragma GCC unroll 8
     for (int r = 0; r < RX; r++) acc[i][r] = _mm512_setzero_ps();
-  for (int k = 0; k < K; k += 16) {
-    // The K tail is a masked load: zeros contribute nothing.
-    const __mmask16 mask = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
-    __m512 xv[RX];
-    for (int r = 0; r < RX; r++) xv[r] = _mm512_maskz_loadu_ps(mask, x + (size_t)(m + r) * K + k);
-    for (int i = 0; i < RW; i++) {
-      const __m512 wv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, w + (size_t)(n + i) * K + k));
-      for (int r = 0; r < RX; r++) acc[i][r] = _mm512_fmadd_ps(wv, xv[r], acc[i][r]);
-    }
-  }
+  int k = 0;
+  for (; k + 16 <= K; k += 16) step<RW, RX>(w, K, x, n, m, k, (__mmask16)0xFFFF, acc);
+  if (k < K) step<RW, RX>(w, K, x, n, m, k, (__mmask16)((1u << (K - k)) - 1), acc);
+#pragma GCC unroll 8
   for (int i = 0; i < RW; i++)
+#pragma GCC unroll 8
     for (int r = 0; r < RX; r++) y[(size_t)(m + r) * N + n + i] = _mm512_reduce_add_ps(acc[i][r]);
 }
 
+// Rows [n0, n1) of W times RX rows of x from m: RW rows of W at a time, as many as the registers hold with RX x rows
+// (RW x RX accumulators + RW weight vectors + one x vector).
+template <int RX>
+void rows_x(const uint16_t* w, int N, int K, const float* x, float* y, int n0, int n1, int m) {
+  constexpr int RW = RX == 1 ? 8 : RX <= 3 ? 6 : 4;
+  int n = n0;
+  for (; n + RW <= n1; n += RW) block<RW, RX>(w, N, K, x, y, n, m);
+  for (; n < n1; n++) block<1, RX>(w, N, K, x, y, n, m);
+}
+
+// W rows n .. n+RW-1 times every row of x, in groups of up to 4 rows while those W rows sit in L1.
 template <int RW>
-void rows_block(const uint16_t* w, int N, int K, const float* x, int M, float* y, int n) {
+void all_rows(const uint16_t* w, int N, int K, const float* x, int M, float* y, int n) {
   int m = 0;
   for (; m + 4 <= M; m += 4) block<RW, 4>(w, N, K, x, y, n, m);
   switch (M - m) {
@@ -44,15 +69,17 @@ void rows_block(const uint16_t* w, int N, int K, const float* x, int M, float* y
 }  // namespace
 
 void rows_avx512(const uint16_t* w, int N, int K, const float* x, int M, float* y, int n0, int n1) {
-  int n = n0;
-  if (M == 1) {
-    // Decode: memory-bound; 8 rows give 8 independent FMA chains per x vector.
-    for (; n + 8 <= n1; n += 8) block<8, 1>(w, N, K, x, y, n, 0);
-  } else {
-    // The 4 W rows (4 x K x 2 bytes) stay in L1/L2 while every row block of x passes over them.
-    for (; n + 4 <= n1; n += 4) rows_block<4>(w, N, K, x, M, y, n);
+  // Up to 4 rows of x (decode batches): one pass over this range of W, each weight converted once for every row.
+  switch (M) {
+    case 1: return rows_x<1>(w, N, K, x, y, n0, n1, 0);
+    case 2: return rows_x<2>(w, N, K, x, y, n0, n1, 0);
+    case 3: return rows_x<3>(w, N, K, x, y, n0, n1, 0);
+    case 4: return rows_x<4>(w, N, K, x, y, n0, n1, 0);
+    default: break;
   }
-  for (; n < n1; n++) rows_block<1>(w, N, K, x, M, y, n);
+  int n = n0;
+  for (; n + 4 <= n1; n += 4) all_rows<4>(w, N, K, x, M, y, n);
+  for (; n < n1; n++) all_rows<1>(w, N, K, x, M, y, n);
 }
 
 }  // namespace q3::f16_cpu
