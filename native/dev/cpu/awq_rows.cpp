@@ -1,8 +1,11 @@
 // Experiment: the int4 AWQ matmul for the skinny M = 2..8 rows of decode batches, in versions:
-//   amx        mainline tiles_amx (each block's C tiles stored and folded right after the tile instructions)
-//   amx-lagL   the fold of a block's C tiles L blocks later, so the vector unit never waits for the tile unit
-//   vnni       mainline tiles_avx512vnni (one tile, weights unpacked once per word for all rows)
-//   vnniRxT    R rows x T tiles register-blocked, activation quads broadcast once per word for T tiles
+//   amx        mainline tiles_amx
+//   amx-lagL   signed weight bytes q - z (the earlier mainline), the fold of a block's C tiles L blocks later
+//   amxu-lag1  unsigned weight bytes, zero point in the fold (what mainline now does), fold one block later
+//   -expand, -tiles, -fold, dummy, expand, tiles, fold: amxu-lag1 without (or with only) that part, to see where
+//              the time goes (expand, tile instructions and fold add up: the units do not overlap)
+//   vnni       mainline tiles_avx512vnni (M = 2: two_rows_vnni, 2 rows x 4 tiles register-blocked; at M = 4 the same
+//              blocking (4 rows x 2 tiles) was slower than AMX, 16 vpdpbusd per word)
 // Two measurements: "l2": one thread on a matrix that fits L2, best of many calls (compute cost, GB/s per core);
 // "dram": 2 threads, copies rotated over 512 MiB, versions alternating within each round, ratio to that round's
 // probe. Every version is first checked against tiles_scalar.
@@ -47,61 +50,6 @@ inline __m512 fold(__m512 out, __m512i acc, const uint8_t* rec, float xscale, in
   const __m512i z = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(rec + 32)));
   const __m512i d = _mm512_sub_epi32(acc, _mm512_mullo_epi32(z, _mm512_set1_epi32(xsum)));
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(s, _mm512_set1_ps(xscale)), out);
-}
-
-// ---- VNNI, R rows x T tiles ----
-template <int R, int T>
-void rows_vnni(const PackedView& w, const QuantizedRows& x, int t, float* y) {
-  const __m512i m0 = _mm512_set1_epi32(0x0F0F0F0F);
-  const int K = w.K, B = x.block, nb = K / B, nv = B / 8;
-  const uint8_t* wp[T];
-  alignas(64) float out[R][T][16];  // in memory: touched once per block, and the registers hold the sums
-  #pragma GCC unroll 8
-  for (int i = 0; i < T; i++) wp[i] = w.tile(t + i);
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; r++)
-    #pragma GCC unroll 8
-    for (int i = 0; i < T; i++) _mm512_store_ps(out[r][i], _mm512_setzero_ps());
-  for (int b = 0; b < nb; b++) {
-    __m512i lo[R][T], hi[R][T];
-    #pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
-      #pragma GCC unroll 8
-      for (int i = 0; i < T; i++) lo[r][i] = hi[r][i] = _mm512_setzero_si512();
-    for (int j = 0; j < nv; j++) {
-      __m512i w0[T], w1[T];
-      #pragma GCC unroll 8
-      for (int i = 0; i < T; i++) {
-        _mm_prefetch((const char*)wp[i] + kPrefetchBytes, _MM_HINT_T0);
-        const __m512i v = _mm512_loadu_si512(wp[i]);
-        wp[i] += kWordBytes;
-        w0[i] = _mm512_and_si512(v, m0);
-        w1[i] = _mm512_and_si512(_mm512_srli_epi32(v, 4), m0);
-      }
-      const size_t k = (size_t)b * B + (size_t)j * 8;
-      #pragma GCC unroll 8
-      for (int r = 0; r < R; r++) {
-        const size_t at = (size_t)r * K + k;
-        const __m512i xl0 = quad(x.lo + at), xl1 = quad(x.lo + at + 4), xh0 = quad(x.hi + at), xh1 = quad(x.hi + at + 4);
-        #pragma GCC unroll 8
-        for (int i = 0; i < T; i++) {
-          lo[r][i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(lo[r][i], w0[i], xl0), w1[i], xl1);
-          hi[r][i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(hi[r][i], w0[i], xh0), w1[i], xh1);
-        }
-      }
-    }
-    const size_t g = (size_t)(b * B / w.group_size) * kMetaBytes;
-    #pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
-      #pragma GCC unroll 8
-      for (int i = 0; i < T; i++)
-        _mm512_store_ps(out[r][i], fold(_mm512_load_ps(out[r][i]), _mm512_add_epi32(_mm512_slli_epi32(hi[r][i], 8), lo[r][i]),
-                                        w.meta(t + i) + g, x.scale[(size_t)r * nb + b], x.sum[(size_t)r * nb + b]));
-  }
-  #pragma GCC unroll 8
-  for (int r = 0; r < R; r++)
-    #pragma GCC unroll 8
-    for (int i = 0; i < T; i++) _mm512_storeu_ps(y + (size_t)r * w.N + (size_t)(t + i) * kTile, _mm512_load_ps(out[r][i]));
 }
 
 // ---- AMX with the fold lagging ----
@@ -240,30 +188,6 @@ void amx_lag(const PackedView& w, const QuantizedRows& x, int t0, int t1, float*
   _tile_release();
 }
 
-template <int R, int T>
-void vnni_blocked(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
-  for (int t = t0; t < t1; t += T) rows_vnni<R, T>(w, x, t, y);
-}
-
-template <int T>
-void vnni_m(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
-  switch (x.M) {
-    case 2: vnni_blocked<2, T>(w, x, t0, t1, y); break;
-    case 4: vnni_blocked<4, T>(w, x, t0, t1, y); break;
-    case 8: {  // two passes of 4 rows over the same tiles
-      QuantizedRows a = x, b = x;
-      a.M = b.M = 4;
-      b.lo += 4 * x.K, b.hi += 4 * x.K, b.q += 4 * x.K, b.scale += 4 * x.K / x.block, b.sum += 4 * x.K / x.block;
-      for (int t = t0; t < t1; t += T) {
-        rows_vnni<4, T>(w, a, t, y);
-        rows_vnni<4, T>(w, b, t, y + 4 * (size_t)w.N);
-      }
-      break;
-    }
-    default: std::abort();
-  }
-}
-
 using Kernel = void (*)(const PackedView&, const QuantizedRows&, int, int, float*);
 struct Version {
   const char* name;
@@ -349,8 +273,6 @@ int main(int argc, char** argv) {
       {"tiles", amx_lag<1, true, 5>, 2},
       {"fold", amx_lag<1, true, 3>, 2},
       {"vnni", tiles_avx512vnni, 2},
-      {"vnni x2", vnni_m<2>, 2},
-      {"vnni x4", vnni_m<4>, 4},
   };
   // validate
   std::vector<float> ref((size_t)M * N), y((size_t)M * N);

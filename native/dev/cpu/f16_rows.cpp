@@ -1,6 +1,8 @@
 // Experiment: the fp16 lm_head matmul for the skinny M = 2..8 rows of decode batches, in versions:
-//   main      mainline rows_avx512 (blocks of 4 W rows x up to 4 x rows: W converted once per 4 rows of x)
-//   RWxM      RW W rows x all M rows of x per block: each weight vector converted once and used for every row
+//   main      mainline rows_avx512 (RW W rows x up to 4 x rows, accumulators in registers)
+//   b3-RW     RW W rows x all M rows, x interleaved (xi[k/16][row][16]) so its rows do not share one L1 set
+//   kc2-KC    K in chunks of KC, so the chunk of x stays in L1 while the range of W passes over it
+// Before the mainline's accumulators were forced into registers, GCC stored each one after every FMA (2-3x slower).
 // Two measurements: "l2": one thread on a (512, 4096) matrix that fits L2, best of many calls (compute cost, GB/s per
 // core); "dram": 2 threads over the (151936, 4096) lm_head, versions alternating within each round, ratio to that
 // round's probe. Every version is first checked against f16_matmul_ref.
@@ -31,81 +33,7 @@ using namespace q3;
 
 namespace {
 
-template <int RW, int RX, int PF>
-void block(const uint16_t* w, int N, int K, const float* x, float* y, int n, int m) {
-  __m512 acc[RW][RX];
-  for (int i = 0; i < RW; i++)
-    for (int r = 0; r < RX; r++) acc[i][r] = _mm512_setzero_ps();
-  for (int k = 0; k < K; k += 16) {
-    const __mmask16 mask = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
-    __m512 wv[RW];
-    for (int i = 0; i < RW; i++) {
-      if (PF > 0 && (k & 31) == 0) _mm_prefetch((const char*)(w + (size_t)(n + i) * K + k) + PF, _MM_HINT_T0);
-      wv[i] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, w + (size_t)(n + i) * K + k));
-    }
-    for (int r = 0; r < RX; r++) {
-      const __m512 xv = _mm512_maskz_loadu_ps(mask, x + (size_t)(m + r) * K + k);
-      for (int i = 0; i < RW; i++) acc[i][r] = _mm512_fmadd_ps(wv[i], xv, acc[i][r]);
-    }
-  }
-  for (int i = 0; i < RW; i++)
-    for (int r = 0; r < RX; r++) y[(size_t)(m + r) * N + n + i] = _mm512_reduce_add_ps(acc[i][r]);
-}
-
-template <int RW, int RX, int PF>
-void rows_new(const uint16_t* w, int N, int K, const float* x, int M, float* y, int n0, int n1) {
-  int n = n0;
-  for (; n + RW <= n1; n += RW) block<RW, RX, PF>(w, N, K, x, y, n, 0);
-  for (; n < n1; n++) block<1, RX, PF>(w, N, K, x, y, n, 0);
-}
-
-// K in chunks of KC so the chunk of x (RX rows) stays in L1 while every W row of the range passes over it; partial
-// sums go to y. PFR: software prefetch of the piece RW * PFR rows ahead.
-template <int RW, int RX, int KC, int PFR>
-void rows_kc(const uint16_t* w, int N, int K, const float* x, int M, float* y, int n0, int n1) {
-  for (int k0 = 0; k0 < K; k0 += KC) {
-    const int k1 = std::min(K, k0 + KC);
-    int n = n0;
-    for (; n + RW <= n1; n += RW) {
-      __m512 acc[RW][RX];
-      for (int i = 0; i < RW; i++)
-        for (int r = 0; r < RX; r++) acc[i][r] = _mm512_setzero_ps();
-      for (int k = k0; k < k1; k += 16) {
-        const __mmask16 mask = k1 - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k1 - k)) - 1);
-        __m512 wv[RW];
-        for (int i = 0; i < RW; i++) {
-          if (PFR > 0 && (k & 31) == 0)
-            _mm_prefetch((const char*)(w + (size_t)(n + i + RW * PFR) * K + k), _MM_HINT_T0);
-          wv[i] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, w + (size_t)(n + i) * K + k));
-        }
-        for (int r = 0; r < RX; r++) {
-          const __m512 xv = _mm512_maskz_loadu_ps(mask, x + (size_t)r * K + k);
-          for (int i = 0; i < RW; i++) acc[i][r] = _mm512_fmadd_ps(wv[i], xv, acc[i][r]);
-        }
-      }
-      for (int i = 0; i < RW; i++)
-        for (int r = 0; r < RX; r++) {
-          float* o = y + (size_t)r * N + n + i;
-          *o = (k0 == 0 ? 0.f : *o) + _mm512_reduce_add_ps(acc[i][r]);
-        }
-    }
-    for (; n < n1; n++) {
-      for (int r = 0; r < RX; r++) {
-        __m512 a = _mm512_setzero_ps();
-        for (int k = k0; k < k1; k += 16) {
-          const __mmask16 mask = k1 - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k1 - k)) - 1);
-          a = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, w + (size_t)n * K + k)),
-                              _mm512_maskz_loadu_ps(mask, x + (size_t)r * K + k), a);
-        }
-        float* o = y + (size_t)r * N + n;
-        *o = (k0 == 0 ? 0.f : *o) + _mm512_reduce_add_ps(a);
-      }
-    }
-  }
-}
-
-// As block, with the masked K tail outside the main loop and the register loops unrolled, so the accumulators stay in
-// registers (GCC otherwise keeps them on the stack).
+// One k-step of RW W rows x RX x rows, as in the mainline kernel.
 template <int RW, int RX>
 __attribute__((always_inline)) inline void acc_step(const uint16_t* w, int K, const float* x, int n, int k, __mmask16 mask, __m512 (&acc)[RW][RX]) {
   __m512 wv[RW];
@@ -119,30 +47,7 @@ __attribute__((always_inline)) inline void acc_step(const uint16_t* w, int K, co
   }
 }
 
-template <int RW, int RX>
-void block2(const uint16_t* w, int N, int K, const float* x, float* y, int n) {
-  __m512 acc[RW][RX];
-#pragma GCC unroll 8
-  for (int i = 0; i < RW; i++)
-#pragma GCC unroll 8
-    for (int r = 0; r < RX; r++) acc[i][r] = _mm512_setzero_ps();
-  int k = 0;
-  for (; k + 16 <= K; k += 16) acc_step<RW, RX>(w, K, x, n, k, (__mmask16)0xFFFF, acc);
-  if (k < K) acc_step<RW, RX>(w, K, x, n, k, (__mmask16)((1u << (K - k)) - 1), acc);
-#pragma GCC unroll 8
-  for (int i = 0; i < RW; i++)
-#pragma GCC unroll 8
-    for (int r = 0; r < RX; r++) y[(size_t)r * N + n + i] = _mm512_reduce_add_ps(acc[i][r]);
-}
-
-template <int RW, int RX>
-void rows_b2(const uint16_t* w, int N, int K, const float* x, int M, float* y, int n0, int n1) {
-  int n = n0;
-  for (; n + RW <= n1; n += RW) block2<RW, RX>(w, N, K, x, y, n);
-  for (; n < n1; n++) block2<1, RX>(w, N, K, x, y, n);
-}
-
-// block2 over K in chunks of KC (x chunk in L1), partial sums added into y.
+// The mainline block over K in chunks of KC (x chunk in L1), partial sums added into y.
 template <int RW, int RX, int KC>
 void rows_kc2(const uint16_t* w, int N, int K, const float* x, int M, float* y, int n0, int n1) {
   for (int k0 = 0; k0 < K; k0 += KC) {
@@ -227,27 +132,10 @@ struct Version {
 template <int RX>
 std::vector<Version> versions_for() {
   return {{"main", f16_cpu::rows_avx512},
-          {"2xM", rows_new<2, RX, 0>},
-          {"2xM pf", rows_new<2, RX, 1024>},
-          {"3xM", rows_new<3, RX, 0>},
-          {"4xM", rows_new<(RX <= 4 ? 4 : 2), RX, 0>},
-          {"b2-2", rows_b2<2, RX>},
-          {"b2-3", rows_b2<3, RX>},
-          {"b2-4", rows_b2<(RX <= 5 ? 4 : 2), RX>},
-          {"b2-6", rows_b2<(RX <= 3 ? 6 : 2), RX>},
           {"b3-2", rows_b3<2, RX>},
-          {"b3-3", rows_b3<3, RX>},
           {"b3-4", rows_b3<(RX <= 5 ? 4 : 2), RX>},
-          {"b3-6", rows_b3<(RX <= 3 ? 6 : 2), RX>},
-          {"b3-8", rows_b3<(RX <= 2 ? 8 : 2), RX>},
           {"kc2-512", rows_kc2<(RX <= 3 ? 6 : RX <= 5 ? 4 : 2), RX, 512>},
-          {"kc2-1024", rows_kc2<(RX <= 3 ? 6 : RX <= 5 ? 4 : 2), RX, 1024>},
-          {"kc2-256", rows_kc2<(RX <= 3 ? 6 : RX <= 5 ? 4 : 2), RX, 256>},
-          {"kc512", rows_kc<2, RX, 512, 0>},
-          {"kc512pf", rows_kc<2, RX, 512, 4>},
-          {"kc1024", rows_kc<2, RX, 1024, 0>},
-          {"kc1024pf", rows_kc<2, RX, 1024, 4>},
-          {"kc4x", rows_kc<(RX <= 4 ? 4 : 2), RX, (RX <= 4 ? 1024 : 512), 4>}};
+          {"kc2-1024", rows_kc2<(RX <= 3 ? 6 : RX <= 5 ? 4 : 2), RX, 1024>}};
 }
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
