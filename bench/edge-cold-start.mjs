@@ -10,13 +10,14 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { Miniflare } from 'miniflare';
 import { checkoutBaseline, removeBaseline } from './git-baseline.mjs';
+import { newestWorkerdChild, processCpuNs } from './workerd-process.mjs';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -73,32 +74,6 @@ function dryRunDeploy(root, outDir) {
 const EMPTY_WORKER = `
 export default { async fetch() { return new Response('ok'); } };
 export class RateLimiter { async fetch() { return new Response('ok'); } }`;
-
-/** CPU time of a process, ns: every thread's run time. */
-function processCpuNs(pid) {
-  let total = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try { total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]); } catch { /* thread ended */ }
-  }
-  return total;
-}
-
-/** Pid of the newest workerd process started by this one. */
-function newestWorkerdChild() {
-  const children = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8').trim();
-      const [, comm, rest] = /^\d+ \((.*)\) (.*)$/.exec(stat);
-      const fields = rest.split(' ');
-      if (comm === 'workerd' && Number(fields[1]) === process.pid) children.push({ pid: Number(entry), start: Number(fields[19]) });
-    } catch { /* gone */ }
-  }
-  children.sort((a, b) => b.start - a.start);
-  if (children.length === 0) throw new Error('no workerd child process found');
-  return children[0].pid;
-}
 
 /** A key record written straight into KV (edge/key-store.ts's format), so no admin request warms the isolate. */
 async function seedKey(mf) {

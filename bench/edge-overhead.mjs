@@ -6,7 +6,16 @@
 // quantile(edge) − quantile(direct) for time to first token and time to the last byte. Writes
 // bench/results/edge-overhead.{md,json} with the command, the machine and the date.
 //
-//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF]
+//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF] [--profile]
+//
+// Every edge's workerd process is also timed: its CPU (all threads: the isolate, the Durable Object, Miniflare's KV /
+// D1 / cache simulators) over each phase divided by the requests it served. A relay path (a Worker that only
+// forwards the direct request to the worker and streams the answer back) measures what any Worker in front of the
+// GPU worker costs on this machine: the floor of the edge's overhead.
+//
+// --profile samples a V8 CPU profile of this tree's edge isolate (bundled unminified, names kept) over each phase
+// through workerd's inspector and writes bench/results/edge-overhead-profile.md: time by source module (a library's
+// time counted for the module of ours that called it) and the functions with the most self time.
 //
 // --baseline REF adds the edge as it is at git REF (bench/git-baseline.mjs) as a third path in the same rounds, so a
 // change's overhead is compared with the one before it on the same loaded machine at the same moment; the results
@@ -26,6 +35,8 @@ import { unstable_startWorker } from 'wrangler';
 import { signRequest } from '../gpu-worker/signing.ts';
 import { getTokenizer } from '../edge/tokenizer/index.ts';
 import { checkoutBaseline, removeBaseline } from './git-baseline.mjs';
+import { startProfile, summarizeProfile } from './v8-cpu-profile.mjs';
+import { processCpuNs, workerdChildren } from './workerd-process.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = Object.fromEntries(process.argv.slice(2).join(' ').split('--').filter(Boolean).map((a) => a.trim().split(/\s+/)));
@@ -40,6 +51,9 @@ const RUNNER = args.runner ?? 'miniflare';
 // --accounts off: the app without keys, rate limits, cache and metering (createApp()), to see what they cost.
 const ACCOUNTS = (args.accounts ?? 'on') !== 'off';
 const BASELINE_REF = args.baseline;
+const PROFILE = 'profile' in args;
+const INSPECTOR_PORT = 9239;
+const PROFILE_INTERVAL_US = 200;
 if (BASELINE_REF && RUNNER !== 'miniflare') throw new Error('--baseline needs --runner miniflare');
 const RESULT_NAME = ['edge-overhead', WORKER_KIND === 'real' && 'real-worker', RUNNER === 'wrangler' && 'wrangler-dev', !ACCOUNTS && 'no-accounts', BASELINE_REF && 'vs-baseline'].filter(Boolean).join('-');
 // the demo checkpoint's script after a thinking prompt (scripts/gen-demo-script.mjs)
@@ -99,7 +113,7 @@ function startGpuWorker() {
 
 /** The edge in workerd: bundled and run by Miniflare directly (as a client reaches a deployed Worker), or under
  * wrangler's dev server (unstable_startWorker), which adds its own proxy hop in front of the Worker. */
-async function startEdge(workerUrl, edgeRoot = root) {
+async function startEdge(workerUrl, edgeRoot = root, profiled = false) {
   // The whole deployed edge: API key check, rate limiter (Durable Object), response cache and D1 metering included.
   const bindings = { WORKER_URLS: workerUrl, WORKER_SECRET: SECRET, ADMIN_TOKEN };
   if (RUNNER === 'wrangler') {
@@ -118,19 +132,36 @@ async function startEdge(workerUrl, edgeRoot = root) {
   const entry = ACCOUNTS
     ? { entryPoints: [join(edgeRoot, 'edge', 'index.ts')] }
     : { stdin: { contents: "import { createApp } from './edge/app.ts'; export default createApp();", resolveDir: edgeRoot, loader: 'ts' } };
-  // minified, as staging and production deploy it
+  // minified, as staging and production deploy it; unminified (module comments and names kept) to be profiled
   const bundle = await build({
-    ...entry, bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', write: false, minify: true,
-    conditions: ['workerd', 'worker', 'browser'], mainFields: ['module', 'main'], external: ['node:*', 'cloudflare:*'],
+    ...entry, bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', write: false, minify: !profiled,
+    absWorkingDir: edgeRoot, conditions: ['workerd', 'worker', 'browser'], mainFields: ['module', 'main'], external: ['node:*', 'cloudflare:*'],
   });
+  const script = bundle.outputFiles[0].text;
+  const before = new Set(workerdChildren());
   const mf = new Miniflare({
-    modules: true, script: bundle.outputFiles[0].text, host: '127.0.0.1', port: 0,
+    name: 'edge', modules: true, script, host: '127.0.0.1', port: 0, ...(profiled ? { inspectorPort: INSPECTOR_PORT } : {}),
     compatibilityDate: /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)[1],
     compatibilityFlags: JSON.parse(/compatibility_flags\s*=\s*(\[[^\]]*\])/.exec(toml)[1]),
     bindings: { MODEL_ID: MODEL, THINKING_DEFAULT: 'auto', ...bindings },
     kvNamespaces: ['KEYS'], d1Databases: ['USAGE'], durableObjects: { RATE_LIMITER: 'RateLimiter' },
   });
-  return { url: (await mf.ready).toString(), dispose: () => mf.dispose() };
+  const url = (await mf.ready).toString();
+  return { url, pid: workerdChildren().find((pid) => !before.has(pid)), script, dispose: () => mf.dispose() };
+}
+
+/** The floor: a Worker that forwards the signed direct request to the GPU worker and streams its answer back untouched. */
+async function startRelay(workerUrl) {
+  const before = new Set(workerdChildren());
+  const mf = new Miniflare({
+    name: 'relay', modules: true, host: '127.0.0.1', port: 0, compatibilityDate: '2026-04-01', bindings: { UPSTREAM: workerUrl },
+    script: `export default { fetch(request, env) {
+      const { pathname } = new URL(request.url);
+      return fetch(env.UPSTREAM + pathname, { method: request.method, headers: request.headers, body: request.body });
+    } };`,
+  });
+  const url = (await mf.ready).toString();
+  return { url, pid: workerdChildren().find((pid) => !before.has(pid)), dispose: () => mf.dispose() };
 }
 
 /** Reads a streamed response; returns ms to the first frame carrying output and ms to the end. */
@@ -159,8 +190,9 @@ const quantile = (xs, q) => {
 const worker = await startGpuWorker();
 const workRoot = BASELINE_REF && mkdtempSync(join(os.tmpdir(), 'edge-overhead-'));
 const baselineRoot = BASELINE_REF && checkoutBaseline(root, BASELINE_REF, workRoot);
-const edges = [{ label: 'this tree', ...(await startEdge(worker.url)) }];
+const edges = [{ label: 'this tree', ...(await startEdge(worker.url, root, PROFILE)) }];
 if (baselineRoot) edges.push({ label: BASELINE_REF, ...(await startEdge(worker.url, baselineRoot)) });
+const relay = RUNNER === 'miniflare' ? { label: 'relay (floor)', ...(await startRelay(worker.url)) } : undefined;
 for (const edge of edges) {
   edge.url = edge.url.replace(/\/$/, '');
   // A key with limits far above the benchmark's load, so rate limiting measures its cost without ever refusing.
@@ -173,6 +205,9 @@ for (const edge of edges) {
   if (keyResponse.status !== 201) throw new Error(`creating the benchmark key failed: ${keyResponse.status} ${await keyResponse.text()}`);
   edge.auth = { authorization: `Bearer ${(await keyResponse.json()).key}` };
 }
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** CPU of a hop's workerd process so far (ns); NaN under wrangler dev, whose process is not ours to see. */
+const cpuOf = (hop) => (hop.pid ? processCpuNs(hop.pid) : NaN);
 
 try {
   const chatBody = JSON.stringify({ model: MODEL, messages, stream: true, chat_template_kwargs: { enable_thinking: true } });
@@ -180,7 +215,8 @@ try {
     method: 'POST', headers: { 'content-type': 'application/json', ...edges[0].auth }, body: JSON.stringify({ model: MODEL, messages, chat_template_kwargs: { enable_thinking: true } }),
   })).json();
   let n = 0;
-  const direct = async () => {
+  /** The signed worker request the edge would send, to the worker itself or through the relay at `base`. */
+  const direct = (base) => async () => {
     const body = JSON.stringify({
       request_id: `bench-${n++}`, prompt, max_tokens: 40960 - prompt.length,
       sampling: { temperature: 0.6, top_p: 0.95, top_k: 20 }, stop_token_ids: [],
@@ -190,66 +226,119 @@ try {
     // the script opens with <think> (no text; the edge sends nothing for it): the first output is the 2nd token
     let seen = 0;
     const isOutput = (f) => (seen += (/"tokens":\[([^\]]*)\]/.exec(f)?.[1].split(',').filter(Boolean).length ?? 0)) >= 2;
-    return timeStream(start, await fetch(`${worker.url}/v1/generate`, { method: 'POST', headers, body }), isOutput);
+    return timeStream(start, await fetch(`${base.replace(/\/$/, '')}/v1/generate`, { method: 'POST', headers, body }), isOutput);
   };
   const viaEdge = (edge) => async () => {
     const start = performance.now();
     const res = await fetch(`${edge.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...edge.auth }, body: chatBody });
     return timeStream(start, res, (f) => /"(reasoning_content|content)":"[^"]/.test(f));
   };
-  const paths = [['direct', direct], ...edges.map((edge) => [edge.label, viaEdge(edge)])];
+  /** the paths compared with `direct`, each served by its own workerd process */
+  const hops = [...(relay ? [{ ...relay, run: direct(relay.url) }] : []), ...edges.map((edge) => ({ ...edge, run: viaEdge(edge) }))];
+  const paths = [['direct', direct(worker.url)], ...hops.map((hop) => [hop.label, hop.run])];
   // warm-up: compile paths, fill the worker's prefix cache, build the tokenizer in the isolate
   for (let i = 0; i < 2; i++) await Promise.all(paths.map(([, fn]) => fn()));
-  /** ROUNDS rounds of `concurrency` streams per path, the paths' order rotating each round; quantile rows per edge. */
+  const profiles = [];
+  // what each idle workerd process burns anyway (its timers, the inspector), per ms: subtracted from the phases below
+  const idleFrom = hops.map(cpuOf);
+  const idleStart = performance.now();
+  await sleep(2000);
+  const idleNsPerMs = hops.map((hop, i) => (cpuOf(hop) - idleFrom[i]) / (performance.now() - idleStart));
+  /**
+   * ROUNDS rounds of `concurrency` streams per path, the paths' order rotating each round; quantile rows per hop, and
+   * each hop's workerd CPU per request over the whole phase (its work after the responses included).
+   */
   const measure = async (concurrency) => {
     const results = Object.fromEntries(paths.map(([name]) => [name, []]));
+    const cpuBefore = hops.map(cpuOf);
+    const phaseStart = performance.now();
+    const profiler = PROFILE ? await startProfile(INSPECTOR_PORT, 'core:user:edge', PROFILE_INTERVAL_US) : undefined;
     for (let round = 0; round < ROUNDS; round++) {
       for (let i = 0; i < paths.length; i++) {
         const [name, fn] = paths[(round + i) % paths.length];
         results[name].push(...(await Promise.all(Array.from({ length: concurrency }, fn))));
       }
     }
+    await sleep(1000); // usage records and lease settles run after the last responses
+    if (profiler) {
+      const profile = await profiler.stop();
+      const saved = join(os.tmpdir(), `edge-overhead-${concurrency}.cpuprofile`);
+      writeFileSync(saved, JSON.stringify(profile));
+      console.log(`V8 CPU profile of the ${concurrency}-stream phase: ${saved} (Chrome DevTools opens it)`);
+      profiles.push({ concurrency, ...summarizeProfile(profile, edges[0].script, PROFILE_INTERVAL_US) });
+    }
+    const phaseMs = performance.now() - phaseStart;
+    const cpu = hops.map((hop, i) => {
+      const busyNs = cpuOf(hop) - cpuBefore[i] - idleNsPerMs[i] * phaseMs;
+      return { edge: hop.label, concurrency, cpu_ms_per_request: +(busyNs / 1e6 / (ROUNDS * concurrency)).toFixed(2) };
+    });
     const rows = [];
-    for (const edge of edges) {
+    for (const hop of hops) {
       for (const metric of ['ttft', 'total']) {
         for (const q of [0.5, 0.99]) {
           const d = quantile(results.direct.map((r) => r[metric]), q);
-          const e = quantile(results[edge.label].map((r) => r[metric]), q);
-          rows.push({ edge: edge.label, concurrency, metric, quantile: `p${q * 100}`, direct_ms: +d.toFixed(2), edge_ms: +e.toFixed(2), overhead_ms: +(e - d).toFixed(2), ratio: +(e / d).toFixed(3) });
+          const e = quantile(results[hop.label].map((r) => r[metric]), q);
+          rows.push({ edge: hop.label, concurrency, metric, quantile: `p${q * 100}`, direct_ms: +d.toFixed(2), edge_ms: +e.toFixed(2), overhead_ms: +(e - d).toFixed(2), ratio: +(e / d).toFixed(3) });
         }
       }
     }
-    return { results, rows };
+    return { results, rows, cpu };
   };
   const single = await measure(1);
-  const { results, rows: mainRows } = await measure(CONCURRENCY);
+  const { results, rows: mainRows, cpu: mainCpu } = await measure(CONCURRENCY);
   const rows = [...mainRows, ...single.rows];
-  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}`;
+  const cpu = [...mainCpu, ...single.cpu];
+  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${PROFILE ? ' --profile' : ''}`;
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} (1 / 5 / 15 min) at the end, ${WORKER_KIND === 'stub' ? `stub worker (demo script, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
   const date = new Date().toISOString();
   const table = [
-    `| ${BASELINE_REF ? 'edge | ' : ''}streams | metric | quantile | direct to worker (ms) | through edge (ms) | edge overhead (ms) | edge / direct |`,
-    `|${BASELINE_REF ? '---|' : ''}---|---|---|---|---|---|---|`,
-    ...rows.map((r) => `| ${BASELINE_REF ? `${r.edge} | ` : ''}${r.concurrency} | ${r.metric === 'ttft' ? 'time to first token' : 'time to last byte'} | ${r.quantile} | ${r.direct_ms} | ${r.edge_ms} | ${r.overhead_ms} | ${r.ratio} |`),
+    '| edge | streams | metric | quantile | direct to worker (ms) | through edge (ms) | edge overhead (ms) | edge / direct |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.edge} | ${r.concurrency} | ${r.metric === 'ttft' ? 'time to first token' : 'time to last byte'} | ${r.quantile} | ${r.direct_ms} | ${r.edge_ms} | ${r.overhead_ms} | ${r.ratio} |`),
   ].join('\n');
-  console.log(table);
+  const cpuTable = [
+    '| edge | streams | workerd CPU per request (ms) |',
+    '|---|---|---|',
+    ...cpu.map((r) => `| ${r.edge} | ${r.concurrency} | ${r.cpu_ms_per_request} |`),
+  ].join('\n');
+  console.log(`${table}\n\n${cpuTable}`);
   const outDir = join(root, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
-  const samples = results.direct.length;
-  writeFileSync(join(outDir, `${RESULT_NAME}.json`), JSON.stringify({ command, machine, date, rounds: ROUNDS, concurrency: CONCURRENCY, samples_per_path: samples, rows, samples_ms: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((r) => [+r.ttft.toFixed(1), +r.total.toFixed(1)])])) }, null, 1) + '\n');
-  writeFileSync(
-    join(outDir, `${RESULT_NAME}.md`),
-    `# Edge overhead per request (${CONCURRENCY} concurrent streams)\n\n` +
-      `Command: \`${command}\`  \nMachine: ${machine}  \nDate: ${date}  \nSamples: ${samples} per path at ${CONCURRENCY} streams (${ROUNDS} rounds × ${CONCURRENCY}, the paths in rotating order), plus ${ROUNDS} single-stream rounds as the baseline\n\n` +
-      (WORKER_KIND === 'stub' ? 'The worker is a paced stand-in process streaming the demo script, so the difference is the edge\'s own cost. ' : '') +
-      'Direct = signed POST /v1/generate with the prompt ids the edge sends (first token = the first after `<think>`, the first with text); edge = POST /v1/chat/completions (stream, thinking on) ' +
-      `through workerd (${RUNNER === 'wrangler' ? 'under wrangler dev, which adds its proxy hop' : (ACCOUNTS ? 'the bundled, minified edge/index.ts run by Miniflare, no dev proxy; with the accounts layer: API key check, Durable Object rate limiter, response cache lookup, D1 metering' : 'the bundled, minified app without the accounts layer (createApp()) run by Miniflare, no dev proxy')}) to the same worker` +
-      (BASELINE_REF ? `; "${BASELINE_REF}" is the edge as it is at that git ref, measured in the same rounds` : '') + '. Overhead = quantile(edge) − quantile(direct) in the same run. ' +
-      'Client, edge and worker share this machine\'s cores, so the edge\'s CPU time also slows the worker: read it as an upper bound. On a shared machine (see the load average) compare rows of one run, not numbers across runs.\n\n' +
-      table + '\n',
-  );
+  if (PROFILE) {
+    // sampling and the unminified bundle slow the edge down: the timings of this run are not the edge's
+    const profileTable = (list) => ['| | ms | share of busy |', '|---|---|---|', ...list.map((r) => `| ${r.name} | ${r.ms} | ${(r.share * 100).toFixed(1)}% |`)].join('\n');
+    const sections = profiles.map((p) =>
+      `## ${p.concurrency} stream${p.concurrency > 1 ? 's' : ''} at a time, ${ROUNDS * p.concurrency} requests\n\n` +
+      `Sampled ${p.wallMs} ms, the isolate busy for ${p.busyMs} ms of them (${(p.busyMs / (ROUNDS * p.concurrency)).toFixed(2)} ms per request).\n\n` +
+      `By module of ours on the stack (a library's time counts for the module that called it):\n\n${profileTable(p.byModule)}\n\n` +
+      `By function (self time):\n\n${profileTable(p.bySelf)}\n`);
+    writeFileSync(join(outDir, 'edge-overhead-profile.md'),
+      `# Where the edge's time goes (V8 CPU profile of the edge isolate)\n\nCommand: \`${command}\`  \nMachine: ${machine}  \nDate: ${date}\n\n` +
+      'The edge (this tree, accounts on, bundled unminified so that functions keep their names and modules) runs in workerd under Miniflare; its isolate is sampled every 200 µs through the inspector during the single-stream phase and the concurrent phase of the overhead benchmark. ' +
+      'The rate limiter\'s Durable Object runs in the same isolate and is included; Miniflare\'s KV, D1 and cache simulators run elsewhere in the workerd process and are not (the workerd CPU per request below counts them). Sampling and the unminified code slow the edge: read shares, not absolute times.\n\n' +
+      `${sections.join('\n')}\n## Timings of this run\n\n${table}\n\n${cpuTable}\n`);
+  } else {
+    const samples = results.direct.length;
+    writeFileSync(join(outDir, `${RESULT_NAME}.json`), JSON.stringify({ command, machine, date, rounds: ROUNDS, concurrency: CONCURRENCY, samples_per_path: samples, rows, cpu, samples_ms: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((r) => [+r.ttft.toFixed(1), +r.total.toFixed(1)])])) }, null, 1) + '\n');
+    writeFileSync(
+      join(outDir, `${RESULT_NAME}.md`),
+      `# Edge overhead per request (${CONCURRENCY} concurrent streams)\n\n` +
+        `Command: \`${command}\`  \nMachine: ${machine}  \nDate: ${date}  \nSamples: ${samples} per path at ${CONCURRENCY} streams (${ROUNDS} rounds × ${CONCURRENCY}, the paths in rotating order), plus ${ROUNDS} single-stream rounds as the baseline\n\n` +
+        (WORKER_KIND === 'stub' ? 'The worker is a paced stand-in process streaming the demo script, so the difference is the edge\'s own cost. ' : '') +
+        'Direct = signed POST /v1/generate with the prompt ids the edge sends (first token = the first after `<think>`, the first with text); edge = POST /v1/chat/completions (stream, thinking on) ' +
+        `through workerd (${RUNNER === 'wrangler' ? 'under wrangler dev, which adds its proxy hop' : (ACCOUNTS ? 'the bundled, minified edge/index.ts run by Miniflare, no dev proxy; with the accounts layer: API key check, Durable Object rate limiter, response cache lookup, D1 metering' : 'the bundled, minified app without the accounts layer (createApp()) run by Miniflare, no dev proxy')}) to the same worker` +
+        (BASELINE_REF ? `; "${BASELINE_REF}" is the edge as it is at that git ref, measured in the same rounds` : '') +
+        (relay ? '; "relay (floor)" is a Worker in its own workerd that forwards the direct request and streams the answer back untouched: what any Worker in front of the GPU worker costs here' : '') +
+        '. Overhead = quantile(edge) − quantile(direct) in the same run. ' +
+        'Client, edge and worker share this machine\'s cores, so the edge\'s CPU time also slows the worker: read it as an upper bound. On a shared machine (see the load average) compare rows of one run, not numbers across runs.\n\n' +
+        table + '\n\n' +
+        'CPU of each path\'s workerd process (all its threads: the isolate, the rate limiter\'s Durable Object, Miniflare\'s KV, D1 and cache simulators) over the phase, less what the process burns idle over as long, per request served, the work after each response (usage record, lease settle) included:\n\n' +
+        cpuTable + '\n',
+    );
+  }
 } finally {
   for (const edge of edges) await edge.dispose();
+  await relay?.dispose();
   worker.proc.kill('SIGTERM');
   if (baselineRoot) removeBaseline(root, baselineRoot);
 }

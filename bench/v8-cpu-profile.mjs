@@ -1,0 +1,118 @@
+// A V8 CPU profile of a workerd isolate through its inspector port (Miniflare's `inspectorPort`), and a summary of
+// where the time went by source module of an unminified esbuild bundle (esbuild marks each module's code with a
+// `// path/to/module.ts` line). Used by bench/edge-overhead.mjs --profile.
+import WebSocket from 'ws';
+
+/** Starts sampling the isolate `target` (e.g. "core:user:edge"); `stop()` returns the profile (Profiler.stop's). */
+export async function startProfile(inspectorPort, target, intervalUs = 200) {
+  const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
+  const found = targets.find((t) => t.id === target);
+  if (!found) throw new Error(`no inspector target ${target} (have ${targets.map((t) => t.id).join(', ')})`);
+  const socket = new WebSocket(found.webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject); });
+  let nextId = 1;
+  const pending = new Map();
+  socket.on('message', (raw) => {
+    const msg = JSON.parse(raw.toString());
+    const settle = pending.get(msg.id);
+    if (!settle) return;
+    pending.delete(msg.id);
+    if (msg.error) settle.reject(new Error(`${msg.error.message} (${msg.error.code})`));
+    else settle.resolve(msg.result);
+  });
+  const call = (method, params = {}) => new Promise((resolve, reject) => {
+    const id = nextId++;
+    pending.set(id, { resolve, reject });
+    socket.send(JSON.stringify({ id, method, params }));
+  });
+  await call('Profiler.enable');
+  await call('Profiler.setSamplingInterval', { interval: intervalUs });
+  await call('Profiler.start');
+  return {
+    async stop() {
+      const { profile } = await call('Profiler.stop');
+      socket.close();
+      return profile;
+    },
+  };
+}
+
+const SPECIAL = new Set(['(idle)', '(program)', '(garbage collector)', '(root)']);
+
+/** Module paths by line: esbuild's unminified bundle starts each module's code with a `// path` comment. */
+function moduleIndex(bundleText) {
+  const starts = [];
+  bundleText.split('\n').forEach((line, i) => {
+    const m = /^\/\/ ((?:node_modules|edge|gpu-worker|scripts)\/\S+)$/.exec(line);
+    if (m) starts.push([i, m[1]]);
+  });
+  return (line) => {
+    let lo = 0, hi = starts.length - 1, found = '(bundle prelude)';
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (starts[mid][0] <= line) (found = starts[mid][1]), (lo = mid + 1);
+      else hi = mid - 1;
+    }
+    return found;
+  };
+}
+
+/** node_modules/hono/dist/… → "hono"; edge/x.ts stays as it is. */
+function packageOf(path) {
+  const m = /^node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
+  return m ? m[1] : path;
+}
+
+const isOurs = (path) => path.startsWith('edge/') || path.startsWith('gpu-worker/');
+
+/**
+ * Where the sampled time went: `byModule` attributes each sample to the innermost frame of our own code on its stack
+ * (edge/…, gpu-worker/…), so a library's time counts for the module that called it, or to the library / V8 category
+ * when none of ours is on the stack; `bySelf` lists functions by their own time. Times in ms; `busyMs` excludes idle;
+ * `intervalUs` is the sampling interval the profile was taken with.
+ */
+export function summarizeProfile(profile, bundleText, intervalUs = 200, top = 25) {
+  const moduleOf = moduleIndex(bundleText);
+  const parent = new Map();
+  for (const n of profile.nodes) for (const child of n.children ?? []) parent.set(child, n.id);
+  const describe = new Map();
+  for (const n of profile.nodes) {
+    const { functionName, url, lineNumber } = n.callFrame;
+    const special = SPECIAL.has(functionName) ? functionName : null;
+    const module = special ?? (url ? moduleOf(lineNumber) : '(native)');
+    describe.set(n.id, { module, name: `${packageOf(module)} ${functionName || '(anonymous)'}` });
+  }
+  const ownerOf = new Map();
+  const owner = (id) => {
+    if (ownerOf.has(id)) return ownerOf.get(id);
+    let at = id;
+    let found;
+    while (at !== undefined) {
+      const d = describe.get(at);
+      if (isOurs(d.module)) { found = d.module; break; }
+      at = parent.get(at);
+    }
+    const result = found ?? packageOf(describe.get(id).module);
+    ownerOf.set(id, result);
+    return result;
+  };
+  const byModule = new Map();
+  const bySelf = new Map();
+  let totalUs = 0;
+  let idleUs = 0;
+  // A delta is the time since the previous sample. workerd takes no samples while its thread is outside the isolate
+  // (waiting for I/O), so a long delta is mostly such a wait: each sample counts for at most two intervals.
+  const capUs = 2 * intervalUs;
+  profile.samples.forEach((id, i) => {
+    const us = Math.min(profile.timeDeltas[i] ?? 0, capUs);
+    totalUs += us;
+    const d = describe.get(id);
+    if (d.module === '(idle)') { idleUs += us; return; }
+    const mod = owner(id);
+    byModule.set(mod, (byModule.get(mod) ?? 0) + us);
+    bySelf.set(d.name, (bySelf.get(d.name) ?? 0) + us);
+  });
+  const busyUs = totalUs - idleUs;
+  const rows = (map) => [...map].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, us]) => ({ name, ms: +(us / 1000).toFixed(1), share: +(us / busyUs).toFixed(3) }));
+  return { wallMs: +(totalUs / 1000).toFixed(1), busyMs: +(busyUs / 1000).toFixed(1), byModule: rows(byModule), bySelf: rows(bySelf) };
+}
