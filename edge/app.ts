@@ -15,10 +15,12 @@
 // - Response cache: call `c.var.lifecycle.intercept(async (prepared) => cachedResponse | undefined)` before
 //   `await next()`. Routes call lifecycle.prepare() after validation, templating and tokenisation and before any
 //   worker is contacted; the first interceptor returning a Response short-circuits the request (usage settles with
-//   outcome "cached"). `prepared.fingerprint` is a canonical key of everything that decides the output (prompt ids,
-//   sampling, stop, tools, mode, stream shape); `prepared.deterministic` says whether the output is reproducible
-//   (temperature 0 or a seed). To fill the cache, after `await next()` tee `c.res` when it is a 200 from a
-//   deterministic request and store it with platform.runAfterResponse(c, …).
+//   outcome "cached"); `c.var.lifecycle.gate(async (prepared, cached) => …)` runs after the interceptors, whoever
+//   answers, and refuses by throwing (the rate limiter's admission). `prepared.fingerprint` is a canonical key of
+//   everything that decides the output (prompt ids, sampling, stop, tools, mode, stream shape);
+//   `prepared.deterministic` says whether the output is reproducible (temperature 0 or a seed). To fill the cache,
+//   after `await next()` tee `c.res` when it is a 200 from a deterministic request and store it with
+//   platform.runAfterResponse(c, …).
 // - Metering / token rate limits: `c.var.lifecycle.usage` resolves exactly once when the response has ended —
 //   completed, failed mid-stream, client aborted (with the tokens generated until then), served from cache, or
 //   rejected before reaching a worker — with prompt/completion/reasoning/cached token counts. Await it inside

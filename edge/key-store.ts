@@ -78,6 +78,33 @@ export async function readKeyByHash(kv: KVNamespace, hash: string): Promise<KeyR
   return parsed.success ? parsed.data : null;
 }
 
+/**
+ * How long an isolate authenticates with a key record it has read (ms) before reading KV again. A revocation is not
+ * delayed by it: the admin API revokes in the key's rate limiter first, which every API request consults, so the key
+ * is refused at once everywhere. Changed limits or models reach other isolates within this window (on top of KV's own
+ * propagation, up to ~60 s at other locations); the isolate that made the change sees it at once.
+ */
+export const KEY_CACHE_MS = 10_000;
+const KEY_CACHE_ENTRIES = 1024;
+/** hash → the record as read and checked, and until when it serves; oldest first (insertion order) */
+const recentKeys = new Map<string, { record: KeyRecord; until: number }>();
+
+/**
+ * The record of the key whose secret hashes to `hash`, or null: from this isolate's recent reads (KEY_CACHE_MS), else
+ * from KV. A record is kept only when its stored hash equals `hash`, compared in constant time, so a corrupt or
+ * mis-keyed record authenticates nothing else. Unknown keys are not remembered: a key issued a moment ago works.
+ */
+export async function authenticatedKey(kv: KVNamespace, hash: string, now = Date.now()): Promise<KeyRecord | null> {
+  const recent = recentKeys.get(hash);
+  if (recent && recent.until > now) return recent.record;
+  recentKeys.delete(hash);
+  const record = await readKeyByHash(kv, hash);
+  if (!record || !(await constantTimeEqual(record.hash, hash))) return null;
+  recentKeys.set(hash, { record, until: now + KEY_CACHE_MS });
+  if (recentKeys.size > KEY_CACHE_ENTRIES) recentKeys.delete(recentKeys.keys().next().value!);
+  return record;
+}
+
 /** By public id: the id is a prefix of the hash, so one prefix listing finds the record. */
 export async function readKeyById(kv: KVNamespace, id: string): Promise<KeyRecord | null> {
   const m = /^key_([0-9a-f]{16})$/.exec(id);
@@ -91,6 +118,7 @@ export async function readKeyById(kv: KVNamespace, id: string): Promise<KeyRecor
 }
 
 export async function writeKey(kv: KVNamespace, record: KeyRecord): Promise<void> {
+  recentKeys.delete(record.hash);
   await kv.put(RECORD_PREFIX + record.hash, JSON.stringify(record), {
     metadata: { id: record.id, tenant: record.tenant, revoked: record.revoked_at !== null },
   });

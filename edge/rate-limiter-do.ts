@@ -52,47 +52,49 @@ export type Admission = { ok: true; leaseId: string; reserved: number; state: Li
 
 export type AdmitRequest = {
   limits: RateLimits;
-  /** tokens to reserve now; clamped to the bucket's capacity so a large request is delayed, not refused forever */
-  tokens: number;
   /**
-   * the lease's id, chosen by the caller so that it can send reserve() for it without waiting for admit()'s answer;
-   * generated when absent
+   * tokens to reserve: the prompt plus every generation's max tokens (0 for a request that never reached a worker);
+   * clamped to the bucket's capacity so a large request is delayed, not refused forever
    */
+  tokens: number;
+  /** generations the lease holds: prompts × n (1 for a request that never reached a worker) */
+  streams: number;
+  /** the lease's id, chosen by the caller so that it can register the lease's settle before the answer comes */
   leaseId?: string;
 };
 
-/** A lease a lost release never gives back is reclaimed after this long (ms). */
+/** A lease a lost release never gives back is reclaimed after this long (ms); its settle, if it comes, still charges. */
 export const LEASE_TTL_MS = 30 * 60_000;
 const WINDOW_MS = 60_000;
-const SETTLED_MEMORY = 256;
-const REFUSALS_MEMORY = 256;
 
 type Bucket = { level: number; at: number };
-/** `streams`: the generations the request runs (prompts × n; 1 until the route has prepared it) */
+/** `streams`: the generations the request runs (absent in leases stored before it existed: 1) */
 type Lease = { reserved: number; streams?: number; expiresAt: number };
 type Stored = {
   requests: Bucket | null;
   tokens: Bucket | null;
+  /** the leases in flight; a settle removes its lease, so a repeated settle finds nothing to charge */
   leases: Record<string, Lease>;
-  /** the most recent settled lease ids, so a repeated settle charges nothing */
-  settled: string[];
+  /** leases reclaimed by LEASE_TTL_MS that were never settled: a late settle still charges what they used */
+  reclaimed?: Record<string, Lease>;
   quotaUsed: number;
   admittedTotal?: number;
   revoked: boolean;
 };
 
 export class RateLimiter extends DurableObject {
-  private state: Stored = { requests: null, tokens: null, leases: {}, settled: [], quotaUsed: 0, revoked: false };
-  /** The latest refused lease ids (in memory only), so the other of admit() and reserve() answers the same. */
-  private readonly refusals = new Map<string, Refused>();
+  private state: Stored = { requests: null, tokens: null, leases: {}, reclaimed: {}, quotaUsed: 0, revoked: false };
   /** Added to Date.now(): tests move this object's clock forward with runInDurableObject. */
   clockOffsetMs = 0;
 
   constructor(ctx: DurableObjectState, env: unknown) {
     super(ctx, env as never);
     ctx.blockConcurrencyWhile(async () => {
-      const stored = await ctx.storage.get<Stored>('state');
-      if (stored) this.state = { ...this.state, ...stored };
+      const stored = await ctx.storage.get<Stored & { settled?: unknown }>('state');
+      if (stored) {
+        const { settled: _, ...kept } = stored; // the settled-id list of older versions: a lease's absence says it now
+        this.state = { ...this.state, ...kept };
+      }
     });
   }
 
@@ -101,29 +103,24 @@ export class RateLimiter extends DurableObject {
   }
 
   /**
-   * Takes one request, reserves tokens and a lease; or says which limit refused and for how long. A reserve() for
-   * the same lease may have arrived first (two calls made one after the other do not always arrive in that order):
-   * it admitted the lease, or was refused, and this call answers the same.
+   * Takes one request, a lease on `streams` generations and a reservation of `tokens`; or says which limit refused
+   * and for how long. The edge calls it once per request, when the route has tokenized the prompt (or, for a request
+   * that never got that far, when it has been answered). Asked again for a lease it holds, it answers the same.
    */
   async admit(req: AdmitRequest): Promise<Admission> {
     const leaseId = req.leaseId ?? crypto.randomUUID();
     const now = this.now();
-    const lease = this.state.leases[leaseId];
-    if (lease) return { ok: true, leaseId, reserved: lease.reserved, state: this.stateAt(req.limits, now) };
-    return this.refusals.get(leaseId) ?? this.admitLease(leaseId, req.tokens, req.limits, now);
-  }
-
-  private admitLease(leaseId: string, tokenCount: number, limits: RateLimits, now: number): Admission {
+    const { limits } = req;
+    const held = this.state.leases[leaseId];
+    if (held) return { ok: true, leaseId, reserved: held.reserved, state: this.stateAt(limits, now) };
     this.expireLeases(now);
     const requests = refill(this.state.requests, limits.requests_per_minute, now);
     const tokens = refill(this.state.tokens, limits.tokens_per_minute, now);
-    const reserve = Math.max(0, Math.min(Math.ceil(tokenCount), limits.tokens_per_minute));
-    const refuse = (refusal: Refusal, retryAfterMs: number | null): Admission => {
-      const refused: Refused = { ok: false, refusal, retryAfterMs, state: this.describe(limits, requests, tokens) };
-      this.refusals.set(leaseId, refused);
-      if (this.refusals.size > REFUSALS_MEMORY) this.refusals.delete(this.refusals.keys().next().value!);
-      return refused;
-    };
+    const reserve = Math.max(0, Math.min(Math.ceil(req.tokens), limits.tokens_per_minute));
+    const streams = Math.max(1, req.streams);
+    const refuse = (refusal: Refusal, retryAfterMs: number | null): Refused => ({
+      ok: false, refusal, retryAfterMs, state: this.describe(limits, requests, tokens),
+    });
 
     if (this.state.revoked) return refuse('revoked', null);
     if (limits.quota_tokens !== null && this.state.quotaUsed >= limits.quota_tokens) return refuse('quota', null);
@@ -131,7 +128,7 @@ export class RateLimiter extends DurableObject {
     if (tokens.level < reserve || tokens.level <= 0) {
       return refuse('tokens', msUntil(tokens, Math.max(reserve, 1), limits.tokens_per_minute));
     }
-    if (this.streamsInFlight() >= limits.concurrent_streams) {
+    if (this.streamsInFlight() + streams > limits.concurrent_streams) {
       // a stream can end any moment; the soonest lease expiry is only the worst case
       return refuse('concurrency', 1000);
     }
@@ -141,59 +138,24 @@ export class RateLimiter extends DurableObject {
     this.state.requests = requests;
     this.state.tokens = tokens;
     this.state.admittedTotal = (this.state.admittedTotal ?? 0) + 1;
-    this.state.leases[leaseId] = { reserved: reserve, expiresAt: now + LEASE_TTL_MS };
+    this.state.leases[leaseId] = { reserved: reserve, streams, expiresAt: now + LEASE_TTL_MS };
     this.save();
     return { ok: true, leaseId, reserved: reserve, state: this.describe(limits, requests, tokens) };
   }
 
   /**
-   * Once the route has prepared the request: adds `tokens` to the lease's reservation and makes the lease hold
-   * `streams` generations. Refused when the token bucket cannot cover the tokens now (clamped to the capacity, so any
-   * request can eventually pass) or when the key's other generations leave too few streams. The lease stays until
-   * settled either way.
-   */
-  async reserve(leaseId: string, tokens: number, streams: number, limits: RateLimits): Promise<Admission> {
-    const now = this.now();
-    if (!this.state.leases[leaseId] && !this.state.settled.includes(leaseId)) {
-      // ahead of its admit(): admits the lease now, or answers admit()'s refusal
-      const admission = this.refusals.get(leaseId) ?? this.admitLease(leaseId, 0, limits, now);
-      if (!admission.ok) return admission;
-    }
-    const requests = refill(this.state.requests, limits.requests_per_minute, now);
-    const bucket = refill(this.state.tokens, limits.tokens_per_minute, now);
-    const lease = this.state.leases[leaseId];
-    const want = Math.max(0, Math.min(Math.ceil(tokens), limits.tokens_per_minute));
-    const refuse = (refusal: Refusal, retryAfterMs: number): Admission => ({
-      ok: false, refusal, retryAfterMs, state: this.describe(limits, requests, bucket),
-    });
-    // against the generations of the key's prepared requests: leases still being prepared (1 each until then) would
-    // otherwise refuse every request of a burst
-    if (lease && this.streamsInFlight(leaseId, true) + streams > limits.concurrent_streams) return refuse('concurrency', 1000);
-    if (lease && bucket.level < want) return refuse('tokens', msUntil(bucket, want, limits.tokens_per_minute));
-    if (lease) {
-      bucket.level -= want;
-      lease.reserved += want;
-      lease.streams = streams;
-      this.state.tokens = bucket;
-      this.save();
-    }
-    return { ok: true, leaseId, reserved: lease?.reserved ?? 0, state: this.describe(limits, requests, bucket) };
-  }
-
-  /**
    * Ends a lease: charges `bucketTokens` (what the generation really cost the GPU) against the token bucket, minus
-   * what was reserved, and `quotaTokens` against the quota. Idempotent: a lease settles once; later calls change
-   * nothing.
+   * what was reserved, and `quotaTokens` against the quota. Idempotent: a lease settles once (it is gone after), so a
+   * settle repeated after a lost answer changes nothing.
    */
   async settle(leaseId: string, bucketTokens: number, quotaTokens: number, limits: RateLimits): Promise<LimitState> {
     const now = this.now();
     const tokens = refill(this.state.tokens, limits.tokens_per_minute, now);
-    if (!this.state.settled.includes(leaseId)) {
-      // a lease that outlived LEASE_TTL_MS was reclaimed, but what it used is still charged
-      const reserved = this.state.leases[leaseId]?.reserved ?? 0;
+    const lease = this.state.leases[leaseId] ?? this.state.reclaimed?.[leaseId];
+    if (lease) {
       delete this.state.leases[leaseId];
-      this.state.settled = [...this.state.settled.slice(-(SETTLED_MEMORY - 1)), leaseId];
-      tokens.level -= Math.max(0, Math.round(bucketTokens)) - reserved;
+      delete this.state.reclaimed?.[leaseId];
+      tokens.level -= Math.max(0, Math.round(bucketTokens)) - lease.reserved;
       this.state.tokens = tokens;
       this.state.quotaUsed += Math.max(0, Math.round(quotaTokens));
       this.save();
@@ -221,17 +183,22 @@ export class RateLimiter extends DurableObject {
     this.save();
   }
 
-  /** Generations the key's leases hold (but `except`'s; only prepared ones when `preparedOnly`). */
-  private streamsInFlight(except?: string, preparedOnly = false): number {
+  /** Generations the key's leases hold. */
+  private streamsInFlight(): number {
     let sum = 0;
-    for (const [id, lease] of Object.entries(this.state.leases)) {
-      if (id !== except && !(preparedOnly && lease.streams === undefined)) sum += lease.streams ?? 1;
-    }
+    for (const lease of Object.values(this.state.leases)) sum += lease.streams ?? 1;
     return sum;
   }
 
+  /** Leases past their TTL stop counting; they are kept (one more TTL) for a settle that may still come. */
   private expireLeases(now: number): void {
-    for (const [id, lease] of Object.entries(this.state.leases)) if (lease.expiresAt <= now) delete this.state.leases[id];
+    const reclaimed = (this.state.reclaimed ??= {});
+    for (const [id, lease] of Object.entries(reclaimed)) if (lease.expiresAt + LEASE_TTL_MS <= now) delete reclaimed[id];
+    for (const [id, lease] of Object.entries(this.state.leases)) {
+      if (lease.expiresAt > now) continue;
+      delete this.state.leases[id];
+      reclaimed[id] = lease;
+    }
   }
 
   private stateAt(limits: RateLimits, now: number): LimitState {

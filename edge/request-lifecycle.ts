@@ -48,6 +48,12 @@ export type UsageReport = {
 export type Interceptor = (prepared: PreparedRequest) => Promise<Response | undefined>;
 
 /**
+ * Decides whether a prepared request may be answered at all, after the interceptors: the rate limiter's admission.
+ * It runs for an answer an interceptor found (`cached`) as for one a worker will make, and refuses by throwing.
+ */
+export type Gate = (prepared: PreparedRequest, cached: boolean) => Promise<void>;
+
+/**
  * Per-request hooks between the routes and the extension middleware (edge/app.ts's SEAMS). `usage` resolves exactly
  * once whatever ends the request: the route settles it, and when the route cannot (the client left before it
  * finished, the runtime cancelled the handler, the response body was cut off), requestContext() (edge/app.ts) settles
@@ -60,8 +66,9 @@ export class RequestLifecycle {
   /** the prepared request passed every interceptor and goes to the workers */
   admitted = false;
   /**
-   * Set by the rate limiter (edge/middleware/rate-limit.ts) when it asks for a lease: resolves true once the lease is
-   * granted. Every request holding a lease gets exactly one usage record (edge/middleware/metering.ts).
+   * Set by the rate limiter (edge/middleware/rate-limit.ts) when it asks for a lease, which it does before the request
+   * settles or not at all: resolves true once the lease is granted. Every request holding a lease gets exactly one
+   * usage record (edge/middleware/metering.ts).
    */
   leased?: Promise<boolean>;
   readonly usage: Promise<UsageReport>;
@@ -69,6 +76,7 @@ export class RequestLifecycle {
   private settled = false;
   private progress?: () => UsageCounts;
   private readonly interceptors: Interceptor[] = [];
+  private readonly gates: Gate[] = [];
 
   constructor() {
     this.usage = new Promise((resolve) => (this.resolveUsage = resolve));
@@ -82,15 +90,25 @@ export class RequestLifecycle {
     this.interceptors.push(interceptor);
   }
 
-  /** Records the prepared request; returns a Response when an interceptor (e.g. the response cache) answers it. */
+  gate(gate: Gate): void {
+    this.gates.push(gate);
+  }
+
+  /**
+   * Records the prepared request; returns a Response when an interceptor (e.g. the response cache) answers it. The
+   * gates run last, whoever answers; a refusal is thrown.
+   */
   async prepare(prepared: PreparedRequest): Promise<Response | undefined> {
     this.prepared = prepared;
+    let answer: Response | undefined;
     for (const interceptor of this.interceptors) {
-      const response = await interceptor(prepared);
-      if (response) {
-        this.settle({ outcome: 'cached', status: response.status, ...NO_TOKENS });
-        return response;
-      }
+      answer = await interceptor(prepared);
+      if (answer) break;
+    }
+    for (const gate of this.gates) await gate(prepared, answer !== undefined);
+    if (answer) {
+      this.settle({ outcome: 'cached', status: answer.status, ...NO_TOKENS });
+      return answer;
     }
     this.admitted = true;
     return undefined;

@@ -1,12 +1,13 @@
 /**
  * @module Authentication: the middleware that turns `Authorization: Bearer sk-…` into the key record on the context
- * (from the key store, edge/key-store.ts), plus the per-key model allow-list check. Unknown, malformed or revoked
+ * (from the key store, edge/key-store.ts, which keeps records it read for a few seconds), plus the per-key model
+ * allow-list check. Unknown, malformed or revoked
  * keys get OpenAI's 401 `invalid_api_key`.
  */
 import type { MiddlewareHandler } from 'hono';
 import type { AccountsEnv } from '../edge-env.ts';
 import { apiError, modelNotFound } from '../errors.ts';
-import { constantTimeEqual, KEY_PATTERN, readKeyByHash, sha256Hex } from '../key-store.ts';
+import { authenticatedKey, KEY_PATTERN, sha256Hex } from '../key-store.ts';
 
 const invalidKey = (message: string) =>
   apiError(401, message, { type: 'invalid_request_error', code: 'invalid_api_key', headers: { 'www-authenticate': 'Bearer' } });
@@ -23,11 +24,8 @@ export function apiKeyAuth(): MiddlewareHandler<AccountsEnv> {
     const secret = match[1];
     const shown = secret.length > 10 ? `${secret.slice(0, 6)}…${secret.slice(-4)}` : '…';
     if (!KEY_PATTERN.test(secret)) throw invalidKey(`Incorrect API key provided: ${shown}.`);
-    const hash = await sha256Hex(secret);
-    const record = await readKeyByHash(c.env.KEYS, hash);
-    // the KV lookup found the record by hash; comparing the stored hash again, in constant time, keeps a corrupt or
-    // mis-keyed record from authenticating anything else
-    if (!record || !(await constantTimeEqual(record.hash, hash))) throw invalidKey(`Incorrect API key provided: ${shown}.`);
+    const record = await authenticatedKey(c.env.KEYS, await sha256Hex(secret));
+    if (!record) throw invalidKey(`Incorrect API key provided: ${shown}.`);
     if (record.revoked_at !== null) throw invalidKey(`The API key ${record.hint}… has been revoked.`);
     c.set('apiKey', record);
     c.var.lifecycle.tenant = record.tenant;

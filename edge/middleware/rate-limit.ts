@@ -1,13 +1,14 @@
 /**
  * @module Rate-limit middleware: asks the key's RateLimiter Durable Object to admit a generation (one request, a
- * concurrent-stream lease, quota left, then a token reservation), refuses with OpenAI's 429s, settles the lease with
- * the real token count when the request's usage settles, and puts OpenAI's x-ratelimit-* headers on every response.
+ * concurrent-stream lease, quota left and a token reservation, in one call), refuses with OpenAI's 429s, settles the
+ * lease with the real token count when the request's usage settles, and puts OpenAI's x-ratelimit-* headers on every
+ * response.
  */
 import type { Context, MiddlewareHandler } from 'hono';
 import type { AccountsEnv } from '../edge-env.ts';
 import { apiError, tooManyGenerations, type OpenAIErrorType } from '../errors.ts';
 import { runAfterResponse } from '../platform.ts';
-import type { LimitState, RateLimiter, Refused } from '../rate-limiter-do.ts';
+import type { Admission, LimitState, RateLimiter, Refused } from '../rate-limiter-do.ts';
 import type { PreparedRequest } from '../request-lifecycle.ts';
 
 export function limiterFor(ns: DurableObjectNamespace<RateLimiter>, keyId: string): DurableObjectStub<RateLimiter> {
@@ -94,19 +95,20 @@ async function retry<T>(call: () => Promise<T>, attempts = 3): Promise<T> {
 const GENERATION_PATHS = new Set(['/v1/chat/completions', '/v1/completions']);
 
 /**
- * Middleware factory. A request is admitted here (one request, a lease on a concurrent stream, quota left, the
- * token bucket not in debt); when the route has tokenized the prompt, its lease grows to every generation it runs
- * (prompts × n: 400 when that exceeds the key's concurrency limit, 429 while the key's other streams leave too few)
- * and reserves its tokens (prompt + each generation's max tokens; 429 if the bucket cannot cover them), and settles
- * with the tokens really used when `lifecycle.usage` resolves, which also releases the lease: at the end of the
- * stream, on abort, or on rejection. Runs after the response cache, so a cached answer reserves nothing, costs the
- * buckets nothing and is charged to the quota only.
+ * Middleware factory. A generation request is admitted by the key's limiter in one call, made when the route has
+ * tokenized the prompt (lifecycle gate): one request, a lease on every generation it runs (prompts × n: 400 when that
+ * exceeds the key's concurrency limit, 429 while the key's other streams leave too few), quota left, and its tokens
+ * reserved (prompt + each generation's max tokens; 429 if the bucket cannot cover them). The lease settles with the
+ * tokens really used when `lifecycle.usage` resolves, which also releases it: at the end of the stream, on abort, or
+ * on rejection. The gate runs after the response cache, so a cached answer reserves nothing, costs the buckets
+ * nothing and is charged to the quota only; a refusal replaces it.
  *
- * One round trip to the Durable Object before a worker is called: admit() is sent at once and not waited for while
- * the route validates, templates and tokenizes; reserve() follows for the same lease (its id chosen here) and the two
- * answers are awaited together. The two calls may reach the object in either order: whichever comes first admits
- * the lease or refuses it, and the other answers the same. A refused admission still decides the answer: it replaces
- * whatever the route made without a worker (a cached answer, a 400).
+ * A request the route answers without preparing it (a 400, a 404 for a model the key may not use) is admitted once
+ * it has been answered, taking a lease on one stream that settles at once: it counts against the request limit and
+ * leaves a usage record ("rejected"), and a refusal (revoked, over a limit) replaces the route's answer. A request
+ * whose client left before it was admitted takes no lease and leaves no record.
+ *
+ * So one round trip to the Durable Object before a worker is called, and one (not waited for) after the response.
  */
 export function rateLimit(): MiddlewareHandler<AccountsEnv> {
   return async function rateLimit(c, next) {
@@ -121,46 +123,53 @@ export function rateLimit(): MiddlewareHandler<AccountsEnv> {
     }
     const { lifecycle } = c.var;
     const leaseId = crypto.randomUUID();
-    const admitting = limiter.admit({ limits: key.limits, tokens: 0, leaseId });
-    lifecycle.leased = admitting.then((admission) => admission.ok, () => false);
-    // Settling is registered with waitUntil before anything is awaited: a client that disconnects while the limiter
-    // admits it (the runtime then cancels this handler) cannot leave the lease held. It waits for the request's usage,
-    // which settles once whatever ends the request (edge/request-lifecycle.ts).
-    runAfterResponse(
-      c,
-      admitting.then(async (admission) => {
-        if (!admission.ok) return;
-        const report = await lifecycle.usage;
-        const used = report.promptTokens + report.completionTokens;
-        const quota = report.outcome === 'cached' ? (c.var.cacheHit?.usage.promptTokens ?? 0) + (c.var.cacheHit?.usage.completionTokens ?? 0) : used;
-        // settle is idempotent per lease, so a failed call is simply made again
-        await retry(() => limiter.settle(leaseId, report.outcome === 'cached' ? 0 : used, quota, key.limits));
-      }),
-    );
+    let admitting: Promise<Admission> | undefined;
+    /**
+     * Asks for the lease. Only while the request has not settled: the usage record is decided when it settles
+     * (edge/middleware/metering.ts), so a lease asked later would have none.
+     */
+    const admit = (tokens: number, streams: number): Promise<Admission> => {
+      const asked = limiter.admit({ limits: key.limits, tokens, streams, leaseId });
+      admitting = asked;
+      lifecycle.leased = asked.then((admission) => admission.ok, () => false);
+      // Settling is registered with waitUntil as the lease is asked for: a client that disconnects while the limiter
+      // answers (the runtime may then cancel this handler) cannot leave the lease held. It waits for the request's
+      // usage, which settles once whatever ends the request (edge/request-lifecycle.ts).
+      runAfterResponse(
+        c,
+        asked.then(async (admission) => {
+          if (!admission.ok) return;
+          const report = await lifecycle.usage;
+          const used = report.promptTokens + report.completionTokens;
+          const quota = report.outcome === 'cached' ? (c.var.cacheHit?.usage.promptTokens ?? 0) + (c.var.cacheHit?.usage.completionTokens ?? 0) : used;
+          // settle is idempotent per lease, so a failed call is simply made again
+          await retry(() => limiter.settle(leaseId, report.outcome === 'cached' ? 0 : used, quota, key.limits));
+        }),
+      );
+      return asked;
+    };
     let state: LimitState | undefined;
-    lifecycle.intercept(async (prepared) => {
-      if (prepared.generations > key.limits.concurrent_streams) {
-        const admission = await admitting;
-        throw admission.ok ? tooManyGenerations(prepared, key.limits.concurrent_streams, 'this key runs at most') : refusal(admission);
-      }
-      const reserving = limiter.reserve(leaseId, reservationOf(prepared), prepared.generations, key.limits);
-      const [admission, reserved] = await Promise.all([admitting, reserving]);
+    lifecycle.gate(async (prepared, cached) => {
+      if (lifecycle.isSettled) throw Object.assign(new Error('the client left before its request was admitted'), { name: 'AbortError' });
+      const tooMany = !cached && prepared.generations > key.limits.concurrent_streams;
+      const admission = await (cached || tooMany ? admit(0, 1) : admit(reservationOf(prepared), prepared.generations));
       if (!admission.ok) {
-        // the object restarted between the two calls and forgot admit()'s refusal: reserve() took a lease; give it back
-        if (reserved.ok) runAfterResponse(c, limiter.settle(leaseId, 0, 0, key.limits));
+        c.set('cacheHit', undefined); // a cached answer the route found is not what the client gets
         throw refusal(admission);
       }
-      if (!reserved.ok) throw refusal(reserved);
-      state = reserved.state;
-      return undefined;
+      state = admission.state;
+      if (tooMany) throw tooManyGenerations(prepared, key.limits.concurrent_streams, 'this key runs at most');
     });
     await next();
-    const admission = await admitting;
-    if (!admission.ok) {
-      c.set('cacheHit', undefined); // a cached answer the route found is not what the client gets
-      c.res = refusal(admission).getResponse();
-      return;
+    if (!admitting) {
+      if (lifecycle.isSettled) return; // the client left before anything was admitted
+      const admission = await admit(0, 1);
+      if (!admission.ok) {
+        c.res = refusal(admission).getResponse();
+        return;
+      }
+      state = admission.state;
     }
-    setHeaders(c, rateLimitHeaders(state ?? admission.state));
+    if (state) setHeaders(c, rateLimitHeaders(state));
   };
 }

@@ -11,7 +11,7 @@ import { issueKey } from '../../edge/key-store.ts';
 import type { GenerateRequest } from '../../gpu-worker/protocol.ts';
 import { accountsMiddleware, mountAccounts } from '../../edge/accounts.ts';
 import { createApp } from '../../edge/app.ts';
-import type { RateLimiter } from '../../edge/rate-limiter-do.ts';
+import { LEASE_TTL_MS, type RateLimiter } from '../../edge/rate-limiter-do.ts';
 import { getTokenizer } from '../../edge/tokenizer/index.js';
 
 type Json = Record<string, any>;
@@ -386,31 +386,36 @@ describe('rate limits', () => {
     expect((await chat(envS, key, { stream: true })).status).toBe(200);
   });
 
-  it('Should admit a lease whichever of admit() and reserve() reaches the limiter first, counting it once', async () => {
-    const limits = { requests_per_minute: 2, tokens_per_minute: 1000, concurrent_streams: 10, quota_tokens: null };
-    const stub = limiter(`order-${crypto.randomUUID()}`);
-    // reserve first: it admits the lease; the late admit() answers the same and takes nothing more
-    const early = await stub.reserve('lease-a', 100, 1, limits);
-    expect(early).toMatchObject({ ok: true, reserved: 100 });
-    expect(early.state).toMatchObject({ remainingRequests: 1, remainingTokens: 900, inFlight: 1 });
-    const late = await stub.admit({ limits, tokens: 0, leaseId: 'lease-a' });
-    expect(late).toMatchObject({ ok: true, reserved: 100 });
-    expect(late.state).toMatchObject({ remainingRequests: 1, remainingTokens: 900, inFlight: 1, admittedTotal: 1 });
-    // the usual order
-    expect(await stub.admit({ limits, tokens: 0, leaseId: 'lease-b' })).toMatchObject({ ok: true });
-    expect(await stub.reserve('lease-b', 50, 1, limits)).toMatchObject({ ok: true, reserved: 50 });
-    // refused either way round: the second call answers the first one's refusal and admits nothing
-    const refusedFirst = await stub.reserve('lease-c', 10, 1, limits);
-    expect(refusedFirst).toMatchObject({ ok: false, refusal: 'requests' });
-    expect(await stub.admit({ limits, tokens: 0, leaseId: 'lease-c' })).toMatchObject({ ok: false, refusal: 'requests' });
-    expect(await stub.admit({ limits, tokens: 0, leaseId: 'lease-d' })).toMatchObject({ ok: false, refusal: 'requests' });
-    const after = await stub.reserve('lease-d', 10, 1, limits);
-    expect(after).toMatchObject({ ok: false, refusal: 'requests' });
-    expect(after.state).toMatchObject({ inFlight: 2, admittedTotal: 2 });
-    // a settled lease is not admitted again by a reserve() that arrives after its settle
-    await stub.settle('lease-a', 20, 20, limits);
-    expect(await stub.reserve('lease-a', 10, 1, limits)).toMatchObject({ ok: true, reserved: 0 });
-    expect((await stub.peek(limits)).inFlight).toBe(1);
+  it('Should admit a lease in one call, refuse by the limit that applies, and charge each settle once, a reclaimed lease too', async () => {
+    const limits = { requests_per_minute: 3, tokens_per_minute: 1000, concurrent_streams: 4, quota_tokens: null };
+    const stub = limiter(`lease-${crypto.randomUUID()}`);
+    const first = await stub.admit({ limits, tokens: 100, streams: 2, leaseId: 'lease-a' });
+    expect(first).toMatchObject({ ok: true, reserved: 100 });
+    expect(first.state).toMatchObject({ remainingRequests: 2, remainingTokens: 900, inFlight: 2, admittedTotal: 1 });
+    // asked again for a lease it holds (a repeated call), it answers the same and takes nothing more
+    const again = await stub.admit({ limits, tokens: 100, streams: 2, leaseId: 'lease-a' });
+    expect(again).toMatchObject({ ok: true, reserved: 100 });
+    expect(again.state).toMatchObject({ remainingRequests: 2, inFlight: 2, admittedTotal: 1 });
+    // refusals take nothing: three more streams would exceed four; 950 tokens exceed what the bucket holds
+    expect(await stub.admit({ limits, tokens: 10, streams: 3, leaseId: 'lease-b' })).toMatchObject({ ok: false, refusal: 'concurrency' });
+    expect(await stub.admit({ limits, tokens: 950, streams: 1, leaseId: 'lease-c' })).toMatchObject({ ok: false, refusal: 'tokens' });
+    const second = await stub.admit({ limits, tokens: 50, streams: 2, leaseId: 'lease-d' });
+    expect(second.state).toMatchObject({ remainingRequests: 1, inFlight: 4, admittedTotal: 2 });
+    // a settle charges what was used instead of what was reserved, once
+    const settled = await stub.settle('lease-a', 30, 30, limits);
+    expect(settled).toMatchObject({ inFlight: 2, quotaUsed: 30 });
+    expect(settled.remainingTokens).toBeGreaterThanOrEqual(1000 - 50 - 30);
+    expect(await stub.settle('lease-a', 30, 30, limits)).toMatchObject({ inFlight: 2, quotaUsed: 30 });
+    expect(await stub.admit({ limits, tokens: 0, streams: 1, leaseId: 'lease-e' })).toMatchObject({ ok: true });
+    expect(await stub.admit({ limits, tokens: 0, streams: 1, leaseId: 'lease-f' })).toMatchObject({ ok: false, refusal: 'requests' });
+    // leases past their TTL stop counting; a late settle still charges once
+    await runInDurableObject(stub, async (instance: RateLimiter) => {
+      instance.clockOffsetMs += LEASE_TTL_MS + 1;
+    });
+    expect((await stub.peek(limits)).inFlight).toBe(0);
+    expect((await stub.settle('lease-d', 40, 40, limits)).quotaUsed).toBe(70);
+    expect((await stub.settle('lease-d', 40, 40, limits)).quotaUsed).toBe(70);
+    expect((await stub.peek(limits)).admittedTotal).toBe(3);
   });
 
   it('Should count every generation of a request (prompts × n) against the concurrency limit', async () => {
