@@ -61,7 +61,7 @@ export type CreateAppOptions = {
  * Sets c.var.config, upstream and lifecycle, and makes sure usage settles once for every request: from the status of
  * a plain response the route did not settle, when the client disconnects (the request's signal, with the
  * `enable_request_signal` compatibility flag), and when a streamed body ends or is cancelled before the route
- * settled it.
+ * settled it (the routes' SSE bodies see to that themselves: edge/sse.ts).
  */
 function requestContext(): MiddlewareHandler<EdgeEnv> {
   return async function requestContext(c, next) {
@@ -77,7 +77,7 @@ function requestContext(): MiddlewareHandler<EdgeEnv> {
       await next();
     } finally {
       const streaming = c.res?.headers.get('content-type')?.startsWith('text/event-stream');
-      if (streaming && c.res.body && !lifecycle.isSettled) {
+      if (streaming && c.res.body && !lifecycle.isSettled && !lifecycle.bodySettles) {
         c.res = new Response(tapBody(c.res.body, () => {}, (complete) => (complete ? lifecycle.end('failed', 500) : clientGone())), c.res);
       } else if (!streaming) {
         const status = c.res?.status ?? 500;

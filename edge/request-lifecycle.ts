@@ -71,6 +71,11 @@ export class RequestLifecycle {
    * usage record (edge/middleware/metering.ts).
    */
   leased?: Promise<boolean>;
+  /**
+   * The streamed body settles usage itself when the client leaves or it ends (edge/sse.ts); otherwise the app watches
+   * the body for that (edge/app.ts).
+   */
+  bodySettles = false;
   readonly usage: Promise<UsageReport>;
   private resolveUsage!: (report: UsageReport) => void;
   private settled = false;

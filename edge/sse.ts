@@ -1,11 +1,11 @@
-// OpenAI's streaming framing over hono/streaming's streamSSE: `data: {chunk}` frames sharing id/created/model,
+// OpenAI's streaming framing: `data: {chunk}` frames sharing id/created/model,
 // `usage: null` on every chunk when stream_options.include_usage asked for a final usage chunk, `data: [DONE]` last,
 // and failures after the headers went out as `data: {"error": …}` frames (the openai SDK raises them as APIError).
 // Also the token-logprob shapes both endpoints return (chat `logprobs.content`, legacy completions' four arrays).
 import type { Context } from 'hono';
-import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
 import type { TokenLogprob } from '../gpu-worker/protocol.ts';
-import { errorBody, generationCancelledBody, type OpenAIErrorBody } from './errors.ts';
+import { CLIENT_CLOSED, errorBody, generationCancelledBody, type OpenAIErrorBody } from './errors.ts';
+import type { RequestLifecycle } from './request-lifecycle.ts';
 import { UpstreamError } from './upstream.ts';
 import type { Qwen3Tokenizer } from './tokenizer/index.js';
 
@@ -28,22 +28,40 @@ export const CLIENT_STALL_MS = 10_000;
 export type ChunkBase = { id: string; object: 'chat.completion.chunk' | 'text_completion'; created: number; model: string };
 
 /**
- * Writes the frames of one streamed response in order (writes from concurrent choices are serialised). A client that
- * stops reading for `stallMs` without disconnecting is treated as gone, so a stalled reader cannot hold its
- * generations, its lease and its usage record forever.
+ * Writes the frames of one streamed response, in order, straight into the response body: each frame is encoded and
+ * queued on the body's stream at once (frames from concurrent choices keep the order of the calls), and a write waits
+ * only while the client has not yet taken the frame before it. One frame per generated token goes through here, so
+ * nothing else stands between it and the client: no TransformStream, no extra reader, no timer per frame.
+ *
+ * A client that cancels the body, or takes nothing for `stallMs` while frames wait without disconnecting, is treated
+ * as gone (`signal` aborts), so a stalled reader cannot hold its generations, its lease and its usage record forever.
  */
 export class ChunkStream {
-  private queue: Promise<void> = Promise.resolve();
+  readonly body: ReadableStream<Uint8Array>;
+  private controller!: ReadableStreamDefaultController<Uint8Array>;
   private readonly abortController = new AbortController();
+  /** nothing more is written: [DONE] or an error frame went out, or the client is gone */
   private ended = false;
+  private closed = false;
+  /** while the client has not taken the last frame: since when (ms), and what lets the waiting writes go on */
+  private waiting?: { since: number; room: Promise<void>; resume: () => void };
+  private watchdog?: ReturnType<typeof setTimeout>;
 
   constructor(
-    private readonly stream: SSEStreamingApi,
     private readonly base: ChunkBase,
     private readonly includeUsage: boolean,
     private readonly stallMs: number,
   ) {
-    stream.onAbort(() => this.abortController.abort(new DOMException('client disconnected', 'AbortError')));
+    this.body = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.controller = controller;
+        },
+        pull: () => this.resume(),
+        cancel: () => this.gone(new DOMException('client disconnected', 'AbortError')),
+      },
+      { highWaterMark: 1 },
+    );
   }
 
   /** Aborted when the client disconnects: pass it to upstream requests. */
@@ -80,29 +98,70 @@ export class ChunkStream {
     return sent;
   }
 
-  private send(data: string): Promise<void> {
-    if (this.ended || this.stream.aborted || this.stream.closed) return this.queue;
-    this.queue = this.queue.then(() => (this.clientGone ? undefined : this.write(data))).catch(() => undefined);
-    return this.queue;
+  /** Ends the body once the client has taken what was written. */
+  close(): void {
+    this.ended = true;
+    this.stopWatchdog();
+    if (this.closed || this.clientGone) return;
+    this.closed = true;
+    this.controller.close();
   }
 
-  private write(data: string): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stalled = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        this.abortController.abort(new DOMException(`client read nothing for ${this.stallMs} ms`, 'AbortError'));
-        this.stream.abort();
-        resolve();
-      }, this.stallMs);
-    });
-    return Promise.race([this.stream.writeSSE({ data }), stalled]).finally(() => clearTimeout(timer));
+  /** JSON never holds a raw line break, so one `data:` line carries each frame. */
+  private send(data: string): Promise<void> {
+    if (this.ended || this.clientGone) return Promise.resolve();
+    this.controller.enqueue(encoder.encode(`data: ${data}\n\n`));
+    if ((this.controller.desiredSize ?? 1) > 0) return Promise.resolve();
+    if (!this.waiting) {
+      let resume!: () => void;
+      const room = new Promise<void>((resolve) => (resume = resolve));
+      this.waiting = { since: Date.now(), room, resume };
+      this.watchdog ??= setTimeout(() => this.checkStall(), this.stallMs);
+    }
+    return this.waiting.room;
+  }
+
+  private resume(): void {
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    waiting?.resume();
+  }
+
+  /** The one timer of the stream: fires at most every `stallMs` while frames wait, and ends it if they still do. */
+  private checkStall(): void {
+    this.watchdog = undefined;
+    if (!this.waiting || this.ended) return;
+    const waitedMs = Date.now() - this.waiting.since;
+    if (waitedMs >= this.stallMs) {
+      this.gone(new DOMException(`client read nothing for ${this.stallMs} ms`, 'AbortError'));
+      this.closed = true;
+      this.controller.close();
+      return;
+    }
+    this.watchdog = setTimeout(() => this.checkStall(), this.stallMs - waitedMs);
+  }
+
+  private gone(reason: DOMException): void {
+    this.ended = true;
+    this.stopWatchdog();
+    if (!this.clientGone) this.abortController.abort(reason);
+    this.resume();
+  }
+
+  private stopWatchdog(): void {
+    if (this.watchdog !== undefined) clearTimeout(this.watchdog);
+    this.watchdog = undefined;
   }
 }
 
+const encoder = new TextEncoder();
+
 /**
- * A streamed response: `run` writes the chunks; whatever it throws becomes an error frame. Hono sets the SSE
- * headers; `Content-Encoding: identity` keeps wrangler's dev server from buffering the stream. A client that reads
- * nothing for CLIENT_STALL_MS (or REQUEST_TIMEOUT_MS when shorter) counts as gone.
+ * A streamed response: `run` writes the chunks; whatever it throws becomes an error frame. The SSE headers are
+ * hono's streamSSE's; `Content-Encoding: identity` keeps wrangler's dev server from buffering the stream. A client
+ * that reads nothing for CLIENT_STALL_MS (or REQUEST_TIMEOUT_MS when shorter) counts as gone. The body settles the
+ * request's usage itself (the app then does not watch it): aborted when the client leaves, failed when it ends without
+ * the route having settled it.
  */
 export function streamChunks(
   c: Context,
@@ -110,17 +169,28 @@ export function streamChunks(
   includeUsage: boolean,
   run: (out: ChunkStream) => Promise<void>,
 ): Response {
-  c.header('content-encoding', 'identity');
   const timeoutMs = (c.get('config') as { requestTimeoutMs?: number } | undefined)?.requestTimeoutMs ?? CLIENT_STALL_MS;
-  const stallMs = Math.min(timeoutMs, CLIENT_STALL_MS);
-  return streamSSE(c, async (stream) => {
-    const out = new ChunkStream(stream, base, includeUsage, stallMs);
+  const out = new ChunkStream(base, includeUsage, Math.min(timeoutMs, CLIENT_STALL_MS));
+  const lifecycle = c.get('lifecycle') as RequestLifecycle | undefined;
+  if (lifecycle) {
+    lifecycle.bodySettles = true;
+    out.signal.addEventListener('abort', () => lifecycle.end('aborted', CLIENT_CLOSED), { once: true });
+  }
+  void (async () => {
     try {
       await run(out);
     } catch (err) {
       if (!out.clientGone && !c.req.raw.signal?.aborted) await out.error(midStreamError(err));
+    } finally {
+      out.close();
+      lifecycle?.end('failed', 500); // no-op when the route settled it, as it does however its generations end
     }
-  });
+  })();
+  c.header('content-type', 'text/event-stream');
+  c.header('cache-control', 'no-cache');
+  c.header('connection', 'keep-alive');
+  c.header('content-encoding', 'identity');
+  return c.newResponse(out.body);
 }
 
 /** The error frame for a failure after the response started. */

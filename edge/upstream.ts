@@ -449,25 +449,36 @@ function toUpstreamError(err: unknown, signal: AbortSignal, clientSignal?: Abort
   return new UpstreamError(`unreachable: ${err.message}`, 'unreachable');
 }
 
-/** Aborts after `ms` without a reset: the time to the first token, then the longest silence between frames. */
+/**
+ * Aborts after `ms` without a reset: the time to the first token, then the longest silence between frames. A reset
+ * (one per frame) only notes the time; the one timer re-arms itself for the rest of the window when it fires early.
+ */
 class IdleTimer {
   private handle: ReturnType<typeof setTimeout> | undefined;
+  private lastReset = Date.now();
 
   constructor(
     private readonly ms: number,
     private readonly onExpire: () => void,
   ) {
-    this.reset();
+    this.arm(ms);
   }
 
   reset(): void {
-    this.stop();
-    this.handle = setTimeout(this.onExpire, this.ms);
+    this.lastReset = Date.now();
   }
 
   stop(): void {
     if (this.handle !== undefined) clearTimeout(this.handle);
     this.handle = undefined;
+  }
+
+  private arm(delayMs: number): void {
+    this.handle = setTimeout(() => {
+      const idleMs = Date.now() - this.lastReset;
+      if (idleMs >= this.ms) this.onExpire();
+      else this.arm(this.ms - idleMs);
+    }, delayMs);
   }
 }
 
