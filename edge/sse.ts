@@ -130,7 +130,7 @@ export class ChunkStream {
   /** The one timer of the stream: fires at most every `stallMs` while frames wait, and ends it if they still do. */
   private checkStall(): void {
     this.watchdog = undefined;
-    if (!this.waiting || this.ended) return;
+    if (!this.waiting) return;
     const waitedMs = Date.now() - this.waiting.since;
     if (waitedMs >= this.stallMs) {
       this.gone(new DOMException(`client read nothing for ${this.stallMs} ms`, 'AbortError'));
