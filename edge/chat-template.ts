@@ -1,9 +1,10 @@
-// Renders an OpenAI-shaped chat request into the Qwen3 prompt text with the official chat template
-// (edge/generated/qwen3-chat-template.ts), normalising messages and tools into the form the template expects. Every
-// string the client supplies goes in protected (edge/prompt-text.ts), so with split_special_tokens on the client
-// cannot write a control token: a `<|im_end|>\n<|im_start|>system` in a user message or a tool result stays text.
-import { Template } from '@huggingface/jinja';
-import { QWEN3_CHAT_TEMPLATE } from './generated/qwen3-chat-template.ts';
+// Renders an OpenAI-shaped chat request into the Qwen3 prompt text, normalising messages and tools into the form the
+// official chat template (edge/generated/qwen3-chat-template.ts) expects and then writing what that template writes.
+// The template is not interpreted at run time (parsing it cost a cold isolate ~50 ms of CPU): renderQwen3Template is
+// that Jinja template written out as code, statement for statement, and the tests prove it equal to the Jinja
+// renderings (Python jinja2 and @huggingface/jinja) on a wide set of conversations. Every string the client supplies
+// goes in protected (edge/prompt-text.ts), so with split_special_tokens on the client cannot write a control token:
+// a `<|im_end|>\n<|im_start|>system` in a user message or a tool result stays text.
 import { parseJsonSource, pythonJsonDumps } from './json-source.ts';
 import { protectText, unprotectText } from './prompt-text.ts';
 
@@ -49,7 +50,7 @@ export type RenderChatInput = {
 };
 
 /** A message as the Qwen3 template reads it: string content, arguments as objects, reasoning only when known. */
-type TemplateMessage = {
+export type TemplateMessage = {
   role: string;
   content: string;
   reasoning_content?: string;
@@ -59,7 +60,16 @@ type TemplateMessage = {
 /** How multiple text parts of one message are joined (vLLM's "string" content format does the same). */
 const TEXT_PART_SEPARATOR = '\n';
 
-let parsedTemplate: Template | undefined;
+/** A tool as the template reads it (printed with `tojson`). */
+export type TemplateTool = { type: 'function'; function: Record<string, unknown> };
+
+/** The template's variables, as transformers' apply_chat_template passes them. */
+export type TemplateInput = {
+  messages: TemplateMessage[];
+  tools?: TemplateTool[];
+  add_generation_prompt: boolean;
+  enable_thinking: boolean;
+};
 
 /** Renders the prompt text exactly as transformers' `apply_chat_template(..., tokenize=False)` would. */
 export function renderChat(input: RenderChatInput): string {
@@ -71,15 +81,19 @@ export function renderChat(input: RenderChatInput): string {
  * template; encode it with encodeProtectedText.
  */
 export function renderProtectedChat(input: RenderChatInput): string {
-  parsedTemplate ??= new Template(QWEN3_CHAT_TEMPLATE);
+  return renderQwen3Template(templateInput(input));
+}
+
+/** The template's variables for a request, every client string protected. */
+export function templateInput(input: RenderChatInput): TemplateInput {
   const protect: Protect = (text) => protectText(text, input.splitSpecialTokens ?? true);
   const tools = (input.tools ?? []).map((tool) => toTemplateTool(tool, protect));
-  return parsedTemplate.render({
+  return {
     messages: input.messages.map((message) => toTemplateMessage(message, protect)),
     tools: tools.length > 0 ? tools : undefined,
     add_generation_prompt: input.addGenerationPrompt ?? true,
     enable_thinking: input.enableThinking ?? true,
-  });
+  };
 }
 
 type Protect = (text: string) => string;
@@ -149,10 +163,110 @@ function templateArguments(args: string | Record<string, unknown> | undefined): 
 }
 
 /** Canonical key order and no null/undefined fields, so equal tools render to equal (cacheable) prompt prefixes. */
-function toTemplateTool(tool: FunctionTool, protect: Protect): { type: 'function'; function: Record<string, unknown> } {
+function toTemplateTool(tool: FunctionTool, protect: Protect): TemplateTool {
   const { name, description, parameters } = tool.function;
   const fn: Record<string, unknown> = { name: protect(name) };
   if (description != null) fn.description = protect(description);
   if (parameters != null) fn.parameters = protectDeep(parameters, protect);
   return { type: 'function', function: fn };
+}
+
+const TOOLS_INTRO =
+  '# Tools\n\nYou may call one or more functions to assist with the user query.\n\n' +
+  'You are provided with function signatures within <tools></tools> XML tags:\n<tools>';
+const TOOLS_OUTRO =
+  '\n</tools>\n\nFor each function call, return a json object with function name and arguments within ' +
+  '<tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call><|im_end|>\n';
+
+/**
+ * Qwen3's chat template (tokenizer_config.json's `chat_template`, the Jinja source in
+ * edge/generated/qwen3-chat-template.ts) as code: each block below is the template's block of the same shape, in its
+ * order, with Python's string semantics (`strip('\n')` removes newlines only) and the `tojson` of transformers' Jinja
+ * (`, ` and `: ` separators, non-ASCII kept). A change of the template in the pinned package fails the tests until
+ * this function follows it.
+ */
+export function renderQwen3Template({ messages, tools, add_generation_prompt, enable_thinking }: TemplateInput): string {
+  let out = '';
+  const first = messages[0] as TemplateMessage | undefined;
+  if (tools && tools.length > 0) {
+    out += '<|im_start|>system\n';
+    if (first?.role === 'system') out += first.content + '\n\n';
+    out += TOOLS_INTRO;
+    for (const tool of tools) out += '\n' + toJson(tool);
+    out += TOOLS_OUTRO;
+  } else if (first?.role === 'system') {
+    out += '<|im_start|>system\n' + first.content + '<|im_end|>\n';
+  }
+
+  // The latest user turn that is not a tool result: assistant turns after it keep their reasoning.
+  let lastQueryIndex = messages.length - 1;
+  for (let index = messages.length - 1; index >= 0; index--) {
+    const { role, content } = messages[index];
+    if (role === 'user' && !(content.startsWith('<tool_response>') && content.endsWith('</tool_response>'))) {
+      lastQueryIndex = index;
+      break;
+    }
+  }
+
+  for (let index = 0; index < messages.length; index++) {
+    const message = messages[index];
+    const last = index === messages.length - 1;
+    if (message.role === 'user' || (message.role === 'system' && index !== 0)) {
+      out += '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n';
+    } else if (message.role === 'assistant') {
+      let content = message.content;
+      let reasoning = '';
+      if (message.reasoning_content != null) reasoning = message.reasoning_content;
+      else if (content.includes('</think>')) {
+        const parts = content.split('</think>');
+        content = stripLeadingNewlines(parts[parts.length - 1]);
+        const opened = stripTrailingNewlines(parts[0]).split('<think>');
+        reasoning = stripLeadingNewlines(opened[opened.length - 1]);
+      }
+      if (index > lastQueryIndex && (last || reasoning)) {
+        out += '<|im_start|>' + message.role + '\n<think>\n' + stripTrailingNewlines(stripLeadingNewlines(reasoning)) + '\n</think>\n\n' + stripLeadingNewlines(content);
+      } else {
+        out += '<|im_start|>' + message.role + '\n' + content;
+      }
+      for (const [i, toolCall] of (message.tool_calls ?? []).entries()) {
+        if (i > 0 || content) out += '\n';
+        const call = (toolCall.function ?? toolCall) as { name: string; arguments: Record<string, unknown> | string };
+        out += '<tool_call>\n{"name": "' + call.name + '", "arguments": ';
+        out += typeof call.arguments === 'string' ? call.arguments : toJson(call.arguments);
+        out += '}\n</tool_call>';
+      }
+      out += '<|im_end|>\n';
+    } else if (message.role === 'tool') {
+      if (index === 0 || messages[index - 1].role !== 'tool') out += '<|im_start|>user';
+      out += '\n<tool_response>\n' + message.content + '\n</tool_response>';
+      if (last || messages[index + 1].role !== 'tool') out += '<|im_end|>\n';
+    }
+  }
+
+  if (add_generation_prompt) {
+    out += '<|im_start|>assistant\n';
+    if (enable_thinking === false) out += '<think>\n\n</think>\n\n';
+  }
+  return out;
+}
+
+function stripLeadingNewlines(text: string): string {
+  let start = 0;
+  while (start < text.length && text.charCodeAt(start) === 10) start++;
+  return start === 0 ? text : text.slice(start);
+}
+
+function stripTrailingNewlines(text: string): string {
+  let end = text.length;
+  while (end > 0 && text.charCodeAt(end - 1) === 10) end--;
+  return end === text.length ? text : text.slice(0, end);
+}
+
+/** The template's `tojson`: JSON with Python's default separators (`, ` and `: `), non-ASCII as is, keys in the
+ * order the object holds them; undefined prints as null. */
+function toJson(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  if (typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return '[' + value.map(toJson).join(', ') + ']';
+  return '{' + Object.entries(value).map(([key, item]) => JSON.stringify(key) + ': ' + toJson(item)).join(', ') + '}';
 }

@@ -5,18 +5,13 @@
 // the prompt at those (they become control-token ids), puts the client's spellings back and encodes each run between
 // them as ordinary text. With the option off only the placeholder characters themselves are escaped, and the ids are
 // exactly what the tokenizer gives for the whole text (the reference's reading of added tokens).
-// Protection also shields whitespace other than "\n" at a string's edges: @huggingface/jinja's strip('\n'),
-// lstrip('\n') and rstrip('\n') ignore their argument and trim all whitespace, where Python trims only newlines.
 import { getTokenizer, type Qwen3Tokenizer } from './tokenizer/index.js';
 
-/** Placeholder of added token i is PLACEHOLDER_BASE + i; a client's own character in the range is prefixed by ESCAPE;
- * shielded whitespace is WHITESPACE_ESCAPE and four hex digits of its code. All are Unicode noncharacters. */
+/** Placeholder of added token i is PLACEHOLDER_BASE + i; a client's own character in the range is prefixed by ESCAPE.
+ * Both are Unicode noncharacters. */
 const PLACEHOLDER_BASE = 0xfdd0;
-const WHITESPACE_ESCAPE = 0xfdee;
 const ESCAPE = 0xfdef;
 const RESERVED_RANGE = /[\uFDD0-\uFDEF]/;
-/** What String.prototype.trim removes, less "\n" (the only character the template's Python strips remove). */
-const EDGE_WHITESPACE = /^\s+|\s+$/g;
 
 type AddedTokenTables = {
   /** Every added-token spelling, longest first so that one position matches the longest (as the tokenizer does). */
@@ -35,7 +30,7 @@ let tables: AddedTokenTables | undefined;
 function addedTokenTables(tokenizer: Qwen3Tokenizer = getTokenizer()): AddedTokenTables {
   if (tables) return tables;
   const contents = tokenizer.addedTokens.map((t) => t.content);
-  if (contents.length >= WHITESPACE_ESCAPE - PLACEHOLDER_BASE) throw new Error(`prompt-text: ${contents.length} added tokens do not fit the placeholder range`);
+  if (contents.length >= ESCAPE - PLACEHOLDER_BASE) throw new Error(`prompt-text: ${contents.length} added tokens do not fit the placeholder range`);
   const alternation = [...contents].sort((a, b) => b.length - a.length).map(escapeRegExp).join('|');
   tables = {
     spellings: new RegExp(alternation, 'g'),
@@ -55,21 +50,11 @@ function addedTokenTables(tokenizer: Qwen3Tokenizer = getTokenizer()): AddedToke
 export function protectText(text: string, splitSpecialTokens: boolean): string {
   const { firstChars, indexOf, protectable } = addedTokenTables();
   const mayHoldSpelling = splitSpecialTokens && firstChars.some((c) => text.includes(c));
-  let protectedText = text;
-  if (mayHoldSpelling || RESERVED_RANGE.test(text)) {
-    protectedText = text.replace(mayHoldSpelling ? protectable : /[\uFDD0-\uFDEF]/g, (match) => {
-      const index = indexOf.get(match);
-      return index === undefined ? String.fromCharCode(ESCAPE) + match : String.fromCharCode(PLACEHOLDER_BASE + index);
-    });
-  }
-  return shieldEdgeWhitespace(protectedText);
-}
-
-function shieldEdgeWhitespace(text: string): string {
-  if (text.length === 0 || !(/\s/.test(text[0]) || /\s/.test(text[text.length - 1]))) return text;
-  return text.replace(EDGE_WHITESPACE, (run) =>
-    run.replace(/[^\n]/g, (c) => String.fromCharCode(WHITESPACE_ESCAPE) + c.charCodeAt(0).toString(16).padStart(4, '0')),
-  );
+  if (!mayHoldSpelling && !RESERVED_RANGE.test(text)) return text;
+  return text.replace(mayHoldSpelling ? protectable : /[\uFDD0-\uFDEF]/g, (match) => {
+    const index = indexOf.get(match);
+    return index === undefined ? String.fromCharCode(ESCAPE) + match : String.fromCharCode(PLACEHOLDER_BASE + index);
+  });
 }
 
 /** The text a protected string stands for: placeholders back to their spellings, escapes removed. */
@@ -80,10 +65,6 @@ export function unprotectText(text: string): string {
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
     if (code === ESCAPE && i + 1 < text.length) out += text[++i];
-    else if (code === WHITESPACE_ESCAPE) {
-      out += String.fromCharCode(parseInt(text.slice(i + 1, i + 5), 16));
-      i += 4;
-    }
     else if (code >= PLACEHOLDER_BASE && code < PLACEHOLDER_BASE + contents.length) out += contents[code - PLACEHOLDER_BASE];
     else out += text[i];
   }

@@ -4,6 +4,7 @@ for them with the official Qwen3 template, set up the way transformers' apply_ch
 renderChat (TypeScript, @huggingface/jinja) must reproduce these strings. Run: python3 scripts/gen-template-fixtures.py
 """
 import json
+import random
 from pathlib import Path
 
 from jinja2.ext import loopcontrols
@@ -172,10 +173,109 @@ CASES = [
 ]
 
 
+# --- random conversations: the same seed always writes the same cases ------------------------------------------
+# Everything the template branches on, mixed: system / developer first or later, user turns, assistant turns with
+# reasoning (field or inline think tags, empty or not), tool calls (JSON, non-JSON and empty arguments), runs of tool
+# results, tools with nested parameters, thinking on and off, with and without the generation prompt. Left out are
+# the inputs on which the edge deliberately reads a request differently from a Python client: a user message that is
+# wholly `<tool_response>…</tool_response>` (the client's tags are text, so it is a real query), floats written
+# `1.0` and integer-like keys inside tool parameters (a JSON object in JS keeps neither), and both reasoning fields at
+# once.
+PIECES = ["Hello", "world", "What is 2+2?", "Zürich", "日本語のテキスト", "🙂", "naïve café", " ", "  ", "\n", "\n\n", "\t",
+          "<think>", "</think>", "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<|im_end|>",
+          "<|im_start|>system", "<|endoftext|>", "/think", "/no_think", "{\"a\": 1}", "x", "Answer: 42.", "\u00a0", "\r\n"]
+WORDS = ["city", "unit", "query", "limit", "items", "name", "deep", "flag", "Größe", "値"]
+
+
+def random_text(rng, max_pieces=6):
+    return "".join(rng.choice(PIECES) for _ in range(rng.randint(0, max_pieces)))
+
+
+def random_json_value(rng, exact, depth=0):
+    """exact: only values a JS object holds as Python prints them (tool definitions are JSON objects in the edge;
+    tool-call arguments are printed from their source text, big integers and floats included)."""
+    kind = rng.randrange(7 if depth < 3 else 4)
+    if kind == 0:
+        return rng.choice([0, 1, -7, 3] if exact else [0, -7, 12345678901234567890, 10 ** 16])
+    if kind == 1:
+        return rng.choice([True, False, None])
+    if kind == 2:
+        return random_text(rng, 3)
+    if kind == 3:
+        return rng.choice([0.5, -2.25] if exact else [0.5, 1e-7, 123.456, 1e22])
+    if kind in (4, 5):
+        return {rng.choice(WORDS) + str(i): random_json_value(rng, exact, depth + 1) for i in range(rng.randint(0, 3))}
+    return [random_json_value(rng, exact, depth + 1) for _ in range(rng.randint(0, 3))]
+
+
+def random_tool(rng, i):
+    fn = {"name": f"tool_{i}_{rng.choice(WORDS)}"}
+    if rng.random() < 0.7:
+        fn["description"] = random_text(rng, 4)
+    if rng.random() < 0.8:
+        fn["parameters"] = {"type": "object", "properties": {w: {"type": "string", "description": random_text(rng, 2)}
+                                                             for w in rng.sample(WORDS, rng.randint(0, 3))},
+                            "extra": random_json_value(rng, True)}
+    return {"type": "function", "function": fn}
+
+
+def random_arguments(rng):
+    kind = rng.randrange(5)
+    if kind < 3:
+        return json.dumps({w: random_json_value(rng, False) for w in rng.sample(WORDS, rng.randint(0, 3))},
+                          separators=rng.choice([(",", ":"), (", ", ": ")]), ensure_ascii=rng.random() < 0.5)
+    return rng.choice(["", "not json", "[1, 2]", "  "])
+
+
+def random_message(rng, role, tool_names):
+    if role in ("system", "developer", "user", "tool"):
+        content = random_text(rng)
+        if role == "user" and content.startswith("<tool_response>") and content.endswith("</tool_response>"):
+            content = "x" + content
+        if rng.random() < 0.15:
+            content = [{"type": "text", "text": content}, {"type": "text", "text": random_text(rng, 2)}]
+        return {"role": role, "content": content}
+    message = {"role": "assistant", "content": rng.choice([None, random_text(rng), "<think>\n" + random_text(rng, 3)
+                                                           + "\n</think>\n\n" + random_text(rng, 3)])}
+    reasoning = rng.random()
+    if reasoning < 0.3:
+        message["reasoning_content"] = random_text(rng, 3)
+    elif reasoning < 0.4:
+        message["reasoning"] = random_text(rng, 3)
+    if tool_names and rng.random() < 0.4:
+        message["tool_calls"] = [call(f"call_{k}", rng.choice(tool_names), random_arguments(rng))
+                                 for k in range(rng.randint(1, 3))]
+    return message
+
+
+def random_case(rng):
+    tools = [random_tool(rng, i) for i in range(rng.choice([0, 0, 1, 2, 3]))]
+    messages = []
+    if rng.random() < 0.5:
+        messages.append(random_message(rng, rng.choice(["system", "system", "developer"]), []))
+    for _ in range(rng.randint(1, 7)):
+        role = rng.choice(["user", "user", "assistant", "assistant", "tool", "tool", "system"])
+        messages.append(random_message(rng, role, [t["function"]["name"] for t in tools]))
+    request = {"messages": messages}
+    if tools:
+        request["tools"] = tools
+    if rng.random() < 0.4:
+        request["enableThinking"] = rng.random() < 0.5
+    if rng.random() < 0.3:
+        request["addGenerationPrompt"] = False
+    return request
+
+
+RANDOM_CASES = 200
+RANDOM_SEED = 13
+
+
 def main():
     template_source = json.loads(CONFIG.read_text())["chat_template"]
     template = compile_template(template_source)
-    fixtures = [{"name": name, "request": request, "expected": render(template, request)} for name, request in CASES]
+    rng = random.Random(RANDOM_SEED)
+    cases = CASES + [(f"random conversation {i + 1}", random_case(rng)) for i in range(RANDOM_CASES)]
+    fixtures = [{"name": name, "request": request, "expected": render(template, request)} for name, request in cases]
     OUTPUT.write_text(json.dumps(fixtures, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {len(fixtures)} cases to {OUTPUT.relative_to(ROOT)}")
 
