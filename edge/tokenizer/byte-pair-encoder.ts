@@ -1,22 +1,22 @@
 /** Byte-level BPE over token ids: merges the lowest-ranked adjacent pair (leftmost on ties) until none applies, which
  * is what @huggingface/tokenizers and the Rust tokenizers do. Short words use a flat scan, long ones a heap, so a
- * megabyte-long "word" costs O(n log n), not O(n²). All state lives in reused typed arrays: no allocation per word. */
-import type { MergePairs } from './tokenizer-data.js';
+ * megabyte-long "word" costs O(n log n), not O(n²). All state lives in reused typed arrays: no allocation per word,
+ * and nothing built at start-up: the pair lookup table comes filled in the tokenizer image. */
+import type { MergePairs, PairTable } from './tokenizer-data.js';
 
 /** Words with at most this many bytes use the flat scan; measured crossover with the heap path. */
 const FLAT_SCAN_MAX_SYMBOLS = 48;
 const NO_MERGE = 0x7fffffff;
-/** Token ids are < 2^18; a pair packs into two int32s: left << 14 | right's low 14 bits, and right >> 14 | id << 4. */
-const RIGHT_LOW_BITS = 14;
-const RIGHT_LOW_MASK = (1 << RIGHT_LOW_BITS) - 1;
 const POSITION_SCALE = 4294967296; // heap key = merged id · 2^32 + position: exact in a double
 
 export class BytePairEncoder {
-  /** (slots, 2) open-addressed pair table, 8 bytes a slot (8 slots per cache line); a zero value word marks an empty
-   * slot (a merged id is ≥ 256, so no filled slot has one), so the table needs no filling at start-up. */
-  private readonly pairSlots: Int32Array;
-  private readonly slotMask: number;
-  private readonly slotShift: number;
+  private readonly pilots: Uint16Array;
+  private readonly slotLow: Uint16Array;
+  private readonly slotHigh: Uint8Array;
+  private readonly bucketCount: number;
+  private readonly slotCount: number;
+  private readonly low: Uint16Array;
+  private readonly high: Uint8Array;
   private ranks = new Int32Array(64);
   private prev = new Int32Array(64);
   private next = new Int32Array(64);
@@ -25,41 +25,39 @@ export class BytePairEncoder {
 
   /**
    * @param mergePairs left and right id per merge, in rank order.
+   * @param pairTable the merges' minimal perfect hash, laid out by scripts/build-tokenizer.mjs.
    * @param firstMergeId id made by merge rank 0; merge r makes firstMergeId + r, so merged ids order like ranks.
    */
-  constructor(mergePairs: MergePairs, firstMergeId: number) {
-    const { low, high } = mergePairs;
-    const mergeCount = low.length / 2;
-    let bits = 1;
-    while (1 << bits < mergeCount * 3) bits++; // load factor ≤ 1/3 keeps failed lookups to ~1.3 probes
-    this.slotShift = 32 - bits;
-    this.slotMask = (1 << bits) - 1;
-    const slots = (this.pairSlots = new Int32Array((1 << bits) * 2));
-    for (let rank = 0; rank < mergeCount; rank++) {
-      const left = low[rank * 2] | (high[rank * 2] << 16);
-      const right = low[rank * 2 + 1] | (high[rank * 2 + 1] << 16);
-      if ((left | right | (firstMergeId + rank)) >>> 18 !== 0) throw new Error('tokenizer data: token id ≥ 2^18');
-      let slot = this.slotOf(left, right);
-      while (slots[slot * 2 + 1] !== 0) slot = (slot + 1) & this.slotMask;
-      slots[slot * 2] = (left << RIGHT_LOW_BITS) | (right & RIGHT_LOW_MASK);
-      slots[slot * 2 + 1] = (right >>> RIGHT_LOW_BITS) | ((firstMergeId + rank) << 4);
-    }
+  constructor(
+    mergePairs: MergePairs,
+    pairTable: PairTable,
+    private readonly firstMergeId: number,
+  ) {
+    this.low = mergePairs.low;
+    this.high = mergePairs.high;
+    this.pilots = pairTable.pilots;
+    this.slotLow = pairTable.slotLow;
+    this.slotHigh = pairTable.slotHigh;
+    this.bucketCount = pairTable.pilots.length;
+    this.slotCount = pairTable.slotLow.length;
   }
 
-  private slotOf(left: number, right: number): number {
-    return (Math.imul(left, 0x9e3779b1) ^ Math.imul(right + 0x7f4a7c15, 0x85ebca77)) >>> this.slotShift;
-  }
-
-  /** Id of the token merging left+right, or NO_MERGE; merged ids double as ranks. */
+  /** Id of the token merging left+right, or NO_MERGE; merged ids double as ranks. The pair's bucket, its pilot and the
+   * slot are scripts/build-tokenizer.mjs's pairBucket() and pairSlot(); the slot's merge is then checked. */
   mergedId(left: number, right: number): number {
-    const slots = this.pairSlots;
-    const key = (left << RIGHT_LOW_BITS) | (right & RIGHT_LOW_MASK);
-    const high = right >>> RIGHT_LOW_BITS;
-    for (let slot = this.slotOf(left, right); ; slot = (slot + 1) & this.slotMask) {
-      const value = slots[slot * 2 + 1];
-      if (value === 0) return NO_MERGE;
-      if (slots[slot * 2] === key && (value & 15) === high) return value >>> 4;
-    }
+    const h = Math.imul(left, 0x9e3779b1) ^ Math.imul(right + 0x7f4a7c15, 0x85ebca77);
+    const pilot = this.pilots[((h >>> 16) * this.bucketCount) >>> 16];
+    let x = Math.imul(left, 0x85ebca77) ^ Math.imul(right ^ 0x165667b1, 0xc2b2ae3d) ^ Math.imul(pilot + 1, 0x9e3779b1);
+    x = Math.imul(x ^ (x >>> 15), 0x2c1b3c6d);
+    x ^= x >>> 12;
+    const slot = Math.floor(((x >>> 0) * this.slotCount) / 4294967296);
+    const rank = (this.slotLow[slot] | (this.slotHigh[slot] << 16)) - 1;
+    if (rank < 0) return NO_MERGE;
+    const pair = rank * 2;
+    const low = this.low;
+    const high = this.high;
+    if ((low[pair] | (high[pair] << 16)) !== left || (low[pair + 1] | (high[pair + 1] << 16)) !== right) return NO_MERGE;
+    return this.firstMergeId + rank;
   }
 
   /** Encodes one pre-token given as its single-byte token ids in symbols[0..length), in place: returns the token

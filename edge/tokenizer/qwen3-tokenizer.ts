@@ -58,7 +58,7 @@ export class Qwen3Tokenizer {
     this.data = data;
     this.vocabSize = data.vocabSize;
     this.addedTokens = data.addedTokens;
-    this.bpe = new BytePairEncoder(data.mergePairs, data.firstMergeId);
+    this.bpe = new BytePairEncoder(data.mergePairs, data.pairTable, data.firstMergeId);
     this.bytes = new TokenBytes(data.byteToId, data.mergePairs, data.firstMergeId, data.addedTokens, data.vocabSize, data.tokenBytesLength);
     this.codePointFlags = data.codePointFlags;
     this.preTokenizer = new PreTokenizer(data.addedTokens, new NfcNormalizer(data.codePointFlags, data.nfc), data.codePointFlags);

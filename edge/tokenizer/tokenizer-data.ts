@@ -1,13 +1,14 @@
-/** Reads the compiled tokenizer written by scripts/build-tokenizer.mjs: base64 → typed-array views, no JSON parsing
- * except the 26 added tokens; token bytes are rebuilt from the merges when decoding meets them (token-bytes.ts). Layout
- * (little-endian) is documented next to the writer. */
+/** Reads the compiled tokenizer image written by scripts/build-tokenizer.mjs: typed-array views on it, nothing copied,
+ * built or parsed except the 26 added tokens' JSON; token bytes are rebuilt from the merges when decoding meets them
+ * (token-bytes.ts). Layout (little-endian) is documented next to the writer. In workerd the image is a Data module;
+ * Node reads the file (tokenizer-image.*.js, picked by package.json's "imports"). */
+import QWEN3_TOKENIZER_IMAGE from '#qwen3-tokenizer-image';
 import { CodePointFlags } from './code-point-flags.js';
-import { QWEN3_TOKENIZER_BASE64 } from './generated/qwen3-tokenizer-data.js';
 import type { NfcTables } from './nfc.js';
 
 const MAGIC = 0x4b545751; // 'QWTK'
-const FORMAT_VERSION = 4;
-const HEADER_BYTES = 48;
+const FORMAT_VERSION = 5;
+const HEADER_BYTES = 56;
 const ASTRAL_BLOCKS = (0x110000 - 0x10000) / 256;
 
 export interface AddedToken {
@@ -23,6 +24,16 @@ export interface MergePairs {
   high: Uint8Array;
 }
 
+/** The merges' lookup table, a minimal perfect hash laid out by scripts/build-tokenizer.mjs (byte-pair-encoder.ts
+ * reads it with the same hashes). */
+export interface PairTable {
+  /** (buckets) the pilot of each bucket of pairs. */
+  pilots: Uint16Array;
+  /** (slots) merge rank + 1 of each slot (0 = empty) = low | high << 16. */
+  slotLow: Uint16Array;
+  slotHigh: Uint8Array;
+}
+
 export interface TokenizerData {
   /** Number of token ids with a string behind them (base vocab + added tokens). */
   vocabSize: number;
@@ -32,6 +43,7 @@ export interface TokenizerData {
   byteToId: Uint32Array;
   /** Left and right token id of each merge, in rank order (not joined into one array: that pass would cost start-up). */
   mergePairs: MergePairs;
+  pairTable: PairTable;
   /** Token id produced by merge rank 0; merge r produces firstMergeId + r. */
   firstMergeId: number;
   /** Bytes of all tokens together. */
@@ -43,22 +55,6 @@ export interface TokenizerData {
   nfc: NfcTables;
 }
 
-type Base64Decoder = (base64: string) => Uint8Array;
-
-/** Picks the fastest base64 decoder the platform has: workerd's Uint8Array.fromBase64, Node's Buffer, then atob. */
-function base64Decoder(): Base64Decoder {
-  const fromBase64 = (Uint8Array as unknown as { fromBase64?: Base64Decoder }).fromBase64;
-  if (typeof fromBase64 === 'function') return (s) => fromBase64.call(Uint8Array, s);
-  const nodeBuffer = (globalThis as { Buffer?: { from(s: string, enc: string): Uint8Array } }).Buffer;
-  if (nodeBuffer) return (s) => nodeBuffer.from(s, 'base64');
-  return (s) => {
-    const binary = atob(s);
-    const bytes = new Uint8Array(binary.length);
-    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-    return bytes;
-  };
-}
-
 /** Parses the compiled tokenizer image; throws if it was written by another format version. */
 export function parseTokenizerData(image: Uint8Array): TokenizerData {
   // Typed-array views need 4-byte alignment; a pooled Buffer may start mid-page.
@@ -66,7 +62,7 @@ export function parseTokenizerData(image: Uint8Array): TokenizerData {
   const header = new Uint32Array(bytes.buffer, bytes.byteOffset, HEADER_BYTES / 4);
   const [
     magic, version, vocabSize, baseVocabSize, mergeCount, firstMergeId, tokenBytesLength, addedJsonLength,
-    decompositionsLength, compositionsLength, astralBlockCount, unstableRangesLength,
+    decompositionsLength, compositionsLength, astralBlockCount, unstableRangesLength, slotCount, bucketCount,
   ] = header;
   if (magic !== MAGIC || version !== FORMAT_VERSION) {
     throw new Error('tokenizer data: wrong format; run `node scripts/build-tokenizer.mjs`');
@@ -85,15 +81,20 @@ export function parseTokenizerData(image: Uint8Array): TokenizerData {
   };
   const astralIndex = take(Uint16Array, ASTRAL_BLOCKS);
   const codePointFlags = new CodePointFlags(take(Uint16Array, 0x10000), astralIndex, take(Uint16Array, astralBlockCount * 256));
+  const pilots = take(Uint16Array, bucketCount);
+  const slotLow = take(Uint16Array, slotCount);
   const mergeLow = take(Uint16Array, mergeCount * 2);
+  const slotHigh = take(Uint8Array, slotCount);
   const mergeHigh = take(Uint8Array, mergeCount * 2);
+  const pairTable = { pilots, slotLow, slotHigh };
   const addedTokens = JSON.parse(new TextDecoder().decode(take(Uint8Array, addedJsonLength))) as AddedToken[];
 
   const mergePairs = { low: mergeLow, high: mergeHigh };
-  return { vocabSize, baseVocabSize, byteToId, mergePairs, firstMergeId, tokenBytesLength, addedTokens, codePointFlags, nfc };
+  return { vocabSize, baseVocabSize, byteToId, mergePairs, pairTable, firstMergeId, tokenBytesLength, addedTokens, codePointFlags, nfc };
 }
 
-/** Decodes and parses the bundled Qwen3 tokenizer image. */
+/** Views on the bundled Qwen3 tokenizer image. */
 export function loadQwen3TokenizerData(): TokenizerData {
-  return parseTokenizerData(base64Decoder()(QWEN3_TOKENIZER_BASE64));
+  const image = QWEN3_TOKENIZER_IMAGE as ArrayBuffer | Uint8Array;
+  return parseTokenizerData(image instanceof Uint8Array ? image : new Uint8Array(image));
 }

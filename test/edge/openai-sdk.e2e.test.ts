@@ -153,6 +153,7 @@ describe('the official openai client against the edge in workerd', () => {
       stdin: { contents: "import { createApp } from './edge/app.ts'; export default createApp();", resolveDir: process.cwd(), loader: 'ts' },
       bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', write: false,
       conditions: ['workerd', 'worker', 'browser'], mainFields: ['module', 'main'], external: ['node:*', 'cloudflare:*'],
+      loader: { '.bin': 'binary' }, // the tokenizer image (a Data module under wrangler)
     });
     const mf = new Miniflare({
       modules: true, script: bundle.outputFiles[0].text, host: '127.0.0.1', port: 0,

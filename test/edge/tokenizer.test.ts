@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   ENDOFTEXT, FIRST_ADDED_TOKEN_ID, getTokenizer, IM_END, IM_START, StreamingDetokenizer, THINK, THINK_END, TOOL_CALL, TOOL_CALL_END,
 } from '../../edge/tokenizer/index.js';
+import { BytePairEncoder } from '../../edge/tokenizer/byte-pair-encoder.js';
 import { preTokenEnd } from '../../edge/tokenizer/pre-tokenizer.js';
 import { loadQwen3TokenizerData } from '../../edge/tokenizer/tokenizer-data.js';
 import { hashRange } from '../../edge/tokenizer/word-cache.js';
@@ -163,6 +164,33 @@ describe('qwen3 tokenizer (edge)', () => {
       }
     }
     expect(mismatches).toBe(0);
+  });
+
+  it("Should find every merge of tokenizer.json in the pair table laid out at build time, and no other pair", () => {
+    const data = loadQwen3TokenizerData();
+    const bpe = new BytePairEncoder(data.mergePairs, data.pairTable, data.firstMergeId);
+    const json = JSON.parse(readFileSync(new URL('tokenizer.json', MODEL_DIR), 'utf8')) as { model: { vocab: Record<string, number>; merges: (string | string[])[] } };
+    const { vocab, merges } = json.model;
+    const isMerge = new Set<number>();
+    let wrong = 0;
+    for (const merge of merges) {
+      const [left, right] = Array.isArray(merge) ? merge : merge.split(' ');
+      isMerge.add(vocab[left] * 2 ** 18 + vocab[right]);
+      if (bpe.mergedId(vocab[left], vocab[right]) !== vocab[left + right]) wrong++;
+    }
+    expect(merges.length).toBeGreaterThan(150_000);
+    expect(wrong).toBe(0);
+    const next = random(7);
+    let misses = 0;
+    for (let i = 0; i < 200_000; i++) {
+      const left = Math.floor(next() * (next() < 0.5 ? 2_000 : data.baseVocabSize));
+      const right = Math.floor(next() * (next() < 0.5 ? 2_000 : data.baseVocabSize));
+      if (isMerge.has(left * 2 ** 18 + right)) continue;
+      misses++;
+      if (bpe.mergedId(left, right) !== 0x7fffffff) wrong++;
+    }
+    expect(misses).toBeGreaterThan(100_000);
+    expect(wrong).toBe(0);
   });
 
   it("Should hash each pre-token while scanning it exactly as the word cache's hashRange() does", () => {

@@ -33,6 +33,7 @@ function edgeBundle(): Promise<string> {
   bundled ??= build({
     entryPoints: ['edge/index.ts'], bundle: true, format: 'esm', platform: 'neutral', target: 'es2022', write: false,
     conditions: ['workerd', 'worker', 'browser'], mainFields: ['module', 'main'], external: ['node:*', 'cloudflare:*'],
+    loader: { '.bin': 'binary' }, // the tokenizer image (a Data module under wrangler)
   }).then((out) => out.outputFiles[0].text);
   return bundled;
 }
