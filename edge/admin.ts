@@ -4,7 +4,7 @@
  * (key-store.ts), counters in the key's RateLimiter, usage in D1 (usage.ts).
  */
 import { Hono, type MiddlewareHandler } from 'hono';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import type { AccountsEnv } from './edge-env.ts';
 import { apiError, invalidRequest } from './errors.ts';
 import { constantTimeEqual, issueKey, KEY_PATTERN, limitsSchema, listKeys, readKeyById, writeKey, type KeyRecord } from './key-store.ts';
@@ -15,21 +15,25 @@ import { runAfterResponse } from './platform.ts';
 import { jsonBody } from './schemas.ts';
 import { cursorOf, dailyUsage, exportUsage, toCsv, utcDay } from './usage.ts';
 
+const keyName = z.string().check(z.maxLength(256));
+const models = z.nullable(z.array(z.string().check(z.minLength(1))).check(z.minLength(1)));
+const someLimits = z.partial(limitsSchema);
+
 const createKeySchema = z.strictObject({
   /** a caller-chosen secret (the local stack's development key); generated when absent */
-  key: z.string().regex(KEY_PATTERN, 'must be "sk-" followed by 16–200 URL-safe characters').optional(),
-  tenant: z.string().min(1).max(128),
-  name: z.string().max(256).default(''),
-  models: z.array(z.string().min(1)).min(1).nullable().default(null),
-  limits: limitsSchema.partial().default({}),
+  key: z.optional(z.string().check(z.regex(KEY_PATTERN, 'must be "sk-" followed by 16–200 URL-safe characters'))),
+  tenant: z.string().check(z.minLength(1), z.maxLength(128)),
+  name: z._default(keyName, ''),
+  models: z._default(models, null),
+  limits: z._default(someLimits, {}),
 });
 
 const updateKeySchema = z.strictObject({
-  name: z.string().max(256).optional(),
-  models: z.array(z.string().min(1)).min(1).nullable().optional(),
-  limits: limitsSchema.partial().optional(),
+  name: z.optional(keyName),
+  models: z.optional(models),
+  limits: z.optional(someLimits),
   /** forget the spent quota (a new billing period) */
-  reset_quota: z.boolean().optional(),
+  reset_quota: z.optional(z.boolean()),
 });
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;

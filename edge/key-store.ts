@@ -3,15 +3,18 @@
  * with their limits and model allow-list; issuing, reading, listing and rewriting them. The auth middleware
  * (middleware/auth.ts) and the admin API (admin.ts) use it.
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import type { RateLimits } from './rate-limiter-do.ts';
 
+// zod's functional build, as edge/schemas.ts uses it (cheap to construct at isolate start-up).
+const positiveInt = z.number().check(z.int(), z.positive());
+
 export const limitsSchema = z.strictObject({
-  requests_per_minute: z.number().int().positive(),
-  tokens_per_minute: z.number().int().positive(),
-  concurrent_streams: z.number().int().positive(),
-  quota_tokens: z.number().int().nonnegative().nullable(),
-}) satisfies z.ZodType<RateLimits>;
+  requests_per_minute: positiveInt,
+  tokens_per_minute: positiveInt,
+  concurrent_streams: positiveInt,
+  quota_tokens: z.nullable(z.number().check(z.int(), z.nonnegative())),
+}) satisfies z.ZodMiniType<RateLimits>;
 
 export const DEFAULT_LIMITS: RateLimits = {
   requests_per_minute: 600,
@@ -30,11 +33,11 @@ export const keyRecordSchema = z.object({
   tenant: z.string(),
   name: z.string(),
   /** models this key may call; null = every served model */
-  models: z.array(z.string()).nullable(),
+  models: z.nullable(z.array(z.string())),
   limits: limitsSchema,
   /** Unix ms */
   created_at: z.number(),
-  revoked_at: z.number().nullable(),
+  revoked_at: z.nullable(z.number()),
 });
 export type KeyRecord = z.infer<typeof keyRecordSchema>;
 

@@ -1,46 +1,59 @@
 // The OpenAI (and vLLM-extension) request schemas the edge accepts: one zod schema per endpoint feeds both the
 // validator (400 invalid_request_error naming the bad field in `param`) and the route's types.
 import type { Context, Env, MiddlewareHandler } from 'hono';
-import * as z from 'zod';
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
 import { paramName } from '../gpu-worker/protocol.ts';
 import { invalidRequest, modelNotFound } from './errors.ts';
 import { getTokenizer } from './tokenizer/index.js';
 
-const textPart = z.object({ type: z.literal('text'), text: z.string() });
-const content = z.union([z.string(), z.array(textPart)]).nullish();
+// zod's functional build (zod/mini): its schemas are plain objects, where the classic build attaches some fifty
+// methods to every schema it constructs, which made building these at isolate start-up cost tens of ms. The
+// messages are the same English ones (mini loads no locale by itself).
+z.config(en());
+
+const str = z.string();
+const bool = z.boolean();
+const num = z.number();
+const int = z.number().check(z.int());
+const nonEmpty = z.string().check(z.minLength(1));
+const anyObject = z.record(str, z.unknown());
+
+const textPart = z.object({ type: z.literal('text'), text: str });
+const content = z.nullish(z.union([str, z.array(textPart)]));
 
 const toolCall = z.object({
-  id: z.string().optional(),
-  type: z.literal('function').optional(),
-  function: z.object({ name: z.string().min(1), arguments: z.union([z.string(), z.record(z.string(), z.unknown())]).optional() }),
+  id: z.optional(str),
+  type: z.optional(z.literal('function')),
+  function: z.object({ name: nonEmpty, arguments: z.optional(z.union([str, anyObject])) }),
 });
 
 export const chatMessageSchema = z.object({
   role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
   content,
-  name: z.string().optional(),
-  reasoning_content: z.string().nullish(),
-  reasoning: z.string().nullish(),
-  tool_calls: z.array(toolCall).nullish(),
-  tool_call_id: z.string().optional(),
+  name: z.optional(str),
+  reasoning_content: z.nullish(str),
+  reasoning: z.nullish(str),
+  tool_calls: z.nullish(z.array(toolCall)),
+  tool_call_id: z.optional(str),
 });
 
 export const functionToolSchema = z.object({
   type: z.literal('function'),
   function: z.object({
-    name: z.string().min(1).max(64),
-    description: z.string().optional(),
-    parameters: z.record(z.string(), z.unknown()).optional(),
-    strict: z.boolean().nullish(),
+    name: z.string().check(z.minLength(1), z.maxLength(64)),
+    description: z.optional(str),
+    parameters: z.optional(anyObject),
+    strict: z.nullish(bool),
   }),
 });
 
 export const toolChoiceSchema = z.union([
   z.enum(['none', 'auto', 'required']),
-  z.object({ type: z.literal('function'), function: z.object({ name: z.string().min(1) }) }),
+  z.object({ type: z.literal('function'), function: z.object({ name: nonEmpty }) }),
 ]);
 
-const jsonSchemaObject = z.record(z.string(), z.unknown());
+const jsonSchemaObject = anyObject;
 
 /** OpenAI's response_format; json modes are enforced by structured-output.ts. */
 const responseFormatSchema = z.discriminatedUnion('type', [
@@ -49,65 +62,65 @@ const responseFormatSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('json_schema'),
     json_schema: z.object({
-      name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'name must be 1-64 letters, digits, underscores or dashes'),
-      description: z.string().nullish(),
-      schema: jsonSchemaObject.nullish(),
-      strict: z.boolean().nullish(),
+      name: z.string().check(z.regex(/^[a-zA-Z0-9_-]{1,64}$/, 'name must be 1-64 letters, digits, underscores or dashes')),
+      description: z.nullish(str),
+      schema: z.nullish(jsonSchemaObject),
+      strict: z.nullish(bool),
     }),
   }),
 ]);
 
 /** vLLM's structured_outputs (exactly one constraint; the whitespace options are accepted: output JSON is compact). */
 const structuredOutputsSchema = z.strictObject({
-  json: z.union([jsonSchemaObject, z.string()]).nullish(),
-  regex: z.string().min(1).nullish(),
-  choice: z.array(z.string()).min(1).nullish(),
-  grammar: z.string().min(1).nullish(),
-  json_object: z.boolean().nullish(),
-  disable_fallback: z.boolean().nullish(),
-  disable_any_whitespace: z.boolean().nullish(),
-  disable_additional_properties: z.boolean().nullish(),
+  json: z.nullish(z.union([jsonSchemaObject, str])),
+  regex: z.nullish(nonEmpty),
+  choice: z.nullish(z.array(str).check(z.minLength(1))),
+  grammar: z.nullish(nonEmpty),
+  json_object: z.nullish(bool),
+  disable_fallback: z.nullish(bool),
+  disable_any_whitespace: z.nullish(bool),
+  disable_additional_properties: z.nullish(bool),
 });
 
 /** Fields that constrain the output, shared by chat and legacy completions (structured-output.ts). */
 const structuredOutputFields = {
-  response_format: responseFormatSchema.nullish(),
-  structured_outputs: structuredOutputsSchema.nullish(),
-  guided_json: z.union([jsonSchemaObject, z.string()]).nullish(),
-  guided_regex: z.string().min(1).nullish(),
-  guided_choice: z.array(z.string()).min(1).nullish(),
-  guided_grammar: z.string().min(1).nullish(),
-  guided_decoding_backend: z.enum(['xgrammar', 'auto']).nullish(),
+  response_format: z.nullish(responseFormatSchema),
+  structured_outputs: z.nullish(structuredOutputsSchema),
+  guided_json: z.nullish(z.union([jsonSchemaObject, str])),
+  guided_regex: z.nullish(nonEmpty),
+  guided_choice: z.nullish(z.array(str).check(z.minLength(1))),
+  guided_grammar: z.nullish(nonEmpty),
+  guided_decoding_backend: z.nullish(z.enum(['xgrammar', 'auto'])),
 };
 const structuredOutputFieldsSchema = z.object(structuredOutputFields);
 export type StructuredOutputFields = z.infer<typeof structuredOutputFieldsSchema>;
 
-const stop = z.union([z.string(), z.array(z.string()).max(16)]).nullish();
-const tokenId = z.number().int().min(0);
+const stop = z.nullish(z.union([str, z.array(str).check(z.maxLength(16))]));
+const tokenId = z.number().check(z.int(), z.minimum(0));
 
 /** Sampling fields shared by chat and legacy completions (OpenAI's, plus vLLM's top_k / min_p / repetition_penalty). */
 const samplingSchema = z.object({
-  temperature: z.number().min(0).max(2).nullish(),
-  top_p: z.number().min(0).max(1).nullish(),
-  top_k: z.number().int().min(-1).nullish(),
-  min_p: z.number().min(0).max(1).nullish(),
-  presence_penalty: z.number().min(-2).max(2).nullish(),
-  frequency_penalty: z.number().min(-2).max(2).nullish(),
-  repetition_penalty: z.number().gt(0).max(10).nullish(),
-  seed: z.number().int().nullish(),
+  temperature: z.nullish(z.number().check(z.minimum(0), z.maximum(2))),
+  top_p: z.nullish(z.number().check(z.minimum(0), z.maximum(1))),
+  top_k: z.nullish(z.number().check(z.int(), z.minimum(-1))),
+  min_p: z.nullish(z.number().check(z.minimum(0), z.maximum(1))),
+  presence_penalty: z.nullish(z.number().check(z.minimum(-2), z.maximum(2))),
+  frequency_penalty: z.nullish(z.number().check(z.minimum(-2), z.maximum(2))),
+  repetition_penalty: z.nullish(z.number().check(z.gt(0), z.maximum(10))),
+  seed: z.nullish(int),
 });
 export type SamplingFields = z.infer<typeof samplingSchema>;
 
 /** Fields shared by chat and legacy completions: sampling, choices, stops, streaming, the token budget. */
 const generationFields = {
   ...samplingSchema.shape,
-  n: z.number().int().min(1).max(16).nullish(),
+  n: z.nullish(z.number().check(z.int(), z.minimum(1), z.maximum(16))),
   stop,
-  stop_token_ids: z.array(tokenId).max(64).nullish(),
-  stream: z.boolean().nullish(),
-  stream_options: z.object({ include_usage: z.boolean().nullish(), include_obfuscation: z.boolean().nullish() }).nullish(),
-  max_tokens: z.number().int().positive().nullish(),
-  user: z.string().nullish(),
+  stop_token_ids: z.nullish(z.array(tokenId).check(z.maxLength(64))),
+  stream: z.nullish(bool),
+  stream_options: z.nullish(z.object({ include_usage: z.nullish(bool), include_obfuscation: z.nullish(bool) })),
+  max_tokens: z.nullish(z.number().check(z.int(), z.positive())),
+  user: z.nullish(str),
 };
 
 export const reasoningEffortSchema = z.enum(['none', 'minimal', 'low', 'medium', 'high', 'xhigh', 'max']);
@@ -116,24 +129,24 @@ export type ReasoningEffort = z.infer<typeof reasoningEffortSchema>;
 /** The request fields that control thinking (edge/thinking-mode.ts), as the four conventions clients use spell them. */
 export const thinkingControlsSchema = z.object({
   /** vLLM / transformers. */
-  chat_template_kwargs: z.looseObject({ enable_thinking: z.boolean().nullish() }).nullish(),
+  chat_template_kwargs: z.nullish(z.looseObject({ enable_thinking: z.nullish(bool) })),
   /** OpenAI. */
-  reasoning_effort: reasoningEffortSchema.nullish(),
+  reasoning_effort: z.nullish(reasoningEffortSchema),
   /** OpenRouter: effort or max_tokens (tokens), `enabled` inferred from them, `exclude` hides reasoning. */
-  reasoning: z
-    .object({
-      enabled: z.boolean().nullish(),
-      effort: reasoningEffortSchema.nullish(),
-      max_tokens: z.number().int().nonnegative().nullish(),
-      exclude: z.boolean().nullish(),
-    })
-    .nullish(),
+  reasoning: z.nullish(
+    z.object({
+      enabled: z.nullish(bool),
+      effort: z.nullish(reasoningEffortSchema),
+      max_tokens: z.nullish(z.number().check(z.int(), z.nonnegative())),
+      exclude: z.nullish(bool),
+    }),
+  ),
   /** Ollama (string levels are its GPT-OSS form). */
-  think: z.union([z.boolean(), z.enum(['low', 'medium', 'high'])]).nullish(),
+  think: z.nullish(z.union([bool, z.enum(['low', 'medium', 'high'])])),
   /** vLLM: thinking budget in tokens. */
-  thinking_token_budget: z.number().int().nonnegative().nullish(),
+  thinking_token_budget: z.nullish(z.number().check(z.int(), z.nonnegative())),
   /** vLLM: false hides reasoning from the response. */
-  include_reasoning: z.boolean().nullish(),
+  include_reasoning: z.nullish(bool),
 });
 export type ThinkingControls = z.infer<typeof thinkingControlsSchema>;
 
@@ -175,91 +188,98 @@ function checkLogitBias(ctx: RefineContext, bias: Record<string, number> | null 
 }
 
 export const chatCompletionRequestSchema = z
-  .object({
-    model: z.string().min(1),
-    messages: z.array(chatMessageSchema).min(1),
-    ...generationFields,
-    max_completion_tokens: z.number().int().positive().nullish(),
-    logprobs: z.boolean().nullish(),
-    top_logprobs: z.number().int().min(0).max(20).nullish(),
-    logit_bias: z.record(z.string(), z.number()).nullish(),
-    tools: z.array(functionToolSchema).max(128).nullish(),
-    tool_choice: toolChoiceSchema.nullish(),
-    parallel_tool_calls: z.boolean().nullish(),
-    ...structuredOutputFields,
-    metadata: z.record(z.string(), z.string()).nullish(),
-    store: z.boolean().nullish(),
-    service_tier: z.string().nullish(),
-    safety_identifier: z.string().nullish(),
-    prompt_cache_key: z.string().nullish(),
-    /** transformers' name: true = added-token spellings in messages are text (default: SPLIT_SPECIAL_TOKENS). */
-    split_special_tokens: z.boolean().nullish(),
-  })
-  .extend(thinkingControlsSchema.shape)
-  .superRefine((body, ctx) => {
-    if (body.top_logprobs != null && body.top_logprobs > 0 && body.logprobs !== true) {
-      ctx.addIssue({ code: 'custom', path: ['top_logprobs'], message: 'top_logprobs requires logprobs to be true' });
-    }
-    checkTokenIds(ctx, body.stop_token_ids, ['stop_token_ids']);
-    checkLogitBias(ctx, body.logit_bias);
-    if (body.tool_choice && body.tool_choice !== 'none' && body.tool_choice !== 'auto' && !body.tools?.length) {
-      ctx.addIssue({ code: 'custom', path: ['tool_choice'], message: 'tool_choice requires tools' });
-    }
-    if (typeof body.tool_choice === 'object' && body.tool_choice && body.tools?.length) {
-      const name = body.tool_choice.function.name;
-      if (!body.tools.some((t) => t.function.name === name)) {
-        ctx.addIssue({ code: 'custom', path: ['tool_choice', 'function', 'name'], message: `no tool named "${name}" in tools` });
+  .extend(
+    z.object({
+      model: nonEmpty,
+      messages: z.array(chatMessageSchema).check(z.minLength(1)),
+      ...generationFields,
+      max_completion_tokens: z.nullish(z.number().check(z.int(), z.positive())),
+      logprobs: z.nullish(bool),
+      top_logprobs: z.nullish(z.number().check(z.int(), z.minimum(0), z.maximum(20))),
+      logit_bias: z.nullish(z.record(str, num)),
+      tools: z.nullish(z.array(functionToolSchema).check(z.maxLength(128))),
+      tool_choice: z.nullish(toolChoiceSchema),
+      parallel_tool_calls: z.nullish(bool),
+      ...structuredOutputFields,
+      metadata: z.nullish(z.record(str, str)),
+      store: z.nullish(bool),
+      service_tier: z.nullish(str),
+      safety_identifier: z.nullish(str),
+      prompt_cache_key: z.nullish(str),
+      /** transformers' name: true = added-token spellings in messages are text (default: SPLIT_SPECIAL_TOKENS). */
+      split_special_tokens: z.nullish(bool),
+    }),
+    thinkingControlsSchema.shape,
+  )
+  .check(
+    z.superRefine((body, ctx) => {
+      if (body.top_logprobs != null && body.top_logprobs > 0 && body.logprobs !== true) {
+        ctx.addIssue({ code: 'custom', path: ['top_logprobs'], message: 'top_logprobs requires logprobs to be true' });
       }
-    }
-  });
+      checkTokenIds(ctx, body.stop_token_ids, ['stop_token_ids']);
+      checkLogitBias(ctx, body.logit_bias);
+      if (body.tool_choice && body.tool_choice !== 'none' && body.tool_choice !== 'auto' && !body.tools?.length) {
+        ctx.addIssue({ code: 'custom', path: ['tool_choice'], message: 'tool_choice requires tools' });
+      }
+      if (typeof body.tool_choice === 'object' && body.tool_choice && body.tools?.length) {
+        const name = body.tool_choice.function.name;
+        if (!body.tools.some((t) => t.function.name === name)) {
+          ctx.addIssue({ code: 'custom', path: ['tool_choice', 'function', 'name'], message: `no tool named "${name}" in tools` });
+        }
+      }
+    }),
+  );
 
 export const completionRequestSchema = z
   .object({
-    model: z.string().min(1),
-    prompt: z.union([z.string(), z.array(z.string()).min(1), z.array(tokenId).min(1), z.array(z.array(tokenId).min(1)).min(1)]),
+    model: nonEmpty,
+    prompt: z.union([str, z.array(str).check(z.minLength(1)), z.array(tokenId).check(z.minLength(1)), z.array(z.array(tokenId).check(z.minLength(1))).check(z.minLength(1))]),
     ...generationFields,
-    logprobs: z.number().int().min(0).max(5).nullish(),
-    echo: z.boolean().nullish(),
-    best_of: z.number().int().min(1).nullish(),
-    suffix: z.string().nullish(),
-    logit_bias: z.record(z.string(), z.number()).nullish(),
+    logprobs: z.nullish(z.number().check(z.int(), z.minimum(0), z.maximum(5))),
+    echo: z.nullish(bool),
+    best_of: z.nullish(z.number().check(z.int(), z.minimum(1))),
+    suffix: z.nullish(str),
+    logit_bias: z.nullish(z.record(str, num)),
     ...structuredOutputFields,
   })
-  .superRefine((body, ctx) => {
-    if (body.suffix) ctx.addIssue({ code: 'custom', path: ['suffix'], message: 'suffix is not supported by this server' });
-    if (body.best_of != null && body.best_of !== (body.n ?? 1)) {
-      ctx.addIssue({ code: 'custom', path: ['best_of'], message: 'best_of other than n is not supported by this server' });
-    }
-    checkTokenIds(ctx, body.stop_token_ids, ['stop_token_ids']);
-    checkLogitBias(ctx, body.logit_bias);
-    const { prompt } = body;
-    if (Array.isArray(prompt) && typeof prompt[0] === 'number') checkTokenIds(ctx, prompt as number[], ['prompt']);
-    else if (Array.isArray(prompt)) (prompt as unknown[]).forEach((p, i) => Array.isArray(p) && checkTokenIds(ctx, p, ['prompt', i]));
-  });
+  .check(
+    z.superRefine((body, ctx) => {
+      if (body.suffix) ctx.addIssue({ code: 'custom', path: ['suffix'], message: 'suffix is not supported by this server' });
+      if (body.best_of != null && body.best_of !== (body.n ?? 1)) {
+        ctx.addIssue({ code: 'custom', path: ['best_of'], message: 'best_of other than n is not supported by this server' });
+      }
+      checkTokenIds(ctx, body.stop_token_ids, ['stop_token_ids']);
+      checkLogitBias(ctx, body.logit_bias);
+      const { prompt } = body;
+      if (Array.isArray(prompt) && typeof prompt[0] === 'number') checkTokenIds(ctx, prompt as number[], ['prompt']);
+      else if (Array.isArray(prompt)) (prompt as unknown[]).forEach((p, i) => Array.isArray(p) && checkTokenIds(ctx, p, ['prompt', i]));
+    }),
+  );
 
 /** vLLM's /tokenize: a plain prompt, or chat messages rendered with the template. */
 export const tokenizeRequestSchema = z.union([
   z.object({
-    model: z.string().min(1).optional(),
-    prompt: z.string(),
-    add_special_tokens: z.boolean().optional(),
-    return_token_strs: z.boolean().optional(),
+    model: z.optional(nonEmpty),
+    prompt: str,
+    add_special_tokens: z.optional(bool),
+    return_token_strs: z.optional(bool),
     /** Default false here: a raw prompt is formatted by the caller, control tokens included (as /v1/completions reads it). */
-    split_special_tokens: z.boolean().optional(),
+    split_special_tokens: z.optional(bool),
   }),
-  z
-    .object({
-      model: z.string().min(1).optional(),
-      messages: z.array(chatMessageSchema).min(1),
-      add_generation_prompt: z.boolean().optional(),
-      tools: z.array(functionToolSchema).nullish(),
-      return_token_strs: z.boolean().optional(),
-      split_special_tokens: z.boolean().nullish(),
-    })
-    .extend(thinkingControlsSchema.shape),
+  z.extend(
+    z.object({
+      model: z.optional(nonEmpty),
+      messages: z.array(chatMessageSchema).check(z.minLength(1)),
+      add_generation_prompt: z.optional(bool),
+      tools: z.nullish(z.array(functionToolSchema)),
+      return_token_strs: z.optional(bool),
+      split_special_tokens: z.nullish(bool),
+    }),
+    thinkingControlsSchema.shape,
+  ),
 ]);
 
-export const detokenizeRequestSchema = z.object({ model: z.string().min(1).optional(), tokens: z.array(tokenId) });
+export const detokenizeRequestSchema = z.object({ model: z.optional(nonEmpty), tokens: z.array(tokenId) });
 
 export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
 export type CompletionRequest = z.infer<typeof completionRequestSchema>;
@@ -267,7 +287,7 @@ export type TokenizeRequest = z.infer<typeof tokenizeRequestSchema>;
 export type DetokenizeRequest = z.infer<typeof detokenizeRequestSchema>;
 
 /** Turns the first issue into a 400 whose `param` names the field; for unions, the innermost failing branch's field. */
-export function validationError(error: z.ZodError): never {
+export function validationError(error: z.core.$ZodError): never {
   let issue: z.core.$ZodIssue = error.issues[0];
   let path: PropertyKey[] = [...issue.path];
   while (issue.code === 'invalid_union' && issue.errors.length > 0) {
@@ -347,10 +367,10 @@ export async function readJsonBody(c: Context): Promise<unknown> {
  * Middleware validating the JSON body with `schema` (400 naming the field on failure); its output type flows into
  * `c.req.valid('json')`.
  */
-export function jsonBody<S extends z.ZodType>(schema: S): MiddlewareHandler<Env, string, { in: { json: z.input<S> }; out: { json: z.output<S> } }> {
+export function jsonBody<S extends z.core.$ZodType>(schema: S): MiddlewareHandler<Env, string, { in: { json: z.input<S> }; out: { json: z.output<S> } }> {
   return async function jsonBody(c, next) {
-    const result = schema.safeParse(await readJsonBody(c));
-    if (!result.success) validationError(result.error as unknown as z.ZodError);
+    const result = z.safeParse(schema, await readJsonBody(c));
+    if (!result.success) validationError(result.error);
     c.req.addValidatedData('json', result.data as object);
     await next();
   };

@@ -39,7 +39,12 @@
  * - A format the worker cannot compile, or cannot compile within GRAMMAR_COMPILE_TIMEOUT_MS, is answered 400 before
  *   streaming, with `param` set to the request's `param` (the client's field the edge built the format from).
  */
-import * as z from 'zod';
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
+
+// zod's functional build: its schemas cost little to construct, which matters to the edge's isolate start-up (the
+// edge imports this module); the messages are the same English ones (mini loads no locale by itself).
+z.config(en());
 
 export const THINK_START_ID = 151667;
 export const END_THINK_ID = 151668;
@@ -50,25 +55,27 @@ export const MAX_LOGPROBS = 20;
 /** Qwen3's "\n\n" and "\n": what the model writes between </think> and the answer. */
 export const THINK_SEPARATOR_IDS = [271, 198];
 
-const tokenId = z.number().int().min(0);
+const int = z.number().check(z.int());
+const tokenId = z.number().check(z.int(), z.minimum(0));
+const nonEmpty = z.string().check(z.minLength(1));
 
 export const SamplingSchema = z.strictObject({
-  temperature: z.number().min(0).max(100).default(0),        // 0 = greedy
-  top_p: z.number().gt(0).max(1).default(1),
-  top_k: z.number().int().min(0).default(0),                 // 0 = off
-  min_p: z.number().min(0).max(1).default(0),
-  presence_penalty: z.number().min(-2).max(2).default(0),
-  frequency_penalty: z.number().min(-2).max(2).default(0),
-  repetition_penalty: z.number().gt(0).max(10).default(1),   // 1 = off
-  seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  temperature: z._default(z.number().check(z.minimum(0), z.maximum(100)), 0),        // 0 = greedy
+  top_p: z._default(z.number().check(z.gt(0), z.maximum(1)), 1),
+  top_k: z._default(z.number().check(z.int(), z.minimum(0)), 0),                      // 0 = off
+  min_p: z._default(z.number().check(z.minimum(0), z.maximum(1)), 0),
+  presence_penalty: z._default(z.number().check(z.minimum(-2), z.maximum(2)), 0),
+  frequency_penalty: z._default(z.number().check(z.minimum(-2), z.maximum(2)), 0),
+  repetition_penalty: z._default(z.number().check(z.gt(0), z.maximum(10)), 1),       // 1 = off
+  seed: z.optional(z.number().check(z.int(), z.minimum(0), z.maximum(Number.MAX_SAFE_INTEGER))),
 });
 
 export const ThinkingBudgetSchema = z.strictObject({
-  max_thinking_tokens: z.number().int().min(0),
-  end_think_id: tokenId.default(END_THINK_ID),
-  think_start_id: tokenId.default(THINK_START_ID),
-  inject_ids: z.array(tokenId).min(1).max(256),
-  prompt_in_think: z.boolean().optional(),                   // default: detected from the prompt (see above)
+  max_thinking_tokens: z.number().check(z.int(), z.minimum(0)),
+  end_think_id: z._default(tokenId, END_THINK_ID),
+  think_start_id: z._default(tokenId, THINK_START_ID),
+  inject_ids: z.array(tokenId).check(z.minLength(1), z.maxLength(256)),
+  prompt_in_think: z.optional(z.boolean()),                   // default: detected from the prompt (see above)
 });
 
 export type TagFormat = { type: 'tag'; begin: string; content: GrammarFormat; end: string };
@@ -83,72 +90,72 @@ export type GrammarFormat =
   | { type: 'triggered_tags'; triggers: string[]; tags: TagFormat[]; at_least_one?: boolean; stop_after_first?: boolean }
   | { type: 'tags_with_separator'; separator: string; tags: TagFormat[]; at_least_one?: boolean; stop_after_first?: boolean };
 
-const TagFormatSchema: z.ZodType<TagFormat> = z.lazy(() =>
+const TagFormatSchema: z.ZodMiniType<TagFormat> = z.lazy(() =>
   z.strictObject({ type: z.literal('tag'), begin: z.string(), content: GrammarFormatSchema, end: z.string() }));
-const tagListFields = { tags: z.array(TagFormatSchema).min(1), at_least_one: z.boolean().optional(), stop_after_first: z.boolean().optional() };
+const tagListFields = { tags: z.array(TagFormatSchema).check(z.minLength(1)), at_least_one: z.optional(z.boolean()), stop_after_first: z.optional(z.boolean()) };
 
-export const GrammarFormatSchema: z.ZodType<GrammarFormat> = z.lazy(() =>
+export const GrammarFormatSchema: z.ZodMiniType<GrammarFormat> = z.lazy(() =>
   z.union([
     z.strictObject({ type: z.literal('const_string'), value: z.string() }),
     z.strictObject({ type: z.literal('json_schema'), json_schema: z.union([z.boolean(), z.record(z.string(), z.unknown())]) }),
-    z.strictObject({ type: z.literal('regex'), pattern: z.string().min(1) }),
-    z.strictObject({ type: z.literal('grammar'), grammar: z.string().min(1) }),
+    z.strictObject({ type: z.literal('regex'), pattern: nonEmpty }),
+    z.strictObject({ type: z.literal('grammar'), grammar: nonEmpty }),
     z.strictObject({ type: z.literal('any_text') }),
-    z.strictObject({ type: z.enum(['sequence', 'or']), elements: z.array(GrammarFormatSchema).min(1) }),
+    z.strictObject({ type: z.enum(['sequence', 'or']), elements: z.array(GrammarFormatSchema).check(z.minLength(1)) }),
     TagFormatSchema,
-    z.strictObject({ type: z.literal('triggered_tags'), triggers: z.array(z.string().min(1)).min(1), ...tagListFields }),
+    z.strictObject({ type: z.literal('triggered_tags'), triggers: z.array(nonEmpty).check(z.minLength(1)), ...tagListFields }),
     z.strictObject({ type: z.literal('tags_with_separator'), separator: z.string(), ...tagListFields }),
   ]));
 
 export const StructuredOutputSchema = z.strictObject({
   format: GrammarFormatSchema,
-  param: z.string().max(256).nullable().default(null),       // the client's field, named in a 400
-  after_think: z.boolean().default(false),
-  think_start_id: tokenId.default(THINK_START_ID),
-  end_think_id: tokenId.default(END_THINK_ID),
-  separator_ids: z.array(tokenId).max(8).default(THINK_SEPARATOR_IDS),
+  param: z._default(z.nullable(z.string().check(z.maxLength(256))), null),      // the client's field, named in a 400
+  after_think: z._default(z.boolean(), false),
+  think_start_id: z._default(tokenId, THINK_START_ID),
+  end_think_id: z._default(tokenId, END_THINK_ID),
+  separator_ids: z._default(z.array(tokenId).check(z.maxLength(8)), THINK_SEPARATOR_IDS),
 });
 
 export const GenerateRequestSchema = z.strictObject({
-  request_id: z.string().min(1).max(256),
-  prompt: z.array(tokenId).min(1, 'prompt must hold at least one token id'),
+  request_id: z.string().check(z.minLength(1), z.maxLength(256)),
+  prompt: z.array(tokenId).check(z.minLength(1, 'prompt must hold at least one token id')),
   // tokens to generate at most; omitted: up to the worker's context (prompt + completion = its max_context, which
   // GET /ready publishes), the worker being the one that knows it
-  max_tokens: z.number().int().positive().optional(),
-  sampling: SamplingSchema.prefault({}),
-  stop_token_ids: z.array(tokenId).max(64).default([]),
-  ignore_eos: z.boolean().default(false),                    // benchmarks: only stop_token_ids and max_tokens end it
-  logprobs: z.number().int().min(0).max(MAX_LOGPROBS).optional(),   // top-n alternatives per token
-  thinking_budget: ThinkingBudgetSchema.optional(),
+  max_tokens: z.optional(z.number().check(z.int(), z.positive())),
+  sampling: z.prefault(SamplingSchema, {}),
+  stop_token_ids: z._default(z.array(tokenId).check(z.maxLength(64)), []),
+  ignore_eos: z._default(z.boolean(), false),                    // benchmarks: only stop_token_ids and max_tokens end it
+  logprobs: z.optional(z.number().check(z.int(), z.minimum(0), z.maximum(MAX_LOGPROBS))),   // top-n alternatives per token
+  thinking_budget: z.optional(ThinkingBudgetSchema),
   // Who the request is for: the edge sets it from the authenticated API key (never from the client's body), and the
   // HMAC signature covers it. The worker shares queue slots and prefill among tenants round-robin; requests without
   // it form one anonymous tenant.
-  tenant: z.string().min(1).max(128).optional(),
-  structured_output: StructuredOutputSchema.optional(),       // constrained decoding (see above)
+  tenant: z.optional(z.string().check(z.minLength(1), z.maxLength(128))),
+  structured_output: z.optional(StructuredOutputSchema),       // constrained decoding (see above)
 });
 
-export const TopLogprobSchema = z.object({ token: z.number().int(), logprob: z.number() });
+export const TopLogprobSchema = z.object({ token: int, logprob: z.number() });
 export const TokenLogprobSchema = z.object({
-  token: z.number().int(),
+  token: int,
   logprob: z.number(),          // log-softmax of the raw logits (before penalties and temperature)
-  top: z.array(TopLogprobSchema).optional(),
+  top: z.optional(z.array(TopLogprobSchema)),
 });
 
 export const UsageSchema = z.object({
-  prompt_tokens: z.number().int(),
-  completion_tokens: z.number().int(),
-  cached_tokens: z.number().int(),   // prompt tokens served from the prefix cache
+  prompt_tokens: int,
+  completion_tokens: int,
+  cached_tokens: int,   // prompt tokens served from the prefix cache
 });
 
 export const FinishReasonSchema = z.enum(['stop', 'length', 'cancelled']);
 
 /** One SSE `data:` frame: the new tokens since the previous frame; the last frame also carries finish and usage. */
 export const GenerateEventSchema = z.object({
-  tokens: z.array(z.number().int()),
-  logprobs: z.array(TokenLogprobSchema).optional(),
-  finish_reason: FinishReasonSchema.optional(),
-  stop_token_id: z.number().int().optional(),
-  usage: UsageSchema.optional(),
+  tokens: z.array(int),
+  logprobs: z.optional(z.array(TokenLogprobSchema)),
+  finish_reason: z.optional(FinishReasonSchema),
+  stop_token_id: z.optional(int),
+  usage: z.optional(UsageSchema),
 });
 
 /** Body of every error: a JSON response before streaming, or the data of an `event: error` frame during it. */
@@ -156,10 +163,10 @@ export const ErrorBodySchema = z.object({
   error: z.object({
     message: z.string(),
     type: z.string(),
-    param: z.string().nullable().optional(),
+    param: z.optional(z.nullable(z.string())),
     // the worker's 503s: 'queue_full' (every queue slot taken) or 'tenant_queue_full' (the request's tenant holds its
     // share of the queue); both come with Retry-After
-    code: z.string().nullable().optional(),
+    code: z.optional(z.nullable(z.string())),
   }),
 });
 
@@ -214,33 +221,33 @@ export const MemberStateSchema = z.enum(['loading', 'ready', 'draining']);
 
 export const HeartbeatSchema = z.strictObject({
   /** the base URL the edge reaches this worker at (scheme, host, port; no path) */
-  url: z.url({ protocol: /^https?$/ }).max(512),
+  url: z.url({ protocol: /^https?$/ }).check(z.maxLength(512)),
   /** one process: a worker restarted on the same URL is a new instance */
-  instance: z.string().min(1).max(128),
+  instance: z.string().check(z.minLength(1), z.maxLength(128)),
   /** grows with every heartbeat of an instance; an older or repeated one changes nothing */
-  seq: z.number().int().min(0),
+  seq: z.number().check(z.int(), z.minimum(0)),
   state: MemberStateSchema,
-  model: z.string().max(256),
+  model: z.string().check(z.maxLength(256)),
   /** tokens one sequence may hold; null while loading */
-  max_context: z.number().int().positive().nullable(),
+  max_context: z.nullable(z.number().check(z.int(), z.positive())),
   /** sequences per engine step (MAX_BATCH) */
-  max_batch: z.number().int().positive(),
-  kv_blocks_free: z.number().int().min(0),
-  kv_blocks_total: z.number().int().min(0),
+  max_batch: z.number().check(z.int(), z.positive()),
+  kv_blocks_free: z.number().check(z.int(), z.minimum(0)),
+  kv_blocks_total: z.number().check(z.int(), z.minimum(0)),
   /** sequences in the batch */
-  running: z.number().int().min(0),
+  running: z.number().check(z.int(), z.minimum(0)),
   /** requests queued for admission */
-  waiting: z.number().int().min(0),
+  waiting: z.number().check(z.int(), z.minimum(0)),
 });
 
 /** The edge's answer: how often to beat, and how long to keep serving after leaving so every edge has noticed. */
 export const HeartbeatAckSchema = z.object({
   /** a member not heard from for this long is out (ms) */
-  ttl_ms: z.number().int().positive(),
+  ttl_ms: z.number().check(z.int(), z.positive()),
   /** send the next heartbeat after this long (ms) */
-  interval_ms: z.number().int().positive(),
+  interval_ms: z.number().check(z.int(), z.positive()),
   /** after a draining heartbeat, keep serving this long before draining: edges re-read membership meanwhile (ms) */
-  leave_ms: z.number().int().min(0),
+  leave_ms: z.number().check(z.int(), z.minimum(0)),
 });
 
 export type MemberState = z.infer<typeof MemberStateSchema>;
