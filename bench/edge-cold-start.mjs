@@ -1,22 +1,33 @@
 // Cold start of the deployed edge, measured in workerd: bundle size (raw and gzip, as `wrangler deploy --dry-run`
-// reports it, and the tokenizer data's share), startup CPU and cold-isolate ready time over an empty worker with the
-// same bindings, and the CPU of the first /v1/chat/completions. Each sample is a fresh workerd process (Miniflare) on
-// the bundle wrangler wrote; the variants are sampled in alternating rounds. `--baseline REF` adds the edge as it is at
-// git REF (bench/git-baseline.mjs), so before and after come from one run.
-// CPU is the workerd process's own (the sum of its threads' run time in /proc/<pid>/task/*/schedstat, ns): an upper
-// bound on what the isolate uses, and the empty worker's first request shows the floor every request pays here.
+// reports it, and the tokenizer data's share), start-up and cold-isolate ready time over an empty worker with the same
+// bindings, and the CPU of the first and second /v1/chat/completions. Each sample is a fresh workerd process
+// (Miniflare) on the modules wrangler wrote; the variants are sampled in alternating rounds. `--baseline REF` adds the
+// edge as it is at git REF (bench/git-baseline.mjs), so before and after come from one run.
+//
+// Two CPU measures, side by side:
+// - the edge isolate's own: the V8 CPU profiler of the Worker's isolate (workerd's inspector, Profiler.start/stop
+//   around the request, 100 µs sampling): every sample in which the isolate ran JavaScript, compiled it or collected
+//   garbage. That is the Worker invocation's CPU time Cloudflare bills and limits (`cpuTime` of its trace event; local
+//   workerd reports 0 there, see the notes). The rate limiter's Durable Object shares the isolate here, so its JS is
+//   included; on Cloudflare it runs (and is billed) apart.
+// - the workerd process's: the sum of its threads' run time (/proc/<pid>/task/*/schedstat), which also holds workerd
+//   itself and Miniflare's KV, D1 and Durable Object storage simulators, which on Cloudflare run elsewhere.
+// Start-up is split the same way: workerd's own start (the empty worker's process CPU), and the edge's module
+// evaluation profiled in its isolate (a harness imports the bundle at a request, under the profiler): script compile
+// and the global-scope work, by function.
 // Run: node --import tsx bench/edge-cold-start.mjs [--baseline main] [--samples 5]
 //   → prints a table, writes bench/results/edge-cold-start.{md,json}.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { Miniflare } from 'miniflare';
 import { checkoutBaseline, removeBaseline } from './git-baseline.mjs';
+import { startProfile, summarizeProfile } from './v8-cpu-profile.mjs';
 import { newestWorkerdChild, processCpuNs } from './workerd-process.mjs';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -24,9 +35,12 @@ const args = process.argv.slice(2);
 const option = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 const BASELINE_REF = option('--baseline');
 const SAMPLES = Number(option('--samples') ?? 5);
+/** wrangler.toml environment to deploy (dry run); "top" = the top level (not minified: readable profiles). */
+const ENV = option('--env') ?? 'production';
 const SECRET = 'bench-secret-0123456789';
 const ADMIN_TOKEN = 'adm-bench-token-0123456789';
 const API_KEY = 'sk-bench-cold-start-0123456789';
+const SAMPLING_INTERVAL_US = 100;
 const TARGETS = { gzipKiB: 1.2e6 / 1024, readyOverEmptyMs: 60, firstChatCpuMs: 10 };
 const CHAT_BODY = JSON.stringify({
   model: 'qwen3-8b-awq', chat_template_kwargs: { enable_thinking: false },
@@ -48,32 +62,71 @@ async function startStubWorker() {
   return { url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
 }
 
+/** The tokenizer data as the tree at root ships it: a Data module (the binary image) or, before, a base64 JS module. */
+function tokenizerDataFile(root) {
+  const generated = join(root, 'edge/tokenizer/generated');
+  for (const name of ['qwen3-tokenizer.bin', 'qwen3-tokenizer-data.js']) {
+    if (existsSync(join(generated, name)) && (name.endsWith('.bin') ? existsSync(join(root, 'edge/tokenizer/tokenizer-image.workerd.js')) : true)) {
+      return { name, bytes: readFileSync(join(generated, name)) };
+    }
+  }
+  throw new Error(`no tokenizer data under ${generated}`);
+}
+
 /**
  * `wrangler deploy --dry-run` of the tree at root as it deploys (its production environment, minified, where its
- * wrangler.toml has one; else the top level): its bundle, the sizes wrangler reports and the compatibility settings.
+ * wrangler.toml has one; else the top level): its modules (the script and any Data modules), the sizes wrangler
+ * reports and the compatibility settings.
  */
 function dryRunDeploy(root, outDir) {
   const toml = readFileSync(join(root, 'wrangler.toml'), 'utf8');
-  const env = /^\[env\.production\]/m.test(toml) ? ['--env', 'production'] : [];
+  const env = ENV !== 'top' && new RegExp(`^\\[env\\.${ENV}\\]`, 'm').test(toml) ? ['--env', ENV] : [];
   const output = execFileSync(process.execPath, [join(repoRoot, 'node_modules/wrangler/bin/wrangler.js'), 'deploy', '--dry-run', '--outdir', outDir, ...env], {
     cwd: root, encoding: 'utf8', env: { ...process.env, WRANGLER_SEND_METRICS: 'false' }, stdio: ['ignore', 'pipe', 'pipe'],
   });
   const m = /Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/.exec(output);
   if (!m) throw new Error(`wrangler deploy --dry-run printed no sizes:\n${output}`);
-  const tokenizerData = readFileSync(join(root, 'edge/tokenizer/generated/qwen3-tokenizer-data.js'));
+  const modules = [{ type: 'ESModule', path: join(outDir, 'index.js'), contents: readFileSync(join(outDir, 'index.js')) }];
+  for (const file of readdirSync(outDir)) {
+    if (file.endsWith('.bin')) modules.push({ type: 'Data', path: join(outDir, file), contents: readFileSync(join(outDir, file)) });
+  }
+  const tokenizerData = tokenizerDataFile(root);
   return {
-    script: readFileSync(join(outDir, 'index.js'), 'utf8'),
-    deployed: env.length ? 'production' : 'top level',
+    outDir, modules, script: modules[0].contents.toString(),
+    deployed: env.length ? ENV : 'top level',
     compatibilityDate: /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)[1],
     compatibilityFlags: JSON.parse(/compatibility_flags\s*=\s*(\[[^\]]*\])/.exec(toml)[1]),
     rawKiB: Number(m[1]), gzipKiB: Number(m[2]),
-    tokenizerRawKiB: tokenizerData.length / 1024, tokenizerGzipKiB: gzipSync(tokenizerData).length / 1024,
+    tokenizerForm: tokenizerData.name.endsWith('.bin') ? 'Data module' : 'base64 JS',
+    tokenizerRawKiB: tokenizerData.bytes.length / 1024, tokenizerGzipKiB: gzipSync(tokenizerData.bytes).length / 1024,
   };
 }
 
 const EMPTY_WORKER = `
 export default { async fetch() { return new Response('ok'); } };
 export class RateLimiter { async fetch() { return new Response('ok'); } }`;
+
+/** Imports the edge's bundle when asked (under the profiler), so that its compile and global-scope work can be seen. */
+const IMPORT_HARNESS = `
+export default { async fetch(request) {
+  if (new URL(request.url).pathname !== '/import') return new Response('ok');
+  const started = performance.now();
+  await import('./index.js');
+  return new Response(String(performance.now() - started));
+} };`;
+
+/**
+ * The edge isolate's CPU while fn runs, from a V8 CPU profile (bench/v8-cpu-profile.mjs: idle samples and the waits
+ * between samples left out): ms busy, of which "(program)" (compile and other V8 / workerd work outside JS) and GC,
+ * and by module / function (readable on an unminified bundle: --env top).
+ */
+async function profiled(mf, script, fn) {
+  const profile = await startProfile((await mf.getInspectorURL()).port, 'core:user:edge', SAMPLING_INTERVAL_US);
+  const result = await fn();
+  const summary = summarizeProfile(await profile.stop(), script, SAMPLING_INTERVAL_US, 12);
+  const self = (name) => summary.bySelf.find((r) => r.name === `${name} ${name}`)?.ms ?? 0;
+  return { result, busyMs: summary.busyMs, programMs: self('(program)'), gcMs: self('(garbage collector)'), byModule: summary.byModule, bySelf: summary.bySelf };
+}
 
 /** A key record written straight into KV (edge/key-store.ts's format), so no admin request warms the isolate. */
 async function seedKey(mf) {
@@ -87,94 +140,145 @@ async function seedKey(mf) {
   await kv.put(`key:${hash}`, JSON.stringify(record), { metadata: { id: record.id, tenant: 'bench', revoked: false } });
 }
 
-/** One cold isolate: spawn → first /health answered (ready; CPU so far), then the first and second chat completions. */
-async function coldSample({ script, compatibilityDate = '2026-04-01', compatibilityFlags = ['nodejs_compat'] }, workerUrl, isEdge) {
-  const started = performance.now();
-  const mf = new Miniflare({
-    modules: true, script, compatibilityDate, compatibilityFlags,
+function miniflareOptions({ modules, outDir, compatibilityDate = '2026-04-01', compatibilityFlags = ['nodejs_compat'] }, workerUrl) {
+  return {
+    name: 'edge', modules, modulesRoot: outDir, compatibilityDate, compatibilityFlags, inspectorPort: 0,
     bindings: { MODEL_ID: 'qwen3-8b-awq', THINKING_DEFAULT: 'auto', WORKER_URLS: workerUrl, WORKER_SECRET: SECRET, ADMIN_TOKEN },
     kvNamespaces: ['KEYS'], d1Databases: ['USAGE'], durableObjects: { RATE_LIMITER: 'RateLimiter' },
-  });
+  };
+}
+
+/** One cold isolate: spawn → first /health answered (ready; CPU so far), then the first and second chat completions. */
+async function coldSample(variant, workerUrl, isEdge) {
+  const started = performance.now();
+  const mf = new Miniflare(miniflareOptions(variant, workerUrl));
   try {
     const health = await mf.dispatchFetch('http://edge/health');
     await health.text();
     const readyMs = performance.now() - started;
     const pid = newestWorkerdChild();
     const startupCpuMs = processCpuNs(pid) / 1e6;
-    if (!isEdge) {
+    const timed = async (request) => {
       const before = processCpuNs(pid);
-      await (await mf.dispatchFetch('http://edge/health')).text();
-      return { readyMs, startupCpuMs, requestCpuMs: (processCpuNs(pid) - before) / 1e6 };
+      const cpu = await profiled(mf, variant.script, request);
+      return { ...cpu, processMs: (processCpuNs(pid) - before) / 1e6 };
+    };
+    if (!isEdge) {
+      const health2 = await timed(async () => (await mf.dispatchFetch('http://edge/health')).text());
+      return { readyMs, startupCpuMs, requestCpuMs: health2.processMs, requestIsolateMs: health2.busyMs };
     }
     await seedKey(mf);
-    const chat = async () => {
-      const before = processCpuNs(pid);
+    const chat = () => timed(async () => {
       const res = await mf.dispatchFetch('http://edge/v1/chat/completions', {
         method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` }, body: CHAT_BODY,
       });
       const text = await res.text();
       if (res.status !== 200) throw new Error(`chat completion: ${res.status} ${text}`);
-      return (processCpuNs(pid) - before) / 1e6;
-    };
-    const firstChatCpuMs = await chat();
-    const secondChatCpuMs = await chat();
-    return { readyMs, startupCpuMs, firstChatCpuMs, secondChatCpuMs };
+    });
+    const first = await chat();
+    const second = await chat();
+    return { readyMs, startupCpuMs, first, second };
+  } finally {
+    await mf.dispose();
+  }
+}
+
+/** The edge's module evaluation under the profiler: a harness worker imports the bundle at a request. */
+async function startupProfile(variant, workerUrl) {
+  const options = miniflareOptions(variant, workerUrl);
+  const harness = { type: 'ESModule', path: join(variant.outDir, 'harness.js'), contents: IMPORT_HARNESS };
+  const mf = new Miniflare({ ...options, modules: [harness, ...variant.modules], durableObjects: {} });
+  try {
+    await (await mf.dispatchFetch('http://edge/')).text();
+    return await profiled(mf, variant.script, async () => (await mf.dispatchFetch('http://edge/import')).text());
   } finally {
     await mf.dispose();
   }
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const round = (x) => +x.toFixed(1);
+
+/** Rows (name, ms) of several profiles' summaries merged: mean ms per profile, largest first. */
+function meanRows(lists, count = 8) {
+  const total = new Map();
+  for (const rows of lists) for (const { name, ms } of rows) total.set(name, (total.get(name) ?? 0) + ms);
+  return [...total].sort((a, b) => b[1] - a[1]).slice(0, count).map(([name, ms]) => ({ name, ms: round(ms / lists.length) }));
+}
+
 const workRoot = mkdtempSync(join(os.tmpdir(), 'edge-cold-start-'));
 const baselineRoot = BASELINE_REF && checkoutBaseline(repoRoot, BASELINE_REF, workRoot);
 const stub = await startStubWorker();
+const loadAtStart = os.loadavg().map((l) => l.toFixed(1)).join(' / ');
 try {
   const variants = [{ label: 'this tree', root: repoRoot }];
   if (baselineRoot) variants.push({ label: BASELINE_REF, root: baselineRoot });
-  for (const [i, v] of variants.entries()) Object.assign(v, dryRunDeploy(v.root, join(workRoot, `out-${i}`)), { samples: [] });
-  const empty = { samples: [] };
+  for (const [i, v] of variants.entries()) Object.assign(v, dryRunDeploy(v.root, join(workRoot, `out-${i}`)), { samples: [], startups: [] });
+  const emptyDir = join(workRoot, 'empty');
+  const empty = {
+    outDir: emptyDir, modules: [{ type: 'ESModule', path: join(emptyDir, 'index.js'), contents: EMPTY_WORKER }], script: EMPTY_WORKER, samples: [],
+    compatibilityDate: variants[0].compatibilityDate, compatibilityFlags: variants[0].compatibilityFlags,
+  };
   for (let round = 0; round < SAMPLES; round++) {
     process.stderr.write(`round ${round + 1}/${SAMPLES}\n`);
-    const { compatibilityDate, compatibilityFlags } = variants[0];
-    empty.samples.push(await coldSample({ script: EMPTY_WORKER, compatibilityDate, compatibilityFlags }, stub.url, false));
-    for (const v of variants) v.samples.push(await coldSample(v, stub.url, true));
+    empty.samples.push(await coldSample(empty, stub.url, false));
+    for (const v of variants) {
+      v.samples.push(await coldSample(v, stub.url, true));
+      v.startups.push(await startupProfile(v, stub.url));
+    }
   }
   const emptyReady = median(empty.samples.map((s) => s.readyMs));
   const emptyCpu = median(empty.samples.map((s) => s.startupCpuMs));
   const emptyRequestCpu = median(empty.samples.map((s) => s.requestCpuMs));
-  const rows = variants.map((v) => ({
-    edge: v.label, deployed: v.deployed,
-    bundleKiB: +v.rawKiB.toFixed(0), gzipKiB: +v.gzipKiB.toFixed(0),
-    tokenizerKiB: +v.tokenizerRawKiB.toFixed(0), tokenizerGzipKiB: +v.tokenizerGzipKiB.toFixed(0),
-    startupCpuOverEmptyMs: +(median(v.samples.map((s) => s.startupCpuMs)) - emptyCpu).toFixed(1),
-    readyOverEmptyMs: +(median(v.samples.map((s) => s.readyMs)) - emptyReady).toFixed(1),
-    firstChatCpuMs: +median(v.samples.map((s) => s.firstChatCpuMs)).toFixed(1),
-    secondChatCpuMs: +median(v.samples.map((s) => s.secondChatCpuMs)).toFixed(1),
-  }));
-  const header = '| edge | bundle (config) | bundle KiB | gzip KiB | tokenizer data KiB (gzip) | startup CPU over empty ms | cold isolate ready over empty ms | 1st chat completion CPU ms | 2nd chat completion CPU ms |';
-  const lines = [header, '|---|---|---|---|---|---|---|---|---|', ...rows.map((r) =>
-    `| ${r.edge} | ${r.deployed} | ${r.bundleKiB} | ${r.gzipKiB} | ${r.tokenizerKiB} (${r.tokenizerGzipKiB}) | ${r.startupCpuOverEmptyMs} | ${r.readyOverEmptyMs} | ${r.firstChatCpuMs} | ${r.secondChatCpuMs} |`)];
+  const emptyRequestIsolate = median(empty.samples.map((s) => s.requestIsolateMs));
+  const rows = variants.map((v) => {
+    const chat = (which, key) => median(v.samples.map((s) => s[which][key]));
+    const startup = (key) => median(v.startups.map((s) => s[key]));
+    return {
+      edge: v.label, deployed: v.deployed, tokenizerForm: v.tokenizerForm,
+      bundleKiB: +v.rawKiB.toFixed(0), gzipKiB: +v.gzipKiB.toFixed(0),
+      tokenizerKiB: +v.tokenizerRawKiB.toFixed(0), tokenizerGzipKiB: +v.tokenizerGzipKiB.toFixed(0),
+      readyOverEmptyMs: round(median(v.samples.map((s) => s.readyMs)) - emptyReady),
+      startupCpuOverEmptyMs: round(median(v.samples.map((s) => s.startupCpuMs)) - emptyCpu),
+      startupIsolateMs: round(startup('busyMs')), startupCompileMs: round(startup('programMs')), startupGcMs: round(startup('gcMs')),
+      firstChatIsolateMs: round(chat('first', 'busyMs')), firstChatCpuMs: round(chat('first', 'processMs')),
+      secondChatIsolateMs: round(chat('second', 'busyMs')), secondChatCpuMs: round(chat('second', 'processMs')),
+      startupByModule: meanRows(v.startups.map((s) => s.byModule)), startupBySelf: meanRows(v.startups.map((s) => s.bySelf)),
+      firstChatByModule: meanRows(v.samples.map((s) => s.first.byModule)), firstChatBySelf: meanRows(v.samples.map((s) => s.first.bySelf)),
+    };
+  });
+  const header = '| edge | bundle (config) | bundle KiB | gzip KiB | tokenizer data KiB (gzip; form) | cold isolate ready over empty ms | start-up, edge isolate ms (of it compile / GC) | start-up, workerd process over empty ms | 1st chat completion, edge isolate CPU ms | 1st, workerd process CPU ms | 2nd chat completion, edge isolate CPU ms | 2nd, workerd process CPU ms |';
+  const lines = [header, '|---|---|---|---|---|---|---|---|---|---|---|---|', ...rows.map((r) =>
+    `| ${r.edge} | ${r.deployed} | ${r.bundleKiB} | ${r.gzipKiB} | ${r.tokenizerKiB} (${r.tokenizerGzipKiB}; ${r.tokenizerForm}) | ${r.readyOverEmptyMs} | ${r.startupIsolateMs} (${r.startupCompileMs} / ${r.startupGcMs}) | ${r.startupCpuOverEmptyMs} | ${r.firstChatIsolateMs} | ${r.firstChatCpuMs} | ${r.secondChatIsolateMs} | ${r.secondChatCpuMs} |`)];
+  const listed = (top) => top.map((t) => `${t.name} ${t.ms}`).join('; ');
+  const topLines = rows.flatMap((r) => [
+    `- ${r.edge}, start-up, by module: ${listed(r.startupByModule)}`, `- ${r.edge}, start-up, by function: ${listed(r.startupBySelf)}`,
+    `- ${r.edge}, 1st chat completion, by module: ${listed(r.firstChatByModule)}`, `- ${r.edge}, 1st chat completion, by function: ${listed(r.firstChatBySelf)}`,
+  ]);
   const ours = rows[0];
   const verdict = `Targets (issue 13): gzip bundle ≤ ${TARGETS.gzipKiB.toFixed(0)} KiB (1.2 MB): ${ours.gzipKiB <= TARGETS.gzipKiB ? 'met' : 'not met'}; `
     + `ready ≤ ${TARGETS.readyOverEmptyMs} ms over an empty worker: ${ours.readyOverEmptyMs <= TARGETS.readyOverEmptyMs ? 'met' : 'not met'}; `
-    + `first chat completion ≤ ${TARGETS.firstChatCpuMs} ms CPU: ${ours.firstChatCpuMs <= TARGETS.firstChatCpuMs ? 'met' : 'not met'}.`;
+    + `first chat completion ≤ ${TARGETS.firstChatCpuMs} ms CPU of the edge isolate: ${ours.firstChatIsolateMs <= TARGETS.firstChatCpuMs ? 'met' : 'not met'}.`;
   const machine = `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, workerd via miniflare ${JSON.parse(readFileSync(join(repoRoot, 'node_modules/miniflare/package.json'), 'utf8')).version}`;
-  const command = `node --import tsx bench/edge-cold-start.mjs${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''} --samples ${SAMPLES}`;
+  const command = `node --import tsx bench/edge-cold-start.mjs${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''} --samples ${SAMPLES}${ENV === 'production' ? '' : ` --env ${ENV}`}`;
   const date = new Date().toISOString();
+  const load = `load average ${loadAtStart} at the start, ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} at the end (1 / 5 / 15 min)`;
   const notes = [
-    'Bundle sizes are what `wrangler deploy --dry-run --outdir` prints ("Total Upload … / gzip …") for the form that deploys: `--env production` (minified) where wrangler.toml has that environment, else its top level; the tokenizer data is edge/tokenizer/generated/qwen3-tokenizer-data.js (its gzip by node:zlib).',
-    `Each sample is a fresh workerd process on that bundle with the edge's bindings (KV, D1, the rate limiter's Durable Object); median of ${SAMPLES}, variants in alternating rounds.`,
+    'Bundle sizes are what `wrangler deploy --dry-run --outdir` prints ("Total Upload … / gzip …") for the form that deploys: `--env production` (minified) where wrangler.toml has that environment, else its top level. The tokenizer data is edge/tokenizer/generated/qwen3-tokenizer.bin (a Data module) or, before, qwen3-tokenizer-data.js (base64 in JS); its gzip by node:zlib.',
+    `Each sample is a fresh workerd process on the modules wrangler wrote, with the edge's bindings (KV, D1, the rate limiter's Durable Object); median of ${SAMPLES}, variants in alternating rounds.`,
     `"ready" = time from starting workerd to the first answered GET /health; an empty worker with the same bindings takes ${emptyReady.toFixed(0)} ms here, and the column is the difference.`,
-    `"startup CPU" = the workerd process's CPU time up to that point, minus the empty worker's (${emptyCpu.toFixed(0)} ms).`,
-    `"chat completion CPU" = the workerd process's CPU time during one non-streamed /v1/chat/completions (API key check, rate limiter, template, tokenizer, a stand-in GPU worker answering at once, usage record); a GET /health on the empty worker costs ${emptyRequestCpu.toFixed(1)} ms the same way, the floor of this measurement.`,
-    `The machine (2 cores) was shared with other work while this ran (load average ${os.loadavg()[0].toFixed(1)} at the end): compare the rows of one run, not absolute numbers across runs.`,
+    `"edge isolate" CPU = the V8 CPU profiler of the Worker's isolate through workerd's inspector (sampling every ${SAMPLING_INTERVAL_US} µs asked; the gaps are longer on a loaded machine), Profiler.start/stop around the request: every sample in which the isolate ran JS, compiled it ("(program)") or collected garbage, each charged the time to the next sample but at most twice the median gap (a longer gap is the isolate waiting on KV, D1, the Durable Object's storage, the stand-in GPU worker or a core, not running). On a loaded machine a sample still counts time in which the isolate's thread waited for a core, so the figure is an upper bound. This is what Cloudflare's per-invocation CPU time (\`cpuTime\`, the free plan's 10 ms limit) measures; workerd run locally fills \`cpuTime\` and \`wallTime\` of a tail worker's trace events with 0, so the profiler is the way to read it here. The rate limiter's Durable Object shares the edge's isolate in Miniflare, so its JS is included; on Cloudflare it runs in its own isolate. A GET /health on the empty worker measures ${emptyRequestIsolate.toFixed(2)} ms this way.`,
+    `"workerd process" CPU = the whole process's CPU time (/proc/<pid>/task/*/schedstat) during the request: the isolate plus workerd itself and Miniflare's KV, D1 and Durable Object storage simulators, which on Cloudflare run elsewhere; a GET /health on the empty worker costs ${emptyRequestCpu.toFixed(1)} ms the same way.`,
+    `Start-up: workerd's own start is the empty worker's process CPU until its first answer (${emptyCpu.toFixed(0)} ms); "start-up, workerd process over empty" is the edge's process CPU until its first answer minus that. "start-up, edge isolate" is the edge bundle's module evaluation profiled in its isolate: a harness worker imports the bundle (\`await import('./index.js')\`) at a request under the profiler; "(program)" samples are script compile and other work of V8 and workerd outside JS, the rest the global-scope work of the bundle's modules and GC.`,
+    `The machine (2 cores) was shared with other work while this ran (${load}): compare the rows of one run, not absolute numbers across runs.`,
   ];
-  console.log(lines.join('\n') + '\n\n' + verdict);
+  const output = `${lines.join('\n')}\n\nWhere the edge isolate's time went (mean ms per isolate; modules are edge/… files, each counting the libraries it called, and readable only on an unminified bundle: --env top):\n${topLines.join('\n')}\n\n${verdict}`;
+  console.log(output);
   writeFileSync(join(repoRoot, 'bench/results/edge-cold-start.md'),
-    `# Edge cold start\n\nCommand: \`${command}\`  \nMachine: ${machine}  \nDate: ${date}\n\n${lines.join('\n')}\n\n${verdict}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
+    `# Edge cold start\n\nCommand: \`${command}\`  \nMachine: ${machine}; ${load}  \nDate: ${date}\n\n${output}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
   writeFileSync(join(repoRoot, 'bench/results/edge-cold-start.json'), JSON.stringify({
-    command, machine, date, samples: SAMPLES, targets: TARGETS, emptyReadyMs: emptyReady, emptyStartupCpuMs: emptyCpu,
-    emptyRequestCpuMs: emptyRequestCpu, rows, notes,
+    command, machine, load, date, samples: SAMPLES, samplingIntervalUs: SAMPLING_INTERVAL_US, targets: TARGETS, emptyReadyMs: emptyReady, emptyStartupCpuMs: emptyCpu,
+    emptyRequestCpuMs: emptyRequestCpu, emptyRequestIsolateMs: emptyRequestIsolate, rows, notes,
   }, null, 2) + '\n');
 } finally {
   stub.close();
