@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { renderChat, renderQwen3Template, templateInput, type ChatMessage, type FunctionTool, type RenderChatInput, type TemplateInput } from '../../edge/chat-template.ts';
 import { QWEN3_CHAT_TEMPLATE } from '../../edge/generated/qwen3-chat-template.ts';
 import fixtures from '../fixtures/chat-templates.json';
+import { random } from '../helpers/tokenizer-corpus.ts';
 
 type TemplateFixture = { name: string; request: RenderChatInput; expected: string };
 const templateFixtures = fixtures as unknown as TemplateFixture[];
@@ -53,16 +54,6 @@ describe('renderChat behaviour', () => {
     expect(() => renderChat({ messages: [{ role: 'user', content: image }] })).toThrow(/only text/);
   });
 });
-
-/** Seeded PRNG (mulberry32), so a failure names a case that reproduces. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PIECES = [
   'Hello', 'Zürich', '日本語', '🙂', ' ', '  ', '\n', '\n\n', '\t', '\r\n', '\u00a0', '<think>', '</think>', '<tool_call>',
