@@ -1,5 +1,7 @@
 // Experiment: the fp16 lm_head matmul for the skinny M = 2..8 rows of decode batches, in versions:
-//   main      mainline rows_avx512 (RW W rows x up to 4 x rows, accumulators in registers)
+//   main      mainline rows_avx512 (RW W rows x up to 4 x rows, accumulators in registers), x 64-byte aligned
+//   pfD       RW W rows x all M rows (one pass), prefetching the same k of the W rows D blocks ahead
+//   main+16B  the same on x starting 16 bytes past a 64-byte boundary: each 64-byte load spans two cache lines
 //   b3-RW     RW W rows x all M rows, x interleaved (xi[k/16][row][16]) so its rows do not share one L1 set
 //   kc2-KC    K in chunks of KC, so the chunk of x stays in L1 while the range of W passes over it
 // Before the mainline's accumulators were forced into registers, GCC stored each one after every FMA (2-3x slower).
@@ -77,10 +79,11 @@ void rows_kc2(const uint16_t* w, int N, int K, const float* x, int M, float* y, 
 }
 
 // x interleaved: xi[k/16][r][16] (rows of x K floats apart would all fall into one L1 set).
-std::vector<float> g_xi;
+float* g_xi;  // 64-byte aligned
 void interleave(const float* x, int M, int K) {
   const int kb = (K + 15) / 16;
-  g_xi.assign((size_t)kb * M * 16, 0.f);
+  g_xi = (float*)std::aligned_alloc(64, (size_t)kb * M * 16 * sizeof(float));
+  std::fill(g_xi, g_xi + (size_t)kb * M * 16, 0.f);
   for (int r = 0; r < M; r++)
     for (int k = 0; k < K; k++) g_xi[((size_t)(k / 16) * M + r) * 16 + k % 16] = x[(size_t)r * K + k];
 }
@@ -117,10 +120,48 @@ void block3(const uint16_t* w, int N, int K, const float* xi, float* y, int n) {
 
 template <int RW, int RX>
 void rows_b3(const uint16_t* w, int N, int K, const float*, int M, float* y, int n0, int n1) {
-  const float* xi = g_xi.data();
+  const float* xi = g_xi;
   int n = n0;
   for (; n + RW <= n1; n += RW) block3<RW, RX>(w, N, K, xi, y, n);
   for (; n < n1; n++) block3<1, RX>(w, N, K, xi, y, n);
+}
+
+// The mainline block with a software prefetch of the same k of the next block's W rows (DIST blocks ahead), one
+// prefetch per 64 bytes of each row: the next rows are in cache when the block reaches them.
+template <int RW, int RX, int DIST>
+void block_pf(const uint16_t* w, int N, int K, const float* x, float* y, int n) {
+  __m512 acc[RW][RX];
+#pragma GCC unroll 8
+  for (int i = 0; i < RW; i++)
+#pragma GCC unroll 8
+    for (int r = 0; r < RX; r++) acc[i][r] = _mm512_setzero_ps();
+  const uint16_t* next = w + (size_t)(n + RW * DIST) * K;
+  int k = 0;
+  for (; k + 32 <= K; k += 32) {
+#pragma GCC unroll 8
+    for (int i = 0; i < RW; i++) _mm_prefetch((const char*)(next + (size_t)i * K + k), _MM_HINT_T0);
+    acc_step<RW, RX>(w, K, x, n, k, (__mmask16)0xFFFF, acc);
+    acc_step<RW, RX>(w, K, x, n, k + 16, (__mmask16)0xFFFF, acc);
+  }
+  for (; k + 16 <= K; k += 16) acc_step<RW, RX>(w, K, x, n, k, (__mmask16)0xFFFF, acc);
+  if (k < K) acc_step<RW, RX>(w, K, x, n, k, (__mmask16)((1u << (K - k)) - 1), acc);
+#pragma GCC unroll 8
+  for (int i = 0; i < RW; i++)
+#pragma GCC unroll 8
+    for (int r = 0; r < RX; r++) y[(size_t)r * N + n + i] = _mm512_reduce_add_ps(acc[i][r]);
+}
+
+template <int RW, int RX, int DIST>
+void rows_pf(const uint16_t* w, int N, int K, const float* x, int M, float* y, int n0, int n1) {
+  int n = n0;
+  for (; n + RW <= n1; n += RW) block_pf<RW, RX, DIST>(w, N, K, x, y, n);
+  for (; n < n1; n++) block_pf<1, RX, 0>(w, N, K, x, y, n);
+}
+
+// The mainline kernel on a copy of x that starts 16 bytes past a 64-byte boundary (as a large std::vector does).
+float* g_xmis;
+void main_misaligned(const uint16_t* w, int N, int K, const float*, int M, float* y, int n0, int n1) {
+  f16_cpu::rows_avx512(w, N, K, g_xmis, M, y, n0, n1);
 }
 
 using Kernel = void (*)(const uint16_t*, int, int, const float*, int, float*, int, int);
@@ -132,6 +173,9 @@ struct Version {
 template <int RX>
 std::vector<Version> versions_for() {
   return {{"main", f16_cpu::rows_avx512},
+          {"main+16B", main_misaligned},
+          {"pf1", rows_pf<(RX <= 3 ? 6 : RX <= 5 ? 4 : 2), RX, 1>},
+          {"pf2", rows_pf<(RX <= 3 ? 6 : RX <= 5 ? 4 : 2), RX, 2>},
           {"b3-2", rows_b3<2, RX>},
           {"b3-4", rows_b3<(RX <= 5 ? 4 : 2), RX>},
           {"kc2-512", rows_kc2<(RX <= 3 ? 6 : RX <= 5 ? 4 : 2), RX, 512>},
@@ -159,6 +203,12 @@ int main(int argc, char** argv) {
   std::normal_distribution<float> d(0.f, 1.f);
   std::vector<float> x((size_t)M * K), y((size_t)M * N), ref((size_t)M * N);
   for (auto& v : x) v = d(rng);
+  // x as the mainline's dispatcher hands it to the kernels: 64-byte aligned (ALIGN=0: as a plain vector, which starts
+  // 16 bytes into its page, so every 64-byte load spans two cache lines)
+  float* xa = (float*)std::aligned_alloc(64, ((size_t)M * K * 4 + 127) / 64 * 64) + (getenv("ALIGN") && !atoi(getenv("ALIGN")) ? 4 : 0);
+  std::copy(x.begin(), x.end(), xa);
+  g_xmis = (float*)std::aligned_alloc(64, ((size_t)M * K * 4 + 127) / 64 * 64) + 4;
+  std::copy(x.begin(), x.end(), g_xmis);
   std::vector<Version> versions;
   switch (M) {
     case 2: versions = versions_for<2>(); break;
@@ -172,10 +222,10 @@ int main(int argc, char** argv) {
   interleave(x.data(), M, K);
   {
     const int Nv = std::min(N, 512);
-    f16_matmul_ref(w, Nv, K, x.data(), M, ref.data());  // first Nv rows as an (Nv, K) matrix
+    f16_matmul_ref(w, Nv, K, xa, M, ref.data());  // first Nv rows as an (Nv, K) matrix
     for (auto& v : versions) {
       std::vector<float> yv((size_t)M * Nv, NAN);
-      v.fn(w, Nv, K, x.data(), M, yv.data(), 0, Nv);
+      v.fn(w, Nv, K, xa, M, yv.data(), 0, Nv);
       double e = 0, n2 = 0;
       for (size_t i = 0; i < yv.size(); i++) e += (yv[i] - ref[i]) * (yv[i] - ref[i]), n2 += ref[i] * ref[i];
       std::printf("%-8s err %.3g\n", v.name, std::sqrt(e / n2));
@@ -194,10 +244,10 @@ int main(int argc, char** argv) {
       for (int rep = 0; rep < reps; rep++) {
         const double t0 = now();
         if (mode == "l2") {
-          v.fn(w, N, K, x.data(), M, y.data(), 0, N);
+          v.fn(w, N, K, xa, M, y.data(), 0, N);
         } else {
           const int chunk = std::max(8, N / (8 * P) / 8 * 8), n_chunks = (N + chunk - 1) / chunk;
-          pool.parallel_dynamic(n_chunks, [&](int c) { v.fn(w, N, K, x.data(), M, y.data(), c * chunk, std::min(N, (c + 1) * chunk)); });
+          pool.parallel_dynamic(n_chunks, [&](int c) { v.fn(w, N, K, xa, M, y.data(), c * chunk, std::min(N, (c + 1) * chunk)); });
         }
         best = std::min(best, now() - t0);
       }

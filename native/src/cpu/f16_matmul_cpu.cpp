@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
@@ -71,6 +72,16 @@ void f16_matmul_cpu(const uint16_t* w, int N, int K, const float* x, int M, floa
     case kAvx512: kernel = f16_cpu::rows_avx512; break;
     case kAvx2: kernel = f16_cpu::rows_avx2; break;
     default: break;
+  }
+  // The kernels load x 64 bytes at a time. From a buffer that is not 64-byte aligned (a large std::vector starts 16
+  // bytes into its page) every such load spans two cache lines, which halved the FMA rate at several rows
+  // (native/dev/cpu/f16_rows.cpp): such an x is copied to an aligned buffer first (M x K floats, small next to W).
+  thread_local std::vector<float> aligned;
+  if ((uintptr_t)x % 64 != 0) {
+    aligned.resize((size_t)M * K + 16);
+    float* a = aligned.data() + (64 - (uintptr_t)aligned.data() % 64) % 64 / sizeof(float);
+    std::memcpy(a, x, sizeof(float) * (size_t)M * K);
+    x = a;
   }
   // Chunks of rows of W taken by the threads in turn (see awq_matmul_cpu); multiples of 8 rows, the decode kernel's
   // block.
