@@ -16,6 +16,7 @@ export interface InProcessWorker {
   engine: WorkerEngine;          // the real engine, without the hook
   kv: KvBlocks;
   scheduler: Scheduler;
+  metrics: WorkerMetrics;        // the scheduler's counters (preemptions, rejections, …)
   app: ReturnType<typeof createApp>;
 }
 
