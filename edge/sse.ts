@@ -40,6 +40,10 @@ export class ChunkStream {
   readonly body: ReadableStream<Uint8Array>;
   private controller!: ReadableStreamDefaultController<Uint8Array>;
   private readonly abortController = new AbortController();
+  /** the client is gone (read once per frame, so a field rather than the signal's binding) */
+  private left = false;
+  /** `{"id":…,"object":…,"created":…,"model":…,"choices":`: what every chunk starts with */
+  private readonly chunkHead: string;
   /** nothing more is written: [DONE] or an error frame went out, or the client is gone */
   private ended = false;
   private closed = false;
@@ -52,6 +56,7 @@ export class ChunkStream {
     private readonly includeUsage: boolean,
     private readonly stallMs: number,
   ) {
+    this.chunkHead = `${JSON.stringify(base).slice(0, -1)},"choices":`;
     this.body = new ReadableStream<Uint8Array>(
       {
         start: (controller) => {
@@ -70,13 +75,12 @@ export class ChunkStream {
   }
 
   get clientGone(): boolean {
-    return this.abortController.signal.aborted;
+    return this.left;
   }
 
   /** One chunk carrying these choices (each `{index, delta | text, logprobs, finish_reason}`). */
   choices(choices: readonly object[]): Promise<void> {
-    const chunk = this.includeUsage ? { ...this.base, choices, usage: null } : { ...this.base, choices };
-    return this.send(JSON.stringify(chunk));
+    return this.send(`${this.chunkHead}${JSON.stringify(choices)}${this.includeUsage ? ',"usage":null}' : '}'}`);
   }
 
   /** The extra chunk OpenAI sends before [DONE] when include_usage is on. */
@@ -144,7 +148,9 @@ export class ChunkStream {
   private gone(reason: DOMException): void {
     this.ended = true;
     this.stopWatchdog();
-    if (!this.clientGone) this.abortController.abort(reason);
+    if (this.left) return void this.resume();
+    this.left = true;
+    this.abortController.abort(reason);
     this.resume();
   }
 

@@ -365,7 +365,8 @@ class WorkerFrames {
       }
       const { done, value } = await this.reader.read();
       if (done) return undefined;
-      this.buffer += this.decoder.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+      const text = this.decoder.decode(value, { stream: true });
+      this.buffer += text.includes('\r') ? text.replace(/\r\n?/g, '\n') : text;
     }
   }
 
@@ -380,28 +381,49 @@ class WorkerFrames {
 
 function parseFrame(block: string): GenerateEvent | undefined {
   let name = 'message';
-  const data: string[] = [];
-  for (const line of block.split('\n')) {
-    if (line.startsWith('event:')) name = line.slice(6).trim();
-    else if (line.startsWith('data:')) data.push(line.slice(line.startsWith('data: ') ? 6 : 5));
+  let data: string;
+  if (block.startsWith('data: ') && !block.includes('\n')) {
+    data = block.slice(6); // nearly every frame: one data line
+  } else {
+    const lines: string[] = [];
+    for (const line of block.split('\n')) {
+      if (line.startsWith('event:')) name = line.slice(6).trim();
+      else if (line.startsWith('data:')) lines.push(line.slice(line.startsWith('data: ') ? 6 : 5));
+    }
+    if (lines.length === 0) return undefined; // comment or keep-alive
+    data = lines.join('\n');
   }
-  if (data.length === 0) return undefined; // comment or keep-alive
   let json: unknown;
   try {
-    json = JSON.parse(data.join('\n'));
+    json = JSON.parse(data);
   } catch {
-    throw new UpstreamError(`sent a frame that is not JSON: ${data.join('\n').slice(0, 80)}`, 'protocol');
+    throw new UpstreamError(`sent a frame that is not JSON: ${data.slice(0, 80)}`, 'protocol');
   }
   if (name === 'error') {
     const body = ErrorBodySchema.safeParse(json);
     throw new UpstreamError(body.success ? body.data.error.message : 'sent an error frame', 'worker-error');
   }
-  const event = GenerateEventSchema.safeParse(json);
-  if (!event.success) throw new UpstreamError(`sent a frame outside the protocol: ${JSON.stringify(json).slice(0, 80)}`, 'protocol');
-  const ids = [...event.data.tokens, ...(event.data.logprobs ?? []).flatMap((l) => [l.token, ...(l.top ?? []).map((t) => t.token)])];
-  const bad = ids.find((id) => !(id >= 0 && id < MODEL_VOCAB_SIZE));
+  const event = tokensOnly(json) ?? GenerateEventSchema.safeParse(json).data;
+  if (!event) throw new UpstreamError(`sent a frame outside the protocol: ${JSON.stringify(json).slice(0, 80)}`, 'protocol');
+  const bad = event.tokens.find(outsideVocabulary) ??
+    event.logprobs?.flatMap((l) => [l.token, ...(l.top ?? []).map((t) => t.token)]).find(outsideVocabulary);
   if (bad !== undefined) throw new UpstreamError(`sent token id ${bad}, outside the model's vocabulary (0 to ${MODEL_VOCAB_SIZE - 1})`, 'protocol');
-  return event.data;
+  return event;
+}
+
+const outsideVocabulary = (id: number) => !(id >= 0 && id < MODEL_VOCAB_SIZE);
+
+/**
+ * A frame that carries token ids and nothing else (all but a stream's last), as the protocol's schema would accept it,
+ * checked without the schema's generic walk: this runs once per generated token.
+ */
+function tokensOnly(json: unknown): GenerateEvent | undefined {
+  if (typeof json !== 'object' || json === null) return undefined;
+  let fields = 0;
+  for (const _ in json) fields++;
+  const { tokens } = json as { tokens?: unknown };
+  if (fields !== 1 || !Array.isArray(tokens) || !tokens.every(Number.isSafeInteger)) return undefined;
+  return { tokens };
 }
 
 /** Worker statuses that mean the request itself is wrong: the client gets the same status. */
