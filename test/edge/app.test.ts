@@ -149,10 +149,13 @@ describe('faults injected by stub workers', () => {
   });
 
   it('Should answer 503 naming the fault when every worker sends garbage', async () => {
-    const garbage = await stubWorker((_, res) => { openStream(res); sse(res, '{"tokens":"nope"}'); res.end(); });
-    const res = await post(app, chatBody(), env([garbage]));
-    expect(res.status).toBe(503);
-    expect(((await res.json()) as Json).error.message).toMatch(/outside the protocol/);
+    // token frames are checked without the schema on the hot path: a fractional id must still be refused
+    for (const frame of ['{"tokens":"nope"}', '{"tokens":[1.5]}', '{"tokens":[12,"13"]}']) {
+      const garbage = await stubWorker((_, res) => { openStream(res); sse(res, frame); res.end(); });
+      const res = await post(app, chatBody(), env([garbage]));
+      expect(res.status, frame).toBe(503);
+      expect(((await res.json()) as Json).error.message, frame).toMatch(/outside the protocol/);
+    }
   });
 
   it('Should refuse token ids a worker sends outside the vocabulary (negative, >= vocab): 503 before the first token, error frame after', async () => {
