@@ -334,7 +334,10 @@ try {
         'Client, edge and worker share this machine\'s cores, so the edge\'s CPU time also slows the worker: read it as an upper bound. On a shared machine (see the load average) compare rows of one run, not numbers across runs.\n\n' +
         table + '\n\n' +
         'CPU of each path\'s workerd process (all its threads: the isolate, the rate limiter\'s Durable Object, Miniflare\'s KV, D1 and cache simulators) over the phase, less what the process burns idle over as long, per request served, the work after each response (usage record, lease settle) included:\n\n' +
-        cpuTable + '\n',
+        cpuTable + '\n\n' +
+        `${CONCURRENCY} requests arriving at once queue on the isolate's one thread, so the median one waits for about half of them: ` +
+        mainCpu.map((r) => `${r.edge} ${r.cpu_ms_per_request} ms × ${CONCURRENCY / 2} = ${(r.cpu_ms_per_request * CONCURRENCY / 2).toFixed(0)} ms`).join('; ') +
+        ` of CPU (an upper bound: part of each request's CPU is spent after its first token, and the machine's other cores take some). The relay's figure is the floor for any Worker on this machine.\n`,
     );
   }
 } finally {
