@@ -5,9 +5,10 @@
  * (fair-queue.ts). So a long prompt never holds a step for itself: a request that arrives behind it waits for one
  * capped step, then shares the next. Admission into the batch and the wait queue are per tenant too: slots go to
  * tenants in turn, a tenant below its share of a full batch takes a slot from one above it at the next step, and one
- * tenant may hold at most `maxQueuePerTenant` waiting requests, so it cannot fill the queue for everyone. Sequences join and leave between any two steps. KV blocks grow on demand; when the pool runs
- * dry the youngest sequence is preempted (blocks released, sampler state kept) and later re-prefilled, so its
- * stream continues unchanged. Tokens leave through each request's Sink, in order, one per step.
+ * tenant may hold at most `maxQueuePerTenant` waiting requests, so it cannot fill the queue for everyone. Sequences
+ * join and leave between any two steps. KV blocks grow on demand; when the pool runs dry the youngest sequence is
+ * preempted (blocks released, sampler state kept) and later re-prefilled, so its stream continues unchanged. Tokens
+ * leave through each request's Sink, in order, one per step.
  */
 import type { BatchItem, SampledToken, WorkerEngine } from './engine.ts';
 import { RoundRobin, WaitQueue } from './fair-queue.ts';
