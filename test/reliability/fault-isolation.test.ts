@@ -9,7 +9,7 @@ import { getTokenizer } from '../../edge/tokenizer/index.js';
 import { MODEL_VOCAB_SIZE, UpstreamPool } from '../../edge/upstream.ts';
 import { MODEL, send, startEdge, type Answer, type EdgeStack, type Json, type SendOptions } from '../helpers/edge-stack.ts';
 import { closeStubs, openStream, sleep, sse, stubWorker, type Stub } from '../helpers/stub-worker.ts';
-import { SECRET, startWorker, type Worker } from '../gpu-worker/worker-process.ts';
+import { metrics, SECRET, startWorker, type Worker } from '../gpu-worker/worker-process.ts';
 // @ts-expect-error plain ESM script without types
 import { DEMO_ANSWER } from '../../scripts/gen-demo-script.mjs';
 
@@ -160,34 +160,21 @@ async function until<T>(check: () => Promise<T | undefined>, ms = 5_000): Promis
   }
 }
 
+/** The sum over the workers of what `read` takes from each one's /metrics. */
+async function onWorkers(read: (m: Map<string, number>) => number): Promise<number> {
+  let total = 0;
+  for (const w of workers) total += read(await metrics(w));
+  return total;
+}
+
 /** Generations the workers ended as cancelled (the edge cancelled them, or a drain did). */
-async function cancelledOnWorkers(): Promise<number> {
-  let total = 0;
-  for (const w of workers) {
-    const text = await (await fetch(`${w.url}/metrics`)).text();
-    total += Number(/^vllm:request_success_total\{[^}]*finished_reason="cancelled"\} (\d+)/m.exec(text)?.[1] ?? 0);
-  }
-  return total;
-}
+const cancelledOnWorkers = () => onWorkers((m) =>
+  [...m].filter(([key]) => key.startsWith('vllm:request_success_total{') && key.includes('finished_reason="cancelled"')).reduce((n, [, v]) => n + v, 0));
 
-/** Requests running or waiting on the workers, by their /metrics. */
-async function queuedOnWorkers(): Promise<number> {
-  let total = 0;
-  for (const w of workers) {
-    const text = await (await fetch(`${w.url}/metrics`)).text();
-    for (const name of ['running', 'waiting']) total += Number(new RegExp(`^vllm:num_requests_${name}\\{[^}]*\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
-  }
-  return total;
-}
+/** Requests running or waiting on the workers. */
+const queuedOnWorkers = () => onWorkers((m) => (m.get('vllm:num_requests_running') ?? 0) + (m.get('vllm:num_requests_waiting') ?? 0));
 
-async function rejectedByWorkers(): Promise<number> {
-  let total = 0;
-  for (const w of workers) {
-    const text = await (await fetch(`${w.url}/metrics`)).text();
-    total += Number(/^q3_worker_rejected_requests_total\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
-  }
-  return total;
-}
+const rejectedByWorkers = () => onWorkers((m) => m.get('q3_worker_rejected_requests_total') ?? 0);
 
 
 beforeAll(async () => {
