@@ -86,6 +86,34 @@ export class KvBlocks {
     return { blocks, cachedTokens: blocks.length * this.blockSize };
   }
 
+  /**
+   * Whether admission (matchPrefix, then `need` fresh blocks with `reserve` still available, as the scheduler checks
+   * it) would succeed for `prompt` once `leaving` (a running sequence's table) is released. Changes nothing: the
+   * scheduler asks before it preempts a sequence to make room, so it never frees a slot the newcomer cannot use.
+   */
+  fitsAfterRelease(prompt: ArrayLike<number>, leaving: readonly number[], reserve: number): boolean {
+    const usersAfter = new Map(this.users);
+    let available = this.availableBlocks();
+    for (const id of leaving) {
+      const n = usersAfter.get(id);
+      if (n === undefined) available++;                      // a block only this sequence holds: freed
+      else {
+        usersAfter.set(id, n - 1);
+        if (n === 1) available++;                            // a cached block nobody else uses: evictable
+      }
+    }
+    let matched = 0;
+    if (this.cacheEnabled) {
+      for (const key of this.keys(prompt, Math.floor((prompt.length - 1) / this.blockSize))) {
+        const id = this.cache.get(key);
+        if (id === undefined) break;
+        if (!usersAfter.get(id)) available--;                // matching retains it: no longer evictable
+        matched++;
+      }
+    }
+    return available - (this.blocksFor(prompt.length) - matched) >= reserve;
+  }
+
   /** Counts one admitted prompt for the hit-rate metrics (in tokens, like vLLM). */
   recordLookup(promptTokens: number, cachedTokens: number): void {
     this.queriedTokens += promptTokens;

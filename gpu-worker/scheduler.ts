@@ -179,6 +179,8 @@ export class Scheduler {
    * and another holds more, the richer tenant's sequence with the least prefill done (the youngest among equals) is
    * preempted, and the poorer tenant's next request is returned for the freed slot. So one tenant's long prompts,
    * which hold their slots for many steps, never keep another tenant's requests out of the batch until they finish.
+   * Nothing is preempted when the poorer tenant's request would not fit the KV pool even with the victim's blocks
+   * back (it waits for blocks like any request): preempting then would only re-admit the victim at the next step.
    */
   private makeRoom(): Sequence | undefined {
     const held = new Map<string, number>();
@@ -195,8 +197,10 @@ export class Scheduler {
       const s = this.running[i];
       if (s.task.tenant === richest && (!victim || s.computed < victim.computed)) victim = s;
     }
+    const next = this.waiting.firstOf(poorest)!;
+    if (!this.kv.fitsAfterRelease(next.tokens, victim!.table, this.running.length - 1)) return undefined;
     this.preempt(victim!);
-    return this.waiting.firstOf(poorest);
+    return next;
   }
 
   /** First admission: sampler state, usage counters, and a budget that may already be spent (N = 0). */

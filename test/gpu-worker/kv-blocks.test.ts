@@ -1,9 +1,12 @@
 // kv-blocks.ts through the real worker process: a request sharing a >= 3-block prefix with an earlier one reports
 // cached_tokens > 0 and yields the same tokens as a worker with PREFIX_CACHE=0; the last prompt token is always
 // recomputed; LRU eviction keeps a small pool serving; a pool too small for the batch preempts sequences and their
-// streams still equal the cache-off, roomy worker's.
+// streams still equal the cache-off, roomy worker's. In-process on the real engine's pool: fitsAfterRelease (asked
+// before a fairness preemption) predicts what releasing a table and then admitting a prompt would find.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generate, metrics, prompt, startWorker, type Worker } from './worker-process.ts';
+import { loadEngine } from '../../gpu-worker/engine.ts';
+import { KvBlocks } from '../../gpu-worker/kv-blocks.ts';
+import { demoModel, generate, metrics, prompt, startWorker, type Worker } from './worker-process.ts';
 
 const BLOCK = 16;          // tokens per KV block (engine default)
 let cached: Worker;        // prefix cache on, a small pool (KV_CACHE_MIB=2: 128 blocks with the tiny model)
@@ -91,5 +94,51 @@ describe('prefix cache', () => {
     expect(m.get('q3_worker_preemptions_total')).toBeGreaterThan(0);
     expect(m.get('vllm:num_requests_running')).toBe(0);
     expect(m.get('q3_worker_kv_blocks_used')).toBe(m.get('q3_worker_kv_blocks_cached'));
+  });
+});
+
+describe('fitsAfterRelease', () => {
+  it('Should predict, for random pools, tables and prompts, exactly what releasing the table and then admitting finds', async () => {
+    const engine = await loadEngine(demoModel('tiny'), { device: 'cpu', threads: 1 });
+    try {
+      const kv = new KvBlocks(engine, engine.info().kvBlockSize, engine.info().kvBlocks, true);
+      let seed = 7;
+      const rand = (n: number) => ((seed = (seed * 48271) % 2147483647) % n);
+      const outcomes = new Set<boolean>();
+      for (let trial = 0; trial < 60; trial++) {
+        // a few running sequences, some sharing a cached prefix, some of their prompts registered in the cache
+        const prefix = prompt(BLOCK * (1 + rand(4)), 300 + rand(3));
+        const tables: number[][] = [];
+        for (let s = 0; s < 1 + rand(4); s++) {
+          const tokens = rand(2) ? [...prefix, ...prompt(1 + rand(3 * BLOCK), 400 + trial * 8 + s)] : prompt(1 + rand(6 * BLOCK), 600 + trial * 8 + s);
+          const match = kv.matchPrefix(tokens);
+          const fresh = kv.alloc(kv.blocksFor(tokens.length) - match.blocks.length);
+          if (!fresh) {
+            kv.release(match.blocks);
+            continue;
+          }
+          const table = [...match.blocks, ...fresh];
+          if (rand(2)) kv.register(tokens, tokens.length, table);
+          tables.push(table);
+        }
+        const hog = kv.alloc(Math.max(0, kv.availableBlocks() - rand(16)))!;   // leave 0..15 blocks
+        const leaving = tables.length ? tables.splice(rand(tables.length), 1)[0] : [];
+        const next = rand(2) ? [...prefix, ...prompt(1 + rand(4 * BLOCK), 700 + trial)] : prompt(1 + rand(12 * BLOCK), 800 + trial);
+        const reserve = rand(3);
+
+        const predicted = kv.fitsAfterRelease(next, leaving, reserve);
+        kv.release(leaving);
+        const match = kv.matchPrefix(next);
+        const actual = kv.availableBlocks() - (kv.blocksFor(next.length) - match.blocks.length) >= reserve;
+        expect(predicted, `trial ${trial}`).toBe(actual);
+        outcomes.add(actual);
+        kv.release(match.blocks);
+        for (const t of [...tables, hog]) kv.release(t);
+        if (rand(3) === 0) kv.clear();
+      }
+      expect([...outcomes].sort()).toEqual([false, true]);       // both answers came up
+    } finally {
+      engine.free();
+    }
   });
 });

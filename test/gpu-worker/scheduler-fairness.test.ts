@@ -198,6 +198,36 @@ describe('scheduler fairness (in-process, every step recorded)', () => {
     expect(prefilled).toEqual([400, 400, 400, 400]);
   });
 
+  it('Should not take a slot for a newcomer whose prompt would not fit the KV pool even with the slot\'s blocks back', async () => {
+    w?.engine.free();
+    w = await recordingWorker({ maxBatch: 2, maxQueue: 16, maxQueuePerTenant: 8, prefillChunk: 32, prefillPerRequest: 16 });
+    const longs = [1, 2].map((k) => ({ request_id: `a${k}`, prompt: prompt(200, 80 + k), max_tokens: 4, tenant: 'a' }));
+    const big = { request_id: 'b', prompt: prompt(320, 90), max_tokens: 4, tenant: 'b' };
+    const alone = await aloneRuns(w, [...longs, big]);
+    const perLong = w.kv.blocksFor(200 + 4);
+    const needBig = w.kv.blocksFor(320 + 4);
+    // hold the rest of the pool so that both of a's prompts fit and b's fits only once both are done
+    const hog = w.kv.alloc(w.kv.availableBlocks() - 2 * perLong - 2)!;
+    expect(perLong + 2 + 1).toBeLessThan(needBig);            // one slot's blocks back would not be enough for b
+    expect(2 * perLong + 2).toBeGreaterThanOrEqual(needBig);   // both would
+    const from = w.steps.length;
+    const preemptedBefore = w.metrics.preemptions;
+    const streams = longs.map((req) => submit(w, req));
+    while (w.steps.length < from + 3) await new Promise((r) => setTimeout(r, 1));
+    const b = submit(w, big);
+    await Promise.all([...streams, b].map((s) => s.done));
+    w.kv.release(hog);
+    [...streams, b].forEach((s, i) => expect(s.tokens, s.req.request_id).toEqual(alone[i]));
+
+    // no slot was taken (taking one would re-admit the victim at the next step, over and over), a's prompts were
+    // each prefilled once, and b started after both of them were done
+    expect(w.metrics.preemptions - preemptedBefore).toBe(0);
+    const prefilled = streams.map((s) => appearances(w, seqIdOf(w, s, from)).filter((a) => a.item.pos < 200).reduce((n, a) => n + a.item.n, 0));
+    expect(prefilled).toEqual([200, 200]);
+    const lastOfA = Math.max(...streams.map((s) => appearances(w, seqIdOf(w, s, from)).at(-1)!.step));
+    expect(appearances(w, seqIdOf(w, b, from))[0].step).toBeGreaterThan(lastOfA);
+  });
+
   it('Should refuse a tenant\'s request once it holds its share of the queue, and keep taking other tenants\'', async () => {
     w.engine.free();
     w = await recordingWorker({ maxBatch: 1, maxQueue: 4, maxQueuePerTenant: 2, prefillChunk: 64, prefillPerRequest: 64 });
