@@ -12,7 +12,7 @@ import { apiKeyAuth } from './middleware/auth.ts';
 import { limiterFor } from './middleware/rate-limit.ts';
 import { requiredSecrets } from './middleware/required-secrets.ts';
 import { runAfterResponse } from './platform.ts';
-import { jsonBody } from './schemas.ts';
+import { jsonBody } from './validate-request.ts';
 import { cursorOf, dailyUsage, exportUsage, toCsv, utcDay } from './usage.ts';
 
 const keyName = z.string().check(z.maxLength(256));

@@ -4,16 +4,13 @@
 import { accountsMiddleware, mountAccounts } from './accounts.ts';
 import { createApp } from './app.ts';
 import { getPromptCache } from './prompt-cache.ts';
-import { chatCompletionRequestSchema } from './schemas.ts';
 import { getTokenizer } from './tokenizer/index.js';
 
 // What every first request would otherwise pay for happens while the isolate starts (on Workers, during the client's
 // TLS handshake), outside the first request's CPU budget: the tokenizer's views on its image made, one tiny chat
-// rendered and encoded, one request body validated (zod prepares a schema on its first use); V8 compiles the code
-// these run on the way.
+// rendered and encoded; V8 compiles the code these run on the way.
 getTokenizer();
 getPromptCache().chat({ messages: [{ role: 'user', content: 'Hi' }], enableThinking: false, splitSpecialTokens: true });
-chatCompletionRequestSchema.safeParse({ model: 'warm-up', messages: [{ role: 'user', content: 'Hi' }] });
 
 const app = createApp({ extensions: accountsMiddleware() });
 mountAccounts(app);

@@ -8,12 +8,13 @@ import { invalidRequest, tooManyGenerations } from '../errors.ts';
 import { countsOf, failureOf, finishChoices, generateRequests, generationError, newCompletionId, settleUsage, startGenerations, usageOf } from '../generation.ts';
 import { getPromptCache } from '../prompt-cache.ts';
 import { ReasoningParser } from '../reasoning-parser.ts';
-import { chatCompletionRequestSchema, completionBudget, generationBound, jsonBody, requireModel, type ChatCompletionRequest } from '../schemas.ts';
+import type { ChatCompletionRequest } from '../schemas.ts';
 import { chatLogprobs, streamChunks, type ChunkStream } from '../sse.ts';
 import { StopStringMatcher } from '../stop-strings.ts';
 import { structuredOutput } from '../structured-output.ts';
 import { decideThinkingMode, formatThinkingHeader, THINKING_HEADER } from '../thinking-mode.ts';
 import { getTokenizer, StreamingDetokenizer } from '../tokenizer/index.js';
+import { checkChatRequest, completionBudget, generationBound, requireModel, validBody } from '../validate-request.ts';
 import { ToolCallParser, type ToolCall, type ToolCallDelta, type ToolChoice } from '../tool-call-parser.ts';
 import { largestContext } from '../platform.ts';
 import type { UpstreamStream } from '../upstream.ts';
@@ -106,7 +107,7 @@ export class ChatChoice {
 
 export function chatCompletionsRoute(): Hono<EdgeEnv> {
   const app = new Hono<EdgeEnv>();
-  app.post('/v1/chat/completions', jsonBody(chatCompletionRequestSchema), async function chatCompletions(c) {
+  app.post('/v1/chat/completions', validBody(checkChatRequest), async function chatCompletions(c) {
     const body = c.req.valid('json');
     const { config } = c.var;
     requireModel(body.model, config.modelId);

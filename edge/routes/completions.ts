@@ -7,11 +7,11 @@ import { invalidRequest, tooManyGenerations } from '../errors.ts';
 import { countsOf, failureOf, finishChoices, generateRequests, generationError, newCompletionId, settleUsage, startGenerations, usageOf } from '../generation.ts';
 import { largestContext } from '../platform.ts';
 import { getPromptCache } from '../prompt-cache.ts';
-import { completionBudget, completionRequestSchema, generationBound, jsonBody, requireModel } from '../schemas.ts';
 import { completionLogprobs, streamChunks } from '../sse.ts';
 import { StopStringMatcher } from '../stop-strings.ts';
 import { structuredOutput } from '../structured-output.ts';
 import { getTokenizer, StreamingDetokenizer } from '../tokenizer/index.js';
+import { checkCompletionRequest, completionBudget, generationBound, requireModel, validBody } from '../validate-request.ts';
 
 /** OpenAI's default for legacy completions (tokens). */
 const DEFAULT_MAX_TOKENS = 16;
@@ -66,7 +66,7 @@ class TextChoice {
 
 export function completionsRoute(): Hono<EdgeEnv> {
   const app = new Hono<EdgeEnv>();
-  app.post('/v1/completions', jsonBody(completionRequestSchema), async function completions(c) {
+  app.post('/v1/completions', validBody(checkCompletionRequest), async function completions(c) {
     const body = c.req.valid('json');
     const { config } = c.var;
     requireModel(body.model, config.modelId);

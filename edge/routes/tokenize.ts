@@ -9,9 +9,10 @@ import type { EdgeEnv } from '../edge-env.ts';
 import { invalidRequest } from '../errors.ts';
 import { largestContext } from '../platform.ts';
 import { getPromptCache } from '../prompt-cache.ts';
-import { detokenizeRequestSchema, jsonBody, requireModel, tokenizeRequestSchema } from '../schemas.ts';
+import { detokenizeRequestSchema, tokenizeRequestSchema } from '../schemas.ts';
 import { decideThinkingMode } from '../thinking-mode.ts';
 import { getTokenizer } from '../tokenizer/index.js';
+import { jsonBody, requireModel } from '../validate-request.ts';
 
 export function tokenizeRoute(): Hono<EdgeEnv> {
   const app = new Hono<EdgeEnv>();

@@ -1,0 +1,605 @@
+// The request bodies of the generation endpoints (/v1/chat/completions, /v1/completions), checked without zod: the
+// same rules as the zod schemas of edge/schemas.ts (which give the types and stay the reference: a test compares the
+// two on thousands of random bodies), with the same first error, message and `param`, and the same output (only
+// declared fields, in the schema's order). zod costs a cold isolate milliseconds to load and to build its schemas,
+// and its generic parse more on the first request; these checks are a few small functions. Also here: reading the
+// JSON body, turning the first problem into OpenAI's 400, and the request checks the routes share (model, context).
+import type { Context, Env, MiddlewareHandler } from 'hono';
+import type * as z from 'zod/mini';
+import { paramName } from '../gpu-worker/protocol.ts';
+import { invalidRequest, modelNotFound } from './errors.ts';
+import type { ChatCompletionRequest, CompletionRequest } from './schemas.ts';
+import { getTokenizer } from './tokenizer/index.js';
+
+/**
+ * A problem found in a body, as zod reports it: the path from the top, zod's English message, whether it stops the
+ * value's other checks (`aborts`: a wrong type does, a failed size or range check does not, which decides what a
+ * union reports), and for a union that no branch matched, each branch's problems.
+ */
+export type Issue = { path: PropertyKey[]; message: string; aborts: boolean; branches?: Issue[][] };
+
+/** Checks one value, adds its problems (paths relative to it) to `issues`, returns the value to keep. */
+type Check = ((input: unknown, issues: Issue[]) => unknown) & { optional?: boolean };
+
+const issue = (message: string, aborts = true, path: PropertyKey[] = []): Issue => ({ path, message, aborts });
+
+/** The type name zod's messages give a JSON value. */
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  return typeof value;
+}
+
+const invalidType = (expected: string, input: unknown) => issue(`Invalid input: expected ${expected}, received ${typeName(input)}`);
+
+/** Puts `key` in front of the paths of the problems added since `from`. */
+function prefix(issues: Issue[], from: number, key: PropertyKey): void {
+  for (let i = from; i < issues.length; i++) issues[i].path.unshift(key);
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+// --- leaves ---------------------------------------------------------------------------------------------------------
+
+type Bound = { min?: number; max?: number; gt?: number };
+
+/** Range checks after the type: each failure is reported and does not abort (zod's checks). */
+function checkRange(value: number, issues: Issue[], { min, max, gt }: Bound): void {
+  if (gt !== undefined && !(value > gt)) issues.push(issue(`Too small: expected number to be >${gt}`, false));
+  if (min !== undefined && !(value >= min)) issues.push(issue(`Too small: expected number to be >=${min}`, false));
+  if (max !== undefined && !(value <= max)) issues.push(issue(`Too big: expected number to be <=${max}`, false));
+}
+
+function num(bound: Bound = {}): Check {
+  return (input, issues) => {
+    if (typeof input !== 'number') issues.push(invalidType('number', input));
+    else checkRange(input, issues, bound);
+    return input;
+  };
+}
+
+/** An integer (zod's int(): safe integers; a fraction aborts the other checks, an unsafe size does not). */
+function int(bound: Bound = {}): Check {
+  return (input, issues) => {
+    if (typeof input !== 'number') issues.push(invalidType('number', input));
+    else if (!Number.isInteger(input)) issues.push(issue('Invalid input: expected int, received number'));
+    else {
+      if (input > Number.MAX_SAFE_INTEGER) issues.push(issue(`Too big: expected int to be <=${Number.MAX_SAFE_INTEGER}`, false));
+      else if (input < Number.MIN_SAFE_INTEGER) issues.push(issue(`Too small: expected int to be >=${Number.MIN_SAFE_INTEGER}`, false));
+      checkRange(input, issues, bound);
+    }
+    return input;
+  };
+}
+
+/** A string with a length in [min, max]. */
+function str(bound: { min?: number; max?: number } = {}): Check {
+  return (input, issues) => {
+    if (typeof input !== 'string') {
+      issues.push(invalidType('string', input));
+      return input;
+    }
+    if (bound.min !== undefined && input.length < bound.min) issues.push(issue(`Too small: expected string to have >=${bound.min} characters`, false));
+    if (bound.max !== undefined && input.length > bound.max) issues.push(issue(`Too big: expected string to have <=${bound.max} characters`, false));
+    return input;
+  };
+}
+
+const string = str();
+const nonEmpty = str({ min: 1 });
+const bool: Check = (input, issues) => {
+  if (typeof input !== 'boolean') issues.push(invalidType('boolean', input));
+  return input;
+};
+const anything: Check = (input) => input;
+
+/** One of fixed strings (zod's enum; literal when there is one). */
+function oneOf(values: readonly string[]): Check {
+  const message = values.length === 1 ? `Invalid input: expected "${values[0]}"` : `Invalid option: expected one of ${values.map((v) => `"${v}"`).join('|')}`;
+  return (input, issues) => {
+    if (!values.includes(input as string)) issues.push(issue(message));
+    return input;
+  };
+}
+
+/** A string matching `pattern`, with the schema's own message. */
+function matching(pattern: RegExp, message: string): Check {
+  return (input, issues) => {
+    if (typeof input !== 'string') issues.push(invalidType('string', input));
+    else if (!pattern.test(input)) issues.push(issue(message, false));
+    return input;
+  };
+}
+
+// --- containers and wrappers ----------------------------------------------------------------------------------------
+
+/** Absent (undefined) or null passes as it is; anything else is checked by `inner`. */
+function nullish(inner: Check): Check {
+  const check: Check = (input, issues) => (input == null ? input : inner(input, issues));
+  check.optional = true;
+  return check;
+}
+
+/** Absent (undefined) passes; null is checked by `inner` like any value. */
+function optional(inner: Check): Check {
+  const check: Check = (input, issues) => (input === undefined ? input : inner(input, issues));
+  check.optional = true;
+  return check;
+}
+
+/** An array of `item`; longer than `max` is refused before its items are looked at, shorter than `min` after. */
+function array(item: Check, bound: { min?: number; max?: number } = {}): Check {
+  return (input, issues) => {
+    if (!Array.isArray(input)) {
+      issues.push(invalidType('array', input));
+      return input;
+    }
+    if (bound.max !== undefined && input.length > bound.max) {
+      issues.push(issue(`Too big: expected array to have <=${bound.max} items`));
+      return input;
+    }
+    const out = new Array(input.length);
+    for (let i = 0; i < input.length; i++) {
+      const from = issues.length;
+      out[i] = item(input[i], issues);
+      if (issues.length > from) prefix(issues, from, i);
+    }
+    if (bound.min !== undefined && input.length < bound.min) issues.push(issue(`Too small: expected array to have >=${bound.min} items`, false));
+    return out;
+  };
+}
+
+type Shape = Record<string, Check>;
+
+/**
+ * An object with the fields of `shape`, checked and copied in the shape's order (a field the body has is kept, even
+ * when its value is undefined; an absent optional field is left out). Other fields: dropped ('strip'), refused after
+ * the declared ones ('strict'), or kept as they are after them ('loose').
+ */
+function object(shape: Shape, extra: 'strip' | 'strict' | 'loose' = 'strip'): Check {
+  const keys = Object.keys(shape);
+  return (input, issues) => {
+    if (!isObject(input)) {
+      issues.push(invalidType('object', input));
+      return input;
+    }
+    const out: Record<string, unknown> = {};
+    for (const key of keys) {
+      const check = shape[key];
+      const present = key in input;
+      if (!present && check.optional) continue;
+      const from = issues.length;
+      const value = check(input[key], issues);
+      if (issues.length > from) prefix(issues, from, key);
+      if (present) out[key] = value;
+    }
+    if (extra === 'strip') return out;
+    const unknown: string[] = [];
+    for (const key in input) {
+      if (Object.hasOwn(shape, key)) continue;
+      if (extra === 'strict') unknown.push(key);
+      else if (key !== '__proto__') out[key] = input[key];
+    }
+    if (unknown.length > 0) issues.push(issue(`Unrecognized key${unknown.length > 1 ? 's' : ''}: ${unknown.map((k) => `"${k}"`).join(', ')}`, false));
+    return out;
+  };
+}
+
+/** A string-keyed record of `value`s, copied (its own enumerable keys, __proto__ left out). */
+function record(value: Check): Check {
+  return (input, issues) => {
+    if (!isObject(input)) {
+      issues.push(invalidType('record', input));
+      return input;
+    }
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(input)) {
+      if (key === '__proto__') continue;
+      const from = issues.length;
+      out[key] = value(input[key], issues);
+      if (issues.length > from) prefix(issues, from, key);
+    }
+    return out;
+  };
+}
+
+/**
+ * The first of `options` the value passes; when none does and exactly one failed only checks that do not abort, that
+ * one's problems; else one problem holding every branch's (zod's union).
+ */
+function union(options: readonly Check[]): Check {
+  return (input, issues) => {
+    const failed: Issue[][] = [];
+    for (const option of options) {
+      const own: Issue[] = [];
+      const value = option(input, own);
+      if (own.length === 0) return value;
+      failed.push(own);
+    }
+    const softly = failed.filter((own) => !own.some((i) => i.aborts));
+    if (softly.length === 1) issues.push(...softly[0]);
+    else issues.push({ ...issue('Invalid input'), branches: failed });
+    return input;
+  };
+}
+
+/** Objects told apart by their `key` field (zod's discriminatedUnion over literal keys). */
+function tagged(key: string, options: Record<string, Check>): Check {
+  const tags = Object.keys(options);
+  const message = `Invalid discriminator value. Expected ${tags.map((t) => `'${t}'`).join(' | ')}`;
+  return (input, issues) => {
+    if (!isObject(input)) {
+      issues.push(invalidType('object', input));
+      return input;
+    }
+    const tag = input[key];
+    if (typeof tag === 'string' && Object.hasOwn(options, tag)) return options[tag](input, issues);
+    issues.push(issue(message, true, [key]));
+    return input;
+  };
+}
+
+// --- reporting ------------------------------------------------------------------------------------------------------
+
+/**
+ * What the client is told about the first problem: the message and `param` naming the field. A union that no branch
+ * matched is explained by the branch that got furthest into the value (the longest path of each branch's first
+ * problem; the first on a tie), inwards.
+ */
+export function issueReport(first: Issue): { message: string; param: string | null } {
+  let found = first;
+  let path = [...first.path];
+  while (found.branches && found.branches.length > 0) {
+    const heads = found.branches.map((own) => own[0]).filter(Boolean);
+    const deepest = heads.reduce((a, b) => (b.path.length > a.path.length ? b : a), heads[0]);
+    if (!deepest || deepest.path.length === 0) break;
+    found = deepest;
+    path = [...path, ...deepest.path];
+  }
+  const param = paramName(path);
+  return { message: param ? `Invalid value for '${param}': ${found.message}` : found.message, param };
+}
+
+/** The 400 invalid_request_error for the first problem. */
+export function requestError(first: Issue): never {
+  const { message, param } = issueReport(first);
+  throw invalidRequest(message, param);
+}
+
+// --- the generation requests ----------------------------------------------------------------------------------------
+
+const tokenId = int({ min: 0 });
+const anyObject = record(anything);
+const jsonSchemaObject = anyObject;
+
+const content = nullish(union([string, array(object({ type: oneOf(['text']), text: string }))]));
+const toolCall = object({
+  id: optional(string),
+  type: optional(oneOf(['function'])),
+  function: object({ name: nonEmpty, arguments: optional(union([string, anyObject])) }),
+});
+const chatMessage = object({
+  role: oneOf(['system', 'developer', 'user', 'assistant', 'tool']),
+  content,
+  name: optional(string),
+  reasoning_content: nullish(string),
+  reasoning: nullish(string),
+  tool_calls: nullish(array(toolCall)),
+  tool_call_id: optional(string),
+});
+const functionTool = object({
+  type: oneOf(['function']),
+  function: object({
+    name: str({ min: 1, max: 64 }),
+    description: optional(string),
+    parameters: optional(anyObject),
+    strict: nullish(bool),
+  }),
+});
+const toolChoice = union([oneOf(['none', 'auto', 'required']), object({ type: oneOf(['function']), function: object({ name: nonEmpty }) })]);
+
+const responseFormat = tagged('type', {
+  text: object({ type: oneOf(['text']) }),
+  json_object: object({ type: oneOf(['json_object']) }),
+  json_schema: object({
+    type: oneOf(['json_schema']),
+    json_schema: object({
+      name: matching(/^[a-zA-Z0-9_-]{1,64}$/, 'name must be 1-64 letters, digits, underscores or dashes'),
+      description: nullish(string),
+      schema: nullish(jsonSchemaObject),
+      strict: nullish(bool),
+    }),
+  }),
+});
+const structuredOutputs = object(
+  {
+    json: nullish(union([jsonSchemaObject, string])),
+    regex: nullish(nonEmpty),
+    choice: nullish(array(string, { min: 1 })),
+    grammar: nullish(nonEmpty),
+    json_object: nullish(bool),
+    disable_fallback: nullish(bool),
+    disable_any_whitespace: nullish(bool),
+    disable_additional_properties: nullish(bool),
+  },
+  'strict',
+);
+const structuredOutputFields: Shape = {
+  response_format: nullish(responseFormat),
+  structured_outputs: nullish(structuredOutputs),
+  guided_json: nullish(union([jsonSchemaObject, string])),
+  guided_regex: nullish(nonEmpty),
+  guided_choice: nullish(array(string, { min: 1 })),
+  guided_grammar: nullish(nonEmpty),
+  guided_decoding_backend: nullish(oneOf(['xgrammar', 'auto'])),
+};
+
+const generationFields: Shape = {
+  temperature: nullish(num({ min: 0, max: 2 })),
+  top_p: nullish(num({ min: 0, max: 1 })),
+  top_k: nullish(int({ min: -1 })),
+  min_p: nullish(num({ min: 0, max: 1 })),
+  presence_penalty: nullish(num({ min: -2, max: 2 })),
+  frequency_penalty: nullish(num({ min: -2, max: 2 })),
+  repetition_penalty: nullish(num({ gt: 0, max: 10 })),
+  seed: nullish(int()),
+  n: nullish(int({ min: 1, max: 16 })),
+  stop: nullish(union([string, array(string, { max: 16 })])),
+  stop_token_ids: nullish(array(tokenId, { max: 64 })),
+  stream: nullish(bool),
+  stream_options: nullish(object({ include_usage: nullish(bool), include_obfuscation: nullish(bool) })),
+  max_tokens: nullish(int({ gt: 0 })),
+  user: nullish(string),
+};
+
+const reasoningEffort = oneOf(['none', 'minimal', 'low', 'medium', 'high', 'xhigh', 'max']);
+const thinkingControls: Shape = {
+  chat_template_kwargs: nullish(object({ enable_thinking: nullish(bool) }, 'loose')),
+  reasoning_effort: nullish(reasoningEffort),
+  reasoning: nullish(object({ enabled: nullish(bool), effort: nullish(reasoningEffort), max_tokens: nullish(int({ min: 0 })), exclude: nullish(bool) })),
+  think: nullish(union([bool, oneOf(['low', 'medium', 'high'])])),
+  thinking_token_budget: nullish(int({ min: 0 })),
+  include_reasoning: nullish(bool),
+};
+
+const chatRequest = object({
+  model: nonEmpty,
+  messages: array(chatMessage, { min: 1 }),
+  ...generationFields,
+  max_completion_tokens: nullish(int({ gt: 0 })),
+  logprobs: nullish(bool),
+  top_logprobs: nullish(int({ min: 0, max: 20 })),
+  logit_bias: nullish(record(num())),
+  tools: nullish(array(functionTool, { max: 128 })),
+  tool_choice: nullish(toolChoice),
+  parallel_tool_calls: nullish(bool),
+  ...structuredOutputFields,
+  metadata: nullish(record(string)),
+  store: nullish(bool),
+  service_tier: nullish(string),
+  safety_identifier: nullish(string),
+  prompt_cache_key: nullish(string),
+  split_special_tokens: nullish(bool),
+  ...thinkingControls,
+});
+
+const completionRequest = object({
+  model: nonEmpty,
+  prompt: union([string, array(string, { min: 1 }), array(tokenId, { min: 1 }), array(array(tokenId, { min: 1 }), { min: 1 })]),
+  ...generationFields,
+  logprobs: nullish(int({ min: 0, max: 5 })),
+  echo: nullish(bool),
+  best_of: nullish(int({ min: 1 })),
+  suffix: nullish(string),
+  logit_bias: nullish(record(num())),
+  ...structuredOutputFields,
+});
+
+// --- checks across fields (shared with the zod schemas' refinements) -----------------------------------------------
+
+export type AddIssue = (path: PropertyKey[], message: string) => void;
+
+/**
+ * Token ids the client sent (stop_token_ids, token-id prompts) must be in the tokenizer's vocabulary: a worker would
+ * refuse them with 400, so the edge refuses them first, naming the id's position.
+ */
+function checkTokenIds(add: AddIssue, ids: readonly number[] | null | undefined, path: PropertyKey[]): void {
+  if (!ids) return;
+  const vocabSize = getTokenizer().vocabSize;
+  const bad = ids.findIndex((id) => id >= vocabSize);
+  if (bad !== -1) add([...path, bad], `token id ${ids[bad]} is not in the vocabulary (ids are below ${vocabSize})`);
+}
+
+/**
+ * logit_bias as OpenAI defines it (token id → bias in [-100, 100]), checked key by key; biases other than 0 are then
+ * refused, because the sampler does not apply them.
+ */
+function checkLogitBias(add: AddIssue, bias: Record<string, number> | null | undefined): void {
+  if (!bias) return;
+  const vocabSize = getTokenizer().vocabSize;
+  for (const [key, value] of Object.entries(bias)) {
+    if (!/^\d{1,9}$/.test(key) || Number(key) >= vocabSize) {
+      add(['logit_bias'], `"${key.slice(0, 32)}" is not a token id (ids are integers below ${vocabSize})`);
+      return;
+    }
+    if (!(value >= -100 && value <= 100)) {
+      add(['logit_bias'], `the bias of token ${key} must be between -100 and 100`);
+      return;
+    }
+  }
+  if (Object.values(bias).some((value) => value !== 0)) add(['logit_bias'], 'logit_bias is not supported by this server');
+}
+
+/** The chat request's rules across fields, in the order they are reported. */
+export function chatRequestRules(body: ChatCompletionRequest, add: AddIssue): void {
+  if (body.top_logprobs != null && body.top_logprobs > 0 && body.logprobs !== true) add(['top_logprobs'], 'top_logprobs requires logprobs to be true');
+  checkTokenIds(add, body.stop_token_ids, ['stop_token_ids']);
+  checkLogitBias(add, body.logit_bias);
+  if (body.tool_choice && body.tool_choice !== 'none' && body.tool_choice !== 'auto' && !body.tools?.length) add(['tool_choice'], 'tool_choice requires tools');
+  if (typeof body.tool_choice === 'object' && body.tool_choice && body.tools?.length) {
+    const name = body.tool_choice.function.name;
+    if (!body.tools.some((t) => t.function.name === name)) add(['tool_choice', 'function', 'name'], `no tool named "${name}" in tools`);
+  }
+}
+
+/** The legacy completion request's rules across fields, in the order they are reported. */
+export function completionRequestRules(body: CompletionRequest, add: AddIssue): void {
+  if (body.suffix) add(['suffix'], 'suffix is not supported by this server');
+  if (body.best_of != null && body.best_of !== (body.n ?? 1)) add(['best_of'], 'best_of other than n is not supported by this server');
+  checkTokenIds(add, body.stop_token_ids, ['stop_token_ids']);
+  checkLogitBias(add, body.logit_bias);
+  const { prompt } = body;
+  if (Array.isArray(prompt) && typeof prompt[0] === 'number') checkTokenIds(add, prompt as number[], ['prompt']);
+  else if (Array.isArray(prompt)) (prompt as unknown[]).forEach((p, i) => Array.isArray(p) && checkTokenIds(add, p, ['prompt', i]));
+}
+
+/** A request check: the body to use, or its first problem. */
+export type RequestCheck<T> = (body: unknown) => { ok: true; value: T } | { ok: false; issue: Issue };
+
+function withRules<T>(check: Check, rules: (body: T, add: AddIssue) => void): RequestCheck<T> {
+  return (body) => {
+    const issues: Issue[] = [];
+    const value = check(body, issues) as T;
+    // the rules across fields run when every field has the right type (zod runs refinements unless a problem aborts)
+    if (issues.length === 0 || !issues.some((i) => i.aborts)) rules(value, (path, message) => issues.push(issue(message, false, path)));
+    return issues.length === 0 ? { ok: true, value } : { ok: false, issue: issues[0] };
+  };
+}
+
+export const checkChatRequest: RequestCheck<ChatCompletionRequest> = withRules(chatRequest, chatRequestRules);
+export const checkCompletionRequest: RequestCheck<CompletionRequest> = withRules(completionRequest, completionRequestRules);
+
+// --- the body -------------------------------------------------------------------------------------------------------
+
+/** Nesting deeper than this (objects and arrays) is refused before anything recurses over the body. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Where free-form JSON sits in a request ('#' = any index): a body nested too deep is reported at the free-form
+ * field that holds it (`tools[0].function.parameters`), or else at its top-level field.
+ */
+const FREE_FORM_FIELDS: readonly (readonly string[])[] = [
+  ['tools', '#', 'function', 'parameters'],
+  ['messages', '#', 'tool_calls', '#', 'function', 'arguments'],
+  ['messages', '#', 'content'],
+  ['response_format'],
+  ['chat_template_kwargs'],
+  ['metadata'],
+];
+
+/** The path (top-level field first) to the first value nested deeper than `limit`, or null. Iterative: no recursion. */
+export function tooDeep(value: unknown, limit: number): PropertyKey[] | null {
+  type Node = { value: unknown; depth: number; parent: Node | null; key: PropertyKey };
+  const stack: Node[] = [{ value, depth: 0, parent: null, key: '' }];
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    if (node.value === null || typeof node.value !== 'object') continue;
+    if (node.depth >= limit) {
+      const path: PropertyKey[] = [];
+      for (let n: Node | null = node; n?.parent; n = n.parent) path.unshift(n.key);
+      return path;
+    }
+    for (const [key, child] of Object.entries(node.value)) {
+      if (child !== null && typeof child === 'object') stack.push({ value: child, depth: node.depth + 1, parent: node, key: Array.isArray(node.value) ? Number(key) : key });
+    }
+  }
+  return null;
+}
+
+function depthParam(path: readonly PropertyKey[]): string | null {
+  const field = FREE_FORM_FIELDS.find((f) => f.length <= path.length && f.every((part, i) => (part === '#' ? typeof path[i] === 'number' : part === path[i])));
+  return paramName(path.slice(0, field?.length ?? 1));
+}
+
+/**
+ * The request body as JSON, whatever its Content-Type says (as vLLM does: `curl -d` sends form-urlencoded), refused
+ * with 400 when it does not parse or is nested deeper than MAX_JSON_DEPTH.
+ */
+export async function readJsonBody(c: Context): Promise<unknown> {
+  const text = await c.req.text();
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    const hint = text.trim() === '' ? 'the body is empty' : (err as Error).message;
+    throw invalidRequest(`We could not parse the JSON body of your request (${hint}). Send a JSON object, e.g. with Content-Type: application/json.`);
+  }
+  const deep = tooDeep(value, MAX_JSON_DEPTH);
+  if (deep) {
+    const param = depthParam(deep);
+    throw invalidRequest(`Invalid value for '${param}': nested deeper than ${MAX_JSON_DEPTH} levels.`, param);
+  }
+  return value;
+}
+
+/** Middleware checking the JSON body with `check` (400 naming the field); its output flows into `c.req.valid('json')`. */
+export function validBody<T extends object>(check: RequestCheck<T>): MiddlewareHandler<Env, string, { in: { json: unknown }; out: { json: T } }> {
+  return async function validBody(c, next) {
+    const result = check(await readJsonBody(c));
+    if (!result.ok) requestError(result.issue);
+    c.req.addValidatedData('json', result.value);
+    await next();
+  };
+}
+
+/** A zod problem as an Issue (a union's branches too). */
+export function fromZod(found: z.core.$ZodIssue): Issue {
+  const branches = found.code === 'invalid_union' ? found.errors.map((own) => own.map(fromZod)) : undefined;
+  return { path: [...found.path], message: found.message, aborts: true, branches };
+}
+
+/**
+ * Middleware validating the JSON body with a zod `schema` (the endpoints off the generation path: the schema is
+ * built by whoever passes it), 400 naming the field like validBody; its output type flows into `c.req.valid('json')`.
+ */
+export function jsonBody<S extends z.ZodMiniType>(schema: S): MiddlewareHandler<Env, string, { in: { json: z.input<S> }; out: { json: z.output<S> } }> {
+  return async function jsonBody(c, next) {
+    const result = schema.safeParse(await readJsonBody(c));
+    if (!result.success) requestError(fromZod(result.error.issues[0]));
+    c.req.addValidatedData('json', result.data as object);
+    await next();
+  };
+}
+
+/** Rejects anything other than the served model with 404 model_not_found. */
+export function requireModel(model: string | undefined, served: string): void {
+  if (model !== undefined && model !== served) throw modelNotFound(model);
+}
+
+/**
+ * The completion budget for a prompt: the client's max tokens, or undefined when it sent none (up to the context of
+ * the worker that serves it). `context` is the largest context among the workers (edge/worker-contexts.ts; undefined
+ * while none is known, and the workers check alone). 400 context_length_exceeded when no worker can hold the prompt
+ * and the completion (vLLM's wording), naming the field the client used, before any worker is called.
+ */
+export function completionBudget(
+  promptTokens: number,
+  requested: number | null | undefined,
+  context: number | undefined,
+  params: { prompt: string; budget: string },
+): number | undefined {
+  const param = params.budget;
+  if (context !== undefined && promptTokens >= context) {
+    throw invalidRequest(
+      `This model's maximum context length is ${context} tokens. However, your prompt has ${promptTokens} tokens, ` +
+        'which leaves no room for a completion. Please reduce the length of the prompt.',
+      params.prompt,
+      'context_length_exceeded',
+    );
+  }
+  if (requested == null) return undefined;
+  if (context !== undefined && promptTokens + requested > context) {
+    throw invalidRequest(
+      `This model's maximum context length is ${context} tokens. However, you requested ${promptTokens + requested} tokens ` +
+        `(${promptTokens} in the prompt, ${requested} for the completion). Please reduce the length of the prompt or ${param}.`,
+      param,
+      'context_length_exceeded',
+    );
+  }
+  return requested;
+}
+
+/** The most tokens one generation can use: its budget, else what the largest context leaves after the prompt. */
+export function generationBound(promptTokens: number, maxTokens: number | undefined, context: number | undefined): number {
+  return maxTokens ?? (context === undefined ? 0 : context - promptTokens);
+}
