@@ -1,16 +1,20 @@
 /** Every token's raw bytes for decoding, each built from the merges the first time it is asked for: the token made by
  * merge r is its left token's bytes then its right token's. Building the tokenizer then costs no pass over the ~1 MB
- * of token bytes (it happens at isolate start); a decode builds only the tokens it meets, once. */
+ * of token bytes (it happens at isolate start), and a decode builds only the tokens it meets, once, into a pool that
+ * grows with them (the first request's few tokens need a few KB, not the ~1 MB that holds them all). */
 import type { AddedToken, MergePairs } from './tokenizer-data.js';
 
 /** Tokens are under 256 bytes (scripts/build-tokenizer.mjs checks), so an expansion never stacks more parts. */
 const MAX_TOKEN_BYTES = 256;
+/** The pool's first size (bytes); it doubles when a token might not fit. */
+const FIRST_POOL_BYTES = 16 * 1024;
 
 export class TokenBytes {
-  /** Start of each token's bytes in `pool`; -1 until built. */
+  /** Start of each token's bytes in `pool`, once built. */
   private readonly starts: Int32Array;
+  /** Byte length of each token; 0 until built (every token has at least one byte). */
   private readonly lengths: Uint8Array;
-  /** Holds every token once all are built (totalBytes); allocated on first use. */
+  /** The built tokens' bytes; allocated on first use, grown by doubling (at most totalBytes). */
   private pool = new Uint8Array(0);
   private used = 0;
   /** Parts still to expand, rightmost at the bottom. */
@@ -31,25 +35,30 @@ export class TokenBytes {
     vocabSize: number,
     private readonly totalBytes: number,
   ) {
-    this.starts = new Int32Array(vocabSize).fill(-1);
+    this.starts = new Int32Array(vocabSize);
     this.lengths = new Uint8Array(vocabSize);
   }
 
-  /** Bytes of token id (a valid id: 0 ≤ id < vocabSize); a view that stays valid. */
+  /** Bytes of token id (a valid id: 0 ≤ id < vocabSize); a view that stays valid (a grown pool leaves it as it was). */
   of(id: number): Uint8Array {
-    const start = this.starts[id] >= 0 ? this.starts[id] : this.build(id);
+    const start = this.lengths[id] > 0 ? this.starts[id] : this.build(id);
     return this.pool.subarray(start, start + this.lengths[id]);
   }
 
   /** Byte length of token id (a valid id). */
   lengthOf(id: number): number {
-    if (this.starts[id] < 0) this.build(id);
+    if (this.lengths[id] === 0) this.build(id);
     return this.lengths[id];
   }
 
   /** Appends the bytes of token id to the pool; returns their start. */
   private build(id: number): number {
-    if (this.pool.length === 0) this.allocate();
+    if (this.pool.length === 0) {
+      this.allocate();
+      // a single byte is in the pool now (building it again would take a byte the last token needs)
+      if (this.lengths[id] > 0) return this.starts[id];
+    }
+    if (this.used + MAX_TOKEN_BYTES > this.pool.length && this.pool.length < this.totalBytes) this.grow();
     const pool = this.pool;
     const start = this.used;
     let used = start;
@@ -64,8 +73,8 @@ export class TokenBytes {
       stack[0] = id;
       for (let top = 1; top > 0; ) {
         const part = stack[--top];
-        const partStart = this.starts[part];
-        if (partStart >= 0) {
+        if (this.lengths[part] > 0) {
+          const partStart = this.starts[part];
           const partEnd = partStart + this.lengths[part];
           for (let k = partStart; k < partEnd; k++) pool[used++] = pool[k];
         } else {
@@ -84,7 +93,7 @@ export class TokenBytes {
 
   /** The pool, with the 256 single-byte tokens in it (token i < 256 at offset i). */
   private allocate(): void {
-    this.pool = new Uint8Array(this.totalBytes);
+    this.pool = new Uint8Array(Math.min(FIRST_POOL_BYTES, this.totalBytes));
     for (let b = 0; b < 256; b++) {
       const id = this.byteToId[b];
       this.pool[id] = b;
@@ -92,5 +101,12 @@ export class TokenBytes {
       this.lengths[id] = 1;
     }
     this.used = 256;
+  }
+
+  /** Twice the pool (at most totalBytes), the built tokens copied over. */
+  private grow(): void {
+    const pool = new Uint8Array(Math.min(this.pool.length * 2, this.totalBytes));
+    pool.set(this.pool.subarray(0, this.used));
+    this.pool = pool;
   }
 }
