@@ -37,6 +37,8 @@ const BASELINE_REF = option('--baseline');
 const SAMPLES = Number(option('--samples') ?? 5);
 /** wrangler.toml environment to deploy (dry run); "top" = the top level (not minified: readable profiles). */
 const ENV = option('--env') ?? 'production';
+/** Rows of the where-the-time-went lists (functions and modules) per profile kind. */
+const TOP = Number(option('--top') ?? 8);
 const SECRET = 'bench-secret-0123456789';
 const ADMIN_TOKEN = 'adm-bench-token-0123456789';
 const API_KEY = 'sk-bench-cold-start-0123456789';
@@ -123,7 +125,7 @@ export default { async fetch(request) {
 async function profiled(mf, script, fn) {
   const profile = await startProfile((await mf.getInspectorURL()).port, 'core:user:edge', SAMPLING_INTERVAL_US);
   const result = await fn();
-  const summary = summarizeProfile(await profile.stop(), script, SAMPLING_INTERVAL_US, 12);
+  const summary = summarizeProfile(await profile.stop(), script, SAMPLING_INTERVAL_US, Math.max(12, TOP * 2));
   const self = (name) => summary.bySelf.find((r) => r.name === `${name} ${name}`)?.ms ?? 0;
   return { result, busyMs: summary.busyMs, programMs: self('(program)'), gcMs: self('(garbage collector)'), byModule: summary.byModule, bySelf: summary.bySelf };
 }
@@ -200,7 +202,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const round = (x) => +x.toFixed(1);
 
 /** Rows (name, ms) of several profiles' summaries merged: mean ms per profile, largest first. */
-function meanRows(lists, count = 8) {
+function meanRows(lists, count = TOP) {
   const total = new Map();
   for (const rows of lists) for (const { name, ms } of rows) total.set(name, (total.get(name) ?? 0) + ms);
   return [...total].sort((a, b) => b[1] - a[1]).slice(0, count).map(([name, ms]) => ({ name, ms: round(ms / lists.length) }));
