@@ -131,19 +131,23 @@ function mutate(base: Json, rand: () => number): Json {
 }
 
 describe('the generation bodies, checked without zod, as the zod schemas check them', () => {
-  it('Should accept and refuse 6,000 random chat bodies exactly as chatCompletionRequestSchema does', () => {
-    const rand = random(13);
+  /** How many of `count` random edits of `bases` were refused, each compared with the schema. */
+  function fuzz(check: RequestCheck<object>, schema: Parameters<typeof withZod>[0], bases: Json[], seed: number, count: number): number {
+    const rand = random(seed);
     let refused = 0;
-    for (let i = 0; i < 6000; i++) refused += expectSame(checkChatRequest, chatCompletionRequestSchema, mutate(CHAT_BODIES[i % CHAT_BODIES.length], rand)).ok ? 0 : 1;
+    for (let i = 0; i < count; i++) refused += expectSame(check, schema, mutate(bases[i % bases.length], rand)).ok ? 0 : 1;
+    return refused;
+  }
+
+  it('Should accept and refuse 6,000 random chat bodies exactly as chatCompletionRequestSchema does', () => {
+    const refused = fuzz(checkChatRequest, chatCompletionRequestSchema, CHAT_BODIES, 13, 6000);
     // most edits break something, but not all: both outcomes are well covered
     expect(refused).toBeGreaterThan(2000);
     expect(refused).toBeLessThan(5500);
   });
 
   it('Should accept and refuse 4,000 random legacy completion bodies exactly as completionRequestSchema does', () => {
-    const rand = random(31);
-    let refused = 0;
-    for (let i = 0; i < 4000; i++) refused += expectSame(checkCompletionRequest, completionRequestSchema, mutate(COMPLETION_BODIES[i % COMPLETION_BODIES.length], rand)).ok ? 0 : 1;
+    const refused = fuzz(checkCompletionRequest, completionRequestSchema, COMPLETION_BODIES, 31, 4000);
     expect(refused).toBeGreaterThan(1000);
     expect(refused).toBeLessThan(3700);
   });
