@@ -5,7 +5,7 @@
 // needs them (the zod build and these schemas cost a cold isolate milliseconds).
 import * as z from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
-import { chatRequestRules, completionRequestRules, type AddIssue } from './validate-request.ts';
+import { chatRequestRules, completionRequestRules, type AddIssue } from './request-rules.ts';
 
 // zod's functional build (zod/mini): its schemas are plain objects, where the classic build attaches some fifty
 // methods to every schema it constructs, which made building these at isolate start-up cost tens of ms. The
@@ -150,7 +150,7 @@ export const thinkingControlsSchema = z.object({
 });
 export type ThinkingControls = z.infer<typeof thinkingControlsSchema>;
 
-/** The cross-field rules (edge/validate-request.ts, shared with the generation endpoints' own checks) as a refinement. */
+/** The rules across fields (edge/request-rules.ts, shared with edge/validate-request.ts) as a refinement. */
 function refinement<T>(rules: (body: T, add: AddIssue) => void) {
   return z.superRefine<T>((body, ctx) => rules(body, (path, message) => ctx.addIssue({ code: 'custom', path, message })));
 }
