@@ -99,7 +99,7 @@ export function createApp(options: CreateAppOptions = {}): Hono<EdgeEnv> {
   }
 
   app.get('/health', (c) => c.json({ status: 'ok' }));
-  app.get('/', (c) => c.html(playgroundHtml({ modelId: c.var.config.modelId })));
+  app.get('/', (c) => c.html(playgroundHtml({ modelId: c.get('config').modelId })));
   app.route('/', chatCompletionsRoute());
   app.route('/', completionsRoute());
   app.route('/', modelsRoute());

@@ -9,6 +9,10 @@ import type { ThinkingDefault } from './thinking-mode.ts';
 import type { UpstreamPool } from './upstream.ts';
 import type { WorkerContexts } from './worker-contexts.ts';
 
+/**
+ * Read them with `c.get(name)`: hono's `c.var` copies every variable into a new object on each access, and a request
+ * reads them a few dozen times.
+ */
 export type EdgeVariables = {
   requestId: string;
   config: EdgeConfig;

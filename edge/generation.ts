@@ -65,8 +65,8 @@ export function generateRequests(args: {
  */
 export async function startGenerations(c: Context<EdgeEnv>, requests: GenerateRequestInput[], params: ClientParams): Promise<UpstreamStream[]> {
   const options = { params, background: (work: Promise<unknown>) => runAfterResponse(c, work) };
-  const tenant = c.var.lifecycle.tenant;
-  const started = await Promise.allSettled(requests.map((r) => c.var.upstream.generate(tenant ? { ...r, tenant } : r, c.req.raw.signal, options)));
+  const tenant = c.get('lifecycle').tenant;
+  const started = await Promise.allSettled(requests.map((r) => c.get('upstream').generate(tenant ? { ...r, tenant } : r, c.req.raw.signal, options)));
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (!failed) return started.map((r) => (r as PromiseFulfilledResult<UpstreamStream>).value);
   for (const r of started) if (r.status === 'fulfilled') r.value.cancel();
@@ -132,5 +132,5 @@ export function countsOf(usage: CompletionUsage): UsageCounts {
 }
 
 export function settleUsage(c: Context<EdgeEnv>, outcome: UsageOutcome, status: number, usage: CompletionUsage): void {
-  c.var.lifecycle.settle({ outcome, status, ...countsOf(usage) });
+  c.get('lifecycle').settle({ outcome, status, ...countsOf(usage) });
 }

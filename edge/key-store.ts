@@ -5,6 +5,7 @@
  */
 import * as z from 'zod/mini';
 import type { RateLimits } from './rate-limiter-do.ts';
+import { toHex } from '../gpu-worker/signing.ts';
 
 // zod's functional build, as edge/schemas.ts uses it (cheap to construct at isolate start-up).
 const positiveInt = z.number().check(z.int(), z.positive());
@@ -48,8 +49,7 @@ const RECORD_PREFIX = 'key:';
 const encoder = new TextEncoder();
 
 export async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', encoder.encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+  return toHex(await crypto.subtle.digest('SHA-256', encoder.encode(text)));
 }
 
 /** Compares two strings in time independent of where they differ (both are hashed first: equal lengths). */

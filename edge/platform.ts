@@ -132,8 +132,8 @@ export function contextsFor(config: EdgeConfig): WorkerContexts {
  */
 export async function largestContext(c: Context<EdgeEnv, any, any>): Promise<number | undefined> {
   const background = (work: Promise<unknown>) => runAfterResponse(c, work);
-  const [fixed] = await Promise.all([c.var.contexts.largest(background), c.var.upstream.refreshMembers(background)]);
-  const member = c.var.upstream.largestMemberContext();
+  const [fixed] = await Promise.all([c.get('contexts').largest(background), c.get('upstream').refreshMembers(background)]);
+  const member = c.get('upstream').largestMemberContext();
   return fixed === undefined || member === undefined ? (fixed ?? member) : Math.max(fixed, member);
 }
 

@@ -84,6 +84,10 @@ type Stored = {
 
 export class RateLimiter extends DurableObject {
   private state: Stored = { requests: null, tokens: null, leases: {}, reclaimed: {}, quotaUsed: 0, revoked: false };
+  /** generations the leases hold (the sum over state.leases, kept as they change: read on every call) */
+  private streams = 0;
+  /** no lease expires, and no reclaimed one is forgotten, before this time (ms): expireLeases() has nothing to do */
+  private nextExpiryAt = 0;
   /** Added to Date.now(): tests move this object's clock forward with runInDurableObject. */
   clockOffsetMs = 0;
 
@@ -95,6 +99,7 @@ export class RateLimiter extends DurableObject {
         const { settled: _, ...kept } = stored; // the settled-id list of older versions: a lease's absence says it now
         this.state = { ...this.state, ...kept };
       }
+      for (const lease of Object.values(this.state.leases)) this.streams += lease.streams ?? 1;
     });
   }
 
@@ -128,7 +133,7 @@ export class RateLimiter extends DurableObject {
     if (tokens.level < reserve || tokens.level <= 0) {
       return refuse('tokens', msUntil(tokens, Math.max(reserve, 1), limits.tokens_per_minute));
     }
-    if (this.streamsInFlight() + streams > limits.concurrent_streams) {
+    if (this.streams + streams > limits.concurrent_streams) {
       // a stream can end any moment; the soonest lease expiry is only the worst case
       return refuse('concurrency', 1000);
     }
@@ -139,6 +144,8 @@ export class RateLimiter extends DurableObject {
     this.state.tokens = tokens;
     this.state.admittedTotal = (this.state.admittedTotal ?? 0) + 1;
     this.state.leases[leaseId] = { reserved: reserve, streams, expiresAt: now + LEASE_TTL_MS };
+    this.streams += streams;
+    this.nextExpiryAt = Math.min(this.nextExpiryAt, now + LEASE_TTL_MS);
     this.save();
     return { ok: true, leaseId, reserved: reserve, state: this.describe(limits, requests, tokens) };
   }
@@ -153,6 +160,7 @@ export class RateLimiter extends DurableObject {
     const tokens = refill(this.state.tokens, limits.tokens_per_minute, now);
     const lease = this.state.leases[leaseId] ?? this.state.reclaimed?.[leaseId];
     if (lease) {
+      if (this.state.leases[leaseId]) this.streams -= lease.streams ?? 1;
       delete this.state.leases[leaseId];
       delete this.state.reclaimed?.[leaseId];
       tokens.level -= Math.max(0, Math.round(bucketTokens)) - lease.reserved;
@@ -183,22 +191,26 @@ export class RateLimiter extends DurableObject {
     this.save();
   }
 
-  /** Generations the key's leases hold. */
-  private streamsInFlight(): number {
-    let sum = 0;
-    for (const lease of Object.values(this.state.leases)) sum += lease.streams ?? 1;
-    return sum;
-  }
-
   /** Leases past their TTL stop counting; they are kept (one more TTL) for a settle that may still come. */
   private expireLeases(now: number): void {
+    if (now < this.nextExpiryAt) return;
+    let next = Infinity;
     const reclaimed = (this.state.reclaimed ??= {});
-    for (const [id, lease] of Object.entries(reclaimed)) if (lease.expiresAt + LEASE_TTL_MS <= now) delete reclaimed[id];
-    for (const [id, lease] of Object.entries(this.state.leases)) {
-      if (lease.expiresAt > now) continue;
-      delete this.state.leases[id];
-      reclaimed[id] = lease;
+    for (const [id, lease] of Object.entries(reclaimed)) {
+      if (lease.expiresAt + LEASE_TTL_MS <= now) delete reclaimed[id];
+      else next = Math.min(next, lease.expiresAt + LEASE_TTL_MS);
     }
+    for (const [id, lease] of Object.entries(this.state.leases)) {
+      if (lease.expiresAt > now) {
+        next = Math.min(next, lease.expiresAt);
+        continue;
+      }
+      delete this.state.leases[id];
+      this.streams -= lease.streams ?? 1;
+      reclaimed[id] = lease;
+      next = Math.min(next, lease.expiresAt + LEASE_TTL_MS);
+    }
+    this.nextExpiryAt = next;
   }
 
   private stateAt(limits: RateLimits, now: number): LimitState {
@@ -213,7 +225,7 @@ export class RateLimiter extends DurableObject {
       remainingTokens: Math.max(0, Math.floor(tokens.level)),
       resetRequestsMs: msUntil(requests, limits.requests_per_minute, limits.requests_per_minute),
       resetTokensMs: msUntil(tokens, limits.tokens_per_minute, limits.tokens_per_minute),
-      inFlight: this.streamsInFlight(),
+      inFlight: this.streams,
       limitConcurrent: limits.concurrent_streams,
       quotaUsed: this.state.quotaUsed,
       admittedTotal: this.state.admittedTotal ?? 0,

@@ -15,8 +15,8 @@ export type PreparedRequest = {
   generations: number;
   /** tokens per generation */
   maxTokens: number;
-  /** canonical JSON of everything that decides the output: a cache key */
-  fingerprint: string;
+  /** canonical JSON of everything that decides the output: a cache key (routes compute it when it is read) */
+  readonly fingerprint: string;
   /** temperature 0 or an explicit seed */
   deterministic: boolean;
 };

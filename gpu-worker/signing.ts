@@ -38,8 +38,14 @@ function signedBytes(parts: SignedParts, timestamp: string): Uint8Array<ArrayBuf
   return encoder.encode(`${parts.method.toUpperCase()}\n${parts.path}\n${timestamp}\n${parts.body}`);
 }
 
-function toHex(bytes: ArrayBuffer): string {
-  return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, '0')).join('');
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
+/** Lower-case hex of the bytes (every request's signature; the edge's key hashes and request ids too). */
+export function toHex(bytes: ArrayBuffer | Uint8Array): string {
+  const view = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  let hex = '';
+  for (const b of view) hex += HEX[b];
+  return hex;
 }
 
 function fromHex(hex: string): Uint8Array<ArrayBuffer> | null {

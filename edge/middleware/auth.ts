@@ -15,7 +15,7 @@ const invalidKey = (message: string) =>
 /** Middleware factory: the bearer secret → its key record in `c.var.apiKey`; 401 for anything else. */
 export function apiKeyAuth(): MiddlewareHandler<AccountsEnv> {
   return async function apiKeyAuth(c, next) {
-    if (c.var.apiKey) return next(); // already authenticated further up the chain
+    if (c.get('apiKey')) return next(); // already authenticated further up the chain
     const header = c.req.header('authorization') ?? '';
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) {
@@ -28,7 +28,7 @@ export function apiKeyAuth(): MiddlewareHandler<AccountsEnv> {
     if (!record) throw invalidKey(`Incorrect API key provided: ${shown}.`);
     if (record.revoked_at !== null) throw invalidKey(`The API key ${record.hint}… has been revoked.`);
     c.set('apiKey', record);
-    c.var.lifecycle.tenant = record.tenant;
+    c.get('lifecycle').tenant = record.tenant;
     await next();
   };
 }
@@ -40,9 +40,9 @@ export function apiKeyAuth(): MiddlewareHandler<AccountsEnv> {
  */
 export function modelAccess(): MiddlewareHandler<AccountsEnv> {
   return async function modelAccess(c, next) {
-    const allowed = c.var.apiKey?.models;
+    const allowed = c.get('apiKey')?.models;
     if (allowed) {
-      c.var.lifecycle.intercept(async (prepared) => {
+      c.get('lifecycle').intercept(async (prepared) => {
         if (!allowed.includes(prepared.model)) throw modelNotFound(prepared.model);
         return undefined;
       });

@@ -26,22 +26,23 @@ export function metering(): MiddlewareHandler<AccountsEnv> {
     const startedAt = Date.now();
     // registered before the handler runs: a client that disconnects (or a runtime that cancels the handler) while it
     // runs cannot keep the record from being written
-    const written = c.var.lifecycle.usage.then(async (report) => {
-      const { lifecycle, apiKey } = c.var;
+    const written = c.get('lifecycle').usage.then(async (report) => {
+      const lifecycle = c.get('lifecycle');
+      const apiKey = c.get('apiKey');
       const prepared = lifecycle.prepared;
       // with a rate limiter: every request that held a lease; without one: those admitted to the model or the cache
       const recorded = lifecycle.leased ? await lifecycle.leased : !!prepared && (lifecycle.admitted || report.outcome === 'cached');
       if (!recorded) return;
-      const hit = report.outcome === 'cached' ? c.var.cacheHit : undefined;
+      const hit = report.outcome === 'cached' ? c.get('cacheHit') : undefined;
       const tokens = hit?.usage ?? report;
       const record: UsageRecord = {
         id,
-        request_id: c.var.requestId,
+        request_id: c.get('requestId'),
         key_id: apiKey.id,
         tenant: apiKey.tenant,
         model: prepared?.model ?? '',
         mode: prepared ? modeOf(prepared) : '',
-        endpoint: new URL(c.req.url).pathname,
+        endpoint: c.req.path,
         prompt_tokens: count(tokens.promptTokens),
         // a cached answer served every prompt token from cache
         cached_tokens: count(hit ? tokens.promptTokens : tokens.cachedTokens),

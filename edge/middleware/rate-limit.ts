@@ -11,8 +11,18 @@ import { runAfterResponse } from '../platform.ts';
 import type { Admission, LimitState, RateLimiter, Refused } from '../rate-limiter-do.ts';
 import type { PreparedRequest } from '../request-lifecycle.ts';
 
+/** Each key's Durable Object id (idFromName hashes the name): plain values, kept for the isolate's life. */
+const limiterIds = new WeakMap<DurableObjectNamespace<RateLimiter>, Map<string, DurableObjectId>>();
+
 export function limiterFor(ns: DurableObjectNamespace<RateLimiter>, keyId: string): DurableObjectStub<RateLimiter> {
-  return ns.get(ns.idFromName(keyId));
+  let ids = limiterIds.get(ns);
+  if (!ids) limiterIds.set(ns, (ids = new Map()));
+  let id = ids.get(keyId);
+  if (!id) {
+    if (ids.size >= 10_000) ids.clear();
+    ids.set(keyId, (id = ns.idFromName(keyId)));
+  }
+  return ns.get(id);
 }
 
 /** Go-style duration as OpenAI writes it: "12ms", "1.5s", "6m0s". */
@@ -112,16 +122,16 @@ const GENERATION_PATHS = new Set(['/v1/chat/completions', '/v1/completions']);
  */
 export function rateLimit(): MiddlewareHandler<AccountsEnv> {
   return async function rateLimit(c, next) {
-    const key = c.var.apiKey;
+    const key = c.get('apiKey');
     const limiter = limiterFor(c.env.RATE_LIMITER, key.id);
-    if (c.req.method !== 'POST' || !GENERATION_PATHS.has(new URL(c.req.url).pathname)) {
+    if (c.req.method !== 'POST' || !GENERATION_PATHS.has(c.req.path)) {
       const state = await limiter.peek(key.limits);
       if (state.revoked) throw revokedKey();
       await next();
       setHeaders(c, rateLimitHeaders(state));
       return;
     }
-    const { lifecycle } = c.var;
+    const lifecycle = c.get('lifecycle');
     const leaseId = crypto.randomUUID();
     let admitting: Promise<Admission> | undefined;
     /**
@@ -141,7 +151,7 @@ export function rateLimit(): MiddlewareHandler<AccountsEnv> {
           if (!admission.ok) return;
           const report = await lifecycle.usage;
           const used = report.promptTokens + report.completionTokens;
-          const quota = report.outcome === 'cached' ? (c.var.cacheHit?.usage.promptTokens ?? 0) + (c.var.cacheHit?.usage.completionTokens ?? 0) : used;
+          const quota = report.outcome === 'cached' ? (c.get('cacheHit')?.usage.promptTokens ?? 0) + (c.get('cacheHit')?.usage.completionTokens ?? 0) : used;
           // settle is idempotent per lease, so a failed call is simply made again
           await retry(() => limiter.settle(leaseId, report.outcome === 'cached' ? 0 : used, quota, key.limits));
         }),

@@ -1,13 +1,13 @@
 // Gives every request an id: the client's `x-request-id` when it is a sane token, else a fresh one. It is echoed on
 // the response (the openai SDK exposes it as `request_id`), stored as c.var.requestId and sent on to the worker.
 import type { MiddlewareHandler } from 'hono';
+import { toHex } from '../../gpu-worker/signing.ts';
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 const ACCEPTED = /^[\w.:-]{1,128}$/;
 
 export function newRequestId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(12));
-  return `req_${Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')}`;
+  return `req_${toHex(crypto.getRandomValues(new Uint8Array(12)))}`;
 }
 
 export function requestId(): MiddlewareHandler<{ Variables: { requestId: string } }> {

@@ -10,6 +10,7 @@
  * Every generation response says `x-cache: HIT` or `MISS`.
  */
 import type { Context, MiddlewareHandler } from 'hono';
+import { toHex } from '../../gpu-worker/signing.ts';
 import { tapBody } from '../body-tap.ts';
 import type { AccountsEnv } from '../edge-env.ts';
 import { runAfterResponse } from '../platform.ts';
@@ -29,7 +30,7 @@ const encoder = new TextEncoder();
 export async function cacheKeyOf(tenant: string, prepared: PreparedRequest): Promise<string> {
   const material = JSON.stringify(['v1', tenant, prepared.endpoint, prepared.model, modeOf(prepared), prepared.fingerprint]);
   const digest = await crypto.subtle.digest('SHA-256', encoder.encode(material));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+  return toHex(digest);
 }
 
 /** The Cache API stores GETs only: each key becomes its own synthetic URL. */
@@ -101,11 +102,11 @@ export function responseCache(): MiddlewareHandler<AccountsEnv> {
     const entry: { cache: Promise<Cache> | null; key: string | null } = { cache: null, key: null };
 
     if (!noStore) {
-      c.var.lifecycle.intercept(async (prepared) => {
+      c.get('lifecycle').intercept(async (prepared) => {
         if (!prepared.deterministic) return undefined;
         const cache = openCache();
         if (!cache) return undefined;
-        const key = await cacheKeyOf(c.var.apiKey.tenant, prepared);
+        const key = await cacheKeyOf(c.get('apiKey').tenant, prepared);
         Object.assign(entry, { cache, key });
         if (noLookup) return undefined;
         const hit = await (await cache).match(syntheticRequest(key));
@@ -122,9 +123,9 @@ export function responseCache(): MiddlewareHandler<AccountsEnv> {
 
     await next();
 
-    const { lifecycle } = c.var;
+    const lifecycle = c.get('lifecycle');
     if (!lifecycle.prepared) return;
-    if (c.var.cacheHit) {
+    if (c.get('cacheHit')) {
       setHeader(c, 'x-cache', 'HIT');
       return;
     }

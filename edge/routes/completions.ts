@@ -68,7 +68,7 @@ export function completionsRoute(): Hono<EdgeEnv> {
   const app = new Hono<EdgeEnv>();
   app.post('/v1/completions', validBody(checkCompletionRequest), async function completions(c) {
     const body = c.req.valid('json');
-    const { config } = c.var;
+    const config = c.get('config');
     requireModel(body.model, config.modelId);
     if (body.echo && body.logprobs != null) throw invalidRequest('echo with logprobs is not supported by this server', 'echo');
     const n = body.n ?? 1;
@@ -84,16 +84,18 @@ export function completionsRoute(): Hono<EdgeEnv> {
       // a format applies after the think block the model is about to open (or is inside)
       const afterThink = thinking || promptEndsInThink(ids, THINK_START_ID, END_THINK_ID);
       return generateRequests({
-        requestId: prompts.length > 1 ? `${c.var.requestId}-p${p}` : c.var.requestId, prompt: ids, n, maxTokens, body, thinking,
+        requestId: prompts.length > 1 ? `${c.get('requestId')}-p${p}` : c.get('requestId'), prompt: ids, n, maxTokens, body, thinking,
         presencePenalty: config.presencePenaltyDefault, logprobs: body.logprobs ?? undefined,
         structured: structuredOutput(body, afterThink),
       });
     });
     const stream = body.stream === true;
-    const shortCircuit = await c.var.lifecycle.prepare({
+    const shortCircuit = await c.get('lifecycle').prepare({
       endpoint: 'completions', model: body.model, prompts, stream, generations: requests.length,
       maxTokens: Math.max(...prompts.map((ids) => generationBound(ids.length, body.max_tokens ?? DEFAULT_MAX_TOKENS, context))),
-      fingerprint: JSON.stringify(['completions', requests.map(({ request_id: _, ...r }) => r), body.stop ?? null, body.echo ?? false, stream, body.stream_options ?? null]),
+      get fingerprint() { // only the response cache reads it, for deterministic requests
+        return JSON.stringify(['completions', requests.map(({ request_id: _, ...r }) => r), body.stop ?? null, body.echo ?? false, stream, body.stream_options ?? null]);
+      },
       deterministic: requests[0].sampling?.temperature === 0 || body.seed != null,
     });
     if (shortCircuit) return shortCircuit;
@@ -103,7 +105,7 @@ export function completionsRoute(): Hono<EdgeEnv> {
     const echoOf = (choice: TextChoice) => (body.echo ? tokenizer.decode(prompts[Math.floor(choice.index / n)]) : '');
     const promptTokens = prompts.reduce((sum, ids) => sum + ids.length, 0);
     const usage = () => usageOf(promptTokens, choices);
-    c.var.lifecycle.track(() => countsOf(usage()));
+    c.get('lifecycle').track(() => countsOf(usage()));
     const logprobsOf = (choice: TextChoice, text: string) => {
       if (body.logprobs == null) return null;
       const out = completionLogprobs(tokenizer, choice.takeLogprobs(), body.logprobs, choice.offset);

@@ -19,7 +19,7 @@ export function tokenizeRoute(): Hono<EdgeEnv> {
 
   app.post('/tokenize', jsonBody(tokenizeRequestSchema), async function tokenize(c) {
     const body = c.req.valid('json');
-    const { config } = c.var;
+    const config = c.get('config');
     requireModel(body.model, config.modelId);
     let tokens: number[];
     let splitSpecialTokens: boolean;
@@ -45,7 +45,7 @@ export function tokenizeRoute(): Hono<EdgeEnv> {
 
   app.post('/detokenize', jsonBody(detokenizeRequestSchema), async function detokenize(c) {
     const body = c.req.valid('json');
-    requireModel(body.model, c.var.config.modelId);
+    requireModel(body.model, c.get('config').modelId);
     const tokenizer = getTokenizer();
     const bad = body.tokens.findIndex((id) => id >= tokenizer.vocabSize);
     if (bad !== -1) throw invalidRequest(`token ${body.tokens[bad]} is not in the vocabulary`, `tokens[${bad}]`);
