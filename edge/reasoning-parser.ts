@@ -42,6 +42,12 @@ export type ReasoningFinish = ReasoningSplit & {
 const THINK_OPEN = '<think>';
 const THINK_CLOSE = '</think>';
 const TOOL_CALL_OPEN = '<tool_call>';
+// the tags that can end each state (built once: the parser runs once per generated token)
+const CONTENT_TAGS = [THINK_OPEN];
+const UNDECIDED_TAGS = [THINK_CLOSE, THINK_OPEN];
+const UNDECIDED_TAGS_WITH_TOOLS = [THINK_CLOSE, THINK_OPEN, TOOL_CALL_OPEN];
+const REASONING_TAGS = [THINK_CLOSE];
+const REASONING_TAGS_WITH_TOOLS = [THINK_CLOSE, TOOL_CALL_OPEN];
 
 /** awaiting-think: nothing but whitespace yet; undecided: text without `<think>`, held until a tag or the end decides. */
 type ParserState = 'awaiting-think' | 'undecided' | 'reasoning' | 'content';
@@ -135,9 +141,9 @@ export class ReasoningParser {
   }
 
   private tagsFor(state: ParserState): readonly string[] {
-    if (state === 'content') return [THINK_OPEN];
-    if (state === 'undecided') return this.toolCallEndsReasoning ? [THINK_CLOSE, THINK_OPEN, TOOL_CALL_OPEN] : [THINK_CLOSE, THINK_OPEN];
-    return this.toolCallEndsReasoning ? [THINK_CLOSE, TOOL_CALL_OPEN] : [THINK_CLOSE];
+    if (state === 'content') return CONTENT_TAGS;
+    if (state === 'undecided') return this.toolCallEndsReasoning ? UNDECIDED_TAGS_WITH_TOOLS : UNDECIDED_TAGS;
+    return this.toolCallEndsReasoning ? REASONING_TAGS_WITH_TOOLS : REASONING_TAGS;
   }
 
   private onTag(out: ReasoningSplit, tag: string): void {
@@ -197,7 +203,7 @@ export class ReasoningParser {
       return;
     }
     text = this.heldReasoningNewlines + text;
-    const bodyLength = text.replace(/\n+$/, '').length;
+    const bodyLength = text.endsWith('\n') ? text.replace(/\n+$/, '').length : text.length;
     this.heldReasoningNewlines = text.slice(bodyLength);
     if (bodyLength === 0) return;
     if (this.separateNextReasoning) out.reasoning += '\n\n';
@@ -234,6 +240,8 @@ export function longestTagPrefixSuffix(text: string, tags: readonly string[]): n
   let longest = 0;
   for (const tag of tags) {
     const maxLength = Math.min(tag.length - 1, text.length);
+    // such a suffix starts with the tag's first character: none among the last maxLength, nothing to check (most tokens)
+    if (text.lastIndexOf(tag[0]) < text.length - maxLength) continue;
     for (let length = maxLength; length > longest; length--) {
       if (text.endsWith(tag.slice(0, length))) {
         longest = length;

@@ -80,7 +80,13 @@ export class ChunkStream {
 
   /** One chunk carrying these choices (each `{index, delta | text, logprobs, finish_reason}`). */
   choices(choices: readonly object[]): Promise<void> {
-    return this.send(`${this.chunkHead}${JSON.stringify(choices)}${this.includeUsage ? ',"usage":null}' : '}'}`);
+    return this.send(this.chunk(JSON.stringify(choices)));
+  }
+
+  /** One chunk per choice object, written together (one write): what one worker event produced for one choice. */
+  chunks(choices: readonly object[]): Promise<void> {
+    if (choices.length === 0) return Promise.resolve();
+    return this.send(choices.map((choice) => this.chunk(JSON.stringify([choice]))).join('\n\ndata: '));
   }
 
   /** The extra chunk OpenAI sends before [DONE] when include_usage is on. */
@@ -109,6 +115,10 @@ export class ChunkStream {
     if (this.closed || this.clientGone) return;
     this.closed = true;
     this.controller.close();
+  }
+
+  private chunk(choicesJson: string): string {
+    return `${this.chunkHead}${choicesJson}${this.includeUsage ? ',"usage":null}' : '}'}`;
   }
 
   /** JSON never holds a raw line break, so one `data:` line carries each frame. */

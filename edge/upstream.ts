@@ -282,8 +282,11 @@ export class UpstreamPool {
       const frames = new WorkerFrames(res.body.getReader());
       const first: GenerateEvent[] = [];
       for (;;) {
-        const event = await frames.next();
-        if (!event) throw new UpstreamError('closed the stream before the first token', 'protocol');
+        let event = frames.take();
+        while (!event) {
+          if (!(await frames.fill())) throw new UpstreamError('closed the stream before the first token', 'protocol');
+          event = frames.take();
+        }
         if (event.finish_reason === 'cancelled' && event.tokens.length === 0 && first.length === 0) {
           throw new UpstreamError('cancelled the request before its first token (shutting down?)', 'busy', 1);
         }
@@ -301,8 +304,14 @@ export class UpstreamPool {
   }
 }
 
-/** One worker's token stream after its first token. Iterate it; `cancel()` aborts the worker request at once. */
+/**
+ * One worker's token stream after its first token. Read it with `next()` (or iterate it; leaving the loop early
+ * cancels the generation); `cancel()` aborts the worker request at once.
+ */
 export class UpstreamStream implements AsyncIterable<GenerateEvent> {
+  /** the final frame was returned: what comes next is the end, or for finish_reason "cancelled" its error */
+  private last?: GenerateEvent;
+
   constructor(
     readonly worker: string,
     private readonly buffered: GenerateEvent[],
@@ -317,57 +326,101 @@ export class UpstreamStream implements AsyncIterable<GenerateEvent> {
     this.release();
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<GenerateEvent> {
-    let finished = false;
+  /**
+   * The next event, or undefined after the final one. One event carries the ids of every frame that had arrived
+   * (one engine step's, or what piled up while the edge was busy); the final one carries finish_reason. A worker
+   * that fails, misbehaves or cut the generation short (finish_reason "cancelled") makes it throw UpstreamError.
+   */
+  async next(): Promise<GenerateEvent | undefined> {
+    if (this.last) {
+      if (this.last.finish_reason === 'cancelled') throw new UpstreamError('cut the generation short (finish_reason "cancelled")', 'cancelled');
+      return undefined;
+    }
     try {
-      for (;;) {
-        const event = this.buffered.shift() ?? (await this.frames.next());
-        if (!event) throw new UpstreamError('closed the stream before finishing', 'protocol');
-        this.timer.reset();
-        if (event.finish_reason) {
-          finished = true;
-          this.release();
-          void this.frames.drain(); // read the chunked terminator so the connection can be reused
-        }
-        yield event;
-        if (finished) {
-          if (event.finish_reason === 'cancelled') throw new UpstreamError('cut the generation short (finish_reason "cancelled")', 'cancelled');
-          return;
-        }
+      let event = this.buffered.shift() ?? this.frames.take();
+      while (!event) {
+        if (!(await this.frames.fill())) throw new UpstreamError('closed the stream before finishing', 'protocol');
+        event = this.frames.take();
       }
+      this.timer.reset();
+      if (event.finish_reason) {
+        this.last = event;
+        this.release();
+        void this.frames.drain(); // read the chunked terminator so the connection can be reused
+      }
+      return event;
     } catch (err) {
       const failure = toUpstreamError(err, this.controller.signal);
       this.controller.abort();
       this.release(failure instanceof UpstreamError ? failure : undefined);
       throw failure;
-    } finally {
-      if (!finished) this.cancel(); // the consumer stopped early (stop string, client gone)
     }
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<GenerateEvent> {
+    return {
+      next: async () => {
+        const value = await this.next();
+        return value ? { value, done: false } : { value: undefined, done: true };
+      },
+      return: async () => {
+        if (!this.last) this.cancel(); // the consumer stopped early (stop string, client gone)
+        return { value: undefined, done: true };
+      },
+    };
   }
 }
 
-/** Reads `data:` frames off the worker's SSE body; `event: error` frames and invalid frames throw. */
+/**
+ * Reads `data:` frames off the worker's SSE body; `event: error` frames and invalid frames throw. Frames that arrived
+ * together come out as one event: a run of token-only frames joined, with the frame after them when it carries no
+ * logprobs (the final one, say), so the edge does its per-event work (detokenise, split, one SSE write) once for them.
+ */
 class WorkerFrames {
   private buffer = '';
+  /** a frame parsed but not joined to the event before it: the next take() starts with it */
+  private parked?: GenerateEvent;
+  /** a frame that threw after events were joined: thrown by the next take(), after those went out */
+  private failure?: unknown;
   private readonly decoder = new TextDecoder();
 
   constructor(private readonly reader: ReadableStreamDefaultReader<Uint8Array>) {}
 
-  async next(): Promise<GenerateEvent | undefined> {
+  /** The complete frames read so far as one event, or undefined when none is complete. */
+  take(): GenerateEvent | undefined {
+    if (this.failure !== undefined) throw this.failure;
+    let event = this.parked;
+    this.parked = undefined;
     for (;;) {
+      if (event && !isTokensOnly(event)) return event;
       const end = this.buffer.indexOf('\n\n');
-      if (end !== -1) {
-        const block = this.buffer.slice(0, end);
-        this.buffer = this.buffer.slice(end + 2);
-        const event = parseFrame(block);
-        if (event) return event;
-        continue;
+      if (end === -1) return event;
+      const block = this.buffer.slice(0, end);
+      this.buffer = this.buffer.slice(end + 2);
+      let next: GenerateEvent | undefined;
+      try {
+        next = parseFrame(block);
+      } catch (err) {
+        if (!event) throw err;
+        this.failure = err;
+        return event;
       }
-      const { done, value } = await this.reader.read();
-      if (done) return undefined;
-      const text = this.decoder.decode(value, { stream: true });
-      this.buffer += text.includes('\r') ? text.replace(/\r\n?/g, '\n') : text;
+      if (!next) continue; // comment or keep-alive
+      if (!event) event = next;
+      else if (next.logprobs) {
+        this.parked = next;
+        return event;
+      } else event = { ...next, tokens: event.tokens.concat(next.tokens) };
     }
+  }
+
+  /** Reads what the worker sent next; false at the end of the body. */
+  async fill(): Promise<boolean> {
+    const { done, value } = await this.reader.read();
+    if (done) return false;
+    const text = this.decoder.decode(value, { stream: true });
+    this.buffer += text.includes('\r') ? text.replace(/\r\n?/g, '\n') : text;
+    return true;
   }
 
   async drain(): Promise<void> {
@@ -377,6 +430,11 @@ class WorkerFrames {
       // the worker went away after its final frame: nothing was lost
     }
   }
+}
+
+/** Token ids and nothing else: all of a stream's frames but the last (and those with logprobs). */
+function isTokensOnly(event: GenerateEvent): boolean {
+  return event.finish_reason === undefined && event.logprobs === undefined && event.usage === undefined && event.stop_token_id === undefined;
 }
 
 function parseFrame(block: string): GenerateEvent | undefined {

@@ -109,7 +109,7 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
   const app = new Hono<EdgeEnv>();
   app.post('/v1/chat/completions', validBody(checkChatRequest), async function chatCompletions(c) {
     const body = c.req.valid('json');
-    const { config } = c.var;
+    const config = c.get('config');
     requireModel(body.model, config.modelId);
     if ((body.n ?? 1) > config.maxGenerations) throw tooManyGenerations({ generations: body.n ?? 1, prompts: [body.messages] }, config.maxGenerations);
     const messages = body.messages as ChatMessage[];
@@ -127,17 +127,19 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
     const maxTokens = completionBudget(prompt.ids.length, body.max_completion_tokens ?? body.max_tokens, context, { prompt: 'messages', budget: budgetParam });
     const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
     const requests = generateRequests({
-      requestId: c.var.requestId, prompt: prompt.ids, n: body.n ?? 1, maxTokens, body, thinking: thinking.enabled,
+      requestId: c.get('requestId'), prompt: prompt.ids, n: body.n ?? 1, maxTokens, body, thinking: thinking.enabled,
       presencePenalty: config.presencePenaltyDefault, logprobs: topLogprobs, thinkingBudget: thinking.budget,
       structured: structuredOutput(body, thinking.enabled),
     });
     const choiceOptions: ChoiceOptions = { thinking: thinking.enabled, excludeReasoning: thinking.excludeReasoning, toolsOffered: !!tools, toolChoice, stop: body.stop };
     const stream = body.stream === true;
     c.header(THINKING_HEADER, formatThinkingHeader(thinking));
-    const shortCircuit = await c.var.lifecycle.prepare({
+    const shortCircuit = await c.get('lifecycle').prepare({
       endpoint: 'chat.completions', model: body.model, prompts: [prompt.ids], thinking, stream, generations: requests.length,
       maxTokens: generationBound(prompt.ids.length, maxTokens, context),
-      fingerprint: JSON.stringify(['chat', requests.map(({ request_id: _, ...r }) => r), choiceOptions, stream, body.stream_options ?? null]),
+      get fingerprint() { // only the response cache reads it, for deterministic requests
+        return JSON.stringify(['chat', requests.map(({ request_id: _, ...r }) => r), choiceOptions, stream, body.stream_options ?? null]);
+      },
       deterministic: requests[0].sampling?.temperature === 0 || body.seed != null,
     });
     if (shortCircuit) return shortCircuit;
@@ -148,7 +150,7 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
     const id = newCompletionId('chatcmpl');
     const created = Math.floor(Date.now() / 1000);
     const usage = () => usageOf(prompt.ids.length, choices);
-    c.var.lifecycle.track(() => countsOf(usage()));
+    c.get('lifecycle').track(() => countsOf(usage()));
     const logprobsOf = (choice: ChatChoice) => (topLogprobs === undefined ? null : { content: chatLogprobs(getTokenizer(), choice.takeLogprobs(), topLogprobs), refusal: null });
     const cancelAll = () => upstreams.forEach((u) => u.cancel());
 
@@ -158,7 +160,7 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
           cancelAll();
           settleUsage(c, 'aborted', 499, usage());
         });
-        for (const choice of choices) await out.choices([{ index: choice.index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
+        await out.chunks(choices.map((choice) => ({ index: choice.index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null })));
         await finishChoices(c, out, choices.map((choice, i) => pumpChoice(choice, upstreams[i], out, logprobsOf)), cancelAll, usage);
       });
     }
@@ -181,12 +183,10 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
   return app;
 }
 
-/** Streams one choice: a chunk per delta (logprobs ride on the next chunk out), then its finish_reason chunk. */
+/** Streams one choice: a chunk per delta, those of one worker event written together (logprobs ride on the next chunk out), then its finish_reason chunk. */
 async function pumpChoice(choice: ChatChoice, upstream: UpstreamStream, out: ChunkStream, logprobsOf: (ch: ChatChoice) => unknown): Promise<void> {
-  const emit = async (deltas: ChatDelta[]) => {
-    for (const delta of deltas) await out.choices([{ index: choice.index, delta, logprobs: logprobsOf(choice), finish_reason: null }]);
-  };
-  for await (const event of upstream) {
+  const emit = (deltas: ChatDelta[]) => out.chunks(deltas.map((delta) => ({ index: choice.index, delta, logprobs: logprobsOf(choice), finish_reason: null })));
+  for (let event; (event = await upstream.next()); ) {
     await emit(choice.push(event));
     if (choice.stopped) {
       upstream.cancel();
@@ -194,7 +194,7 @@ async function pumpChoice(choice: ChatChoice, upstream: UpstreamStream, out: Chu
     }
   }
   await emit(choice.finish());
-  await out.choices([{ index: choice.index, delta: {}, logprobs: logprobsOf(choice), finish_reason: choice.finishReason }]);
+  await out.chunks([{ index: choice.index, delta: {}, logprobs: logprobsOf(choice), finish_reason: choice.finishReason }]);
 }
 
 /** Reads one choice to the end and folds its deltas into an assistant message. */
@@ -212,7 +212,7 @@ async function collectChoice(choice: ChatChoice, upstream: UpstreamStream) {
       }
     }
   };
-  for await (const event of upstream) {
+  for (let event; (event = await upstream.next()); ) {
     fold(choice.push(event));
     if (choice.stopped) {
       upstream.cancel();
