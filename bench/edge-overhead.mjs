@@ -46,6 +46,8 @@ const CONCURRENCY = Number(args.concurrency ?? 32);
 const WORKER_KIND = args.worker ?? 'stub';
 /** ms between the stub's tokens (100 tokens/s per stream, a GPU-like decode pace) */
 const PACE_MS = Number(args.pace ?? 10);
+/** the stub's tokens per stream: the demo script's first N (all of them when unset) */
+const TOKENS = args.tokens === undefined ? undefined : Number(args.tokens);
 /** miniflare: the bundled edge in workerd, no proxy; wrangler: under wrangler's dev server */
 const RUNNER = args.runner ?? 'miniflare';
 // --accounts off: the app without keys, rate limits, cache and metering (createApp()), to see what they cost.
@@ -87,7 +89,7 @@ server.listen(0, '127.0.0.1', () => console.log('worker ready on http://127.0.0.
 
 function startGpuWorker() {
   const stub = WORKER_KIND === 'stub';
-  const tokens = getTokenizer().encode(DEMO_SCRIPT);
+  const tokens = getTokenizer().encode(DEMO_SCRIPT).slice(0, TOKENS);
   const proc = stub
     ? spawn(process.execPath, ['--input-type=module', '-e', STUB_SOURCE], {
         env: { ...process.env, STUB_CONFIG: JSON.stringify({ tokens, paceMs: PACE_MS, firstMs: PACE_MS * 2 }) },
@@ -289,8 +291,8 @@ try {
   const { results, rows: mainRows, cpu: mainCpu } = await measure(CONCURRENCY);
   const rows = [...mainRows, ...single.rows];
   const cpu = [...mainCpu, ...single.cpu];
-  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${PROFILE ? ' --profile' : ''}`;
-  const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} (1 / 5 / 15 min) at the end, ${WORKER_KIND === 'stub' ? `stub worker (demo script, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
+  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${PROFILE ? ' --profile' : ''}`;
+  const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} (1 / 5 / 15 min) at the end, ${WORKER_KIND === 'stub' ? `stub worker (demo script${TOKENS === undefined ? '' : `, its first ${TOKENS} tokens`}, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
   const date = new Date().toISOString();
   const table = [
     '| edge | streams | metric | quantile | direct to worker (ms) | through edge (ms) | edge overhead (ms) | edge / direct |',
