@@ -221,6 +221,40 @@ describe('faults injected by stub workers', () => {
     expect(tok.decode(worker.requests.at(-1)!.prompt)).not.toContain('<tools>');
   });
 
+  it('Should join the frames that arrive together into one event, the final one included, and pass the tokens before an error frame first', async () => {
+    const request = { request_id: 'joined', prompt: [1, 2, 3], max_tokens: 8, sampling: { temperature: 0 }, stop_token_ids: [] };
+    const events = async (behaviour: Behaviour) => {
+      const worker = await stubWorker(behaviour);
+      const stream = await new UpstreamPool({ urls: [worker.url], secret: SECRET, timeoutMs: 5000 }).generate(request);
+      const seen: unknown[] = [];
+      try {
+        for (let event; (event = await stream.next()); ) seen.push(event);
+      } catch (err) {
+        seen.push((err as Error).message);
+      }
+      return seen;
+    };
+    const usage = { prompt_tokens: 3, completion_tokens: 4, cached_tokens: 0 };
+    const frame = (event: object) => `data: ${JSON.stringify(event)}\n\n`;
+    // one write: three token frames, a keep-alive comment and the final frame
+    expect(await events((_, res) => {
+      openStream(res);
+      res.end([frame({ tokens: [11] }), frame({ tokens: [12, 13] }), ': keep-alive\n\n', frame({ tokens: [14] }), frame({ tokens: [], finish_reason: 'stop', usage })].join(''));
+    })).toEqual([{ tokens: [11, 12, 13, 14], finish_reason: 'stop', usage }]);
+    // frames written apart stay apart; a frame with logprobs is not joined to the token frames before it
+    expect(await events(async (_, res) => {
+      openStream(res);
+      res.write(frame({ tokens: [11] }));
+      await sleep(30);
+      res.end(frame({ tokens: [12] }) + frame({ tokens: [13], logprobs: [{ token: 13, logprob: -0.5 }], finish_reason: 'length', usage }));
+    })).toEqual([{ tokens: [11] }, { tokens: [12] }, { tokens: [13], logprobs: [{ token: 13, logprob: -0.5 }], finish_reason: 'length', usage }]);
+    // tokens, then an error frame in the same write: the tokens come out, then the worker's error
+    expect(await events((_, res) => {
+      openStream(res);
+      res.end(frame({ tokens: [11] }) + frame({ tokens: [12] }) + `event: error\ndata: ${JSON.stringify({ error: { message: 'engine fault', type: 'server_error' } })}\n\n`);
+    })).toEqual([{ tokens: [11, 12] }, 'engine fault']);
+  });
+
   it('Should split reasoning correctly when </think> arrives as separate tokens across frames', async () => {
     const pieces = [[151667], 'Because', ' yes', tok.encode('</'), tok.encode('think'), tok.encode('>'), '\n\nAnswer'];
     const worker = await stubWorker(scripted(pieces));
