@@ -6,7 +6,7 @@
 // quantile(edge) − quantile(direct) for time to first token and time to the last byte. Writes
 // bench/results/edge-overhead.{md,json} with the command, the machine and the date.
 //
-//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF] [--profile]
+//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--profile]
 //
 // Every edge's workerd process is also timed: its CPU (all threads: the isolate, the Durable Object, Miniflare's KV /
 // D1 / cache simulators) over each phase divided by the requests it served. A relay path (a Worker that only
@@ -15,11 +15,14 @@
 //
 // --profile samples a V8 CPU profile of this tree's edge isolate (bundled unminified, names kept) over each phase
 // through workerd's inspector and writes bench/results/edge-overhead-profile.md: time by source module (a library's
-// time counted for the module of ours that called it) and the functions with the most self time.
+// time counted for the module of ours that called it) and the functions with the most self time, over each phase and
+// over the stretches from each round's requests to its last first token (what delays the later streams).
 //
-// --baseline REF adds the edge as it is at git REF (bench/git-baseline.mjs) as a third path in the same rounds, so a
-// change's overhead is compared with the one before it on the same loaded machine at the same moment; the results
-// file is then bench/results/edge-overhead-vs-baseline.{md,json}.
+// --baseline REF adds the edge as it is at git REF (bench/git-baseline.mjs) as one more path in the same rounds (a
+// comma-separated list adds one per ref), so a change's overhead is compared with the one before it on the same
+// loaded machine at the same moment; the results file is then bench/results/edge-overhead-vs-baseline.{md,json}.
+//
+// --tokens N streams only the demo script's first N tokens: short streams, whose ends overlap the next requests.
 //
 // --worker stub (default) streams the demo script from a paced stand-in process, so the difference is the edge's own
 // cost; --worker real runs gpu-worker/index.ts (CPU: its batching steps dominate and blur the difference).
@@ -191,10 +194,10 @@ const quantile = (xs, q) => {
 };
 
 const worker = await startGpuWorker();
-const workRoot = BASELINE_REF && mkdtempSync(join(os.tmpdir(), 'edge-overhead-'));
-const baselineRoot = BASELINE_REF && checkoutBaseline(root, BASELINE_REF, workRoot);
+// --baseline A,B: each ref is a path of its own in the same rounds
+const baselines = (BASELINE_REF ? BASELINE_REF.split(',') : []).map((ref) => ({ ref, root: checkoutBaseline(root, ref, mkdtempSync(join(os.tmpdir(), 'edge-overhead-'))) }));
 const edges = [{ label: 'this tree', ...(await startEdge(worker.url, root, PROFILE)) }];
-if (baselineRoot) edges.push({ label: BASELINE_REF, ...(await startEdge(worker.url, baselineRoot)) });
+for (const baseline of baselines) edges.push({ label: baseline.ref, ...(await startEdge(worker.url, baseline.root)) });
 const relay = RUNNER === 'miniflare' ? { label: 'relay (floor)', ...(await startRelay(worker.url)) } : undefined;
 for (const edge of edges) {
   edge.url = edge.url.replace(/\/$/, '');
@@ -256,10 +259,15 @@ try {
     const cpuBefore = hops.map(cpuOf);
     const phaseStart = performance.now();
     const profiler = PROFILE ? await startProfile(INSPECTOR_PORT, 'core:user:edge', PROFILE_INTERVAL_US) : undefined;
+    /** the profiled edge's rounds, from their requests to the last first token (µs, the clock V8 stamps samples with) */
+    const startWindows = [];
     for (let round = 0; round < ROUNDS; round++) {
       for (let i = 0; i < paths.length; i++) {
         const [name, fn] = paths[(round + i) % paths.length];
-        results[name].push(...(await Promise.all(Array.from({ length: concurrency }, fn))));
+        const fromUs = Number(process.hrtime.bigint() / 1000n);
+        const streams = await Promise.all(Array.from({ length: concurrency }, fn));
+        results[name].push(...streams);
+        if (name === edges[0].label) startWindows.push([fromUs, fromUs + Math.max(...streams.map((r) => r.ttft)) * 1000]);
       }
     }
     await sleep(1000); // usage records and lease settles run after the last responses
@@ -268,7 +276,11 @@ try {
       const saved = join(os.tmpdir(), `edge-overhead-${concurrency}.cpuprofile`);
       writeFileSync(saved, JSON.stringify(profile));
       console.log(`V8 CPU profile of the ${concurrency}-stream phase: ${saved} (Chrome DevTools opens it)`);
-      profiles.push({ concurrency, ...summarizeProfile(profile, edges[0].script, PROFILE_INTERVAL_US) });
+      profiles.push({
+        concurrency, ...summarizeProfile(profile, edges[0].script, PROFILE_INTERVAL_US),
+        starting: summarizeProfile(profile, edges[0].script, PROFILE_INTERVAL_US, 25, startWindows),
+        startingMs: startWindows.reduce((sum, [from, to]) => sum + (to - from) / 1000, 0),
+      });
     }
     const phaseMs = performance.now() - phaseStart;
     const cpu = hops.map((hop, i) => {
@@ -314,7 +326,10 @@ try {
       `## ${p.concurrency} stream${p.concurrency > 1 ? 's' : ''} at a time, ${ROUNDS * p.concurrency} requests\n\n` +
       `Sampled ${p.wallMs} ms, the isolate busy for ${p.busyMs} ms of them (${(p.busyMs / (ROUNDS * p.concurrency)).toFixed(2)} ms per request).\n\n` +
       `By module of ours on the stack (a library's time counts for the module that called it):\n\n${profileTable(p.byModule)}\n\n` +
-      `By function (self time):\n\n${profileTable(p.bySelf)}\n`);
+      `By function (self time):\n\n${profileTable(p.bySelf)}\n\n` +
+      `### While the streams start\n\nFrom each round's requests to its last first token (${p.startingMs.toFixed(0)} ms over ${ROUNDS} rounds): the isolate busy for ${p.starting.busyMs} ms, ` +
+      `${(p.starting.busyMs / (ROUNDS * p.concurrency)).toFixed(2)} ms per request. What it spent it on decides the time to first token of the later streams.\n\n` +
+      `By module:\n\n${profileTable(p.starting.byModule)}\n\nBy function (self time):\n\n${profileTable(p.starting.bySelf)}\n`);
     writeFileSync(join(outDir, 'edge-overhead-profile.md'),
       `# Where the edge's time goes (V8 CPU profile of the edge isolate)\n\nCommand: \`${command}\`  \nMachine: ${machine}  \nDate: ${date}\n\n` +
       'The edge (this tree, accounts on, bundled unminified so that functions keep their names and modules) runs in workerd under Miniflare; its isolate is sampled every 200 µs through the inspector during the single-stream phase and the concurrent phase of the overhead benchmark. ' +
@@ -330,7 +345,7 @@ try {
         (WORKER_KIND === 'stub' ? 'The worker is a paced stand-in process streaming the demo script, so the difference is the edge\'s own cost. ' : '') +
         'Direct = signed POST /v1/generate with the prompt ids the edge sends (first token = the first after `<think>`, the first with text); edge = POST /v1/chat/completions (stream, thinking on) ' +
         `through workerd (${RUNNER === 'wrangler' ? 'under wrangler dev, which adds its proxy hop' : (ACCOUNTS ? 'the bundled, minified edge/index.ts run by Miniflare, no dev proxy; with the accounts layer: API key check, Durable Object rate limiter, response cache lookup, D1 metering' : 'the bundled, minified app without the accounts layer (createApp()) run by Miniflare, no dev proxy')}) to the same worker` +
-        (BASELINE_REF ? `; "${BASELINE_REF}" is the edge as it is at that git ref, measured in the same rounds` : '') +
+        (baselines.length ? `; ${baselines.map((b) => `"${b.ref}"`).join(' and ')} ${baselines.length > 1 ? 'are the edge as it is at those git refs' : 'is the edge as it is at that git ref'}, measured in the same rounds` : '') +
         (relay ? '; "relay (floor)" is a Worker in its own workerd that forwards the direct request and streams the answer back untouched: what any Worker in front of the GPU worker costs here' : '') +
         '. Overhead = quantile(edge) − quantile(direct) in the same run. ' +
         'Client, edge and worker share this machine\'s cores, so the edge\'s CPU time also slows the worker: read it as an upper bound. On a shared machine (see the load average) compare rows of one run, not numbers across runs.\n\n' +
@@ -346,5 +361,5 @@ try {
   for (const edge of edges) await edge.dispose();
   await relay?.dispose();
   worker.proc.kill('SIGTERM');
-  if (baselineRoot) removeBaseline(root, baselineRoot);
+  for (const baseline of baselines) removeBaseline(root, baseline.root);
 }

@@ -69,9 +69,10 @@ const isOurs = (path) => path.startsWith('edge/') || path.startsWith('gpu-worker
  * Where the sampled time went: `byModule` attributes each sample to the innermost frame of our own code on its stack
  * (edge/…, gpu-worker/…), so a library's time counts for the module that called it, or to the library / V8 category
  * when none of ours is on the stack; `bySelf` lists functions by their own time. Times in ms; `busyMs` excludes idle;
- * `intervalUs` is the sampling interval the profile was taken with.
+ * `intervalUs` is the sampling interval the profile was taken with. `windows` ([from, to] in µs of the monotonic clock
+ * V8 stamps samples with, Node's process.hrtime on Linux) keeps only the samples taken inside them.
  */
-export function summarizeProfile(profile, bundleText, intervalUs = 200, top = 25) {
+export function summarizeProfile(profile, bundleText, intervalUs = 200, top = 25, windows = undefined) {
   const moduleOf = moduleIndex(bundleText);
   const parent = new Map();
   for (const n of profile.nodes) for (const child of n.children ?? []) parent.set(child, n.id);
@@ -103,7 +104,10 @@ export function summarizeProfile(profile, bundleText, intervalUs = 200, top = 25
   // A delta is the time since the previous sample. workerd takes no samples while its thread is outside the isolate
   // (waiting for I/O), so a long delta is mostly such a wait: each sample counts for at most two intervals.
   const capUs = 2 * intervalUs;
+  let at = profile.startTime;
   profile.samples.forEach((id, i) => {
+    at += profile.timeDeltas[i] ?? 0;
+    if (windows && !windows.some(([from, to]) => at >= from && at < to)) return;
     const us = Math.min(profile.timeDeltas[i] ?? 0, capUs);
     totalUs += us;
     const d = describe.get(id);
