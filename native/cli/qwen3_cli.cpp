@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cpu/bandwidth_cpu.h"
+#include "cpu/phases_cpu.h"
 #include "threadpool.h"
 #include "demo_checkpoint.h"
 #include "qwen3.h"
@@ -26,7 +27,7 @@ const char* kUsage =
     "                 [--min-p P] [--seed S] [--rope-scaling yarn:F[:O]]\n"
     "  qwen3 make-demo-model --out DIR [--preset tiny|demo|8b] [--seed S] [--tokenizer tokenizer.json]\n"
     "  qwen3 bench --model DIR [--threads N] [--prompt N] [--steps N] [--context N] [--probe-mib N] [--out FILE.json]\n"
-    "              [--rope-scaling ...]\n"
+    "              [--phases] [--rope-scaling ...]   # --phases: where a batch-1 decode step's time goes (CPU)\n"
     "  qwen3 bandwidth [--threads N] [--mib N] [--passes N]   # memory read bandwidth probe, JSON\n"
     "CUDA options of every command: [--cuda-gemv-max N (-1..16)] [--cuda-graphs 1|0] [--cuda-sampling device|host]\n";
 
@@ -52,7 +53,7 @@ Args parse_args(int argc, char** argv) {
     std::string k = argv[i];
     if (k.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + k + "'");
     k = k.substr(2);
-    if (k == "all") {
+    if (k == "all" || k == "phases") {
       a.opts[k] = "1";
       continue;
     }
@@ -250,8 +251,9 @@ double load_average() {
 // fraction of the bandwidth limit reached (weight bytes per step x steps per second / bandwidth).
 //
 // Every sequence gets its own KV blocks for prompt + 1 + steps positions (prefill, one untimed warm-up decode, the
-// timed decodes), and the pool holds `batch` of them at once. Prefill is timed on a warm engine: a first, untimed
-// prefill of another sequence pays for page faults and cold caches.
+// timed decodes; with --phases, `steps` more profiled decodes at batch 1), and the pool holds `batch` of them at
+// once. Prefill is timed on a warm engine: a first, untimed prefill of another sequence pays for page faults and cold
+// caches.
 int cmd_bench(const Args& a) {
   const int64_t prompt_len = to_int("prompt", a.get("prompt", "32"));
   const int64_t steps = to_int("steps", a.get("steps", "8"));
@@ -260,7 +262,9 @@ int cmd_bench(const Args& a) {
   const int batch = 8;
   if (prompt_len <= 0 || steps <= 0) throw UsageError("--prompt and --steps must be positive");
   if (probe_mib < 64) throw UsageError("--probe-mib must be at least 64");
-  const int64_t positions = prompt_len + 1 + steps;  // prefill, warm-up decode, timed decodes
+  const bool profile = a.has("phases");
+  // prefill, warm-up decode, timed decodes, profiled decodes
+  const int64_t positions = prompt_len + 1 + steps * (profile ? 2 : 1);
 
   const double load_before = load_average();
   std::fprintf(stderr, "measuring memory read bandwidth...\n");
@@ -274,7 +278,8 @@ int cmd_bench(const Args& a) {
   const q3_info& info = en.info;
   if (positions > info.max_context)
     throw UsageError("--prompt " + std::to_string(prompt_len) + " + --steps " + std::to_string(steps) +
-                     " + 1 warm-up token = " + std::to_string(positions) + " positions do not fit the context of " +
+                     " + 1 warm-up token" + (profile ? " + " + std::to_string(steps) + " profiled steps" : "") +
+                     " = " + std::to_string(positions) + " positions do not fit the context of " +
                      std::to_string(info.max_context) + " tokens");
   const int bs = info.kv_block_size;
   q3_sampling greedy{};
@@ -329,6 +334,19 @@ int cmd_bench(const Args& a) {
   t0 = now_s();
   for (int64_t i = 0; i < steps; i++) step({&one});
   const double decode1_tps = (double)steps / (now_s() - t0);
+  std::string phase_table, phase_json;
+  if (profile) {  // the same decode again, each phase timed (the timed steps above ran without the hooks)
+    q3::phases::reset();
+    q3::phases::enable(true);
+    t0 = now_s();
+    for (int64_t i = 0; i < steps; i++) step({&one});
+    const double step_s = (now_s() - t0) / (double)steps;
+    q3::phases::enable(false);
+    if (q3::phases::totals().calls[q3::phases::kQkv] > 0) {
+      phase_table = q3::phases::report((int)steps, step_s);
+      phase_json = q3::phases::json((int)steps, step_s);
+    }
+  }
   end_seq(one);
 
   std::vector<Seq> seqs;
@@ -366,6 +384,8 @@ int cmd_bench(const Args& a) {
                 probe.method.c_str(), eff1, 100 * eff1 / bw, eff8, 100 * eff8 / bw, bw * 1e9 / bytes, load_before,
                 load_after);
   std::printf("%s", table);
+  if (!phase_table.empty()) std::printf("\nBatch-1 decode step by phase (%lld profiled steps):\n\n%s", (long long)steps,
+                                        phase_table.c_str());
   if (a.has("out")) {
     std::string cmd;
     for (auto& [k, v] : a.opts) cmd += " --" + k + " " + v;
@@ -377,13 +397,19 @@ int cmd_bench(const Args& a) {
       << ",\n  \"weight_bytes_per_step\": " << (int64_t)bytes << ",\n  \"read_bandwidth_gb_s\": " << bw
       << ",\n  \"read_bandwidth_method\": \"" << probe.method << "\",\n  \"fraction_of_bandwidth_batch1\": "
       << eff1 / bw << ",\n  \"fraction_of_bandwidth_batch8\": " << eff8 / bw << ",\n  \"load_average_before\": "
-      << load_before << ",\n  \"load_average_after\": " << load_after << "\n}\n";
+      << load_before << ",\n  \"load_average_after\": " << load_after;
+    if (!phase_json.empty()) f << ",\n  \"phases_batch1\": " << phase_json;
+    f << "\n}\n";
     if (!f) throw std::runtime_error("cannot write " + a.get("out"));
     std::string md = a.get("out");
     if (md.size() > 5 && md.substr(md.size() - 5) == ".json") md = md.substr(0, md.size() - 5) + ".md";
     std::ofstream m(md);
     m << "# qwen3 bench\n\nCommand: `npx qwen3 bench" << cmd << "`  \nDate: " << date << "  \nCPU: " << q3::cpu_model_name()
       << "\n\n" << table;
+    if (!phase_table.empty())
+      m << "\nBatch-1 decode step by phase (" << steps << " profiled steps after the timed ones; GB/s (kernels): "
+        << "bytes / the busiest thread's time inside the matmul's chunks; per thread: ms per step busy in chunks / "
+        << "from the fork to its first chunk / from its last chunk to the join):\n\n" << phase_table;
   }
   return 0;
 }

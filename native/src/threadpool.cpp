@@ -33,7 +33,11 @@ void wait_for(const std::atomic<int>& pending) {
   }
 }
 
+thread_local int t_index = 0;
+
 }  // namespace
+
+int ThreadPool::this_thread_index() { return t_index; }
 
 ThreadPool::ThreadPool(int n_threads) {
   if (n_threads <= 0) n_threads = (int)std::thread::hardware_concurrency();
@@ -92,6 +96,7 @@ void ThreadPool::parallel_dynamic(int n, const std::function<void(int)>& fn) {
 }
 
 void ThreadPool::worker_loop(int index) {
+  t_index = index;
   uint64_t seen = 0;
   for (;;) {
     uint64_t g = generation_.load(std::memory_order_acquire);

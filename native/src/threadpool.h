@@ -18,6 +18,10 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
+  // The calling thread's index in its pool: 1..size()-1 for a worker, 0 for any other thread (the caller, which
+  // works as thread 0).
+  static int this_thread_index();
+
   // Runs fn(i) for every i in [0, n); task i goes to thread i % size(), so a caller that splits work into size()
   // contiguous parts gets a static, cache-friendly partition. Returns when every task is done.
   void parallel_for(int n, const std::function<void(int)>& fn);

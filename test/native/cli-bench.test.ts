@@ -1,5 +1,6 @@
 // `qwen3 bench` runs for any --prompt / --steps that fit the context (each sequence gets KV blocks for all of its
-// positions, in both the batch-1 and the batch-8 phase) and refuses the ones that do not with a clear message.
+// positions, in both the batch-1 and the batch-8 phase) and refuses the ones that do not with a clear message;
+// --phases breaks a batch-1 decode step down by phase.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,6 +41,41 @@ describe('qwen3 bench', () => {
     const md = readFileSync(join(dir, 'bench.md'), 'utf8');
     expect(md).toContain('| prefill (64-token prompt) |');
     expect(md).toContain('| decode, batch 8 |');
+  });
+
+  it('Should break a batch-1 decode step down by phase with --phases, every weight byte in exactly one matmul row', () => {
+    const out = join(dir, 'phases.json');
+    const r = bench('--prompt', '8', '--steps', '4', '--phases', '--out', out);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(readFileSync(out, 'utf8'));
+    const phases: { phase: string; calls_per_step: number; ms_per_step: number; bytes_per_step: number;
+      busy_ms_per_step: number[] }[] = j.phases_batch1.phases;
+    const byName = new Map(phases.map((p) => [p.phase, p]));
+    const layers = 2; // the tiny preset
+    for (const m of ['qkv_proj', 'o_proj', 'gate|up_proj', 'down_proj']) {
+      expect(byName.get(m)?.calls_per_step, m).toBe(layers);
+      expect(byName.get(m)?.bytes_per_step, m).toBeGreaterThan(0);
+      expect(byName.get(m)?.busy_ms_per_step.length, m).toBe(2); // both threads ran chunks
+    }
+    expect(byName.get('RMSNorm (2 per layer)')?.calls_per_step).toBe(2 * layers);
+    expect(byName.get('final norm + lm_head')?.calls_per_step).toBe(1);
+    // The engine's weight bytes per step also count the norm vectors (a few KB): the matmuls hold the rest.
+    const bytes = phases.reduce((a, p) => a + p.bytes_per_step, 0);
+    expect(bytes / j.weight_bytes_per_step).toBeGreaterThan(0.99);
+    expect(bytes / j.weight_bytes_per_step).toBeLessThanOrEqual(1);
+    const inForward = phases.reduce((a, p) => a + p.ms_per_step, 0);
+    expect(inForward).toBeGreaterThan(0);
+    expect(inForward).toBeLessThanOrEqual(j.phases_batch1.step_ms);
+    expect(r.stdout).toMatch(/\| gate\|up_proj \| 2 \|/);
+    expect(readFileSync(join(dir, 'phases.md'), 'utf8')).toContain('Batch-1 decode step by phase');
+  });
+
+  it('Should count the profiled steps of --phases in the positions a sequence needs', () => {
+    const ok = bench('--prompt', '10', '--steps', '5', '--phases', '--context', '21');
+    expect(ok.status, ok.stderr).toBe(0);
+    const r = bench('--prompt', '10', '--steps', '5', '--phases', '--context', '20');
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/\+ 1 warm-up token \+ 5 profiled steps = 21 positions do not fit the context of 20 tokens/);
   });
 
   // KV blocks hold 16 positions; a sequence needs prompt + 1 (warm-up decode) + steps of them.

@@ -15,6 +15,7 @@
 #include "../half.h"
 #include "awq_cpu_kernels.h"
 #include "bandwidth_cpu.h"
+#include "phases_cpu.h"
 
 namespace q3 {
 namespace {
@@ -141,13 +142,12 @@ AwqMatrixCpu awq_pack_cpu(int K, int group_size, const std::vector<AwqSource>& p
   return w;
 }
 
-void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, ThreadPool& pool) {
-  if (M <= 0) return;
-  if (w.storage.size() < kHeader + 64) throw std::runtime_error("awq_matmul_cpu: matrix is not packed");
-  check_shape(w.K, w.group_size, w.N, "awq_matmul_cpu");
-  const int K = w.K, block = block_for(w.group_size), nb = K / block;
+namespace {
 
-  // One thread-local scratch per calling thread: the forward pass calls this hundreds of times per token.
+// x (M, K) quantised per block for the kernels, into buffers owned by the calling thread (the forward pass calls
+// this hundreds of times per token), laid out as AMX tiles too when `amx`.
+QuantizedRows quantize_activations(const float* x, int M, int K, int block, Isa isa, bool amx, ThreadPool& pool) {
+  const int nb = K / block;
   thread_local std::vector<int16_t> xq;
   thread_local std::vector<int8_t> xhi, xlo;
   thread_local std::vector<float> xs;
@@ -162,7 +162,6 @@ void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, Thre
   int8_t *hi = xhi.data(), *lo = xlo.data();
   float* qscale = xs.data();
   int32_t* qsum = xsum.data();
-  const Isa isa = current_isa();
   auto quantize = [=](int m0, int m1) {
     const size_t at = (size_t)m0 * K, bt = (size_t)m0 * nb;
     return (isa >= kAvx512bw ? quantize_rows_avx512 : quantize_rows_scalar)(x + at, m1 - m0, K, block, q + at, hi + at,
@@ -182,13 +181,29 @@ void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, Thre
   if (!finite) throw std::runtime_error("awq_matmul_cpu: activation is NaN or infinite");
 
   QuantizedRows rows{M, K, block, q, hi, lo, qscale, qsum};
-  // Two rows go to the VNNI kernel (two_rows_vnni), more to the tile unit.
-  const bool amx = isa == kAmx && M > 2;
   if (amx) {
     thread_local std::vector<int8_t> tiles;
     tiles.resize(amx_tiles_bytes(M, K));
     amx_tile_activations(rows, tiles.data());
     rows.tiles = tiles.data();
+  }
+  return rows;
+}
+
+}  // namespace
+
+void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, ThreadPool& pool) {
+  if (M <= 0) return;
+  if (w.storage.size() < kHeader + 64) throw std::runtime_error("awq_matmul_cpu: matrix is not packed");
+  check_shape(w.K, w.group_size, w.N, "awq_matmul_cpu");
+  const int K = w.K;
+  const Isa isa = current_isa();
+  // Two rows go to the VNNI kernel (two_rows_vnni), more to the tile unit.
+  const bool amx = isa == kAmx && M > 2;
+  QuantizedRows rows;
+  {
+    phases::Scope scope(phases::kQuantize);
+    rows = quantize_activations(x, M, K, block_for(w.group_size), isa, amx, pool);
   }
   PackedView view{K, w.N, w.group_size, (w.N + kTile - 1) / kTile, tile_bytes_for(K, w.group_size), packed_data(w)};
   if (view.data + (size_t)view.n_tiles * view.tile_bytes > w.storage.data() + w.storage.size())
@@ -206,7 +221,9 @@ void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, Thre
   // process delays leaves its remaining chunks to the others. About 8 chunks per thread.
   const int pairs = (view.n_tiles + 1) / 2;
   const int chunk = std::max(1, pairs / (8 * pool.size())), n_chunks = (pairs + chunk - 1) / chunk;
+  phases::Region region;
   pool.parallel_dynamic(n_chunks, [&](int c) {
+    phases::Chunk timed;
     const int t0 = 2 * c * chunk, t1 = std::min(view.n_tiles, 2 * (c + 1) * chunk);
     kernel(view, rows, t0, t1, y);
   });

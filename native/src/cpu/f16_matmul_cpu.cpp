@@ -11,6 +11,7 @@
 
 #include "../half.h"
 #include "isa_choice.h"
+#include "phases_cpu.h"
 
 namespace q3 {
 namespace {
@@ -86,7 +87,11 @@ void f16_matmul_cpu(const uint16_t* w, int N, int K, const float* x, int M, floa
   // Chunks of rows of W taken by the threads in turn (see awq_matmul_cpu); multiples of 8 rows, the decode kernel's
   // block.
   const int chunk = std::max(8, N / (8 * pool.size()) / 8 * 8), n_chunks = (N + chunk - 1) / chunk;
-  pool.parallel_dynamic(n_chunks, [&](int c) { kernel(w, N, K, x, M, y, c * chunk, std::min(N, (c + 1) * chunk)); });
+  phases::Region region;
+  pool.parallel_dynamic(n_chunks, [&](int c) {
+    phases::Chunk timed;
+    kernel(w, N, K, x, M, y, c * chunk, std::min(N, (c + 1) * chunk));
+  });
 }
 
 void f16_matmul_ref(const uint16_t* w, int N, int K, const float* x, int M, float* y) {

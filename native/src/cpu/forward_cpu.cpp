@@ -9,6 +9,7 @@
 #include "awq_cpu.h"
 #include "f16_matmul_cpu.h"
 #include "ops_cpu.h"
+#include "phases_cpu.h"
 
 namespace q3 {
 namespace {
@@ -53,6 +54,7 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
   for (const TokenRef& t : toks) max_pos = std::max(max_pos, t.pos);
 
   // embed, and each token's RoPE cos/sin (shared by every head of every layer)
+  phases::Scope phase(phases::kEmbed);  // time per phase when profiling (qwen3 bench --phases)
   for (int t = 0, i = 0; i < n_items; i++)
     for (int j = 0; j < items[i].n_tokens; j++, t++) embed_row_cpu(w.embed, H, items[i].tokens[j], &s.x[(size_t)t * H]);
   for (int t = 0; t < T; t++)
@@ -62,10 +64,13 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
     const LayerWeights& L = w.layers[l];
 
     // rmsnorm → qkv (q | k | v fused along N)
+    phase.next(phases::kNorm);
     for (int t = 0; t < T; t++) rmsnorm_cpu(&s.x[(size_t)t * H], L.input_norm.data(), H, eps, &s.xn[(size_t)t * H]);
+    phase.next(phases::kQkv, L.qkv.bytes_read());
     awq_matmul_cpu(L.qkv, s.xn.data(), T, s.qkv.data(), pool);
 
     // per-head q/k RMSNorm over head_dim, then RoPE, then write K and V into the sequence's blocks
+    phase.next(phases::kQkRopeKv);
     pool.parallel_for(T, [&](int t) {
       float* q = &s.qkv[(size_t)t * qkv_dim];
       float* k = q + q_dim;
@@ -91,40 +96,57 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
     });
 
     // GQA attention: query head h reads kv head h / group straight from the cache (no K/V copies per query head)
-    pool.parallel_for(pool.size(), [&](int part) {
-      thread_local std::vector<float> scores;
-      scores.resize((size_t)max_pos + 1);
-      for (int task = part; task < T * NH; task += pool.size()) {
-        const int t = task / NH, h = task % NH;
-        attention_head_cpu(&s.qkv[(size_t)t * qkv_dim + h * D], kv, l, h / group, items[toks[t].item].block_table,
-                           toks[t].pos, D, scale, scores.data(), &s.att[(size_t)t * q_dim + h * D]);
-      }
-    });
+    phase.next(phases::kAttention);
+    {
+      phases::Region region;
+      pool.parallel_for(pool.size(), [&](int part) {
+        phases::Chunk timed;
+        thread_local std::vector<float> scores;
+        scores.resize((size_t)max_pos + 1);
+        for (int task = part; task < T * NH; task += pool.size()) {
+          const int t = task / NH, h = task % NH;
+          attention_head_cpu(&s.qkv[(size_t)t * qkv_dim + h * D], kv, l, h / group, items[toks[t].item].block_table,
+                             toks[t].pos, D, scale, scores.data(), &s.att[(size_t)t * q_dim + h * D]);
+        }
+      });
+    }
 
     // o_proj → residual
+    phase.next(phases::kO, L.o.bytes_read());
     awq_matmul_cpu(L.o, s.att.data(), T, s.proj.data(), pool);
+    phase.next(phases::kResidual);
     for (size_t i = 0; i < (size_t)T * H; i++) s.x[i] += s.proj[i];
 
     // rmsnorm → gate|up → SwiGLU → down → residual
+    phase.next(phases::kNorm);
     for (int t = 0; t < T; t++) rmsnorm_cpu(&s.x[(size_t)t * H], L.post_norm.data(), H, eps, &s.xn[(size_t)t * H]);
+    phase.next(phases::kGateUp, L.gate_up.bytes_read());
     awq_matmul_cpu(L.gate_up, s.xn.data(), T, s.gate_up.data(), pool);
+    phase.next(phases::kSwiglu);
     // SwiGLU split across the threads (exp is the costliest per-element step between the matmuls)
-    pool.parallel_for(pool.size(), [&](int p) {
-      const size_t e0 = (size_t)T * I * p / pool.size(), e1 = (size_t)T * I * (p + 1) / pool.size();
-      for (size_t e = e0; e < e1;) {
-        const size_t t = e / I, i = e % I, n = std::min(e1 - e, (size_t)I - i);
-        const float* g = &s.gate_up[t * 2 * I + i];
-        silu_mul_cpu(g, g + I, (int)n, &s.act[t * I + i]);
-        e += n;
-      }
-    });
+    {
+      phases::Region region;
+      pool.parallel_for(pool.size(), [&](int p) {
+        phases::Chunk timed;
+        const size_t e0 = (size_t)T * I * p / pool.size(), e1 = (size_t)T * I * (p + 1) / pool.size();
+        for (size_t e = e0; e < e1;) {
+          const size_t t = e / I, i = e % I, n = std::min(e1 - e, (size_t)I - i);
+          const float* g = &s.gate_up[t * 2 * I + i];
+          silu_mul_cpu(g, g + I, (int)n, &s.act[t * I + i]);
+          e += n;
+        }
+      });
+    }
+    phase.next(phases::kDown, L.down.bytes_read());
     awq_matmul_cpu(L.down, s.act.data(), T, s.proj.data(), pool);
+    phase.next(phases::kResidual);
     for (size_t i = 0; i < (size_t)T * H; i++) s.x[i] += s.proj[i];
   }
 
   // final norm and lm_head, only for the rows whose logits are needed
   const int R = (int)logit_rows.size();
   if (R == 0) return;
+  phase.next(phases::kLmHead, (double)c.vocab_size * H * sizeof(uint16_t));
   s.last.resize((size_t)R * H);
   for (int r = 0; r < R; r++)
     rmsnorm_cpu(&s.x[(size_t)logit_rows[r] * H], w.final_norm.data(), H, eps, &s.last[(size_t)r * H]);
