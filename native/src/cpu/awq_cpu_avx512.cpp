@@ -45,6 +45,28 @@ inline __m512 fold(__m512 out, __m512i acc, const uint8_t* rec, float xscale, in
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(s, _mm512_set1_ps(xscale)), out);
 }
 
+// The prefetches of T tile streams that start at tile t, together. Each stream's prefetch runs kPrefetchBytes ahead of
+// it; near the end of its tile that address would fall in the next tile, which the next stream of this group already
+// reads, so from there on it goes to the same offset of the tile T further on, the one this stream reads next: the
+// next group's streams start warm. Each tile's scale/zero records sit at its end but are read from its first block
+// on: they are fetched at the start.
+template <int T>
+class StreamPrefetch {
+ public:
+  StreamPrefetch(const PackedView& w, int t)
+      : jump_((size_t)(T - 1) * w.tile_bytes), turn_(w.tile(t + 1) - kPrefetchBytes) {
+    const size_t meta_bytes = (size_t)(w.K / w.group_size) * kMetaBytes;
+    for (int i = 0; i < T; i++)
+      for (size_t o = 0; o < meta_bytes; o += 64) _mm_prefetch((const char*)w.meta(t + i) + o, _MM_HINT_T0);
+  }
+  // Called once per block with stream 0's position: the distance for the block's prefetches.
+  size_t ahead(const uint8_t* stream0) const { return kPrefetchBytes + (stream0 >= turn_ ? jump_ : 0); }
+
+ private:
+  size_t jump_;
+  const uint8_t* turn_;  // past this, stream 0's prefetch would leave its tile
+};
+
 inline __mmask16 lane_mask(const PackedView& w, int t) {
   const int lanes = w.N - t * kTile;
   return lanes >= kTile ? (__mmask16)0xFFFF : (__mmask16)((1u << lanes) - 1);
@@ -68,15 +90,17 @@ void tiles_one_row(const PackedView& w, const QuantizedRows& x, int t, float* y)
   const uint8_t* wp[T];
   __m512 out[T];
   for (int i = 0; i < T; i++) wp[i] = w.tile(t + i), out[i] = _mm512_setzero_ps();
+  const StreamPrefetch<T> prefetch(w, t);
   for (int b = 0; b < nb; b++) {
     const int8_t* xl = x.lo + (size_t)b * B;
     const int8_t* xh = x.hi + (size_t)b * B;
     __m512i l0[T], l1[T], h0[T], h1[T];
     for (int i = 0; i < T; i++) l0[i] = l1[i] = h0[i] = h1[i] = _mm512_setzero_si512();
+    const size_t ahead = prefetch.ahead(wp[0]);
     for (int j = 0; j < nv; j++, xl += 8, xh += 8) {
       const __m512i xl0 = quad(xl), xl1 = quad(xl + 4), xh0 = quad(xh), xh1 = quad(xh + 4);
       for (int i = 0; i < T; i++) {
-        _mm_prefetch((const char*)wp[i] + kPrefetchBytes, _MM_HINT_T0);
+        _mm_prefetch((const char*)wp[i] + ahead, _MM_HINT_T0);
         const __m512i v = _mm512_loadu_si512(wp[i]);
         wp[i] += kWordBytes;
         if constexpr (VNNI) {
@@ -152,17 +176,19 @@ void two_rows_vnni(const PackedView& w, const QuantizedRows& x, int t, float* y)
   for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
     for (int i = 0; i < T; i++) _mm512_store_ps(out[r][i], _mm512_setzero_ps());
+  const StreamPrefetch<T> prefetch(w, t);
   for (int b = 0; b < nb; b++) {
     __m512i lo[R][T], hi[R][T];
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
       for (int i = 0; i < T; i++) lo[r][i] = hi[r][i] = _mm512_setzero_si512();
+    const size_t ahead = prefetch.ahead(wp[0]);
     for (int j = 0; j < nv; j++) {
       __m512i w0[T], w1[T];
 #pragma GCC unroll 8
       for (int i = 0; i < T; i++) {
-        _mm_prefetch((const char*)wp[i] + kPrefetchBytes, _MM_HINT_T0);
+        _mm_prefetch((const char*)wp[i] + ahead, _MM_HINT_T0);
         const __m512i v = _mm512_loadu_si512(wp[i]);
         wp[i] += kWordBytes;
         w0[i] = _mm512_and_si512(v, m0);
