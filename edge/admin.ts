@@ -4,37 +4,15 @@
  * (key-store.ts), counters in the key's RateLimiter, usage in D1 (usage.ts).
  */
 import { Hono, type MiddlewareHandler } from 'hono';
-import * as z from 'zod/mini';
 import type { AccountsEnv } from './edge-env.ts';
 import { apiError, invalidRequest } from './errors.ts';
-import { constantTimeEqual, issueKey, KEY_PATTERN, limitsSchema, listKeys, readKeyById, writeKey, type KeyRecord } from './key-store.ts';
+import { constantTimeEqual, issueKey, listKeys, readKeyById, writeKey, type KeyRecord } from './key-store.ts';
 import { apiKeyAuth } from './middleware/auth.ts';
 import { limiterFor } from './middleware/rate-limit.ts';
 import { requiredSecrets } from './middleware/required-secrets.ts';
 import { runAfterResponse } from './platform.ts';
 import { jsonBody } from './validate-request.ts';
 import { cursorOf, dailyUsage, exportUsage, toCsv, utcDay } from './usage.ts';
-
-const keyName = z.string().check(z.maxLength(256));
-const models = z.nullable(z.array(z.string().check(z.minLength(1))).check(z.minLength(1)));
-const someLimits = z.partial(limitsSchema);
-
-const createKeySchema = z.strictObject({
-  /** a caller-chosen secret (the local stack's development key); generated when absent */
-  key: z.optional(z.string().check(z.regex(KEY_PATTERN, 'must be "sk-" followed by 16–200 URL-safe characters'))),
-  tenant: z.string().check(z.minLength(1), z.maxLength(128)),
-  name: z._default(keyName, ''),
-  models: z._default(models, null),
-  limits: z._default(someLimits, {}),
-});
-
-const updateKeySchema = z.strictObject({
-  name: z.optional(keyName),
-  models: z.optional(models),
-  limits: z.optional(someLimits),
-  /** forget the spent quota (a new billing period) */
-  reset_quota: z.optional(z.boolean()),
-});
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 const MAX_EXPORT_ROWS = 10_000;
@@ -76,7 +54,7 @@ export function adminRoutes(): Hono<AccountsEnv> {
   const app = new Hono<AccountsEnv>();
   app.use('/admin/*', requiredSecrets('ADMIN_TOKEN'), adminAuth());
 
-  app.post('/admin/keys', jsonBody(createKeySchema), async function createKey(c) {
+  app.post('/admin/keys', jsonBody(async () => (await import('./schemas.ts')).createKeySchema), async function createKey(c) {
     const issued = await issueKey(c.env.KEYS, c.req.valid('json'));
     if (!issued) {
       throw apiError(409, 'This API key already exists.', { type: 'invalid_request_error', param: 'key', code: 'key_exists' });
@@ -97,7 +75,7 @@ export function adminRoutes(): Hono<AccountsEnv> {
     return c.json({ ...publicKey(record), quota_used: state.quotaUsed, in_flight: state.inFlight, requests_admitted: state.admittedTotal });
   });
 
-  app.patch('/admin/keys/:id', jsonBody(updateKeySchema), async function updateApiKey(c) {
+  app.patch('/admin/keys/:id', jsonBody(async () => (await import('./schemas.ts')).updateKeySchema), async function updateApiKey(c) {
     const record = await findKey(c.env.KEYS, c.req.param('id'));
     const body = c.req.valid('json');
     const updated: KeyRecord = {

@@ -2,7 +2,8 @@
 // prompts × n (Qwen's per-mode sampling defaults for unsent fields, a seed per choice, the thinking budget), starting
 // them all or none for the key's tenant, and how they end — usage, its settlement, the error a failure becomes.
 import type { Context } from 'hono';
-import { THINKING_BUDGET_TEXT, type GenerateRequestInput, type StructuredOutputInput, type Usage } from '../gpu-worker/protocol.ts';
+import { THINKING_BUDGET_TEXT } from '../gpu-worker/protocol-basics.ts';
+import type { GenerateRequestInput, StructuredOutputInput, Usage } from '../gpu-worker/protocol.ts';
 import type { EdgeEnv } from './edge-env.ts';
 import { CLIENT_CLOSED, generationCancelled, upstreamFailed } from './errors.ts';
 import { runAfterResponse } from './platform.ts';

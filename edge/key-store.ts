@@ -3,19 +3,9 @@
  * with their limits and model allow-list; issuing, reading, listing and rewriting them. The auth middleware
  * (middleware/auth.ts) and the admin API (admin.ts) use it.
  */
-import * as z from 'zod/mini';
 import type { RateLimits } from './rate-limiter-do.ts';
 import { toHex } from '../gpu-worker/signing.ts';
-
-// zod's functional build, as edge/schemas.ts uses it (cheap to construct at isolate start-up).
-const positiveInt = z.number().check(z.int(), z.positive());
-
-export const limitsSchema = z.strictObject({
-  requests_per_minute: positiveInt,
-  tokens_per_minute: positiveInt,
-  concurrent_streams: positiveInt,
-  quota_tokens: z.nullable(z.number().check(z.int(), z.nonnegative())),
-}) satisfies z.ZodMiniType<RateLimits>;
+import { array, int, nullable, num, object, string, type Issue } from './validate.ts';
 
 export const DEFAULT_LIMITS: RateLimits = {
   requests_per_minute: 600,
@@ -24,23 +14,41 @@ export const DEFAULT_LIMITS: RateLimits = {
   quota_tokens: null,
 };
 
-export const keyRecordSchema = z.object({
+export type KeyRecord = {
   /** public handle for admin calls and usage rows: "key_" + the first 16 hex digits of the hash */
-  id: z.string(),
+  id: string;
   /** SHA-256 of the secret, lowercase hex */
-  hash: z.string(),
+  hash: string;
   /** the first characters of the secret, to recognise it in listings ("sk-dev-Ab…") */
-  hint: z.string(),
-  tenant: z.string(),
-  name: z.string(),
+  hint: string;
+  tenant: string;
+  name: string;
   /** models this key may call; null = every served model */
-  models: z.nullable(z.array(z.string())),
-  limits: limitsSchema,
+  models: string[] | null;
+  limits: RateLimits;
   /** Unix ms */
-  created_at: z.number(),
-  revoked_at: z.nullable(z.number()),
+  created_at: number;
+  revoked_at: number | null;
+};
+
+// A stored record is checked as it is read (written by another version, or by hand): its declared fields only, limits
+// without unknown ones. Without zod (edge/validate.ts): every request reads a key record.
+const positiveInt = int({ gt: 0 });
+const limitsCheck = object(
+  { requests_per_minute: positiveInt, tokens_per_minute: positiveInt, concurrent_streams: positiveInt, quota_tokens: nullable(int({ min: 0 })) },
+  'strict',
+);
+const keyRecordCheck = object({
+  id: string, hash: string, hint: string, tenant: string, name: string, models: nullable(array(string)), limits: limitsCheck,
+  created_at: num(), revoked_at: nullable(num()),
 });
-export type KeyRecord = z.infer<typeof keyRecordSchema>;
+
+/** The record as stored, its declared fields only, or null when it is not one. */
+export function keyRecordOf(raw: unknown): KeyRecord | null {
+  const issues: Issue[] = [];
+  const record = keyRecordCheck(raw, issues) as KeyRecord;
+  return issues.length === 0 ? record : null;
+}
 
 /** Secrets are "sk-" and 16–200 URL-safe characters (what `bearerAuth` also accepts). */
 export const KEY_PATTERN = /^sk-[A-Za-z0-9._~+/-]{16,200}$/;
@@ -76,9 +84,7 @@ export function generateSecret(): string {
 }
 
 export async function readKeyByHash(kv: KVNamespace, hash: string): Promise<KeyRecord | null> {
-  const raw = await kv.get(RECORD_PREFIX + hash, 'json');
-  const parsed = keyRecordSchema.safeParse(raw);
-  return parsed.success ? parsed.data : null;
+  return keyRecordOf(await kv.get(RECORD_PREFIX + hash, 'json'));
 }
 
 /**

@@ -1,10 +1,12 @@
-// The OpenAI (and vLLM-extension) request schemas the edge accepts: one zod schema per endpoint gives the route's
-// types and, for /tokenize and /detokenize, the validation (400 invalid_request_error naming the bad field in
-// `param`; edge/validate-request.ts's jsonBody). The generation endpoints are checked by edge/validate-request.ts's
-// own functions, which a test holds to these schemas; the edge imports this module's values only when a request
-// needs them (the zod build and these schemas cost a cold isolate milliseconds).
+// The request schemas the edge accepts (OpenAI's and vLLM's extensions; the admin API's): one zod schema per endpoint
+// gives the route's types and, for /tokenize, /detokenize and the admin API, the validation (400
+// invalid_request_error naming the bad field in `param`; edge/validate-request.ts's jsonBody). The generation
+// endpoints are checked by edge/validate-request.ts's own functions, which a test holds to these schemas. The edge
+// imports this module's values only when a request needs them (zod and these schemas cost a cold isolate ms).
 import * as z from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
+import { KEY_PATTERN } from './key-store.ts';
+import type { RateLimits } from './rate-limiter-do.ts';
 import { chatRequestRules, completionRequestRules, type AddIssue } from './request-rules.ts';
 
 // zod's functional build (zod/mini): its schemas are plain objects, where the classic build attaches some fifty
@@ -224,3 +226,36 @@ export type ChatCompletionRequest = z.infer<typeof chatCompletionRequestSchema>;
 export type CompletionRequest = z.infer<typeof completionRequestSchema>;
 export type TokenizeRequest = z.infer<typeof tokenizeRequestSchema>;
 export type DetokenizeRequest = z.infer<typeof detokenizeRequestSchema>;
+
+// --- the admin API (edge/admin.ts) ------------------------------------------------------------------------------------
+
+const positiveInt = z.number().check(z.int(), z.positive());
+
+/** A key's limits (edge/rate-limiter-do.ts); the stored record is checked with the same rules by edge/key-store.ts. */
+export const limitsSchema = z.strictObject({
+  requests_per_minute: positiveInt,
+  tokens_per_minute: positiveInt,
+  concurrent_streams: positiveInt,
+  quota_tokens: z.nullable(z.number().check(z.int(), z.nonnegative())),
+}) satisfies z.ZodMiniType<RateLimits>;
+
+const keyName = z.string().check(z.maxLength(256));
+const models = z.nullable(z.array(z.string().check(z.minLength(1))).check(z.minLength(1)));
+const someLimits = z.partial(limitsSchema);
+
+export const createKeySchema = z.strictObject({
+  /** a caller-chosen secret (the local stack's development key); generated when absent */
+  key: z.optional(z.string().check(z.regex(KEY_PATTERN, 'must be "sk-" followed by 16–200 URL-safe characters'))),
+  tenant: z.string().check(z.minLength(1), z.maxLength(128)),
+  name: z._default(keyName, ''),
+  models: z._default(models, null),
+  limits: z._default(someLimits, {}),
+});
+
+export const updateKeySchema = z.strictObject({
+  name: z.optional(keyName),
+  models: z.optional(models),
+  limits: z.optional(someLimits),
+  /** forget the spent quota (a new billing period) */
+  reset_quota: z.optional(z.boolean()),
+});

@@ -274,8 +274,16 @@ const LEXICONS: Record<Category, Lexicon> = {
   },
 };
 
-const LEXICON_INDEX = new LexiconIndex();
-for (const [category, lexicon] of Object.entries(LEXICONS) as [Category, Lexicon][]) LEXICON_INDEX.add(category, lexicon);
+let lexiconIndex: LexiconIndex | undefined;
+
+/** The lexicons' index, built when the first prompt is classified (not at isolate start: most requests never are). */
+function lexicons(): LexiconIndex {
+  if (!lexiconIndex) {
+    lexiconIndex = new LexiconIndex();
+    for (const [category, lexicon] of Object.entries(LEXICONS) as [Category, Lexicon][]) lexiconIndex.add(category, lexicon);
+  }
+  return lexiconIndex;
+}
 
 // --- scoring ----------------------------------------------------------------------------------------------------------
 
@@ -326,7 +334,7 @@ const AUTO_THRESHOLD = 3;
 /** Cheap verdict on one prompt: thinking for math, code, logic and multi-step tasks; not for chit-chat, lookups, rewrites. */
 export function classifyPrompt(prompt: string): { enabled: boolean; reason: string; score: number } {
   const text = prompt.length > 4000 ? `${prompt.slice(0, 2000)}\n${prompt.slice(-2000)}` : prompt;
-  const found = LEXICON_INDEX.find(text.toLowerCase());
+  const found = lexicons().find(text.toLowerCase());
   let score = 0;
   let strongest: Cue | undefined;
   const seen = new Set<Cue['name']>();

@@ -10,15 +10,11 @@
 // Retry-After is backpressure (another worker is tried, else the client gets 503 + Retry-After, and nothing is marked
 // unhealthy); only connection failures, 5xx, broken streams and timeouts count against a worker.
 import { HTTPException } from 'hono/http-exception';
-import {
-  ErrorBodySchema,
-  GENERATE_PATH,
-  GenerateEventSchema,
-  type GenerateEvent,
-  type GenerateRequestInput,
-} from '../gpu-worker/protocol.ts';
+import { GENERATE_PATH } from '../gpu-worker/protocol-basics.ts';
+import type { ErrorBody, GenerateEvent, GenerateRequestInput } from '../gpu-worker/protocol.ts';
 import { signRequest } from '../gpu-worker/signing.ts';
 import { apiError, noHealthyWorker, upstreamTimeout, workersBusy } from './errors.ts';
+import { parseErrorBody, parseGenerateEvent } from './validate-worker.ts';
 import type { Member, Membership } from './membership.ts';
 import { WorkerHealth, type Background, type FailureKind, type ProbeResult, type WorkerHealthSnapshot } from './worker-health.ts';
 
@@ -458,10 +454,10 @@ function parseFrame(block: string): GenerateEvent | undefined {
     throw new UpstreamError(`sent a frame that is not JSON: ${data.slice(0, 80)}`, 'protocol');
   }
   if (name === 'error') {
-    const body = ErrorBodySchema.safeParse(json);
-    throw new UpstreamError(body.success ? body.data.error.message : 'sent an error frame', 'worker-error');
+    const body = parseErrorBody(json);
+    throw new UpstreamError(body ? body.error.message : 'sent an error frame', 'worker-error');
   }
-  const event = tokensOnly(json) ?? GenerateEventSchema.safeParse(json).data;
+  const event = tokensOnly(json) ?? parseGenerateEvent(json);
   if (!event) throw new UpstreamError(`sent a frame outside the protocol: ${JSON.stringify(json).slice(0, 80)}`, 'protocol');
   const bad = event.tokens.find(outsideVocabulary) ??
     event.logprobs?.flatMap((l) => [l.token, ...(l.top ?? []).map((t) => t.token)]).find(outsideVocabulary);
@@ -494,15 +490,15 @@ const CLIENT_ERROR_STATUSES = new Set([400, 413, 422]);
  */
 async function rejectResponse(res: Response, params: ClientParams): Promise<never> {
   const text = await res.text().catch(() => '');
-  let body: ReturnType<typeof ErrorBodySchema.safeParse> | undefined;
+  let body: ErrorBody | undefined;
   try {
-    body = ErrorBodySchema.safeParse(JSON.parse(text));
+    body = parseErrorBody(JSON.parse(text));
   } catch {
     body = undefined;
   }
-  const message = body?.success ? body.data.error.message : text.slice(0, 200) || res.statusText;
+  const message = body ? body.error.message : text.slice(0, 200) || res.statusText;
   if (CLIENT_ERROR_STATUSES.has(res.status)) {
-    const workerParam = body?.success ? (body.data.error.param ?? null) : null;
+    const workerParam = body ? (body.error.param ?? null) : null;
     throw apiError(res.status as 400 | 413 | 422, message, { type: 'invalid_request_error', param: clientParam(workerParam, params) });
   }
   if (res.status === 503 || res.status === 429) {

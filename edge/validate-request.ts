@@ -1,270 +1,18 @@
-// The request bodies of the generation endpoints (/v1/chat/completions, /v1/completions), checked without zod: the
-// same rules as the zod schemas of edge/schemas.ts (which give the types and stay the reference: a test compares the
-// two on thousands of random bodies), with the same first error, message and `param`, and the same output (only
-// declared fields, in the schema's order). zod costs a cold isolate milliseconds to load and to build its schemas,
-// and its generic parse more on the first request; these checks are a few small functions. Also here: reading the
-// JSON body, turning the first problem into OpenAI's 400, and the request checks the routes share (model, context).
+// The request bodies of the generation endpoints (/v1/chat/completions, /v1/completions), checked without zod
+// (edge/validate.ts): the same rules as the zod schemas of edge/schemas.ts (which give the types and stay the
+// reference: a test compares the two on thousands of random bodies), with the same first error, message and `param`,
+// and the same output (only declared fields, in the schema's order). Also here: reading the JSON body, the zod-checked
+// bodies of the other endpoints, and the request checks the routes share (model, context).
 import type { Context, Env, MiddlewareHandler } from 'hono';
 import type * as z from 'zod/mini';
-import { paramName } from '../gpu-worker/protocol.ts';
+import { paramName } from '../gpu-worker/protocol-basics.ts';
 import { invalidRequest, modelNotFound } from './errors.ts';
 import type { ChatCompletionRequest, CompletionRequest } from './schemas.ts';
 import { chatRequestRules, completionRequestRules, type AddIssue } from './request-rules.ts';
-
-/**
- * A problem found in a body, as zod reports it: the path from the top, zod's English message, whether it stops the
- * value's other checks (`aborts`: a wrong type does, a failed size or range check does not, which decides what a
- * union reports), and for a union that no branch matched, each branch's problems.
- */
-export type Issue = { path: PropertyKey[]; message: string; aborts: boolean; branches?: Issue[][] };
-
-/** Checks one value, adds its problems (paths relative to it) to `issues`, returns the value to keep. */
-type Check = ((input: unknown, issues: Issue[]) => unknown) & { optional?: boolean };
-
-const issue = (message: string, aborts = true, path: PropertyKey[] = []): Issue => ({ path, message, aborts });
-
-/** The type name zod's messages give a JSON value. */
-function typeName(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'array';
-  return typeof value;
-}
-
-const invalidType = (expected: string, input: unknown) => issue(`Invalid input: expected ${expected}, received ${typeName(input)}`);
-
-/** Puts `key` in front of the paths of the problems added since `from`. */
-function prefix(issues: Issue[], from: number, key: PropertyKey): void {
-  for (let i = from; i < issues.length; i++) issues[i].path.unshift(key);
-}
-
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
-
-// --- leaves ---------------------------------------------------------------------------------------------------------
-
-type Bound = { min?: number; max?: number; gt?: number };
-
-/** Range checks after the type: each failure is reported and does not abort (zod's checks). */
-function checkRange(value: number, issues: Issue[], { min, max, gt }: Bound): void {
-  if (gt !== undefined && !(value > gt)) issues.push(issue(`Too small: expected number to be >${gt}`, false));
-  if (min !== undefined && !(value >= min)) issues.push(issue(`Too small: expected number to be >=${min}`, false));
-  if (max !== undefined && !(value <= max)) issues.push(issue(`Too big: expected number to be <=${max}`, false));
-}
-
-function num(bound: Bound = {}): Check {
-  return (input, issues) => {
-    if (typeof input !== 'number') issues.push(invalidType('number', input));
-    else checkRange(input, issues, bound);
-    return input;
-  };
-}
-
-/** An integer (zod's int(): safe integers; a fraction aborts the other checks, an unsafe size does not). */
-function int(bound: Bound = {}): Check {
-  return (input, issues) => {
-    if (typeof input !== 'number') issues.push(invalidType('number', input));
-    else if (!Number.isInteger(input)) issues.push(issue('Invalid input: expected int, received number'));
-    else {
-      if (input > Number.MAX_SAFE_INTEGER) issues.push(issue(`Too big: expected int to be <=${Number.MAX_SAFE_INTEGER}`, false));
-      else if (input < Number.MIN_SAFE_INTEGER) issues.push(issue(`Too small: expected int to be >=${Number.MIN_SAFE_INTEGER}`, false));
-      checkRange(input, issues, bound);
-    }
-    return input;
-  };
-}
-
-/** A string with a length in [min, max]. */
-function str(bound: { min?: number; max?: number } = {}): Check {
-  return (input, issues) => {
-    if (typeof input !== 'string') {
-      issues.push(invalidType('string', input));
-      return input;
-    }
-    if (bound.min !== undefined && input.length < bound.min) issues.push(issue(`Too small: expected string to have >=${bound.min} characters`, false));
-    if (bound.max !== undefined && input.length > bound.max) issues.push(issue(`Too big: expected string to have <=${bound.max} characters`, false));
-    return input;
-  };
-}
-
-const string = str();
-const nonEmpty = str({ min: 1 });
-const bool: Check = (input, issues) => {
-  if (typeof input !== 'boolean') issues.push(invalidType('boolean', input));
-  return input;
-};
-const anything: Check = (input) => input;
-
-/** One of fixed strings (zod's enum; literal when there is one). */
-function oneOf(values: readonly string[]): Check {
-  const message = values.length === 1 ? `Invalid input: expected "${values[0]}"` : `Invalid option: expected one of ${values.map((v) => `"${v}"`).join('|')}`;
-  return (input, issues) => {
-    if (!values.includes(input as string)) issues.push(issue(message));
-    return input;
-  };
-}
-
-/** A string matching `pattern`, with the schema's own message. */
-function matching(pattern: RegExp, message: string): Check {
-  return (input, issues) => {
-    if (typeof input !== 'string') issues.push(invalidType('string', input));
-    else if (!pattern.test(input)) issues.push(issue(message, false));
-    return input;
-  };
-}
-
-// --- containers and wrappers ----------------------------------------------------------------------------------------
-
-/** Absent (undefined) or null passes as it is; anything else is checked by `inner`. */
-function nullish(inner: Check): Check {
-  const check: Check = (input, issues) => (input == null ? input : inner(input, issues));
-  check.optional = true;
-  return check;
-}
-
-/** Absent (undefined) passes; null is checked by `inner` like any value. */
-function optional(inner: Check): Check {
-  const check: Check = (input, issues) => (input === undefined ? input : inner(input, issues));
-  check.optional = true;
-  return check;
-}
-
-/** An array of `item`; longer than `max` is refused before its items are looked at, shorter than `min` after. */
-function array(item: Check, bound: { min?: number; max?: number } = {}): Check {
-  return (input, issues) => {
-    if (!Array.isArray(input)) {
-      issues.push(invalidType('array', input));
-      return input;
-    }
-    if (bound.max !== undefined && input.length > bound.max) {
-      issues.push(issue(`Too big: expected array to have <=${bound.max} items`));
-      return input;
-    }
-    const out = new Array(input.length);
-    for (let i = 0; i < input.length; i++) {
-      const from = issues.length;
-      out[i] = item(input[i], issues);
-      if (issues.length > from) prefix(issues, from, i);
-    }
-    if (bound.min !== undefined && input.length < bound.min) issues.push(issue(`Too small: expected array to have >=${bound.min} items`, false));
-    return out;
-  };
-}
-
-type Shape = Record<string, Check>;
-
-/**
- * An object with the fields of `shape`, checked and copied in the shape's order (a field the body has is kept, even
- * when its value is undefined; an absent optional field is left out). Other fields: dropped ('strip'), refused after
- * the declared ones ('strict'), or kept as they are after them ('loose').
- */
-function object(shape: Shape, extra: 'strip' | 'strict' | 'loose' = 'strip'): Check {
-  const keys = Object.keys(shape);
-  return (input, issues) => {
-    if (!isObject(input)) {
-      issues.push(invalidType('object', input));
-      return input;
-    }
-    const out: Record<string, unknown> = {};
-    for (const key of keys) {
-      const check = shape[key];
-      const present = key in input;
-      if (!present && check.optional) continue;
-      const from = issues.length;
-      const value = check(input[key], issues);
-      if (issues.length > from) prefix(issues, from, key);
-      if (present) out[key] = value;
-    }
-    if (extra === 'strip') return out;
-    const unknown: string[] = [];
-    for (const key in input) {
-      if (Object.hasOwn(shape, key)) continue;
-      if (extra === 'strict') unknown.push(key);
-      else if (key !== '__proto__') out[key] = input[key];
-    }
-    if (unknown.length > 0) issues.push(issue(`Unrecognized key${unknown.length > 1 ? 's' : ''}: ${unknown.map((k) => `"${k}"`).join(', ')}`, false));
-    return out;
-  };
-}
-
-/** A string-keyed record of `value`s, copied (its own enumerable keys, __proto__ left out). */
-function record(value: Check): Check {
-  return (input, issues) => {
-    if (!isObject(input)) {
-      issues.push(invalidType('record', input));
-      return input;
-    }
-    const out: Record<string, unknown> = {};
-    for (const key of Object.keys(input)) {
-      if (key === '__proto__') continue;
-      const from = issues.length;
-      out[key] = value(input[key], issues);
-      if (issues.length > from) prefix(issues, from, key);
-    }
-    return out;
-  };
-}
-
-/**
- * The first of `options` the value passes; when none does and exactly one failed only checks that do not abort, that
- * one's problems; else one problem holding every branch's (zod's union).
- */
-function union(options: readonly Check[]): Check {
-  return (input, issues) => {
-    const failed: Issue[][] = [];
-    for (const option of options) {
-      const own: Issue[] = [];
-      const value = option(input, own);
-      if (own.length === 0) return value;
-      failed.push(own);
-    }
-    const softly = failed.filter((own) => !own.some((i) => i.aborts));
-    if (softly.length === 1) issues.push(...softly[0]);
-    else issues.push({ ...issue('Invalid input'), branches: failed });
-    return input;
-  };
-}
-
-/** Objects told apart by their `key` field (zod's discriminatedUnion over literal keys). */
-function tagged(key: string, options: Record<string, Check>): Check {
-  const tags = Object.keys(options);
-  const message = `Invalid discriminator value. Expected ${tags.map((t) => `'${t}'`).join(' | ')}`;
-  return (input, issues) => {
-    if (!isObject(input)) {
-      issues.push(invalidType('object', input));
-      return input;
-    }
-    const tag = input[key];
-    if (typeof tag === 'string' && Object.hasOwn(options, tag)) return options[tag](input, issues);
-    issues.push(issue(message, true, [key]));
-    return input;
-  };
-}
-
-// --- reporting ------------------------------------------------------------------------------------------------------
-
-/**
- * What the client is told about the first problem: the message and `param` naming the field. A union that no branch
- * matched is explained by the branch that got furthest into the value (the longest path of each branch's first
- * problem; the first on a tie), inwards.
- */
-export function issueReport(first: Issue): { message: string; param: string | null } {
-  let found = first;
-  let path = [...first.path];
-  while (found.branches && found.branches.length > 0) {
-    const heads = found.branches.map((own) => own[0]).filter(Boolean);
-    const deepest = heads.reduce((a, b) => (b.path.length > a.path.length ? b : a), heads[0]);
-    if (!deepest || deepest.path.length === 0) break;
-    found = deepest;
-    path = [...path, ...deepest.path];
-  }
-  const param = paramName(path);
-  return { message: param ? `Invalid value for '${param}': ${found.message}` : found.message, param };
-}
-
-/** The 400 invalid_request_error for the first problem. */
-export function requestError(first: Issue): never {
-  const { message, param } = issueReport(first);
-  throw invalidRequest(message, param);
-}
+import {
+  anything, array, bool, int, issue, matching, nonEmpty, nullish, num, object, oneOf, optional, record, requestError, str, string, tagged, union,
+  type Check, type Issue, type Shape,
+} from './validate.ts';
 
 // --- the generation requests ----------------------------------------------------------------------------------------
 
@@ -491,11 +239,13 @@ export function fromZod(found: z.core.$ZodIssue): Issue {
 }
 
 /**
- * Middleware validating the JSON body with a zod `schema` (the endpoints off the generation path: the schema is
- * built by whoever passes it), 400 naming the field like validBody; its output type flows into `c.req.valid('json')`.
+ * Middleware validating the JSON body with the zod schema `load` gives (the endpoints off the generation path; load
+ * imports edge/schemas.ts when the first such request comes, so that a cold isolate neither loads zod nor builds
+ * schemas), 400 naming the field like validBody; the schema's output type flows into `c.req.valid('json')`.
  */
-export function jsonBody<S extends z.ZodMiniType>(schema: S): MiddlewareHandler<Env, string, { in: { json: z.input<S> }; out: { json: z.output<S> } }> {
+export function jsonBody<S extends z.ZodMiniType>(load: () => Promise<S>): MiddlewareHandler<Env, string, { in: { json: z.input<S> }; out: { json: z.output<S> } }> {
   return async function jsonBody(c, next) {
+    const schema = await load();
     const result = schema.safeParse(await readJsonBody(c));
     if (!result.success) requestError(fromZod(result.error.issues[0]));
     c.req.addValidatedData('json', result.data as object);

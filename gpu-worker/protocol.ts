@@ -41,19 +41,13 @@
  */
 import * as z from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
+import { END_THINK_ID, MAX_LOGPROBS, THINK_SEPARATOR_IDS, THINK_START_ID } from './protocol-basics.ts';
 
-// zod's functional build: its schemas cost little to construct, which matters to the edge's isolate start-up (the
-// edge imports this module); the messages are the same English ones (mini loads no locale by itself).
+export * from './protocol-basics.ts';
+
+// zod's functional build (its schemas cost little to construct; the edge checks the frames it reads without zod:
+// edge/validate-worker.ts); the messages are the same English ones (mini loads no locale by itself).
 z.config(en());
-
-export const THINK_START_ID = 151667;
-export const END_THINK_ID = 151668;
-/** Qwen's closing text for a spent thinking budget (docs/chat-format.md#thinking-budget), sent as inject_ids. */
-export const THINKING_BUDGET_TEXT =
-  '\n\nConsidering the limited time by the user, I have to give the solution based on the thinking directly now.\n</think>\n\n';
-export const MAX_LOGPROBS = 20;
-/** Qwen3's "\n\n" and "\n": what the model writes between </think> and the answer. */
-export const THINK_SEPARATOR_IDS = [271, 198];
 
 const int = z.number().check(z.int());
 const tokenId = z.number().check(z.int(), z.minimum(0));
@@ -182,35 +176,7 @@ export type FinishReason = z.infer<typeof FinishReasonSchema>;
 export type GenerateEvent = z.infer<typeof GenerateEventSchema>;
 export type ErrorBody = z.infer<typeof ErrorBodySchema>;
 
-export const GENERATE_PATH = '/v1/generate';
-
-/**
- * The field a zod issue path names, for an error's `param` (null: the body itself): `messages[0].content` as the
- * edge tells its clients; with `indices: false` the field alone (`prompt`, `sampling.top_p`), as the worker names
- * the edge's fields.
- */
-export function paramName(path: readonly PropertyKey[], { indices = true } = {}): string | null {
-  let name = '';
-  for (const part of path) {
-    if (typeof part === 'number') name += indices ? `[${part}]` : '';
-    else name += name ? `.${String(part)}` : String(part);
-  }
-  return name || null;
-}
-
-/** True when the prompt ends inside an open think block (its last start id has no end id after it). */
-export function promptEndsInThink(prompt: readonly number[], startId: number, endId: number): boolean {
-  for (let i = prompt.length - 1; i >= 0; i--) {
-    if (prompt[i] === endId) return false;
-    if (prompt[i] === startId) return true;
-  }
-  return false;
-}
-
 // --- fleet membership: the worker's heartbeat to the edge (edge/fleet.ts) -----------------------------------------
-
-/** Where a worker sends its signed heartbeats, on the edge (signed like /v1/generate, with the same secret). */
-export const HEARTBEAT_PATH = '/fleet/heartbeat';
 
 /**
  * A member's state. loading: the process is up but the model is not (not routed; tells the edge a worker is

@@ -1,7 +1,8 @@
 // POST /v1/completions (legacy): prompt as text, texts, token ids or lists of ids → one worker generation per prompt
 // × n → detokenise → stop strings → text_completion JSON or SSE. No template and no reasoning split: raw text.
 import { Hono } from 'hono';
-import { END_THINK_ID, promptEndsInThink, THINK_START_ID, type FinishReason, type GenerateEvent, type TokenLogprob, type Usage } from '../../gpu-worker/protocol.ts';
+import { END_THINK_ID, promptEndsInThink, THINK_START_ID } from '../../gpu-worker/protocol-basics.ts';
+import type { FinishReason, GenerateEvent, TokenLogprob, Usage } from '../../gpu-worker/protocol.ts';
 import type { EdgeEnv } from '../edge-env.ts';
 import { invalidRequest, tooManyGenerations } from '../errors.ts';
 import { countsOf, failureOf, finishChoices, generateRequests, generationError, newCompletionId, settleUsage, startGenerations, usageOf } from '../generation.ts';

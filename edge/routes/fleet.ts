@@ -7,7 +7,7 @@ import type { EdgeEnv } from '../edge-env.ts';
 import { apiError, invalidRequest } from '../errors.ts';
 import { bodyLimit } from '../middleware/body-limit.ts';
 import { fleetStub } from '../platform.ts';
-import { HEARTBEAT_PATH, HeartbeatSchema, paramName } from '../../gpu-worker/protocol.ts';
+import { HEARTBEAT_PATH, paramName } from '../../gpu-worker/protocol-basics.ts';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyRequest } from '../../gpu-worker/signing.ts';
 
 const MAX_HEARTBEAT_BYTES = 16 * 1024;
@@ -31,6 +31,8 @@ export function fleetRoutes(): Hono<EdgeEnv> {
     } catch {
       throw invalidRequest('The heartbeat is not JSON.');
     }
+    // zod is loaded when the first heartbeat comes, not at isolate start (workers beat every few seconds; clients wait on start-up)
+    const { HeartbeatSchema } = await import('../../gpu-worker/protocol.ts');
     const parsed = HeartbeatSchema.safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];

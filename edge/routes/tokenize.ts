@@ -9,7 +9,6 @@ import type { EdgeEnv } from '../edge-env.ts';
 import { invalidRequest } from '../errors.ts';
 import { largestContext } from '../platform.ts';
 import { getPromptCache } from '../prompt-cache.ts';
-import { detokenizeRequestSchema, tokenizeRequestSchema } from '../schemas.ts';
 import { decideThinkingMode } from '../thinking-mode.ts';
 import { getTokenizer } from '../tokenizer/index.js';
 import { jsonBody, requireModel } from '../validate-request.ts';
@@ -17,7 +16,7 @@ import { jsonBody, requireModel } from '../validate-request.ts';
 export function tokenizeRoute(): Hono<EdgeEnv> {
   const app = new Hono<EdgeEnv>();
 
-  app.post('/tokenize', jsonBody(tokenizeRequestSchema), async function tokenize(c) {
+  app.post('/tokenize', jsonBody(async () => (await import('../schemas.ts')).tokenizeRequestSchema), async function tokenize(c) {
     const body = c.req.valid('json');
     const config = c.get('config');
     requireModel(body.model, config.modelId);
@@ -43,7 +42,7 @@ export function tokenizeRoute(): Hono<EdgeEnv> {
     return c.json(result);
   });
 
-  app.post('/detokenize', jsonBody(detokenizeRequestSchema), async function detokenize(c) {
+  app.post('/detokenize', jsonBody(async () => (await import('../schemas.ts')).detokenizeRequestSchema), async function detokenize(c) {
     const body = c.req.valid('json');
     requireModel(body.model, c.get('config').modelId);
     const tokenizer = getTokenizer();
