@@ -8,8 +8,8 @@
 // - the edge isolate's own: the V8 CPU profiler of the Worker's isolate (workerd's inspector, Profiler.start/stop
 //   around the request, 100 µs sampling): every sample in which the isolate ran JavaScript, compiled it or collected
 //   garbage. That is the Worker invocation's CPU time Cloudflare bills and limits (`cpuTime` of its trace event; local
-//   workerd reports 0 there, see the notes). The rate limiter's Durable Object shares the isolate here, so its JS is
-//   included; on Cloudflare it runs (and is billed) apart.
+//   workerd reports 0 there, see the notes). For the chat completions the rate limiter's Durable Object is served by
+//   a worker of its own, so it runs in its own isolate as on Cloudflare (where it is billed apart).
 // - the workerd process's: the sum of its threads' run time (/proc/<pid>/task/*/schedstat), which also holds workerd
 //   itself and Miniflare's KV, D1 and Durable Object storage simulators, which on Cloudflare run elsewhere.
 // Start-up is split the same way: workerd's own start (the empty worker's process CPU), and the edge's module
@@ -93,8 +93,9 @@ function dryRunDeploy(root, outDir) {
     if (file.endsWith('.bin')) modules.push({ type: 'Data', path: join(outDir, file), contents: readFileSync(join(outDir, file)) });
   }
   const tokenizerData = tokenizerDataFile(root);
+  const mapFile = join(outDir, 'index.js.map');
   return {
-    outDir, modules, script: modules[0].contents.toString(),
+    outDir, modules, script: modules[0].contents.toString(), sourceMap: existsSync(mapFile) ? JSON.parse(readFileSync(mapFile, 'utf8')) : undefined,
     deployed: env.length ? ENV : 'top level',
     compatibilityDate: /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)[1],
     compatibilityFlags: JSON.parse(/compatibility_flags\s*=\s*(\[[^\]]*\])/.exec(toml)[1]),
@@ -122,10 +123,10 @@ export default { async fetch(request) {
  * between samples left out): ms busy, of which "(program)" (compile and other V8 / workerd work outside JS) and GC,
  * and by module / function (readable on an unminified bundle: --env top).
  */
-async function profiled(mf, script, fn) {
+async function profiled(mf, variant, fn) {
   const profile = await startProfile((await mf.getInspectorURL()).port, 'core:user:edge', SAMPLING_INTERVAL_US);
   const result = await fn();
-  const summary = summarizeProfile(await profile.stop(), script, SAMPLING_INTERVAL_US, Math.max(12, TOP * 2));
+  const summary = summarizeProfile(await profile.stop(), variant.script, SAMPLING_INTERVAL_US, Math.max(12, TOP * 2), undefined, { sourceMap: variant.sourceMap });
   const self = (name) => summary.bySelf.find((r) => r.name === `${name} ${name}`)?.ms ?? 0;
   return { result, busyMs: summary.busyMs, programMs: self('(program)'), gcMs: self('(garbage collector)'), byModule: summary.byModule, bySelf: summary.bySelf };
 }
@@ -142,33 +143,49 @@ async function seedKey(mf) {
   await kv.put(`key:${hash}`, JSON.stringify(record), { metadata: { id: record.id, tenant: 'bench', revoked: false } });
 }
 
-function miniflareOptions({ modules, outDir, compatibilityDate = '2026-04-01', compatibilityFlags = ['nodejs_compat'] }, workerUrl) {
-  return {
-    name: 'edge', modules, modulesRoot: outDir, compatibilityDate, compatibilityFlags, inspectorPort: 0,
+/**
+ * Miniflare options: the edge with its bindings. `limiterApart`: the rate limiter's Durable Object served by a worker
+ * of its own (the same modules), so it runs in an isolate of its own as on Cloudflare; else in the edge's isolate.
+ */
+function miniflareOptions(variant, workerUrl, { limiterApart = false } = {}) {
+  const { modules, outDir, compatibilityDate = '2026-04-01', compatibilityFlags = ['nodejs_compat'] } = variant;
+  const runtime = { modules, modulesRoot: outDir, compatibilityDate, compatibilityFlags };
+  const edge = {
+    name: 'edge', ...runtime,
     bindings: { MODEL_ID: 'qwen3-8b-awq', THINKING_DEFAULT: 'auto', WORKER_URLS: workerUrl, WORKER_SECRET: SECRET, ADMIN_TOKEN },
-    kvNamespaces: ['KEYS'], d1Databases: ['USAGE'], durableObjects: { RATE_LIMITER: 'RateLimiter' },
+    kvNamespaces: ['KEYS'], d1Databases: ['USAGE'],
+    durableObjects: { RATE_LIMITER: limiterApart ? { className: 'RateLimiter', scriptName: 'limiter' } : 'RateLimiter' },
   };
+  if (!limiterApart) return { ...edge, inspectorPort: 0 };
+  return { inspectorPort: 0, workers: [edge, { name: 'limiter', ...runtime, durableObjects: { RATE_LIMITER: 'RateLimiter' } }] };
 }
 
-/** One cold isolate: spawn → first /health answered (ready; CPU so far), then the first and second chat completions. */
+/**
+ * One cold isolate: spawn → first /health answered (ready; CPU so far). The edge then gets a second cold start, its
+ * rate limiter apart (as deployed), for the first and second chat completions.
+ */
 async function coldSample(variant, workerUrl, isEdge) {
   const started = performance.now();
-  const mf = new Miniflare(miniflareOptions(variant, workerUrl));
+  let mf = new Miniflare(miniflareOptions(variant, workerUrl));
   try {
     const health = await mf.dispatchFetch('http://edge/health');
     await health.text();
     const readyMs = performance.now() - started;
-    const pid = newestWorkerdChild();
+    let pid = newestWorkerdChild();
     const startupCpuMs = processCpuNs(pid) / 1e6;
     const timed = async (request) => {
       const before = processCpuNs(pid);
-      const cpu = await profiled(mf, variant.script, request);
+      const cpu = await profiled(mf, variant, request);
       return { ...cpu, processMs: (processCpuNs(pid) - before) / 1e6 };
     };
     if (!isEdge) {
       const health2 = await timed(async () => (await mf.dispatchFetch('http://edge/health')).text());
       return { readyMs, startupCpuMs, requestCpuMs: health2.processMs, requestIsolateMs: health2.busyMs };
     }
+    await mf.dispose();
+    mf = new Miniflare(miniflareOptions(variant, workerUrl, { limiterApart: true }));
+    await (await mf.dispatchFetch('http://edge/health')).text();
+    pid = newestWorkerdChild();
     await seedKey(mf);
     const chat = () => timed(async () => {
       const res = await mf.dispatchFetch('http://edge/v1/chat/completions', {
@@ -192,7 +209,7 @@ async function startupProfile(variant, workerUrl) {
   const mf = new Miniflare({ ...options, modules: [harness, ...variant.modules], durableObjects: {} });
   try {
     await (await mf.dispatchFetch('http://edge/')).text();
-    return await profiled(mf, variant.script, async () => (await mf.dispatchFetch('http://edge/import')).text());
+    return await profiled(mf, variant, async () => (await mf.dispatchFetch('http://edge/import')).text());
   } finally {
     await mf.dispose();
   }
@@ -269,12 +286,12 @@ try {
     'Bundle sizes are what `wrangler deploy --dry-run --outdir` prints ("Total Upload … / gzip …") for the form that deploys: `--env production` (minified) where wrangler.toml has that environment, else its top level. The tokenizer data is edge/tokenizer/generated/qwen3-tokenizer.bin (a Data module) or, before, qwen3-tokenizer-data.js (base64 in JS); its gzip by node:zlib.',
     `Each sample is a fresh workerd process on the modules wrangler wrote, with the edge's bindings (KV, D1, the rate limiter's Durable Object); median of ${SAMPLES}, variants in alternating rounds.`,
     `"ready" = time from starting workerd to the first answered GET /health; an empty worker with the same bindings takes ${emptyReady.toFixed(0)} ms here, and the column is the difference.`,
-    `"edge isolate" CPU = the V8 CPU profiler of the Worker's isolate through workerd's inspector (sampling every ${SAMPLING_INTERVAL_US} µs asked; the gaps are longer on a loaded machine), Profiler.start/stop around the request: every sample in which the isolate ran JS, compiled it ("(program)") or collected garbage, each charged the time to the next sample but at most twice the median gap (a longer gap is the isolate waiting on KV, D1, the Durable Object's storage, the stand-in GPU worker or a core, not running). On a loaded machine a sample still counts time in which the isolate's thread waited for a core, so the figure is an upper bound. This is what Cloudflare's per-invocation CPU time (\`cpuTime\`, the free plan's 10 ms limit) measures; workerd run locally fills \`cpuTime\` and \`wallTime\` of a tail worker's trace events with 0, so the profiler is the way to read it here. The rate limiter's Durable Object shares the edge's isolate in Miniflare, so its JS is included; on Cloudflare it runs in its own isolate. A GET /health on the empty worker measures ${emptyRequestIsolate.toFixed(2)} ms this way.`,
+    `"edge isolate" CPU = the V8 CPU profiler of the Worker's isolate through workerd's inspector (sampling every ${SAMPLING_INTERVAL_US} µs asked; the gaps are longer on a loaded machine), Profiler.start/stop around the request: every sample in which the isolate ran JS, compiled it ("(program)") or collected garbage, each charged the time to the next sample but at most twice the median gap (a longer gap is the isolate waiting on KV, D1, the Durable Object's storage, the stand-in GPU worker or a core, not running). On a loaded machine a sample still counts time in which the isolate's thread waited for a core, so the figure is an upper bound. This is what Cloudflare's per-invocation CPU time (\`cpuTime\`, the free plan's 10 ms limit) measures; workerd run locally fills \`cpuTime\` and \`wallTime\` of a tail worker's trace events with 0, so the profiler is the way to read it here. The chat completions are measured on a second cold start of the edge whose rate limiter (a Durable Object) is served by a worker of its own, so it runs in an isolate of its own as it does on Cloudflare (where it is billed apart): the edge isolate's figure holds the edge's side of the call, not the limiter's work. A GET /health on the empty worker measures ${emptyRequestIsolate.toFixed(2)} ms this way.`,
     `"workerd process" CPU = the whole process's CPU time (/proc/<pid>/task/*/schedstat) during the request: the isolate plus workerd itself and Miniflare's KV, D1 and Durable Object storage simulators, which on Cloudflare run elsewhere; a GET /health on the empty worker costs ${emptyRequestCpu.toFixed(1)} ms the same way.`,
     `Start-up: workerd's own start is the empty worker's process CPU until its first answer (${emptyCpu.toFixed(0)} ms); "start-up, workerd process over empty" is the edge's process CPU until its first answer minus that. "start-up, edge isolate" is the edge bundle's module evaluation profiled in its isolate: a harness worker imports the bundle (\`await import('./index.js')\`) at a request under the profiler; "(program)" samples are script compile and other work of V8 and workerd outside JS, the rest the global-scope work of the bundle's modules and GC.`,
     `The machine (2 cores) was shared with other work while this ran (${load}): compare the rows of one run, not absolute numbers across runs.`,
   ];
-  const output = `${lines.join('\n')}\n\nWhere the edge isolate's time went (mean ms per isolate; modules are edge/… files, each counting the libraries it called, and readable only on an unminified bundle: --env top):\n${topLines.join('\n')}\n\n${verdict}`;
+  const output = `${lines.join('\n')}\n\nWhere the edge isolate's time went (mean ms per isolate; modules are edge/… files, each counting the libraries it called, named from the source map that wrangler writes for the minified bundle or from the comments of an unminified one):\n${topLines.join('\n')}\n\n${verdict}`;
   console.log(output);
   writeFileSync(join(repoRoot, 'bench/results/edge-cold-start.md'),
     `# Edge cold start\n\nCommand: \`${command}\`  \nMachine: ${machine}; ${load}  \nDate: ${date}\n\n${output}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`);

@@ -57,6 +57,54 @@ function moduleIndex(bundleText) {
   };
 }
 
+const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+/**
+ * Module paths by line and column from the bundle's source map (a minified bundle has no `// path` comments): each
+ * generated line's segments (column, source) decoded from the map's base64 VLQ `mappings`.
+ */
+function sourceMapIndex(map) {
+  const sources = map.sources.map((source) => {
+    const m = /(?:^|\/)(node_modules\/.*)$/.exec(source) ?? /(?:^|\/)((?:edge|gpu-worker|scripts)\/(?!.*\/(?:edge|gpu-worker|scripts)\/).*)$/.exec(source);
+    return m ? m[1] : source;
+  });
+  const lines = [];
+  let sourceIndex = 0;
+  for (const line of map.mappings.split(';')) {
+    const segments = [];
+    let column = 0;
+    for (const segment of line.split(',')) {
+      if (!segment) continue;
+      const fields = [];
+      let value = 0, shift = 0;
+      for (const ch of segment) {
+        const digit = BASE64.indexOf(ch);
+        value += (digit & 31) << shift;
+        if (digit & 32) shift += 5;
+        else {
+          fields.push(value & 1 ? -(value >>> 1) : value >>> 1);
+          value = 0;
+          shift = 0;
+        }
+      }
+      column += fields[0];
+      if (fields.length > 1) sourceIndex += fields[1];
+      segments.push([column, fields.length > 1 ? sourceIndex : -1]); // -1: generated code of no source
+    }
+    lines.push(segments);
+  }
+  return (line, column) => {
+    const segments = lines[line] ?? [];
+    let lo = 0, hi = segments.length - 1, found = '(bundle prelude)';
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (segments[mid][0] <= column) (found = sources[segments[mid][1]] ?? '(bundle prelude)'), (lo = mid + 1);
+      else hi = mid - 1;
+    }
+    return found;
+  };
+}
+
 /** node_modules/hono/dist/… → "hono"; edge/x.ts stays as it is. */
 function packageOf(path) {
   const m = /^node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
@@ -70,17 +118,22 @@ const isOurs = (path) => path.startsWith('edge/') || path.startsWith('gpu-worker
  * (edge/…, gpu-worker/…), so a library's time counts for the module that called it, or to the library / V8 category
  * when none of ours is on the stack; `bySelf` lists functions by their own time. Times in ms; `busyMs` excludes idle;
  * `intervalUs` is the sampling interval the profile was taken with. `windows` ([from, to] in µs of the monotonic clock
- * V8 stamps samples with, Node's process.hrtime on Linux) keeps only the samples taken inside them.
+ * V8 stamps samples with, Node's process.hrtime on Linux) keeps only the samples taken inside them. `sourceMap` (the
+ * bundle's, parsed) names the modules of a minified bundle.
  */
-export function summarizeProfile(profile, bundleText, intervalUs = 200, top = 25, windows = undefined) {
-  const moduleOf = moduleIndex(bundleText);
+export function summarizeProfile(profile, bundleText, intervalUs = 200, top = 25, windows = undefined, { sourceMap } = {}) {
+  const byLine = sourceMap ? null : moduleIndex(bundleText);
+  const byPosition = sourceMap ? sourceMapIndex(sourceMap) : null;
+  const moduleOf = (line, column) => (byPosition ? byPosition(line, column) : byLine(line));
   const parent = new Map();
   for (const n of profile.nodes) for (const child of n.children ?? []) parent.set(child, n.id);
   const describe = new Map();
   for (const n of profile.nodes) {
-    const { functionName, url, lineNumber } = n.callFrame;
+    const { functionName, url, lineNumber, columnNumber } = n.callFrame;
     const special = SPECIAL.has(functionName) ? functionName : null;
-    const module = special ?? (url ? moduleOf(lineNumber) : '(native)');
+    // the runtime's own JS (cloudflare-internal:…, node-internal:…) is not the bundle's: its lines name no module of ours
+    const runtime = /^[a-z-]+:/.test(url) && !url.startsWith('file:');
+    const module = special ?? (!url ? '(native)' : runtime ? `(runtime) ${url}` : moduleOf(lineNumber, columnNumber));
     describe.set(n.id, { module, name: `${packageOf(module)} ${functionName || '(anonymous)'}` });
   }
   const ownerOf = new Map();
