@@ -64,7 +64,7 @@ const date = new Date().toISOString();
 const notes = [
   `Cold start: [edge-cold-start.md](edge-cold-start.md) (${cold.command}); overhead: [edge-overhead-vs-baseline.md](edge-overhead-vs-baseline.md) (${overhead.command}). Both measure the two edges in alternating rounds of one run.`,
   'Bundles are what `wrangler deploy --dry-run` reports for the form that deploys (after: `--env production`, minified; before: the top level, the only configuration there was).',
-  'CPU: "edge isolate" rows are the V8 CPU profiler of the Worker\'s isolate (what Cloudflare bills and limits per invocation; edge-cold-start.md says how); "workerd process" rows are the whole process\'s CPU, which includes Miniflare\'s local KV, D1 and Durable Object simulators that on Cloudflare run elsewhere.',
+  'CPU: "edge isolate" rows are the V8 CPU profiler of the Worker\'s isolate (what Cloudflare bills and limits per invocation; edge-cold-start.md says how); for the chat completions the rate limiter\'s Durable Object runs in an isolate of its own (served by a second worker), as on Cloudflare where it is billed apart (for both columns; results files before 2026-12-02T02:00Z counted it in the edge\'s isolate). "workerd process" rows are the whole process\'s CPU, which includes Miniflare\'s local KV, D1 and Durable Object simulators that on Cloudflare run elsewhere.',
   'The machine was shared with other work (2 cores, the load average above): absolute times are inflated by waiting for a core, and the ready time most of all; read the after / before ratios.',
 ];
 console.log(`\n${table}`);
