@@ -39,7 +39,7 @@ import { signRequest } from '../gpu-worker/signing.ts';
 import { getTokenizer } from '../edge/tokenizer/index.ts';
 import { checkoutBaseline, removeBaseline } from './git-baseline.mjs';
 import { startProfile, summarizeProfile } from './v8-cpu-profile.mjs';
-import { processCpuNs, workerdChildren } from './workerd-process.mjs';
+import { processCpuNs, processRunQueueNs, workerdChildren } from './workerd-process.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = Object.fromEntries(process.argv.slice(2).join(' ').split('--').filter(Boolean).map((a) => a.trim().split(/\s+/)));
@@ -171,7 +171,7 @@ async function startRelay(workerUrl) {
 }
 
 /** Reads a streamed response; returns ms to the first frame carrying output and ms to the end. */
-async function timeStream(start, res, isOutput) {
+async function timeStream(start, res, isOutput, onFirst = () => {}) {
   if (!res.ok) throw new Error(`${res.status}: ${await res.text()}`);
   const decoder = new TextDecoder();
   let buffer = '';
@@ -182,7 +182,10 @@ async function timeStream(start, res, isOutput) {
     while ((end = buffer.indexOf('\n\n')) !== -1) {
       const frame = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
-      if (first === undefined && isOutput(frame)) first = performance.now() - start;
+      if (first === undefined && isOutput(frame)) {
+        first = performance.now() - start;
+        onFirst();
+      }
     }
   }
   return { ttft: first ?? NaN, total: performance.now() - start };
@@ -214,6 +217,8 @@ for (const edge of edges) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** CPU of a hop's workerd process so far (ns); NaN under wrangler dev, whose process is not ours to see. */
 const cpuOf = (hop) => (hop.pid ? processCpuNs(hop.pid) : NaN);
+/** time its workerd process waited for a CPU held by other processes so far (ns) */
+const runQueueOf = (hop) => (hop.pid ? processRunQueueNs(hop.pid) : NaN);
 
 try {
   const chatBody = JSON.stringify({ model: MODEL, messages, stream: true, chat_template_kwargs: { enable_thinking: true } });
@@ -237,7 +242,9 @@ try {
   const viaEdge = (edge) => async () => {
     const start = performance.now();
     const res = await fetch(`${edge.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...edge.auth }, body: chatBody });
-    return timeStream(start, res, (f) => /"(reasoning_content|content)":"[^"]/.test(f));
+    // the edge's Server-Timing (edge/request-lifecycle.ts): its parts of the time to the first worker tokens
+    const parts = Object.fromEntries([...(res.headers.get('server-timing') ?? '').matchAll(/(\w+);dur=(\d+)/g)].map((m) => [m[1], Number(m[2])]));
+    return { ...(await timeStream(start, res, (f) => /"(reasoning_content|content)":"[^"]/.test(f), () => ((edge.cpuAtFirst = cpuOf(edge)), (edge.queuedAtFirst = runQueueOf(edge))))), parts };
   };
   /** the paths compared with `direct`, each served by its own workerd process */
   const hops = [...(relay ? [{ ...relay, run: direct(relay.url) }] : []), ...edges.map((edge) => ({ ...edge, run: viaEdge(edge) }))];
@@ -261,13 +268,22 @@ try {
     const profiler = PROFILE ? await startProfile(INSPECTOR_PORT, 'core:user:edge', PROFILE_INTERVAL_US) : undefined;
     /** the profiled edge's rounds, from their requests to the last first token (µs, the clock V8 stamps samples with) */
     const startWindows = [];
+    /** this tree's workerd CPU from each round's requests to its last first token, and that stretch's length (ms) */
+    const starting = { cpuMs: 0, queuedMs: 0, wallMs: 0 };
     for (let round = 0; round < ROUNDS; round++) {
       for (let i = 0; i < paths.length; i++) {
         const [name, fn] = paths[(round + i) % paths.length];
         const fromUs = Number(process.hrtime.bigint() / 1000n);
+        const cpuFrom = name === edges[0].label ? cpuOf(edges[0]) : 0;
+        const queuedFrom = name === edges[0].label ? runQueueOf(edges[0]) : 0;
         const streams = await Promise.all(Array.from({ length: concurrency }, fn));
         results[name].push(...streams);
-        if (name === edges[0].label) startWindows.push([fromUs, fromUs + Math.max(...streams.map((r) => r.ttft)) * 1000]);
+        if (name !== edges[0].label) continue;
+        const lastFirstMs = Math.max(...streams.map((r) => r.ttft));
+        startWindows.push([fromUs, fromUs + lastFirstMs * 1000]);
+        starting.cpuMs += (edges[0].cpuAtFirst - cpuFrom) / 1e6;
+        starting.queuedMs += (edges[0].queuedAtFirst - queuedFrom) / 1e6;
+        starting.wallMs += lastFirstMs;
       }
     }
     await sleep(1000); // usage records and lease settles run after the last responses
@@ -283,6 +299,11 @@ try {
       });
     }
     const phaseMs = performance.now() - phaseStart;
+    // the parts of this tree's time to first token, as its Server-Timing header reports them
+    const parts = ['edge', 'admission', 'worker'].map((part) => {
+      const values = results[edges[0].label].map((r) => r.parts?.[part]).filter((v) => v !== undefined);
+      return { part, concurrency, p50: values.length ? quantile(values, 0.5) : null, p90: values.length ? quantile(values, 0.9) : null };
+    });
     const cpu = hops.map((hop, i) => {
       const busyNs = cpuOf(hop) - cpuBefore[i] - idleNsPerMs[i] * phaseMs;
       return { edge: hop.label, concurrency, cpu_ms_per_request: +(busyNs / 1e6 / (ROUNDS * concurrency)).toFixed(2) };
@@ -297,10 +318,13 @@ try {
         }
       }
     }
-    return { results, rows, cpu };
+    return { results, rows, cpu, parts, starting: { concurrency, cpu_ms_per_request: +(starting.cpuMs / (ROUNDS * concurrency)).toFixed(2), thread_busy: +(starting.cpuMs / starting.wallMs).toFixed(2), waiting_for_cpu: +(starting.queuedMs / starting.wallMs).toFixed(2) } };
   };
   const single = await measure(1);
-  const { results, rows: mainRows, cpu: mainCpu } = await measure(CONCURRENCY);
+  const main = await measure(CONCURRENCY);
+  const { results, rows: mainRows, cpu: mainCpu, parts: mainParts } = main;
+  const parts = [...mainParts, ...single.parts];
+  const startingCpu = [main.starting, single.starting];
   const rows = [...mainRows, ...single.rows];
   const cpu = [...mainCpu, ...single.cpu];
   const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${PROFILE ? ' --profile' : ''}`;
@@ -316,7 +340,13 @@ try {
     '|---|---|---|',
     ...cpu.map((r) => `| ${r.edge} | ${r.concurrency} | ${r.cpu_ms_per_request} |`),
   ].join('\n');
-  console.log(`${table}\n\n${cpuTable}`);
+  const partNames = { edge: 'arrival → prepared (body, validation, template, tokens; queued behind the other requests)', admission: 'prepared → admitted (cache lookup, rate limiter Durable Object round trip)', worker: 'admitted → first worker tokens (signing, the call, the worker\'s first token: 20 ms of stub pace)' };
+  const partsTable = [
+    '| part (this tree\'s Server-Timing) | streams | p50 (ms) | p90 (ms) |',
+    '|---|---|---|---|',
+    ...parts.map((r) => `| ${partNames[r.part]} | ${r.concurrency} | ${r.p50 ?? '—'} | ${r.p90 ?? '—'} |`),
+  ].join('\n') + '\n\n' + startingCpu.map((s) => `${s.concurrency} stream${s.concurrency > 1 ? 's' : ''}: from each round's requests to its last first token, this tree's workerd used ${s.cpu_ms_per_request} ms of CPU per request: it ran ${(100 * s.thread_busy).toFixed(0)}% of that stretch and waited for a CPU other processes held ${(100 * s.waiting_for_cpu).toFixed(0)}% of it.`).join(' ');
+  console.log(`${table}\n\n${cpuTable}\n\n${partsTable}`);
   const outDir = join(root, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
   if (PROFILE) {
@@ -334,10 +364,10 @@ try {
       `# Where the edge's time goes (V8 CPU profile of the edge isolate)\n\nCommand: \`${command}\`  \nMachine: ${machine}  \nDate: ${date}\n\n` +
       'The edge (this tree, accounts on, bundled unminified so that functions keep their names and modules) runs in workerd under Miniflare; its isolate is sampled every 200 µs through the inspector during the single-stream phase and the concurrent phase of the overhead benchmark. ' +
       'The rate limiter\'s Durable Object runs in the same isolate and is included; Miniflare\'s KV, D1 and cache simulators run elsewhere in the workerd process and are not (the workerd CPU per request below counts them). Sampling and the unminified code slow the edge: read shares, not absolute times.\n\n' +
-      `${sections.join('\n')}\n## Timings of this run\n\n${table}\n\n${cpuTable}\n`);
+      `${sections.join('\n')}\n## Timings of this run\n\n${table}\n\n${cpuTable}\n\n${partsTable}\n`);
   } else {
     const samples = results.direct.length;
-    writeFileSync(join(outDir, `${RESULT_NAME}.json`), JSON.stringify({ command, machine, date, rounds: ROUNDS, concurrency: CONCURRENCY, samples_per_path: samples, rows, cpu, samples_ms: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((r) => [+r.ttft.toFixed(1), +r.total.toFixed(1)])])) }, null, 1) + '\n');
+    writeFileSync(join(outDir, `${RESULT_NAME}.json`), JSON.stringify({ command, machine, date, rounds: ROUNDS, concurrency: CONCURRENCY, samples_per_path: samples, rows, cpu, server_timing: parts, starting: startingCpu, samples_ms: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((r) => [+r.ttft.toFixed(1), +r.total.toFixed(1)])])) }, null, 1) + '\n');
     writeFileSync(
       join(outDir, `${RESULT_NAME}.md`),
       `# Edge overhead per request (${CONCURRENCY} concurrent streams)\n\n` +
@@ -352,9 +382,11 @@ try {
         table + '\n\n' +
         'CPU of each path\'s workerd process (all its threads: the isolate, the rate limiter\'s Durable Object, Miniflare\'s KV, D1 and cache simulators) over the phase, less what the process burns idle over as long, per request served, the work after each response (usage record, lease settle) included:\n\n' +
         cpuTable + '\n\n' +
-        `${CONCURRENCY} requests arriving at once queue on the isolate's one thread, so the median one waits for about half of them: ` +
+        `workerd runs the isolate, the Durable Object and Miniflare's simulators on one thread, so ${CONCURRENCY} requests arriving at once queue on it and the median one waits for about half of them: ` +
         mainCpu.map((r) => `${r.edge} ${r.cpu_ms_per_request} ms × ${CONCURRENCY / 2} = ${(r.cpu_ms_per_request * CONCURRENCY / 2).toFixed(0)} ms`).join('; ') +
-        ` of CPU (an upper bound: part of each request's CPU is spent after its first token, and the machine's other cores take some). The relay's figure is the floor for any Worker on this machine.\n`,
+        ` of CPU (an upper bound: part of each request's CPU is spent after its first token, and the machine's other cores take some). The relay's figure is the floor for any Worker on this machine.\n\n` +
+        'Where this tree\'s time to the first worker tokens goes, from the `Server-Timing` header the edge sends (on Workers the clock moves only with I/O, so each part is the waits in it plus the CPU of whatever ran on the thread meanwhile):\n\n' +
+        partsTable + '\n',
     );
   }
 } finally {

@@ -5,9 +5,18 @@ import { readdirSync, readFileSync } from 'node:fs';
 
 /** CPU time of a process so far, ns: the sum of its threads' run time (/proc/<pid>/task/<tid>/schedstat). */
 export function processCpuNs(pid) {
+  return schedstat(pid, 0);
+}
+
+/** Time a process's threads have waited, runnable, for a CPU that other processes held, ns (schedstat's second field). */
+export function processRunQueueNs(pid) {
+  return schedstat(pid, 1);
+}
+
+function schedstat(pid, field) {
   let total = 0;
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try { total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]); } catch { /* thread ended */ }
+    try { total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[field]); } catch { /* thread ended */ }
   }
   return total;
 }

@@ -69,7 +69,12 @@ export async function startGenerations(c: Context<EdgeEnv>, requests: GenerateRe
   const tenant = c.get('lifecycle').tenant;
   const started = await Promise.allSettled(requests.map((r) => c.get('upstream').generate(tenant ? { ...r, tenant } : r, c.req.raw.signal, options)));
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (!failed) return started.map((r) => (r as PromiseFulfilledResult<UpstreamStream>).value);
+  if (!failed) {
+    const lifecycle = c.get('lifecycle');
+    lifecycle.timing.firstTokens = Date.now();
+    c.header('server-timing', lifecycle.serverTiming());
+    return started.map((r) => (r as PromiseFulfilledResult<UpstreamStream>).value);
+  }
   for (const r of started) if (r.status === 'fulfilled') r.value.cancel();
   throw failed.reason;
 }

@@ -444,6 +444,25 @@ describe('routing, prompt cache and seams', () => {
     expect(pool.order([...system, 7])[0]).toBe(leastLoaded);
   });
 
+  it('Should say in Server-Timing how long a generation took to be prepared, admitted and to get its first worker tokens', async () => {
+    const worker = await stubWorker(async (req, res) => { await sleep(150); await scripted(['Hi'])(req, res, undefined as never); });
+    const gated = createApp({ extensions: [async function slowGate(c, next) { c.get('lifecycle').gate(async () => { await sleep(100); }); await next(); }] });
+    for (const stream of [true, false]) {
+      const res = await post(gated, chatBody({ think: false, stream }), env([worker]));
+      expect(res.status).toBe(200);
+      const parts = Object.fromEntries([...(res.headers.get('server-timing') ?? '').matchAll(/(\w+);dur=(\d+)/g)].map((m) => [m[1], Number(m[2])]));
+      expect(Object.keys(parts)).toEqual(['edge', 'admission', 'worker']);
+      expect(parts.admission).toBeGreaterThanOrEqual(95); // the gate's 100 ms (timers may fire a little early)
+      expect(parts.worker).toBeGreaterThanOrEqual(145); // the worker's 150 ms before its first frame
+      expect(parts.edge).toBeGreaterThanOrEqual(0);
+      expect(parts.edge + parts.admission + parts.worker).toBeLessThan(60_000); // durations, not times of day
+      await res.text();
+    }
+    const refused = await post(gated, { model: MODEL }, env([worker]));
+    expect(refused.status).toBe(400);
+    expect(refused.headers.get('server-timing')).toBeNull(); // only generations that reached a worker say it
+  });
+
   it('Should tokenise through the prompt cache exactly as the tokenizer does, reusing the system turn', () => {
     const cache = new PromptCache();
     const messages = (q: string) => [{ role: 'system' as const, content: 'Be terse.' }, { role: 'user' as const, content: q }];
