@@ -14,6 +14,8 @@
 namespace q3 {
 namespace {
 
+constexpr size_t kSwigluChunk = 2048;  // values per SwiGLU task: a few microseconds
+
 struct TokenRef {
   int item;  // index into items
   int pos;   // absolute position in its sequence
@@ -95,19 +97,19 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
       }
     });
 
-    // GQA attention: query head h reads kv head h / group straight from the cache (no K/V copies per query head)
+    // GQA attention: query head h reads kv head h / group straight from the cache (no K/V copies per query head).
+    // One task per token and head, claimed in turn: when another process holds a core, the thread that runs takes
+    // the heads the other has not started instead of waiting for it (so does SwiGLU below).
     phase.next(phases::kAttention);
     {
       phases::Region region;
-      pool.parallel_for(pool.size(), [&](int part) {
+      pool.parallel_dynamic(T * NH, [&](int task) {
         phases::Chunk timed;
         thread_local std::vector<float> scores;
         scores.resize((size_t)max_pos + 1);
-        for (int task = part; task < T * NH; task += pool.size()) {
-          const int t = task / NH, h = task % NH;
-          attention_head_cpu(&s.qkv[(size_t)t * qkv_dim + h * D], kv, l, h / group, items[toks[t].item].block_table,
-                             toks[t].pos, D, scale, scores.data(), &s.att[(size_t)t * q_dim + h * D]);
-        }
+        const int t = task / NH, h = task % NH;
+        attention_head_cpu(&s.qkv[(size_t)t * qkv_dim + h * D], kv, l, h / group, items[toks[t].item].block_table,
+                           toks[t].pos, D, scale, scores.data(), &s.att[(size_t)t * q_dim + h * D]);
       });
     }
 
@@ -123,12 +125,14 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
     phase.next(phases::kGateUp, L.gate_up.bytes_read());
     awq_matmul_cpu(L.gate_up, s.xn.data(), T, s.gate_up.data(), pool);
     phase.next(phases::kSwiglu);
-    // SwiGLU split across the threads (exp is the costliest per-element step between the matmuls)
+    // SwiGLU split across the threads (exp is the costliest per-element step between the matmuls), in chunks of
+    // kSwigluChunk values claimed in turn
     {
       phases::Region region;
-      pool.parallel_for(pool.size(), [&](int p) {
+      const size_t n_values = (size_t)T * I;
+      pool.parallel_dynamic((int)((n_values + kSwigluChunk - 1) / kSwigluChunk), [&](int c) {
         phases::Chunk timed;
-        const size_t e0 = (size_t)T * I * p / pool.size(), e1 = (size_t)T * I * (p + 1) / pool.size();
+        const size_t e0 = (size_t)c * kSwigluChunk, e1 = std::min(n_values, e0 + kSwigluChunk);
         for (size_t e = e0; e < e1;) {
           const size_t t = e / I, i = e % I, n = std::min(e1 - e, (size_t)I - i);
           const float* g = &s.gate_up[t * 2 * I + i];
