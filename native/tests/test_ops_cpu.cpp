@@ -1,7 +1,7 @@
 // Proves the CPU operators between the matmuls (ops_cpu.h) against double-precision plain loops: SwiGLU over the whole
 // float range its exp approximation is used on (saturating ends included), RMSNorm at lengths that are and are not
 // multiples of the accumulator lanes, RoPE in two steps equal to the one-step rotation, and causal GQA attention read
-// through a block table.
+// through a block table for one query head and for three sharing a KV head.
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -79,28 +79,35 @@ void test_attention() {
   for (int32_t b : table)
     for (int l = 0; l < layers; l++)
       for (int i = 0; i < kv_heads * bs * D; i++) kv.k(b, l)[i] = d(rng), kv.v(b, l)[i] = d(rng);
-  std::vector<float> q(D), scores(64), out(D);
-  for (auto& v : q) v = d(rng);
-  for (int pos : {0, 15, 16, 40, 63}) {
-    const int layer = 1, head = 1;
-    const float scale = 1.f / std::sqrt((float)D);
-    attention_head_cpu(q.data(), kv, layer, head, table.data(), pos, D, scale, scores.data(), out.data());
-    std::vector<double> s(pos + 1), ref(D, 0.0);
-    double mx = -1e300, sum = 0;
-    for (int j = 0; j <= pos; j++) {
-      const float* k = kv.k(table[j / bs], layer) + ((size_t)head * bs + j % bs) * D;
-      double dot = 0;
-      for (int i = 0; i < D; i++) dot += (double)q[i] * k[i];
-      s[j] = dot * scale, mx = std::max(mx, s[j]);
+  for (int n_q : {1, 3}) {  // query heads sharing the KV head, each with its own q
+    std::vector<float> q((size_t)n_q * D), scores((size_t)n_q * 64), out((size_t)n_q * D);
+    for (auto& v : q) v = d(rng);
+    for (int pos : {0, 15, 16, 40, 63}) {
+      const int layer = 1, head = 1;
+      const float scale = 1.f / std::sqrt((float)D);
+      attention_group_cpu(q.data(), n_q, kv, layer, head, table.data(), pos, D, scale, scores.data(), out.data());
+      for (int g = 0; g < n_q; g++) {
+        const float* qg = q.data() + (size_t)g * D;
+        std::vector<double> s(pos + 1), ref(D, 0.0);
+        double mx = -1e300, sum = 0;
+        for (int j = 0; j <= pos; j++) {
+          const float* k = kv.k(table[j / bs], layer) + ((size_t)head * bs + j % bs) * D;
+          double dot = 0;
+          for (int i = 0; i < D; i++) dot += (double)qg[i] * k[i];
+          s[j] = dot * scale, mx = std::max(mx, s[j]);
+        }
+        for (int j = 0; j <= pos; j++) s[j] = std::exp(s[j] - mx), sum += s[j];
+        for (int j = 0; j <= pos; j++) {
+          const float* v = kv.v(table[j / bs], layer) + ((size_t)head * bs + j % bs) * D;
+          for (int i = 0; i < D; i++) ref[i] += s[j] / sum * v[i];
+        }
+        const float* og = out.data() + (size_t)g * D;
+        double num = 0, den = 0;
+        for (int i = 0; i < D; i++) num += (og[i] - ref[i]) * (og[i] - ref[i]), den += ref[i] * ref[i];
+        check(std::sqrt(num / den) < 1e-5,
+              "attention n_q=" + std::to_string(n_q) + " head " + std::to_string(g) + " pos=" + std::to_string(pos));
+      }
     }
-    for (int j = 0; j <= pos; j++) s[j] = std::exp(s[j] - mx), sum += s[j];
-    for (int j = 0; j <= pos; j++) {
-      const float* v = kv.v(table[j / bs], layer) + ((size_t)head * bs + j % bs) * D;
-      for (int i = 0; i < D; i++) ref[i] += s[j] / sum * v[i];
-    }
-    double num = 0, den = 0;
-    for (int i = 0; i < D; i++) num += (out[i] - ref[i]) * (out[i] - ref[i]), den += ref[i] * ref[i];
-    check(std::sqrt(num / den) < 1e-5, "attention pos=" + std::to_string(pos));
   }
 }
 

@@ -97,19 +97,20 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
       }
     });
 
-    // GQA attention: query head h reads kv head h / group straight from the cache (no K/V copies per query head).
-    // One task per token and head, claimed in turn: when another process holds a core, the thread that runs takes
-    // the heads the other has not started instead of waiting for it (so does SwiGLU below).
+    // GQA attention: the `group` query heads of kv head h read it together, straight from the cache (each K/V row
+    // once per token, no copies). One task per token and kv head, claimed in turn: when another process holds a
+    // core, the thread that runs takes what the other has not started instead of waiting for it (so does SwiGLU).
     phase.next(phases::kAttention);
     {
       phases::Region region;
-      pool.parallel_dynamic(T * NH, [&](int task) {
+      pool.parallel_dynamic(T * NKV, [&](int task) {
         phases::Chunk timed;
         thread_local std::vector<float> scores;
-        scores.resize((size_t)max_pos + 1);
-        const int t = task / NH, h = task % NH;
-        attention_head_cpu(&s.qkv[(size_t)t * qkv_dim + h * D], kv, l, h / group, items[toks[t].item].block_table,
-                           toks[t].pos, D, scale, scores.data(), &s.att[(size_t)t * q_dim + h * D]);
+        scores.resize((size_t)group * (max_pos + 1));
+        const int t = task / NKV, h = task % NKV;
+        attention_group_cpu(&s.qkv[(size_t)t * qkv_dim + h * group * D], group, kv, l, h,
+                            items[toks[t].item].block_table, toks[t].pos, D, scale, scores.data(),
+                            &s.att[(size_t)t * q_dim + h * group * D]);
       });
     }
 

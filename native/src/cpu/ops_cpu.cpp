@@ -91,33 +91,43 @@ void embed_row_cpu(const uint16_t* table, int hidden, int token, float* out) {
 }
 
 Q3_VECTOR_CLONES
-void attention_head_cpu(const float* q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table, int pos,
-                        int head_dim, float scale, float* scores, float* out) {
-  const int bs = kv.block_size();
-  float max_score = -INFINITY;
-  for (int j = 0; j <= pos; j++) {
+void attention_group_cpu(const float* q, int n_q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table,
+                         int pos, int head_dim, float scale, float* scores, float* out) {
+  const int bs = kv.block_size(), n = pos + 1;
+  for (int j = 0; j < n; j++) {  // each K row read once for the n_q query heads
     const float* k = kv.k(block_table[j / bs], layer) + ((size_t)kv_head * bs + j % bs) * head_dim;
-    float acc[kLanes] = {};
-    int d = 0;
-    for (; d + kLanes <= head_dim; d += kLanes)
-      for (int l = 0; l < kLanes; l++) acc[l] += q[d + l] * k[d + l];
-    float dot = 0;
-    for (; d < head_dim; d++) dot += q[d] * k[d];
-    for (int l = 0; l < kLanes; l++) dot += acc[l];
-    scores[j] = dot * scale;
-    if (scores[j] > max_score) max_score = scores[j];
+    for (int g = 0; g < n_q; g++) {
+      const float* qg = q + (size_t)g * head_dim;
+      float acc[kLanes] = {};
+      int d = 0;
+      for (; d + kLanes <= head_dim; d += kLanes)
+        for (int l = 0; l < kLanes; l++) acc[l] += qg[d + l] * k[d + l];
+      float dot = 0;
+      for (; d < head_dim; d++) dot += qg[d] * k[d];
+      for (int l = 0; l < kLanes; l++) dot += acc[l];
+      scores[(size_t)g * n + j] = dot * scale;
+    }
   }
-  double sum = 0;
-  for (int j = 0; j <= pos; j++) {
-    scores[j] = exp_approx(scores[j] - max_score);
-    sum += scores[j];
+  for (int g = 0; g < n_q; g++) {  // softmax of each head's scores, folded into them
+    float* sg = scores + (size_t)g * n;
+    float max_score = -INFINITY;
+    for (int j = 0; j < n; j++) max_score = sg[j] > max_score ? sg[j] : max_score;
+    double sum = 0;
+    for (int j = 0; j < n; j++) {
+      sg[j] = exp_approx(sg[j] - max_score);
+      sum += sg[j];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int j = 0; j < n; j++) sg[j] *= inv;
   }
-  const float inv = (float)(1.0 / sum);
-  for (int d = 0; d < head_dim; d++) out[d] = 0;
-  for (int j = 0; j <= pos; j++) {
+  for (int i = 0; i < n_q * head_dim; i++) out[i] = 0;
+  for (int j = 0; j < n; j++) {  // each V row read once too
     const float* v = kv.v(block_table[j / bs], layer) + ((size_t)kv_head * bs + j % bs) * head_dim;
-    const float p = scores[j] * inv;
-    for (int d = 0; d < head_dim; d++) out[d] += p * v[d];
+    for (int g = 0; g < n_q; g++) {
+      const float p = scores[(size_t)g * n + j];
+      float* o = out + (size_t)g * head_dim;
+      for (int d = 0; d < head_dim; d++) o[d] += p * v[d];
+    }
   }
 }
 

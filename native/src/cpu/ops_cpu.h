@@ -24,9 +24,10 @@ void silu_mul_cpu(const float* gate, const float* up, int n, float* out);
 // fp16 embedding row -> fp32.
 void embed_row_cpu(const uint16_t* table, int hidden, int token, float* out);
 
-// Causal attention of one query head over positions 0..pos of one sequence, reading K/V through its block table.
-// q: (head_dim); out: (head_dim); scores: scratch of at least pos+1 floats.
-void attention_head_cpu(const float* q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table, int pos,
-                        int head_dim, float scale, float* scores, float* out);
+// Causal attention of the n_q query heads that share KV head kv_head (GQA) over positions 0..pos of one sequence,
+// reading K/V through its block table, each K and V row once for all of them.
+// q: (n_q, head_dim); out: (n_q, head_dim); scores: scratch of at least n_q * (pos+1) floats.
+void attention_group_cpu(const float* q, int n_q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table,
+                         int pos, int head_dim, float scale, float* scores, float* out);
 
 }  // namespace q3
