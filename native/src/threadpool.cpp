@@ -86,9 +86,10 @@ void ThreadPool::parallel_dynamic(int n, const std::function<void(int)>& fn) {
     for (int i = 0; i < n; i++) fn(i);
     return;
   }
-  next_.store(n_threads_);
-  const std::function<void(int)> claim = [&](int index) {
-    for (int i = index; i < n; i = next_.fetch_add(1, std::memory_order_relaxed)) fn(i);
+  next_.store(0);
+  const std::function<void(int)> claim = [&](int) {
+    for (int i = next_.fetch_add(1, std::memory_order_relaxed); i < n; i = next_.fetch_add(1, std::memory_order_relaxed))
+      fn(i);
   };
   run(n, claim);
   claim(0);

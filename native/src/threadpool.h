@@ -28,7 +28,8 @@ class ThreadPool {
 
   // Runs fn(i) for every i in [0, n), each thread taking the next unclaimed i (in increasing order) until none is
   // left: when another process holds one core for a while, the other threads take over its share instead of waiting.
-  // Thread j starts with task j, so with n = size() this is parallel_for.
+  // Every task is claimed, the first ones too, so a worker that wakes late finds the tasks done rather than one kept
+  // for it. (It still has to wake before this returns: the join counts every worker.)
   void parallel_dynamic(int n, const std::function<void(int)>& fn);
 
  private:
