@@ -70,14 +70,10 @@ export class KvBlocks {
   /** Longest cached prefix of a prompt, retained for the caller (who must `release` it with its table). */
   matchPrefix(prompt: ArrayLike<number>): PrefixMatch {
     const blocks: number[] = [];
-    if (this.cacheEnabled) {
-      for (const key of this.keys(prompt, Math.floor((prompt.length - 1) / this.blockSize))) {
-        const id = this.cache.get(key);
-        if (id === undefined) break;
-        this.cache.delete(key);
-        this.cache.set(key, id);            // most recently used
-        blocks.push(id);
-      }
+    for (const [key, id] of this.cachedPrefix(prompt)) {
+      this.cache.delete(key);
+      this.cache.set(key, id);              // most recently used
+      blocks.push(id);
     }
     if (blocks.length) {
       this.pool.kvRetain(Int32Array.from(blocks));
@@ -92,26 +88,28 @@ export class KvBlocks {
    * scheduler asks before it preempts a sequence to make room, so it never frees a slot the newcomer cannot use.
    */
   fitsAfterRelease(prompt: ArrayLike<number>, leaving: readonly number[], reserve: number): boolean {
-    const usersAfter = new Map(this.users);
+    const leavingIds = new Set(leaving);                     // a table holds a block once
+    const usersAfter = (id: number) => (this.users.get(id) ?? 0) - (leavingIds.has(id) ? 1 : 0);
     let available = this.availableBlocks();
     for (const id of leaving) {
-      const n = usersAfter.get(id);
-      if (n === undefined) available++;                      // a block only this sequence holds: freed
-      else {
-        usersAfter.set(id, n - 1);
-        if (n === 1) available++;                            // a cached block nobody else uses: evictable
-      }
+      const n = this.users.get(id);
+      if (n === undefined || n === 1) available++;           // freed (only this sequence held it) or now evictable
     }
-    let matched = 0;
-    if (this.cacheEnabled) {
-      for (const key of this.keys(prompt, Math.floor((prompt.length - 1) / this.blockSize))) {
-        const id = this.cache.get(key);
-        if (id === undefined) break;
-        if (!usersAfter.get(id)) available--;                // matching retains it: no longer evictable
-        matched++;
-      }
+    const matched = this.cachedPrefix(prompt);
+    for (const [, id] of matched) if (usersAfter(id) === 0) available--;   // matching retains it: no longer evictable
+    return available - (this.blocksFor(prompt.length) - matched.length) >= reserve;
+  }
+
+  /** The cached blocks (key, id) a prompt starts with: at most floor((length - 1) / blockSize). Changes nothing. */
+  private cachedPrefix(prompt: ArrayLike<number>): [string, number][] {
+    const found: [string, number][] = [];
+    if (!this.cacheEnabled) return found;
+    for (const key of this.keys(prompt, Math.floor((prompt.length - 1) / this.blockSize))) {
+      const id = this.cache.get(key);
+      if (id === undefined) break;
+      found.push([key, id]);
     }
-    return available - (this.blocksFor(prompt.length) - matched) >= reserve;
+    return found;
   }
 
   /** Counts one admitted prompt for the hit-rate metrics (in tokens, like vLLM). */
