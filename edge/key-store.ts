@@ -90,26 +90,48 @@ export async function readKeyByHash(kv: KVNamespace, hash: string): Promise<KeyR
 /**
  * How long an isolate authenticates with a key record it has read (ms) before reading KV again. A revocation is not
  * delayed by it: the admin API revokes in the key's rate limiter first, which every API request consults, so the key
- * is refused at once everywhere. Changed limits or models reach other isolates within this window (on top of KV's own
- * propagation, up to ~60 s at other locations); the isolate that made the change sees it at once.
+ * is refused at once everywhere. Changed limits or models reach other isolates within twice this window (see
+ * authenticatedKey; on top of KV's own propagation, up to ~60 s at other locations); the isolate that made the change
+ * sees it at once.
  */
 export const KEY_CACHE_MS = 10_000;
 const KEY_CACHE_ENTRIES = 1024;
-/** hash → the record as read and checked, and until when it serves; oldest first (insertion order) */
-const recentKeys = new Map<string, { record: KeyRecord; until: number }>();
+/** hash → the record as read and checked, until when it serves as it is, and whether a re-read is under way */
+const recentKeys = new Map<string, { record: KeyRecord; until: number; refreshing: boolean }>();
+
+/** Runs work after the response (Workers: waitUntil); the caller's request keeps it alive. */
+export type Background = (work: Promise<unknown>) => void;
 
 /**
- * The record of the key whose secret hashes to `hash`, or null: from this isolate's recent reads (KEY_CACHE_MS), else
- * from KV. A record is kept only when its stored hash equals `hash`, compared in constant time, so a corrupt or
- * mis-keyed record authenticates nothing else. Unknown keys are not remembered: a key issued a moment ago works.
+ * The record of the key whose secret hashes to `hash`, or null: from this isolate's recent reads, else from KV. A
+ * record read less than KEY_CACHE_MS ago serves as it is; one read less than twice that ago still serves while one
+ * request re-reads it in the `background` (so a busy key costs one KV read per window, not one per request arriving
+ * after it lapsed, and none of them waits for it); an older one, or one without `background`, is read again first.
+ * A record is kept only when its stored hash equals `hash`, compared in constant time, so a corrupt or mis-keyed
+ * record authenticates nothing else. Unknown keys are not remembered: a key issued a moment ago works.
  */
-export async function authenticatedKey(kv: KVNamespace, hash: string, now = Date.now()): Promise<KeyRecord | null> {
+export async function authenticatedKey(kv: KVNamespace, hash: string, now = Date.now(), background?: Background): Promise<KeyRecord | null> {
   const recent = recentKeys.get(hash);
   if (recent && recent.until > now) return recent.record;
-  recentKeys.delete(hash);
+  if (recent && background && recent.until + KEY_CACHE_MS > now) {
+    if (!recent.refreshing) {
+      recent.refreshing = true;
+      background(readAuthenticated(kv, hash, now).finally(() => (recent.refreshing = false)));
+    }
+    return recent.record;
+  }
+  return readAuthenticated(kv, hash, now);
+}
+
+/** Reads the record from KV and remembers it (or forgets the key when it is gone or does not match). */
+async function readAuthenticated(kv: KVNamespace, hash: string, now: number): Promise<KeyRecord | null> {
   const record = await readKeyByHash(kv, hash);
-  if (!record || !(await constantTimeEqual(record.hash, hash))) return null;
-  recentKeys.set(hash, { record, until: now + KEY_CACHE_MS });
+  if (!record || !(await constantTimeEqual(record.hash, hash))) {
+    recentKeys.delete(hash);
+    return null;
+  }
+  recentKeys.delete(hash); // re-inserted: the map stays in order of reading, oldest first
+  recentKeys.set(hash, { record, until: now + KEY_CACHE_MS, refreshing: false });
   if (recentKeys.size > KEY_CACHE_ENTRIES) recentKeys.delete(recentKeys.keys().next().value!);
   return record;
 }

@@ -8,6 +8,7 @@ import type { MiddlewareHandler } from 'hono';
 import type { AccountsEnv } from '../edge-env.ts';
 import { apiError, modelNotFound } from '../errors.ts';
 import { authenticatedKey, KEY_PATTERN, sha256Hex } from '../key-store.ts';
+import { runAfterResponse } from '../platform.ts';
 
 const invalidKey = (message: string) =>
   apiError(401, message, { type: 'invalid_request_error', code: 'invalid_api_key', headers: { 'www-authenticate': 'Bearer' } });
@@ -24,7 +25,7 @@ export function apiKeyAuth(): MiddlewareHandler<AccountsEnv> {
     const secret = match[1];
     const shown = secret.length > 10 ? `${secret.slice(0, 6)}…${secret.slice(-4)}` : '…';
     if (!KEY_PATTERN.test(secret)) throw invalidKey(`Incorrect API key provided: ${shown}.`);
-    const record = await authenticatedKey(c.env.KEYS, await sha256Hex(secret));
+    const record = await authenticatedKey(c.env.KEYS, await sha256Hex(secret), Date.now(), (work) => runAfterResponse(c, work));
     if (!record) throw invalidKey(`Incorrect API key provided: ${shown}.`);
     if (record.revoked_at !== null) throw invalidKey(`The API key ${record.hint}… has been revoked.`);
     c.set('apiKey', record);

@@ -1,11 +1,11 @@
 // Proves edge/validate-worker.ts reads what workers send as gpu-worker/protocol.ts's zod schemas do: on seeded random
 // edits of real frames and error bodies both accept the same ones with the same output (declared fields, in order)
 // and refuse the rest; and edge/key-store.ts's check of a stored key record (accepted with its declared fields only,
-// refused when a field is missing, mistyped or a limit unknown).
+// refused when a field is missing, mistyped or a limit unknown) and its per-isolate cache of the records it read.
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { ErrorBodySchema, GenerateEventSchema } from '../../gpu-worker/protocol.ts';
-import { keyRecordOf } from '../../edge/key-store.ts';
+import { authenticatedKey, KEY_CACHE_MS, keyRecordOf, sha256Hex, type KeyRecord } from '../../edge/key-store.ts';
 import { parseErrorBody, parseGenerateEvent } from '../../edge/validate-worker.ts';
 import { mutate, type Json } from '../helpers/json-mutations.ts';
 import { random } from '../helpers/tokenizer-corpus.ts';
@@ -79,5 +79,65 @@ describe('a stored key record', () => {
     ['a missing quota (null is the unlimited one)', { ...record, limits: { ...record.limits, quota_tokens: undefined } }],
   ])('Should be refused when it is %s', (_, raw) => {
     expect(keyRecordOf(raw)).toBeNull();
+  });
+});
+
+describe('the key records an isolate has read', () => {
+  /** A KV namespace holding one record, counting its reads; `stored` may be changed or removed between calls. */
+  async function fakeKeys() {
+    const hash = await sha256Hex(`sk-cache-${crypto.randomUUID()}`);
+    const kv = {
+      reads: 0,
+      stored: {
+        id: `key_${hash.slice(0, 16)}`, hash, hint: 'sk-cache', tenant: 'acme', name: '', models: null,
+        limits: { requests_per_minute: 600, tokens_per_minute: 2_000_000, concurrent_streams: 32, quota_tokens: null }, created_at: 1, revoked_at: null,
+      } as KeyRecord | null,
+      async get(key: string) {
+        kv.reads++;
+        return key === `key:${hash}` ? structuredClone(kv.stored) : null;
+      },
+    };
+    return { kv, hash, namespace: kv as unknown as KVNamespace };
+  }
+
+  it('Should read KV once per window, a lapsed record serving while one request re-reads it in the background', async () => {
+    const { kv, hash, namespace } = await fakeKeys();
+    const t0 = 1_000_000;
+    expect((await authenticatedKey(namespace, hash, t0))?.tenant).toBe('acme');
+    expect(kv.reads).toBe(1);
+    expect((await authenticatedKey(namespace, hash, t0 + KEY_CACHE_MS - 1))?.tenant).toBe('acme');
+    expect(kv.reads).toBe(1);
+    // lapsed: 32 requests at once get the record they had without waiting, and one of them re-reads it
+    kv.stored = { ...kv.stored!, limits: { ...kv.stored!.limits, concurrent_streams: 4 } };
+    const background: Promise<unknown>[] = [];
+    const lapsed = await Promise.all(Array.from({ length: 32 }, () => authenticatedKey(namespace, hash, t0 + KEY_CACHE_MS + 5, (work) => background.push(work))));
+    expect(lapsed.map((r) => r?.limits.concurrent_streams)).toEqual(Array(32).fill(32));
+    expect(background).toHaveLength(1);
+    await Promise.all(background);
+    expect(kv.reads).toBe(2);
+    expect((await authenticatedKey(namespace, hash, t0 + KEY_CACHE_MS + 6))?.limits.concurrent_streams).toBe(4);
+    expect(kv.reads).toBe(2);
+  });
+
+  it('Should read KV first when nothing can refresh in the background or the record is older than two windows, and forget a key gone from KV', async () => {
+    const { kv, hash, namespace } = await fakeKeys();
+    const t0 = 2_000_000;
+    await authenticatedKey(namespace, hash, t0);
+    kv.stored = { ...kv.stored!, tenant: 'renamed' };
+    expect((await authenticatedKey(namespace, hash, t0 + KEY_CACHE_MS))?.tenant).toBe('renamed'); // no background
+    kv.stored = { ...kv.stored!, tenant: 'again' };
+    const background: Promise<unknown>[] = [];
+    expect((await authenticatedKey(namespace, hash, t0 + 3 * KEY_CACHE_MS, (work) => background.push(work)))?.tenant).toBe('again');
+    expect(background).toHaveLength(0);
+    expect(kv.reads).toBe(3);
+    // removed from KV: the background re-read forgets it, and the next request is refused
+    kv.stored = null;
+    expect((await authenticatedKey(namespace, hash, t0 + 4 * KEY_CACHE_MS + 1, (work) => background.push(work)))?.tenant).toBe('again');
+    await Promise.all(background);
+    expect(await authenticatedKey(namespace, hash, t0 + 4 * KEY_CACHE_MS + 2, (work) => background.push(work))).toBeNull();
+    // a record stored under another key's hash authenticates nothing
+    const other = await fakeKeys();
+    other.kv.stored = { ...other.kv.stored!, hash: hash };
+    expect(await authenticatedKey(other.namespace, other.hash, t0)).toBeNull();
   });
 });
