@@ -70,20 +70,84 @@ const WINDOW_MS = 60_000;
 type Bucket = { level: number; at: number };
 /** `streams`: the generations the request runs (absent in leases stored before it existed: 1) */
 type Lease = { reserved: number; streams?: number; expiresAt: number };
-type Stored = {
+/** The counters: one small record, rewritten with every change. */
+type Counters = {
   requests: Bucket | null;
   tokens: Bucket | null;
-  /** the leases in flight; a settle removes its lease, so a repeated settle finds nothing to charge */
-  leases: Record<string, Lease>;
-  /** leases reclaimed by LEASE_TTL_MS that were never settled: a late settle still charges what they used */
-  reclaimed?: Record<string, Lease>;
   quotaUsed: number;
   admittedTotal?: number;
   revoked: boolean;
 };
+type State = Counters & {
+  /** the leases in flight; a settle removes its lease, so a repeated settle finds nothing to charge */
+  leases: Record<string, Lease>;
+  /** leases reclaimed by LEASE_TTL_MS that were never settled: a late settle still charges what they used */
+  reclaimed: Record<string, Lease>;
+};
+
+/**
+ * Storage: the counters under one key and each lease under a key of its own, so that an admission or a settle writes
+ * a constant amount (the counters and one lease) however many streams are in flight. Writes made in one turn are
+ * committed together (atomically), so the counters and the lease they account for never disagree.
+ */
+const COUNTERS_KEY = 'counters';
+const LEASE_PREFIX = 'lease:';
+const RECLAIMED_PREFIX = 'reclaimed:';
+/** where versions before the per-lease keys stored everything, as one record: read once and rewritten */
+const ONE_RECORD_KEY = 'state';
+/** keys one put or delete may name */
+const KEYS_PER_CALL = 128;
+
+/** The limiter's state as stored: either layout (an older version's one record is moved into the current one). */
+export async function loadState(storage: DurableObjectStorage): Promise<State> {
+  const [counters, leases, reclaimed, oneRecord] = await Promise.all([
+    storage.get<Counters>(COUNTERS_KEY),
+    storage.list<Lease>({ prefix: LEASE_PREFIX }),
+    storage.list<Lease>({ prefix: RECLAIMED_PREFIX }),
+    storage.get<Partial<State> & { settled?: unknown }>(ONE_RECORD_KEY),
+  ]);
+  const state: State = { requests: null, tokens: null, quotaUsed: 0, revoked: false, ...counters, leases: {}, reclaimed: {} };
+  for (const [key, lease] of leases) state.leases[key.slice(LEASE_PREFIX.length)] = lease;
+  for (const [key, lease] of reclaimed) state.reclaimed[key.slice(RECLAIMED_PREFIX.length)] = lease;
+  if (oneRecord) {
+    // the settled-id list of still older versions is dropped: a lease's absence says it now
+    const { settled: _, leases: oldLeases = {}, reclaimed: oldReclaimed = {}, ...oldCounters } = oneRecord;
+    Object.assign(state, oldCounters);
+    Object.assign(state.leases, oldLeases);
+    Object.assign(state.reclaimed, oldReclaimed);
+    write(storage, {
+      [COUNTERS_KEY]: countersOf(state), ...prefixed(LEASE_PREFIX, state.leases), ...prefixed(RECLAIMED_PREFIX, state.reclaimed),
+    }, [ONE_RECORD_KEY]);
+  }
+  return state;
+}
+
+function countersOf(state: State): Counters {
+  const { requests, tokens, quotaUsed, admittedTotal, revoked } = state;
+  return { requests, tokens, quotaUsed, admittedTotal, revoked };
+}
+
+function prefixed(prefix: string, leases: Record<string, Lease>): Record<string, Lease> {
+  return Object.fromEntries(Object.entries(leases).map(([id, lease]) => [prefix + id, lease]));
+}
+
+/**
+ * Writes and deletes without waiting: the runtime holds the calling method's answer until they are durable (the
+ * output gate), so no caller ever sees a count that could still be lost, while writes made in one turn (and close
+ * together) are committed as one. Should a write fail, the runtime breaks the gate: the calls waiting on it fail and
+ * the object restarts from what was stored; the failure is logged here as well.
+ */
+function write(storage: DurableObjectStorage, entries: Record<string, unknown>, deletions: string[] = []): void {
+  const failed = (err: unknown) => console.error('[rate-limiter] storage write failed', err);
+  for (let i = 0; i < deletions.length; i += KEYS_PER_CALL) storage.delete(deletions.slice(i, i + KEYS_PER_CALL)).catch(failed);
+  const keys = Object.keys(entries);
+  for (let i = 0; i < keys.length; i += KEYS_PER_CALL) {
+    storage.put(Object.fromEntries(keys.slice(i, i + KEYS_PER_CALL).map((key) => [key, entries[key]]))).catch(failed);
+  }
+}
 
 export class RateLimiter extends DurableObject {
-  private state: Stored = { requests: null, tokens: null, leases: {}, reclaimed: {}, quotaUsed: 0, revoked: false };
+  private state: State = { requests: null, tokens: null, leases: {}, reclaimed: {}, quotaUsed: 0, revoked: false };
   /** generations the leases hold (the sum over state.leases, kept as they change: read on every call) */
   private streams = 0;
   /** no lease expires, and no reclaimed one is forgotten, before this time (ms): expireLeases() has nothing to do */
@@ -94,11 +158,7 @@ export class RateLimiter extends DurableObject {
   constructor(ctx: DurableObjectState, env: unknown) {
     super(ctx, env as never);
     ctx.blockConcurrencyWhile(async () => {
-      const stored = await ctx.storage.get<Stored & { settled?: unknown }>('state');
-      if (stored) {
-        const { settled: _, ...kept } = stored; // the settled-id list of older versions: a lease's absence says it now
-        this.state = { ...this.state, ...kept };
-      }
+      this.state = await loadState(ctx.storage);
       for (const lease of Object.values(this.state.leases)) this.streams += lease.streams ?? 1;
     });
   }
@@ -143,10 +203,11 @@ export class RateLimiter extends DurableObject {
     this.state.requests = requests;
     this.state.tokens = tokens;
     this.state.admittedTotal = (this.state.admittedTotal ?? 0) + 1;
-    this.state.leases[leaseId] = { reserved: reserve, streams, expiresAt: now + LEASE_TTL_MS };
+    const lease: Lease = { reserved: reserve, streams, expiresAt: now + LEASE_TTL_MS };
+    this.state.leases[leaseId] = lease;
     this.streams += streams;
     this.nextExpiryAt = Math.min(this.nextExpiryAt, now + LEASE_TTL_MS);
-    this.save();
+    this.save({ [LEASE_PREFIX + leaseId]: lease });
     return { ok: true, leaseId, reserved: reserve, state: this.describe(limits, requests, tokens) };
   }
 
@@ -158,15 +219,16 @@ export class RateLimiter extends DurableObject {
   async settle(leaseId: string, bucketTokens: number, quotaTokens: number, limits: RateLimits): Promise<LimitState> {
     const now = this.now();
     const tokens = refill(this.state.tokens, limits.tokens_per_minute, now);
-    const lease = this.state.leases[leaseId] ?? this.state.reclaimed?.[leaseId];
+    const live = this.state.leases[leaseId];
+    const lease = live ?? this.state.reclaimed[leaseId];
     if (lease) {
-      if (this.state.leases[leaseId]) this.streams -= lease.streams ?? 1;
+      if (live) this.streams -= lease.streams ?? 1;
       delete this.state.leases[leaseId];
-      delete this.state.reclaimed?.[leaseId];
+      delete this.state.reclaimed[leaseId];
       tokens.level -= Math.max(0, Math.round(bucketTokens)) - lease.reserved;
       this.state.tokens = tokens;
       this.state.quotaUsed += Math.max(0, Math.round(quotaTokens));
-      this.save();
+      this.save({}, [(live ? LEASE_PREFIX : RECLAIMED_PREFIX) + leaseId]);
     }
     const requests = refill(this.state.requests, limits.requests_per_minute, now);
     return this.describe(limits, requests, tokens);
@@ -195,10 +257,16 @@ export class RateLimiter extends DurableObject {
   private expireLeases(now: number): void {
     if (now < this.nextExpiryAt) return;
     let next = Infinity;
-    const reclaimed = (this.state.reclaimed ??= {});
+    const { reclaimed } = this.state;
+    const moved: Record<string, Lease> = {};
+    const deletions: string[] = [];
     for (const [id, lease] of Object.entries(reclaimed)) {
-      if (lease.expiresAt + LEASE_TTL_MS <= now) delete reclaimed[id];
-      else next = Math.min(next, lease.expiresAt + LEASE_TTL_MS);
+      if (lease.expiresAt + LEASE_TTL_MS > now) {
+        next = Math.min(next, lease.expiresAt + LEASE_TTL_MS);
+        continue;
+      }
+      delete reclaimed[id];
+      deletions.push(RECLAIMED_PREFIX + id);
     }
     for (const [id, lease] of Object.entries(this.state.leases)) {
       if (lease.expiresAt > now) {
@@ -208,9 +276,12 @@ export class RateLimiter extends DurableObject {
       delete this.state.leases[id];
       this.streams -= lease.streams ?? 1;
       reclaimed[id] = lease;
+      moved[RECLAIMED_PREFIX + id] = lease;
+      deletions.push(LEASE_PREFIX + id);
       next = Math.min(next, lease.expiresAt + LEASE_TTL_MS);
     }
     this.nextExpiryAt = next;
+    if (deletions.length > 0) write(this.ctx.storage, moved, deletions);
   }
 
   private stateAt(limits: RateLimits, now: number): LimitState {
@@ -234,14 +305,9 @@ export class RateLimiter extends DurableObject {
     };
   }
 
-  /**
-   * Persists the counters without waiting for the write: the runtime holds this call's answer until the write is
-   * durable (the output gate), so no caller ever sees a count that could still be lost, while writes made close
-   * together are flushed as one. Should a write fail, the runtime breaks the gate: the calls waiting on it fail and
-   * the object restarts from what was stored; the failure is logged here as well.
-   */
-  private save(): void {
-    this.ctx.storage.put('state', this.state).catch((err: unknown) => console.error('[rate-limiter] storage write failed', err));
+  /** Persists the counters with the leases that changed (see write()). */
+  private save(leases: Record<string, Lease> = {}, deletions: string[] = []): void {
+    write(this.ctx.storage, { [COUNTERS_KEY]: countersOf(this.state), ...leases }, deletions);
   }
 }
 

@@ -11,7 +11,7 @@ import { issueKey } from '../../edge/key-store.ts';
 import type { GenerateRequest } from '../../gpu-worker/protocol.ts';
 import { accountsMiddleware, mountAccounts } from '../../edge/accounts.ts';
 import { createApp } from '../../edge/app.ts';
-import { LEASE_TTL_MS, type RateLimiter } from '../../edge/rate-limiter-do.ts';
+import { LEASE_TTL_MS, loadState, type RateLimiter } from '../../edge/rate-limiter-do.ts';
 import { getTokenizer } from '../../edge/tokenizer/index.js';
 
 type Json = Record<string, any>;
@@ -416,6 +416,35 @@ describe('rate limits', () => {
     expect((await stub.settle('lease-d', 40, 40, limits)).quotaUsed).toBe(70);
     expect((await stub.settle('lease-d', 40, 40, limits)).quotaUsed).toBe(70);
     expect((await stub.peek(limits)).admittedTotal).toBe(3);
+  });
+
+  it('Should store its counters and each lease under a key of their own, read back alike after a restart, and move an older version\'s one record into them', async () => {
+    const limits = { requests_per_minute: 100, tokens_per_minute: 10_000, concurrent_streams: 10, quota_tokens: null };
+    const stub = limiter(`storage-${crypto.randomUUID()}`);
+    await stub.admit({ limits, tokens: 100, streams: 2, leaseId: 'lease-a' });
+    await stub.admit({ limits, tokens: 50, streams: 1, leaseId: 'lease-b' });
+    await stub.settle('lease-a', 80, 80, limits);
+    await runInDurableObject(stub, async (_instance: RateLimiter, state) => {
+      expect([...(await state.storage.list()).keys()].sort()).toEqual(['counters', 'lease:lease-b']);
+      const restarted = await loadState(state.storage);
+      expect(restarted).toMatchObject({ quotaUsed: 80, admittedTotal: 2, revoked: false, reclaimed: {} });
+      expect(restarted.leases).toEqual({ 'lease-b': { reserved: 50, streams: 1, expiresAt: expect.any(Number) } });
+      expect(restarted.tokens!.level).toBeCloseTo(10_000 - 50 - 80, -1);
+      // what a version that kept everything in one record stored (the settled-id list of older ones too)
+      await state.storage.deleteAll();
+      const expiresAt = Date.now() + LEASE_TTL_MS;
+      await state.storage.put('state', {
+        requests: { level: 5, at: 1 }, tokens: { level: 900, at: 1 }, quotaUsed: 12, admittedTotal: 4, revoked: true, settled: ['x'],
+        leases: { old: { reserved: 7, expiresAt } }, reclaimed: { older: { reserved: 3, streams: 2, expiresAt: 1 } },
+      });
+      const moved = await loadState(state.storage);
+      expect(moved).toEqual({
+        requests: { level: 5, at: 1 }, tokens: { level: 900, at: 1 }, quotaUsed: 12, admittedTotal: 4, revoked: true,
+        leases: { old: { reserved: 7, expiresAt } }, reclaimed: { older: { reserved: 3, streams: 2, expiresAt: 1 } },
+      });
+      expect([...(await state.storage.list()).keys()].sort()).toEqual(['counters', 'lease:old', 'reclaimed:older']);
+      expect(await loadState(state.storage)).toEqual(moved);
+    });
   });
 
   it('Should count every generation of a request (prompts × n) against the concurrency limit', async () => {
