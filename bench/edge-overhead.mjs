@@ -116,6 +116,11 @@ function startGpuWorker() {
   });
 }
 
+/** Whether wrangler.toml's migrations make a Durable Object class SQLite-backed (new_sqlite_classes), as it deploys. */
+function sqliteBacked(toml, className) {
+  return [...toml.matchAll(/new_sqlite_classes\s*=\s*(\[[^\]]*\])/g)].some((m) => JSON.parse(m[1]).includes(className));
+}
+
 /** The edge in workerd: bundled and run by Miniflare directly (as a client reaches a deployed Worker), or under
  * wrangler's dev server (unstable_startWorker), which adds its own proxy hop in front of the Worker. */
 async function startEdge(workerUrl, edgeRoot = root, profiled = false) {
@@ -150,7 +155,7 @@ async function startEdge(workerUrl, edgeRoot = root, profiled = false) {
     compatibilityDate: /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)[1],
     compatibilityFlags: JSON.parse(/compatibility_flags\s*=\s*(\[[^\]]*\])/.exec(toml)[1]),
     bindings: { MODEL_ID: MODEL, THINKING_DEFAULT: 'auto', ...bindings },
-    kvNamespaces: ['KEYS'], d1Databases: ['USAGE'], durableObjects: { RATE_LIMITER: 'RateLimiter' },
+    kvNamespaces: ['KEYS'], d1Databases: ['USAGE'], durableObjects: { RATE_LIMITER: { className: 'RateLimiter', enableSql: sqliteBacked(toml, 'RateLimiter') } },
   });
   const url = (await mf.ready).toString();
   return { url, pid: workerdChildren().find((pid) => !before.has(pid)), script, dispose: () => mf.dispose() };
