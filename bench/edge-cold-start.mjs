@@ -17,12 +17,12 @@
 // and the global-scope work, by function.
 // Run: node --import tsx bench/edge-cold-start.mjs [--baseline main] [--samples 5]
 //   → prints a table, writes bench/results/edge-cold-start.{md,json}.
-import { execFileSync } from 'node:child_process';
+import childProcess, { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { Miniflare } from 'miniflare';
@@ -33,6 +33,7 @@ import { newestWorkerdChild, processCpuNs } from './workerd-process.mjs';
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const option = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
+/** --baseline A[,B]: the edge as it is at each git ref, sampled in the same rounds. */
 const BASELINE_REF = option('--baseline');
 const SAMPLES = Number(option('--samples') ?? 5);
 /** wrangler.toml environment to deploy (dry run); "top" = the top level (not minified: readable profiles). */
@@ -48,6 +49,16 @@ const CHAT_BODY = JSON.stringify({
   model: 'qwen3-8b-awq', chat_template_kwargs: { enable_thinking: false },
   messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Write a haiku about the sea, please.' }],
 });
+
+// When Miniflare starts workerd: "ready" is measured both from `new Miniflare(…)` and from workerd's spawn. Before the
+// spawn Miniflare encodes the whole config (capnp, in JS), its modules' bytes included: ~25 ms per MB here (the
+// tokenizer's Data module alone ~35 ms), Node's work that no deployed isolate does.
+let workerdSpawnedAt = 0;
+const spawn = childProcess.spawn;
+childProcess.spawn = function spawnTimed(command, ...rest) {
+  if (String(command).includes('workerd')) workerdSpawnedAt = performance.now();
+  return spawn.call(this, command, ...rest);
+};
 
 /** Stand-in GPU worker: answers every POST /v1/generate at once with a few tokens and a stop, GET /ready as a worker. */
 async function startStubWorker() {
@@ -161,8 +172,10 @@ function miniflareOptions(variant, workerUrl, { limiterApart = false } = {}) {
 }
 
 /**
- * One cold isolate: spawn → first /health answered (ready; CPU so far). The edge then gets a second cold start, its
- * rate limiter apart (as deployed), for the first and second chat completions.
+ * One cold isolate: new Miniflare / workerd's spawn → first /health answered (ready; CPU so far). The edge then gets
+ * two more cold starts, each request profiled as the first its isolate serves (as a cold isolate on Cloudflare serves
+ * the request that started it): a GET /health (the request part of the ready time), and, with the rate limiter apart
+ * (as deployed), the first and second chat completions.
  */
 async function coldSample(variant, workerUrl, isEdge) {
   const started = performance.now();
@@ -171,6 +184,7 @@ async function coldSample(variant, workerUrl, isEdge) {
     const health = await mf.dispatchFetch('http://edge/health');
     await health.text();
     const readyMs = performance.now() - started;
+    const readyFromSpawnMs = performance.now() - workerdSpawnedAt;
     let pid = newestWorkerdChild();
     const startupCpuMs = processCpuNs(pid) / 1e6;
     const timed = async (request) => {
@@ -180,11 +194,17 @@ async function coldSample(variant, workerUrl, isEdge) {
     };
     if (!isEdge) {
       const health2 = await timed(async () => (await mf.dispatchFetch('http://edge/health')).text());
-      return { readyMs, startupCpuMs, requestCpuMs: health2.processMs, requestIsolateMs: health2.busyMs };
+      return { readyMs, readyFromSpawnMs, startupCpuMs, requestCpuMs: health2.processMs, requestIsolateMs: health2.busyMs };
     }
+    // workerd evaluates the Worker's modules before it listens: after `ready` the isolate is up and has served nothing
+    await mf.dispose();
+    mf = new Miniflare(miniflareOptions(variant, workerUrl));
+    await mf.ready;
+    pid = newestWorkerdChild();
+    const firstHealth = await timed(async () => (await mf.dispatchFetch('http://edge/health')).text());
     await mf.dispose();
     mf = new Miniflare(miniflareOptions(variant, workerUrl, { limiterApart: true }));
-    await (await mf.dispatchFetch('http://edge/health')).text();
+    await mf.ready;
     pid = newestWorkerdChild();
     await seedKey(mf);
     const chat = () => timed(async () => {
@@ -196,7 +216,7 @@ async function coldSample(variant, workerUrl, isEdge) {
     });
     const first = await chat();
     const second = await chat();
-    return { readyMs, startupCpuMs, first, second };
+    return { readyMs, readyFromSpawnMs, startupCpuMs, firstHealth, first, second };
   } finally {
     await mf.dispose();
   }
@@ -226,27 +246,41 @@ function meanRows(lists, count = TOP) {
 }
 
 const workRoot = mkdtempSync(join(os.tmpdir(), 'edge-cold-start-'));
-const baselineRoot = BASELINE_REF && checkoutBaseline(repoRoot, BASELINE_REF, workRoot);
+const baselines = (BASELINE_REF ? BASELINE_REF.split(',') : []).map((ref, i) => ({ ref, root: checkoutBaseline(repoRoot, ref, mkdtempSync(join(workRoot, `baseline-${i}-`))) }));
 const stub = await startStubWorker();
 const loadAtStart = os.loadavg().map((l) => l.toFixed(1)).join(' / ');
 try {
   const variants = [{ label: 'this tree', root: repoRoot }];
-  if (baselineRoot) variants.push({ label: BASELINE_REF, root: baselineRoot });
+  for (const b of baselines) variants.push({ label: b.ref, root: b.root });
   for (const [i, v] of variants.entries()) Object.assign(v, dryRunDeploy(v.root, join(workRoot, `out-${i}`)), { samples: [], startups: [] });
   const emptyDir = join(workRoot, 'empty');
   const empty = {
     outDir: emptyDir, modules: [{ type: 'ESModule', path: join(emptyDir, 'index.js'), contents: EMPTY_WORKER }], script: EMPTY_WORKER, samples: [],
     compatibilityDate: variants[0].compatibilityDate, compatibilityFlags: variants[0].compatibilityFlags,
   };
+  // the empty worker with this tree's Data modules (the tokenizer image) imported: what their bytes alone cost
+  const dataModules = variants[0].modules.filter((m) => m.type === 'Data');
+  const emptyWithData = dataModules.length > 0 && {
+    ...empty, samples: [],
+    modules: [{ type: 'ESModule', path: join(variants[0].outDir, 'empty-with-data.js'), contents: `${dataModules.map((m, i) => `import data${i} from './${basename(m.path)}';\n`).join('')}${EMPTY_WORKER.replace("new Response('ok')", `new Response(String(${dataModules.map((_, i) => `data${i}.byteLength`).join(' + ')}))`)}` }, ...dataModules],
+    outDir: variants[0].outDir,
+  };
+  await coldSample(empty, stub.url, false); // the process's first workerd start pays one-time costs (binary, Node's modules): not a sample
   for (let round = 0; round < SAMPLES; round++) {
     process.stderr.write(`round ${round + 1}/${SAMPLES}\n`);
     empty.samples.push(await coldSample(empty, stub.url, false));
+    if (emptyWithData) emptyWithData.samples.push(await coldSample(emptyWithData, stub.url, false));
     for (const v of variants) {
       v.samples.push(await coldSample(v, stub.url, true));
       v.startups.push(await startupProfile(v, stub.url));
     }
   }
   const emptyReady = median(empty.samples.map((s) => s.readyMs));
+  const emptyReadyFromSpawn = median(empty.samples.map((s) => s.readyFromSpawnMs));
+  const dataOnly = emptyWithData && {
+    readyOverEmptyMs: round(median(emptyWithData.samples.map((s) => s.readyFromSpawnMs)) - emptyReadyFromSpawn),
+    readyOverEmptyWithMiniflareMs: round(median(emptyWithData.samples.map((s) => s.readyMs)) - emptyReady),
+  };
   const emptyCpu = median(empty.samples.map((s) => s.startupCpuMs));
   const emptyRequestCpu = median(empty.samples.map((s) => s.requestCpuMs));
   const emptyRequestIsolate = median(empty.samples.map((s) => s.requestIsolateMs));
@@ -257,7 +291,9 @@ try {
       edge: v.label, deployed: v.deployed, tokenizerForm: v.tokenizerForm,
       bundleKiB: +v.rawKiB.toFixed(0), gzipKiB: +v.gzipKiB.toFixed(0),
       tokenizerKiB: +v.tokenizerRawKiB.toFixed(0), tokenizerGzipKiB: +v.tokenizerGzipKiB.toFixed(0),
-      readyOverEmptyMs: round(median(v.samples.map((s) => s.readyMs)) - emptyReady),
+      readyOverEmptyMs: round(median(v.samples.map((s) => s.readyFromSpawnMs)) - emptyReadyFromSpawn),
+      readyOverEmptyWithMiniflareMs: round(median(v.samples.map((s) => s.readyMs)) - emptyReady),
+      firstHealthIsolateMs: round(chat('firstHealth', 'busyMs')),
       startupCpuOverEmptyMs: round(median(v.samples.map((s) => s.startupCpuMs)) - emptyCpu),
       startupIsolateMs: round(startup('busyMs')), startupCompileMs: round(startup('programMs')), startupGcMs: round(startup('gcMs')),
       firstChatIsolateMs: round(chat('first', 'busyMs')), firstChatCpuMs: round(chat('first', 'processMs')),
@@ -266,9 +302,9 @@ try {
       firstChatByModule: meanRows(v.samples.map((s) => s.first.byModule)), firstChatBySelf: meanRows(v.samples.map((s) => s.first.bySelf)),
     };
   });
-  const header = '| edge | bundle (config) | bundle KiB | gzip KiB | tokenizer data KiB (gzip; form) | cold isolate ready over empty ms | start-up, edge isolate ms (of it compile / GC) | start-up, workerd process over empty ms | 1st chat completion, edge isolate CPU ms | 1st, workerd process CPU ms | 2nd chat completion, edge isolate CPU ms | 2nd, workerd process CPU ms |';
-  const lines = [header, '|---|---|---|---|---|---|---|---|---|---|---|---|', ...rows.map((r) =>
-    `| ${r.edge} | ${r.deployed} | ${r.bundleKiB} | ${r.gzipKiB} | ${r.tokenizerKiB} (${r.tokenizerGzipKiB}; ${r.tokenizerForm}) | ${r.readyOverEmptyMs} | ${r.startupIsolateMs} (${r.startupCompileMs} / ${r.startupGcMs}) | ${r.startupCpuOverEmptyMs} | ${r.firstChatIsolateMs} | ${r.firstChatCpuMs} | ${r.secondChatIsolateMs} | ${r.secondChatCpuMs} |`)];
+  const header = '| edge | bundle (config) | bundle KiB | gzip KiB | tokenizer data KiB (gzip; form) | cold isolate ready over empty, from workerd\'s start ms | (from new Miniflare ms) | start-up, edge isolate ms (of it compile / GC) | start-up, workerd process over empty ms | 1st GET /health, edge isolate CPU ms | 1st chat completion, edge isolate CPU ms | 1st, workerd process CPU ms | 2nd chat completion, edge isolate CPU ms | 2nd, workerd process CPU ms |';
+  const lines = [header, `|${'---|'.repeat(14)}`, ...rows.map((r) =>
+    `| ${r.edge} | ${r.deployed} | ${r.bundleKiB} | ${r.gzipKiB} | ${r.tokenizerKiB} (${r.tokenizerGzipKiB}; ${r.tokenizerForm}) | ${r.readyOverEmptyMs} | ${r.readyOverEmptyWithMiniflareMs} | ${r.startupIsolateMs} (${r.startupCompileMs} / ${r.startupGcMs}) | ${r.startupCpuOverEmptyMs} | ${r.firstHealthIsolateMs} | ${r.firstChatIsolateMs} | ${r.firstChatCpuMs} | ${r.secondChatIsolateMs} | ${r.secondChatCpuMs} |`)];
   const listed = (top) => top.map((t) => `${t.name} ${t.ms}`).join('; ');
   const topLines = rows.flatMap((r) => [
     `- ${r.edge}, start-up, by module: ${listed(r.startupByModule)}`, `- ${r.edge}, start-up, by function: ${listed(r.startupBySelf)}`,
@@ -285,7 +321,8 @@ try {
   const notes = [
     'Bundle sizes are what `wrangler deploy --dry-run --outdir` prints ("Total Upload … / gzip …") for the form that deploys: `--env production` (minified) where wrangler.toml has that environment, else its top level. The tokenizer data is edge/tokenizer/generated/qwen3-tokenizer.bin (a Data module) or, before, qwen3-tokenizer-data.js (base64 in JS); its gzip by node:zlib.',
     `Each sample is a fresh workerd process on the modules wrangler wrote, with the edge's bindings (KV, D1, the rate limiter's Durable Object); median of ${SAMPLES}, variants in alternating rounds.`,
-    `"ready" = time from starting workerd to the first answered GET /health; an empty worker with the same bindings takes ${emptyReady.toFixed(0)} ms here, and the column is the difference.`,
+    `"ready" = time from workerd's spawn to the first answered GET /health (workerd's start, the Worker's module evaluation, that request); an empty worker with the same bindings takes ${emptyReadyFromSpawn.toFixed(0)} ms here, and the column is the difference. "From new Miniflare" also counts what Miniflare does in Node before it spawns workerd: it encodes the whole workerd config, every module's bytes included, with a capnp encoder written in JS (the empty worker: ${emptyReady.toFixed(0)} ms). ${dataOnly ? `The empty worker with only this tree's Data module (the tokenizer image) added and read is ${dataOnly.readyOverEmptyWithMiniflareMs} ms later than the empty one from new Miniflare and ${dataOnly.readyOverEmptyMs} ms from workerd's spawn: ` : ''}work of the local harness that no deployed isolate does (Cloudflare stores the upload once), so the target is read on the first column.`,
+    'The first GET /health, chat completions: each profiled as the first request that a fresh isolate serves (workerd evaluates the modules before it listens), as a cold isolate on Cloudflare serves the request that started it: the first completion pays the router\'s and the middleware\'s first runs too. Results files before 2026-12-02T04:00Z sent a GET /health first and measured the completions after it.',
     `"edge isolate" CPU = the V8 CPU profiler of the Worker's isolate through workerd's inspector (sampling every ${SAMPLING_INTERVAL_US} µs asked; the gaps are longer on a loaded machine), Profiler.start/stop around the request: every sample in which the isolate ran JS, compiled it ("(program)") or collected garbage, each charged the time to the next sample but at most twice the median gap (a longer gap is the isolate waiting on KV, D1, the Durable Object's storage, the stand-in GPU worker or a core, not running). On a loaded machine a sample still counts time in which the isolate's thread waited for a core, so the figure is an upper bound. This is what Cloudflare's per-invocation CPU time (\`cpuTime\`, the free plan's 10 ms limit) measures; workerd run locally fills \`cpuTime\` and \`wallTime\` of a tail worker's trace events with 0, so the profiler is the way to read it here. The chat completions are measured on a second cold start of the edge whose rate limiter (a Durable Object) is served by a worker of its own, so it runs in an isolate of its own as it does on Cloudflare (where it is billed apart): the edge isolate's figure holds the edge's side of the call, not the limiter's work. A GET /health on the empty worker measures ${emptyRequestIsolate.toFixed(2)} ms this way.`,
     `"workerd process" CPU = the whole process's CPU time (/proc/<pid>/task/*/schedstat) during the request: the isolate plus workerd itself and Miniflare's KV, D1 and Durable Object storage simulators, which on Cloudflare run elsewhere; a GET /health on the empty worker costs ${emptyRequestCpu.toFixed(1)} ms the same way.`,
     `Start-up: workerd's own start is the empty worker's process CPU until its first answer (${emptyCpu.toFixed(0)} ms); "start-up, workerd process over empty" is the edge's process CPU until its first answer minus that. "start-up, edge isolate" is the edge bundle's module evaluation profiled in its isolate: a harness worker imports the bundle (\`await import('./index.js')\`) at a request under the profiler; "(program)" samples are script compile and other work of V8 and workerd outside JS, the rest the global-scope work of the bundle's modules and GC.`,
@@ -297,9 +334,9 @@ try {
     `# Edge cold start\n\nCommand: \`${command}\`  \nMachine: ${machine}; ${load}  \nDate: ${date}\n\n${output}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
   writeFileSync(join(repoRoot, 'bench/results/edge-cold-start.json'), JSON.stringify({
     command, machine, load, date, samples: SAMPLES, samplingIntervalUs: SAMPLING_INTERVAL_US, targets: TARGETS, emptyReadyMs: emptyReady, emptyStartupCpuMs: emptyCpu,
-    emptyRequestCpuMs: emptyRequestCpu, emptyRequestIsolateMs: emptyRequestIsolate, rows, notes,
+    emptyReadyFromSpawnMs: emptyReadyFromSpawn, emptyWithDataModules: dataOnly, emptyRequestCpuMs: emptyRequestCpu, emptyRequestIsolateMs: emptyRequestIsolate, rows, notes,
   }, null, 2) + '\n');
 } finally {
   stub.close();
-  if (baselineRoot) removeBaseline(repoRoot, baselineRoot);
+  for (const b of baselines) removeBaseline(repoRoot, b.root);
 }
