@@ -1,9 +1,11 @@
 /** Pre-token → token ids cache keyed by a range of UTF-16 code units, so a lookup allocates nothing: an open-addressed
- * table over typed arrays, keys and ids stored in flat pools. Bounded: it is emptied whole when full (no LRU). */
+ * table over typed arrays, keys and ids stored in flat pools. It starts small and doubles as it fills (an isolate's
+ * first requests need a few hundred entries, and zeroing the full table cost ~2 ms at isolate start); bounded: at its
+ * full size it is emptied whole when full (no LRU). */
 
 const MAX_ENTRIES = 1 << 15;
-const SLOT_BITS = 16; // 2^16 slots for ≤ 2^15 entries: load ≤ 1/2
-const SLOT_MASK = (1 << SLOT_BITS) - 1;
+/** Slots are twice the entries they can hold: load ≤ 1/2. */
+const FIRST_ENTRIES = 1 << 9;
 const MAX_KEY_UNITS = 1 << 20;
 const MAX_IDS = 1 << 19;
 /** Entry layout in `entries`: hash, key start, ids start, key length << 16 | ids count. */
@@ -30,6 +32,7 @@ export function hashRange(text: string, start: number, end: number): number {
 export class WordCache {
   /** Entry number + 1 per slot; 0 = empty. Allocated on first use, so building the tokenizer stays cheap. */
   private slots = new Int32Array(0);
+  private slotMask = 0;
   private entries = new Int32Array(0);
   private keys = new Uint16Array(0);
   private ids = new Int32Array(0);
@@ -44,7 +47,8 @@ export class WordCache {
     const entries = this.entries;
     const keys = this.keys;
     const length = end - start;
-    for (let slot = hash & SLOT_MASK; ; slot = (slot + 1) & SLOT_MASK) {
+    const mask = this.slotMask;
+    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
       const entry = slots[slot] - 1;
       if (entry < 0) return false;
       const base = entry * STRIDE;
@@ -68,6 +72,8 @@ export class WordCache {
     if (this.slots.length === 0) this.allocate();
     if (this.count === MAX_ENTRIES || this.keysUsed + length > MAX_KEY_UNITS || this.idsUsed + idCount > MAX_IDS) {
       this.clear();
+    } else if (this.count * STRIDE === this.entries.length) {
+      this.growTable();
     }
     if (this.keysUsed + length > this.keys.length) {
       const grown = new Uint16Array(grownSize(this.keys.length, this.keysUsed + length));
@@ -89,16 +95,33 @@ export class WordCache {
     this.entries[base + 3] = (length << 16) | idCount;
     this.keysUsed += length;
     this.idsUsed += idCount;
-    let slot = hash & SLOT_MASK;
-    while (this.slots[slot] !== 0) slot = (slot + 1) & SLOT_MASK;
-    this.slots[slot] = ++this.count;
+    this.slots[this.freeSlot(hash)] = ++this.count;
+  }
+
+  /** The first empty slot of hash's probe sequence. */
+  private freeSlot(hash: number): number {
+    const mask = this.slotMask;
+    let slot = hash & mask;
+    while (this.slots[slot] !== 0) slot = (slot + 1) & mask;
+    return slot;
   }
 
   private allocate(): void {
-    this.slots = new Int32Array(1 << SLOT_BITS);
-    this.entries = new Int32Array(MAX_ENTRIES * STRIDE);
-    this.keys = new Uint16Array(1 << 16);
-    this.ids = new Int32Array(1 << 15);
+    this.slots = new Int32Array(FIRST_ENTRIES * 2);
+    this.slotMask = this.slots.length - 1;
+    this.entries = new Int32Array(FIRST_ENTRIES * STRIDE);
+    this.keys = new Uint16Array(1 << 12);
+    this.ids = new Int32Array(1 << 11);
+  }
+
+  /** Twice the entries and slots (the entries are full, below MAX_ENTRIES): entries copied, slots filled again. */
+  private growTable(): void {
+    const entries = new Int32Array(this.entries.length * 2);
+    entries.set(this.entries);
+    this.entries = entries;
+    this.slots = new Int32Array(this.slots.length * 2);
+    this.slotMask = this.slots.length - 1;
+    for (let entry = 0; entry < this.count; entry++) this.slots[this.freeSlot(entries[entry * STRIDE])] = entry + 1;
   }
 
   private clear(): void {

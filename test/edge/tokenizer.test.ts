@@ -12,7 +12,7 @@ import {
 import { BytePairEncoder } from '../../edge/tokenizer/byte-pair-encoder.js';
 import { preTokenEnd } from '../../edge/tokenizer/pre-tokenizer.js';
 import { loadQwen3TokenizerData } from '../../edge/tokenizer/tokenizer-data.js';
-import { hashRange } from '../../edge/tokenizer/word-cache.js';
+import { hashRange, WordCache } from '../../edge/tokenizer/word-cache.js';
 import fixture from '../fixtures/tokenizer-corpus.json';
 import digests from '../fixtures/tokenizer-oracle-digests.json';
 import { corpusDocuments, hashIds, mismatchingDocuments, sweepDocument } from '../helpers/tokenizer-corpus.ts';
@@ -210,6 +210,31 @@ describe('qwen3 tokenizer (edge)', () => {
       }
     }
     expect(checked).toBeGreaterThan(10_000);
+  });
+
+  it('Should keep every word the cache was given, through its growth to 32,768 words, and empty it whole at that bound', () => {
+    const cache = new WordCache();
+    const keyOf = (i: number) => `w${i.toString(36)}`;
+    const idsOf = (i: number) => Int32Array.of(i, i * 7 + 1, i % 13);
+    const lookup = (i: number) => {
+      const key = keyOf(i);
+      const out: number[] = [];
+      return cache.get(key, 0, key.length, hashRange(key, 0, key.length), out) ? out : undefined;
+    };
+    const BOUND = 32_768;
+    for (let i = 0; i < BOUND; i++) {
+      const key = keyOf(i);
+      expect(lookup(i)).toBeUndefined();
+      cache.set(key, 0, key.length, hashRange(key, 0, key.length), idsOf(i), 3);
+      // the newest word and words from each size the table had before
+      for (const j of [i, i >> 1, i >> 4, 0]) expect(lookup(j)).toEqual([...idsOf(j)]);
+    }
+    for (let i = 0; i < BOUND; i++) expect(lookup(i)).toEqual([...idsOf(i)]);
+    const key = keyOf(BOUND);
+    cache.set(key, 0, key.length, hashRange(key, 0, key.length), idsOf(BOUND), 3);
+    expect(lookup(BOUND)).toEqual([...idsOf(BOUND)]);
+    expect(lookup(0)).toBeUndefined();
+    expect(lookup(BOUND - 1)).toBeUndefined();
   });
 
   it('Should round-trip decode(encode(x)) = x for NFC text', () => {
