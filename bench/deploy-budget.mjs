@@ -40,8 +40,11 @@ const metrics = [
   ['bundle, gzip (KiB)', (e) => coldRow(e).gzipKiB, TARGETS.gzipKiB],
   ['start-up CPU over an empty worker, workerd process (ms)', (e) => coldRow(e).startupCpuOverEmptyMs, null],
   ['start-up, edge isolate: module evaluation incl. compile (ms)', (e) => coldRow(e).startupIsolateMs ?? null, null],
-  ['cold isolate ready, over an empty worker (ms)', (e) => coldRow(e).readyOverEmptyMs, TARGETS.readyOverEmptyMs],
-  ['first /v1/chat/completions CPU, edge isolate (ms)', (e) => coldRow(e).firstChatIsolateMs ?? null, TARGETS.firstChatCpuMs],
+  ['cold isolate ready over an empty worker, from workerd\'s start (ms)', (e) => coldRow(e).readyOverEmptyMs, TARGETS.readyOverEmptyMs],
+  ['the same, less workerd\'s waits for a core (ms)', (e) => coldRow(e).readyOverEmptyLessWaitsMs ?? null, null],
+  ['the same, from new Miniflare: its config encoding in Node included (ms)', (e) => coldRow(e).readyOverEmptyWithMiniflareMs ?? null, null],
+  ['first GET /health CPU of a fresh isolate, edge isolate (ms)', (e) => coldRow(e).firstHealthIsolateMs ?? null, null],
+  ['first /v1/chat/completions CPU (a fresh isolate\'s first request), edge isolate (ms)', (e) => coldRow(e).firstChatIsolateMs ?? null, TARGETS.firstChatCpuMs],
   ['first /v1/chat/completions CPU, workerd process (ms)', (e) => coldRow(e).firstChatCpuMs, null],
   ['second /v1/chat/completions CPU, edge isolate (ms)', (e) => coldRow(e).secondChatIsolateMs ?? null, null],
   ['second /v1/chat/completions CPU, workerd process (ms)', (e) => coldRow(e).secondChatCpuMs, null],
@@ -65,6 +68,7 @@ const notes = [
   `Cold start: [edge-cold-start.md](edge-cold-start.md) (${cold.command}); overhead: [edge-overhead-vs-baseline.md](edge-overhead-vs-baseline.md) (${overhead.command}). Both measure the two edges in alternating rounds of one run.`,
   'Bundles are what `wrangler deploy --dry-run` reports for the form that deploys (after: `--env production`, minified; before: the top level, the only configuration there was).',
   'CPU: "edge isolate" rows are the V8 CPU profiler of the Worker\'s isolate (what Cloudflare bills and limits per invocation; edge-cold-start.md says how); for the chat completions the rate limiter\'s Durable Object runs in an isolate of its own (served by a second worker), as on Cloudflare where it is billed apart (for both columns; results files before 2026-12-02T02:00Z counted it in the edge\'s isolate). "workerd process" rows are the whole process\'s CPU, which includes Miniflare\'s local KV, D1 and Durable Object simulators that on Cloudflare run elsewhere.',
+  'Ready: from workerd\'s spawn to its first answer (before the spawn Miniflare encodes the config, module bytes included, in JS: work of the local harness that no deployed isolate does; the row "from new Miniflare" keeps it); edge-cold-start.md has the control (an empty worker with only the tokenizer\'s Data module). The first requests are each the first a fresh isolate serves, as on Cloudflare (results files before 2026-12-02T04:00Z measured the chat completions after a GET /health had warmed the isolate, and the ready time from new Miniflare).',
   'The machine was shared with other work (2 cores, the load average above): absolute times are inflated by waiting for a core, and the ready time most of all; read the after / before ratios.',
 ];
 console.log(`\n${table}`);

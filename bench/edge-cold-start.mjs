@@ -28,7 +28,7 @@ import { gzipSync } from 'node:zlib';
 import { Miniflare } from 'miniflare';
 import { checkoutBaseline, removeBaseline } from './git-baseline.mjs';
 import { startProfile, summarizeProfile } from './v8-cpu-profile.mjs';
-import { newestWorkerdChild, processCpuNs } from './workerd-process.mjs';
+import { newestWorkerdChild, processCpuNs, processRunQueueNs } from './workerd-process.mjs';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -187,6 +187,8 @@ async function coldSample(variant, workerUrl, isEdge) {
     const readyFromSpawnMs = performance.now() - workerdSpawnedAt;
     let pid = newestWorkerdChild();
     const startupCpuMs = processCpuNs(pid) / 1e6;
+    // time workerd's threads were runnable but waited for a core that other processes held (a loaded machine's share)
+    const readyUnservedMs = readyFromSpawnMs - processRunQueueNs(pid) / 1e6;
     const timed = async (request) => {
       const before = processCpuNs(pid);
       const cpu = await profiled(mf, variant, request);
@@ -194,7 +196,7 @@ async function coldSample(variant, workerUrl, isEdge) {
     };
     if (!isEdge) {
       const health2 = await timed(async () => (await mf.dispatchFetch('http://edge/health')).text());
-      return { readyMs, readyFromSpawnMs, startupCpuMs, requestCpuMs: health2.processMs, requestIsolateMs: health2.busyMs };
+      return { readyMs, readyFromSpawnMs, readyUnservedMs, startupCpuMs, requestCpuMs: health2.processMs, requestIsolateMs: health2.busyMs };
     }
     // workerd evaluates the Worker's modules before it listens: after `ready` the isolate is up and has served nothing
     await mf.dispose();
@@ -216,7 +218,7 @@ async function coldSample(variant, workerUrl, isEdge) {
     });
     const first = await chat();
     const second = await chat();
-    return { readyMs, readyFromSpawnMs, startupCpuMs, firstHealth, first, second };
+    return { readyMs, readyFromSpawnMs, readyUnservedMs, startupCpuMs, firstHealth, first, second };
   } finally {
     await mf.dispose();
   }
@@ -277,6 +279,7 @@ try {
   }
   const emptyReady = median(empty.samples.map((s) => s.readyMs));
   const emptyReadyFromSpawn = median(empty.samples.map((s) => s.readyFromSpawnMs));
+  const emptyReadyUnserved = median(empty.samples.map((s) => s.readyUnservedMs));
   const dataOnly = emptyWithData && {
     readyOverEmptyMs: round(median(emptyWithData.samples.map((s) => s.readyFromSpawnMs)) - emptyReadyFromSpawn),
     readyOverEmptyWithMiniflareMs: round(median(emptyWithData.samples.map((s) => s.readyMs)) - emptyReady),
@@ -293,6 +296,7 @@ try {
       tokenizerKiB: +v.tokenizerRawKiB.toFixed(0), tokenizerGzipKiB: +v.tokenizerGzipKiB.toFixed(0),
       readyOverEmptyMs: round(median(v.samples.map((s) => s.readyFromSpawnMs)) - emptyReadyFromSpawn),
       readyOverEmptyWithMiniflareMs: round(median(v.samples.map((s) => s.readyMs)) - emptyReady),
+      readyOverEmptyLessWaitsMs: round(median(v.samples.map((s) => s.readyUnservedMs)) - emptyReadyUnserved),
       firstHealthIsolateMs: round(chat('firstHealth', 'busyMs')),
       startupCpuOverEmptyMs: round(median(v.samples.map((s) => s.startupCpuMs)) - emptyCpu),
       startupIsolateMs: round(startup('busyMs')), startupCompileMs: round(startup('programMs')), startupGcMs: round(startup('gcMs')),
@@ -302,9 +306,9 @@ try {
       firstChatByModule: meanRows(v.samples.map((s) => s.first.byModule)), firstChatBySelf: meanRows(v.samples.map((s) => s.first.bySelf)),
     };
   });
-  const header = '| edge | bundle (config) | bundle KiB | gzip KiB | tokenizer data KiB (gzip; form) | cold isolate ready over empty, from workerd\'s start ms | (from new Miniflare ms) | start-up, edge isolate ms (of it compile / GC) | start-up, workerd process over empty ms | 1st GET /health, edge isolate CPU ms | 1st chat completion, edge isolate CPU ms | 1st, workerd process CPU ms | 2nd chat completion, edge isolate CPU ms | 2nd, workerd process CPU ms |';
-  const lines = [header, `|${'---|'.repeat(14)}`, ...rows.map((r) =>
-    `| ${r.edge} | ${r.deployed} | ${r.bundleKiB} | ${r.gzipKiB} | ${r.tokenizerKiB} (${r.tokenizerGzipKiB}; ${r.tokenizerForm}) | ${r.readyOverEmptyMs} | ${r.readyOverEmptyWithMiniflareMs} | ${r.startupIsolateMs} (${r.startupCompileMs} / ${r.startupGcMs}) | ${r.startupCpuOverEmptyMs} | ${r.firstHealthIsolateMs} | ${r.firstChatIsolateMs} | ${r.firstChatCpuMs} | ${r.secondChatIsolateMs} | ${r.secondChatCpuMs} |`)];
+  const header = '| edge | bundle (config) | bundle KiB | gzip KiB | tokenizer data KiB (gzip; form) | cold isolate ready over empty, from workerd\'s start ms | (less workerd\'s waits for a core ms) | (from new Miniflare ms) | start-up, edge isolate ms (of it compile / GC) | start-up, workerd process over empty ms | 1st GET /health, edge isolate CPU ms | 1st chat completion, edge isolate CPU ms | 1st, workerd process CPU ms | 2nd chat completion, edge isolate CPU ms | 2nd, workerd process CPU ms |';
+  const lines = [header, `|${'---|'.repeat(15)}`, ...rows.map((r) =>
+    `| ${r.edge} | ${r.deployed} | ${r.bundleKiB} | ${r.gzipKiB} | ${r.tokenizerKiB} (${r.tokenizerGzipKiB}; ${r.tokenizerForm}) | ${r.readyOverEmptyMs} | ${r.readyOverEmptyLessWaitsMs} | ${r.readyOverEmptyWithMiniflareMs} | ${r.startupIsolateMs} (${r.startupCompileMs} / ${r.startupGcMs}) | ${r.startupCpuOverEmptyMs} | ${r.firstHealthIsolateMs} | ${r.firstChatIsolateMs} | ${r.firstChatCpuMs} | ${r.secondChatIsolateMs} | ${r.secondChatCpuMs} |`)];
   const listed = (top) => top.map((t) => `${t.name} ${t.ms}`).join('; ');
   const topLines = rows.flatMap((r) => [
     `- ${r.edge}, start-up, by module: ${listed(r.startupByModule)}`, `- ${r.edge}, start-up, by function: ${listed(r.startupBySelf)}`,
@@ -321,7 +325,7 @@ try {
   const notes = [
     'Bundle sizes are what `wrangler deploy --dry-run --outdir` prints ("Total Upload … / gzip …") for the form that deploys: `--env production` (minified) where wrangler.toml has that environment, else its top level. The tokenizer data is edge/tokenizer/generated/qwen3-tokenizer.bin (a Data module) or, before, qwen3-tokenizer-data.js (base64 in JS); its gzip by node:zlib.',
     `Each sample is a fresh workerd process on the modules wrangler wrote, with the edge's bindings (KV, D1, the rate limiter's Durable Object); median of ${SAMPLES}, variants in alternating rounds.`,
-    `"ready" = time from workerd's spawn to the first answered GET /health (workerd's start, the Worker's module evaluation, that request); an empty worker with the same bindings takes ${emptyReadyFromSpawn.toFixed(0)} ms here, and the column is the difference. "From new Miniflare" also counts what Miniflare does in Node before it spawns workerd: it encodes the whole workerd config, every module's bytes included, with a capnp encoder written in JS (the empty worker: ${emptyReady.toFixed(0)} ms). ${dataOnly ? `The empty worker with only this tree's Data module (the tokenizer image) added and read is ${dataOnly.readyOverEmptyWithMiniflareMs} ms later than the empty one from new Miniflare and ${dataOnly.readyOverEmptyMs} ms from workerd's spawn: ` : ''}work of the local harness that no deployed isolate does (Cloudflare stores the upload once), so the target is read on the first column.`,
+    `"ready" = time from workerd's spawn to the first answered GET /health (workerd's start, the Worker's module evaluation, that request); an empty worker with the same bindings takes ${emptyReadyFromSpawn.toFixed(0)} ms here, and the column is the difference. "Less workerd's waits for a core" takes off the time its threads were runnable but not running (/proc/<pid>/task/*/schedstat), the share a loaded machine adds (the empty worker: ${emptyReadyUnserved.toFixed(0)} ms): an estimate of the column on a quiet machine. "From new Miniflare" also counts what Miniflare does in Node before it spawns workerd: it encodes the whole workerd config, every module's bytes included, with a capnp encoder written in JS (the empty worker: ${emptyReady.toFixed(0)} ms). ${dataOnly ? `The empty worker with only this tree's Data module (the tokenizer image) added and read is ${dataOnly.readyOverEmptyWithMiniflareMs} ms later than the empty one from new Miniflare and ${dataOnly.readyOverEmptyMs} ms from workerd's spawn: ` : ''}work of the local harness that no deployed isolate does (Cloudflare stores the upload once), so the target is read on the first column.`,
     'The first GET /health, chat completions: each profiled as the first request that a fresh isolate serves (workerd evaluates the modules before it listens), as a cold isolate on Cloudflare serves the request that started it: the first completion pays the router\'s and the middleware\'s first runs too. Results files before 2026-12-02T04:00Z sent a GET /health first and measured the completions after it.',
     `"edge isolate" CPU = the V8 CPU profiler of the Worker's isolate through workerd's inspector (sampling every ${SAMPLING_INTERVAL_US} µs asked; the gaps are longer on a loaded machine), Profiler.start/stop around the request: every sample in which the isolate ran JS, compiled it ("(program)") or collected garbage, each charged the time to the next sample but at most twice the median gap (a longer gap is the isolate waiting on KV, D1, the Durable Object's storage, the stand-in GPU worker or a core, not running). On a loaded machine a sample still counts time in which the isolate's thread waited for a core, so the figure is an upper bound. This is what Cloudflare's per-invocation CPU time (\`cpuTime\`, the free plan's 10 ms limit) measures; workerd run locally fills \`cpuTime\` and \`wallTime\` of a tail worker's trace events with 0, so the profiler is the way to read it here. The chat completions are measured on a second cold start of the edge whose rate limiter (a Durable Object) is served by a worker of its own, so it runs in an isolate of its own as it does on Cloudflare (where it is billed apart): the edge isolate's figure holds the edge's side of the call, not the limiter's work. A GET /health on the empty worker measures ${emptyRequestIsolate.toFixed(2)} ms this way.`,
     `"workerd process" CPU = the whole process's CPU time (/proc/<pid>/task/*/schedstat) during the request: the isolate plus workerd itself and Miniflare's KV, D1 and Durable Object storage simulators, which on Cloudflare run elsewhere; a GET /health on the empty worker costs ${emptyRequestCpu.toFixed(1)} ms the same way.`,
@@ -334,7 +338,7 @@ try {
     `# Edge cold start\n\nCommand: \`${command}\`  \nMachine: ${machine}; ${load}  \nDate: ${date}\n\n${output}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
   writeFileSync(join(repoRoot, 'bench/results/edge-cold-start.json'), JSON.stringify({
     command, machine, load, date, samples: SAMPLES, samplingIntervalUs: SAMPLING_INTERVAL_US, targets: TARGETS, emptyReadyMs: emptyReady, emptyStartupCpuMs: emptyCpu,
-    emptyReadyFromSpawnMs: emptyReadyFromSpawn, emptyWithDataModules: dataOnly, emptyRequestCpuMs: emptyRequestCpu, emptyRequestIsolateMs: emptyRequestIsolate, rows, notes,
+    emptyReadyFromSpawnMs: emptyReadyFromSpawn, emptyReadyLessWaitsMs: emptyReadyUnserved, emptyWithDataModules: dataOnly, emptyRequestCpuMs: emptyRequestCpu, emptyRequestIsolateMs: emptyRequestIsolate, rows, notes,
   }, null, 2) + '\n');
 } finally {
   stub.close();
