@@ -6,7 +6,7 @@
 // quantile(edge) − quantile(direct) for time to first token and time to the last byte. Writes
 // bench/results/edge-overhead.{md,json} with the command, the machine and the date.
 //
-//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--profile]
+//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--limiter-apart] [--profile]
 //
 // Every edge's workerd process is also timed: its CPU (all threads: the isolate, the Durable Object, Miniflare's KV /
 // D1 / cache simulators) over each phase divided by the requests it served. A relay path (a Worker that only
@@ -21,6 +21,11 @@
 // --baseline REF adds the edge as it is at git REF (bench/git-baseline.mjs) as one more path in the same rounds (a
 // comma-separated list adds one per ref), so a change's overhead is compared with the one before it on the same
 // loaded machine at the same moment; the results file is then bench/results/edge-overhead-vs-baseline.{md,json}.
+//
+// --limiter-apart adds this tree once more with the rate limiter's Durable Object in a workerd process of its own
+// (reached through Miniflare's dev registry), as on Cloudflare, where it runs elsewhere than the edge's isolate: its
+// storage commits (SQLite, each one fsynced) then stop blocking the edge's one thread. Its CPU row counts both
+// processes.
 //
 // --tokens N streams only the demo script's first N tokens: short streams, whose ends overlap the next requests.
 //
@@ -57,9 +62,11 @@ const RUNNER = args.runner ?? 'miniflare';
 const ACCOUNTS = (args.accounts ?? 'on') !== 'off';
 const BASELINE_REF = args.baseline;
 const PROFILE = 'profile' in args;
+/** also this tree with the rate limiter's Durable Object in a workerd process of its own (as deployed), in the same rounds */
+const LIMITER_APART = 'limiter-apart' in args;
 const INSPECTOR_PORT = 9239;
 const PROFILE_INTERVAL_US = 200;
-if (BASELINE_REF && RUNNER !== 'miniflare') throw new Error('--baseline needs --runner miniflare');
+if ((BASELINE_REF || LIMITER_APART) && RUNNER !== 'miniflare') throw new Error('--baseline and --limiter-apart need --runner miniflare');
 const RESULT_NAME = ['edge-overhead', WORKER_KIND === 'real' && 'real-worker', RUNNER === 'wrangler' && 'wrangler-dev', !ACCOUNTS && 'no-accounts', BASELINE_REF && 'vs-baseline'].filter(Boolean).join('-');
 // the demo checkpoint's script after a thinking prompt (scripts/gen-demo-script.mjs)
 const DEMO_SCRIPT = `<think>${DEMO_REASONING}</think>\n\n${DEMO_ANSWER}`;
@@ -123,7 +130,7 @@ function sqliteBacked(toml, className) {
 
 /** The edge in workerd: bundled and run by Miniflare directly (as a client reaches a deployed Worker), or under
  * wrangler's dev server (unstable_startWorker), which adds its own proxy hop in front of the Worker. */
-async function startEdge(workerUrl, edgeRoot = root, profiled = false) {
+async function startEdge(workerUrl, edgeRoot = root, profiled = false, limiterApart = false) {
   // The whole deployed edge: API key check, rate limiter (Durable Object), response cache and D1 metering included.
   const bindings = { WORKER_URLS: workerUrl, WORKER_SECRET: SECRET, ADMIN_TOKEN };
   if (RUNNER === 'wrangler') {
@@ -149,16 +156,39 @@ async function startEdge(workerUrl, edgeRoot = root, profiled = false) {
     loader: { '.bin': 'binary' }, // the tokenizer image (a Data module under wrangler)
   });
   const script = bundle.outputFiles[0].text;
-  const before = new Set(workerdChildren());
-  const mf = new Miniflare({
-    name: 'edge', modules: true, script, host: '127.0.0.1', port: 0, ...(profiled ? { inspectorPort: INSPECTOR_PORT } : {}),
+  const runtime = {
+    modules: true, script, host: '127.0.0.1', port: 0,
     compatibilityDate: /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)[1],
     compatibilityFlags: JSON.parse(/compatibility_flags\s*=\s*(\[[^\]]*\])/.exec(toml)[1]),
+  };
+  const limiterClass = { className: 'RateLimiter', enableSql: sqliteBacked(toml, 'RateLimiter') };
+  // limiter apart: the rate limiter's Durable Object in a workerd process of its own (the same bundle, serving only
+  // the object), reached through Miniflare's dev registry, as on Cloudflare where it runs elsewhere than the edge
+  const registry = limiterApart ? { unsafeDevRegistryPath: mkdtempSync(join(os.tmpdir(), 'edge-registry-')) } : {};
+  let limiter;
+  let limiterPid;
+  if (limiterApart) {
+    const before = new Set(workerdChildren());
+    limiter = new Miniflare({ name: 'limiter', ...runtime, ...registry, durableObjects: { RATE_LIMITER: limiterClass } });
+    await limiter.ready;
+    limiterPid = workerdChildren().find((pid) => !before.has(pid));
+  }
+  const before = new Set(workerdChildren());
+  const mf = new Miniflare({
+    name: 'edge', ...runtime, ...registry, ...(profiled ? { inspectorPort: INSPECTOR_PORT } : {}),
     bindings: { MODEL_ID: MODEL, THINKING_DEFAULT: 'auto', ...bindings },
-    kvNamespaces: ['KEYS'], d1Databases: ['USAGE'], durableObjects: { RATE_LIMITER: { className: 'RateLimiter', enableSql: sqliteBacked(toml, 'RateLimiter') } },
+    kvNamespaces: ['KEYS'], d1Databases: ['USAGE'],
+    durableObjects: { RATE_LIMITER: limiterApart ? { ...limiterClass, scriptName: 'limiter' } : limiterClass },
   });
   const url = (await mf.ready).toString();
-  return { url, pid: workerdChildren().find((pid) => !before.has(pid)), script, dispose: () => mf.dispose() };
+  const pid = workerdChildren().find((pid) => !before.has(pid));
+  return {
+    url, pid, pids: [pid, limiterPid].filter(Boolean), script,
+    dispose: async () => {
+      await mf.dispose();
+      await limiter?.dispose();
+    },
+  };
 }
 
 /** The floor: a Worker that forwards the signed direct request to the GPU worker and streams its answer back untouched. */
@@ -205,6 +235,7 @@ const worker = await startGpuWorker();
 // --baseline A,B: each ref is a path of its own in the same rounds
 const baselines = (BASELINE_REF ? BASELINE_REF.split(',') : []).map((ref) => ({ ref, root: checkoutBaseline(root, ref, mkdtempSync(join(os.tmpdir(), 'edge-overhead-'))) }));
 const edges = [{ label: 'this tree', ...(await startEdge(worker.url, root, PROFILE)) }];
+if (LIMITER_APART) edges.push({ label: 'this tree, limiter apart', ...(await startEdge(worker.url, root, false, true)) });
 for (const baseline of baselines) edges.push({ label: baseline.ref, ...(await startEdge(worker.url, baseline.root)) });
 const relay = RUNNER === 'miniflare' ? { label: 'relay (floor)', ...(await startRelay(worker.url)) } : undefined;
 for (const edge of edges) {
@@ -221,9 +252,9 @@ for (const edge of edges) {
 }
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** CPU of a hop's workerd process so far (ns); NaN under wrangler dev, whose process is not ours to see. */
-const cpuOf = (hop) => (hop.pid ? processCpuNs(hop.pid) : NaN);
+const cpuOf = (hop) => (hop.pid ? (hop.pids ?? [hop.pid]).reduce((sum, pid) => sum + processCpuNs(pid), 0) : NaN);
 /** time its workerd process waited for a CPU held by other processes so far (ns) */
-const runQueueOf = (hop) => (hop.pid ? processRunQueueNs(hop.pid) : NaN);
+const runQueueOf = (hop) => (hop.pid ? (hop.pids ?? [hop.pid]).reduce((sum, pid) => sum + processRunQueueNs(pid), 0) : NaN);
 
 try {
   const chatBody = JSON.stringify({ model: MODEL, messages, stream: true, chat_template_kwargs: { enable_thinking: true } });
@@ -332,7 +363,7 @@ try {
   const startingCpu = [main.starting, single.starting];
   const rows = [...mainRows, ...single.rows];
   const cpu = [...mainCpu, ...single.cpu];
-  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${PROFILE ? ' --profile' : ''}`;
+  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PROFILE ? ' --profile' : ''}`;
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} (1 / 5 / 15 min) at the end, ${WORKER_KIND === 'stub' ? `stub worker (demo script${TOKENS === undefined ? '' : `, its first ${TOKENS} tokens`}, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
   const date = new Date().toISOString();
   const table = [
@@ -379,13 +410,14 @@ try {
         `Command: \`${command}\`  \nMachine: ${machine}  \nDate: ${date}  \nSamples: ${samples} per path at ${CONCURRENCY} streams (${ROUNDS} rounds × ${CONCURRENCY}, the paths in rotating order), plus ${ROUNDS} single-stream rounds as the baseline\n\n` +
         (WORKER_KIND === 'stub' ? 'The worker is a paced stand-in process streaming the demo script, so the difference is the edge\'s own cost. ' : '') +
         'Direct = signed POST /v1/generate with the prompt ids the edge sends (first token = the first after `<think>`, the first with text); edge = POST /v1/chat/completions (stream, thinking on) ' +
-        `through workerd (${RUNNER === 'wrangler' ? 'under wrangler dev, which adds its proxy hop' : (ACCOUNTS ? 'the bundled, minified edge/index.ts run by Miniflare, no dev proxy; with the accounts layer: API key check, Durable Object rate limiter, response cache lookup, D1 metering' : 'the bundled, minified app without the accounts layer (createApp()) run by Miniflare, no dev proxy')}) to the same worker` +
+        `through workerd (${RUNNER === 'wrangler' ? 'under wrangler dev, which adds its proxy hop' : (ACCOUNTS ? 'the bundled, minified edge/index.ts run by Miniflare, no dev proxy; with the accounts layer: API key check, Durable Object rate limiter (SQLite-backed where wrangler.toml declares it), response cache lookup, D1 metering' : 'the bundled, minified app without the accounts layer (createApp()) run by Miniflare, no dev proxy')}) to the same worker` +
         (baselines.length ? `; ${baselines.map((b) => `"${b.ref}"`).join(' and ')} ${baselines.length > 1 ? 'are the edge as it is at those git refs' : 'is the edge as it is at that git ref'}, measured in the same rounds` : '') +
+        (LIMITER_APART ? '; "this tree, limiter apart" is this tree with the rate limiter\'s Durable Object in a workerd process of its own (Miniflare\'s dev registry), as on Cloudflare where it runs elsewhere than the edge, so that its storage commits (each one fsynced by SQLite) do not block the edge\'s thread; in the other edge paths it shares the edge\'s process and thread' : '') +
         (relay ? '; "relay (floor)" is a Worker in its own workerd that forwards the direct request and streams the answer back untouched: what any Worker in front of the GPU worker costs here' : '') +
         '. Overhead = quantile(edge) − quantile(direct) in the same run. ' +
         'Client, edge and worker share this machine\'s cores, so the edge\'s CPU time also slows the worker: read it as an upper bound. On a shared machine (see the load average) compare rows of one run, not numbers across runs.\n\n' +
         table + '\n\n' +
-        'CPU of each path\'s workerd process (all its threads: the isolate, the rate limiter\'s Durable Object, Miniflare\'s KV, D1 and cache simulators) over the phase, less what the process burns idle over as long, per request served, the work after each response (usage record, lease settle) included:\n\n' +
+        'CPU of each path\'s workerd process (all its threads: the isolate, the rate limiter\'s Durable Object, Miniflare\'s KV, D1 and cache simulators) over the phase, less what the process burns idle over as long, per request served, the work after each response (usage record, lease settle) included' + (LIMITER_APART ? ' (limiter apart: both its processes)' : '') + ':\n\n' +
         cpuTable + '\n\n' +
         `workerd runs the isolate, the Durable Object and Miniflare's simulators on one thread, so ${CONCURRENCY} requests arriving at once queue on it and the median one waits for about half of them: ` +
         mainCpu.map((r) => `${r.edge} ${r.cpu_ms_per_request} ms × ${CONCURRENCY / 2} = ${(r.cpu_ms_per_request * CONCURRENCY / 2).toFixed(0)} ms`).join('; ') +
