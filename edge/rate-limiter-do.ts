@@ -137,13 +137,19 @@ function prefixed(prefix: string, leases: Record<string, Lease>): Record<string,
  * together) are committed as one. Should a write fail, the runtime breaks the gate: the calls waiting on it fail and
  * the object restarts from what was stored; the failure is logged here as well.
  */
-function write(storage: DurableObjectStorage, entries: Record<string, unknown>, deletions: string[] = []): void {
-  const failed = (err: unknown) => console.error('[rate-limiter] storage write failed', err);
-  for (let i = 0; i < deletions.length; i += KEYS_PER_CALL) storage.delete(deletions.slice(i, i + KEYS_PER_CALL)).catch(failed);
+function write(storage: DurableObjectStorage, entries: Record<string, unknown>, deletions: readonly string[] = []): void {
+  if (deletions.length === 1) storage.delete(deletions[0]).catch(writeFailed);
+  else for (let i = 0; i < deletions.length; i += KEYS_PER_CALL) storage.delete(deletions.slice(i, i + KEYS_PER_CALL)).catch(writeFailed);
   const keys = Object.keys(entries);
+  if (keys.length === 0) return;
+  if (keys.length <= KEYS_PER_CALL) return void storage.put(entries).catch(writeFailed);
   for (let i = 0; i < keys.length; i += KEYS_PER_CALL) {
-    storage.put(Object.fromEntries(keys.slice(i, i + KEYS_PER_CALL).map((key) => [key, entries[key]]))).catch(failed);
+    storage.put(Object.fromEntries(keys.slice(i, i + KEYS_PER_CALL).map((key) => [key, entries[key]]))).catch(writeFailed);
   }
+}
+
+function writeFailed(err: unknown): void {
+  console.error('[rate-limiter] storage write failed', err);
 }
 
 export class RateLimiter extends DurableObject {
@@ -207,7 +213,7 @@ export class RateLimiter extends DurableObject {
     this.state.leases[leaseId] = lease;
     this.streams += streams;
     this.nextExpiryAt = Math.min(this.nextExpiryAt, now + LEASE_TTL_MS);
-    this.save({ [LEASE_PREFIX + leaseId]: lease });
+    write(this.ctx.storage, { [COUNTERS_KEY]: countersOf(this.state), [LEASE_PREFIX + leaseId]: lease });
     return { ok: true, leaseId, reserved: reserve, state: this.describe(limits, requests, tokens) };
   }
 
@@ -228,7 +234,8 @@ export class RateLimiter extends DurableObject {
       tokens.level -= Math.max(0, Math.round(bucketTokens)) - lease.reserved;
       this.state.tokens = tokens;
       this.state.quotaUsed += Math.max(0, Math.round(quotaTokens));
-      this.save({}, [(live ? LEASE_PREFIX : RECLAIMED_PREFIX) + leaseId]);
+      this.ctx.storage.delete((live ? LEASE_PREFIX : RECLAIMED_PREFIX) + leaseId).catch(writeFailed);
+      this.saveCounters();
     }
     const requests = refill(this.state.requests, limits.requests_per_minute, now);
     return this.describe(limits, requests, tokens);
@@ -244,13 +251,13 @@ export class RateLimiter extends DurableObject {
   /** Admin: the key is revoked; every later admission is refused (in-flight streams finish and settle). */
   async revoke(): Promise<void> {
     this.state.revoked = true;
-    this.save();
+    this.saveCounters();
   }
 
   /** Admin: forget the spent quota (e.g. at the start of a billing period). */
   async resetQuota(): Promise<void> {
     this.state.quotaUsed = 0;
-    this.save();
+    this.saveCounters();
   }
 
   /** Leases past their TTL stop counting; they are kept (one more TTL) for a settle that may still come. */
@@ -305,9 +312,9 @@ export class RateLimiter extends DurableObject {
     };
   }
 
-  /** Persists the counters with the leases that changed (see write()). */
-  private save(leases: Record<string, Lease> = {}, deletions: string[] = []): void {
-    write(this.ctx.storage, { [COUNTERS_KEY]: countersOf(this.state), ...leases }, deletions);
+  /** Persists the counters (see write()). */
+  private saveCounters(): void {
+    this.ctx.storage.put(COUNTERS_KEY, countersOf(this.state)).catch(writeFailed);
   }
 }
 

@@ -84,12 +84,17 @@ export function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
 
+const INSERT_SQL = `INSERT INTO usage (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})
+    ON CONFLICT (id) DO NOTHING`;
+/** the insert prepared once per database binding (binding values makes a new statement each time) */
+const inserts = new WeakMap<D1Database, D1PreparedStatement>();
+
 /** Writes the record unless one with this request id exists; true when this call wrote it. */
 export async function recordUsage(db: D1Database, record: UsageRecord): Promise<boolean> {
   await ensureSchema(db);
-  const sql = `INSERT INTO usage (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})
-    ON CONFLICT (id) DO NOTHING`;
-  const result = await db.prepare(sql).bind(...COLUMNS.map((col) => record[col])).run();
+  let insert = inserts.get(db);
+  if (!insert) inserts.set(db, (insert = db.prepare(INSERT_SQL)));
+  const result = await insert.bind(...COLUMNS.map((col) => record[col])).run();
   return (result.meta.changes ?? 0) > 0;
 }
 
