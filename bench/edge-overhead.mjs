@@ -67,7 +67,7 @@ const LIMITER_APART = 'limiter-apart' in args;
 const INSPECTOR_PORT = 9239;
 const PROFILE_INTERVAL_US = 200;
 if ((BASELINE_REF || LIMITER_APART) && RUNNER !== 'miniflare') throw new Error('--baseline and --limiter-apart need --runner miniflare');
-const RESULT_NAME = ['edge-overhead', WORKER_KIND === 'real' && 'real-worker', RUNNER === 'wrangler' && 'wrangler-dev', !ACCOUNTS && 'no-accounts', BASELINE_REF && 'vs-baseline'].filter(Boolean).join('-');
+const RESULT_NAME = ['edge-overhead', WORKER_KIND === 'real' && 'real-worker', RUNNER === 'wrangler' && 'wrangler-dev', !ACCOUNTS && 'no-accounts', TOKENS !== undefined && `tokens-${TOKENS}`, BASELINE_REF && 'vs-baseline'].filter(Boolean).join('-');
 // the demo checkpoint's script after a thinking prompt (scripts/gen-demo-script.mjs)
 const DEMO_SCRIPT = `<think>${DEMO_REASONING}</think>\n\n${DEMO_ANSWER}`;
 const SECRET = 'bench-secret-0123456789';
