@@ -1,5 +1,7 @@
 // Thread pool: workers spin briefly between jobs, since the forward pass issues many short jobs back to back, and
-// sleep on a condition variable when no job comes.
+// sleep on a condition variable when no job comes. A job is done when its tasks are, not when every worker has
+// checked in: on a machine with more runnable threads than cores, a worker may wake long after the others finished
+// its share.
 #include "threadpool.h"
 
 #include <chrono>
@@ -22,9 +24,10 @@ constexpr std::chrono::microseconds kSpin{500};
 // than cores, the thread being waited for may need this core to finish.
 constexpr int kPollsBeforeYield = 2000;
 
-// Waits until pending reaches zero.
-void wait_for(const std::atomic<int>& pending) {
-  for (int i = 0; pending.load(std::memory_order_acquire) != 0; i++) {
+// Waits until done() holds.
+template <typename Done>
+void wait_until(Done done) {
+  for (int i = 0; !done(); i++) {
     if (i < kPollsBeforeYield) {
       Q3_CPU_RELAX();
     } else {
@@ -37,12 +40,41 @@ thread_local int t_index = 0;
 
 }  // namespace
 
+struct ThreadPool::Job {
+  const std::function<void(int)>& fn;
+  int n;
+  bool strided;                    // parallel_for's shares, else parallel_dynamic's claims
+  std::atomic<int> next{0};        // parallel_dynamic: next unclaimed task
+  std::atomic<int> finished{0};    // tasks done
+  std::vector<std::atomic<bool>>& share_taken;
+  int P;
+
+  // Thread `self` takes tasks until none is left unclaimed.
+  void work(int self) {
+    int count = 0;
+    if (strided) {
+      const int shares = n < P ? n : P;
+      for (int k = 0; k < shares; k++) {
+        const int s = (self + k) % P;  // its own share first
+        if (s >= shares || share_taken[s].exchange(true, std::memory_order_relaxed)) continue;
+        for (int i = s; i < n; i += P, count++) fn(i);
+      }
+    } else {
+      for (int i = next.fetch_add(1, std::memory_order_relaxed); i < n;
+           i = next.fetch_add(1, std::memory_order_relaxed), count++)
+        fn(i);
+    }
+    if (count > 0) finished.fetch_add(count, std::memory_order_release);
+  }
+};
+
 int ThreadPool::this_thread_index() { return t_index; }
 
 ThreadPool::ThreadPool(int n_threads) {
   if (n_threads <= 0) n_threads = (int)std::thread::hardware_concurrency();
   if (n_threads <= 0) n_threads = 1;
   n_threads_ = n_threads;
+  share_taken_ = std::vector<std::atomic<bool>>(n_threads_);
   for (int i = 1; i < n_threads_; i++) threads_.emplace_back([this, i] { worker_loop(i); });
 }
 
@@ -55,15 +87,19 @@ ThreadPool::~ThreadPool() {
   for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::run(int n, const std::function<void(int)>& fn) {
-  job_ = &fn;
-  job_n_ = n;
-  pending_.store(n_threads_ - 1);
-  generation_.fetch_add(1);  // seq_cst: either a worker about to sleep sees it, or we see it among the sleepers
+void ThreadPool::run(Job& job) {
+  job_.store(&job);      // seq_cst, as are the loads that pair with it
+  generation_.fetch_add(1);  // either a worker about to sleep sees it, or we see it among the sleepers
   if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
     cv_.notify_all();
   }
+  job.work(0);
+  wait_until([&] { return job.finished.load(std::memory_order_acquire) == job.n; });
+  // Withdraw the job, then wait out the workers that may have read job_ before: with seq_cst on both sides, a worker
+  // that announces itself after this load of inside_ reads job_ after the store of null.
+  job_.store(nullptr);
+  wait_until([&] { return inside_.load() == 0; });
 }
 
 void ThreadPool::parallel_for(int n, const std::function<void(int)>& fn) {
@@ -72,12 +108,9 @@ void ThreadPool::parallel_for(int n, const std::function<void(int)>& fn) {
     for (int i = 0; i < n; i++) fn(i);
     return;
   }
-  const std::function<void(int)> strided = [&](int index) {
-    for (int i = index; i < n; i += n_threads_) fn(i);
-  };
-  run(n, strided);
-  strided(0);
-  wait_for(pending_);
+  for (auto& t : share_taken_) t.store(false, std::memory_order_relaxed);  // published by run's store of job_
+  Job job{fn, n, true, {}, {}, share_taken_, n_threads_};
+  run(job);
 }
 
 void ThreadPool::parallel_dynamic(int n, const std::function<void(int)>& fn) {
@@ -86,14 +119,8 @@ void ThreadPool::parallel_dynamic(int n, const std::function<void(int)>& fn) {
     for (int i = 0; i < n; i++) fn(i);
     return;
   }
-  next_.store(0);
-  const std::function<void(int)> claim = [&](int) {
-    for (int i = next_.fetch_add(1, std::memory_order_relaxed); i < n; i = next_.fetch_add(1, std::memory_order_relaxed))
-      fn(i);
-  };
-  run(n, claim);
-  claim(0);
-  wait_for(pending_);
+  Job job{fn, n, false, {}, {}, share_taken_, n_threads_};
+  run(job);
 }
 
 void ThreadPool::worker_loop(int index) {
@@ -121,8 +148,9 @@ void ThreadPool::worker_loop(int index) {
     }
     if (stop_.load()) return;
     seen = g;
-    if (index < job_n_) (*job_)(index);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    inside_.fetch_add(1);  // seq_cst: see run()
+    if (Job* job = job_.load()) job->work(index);  // null or a later job: that one's tasks are as good
+    inside_.fetch_sub(1, std::memory_order_release);
   }
 }
 

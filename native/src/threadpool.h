@@ -22,19 +22,23 @@ class ThreadPool {
   // works as thread 0).
   static int this_thread_index();
 
-  // Runs fn(i) for every i in [0, n); task i goes to thread i % size(), so a caller that splits work into size()
-  // contiguous parts gets a static, cache-friendly partition. Returns when every task is done.
+  // Runs fn(i) for every i in [0, n), in size() strided shares (share s: i = s, s + size(), ...); thread s takes share
+  // s, so a caller that splits work into size() contiguous parts gets a static, cache-friendly partition. A share
+  // whose thread has not started on it when another thread is done with its own goes to that thread instead (another
+  // process holds its core). Returns when every task is done.
   void parallel_for(int n, const std::function<void(int)>& fn);
 
   // Runs fn(i) for every i in [0, n), each thread taking the next unclaimed i (in increasing order) until none is
   // left: when another process holds one core for a while, the other threads take over its share instead of waiting.
-  // Every task is claimed, the first ones too, so a worker that wakes late finds the tasks done rather than one kept
-  // for it. (It still has to wake before this returns: the join counts every worker.)
   void parallel_dynamic(int n, const std::function<void(int)>& fn);
 
+  // Both return as soon as every task is done: a worker that has not woken up by then is not waited for (it finds
+  // the job gone when it does). Each task runs exactly once, on one thread.
+
  private:
+  struct Job;
   void worker_loop(int index);
-  void run(int n, const std::function<void(int)>& fn);
+  void run(Job& job);
 
   int n_threads_;
   std::vector<std::thread> threads_;
@@ -45,10 +49,12 @@ class ThreadPool {
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> sleepers_{0};
   std::atomic<bool> stop_{false};
-  const std::function<void(int)>* job_ = nullptr;  // written before generation_ is bumped
-  int job_n_ = 0;
-  std::atomic<int> next_{0};                        // parallel_dynamic: next unclaimed task
-  std::atomic<int> pending_{0};                     // workers still running the current job
+  // The job being run (on the caller's stack), null between jobs. A worker announces itself in inside_ before it
+  // reads job_, and the caller, once every task is done, clears job_ and then waits for inside_ to drop to zero: no
+  // worker can still be reading a job that has returned.
+  std::atomic<Job*> job_{nullptr};
+  std::atomic<int> inside_{0};
+  std::vector<std::atomic<bool>> share_taken_;  // parallel_for: share s claimed (reset by the caller per job)
 };
 
 }  // namespace q3
