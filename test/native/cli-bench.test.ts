@@ -38,6 +38,10 @@ describe('qwen3 bench', () => {
     expect(j.read_bandwidth_method).toMatch(/stream/);
     const fraction = (j.weight_bytes_per_step * j.decode_tok_s_batch1) / 1e9 / j.read_bandwidth_gb_s;
     expect(j.fraction_of_bandwidth_batch1 / fraction).toBeCloseTo(1, 4); // the JSON has 6 significant digits
+    // The sustained read is a mean over the probe's segments, never above its best one.
+    expect(j.read_bandwidth_sustained_gb_s).toBeGreaterThan(0);
+    expect(j.read_bandwidth_sustained_gb_s).toBeLessThanOrEqual(j.read_bandwidth_gb_s);
+    expect(j.fraction_of_sustained_batch1 / (fraction * (j.read_bandwidth_gb_s / j.read_bandwidth_sustained_gb_s))).toBeCloseTo(1, 4);
     const md = readFileSync(join(dir, 'bench.md'), 'utf8');
     expect(md).toContain('| prefill (64-token prompt) |');
     expect(md).toContain('| decode, batch 8 |');
@@ -55,7 +59,10 @@ describe('qwen3 bench', () => {
     for (const m of ['qkv_proj', 'o_proj', 'gate|up_proj', 'down_proj']) {
       expect(byName.get(m)?.calls_per_step, m).toBe(layers);
       expect(byName.get(m)?.bytes_per_step, m).toBeGreaterThan(0);
-      expect(byName.get(m)?.busy_ms_per_step.length, m).toBe(2); // both threads ran chunks
+      // one entry per thread that ran chunks: the caller always, the worker unless it woke after every chunk was done
+      const threads = byName.get(m)?.busy_ms_per_step.length ?? 0;
+      expect(threads, m).toBeGreaterThanOrEqual(1);
+      expect(threads, m).toBeLessThanOrEqual(2);
     }
     expect(byName.get('RMSNorm (2 per layer)')?.calls_per_step).toBe(2 * layers);
     expect(byName.get('final norm + lm_head')?.calls_per_step).toBe(1);

@@ -116,7 +116,7 @@ ReadBandwidth measure_read_bandwidth_cpu(ThreadPool& pool, size_t bytes, int pas
     pool.parallel_for((int)P, [&](int i) { std::memset(buf + s * seg + part * i, 1 + i, part); });
 
   const std::vector<ReadLoop> loops = read_loops();
-  std::vector<double> best(loops.size(), 0.0);
+  std::vector<double> best(loops.size(), 0.0), seconds(loops.size(), 0.0), read(loops.size(), 0.0);
   std::vector<uint64_t> sink(P);
   for (int pass = 0; pass < std::max(1, passes); pass++) {
     for (size_t s = 0; s < n_seg; s++) {
@@ -126,6 +126,7 @@ ReadBandwidth measure_read_bandwidth_cpu(ThreadPool& pool, size_t bytes, int pas
       pool.parallel_for((int)P, [&](int i) { sink[i] += loops[m].sum(base + part * i, part); });
       double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       best[m] = std::max(best[m], (double)seg / sec / 1e9);
+      seconds[m] += sec, read[m] += (double)seg;
     }
   }
   volatile uint64_t keep = 0;
@@ -135,6 +136,7 @@ ReadBandwidth measure_read_bandwidth_cpu(ThreadPool& pool, size_t bytes, int pas
   for (size_t m = 0; m < loops.size(); m++) {
     r.per_method.emplace_back(loops[m].name, best[m]);
     if (best[m] > r.best_gbs) r.best_gbs = best[m], r.method = loops[m].name;
+    if (seconds[m] > 0) r.sustained_gbs = std::max(r.sustained_gbs, read[m] / seconds[m] / 1e9);
   }
   return r;
 }

@@ -16,6 +16,10 @@ struct ReadBandwidth {
   double best_gbs = 0;  // GB/s (1e9 bytes per second)
   std::string method;   // the loop that reached best_gbs, e.g. "4 streams/thread"
   std::vector<std::pair<std::string, double>> per_method;  // each loop's best GB/s
+  // The fastest loop's rate over all its segments together (bytes / time, every segment counts): what a long read
+  // sustains, the moments another process takes included. A decode step averages over ~0.2 s the same way, while
+  // best_gbs is the best ~1 ms segment.
+  double sustained_gbs = 0;
 };
 
 // How fast this machine can stream memory into the cores: read-only passes over a freshly allocated buffer of
