@@ -1,14 +1,24 @@
 // Start-up warm-up: what every first request would otherwise pay for happens while the isolate starts (on Workers,
 // during the client's TLS handshake), outside the first request's CPU budget. The first run of a function costs many
-// times the next (V8 compiles it, its inline caches start empty), and a cold isolate's first request is its only one
-// for a while, so the code on that request's path is run here once, on inputs that touch nothing outside the isolate:
-// workerd refuses I/O, timers and random numbers at global scope (and a request body: no POST goes through the app).
+// times the next (V8 compiles it, its inline caches start empty), and a cold isolate's first request is often its
+// only one for a while, so the code on that request's path runs here once, on inputs that touch nothing outside the
+// isolate. workerd refuses I/O, timers, random numbers, request bodies and response bodies at global scope, so no
+// request goes through the app whole: the chat route's own steps are called one by one, the app only routes a GET.
 import type { Hono } from 'hono';
 import type { EdgeEnv } from './edge-env.ts';
+import { generateRequests, usageOf } from './generation.ts';
+import { rateLimitHeaders } from './middleware/rate-limit.ts';
 import { getPromptCache } from './prompt-cache.ts';
 import { ChatChoice } from './routes/chat-completions.ts';
+import type { ChatCompletionRequest } from './schemas.ts';
+import { structuredOutput } from './structured-output.ts';
+import { decideThinkingMode, formatThinkingHeader } from './thinking-mode.ts';
 import { getTokenizer } from './tokenizer/index.js';
-import { checkChatRequest } from './validate-request.ts';
+import { utcDay } from './usage.ts';
+import { checkChatRequest, completionBudget, generationBound, tooDeep } from './validate-request.ts';
+
+/** A context as a worker reports it, for the budget arithmetic. */
+const WARM_UP_CONTEXT = 40_960;
 
 /**
  * Runs once per isolate, at module evaluation. `env` is the Worker's bindings as `cloudflare:workers` gives them at
@@ -17,19 +27,44 @@ import { checkChatRequest } from './validate-request.ts';
  */
 export function warmUp(app: Hono<EdgeEnv>, env: Partial<Env>): void {
   try {
-    // the tokenizer's views on its image, one tiny chat body checked, rendered and encoded, and a few tokens of an
-    // answer decoded into a choice (detokenizer, reasoning parser, stop strings, tool-call parser)
-    getTokenizer();
-    checkChatRequest({ model: 'warm-up', messages: [{ role: 'user', content: 'Hi' }], temperature: 0.7, stream: false });
-    getPromptCache().chat({ messages: [{ role: 'user', content: 'Hi' }], enableThinking: false, splitSpecialTokens: true });
-    const choice = new ChatChoice(0, { thinking: false, excludeReasoning: false, toolsOffered: false, toolChoice: 'auto', stop: null });
-    choice.push({ tokens: [9707, 0] });
-    choice.finish();
-    // the router, the app's own middleware (request id, request context: config, worker pool, lifecycle; required
-    // secrets) and a JSON response: a GET /health through the app with the real bindings, so the isolate's worker
-    // pool exists before the first request. It brings its request id (a fresh one is random: refused here).
+    getTokenizer(); // the views on its image
+    warmUpChatSteps();
+    // the router, Hono's dispatch and context, the request-id and request-context middleware (config, the isolate's
+    // worker pool, the lifecycle): a GET /health through the app with the real bindings and its own request id (a
+    // fresh one is random). It ends where the request-context middleware reads the request's signal, which workerd
+    // refuses at global scope; that rejection is the end of the warm-up, not an error.
     Promise.resolve(app.fetch(new Request('http://warm-up/health', { headers: { 'x-request-id': 'warm-up' } }), env)).catch(() => {});
   } catch {
     // the first request pays for what did not run
   }
+}
+
+/** The chat route's steps (edge/routes/chat-completions.ts) on a tiny body, up to the worker call and from its answer. */
+function warmUpChatSteps(): void {
+  const raw = JSON.parse('{"model":"warm-up","messages":[{"role":"user","content":"Hi"}],"temperature":0.7,"stream":false}');
+  tooDeep(raw, 64);
+  const checked = checkChatRequest(raw);
+  if (!checked.ok) return;
+  const body: ChatCompletionRequest = checked.value;
+  const thinking = decideThinkingMode({ controls: body, messages: body.messages, thinkingDefault: 'auto' });
+  formatThinkingHeader(thinking);
+  const prompt = getPromptCache().chat({ messages: body.messages, enableThinking: thinking.enabled, splitSpecialTokens: true });
+  const maxTokens = completionBudget(prompt.ids.length, body.max_tokens, WARM_UP_CONTEXT, { prompt: 'messages', budget: 'max_tokens' });
+  generationBound(prompt.ids.length, maxTokens, WARM_UP_CONTEXT);
+  const requests = generateRequests({
+    requestId: 'warm-up', prompt: prompt.ids, n: 1, maxTokens, body, thinking: thinking.enabled, presencePenalty: 0,
+    structured: structuredOutput(body, thinking.enabled),
+  });
+  JSON.stringify(requests[0]);
+  // a few tokens of an answer decoded into a choice: detokenizer, reasoning parser, stop strings, tool-call parser
+  const choice = new ChatChoice(0, { thinking: thinking.enabled, excludeReasoning: false, toolsOffered: false, toolChoice: 'auto', stop: null });
+  choice.push({ tokens: [9707, 0] });
+  choice.finish();
+  const usage = usageOf(prompt.ids.length, [choice]);
+  JSON.stringify({ id: 'warm-up', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'Hi' }, finish_reason: choice.finishReason }], usage });
+  utcDay(0);
+  rateLimitHeaders({
+    limitRequests: 1, limitTokens: 1, remainingRequests: 1, remainingTokens: 1, resetRequestsMs: 1, resetTokensMs: 1_500,
+    inFlight: 0, limitConcurrent: 1, quotaUsed: 0, quotaTokens: null, admittedTotal: 0, revoked: false,
+  });
 }
