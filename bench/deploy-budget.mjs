@@ -19,7 +19,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BEFORE = '370f480';
 const args = process.argv.slice(2);
 const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
+/** --baseline REF[,REF2…]: REF is "before"; the others get a column of their own (e.g. where a session started). */
 const BASELINE = option('--baseline', BEFORE);
+const [FIRST, ...OTHERS] = BASELINE.split(',');
 const SAMPLES = option('--samples', '5');
 const ROUNDS = option('--rounds', '8');
 const TARGETS = { gzipKiB: 1.2e6 / 1024, readyOverEmptyMs: 60, firstChatCpuMs: 10, overheadP50Ms: 15 };
@@ -52,14 +54,14 @@ const metrics = [
   ['edge overhead, TTFT p99 at 32 streams, accounts on (ms)', (e) => overheadOf(e, 'p99').overhead_ms, null],
 ];
 const rows = metrics.map(([metric, of, target]) => {
-  const before = of(BASELINE);
+  const before = of(FIRST);
   const after = of('this tree');
-  return { metric, before, after, ratio: before && after !== null ? +(after / before).toFixed(2) : null, target, met: target === null ? null : after <= target };
+  return { metric, before, others: OTHERS.map((ref) => of(ref)), after, ratio: before && after !== null ? +(after / before).toFixed(2) : null, target, met: target === null ? null : after <= target };
 });
 const table = [
-  `| metric | before (${BASELINE}) | after (this tree) | after / before | target | met |`,
-  '|---|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.metric} | ${r.before} | ${r.after} | ${r.ratio ?? '—'} | ${r.target === null ? '—' : `≤ ${Math.round(r.target)}`} | ${r.met === null ? '' : r.met ? 'yes' : 'no'} |`),
+  `| metric | before (${FIRST}) | ${OTHERS.map((ref) => `${ref} | `).join('')}after (this tree) | after / before | target | met |`,
+  `|---|---|${'---|'.repeat(OTHERS.length)}---|---|---|---|`,
+  ...rows.map((r) => `| ${r.metric} | ${r.before} | ${r.others.map((x) => `${x} | `).join('')}${r.after} | ${r.ratio ?? '—'} | ${r.target === null ? '—' : `≤ ${Math.round(r.target)}`} | ${r.met === null ? '' : r.met ? 'yes' : 'no'} |`),
 ].join('\n');
 const command = `node --import tsx bench/deploy-budget.mjs --baseline ${BASELINE} --samples ${SAMPLES} --rounds ${ROUNDS}`;
 const machine = `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}; load average ${loadBefore} at the start, ${load()} at the end (1 / 5 / 15 min)`;
@@ -69,6 +71,7 @@ const notes = [
   'Bundles are what `wrangler deploy --dry-run` reports for the form that deploys (after: `--env production`, minified; before: the top level, the only configuration there was).',
   'CPU: "edge isolate" rows are the V8 CPU profiler of the Worker\'s isolate (what Cloudflare bills and limits per invocation; edge-cold-start.md says how); for the chat completions the rate limiter\'s Durable Object runs in an isolate of its own (served by a second worker), as on Cloudflare where it is billed apart (for both columns; results files before 2026-12-02T02:00Z counted it in the edge\'s isolate). "workerd process" rows are the whole process\'s CPU, which includes Miniflare\'s local KV, D1 and Durable Object simulators that on Cloudflare run elsewhere.',
   'Ready: from workerd\'s spawn to its first answer (before the spawn Miniflare encodes the config, module bytes included, in JS: work of the local harness that no deployed isolate does; the row "from new Miniflare" keeps it); edge-cold-start.md has the control (an empty worker with only the tokenizer\'s Data module). The first requests are each the first a fresh isolate serves, as on Cloudflare (results files before 2026-12-02T04:00Z measured the chat completions after a GET /health had warmed the isolate, and the ready time from new Miniflare).',
+  `Sampling's own cost: in the cold-start run a warm fixed loop measured ${cold.profiledOverUnprofiled?.toFixed(2) ?? '?'}× its unprofiled workerd CPU under the profiler (above 1: the profiler's own share of the "edge isolate" rows; not corrected).`,
   'The machine was shared with other work (2 cores, the load average above): absolute times are inflated by waiting for a core, and the ready time most of all; read the after / before ratios.',
 ];
 console.log(`\n${table}`);

@@ -237,6 +237,42 @@ async function startupProfile(variant, workerUrl) {
   }
 }
 
+/** A fixed loop's cost, for the profiler's own: the worker answers /?n=N after N rounds of integer arithmetic. */
+const LOOP_WORKER = `
+export default { async fetch(request) {
+  const n = Number(new URL(request.url).searchParams.get('n'));
+  let x = 0;
+  for (let i = 0; i < n; i++) x = (x * 31 + i) % 1000003;
+  return new Response(String(x));
+} };`;
+
+/**
+ * What sampling costs the isolate: the same warm loop's edge-isolate CPU under the profiler against its workerd
+ * process CPU without it (less an empty request's); the ratio, median of 5 (> 1: the profiled figures are that much
+ * above what the isolate would spend unprofiled).
+ */
+async function profilerCost() {
+  const dir = join(workRoot, 'loop');
+  const loop = { outDir: dir, script: LOOP_WORKER, modules: [{ type: 'ESModule', path: join(dir, 'index.js'), contents: LOOP_WORKER }] };
+  const mf = new Miniflare({ name: 'edge', modules: loop.modules, modulesRoot: dir, compatibilityDate: '2026-04-01', inspectorPort: 0 });
+  try {
+    await mf.ready;
+    const pid = newestWorkerdChild();
+    const get = async (n) => (await mf.dispatchFetch(`http://edge/?n=${n}`)).text();
+    const cpuOf = async (n) => { const before = processCpuNs(pid); await get(n); return (processCpuNs(pid) - before) / 1e6; };
+    for (let i = 0; i < 5; i++) await get(1e6);
+    const ratios = [];
+    for (let i = 0; i < 5; i++) {
+      const unprofiled = (await cpuOf(2e6)) - (await cpuOf(0));
+      const { busyMs } = await profiled(mf, loop, () => get(2e6));
+      ratios.push(busyMs / unprofiled);
+    }
+    return median(ratios);
+  } finally {
+    await mf.dispose();
+  }
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const round = (x) => +x.toFixed(1);
 
@@ -277,6 +313,7 @@ try {
       v.startups.push(await startupProfile(v, stub.url));
     }
   }
+  const samplingCost = await profilerCost();
   const emptyReady = median(empty.samples.map((s) => s.readyMs));
   const emptyReadyFromSpawn = median(empty.samples.map((s) => s.readyFromSpawnMs));
   const emptyReadyUnserved = median(empty.samples.map((s) => s.readyUnservedMs));
@@ -327,7 +364,7 @@ try {
     `Each sample is a fresh workerd process on the modules wrangler wrote, with the edge's bindings (KV, D1, the rate limiter's Durable Object); median of ${SAMPLES}, variants in alternating rounds.`,
     `"ready" = time from workerd's spawn to the first answered GET /health (workerd's start, the Worker's module evaluation, that request); an empty worker with the same bindings takes ${emptyReadyFromSpawn.toFixed(0)} ms here, and the column is the difference. "Less workerd's waits for a core" takes off the time its threads were runnable but not running (/proc/<pid>/task/*/schedstat), the share a loaded machine adds (the empty worker: ${emptyReadyUnserved.toFixed(0)} ms): an estimate of the column on a quiet machine. "From new Miniflare" also counts what Miniflare does in Node before it spawns workerd: it encodes the whole workerd config, every module's bytes included, with a capnp encoder written in JS (the empty worker: ${emptyReady.toFixed(0)} ms). ${dataOnly ? `The empty worker with only this tree's Data module (the tokenizer image) added and read is ${dataOnly.readyOverEmptyWithMiniflareMs} ms later than the empty one from new Miniflare and ${dataOnly.readyOverEmptyMs} ms from workerd's spawn: ` : ''}work of the local harness that no deployed isolate does (Cloudflare stores the upload once), so the target is read on the first column.`,
     'The first GET /health, chat completions: each profiled as the first request that a fresh isolate serves (workerd evaluates the modules before it listens), as a cold isolate on Cloudflare serves the request that started it: the first completion pays the router\'s and the middleware\'s first runs too. Results files before 2026-12-02T04:00Z sent a GET /health first and measured the completions after it.',
-    `"edge isolate" CPU = the V8 CPU profiler of the Worker's isolate through workerd's inspector (sampling every ${SAMPLING_INTERVAL_US} µs asked; the gaps are longer on a loaded machine), Profiler.start/stop around the request: every sample in which the isolate ran JS, compiled it ("(program)") or collected garbage, each charged the time to the next sample but at most twice the median gap (a longer gap is the isolate waiting on KV, D1, the Durable Object's storage, the stand-in GPU worker or a core, not running). On a loaded machine a sample still counts time in which the isolate's thread waited for a core, so the figure is an upper bound. This is what Cloudflare's per-invocation CPU time (\`cpuTime\`, the free plan's 10 ms limit) measures; workerd run locally fills \`cpuTime\` and \`wallTime\` of a tail worker's trace events with 0, so the profiler is the way to read it here. The chat completions are measured on a second cold start of the edge whose rate limiter (a Durable Object) is served by a worker of its own, so it runs in an isolate of its own as it does on Cloudflare (where it is billed apart): the edge isolate's figure holds the edge's side of the call, not the limiter's work. A GET /health on the empty worker measures ${emptyRequestIsolate.toFixed(2)} ms this way.`,
+    `"edge isolate" CPU = the V8 CPU profiler of the Worker's isolate through workerd's inspector (sampling every ${SAMPLING_INTERVAL_US} µs asked; the gaps are longer on a loaded machine), Profiler.start/stop around the request: every sample in which the isolate ran JS, compiled it ("(program)") or collected garbage, each charged the time to the next sample but at most twice the median gap (a longer gap is the isolate waiting on KV, D1, the Durable Object's storage, the stand-in GPU worker or a core, not running). On a loaded machine a sample still counts time in which the isolate's thread waited for a core, so the figure is an upper bound. This is what Cloudflare's per-invocation CPU time (\`cpuTime\`, the free plan's 10 ms limit) measures; workerd run locally fills \`cpuTime\` and \`wallTime\` of a tail worker's trace events with 0, so the profiler is the way to read it here. The chat completions are measured on a second cold start of the edge whose rate limiter (a Durable Object) is served by a worker of its own, so it runs in an isolate of its own as it does on Cloudflare (where it is billed apart): the edge isolate's figure holds the edge's side of the call, not the limiter's work. A GET /health on the empty worker measures ${emptyRequestIsolate.toFixed(2)} ms this way. Sampling has its own cost in the isolate: a warm fixed loop measures ${samplingCost.toFixed(2)}× its workerd process CPU without the profiler in this run (a ratio above 1 is the profiler's own share of the profiled figures; they are not corrected).`,
     `"workerd process" CPU = the whole process's CPU time (/proc/<pid>/task/*/schedstat) during the request: the isolate plus workerd itself and Miniflare's KV, D1 and Durable Object storage simulators, which on Cloudflare run elsewhere; a GET /health on the empty worker costs ${emptyRequestCpu.toFixed(1)} ms the same way.`,
     `Start-up: workerd's own start is the empty worker's process CPU until its first answer (${emptyCpu.toFixed(0)} ms); "start-up, workerd process over empty" is the edge's process CPU until its first answer minus that. "start-up, edge isolate" is the edge bundle's module evaluation profiled in its isolate: a harness worker imports the bundle (\`await import('./index.js')\`) at a request under the profiler; "(program)" samples are script compile and other work of V8 and workerd outside JS, the rest the global-scope work of the bundle's modules and GC.`,
     `The machine (2 cores) was shared with other work while this ran (${load}): compare the rows of one run, not absolute numbers across runs.`,
@@ -338,7 +375,7 @@ try {
     `# Edge cold start\n\nCommand: \`${command}\`  \nMachine: ${machine}; ${load}  \nDate: ${date}\n\n${output}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
   writeFileSync(join(repoRoot, 'bench/results/edge-cold-start.json'), JSON.stringify({
     command, machine, load, date, samples: SAMPLES, samplingIntervalUs: SAMPLING_INTERVAL_US, targets: TARGETS, emptyReadyMs: emptyReady, emptyStartupCpuMs: emptyCpu,
-    emptyReadyFromSpawnMs: emptyReadyFromSpawn, emptyReadyLessWaitsMs: emptyReadyUnserved, emptyWithDataModules: dataOnly, emptyRequestCpuMs: emptyRequestCpu, emptyRequestIsolateMs: emptyRequestIsolate, rows, notes,
+    profiledOverUnprofiled: samplingCost, emptyReadyFromSpawnMs: emptyReadyFromSpawn, emptyReadyLessWaitsMs: emptyReadyUnserved, emptyWithDataModules: dataOnly, emptyRequestCpuMs: emptyRequestCpu, emptyRequestIsolateMs: emptyRequestIsolate, rows, notes,
   }, null, 2) + '\n');
 } finally {
   stub.close();
