@@ -13,6 +13,12 @@ export const CONTEXT_TTL_MS = 60_000;
 export const CONTEXT_RETRY_MS = 1_000;
 /** GET /ready answered later than this gives nothing (ms) */
 export const CONTEXT_PROBE_TIMEOUT_MS = 2_000;
+/**
+ * How long a request waits for another request's /ready read before it asks itself (ms). On Workers a promise that
+ * another request's I/O settles may never settle for this one: when that request is cancelled, its I/O goes with it.
+ * A read that settles in time is shared; one that does not is not waited for past this, from this request's own timer.
+ */
+export const SHARED_READ_WAIT_MS = CONTEXT_PROBE_TIMEOUT_MS + 500;
 
 /** GET /ready's `max_context` (tokens), or undefined when the worker does not say (not ready, unreachable, old). */
 export type ReadContext = (url: string) => Promise<number | undefined>;
@@ -26,6 +32,7 @@ export class WorkerContexts {
   constructor(
     private readonly urls: readonly string[],
     private readonly read: ReadContext = readMaxContext,
+    private readonly sharedReadWaitMs = SHARED_READ_WAIT_MS,
   ) {}
 
   /** Records what a worker's context holds (tokens). */
@@ -48,7 +55,7 @@ export class WorkerContexts {
     for (const url of this.urls) {
       const entry = this.entries.get(url);
       if (!entry) firstRound.push(this.refresh(url));
-      else if (entry.checkedAt === undefined) firstRound.push(entry.reading!);
+      else if (entry.checkedAt === undefined) firstRound.push(this.awaitShared(url, entry.reading!));
       else if (!entry.reading && now - entry.checkedAt > (entry.tokens === undefined ? CONTEXT_RETRY_MS : CONTEXT_TTL_MS)) {
         background?.(this.refresh(url));
       }
@@ -60,6 +67,19 @@ export class WorkerContexts {
       if (tokens !== undefined && (largest === undefined || tokens > largest)) largest = tokens;
     }
     return largest;
+  }
+
+  /** Another request's first read of a worker, or this request's own once it has waited sharedReadWaitMs. */
+  private async awaitShared(url: string, reading: Promise<void>): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), this.sharedReadWaitMs)));
+    const outcome = await Promise.race([reading.then(() => 'done' as const), late]);
+    clearTimeout(timer);
+    // Still unanswered, and nobody has started a newer read: ask here, with this request's own I/O.
+    if (outcome === 'late' && this.entries.get(url)?.checkedAt === undefined) {
+      const current = this.entries.get(url)!.reading;
+      await (current === reading ? this.refresh(url) : this.awaitShared(url, current!));
+    }
   }
 
   private refresh(url: string): Promise<void> {

@@ -1,9 +1,10 @@
 // The edge's record of each worker's context (edge/worker-contexts.ts) with a scripted /ready reader and clock: the
 // first request of an isolate waits for one round of answers, later ones never wait; stale values are refreshed in
 // the background; a worker that did not say is asked again after a short pause, not on every request; set() feeds it
-// without any /ready call. Through the app (stub workers publishing `max_context` on /ready): the limit is the largest
-// context the workers report, a prompt too long for all of them is a 400 before any worker is called, an omitted
-// max_tokens is left for the worker to fill, and /v1/models and /tokenize report the workers' context.
+// without any /ready call; a request does not wait past its own deadline for another request's first read. Through
+// the app (stub workers publishing `max_context` on /ready): the limit is the largest context the workers report, a
+// prompt too long for all of them is a 400 before any worker is called, an omitted max_tokens is left for the worker
+// to fill, and /v1/models and /tokenize report the workers' context.
 import { afterAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../edge/app.ts';
 import { CONTEXT_RETRY_MS, CONTEXT_TTL_MS, WorkerContexts } from '../../edge/worker-contexts.ts';
@@ -86,6 +87,23 @@ describe('WorkerContexts', () => {
     reader.release();
     await Promise.all(background);
     expect(await contexts.largest(undefined, Date.now())).toBe(16_384);
+  });
+
+  it('does not wait past its own deadline for a first read another request started (that request may be gone)', async () => {
+    // On Workers, a cancelled request's I/O never settles: its /ready read stays pending for everyone who shares it.
+    const calls: string[] = [];
+    const read = (url: string) => {
+      calls.push(url);
+      return calls.length === 1 ? new Promise<number | undefined>(() => {}) : Promise.resolve(24_576);
+    };
+    const contexts = new WorkerContexts(['a'], read, 50);
+    void contexts.largest(undefined, 0); // the first request: its read never answers
+    const started = Date.now();
+    expect(await contexts.largest(undefined, 0)).toBe(24_576); // the second asks itself after 50 ms
+    expect(Date.now() - started).toBeGreaterThanOrEqual(45);
+    expect(calls).toEqual(['a', 'a']);
+    expect(await contexts.largest(undefined, 1)).toBe(24_576); // learned: nobody waits or asks again
+    expect(calls).toEqual(['a', 'a']);
   });
 
   it('knows nothing while no worker says, and takes a value from set() without asking', async () => {
