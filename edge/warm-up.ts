@@ -41,7 +41,9 @@ export function warmUp(app: Hono<EdgeEnv>, env: Partial<Env>): void {
 
 /** The chat route's steps (edge/routes/chat-completions.ts) on a tiny body, up to the worker call and from its answer. */
 function warmUpChatSteps(): void {
-  const raw = JSON.parse('{"model":"warm-up","messages":[{"role":"user","content":"Hi"}],"temperature":0.7,"stream":false}');
+  // the fields most requests carry: a system and a user message, the sampling basics, a budget, the thinking switch
+  const raw = JSON.parse(`{"model":"warm-up","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],
+    "temperature":0.7,"top_p":0.8,"max_tokens":16,"stream":false,"stop":["\\n\\n"],"chat_template_kwargs":{"enable_thinking":false}}`);
   tooDeep(raw, 64);
   const checked = checkChatRequest(raw);
   if (!checked.ok) return;
@@ -57,7 +59,7 @@ function warmUpChatSteps(): void {
   });
   JSON.stringify(requests[0]);
   // a few tokens of an answer decoded into a choice: detokenizer, reasoning parser, stop strings, tool-call parser
-  const choice = new ChatChoice(0, { thinking: thinking.enabled, excludeReasoning: false, toolsOffered: false, toolChoice: 'auto', stop: null });
+  const choice = new ChatChoice(0, { thinking: thinking.enabled, excludeReasoning: false, toolsOffered: false, toolChoice: 'auto', stop: body.stop });
   choice.push({ tokens: [9707, 0] });
   choice.finish();
   const usage = usageOf(prompt.ids.length, [choice]);
