@@ -30,6 +30,9 @@ function hmacKey(secret: string): Promise<CryptoKey> {
       'verify',
     ]);
     keys.set(secret, key);
+    const imported = key;
+    // a failed import (where the platform refused it, say) is not kept: the next call imports again
+    imported.catch(() => keys.get(secret) === imported && keys.delete(secret));
   }
   return key;
 }

@@ -1,6 +1,6 @@
 // signing.ts: a signature made by the edge verifies on the worker; any change to method, path, timestamp, body or
-// secret, a stale timestamp, or malformed headers is refused.
-import { describe, expect, it } from 'vitest';
+// secret, a stale timestamp, or malformed headers is refused; a key import that failed is tried again.
+import { describe, expect, it, vi } from 'vitest';
 import { MAX_SKEW_S, SIGNATURE_HEADER, TIMESTAMP_HEADER, signRequest, verifyRequest } from '../../gpu-worker/signing.ts';
 
 const parts = { method: 'POST', path: '/v1/generate', body: '{"request_id":"a","prompt":[1],"max_tokens":1}' };
@@ -31,5 +31,18 @@ describe('signing', () => {
     expect((await verifyRequest('s3cret', parts, null, 'ab', now)).ok).toBe(false);
     expect((await check('s3cret', parts, undefined, 'zz'.repeat(32))).ok).toBe(false);
     expect((await check('s3cret', parts, 'soon')).ok).toBe(false);
+  });
+
+  it('Should import the key again after an import that failed, not keep the failure', async () => {
+    // the edge's start-up warm-up imports the key where the platform could refuse it; that must not break every request
+    const importKey = vi.spyOn(crypto.subtle, 'importKey').mockRejectedValueOnce(new Error('refused here'));
+    try {
+      await expect(signRequest('fresh-secret', parts, now)).rejects.toThrow('refused here');
+      const h = await signRequest('fresh-secret', parts, now);
+      expect(await verifyRequest('fresh-secret', parts, h[TIMESTAMP_HEADER], h[SIGNATURE_HEADER], now)).toEqual({ ok: true });
+      expect(importKey).toHaveBeenCalledTimes(2);
+    } finally {
+      importKey.mockRestore();
+    }
   });
 });
