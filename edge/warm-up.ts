@@ -5,8 +5,10 @@
 // isolate. workerd refuses I/O, timers, random numbers, request bodies and response bodies at global scope, so no
 // request goes through the app whole: the chat route's own steps are called one by one, the app only routes a GET.
 import type { Hono } from 'hono';
+import { signRequest } from '../gpu-worker/signing.ts';
 import type { EdgeEnv } from './edge-env.ts';
 import { generateRequests, usageOf } from './generation.ts';
+import { DEFAULT_LIMITS, KEY_PATTERN, constantTimeEqual, keyRecordOf, sha256Hex } from './key-store.ts';
 import { rateLimitHeaders } from './middleware/rate-limit.ts';
 import { getPromptCache } from './prompt-cache.ts';
 import { ChatChoice } from './routes/chat-completions.ts';
@@ -29,14 +31,35 @@ export function warmUp(app: Hono<EdgeEnv>, env: Partial<Env>): void {
   try {
     getTokenizer(); // the views on its image
     warmUpChatSteps();
+    warmUpKeyCheck();
+    // the worker call's signature: the HMAC key's import (cached per secret) and one signature, over a dummy body at a
+    // fixed time (the clock reads 0 at global scope anyway)
+    if (env.WORKER_SECRET) signRequest(env.WORKER_SECRET, { method: 'POST', path: '/v1/generate', body: '{}' }, 0).catch(() => {});
     // the router, Hono's dispatch and context, the request-id and request-context middleware (config, the isolate's
     // worker pool, the lifecycle): a GET /health through the app with the real bindings and its own request id (a
     // fresh one is random). It ends where the request-context middleware reads the request's signal, which workerd
     // refuses at global scope; that rejection is the end of the warm-up, not an error.
     Promise.resolve(app.fetch(new Request('http://warm-up/health', { headers: { 'x-request-id': 'warm-up' } }), env)).catch(() => {});
+    // the bindings' own code that needs no I/O: a key's Durable Object id (idFromName hashes the name; the stub needs a
+    // request) and a D1 statement with values bound (running it needs one)
+    env.RATE_LIMITER?.idFromName('warm-up');
+    env.USAGE?.prepare('SELECT ?').bind('warm-up');
   } catch {
     // the first request pays for what did not run
   }
+}
+
+/** The auth middleware's steps on a made-up key (edge/middleware/auth.ts, edge/key-store.ts), short of the KV read. */
+function warmUpKeyCheck(): void {
+  const secret = 'sk-warm-up-0123456789abcdef';
+  KEY_PATTERN.test(secret);
+  sha256Hex(secret).then(async (hash) => {
+    await constantTimeEqual(hash, hash);
+    keyRecordOf({
+      id: `key_${hash.slice(0, 16)}`, hash, hint: 'sk-warm', tenant: 'warm-up', name: 'warm-up', models: null, limits: DEFAULT_LIMITS,
+      created_at: 0, revoked_at: null,
+    });
+  }).catch(() => {});
 }
 
 /** The chat route's steps (edge/routes/chat-completions.ts) on a tiny body, up to the worker call and from its answer. */
