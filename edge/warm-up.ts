@@ -7,17 +7,15 @@
 import type { Hono } from 'hono';
 import { signRequest } from '../gpu-worker/signing.ts';
 import type { EdgeEnv } from './edge-env.ts';
-import { generateRequests, usageOf } from './generation.ts';
+import { usageOf } from './generation.ts';
 import { DEFAULT_LIMITS, KEY_PATTERN, constantTimeEqual, keyRecordOf, sha256Hex } from './key-store.ts';
 import { rateLimitHeaders } from './middleware/rate-limit.ts';
-import { getPromptCache } from './prompt-cache.ts';
-import { ChatChoice } from './routes/chat-completions.ts';
+import { ChatChoice, chatGenerations, chatPrompt } from './routes/chat-completions.ts';
 import type { ChatCompletionRequest } from './schemas.ts';
-import { structuredOutput } from './structured-output.ts';
-import { decideThinkingMode, formatThinkingHeader } from './thinking-mode.ts';
+import { formatThinkingHeader } from './thinking-mode.ts';
 import { getTokenizer } from './tokenizer/index.js';
 import { utcDay } from './usage.ts';
-import { checkChatRequest, completionBudget, generationBound, tooDeep } from './validate-request.ts';
+import { checkChatRequest, generationBound, tooDeep } from './validate-request.ts';
 
 /** A context as a worker reports it, for the budget arithmetic. */
 const WARM_UP_CONTEXT = 40_960;
@@ -71,18 +69,15 @@ function warmUpChatSteps(): void {
   const checked = checkChatRequest(raw);
   if (!checked.ok) return;
   const body: ChatCompletionRequest = checked.value;
-  const thinking = decideThinkingMode({ controls: body, messages: body.messages, thinkingDefault: 'auto' });
+  const { thinking, tools, prompt } = chatPrompt(body, { thinkingDefault: 'auto', splitSpecialTokens: true });
   formatThinkingHeader(thinking);
-  const prompt = getPromptCache().chat({ messages: body.messages, enableThinking: thinking.enabled, splitSpecialTokens: true });
-  const maxTokens = completionBudget(prompt.ids.length, body.max_tokens, WARM_UP_CONTEXT, { prompt: 'messages', budget: 'max_tokens' });
-  generationBound(prompt.ids.length, maxTokens, WARM_UP_CONTEXT);
-  const requests = generateRequests({
-    requestId: 'warm-up', prompt: prompt.ids, n: 1, maxTokens, body, thinking: thinking.enabled, presencePenalty: 0,
-    structured: structuredOutput(body, thinking.enabled),
+  const { maxTokens, requests, choiceOptions } = chatGenerations(body, {
+    requestId: 'warm-up', promptIds: prompt.ids, thinking, tools, context: WARM_UP_CONTEXT, presencePenalty: 0,
   });
+  generationBound(prompt.ids.length, maxTokens, WARM_UP_CONTEXT);
   JSON.stringify(requests[0]);
   // a few tokens of an answer decoded into a choice: detokenizer, reasoning parser, stop strings, tool-call parser
-  const choice = new ChatChoice(0, { thinking: thinking.enabled, excludeReasoning: false, toolsOffered: false, toolChoice: 'auto', stop: body.stop });
+  const choice = new ChatChoice(0, choiceOptions);
   choice.push({ tokens: [9707, 0] });
   choice.finish();
   const usage = usageOf(prompt.ids.length, [choice]);

@@ -3,7 +3,7 @@
 import { Hono } from 'hono';
 import type { FinishReason, GenerateEvent, TokenLogprob, Usage } from '../../gpu-worker/protocol.ts';
 import type { ChatMessage } from '../chat-template.ts';
-import type { EdgeEnv } from '../edge-env.ts';
+import type { EdgeConfig, EdgeEnv } from '../edge-env.ts';
 import { invalidRequest, tooManyGenerations } from '../errors.ts';
 import { countsOf, failureOf, finishChoices, generateRequests, generationError, newCompletionId, settleUsage, startGenerations, usageOf } from '../generation.ts';
 import { getPromptCache } from '../prompt-cache.ts';
@@ -12,7 +12,7 @@ import type { ChatCompletionRequest } from '../schemas.ts';
 import { chatLogprobs, streamChunks, type ChunkStream } from '../sse.ts';
 import { StopStringMatcher } from '../stop-strings.ts';
 import { structuredOutput } from '../structured-output.ts';
-import { decideThinkingMode, formatThinkingHeader, THINKING_HEADER } from '../thinking-mode.ts';
+import { decideThinkingMode, formatThinkingHeader, THINKING_HEADER, type ThinkingDecision } from '../thinking-mode.ts';
 import { getTokenizer, StreamingDetokenizer } from '../tokenizer/index.js';
 import { checkChatRequest, completionBudget, generationBound, requireModel, validBody } from '../validate-request.ts';
 import { ToolCallParser, type ToolCall, type ToolCallDelta, type ToolChoice } from '../tool-call-parser.ts';
@@ -105,6 +105,40 @@ export class ChatChoice {
   }
 }
 
+/** The request's thinking mode, the tools the template shows, and the rendered prompt with its tokens. */
+export function chatPrompt(body: ChatCompletionRequest, config: Pick<EdgeConfig, 'thinkingDefault' | 'splitSpecialTokens'>) {
+  const messages = body.messages as ChatMessage[];
+  const thinking = decideThinkingMode({ controls: body, messages, thinkingDefault: config.thinkingDefault });
+  const tools = (body.tool_choice ?? 'auto') === 'none' || !body.tools?.length ? undefined : body.tools;
+  let prompt;
+  try {
+    prompt = getPromptCache().chat({ messages, tools, enableThinking: thinking.enabled, splitSpecialTokens: body.split_special_tokens ?? config.splitSpecialTokens });
+  } catch (err) {
+    throw invalidRequest(`messages could not be rendered: ${(err as Error).message}`, 'messages');
+  }
+  return { thinking, tools, prompt };
+}
+
+/** The completion budget within `context`, the worker requests of the n choices, and the choices' output options. */
+export function chatGenerations(
+  body: ChatCompletionRequest,
+  args: { requestId: string; promptIds: number[]; thinking: ThinkingDecision; tools: ChatCompletionRequest['tools']; context: number | undefined; presencePenalty: number },
+) {
+  const { promptIds, thinking } = args;
+  const budgetParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
+  const maxTokens = completionBudget(promptIds.length, body.max_completion_tokens ?? body.max_tokens, args.context, { prompt: 'messages', budget: budgetParam });
+  const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
+  const requests = generateRequests({
+    requestId: args.requestId, prompt: promptIds, n: body.n ?? 1, maxTokens, body, thinking: thinking.enabled,
+    presencePenalty: args.presencePenalty, logprobs: topLogprobs, thinkingBudget: thinking.budget,
+    structured: structuredOutput(body, thinking.enabled),
+  });
+  const choiceOptions: ChoiceOptions = {
+    thinking: thinking.enabled, excludeReasoning: thinking.excludeReasoning, toolsOffered: !!args.tools, toolChoice: body.tool_choice ?? 'auto', stop: body.stop,
+  };
+  return { budgetParam, maxTokens, topLogprobs, requests, choiceOptions };
+}
+
 export function chatCompletionsRoute(): Hono<EdgeEnv> {
   const app = new Hono<EdgeEnv>();
   app.post('/v1/chat/completions', validBody(checkChatRequest), async function chatCompletions(c) {
@@ -112,26 +146,11 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
     const config = c.get('config');
     requireModel(body.model, config.modelId);
     if ((body.n ?? 1) > config.maxGenerations) throw tooManyGenerations({ generations: body.n ?? 1, prompts: [body.messages] }, config.maxGenerations);
-    const messages = body.messages as ChatMessage[];
-    const thinking = decideThinkingMode({ controls: body, messages, thinkingDefault: config.thinkingDefault });
-    const toolChoice: ToolChoice = body.tool_choice ?? 'auto';
-    const tools = toolChoice === 'none' || !body.tools?.length ? undefined : body.tools;
-    let prompt;
-    try {
-      prompt = getPromptCache().chat({ messages, tools, enableThinking: thinking.enabled, splitSpecialTokens: body.split_special_tokens ?? config.splitSpecialTokens });
-    } catch (err) {
-      throw invalidRequest(`messages could not be rendered: ${(err as Error).message}`, 'messages');
-    }
-    const budgetParam = body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
+    const { thinking, tools, prompt } = chatPrompt(body, config);
     const context = await largestContext(c);
-    const maxTokens = completionBudget(prompt.ids.length, body.max_completion_tokens ?? body.max_tokens, context, { prompt: 'messages', budget: budgetParam });
-    const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : undefined;
-    const requests = generateRequests({
-      requestId: c.get('requestId'), prompt: prompt.ids, n: body.n ?? 1, maxTokens, body, thinking: thinking.enabled,
-      presencePenalty: config.presencePenaltyDefault, logprobs: topLogprobs, thinkingBudget: thinking.budget,
-      structured: structuredOutput(body, thinking.enabled),
+    const { budgetParam, maxTokens, topLogprobs, requests, choiceOptions } = chatGenerations(body, {
+      requestId: c.get('requestId'), promptIds: prompt.ids, thinking, tools, context, presencePenalty: config.presencePenaltyDefault,
     });
-    const choiceOptions: ChoiceOptions = { thinking: thinking.enabled, excludeReasoning: thinking.excludeReasoning, toolsOffered: !!tools, toolChoice, stop: body.stop };
     const stream = body.stream === true;
     c.header(THINKING_HEADER, formatThinkingHeader(thinking));
     const shortCircuit = await c.get('lifecycle').prepare({
