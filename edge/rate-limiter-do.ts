@@ -234,8 +234,7 @@ export class RateLimiter extends DurableObject {
       tokens.level -= Math.max(0, Math.round(bucketTokens)) - lease.reserved;
       this.state.tokens = tokens;
       this.state.quotaUsed += Math.max(0, Math.round(quotaTokens));
-      this.ctx.storage.delete((live ? LEASE_PREFIX : RECLAIMED_PREFIX) + leaseId).catch(writeFailed);
-      this.saveCounters();
+      write(this.ctx.storage, { [COUNTERS_KEY]: countersOf(this.state) }, [(live ? LEASE_PREFIX : RECLAIMED_PREFIX) + leaseId]);
     }
     const requests = refill(this.state.requests, limits.requests_per_minute, now);
     return this.describe(limits, requests, tokens);
@@ -314,7 +313,7 @@ export class RateLimiter extends DurableObject {
 
   /** Persists the counters (see write()). */
   private saveCounters(): void {
-    this.ctx.storage.put(COUNTERS_KEY, countersOf(this.state)).catch(writeFailed);
+    write(this.ctx.storage, { [COUNTERS_KEY]: countersOf(this.state) });
   }
 }
 
