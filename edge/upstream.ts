@@ -278,11 +278,8 @@ export class UpstreamPool {
       const frames = new WorkerFrames(res.body.getReader());
       const first: GenerateEvent[] = [];
       for (;;) {
-        let event = frames.take();
-        while (!event) {
-          if (!(await frames.fill())) throw new UpstreamError('closed the stream before the first token', 'protocol');
-          event = frames.take();
-        }
+        const event = frames.take() ?? (await frames.read());
+        if (!event) throw new UpstreamError('closed the stream before the first token', 'protocol');
         if (event.finish_reason === 'cancelled' && event.tokens.length === 0 && first.length === 0) {
           throw new UpstreamError('cancelled the request before its first token (shutting down?)', 'busy', 1);
         }
@@ -333,11 +330,8 @@ export class UpstreamStream implements AsyncIterable<GenerateEvent> {
       return undefined;
     }
     try {
-      let event = this.buffered.shift() ?? this.frames.take();
-      while (!event) {
-        if (!(await this.frames.fill())) throw new UpstreamError('closed the stream before finishing', 'protocol');
-        event = this.frames.take();
-      }
+      const event = this.buffered.shift() ?? this.frames.take() ?? (await this.frames.read());
+      if (!event) throw new UpstreamError('closed the stream before finishing', 'protocol');
       this.timer.reset();
       if (event.finish_reason) {
         this.last = event;
@@ -410,8 +404,17 @@ class WorkerFrames {
     }
   }
 
+  /** Reads on until take() has an event; undefined at the end of the body (callers try take() first, which needs no await). */
+  async read(): Promise<GenerateEvent | undefined> {
+    for (;;) {
+      if (!(await this.fill())) return undefined;
+      const event = this.take();
+      if (event) return event;
+    }
+  }
+
   /** Reads what the worker sent next; false at the end of the body. */
-  async fill(): Promise<boolean> {
+  private async fill(): Promise<boolean> {
     const { done, value } = await this.reader.read();
     if (done) return false;
     const text = this.decoder.decode(value, { stream: true });
