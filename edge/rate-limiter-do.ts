@@ -7,6 +7,17 @@
  * settled once with the tokens it really used: the difference is refunded or charged, the lease released, the quota
  * charged. The token bucket may go negative after a settle (a request may use more than it reserved); it then
  * refuses until it has refilled. Limits travel with each call (they live in the key record), counters live here.
+ *
+ * The state in memory is authoritative: every admission and settle decides from it, so admission is exact while the
+ * object lives (it never admits past a limit, and a lease is counted once and released once). Storage is its copy,
+ * for a restart: changes are written FLUSH_DELAY_MS after the first one since the last write, all together in one
+ * commit, and answers do not wait for that commit. A burst of admissions and settles thus costs one commit, not one
+ * each. The trade: a crash of the object (or of its machine, or a code update that resets it) forgets the changes of
+ * at most its last FLUSH_DELAY_MS, and restarts from the last flush. Forgotten admissions give their requests and
+ * reserved tokens back and their leases are gone (their settles then charge nothing: neither bucket nor quota);
+ * forgotten settles lose their charges and their leases come back, holding their streams until LEASE_TTL_MS
+ * reclaims them. Admin changes (revoke, quota reset) are written at once and answered only when durable. The object
+ * is evicted only when idle, which is seconds after its last call and so after its last flush.
  */
 import { DurableObject } from 'cloudflare:workers';
 
@@ -65,6 +76,11 @@ export type AdmitRequest = {
 
 /** A lease a lost release never gives back is reclaimed after this long (ms); its settle, if it comes, still charges. */
 export const LEASE_TTL_MS = 30 * 60_000;
+/**
+ * How long after a change, with no write pending, the changes so far are written (ms): the admissions and settles
+ * within it share one commit. A crash forgets at most this long of changes (see the module comment).
+ */
+export const FLUSH_DELAY_MS = 10;
 const WINDOW_MS = 60_000;
 
 type Bucket = { level: number; at: number };
@@ -86,9 +102,9 @@ type State = Counters & {
 };
 
 /**
- * Storage: the counters under one key and each lease under a key of its own, so that an admission or a settle writes
- * a constant amount (the counters and one lease) however many streams are in flight. Writes made in one turn are
- * committed together (atomically), so the counters and the lease they account for never disagree.
+ * Storage: the counters under one key and each lease under a key of its own, so that a flush writes the counters and
+ * the leases that changed, however many streams are in flight. Writes made in one turn are committed together
+ * (atomically), so the counters and the leases they account for never disagree.
  */
 const COUNTERS_KEY = 'counters';
 const LEASE_PREFIX = 'lease:';
@@ -132,19 +148,20 @@ function prefixed(prefix: string, leases: Record<string, Lease>): Record<string,
 }
 
 /**
- * Writes and deletes without waiting: the runtime holds the calling method's answer until they are durable (the
- * output gate), so no caller ever sees a count that could still be lost, while writes made in one turn (and close
- * together) are committed as one. Should a write fail, the runtime breaks the gate: the calls waiting on it fail and
- * the object restarts from what was stored; the failure is logged here as well.
+ * Writes and deletes without waiting, committed together (one turn). `confirmed`: the runtime holds every answer the
+ * object gives until they are durable (the output gate); otherwise answers go out before (the flush's trade, see
+ * the module comment). Should a write fail, the runtime breaks the object: calls in progress fail and it restarts
+ * from what was stored; the failure is logged here as well.
  */
-function write(storage: DurableObjectStorage, entries: Record<string, unknown>, deletions: readonly string[] = []): void {
-  if (deletions.length === 1) storage.delete(deletions[0]).catch(writeFailed);
-  else for (let i = 0; i < deletions.length; i += KEYS_PER_CALL) storage.delete(deletions.slice(i, i + KEYS_PER_CALL)).catch(writeFailed);
+function write(storage: DurableObjectStorage, entries: Record<string, unknown>, deletions: readonly string[] = [], confirmed = true): void {
+  const options = { allowUnconfirmed: !confirmed };
+  if (deletions.length === 1) storage.delete(deletions[0], options).catch(writeFailed);
+  else for (let i = 0; i < deletions.length; i += KEYS_PER_CALL) storage.delete(deletions.slice(i, i + KEYS_PER_CALL), options).catch(writeFailed);
   const keys = Object.keys(entries);
   if (keys.length === 0) return;
-  if (keys.length <= KEYS_PER_CALL) return void storage.put(entries).catch(writeFailed);
+  if (keys.length <= KEYS_PER_CALL) return void storage.put(entries, options).catch(writeFailed);
   for (let i = 0; i < keys.length; i += KEYS_PER_CALL) {
-    storage.put(Object.fromEntries(keys.slice(i, i + KEYS_PER_CALL).map((key) => [key, entries[key]]))).catch(writeFailed);
+    storage.put(Object.fromEntries(keys.slice(i, i + KEYS_PER_CALL).map((key) => [key, entries[key]])), options).catch(writeFailed);
   }
 }
 
@@ -158,8 +175,14 @@ export class RateLimiter extends DurableObject {
   private streams = 0;
   /** no lease expires, and no reclaimed one is forgotten, before this time (ms): expireLeases() has nothing to do */
   private nextExpiryAt = 0;
+  /** storage keys changed since the last flush: the lease to write there, or null to delete it */
+  private unwritten = new Map<string, Lease | null>();
+  private countersChanged = false;
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
   /** Added to Date.now(): tests move this object's clock forward with runInDurableObject. */
   clockOffsetMs = 0;
+  /** FLUSH_DELAY_MS; tests hold writes back longer with runInDurableObject */
+  flushDelayMs = FLUSH_DELAY_MS;
 
   constructor(ctx: DurableObjectState, env: unknown) {
     super(ctx, env as never);
@@ -213,7 +236,7 @@ export class RateLimiter extends DurableObject {
     this.state.leases[leaseId] = lease;
     this.streams += streams;
     this.nextExpiryAt = Math.min(this.nextExpiryAt, now + LEASE_TTL_MS);
-    write(this.ctx.storage, { [COUNTERS_KEY]: countersOf(this.state), [LEASE_PREFIX + leaseId]: lease });
+    this.changed(LEASE_PREFIX + leaseId, lease);
     return { ok: true, leaseId, reserved: reserve, state: this.describe(limits, requests, tokens) };
   }
 
@@ -234,7 +257,7 @@ export class RateLimiter extends DurableObject {
       tokens.level -= Math.max(0, Math.round(bucketTokens)) - lease.reserved;
       this.state.tokens = tokens;
       this.state.quotaUsed += Math.max(0, Math.round(quotaTokens));
-      write(this.ctx.storage, { [COUNTERS_KEY]: countersOf(this.state) }, [(live ? LEASE_PREFIX : RECLAIMED_PREFIX) + leaseId]);
+      this.changed((live ? LEASE_PREFIX : RECLAIMED_PREFIX) + leaseId, null);
     }
     const requests = refill(this.state.requests, limits.requests_per_minute, now);
     return this.describe(limits, requests, tokens);
@@ -247,16 +270,23 @@ export class RateLimiter extends DurableObject {
     return this.stateAt(limits, now);
   }
 
-  /** Admin: the key is revoked; every later admission is refused (in-flight streams finish and settle). */
+  /** Admin: the key is revoked; every later admission is refused (in-flight streams finish and settle). Durable when answered. */
   async revoke(): Promise<void> {
     this.state.revoked = true;
-    this.saveCounters();
+    this.changed();
+    await this.sync();
   }
 
-  /** Admin: forget the spent quota (e.g. at the start of a billing period). */
+  /** Admin: forget the spent quota (e.g. at the start of a billing period). Durable when answered. */
   async resetQuota(): Promise<void> {
     this.state.quotaUsed = 0;
-    this.saveCounters();
+    this.changed();
+    await this.sync();
+  }
+
+  /** Writes every change not yet written now; answers once they are durable. */
+  async sync(): Promise<void> {
+    if (this.flushTimer !== undefined) this.flush(true);
   }
 
   /** Leases past their TTL stop counting; they are kept (one more TTL) for a settle that may still come. */
@@ -264,15 +294,13 @@ export class RateLimiter extends DurableObject {
     if (now < this.nextExpiryAt) return;
     let next = Infinity;
     const { reclaimed } = this.state;
-    const moved: Record<string, Lease> = {};
-    const deletions: string[] = [];
     for (const [id, lease] of Object.entries(reclaimed)) {
       if (lease.expiresAt + LEASE_TTL_MS > now) {
         next = Math.min(next, lease.expiresAt + LEASE_TTL_MS);
         continue;
       }
       delete reclaimed[id];
-      deletions.push(RECLAIMED_PREFIX + id);
+      this.changed(RECLAIMED_PREFIX + id, null);
     }
     for (const [id, lease] of Object.entries(this.state.leases)) {
       if (lease.expiresAt > now) {
@@ -282,12 +310,11 @@ export class RateLimiter extends DurableObject {
       delete this.state.leases[id];
       this.streams -= lease.streams ?? 1;
       reclaimed[id] = lease;
-      moved[RECLAIMED_PREFIX + id] = lease;
-      deletions.push(LEASE_PREFIX + id);
+      this.changed(RECLAIMED_PREFIX + id, lease);
+      this.changed(LEASE_PREFIX + id, null);
       next = Math.min(next, lease.expiresAt + LEASE_TTL_MS);
     }
     this.nextExpiryAt = next;
-    if (deletions.length > 0) write(this.ctx.storage, moved, deletions);
   }
 
   private stateAt(limits: RateLimits, now: number): LimitState {
@@ -311,9 +338,29 @@ export class RateLimiter extends DurableObject {
     };
   }
 
-  /** Persists the counters (see write()). */
-  private saveCounters(): void {
-    write(this.ctx.storage, { [COUNTERS_KEY]: countersOf(this.state) });
+  /**
+   * Notes a change to write at the next flush: the counters, and the lease stored under `key` (null: delete it).
+   * The first change since the last flush schedules the next one.
+   */
+  private changed(key?: string, lease?: Lease | null): void {
+    this.countersChanged = true;
+    if (key !== undefined) this.unwritten.set(key, lease ?? null);
+    this.flushTimer ??= setTimeout(() => this.flush(), this.flushDelayMs);
+  }
+
+  /** Writes every change since the last flush in one commit (see write(); `confirmed` for the admin calls). */
+  private flush(confirmed = false): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    const entries: Record<string, unknown> = this.countersChanged ? { [COUNTERS_KEY]: countersOf(this.state) } : {};
+    const deletions: string[] = [];
+    for (const [key, lease] of this.unwritten) {
+      if (lease) entries[key] = lease;
+      else deletions.push(key);
+    }
+    this.unwritten.clear();
+    this.countersChanged = false;
+    write(this.ctx.storage, entries, deletions, confirmed);
   }
 }
 

@@ -126,6 +126,17 @@ async function usageRows(keyId: string): Promise<Json[]> {
   return results;
 }
 
+/** Waits until `check` passes (it throws until then), for at most 10 s. */
+async function eventually(check: () => Promise<void>): Promise<void> {
+  for (const deadline = Date.now() + 10_000; ; await new Promise((resolve) => setTimeout(resolve, 10))) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+  }
+}
+
 function limiter(keyId: string) {
   return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(keyId));
 }
@@ -424,8 +435,11 @@ describe('rate limits', () => {
     await stub.admit({ limits, tokens: 100, streams: 2, leaseId: 'lease-a' });
     await stub.admit({ limits, tokens: 50, streams: 1, leaseId: 'lease-b' });
     await stub.settle('lease-a', 80, 80, limits);
-    await runInDurableObject(stub, async (_instance: RateLimiter, state) => {
+    // written by the flush timer (FLUSH_DELAY_MS) without being asked
+    await eventually(() => runInDurableObject(stub, async (_instance: RateLimiter, state) => {
       expect([...(await state.storage.list()).keys()].sort()).toEqual(['counters', 'lease:lease-b']);
+    }));
+    await runInDurableObject(stub, async (_instance: RateLimiter, state) => {
       const restarted = await loadState(state.storage);
       expect(restarted).toMatchObject({ quotaUsed: 80, admittedTotal: 2, revoked: false, reclaimed: {} });
       expect(restarted.leases).toEqual({ 'lease-b': { reserved: 50, streams: 1, expiresAt: expect.any(Number) } });
@@ -445,6 +459,53 @@ describe('rate limits', () => {
       expect([...(await state.storage.list()).keys()].sort()).toEqual(['counters', 'lease:old', 'reclaimed:older']);
       expect(await loadState(state.storage)).toEqual(moved);
     });
+  });
+
+  it('Should write a burst of admissions, and one of settles, in one commit each after answering them, which a restart reads back; admin changes at once', async () => {
+    const limits = { requests_per_minute: 100, tokens_per_minute: 100_000, concurrent_streams: 30, quota_tokens: null };
+    const stub = limiter(`flush-${crypto.randomUUID()}`);
+    const writes: { put: string[][]; delete: string[][] } = { put: [], delete: [] };
+    await runInDurableObject(stub, (instance: RateLimiter, state) => {
+      instance.flushDelayMs = 60_000; // hold the writes until sync(): the burst must not depend on this machine's speed
+      const { put, delete: del } = state.storage;
+      const keysOf = (arg: unknown) => (typeof arg === 'string' ? [arg] : Array.isArray(arg) ? arg : Object.keys(arg as object));
+      state.storage.put = ((arg: unknown, ...rest: unknown[]) => (writes.put.push(keysOf(arg).sort()), (put as Function).call(state.storage, arg, ...rest))) as never;
+      state.storage.delete = ((arg: unknown, ...rest: unknown[]) => (writes.delete.push(keysOf(arg).sort()), (del as Function).call(state.storage, arg, ...rest))) as never;
+    });
+    const ids = Array.from({ length: 20 }, (_, i) => `lease-${String(i).padStart(2, '0')}`);
+    const admitted = await Promise.all(ids.map((leaseId) => stub.admit({ limits, tokens: 100, streams: 1, leaseId })));
+    expect(admitted.every((a) => a.ok)).toBe(true);
+    expect(Math.max(...admitted.map((a) => a.state.admittedTotal))).toBe(20);
+    expect((await stub.admit({ limits, tokens: 100, streams: 11 })).ok).toBe(false); // exact before any write: 20 + 11 > 30
+    // answered, nothing written yet: what a crash now would forget
+    await runInDurableObject(stub, async (_instance: RateLimiter, state) => {
+      expect([...(await state.storage.list()).keys()]).toEqual([]);
+    });
+    expect(writes).toEqual({ put: [], delete: [] });
+    await stub.sync();
+    expect(writes).toEqual({ put: [['counters', ...ids.map((id) => `lease:${id}`)].sort()], delete: [] });
+    await runInDurableObject(stub, async (_instance: RateLimiter, state) => {
+      const restarted = await loadState(state.storage);
+      expect(restarted).toMatchObject({ admittedTotal: 20, quotaUsed: 0 });
+      expect(Object.keys(restarted.leases).sort()).toEqual(ids);
+    });
+    const settles = await Promise.all(ids.slice(0, 10).map((id) => stub.settle(id, 40, 40, limits)));
+    expect(Math.max(...settles.map((s) => s.quotaUsed))).toBe(400);
+    expect(Math.min(...settles.map((s) => s.inFlight))).toBe(10);
+    await stub.sync();
+    expect(writes.put.slice(1)).toEqual([['counters']]);
+    expect(writes.delete).toEqual([ids.slice(0, 10).map((id) => `lease:${id}`)]);
+    // an admin change is durable when answered, with whatever waited for the next flush
+    await stub.admit({ limits, tokens: 0, streams: 1, leaseId: 'lease-late' });
+    await stub.revoke();
+    expect(writes.put.slice(2)).toEqual([['counters', 'lease:lease-late']]);
+    await runInDurableObject(stub, async (instance: RateLimiter, state) => {
+      const restarted = await loadState(state.storage);
+      expect(restarted).toMatchObject({ admittedTotal: 21, quotaUsed: 400, revoked: true });
+      expect(Object.keys(restarted.leases).sort()).toEqual([...ids.slice(10), 'lease-late'].sort());
+      expect(restarted).toEqual((instance as unknown as { state: unknown }).state); // all of what memory holds
+    });
+    expect(await stub.admit({ limits, tokens: 0, streams: 1 })).toMatchObject({ ok: false, refusal: 'revoked' });
   });
 
   it('Should count every generation of a request (prompts × n) against the concurrency limit', async () => {
