@@ -1,9 +1,9 @@
 /**
- * @module Usage records in D1: the schema (the same statements as migrations/0001_usage.sql, run once per isolate so
- * `wrangler dev` and tests need no migration step), the idempotent insert, and the per-key daily summary and the
- * admin export read from it. One record per request that reached the model or was answered from the cache.
+ * @module Usage records in D1: the schema (created by migrations/0001_usage.sql, which `npm run deploy` and the local
+ * stack apply; the same statements are run here only when a query finds no table, so an un-migrated database loses
+ * nothing), the idempotent insert, batched per isolate, and the per-key daily summary and the admin export read from
+ * it. One record per request that reached the model or was answered from the cache.
  */
-
 /** How a metered request ended (see UsageOutcome in request-lifecycle.ts; "cached": the response cache answered, no worker ran). */
 export type UsageStatus = 'completed' | 'aborted' | 'failed' | 'cancelled' | 'rejected' | 'cached';
 
@@ -66,18 +66,24 @@ const COLUMNS = [
   'completion_tokens', 'reasoning_tokens', 'latency_ms', 'status', 'http_status', 'from_cache', 'started_at', 'day',
 ] as const satisfies readonly (keyof UsageRecord)[];
 
-const ready = new WeakSet<D1Database>();
-
-/**
- * Creates the table once per isolate and database binding (IF NOT EXISTS: harmless after the migration ran). Only the
- * fact that it succeeded is shared between requests, never the promise: on Workers a promise belongs to the request
- * that made it, and another request awaiting it hangs when that request is cancelled.
- */
-export async function ensureSchema(db: D1Database): Promise<void> {
-  if (ready.has(db)) return;
+/** Creates the table and its indexes (IF NOT EXISTS: harmless where the migration ran), in one batch. */
+export async function createSchema(db: D1Database): Promise<void> {
   const statements = USAGE_SCHEMA_SQL.split(';').map((s) => s.trim()).filter(Boolean);
   await db.batch(statements.map((s) => db.prepare(s)));
-  ready.add(db);
+}
+
+/**
+ * Runs `query`; should it fail because the usage table does not exist (a database the migrations never ran on),
+ * creates the table and runs it once more. No query pays for the schema where the migration ran.
+ */
+async function withTable<T>(db: D1Database, query: () => Promise<T>): Promise<T> {
+  try {
+    return await query();
+  } catch (err) {
+    if (!/no such table/i.test(err instanceof Error ? err.message : String(err))) throw err;
+    await createSchema(db);
+    return query();
+  }
 }
 
 export function utcDay(ms: number): string {
@@ -89,13 +95,56 @@ const INSERT_SQL = `INSERT INTO usage (${COLUMNS.join(', ')}) VALUES (${COLUMNS.
 /** the insert prepared once per database binding (binding values makes a new statement each time) */
 const inserts = new WeakMap<D1Database, D1PreparedStatement>();
 
-/** Writes the record unless one with this request id exists; true when this call wrote it. */
-export async function recordUsage(db: D1Database, record: UsageRecord): Promise<boolean> {
-  await ensureSchema(db);
+/**
+ * Records that end within BATCH_WINDOW_MS of the first one go to D1 together, as one batch (one transaction: one
+ * commit), instead of one insert each. Each request still awaits the write that carries its own record.
+ */
+export const BATCH_WINDOW_MS = 5;
+/** records per batch at most (a fuller batch is sent as it is and a new one opens) */
+export const BATCH_RECORDS = 25;
+/**
+ * How long a request waits for a batch another request sends (ms) before it inserts its record itself. On Workers a
+ * promise that another request's I/O settles may never settle for this one: when that request is cancelled, its I/O
+ * goes with it. The insert is idempotent, so a record written both ways is written once.
+ */
+export const SHARED_BATCH_WAIT_MS = 5_000;
+
+/** the batch of each database binding still taking records: `written` resolves to each record's insert result */
+type Batch = { records: UsageRecord[]; written: Promise<boolean[]> };
+const openBatches = new WeakMap<D1Database, Batch>();
+
+/**
+ * Writes the record unless one with its id exists (true when this write added it), in the batch of records ending
+ * about now. The request whose record opens a batch sends it, from its own timer and I/O; the others wait for it
+ * (at most SHARED_BATCH_WAIT_MS, then insert alone). A failed batch fails for each of its records, whose callers
+ * retry as they would a single insert.
+ */
+export async function recordUsage(db: D1Database, record: UsageRecord, sharedWaitMs = SHARED_BATCH_WAIT_MS): Promise<boolean> {
+  const open = openBatches.get(db);
+  if (open) {
+    const index = open.records.push(record) - 1;
+    if (open.records.length >= BATCH_RECORDS) openBatches.delete(db);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), sharedWaitMs)));
+    const written = await Promise.race([open.written.then((results) => results[index]), late]).finally(() => clearTimeout(timer));
+    return written === 'late' ? (await insertAll(db, [record]))[0] : written;
+  }
+  const batch: Batch = { records: [record], written: Promise.resolve([]) };
+  batch.written = new Promise((resolve) => setTimeout(resolve, BATCH_WINDOW_MS)).then(() => {
+    if (openBatches.get(db) === batch) openBatches.delete(db);
+    return insertAll(db, batch.records);
+  });
+  openBatches.set(db, batch);
+  return (await batch.written)[0];
+}
+
+/** Inserts the records in one batch (one transaction); for each, whether it was added. */
+async function insertAll(db: D1Database, records: readonly UsageRecord[]): Promise<boolean[]> {
   let insert = inserts.get(db);
   if (!insert) inserts.set(db, (insert = db.prepare(INSERT_SQL)));
-  const result = await insert.bind(...COLUMNS.map((col) => record[col])).run();
-  return (result.meta.changes ?? 0) > 0;
+  const statements = records.map((record) => insert.bind(...COLUMNS.map((col) => record[col])));
+  const results = await withTable(db, () => db.batch(statements));
+  return results.map((result) => (result.meta.changes ?? 0) > 0);
 }
 
 export type DailyUsage = {
@@ -112,8 +161,7 @@ export type DailyUsage = {
 
 /** One key's usage per UTC day and model, days in [from, to] (YYYY-MM-DD, inclusive). */
 export async function dailyUsage(db: D1Database, keyId: string, from: string, to: string): Promise<DailyUsage[]> {
-  await ensureSchema(db);
-  const { results } = await db
+  const { results } = await withTable(db, () => db
     .prepare(
       `SELECT day, model, COUNT(*) AS requests, SUM(from_cache) AS cached_requests,
         SUM(prompt_tokens) AS prompt_tokens, SUM(cached_tokens) AS cached_tokens,
@@ -123,7 +171,7 @@ export async function dailyUsage(db: D1Database, keyId: string, from: string, to
       GROUP BY day, model ORDER BY day, model`,
     )
     .bind(keyId, from, to)
-    .all<DailyUsage>();
+    .all<DailyUsage>());
   return results;
 }
 
@@ -131,7 +179,6 @@ export type ExportFilter = { from: string; to: string; tenant?: string; keyId?: 
 
 /** Raw records for the admin export, oldest first, paged by (started_at, id) through `after`. */
 export async function exportUsage(db: D1Database, filter: ExportFilter): Promise<UsageRecord[]> {
-  await ensureSchema(db);
   const where = ['day BETWEEN ? AND ?'];
   const params: (string | number)[] = [filter.from, filter.to];
   if (filter.tenant) where.push('tenant = ?'), params.push(filter.tenant);
@@ -141,11 +188,11 @@ export async function exportUsage(db: D1Database, filter: ExportFilter): Promise
     where.push('(started_at > ? OR (started_at = ? AND id > ?))');
     params.push(at, at, id);
   }
-  const { results } = await db
+  const { results } = await withTable(db, () => db
     .prepare(`SELECT ${COLUMNS.join(', ')} FROM usage WHERE ${where.join(' AND ')}
       ORDER BY started_at, id LIMIT ?`)
     .bind(...params, filter.limit)
-    .all<UsageRecord>();
+    .all<UsageRecord>());
   return results;
 }
 

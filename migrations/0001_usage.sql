@@ -2,8 +2,8 @@
 -- per-request id and makes the write idempotent (INSERT ... ON CONFLICT DO NOTHING); `request_id` is the
 -- x-request-id the client saw, which a client may choose and so cannot be the key. Times are Unix ms; day is the
 -- UTC date the request started.
--- edge/usage.ts runs the same statements (CREATE ... IF NOT EXISTS) on first use; test/edge/usage-schema.test.ts
--- keeps the two equal.
+-- edge/usage.ts runs the same statements (CREATE ... IF NOT EXISTS) only when a query finds no table (a database this
+-- migration never ran on); test/edge/usage-schema.test.ts keeps the two equal.
 CREATE TABLE IF NOT EXISTS usage (
   id TEXT PRIMARY KEY,
   request_id TEXT NOT NULL,

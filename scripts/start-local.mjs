@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // `npm start`: the whole stack on this machine. Starts the GPU worker (CPU engine; the demo checkpoint unless
-// MODEL_DIR is set) and the edge under `wrangler dev` (local KV, D1, Durable Objects and Cache), wires them with a
-// generated shared secret, creates a development API key, and prints the URL, the key and a curl to paste.
+// MODEL_DIR is set) and the edge under `wrangler dev` (local KV, D1 with migrations/ applied, Durable Objects and
+// Cache), wires them with a generated shared secret, creates a development API key, and prints the URL, the key and a
+// curl to paste.
 // Honours PORT (the edge's port, default 8787), DEV_API_KEY, ADMIN_TOKEN, WORKER_SECRET, MODEL_DIR and the worker's own
 // variables. Ctrl-C (or SIGTERM) stops both.
 // Secrets never go on a command line (any local user reads those with `ps`): the worker gets WORKER_SECRET in its
 // environment; wrangler gets both secrets in its environment and in an env file only this user can read (given with
 // --env-file, so a .dev.vars in the checkout cannot replace them), deleted on exit.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -76,8 +77,11 @@ try {
     { PORT: process.env.WORKER_PORT ?? '0', HOST: '127.0.0.1', WORKER_SECRET: secret },
     /worker ready on (http:\/\/\S+)/,
   );
-  console.log('[local] starting the edge under wrangler dev...');
   const wrangler = join(root, 'node_modules', 'wrangler', 'bin', 'wrangler.js');
+  // the usage table, as `npm run deploy` creates it remotely (wrangler dev's local D1; applied once, then a no-op)
+  const migrate = spawnSync(process.execPath, [wrangler, 'd1', 'migrations', 'apply', 'USAGE', '--local'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+  if (migrate.status !== 0) throw new Error(`applying the D1 migrations failed:\n${migrate.stdout}${migrate.stderr}`);
+  console.log('[local] starting the edge under wrangler dev...');
   await start(
     'edge',
     process.execPath,

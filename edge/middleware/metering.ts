@@ -6,7 +6,9 @@
  * cancelled by the worker, rejected (invalid, or refused by a worker: zero tokens), or cached. Requests refused
  * before a lease (unauthenticated, over a limit) write nothing. Runs before the rate limiter and registers the write
  * with waitUntil before anything is awaited, so neither a disconnecting client nor a cancelled handler can lose it;
- * the write is idempotent on the edge's own id for the request (INSERT … ON CONFLICT DO NOTHING).
+ * the write is idempotent on the edge's own id for the request (INSERT … ON CONFLICT DO NOTHING). Records of
+ * requests ending within a few ms of each other go to D1 in one batch (recordUsage in edge/usage.ts); each request's
+ * waitUntil awaits the batch that carries its own record, and a failed batch is retried per record, as one insert is.
  */
 import type { MiddlewareHandler } from 'hono';
 import type { AccountsEnv } from '../edge-env.ts';

@@ -1,5 +1,5 @@
-// The usage table is created two ways, by `wrangler d1 migrations apply` (migrations/0001_usage.sql) and lazily by
-// edge/usage.ts on first use; both must create the same table. Also the rate-limit header formats.
+// The usage table is created two ways, by `wrangler d1 migrations apply` (migrations/0001_usage.sql) and by
+// edge/usage.ts when a query finds no table; both must create the same table. Also the rate-limit header formats.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
