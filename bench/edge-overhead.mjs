@@ -33,7 +33,7 @@
 // cost; --worker real runs gpu-worker/index.ts (CPU: its batching steps dominate and blur the difference).
 import { DEMO_ANSWER, DEMO_REASONING } from '../scripts/gen-demo-script.mjs';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -182,6 +182,7 @@ async function startEdge(workerUrl, edgeRoot = root, profiled = false, limiterAp
   });
   const url = (await mf.ready).toString();
   const pid = workerdChildren().find((pid) => !before.has(pid));
+  await applyMigrations(await mf.getD1Database('USAGE'), edgeRoot);
   return {
     url, pid, pids: [pid, limiterPid].filter(Boolean), script,
     dispose: async () => {
@@ -189,6 +190,15 @@ async function startEdge(workerUrl, edgeRoot = root, profiled = false, limiterAp
       await limiter?.dispose();
     },
   };
+}
+
+/** migrations/*.sql applied to a fresh D1 database, as `npm run deploy` does to the deployed one. */
+async function applyMigrations(db, edgeRoot) {
+  const dir = join(edgeRoot, 'migrations');
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.sql')).sort()) {
+    const sql = readFileSync(join(dir, file), 'utf8').split('\n').filter((line) => !line.trim().startsWith('--')).join('\n');
+    await db.batch(sql.split(';').map((s) => s.trim()).filter(Boolean).map((s) => db.prepare(s)));
+  }
 }
 
 /** The floor: a Worker that forwards the signed direct request to the GPU worker and streams its answer back untouched. */
