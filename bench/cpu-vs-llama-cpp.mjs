@@ -170,6 +170,8 @@ function runOurs() {
     bytes: j.weight_bytes_per_step,
     probe: j.read_bandwidth_gb_s,
     sustained: j.read_bandwidth_sustained_gb_s,
+    paired: j.paired_fraction_batch1,
+    pairedBest: j.best_fraction_batch1,
     device: j.device,
     others: r.others,
   };
@@ -273,6 +275,9 @@ function main() {
       gb_s: stat(gbs),
       fraction_of_probe: stat(roundsOut.map((x, i) => gbs[i] / x.probe)),
       fraction_of_sustained: stat(roundsOut.map((x, i) => gbs[i] / x.sustained)),
+      // this project only: each decode step over a read of the same bytes beside it (qwen3 bench's pairs)
+      fraction_of_paired_read: e.key === 'ours' ? stat(per.map((p) => p.paired)) : null,
+      fraction_best_of_best: e.key === 'ours' ? stat(per.map((p) => p.pairedBest)) : null,
       others_cores: stat(per.map((p) => p.others)),
     };
   });
@@ -296,18 +301,20 @@ function main() {
   md += `- each engine: ${threads} threads; prefill = one ${prompt}-token prompt; decode batch 1 = ${steps} steps after it; batch ${batch} = ${batch} sequences with ${prompt}-token prompts decoding ${steps} steps together (aggregate tok/s). llama.cpp: \`llama-bench -p ${prompt} -n ${steps} -r 1\` (pp${prompt}, tg${steps}), \`llama-batched-bench -npp ${prompt} -ntg ${steps} -npl ${batch}\` (S_TG)\n`;
   md += `- ${rounds} rounds; each round runs the bandwidth probe (\`qwen3 bandwidth\`: the fastest of several read loops over 1 GiB, 2 threads, huge pages) and then every engine once, in an order that rotates by one each round. Figures: median (min–max) over rounds; ratios are taken within a round.\n`;
   md += `- bytes per step: every weight one decode step reads (this project: \`weight_bytes_per_token\`; llama.cpp: every tensor of the GGUF except the token embedding table). GB/s = bytes per step × decode tok/s; % of probe = that ÷ the same round's probe (its best 32 MiB segment, ~1 ms); % of sustained = that ÷ the same probe's rate over all its segments (a decode step averages over ~0.2 s the same way).\n`;
+  md += `- paired (this project): this machine's memory bandwidth moves by tens of percent within a second, so a probe taken at another moment than the decode makes "% of probe" mostly noise. \`qwen3 bench\` therefore times, after its batch-1 decode, 10 pairs of [one decode step, one read of the same bytes with the probe's fastest loop on the engine's own threads], the order alternating: "% of paired read" = the median over pairs of the step's GB/s ÷ the read's beside it; "best ÷ best" = the fastest of those steps ÷ the fastest of those reads. These two columns are the decode's share of the bandwidth; the probe columns stay for comparison with llama.cpp, which has no pairs.\n`;
   md += `- read bandwidth probe: ${fmt(probeStat, 1)} GB/s; sustained: ${fmt(sustainedStat, 1)} GB/s\n\n`;
-  md += `| engine | weights | MB per step | decode batch 1 tok/s | GB/s | % of probe | % of sustained | prefill tok/s (${prompt} tokens) | decode batch ${batch} tok/s (aggregate) | other processes (cores busy) |\n`;
-  md += `|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n`;
+  const pct = (s) => (s ? fmt({ median: 100 * s.median, min: 100 * s.min, max: 100 * s.max }, 0) : '–');
+  md += `| engine | weights | MB per step | decode batch 1 tok/s | GB/s | % of paired read | best ÷ best | % of probe | % of sustained | prefill tok/s (${prompt} tokens) | decode batch ${batch} tok/s (aggregate) | other processes (cores busy) |\n`;
+  md += `|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n`;
   for (const r of rows)
-    md += `| ${r.engine} | ${r.weights} | ${(r.bytes_per_step / 1e6).toFixed(0)} | ${fmt(r.decode1)} | ${fmt(r.gb_s, 1)} | ${fmt({ median: 100 * r.fraction_of_probe.median, min: 100 * r.fraction_of_probe.min, max: 100 * r.fraction_of_probe.max }, 0)} | ${fmt({ median: 100 * r.fraction_of_sustained.median, min: 100 * r.fraction_of_sustained.min, max: 100 * r.fraction_of_sustained.max }, 0)} | ${fmt(r.prefill, 1)} | ${fmt(r.decode8, 1)} | ${fmt(r.others_cores)} |\n`;
+    md += `| ${r.engine} | ${r.weights} | ${(r.bytes_per_step / 1e6).toFixed(0)} | ${fmt(r.decode1)} | ${fmt(r.gb_s, 1)} | ${pct(r.fraction_of_paired_read)} | ${pct(r.fraction_best_of_best)} | ${pct(r.fraction_of_probe)} | ${pct(r.fraction_of_sustained)} | ${fmt(r.prefill, 1)} | ${fmt(r.decode8, 1)} | ${fmt(r.others_cores)} |\n`;
   if (ratios.length) {
     md += `\nSame-round ratios, this project ÷ llama.cpp (median, min–max):\n\n| baseline | decode batch 1 | prefill | decode batch ${batch} |\n|---|---:|---:|---:|\n`;
     for (const q of ratios) md += `| ${q.baseline} | ${fmt(q.decode1)} | ${fmt(q.prefill)} | ${fmt(q.decode8)} |\n`;
   }
-  md += `\nRounds:\n\n| round | probe GB/s | sustained GB/s | quiet before (others' cores) | load avg | ${engines.map((e) => `${e.label}: decode / prefill / b${batch}`).join(' | ')} |\n|---|---:|---:|---:|---:|${engines.map(() => '---|').join('')}\n`;
+  md += `\nRounds:\n\n| round | probe GB/s | sustained GB/s | this project: % of paired read / best ÷ best | quiet before (others' cores) | load avg | ${engines.map((e) => `${e.label}: decode / prefill / b${batch}`).join(' | ')} |\n|---|---:|---:|---:|---:|---:|${engines.map(() => '---|').join('')}\n`;
   for (const x of roundsOut)
-    md += `| ${x.round} | ${x.probe.toFixed(1)} | ${x.sustained.toFixed(1)} | ${x.gate.busy.toFixed(2)}${x.gate.quiet ? '' : ' (not quiet)'} | ${x.load.toFixed(1)} | ${engines.map((e) => `${x.res[e.key].decode1.toFixed(2)} / ${x.res[e.key].prefill.toFixed(1)} / ${x.res[e.key].decode8.toFixed(1)}`).join(' | ')} |\n`;
+    md += `| ${x.round} | ${x.probe.toFixed(1)} | ${x.sustained.toFixed(1)} | ${(100 * x.res.ours.paired).toFixed(0)} / ${(100 * x.res.ours.pairedBest).toFixed(0)} | ${x.gate.busy.toFixed(2)}${x.gate.quiet ? '' : ' (not quiet)'} | ${x.load.toFixed(1)} | ${engines.map((e) => `${x.res[e.key].decode1.toFixed(2)} / ${x.res[e.key].prefill.toFixed(1)} / ${x.res[e.key].decode8.toFixed(1)}`).join(' | ')} |\n`;
 
   process.stdout.write(md);
   mkdirSync(dirname(outBase), { recursive: true });

@@ -1,5 +1,6 @@
 // The qwen3 command-line tool: logits, generate, make-demo-model and bench, over the C ABI. Its JSON output is a
 // stable interface (tests and outside checks parse it). Runs without Node, so GPU machines can use it alone.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -8,11 +9,13 @@
 #include <ctime>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "cpu/bandwidth_cpu.h"
+#include "backend.h"
 #include "cpu/phases_cpu.h"
 #include "threadpool.h"
 #include "demo_checkpoint.h"
@@ -26,8 +29,10 @@ const char* kUsage =
     "  qwen3 generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--top-p P] [--top-k K]\n"
     "                 [--min-p P] [--seed S] [--rope-scaling yarn:F[:O]]\n"
     "  qwen3 make-demo-model --out DIR [--preset tiny|demo|8b] [--seed S] [--tokenizer tokenizer.json]\n"
-    "  qwen3 bench --model DIR [--threads N] [--prompt N] [--steps N] [--context N] [--probe-mib N] [--out FILE.json]\n"
-    "              [--phases] [--rope-scaling ...]   # --phases: where a batch-1 decode step's time goes (CPU)\n"
+    "  qwen3 bench --model DIR [--threads N] [--prompt N] [--steps N] [--pairs N] [--context N] [--probe-mib N]\n"
+    "              [--out FILE.json] [--phases] [--rope-scaling ...]\n"
+    "              # --pairs: decode steps each timed beside a read of the same bytes (CPU; default 10)\n"
+    "              # --phases: where a batch-1 decode step's time goes (CPU)\n"
     "  qwen3 bandwidth [--threads N] [--mib N] [--passes N]   # memory read bandwidth probe, JSON\n"
     "CUDA options of every command: [--cuda-gemv-max N (-1..16)] [--cuda-graphs 1|0] [--cuda-sampling device|host]\n";
 
@@ -247,40 +252,58 @@ double load_average() {
   return f ? l : -1;
 }
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 // Prefill tok/s, decode tok/s at batch 1 and 8, weight bytes per decode step, measured read bandwidth, and the
 // fraction of the bandwidth limit reached (weight bytes per step x steps per second / bandwidth).
 //
+// The memory bandwidth of a shared or virtual machine moves by tens of percent within a second, so a probe taken at
+// another moment than the decode says little about the decode's efficiency. After the timed batch-1 decode come
+// `pairs` pairs of [one timed decode step, one timed read of the same number of bytes] (which goes first alternates),
+// on the engine's own threads, with the probe's fastest loop, over the probe's buffer: the decode's share of the
+// bandwidth is read off each pair (median over pairs) and off the fastest of each side (best of `pairs` each). The
+// probe's best segment and sustained rate stay as rows of their own.
+//
 // Every sequence gets its own KV blocks for prompt + 1 + steps positions (prefill, one untimed warm-up decode, the
-// timed decodes; with --phases, `steps` more profiled decodes at batch 1), and the pool holds `batch` of them at
-// once. Prefill is timed on a warm engine: a first, untimed prefill of another sequence pays for page faults and cold
-// caches.
+// timed decodes; at batch 1 also the paired steps and, with --phases, `steps` more profiled decodes), and the pool
+// holds `batch` of them at once. Prefill is timed on a warm engine: a first, untimed prefill of another sequence pays
+// for page faults and cold caches.
 int cmd_bench(const Args& a) {
   const int64_t prompt_len = to_int("prompt", a.get("prompt", "32"));
   const int64_t steps = to_int("steps", a.get("steps", "8"));
+  const int64_t pairs = to_int("pairs", a.get("pairs", "10"));
   const int64_t probe_mib = to_int("probe-mib", a.get("probe-mib", "1024"));
   const int threads = a.has("threads") ? (int)to_int("threads", a.get("threads")) : 0;
   const int batch = 8;
   if (prompt_len <= 0 || steps <= 0) throw UsageError("--prompt and --steps must be positive");
+  if (pairs < 0 || pairs > 1000) throw UsageError("--pairs must be 0..1000");
   if (probe_mib < 64) throw UsageError("--probe-mib must be at least 64");
   const bool profile = a.has("phases");
-  // prefill, warm-up decode, timed decodes, profiled decodes
-  const int64_t positions = prompt_len + 1 + steps * (profile ? 2 : 1);
+  // prefill, warm-up decode, timed decodes, paired decodes, profiled decodes
+  const int64_t positions = prompt_len + 1 + steps + pairs + (profile ? steps : 0);
 
   const double load_before = load_average();
-  std::fprintf(stderr, "measuring memory read bandwidth...\n");
-  q3::ReadBandwidth probe;
-  {
-    q3::ThreadPool pool(threads);
-    probe = q3::measure_read_bandwidth_cpu(pool, (size_t)probe_mib << 20);
-  }
   Engine en;
   open_engine(en, a, (int64_t)batch * ((positions + 15) / 16 * 16), true);
   const q3_info& info = en.info;
   if (positions > info.max_context)
     throw UsageError("--prompt " + std::to_string(prompt_len) + " + --steps " + std::to_string(steps) +
-                     " + 1 warm-up token" + (profile ? " + " + std::to_string(steps) + " profiled steps" : "") +
-                     " = " + std::to_string(positions) + " positions do not fit the context of " +
+                     " + 1 warm-up token" + (pairs ? " + " + std::to_string(pairs) + " paired steps" : "") +
+                     (profile ? " + " + std::to_string(steps) + " profiled steps" : "") + " = " +
+                     std::to_string(positions) + " positions do not fit the context of " +
                      std::to_string(info.max_context) + " tokens");
+  // The probe runs on the engine's CPU threads (its own pool of as many threads on another device, unpaired).
+  std::unique_ptr<q3::ThreadPool> own_pool;
+  q3::ThreadPool* pool = q3::engine_cpu_thread_pool(en.e);
+  const bool paired = pool != nullptr && pairs > 0;
+  if (!pool) own_pool = std::make_unique<q3::ThreadPool>(threads), pool = own_pool.get();
+  std::fprintf(stderr, "measuring memory read bandwidth...\n");
+  q3::ReadProbe reader(*pool, (size_t)probe_mib << 20);
+  const q3::ReadBandwidth probe = reader.measure();
   const int bs = info.kv_block_size;
   q3_sampling greedy{};
   greedy.repetition_penalty = 1.0f;
@@ -334,6 +357,19 @@ int cmd_bench(const Args& a) {
   t0 = now_s();
   for (int64_t i = 0; i < steps; i++) step({&one});
   const double decode1_tps = (double)steps / (now_s() - t0);
+  const double bytes = (double)info.weight_bytes_per_token;
+  std::vector<double> step_gbs, read_gbs, pair_fraction;  // per pair
+  for (int64_t k = 0; paired && k < pairs; k++) {
+    auto timed_step = [&] {
+      const double t = now_s();
+      step({&one});
+      step_gbs.push_back(bytes / (now_s() - t) / 1e9);
+    };
+    auto timed_read = [&] { read_gbs.push_back(reader.timed_read_gbs((size_t)bytes, probe.method)); };
+    if (k % 2 == 0) timed_step(), timed_read();
+    else timed_read(), timed_step();
+    pair_fraction.push_back(step_gbs.back() / read_gbs.back());
+  }
   std::string phase_table, phase_json;
   if (profile) {  // the same decode again, each phase timed (the timed steps above ran without the hooks)
     q3::phases::reset();
@@ -362,7 +398,6 @@ int cmd_bench(const Args& a) {
   const double load_after = load_average();
 
   const double bw = probe.best_gbs;
-  const double bytes = (double)info.weight_bytes_per_token;
   const double eff1 = bytes * decode1_tps / 1e9, eff8 = bytes / step8_s / 1e9;
   char date[32];
   std::time_t tt = std::time(nullptr);
@@ -378,13 +413,33 @@ int cmd_bench(const Args& a) {
                 "| sustained read (the probe's every segment, not its best) | %.1f GB/s |\n"
                 "| batch 1: weight bytes x steps/s | %.1f GB/s = %.0f%% of measured bandwidth, %.0f%% of sustained |\n"
                 "| batch 8: weight bytes x steps/s | %.1f GB/s = %.0f%% of measured bandwidth |\n"
-                "| bandwidth limit at batch 1 | %.2f tok/s |\n"
-                "| 1-minute load average before / after | %.2f / %.2f |\n",
+                "| bandwidth limit at batch 1 | %.2f tok/s |\n",
                 a.get("model").c_str(), info.hidden_size, info.n_layers, info.vocab_size, info.device,
                 (long long)prompt_len, prefill_tps, decode1_tps, decode8_tps, step8_s * 1e3, bytes / 1e6, bw,
-                probe.method.c_str(), probe.sustained_gbs, eff1, 100 * eff1 / bw, 100 * eff1 / probe.sustained_gbs, eff8, 100 * eff8 / bw, bw * 1e9 / bytes, load_before,
+                probe.method.c_str(), probe.sustained_gbs, eff1, 100 * eff1 / bw, 100 * eff1 / probe.sustained_gbs, eff8, 100 * eff8 / bw, bw * 1e9 / bytes);
+  std::string rows = table;
+  const double paired_fraction = median(pair_fraction);
+  double best_step = 0, best_read = 0;
+  for (double g : step_gbs) best_step = std::max(best_step, g);
+  for (double g : read_gbs) best_read = std::max(best_read, g);
+  if (paired) {
+    char row[512];
+    std::snprintf(row, sizeof row,
+                  "| batch 1 vs a read of the same bytes beside it (median of %lld pairs: step GB/s / read GB/s) | "
+                  "%.0f%% (%.0f-%.0f%%); steps %.1f GB/s, reads %.1f GB/s (medians) |\n"
+                  "| batch 1 fastest step vs fastest read of the same bytes (best of %lld each) | "
+                  "%.0f%%: %.1f / %.1f GB/s |\n",
+                  (long long)pairs, 100 * paired_fraction,
+                  100 * *std::min_element(pair_fraction.begin(), pair_fraction.end()),
+                  100 * *std::max_element(pair_fraction.begin(), pair_fraction.end()), median(step_gbs),
+                  median(read_gbs), (long long)pairs, 100 * best_step / best_read, best_step, best_read);
+    rows += row;
+  }
+  char load_row[128];
+  std::snprintf(load_row, sizeof load_row, "| 1-minute load average before / after | %.2f / %.2f |\n", load_before,
                 load_after);
-  std::printf("%s", table);
+  rows += load_row;
+  std::printf("%s", rows.c_str());
   if (!phase_table.empty()) std::printf("\nBatch-1 decode step by phase (%lld profiled steps):\n\n%s", (long long)steps,
                                         phase_table.c_str());
   if (a.has("out")) {
@@ -398,8 +453,22 @@ int cmd_bench(const Args& a) {
       << ",\n  \"weight_bytes_per_step\": " << (int64_t)bytes << ",\n  \"read_bandwidth_gb_s\": " << bw
       << ",\n  \"read_bandwidth_method\": \"" << probe.method << "\",\n  \"read_bandwidth_sustained_gb_s\": "
       << probe.sustained_gbs << ",\n  \"fraction_of_bandwidth_batch1\": " << eff1 / bw
-      << ",\n  \"fraction_of_sustained_batch1\": " << eff1 / probe.sustained_gbs << ",\n  \"fraction_of_bandwidth_batch8\": " << eff8 / bw << ",\n  \"load_average_before\": "
-      << load_before << ",\n  \"load_average_after\": " << load_after;
+      << ",\n  \"fraction_of_sustained_batch1\": " << eff1 / probe.sustained_gbs
+      << ",\n  \"fraction_of_bandwidth_batch8\": " << eff8 / bw << ",\n  \"load_average_before\": " << load_before
+      << ",\n  \"load_average_after\": " << load_after;
+    if (paired) {
+      auto list = [](const std::vector<double>& v) {
+        std::string out = "[";
+        for (size_t i = 0; i < v.size(); i++) out += (i ? ", " : "") + std::to_string(v[i]);
+        return out + "]";
+      };
+      f << ",\n  \"paired_pairs\": " << pairs << ",\n  \"paired_read_method\": \"" << probe.method
+        << "\",\n  \"paired_step_gb_s\": " << list(step_gbs) << ",\n  \"paired_read_gb_s\": " << list(read_gbs)
+        << ",\n  \"paired_fraction_batch1\": " << paired_fraction << ",\n  \"paired_fraction_batch1_min\": "
+        << *std::min_element(pair_fraction.begin(), pair_fraction.end()) << ",\n  \"paired_fraction_batch1_max\": "
+        << *std::max_element(pair_fraction.begin(), pair_fraction.end()) << ",\n  \"best_step_gb_s\": " << best_step
+        << ",\n  \"best_read_gb_s\": " << best_read << ",\n  \"best_fraction_batch1\": " << best_step / best_read;
+    }
     if (!phase_json.empty()) f << ",\n  \"phases_batch1\": " << phase_json;
     f << "\n}\n";
     if (!f) throw std::runtime_error("cannot write " + a.get("out"));
@@ -407,7 +476,18 @@ int cmd_bench(const Args& a) {
     if (md.size() > 5 && md.substr(md.size() - 5) == ".json") md = md.substr(0, md.size() - 5) + ".md";
     std::ofstream m(md);
     m << "# qwen3 bench\n\nCommand: `npx qwen3 bench" << cmd << "`  \nDate: " << date << "  \nCPU: " << q3::cpu_model_name()
-      << "\n\n" << table;
+      << "\n\n" << rows;
+    if (paired)
+      m << "\nThe paired rows: this machine's memory bandwidth moves by tens of percent within a second (other "
+        << "processes, other virtual machines on the host), so a probe taken at another moment than the decode, or a "
+        << "best-of on one side only, makes the ratio mostly noise. After the timed batch-1 decode, " << pairs
+        << " pairs of [one timed decode step, one timed read of the same " << (int64_t)bytes
+        << " bytes] ran back to back, the order alternating, both on the engine's " << pool->size()
+        << " threads; the read uses the probe's fastest loop (" << probe.method << ") over its " << probe_mib
+        << " MiB huge-page buffer, round-robin, in ~32 MiB segments with a fork and join each (as a decode step's "
+        << "matmuls have). Each pair gives the step's GB/s (weight bytes / step time) over the read's; the median "
+        << "over pairs is the decode's share of the bandwidth available at that moment. The fastest step over the "
+        << "fastest read is the same ratio as a best-of on both sides (like STREAM's best rate).\n";
     if (!phase_table.empty())
       m << "\nBatch-1 decode step by phase (" << steps << " profiled steps after the timed ones; GB/s (kernels): "
         << "bytes / the busiest thread's time inside the matmul's chunks; per thread: ms per step busy in chunks / "

@@ -17,6 +17,8 @@
 
 namespace q3 {
 
+class ThreadPool;
+
 // A device call failed or the device cannot run this model: becomes Q3_ERR_DEVICE with the message (file:line).
 struct DeviceError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -58,7 +60,13 @@ class Backend {
   // Drops the device copy of a sequence's sampler state (its penalty history): the sequence ended, or a token was
   // recorded without the device (host sampling), so the copy is rebuilt from the engine's state when next needed.
   virtual void forget_sequence(int64_t seq_id) {}
+  // The threads the CPU backend runs its forward pass on (null on other devices): `qwen3 bench` times its probe reads
+  // on them, so a decode step and the read it is compared with run on the same threads.
+  virtual ThreadPool* cpu_thread_pool() { return nullptr; }
 };
+
+// The engine's CPU thread pool (Backend::cpu_thread_pool), for benchmarks that link the engine's internals.
+ThreadPool* engine_cpu_thread_pool(q3_engine* e);
 
 std::unique_ptr<Backend> make_cpu_backend(const Checkpoint& ckpt, const Qwen3Config& cfg, const RopeTable& rope,
                                           int n_threads, const ProgressFn& progress);

@@ -78,6 +78,10 @@ struct q3_engine {
   bool forward_deferred = false; // the backend samples on its device: the pass runs in q3_sample, with the masks
 };
 
+namespace q3 {
+ThreadPool* engine_cpu_thread_pool(q3_engine* e) { return e->backend->cpu_thread_pool(); }
+}  // namespace q3
+
 namespace {
 
 void validate_item(const q3_engine* e, const q3_batch_item& it) {

@@ -1,6 +1,7 @@
 // `qwen3 bench` runs for any --prompt / --steps that fit the context (each sequence gets KV blocks for all of its
 // positions, in both the batch-1 and the batch-8 phase) and refuses the ones that do not with a clear message;
-// --phases breaks a batch-1 decode step down by phase.
+// --phases breaks a batch-1 decode step down by phase; --pairs times decode steps each beside a read of the same
+// bytes.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -45,6 +46,45 @@ describe('qwen3 bench', () => {
     const md = readFileSync(join(dir, 'bench.md'), 'utf8');
     expect(md).toContain('| prefill (64-token prompt) |');
     expect(md).toContain('| decode, batch 8 |');
+    expect(md).toMatch(/\| batch 1 vs a read of the same bytes beside it \(median of 10 pairs/);
+    expect(md).toContain('The paired rows:');
+  });
+
+  it('Should pair decode steps with reads of the same bytes (10 by default) and report their ratios', () => {
+    const out = join(dir, 'paired.json');
+    const r = bench('--prompt', '8', '--steps', '4', '--out', out);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(readFileSync(out, 'utf8'));
+    expect(j.paired_pairs).toBe(10);
+    expect(j.paired_read_method).toBe(j.read_bandwidth_method);
+    const steps: number[] = j.paired_step_gb_s;
+    const reads: number[] = j.paired_read_gb_s;
+    expect(steps).toHaveLength(10);
+    expect(reads).toHaveLength(10);
+    for (const g of [...steps, ...reads]) expect(Number.isFinite(g) && g > 0).toBe(true);
+    // A tiny model's step is mostly fixed costs (sampling, a few dozen pool jobs), so its median pair is well below
+    // twice a plain read of its bytes; a ratio out of (0, 2) would mean the two sides time different amounts.
+    const ratios = steps.map((g, i) => g / reads[i]).sort((a, b) => a - b);
+    const median = (ratios[4] + ratios[5]) / 2;
+    expect(j.paired_fraction_batch1 / median).toBeCloseTo(1, 4);
+    expect(j.paired_fraction_batch1_min / ratios[0]).toBeCloseTo(1, 4);
+    expect(j.paired_fraction_batch1_max / ratios[9]).toBeCloseTo(1, 4);
+    expect(j.paired_fraction_batch1).toBeGreaterThan(0);
+    expect(j.paired_fraction_batch1).toBeLessThan(2);
+    expect(j.best_step_gb_s / Math.max(...steps)).toBeCloseTo(1, 4);
+    expect(j.best_read_gb_s / Math.max(...reads)).toBeCloseTo(1, 4);
+    expect(j.best_fraction_batch1 / (j.best_step_gb_s / j.best_read_gb_s)).toBeCloseTo(1, 4);
+    expect(r.stdout).toMatch(/\| batch 1 fastest step vs fastest read of the same bytes \(best of 10 each\) \| \d+%: /);
+  });
+
+  it('Should leave the paired figures out with --pairs 0', () => {
+    const out = join(dir, 'unpaired.json');
+    const r = bench('--prompt', '8', '--steps', '4', '--pairs', '0', '--context', '13', '--out', out);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(readFileSync(out, 'utf8'));
+    expect(j.decode_tok_s_batch1).toBeGreaterThan(0);
+    expect(j).not.toHaveProperty('paired_fraction_batch1');
+    expect(r.stdout).not.toContain('read of the same bytes');
   });
 
   it('Should break a batch-1 decode step down by phase with --phases, every weight byte in exactly one matmul row', () => {
@@ -77,15 +117,17 @@ describe('qwen3 bench', () => {
     expect(readFileSync(join(dir, 'phases.md'), 'utf8')).toContain('Batch-1 decode step by phase');
   });
 
-  it('Should count the profiled steps of --phases in the positions a sequence needs', () => {
-    const ok = bench('--prompt', '10', '--steps', '5', '--phases', '--context', '21');
+  it('Should count the paired and the profiled steps in the positions a sequence needs', () => {
+    const ok = bench('--prompt', '10', '--steps', '5', '--pairs', '3', '--phases', '--context', '24');
     expect(ok.status, ok.stderr).toBe(0);
-    const r = bench('--prompt', '10', '--steps', '5', '--phases', '--context', '20');
+    const r = bench('--prompt', '10', '--steps', '5', '--pairs', '3', '--phases', '--context', '23');
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/\+ 1 warm-up token \+ 5 profiled steps = 21 positions do not fit the context of 20 tokens/);
+    expect(r.stderr).toMatch(
+      /\+ 1 warm-up token \+ 3 paired steps \+ 5 profiled steps = 24 positions do not fit the context of 23 tokens/,
+    );
   });
 
-  // KV blocks hold 16 positions; a sequence needs prompt + 1 (warm-up decode) + steps of them.
+  // KV blocks hold 16 positions; a sequence needs prompt + 1 (warm-up decode) + steps + 10 paired steps of them.
   it.each([
     [1, 1],
     [15, 1],
@@ -93,22 +135,24 @@ describe('qwen3 bench', () => {
     [17, 15],
     [40, 63],
   ])('Should run --prompt %i --steps %i with a context that fits exactly', (prompt, steps) => {
-    const r = bench('--prompt', String(prompt), '--steps', String(steps), '--context', String(prompt + steps + 1));
+    const r = bench('--prompt', String(prompt), '--steps', String(steps), '--context', String(prompt + steps + 11));
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain(`| prefill (${prompt}-token prompt) |`);
   });
 
   it('Should refuse a prompt and step count one position past the context, naming both', () => {
-    const r = bench('--prompt', '20', '--steps', '20', '--context', '40');
+    const r = bench('--prompt', '20', '--steps', '20', '--context', '50');
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/--prompt 20 \+ --steps 20 \+ 1 warm-up token = 41 positions do not fit the context of 40 tokens/);
+    expect(r.stderr).toMatch(
+      /--prompt 20 \+ --steps 20 \+ 1 warm-up token \+ 10 paired steps = 51 positions do not fit the context of 50 tokens/,
+    );
   });
 
-  it('Should refuse non-positive --prompt, --steps and --context', () => {
-    for (const args of [['--prompt', '0'], ['--steps', '-3'], ['--context', '0']]) {
+  it('Should refuse non-positive --prompt, --steps and --context, and a negative --pairs', () => {
+    for (const args of [['--prompt', '0'], ['--steps', '-3'], ['--context', '0'], ['--pairs', '-1']]) {
       const r = bench(...args);
       expect(r.status, args.join(' ')).toBe(2);
-      expect(r.stderr).toMatch(/must be (positive|a positive token count)/);
+      expect(r.stderr).toMatch(/must be (positive|a positive token count|0\.\.1000)/);
     }
   });
 });

@@ -33,6 +33,7 @@ class CpuBackend final : public Backend {
                float* logits_host) override {
     forward_cpu(cfg_, weights_, rope_, *kv_, pool_, run_, items, n_items, logit_rows, logits_host);
   }
+  ThreadPool* cpu_thread_pool() override { return &pool_; }
 
  private:
   const Qwen3Config& cfg_;

@@ -1,5 +1,6 @@
 // Memory read bandwidth probe: each pool thread sums its own contiguous share of a large buffer with the widest
-// vector loads the CPU has, several read loops take turns, and the best segment of a few passes is reported. The SIMD
+// vector loads the CPU has, several read loops take turns, and the best segment of a few passes is reported; timed
+// reads of a given size with one loop pair the probe with a decode step (qwen3 bench). The SIMD
 // loops use target attributes instead of a separate *_avx512.cpp file because they are only loads and adds.
 #include "bandwidth_cpu.h"
 
@@ -98,40 +99,53 @@ std::vector<ReadLoop> read_loops() {
   return {{"1 stream/thread (scalar)", sum_scalar}};
 }
 
+const ReadLoop& loop_named(const std::vector<ReadLoop>& loops, const std::string& name) {
+  for (const ReadLoop& l : loops)
+    if (name == l.name) return l;
+  return loops[0];
+}
+
+constexpr size_t kUnit = 1024;  // bytes: 256 bytes x 4 streams, the loops' step
+
 }  // namespace
 
-ReadBandwidth measure_read_bandwidth_cpu(ThreadPool& pool, size_t bytes, int passes) {
-  const size_t huge = 2u << 20, P = (size_t)pool.size(), unit = 1024;  // unit: 256 bytes x 4 streams
-  // The buffer is read in segments of ~32 MiB, each split into P contiguous parts. Timing segments rather than whole
-  // passes lets the best-of statistic skip the moments when another process held a core; every segment still comes
-  // from DRAM because the passes rotate through a buffer far larger than the cache.
-  const size_t n_seg = std::max<size_t>(1, bytes / (32u << 20));
-  const size_t part = std::max<size_t>(bytes / n_seg / P / unit * unit, unit);
-  const size_t seg = part * P, total = (seg * n_seg + huge - 1) / huge * huge;
-  uint8_t* buf = (uint8_t*)std::aligned_alloc(huge, total);
-  if (!buf) throw std::runtime_error("measure_read_bandwidth_cpu: cannot allocate " + std::to_string(total) + " bytes");
-  advise_huge_pages(buf, total);
+ReadProbe::ReadProbe(ThreadPool& pool, size_t bytes) : pool_(pool) {
+  const size_t huge = 2u << 20, P = (size_t)pool.size();
+  // Segments of ~32 MiB: timing segments rather than whole passes lets the best-of statistic skip the moments when
+  // another process held a core, and a segment split P ways is about the work of one large matmul of a decode step.
+  n_seg_ = std::max<size_t>(1, bytes / (32u << 20));
+  part_ = std::max<size_t>(bytes / n_seg_ / P / kUnit * kUnit, kUnit);
+  seg_ = part_ * P;
+  const size_t total = (seg_ * n_seg_ + huge - 1) / huge * huge;
+  buf_ = (uint8_t*)std::aligned_alloc(huge, total);
+  if (!buf_) throw std::runtime_error("ReadProbe: cannot allocate " + std::to_string(total) + " bytes");
+  advise_huge_pages(buf_, total);
+  sink_.assign(P, 0);
   // First touch by the thread that will read each part (matters on NUMA machines).
-  for (size_t s = 0; s < n_seg; s++)
-    pool.parallel_for((int)P, [&](int i) { std::memset(buf + s * seg + part * i, 1 + i, part); });
+  for (size_t s = 0; s < n_seg_; s++)
+    pool_.parallel_for((int)P, [&](int i) { std::memset(buf_ + s * seg_ + part_ * i, 1 + i, part_); });
+}
 
+ReadProbe::~ReadProbe() {
+  volatile uint64_t keep = 0;
+  for (uint64_t v : sink_) keep = keep + v;
+  std::free(buf_);
+}
+
+ReadBandwidth ReadProbe::measure(int passes) {
   const std::vector<ReadLoop> loops = read_loops();
   std::vector<double> best(loops.size(), 0.0), seconds(loops.size(), 0.0), read(loops.size(), 0.0);
-  std::vector<uint64_t> sink(P);
   for (int pass = 0; pass < std::max(1, passes); pass++) {
-    for (size_t s = 0; s < n_seg; s++) {
+    for (size_t s = 0; s < n_seg_; s++) {
       const size_t m = (s + (size_t)pass) % loops.size();  // the loops take turns, so each sees every segment
-      const uint8_t* base = buf + s * seg;
+      const uint8_t* base = buf_ + s * seg_;
       auto t0 = std::chrono::steady_clock::now();
-      pool.parallel_for((int)P, [&](int i) { sink[i] += loops[m].sum(base + part * i, part); });
+      pool_.parallel_for(pool_.size(), [&](int i) { sink_[i] += loops[m].sum(base + part_ * i, part_); });
       double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      best[m] = std::max(best[m], (double)seg / sec / 1e9);
-      seconds[m] += sec, read[m] += (double)seg;
+      best[m] = std::max(best[m], (double)seg_ / sec / 1e9);
+      seconds[m] += sec, read[m] += (double)seg_;
     }
   }
-  volatile uint64_t keep = 0;
-  for (uint64_t v : sink) keep = keep + v;
-  std::free(buf);
   ReadBandwidth r;
   for (size_t m = 0; m < loops.size(); m++) {
     r.per_method.emplace_back(loops[m].name, best[m]);
@@ -139,6 +153,34 @@ ReadBandwidth measure_read_bandwidth_cpu(ThreadPool& pool, size_t bytes, int pas
     if (seconds[m] > 0) r.sustained_gbs = std::max(r.sustained_gbs, read[m] / seconds[m] / 1e9);
   }
   return r;
+}
+
+double ReadProbe::timed_read_gbs(size_t bytes, const std::string& method) {
+  const std::vector<ReadLoop> loops = read_loops();
+  const ReadLoop& loop = loop_named(loops, method);
+  const size_t P = (size_t)pool_.size();
+  // Split like a decode step's matmuls: ~8 chunks per thread per segment, each thread taking the next unclaimed one,
+  // so a thread another process delays leaves its chunks to the others, as it does in the decode.
+  const size_t chunk = std::max(seg_ / (8 * P) / kUnit * kUnit, kUnit);
+  const size_t total = std::max(bytes / kUnit * kUnit, kUnit);
+  auto t0 = std::chrono::steady_clock::now();
+  for (size_t done = 0; done < total;) {
+    const size_t n = std::min(seg_, total - done);
+    const uint8_t* base = buf_ + next_seg_ * seg_;
+    next_seg_ = (next_seg_ + 1) % n_seg_;
+    pool_.parallel_dynamic((int)((n + chunk - 1) / chunk), [&](int c) {
+      const size_t at = (size_t)c * chunk;
+      sink_[ThreadPool::this_thread_index()] += loop.sum(base + at, std::min(chunk, n - at));
+    });
+    done += n;
+  }
+  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return (double)total / sec / 1e9;
+}
+
+ReadBandwidth measure_read_bandwidth_cpu(ThreadPool& pool, size_t bytes, int passes) {
+  ReadProbe probe(pool, bytes);
+  return probe.measure(passes);
 }
 
 std::string cpu_model_name() {
