@@ -24,12 +24,16 @@ function bench(...args: string[]) {
   });
 }
 
+// Runs bench writing its results to NAME.json (and NAME.md) in the temporary folder; returns the run and the JSON.
+function benchJson(name: string, ...args: string[]) {
+  const r = bench(...args, '--out', join(dir, `${name}.json`));
+  expect(r.status, r.stderr).toBe(0);
+  return { r, j: JSON.parse(readFileSync(join(dir, `${name}.json`), 'utf8')) };
+}
+
 describe('qwen3 bench', () => {
   it('Should run --prompt 64 --steps 32 and write every figure to the results files', () => {
-    const out = join(dir, 'bench.json');
-    const r = bench('--prompt', '64', '--steps', '32', '--out', out);
-    expect(r.status, r.stderr).toBe(0);
-    const j = JSON.parse(readFileSync(out, 'utf8'));
+    const { j } = benchJson('bench', '--prompt', '64', '--steps', '32');
     expect(j.prompt_tokens).toBe(64);
     expect(j.steps).toBe(32);
     for (const k of ['prefill_tok_s', 'decode_tok_s_batch1', 'decode_tok_s_batch8', 'read_bandwidth_gb_s']) {
@@ -51,10 +55,7 @@ describe('qwen3 bench', () => {
   });
 
   it('Should pair decode steps with reads of the same bytes (10 by default) and report their ratios', () => {
-    const out = join(dir, 'paired.json');
-    const r = bench('--prompt', '8', '--steps', '4', '--out', out);
-    expect(r.status, r.stderr).toBe(0);
-    const j = JSON.parse(readFileSync(out, 'utf8'));
+    const { r, j } = benchJson('paired', '--prompt', '8', '--steps', '4');
     expect(j.paired_pairs).toBe(10);
     expect(j.paired_read_method).toBe(j.read_bandwidth_method);
     const steps: number[] = j.paired_step_gb_s;
@@ -78,20 +79,14 @@ describe('qwen3 bench', () => {
   });
 
   it('Should leave the paired figures out with --pairs 0', () => {
-    const out = join(dir, 'unpaired.json');
-    const r = bench('--prompt', '8', '--steps', '4', '--pairs', '0', '--context', '13', '--out', out);
-    expect(r.status, r.stderr).toBe(0);
-    const j = JSON.parse(readFileSync(out, 'utf8'));
+    const { r, j } = benchJson('unpaired', '--prompt', '8', '--steps', '4', '--pairs', '0', '--context', '13');
     expect(j.decode_tok_s_batch1).toBeGreaterThan(0);
     expect(j).not.toHaveProperty('paired_fraction_batch1');
     expect(r.stdout).not.toContain('read of the same bytes');
   });
 
   it('Should break a batch-1 decode step down by phase with --phases, every weight byte in exactly one matmul row', () => {
-    const out = join(dir, 'phases.json');
-    const r = bench('--prompt', '8', '--steps', '4', '--phases', '--out', out);
-    expect(r.status, r.stderr).toBe(0);
-    const j = JSON.parse(readFileSync(out, 'utf8'));
+    const { r, j } = benchJson('phases', '--prompt', '8', '--steps', '4', '--phases');
     const phases: { phase: string; calls_per_step: number; ms_per_step: number; bytes_per_step: number;
       busy_ms_per_step: number[] }[] = j.phases_batch1.phases;
     const byName = new Map(phases.map((p) => [p.phase, p]));
