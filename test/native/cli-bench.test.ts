@@ -24,7 +24,7 @@ function bench(...args: string[]) {
   });
 }
 
-// Runs bench writing its results to NAME.json (and NAME.md) in the temporary folder; returns the run and the JSON.
+// Runs bench with its results written under the temporary folder as `name` (.json and .md); returns the run and the JSON.
 function benchJson(name: string, ...args: string[]) {
   const r = bench(...args, '--out', join(dir, `${name}.json`));
   expect(r.status, r.stderr).toBe(0);
