@@ -155,72 +155,112 @@ async function seedKey(mf) {
 }
 
 /**
- * Miniflare options: the edge with its bindings. `limiterApart`: the rate limiter's Durable Object served by a worker
- * of its own (the same modules), so it runs in an isolate of its own as on Cloudflare; else in the edge's isolate.
+ * Miniflare options: the edge with its bindings. `limiter`: where the rate limiter's Durable Object runs: "edge" (in
+ * the edge's worker and isolate), "worker" (a worker of its own, the same modules, in the edge's workerd process and
+ * thread) or "process" (a workerd process of its own, reached through Miniflare's dev registry at `registry`; then
+ * these are the edge's options and limiterOptions() the limiter's). In its own process it is SQLite-backed, as
+ * wrangler.toml declares it; the other two layouts keep the results files' earlier setting (Miniflare's default).
  */
-function miniflareOptions(variant, workerUrl, { limiterApart = false } = {}) {
+function miniflareOptions(variant, workerUrl, { limiter = 'edge', registry } = {}) {
   const { modules, outDir, compatibilityDate = '2026-04-01', compatibilityFlags = ['nodejs_compat'] } = variant;
   const runtime = { modules, modulesRoot: outDir, compatibilityDate, compatibilityFlags };
   const edge = {
     name: 'edge', ...runtime,
     bindings: { MODEL_ID: 'qwen3-8b-awq', THINKING_DEFAULT: 'auto', WORKER_URLS: workerUrl, WORKER_SECRET: SECRET, ADMIN_TOKEN },
     kvNamespaces: ['KEYS'], d1Databases: ['USAGE'],
-    durableObjects: { RATE_LIMITER: limiterApart ? { className: 'RateLimiter', scriptName: 'limiter' } : 'RateLimiter' },
+    durableObjects: { RATE_LIMITER: limiter === 'edge' ? 'RateLimiter' : { className: 'RateLimiter', scriptName: 'limiter', enableSql: limiter === 'process' } },
   };
-  if (!limiterApart) return { ...edge, inspectorPort: 0 };
+  if (limiter === 'edge') return { ...edge, inspectorPort: 0 };
+  if (limiter === 'process') return { ...edge, inspectorPort: 0, unsafeDevRegistryPath: registry };
   return { inspectorPort: 0, workers: [edge, { name: 'limiter', ...runtime, durableObjects: { RATE_LIMITER: 'RateLimiter' } }] };
+}
+
+/** The rate limiter's own workerd process (limiter "process"): the same modules, serving only the Durable Object. */
+function limiterOptions(variant, registry) {
+  const { modules, outDir, compatibilityDate = '2026-04-01', compatibilityFlags = ['nodejs_compat'] } = variant;
+  return {
+    name: 'limiter', modules, modulesRoot: outDir, compatibilityDate, compatibilityFlags, unsafeDevRegistryPath: registry,
+    durableObjects: { RATE_LIMITER: { className: 'RateLimiter', enableSql: true } },
+  };
+}
+
+/**
+ * A fresh edge with its rate limiter placed as `limiter` says (miniflareOptions), ready: its Miniflare, the edge's
+ * workerd pid and every pid it runs on (the limiter's process too), and dispose().
+ */
+async function startEdge(variant, workerUrl, limiter) {
+  let limiterMf;
+  const registry = limiter === 'process' ? mkdtempSync(join(workRoot, 'registry-')) : undefined;
+  if (registry) {
+    limiterMf = new Miniflare(limiterOptions(variant, registry));
+    await limiterMf.ready;
+  }
+  const limiterPid = registry ? newestWorkerdChild() : undefined;
+  const mf = new Miniflare(miniflareOptions(variant, workerUrl, { limiter, registry }));
+  await mf.ready;
+  const pid = newestWorkerdChild();
+  return { mf, pid, pids: [pid, limiterPid].filter(Boolean), dispose: async () => { await mf.dispose(); await limiterMf?.dispose(); } };
 }
 
 /**
  * One cold isolate: new Miniflare / workerd's spawn → first /health answered (ready; CPU so far). The edge then gets
- * two more cold starts, each request profiled as the first its isolate serves (as a cold isolate on Cloudflare serves
- * the request that started it): a GET /health (the request part of the ready time), and, with the rate limiter apart
- * (as deployed), the first and second chat completions.
+ * more cold starts, each request profiled as the first its isolate serves (as a cold isolate on Cloudflare serves the
+ * request that started it): a GET /health (the request part of the ready time), and the first and second chat
+ * completions with the rate limiter's Durable Object in a workerd process of its own (as deployed: on Cloudflare it
+ * runs elsewhere than the edge), and once more with it in a worker of its own in the edge's process (the layout of
+ * results files before 2026-12-02T06:30Z).
  */
 async function coldSample(variant, workerUrl, isEdge) {
   const started = performance.now();
-  let mf = new Miniflare(miniflareOptions(variant, workerUrl));
+  const mf = new Miniflare(miniflareOptions(variant, workerUrl));
+  let disposed = false;
+  let edge;
   try {
     const health = await mf.dispatchFetch('http://edge/health');
     await health.text();
     const readyMs = performance.now() - started;
     const readyFromSpawnMs = performance.now() - workerdSpawnedAt;
-    let pid = newestWorkerdChild();
+    const pid = newestWorkerdChild();
     const startupCpuMs = processCpuNs(pid) / 1e6;
     // time workerd's threads were runnable but waited for a core that other processes held (a loaded machine's share)
     const readyUnservedMs = readyFromSpawnMs - processRunQueueNs(pid) / 1e6;
-    const timed = async (request) => {
-      const before = processCpuNs(pid);
-      const cpu = await profiled(mf, variant, request);
-      return { ...cpu, processMs: (processCpuNs(pid) - before) / 1e6 };
+    const timed = async ({ mf: on, pids }, request) => {
+      const cpuNs = () => pids.reduce((sum, p) => sum + processCpuNs(p), 0);
+      const before = cpuNs();
+      const cpu = await profiled(on, variant, request);
+      return { ...cpu, processMs: (cpuNs() - before) / 1e6 };
     };
     if (!isEdge) {
-      const health2 = await timed(async () => (await mf.dispatchFetch('http://edge/health')).text());
+      const health2 = await timed({ mf, pids: [pid] }, async () => (await mf.dispatchFetch('http://edge/health')).text());
       return { readyMs, readyFromSpawnMs, readyUnservedMs, startupCpuMs, requestCpuMs: health2.processMs, requestIsolateMs: health2.busyMs };
     }
     // workerd evaluates the Worker's modules before it listens: after `ready` the isolate is up and has served nothing
     await mf.dispose();
-    mf = new Miniflare(miniflareOptions(variant, workerUrl));
-    await mf.ready;
-    pid = newestWorkerdChild();
-    const firstHealth = await timed(async () => (await mf.dispatchFetch('http://edge/health')).text());
-    await mf.dispose();
-    mf = new Miniflare(miniflareOptions(variant, workerUrl, { limiterApart: true }));
-    await mf.ready;
-    pid = newestWorkerdChild();
-    await seedKey(mf);
-    const chat = () => timed(async () => {
-      const res = await mf.dispatchFetch('http://edge/v1/chat/completions', {
-        method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` }, body: CHAT_BODY,
-      });
-      const text = await res.text();
-      if (res.status !== 200) throw new Error(`chat completion: ${res.status} ${text}`);
-    });
-    const first = await chat();
-    const second = await chat();
-    return { readyMs, readyFromSpawnMs, readyUnservedMs, startupCpuMs, firstHealth, first, second };
+    disposed = true;
+    edge = await startEdge(variant, workerUrl, 'edge');
+    const firstHealth = await timed(edge, async () => (await edge.mf.dispatchFetch('http://edge/health')).text());
+    const chats = async (limiter, count) => {
+      await edge.dispose();
+      edge = await startEdge(variant, workerUrl, limiter);
+      await seedKey(edge.mf);
+      const results = [];
+      for (let i = 0; i < count; i++) {
+        results.push(await timed(edge, async () => {
+          const res = await edge.mf.dispatchFetch('http://edge/v1/chat/completions', {
+            method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${API_KEY}` }, body: CHAT_BODY,
+          });
+          const text = await res.text();
+          if (res.status !== 200) throw new Error(`chat completion: ${res.status} ${text}`);
+        }));
+      }
+      return results;
+    };
+    const [first, second] = await chats('process', 2);
+    const [firstLimiterInProcess] = await chats('worker', 1);
+    return { readyMs, readyFromSpawnMs, readyUnservedMs, startupCpuMs, firstHealth, first, second, firstLimiterInProcess };
   } finally {
-    await mf.dispose();
+    if (!disposed) await mf.dispose();
+    await edge?.dispose();
   }
 }
 
@@ -339,13 +379,14 @@ try {
       startupIsolateMs: round(startup('busyMs')), startupCompileMs: round(startup('programMs')), startupGcMs: round(startup('gcMs')),
       firstChatIsolateMs: round(chat('first', 'busyMs')), firstChatCpuMs: round(chat('first', 'processMs')),
       secondChatIsolateMs: round(chat('second', 'busyMs')), secondChatCpuMs: round(chat('second', 'processMs')),
+      firstChatLimiterInProcessIsolateMs: round(chat('firstLimiterInProcess', 'busyMs')),
       startupByModule: meanRows(v.startups.map((s) => s.byModule)), startupBySelf: meanRows(v.startups.map((s) => s.bySelf)),
       firstChatByModule: meanRows(v.samples.map((s) => s.first.byModule)), firstChatBySelf: meanRows(v.samples.map((s) => s.first.bySelf)),
     };
   });
-  const header = '| edge | bundle (config) | bundle KiB | gzip KiB | tokenizer data KiB (gzip; form) | cold isolate ready over empty, from workerd\'s start ms | (less workerd\'s waits for a core ms) | (from new Miniflare ms) | start-up, edge isolate ms (of it compile / GC) | start-up, workerd process over empty ms | 1st GET /health, edge isolate CPU ms | 1st chat completion, edge isolate CPU ms | 1st, workerd process CPU ms | 2nd chat completion, edge isolate CPU ms | 2nd, workerd process CPU ms |';
-  const lines = [header, `|${'---|'.repeat(15)}`, ...rows.map((r) =>
-    `| ${r.edge} | ${r.deployed} | ${r.bundleKiB} | ${r.gzipKiB} | ${r.tokenizerKiB} (${r.tokenizerGzipKiB}; ${r.tokenizerForm}) | ${r.readyOverEmptyMs} | ${r.readyOverEmptyLessWaitsMs} | ${r.readyOverEmptyWithMiniflareMs} | ${r.startupIsolateMs} (${r.startupCompileMs} / ${r.startupGcMs}) | ${r.startupCpuOverEmptyMs} | ${r.firstHealthIsolateMs} | ${r.firstChatIsolateMs} | ${r.firstChatCpuMs} | ${r.secondChatIsolateMs} | ${r.secondChatCpuMs} |`)];
+  const header = '| edge | bundle (config) | bundle KiB | gzip KiB | tokenizer data KiB (gzip; form) | cold isolate ready over empty, from workerd\'s start ms | (less workerd\'s waits for a core ms) | (from new Miniflare ms) | start-up, edge isolate ms (of it compile / GC) | start-up, workerd process over empty ms | 1st GET /health, edge isolate CPU ms | 1st chat completion, edge isolate CPU ms | 1st, workerd process CPU ms | 2nd chat completion, edge isolate CPU ms | 2nd, workerd process CPU ms | (1st chat completion, limiter in the edge\'s process, edge isolate CPU ms) |';
+  const lines = [header, `|${'---|'.repeat(16)}`, ...rows.map((r) =>
+    `| ${r.edge} | ${r.deployed} | ${r.bundleKiB} | ${r.gzipKiB} | ${r.tokenizerKiB} (${r.tokenizerGzipKiB}; ${r.tokenizerForm}) | ${r.readyOverEmptyMs} | ${r.readyOverEmptyLessWaitsMs} | ${r.readyOverEmptyWithMiniflareMs} | ${r.startupIsolateMs} (${r.startupCompileMs} / ${r.startupGcMs}) | ${r.startupCpuOverEmptyMs} | ${r.firstHealthIsolateMs} | ${r.firstChatIsolateMs} | ${r.firstChatCpuMs} | ${r.secondChatIsolateMs} | ${r.secondChatCpuMs} | ${r.firstChatLimiterInProcessIsolateMs} |`)];
   const listed = (top) => top.map((t) => `${t.name} ${t.ms}`).join('; ');
   const topLines = rows.flatMap((r) => [
     `- ${r.edge}, start-up, by module: ${listed(r.startupByModule)}`, `- ${r.edge}, start-up, by function: ${listed(r.startupBySelf)}`,
@@ -364,7 +405,7 @@ try {
     `Each sample is a fresh workerd process on the modules wrangler wrote, with the edge's bindings (KV, D1, the rate limiter's Durable Object); median of ${SAMPLES}, variants in alternating rounds.`,
     `"ready" = time from workerd's spawn to the first answered GET /health (workerd's start, the Worker's module evaluation, that request); an empty worker with the same bindings takes ${emptyReadyFromSpawn.toFixed(0)} ms here, and the column is the difference. "Less workerd's waits for a core" takes off the time its threads were runnable but not running (/proc/<pid>/task/*/schedstat), the share a loaded machine adds (the empty worker: ${emptyReadyUnserved.toFixed(0)} ms): an estimate of the column on a quiet machine. "From new Miniflare" also counts what Miniflare does in Node before it spawns workerd: it encodes the whole workerd config, every module's bytes included, with a capnp encoder written in JS (the empty worker: ${emptyReady.toFixed(0)} ms). ${dataOnly ? `The empty worker with only this tree's Data module (the tokenizer image) added and read is ${dataOnly.readyOverEmptyWithMiniflareMs} ms later than the empty one from new Miniflare and ${dataOnly.readyOverEmptyMs} ms from workerd's spawn: ` : ''}work of the local harness that no deployed isolate does (Cloudflare stores the upload once), so the target is read on the first column.`,
     'The first GET /health, chat completions: each profiled as the first request that a fresh isolate serves (workerd evaluates the modules before it listens), as a cold isolate on Cloudflare serves the request that started it: the first completion pays the router\'s and the middleware\'s first runs too. Results files before 2026-12-02T04:00Z sent a GET /health first and measured the completions after it.',
-    `"edge isolate" CPU = the V8 CPU profiler of the Worker's isolate through workerd's inspector (sampling every ${SAMPLING_INTERVAL_US} µs asked; the gaps are longer on a loaded machine), Profiler.start/stop around the request: every sample in which the isolate ran JS, compiled it ("(program)") or collected garbage, each charged the time to the next sample but at most twice the median gap (a longer gap is the isolate waiting on KV, D1, the Durable Object's storage, the stand-in GPU worker or a core, not running). On a loaded machine a sample still counts time in which the isolate's thread waited for a core, so the figure is an upper bound. This is what Cloudflare's per-invocation CPU time (\`cpuTime\`, the free plan's 10 ms limit) measures; workerd run locally fills \`cpuTime\` and \`wallTime\` of a tail worker's trace events with 0, so the profiler is the way to read it here. The chat completions are measured on a second cold start of the edge whose rate limiter (a Durable Object) is served by a worker of its own, so it runs in an isolate of its own as it does on Cloudflare (where it is billed apart): the edge isolate's figure holds the edge's side of the call, not the limiter's work. A GET /health on the empty worker measures ${emptyRequestIsolate.toFixed(2)} ms this way. Sampling has its own cost in the isolate: a warm fixed loop measures ${samplingCost.toFixed(2)}× its workerd process CPU without the profiler in this run (a ratio above 1 is the profiler's own share of the profiled figures; they are not corrected).`,
+    `"edge isolate" CPU = the V8 CPU profiler of the Worker's isolate through workerd's inspector (sampling every ${SAMPLING_INTERVAL_US} µs asked; the gaps are longer on a loaded machine), Profiler.start/stop around the request: every sample in which the isolate ran JS, compiled it ("(program)") or collected garbage, each charged the time to the next sample but at most twice the median gap (a longer gap is the isolate waiting on KV, D1, the Durable Object's storage, the stand-in GPU worker or a core, not running). On a loaded machine a sample still counts time in which the isolate's thread waited for a core, so the figure is an upper bound. This is what Cloudflare's per-invocation CPU time (\`cpuTime\`, the free plan's 10 ms limit) measures; workerd run locally fills \`cpuTime\` and \`wallTime\` of a tail worker's trace events with 0, so the profiler is the way to read it here. The chat completions are measured on another cold start of the edge whose rate limiter (a Durable Object, SQLite-backed as deployed) runs in a workerd process of its own, reached through Miniflare's dev registry, as on Cloudflare, where a Durable Object runs elsewhere than the Worker that calls it and is billed apart: the edge isolate's figure holds the edge's side of the call, not the limiter's work. Results files before 2026-12-02T06:30Z ran the limiter in a worker of its own in the edge's process; workerd then starts the object on the edge's thread at the first call, inside the edge's \`admit\` call (in a profile of 54b2c20 that call stayed on the edge's stack for 17 ms of wall time, 2 ms of it sampled, against one 0.16 ms sample with the limiter in a process of its own), and the profiler counted that as the edge isolate's; the last column keeps that measure. A GET /health on the empty worker measures ${emptyRequestIsolate.toFixed(2)} ms this way. Sampling has its own cost in the isolate: a warm fixed loop measures ${samplingCost.toFixed(2)}× its workerd process CPU without the profiler in this run (a ratio above 1 is the profiler's own share of the profiled figures; they are not corrected).`,
     `"workerd process" CPU = the whole process's CPU time (/proc/<pid>/task/*/schedstat) during the request: the isolate plus workerd itself and Miniflare's KV, D1 and Durable Object storage simulators, which on Cloudflare run elsewhere; a GET /health on the empty worker costs ${emptyRequestCpu.toFixed(1)} ms the same way.`,
     `Start-up: workerd's own start is the empty worker's process CPU until its first answer (${emptyCpu.toFixed(0)} ms); "start-up, workerd process over empty" is the edge's process CPU until its first answer minus that. "start-up, edge isolate" is the edge bundle's module evaluation profiled in its isolate: a harness worker imports the bundle (\`await import('./index.js')\`) at a request under the profiler; "(program)" samples are script compile and other work of V8 and workerd outside JS, the rest the global-scope work of the bundle's modules and GC.`,
     `The machine (2 cores) was shared with other work while this ran (${load}): compare the rows of one run, not absolute numbers across runs.`,
