@@ -10,10 +10,13 @@ import type { EdgeEnv } from './edge-env.ts';
 import { usageOf } from './generation.ts';
 import { DEFAULT_LIMITS, KEY_PATTERN, constantTimeEqual, keyRecordOf, sha256Hex } from './key-store.ts';
 import { rateLimitHeaders } from './middleware/rate-limit.ts';
-import { ChatChoice, chatGenerations, chatPrompt } from './routes/chat-completions.ts';
+import { poolFor, readConfig, runAfterResponse } from './platform.ts';
+import { RequestLifecycle } from './request-lifecycle.ts';
+import { ChatChoice, chatGenerations, chatPrompt, collectChoice } from './routes/chat-completions.ts';
 import type { ChatCompletionRequest } from './schemas.ts';
 import { formatThinkingHeader } from './thinking-mode.ts';
 import { getTokenizer } from './tokenizer/index.js';
+import { UpstreamStream, WorkerFrames } from './upstream.ts';
 import { utcDay } from './usage.ts';
 import { checkChatRequest, generationBound, tooDeep } from './validate-request.ts';
 
@@ -42,8 +45,41 @@ export function warmUp(app: Hono<EdgeEnv>, env: Partial<Env>): void {
     // request) and a D1 statement with values bound (running it needs one)
     env.RATE_LIMITER?.idFromName('warm-up');
     env.USAGE?.prepare('SELECT ?').bind('warm-up');
+    compileChatChain(app);
+    // the worker pool's choice of a worker (no I/O: the fleet's members are read at a request)
+    poolFor(readConfig(env), env.FLEET).order([0], 0);
+    runAfterResponse({ executionCtx: { waitUntil() {} } } as never, Promise.resolve());
   } catch {
     // the first request pays for what did not run
+  }
+}
+
+/** A worker's answer body as the frame reader reads it: a few tokens, then the final frame with its usage. */
+function cannedBody(): ReadableStreamDefaultReader<Uint8Array> {
+  const chunks = [
+    'data: {"tokens":[9707,0]}\n\n',
+    'data: {"tokens":[151645],"finish_reason":"stop","usage":{"prompt_tokens":20,"completion_tokens":3,"cached_tokens":0}}\n\n',
+  ].map((text) => new TextEncoder().encode(text));
+  const read = async () => (chunks.length > 0 ? { done: false as const, value: chunks.shift()! } : { done: true as const, value: undefined });
+  return { read } as ReadableStreamDefaultReader<Uint8Array>;
+}
+
+/** Thrown by the made-up context of compileChatChain at its first use. */
+const NOT_A_CONTEXT = new Error('warm-up: not a context');
+const notAContext = new Proxy({}, { get: () => { throw NOT_A_CONTEXT; }, has: () => { throw NOT_A_CONTEXT; } });
+
+/**
+ * V8 compiles a function at its first call. Every handler that serves POST /v1/chat/completions (the middleware of
+ * /v1/* and the route's own) is called once here with a context that throws at its first use, so that its compile is
+ * paid at start-up; none of them gets further than its first line that reads the context.
+ */
+function compileChatChain(app: Hono<EdgeEnv>): void {
+  for (const [[handler]] of app.router.match('POST', '/v1/chat/completions')[0] as [[(c: unknown, next: unknown) => unknown, unknown], unknown][]) {
+    try {
+      Promise.resolve(handler(notAContext, notAContext)).catch(() => {});
+    } catch {
+      // the made-up context's refusal, as meant
+    }
   }
 }
 
@@ -74,15 +110,31 @@ function warmUpChatSteps(): void {
   const { maxTokens, requests, choiceOptions } = chatGenerations(body, {
     requestId: 'warm-up', promptIds: prompt.ids, thinking, tools, context: WARM_UP_CONTEXT, presencePenalty: 0,
   });
-  generationBound(prompt.ids.length, maxTokens, WARM_UP_CONTEXT);
+  const bound = generationBound(prompt.ids.length, maxTokens, WARM_UP_CONTEXT);
   JSON.stringify(requests[0]);
-  // a few tokens of an answer decoded into a choice: detokenizer, reasoning parser, stop strings, tool-call parser
+  // the request's lifecycle: an interceptor and a gate (the response cache's and the rate limiter's places), the
+  // tracked usage and its settling
+  const lifecycle = new RequestLifecycle();
+  lifecycle.intercept(async () => undefined);
+  lifecycle.gate(async () => {});
   const choice = new ChatChoice(0, choiceOptions);
-  choice.push({ tokens: [9707, 0] });
-  choice.finish();
-  const usage = usageOf(prompt.ids.length, [choice]);
-  JSON.stringify({ id: 'warm-up', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'Hi' }, finish_reason: choice.finishReason }], usage });
-  utcDay(0);
+  lifecycle.prepare({
+    endpoint: 'chat.completions', model: body.model, prompts: [prompt.ids], thinking, stream: false, generations: 1, maxTokens: bound,
+    fingerprint: '', deterministic: false,
+  }).then(async () => {
+    lifecycle.track(() => ({ promptTokens: prompt.ids.length, completionTokens: choice.tokenCount, reasoningTokens: 0, cachedTokens: 0 }));
+    lifecycle.serverTiming();
+    // a worker's answer as it arrives: its frames read off the body, the stream after the first token, and a few tokens
+    // decoded into the choice (detokenizer, reasoning parser, stop strings, tool-call parser)
+    const frames = new WorkerFrames(cannedBody());
+    const first = frames.take() ?? (await frames.read());
+    const upstream = new UpstreamStream('warm-up', first ? [first] : [], frames, { abort() {} } as never, { reset() {}, stop() {} } as never, () => {});
+    const message = await collectChoice(choice, upstream);
+    const usage = usageOf(prompt.ids.length, [choice]);
+    JSON.stringify({ id: 'warm-up', object: 'chat.completion', choices: [{ index: 0, message, finish_reason: choice.finishReason }], usage });
+    lifecycle.end('completed', 200);
+  }).catch(() => {});
+  lifecycle.usage.then(() => utcDay(0));
   rateLimitHeaders({
     limitRequests: 1, limitTokens: 1, remainingRequests: 1, remainingTokens: 1, resetRequestsMs: 1, resetTokensMs: 1_500,
     inFlight: 0, limitConcurrent: 1, quotaUsed: 0, quotaTokens: null, admittedTotal: 0, revoked: false,
