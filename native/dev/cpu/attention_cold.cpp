@@ -1,0 +1,197 @@
+// Experiment: GQA attention of one decode token as a decode step meets it, its K/V rows cold (between two layers'
+// attention the step streams ~135 MB of weights, so each layer's cache rows were last touched 4.9 GB of reads ago).
+// Per layer: a ~135 MB read of a 1 GiB buffer (the probe's loop), then the layer's attention timed alone, 8 KV-head
+// tasks over the 2-thread pool as forward_cpu runs them. Versions take turns by round (a round = the 36 layers of one
+// step), the order rotating; per version the median and best step, and each round's time over version 0's in the
+// same rotation.
+//   v0: attention_group_cpu as it was before this experiment: each K row's dot product with each query head, summed
+//       lane by lane; no software prefetch
+//   v1: v0 + prefetch: the K row 8 rows on (into L1) and the V row as many on (into L2) while the K pass runs
+//   lib: the library's attention_group_cpu (v1 since this experiment)
+// Earlier runs also had 4, 16 and 32 rows on (0.80-0.84, 0.83, 0.85-0.95 of v0 against 0.75-0.87 for 8) and v1 with
+// each dot product's 16 lanes summed as a tree (0.81-0.88: no gain). Results: bench/results/cpu-attention-cold.md.
+// Build: g++ -O3 -march=native -I native/src -I native/include native/dev/cpu/attention_cold.cpp native/build/libq3core.a -lpthread -o /tmp/attention_cold
+// Usage: /tmp/attention_cold [rounds] [position]
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cpu/bandwidth_cpu.h"
+#include "cpu/ops_cpu.h"
+#include "kv_cache.h"
+#include "threadpool.h"
+
+using namespace q3;
+
+namespace {
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+constexpr int kLanes = 16;
+
+// exp as ops_cpu.cpp computes it (its exp_approx is internal there).
+inline float exp_approx(float x) {
+  const bool overflow = x > 88.72f;
+  x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+  const float n = std::floor(x * 1.44269504f + 0.5f);
+  const float r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
+  float p = 1.0f / 720;
+  p = p * r + 1.0f / 120;
+  p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const int32_t bits = ((int32_t)n + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, 4);
+  return overflow ? INFINITY : p * scale;
+}
+
+template <int AHEAD, bool TREE>
+void attention(const float* q, int n_q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table, int pos,
+               int head_dim, float scale, float* scores, float* out) {
+  const int bs = kv.block_size(), n = pos + 1;
+  auto krow = [&](int j) { return kv.k(block_table[j / bs], layer) + ((size_t)kv_head * bs + j % bs) * head_dim; };
+  auto vrow = [&](int j) { return kv.v(block_table[j / bs], layer) + ((size_t)kv_head * bs + j % bs) * head_dim; };
+  const int row_bytes = head_dim * (int)sizeof(float);
+  if (AHEAD > 0)
+    for (int j = 0; j < std::min(AHEAD, n); j++)
+      for (int o = 0; o < row_bytes; o += 64) {
+        __builtin_prefetch((const char*)krow(j) + o, 0, 3);
+        __builtin_prefetch((const char*)vrow(j) + o, 0, 2);
+      }
+  for (int j = 0; j < n; j++) {
+    if (AHEAD > 0 && j + AHEAD < n)
+      for (int o = 0; o < row_bytes; o += 64) {
+        __builtin_prefetch((const char*)krow(j + AHEAD) + o, 0, 3);
+        __builtin_prefetch((const char*)vrow(j + AHEAD) + o, 0, 2);
+      }
+    const float* k = krow(j);
+    for (int g = 0; g < n_q; g++) {
+      const float* qg = q + (size_t)g * head_dim;
+      float acc[kLanes] = {};
+      int d = 0;
+      for (; d + kLanes <= head_dim; d += kLanes)
+        for (int l = 0; l < kLanes; l++) acc[l] += qg[d + l] * k[d + l];
+      float dot = 0;
+      for (; d < head_dim; d++) dot += qg[d] * k[d];
+      if (TREE) {
+        for (int w = kLanes / 2; w > 0; w /= 2)
+          for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+        dot += acc[0];
+      } else {
+        for (int l = 0; l < kLanes; l++) dot += acc[l];
+      }
+      scores[(size_t)g * n + j] = dot * scale;
+    }
+  }
+  for (int g = 0; g < n_q; g++) {
+    float* sg = scores + (size_t)g * n;
+    float max_score = -INFINITY;
+    for (int j = 0; j < n; j++) max_score = sg[j] > max_score ? sg[j] : max_score;
+    double sum = 0;
+    for (int j = 0; j < n; j++) {
+      sg[j] = exp_approx(sg[j] - max_score);
+      sum += sg[j];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int j = 0; j < n; j++) sg[j] *= inv;
+  }
+  for (int i = 0; i < n_q * head_dim; i++) out[i] = 0;
+  for (int j = 0; j < n; j++) {
+    const float* v = vrow(j);
+    for (int g = 0; g < n_q; g++) {
+      const float p = scores[(size_t)g * n + j];
+      float* o = out + (size_t)g * head_dim;
+      for (int d = 0; d < head_dim; d++) o[d] += p * v[d];
+    }
+  }
+}
+
+using Attention = void (*)(const float*, int, const KvPool&, int, int, const int32_t*, int, int, float, float*, float*);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int rounds = argc > 1 ? atoi(argv[1]) : 24, pos = argc > 2 ? atoi(argv[2]) : 112;
+  const int L = 36, KVH = 8, D = 128, G = 4, bs = 16, n_blocks = pos / bs + 1;
+  ThreadPool pool(2);
+  // Other sequences' blocks between this one's, as in a pool that has served several.
+  KvPool kv(L, KVH, D, bs, 3 * n_blocks);
+  std::vector<int32_t> all(3 * n_blocks), table;
+  kv.alloc(3 * n_blocks, all.data());
+  for (int b = 0; b < n_blocks; b++) table.push_back(all[3 * b + 1]);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (int b = 0; b < 3 * n_blocks; b++)
+    for (int l = 0; l < L; l++)
+      for (size_t i = 0; i < (size_t)KVH * bs * D; i++) kv.k(b, l)[i] = nd(rng), kv.v(b, l)[i] = nd(rng);
+  std::vector<float> q((size_t)L * KVH * G * D), out((size_t)KVH * G * D), ref(out.size());
+  for (float& v : q) v = nd(rng);
+  ReadProbe weights(pool, 1u << 30);
+  const std::string loop = weights.measure(1).method;
+  const float scale = 1.0f / std::sqrt((float)D);
+
+  struct Version {
+    const char* name;
+    Attention f;
+  };
+  const std::vector<Version> versions = {{"v0: before", attention<0, false>},
+                                         {"v1: + prefetch 8 rows on", attention<8, false>},
+                                         {"lib: attention_group_cpu", attention_group_cpu}};
+  const int nv = (int)versions.size();
+  // Every version's output agrees with v0's (same products, at most a different summation order).
+  double worst = 0;
+  for (int v = 0; v < nv; v++) {
+    std::vector<float> scores((size_t)G * (pos + 1));
+    for (int h = 0; h < KVH; h++) {
+      versions[0].f(&q[(size_t)h * G * D], G, kv, 0, h, table.data(), pos, D, scale, scores.data(), &ref[(size_t)h * G * D]);
+      versions[v].f(&q[(size_t)h * G * D], G, kv, 0, h, table.data(), pos, D, scale, scores.data(), &out[(size_t)h * G * D]);
+    }
+    for (size_t i = 0; i < out.size(); i++) worst = std::max(worst, (double)std::fabs(out[i] - ref[i]));
+  }
+  std::printf("largest difference from v0 over layer 0: %.3g\n", worst);
+
+  std::vector<std::vector<double>> ms(nv), paired(nv);
+  for (int r = 0; r < rounds; r++) {
+    std::vector<double> round_ms(nv);
+    for (int i = 0; i < nv; i++) {
+      const int v = (i + r) % nv;
+      double t = 0;
+      for (int l = 0; l < L; l++) {
+        weights.timed_read_gbs(135u << 20, loop);  // the layer's matmuls between two attentions
+        const double t0 = now();
+        pool.parallel_dynamic(KVH, [&](int h) {
+          thread_local std::vector<float> scores;
+          scores.resize((size_t)G * (pos + 1));
+          versions[v].f(&q[((size_t)l * KVH + h) * G * D], G, kv, l, h, table.data(), pos, D, scale, scores.data(),
+                        &out[(size_t)h * G * D]);
+        });
+        t += now() - t0;
+      }
+      round_ms[v] = 1e3 * t;
+      ms[v].push_back(1e3 * t);
+    }
+    for (int v = 0; v < nv; v++) paired[v].push_back(round_ms[v] / round_ms[0]);
+    std::printf("round %2d:", r);
+    for (int v = 0; v < nv; v++) std::printf(" %6.2f", round_ms[v]);
+    std::printf(" ms\n");
+    std::fflush(stdout);
+  }
+  std::printf("\nversion: attention ms per step (36 layers, position %d; median, best), / v0 in the same round "
+              "(median, quartiles)\n", pos);
+  for (int v = 0; v < nv; v++) {
+    std::sort(ms[v].begin(), ms[v].end());
+    std::sort(paired[v].begin(), paired[v].end());
+    std::printf("%-40s %6.2f %6.2f  %.3f (%.3f-%.3f)\n", versions[v].name, ms[v][rounds / 2], ms[v][0],
+                paired[v][rounds / 2], paired[v][rounds / 4], paired[v][rounds * 3 / 4]);
+  }
+  return 0;
+}
