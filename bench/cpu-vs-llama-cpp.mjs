@@ -276,8 +276,8 @@ function main() {
       fraction_of_probe: stat(roundsOut.map((x, i) => gbs[i] / x.probe)),
       fraction_of_sustained: stat(roundsOut.map((x, i) => gbs[i] / x.sustained)),
       // this project only: each decode step over a read of the same bytes beside it (qwen3 bench's pairs)
-      fraction_of_paired_read: e.key === 'ours' ? stat(per.map((p) => p.paired)) : null,
-      fraction_best_of_best: e.key === 'ours' ? stat(per.map((p) => p.pairedBest)) : null,
+      fraction_of_paired_read: e.key === 'ours' && per.every((p) => p.paired > 0) ? stat(per.map((p) => p.paired)) : null,
+      fraction_best_of_best: e.key === 'ours' && per.every((p) => p.pairedBest > 0) ? stat(per.map((p) => p.pairedBest)) : null,
       others_cores: stat(per.map((p) => p.others)),
     };
   });
@@ -314,7 +314,7 @@ function main() {
   }
   md += `\nRounds:\n\n| round | probe GB/s | sustained GB/s | this project: % of paired read / best ÷ best | quiet before (others' cores) | load avg | ${engines.map((e) => `${e.label}: decode / prefill / b${batch}`).join(' | ')} |\n|---|---:|---:|---:|---:|---:|${engines.map(() => '---|').join('')}\n`;
   for (const x of roundsOut)
-    md += `| ${x.round} | ${x.probe.toFixed(1)} | ${x.sustained.toFixed(1)} | ${(100 * x.res.ours.paired).toFixed(0)} / ${(100 * x.res.ours.pairedBest).toFixed(0)} | ${x.gate.busy.toFixed(2)}${x.gate.quiet ? '' : ' (not quiet)'} | ${x.load.toFixed(1)} | ${engines.map((e) => `${x.res[e.key].decode1.toFixed(2)} / ${x.res[e.key].prefill.toFixed(1)} / ${x.res[e.key].decode8.toFixed(1)}`).join(' | ')} |\n`;
+    md += `| ${x.round} | ${x.probe.toFixed(1)} | ${x.sustained.toFixed(1)} | ${x.res.ours.paired > 0 ? `${(100 * x.res.ours.paired).toFixed(0)} / ${(100 * x.res.ours.pairedBest).toFixed(0)}` : '–'} | ${x.gate.busy.toFixed(2)}${x.gate.quiet ? '' : ' (not quiet)'} | ${x.load.toFixed(1)} | ${engines.map((e) => `${x.res[e.key].decode1.toFixed(2)} / ${x.res[e.key].prefill.toFixed(1)} / ${x.res[e.key].decode8.toFixed(1)}`).join(' | ')} |\n`;
 
   process.stdout.write(md);
   mkdirSync(dirname(outBase), { recursive: true });
