@@ -30,9 +30,11 @@
 #include "rope.h"
 #include "safetensors.h"
 #include "threadpool.h"
+#include "step_inputs.h"
 
 using namespace q3;
 using namespace q3::awq_cpu;
+using q3::dev::view_of;
 
 namespace {
 
@@ -42,13 +44,6 @@ inline __m512i quad(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return _mm512_set1_epi32(v);
-}
-
-PackedView view_of(const AwqMatrixCpu& m) {
-  uint64_t off;
-  std::memcpy(&off, m.storage.data(), 8);
-  const size_t tb = ((size_t)m.K / 8 * kWordBytes + (size_t)m.K / m.group_size * kMetaBytes + 63) / 64 * 64;
-  return PackedView{m.K, m.N, m.group_size, (m.N + kTile - 1) / kTile, tb, m.storage.data() + off};
 }
 
 constexpr int kPf = 6144;
@@ -185,19 +180,6 @@ void matmul(const PackedView& w, const QuantizedRows& x, float* y, Kernel k, Spl
   }
 }
 
-struct Quantized {
-  std::vector<int16_t> q;
-  std::vector<int8_t> hi, lo;
-  std::vector<float> s;
-  std::vector<int32_t> sum;
-  QuantizedRows rows;
-  explicit Quantized(const std::vector<float>& x) : q(x.size()), hi(x.size()), lo(x.size()), s(x.size() / 128), sum(x.size() / 128) {
-    const int K = (int)x.size();
-    quantize_rows_avx512(x.data(), 1, K, 128, q.data(), hi.data(), lo.data(), s.data(), sum.data());
-    rows = QuantizedRows{1, K, 128, q.data(), hi.data(), lo.data(), s.data(), sum.data()};
-  }
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -206,23 +188,19 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int rounds = argc > 2 ? atoi(argv[2]) : 12, steps = argc > 3 ? atoi(argv[3]) : 1;
-  const Qwen3Config cfg = load_config(argv[1]);
+  const dev::LoadedModel model(argv[1]);
+  const Qwen3Config& cfg = model.cfg;
+  const Qwen3Weights& w = model.w;
   const RopeTable rope = build_rope_table(cfg);
-  Checkpoint ckpt(argv[1]);
-  Qwen3Weights w;
-  std::fprintf(stderr, "loading...\n");
-  load_weights_cpu(ckpt, cfg, w, [](const char*, double) {});
   ThreadPool pool(2);
   const int H = cfg.hidden_size, I = cfg.intermediate_size, V = cfg.vocab_size;
-  std::mt19937 rng(1);
-  std::normal_distribution<float> nd(0.f, 1.f);
-  std::vector<float> xh(H), xi(I);
-  for (float& v : xh) v = nd(rng);
-  for (float& v : xi) v = nd(rng);
-  const Quantized qh(xh), qi(xi);
-  std::vector<float> y(2 * I), logits(V), x_aligned(H + 16);
-  float* xa = x_aligned.data() + (64 - (uintptr_t)x_aligned.data() % 64) % 64 / sizeof(float);
-  std::copy(xh.begin(), xh.end(), xa);
+  dev::StepInputs in(H, I);
+  const std::vector<float>& xh = in.xh;
+  const std::vector<float>& xi = in.xi;
+  const dev::Quantized &qh = in.qh, &qi = in.qi;
+  std::vector<float>& y = in.y;
+  float* xa = in.xa;
+  std::vector<float> logits(V);
 
   // The forward pass: one decode token at position 80 of a sequence whose blocks are 0..5.
   KvPool kv(cfg.n_layers, cfg.n_kv_heads, cfg.head_dim, 16, 8);

@@ -14,44 +14,22 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
-#include <random>
 #include <string>
 #include <vector>
 
-#include "config.h"
 #include "cpu/awq_cpu.h"
 #include "cpu/awq_cpu_kernels.h"
 #include "cpu/f16_matmul_cpu.h"
-#include "model.h"
-#include "safetensors.h"
 #include "threadpool.h"
+#include "step_inputs.h"
 
 using namespace q3;
 using namespace q3::awq_cpu;
+using q3::dev::view_of;
 
 namespace {
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-PackedView view_of(const AwqMatrixCpu& m) {
-  uint64_t off;
-  std::memcpy(&off, m.storage.data(), 8);
-  const size_t tb = ((size_t)m.K / 8 * kWordBytes + (size_t)m.K / m.group_size * kMetaBytes + 63) / 64 * 64;
-  return PackedView{m.K, m.N, m.group_size, (m.N + kTile - 1) / kTile, tb, m.storage.data() + off};
-}
-
-struct Quantized {
-  std::vector<int16_t> q;
-  std::vector<int8_t> hi, lo;
-  std::vector<float> s;
-  std::vector<int32_t> sum;
-  QuantizedRows rows;
-  explicit Quantized(const std::vector<float>& x) : q(x.size()), hi(x.size()), lo(x.size()), s(x.size() / 128), sum(x.size() / 128) {
-    const int K = (int)x.size();
-    quantize_rows_avx512(x.data(), 1, K, 128, q.data(), hi.data(), lo.data(), s.data(), sum.data());
-    rows = QuantizedRows{1, K, 128, q.data(), hi.data(), lo.data(), s.data(), sum.data()};
-  }
-};
 
 // The `ranges` split of [0, n): range r is [starts[r], starts[r + 1]).
 std::vector<int> range_starts(int n, int grain, int P) {
@@ -92,27 +70,17 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int rounds = argc > 2 ? atoi(argv[2]) : 20;
-  const Qwen3Config cfg = load_config(argv[1]);
-  Checkpoint ckpt(argv[1]);
-  Qwen3Weights w;
-  std::fprintf(stderr, "loading...\n");
-  load_weights_cpu(ckpt, cfg, w, [](const char*, double) {});
+  const dev::LoadedModel model(argv[1]);
+  const Qwen3Weights& w = model.w;
   ThreadPool pool(2);
-  const int H = cfg.hidden_size, I = cfg.intermediate_size, V = cfg.vocab_size;
-  std::mt19937 rng(1);
-  std::normal_distribution<float> nd(0.f, 1.f);
-  std::vector<float> xh(H), xi(I);
-  for (float& v : xh) v = nd(rng);
-  for (float& v : xi) v = nd(rng);
-  const Quantized qh(xh), qi(xi);
-  std::vector<float> y(2 * I), logits(V), x_aligned(H + 16);
-  float* xa = x_aligned.data() + (64 - (uintptr_t)x_aligned.data() % 64) % 64 / sizeof(float);
-  std::copy(xh.begin(), xh.end(), xa);
+  const int H = model.cfg.hidden_size, V = model.cfg.vocab_size;
+  dev::StepInputs in(H, model.cfg.intermediate_size);
+  std::vector<float> logits(V);
   double bytes = (double)V * H * 2;
   for (const LayerWeights& L : w.layers)
     bytes += (double)(L.qkv.bytes_read() + L.o.bytes_read() + L.gate_up.bytes_read() + L.down.bytes_read());
 
-  const char* names[2] = {"equal chunks (before)", "parallel_ranges"};
+  const char* names[2] = {"equal chunks (library)", "ranges, shrinking tail"};
   std::vector<double> ms[2], idle[2], paired;
   for (int r = 0; r < rounds; r++) {
     double round_ms[2];
@@ -123,13 +91,13 @@ int main(int argc, char** argv) {
       for (const LayerWeights& L : w.layers) {
         for (const AwqMatrixCpu* m : {&L.qkv, &L.o, &L.gate_up, &L.down}) {
           const PackedView view = view_of(*m);
-          const QuantizedRows& x = m == &L.down ? qi.rows : qh.rows;
+          const QuantizedRows& x = m == &L.down ? in.qi.rows : in.qh.rows;
           split(pool, v == 1, (view.n_tiles + 1) / 2, 1, [&](int a, int b) {
-            tiles_avx512vnni(view, x, 2 * a, std::min(view.n_tiles, 2 * b), y.data());
+            tiles_avx512vnni(view, x, 2 * a, std::min(view.n_tiles, 2 * b), in.y.data());
           }, idle_s);
         }
       }
-      split(pool, v == 1, V, 8, [&](int a, int b) { f16_cpu::rows_avx512(w.lm_head, V, H, xa, 1, logits.data(), a, b); },
+      split(pool, v == 1, V, 8, [&](int a, int b) { f16_cpu::rows_avx512(w.lm_head, V, H, in.xa, 1, logits.data(), a, b); },
             idle_s);
       round_ms[v] = 1e3 * (now() - t0);
       ms[v].push_back(round_ms[v]);
@@ -141,14 +109,14 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   std::printf("\nsplit: step's matmuls ms (median, best), idle tail per thread ms per step (median), and "
-              "parallel_ranges / equal in the same round (median, quartiles)\n");
+              "ranges / equal in the same round (median, quartiles)\n");
   std::sort(paired.begin(), paired.end());
   for (int v = 0; v < 2; v++) {
     std::sort(ms[v].begin(), ms[v].end());
     std::sort(idle[v].begin(), idle[v].end());
     std::printf("%-24s %7.1f %7.1f ms  idle %.2f ms\n", names[v], ms[v][rounds / 2], ms[v][0], idle[v][rounds / 2]);
   }
-  std::printf("parallel_ranges / equal: %.3f (%.3f-%.3f)\n", paired[rounds / 2], paired[rounds / 4],
+  std::printf("ranges / equal: %.3f (%.3f-%.3f)\n", paired[rounds / 2], paired[rounds / 4],
               paired[rounds * 3 / 4]);
   return 0;
 }
