@@ -6,7 +6,7 @@
 // quantile(edge) − quantile(direct) for time to first token and time to the last byte. Writes
 // bench/results/edge-overhead.{md,json} with the command, the machine and the date.
 //
-//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--limiter-apart] [--profile]
+//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--limiter-apart] [--profile] [--count-commits]
 //
 // Every edge's workerd process is also timed: its CPU (all threads: the isolate, the Durable Object, Miniflare's KV /
 // D1 / cache simulators) over each phase divided by the requests it served. A relay path (a Worker that only
@@ -26,6 +26,11 @@
 // (reached through Miniflare's dev registry), as on Cloudflare, where it runs elsewhere than the edge's isolate: its
 // storage commits (SQLite, each one fsynced) then stop blocking the edge's one thread. Its CPU row counts both
 // processes.
+//
+// --count-commits adds, after the timed rounds, one more round of CONCURRENCY streams per path with strace attached to
+// its workerd process(es) and counts their fsync/fdatasync calls (each SQLite commit of the rate limiter's Durable
+// Object, Miniflare's D1, KV and cache ends in one), per request, the work after the responses included. strace slows
+// the process it traces, so that round is not timed.
 //
 // --tokens N streams only the demo script's first N tokens: short streams, whose ends overlap the next requests.
 //
@@ -64,6 +69,8 @@ const BASELINE_REF = args.baseline;
 const PROFILE = 'profile' in args;
 /** also this tree with the rate limiter's Durable Object in a workerd process of its own (as deployed), in the same rounds */
 const LIMITER_APART = 'limiter-apart' in args;
+/** after the timed rounds, one round per path under strace counting fsyncs (storage commits) per request */
+const COUNT_COMMITS = 'count-commits' in args;
 const INSPECTOR_PORT = 9239;
 const PROFILE_INTERVAL_US = 200;
 if ((BASELINE_REF || LIMITER_APART) && RUNNER !== 'miniflare') throw new Error('--baseline and --limiter-apart need --runner miniflare');
@@ -366,14 +373,36 @@ try {
     }
     return { results, rows, cpu, parts, starting: { concurrency, cpu_ms_per_request: +(starting.cpuMs / (ROUNDS * concurrency)).toFixed(2), thread_busy: +(starting.cpuMs / starting.wallMs).toFixed(2), waiting_for_cpu: +(starting.queuedMs / starting.wallMs).toFixed(2) } };
   };
+  /**
+   * One round of `concurrency` streams through a hop with strace attached to its workerd process(es): fsync and
+   * fdatasync calls per request, the work after the responses (usage records, lease settles) included.
+   */
+  const countCommits = async (hop, concurrency) => {
+    const out = join(mkdtempSync(join(os.tmpdir(), 'edge-commits-')), 'strace.txt');
+    const tracer = spawn('strace', ['-f', '-qq', '-e', 'trace=fsync,fdatasync', '-o', out, ...(hop.pids ?? [hop.pid]).flatMap((pid) => ['-p', String(pid)])], { stdio: 'ignore' });
+    await sleep(500); // attached to every thread
+    await Promise.all(Array.from({ length: concurrency }, hop.run));
+    await sleep(1000); // the work after the responses
+    tracer.kill('SIGINT');
+    await new Promise((resolve) => (tracer.exitCode === null ? tracer.once('exit', resolve) : resolve()));
+    const calls = readFileSync(out, 'utf8').split('\n').filter((line) => /\b(fsync|fdatasync)\(/.test(line)).length;
+    return { edge: hop.label, concurrency, fsyncs: calls, fsyncs_per_request: +(calls / concurrency).toFixed(2) };
+  };
   const single = await measure(1);
   const main = await measure(CONCURRENCY);
+  const commits = [];
+  if (COUNT_COMMITS) for (const hop of hops) if (hop.pid) commits.push(await countCommits(hop, CONCURRENCY));
+  const commitsTable = commits.length === 0 ? '' : [
+    '| edge | streams | fsync + fdatasync calls | per request |',
+    '|---|---|---|---|',
+    ...commits.map((r) => `| ${r.edge} | ${r.concurrency} | ${r.fsyncs} | ${r.fsyncs_per_request} |`),
+  ].join('\n');
   const { results, rows: mainRows, cpu: mainCpu, parts: mainParts } = main;
   const parts = [...mainParts, ...single.parts];
   const startingCpu = [main.starting, single.starting];
   const rows = [...mainRows, ...single.rows];
   const cpu = [...mainCpu, ...single.cpu];
-  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PROFILE ? ' --profile' : ''}`;
+  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}`;
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} (1 / 5 / 15 min) at the end, ${WORKER_KIND === 'stub' ? `stub worker (demo script${TOKENS === undefined ? '' : `, its first ${TOKENS} tokens`}, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
   const date = new Date().toISOString();
   const table = [
@@ -392,7 +421,7 @@ try {
     '|---|---|---|---|',
     ...parts.map((r) => `| ${partNames[r.part]} | ${r.concurrency} | ${r.p50 ?? '—'} | ${r.p90 ?? '—'} |`),
   ].join('\n') + '\n\n' + startingCpu.map((s) => `${s.concurrency} stream${s.concurrency > 1 ? 's' : ''}: from each round's requests to its last first token, this tree's workerd used ${s.cpu_ms_per_request} ms of CPU per request: it ran ${(100 * s.thread_busy).toFixed(0)}% of that stretch and waited for a CPU other processes held ${(100 * s.waiting_for_cpu).toFixed(0)}% of it.`).join(' ');
-  console.log(`${table}\n\n${cpuTable}\n\n${partsTable}`);
+  console.log(`${table}\n\n${cpuTable}\n\n${partsTable}${commitsTable && `\n\n${commitsTable}`}`);
   const outDir = join(root, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
   if (PROFILE) {
@@ -413,7 +442,7 @@ try {
       `${sections.join('\n')}\n## Timings of this run\n\n${table}\n\n${cpuTable}\n\n${partsTable}\n`);
   } else {
     const samples = results.direct.length;
-    writeFileSync(join(outDir, `${RESULT_NAME}.json`), JSON.stringify({ command, machine, date, rounds: ROUNDS, concurrency: CONCURRENCY, samples_per_path: samples, rows, cpu, server_timing: parts, starting: startingCpu, samples_ms: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((r) => [+r.ttft.toFixed(1), +r.total.toFixed(1)])])) }, null, 1) + '\n');
+    writeFileSync(join(outDir, `${RESULT_NAME}.json`), JSON.stringify({ command, machine, date, rounds: ROUNDS, concurrency: CONCURRENCY, samples_per_path: samples, rows, cpu, server_timing: parts, starting: startingCpu, ...(commits.length ? { commits } : {}), samples_ms: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((r) => [+r.ttft.toFixed(1), +r.total.toFixed(1)])])) }, null, 1) + '\n');
     writeFileSync(
       join(outDir, `${RESULT_NAME}.md`),
       `# Edge overhead per request (${CONCURRENCY} concurrent streams)\n\n` +
@@ -433,7 +462,8 @@ try {
         mainCpu.map((r) => `${r.edge} ${r.cpu_ms_per_request} ms × ${CONCURRENCY / 2} = ${(r.cpu_ms_per_request * CONCURRENCY / 2).toFixed(0)} ms`).join('; ') +
         ` of CPU (an upper bound: part of each request's CPU is spent after its first token, and the machine's other cores take some). The relay's figure is the floor for any Worker on this machine.\n\n` +
         'Where this tree\'s time to the first worker tokens goes, from the `Server-Timing` header the edge sends (on Workers the clock moves only with I/O, so each part is the waits in it plus the CPU of whatever ran on the thread meanwhile):\n\n' +
-        partsTable + '\n',
+        partsTable + '\n' +
+        (commitsTable && '\nStorage commits: one more round of ' + CONCURRENCY + ' streams per path after the timed ones, with strace attached to the path\'s workerd process (it slows the process, so this round is not timed), counting its fsync and fdatasync calls until 1 s after the last response (the usage records and lease settles included). Each SQLite commit of the rate limiter\'s Durable Object and of Miniflare\'s D1, KV and cache ends in one, and workerd\'s one thread waits for it:\n\n' + commitsTable + '\n'),
     );
   }
 } finally {
