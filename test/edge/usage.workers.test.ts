@@ -43,7 +43,8 @@ async function rows(keyId: string): Promise<{ id: string; prompt_tokens: number 
 
 describe('usage records in D1', () => {
   beforeEach(async () => {
-    // what the migration creates, so that each test but the first below starts from a migrated database
+    // every test starts from a database without the table; those after the first create it with a record of their
+    // own ('warm') before what they count
     await db.prepare('DROP TABLE IF EXISTS usage').run();
   });
 
