@@ -37,7 +37,7 @@
 // --worker stub (default) streams the demo script from a paced stand-in process, so the difference is the edge's own
 // cost; --worker real runs gpu-worker/index.ts (CPU: its batching steps dominate and blur the difference).
 import { DEMO_ANSWER, DEMO_REASONING } from '../scripts/gen-demo-script.mjs';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -52,6 +52,13 @@ import { startProfile, summarizeProfile } from './v8-cpu-profile.mjs';
 import { processCpuNs, processRunQueueNs, workerdChildren } from './workerd-process.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const loadAtStart = os.loadavg();
+/** "this tree" as a commit: HEAD, plus "+changes" when the work tree differs from it */
+const treeRef = (() => {
+  const git = (...args) => spawnSync('git', args, { cwd: root, encoding: 'utf8' }).stdout?.trim() ?? '';
+  const head = git('rev-parse', '--short', 'HEAD');
+  return head ? `${head}${git('status', '--porcelain', '--untracked-files=no', '--', 'edge', 'gpu-worker', 'bench', ':(exclude)bench/results') ? ' + uncommitted changes' : ''}` : 'unknown';
+})();
 const args = Object.fromEntries(process.argv.slice(2).join(' ').split('--').filter(Boolean).map((a) => a.trim().split(/\s+/)));
 const ROUNDS = Number(args.rounds ?? 8);
 const CONCURRENCY = Number(args.concurrency ?? 32);
@@ -403,7 +410,7 @@ try {
   const rows = [...mainRows, ...single.rows];
   const cpu = [...mainCpu, ...single.cpu];
   const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}`;
-  const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} (1 / 5 / 15 min) at the end, ${WORKER_KIND === 'stub' ? `stub worker (demo script${TOKENS === undefined ? '' : `, its first ${TOKENS} tokens`}, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
+  const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadAtStart.map((l) => l.toFixed(1)).join(' / ')} at the start and ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} at the end (1 / 5 / 15 min), this tree at ${treeRef}, ${WORKER_KIND === 'stub' ? `stub worker (demo script${TOKENS === undefined ? '' : `, its first ${TOKENS} tokens`}, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
   const date = new Date().toISOString();
   const table = [
     '| edge | streams | metric | quantile | direct to worker (ms) | through edge (ms) | edge overhead (ms) | edge / direct |',
