@@ -8,7 +8,7 @@ import { warmUp } from './warm-up.ts';
 
 const app = createApp({ extensions: accountsMiddleware() });
 mountAccounts(app);
-warmUp(app, env as Partial<Env>);
+void warmUp(app, env as Partial<Env>); // its report is for tests
 
 export default app;
 export { RateLimiter } from './rate-limiter-do.ts';

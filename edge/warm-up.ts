@@ -23,15 +23,23 @@ import { checkChatRequest, generationBound, tooDeep } from './validate-request.t
 /** A context as a worker reports it, for the budget arithmetic. */
 const WARM_UP_CONTEXT = 40_960;
 
+/** What the warm-up's steps that finish later came to: for a test (the isolate ignores it). */
+export type WarmUpReport = {
+  /** the chat chain's handlers, in order, and whether each stopped at its first use of the made-up context */
+  chain: { handler: string; stopped: boolean }[];
+  /** the canned worker answer as the route's collectChoice folded it, undefined if a step failed */
+  answer?: Record<string, unknown>;
+};
+
 /**
  * Runs once per isolate, at module evaluation. `env` is the Worker's bindings as `cloudflare:workers` gives them at
- * global scope (vars and secrets readable, no I/O). Never throws: a warm-up that fails leaves the isolate as cold as
- * before, nothing else.
+ * global scope (vars and secrets readable, no I/O). Never throws or rejects: a warm-up that fails leaves the isolate
+ * as cold as before, nothing else.
  */
-export function warmUp(app: Hono<EdgeEnv>, env: Partial<Env>): void {
+export function warmUp(app: Hono<EdgeEnv>, env: Partial<Env>): Promise<WarmUpReport> {
   try {
     getTokenizer(); // the views on its image
-    warmUpChatSteps();
+    const answer = warmUpChatSteps();
     warmUpKeyCheck();
     // the worker call's signature: the HMAC key's import (cached per secret) and one signature, over a dummy body at a
     // fixed time (the clock reads 0 at global scope anyway)
@@ -47,12 +55,14 @@ export function warmUp(app: Hono<EdgeEnv>, env: Partial<Env>): void {
     env.USAGE?.prepare('SELECT ?').bind('warm-up');
     // D1's client code up to its request (workerd's own JS, compiled at its first call), which global scope refuses
     env.USAGE?.batch([env.USAGE.prepare('SELECT ?').bind('warm-up')]).catch(() => {});
-    compileChatChain(app);
+    const chain = compileChatChain(app);
     // the worker pool's choice of a worker (no I/O: the fleet's members are read at a request)
     poolFor(readConfig(env), env.FLEET).order([0], 0);
     runAfterResponse({ executionCtx: { waitUntil() {} } } as never, Promise.resolve());
+    return Promise.all([chain, answer]).then(([chain, answer]) => ({ chain, answer }), () => ({ chain: [] }));
   } catch {
     // the first request pays for what did not run
+    return Promise.resolve({ chain: [] });
   }
 }
 
@@ -75,14 +85,18 @@ const notAContext = new Proxy({}, { get: () => { throw NOT_A_CONTEXT; }, has: ()
  * /v1/* and the route's own) is called once here with a context that throws at its first use, so that its compile is
  * paid at start-up; none of them gets further than its first line that reads the context.
  */
-function compileChatChain(app: Hono<EdgeEnv>): void {
-  for (const [[handler]] of app.router.match('POST', '/v1/chat/completions')[0] as [[(c: unknown, next: unknown) => unknown, unknown], unknown][]) {
+function compileChatChain(app: Hono<EdgeEnv>): Promise<WarmUpReport['chain']> {
+  const handlers = app.router.match('POST', '/v1/chat/completions')[0].map(([[handler]]) => handler as (c: unknown, next: unknown) => unknown);
+  return Promise.all(handlers.map((handler) => {
+    let called: Promise<unknown>;
     try {
-      Promise.resolve(handler(notAContext, notAContext)).catch(() => {});
-    } catch {
-      // the made-up context's refusal, as meant
+      called = Promise.resolve(handler(notAContext, notAContext));
+    } catch (err) {
+      called = Promise.reject(err);
     }
-  }
+    // the made-up context's refusal, as meant (in workerd the usage record's id, a random one, is refused first)
+    return called.then(() => ({ handler: handler.name, stopped: false }), (err: unknown) => ({ handler: handler.name, stopped: err === NOT_A_CONTEXT }));
+  }));
 }
 
 /** The auth middleware's steps on a made-up key (edge/middleware/auth.ts, edge/key-store.ts), short of the KV read. */
@@ -99,13 +113,13 @@ function warmUpKeyCheck(): void {
 }
 
 /** The chat route's steps (edge/routes/chat-completions.ts) on a tiny body, up to the worker call and from its answer. */
-function warmUpChatSteps(): void {
+function warmUpChatSteps(): Promise<Record<string, unknown> | undefined> {
   // the fields most requests carry: a system and a user message, the sampling basics, a budget, the thinking switch
   const raw = JSON.parse(`{"model":"warm-up","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],
     "temperature":0.7,"top_p":0.8,"max_tokens":16,"stream":false,"stop":["\\n\\n"],"chat_template_kwargs":{"enable_thinking":false}}`);
   tooDeep(raw, 64);
   const checked = checkChatRequest(raw);
-  if (!checked.ok) return;
+  if (!checked.ok) return Promise.resolve(undefined);
   const body: ChatCompletionRequest = checked.value;
   const { thinking, tools, prompt } = chatPrompt(body, { thinkingDefault: 'auto', splitSpecialTokens: true });
   formatThinkingHeader(thinking);
@@ -120,7 +134,7 @@ function warmUpChatSteps(): void {
   lifecycle.intercept(async () => undefined);
   lifecycle.gate(async () => {});
   const choice = new ChatChoice(0, choiceOptions);
-  lifecycle.prepare({
+  const answer = lifecycle.prepare({
     endpoint: 'chat.completions', model: body.model, prompts: [prompt.ids], thinking, stream: false, generations: 1, maxTokens: bound,
     fingerprint: '', deterministic: false,
   }).then(async () => {
@@ -135,10 +149,12 @@ function warmUpChatSteps(): void {
     const usage = usageOf(prompt.ids.length, [choice]);
     JSON.stringify({ id: 'warm-up', object: 'chat.completion', choices: [{ index: 0, message, finish_reason: choice.finishReason }], usage });
     lifecycle.end('completed', 200);
-  }).catch(() => {});
+    return message;
+  }).catch(() => undefined);
   lifecycle.usage.then(() => utcDay(0));
   rateLimitHeaders({
     limitRequests: 1, limitTokens: 1, remainingRequests: 1, remainingTokens: 1, resetRequestsMs: 1, resetTokensMs: 1_500,
     inFlight: 0, limitConcurrent: 1, quotaUsed: 0, quotaTokens: null, admittedTotal: 0, revoked: false,
   });
+  return answer;
 }
