@@ -69,6 +69,23 @@ describe('validation and error shapes', () => {
     expect(((await unknown.json()) as Json).error.code).toBe('unknown_url');
   });
 
+  it('Should read a body sent in pieces without a length (a character split between two), and refuse one over MAX_BODY_BYTES', async () => {
+    const text = JSON.stringify({ model: MODEL, prompt: 'héllo wörld, ünïcode' });
+    const bytes = new TextEncoder().encode(text);
+    const split = bytes.indexOf(0xc3) + 1; // between the two bytes of 'é'
+    const pieces = (parts: Uint8Array[]) => new ReadableStream<Uint8Array>({ start(c) { for (const p of parts) c.enqueue(p); c.close(); } });
+    const tokenize = (body: BodyInit, bindings = noWorkers) =>
+      app.request('/tokenize', { method: 'POST', headers: { 'content-type': 'application/json' }, body, duplex: 'half' } as RequestInit, bindings);
+    const streamed = await tokenize(pieces([bytes.slice(0, split), bytes.slice(split, split + 7), bytes.slice(split + 7)]));
+    expect(streamed.status).toBe(200);
+    const whole = (await (await tokenize(text)).json()) as Json;
+    expect(whole.tokens).toEqual(getTokenizer().encode('héllo wörld, ünïcode'));
+    expect(await streamed.json()).toEqual(whole);
+    const big = await tokenize(pieces([bytes, bytes, bytes]), env('', { MAX_BODY_BYTES: String(bytes.length * 2) }));
+    expect(big.status).toBe(413);
+    expect(((await big.json()) as Json).error.code).toBe('request_too_large');
+  });
+
   it('Should cap the generations of one request (prompts × n) at MAX_GENERATIONS_PER_REQUEST, before tokenizing anything', async () => {
     const worker = await stubWorker(scripted(['ok']));
     const cases: [Json, string, string, Record<string, string>][] = [
