@@ -53,8 +53,6 @@ export function warmUp(app: Hono<EdgeEnv>, env: Partial<Env>): Promise<WarmUpRep
     // request) and a D1 statement with values bound (running it needs one)
     env.RATE_LIMITER?.idFromName('warm-up');
     env.USAGE?.prepare('SELECT ?').bind('warm-up');
-    // D1's client code up to its request (workerd's own JS, compiled at its first call), which global scope refuses
-    env.USAGE?.batch([env.USAGE.prepare('SELECT ?').bind('warm-up')]).catch(() => {});
     const chain = compileChatChain(app);
     // the worker pool's choice of a worker (no I/O: the fleet's members are read at a request)
     poolFor(readConfig(env), env.FLEET).order([0], 0);
