@@ -366,7 +366,7 @@ export class UpstreamStream implements AsyncIterable<GenerateEvent> {
  * together come out as one event: a run of token-only frames joined, with the frame after them when it carries no
  * logprobs (the final one, say), so the edge does its per-event work (detokenise, split, one SSE write) once for them.
  */
-export class WorkerFrames {
+class WorkerFrames {
   private buffer = '';
   /** a frame parsed but not joined to the event before it: the next take() starts with it */
   private parked?: GenerateEvent;

@@ -11,12 +11,10 @@ import { usageOf } from './generation.ts';
 import { DEFAULT_LIMITS, KEY_PATTERN, constantTimeEqual, keyRecordOf, sha256Hex } from './key-store.ts';
 import { rateLimitHeaders } from './middleware/rate-limit.ts';
 import { poolFor, readConfig, runAfterResponse } from './platform.ts';
-import { RequestLifecycle } from './request-lifecycle.ts';
-import { ChatChoice, chatGenerations, chatPrompt, collectChoice } from './routes/chat-completions.ts';
+import { ChatChoice, chatGenerations, chatPrompt } from './routes/chat-completions.ts';
 import type { ChatCompletionRequest } from './schemas.ts';
 import { formatThinkingHeader } from './thinking-mode.ts';
 import { getTokenizer } from './tokenizer/index.js';
-import { UpstreamStream, WorkerFrames } from './upstream.ts';
 import { utcDay } from './usage.ts';
 import { checkChatRequest, generationBound, tooDeep } from './validate-request.ts';
 
@@ -27,8 +25,6 @@ const WARM_UP_CONTEXT = 40_960;
 export type WarmUpReport = {
   /** the chat chain's handlers, in order, and whether each stopped at its first use of the made-up context */
   chain: { handler: string; stopped: boolean }[];
-  /** the canned worker answer as the route's collectChoice folded it, undefined if a step failed */
-  answer?: Record<string, unknown>;
 };
 
 /**
@@ -39,7 +35,7 @@ export type WarmUpReport = {
 export function warmUp(app: Hono<EdgeEnv>, env: Partial<Env>): Promise<WarmUpReport> {
   try {
     getTokenizer(); // the views on its image
-    const answer = warmUpChatSteps();
+    warmUpChatSteps();
     warmUpKeyCheck();
     // the worker call's signature: the HMAC key's import (cached per secret) and one signature, over a dummy body at a
     // fixed time (the clock reads 0 at global scope anyway)
@@ -57,21 +53,11 @@ export function warmUp(app: Hono<EdgeEnv>, env: Partial<Env>): Promise<WarmUpRep
     // the worker pool's choice of a worker (no I/O: the fleet's members are read at a request)
     poolFor(readConfig(env), env.FLEET).order([0], 0);
     runAfterResponse({ executionCtx: { waitUntil() {} } } as never, Promise.resolve());
-    return Promise.all([chain, answer]).then(([chain, answer]) => ({ chain, answer }), () => ({ chain: [] }));
+    return chain.then((chain) => ({ chain }), () => ({ chain: [] }));
   } catch {
     // the first request pays for what did not run
     return Promise.resolve({ chain: [] });
   }
-}
-
-/** A worker's answer body as the frame reader reads it: a few tokens, then the final frame with its usage. */
-function cannedBody(): ReadableStreamDefaultReader<Uint8Array> {
-  const chunks = [
-    'data: {"tokens":[9707,0]}\n\n',
-    'data: {"tokens":[151645],"finish_reason":"stop","usage":{"prompt_tokens":20,"completion_tokens":3,"cached_tokens":0}}\n\n',
-  ].map((text) => new TextEncoder().encode(text));
-  const read = async () => (chunks.length > 0 ? { done: false as const, value: chunks.shift()! } : { done: true as const, value: undefined });
-  return { read } as ReadableStreamDefaultReader<Uint8Array>;
 }
 
 /** Thrown by the made-up context of compileChatChain at its first use. */
@@ -111,48 +97,30 @@ function warmUpKeyCheck(): void {
 }
 
 /** The chat route's steps (edge/routes/chat-completions.ts) on a tiny body, up to the worker call and from its answer. */
-function warmUpChatSteps(): Promise<Record<string, unknown> | undefined> {
+function warmUpChatSteps(): void {
   // the fields most requests carry: a system and a user message, the sampling basics, a budget, the thinking switch
   const raw = JSON.parse(`{"model":"warm-up","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],
     "temperature":0.7,"top_p":0.8,"max_tokens":16,"stream":false,"stop":["\\n\\n"],"chat_template_kwargs":{"enable_thinking":false}}`);
   tooDeep(raw, 64);
   const checked = checkChatRequest(raw);
-  if (!checked.ok) return Promise.resolve(undefined);
+  if (!checked.ok) return;
   const body: ChatCompletionRequest = checked.value;
   const { thinking, tools, prompt } = chatPrompt(body, { thinkingDefault: 'auto', splitSpecialTokens: true });
   formatThinkingHeader(thinking);
   const { maxTokens, requests, choiceOptions } = chatGenerations(body, {
     requestId: 'warm-up', promptIds: prompt.ids, thinking, tools, context: WARM_UP_CONTEXT, presencePenalty: 0,
   });
-  const bound = generationBound(prompt.ids.length, maxTokens, WARM_UP_CONTEXT);
+  generationBound(prompt.ids.length, maxTokens, WARM_UP_CONTEXT);
   JSON.stringify(requests[0]);
-  // the request's lifecycle: an interceptor and a gate (the response cache's and the rate limiter's places), the
-  // tracked usage and its settling
-  const lifecycle = new RequestLifecycle();
-  lifecycle.intercept(async () => undefined);
-  lifecycle.gate(async () => {});
+  // a few tokens of an answer decoded into a choice: detokenizer, reasoning parser, stop strings, tool-call parser
   const choice = new ChatChoice(0, choiceOptions);
-  const answer = lifecycle.prepare({
-    endpoint: 'chat.completions', model: body.model, prompts: [prompt.ids], thinking, stream: false, generations: 1, maxTokens: bound,
-    fingerprint: '', deterministic: false,
-  }).then(async () => {
-    lifecycle.track(() => ({ promptTokens: prompt.ids.length, completionTokens: choice.tokenCount, reasoningTokens: 0, cachedTokens: 0 }));
-    lifecycle.serverTiming();
-    // a worker's answer as it arrives: its frames read off the body, the stream after the first token, and a few tokens
-    // decoded into the choice (detokenizer, reasoning parser, stop strings, tool-call parser)
-    const frames = new WorkerFrames(cannedBody());
-    const first = frames.take() ?? (await frames.read());
-    const upstream = new UpstreamStream('warm-up', first ? [first] : [], frames, { abort() {} } as never, { reset() {}, stop() {} } as never, () => {});
-    const message = await collectChoice(choice, upstream);
-    const usage = usageOf(prompt.ids.length, [choice]);
-    JSON.stringify({ id: 'warm-up', object: 'chat.completion', choices: [{ index: 0, message, finish_reason: choice.finishReason }], usage });
-    lifecycle.end('completed', 200);
-    return message;
-  }).catch(() => undefined);
-  lifecycle.usage.then(() => utcDay(0));
+  choice.push({ tokens: [9707, 0] });
+  choice.finish();
+  const usage = usageOf(prompt.ids.length, [choice]);
+  JSON.stringify({ id: 'warm-up', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'Hi' }, finish_reason: choice.finishReason }], usage });
+  utcDay(0);
   rateLimitHeaders({
     limitRequests: 1, limitTokens: 1, remainingRequests: 1, remainingTokens: 1, resetRequestsMs: 1, resetTokensMs: 1_500,
     inFlight: 0, limitConcurrent: 1, quotaUsed: 0, quotaTokens: null, admittedTotal: 0, revoked: false,
   });
-  return answer;
 }

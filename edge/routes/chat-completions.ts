@@ -217,7 +217,7 @@ async function pumpChoice(choice: ChatChoice, upstream: UpstreamStream, out: Chu
 }
 
 /** Reads one choice to the end and folds its deltas into an assistant message. */
-export async function collectChoice(choice: ChatChoice, upstream: UpstreamStream) {
+async function collectChoice(choice: ChatChoice, upstream: UpstreamStream) {
   let reasoning = '';
   let content = '';
   const calls: ToolCall[] = [];
