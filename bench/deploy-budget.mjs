@@ -30,7 +30,7 @@ const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' / ');
 const loadBefore = load();
 const run = (script, extra) => execFileSync(process.execPath, ['--import', 'tsx', join(root, 'bench', script), '--baseline', BASELINE, ...extra], { cwd: root, stdio: 'inherit' });
 run('edge-cold-start.mjs', ['--samples', SAMPLES]);
-run('edge-overhead.mjs', ['--rounds', ROUNDS, '--concurrency', '32']);
+run('edge-overhead.mjs', ['--rounds', ROUNDS, '--concurrency', '32', '--result-name', 'edge-overhead-vs-baseline']);
 
 const cold = JSON.parse(readFileSync(join(root, 'bench/results/edge-cold-start.json'), 'utf8'));
 const overhead = JSON.parse(readFileSync(join(root, 'bench/results/edge-overhead-vs-baseline.json'), 'utf8'));

@@ -6,7 +6,7 @@
 // quantile(edge) − quantile(direct) for time to first token and time to the last byte. Writes
 // bench/results/edge-overhead.{md,json} with the command, the machine and the date.
 //
-//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--limiter-apart] [--profile] [--count-commits]
+//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--result-name NAME] [--limiter-apart] [--profile] [--count-commits]
 //
 // Every edge's workerd process is also timed: its CPU (all threads: the isolate, the Durable Object, Miniflare's KV /
 // D1 / cache simulators) over each phase divided by the requests it served. A relay path (a Worker that only
@@ -20,7 +20,8 @@
 //
 // --baseline REF adds the edge as it is at git REF (bench/git-baseline.mjs) as one more path in the same rounds (a
 // comma-separated list adds one per ref), so a change's overhead is compared with the one before it on the same
-// loaded machine at the same moment; the results file is then bench/results/edge-overhead-vs-baseline.{md,json}.
+// loaded machine at the same moment; the results file is then bench/results/edge-overhead-vs-REF[-REF2].{md,json}, or
+// the name --result-name gives (bench/deploy-budget.mjs names its own, so a separate run never replaces its input).
 //
 // --limiter-apart adds this tree once more with the rate limiter's Durable Object in a workerd process of its own
 // (reached through Miniflare's dev registry), as on Cloudflare, where it runs elsewhere than the edge's isolate: its
@@ -81,7 +82,8 @@ const COUNT_COMMITS = 'count-commits' in args;
 const INSPECTOR_PORT = 9239;
 const PROFILE_INTERVAL_US = 200;
 if ((BASELINE_REF || LIMITER_APART) && RUNNER !== 'miniflare') throw new Error('--baseline and --limiter-apart need --runner miniflare');
-const RESULT_NAME = ['edge-overhead', WORKER_KIND === 'real' && 'real-worker', RUNNER === 'wrangler' && 'wrangler-dev', !ACCOUNTS && 'no-accounts', TOKENS !== undefined && `tokens-${TOKENS}`, BASELINE_REF && 'vs-baseline'].filter(Boolean).join('-');
+/** the results file's name under bench/results/ (without .md / .json) */
+const RESULT_NAME = args['result-name'] ?? ['edge-overhead', WORKER_KIND === 'real' && 'real-worker', RUNNER === 'wrangler' && 'wrangler-dev', !ACCOUNTS && 'no-accounts', TOKENS !== undefined && `tokens-${TOKENS}`, BASELINE_REF && `vs-${BASELINE_REF.split(',').join('-').replace(/[^\w.-]+/g, '-')}`].filter(Boolean).join('-');
 // the demo checkpoint's script after a thinking prompt (scripts/gen-demo-script.mjs)
 const DEMO_SCRIPT = `<think>${DEMO_REASONING}</think>\n\n${DEMO_ANSWER}`;
 const SECRET = 'bench-secret-0123456789';
@@ -409,7 +411,7 @@ try {
   const startingCpu = [main.starting, single.starting];
   const rows = [...mainRows, ...single.rows];
   const cpu = [...mainCpu, ...single.cpu];
-  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}`;
+  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${args['result-name'] ? ` --result-name ${args['result-name']}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}`;
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadAtStart.map((l) => l.toFixed(1)).join(' / ')} at the start and ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} at the end (1 / 5 / 15 min), this tree at ${treeRef}, ${WORKER_KIND === 'stub' ? `stub worker (demo script${TOKENS === undefined ? '' : `, its first ${TOKENS} tokens`}, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
   const date = new Date().toISOString();
   const table = [
