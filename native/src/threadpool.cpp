@@ -5,6 +5,7 @@
 #include "threadpool.h"
 
 #include <chrono>
+#include <exception>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -48,6 +49,10 @@ struct ThreadPool::Job {
   std::atomic<int> finished{0};    // tasks done
   std::vector<std::atomic<bool>>& share_taken;
   int P;
+  // The first exception a task threw (written by the thread that set `failed`, before its count of finished tasks
+  // is published); the caller rethrows it once the job is withdrawn. Tasks not started by then are skipped.
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;
 
   // Thread `self` takes tasks until none is left unclaimed.
   void work(int self) {
@@ -57,14 +62,25 @@ struct ThreadPool::Job {
       for (int k = 0; k < shares; k++) {
         const int s = (self + k) % P;  // its own share first
         if (s >= shares || share_taken[s].exchange(true, std::memory_order_relaxed)) continue;
-        for (int i = s; i < n; i += P, count++) fn(i);
+        for (int i = s; i < n; i += P, count++) attempt(i);
       }
     } else {
       for (int i = next.fetch_add(1, std::memory_order_relaxed); i < n;
            i = next.fetch_add(1, std::memory_order_relaxed), count++)
-        fn(i);
+        attempt(i);
     }
     if (count > 0) finished.fetch_add(count, std::memory_order_release);
+  }
+
+  // Runs task i unless an earlier task failed. A task's exception never leaves the pool's threads (on a worker it
+  // would end the process; on the caller it would return while workers still hold the job): it is kept for run().
+  void attempt(int i) {
+    if (failed.load(std::memory_order_relaxed)) return;
+    try {
+      fn(i);
+    } catch (...) {
+      if (!failed.exchange(true)) error = std::current_exception();
+    }
   }
 };
 
@@ -100,6 +116,7 @@ void ThreadPool::run(Job& job) {
   // that announces itself after this load of inside_ reads job_ after the store of null.
   job_.store(nullptr);
   wait_until([&] { return inside_.load() == 0; });
+  if (job.error) std::rethrow_exception(job.error);
 }
 
 void ThreadPool::parallel_for(int n, const std::function<void(int)>& fn) {
@@ -109,7 +126,7 @@ void ThreadPool::parallel_for(int n, const std::function<void(int)>& fn) {
     return;
   }
   for (auto& t : share_taken_) t.store(false, std::memory_order_relaxed);  // published by run's store of job_
-  Job job{fn, n, true, {}, {}, share_taken_, n_threads_};
+  Job job{fn, n, true, {}, {}, share_taken_, n_threads_, {}, {}};
   run(job);
 }
 
@@ -119,7 +136,7 @@ void ThreadPool::parallel_dynamic(int n, const std::function<void(int)>& fn) {
     for (int i = 0; i < n; i++) fn(i);
     return;
   }
-  Job job{fn, n, false, {}, {}, share_taken_, n_threads_};
+  Job job{fn, n, false, {}, {}, share_taken_, n_threads_, {}, {}};
   run(job);
 }
 

@@ -33,7 +33,8 @@ class ThreadPool {
   void parallel_dynamic(int n, const std::function<void(int)>& fn);
 
   // Both return as soon as every task is done: a worker that has not woken up by then is not waited for (it finds
-  // the job gone when it does). Each task runs exactly once, on one thread.
+  // the job gone when it does). Each task runs exactly once, on one thread. If a task throws, on any thread, the
+  // tasks not yet started are skipped and the call rethrows the first exception once no thread holds the job.
 
  private:
   struct Job;

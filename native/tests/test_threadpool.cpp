@@ -1,10 +1,12 @@
 // ThreadPool checks: every task of every job runs exactly once, on a thread of the pool, and its writes are visible
 // when the call returns, over thousands of jobs of random sizes back to back (both kinds, pools of 2 and 3 threads
 // on a 2-core machine, so workers are often late: a job then returns before they wake, and a late worker must not run
-// tasks of a job that has returned). Prints "N passed, M failed".
+// tasks of a job that has returned); a task that throws, on the caller's thread or a worker's, reaches the caller as
+// the same exception and leaves the pool working. Prints "N passed, M failed".
 #include <atomic>
 #include <chrono>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -60,9 +62,52 @@ void stress(int threads, int jobs, int max_n, bool slow_tasks, unsigned seed) {
   check(wrong_thread == 0, what + ": tasks ran on the pool's threads only");
 }
 
+// Jobs where one task throws (task 0, which parallel_for's caller takes first; the last task, usually a worker's;
+// or every task, so that any thread may be first): the call rethrows that exception after no thread holds the job,
+// no task runs after the call returns, and the pool runs the next job whole.
+void throwing_tasks(int threads, int rounds) {
+  q3::ThreadPool pool(threads);
+  int rethrown = 0, after_return = 0, next_whole = 0, cases = 0;
+  for (int r = 0; r < rounds; r++) {
+    for (int which = 0; which < 3; which++, cases++) {
+      const int n = 4 + r % 29;
+      std::atomic<int> ran{0};
+      auto task = [&](int i) {
+        ran.fetch_add(1, std::memory_order_relaxed);
+        if (which == 2 || (which == 0 && i == 0) || (which == 1 && i == n - 1))
+          throw std::runtime_error("task " + std::to_string(i) + " failed");
+      };
+      try {
+        if (r % 2) {
+          pool.parallel_for(n, task);
+        } else {
+          pool.parallel_dynamic(n, task);
+        }
+      } catch (const std::runtime_error& e) {
+        rethrown += std::string(e.what()).rfind("task ", 0) == 0;
+      }
+      const int at_return = ran.load();
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      after_return += ran.load() != at_return;
+      std::vector<std::atomic<int>> counts(n);
+      pool.parallel_dynamic(n, [&](int i) { counts[i].fetch_add(1); });
+      bool whole = true;
+      for (auto& c : counts) whole = whole && c.load() == 1;
+      next_whole += whole;
+    }
+  }
+  const std::string what = std::to_string(threads) + " threads, throwing tasks";
+  check(rethrown == cases, what + ": every call rethrew its task's exception (" + std::to_string(rethrown) + " of " +
+                               std::to_string(cases) + ")");
+  check(after_return == 0, what + ": no task ran after its call returned");
+  check(next_whole == cases, what + ": the next job ran every task exactly once");
+}
+
 }  // namespace
 
 int main() {
+  throwing_tasks(2, 300);
+  throwing_tasks(3, 300);
   stress(2, 20000, 40, false, 1);
   stress(3, 20000, 40, false, 2);
   stress(2, 2000, 16, true, 3);
