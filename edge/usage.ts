@@ -4,6 +4,8 @@
  * nothing), the idempotent insert, batched per isolate, and the per-key daily summary and the admin export read from
  * it. One record per request that reached the model or was answered from the cache.
  */
+import { awaitAtMost } from './shared-wait.ts';
+
 /** How a metered request ended (see UsageOutcome in request-lifecycle.ts; "cached": the response cache answered, no worker ran). */
 export type UsageStatus = 'completed' | 'aborted' | 'failed' | 'cancelled' | 'rejected' | 'cached';
 
@@ -103,9 +105,8 @@ export const BATCH_WINDOW_MS = 5;
 /** records per batch at most (a fuller batch is sent as it is and a new one opens) */
 export const BATCH_RECORDS = 25;
 /**
- * How long a request waits for a batch another request sends (ms) before it inserts its record itself. On Workers a
- * promise that another request's I/O settles may never settle for this one: when that request is cancelled, its I/O
- * goes with it. The insert is idempotent, so a record written both ways is written once.
+ * How long a request waits for a batch another request sends (ms; see edge/shared-wait.ts) before it inserts its
+ * record itself. The insert is idempotent, so a record written both ways is written once.
  */
 export const SHARED_BATCH_WAIT_MS = 5_000;
 
@@ -124,9 +125,7 @@ export async function recordUsage(db: D1Database, record: UsageRecord, sharedWai
   if (open) {
     const index = open.records.push(record) - 1;
     if (open.records.length >= BATCH_RECORDS) openBatches.delete(db);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), sharedWaitMs)));
-    const written = await Promise.race([open.written.then((results) => results[index]), late]).finally(() => clearTimeout(timer));
+    const written = await awaitAtMost(open.written.then((results) => results[index]), sharedWaitMs);
     return written === 'late' ? (await insertAll(db, [record]))[0] : written;
   }
   const batch: Batch = { records: [record], written: Promise.resolve([]) };

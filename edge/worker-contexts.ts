@@ -6,6 +6,7 @@
 //
 // The edge uses it to refuse a prompt that no worker can hold (400 context_length_exceeded before any worker is
 // called), to send a request only to workers whose context holds it, and to report `max_model_len`.
+import { awaitAtMost } from './shared-wait.ts';
 
 /** a learned context is re-read after this long (ms) */
 export const CONTEXT_TTL_MS = 60_000;
@@ -14,9 +15,8 @@ export const CONTEXT_RETRY_MS = 1_000;
 /** GET /ready answered later than this gives nothing (ms) */
 export const CONTEXT_PROBE_TIMEOUT_MS = 2_000;
 /**
- * How long a request waits for another request's /ready read before it asks itself (ms). On Workers a promise that
- * another request's I/O settles may never settle for this one: when that request is cancelled, its I/O goes with it.
- * A read that settles in time is shared; one that does not is not waited for past this, from this request's own timer.
+ * How long a request waits for another request's /ready read before it asks itself (ms; see edge/shared-wait.ts). A
+ * read that settles in time is shared; one that does not is not waited for past this, from this request's own timer.
  */
 export const SHARED_READ_WAIT_MS = CONTEXT_PROBE_TIMEOUT_MS + 500;
 
@@ -71,10 +71,7 @@ export class WorkerContexts {
 
   /** Another request's first read of a worker, or this request's own once it has waited sharedReadWaitMs. */
   private async awaitShared(url: string, reading: Promise<void>): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), this.sharedReadWaitMs)));
-    const outcome = await Promise.race([reading.then(() => 'done' as const), late]);
-    clearTimeout(timer);
+    const outcome = await awaitAtMost(reading, this.sharedReadWaitMs);
     // Still unanswered, and nobody has started a newer read: ask here, with this request's own I/O.
     if (outcome === 'late' && this.entries.get(url)?.checkedAt === undefined) {
       const current = this.entries.get(url)!.reading;
