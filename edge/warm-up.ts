@@ -28,11 +28,21 @@ export type WarmUpReport = {
 };
 
 /**
- * Runs once per isolate, at module evaluation. `env` is the Worker's bindings as `cloudflare:workers` gives them at
- * global scope (vars and secrets readable, no I/O). Never throws or rejects: a warm-up that fails leaves the isolate
+ * Runs once per isolate, called at module evaluation. `env` is the Worker's bindings as `cloudflare:workers` gives them
+ * at global scope (vars and secrets readable, no I/O). Never throws or rejects: a warm-up that fails leaves the isolate
  * as cold as before, nothing else.
+ *
+ * The steps run in a microtask, which workerd runs when the module's evaluation has returned, still before the isolate
+ * serves anything. Run from the module's top-level code, every error made on the way (workerd's refusals of a random
+ * id, of a request's signal, at global scope) had that code on its stack; workerd captures such stacks with source
+ * positions, which V8 compiled without, so the first one made V8 parse the whole bundle again (~10 ms of start-up,
+ * for a stack nobody reads). A microtask's stack holds only the warm-up's own functions.
  */
 export function warmUp(app: Hono<EdgeEnv>, env: Partial<Env>): Promise<WarmUpReport> {
+  return Promise.resolve().then(() => warmUpSteps(app, env));
+}
+
+function warmUpSteps(app: Hono<EdgeEnv>, env: Partial<Env>): Promise<WarmUpReport> {
   try {
     getTokenizer(); // the views on its image
     warmUpChatSteps();
@@ -60,8 +70,8 @@ export function warmUp(app: Hono<EdgeEnv>, env: Partial<Env>): Promise<WarmUpRep
   }
 }
 
-/** Thrown by the made-up context of compileChatChain at its first use. */
-const NOT_A_CONTEXT = new Error('warm-up: not a context');
+/** Thrown by the made-up context of compileChatChain at its first use: not an Error, which would capture a stack. */
+const NOT_A_CONTEXT = Object.freeze({ warmUp: 'not a context' });
 const notAContext = new Proxy({}, { get: () => { throw NOT_A_CONTEXT; }, has: () => { throw NOT_A_CONTEXT; } });
 
 /**
