@@ -11,7 +11,9 @@
 // Every edge's workerd process is also timed: its CPU (all threads: the isolate, the Durable Object, Miniflare's KV /
 // D1 / cache simulators) over each phase divided by the requests it served. A relay path (a Worker that only
 // forwards the direct request to the worker and streams the answer back) measures what any Worker in front of the
-// GPU worker costs on this machine: the floor of the edge's overhead.
+// GPU worker costs on this machine: the floor of the edge's overhead. A JS transform path (a Worker that forwards it
+// too but reads the worker's frames in JavaScript and writes one chunk per read) measures what any Worker that touches
+// every token costs: workerd's price of a JavaScript read and write per token, the floor of a streaming edge.
 //
 // --profile samples a V8 CPU profile of this tree's edge isolate (bundled unminified, names kept) over each phase
 // through workerd's inspector and writes bench/results/edge-overhead-profile.md: time by source module (a library's
@@ -231,6 +233,49 @@ async function startRelay(workerUrl) {
   return { url, pid: workerdChildren().find((pid) => !before.has(pid)), dispose: () => mf.dispose() };
 }
 
+/**
+ * The floor of any Worker that must touch every token: it forwards the direct request like the relay, and reads the
+ * worker's frames in JavaScript, writing one chat.completion.chunk per read (the frames' ids as its text, and as
+ * `tokens` so that the direct path's first-output test reads it) into a ReadableStream the runtime sends on. What it
+ * costs above the relay is workerd's price of a JavaScript read and write per token on this machine, before any
+ * detokenising, parsing, accounts or admission.
+ */
+async function startTransform(workerUrl) {
+  const before = new Set(workerdChildren());
+  const mf = new Miniflare({
+    name: 'transform', modules: true, host: '127.0.0.1', port: 0, compatibilityDate: '2026-04-01', bindings: { UPSTREAM: workerUrl },
+    script: `export default { async fetch(request, env) {
+      const { pathname } = new URL(request.url);
+      const upstream = await fetch(env.UPSTREAM + pathname, { method: request.method, headers: request.headers, body: request.body });
+      if (!upstream.ok || !upstream.body) return upstream;
+      const reader = upstream.body.getReader();
+      const decoder = new TextDecoder();
+      const encoder = new TextEncoder();
+      let controller;
+      const body = new ReadableStream({ start(c) { controller = c; } }, { highWaterMark: 1 });
+      (async () => {
+        let buffer = '';
+        for (let read; !(read = await reader.read()).done; ) {
+          buffer += decoder.decode(read.value, { stream: true });
+          let out = '';
+          for (let end; (end = buffer.indexOf('\\n\\n')) !== -1; ) {
+            const event = JSON.parse(buffer.slice(6, end));
+            buffer = buffer.slice(end + 2);
+            const choice = { index: 0, delta: { content: event.tokens.join(' ') }, logprobs: null, finish_reason: event.finish_reason ?? null };
+            out += 'data: ' + JSON.stringify({ id: 'chatcmpl-floor', object: 'chat.completion.chunk', created: 0, model: 'floor', choices: [choice], tokens: event.tokens }) + '\\n\\n';
+          }
+          if (out) controller.enqueue(encoder.encode(out));
+        }
+        controller.enqueue(encoder.encode('data: [DONE]\\n\\n'));
+        controller.close();
+      })();
+      return new Response(body, { headers: { 'content-type': 'text/event-stream' } });
+    } };`,
+  });
+  const url = (await mf.ready).toString();
+  return { url, pid: workerdChildren().find((pid) => !before.has(pid)), dispose: () => mf.dispose() };
+}
+
 /** Reads a streamed response; returns ms to the first frame carrying output and ms to the end. */
 async function timeStream(start, res, isOutput, onFirst = () => {}) {
   if (!res.ok) throw new Error(`${res.status}: ${await res.text()}`);
@@ -264,6 +309,7 @@ const edges = [{ label: 'this tree', ...(await startEdge(worker.url, root, PROFI
 if (LIMITER_APART) edges.push({ label: 'this tree, limiter apart', ...(await startEdge(worker.url, root, false, true)) });
 for (const baseline of baselines) edges.push({ label: baseline.ref, ...(await startEdge(worker.url, baseline.root)) });
 const relay = RUNNER === 'miniflare' ? { label: 'relay (floor)', ...(await startRelay(worker.url)) } : undefined;
+const transform = RUNNER === 'miniflare' ? { label: 'JS transform (floor)', ...(await startTransform(worker.url)) } : undefined;
 for (const edge of edges) {
   edge.url = edge.url.replace(/\/$/, '');
   // A key with limits far above the benchmark's load, so rate limiting measures its cost without ever refusing.
@@ -309,7 +355,7 @@ try {
     return { ...(await timeStream(start, res, (f) => /"(reasoning_content|content)":"[^"]/.test(f), () => ((edge.cpuAtFirst = cpuOf(edge)), (edge.queuedAtFirst = runQueueOf(edge))))), parts };
   };
   /** the paths compared with `direct`, each served by its own workerd process */
-  const hops = [...(relay ? [{ ...relay, run: direct(relay.url) }] : []), ...edges.map((edge) => ({ ...edge, run: viaEdge(edge) }))];
+  const hops = [...[relay, transform].filter(Boolean).map((floor) => ({ ...floor, run: direct(floor.url) })), ...edges.map((edge) => ({ ...edge, run: viaEdge(edge) }))];
   const paths = [['direct', direct(worker.url)], ...hops.map((hop) => [hop.label, hop.run])];
   // warm-up: compile paths, fill the worker's prefix cache, build the tokenizer in the isolate
   for (let i = 0; i < 2; i++) await Promise.all(paths.map(([, fn]) => fn()));
@@ -462,6 +508,7 @@ try {
         (baselines.length ? `; ${baselines.map((b) => `"${b.ref}"`).join(' and ')} ${baselines.length > 1 ? 'are the edge as it is at those git refs' : 'is the edge as it is at that git ref'}, measured in the same rounds` : '') +
         (LIMITER_APART ? '; "this tree, limiter apart" is this tree with the rate limiter\'s Durable Object in a workerd process of its own (Miniflare\'s dev registry), as on Cloudflare where it runs elsewhere than the edge, so that its storage commits (each one fsynced by SQLite) do not block the edge\'s thread; in the other edge paths it shares the edge\'s process and thread' : '') +
         (relay ? '; "relay (floor)" is a Worker in its own workerd that forwards the direct request and streams the answer back untouched: what any Worker in front of the GPU worker costs here' : '') +
+        (transform ? '; "JS transform (floor)" is a Worker in its own workerd that forwards it too but reads the worker\'s frames in JavaScript and writes one chat.completion.chunk per read into a ReadableStream (no detokenising, parsing, accounts or admission): what any Worker that touches every token costs here' : '') +
         '. Overhead = quantile(edge) − quantile(direct) in the same run. ' +
         'Client, edge and worker share this machine\'s cores, so the edge\'s CPU time also slows the worker: read it as an upper bound. On a shared machine (see the load average) compare rows of one run, not numbers across runs.\n\n' +
         table + '\n\n' +
@@ -469,7 +516,7 @@ try {
         cpuTable + '\n\n' +
         `workerd runs the isolate, the Durable Object and Miniflare's simulators on one thread, so ${CONCURRENCY} requests arriving at once queue on it and the median one waits for about half of them: ` +
         mainCpu.map((r) => `${r.edge} ${r.cpu_ms_per_request} ms × ${CONCURRENCY / 2} = ${(r.cpu_ms_per_request * CONCURRENCY / 2).toFixed(0)} ms`).join('; ') +
-        ` of CPU (an upper bound: part of each request's CPU is spent after its first token, and the machine's other cores take some). The relay's figure is the floor for any Worker on this machine.\n\n` +
+        ` of CPU (an upper bound: part of each request's CPU is spent after its first token, and the machine's other cores take some). The relay's figure is the floor for any Worker on this machine, the JS transform's the floor for one that writes every token itself.\n\n` +
         'Where this tree\'s time to the first worker tokens goes, from the `Server-Timing` header the edge sends (on Workers the clock moves only with I/O, so each part is the waits in it plus the CPU of whatever ran on the thread meanwhile):\n\n' +
         partsTable + '\n' +
         (commitsTable && '\nStorage commits: one more round of ' + CONCURRENCY + ' streams per path after the timed ones, with strace attached to the path\'s workerd process (it slows the process, so this round is not timed), counting its fsync and fdatasync calls until 1 s after the last response (the usage records and lease settles included). Each SQLite commit of the rate limiter\'s Durable Object and of Miniflare\'s D1, KV and cache ends in one, and workerd\'s one thread waits for it:\n\n' + commitsTable + '\n'),
@@ -478,6 +525,7 @@ try {
 } finally {
   for (const edge of edges) await edge.dispose();
   await relay?.dispose();
+  await transform?.dispose();
   worker.proc.kill('SIGTERM');
   for (const baseline of baselines) removeBaseline(root, baseline.root);
 }

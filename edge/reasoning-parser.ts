@@ -92,10 +92,15 @@ export class ReasoningParser {
    */
   push(delta: string, tokens = 0): ReasoningSplit {
     const out: ReasoningSplit = { reasoning: '', content: '' };
+    this.pushInto(out, delta, tokens);
+    return out;
+  }
+
+  /** push(), appending what can be emitted now to `out` (one split for a run of tokens, rather than one per token). */
+  pushInto(out: ReasoningSplit, delta: string, tokens = 0): void {
     this.pending += delta;
     if (tokens > 0) this.unplacedTokens.push({ end: this.placedChars + this.pending.length, count: tokens, hasText: delta.length > 0 });
     this.drain(out, false);
-    return out;
   }
 
   /** Flushes what was held back; call once after the last delta. */

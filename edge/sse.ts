@@ -42,27 +42,39 @@ export class ChunkStream {
   private readonly abortController = new AbortController();
   /** the client is gone (read once per frame, so a field rather than the signal's binding) */
   private left = false;
-  /** `{"id":…,"object":…,"created":…,"model":…,"choices":`: what every chunk starts with */
+  /** `data: {"id":…,"object":…,"created":…,"model":…,"choices":`: what every chunk's frame starts with */
   private readonly chunkHead: string;
+  /** what every chunk's frame ends with: `}` (`,"usage":null}` with include_usage) and the blank line */
+  private readonly chunkTail: string;
+  /** per choice index: the chunk head followed by `[{"index":N,` */
+  private readonly choiceHeads: string[] = [];
   /** nothing more is written: [DONE] or an error frame went out, or the client is gone */
   private ended = false;
   private closed = false;
   /** while the client has not taken the last frame: since when (ms), and what lets the waiting writes go on */
   private waiting?: { since: number; room: Promise<void>; resume: () => void };
   private watchdog?: ReturnType<typeof setTimeout>;
+  /** settles the pending pull: the stream then calls pull again once the client has taken a frame */
+  private pullDone?: () => void;
 
   constructor(
     private readonly base: ChunkBase,
     private readonly includeUsage: boolean,
     private readonly stallMs: number,
   ) {
-    this.chunkHead = `${JSON.stringify(base).slice(0, -1)},"choices":`;
+    this.chunkHead = `data: ${JSON.stringify(base).slice(0, -1)},"choices":`;
+    this.chunkTail = `${includeUsage ? ',"usage":null}' : '}'}\n\n`;
     this.body = new ReadableStream<Uint8Array>(
       {
         start: (controller) => {
           this.controller = controller;
         },
-        pull: () => this.resume(),
+        // The pull promise stays pending until a write has to wait for room (write()): while it is pending the
+        // stream calls pull no more, so a client that keeps up costs no call back into this object per frame.
+        pull: () => {
+          this.resume();
+          return new Promise<void>((resolve) => (this.pullDone = resolve));
+        },
         cancel: () => this.gone(new DOMException('client disconnected', 'AbortError')),
       },
       { highWaterMark: 1 },
@@ -80,18 +92,34 @@ export class ChunkStream {
 
   /** One chunk carrying these choices (each `{index, delta | text, logprobs, finish_reason}`). */
   choices(choices: readonly object[]): Promise<void> {
-    return this.send(this.chunk(JSON.stringify(choices)));
+    return this.write(this.chunkHead + JSON.stringify(choices) + this.chunkTail) ?? RESOLVED;
   }
 
   /** One chunk per choice object, written together (one write): what one worker event produced for one choice. */
   chunks(choices: readonly object[]): Promise<void> {
-    if (choices.length === 0) return Promise.resolve();
-    return this.send(choices.map((choice) => this.chunk(JSON.stringify([choice]))).join('\n\ndata: '));
+    if (choices.length === 0) return RESOLVED;
+    let frames = '';
+    for (const choice of choices) frames += `${this.chunkHead}[${JSON.stringify(choice)}]${this.chunkTail}`;
+    return this.write(frames) ?? RESOLVED;
+  }
+
+  /**
+   * One chunk per choice body, written together, for choice `index`: each body is a choice object's JSON without
+   * its opening `{"index":N,` (`"delta":{…},"logprobs":null,"finish_reason":null}`), so the frames are the same bytes
+   * as chunks() writes for those objects. The per-token way to write: nothing else is built or serialised. Returns
+   * undefined when there is nothing to wait for (the client took the frames before), a promise while it has not.
+   */
+  choiceBodies(index: number, bodies: readonly string[]): Promise<void> | undefined {
+    if (bodies.length === 0) return undefined;
+    const head = (this.choiceHeads[index] ??= `${this.chunkHead}[{"index":${index},`);
+    let frames = '';
+    for (const body of bodies) frames += `${head}${body}]${this.chunkTail}`;
+    return this.write(frames);
   }
 
   /** The extra chunk OpenAI sends before [DONE] when include_usage is on. */
   usage(usage: CompletionUsage): Promise<void> {
-    if (!this.includeUsage) return Promise.resolve();
+    if (!this.includeUsage) return RESOLVED;
     return this.send(JSON.stringify({ ...this.base, choices: [], usage }));
   }
 
@@ -117,19 +145,22 @@ export class ChunkStream {
     this.controller.close();
   }
 
-  private chunk(choicesJson: string): string {
-    return `${this.chunkHead}${choicesJson}${this.includeUsage ? ',"usage":null}' : '}'}`;
-  }
-
   /** JSON never holds a raw line break, so one `data:` line carries each frame. */
   private send(data: string): Promise<void> {
-    if (this.ended || this.clientGone) return Promise.resolve();
-    this.controller.enqueue(encoder.encode(`data: ${data}\n\n`));
-    if ((this.controller.desiredSize ?? 1) > 0) return Promise.resolve();
+    return this.write(`data: ${data}\n\n`) ?? RESOLVED;
+  }
+
+  /** Queues whole frames on the body (one enqueue); undefined unless the client has not taken the frames before. */
+  private write(frames: string): Promise<void> | undefined {
+    if (this.ended || this.clientGone) return undefined;
+    this.controller.enqueue(encoder.encode(frames));
+    if ((this.controller.desiredSize ?? 1) > 0) return undefined;
     if (!this.waiting) {
       let resume!: () => void;
       const room = new Promise<void>((resolve) => (resume = resolve));
       this.waiting = { since: Date.now(), room, resume };
+      this.pullDone?.();
+      this.pullDone = undefined;
       this.watchdog ??= setTimeout(() => this.checkStall(), this.stallMs);
     }
     return this.waiting.room;
@@ -171,6 +202,7 @@ export class ChunkStream {
 }
 
 const encoder = new TextEncoder();
+const RESOLVED = Promise.resolve();
 
 /**
  * A streamed response: `run` writes the chunks; whatever it throws becomes an error frame. The SSE headers are

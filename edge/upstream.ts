@@ -278,7 +278,7 @@ export class UpstreamPool {
       const frames = new WorkerFrames(res.body.getReader());
       const first: GenerateEvent[] = [];
       for (;;) {
-        const event = frames.take() ?? (await frames.read());
+        const event = frames.take() ?? (await frames.next());
         if (!event) throw new UpstreamError('closed the stream before the first token', 'protocol');
         if (event.finish_reason === 'cancelled' && event.tokens.length === 0 && first.length === 0) {
           throw new UpstreamError('cancelled the request before its first token (shutting down?)', 'busy', 1);
@@ -330,8 +330,14 @@ export class UpstreamStream implements AsyncIterable<GenerateEvent> {
       return undefined;
     }
     try {
-      const event = this.buffered.shift() ?? this.frames.take() ?? (await this.frames.read());
-      if (!event) throw new UpstreamError('closed the stream before finishing', 'protocol');
+      let event = this.buffered.shift() ?? this.frames.take();
+      // read here rather than through frames.next(): one await per worker frame on the hot path, not three
+      while (!event) {
+        const { done, value } = await this.frames.reader.read();
+        if (done) throw new UpstreamError('closed the stream before finishing', 'protocol');
+        this.frames.append(value);
+        event = this.frames.take();
+      }
       this.timer.reset();
       if (event.finish_reason) {
         this.last = event;
@@ -365,61 +371,78 @@ export class UpstreamStream implements AsyncIterable<GenerateEvent> {
  * Reads `data:` frames off the worker's SSE body; `event: error` frames and invalid frames throw. Frames that arrived
  * together come out as one event: a run of token-only frames joined, with the frame after them when it carries no
  * logprobs (the final one, say), so the edge does its per-event work (detokenise, split, one SSE write) once for them.
+ *
+ * Frames are parsed as their bytes arrive. A worker's token frames (all of a stream's but the last) are read straight
+ * off the bytes when they have the exact form the worker writes, `data: {"tokens":[ids]}` (scanTokenFrames): no text
+ * decoding, no JSON.parse and no schema for the one frame per generated token; any other frame goes through the text
+ * path (decoded, split on blank lines, parsed and validated).
  */
 class WorkerFrames {
-  private buffer = '';
-  /** a frame parsed but not joined to the event before it: the next take() starts with it */
-  private parked?: GenerateEvent;
-  /** a frame that threw after events were joined: thrown by the next take(), after those went out */
+  /** text of a frame not complete yet */
+  private text = '';
+  /** the decoder may hold the start of a character: the last bytes it was given did not end in ASCII */
+  private decoderHolds = false;
+  /** parsed frames not taken yet, from `head` on */
+  private frames: GenerateEvent[] = [];
+  private head = 0;
+  /** a frame that threw: thrown by take() once the frames before it went out; nothing after it is read */
   private failure?: unknown;
   private readonly decoder = new TextDecoder();
 
-  constructor(private readonly reader: ReadableStreamDefaultReader<Uint8Array>) {}
+  constructor(readonly reader: ReadableStreamDefaultReader<Uint8Array>) {}
+
+  /** Parses the complete frames in what the worker sent next. */
+  append(bytes: Uint8Array): void {
+    if (this.failure !== undefined || bytes.length === 0) return;
+    const start = this.text === '' && !this.decoderHolds ? scanTokenFrames(bytes, this.frames) : 0;
+    if (start === bytes.length) return;
+    const decoded = this.decoder.decode(start === 0 ? bytes : bytes.subarray(start), { stream: true });
+    this.decoderHolds = bytes[bytes.length - 1] >= 0x80;
+    this.text += decoded.includes('\r') ? decoded.replace(/\r\n?/g, '\n') : decoded;
+    for (;;) {
+      const end = this.text.indexOf('\n\n');
+      if (end === -1) return;
+      const block = this.text.slice(0, end);
+      this.text = this.text.slice(end + 2);
+      try {
+        const frame = parseFrame(block);
+        if (frame) this.frames.push(frame); // else a comment or keep-alive
+      } catch (err) {
+        this.failure = err;
+        this.text = '';
+        return;
+      }
+    }
+  }
 
   /** The complete frames read so far as one event, or undefined when none is complete. */
   take(): GenerateEvent | undefined {
-    if (this.failure !== undefined) throw this.failure;
-    let event = this.parked;
-    this.parked = undefined;
-    for (;;) {
-      if (event && !isTokensOnly(event)) return event;
-      const end = this.buffer.indexOf('\n\n');
-      if (end === -1) return event;
-      const block = this.buffer.slice(0, end);
-      this.buffer = this.buffer.slice(end + 2);
-      let next: GenerateEvent | undefined;
-      try {
-        next = parseFrame(block);
-      } catch (err) {
-        if (!event) throw err;
-        this.failure = err;
-        return event;
-      }
-      if (!next) continue; // comment or keep-alive
+    let event: GenerateEvent | undefined;
+    while (this.head < this.frames.length) {
+      const next = this.frames[this.head];
       if (!event) event = next;
-      else if (next.logprobs) {
-        this.parked = next;
-        return event;
-      } else event = { ...next, tokens: event.tokens.concat(next.tokens) };
+      else if (next.logprobs) break; // not joined: the next take() starts with it
+      else event = { ...next, tokens: event.tokens.concat(next.tokens) };
+      this.head++;
+      if (!isTokensOnly(event)) break;
     }
+    if (this.head === this.frames.length && this.head > 0) {
+      this.frames = [];
+      this.head = 0;
+    }
+    if (!event && this.failure !== undefined) throw this.failure;
+    return event;
   }
 
   /** Reads on until take() has an event; undefined at the end of the body (callers try take() first, which needs no await). */
-  async read(): Promise<GenerateEvent | undefined> {
+  async next(): Promise<GenerateEvent | undefined> {
     for (;;) {
-      if (!(await this.fill())) return undefined;
+      const { done, value } = await this.reader.read();
+      if (done) return undefined;
+      this.append(value);
       const event = this.take();
       if (event) return event;
     }
-  }
-
-  /** Reads what the worker sent next; false at the end of the body. */
-  private async fill(): Promise<boolean> {
-    const { done, value } = await this.reader.read();
-    if (done) return false;
-    const text = this.decoder.decode(value, { stream: true });
-    this.buffer += text.includes('\r') ? text.replace(/\r\n?/g, '\n') : text;
-    return true;
   }
 
   async drain(): Promise<void> {
@@ -429,6 +452,48 @@ class WorkerFrames {
       // the worker went away after its final frame: nothing was lost
     }
   }
+}
+
+/** `data: {"tokens":[`, as bytes: how the worker's token frames start */
+const TOKENS_FRAME_HEAD = Array.from('data: {"tokens":[', (ch) => ch.charCodeAt(0));
+/** the most digits a token id can have (MODEL_VOCAB_SIZE - 1 has six) */
+const MAX_ID_DIGITS = String(MODEL_VOCAB_SIZE - 1).length;
+
+/**
+ * Reads the token frames at the start of `bytes` that are exactly `data: {"tokens":[id,id,…]}` + blank line, ids in
+ * the vocabulary written as JSON writes them (no sign, no leading zero, no spaces), into `frames`; returns how many
+ * bytes they took. It stops at the first byte it does not expect: that frame, and what follows, take the text path,
+ * which parses them (and refuses what is wrong) the general way. So only what the general way would read exactly so
+ * is read here.
+ */
+function scanTokenFrames(bytes: Uint8Array, frames: GenerateEvent[]): number {
+  let taken = 0;
+  frames: while (bytes.length - taken >= TOKENS_FRAME_HEAD.length + 4) {
+    let at = taken;
+    for (const byte of TOKENS_FRAME_HEAD) if (bytes[at++] !== byte) break frames;
+    const tokens: number[] = [];
+    if (bytes[at] !== 0x5d) {
+      for (;;) {
+        const first = bytes[at] - 0x30;
+        if (!(first >= 0 && first <= 9)) break frames;
+        let id = first;
+        let digits = 1;
+        for (let d = bytes[++at] - 0x30; d >= 0 && d <= 9; d = bytes[++at] - 0x30) {
+          if (first === 0 || ++digits > MAX_ID_DIGITS) break frames;
+          id = id * 10 + d;
+        }
+        if (id >= MODEL_VOCAB_SIZE) break frames;
+        tokens.push(id);
+        if (bytes[at] !== 0x2c) break;
+        at++;
+      }
+    }
+    // `]}` and the blank line
+    if (bytes[at] !== 0x5d || bytes[at + 1] !== 0x7d || bytes[at + 2] !== 0x0a || bytes[at + 3] !== 0x0a) break;
+    frames.push({ tokens });
+    taken = at + 4;
+  }
+  return taken;
 }
 
 /** Token ids and nothing else: all of a stream's frames but the last (and those with logprobs). */

@@ -55,11 +55,7 @@ export class ChatChoice {
     if (this.stopped) return [];
     // token by token, so that the parser can tell on which side of a tag each token's text lands
     const split = { reasoning: '', content: '' };
-    for (const token of event.tokens) {
-      const part = this.reasoningParser.push(this.detok.push(token), 1);
-      split.reasoning += part.reasoning;
-      split.content += part.content;
-    }
+    for (const token of event.tokens) this.reasoningParser.pushInto(split, this.detok.push(token), 1);
     return this.route(split, false);
   }
 
@@ -202,11 +198,17 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
   return app;
 }
 
-/** Streams one choice: a chunk per delta, those of one worker event written together (logprobs ride on the next chunk out), then its finish_reason chunk. */
+/**
+ * Streams one choice: a chunk per delta, those of one worker event written together (logprobs ride on the next chunk
+ * out), then its finish_reason chunk. Once per worker event, so each chunk is written as text (deltaJson), and a write
+ * is awaited only while the client has not taken the one before.
+ */
 async function pumpChoice(choice: ChatChoice, upstream: UpstreamStream, out: ChunkStream, logprobsOf: (ch: ChatChoice) => unknown): Promise<void> {
-  const emit = (deltas: ChatDelta[]) => out.chunks(deltas.map((delta) => ({ index: choice.index, delta, logprobs: logprobsOf(choice), finish_reason: null })));
+  const emit = (deltas: ChatDelta[]) =>
+    out.choiceBodies(choice.index, deltas.map((delta) => `"delta":${deltaJson(delta)},"logprobs":${JSON.stringify(logprobsOf(choice))},"finish_reason":null}`));
   for (let event; (event = await upstream.next()); ) {
-    await emit(choice.push(event));
+    const written = emit(choice.push(event));
+    if (written) await written;
     if (choice.stopped) {
       upstream.cancel();
       break;
@@ -214,6 +216,19 @@ async function pumpChoice(choice: ChatChoice, upstream: UpstreamStream, out: Chu
   }
   await emit(choice.finish());
   await out.chunks([{ index: choice.index, delta: {}, logprobs: logprobsOf(choice), finish_reason: choice.finishReason }]);
+}
+
+/** JSON.stringify(delta), written out for the two deltas nearly every token makes (the text serialised once). */
+export function deltaJson(delta: ChatDelta): string {
+  if (delta.role === undefined && delta.tool_calls === undefined) {
+    const { content, reasoning_content: reasoning } = delta;
+    if (reasoning === undefined && content !== undefined && delta.reasoning === undefined) return `{"content":${JSON.stringify(content)}}`;
+    if (content === undefined && reasoning !== undefined && delta.reasoning === reasoning) {
+      const text = JSON.stringify(reasoning);
+      return `{"reasoning_content":${text},"reasoning":${text}}`;
+    }
+  }
+  return JSON.stringify(delta);
 }
 
 /** Reads one choice to the end and folds its deltas into an assistant message. */
