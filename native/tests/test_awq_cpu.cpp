@@ -85,7 +85,7 @@ void test_awq_case(const std::vector<AwqLinear>& parts, ThreadPool& pool, std::m
   int N = 0;
   for (const auto& p : parts) src.push_back(p.source()), N += p.N;
   AwqMatrixCpu w = awq_pack_cpu(K, G, src);
-  for (int M : {1, 2, 3, 4, 7, 8, 16, 33}) {
+  for (int M : {1, 2, 3, 4, 5, 6, 7, 8, 16, 33}) {
     std::vector<float> x = random_x(M, K, rng);
     if (M == 3) std::fill(x.begin() + K, x.begin() + 2 * K, 0.f);  // an all-zero row must give exact zeros
     std::vector<float> ref = ref_concat(parts, x, M);
@@ -125,6 +125,11 @@ void test_awq(ThreadPool& pool, ThreadPool& pool3) {
   // An uneven split across threads (3 threads, 9 tiles).
   std::vector<AwqLinear> parts{random_linear(256, 128, 136, rng)};
   AwqMatrixCpu w = awq_pack_cpu(256, 128, {parts[0].source()});
+  for (int M : {3, 5}) {  // the AMX path (where the CPU has it) over the same uneven split
+    std::vector<float> xm = random_x(M, 256, rng), ym((size_t)M * 136);
+    awq_matmul_cpu(w, xm.data(), M, ym.data(), pool3);
+    check(norm_err(ym, ref_concat(parts, xm, M)) <= 1e-4, "awq 3-thread split, M=" + std::to_string(M));
+  }
   std::vector<float> x = random_x(2, 256, rng), y(2 * 136);
   awq_matmul_cpu(w, x.data(), 2, y.data(), pool3);
   check(norm_err(y, ref_concat(parts, x, 2)) <= 1e-4, "awq 3-thread split");
@@ -133,6 +138,55 @@ void test_awq(ThreadPool& pool, ThreadPool& pool3) {
   std::vector<float> y2(2 * 136);
   awq_matmul_cpu(copy, x.data(), 2, y2.data(), pool);
   check(y2 == y, "awq copied matrix");
+}
+
+// The AMX kernel on its own, over tile ranges that start and end anywhere (odd starts, one tile, the partial last
+// tile), at every row count it specialises (3..8) and past them (9): the columns of [t0, t1) match the scalar kernel on
+// the same quantised rows, and no other column is written.
+void test_amx_ranges(std::mt19937& rng) {
+  using namespace awq_cpu;
+  if (!awq_cpu_force_isa("amx")) return;
+  awq_cpu_force_isa("auto");
+  const int K = 384, G = 128, N = 136, n_tiles = (N + kTile - 1) / kTile;  // 9 tiles, the last one half full
+  AwqLinear l = random_linear(K, G, N, rng);
+  AwqMatrixCpu w = awq_pack_cpu(K, G, {l.source()});
+  uint64_t off;
+  std::memcpy(&off, w.storage.data(), sizeof off);  // awq_cpu.cpp's header: where the packed tiles start
+  const size_t tile_bytes = ((size_t)K / 8 * kWordBytes + (size_t)(K / G) * kMetaBytes + 63) / 64 * 64;
+  const PackedView view{K, N, G, n_tiles, tile_bytes, w.storage.data() + off};
+  for (int M = 3; M <= 9; M++) {
+    const std::vector<float> x = random_x(M, K, rng);
+    const int nb = K / G;
+    std::vector<int16_t> q((size_t)M * K);
+    std::vector<int8_t> hi((size_t)M * K), lo((size_t)M * K), tiles(amx_tiles_bytes(M, K));
+    std::vector<float> scale((size_t)M * nb);
+    std::vector<int32_t> sum((size_t)M * nb);
+    check(quantize_rows_scalar(x.data(), M, K, G, q.data(), hi.data(), lo.data(), scale.data(), sum.data()),
+          "amx ranges: quantise");
+    QuantizedRows rows{M, K, G, q.data(), hi.data(), lo.data(), scale.data(), sum.data()};
+    amx_tile_activations(rows, tiles.data());
+    rows.tiles = tiles.data();
+    for (auto [t0, t1] : {std::pair{0, 9}, {1, 4}, {3, 4}, {2, 9}, {8, 9}, {5, 8}, {1, 2}}) {
+      std::vector<float> y((size_t)M * N, NAN), ref((size_t)M * N, NAN);
+      tiles_amx(view, rows, t0, t1, y.data());
+      tiles_scalar(view, rows, t0, t1, ref.data());
+      std::vector<float> yin, refin;
+      bool untouched = true;
+      for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+          const size_t i = (size_t)m * N + n;
+          if (n / kTile >= t0 && n / kTile < t1) {
+            yin.push_back(y[i]), refin.push_back(ref[i]);
+          } else {
+            untouched = untouched && std::isnan(y[i]);
+          }
+        }
+      char what[96];
+      std::snprintf(what, sizeof what, "amx tiles [%d, %d) M=%d", t0, t1, M);
+      check(norm_err(yin, refin) <= 1e-6, std::string(what) + ": matches the scalar kernel");
+      check(untouched, std::string(what) + ": writes no other column");
+    }
+  }
 }
 
 void test_awq_errors() {
@@ -313,6 +367,10 @@ int main() {
     test_nibble_order(pool);
     test_awq_errors();
     test_awq(pool, pool3);
+    {
+      std::mt19937 rng(77);
+      test_amx_ranges(rng);
+    }
     test_quantize();
     test_f16(pool);
   } catch (const std::exception& e) {
