@@ -23,6 +23,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -33,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "awq_inputs.h"
 #include "cpu/awq_cpu.h"
 #include "cpu/awq_cpu_kernels.h"
 #include "cpu/bandwidth_cpu.h"
@@ -47,12 +49,7 @@ namespace {
 
 constexpr int kPrefetchBytes = 6144;
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
+using dev::TileConfig;
 
 void configure(int prows) {
   thread_local TileConfig c;
@@ -61,6 +58,35 @@ void configure(int prows) {
   for (int t : {2, 3}) c.rows[t] = (uint8_t)prows, c.colsb[t] = 64;
   for (int t : {4, 5, 6, 7}) c.rows[t] = 16, c.colsb[t] = 64;
   _tile_loadconfig(&c);
+}
+
+// One block's tile instructions for a pair of tiles: C0 = A0 B[0] + A1 B[1], C1 = A0 B[2] + A1 B[3], stored to c0 / c1
+// (rows 64 bytes apart), with piece(0..7) between them (the spread-out expansion, or nothing).
+template <class Piece>
+inline void block_tiles(const std::array<const void*, 4>& bt, const int8_t* a0, const int8_t* a1, int32_t* c0,
+                        int32_t* c1, Piece&& piece) {
+  piece(0);
+  _tile_loadd(4, bt[0], 64);
+  _tile_loadd(5, bt[1], 64);
+  piece(1);
+  _tile_loadd(6, bt[2], 64);
+  _tile_loadd(7, bt[3], 64);
+  piece(2);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_loadd(2, a0, 64);
+  _tile_loadd(3, a1, 64);
+  piece(3);
+  _tile_dpbsud(0, 2, 4);
+  _tile_dpbsud(1, 2, 6);
+  piece(4);
+  _tile_dpbsud(0, 3, 5);
+  _tile_dpbsud(1, 3, 7);
+  piece(5);
+  _tile_stored(0, c0, 64);
+  piece(6);
+  _tile_stored(1, c1, 64);
+  piece(7);
 }
 
 // One pair of tiles, block 128, one pass of R rows, fold LAG blocks later. MIX: the next blocks' expansion is cut
@@ -102,29 +128,9 @@ void pair_kernel(const PackedView& w, const QuantizedRows& x, const int8_t* atil
   for (int b = 0; b < nb + LAG; b++) {
     const int e = b + AHEAD;
     if (b < nb && !(SKIP & 2)) {
-      piece(e, 0);
-      _tile_loadd(4, bsrc(b, 0), 64);
-      _tile_loadd(5, bsrc(b, 0) + 1024, 64);
-      piece(e, 1);
-      _tile_loadd(6, bsrc(b, 1), 64);
-      _tile_loadd(7, bsrc(b, 1) + 1024, 64);
-      piece(e, 2);
       const int8_t* a = atiles + (size_t)b * 2 * a_step;
-      _tile_zero(0);
-      _tile_zero(1);
-      _tile_loadd(2, a, 64);
-      _tile_loadd(3, a + a_step, 64);
-      piece(e, 3);
-      _tile_dpbsud(0, 2, 4);
-      _tile_dpbsud(1, 2, 6);
-      piece(e, 4);
-      _tile_dpbsud(0, 3, 5);
-      _tile_dpbsud(1, 3, 7);
-      piece(e, 5);
-      _tile_stored(0, cslot(b, 0), 64);
-      piece(e, 6);
-      _tile_stored(1, cslot(b, 1), 64);
-      piece(e, 7);
+      block_tiles({bsrc(b, 0), bsrc(b, 0) + 1024, bsrc(b, 1), bsrc(b, 1) + 1024}, a, a + a_step, cslot(b, 0),
+                  cslot(b, 1), [&](int i) { piece(e, i); });
     } else if (MIX && b < nb) {
       for (int i = 0; i < 8; i++) piece(e, i);
     }
@@ -151,10 +157,26 @@ void pair_kernel(const PackedView& w, const QuantizedRows& x, const int8_t* atil
     for (int m = 0; m < R; m++) _mm512_storeu_ps(y + (size_t)m * w.N + (size_t)(t + j) * kTile, acc[m][j]);
 }
 
+// One block, tile instructions only, into C registers C0 / C1: one A and two B registers reloaded per k-step.
+template <int C0, int C1>
+inline void dbl_block(const int8_t* a, size_t a_step, const uint8_t* wb, int32_t* c) {
+  _tile_zero(C0);
+  _tile_zero(C1);
+  for (int s = 0; s < 2; s++) {
+    _tile_loadd(4, a + s * a_step, 64);
+    _tile_loadd(5, wb + s * 1024, 64);
+    _tile_loadd(6, wb + 2048 + s * 1024, 64);
+    _tile_dpbsud(C0, 4, 5);
+    _tile_dpbsud(C1, 4, 6);
+  }
+  _tile_stored(C0, c, 64);
+  _tile_stored(C1, c + 256, 64);
+}
+
 // Tile instructions only (timing, not results): B from a fixed L1-resident buffer of expanded weights, A from the
 // activation tiles, C stored per block (or not). SCHED 0: as mainline (C0/C1, A0/A1, four B registers);
 // 1: same without the per-block zero and store; 2: C double-buffered by block parity (regs 0-3), one A and two B
-// registers reloaded per k-step; 3: C double-buffered, A0/A1 per k-step, two B registers reloaded per k-step.
+// registers reloaded per k-step.
 template <int R, int SCHED>
 void tiles_only(const PackedView& w, const int8_t* atiles, const uint8_t* wfix, int32_t* cbuf) {
   const int nb = w.K / 128;
@@ -176,39 +198,12 @@ void tiles_only(const PackedView& w, const int8_t* atiles, const uint8_t* wfix, 
         _tile_dpbsud(0, 3, 5);
         _tile_dpbsud(1, 3, 7);
         if (SCHED == 0) { _tile_stored(0, cbuf, 64); _tile_stored(1, cbuf + 256, 64); }
-      } else if constexpr (SCHED == 2) {
+      } else {  // C double-buffered: registers 0/1 on even blocks, 2/3 on odd ones
         int32_t* c = cbuf + (b % 2) * 512;
         if (b % 2 == 0) {
-          _tile_zero(0); _tile_zero(1);
-          _tile_loadd(4, a, 64); _tile_loadd(5, wb, 64); _tile_loadd(6, wb + 2048, 64);
-          _tile_dpbsud(0, 4, 5); _tile_dpbsud(1, 4, 6);
-          _tile_loadd(4, a + a_step, 64); _tile_loadd(5, wb + 1024, 64); _tile_loadd(6, wb + 3072, 64);
-          _tile_dpbsud(0, 4, 5); _tile_dpbsud(1, 4, 6);
-          _tile_stored(0, c, 64); _tile_stored(1, c + 256, 64);
+          dbl_block<0, 1>(a, a_step, wb, c);
         } else {
-          _tile_zero(2); _tile_zero(3);
-          _tile_loadd(4, a, 64); _tile_loadd(5, wb, 64); _tile_loadd(6, wb + 2048, 64);
-          _tile_dpbsud(2, 4, 5); _tile_dpbsud(3, 4, 6);
-          _tile_loadd(4, a + a_step, 64); _tile_loadd(5, wb + 1024, 64); _tile_loadd(6, wb + 3072, 64);
-          _tile_dpbsud(2, 4, 5); _tile_dpbsud(3, 4, 6);
-          _tile_stored(2, c, 64); _tile_stored(3, c + 256, 64);
-        }
-      } else {
-        int32_t* c = cbuf + (b % 2) * 512;
-        if (b % 2 == 0) {
-          _tile_zero(0); _tile_zero(1);
-          _tile_loadd(4, a, 64); _tile_loadd(5, a + a_step, 64); _tile_loadd(6, wb, 64); _tile_loadd(7, wb + 2048, 64);
-          _tile_dpbsud(0, 4, 6); _tile_dpbsud(1, 4, 7);
-          _tile_loadd(6, wb + 1024, 64); _tile_loadd(7, wb + 3072, 64);
-          _tile_dpbsud(0, 5, 6); _tile_dpbsud(1, 5, 7);
-          _tile_stored(0, c, 64); _tile_stored(1, c + 256, 64);
-        } else {
-          _tile_zero(2); _tile_zero(3);
-          _tile_loadd(4, a, 64); _tile_loadd(5, a + a_step, 64); _tile_loadd(6, wb, 64); _tile_loadd(7, wb + 2048, 64);
-          _tile_dpbsud(2, 4, 6); _tile_dpbsud(3, 4, 7);
-          _tile_loadd(6, wb + 1024, 64); _tile_loadd(7, wb + 3072, 64);
-          _tile_dpbsud(2, 5, 6); _tile_dpbsud(3, 5, 7);
-          _tile_stored(2, c, 64); _tile_stored(3, c + 256, 64);
+          dbl_block<2, 3>(a, a_step, wb, c);
         }
       }
     }
@@ -225,8 +220,7 @@ void run_tiles_only(const PackedView& w, const int8_t* atiles) {
   const bool dbl = SCHED >= 2;
   for (int i = 0; i < (dbl ? 4 : 2); i++) c.rows[i] = 2 * R;  // C tiles
   if (dbl) {
-    c.rows[4] = 2 * R;                       // A
-    if (SCHED == 3) c.rows[5] = 2 * R;       // A1
+    c.rows[4] = 2 * R;  // A
   } else {
     c.rows[2] = c.rows[3] = 2 * R;
   }
@@ -294,57 +288,8 @@ void pair_lr(const PackedView& w, const QuantizedRows& x, const int8_t* atiles, 
     if constexpr (MIX) expand_words(b, 4 * i, 4 * i + 4);
   };
   for (int b = 0; b < std::min(AHEAD, nb); b++) expand_words(b, 0, 32);
-  const size_t a_bytes = (size_t)3 * R * 64;
-  for (int b = 0; b < nb; b++) {
-    const int e = b + AHEAD;
-    piece(e, 0);
-    _tile_loadd(4, raw(b, 0), 64);
-    _tile_loadd(5, slot(b, 0), 64);
-    piece(e, 1);
-    _tile_loadd(6, raw(b, 1), 64);
-    _tile_loadd(7, slot(b, 1), 64);
-    piece(e, 2);
-    const int8_t* a = atiles + (size_t)b * 2 * a_bytes;
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_loadd(2, a, 64);
-    _tile_loadd(3, a + a_bytes, 64);
-    piece(e, 3);
-    _tile_dpbsud(0, 2, 4);
-    _tile_dpbsud(1, 2, 6);
-    piece(e, 4);
-    _tile_dpbsud(0, 3, 5);
-    _tile_dpbsud(1, 3, 7);
-    piece(e, 5);
-    int32_t* c0 = cbuf + (size_t)(b % 2) * 2 * 256;
-    _tile_stored(0, c0, 64);
-    piece(e, 6);
-    _tile_stored(1, c0 + 256, 64);
-    piece(e, 7);
-    if (!MIX) expand_words(e, 0, 32);
-    const int f = b - 1;
-    if (f >= 0) {
-      const int32_t* cf = cbuf + (size_t)(f % 2) * 2 * 256;
-      const size_t g = (size_t)f * kMetaBytes;
-      for (int j = 0; j < 2; j++) {
-        const int32_t* c = cf + j * 256;
-        const __m512 sv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(w.meta(t + j) + g)));
-        const __m512i z = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(w.meta(t + j) + g + 32)));
-        for (int i = 0; i < R; i++) {
-          const __m512 xs = _mm512_set1_ps(x.scale[(size_t)i * nb + f]);
-          const __m512i p0 = _mm512_load_si512(c + (size_t)i * 16);
-          const __m512i p1 = _mm512_load_si512(c + (size_t)(R + i) * 16);
-          const __m512i p2 = _mm512_load_si512(c + (size_t)(2 * R + i) * 16);
-          __m512i di = _mm512_add_epi32(_mm512_add_epi32(_mm512_slli_epi32(p2, 16), _mm512_slli_epi32(p1, 8)), p0);
-          di = _mm512_srai_epi32(di, 4);
-          di = _mm512_sub_epi32(di, _mm512_mullo_epi32(z, _mm512_set1_epi32(x.sum[(size_t)i * nb + f])));
-          acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(di), _mm512_mul_ps(sv, xs), acc[i][j]);
-        }
-      }
-    }
-  }
-  {  // fold of the last block
-    const int f = nb - 1;
+  // d = (plane 0 + 256 plane 1 + 65536 plane 2) / 16 (exact: a multiple of 16), then as the mainline's fold.
+  auto fold = [&](int f) {
     const int32_t* cf = cbuf + (size_t)(f % 2) * 2 * 256;
     const size_t g = (size_t)f * kMetaBytes;
     for (int j = 0; j < 2; j++) {
@@ -362,7 +307,18 @@ void pair_lr(const PackedView& w, const QuantizedRows& x, const int8_t* atiles, 
         acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(di), _mm512_mul_ps(sv, xs), acc[i][j]);
       }
     }
+  };
+  const size_t a_bytes = (size_t)3 * R * 64;
+  for (int b = 0; b < nb; b++) {
+    const int e = b + AHEAD;
+    int32_t* c0 = cbuf + (size_t)(b % 2) * 2 * 256;
+    const int8_t* a = atiles + (size_t)b * 2 * a_bytes;
+    block_tiles({raw(b, 0), slot(b, 0), raw(b, 1), slot(b, 1)}, a, a + a_bytes, c0, c0 + 256,
+                [&](int i) { piece(e, i); });
+    if (!MIX) expand_words(e, 0, 32);
+    if (b > 0) fold(b - 1);
   }
+  fold(nb - 1);
   for (int j = 0; j < 2; j++)
     for (int m = 0; m < R; m++) _mm512_storeu_ps(y + (size_t)m * w.N + (size_t)(t + j) * kTile, acc[m][j]);
 }
@@ -443,41 +399,11 @@ template <int R>
 int run_dram(int rounds) {
   const int M = R, K = 4096, N = 12288;
   std::mt19937 rng(3);
-  std::vector<int32_t> qw((size_t)K * N / 8), qz((size_t)K / 128 * N / 8);
-  std::vector<uint16_t> sc((size_t)K / 128 * N);
-  for (auto& v : qw) v = (int32_t)rng();
-  for (auto& v : qz) v = (int32_t)rng();
-  std::uniform_real_distribution<float> s(0.002f, 0.03f);
-  for (auto& v : sc) v = f32_to_f16(s(rng));
-  std::vector<AwqMatrixCpu> copies;
-  copies.push_back(awq_pack_cpu(K, 128, {AwqSource{qw.data(), qz.data(), sc.data(), N}}));
-  while (copies.size() * copies[0].bytes_read() < (512u << 20)) {
-    AwqMatrixCpu c;
-    c.K = K, c.N = N, c.group_size = 128;
-    c.storage.reserve(copies[0].storage.size());
-    advise_huge_pages(c.storage.data(), copies[0].storage.size());
-    c.storage.assign(copies[0].storage.begin(), copies[0].storage.end());
-    copies.push_back(std::move(c));
-  }
-  const size_t tile_bytes = ((size_t)K / 8 * kWordBytes + K / 128 * kMetaBytes + 63) / 64 * 64;
-  auto view = [&](size_t i) {
-    uint64_t off;
-    std::memcpy(&off, copies[i].storage.data(), 8);
-    return PackedView{K, N, 128, N / kTile, tile_bytes, copies[i].storage.data() + off};
-  };
-  std::normal_distribution<float> d(0.f, 1.f);
-  std::vector<float> xf((size_t)M * K);
-  for (auto& v : xf) v = d(rng);
-  const int nb = K / 128;
-  std::vector<int16_t> q((size_t)M * K);
-  std::vector<int8_t> hi((size_t)M * K), lo((size_t)M * K);
-  std::vector<float> xsc((size_t)M * nb);
-  std::vector<int32_t> sum((size_t)M * nb);
-  quantize_rows_avx512(xf.data(), M, K, 128, q.data(), hi.data(), lo.data(), xsc.data(), sum.data());
-  QuantizedRows x{M, K, 128, q.data(), hi.data(), lo.data(), xsc.data(), sum.data()};
-  std::vector<int8_t> flat(amx_tiles_bytes(M, K));
-  amx_tile_activations(x, flat.data());
-  x.tiles = flat.data();
+  const std::vector<AwqMatrixCpu> copies = dev::rotated_copies(dev::random_packed(K, N, rng), 512u << 20);
+  auto view = [&](size_t i) { return dev::view_of(copies[i]); };
+  const dev::RandomRows rows(M, K, rng);
+  const QuantizedRows& x = rows.x;
+  const int8_t* flat = rows.tiles.data();
   using Kernel = std::function<void(const PackedView&, int, int, float*)>;
   struct V {
     const char* name;
@@ -485,11 +411,11 @@ int run_dram(int rounds) {
   };
   std::vector<V> vs = {
       {"mainline", [&](const PackedView& w, int a, int b, float* y) { tiles_amx(w, x, a, b, y); }},
-      {"mix-a1", [&](const PackedView& w, int a, int b, float* y) { run_kernel<R, 1, true, 1>(w, x, flat.data(), y, a, b); }},
-      {"pf3k", [&](const PackedView& w, int a, int b, float* y) { run_kernel<R, 1, true, 1, 0, false, 3072>(w, x, flat.data(), y, a, b); }},
-      {"pf12k", [&](const PackedView& w, int a, int b, float* y) { run_kernel<R, 1, true, 1, 0, false, 12288>(w, x, flat.data(), y, a, b); }},
-      {"pf6k-l2", [&](const PackedView& w, int a, int b, float* y) { run_kernel<R, 1, true, 1, 0, false, -6144>(w, x, flat.data(), y, a, b); }},
-      {"pf12k-l2", [&](const PackedView& w, int a, int b, float* y) { run_kernel<R, 1, true, 1, 0, false, -12288>(w, x, flat.data(), y, a, b); }},
+      {"mix-a1", [&](const PackedView& w, int a, int b, float* y) { run_kernel<R, 1, true, 1>(w, x, flat, y, a, b); }},
+      {"pf3k", [&](const PackedView& w, int a, int b, float* y) { run_kernel<R, 1, true, 1, 0, false, 3072>(w, x, flat, y, a, b); }},
+      {"pf12k", [&](const PackedView& w, int a, int b, float* y) { run_kernel<R, 1, true, 1, 0, false, 12288>(w, x, flat, y, a, b); }},
+      {"pf6k-l2", [&](const PackedView& w, int a, int b, float* y) { run_kernel<R, 1, true, 1, 0, false, -6144>(w, x, flat, y, a, b); }},
+      {"pf12k-l2", [&](const PackedView& w, int a, int b, float* y) { run_kernel<R, 1, true, 1, 0, false, -12288>(w, x, flat, y, a, b); }},
   };
   vs.erase(std::remove_if(vs.begin(), vs.end(), [](const V& v) { return !selected(v.name); }), vs.end());
   std::vector<float> y((size_t)M * N);
@@ -529,29 +455,11 @@ int run(int rounds) {
   const int M = R;
   std::mt19937 rng(3);
   const int K = 4096, N = 512;
-  std::vector<int32_t> qw((size_t)K * N / 8), qz((size_t)K / 128 * N / 8);
-  std::vector<uint16_t> sc((size_t)K / 128 * N);
-  for (auto& v : qw) v = (int32_t)rng();
-  for (auto& v : qz) v = (int32_t)rng();
-  std::uniform_real_distribution<float> s(0.002f, 0.03f);
-  for (auto& v : sc) v = f32_to_f16(s(rng));
-  AwqMatrixCpu pk = awq_pack_cpu(K, 128, {AwqSource{qw.data(), qz.data(), sc.data(), N}});
-  uint64_t off;
-  std::memcpy(&off, pk.storage.data(), 8);
-  const size_t tile_bytes = ((size_t)K / 8 * kWordBytes + K / 128 * kMetaBytes + 63) / 64 * 64;
-  const PackedView w{K, N, 128, N / kTile, tile_bytes, pk.storage.data() + off};
-  std::normal_distribution<float> d(0.f, 1.f);
-  std::vector<float> xf((size_t)M * K);
-  for (auto& v : xf) v = d(rng);
-  const int nb = K / 128;
-  std::vector<int16_t> q((size_t)M * K);
-  std::vector<int8_t> hi((size_t)M * K), lo((size_t)M * K);
-  std::vector<float> xsc((size_t)M * nb);
-  std::vector<int32_t> sum((size_t)M * nb);
-  quantize_rows_avx512(xf.data(), M, K, 128, q.data(), hi.data(), lo.data(), xsc.data(), sum.data());
-  QuantizedRows x{M, K, 128, q.data(), hi.data(), lo.data(), xsc.data(), sum.data()};
-  std::vector<int8_t> flat(amx_tiles_bytes(M, K));
-  amx_tile_activations(x, flat.data());
+  const AwqMatrixCpu pk = dev::random_packed(K, N, rng);
+  const PackedView w = dev::view_of(pk);
+  dev::RandomRows rows(M, K, rng);
+  QuantizedRows& x = rows.x;
+  std::vector<int8_t>& flat = rows.tiles;
   const LrActivations lra = R <= 5 ? lr_activations(x) : LrActivations{};
 
   struct V {
@@ -589,7 +497,6 @@ int run(int rounds) {
       {"t-dblC", [&](float*) { run_tiles_only<R, 2>(w, flat.data()); }},
   };
   vs.erase(std::remove_if(vs.begin(), vs.end(), [](const V& v) { return !selected(v.name); }), vs.end());
-  x.tiles = flat.data();
   std::vector<float> ref((size_t)M * N), y((size_t)M * N);
   tiles_scalar(w, x, 0, w.n_tiles, ref.data());
   for (auto& v : vs) {

@@ -13,6 +13,7 @@
 #include <random>
 #include <vector>
 
+#include "awq_inputs.h"
 #include "cpu/awq_cpu.h"
 #include "cpu/awq_cpu_kernels.h"
 #include "cpu/bandwidth_cpu.h"
@@ -86,21 +87,7 @@ int main(int argc, char** argv) {
   const int K = 4096, N = 12288, P = 2;
   ThreadPool pool(P);
   std::mt19937 rng(3);
-  std::vector<int32_t> qw((size_t)K * N / 8), qz((size_t)K / 128 * N / 8);
-  std::vector<uint16_t> sc((size_t)K / 128 * N);
-  for (auto& v : qw) v = (int32_t)rng();
-  for (auto& v : qz) v = (int32_t)rng();
-  for (auto& v : sc) v = f32_to_f16(0.01f);
-  std::vector<AwqMatrixCpu> copies;
-  copies.push_back(awq_pack_cpu(K, 128, {AwqSource{qw.data(), qz.data(), sc.data(), N}}));
-  while (copies.size() * copies[0].bytes_read() < (512u << 20)) {
-    AwqMatrixCpu c;
-    c.K = K, c.N = N, c.group_size = 128;
-    c.storage.reserve(copies[0].storage.size());
-    advise_huge_pages(c.storage.data(), copies[0].storage.size());
-    c.storage.assign(copies[0].storage.begin(), copies[0].storage.end());
-    copies.push_back(std::move(c));
-  }
+  const std::vector<AwqMatrixCpu> copies = dev::rotated_copies(dev::random_packed(K, N, rng), 512u << 20);
   std::vector<int16_t> q(K);
   std::vector<int8_t> hi(K), lo(K);
   std::vector<float> s(K / 128, 1e-4f), y(N);
@@ -129,10 +116,7 @@ int main(int argc, char** argv) {
       const int v = (vi + r * 3) % nv;
       double best = 1e9;
       for (const AwqMatrixCpu& c : copies) {
-        uint64_t off;
-        std::memcpy(&off, c.storage.data(), 8);
-        const size_t tb = ((size_t)K / 8 * kWordBytes + K / 128 * kMetaBytes + 63) / 64 * 64;
-        const PackedView w{K, N, 128, N / kTile, tb, c.storage.data() + off};
+        const PackedView w = dev::view_of(c);
         const int T = versions[v].T, groups = w.n_tiles / T, chunk = std::max(1, groups / (8 * P));
         const int n_chunks = (groups + chunk - 1) / chunk;
         const double t0 = now();

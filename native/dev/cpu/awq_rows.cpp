@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "awq_inputs.h"
 #include "cpu/awq_cpu.h"
 #include "cpu/awq_cpu_kernels.h"
 #include "cpu/bandwidth_cpu.h"
@@ -62,12 +63,7 @@ inline __m512 fold(__m512 out, __m512i acc, const uint8_t* rec, float xscale, in
 #define Q3_B10 6
 #define Q3_B11 7
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
+using dev::TileConfig;
 
 void configure(int prows, int kstep) {
   thread_local TileConfig c;
@@ -199,36 +195,10 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 
 struct Packed {
   std::vector<AwqMatrixCpu> copies;
-  int K, N;
-  size_t tile_bytes;
-  PackedView view(size_t i) const {
-    uint64_t off;
-    std::memcpy(&off, copies[i].storage.data(), 8);
-    return PackedView{K, N, 128, N / kTile, tile_bytes, copies[i].storage.data() + off};
-  }
+  PackedView view(size_t i) const { return dev::view_of(copies[i]); }
 };
 
-Packed make(int K, int N, size_t total, std::mt19937& rng) {
-  std::vector<int32_t> qw((size_t)K * N / 8), qz((size_t)K / 128 * N / 8);
-  std::vector<uint16_t> sc((size_t)K / 128 * N);
-  for (auto& v : qw) v = (int32_t)rng();
-  for (auto& v : qz) v = (int32_t)rng();
-  std::uniform_real_distribution<float> s(0.002f, 0.03f);
-  for (auto& v : sc) v = f32_to_f16(s(rng));
-  Packed p;
-  p.K = K, p.N = N;
-  p.tile_bytes = ((size_t)K / 8 * kWordBytes + K / 128 * kMetaBytes + 63) / 64 * 64;
-  p.copies.push_back(awq_pack_cpu(K, 128, {AwqSource{qw.data(), qz.data(), sc.data(), N}}));
-  while (p.copies.size() * p.copies[0].bytes_read() < total) {
-    AwqMatrixCpu c;
-    c.K = K, c.N = N, c.group_size = 128;
-    c.storage.reserve(p.copies[0].storage.size());
-    advise_huge_pages(c.storage.data(), p.copies[0].storage.size());
-    c.storage.assign(p.copies[0].storage.begin(), p.copies[0].storage.end());
-    p.copies.push_back(std::move(c));
-  }
-  return p;
-}
+Packed make(int K, int N, size_t total, std::mt19937& rng) { return Packed{dev::rotated_copies(dev::random_packed(K, N, rng), total)}; }
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 
+#include "awq_inputs.h"
 #include "config.h"
 #include "cpu/awq_cpu.h"
 #include "cpu/awq_cpu_kernels.h"
@@ -27,15 +28,6 @@ struct LoadedModel {
     load_weights_cpu(ckpt, cfg, w, [](const char*, double) {});
   }
 };
-
-// The tiles of a matrix packed by awq_pack_cpu, as the kernels take them.
-inline awq_cpu::PackedView view_of(const AwqMatrixCpu& m) {
-  using namespace awq_cpu;
-  uint64_t off;
-  std::memcpy(&off, m.storage.data(), 8);
-  const size_t tb = ((size_t)m.K / 8 * kWordBytes + (size_t)m.K / m.group_size * kMetaBytes + 63) / 64 * 64;
-  return PackedView{m.K, m.N, m.group_size, (m.N + kTile - 1) / kTile, tb, m.storage.data() + off};
-}
 
 // One activation row quantised in blocks of 128 (the 8B checkpoint's group size).
 struct Quantized {

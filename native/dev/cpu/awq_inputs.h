@@ -1,0 +1,83 @@
+// What the int4 kernel experiments share (awq_rows.cpp, awq_gemv_dram.cpp, amx_parts.cpp, and step_inputs.h's view):
+// a random matrix packed as awq_pack_cpu does (group size 128), copies of it on huge pages rotating over more memory
+// than the L3 holds, a packed matrix's tiles as the kernels take them, and M random activation rows quantised as
+// awq_matmul_cpu would (AMX tiles included), and the AMX tile configuration's layout.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "cpu/awq_cpu.h"
+#include "cpu/awq_cpu_kernels.h"
+#include "cpu/huge_pages.h"
+#include "half.h"
+
+namespace q3::dev {
+
+// Random int4 weights and zero points, fp16 scales in [0.002, 0.03).
+inline AwqMatrixCpu random_packed(int K, int N, std::mt19937& rng) {
+  std::vector<int32_t> qw((size_t)K * N / 8), qz((size_t)K / 128 * N / 8);
+  std::vector<uint16_t> sc((size_t)K / 128 * N);
+  for (auto& v : qw) v = (int32_t)rng();
+  for (auto& v : qz) v = (int32_t)rng();
+  std::uniform_real_distribution<float> s(0.002f, 0.03f);
+  for (auto& v : sc) v = f32_to_f16(s(rng));
+  return awq_pack_cpu(K, 128, {AwqSource{qw.data(), qz.data(), sc.data(), N}});
+}
+
+// `first` and copies of it on huge pages, at least total_bytes in all.
+inline std::vector<AwqMatrixCpu> rotated_copies(AwqMatrixCpu first, size_t total_bytes) {
+  std::vector<AwqMatrixCpu> copies;
+  copies.push_back(std::move(first));
+  const AwqMatrixCpu& f = copies[0];
+  while (copies.size() * f.bytes_read() < total_bytes) {
+    AwqMatrixCpu c;
+    c.K = f.K, c.N = f.N, c.group_size = f.group_size;
+    c.storage.reserve(f.storage.size());
+    advise_huge_pages(c.storage.data(), f.storage.size());
+    c.storage.assign(f.storage.begin(), f.storage.end());
+    copies.push_back(std::move(c));
+  }
+  return copies;
+}
+
+// The tiles of a matrix packed by awq_pack_cpu, as the kernels take them.
+inline awq_cpu::PackedView view_of(const AwqMatrixCpu& m) {
+  using namespace awq_cpu;
+  uint64_t off;
+  std::memcpy(&off, m.storage.data(), 8);
+  const size_t tb = ((size_t)m.K / 8 * kWordBytes + (size_t)m.K / m.group_size * kMetaBytes + 63) / 64 * 64;
+  return PackedView{m.K, m.N, m.group_size, (m.N + kTile - 1) / kTile, tb, m.storage.data() + off};
+}
+
+// An AMX tile configuration (palette 1): rows and bytes per row of each tile register. Kept thread_local by its users:
+// the compiler does not see _tile_loadconfig read it and may drop stores to a local (see awq_cpu_amx.cpp).
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// M rows of normal random activations quantised in blocks of 128, with the AMX tiles.
+struct RandomRows {
+  std::vector<int16_t> q;
+  std::vector<int8_t> hi, lo, tiles;
+  std::vector<float> scale;
+  std::vector<int32_t> sum;
+  awq_cpu::QuantizedRows x;
+  RandomRows(int M, int K, std::mt19937& rng)
+      : q((size_t)M * K), hi(q.size()), lo(q.size()), tiles(awq_cpu::amx_tiles_bytes(M, K)),
+        scale((size_t)M * K / 128), sum(scale.size()) {
+    std::normal_distribution<float> d(0.f, 1.f);
+    std::vector<float> xf((size_t)M * K);
+    for (auto& v : xf) v = d(rng);
+    awq_cpu::quantize_rows_scalar(xf.data(), M, K, 128, q.data(), hi.data(), lo.data(), scale.data(), sum.data());
+    x = awq_cpu::QuantizedRows{M, K, 128, q.data(), hi.data(), lo.data(), scale.data(), sum.data()};
+    awq_cpu::amx_tile_activations(x, tiles.data());
+    x.tiles = tiles.data();
+  }
+};
+
+}  // namespace q3::dev
