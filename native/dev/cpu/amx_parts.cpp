@@ -4,6 +4,7 @@
 //   flat       the next blocks' expansion (load, two ANDs, shift, two stores per word) in one run after the block's
 //              tile instructions, as mainline was before the expansion was spread out
 //   mix[-aN]   the expansion cut into 8 pieces placed between the tile instructions (N blocks ahead, default 2)
+//   mix-dbl    mix with the C registers double-buffered by block parity (one A and two B registers per k-step)
 //   lr[-mix]   only the low nibbles expanded (one store per word), the packed words themselves the other B tile, with
 //              activations 16 x_lo - x_hi in three byte planes (3M tile rows; M <= 5)
 //   e:*        the expansion alone: plain, no prefetch, one store per word, loads only, stores only
@@ -89,10 +90,51 @@ inline void block_tiles(const std::array<const void*, 4>& bt, const int8_t* a0, 
   piece(7);
 }
 
+// block_tiles with the C registers double-buffered (0/1 on even blocks, 2/3 on odd ones, so a block's products need
+// not wait for the previous block's C stores): A in registers 4 (k-step 0) and 7 (k-step 1), B reloaded per k-step
+// into 5 and 6.
+#define Q3_BLOCK_TILES_DBL(NAME, C0, C1)                                                                        \
+  template <class Piece>                                                                                        \
+  inline void NAME(const std::array<const void*, 4>& bt, const int8_t* a0, const int8_t* a1, int32_t* c0,       \
+                   int32_t* c1, Piece&& piece) {                                                                \
+    piece(0);                                                                                                   \
+    _tile_zero(C0);                                                                                             \
+    _tile_zero(C1);                                                                                             \
+    _tile_loadd(4, a0, 64);                                                                                     \
+    _tile_loadd(5, bt[0], 64);                                                                                  \
+    piece(1);                                                                                                   \
+    _tile_loadd(6, bt[2], 64);                                                                                  \
+    _tile_dpbsud(C0, 4, 5);                                                                                     \
+    _tile_dpbsud(C1, 4, 6);                                                                                     \
+    piece(2);                                                                                                   \
+    _tile_loadd(7, a1, 64);                                                                                     \
+    _tile_loadd(5, bt[1], 64);                                                                                  \
+    piece(3);                                                                                                   \
+    _tile_loadd(6, bt[3], 64);                                                                                  \
+    _tile_dpbsud(C0, 7, 5);                                                                                     \
+    _tile_dpbsud(C1, 7, 6);                                                                                     \
+    piece(4);                                                                                                   \
+    _tile_stored(C0, c0, 64);                                                                                   \
+    piece(5);                                                                                                   \
+    _tile_stored(C1, c1, 64);                                                                                   \
+    piece(6);                                                                                                   \
+    piece(7);                                                                                                   \
+  }
+Q3_BLOCK_TILES_DBL(block_tiles_even, 0, 1)
+Q3_BLOCK_TILES_DBL(block_tiles_odd, 2, 3)
+
+void configure_dbl(int prows) {
+  thread_local TileConfig c;
+  c = TileConfig{};
+  for (int t : {0, 1, 2, 3, 4, 7}) c.rows[t] = (uint8_t)prows, c.colsb[t] = 64;
+  for (int t : {5, 6}) c.rows[t] = 16, c.colsb[t] = 64;
+  _tile_loadconfig(&c);
+}
+
 // One pair of tiles, block 128, one pass of R rows, fold LAG blocks later. MIX: the next blocks' expansion is cut
 // into 8 pieces of 4 words placed between the tile instructions instead of in one run after them. AHEAD: blocks
 // expanded ahead. SKIP (timing only): 1 no expand, 2 no tile instructions, 4 no fold.
-template <int R, int LAG, bool MIX, int AHEAD, int SKIP, int PF = kPrefetchBytes>
+template <int R, int LAG, bool MIX, int AHEAD, int SKIP, int PF = kPrefetchBytes, bool DBL = false>
 void pair_kernel(const PackedView& w, const QuantizedRows& x, const int8_t* atiles, int t, float* y, uint8_t* wring,
                  int32_t* cring, const uint8_t* pre) {
   const int K = w.K, B = 128, nb = K / B, nv = 16;
@@ -129,8 +171,14 @@ void pair_kernel(const PackedView& w, const QuantizedRows& x, const int8_t* atil
     const int e = b + AHEAD;
     if (b < nb && !(SKIP & 2)) {
       const int8_t* a = atiles + (size_t)b * 2 * a_step;
-      block_tiles({bsrc(b, 0), bsrc(b, 0) + 1024, bsrc(b, 1), bsrc(b, 1) + 1024}, a, a + a_step, cslot(b, 0),
-                  cslot(b, 1), [&](int i) { piece(e, i); });
+      const std::array<const void*, 4> bt = {bsrc(b, 0), bsrc(b, 0) + 1024, bsrc(b, 1), bsrc(b, 1) + 1024};
+      if (!DBL) {
+        block_tiles(bt, a, a + a_step, cslot(b, 0), cslot(b, 1), [&](int i) { piece(e, i); });
+      } else if (b % 2 == 0) {
+        block_tiles_even(bt, a, a + a_step, cslot(b, 0), cslot(b, 1), [&](int i) { piece(e, i); });
+      } else {
+        block_tiles_odd(bt, a, a + a_step, cslot(b, 0), cslot(b, 1), [&](int i) { piece(e, i); });
+      }
     } else if (MIX && b < nb) {
       for (int i = 0; i < 8; i++) piece(e, i);
     }
@@ -157,21 +205,24 @@ void pair_kernel(const PackedView& w, const QuantizedRows& x, const int8_t* atil
     for (int m = 0; m < R; m++) _mm512_storeu_ps(y + (size_t)m * w.N + (size_t)(t + j) * kTile, acc[m][j]);
 }
 
-// One block, tile instructions only, into C registers C0 / C1: one A and two B registers reloaded per k-step.
-template <int C0, int C1>
-inline void dbl_block(const int8_t* a, size_t a_step, const uint8_t* wb, int32_t* c) {
-  _tile_zero(C0);
-  _tile_zero(C1);
-  for (int s = 0; s < 2; s++) {
-    _tile_loadd(4, a + s * a_step, 64);
-    _tile_loadd(5, wb + s * 1024, 64);
-    _tile_loadd(6, wb + 2048 + s * 1024, 64);
-    _tile_dpbsud(C0, 4, 5);
-    _tile_dpbsud(C1, 4, 6);
+// One block, tile instructions only, into C registers C0 / C1: one A and two B registers reloaded per k-step. (A macro:
+// the tile intrinsics take register numbers as literals.)
+#define Q3_DBL_BLOCK(NAME, C0, C1)                                                        \
+  inline void NAME(const int8_t* a, size_t a_step, const uint8_t* wb, int32_t* c) {       \
+    _tile_zero(C0);                                                                       \
+    _tile_zero(C1);                                                                       \
+    for (int s = 0; s < 2; s++) {                                                         \
+      _tile_loadd(4, a + s * a_step, 64);                                                 \
+      _tile_loadd(5, wb + s * 1024, 64);                                                  \
+      _tile_loadd(6, wb + 2048 + s * 1024, 64);                                           \
+      _tile_dpbsud(C0, 4, 5);                                                             \
+      _tile_dpbsud(C1, 4, 6);                                                             \
+    }                                                                                     \
+    _tile_stored(C0, c, 64);                                                              \
+    _tile_stored(C1, c + 256, 64);                                                        \
   }
-  _tile_stored(C0, c, 64);
-  _tile_stored(C1, c + 256, 64);
-}
+Q3_DBL_BLOCK(dbl_block_even, 0, 1)
+Q3_DBL_BLOCK(dbl_block_odd, 2, 3)
 
 // Tile instructions only (timing, not results): B from a fixed L1-resident buffer of expanded weights, A from the
 // activation tiles, C stored per block (or not). SCHED 0: as mainline (C0/C1, A0/A1, four B registers);
@@ -201,9 +252,9 @@ void tiles_only(const PackedView& w, const int8_t* atiles, const uint8_t* wfix, 
       } else {  // C double-buffered: registers 0/1 on even blocks, 2/3 on odd ones
         int32_t* c = cbuf + (b % 2) * 512;
         if (b % 2 == 0) {
-          dbl_block<0, 1>(a, a_step, wb, c);
+          dbl_block_even(a, a_step, wb, c);
         } else {
-          dbl_block<2, 3>(a, a_step, wb, c);
+          dbl_block_odd(a, a_step, wb, c);
         }
       }
     }
@@ -370,16 +421,21 @@ void run_lr(const PackedView& w, const QuantizedRows& x, const int8_t* atiles, f
 }
 
 // Tiles [t0, t1) (an even count). PF: prefetch distance in bytes (negative: into L2 only).
-template <int R, int LAG, bool MIX, int AHEAD, int SKIP = 0, bool PRE = false, int PF = kPrefetchBytes>
+template <int R, int LAG, bool MIX, int AHEAD, int SKIP = 0, bool PRE = false, int PF = kPrefetchBytes,
+          bool DBL = false>
 void run_kernel(const PackedView& w, const QuantizedRows& x, const int8_t* atiles, float* y, int t0 = 0,
                 int t1 = -1) {
   alignas(4096) thread_local uint8_t wring[4 * 4096];
   alignas(4096) thread_local int32_t cring[3 * 2 * 256];
   alignas(4096) static uint8_t pre[32 * 4096];  // one pair's blocks, expanded (contents irrelevant for timing)
-  configure(2 * R);
+  if (DBL) {
+    configure_dbl(2 * R);
+  } else {
+    configure(2 * R);
+  }
   if (t1 < 0) t1 = w.n_tiles;
   for (int t = t0; t < t1; t += 2)
-    pair_kernel<R, LAG, MIX, AHEAD, SKIP, PF>(w, x, atiles, t, y, wring, cring, PRE ? pre : nullptr);
+    pair_kernel<R, LAG, MIX, AHEAD, SKIP, PF, DBL>(w, x, atiles, t, y, wring, cring, PRE ? pre : nullptr);
   _tile_release();
 }
 
@@ -474,6 +530,8 @@ int run(int rounds) {
       {"mix", [&](float* y) { run_kernel<R, 1, true, 2>(w, x, flat.data(), y); }},
       {"mix-a1", [&](float* y) { run_kernel<R, 1, true, 1>(w, x, flat.data(), y); }},
       {"mix-a3", [&](float* y) { run_kernel<R, 1, true, 3>(w, x, flat.data(), y); }},
+      {"mix-dbl", [&](float* y) { run_kernel<R, 1, true, 2, 0, false, kPrefetchBytes, true>(w, x, flat.data(), y); }},
+      {"mix-dbl-a1", [&](float* y) { run_kernel<R, 1, true, 1, 0, false, kPrefetchBytes, true>(w, x, flat.data(), y); }},
       {"lr", [&](float* y) { if constexpr (R <= 5) run_lr<R, false, 2>(w, x, lra.data.data(), y); }},
       {"lr-mix", [&](float* y) { if constexpr (R <= 5) run_lr<R, true, 2>(w, x, lra.data.data(), y); }},
       {"lr-mix-a1", [&](float* y) { if constexpr (R <= 5) run_lr<R, true, 1>(w, x, lra.data.data(), y); }},
