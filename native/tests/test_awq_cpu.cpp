@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -326,6 +327,26 @@ void test_quantize() {
   }
 }
 
+// Every fp16 path against the double-precision reference: y for the given W and x at each row count.
+void check_f16(const char* what, const std::vector<uint16_t>& w, int N, int K, const std::vector<float>& x_all,
+               std::initializer_list<int> Ms, ThreadPool& pool) {
+  for (int M : Ms) {
+    const std::vector<float> x(x_all.begin(), x_all.begin() + (size_t)M * K);
+    std::vector<float> ref((size_t)M * N);
+    f16_matmul_ref(w.data(), N, K, x.data(), M, ref.data());
+    for (const char* isa : kF16Isas) {
+      if (!f16_matmul_cpu_force_isa(isa)) continue;
+      std::vector<float> y((size_t)M * N, NAN);
+      f16_matmul_cpu(w.data(), N, K, x.data(), M, y.data(), pool);
+      const double e = norm_err(y, ref);
+      char msg[160];
+      std::snprintf(msg, sizeof msg, "f16 %s %s N=%d K=%d M=%d: err %.3g", what, isa, N, K, M, e);
+      check(e <= 1e-5, msg);
+    }
+  }
+  f16_matmul_cpu_force_isa("auto");
+}
+
 void test_f16(ThreadPool& pool) {
   std::mt19937 rng(42);
   std::normal_distribution<float> d(0.f, 0.05f);
@@ -333,21 +354,17 @@ void test_f16(ThreadPool& pool) {
   for (Shape s : {Shape{1, 5}, Shape{7, 16}, Shape{37, 100}, Shape{300, 4096}, Shape{19, 33}}) {
     std::vector<uint16_t> w((size_t)s.N * s.K);
     for (auto& v : w) v = f32_to_f16(d(rng));
-    for (int M : {1, 2, 3, 4, 5, 8}) {
-      std::vector<float> x = random_x(M, s.K, rng), ref((size_t)M * s.N);
-      f16_matmul_ref(w.data(), s.N, s.K, x.data(), M, ref.data());
-      for (const char* isa : kF16Isas) {
-        if (!f16_matmul_cpu_force_isa(isa)) continue;
-        std::vector<float> y((size_t)M * s.N, NAN);
-        f16_matmul_cpu(w.data(), s.N, s.K, x.data(), M, y.data(), pool);
-        double e = norm_err(y, ref);
-        char what[128];
-        std::snprintf(what, sizeof what, "f16 %s N=%d K=%d M=%d: err %.3g", isa, s.N, s.K, M, e);
-        check(e <= 1e-5, what);
-      }
-    }
+    check_f16("random", w, s.N, s.K, random_x(8, s.K, rng), {1, 2, 3, 4, 5, 6, 7, 8}, pool);
   }
-  f16_matmul_cpu_force_isa("auto");
+  // Weights at the ends of fp16's range: all subnormal (a path that flushed them would give zeros), and a mix of
+  // subnormals, zeros of either sign, the largest finite values and ordinary ones.
+  const int N = 40, K = 300;
+  std::vector<uint16_t> sub((size_t)N * K), mix((size_t)N * K);
+  for (auto& v : sub) v = (uint16_t)((rng() & 0x8000) | (1 + rng() % 0x3ff));
+  const uint16_t specials[] = {0x0001, 0x03ff, 0x8001, 0x0000, 0x8000, 0x7bff, 0xfbff, 0x0400, 0x3c00};
+  for (auto& v : mix) v = rng() % 4 == 0 ? f32_to_f16(d(rng)) : specials[rng() % 9];
+  check_f16("subnormal", sub, N, K, random_x(8, K, rng), {1, 2, 4, 5, 8}, pool);
+  check_f16("extremes", mix, N, K, random_x(8, K, rng), {1, 2, 3, 6, 8}, pool);
 }
 
 }  // namespace
