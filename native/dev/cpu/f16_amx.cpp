@@ -44,7 +44,7 @@
 
 #include "cpu/bandwidth_cpu.h"
 #include "cpu/f16_matmul_cpu.h"
-#include "cpu/huge_pages.h"
+#include "head_inputs.h"
 #include "threadpool.h"
 
 using namespace q3;
@@ -238,7 +238,6 @@ void amx_call(const uint16_t* w, int N, int K, const float* x, const uint16_t* x
   pool.parallel_dynamic(n_chunks, [&](int c) { amx::rows_amx(w, N, K, x, xt, M, y, c * chunk, std::min(N, (c + 1) * chunk)); });
 }
 
-double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -250,18 +249,9 @@ int main(int argc, char** argv) {
   if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0) return std::printf("no AMX permission\n"), 1;
   if (!f16_matmul_cpu_force_isa("avx512")) return std::printf("no avx512\n"), 1;
   const int K = 4096, N = mode == "l2" ? 128 : 151936, P = mode == "l2" ? 1 : 2;
-  const size_t n = (size_t)N * K, huge = 2u << 20, bytes = n * 2;
-  uint16_t* w = (uint16_t*)std::aligned_alloc(huge, (bytes + huge - 1) / huge * huge);
-  advise_huge_pages(w, bytes);
-  uint32_t s = 12345;
-  for (size_t i = 0; i < n; i++) {  // random fp16 values of either sign in [2^-7, 2^-6) (as bench_gemv_cpu)
-    s ^= s << 13, s ^= s >> 17, s ^= s << 5;
-    w[i] = (uint16_t)((s & 0x83ff) | 0x2000);
-  }
-  std::mt19937 rng(5);
-  std::normal_distribution<float> d(0.f, 1.f);
-  float* x = (float*)std::aligned_alloc(64, ((size_t)M * K * 4 + 63) / 64 * 64);
-  for (int i = 0; i < M * K; i++) x[i] = d(rng);
+  const size_t bytes = (size_t)N * K * 2;
+  uint16_t* w = dev::random_f16_matrix(N, K);
+  float* x = dev::random_rows(M, K);
   std::vector<float> y((size_t)M * N);
   uint16_t* xt = (uint16_t*)std::aligned_alloc(64, (amx::amx_x_bytes(M, K) + 63) / 64 * 64);
   ThreadPool pool(P);
@@ -280,9 +270,9 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < ref.size(); i++)
       ea += (a[i] - ref[i]) * (a[i] - ref[i]), eb += (b[i] - ref[i]) * (b[i] - ref[i]), n2 += ref[i] * ref[i];
     std::printf("err: avx512 %.3g, amx %.3g\n", std::sqrt(ea / n2), std::sqrt(eb / n2));
-    const double t0 = now();
+    const double t0 = dev::now_s();
     amx::amx_split_x(x, M, K, xt);
-    std::printf("split of x: %.3f ms\n", (now() - t0) * 1e3);
+    std::printf("split of x: %.3f ms\n", (dev::now_s() - t0) * 1e3);
   }
   const char* paths[] = {"avx512", "amx"};
   std::vector<std::vector<double>> res(2);
@@ -294,14 +284,14 @@ int main(int argc, char** argv) {
       double best = 1e9;
       const int reps = mode == "l2" ? 300 : 2;
       for (int rep = 0; rep < reps; rep++) {
-        const double t0 = now();
+        const double t0 = dev::now_s();
         if (pi == 0)
           f16_matmul_cpu(w, N, K, x, M, y.data(), pool);
         else if (mode == "l2")  // the tile kernel alone, on x split once
           amx::rows_amx(w, N, K, x, xt, M, y.data(), 0, N);
         else
           run_amx(w, N, y.data());
-        best = std::min(best, now() - t0);
+        best = std::min(best, dev::now_s() - t0);
       }
       const double g = bytes / best / 1e9;
       res[pi].push_back(mode == "dram" ? g / probe : g);

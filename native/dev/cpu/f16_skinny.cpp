@@ -34,7 +34,7 @@
 
 #include "cpu/bandwidth_cpu.h"
 #include "cpu/f16_matmul_cpu.h"
-#include "cpu/huge_pages.h"
+#include "head_inputs.h"
 #include "threadpool.h"
 
 using namespace q3;
@@ -154,7 +154,6 @@ std::vector<Version> versions_for() {
           {"rw", rows_rw<M == 2 ? 8 : 4, M>},          {"rw-kc", rows_rw_kc<M == 2 ? 8 : 4, M>}};
 }
 
-double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 // The mainline dispatcher's split: chunks of 16 rows taken by the threads in turn.
 void call(Kernel fn, const uint16_t* w, int N, int K, const float* x, int M, float* y, ThreadPool& pool) {
@@ -169,18 +168,9 @@ int main(int argc, char** argv) {
   const int M = argc > 2 ? atoi(argv[2]) : 8, rounds = argc > 3 ? atoi(argv[3]) : 6;
   const bool l2 = mode == "l2";
   const int K = 4096, N = l2 ? 128 : 151936;
-  const size_t n = (size_t)N * K, huge = 2u << 20, bytes = n * 2;
-  uint16_t* w = (uint16_t*)std::aligned_alloc(huge, (bytes + huge - 1) / huge * huge);
-  advise_huge_pages(w, bytes);
-  uint32_t s = 12345;
-  for (size_t i = 0; i < n; i++) {  // random fp16 values of either sign in [2^-7, 2^-6) (as bench_gemv_cpu)
-    s ^= s << 13, s ^= s >> 17, s ^= s << 5;
-    w[i] = (uint16_t)((s & 0x83ff) | 0x2000);
-  }
-  std::mt19937 rng(5);
-  std::normal_distribution<float> d(0.f, 1.f);
-  float* x = (float*)std::aligned_alloc(64, ((size_t)M * K * 4 + 63) / 64 * 64);
-  for (int i = 0; i < M * K; i++) x[i] = d(rng);
+  const size_t bytes = (size_t)N * K * 2;
+  uint16_t* w = dev::random_f16_matrix(N, K);
+  float* x = dev::random_rows(M, K);
   std::vector<float> y((size_t)M * N);
   std::vector<Version> vs;
   switch (M) {
@@ -217,9 +207,9 @@ int main(int argc, char** argv) {
       for (int rep = 0; rep < reps; rep++)
         for (int i = 0; i < 4; i++) {  // before, version, version, before
           const bool is_before = i == 0 || i == 3;
-          const double t0 = now();
+          const double t0 = dev::now_s();
           call(is_before ? vs[0].fn : vs[vi].fn, w, N, K, x, M, y.data(), pool);
-          (is_before ? tb : tv) = std::min(is_before ? tb : tv, now() - t0);
+          (is_before ? tb : tv) = std::min(is_before ? tb : tv, dev::now_s() - t0);
         }
       ratio[0].push_back(bytes / tb / 1e9 / probe);
       ratio[vi].push_back(bytes / tv / 1e9 / probe);
