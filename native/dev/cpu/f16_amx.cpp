@@ -12,7 +12,7 @@
 // (it ignores MXCSR; Intel SDM, TDPBF16PS): a part below 2^-126 is dropped, an absolute error far under fp32 rounding
 // of any sum that matters. Measured error against f16_matmul_ref: 1.5-3.3e-7, as the FMA kernel's 2.9-3.1e-7.
 //
-// Findings (shared 2-core machine, load 2-7; results in bench/results/cpu-head-skinny-shared.md):
+// Findings (shared 2-core machine, load 2-7; results in bench/results/cpu-head-skinny.md):
 // - The conversion is the cost: 2 vcvtph2ps, 2 and, 2 sub, 2 vpermt2w and 2 stores per 32 weights, 20-24 GB/s of W
 //   per core on its own (L2-resident W), whatever the number of rows; vcvtne2ps2bf16 for the packing was slower
 //   (17 GB/s), an integer-only split is no cheaper (the fp16 subnormals need their own terms).
