@@ -334,8 +334,11 @@ try {
     method: 'POST', headers: { 'content-type': 'application/json', ...edges[0].auth }, body: JSON.stringify({ model: MODEL, messages, chat_template_kwargs: { enable_thinking: true } }),
   })).json();
   let n = 0;
-  /** The signed worker request the edge would send, to the worker itself or through the relay at `base`. */
-  const direct = (base) => async () => {
+  /**
+   * The signed worker request the edge would send, to the worker itself or through a floor Worker at `base` (`hop`:
+   * that Worker, whose workerd CPU is noted at each stream's first output).
+   */
+  const direct = (base, hop) => async () => {
     const body = JSON.stringify({
       request_id: `bench-${n++}`, prompt, max_tokens: 40960 - prompt.length,
       sampling: { temperature: 0.6, top_p: 0.95, top_k: 20 }, stop_token_ids: [],
@@ -345,7 +348,8 @@ try {
     // the script opens with <think> (no text; the edge sends nothing for it): the first output is the 2nd token
     let seen = 0;
     const isOutput = (f) => (seen += (/"tokens":\[([^\]]*)\]/.exec(f)?.[1].split(',').filter(Boolean).length ?? 0)) >= 2;
-    return timeStream(start, await fetch(`${base.replace(/\/$/, '')}/v1/generate`, { method: 'POST', headers, body }), isOutput);
+    const onFirst = hop && (() => ((hop.cpuAtFirst = cpuOf(hop)), (hop.queuedAtFirst = runQueueOf(hop))));
+    return timeStream(start, await fetch(`${base.replace(/\/$/, '')}/v1/generate`, { method: 'POST', headers, body }), isOutput, onFirst);
   };
   const viaEdge = (edge) => async () => {
     const start = performance.now();
@@ -355,7 +359,10 @@ try {
     return { ...(await timeStream(start, res, (f) => /"(reasoning_content|content)":"[^"]/.test(f), () => ((edge.cpuAtFirst = cpuOf(edge)), (edge.queuedAtFirst = runQueueOf(edge))))), parts };
   };
   /** the paths compared with `direct`, each served by its own workerd process */
-  const hops = [...[relay, transform].filter(Boolean).map((floor) => ({ ...floor, run: direct(floor.url) })), ...edges.map((edge) => ({ ...edge, run: viaEdge(edge) }))];
+  const floors = [relay, transform].filter(Boolean);
+  const hops = [...floors.map((floor) => ({ ...floor, run: direct(floor.url, floor) })), ...edges.map((edge) => ({ ...edge, run: viaEdge(edge) }))];
+  /** each hop's own object, where its workerd CPU at each stream's first output is noted */
+  const watched = new Map([...floors, ...edges].map((hop) => [hop.label, hop]));
   const paths = [['direct', direct(worker.url)], ...hops.map((hop) => [hop.label, hop.run])];
   // warm-up: compile paths, fill the worker's prefix cache, build the tokenizer in the isolate
   for (let i = 0; i < 2; i++) await Promise.all(paths.map(([, fn]) => fn()));
@@ -376,22 +383,25 @@ try {
     const profiler = PROFILE ? await startProfile(INSPECTOR_PORT, 'core:user:edge', PROFILE_INTERVAL_US) : undefined;
     /** the profiled edge's rounds, from their requests to the last first token (µs, the clock V8 stamps samples with) */
     const startWindows = [];
-    /** this tree's workerd CPU from each round's requests to its last first token, and that stretch's length (ms) */
-    const starting = { cpuMs: 0, queuedMs: 0, wallMs: 0 };
+    /** each hop's workerd CPU from each round's requests to its last first token, and that stretch's length (ms) */
+    const startingBy = new Map([...watched.keys()].map((label) => [label, { cpuMs: 0, queuedMs: 0, wallMs: 0 }]));
+    const starting = startingBy.get(edges[0].label);
     for (let round = 0; round < ROUNDS; round++) {
       for (let i = 0; i < paths.length; i++) {
         const [name, fn] = paths[(round + i) % paths.length];
         const fromUs = Number(process.hrtime.bigint() / 1000n);
-        const cpuFrom = name === edges[0].label ? cpuOf(edges[0]) : 0;
-        const queuedFrom = name === edges[0].label ? runQueueOf(edges[0]) : 0;
+        const hop = watched.get(name);
+        const cpuFrom = hop ? cpuOf(hop) : 0;
+        const queuedFrom = hop ? runQueueOf(hop) : 0;
         const streams = await Promise.all(Array.from({ length: concurrency }, fn));
         results[name].push(...streams);
-        if (name !== edges[0].label) continue;
+        if (!hop) continue;
         const lastFirstMs = Math.max(...streams.map((r) => r.ttft));
-        startWindows.push([fromUs, fromUs + lastFirstMs * 1000]);
-        starting.cpuMs += (edges[0].cpuAtFirst - cpuFrom) / 1e6;
-        starting.queuedMs += (edges[0].queuedAtFirst - queuedFrom) / 1e6;
-        starting.wallMs += lastFirstMs;
+        if (name === edges[0].label) startWindows.push([fromUs, fromUs + lastFirstMs * 1000]);
+        const stretch = startingBy.get(name);
+        stretch.cpuMs += (hop.cpuAtFirst - cpuFrom) / 1e6;
+        stretch.queuedMs += (hop.queuedAtFirst - queuedFrom) / 1e6;
+        stretch.wallMs += lastFirstMs;
       }
     }
     await sleep(1000); // usage records and lease settles run after the last responses
@@ -426,7 +436,9 @@ try {
         }
       }
     }
-    return { results, rows, cpu, parts, starting: { concurrency, cpu_ms_per_request: +(starting.cpuMs / (ROUNDS * concurrency)).toFixed(2), thread_busy: +(starting.cpuMs / starting.wallMs).toFixed(2), waiting_for_cpu: +(starting.queuedMs / starting.wallMs).toFixed(2) } };
+    const startingOf = (edge, s) => ({ edge, concurrency, cpu_ms_per_request: +(s.cpuMs / (ROUNDS * concurrency)).toFixed(2), thread_busy: +(s.cpuMs / s.wallMs).toFixed(2), waiting_for_cpu: +(s.queuedMs / s.wallMs).toFixed(2) });
+    const { edge: _, ...thisTree } = startingOf(edges[0].label, starting);
+    return { results, rows, cpu, parts, starting: thisTree, startingByPath: [...startingBy].map(([label, s]) => startingOf(label, s)) };
   };
   /**
    * One round of `concurrency` streams through a hop with strace attached to its workerd process(es): fsync and
@@ -455,6 +467,14 @@ try {
   const { results, rows: mainRows, cpu: mainCpu, parts: mainParts } = main;
   const parts = [...mainParts, ...single.parts];
   const startingCpu = [main.starting, single.starting];
+  const startingByPath = [...main.startingByPath, ...single.startingByPath];
+  // what each Worker spends while the streams start: the floors' figures are what any Worker (any that writes every
+  // token) costs there, this tree's above them its own admission and per-token work
+  const startingTable = [
+    '| edge | streams | workerd CPU per request, requests → last first token (ms) | thread busy | waiting for a CPU |',
+    '|---|---|---|---|---|',
+    ...startingByPath.map((r) => `| ${r.edge} | ${r.concurrency} | ${r.cpu_ms_per_request} | ${(100 * r.thread_busy).toFixed(0)}% | ${(100 * r.waiting_for_cpu).toFixed(0)}% |`),
+  ].join('\n');
   const rows = [...mainRows, ...single.rows];
   const cpu = [...mainCpu, ...single.cpu];
   const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${args['result-name'] ? ` --result-name ${args['result-name']}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}`;
@@ -476,7 +496,7 @@ try {
     '|---|---|---|---|',
     ...parts.map((r) => `| ${partNames[r.part]} | ${r.concurrency} | ${r.p50 ?? '—'} | ${r.p90 ?? '—'} |`),
   ].join('\n') + '\n\n' + startingCpu.map((s) => `${s.concurrency} stream${s.concurrency > 1 ? 's' : ''}: from each round's requests to its last first token, this tree's workerd used ${s.cpu_ms_per_request} ms of CPU per request: it ran ${(100 * s.thread_busy).toFixed(0)}% of that stretch and waited for a CPU other processes held ${(100 * s.waiting_for_cpu).toFixed(0)}% of it.`).join(' ');
-  console.log(`${table}\n\n${cpuTable}\n\n${partsTable}${commitsTable && `\n\n${commitsTable}`}`);
+  console.log(`${table}\n\n${cpuTable}\n\n${startingTable}\n\n${partsTable}${commitsTable && `\n\n${commitsTable}`}`);
   const outDir = join(root, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
   if (PROFILE) {
@@ -497,7 +517,7 @@ try {
       `${sections.join('\n')}\n## Timings of this run\n\n${table}\n\n${cpuTable}\n\n${partsTable}\n`);
   } else {
     const samples = results.direct.length;
-    writeFileSync(join(outDir, `${RESULT_NAME}.json`), JSON.stringify({ command, machine, date, rounds: ROUNDS, concurrency: CONCURRENCY, samples_per_path: samples, rows, cpu, server_timing: parts, starting: startingCpu, ...(commits.length ? { commits } : {}), samples_ms: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((r) => [+r.ttft.toFixed(1), +r.total.toFixed(1)])])) }, null, 1) + '\n');
+    writeFileSync(join(outDir, `${RESULT_NAME}.json`), JSON.stringify({ command, machine, date, rounds: ROUNDS, concurrency: CONCURRENCY, samples_per_path: samples, rows, cpu, server_timing: parts, starting: startingCpu, starting_by_path: startingByPath, ...(commits.length ? { commits } : {}), samples_ms: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((r) => [+r.ttft.toFixed(1), +r.total.toFixed(1)])])) }, null, 1) + '\n');
     writeFileSync(
       join(outDir, `${RESULT_NAME}.md`),
       `# Edge overhead per request (${CONCURRENCY} concurrent streams)\n\n` +
@@ -517,6 +537,8 @@ try {
         `workerd runs the isolate, the Durable Object and Miniflare's simulators on one thread, so ${CONCURRENCY} requests arriving at once queue on it and the median one waits for about half of them: ` +
         mainCpu.map((r) => `${r.edge} ${r.cpu_ms_per_request} ms × ${CONCURRENCY / 2} = ${(r.cpu_ms_per_request * CONCURRENCY / 2).toFixed(0)} ms`).join('; ') +
         ` of CPU (an upper bound: part of each request's CPU is spent after its first token, and the machine's other cores take some). The relay's figure is the floor for any Worker on this machine, the JS transform's the floor for one that writes every token itself.\n\n` +
+        'The same CPU over the stretch that decides the later streams\' first tokens, from each round\'s requests to its last first token (the floors\' rows: what any Worker, and any that writes every token in JavaScript, spends there; thread busy: that CPU over the stretch; waiting: the time its threads were ready but other processes held the CPUs):\n\n' +
+        startingTable + '\n\n' +
         'Where this tree\'s time to the first worker tokens goes, from the `Server-Timing` header the edge sends (on Workers the clock moves only with I/O, so each part is the waits in it plus the CPU of whatever ran on the thread meanwhile):\n\n' +
         partsTable + '\n' +
         (commitsTable && '\nStorage commits: one more round of ' + CONCURRENCY + ' streams per path after the timed ones, with strace attached to the path\'s workerd process (it slows the process, so this round is not timed), counting its fsync and fdatasync calls until 1 s after the last response (the usage records and lease settles included). Each SQLite commit of the rate limiter\'s Durable Object and of Miniflare\'s D1, KV and cache ends in one, and workerd\'s one thread waits for it:\n\n' + commitsTable + '\n'),
