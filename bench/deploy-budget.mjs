@@ -5,7 +5,7 @@
 // (bench/edge-overhead.mjs). Both measure the edge at git REF next to this tree in alternating rounds; this script runs
 // them one after the other and writes the summary bench/results/deploy-budget.{md,json} next to their own files.
 //
-//   node --import tsx bench/deploy-budget.mjs [--baseline REF] [--samples 5] [--rounds 8]
+//   node --import tsx bench/deploy-budget.mjs [--baseline REF] [--samples 5] [--ready-samples 24] [--rounds 8]
 //
 // REF defaults to BEFORE: main just before this work (the issue's measurements were taken there).
 import { execFileSync } from 'node:child_process';
@@ -23,13 +23,14 @@ const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name
 const BASELINE = option('--baseline', BEFORE);
 const [FIRST, ...OTHERS] = BASELINE.split(',');
 const SAMPLES = option('--samples', '5');
+const READY_SAMPLES = option('--ready-samples', '24');
 const ROUNDS = option('--rounds', '8');
 const TARGETS = { gzipKiB: 1.2e6 / 1024, readyOverEmptyMs: 60, firstChatCpuMs: 10, overheadP50Ms: 15 };
 
 const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' / ');
 const loadBefore = load();
 const run = (script, extra) => execFileSync(process.execPath, ['--import', 'tsx', join(root, 'bench', script), '--baseline', BASELINE, ...extra], { cwd: root, stdio: 'inherit' });
-run('edge-cold-start.mjs', ['--samples', SAMPLES]);
+run('edge-cold-start.mjs', ['--samples', SAMPLES, '--ready-samples', READY_SAMPLES]);
 run('edge-overhead.mjs', ['--rounds', ROUNDS, '--concurrency', '32', '--result-name', 'edge-overhead-vs-baseline']);
 
 const cold = JSON.parse(readFileSync(join(root, 'bench/results/edge-cold-start.json'), 'utf8'));
@@ -64,13 +65,14 @@ const table = [
   `|---|---|${'---|'.repeat(OTHERS.length)}---|---|---|---|`,
   ...rows.map((r) => `| ${r.metric} | ${r.before} | ${r.others.map((x) => `${x} | `).join('')}${r.after} | ${r.ratio ?? '—'} | ${r.target === null ? '—' : `≤ ${Math.round(r.target)}`} | ${r.met === null ? '' : r.met ? 'yes' : 'no'} |`),
 ].join('\n');
-const command = `node --import tsx bench/deploy-budget.mjs --baseline ${BASELINE} --samples ${SAMPLES} --rounds ${ROUNDS}`;
+const command = `node --import tsx bench/deploy-budget.mjs --baseline ${BASELINE} --samples ${SAMPLES} --ready-samples ${READY_SAMPLES} --rounds ${ROUNDS}`;
 const machine = `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}; load average ${loadBefore} at the start, ${load()} at the end (1 / 5 / 15 min)`;
 const date = new Date().toISOString();
 const notes = [
   `Cold start: [edge-cold-start.md](edge-cold-start.md) (${cold.command}); overhead: [edge-overhead-vs-baseline.md](edge-overhead-vs-baseline.md) (${overhead.command}). Both measure the two edges in alternating rounds of one run.`,
   'Bundles are what `wrangler deploy --dry-run` reports for the form that deploys (after: `--env production`, minified; before: the top level, the only configuration there was).',
   'CPU: "edge isolate" rows are the V8 CPU profiler of the Worker\'s isolate (what Cloudflare bills and limits per invocation; edge-cold-start.md says how); for the chat completions the rate limiter\'s Durable Object runs in a workerd process of its own, as on Cloudflare where it runs elsewhere than the edge and is billed apart (for every column; results files before 2026-12-02T06:30Z ran it in a worker of its own in the edge\'s process, where workerd started the object on the edge\'s thread inside the edge\'s first call and the profiler counted that as the edge isolate\'s: the row "with the limiter in the edge\'s process" keeps that measure; before 2026-12-02T02:00Z it ran in the edge\'s isolate). The edge\'s D1 gets the migrations applied first, as `npm run deploy` does. "workerd process" rows are the whole process\'s CPU (the limiter\'s process included), which includes Miniflare\'s local KV, D1 and Durable Object simulators that on Cloudflare run elsewhere.',
+  `Ready and start-up CPU: the median of ${cold.readySamples ?? cold.samples} cold starts' differences from an empty worker started in the same round (order rotated each round); quartiles of those differences, ready: ${cold.rows.map((r) => `${r.edge} ${r.readyOverEmptySpreadMs?.join('–') ?? '?'} ms`).join(', ')}; start-up CPU: ${cold.rows.map((r) => `${r.edge} ${r.startupCpuOverEmptySpreadMs?.join('–') ?? '?'} ms`).join(', ')}.`,
   'Ready: from workerd\'s spawn to its first answer (before the spawn Miniflare encodes the config, module bytes included, in JS: work of the local harness that no deployed isolate does; the row "from new Miniflare" keeps it); edge-cold-start.md has the control (an empty worker with only the tokenizer\'s Data module). The first requests are each the first a fresh isolate serves, as on Cloudflare (results files before 2026-12-02T04:00Z measured the chat completions after a GET /health had warmed the isolate, and the ready time from new Miniflare).',
   `Sampling's own cost: in the cold-start run a warm fixed loop measured ${cold.profiledOverUnprofiled?.toFixed(2) ?? '?'}× its unprofiled workerd CPU under the profiler (above 1: the profiler's own share of the "edge isolate" rows; not corrected).`,
   'The machine was shared with other work (2 cores, the load average above): absolute times are inflated by waiting for a core, and the ready time most of all; read the after / before ratios.',

@@ -15,7 +15,7 @@
 // Start-up is split the same way: workerd's own start (the empty worker's process CPU), and the edge's module
 // evaluation profiled in its isolate (a harness imports the bundle at a request, under the profiler): script compile
 // and the global-scope work, by function.
-// Run: node --import tsx bench/edge-cold-start.mjs [--baseline main] [--samples 5]
+// Run: node --import tsx bench/edge-cold-start.mjs [--baseline main] [--samples 5] [--ready-samples 24]
 //   → prints a table, writes bench/results/edge-cold-start.{md,json}.
 import childProcess, { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -36,6 +36,8 @@ const option = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : u
 /** --baseline A[,B]: the edge as it is at each git ref, sampled in the same rounds. */
 const BASELINE_REF = option('--baseline');
 const SAMPLES = Number(option('--samples') ?? 5);
+/** Cold starts to readiness per variant (cheap: no profiler, one request), in rounds that rotate the order. */
+const READY_SAMPLES = Number(option('--ready-samples') ?? 24);
 /** wrangler.toml environment to deploy (dry run); "top" = the top level (not minified: readable profiles). */
 const ENV = option('--env') ?? 'production';
 /** Rows of the where-the-time-went lists (functions and modules) per profile kind. */
@@ -135,11 +137,23 @@ export default { async fetch(request) {
  * and by module / function (readable on an unminified bundle: --env top).
  */
 async function profiled(mf, variant, fn) {
+  await primeProfiler(mf);
   const profile = await startProfile((await mf.getInspectorURL()).port, 'core:user:edge', SAMPLING_INTERVAL_US);
   const result = await fn();
   const summary = summarizeProfile(await profile.stop(), variant.script, SAMPLING_INTERVAL_US, Math.max(12, TOP * 2), undefined, { sourceMap: variant.sourceMap });
   const self = (name) => summary.bySelf.find((r) => r.name === `${name} ${name}`)?.ms ?? 0;
   return { result, busyMs: summary.busyMs, programMs: self('(program)'), gcMs: self('(garbage collector)'), byModule: summary.byModule, bySelf: summary.bySelf };
+}
+
+/**
+ * Starts and stops the isolate's profiler once, so that what its first start costs is spent before a measurement: V8
+ * then collects the source positions of every function it compiled without them, re-parsing whole scripts (the
+ * bundle's top-level code included) on the isolate's thread (perf on workerd: CpuProfiler::StartProfiling →
+ * Isolate::CollectSourcePositions → parsing::ParseProgram). That is the profiler's own work, which no deployed isolate
+ * does; left in, it weighed on whichever edge had not happened to collect those positions at start-up already.
+ */
+async function primeProfiler(mf) {
+  await (await startProfile((await mf.getInspectorURL()).port, 'core:user:edge', SAMPLING_INTERVAL_US)).stop();
 }
 
 /** A key record written straight into KV (edge/key-store.ts's format), so no admin request warms the isolate. */
@@ -213,40 +227,49 @@ async function startEdge(variant, workerUrl, limiter) {
 }
 
 /**
- * One cold isolate: new Miniflare / workerd's spawn → first /health answered (ready; CPU so far). The edge then gets
- * more cold starts, each request profiled as the first its isolate serves (as a cold isolate on Cloudflare serves the
+ * One cold start to readiness: new Miniflare / workerd's spawn → first GET /health answered; the workerd process's CPU
+ * so far and the time its threads waited, runnable, for a core that other processes held (a loaded machine's share).
+ */
+async function readySample(variant, workerUrl) {
+  const started = performance.now();
+  const mf = new Miniflare(miniflareOptions(variant, workerUrl));
+  try {
+    await (await mf.dispatchFetch('http://edge/health')).text();
+    const now = performance.now();
+    const pid = newestWorkerdChild();
+    const readyFromSpawnMs = now - workerdSpawnedAt;
+    return {
+      readyMs: now - started, readyFromSpawnMs, readyUnservedMs: readyFromSpawnMs - processRunQueueNs(pid) / 1e6, startupCpuMs: processCpuNs(pid) / 1e6,
+    };
+  } finally {
+    await mf.dispose();
+  }
+}
+
+/**
+ * Cold isolates, each request profiled as the first its isolate serves (as a cold isolate on Cloudflare serves the
  * request that started it): a GET /health (the request part of the ready time), and the first and second chat
  * completions with the rate limiter's Durable Object in a workerd process of its own (as deployed: on Cloudflare it
  * runs elsewhere than the edge), and once more with it in a worker of its own in the edge's process (the layout of
- * results files before 2026-12-02T06:30Z).
+ * results files before 2026-12-02T06:30Z). The empty worker (isEdge false): a second GET /health of one isolate.
  */
 async function coldSample(variant, workerUrl, isEdge) {
-  const started = performance.now();
-  const mf = new Miniflare(miniflareOptions(variant, workerUrl));
-  let disposed = false;
+  const mf = isEdge ? undefined : new Miniflare(miniflareOptions(variant, workerUrl));
   let edge;
   try {
-    const health = await mf.dispatchFetch('http://edge/health');
-    await health.text();
-    const readyMs = performance.now() - started;
-    const readyFromSpawnMs = performance.now() - workerdSpawnedAt;
-    const pid = newestWorkerdChild();
-    const startupCpuMs = processCpuNs(pid) / 1e6;
-    // time workerd's threads were runnable but waited for a core that other processes held (a loaded machine's share)
-    const readyUnservedMs = readyFromSpawnMs - processRunQueueNs(pid) / 1e6;
     const timed = async ({ mf: on, pids }, request) => {
       const cpuNs = () => pids.reduce((sum, p) => sum + processCpuNs(p), 0);
+      await primeProfiler(on);
       const before = cpuNs();
       const cpu = await profiled(on, variant, request);
       return { ...cpu, processMs: (cpuNs() - before) / 1e6 };
     };
     if (!isEdge) {
-      const health2 = await timed({ mf, pids: [pid] }, async () => (await mf.dispatchFetch('http://edge/health')).text());
-      return { readyMs, readyFromSpawnMs, readyUnservedMs, startupCpuMs, requestCpuMs: health2.processMs, requestIsolateMs: health2.busyMs };
+      await (await mf.dispatchFetch('http://edge/health')).text();
+      const health2 = await timed({ mf, pids: [newestWorkerdChild()] }, async () => (await mf.dispatchFetch('http://edge/health')).text());
+      return { requestCpuMs: health2.processMs, requestIsolateMs: health2.busyMs };
     }
     // workerd evaluates the Worker's modules before it listens: after `ready` the isolate is up and has served nothing
-    await mf.dispose();
-    disposed = true;
     edge = await startEdge(variant, workerUrl, 'edge');
     const firstHealth = await timed(edge, async () => (await edge.mf.dispatchFetch('http://edge/health')).text());
     const chats = async (limiter, count) => {
@@ -268,9 +291,9 @@ async function coldSample(variant, workerUrl, isEdge) {
     };
     const [first, second] = await chats('process', 2);
     const [firstLimiterInProcess] = await chats('worker', 1);
-    return { readyMs, readyFromSpawnMs, readyUnservedMs, startupCpuMs, firstHealth, first, second, firstLimiterInProcess };
+    return { firstHealth, first, second, firstLimiterInProcess };
   } finally {
-    if (!disposed) await mf.dispose();
+    await mf?.dispose();
     await edge?.dispose();
   }
 }
@@ -324,7 +347,14 @@ async function profilerCost() {
   }
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** The p-quantile of xs, interpolated between the two nearest ranks (p = 0.5: the median). */
+function quantile(xs, p) {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const at = (sorted.length - 1) * p;
+  const below = Math.floor(at);
+  return sorted[below] + (sorted[Math.min(below + 1, sorted.length - 1)] - sorted[below]) * (at - below);
+}
+const median = (xs) => quantile(xs, 0.5);
 const round = (x) => +x.toFixed(1);
 
 /** Rows (name, ms) of several profiles' summaries merged: mean ms per profile, largest first. */
@@ -354,25 +384,37 @@ try {
     modules: [{ type: 'ESModule', path: join(variants[0].outDir, 'empty-with-data.js'), contents: `${dataModules.map((m, i) => `import data${i} from './${basename(m.path)}';\n`).join('')}${EMPTY_WORKER.replace("new Response('ok')", `new Response(String(${dataModules.map((_, i) => `data${i}.byteLength`).join(' + ')}))`)}` }, ...dataModules],
     outDir: variants[0].outDir,
   };
-  await coldSample(empty, stub.url, false); // the process's first workerd start pays one-time costs (binary, Node's modules): not a sample
+  await readySample(empty, stub.url); // the process's first workerd start pays one-time costs (binary, Node's modules): not a sample
+  // Ready: every variant and the empty worker once per round, the order rotated each round so that none is always
+  // first after the empty one; each variant's figures are its differences from the empty worker of the same round.
+  const readyVariants = [empty, ...(emptyWithData ? [emptyWithData] : []), ...variants];
+  for (const v of readyVariants) v.ready = [];
+  for (let round = 0; round < READY_SAMPLES; round++) {
+    if (round % 8 === 0) process.stderr.write(`ready, round ${round + 1}/${READY_SAMPLES}\n`);
+    for (let i = 0; i < readyVariants.length; i++) {
+      const v = readyVariants[(i + round) % readyVariants.length];
+      v.ready.push(await readySample(v, stub.url));
+    }
+  }
   for (let round = 0; round < SAMPLES; round++) {
-    process.stderr.write(`round ${round + 1}/${SAMPLES}\n`);
+    process.stderr.write(`requests, round ${round + 1}/${SAMPLES}\n`);
     empty.samples.push(await coldSample(empty, stub.url, false));
-    if (emptyWithData) emptyWithData.samples.push(await coldSample(emptyWithData, stub.url, false));
     for (const v of variants) {
       v.samples.push(await coldSample(v, stub.url, true));
       v.startups.push(await startupProfile(v, stub.url));
     }
   }
   const samplingCost = await profilerCost();
-  const emptyReady = median(empty.samples.map((s) => s.readyMs));
-  const emptyReadyFromSpawn = median(empty.samples.map((s) => s.readyFromSpawnMs));
-  const emptyReadyUnserved = median(empty.samples.map((s) => s.readyUnservedMs));
+  const emptyReady = median(empty.ready.map((s) => s.readyMs));
+  const emptyReadyFromSpawn = median(empty.ready.map((s) => s.readyFromSpawnMs));
+  const emptyReadyUnserved = median(empty.ready.map((s) => s.readyUnservedMs));
+  /** A variant's differences from the empty worker of the same round, for one field of the ready samples. */
+  const overEmpty = (v, key) => v.ready.map((s, i) => s[key] - empty.ready[i][key]);
   const dataOnly = emptyWithData && {
-    readyOverEmptyMs: round(median(emptyWithData.samples.map((s) => s.readyFromSpawnMs)) - emptyReadyFromSpawn),
-    readyOverEmptyWithMiniflareMs: round(median(emptyWithData.samples.map((s) => s.readyMs)) - emptyReady),
+    readyOverEmptyMs: round(median(overEmpty(emptyWithData, 'readyFromSpawnMs'))),
+    readyOverEmptyWithMiniflareMs: round(median(overEmpty(emptyWithData, 'readyMs'))),
   };
-  const emptyCpu = median(empty.samples.map((s) => s.startupCpuMs));
+  const emptyCpu = median(empty.ready.map((s) => s.startupCpuMs));
   const emptyRequestCpu = median(empty.samples.map((s) => s.requestCpuMs));
   const emptyRequestIsolate = median(empty.samples.map((s) => s.requestIsolateMs));
   const rows = variants.map((v) => {
@@ -382,11 +424,13 @@ try {
       edge: v.label, deployed: v.deployed, tokenizerForm: v.tokenizerForm,
       bundleKiB: +v.rawKiB.toFixed(0), gzipKiB: +v.gzipKiB.toFixed(0),
       tokenizerKiB: +v.tokenizerRawKiB.toFixed(0), tokenizerGzipKiB: +v.tokenizerGzipKiB.toFixed(0),
-      readyOverEmptyMs: round(median(v.samples.map((s) => s.readyFromSpawnMs)) - emptyReadyFromSpawn),
-      readyOverEmptyWithMiniflareMs: round(median(v.samples.map((s) => s.readyMs)) - emptyReady),
-      readyOverEmptyLessWaitsMs: round(median(v.samples.map((s) => s.readyUnservedMs)) - emptyReadyUnserved),
+      readyOverEmptyMs: round(median(overEmpty(v, 'readyFromSpawnMs'))),
+      readyOverEmptySpreadMs: [round(quantile(overEmpty(v, 'readyFromSpawnMs'), 0.25)), round(quantile(overEmpty(v, 'readyFromSpawnMs'), 0.75))],
+      readyOverEmptyWithMiniflareMs: round(median(overEmpty(v, 'readyMs'))),
+      readyOverEmptyLessWaitsMs: round(median(overEmpty(v, 'readyUnservedMs'))),
       firstHealthIsolateMs: round(chat('firstHealth', 'busyMs')),
-      startupCpuOverEmptyMs: round(median(v.samples.map((s) => s.startupCpuMs)) - emptyCpu),
+      startupCpuOverEmptyMs: round(median(overEmpty(v, 'startupCpuMs'))),
+      startupCpuOverEmptySpreadMs: [round(quantile(overEmpty(v, 'startupCpuMs'), 0.25)), round(quantile(overEmpty(v, 'startupCpuMs'), 0.75))],
       startupIsolateMs: round(startup('busyMs')), startupCompileMs: round(startup('programMs')), startupGcMs: round(startup('gcMs')),
       firstChatIsolateMs: round(chat('first', 'busyMs')), firstChatCpuMs: round(chat('first', 'processMs')),
       secondChatIsolateMs: round(chat('second', 'busyMs')), secondChatCpuMs: round(chat('second', 'processMs')),
@@ -395,9 +439,9 @@ try {
       firstChatByModule: meanRows(v.samples.map((s) => s.first.byModule)), firstChatBySelf: meanRows(v.samples.map((s) => s.first.bySelf)),
     };
   });
-  const header = '| edge | bundle (config) | bundle KiB | gzip KiB | tokenizer data KiB (gzip; form) | cold isolate ready over empty, from workerd\'s start ms | (less workerd\'s waits for a core ms) | (from new Miniflare ms) | start-up, edge isolate ms (of it compile / GC) | start-up, workerd process over empty ms | 1st GET /health, edge isolate CPU ms | 1st chat completion, edge isolate CPU ms | 1st, workerd process CPU ms | 2nd chat completion, edge isolate CPU ms | 2nd, workerd process CPU ms | (1st chat completion, limiter in the edge\'s process, edge isolate CPU ms) |';
+  const header = '| edge | bundle (config) | bundle KiB | gzip KiB | tokenizer data KiB (gzip; form) | cold isolate ready over empty, from workerd\'s start ms (quartiles) | (less workerd\'s waits for a core ms) | (from new Miniflare ms) | start-up, edge isolate ms (of it compile / GC) | start-up, workerd process over empty ms (quartiles) | 1st GET /health, edge isolate CPU ms | 1st chat completion, edge isolate CPU ms | 1st, workerd process CPU ms | 2nd chat completion, edge isolate CPU ms | 2nd, workerd process CPU ms | (1st chat completion, limiter in the edge\'s process, edge isolate CPU ms) |';
   const lines = [header, `|${'---|'.repeat(16)}`, ...rows.map((r) =>
-    `| ${r.edge} | ${r.deployed} | ${r.bundleKiB} | ${r.gzipKiB} | ${r.tokenizerKiB} (${r.tokenizerGzipKiB}; ${r.tokenizerForm}) | ${r.readyOverEmptyMs} | ${r.readyOverEmptyLessWaitsMs} | ${r.readyOverEmptyWithMiniflareMs} | ${r.startupIsolateMs} (${r.startupCompileMs} / ${r.startupGcMs}) | ${r.startupCpuOverEmptyMs} | ${r.firstHealthIsolateMs} | ${r.firstChatIsolateMs} | ${r.firstChatCpuMs} | ${r.secondChatIsolateMs} | ${r.secondChatCpuMs} | ${r.firstChatLimiterInProcessIsolateMs} |`)];
+    `| ${r.edge} | ${r.deployed} | ${r.bundleKiB} | ${r.gzipKiB} | ${r.tokenizerKiB} (${r.tokenizerGzipKiB}; ${r.tokenizerForm}) | ${r.readyOverEmptyMs} (${r.readyOverEmptySpreadMs.join('–')}) | ${r.readyOverEmptyLessWaitsMs} | ${r.readyOverEmptyWithMiniflareMs} | ${r.startupIsolateMs} (${r.startupCompileMs} / ${r.startupGcMs}) | ${r.startupCpuOverEmptyMs} (${r.startupCpuOverEmptySpreadMs.join('–')}) | ${r.firstHealthIsolateMs} | ${r.firstChatIsolateMs} | ${r.firstChatCpuMs} | ${r.secondChatIsolateMs} | ${r.secondChatCpuMs} | ${r.firstChatLimiterInProcessIsolateMs} |`)];
   const listed = (top) => top.map((t) => `${t.name} ${t.ms}`).join('; ');
   const topLines = rows.flatMap((r) => [
     `- ${r.edge}, start-up, by module: ${listed(r.startupByModule)}`, `- ${r.edge}, start-up, by function: ${listed(r.startupBySelf)}`,
@@ -408,15 +452,15 @@ try {
     + `ready ≤ ${TARGETS.readyOverEmptyMs} ms over an empty worker: ${ours.readyOverEmptyMs <= TARGETS.readyOverEmptyMs ? 'met' : 'not met'}; `
     + `first chat completion ≤ ${TARGETS.firstChatCpuMs} ms CPU of the edge isolate: ${ours.firstChatIsolateMs <= TARGETS.firstChatCpuMs ? 'met' : 'not met'}.`;
   const machine = `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, workerd via miniflare ${JSON.parse(readFileSync(join(repoRoot, 'node_modules/miniflare/package.json'), 'utf8')).version}`;
-  const command = `node --import tsx bench/edge-cold-start.mjs${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''} --samples ${SAMPLES}${ENV === 'production' ? '' : ` --env ${ENV}`}`;
+  const command = `node --import tsx bench/edge-cold-start.mjs${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''} --samples ${SAMPLES} --ready-samples ${READY_SAMPLES}${ENV === 'production' ? '' : ` --env ${ENV}`}`;
   const date = new Date().toISOString();
   const load = `load average ${loadAtStart} at the start, ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} at the end (1 / 5 / 15 min)`;
   const notes = [
     'Bundle sizes are what `wrangler deploy --dry-run --outdir` prints ("Total Upload … / gzip …") for the form that deploys: `--env production` (minified) where wrangler.toml has that environment, else its top level. The tokenizer data is edge/tokenizer/generated/qwen3-tokenizer.bin (a Data module) or, before, qwen3-tokenizer-data.js (base64 in JS); its gzip by node:zlib.',
-    `Each sample is a fresh workerd process on the modules wrangler wrote, with the edge's bindings (KV, D1, the rate limiter's Durable Object); median of ${SAMPLES}, variants in alternating rounds.`,
-    `"ready" = time from workerd's spawn to the first answered GET /health (workerd's start, the Worker's module evaluation, that request); an empty worker with the same bindings takes ${emptyReadyFromSpawn.toFixed(0)} ms here, and the column is the difference. "Less workerd's waits for a core" takes off the time its threads were runnable but not running (/proc/<pid>/task/*/schedstat), the share a loaded machine adds (the empty worker: ${emptyReadyUnserved.toFixed(0)} ms): an estimate of the column on a quiet machine. "From new Miniflare" also counts what Miniflare does in Node before it spawns workerd: it encodes the whole workerd config, every module's bytes included, with a capnp encoder written in JS (the empty worker: ${emptyReady.toFixed(0)} ms). ${dataOnly ? `The empty worker with only this tree's Data module (the tokenizer image) added and read is ${dataOnly.readyOverEmptyWithMiniflareMs} ms later than the empty one from new Miniflare and ${dataOnly.readyOverEmptyMs} ms from workerd's spawn: ` : ''}work of the local harness that no deployed isolate does (Cloudflare stores the upload once), so the target is read on the first column.`,
+    `Each sample is a fresh workerd process on the modules wrangler wrote, with the edge's bindings (KV, D1, the rate limiter's Durable Object). Ready time and start-up CPU: ${READY_SAMPLES} cold starts of each variant and of the empty worker, one of each per round, the order rotated every round; a variant's figure is the median of its ${READY_SAMPLES} differences from the empty worker of the same round (so that a busy stretch of the machine weighs on both sides of a difference), with the quartiles of those differences in brackets. The requests' CPU: median of ${SAMPLES} cold starts per variant, variants in alternating rounds. (Results files before 2026-12-02T09:30Z took the ready time from those ${SAMPLES} samples, as the difference of two medians: on this machine three runs of one tree read 56.6, 64.0 and 63.3 ms.)`,
+    `"ready" = time from workerd's spawn to the first answered GET /health (workerd's start, the Worker's module evaluation, that request); an empty worker with the same bindings takes ${emptyReadyFromSpawn.toFixed(0)} ms here (median), and the column is the median of the round-by-round differences from it. "Less workerd's waits for a core" takes off the time its threads were runnable but not running (/proc/<pid>/task/*/schedstat), the share a loaded machine adds (the empty worker: ${emptyReadyUnserved.toFixed(0)} ms): an estimate of the column on a quiet machine. "From new Miniflare" also counts what Miniflare does in Node before it spawns workerd: it encodes the whole workerd config, every module's bytes included, with a capnp encoder written in JS (the empty worker: ${emptyReady.toFixed(0)} ms). ${dataOnly ? `The empty worker with only this tree's Data module (the tokenizer image) added and read is ${dataOnly.readyOverEmptyWithMiniflareMs} ms later than the empty one from new Miniflare and ${dataOnly.readyOverEmptyMs} ms from workerd's spawn: ` : ''}work of the local harness that no deployed isolate does (Cloudflare stores the upload once), so the target is read on the first column.`,
     'The first GET /health, chat completions: each profiled as the first request that a fresh isolate serves (workerd evaluates the modules before it listens), as a cold isolate on Cloudflare serves the request that started it: the first completion pays the router\'s and the middleware\'s first runs too. Results files before 2026-12-02T04:00Z sent a GET /health first and measured the completions after it.',
-    `"edge isolate" CPU = the V8 CPU profiler of the Worker's isolate through workerd's inspector (sampling every ${SAMPLING_INTERVAL_US} µs asked; the gaps are longer on a loaded machine), Profiler.start/stop around the request: every sample in which the isolate ran JS, compiled it ("(program)") or collected garbage, each charged the time to the next sample but at most twice the median gap (a longer gap is the isolate waiting on KV, D1, the Durable Object's storage, the stand-in GPU worker or a core, not running). On a loaded machine a sample still counts time in which the isolate's thread waited for a core, so the figure is an upper bound. This is what Cloudflare's per-invocation CPU time (\`cpuTime\`, the free plan's 10 ms limit) measures; workerd run locally fills \`cpuTime\` and \`wallTime\` of a tail worker's trace events with 0, so the profiler is the way to read it here. The chat completions are measured on another cold start of the edge whose rate limiter (a Durable Object, SQLite-backed as deployed) runs in a workerd process of its own, reached through Miniflare's dev registry, as on Cloudflare, where a Durable Object runs elsewhere than the Worker that calls it and is billed apart: the edge isolate's figure holds the edge's side of the call, not the limiter's work. Results files before 2026-12-02T06:30Z ran the limiter in a worker of its own in the edge's process; workerd then starts the object on the edge's thread at the first call, inside the edge's \`admit\` call (in a profile of 54b2c20 that call stayed on the edge's stack for 17 ms of wall time, 2 ms of it sampled, against one 0.16 ms sample with the limiter in a process of its own), and the profiler counted that as the edge isolate's; the last column keeps that measure. Before the first request the edge's D1 database gets the tree's migrations/ applied, as \`npm run deploy\` applies them to the deployed one (from 2026-12-02T06:30Z; before, a fresh database, which the edge then gave its table at the first usage record). A GET /health on the empty worker measures ${emptyRequestIsolate.toFixed(2)} ms this way. Sampling has its own cost in the isolate: a warm fixed loop measures ${samplingCost.toFixed(2)}× its workerd process CPU without the profiler in this run (a ratio above 1 is the profiler's own share of the profiled figures; they are not corrected).`,
+    `"edge isolate" CPU = the V8 CPU profiler of the Worker's isolate through workerd's inspector (sampling every ${SAMPLING_INTERVAL_US} µs asked; the gaps are longer on a loaded machine), Profiler.start/stop around the request: every sample in which the isolate ran JS, compiled it ("(program)") or collected garbage, each charged the time to the next sample but at most twice the median gap (a longer gap is the isolate waiting on KV, D1, the Durable Object's storage, the stand-in GPU worker or a core, not running). On a loaded machine a sample still counts time in which the isolate's thread waited for a core, so the figure is an upper bound. This is what Cloudflare's per-invocation CPU time (\`cpuTime\`, the free plan's 10 ms limit) measures; workerd run locally fills \`cpuTime\` and \`wallTime\` of a tail worker's trace events with 0, so the profiler is the way to read it here. The chat completions are measured on another cold start of the edge whose rate limiter (a Durable Object, SQLite-backed as deployed) runs in a workerd process of its own, reached through Miniflare's dev registry, as on Cloudflare, where a Durable Object runs elsewhere than the Worker that calls it and is billed apart: the edge isolate's figure holds the edge's side of the call, not the limiter's work. Results files before 2026-12-02T06:30Z ran the limiter in a worker of its own in the edge's process; workerd then starts the object on the edge's thread at the first call, inside the edge's \`admit\` call (in a profile of 54b2c20 that call stayed on the edge's stack for 17 ms of wall time, 2 ms of it sampled, against one 0.16 ms sample with the limiter in a process of its own), and the profiler counted that as the edge isolate's; the last column keeps that measure. Before the first request the edge's D1 database gets the tree's migrations/ applied, as \`npm run deploy\` applies them to the deployed one (from 2026-12-02T06:30Z; before, a fresh database, which the edge then gave its table at the first usage record). A GET /health on the empty worker measures ${emptyRequestIsolate.toFixed(2)} ms this way. The profiler is started and stopped once before each measured request (from 2026-12-02T09:40Z): its first start in an isolate makes V8 collect the source positions of every function compiled without them, re-parsing the scripts, the bundle included, on the isolate's thread, which the figures then counted for an edge whose start-up had not collected them already (perf on workerd). Sampling has its own cost in the isolate: a warm fixed loop measures ${samplingCost.toFixed(2)}× its workerd process CPU without the profiler in this run (a ratio above 1 is the profiler's own share of the profiled figures; they are not corrected).`,
     `"workerd process" CPU = the whole process's CPU time (/proc/<pid>/task/*/schedstat) during the request: the isolate plus workerd itself and Miniflare's KV, D1 and Durable Object storage simulators, which on Cloudflare run elsewhere; a GET /health on the empty worker costs ${emptyRequestCpu.toFixed(1)} ms the same way.`,
     `Start-up: workerd's own start is the empty worker's process CPU until its first answer (${emptyCpu.toFixed(0)} ms); "start-up, workerd process over empty" is the edge's process CPU until its first answer minus that. "start-up, edge isolate" is the edge bundle's module evaluation profiled in its isolate: a harness worker imports the bundle (\`await import('./index.js')\`) at a request under the profiler; "(program)" samples are script compile and other work of V8 and workerd outside JS, the rest the global-scope work of the bundle's modules and GC.`,
     `The machine (2 cores) was shared with other work while this ran (${load}): compare the rows of one run, not absolute numbers across runs.`,
@@ -426,7 +470,7 @@ try {
   writeFileSync(join(repoRoot, 'bench/results/edge-cold-start.md'),
     `# Edge cold start\n\nCommand: \`${command}\`  \nMachine: ${machine}; ${load}  \nDate: ${date}\n\n${output}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
   writeFileSync(join(repoRoot, 'bench/results/edge-cold-start.json'), JSON.stringify({
-    command, machine, load, date, samples: SAMPLES, samplingIntervalUs: SAMPLING_INTERVAL_US, targets: TARGETS, emptyReadyMs: emptyReady, emptyStartupCpuMs: emptyCpu,
+    command, machine, load, date, samples: SAMPLES, readySamples: READY_SAMPLES, samplingIntervalUs: SAMPLING_INTERVAL_US, targets: TARGETS, emptyReadyMs: emptyReady, emptyStartupCpuMs: emptyCpu,
     profiledOverUnprofiled: samplingCost, emptyReadyFromSpawnMs: emptyReadyFromSpawn, emptyReadyLessWaitsMs: emptyReadyUnserved, emptyWithDataModules: dataOnly, emptyRequestCpuMs: emptyRequestCpu, emptyRequestIsolateMs: emptyRequestIsolate, rows, notes,
   }, null, 2) + '\n');
 } finally {
