@@ -24,4 +24,14 @@ describe('start-up warm-up', () => {
     ]);
     expect(report.chain.filter((h) => !h.stopped)).toEqual([]);
   });
+
+  it("runs its steps in a microtask, after the call (the module's evaluation) has returned", async () => {
+    // an error made while the module's top-level code is on the stack costs workerd a re-parse of the whole bundle
+    const read: PropertyKey[] = [];
+    const watched = new Proxy(env, { get: (target, key) => (read.push(key), target[key as keyof typeof env]) });
+    const report = warmUp(deployedApp(), watched);
+    expect(read).toEqual([]);
+    await report;
+    expect(read).toContain('WORKER_SECRET');
+  });
 });
