@@ -1,0 +1,135 @@
+// Experiment: the arithmetic peaks of this machine's cores, to tell a skinny matmul's compute limit from its memory
+// limit. Two loops with no memory traffic, each run on 1 and on 2 threads in alternating rounds:
+//   fma   AVX-512 FMA, 12 independent accumulators per thread (fp32 lanes per second)
+//   amx   TDPBUSD, 16 x 64 int8 times 64 x 16, four independent C tiles per thread (tile instructions per second)
+// If the 2 threads ran on one physical core (SMT siblings, or a shared tile unit), the 2-thread totals would stay near
+// the 1-thread ones.
+// Build: g++ -O2 -mavx512f -mamx-tile -mamx-int8 -std=c++17 -pthread native/dev/cpu/core_peaks.cpp -o /tmp/core_peaks
+// Usage: /tmp/core_peaks [rounds] [results.md]
+// GCC 12 reports its own _mm512_undefined_* placeholders as maybe-uninitialized once inlined: a false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+constexpr long kFmaIters = 100'000'000, kAmxIters = 10'000'000;
+
+float fma_loop() {
+  __m512 a[12];
+  for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps(1.0f + i * 1e-7f);
+  const __m512 b = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+  for (long n = 0; n < kFmaIters; n++)
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; i++) a[i] = _mm512_fmadd_ps(a[i], b, c);
+  float s = 0;
+  for (int i = 0; i < 12; i++) s += _mm512_reduce_add_ps(a[i]);
+  return s;
+}
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0, reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+float amx_loop() {
+  thread_local TileConfig cfg;  // not on the stack: the compiler does not see _tile_loadconfig read it
+  cfg = TileConfig{};
+  for (int t = 0; t < 8; t++) cfg.rows[t] = 16, cfg.colsb[t] = 64;
+  _tile_loadconfig(&cfg);
+  alignas(64) static thread_local uint8_t in[1024];
+  alignas(64) static thread_local int32_t out[256];
+  std::fill(in, in + sizeof in, 1);
+  _tile_loadd(4, in, 64);
+  _tile_loadd(5, in, 64);
+  _tile_loadd(6, in, 64);
+  _tile_loadd(7, in, 64);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (long n = 0; n < kAmxIters; n++) {
+    _tile_dpbusd(0, 4, 6);
+    _tile_dpbusd(1, 4, 7);
+    _tile_dpbusd(2, 5, 6);
+    _tile_dpbusd(3, 5, 7);
+  }
+  _tile_stored(0, out, 64);
+  _tile_release();
+  return (float)out[0];
+}
+
+// Seconds for `threads` threads each running `loop` once.
+double timed(int threads, const std::function<float()>& loop) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> pool;
+  std::vector<float> sink(threads);
+  for (int i = 0; i < threads; i++) pool.emplace_back([&, i] { sink[i] = loop(); });
+  for (auto& t : pool) t.join();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int rounds = argc > 1 ? std::atoi(argv[1]) : 5;
+  const bool amx = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+  // per round: [fma 1, fma 2, amx 1, amx 2] in G per second (fp32 FMA lanes; tile instructions)
+  std::vector<std::vector<double>> rates(4);
+  for (int r = 0; r < rounds; r++)
+    for (int threads : {1, 2}) {
+      rates[threads - 1].push_back(threads * kFmaIters * 12.0 * 16 / timed(threads, fma_loop) / 1e9);
+      if (amx) rates[1 + threads].push_back(threads * kAmxIters * 4.0 / timed(threads, amx_loop) / 1e9);
+    }
+  double load[3] = {};
+  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = -1;
+    std::fclose(f);
+  }
+  char date[64];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
+  std::string md = "# Arithmetic peaks of this machine's cores (native/dev/cpu/core_peaks.cpp)\n\n";
+  md += "- command: `/tmp/core_peaks " + std::to_string(rounds) + "` (build line in the source)\n";
+  md += "- date: " + std::string(date) + "; load average " + std::to_string(load[0]).substr(0, 4) + " / " +
+        std::to_string(load[1]).substr(0, 4) + " / " + std::to_string(load[2]).substr(0, 4) + "\n";
+  md += "- loops with no memory traffic, 1 and 2 threads alternating, " + std::to_string(rounds) +
+        " rounds; median (min-max) of the totals over all threads\n\n";
+  md += "| loop | unit | 1 thread | 2 threads | 2 threads / 1 thread |\n|---|---|---:|---:|---:|\n";
+  const char* names[2] = {"AVX-512 FMA", "AMX TDPBUSD (16x64 by 64x16 int8)"};
+  const char* units[2] = {"G fp32 FMA lanes/s", "G tile instructions/s"};
+  for (int k = 0; k < (amx ? 2 : 1); k++) {
+    const auto& one = rates[2 * k];
+    const auto& two = rates[2 * k + 1];
+    char row[320];
+    std::snprintf(row, sizeof row, "| %s | %s | %.3g (%.3g-%.3g) | %.3g (%.3g-%.3g) | %.2f |\n", names[k], units[k],
+                  median(one), *std::min_element(one.begin(), one.end()), *std::max_element(one.begin(), one.end()),
+                  median(two), *std::min_element(two.begin(), two.end()), *std::max_element(two.begin(), two.end()),
+                  median(two) / median(one));
+    md += row;
+  }
+  if (!amx) md += "\nAMX: not available (no permission or no tile unit)\n";
+  std::fputs(md.c_str(), stdout);
+  if (argc > 2)
+    if (FILE* f = std::fopen(argv[2], "w")) std::fputs(md.c_str(), f), std::fclose(f);
+  return 0;
+}
