@@ -5,7 +5,7 @@
 // If the 2 threads ran on one physical core (SMT siblings, or a shared tile unit), the 2-thread totals would stay near
 // the 1-thread ones.
 // Build: g++ -O2 -mavx512f -mamx-tile -mamx-int8 -std=c++17 -pthread native/dev/cpu/core_peaks.cpp -o /tmp/core_peaks
-// Usage: /tmp/core_peaks [rounds] [results.md]
+// Usage: /tmp/core_peaks [rounds] [path of a results file to write]
 // GCC 12 reports its own _mm512_undefined_* placeholders as maybe-uninitialized once inlined: a false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
