@@ -158,27 +158,33 @@ class Expansion {
   int nv_ = 0, total_ = 0, piece_ = 0, done_ = 0;
 };
 
+// Loads the expanded weights of one block (wb[j] for tile j, k-steps s and s + 1) into the B registers, with ex.step()
+// after each tile's loads.
+template <class Ex>
+inline void load_b(const uint8_t* const* wb, int kstep, int n_steps, int s, Ex& ex) {
+  const size_t b_bytes = (size_t)kstep / 4 * 64;
+  const bool odd = s + 1 < n_steps;
+  _tile_loadd(Q3_B00, wb[0] + (size_t)s * b_bytes, 64);
+  if (odd) _tile_loadd(Q3_B01, wb[0] + (size_t)(s + 1) * b_bytes, 64);
+  ex.step();
+  _tile_loadd(Q3_B10, wb[1] + (size_t)s * b_bytes, 64);
+  if (odd) _tile_loadd(Q3_B11, wb[1] + (size_t)(s + 1) * b_bytes, 64);
+  ex.step();
+}
+
 // One block for one pass: C0 / C1 = its A tiles (n_steps k-steps from a, step_bytes apart) times the block's weights
-// (wb[j] for tile j), stored to cbuf. load_b: the B registers are loaded here, per pair of k-steps; otherwise (a
+// (wb[j] for tile j), stored to cbuf. own_b: the B registers are loaded here, per pair of k-steps; otherwise (a
 // block of at most two k-steps, shared by several passes) the caller has loaded them. ex.step() runs between the tile
 // instructions.
 template <class Ex>
 inline void pass_product(const int8_t* a, size_t step_bytes, int kstep, int n_steps, const uint8_t* const* wb,
-                         bool load_b, int32_t (*cbuf)[16][16], Ex& ex) {
-  const size_t b_bytes = (size_t)kstep / 4 * 64;
+                         bool own_b, int32_t (*cbuf)[16][16], Ex& ex) {
   ex.step();
   _tile_zero(Q3_C0);
   _tile_zero(Q3_C1);
   for (int s = 0; s < n_steps; s += 2) {
     const bool odd = s + 1 < n_steps;
-    if (load_b) {
-      _tile_loadd(Q3_B00, wb[0] + (size_t)s * b_bytes, 64);
-      if (odd) _tile_loadd(Q3_B01, wb[0] + (size_t)(s + 1) * b_bytes, 64);
-      ex.step();
-      _tile_loadd(Q3_B10, wb[1] + (size_t)s * b_bytes, 64);
-      if (odd) _tile_loadd(Q3_B11, wb[1] + (size_t)(s + 1) * b_bytes, 64);
-      ex.step();
-    }
+    if (own_b) load_b(wb, kstep, n_steps, s, ex);
     _tile_loadd(Q3_A0, a + (size_t)s * step_bytes, kstep);
     if (odd) _tile_loadd(Q3_A1, a + (size_t)(s + 1) * step_bytes, kstep);
     ex.step();
@@ -193,15 +199,6 @@ inline void pass_product(const int8_t* a, size_t step_bytes, int kstep, int n_st
   ex.step();
   _tile_stored(Q3_C1, cbuf[1], 64);
   ex.step();
-}
-
-// Loads the expanded weights of one block (wb[j] for tile j, k-steps 0 and 1) into the B registers, for every pass.
-inline void load_b(const uint8_t* const* wb, int kstep, int n_steps) {
-  const size_t b_bytes = (size_t)kstep / 4 * 64;
-  _tile_loadd(Q3_B00, wb[0], 64);
-  if (n_steps > 1) _tile_loadd(Q3_B01, wb[0] + b_bytes, 64);
-  _tile_loadd(Q3_B10, wb[1], 64);
-  if (n_steps > 1) _tile_loadd(Q3_B11, wb[1] + b_bytes, 64);
 }
 
 // The block's dot products of activation row i of a pass with r rows, zero point applied: C rows 0..r-1 hold the
@@ -297,7 +294,7 @@ void pair_amx(const PackedView& w, const QuantizedRows& x, int t, int nt, float*
       Ex ahead = expansion(b + kAhead), none;
       // Blocks of at most two k-steps load their B registers once for every pass.
       const bool shared_b = n_steps <= 2;
-      if (shared_b) load_b(wb, kstep, n_steps);
+      if (shared_b) load_b(wb, kstep, n_steps, 0, none);
       for (int p = 0; p < passes; p++) {
         pass_product(x.tiles + ((size_t)b * n_steps * passes + p) * a_bytes, passes * a_bytes, kstep, n_steps, wb,
                      !shared_b, cbuf[0], p == 0 ? ahead : none);
