@@ -30,8 +30,8 @@ inline AwqMatrixCpu random_packed(int K, int N, std::mt19937& rng) {
 inline std::vector<AwqMatrixCpu> rotated_copies(AwqMatrixCpu first, size_t total_bytes) {
   std::vector<AwqMatrixCpu> copies;
   copies.push_back(std::move(first));
-  const AwqMatrixCpu& f = copies[0];
-  while (copies.size() * f.bytes_read() < total_bytes) {
+  while (copies.size() * copies[0].bytes_read() < total_bytes) {
+    const AwqMatrixCpu& f = copies[0];  // taken anew each time: push_back may move the elements
     AwqMatrixCpu c;
     c.K = f.K, c.N = f.N, c.group_size = f.group_size;
     c.storage.reserve(f.storage.size());
