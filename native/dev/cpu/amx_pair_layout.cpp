@@ -229,27 +229,9 @@ void run_pairs(const PairMatrix& w, const QuantizedRows& x, int t0, int t1, floa
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-const char* g_only = nullptr;
+const char* g_only = nullptr;  // comma-separated names to run (all when null)
 
-bool selected(const char* name) {
-  if (!g_only) return true;
-  const std::string list = std::string(",") + g_only + ",";
-  return list.find(std::string(",") + name + ",") != std::string::npos;
-}
-
-// Random weights as published, packed both ways.
-struct Inputs {
-  std::vector<int32_t> qw, qz;
-  std::vector<uint16_t> sc;
-  AwqSource src;
-  Inputs(int K, int N, std::mt19937& rng) : qw((size_t)K * N / 8), qz((size_t)K / 128 * N / 8), sc((size_t)K / 128 * N) {
-    for (auto& v : qw) v = (int32_t)rng();
-    for (auto& v : qz) v = (int32_t)rng();
-    std::uniform_real_distribution<float> s(0.002f, 0.03f);
-    for (auto& v : sc) v = f32_to_f16(s(rng));
-    src = AwqSource{qw.data(), qz.data(), sc.data(), N};
-  }
-};
+bool selected(const char* name) { return dev::listed(g_only, name); }
 
 // A version runs tiles [t0, t1) of its own layout (units: 16 columns for mainline, 32 for the pair layout) of copy c.
 struct Version {
@@ -330,7 +312,7 @@ template <int R>
 int run_l2(int rounds) {
   const int K = 4096, N = 512;
   std::mt19937 rng(3);
-  const Inputs in(K, N, rng);
+  const dev::RandomAwq in(K, N, rng);
   const std::vector<AwqMatrixCpu> old = [&] {
     std::vector<AwqMatrixCpu> v;
     v.push_back(awq_pack_cpu(K, 128, {in.src}));
@@ -373,7 +355,7 @@ int run_dram(int rounds) {
   std::vector<AwqMatrixCpu> old;
   std::vector<PairMatrix> pk;
   {
-    const Inputs in(K, N, rng);
+    const dev::RandomAwq in(K, N, rng);
     old = dev::rotated_copies(awq_pack_cpu(K, 128, {in.src}), 256u << 20);
     const PairMatrix first = pack_pairs(in.src, K, 128);
     while (pk.size() < old.size()) pk.push_back(copy_of(first));

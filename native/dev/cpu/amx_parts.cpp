@@ -443,11 +443,7 @@ double now() { return std::chrono::duration<double>(std::chrono::steady_clock::n
 
 const char* g_only = nullptr;  // comma-separated names to run (all when null)
 
-bool selected(const char* name) {
-  if (!g_only) return true;
-  const std::string list = std::string(",") + g_only + ",";
-  return list.find(std::string(",") + name + ",") != std::string::npos;
-}
+bool selected(const char* name) { return dev::listed(g_only, name); }
 
 // DRAM mode: 2 threads, the 4096 -> 12288 shape, copies rotated over 512 MiB, versions alternating within each round;
 // each version's best pass over all copies against that round's read-bandwidth probe (median over rounds).

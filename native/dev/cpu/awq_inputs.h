@@ -1,11 +1,13 @@
-// What the int4 kernel experiments share (awq_rows.cpp, awq_gemv_dram.cpp, amx_parts.cpp, and step_inputs.h's view):
-// a random matrix packed as awq_pack_cpu does (group size 128), copies of it on huge pages rotating over more memory
-// than the L3 holds, a packed matrix's tiles as the kernels take them, and M random activation rows quantised as
-// awq_matmul_cpu would (AMX tiles included), and the AMX tile configuration's layout.
+// What the int4 kernel experiments share (awq_rows.cpp, awq_gemv_dram.cpp, amx_parts.cpp, amx_pair_layout.cpp, and
+// step_inputs.h's view): random published tensors and the matrix awq_pack_cpu makes of them (group size 128), copies
+// of it on huge pages rotating over more memory than the L3 holds, a packed matrix's tiles as the kernels take them,
+// M random activation rows quantised as awq_matmul_cpu would (AMX tiles included), the AMX tile configuration's
+// layout, and the harnesses' filter of versions by name.
 #pragma once
 #include <cstdint>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "cpu/awq_cpu.h"
@@ -15,15 +17,24 @@
 
 namespace q3::dev {
 
-// Random int4 weights and zero points, fp16 scales in [0.002, 0.03).
+// Random tensors as published: int4 weights and zero points, fp16 scales in [0.002, 0.03), group size 128.
+struct RandomAwq {
+  std::vector<int32_t> qw, qz;
+  std::vector<uint16_t> sc;
+  AwqSource src;
+  RandomAwq(int K, int N, std::mt19937& rng) : qw((size_t)K * N / 8), qz((size_t)K / 128 * N / 8), sc((size_t)K / 128 * N) {
+    for (auto& v : qw) v = (int32_t)rng();
+    for (auto& v : qz) v = (int32_t)rng();
+    std::uniform_real_distribution<float> s(0.002f, 0.03f);
+    for (auto& v : sc) v = f32_to_f16(s(rng));
+    src = AwqSource{qw.data(), qz.data(), sc.data(), N};
+  }
+};
+
+// RandomAwq packed by awq_pack_cpu.
 inline AwqMatrixCpu random_packed(int K, int N, std::mt19937& rng) {
-  std::vector<int32_t> qw((size_t)K * N / 8), qz((size_t)K / 128 * N / 8);
-  std::vector<uint16_t> sc((size_t)K / 128 * N);
-  for (auto& v : qw) v = (int32_t)rng();
-  for (auto& v : qz) v = (int32_t)rng();
-  std::uniform_real_distribution<float> s(0.002f, 0.03f);
-  for (auto& v : sc) v = f32_to_f16(s(rng));
-  return awq_pack_cpu(K, 128, {AwqSource{qw.data(), qz.data(), sc.data(), N}});
+  const RandomAwq a(K, N, rng);
+  return awq_pack_cpu(K, 128, {a.src});
 }
 
 // `first` and copies of it on huge pages, at least total_bytes in all.
@@ -49,6 +60,13 @@ inline awq_cpu::PackedView view_of(const AwqMatrixCpu& m) {
   std::memcpy(&off, m.storage.data(), 8);
   const size_t tb = ((size_t)m.K / 8 * kWordBytes + (size_t)m.K / m.group_size * kMetaBytes + 63) / 64 * 64;
   return PackedView{m.K, m.N, m.group_size, (m.N + kTile - 1) / kTile, tb, m.storage.data() + off};
+}
+
+// Whether `name` is in `list`, a comma-separated list of the versions to run (every name when list is null).
+inline bool listed(const char* list, const char* name) {
+  if (!list) return true;
+  const std::string l = std::string(",") + list + ",";
+  return l.find(std::string(",") + name + ",") != std::string::npos;
 }
 
 // An AMX tile configuration (palette 1): rows and bytes per row of each tile register. Kept thread_local by its users:
