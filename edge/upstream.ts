@@ -275,7 +275,7 @@ export class UpstreamPool {
       if (!res.headers.get('content-type')?.startsWith('text/event-stream') || !res.body) {
         throw new UpstreamError(`answered ${res.status} with ${res.headers.get('content-type') ?? 'no content type'}`, 'protocol');
       }
-      const frames = new WorkerFrames(res.body.getReader());
+      const frames = new WorkerFrames(res.body);
       const first: GenerateEvent[] = [];
       for (;;) {
         const event = frames.take() ?? (await frames.next());
@@ -333,7 +333,7 @@ export class UpstreamStream implements AsyncIterable<GenerateEvent> {
       let event = this.buffered.shift() ?? this.frames.take();
       // read here rather than through frames.next(): one await per worker frame on the hot path, not three
       while (!event) {
-        const { done, value } = await this.frames.reader.read();
+        const { done, value } = await this.frames.read();
         if (done) throw new UpstreamError('closed the stream before finishing', 'protocol');
         this.frames.append(value);
         event = this.frames.take();
@@ -388,11 +388,28 @@ class WorkerFrames {
   /** a frame that threw: thrown by take() once the frames before it went out; nothing after it is read */
   private failure?: unknown;
   private readonly decoder = new TextDecoder();
+  /** the body read into a buffer of ours (a byte stream: the runtime's fetch bodies), else the body's default reader */
+  private readonly byob?: ReadableStreamBYOBReader;
+  private readonly reader?: ReadableStreamDefaultReader<Uint8Array>;
+  /** what the next BYOB read fills: the buffer the last read returned (a read transfers it) */
+  private buffer = new ArrayBuffer(READ_BUFFER_BYTES);
 
-  constructor(readonly reader: ReadableStreamDefaultReader<Uint8Array>) {}
+  constructor(body: ReadableStream<Uint8Array>) {
+    try {
+      this.byob = body.getReader({ mode: 'byob' });
+    } catch {
+      this.reader = body.getReader(); // not a byte stream (a Response built on a stream of JavaScript's own)
+    }
+  }
+
+  /** The worker's next bytes; pass them to append() before the next read (a BYOB read reuses their buffer). */
+  read(): Promise<ReadableStreamReadResult<Uint8Array>> {
+    return this.byob ? this.byob.read(new Uint8Array(this.buffer)) : this.reader!.read();
+  }
 
   /** Parses the complete frames in what the worker sent next. */
   append(bytes: Uint8Array): void {
+    if (this.byob) this.buffer = bytes.buffer as ArrayBuffer;
     if (this.failure !== undefined || bytes.length === 0) return;
     const start = this.text === '' && !this.decoderHolds ? scanTokenFrames(bytes, this.frames) : 0;
     if (start === bytes.length) return;
@@ -437,7 +454,7 @@ class WorkerFrames {
   /** Reads on until take() has an event; undefined at the end of the body (callers try take() first, which needs no await). */
   async next(): Promise<GenerateEvent | undefined> {
     for (;;) {
-      const { done, value } = await this.reader.read();
+      const { done, value } = await this.read();
       if (done) return undefined;
       this.append(value);
       const event = this.take();
@@ -447,13 +464,18 @@ class WorkerFrames {
 
   async drain(): Promise<void> {
     try {
-      while (!(await this.reader.read()).done);
+      for (let read; !(read = await this.read()).done; ) this.buffer = read.value.buffer as ArrayBuffer;
     } catch {
       // the worker went away after its final frame: nothing was lost
     }
   }
 }
 
+/**
+ * Bytes one read of a worker's body takes at most. A token frame is ~25 bytes; a read finds more only when frames
+ * piled up while the edge was busy, and the rest then waits for the next read.
+ */
+const READ_BUFFER_BYTES = 4096;
 /** `data: {"tokens":[`, as bytes: how the worker's token frames start */
 const TOKENS_FRAME_HEAD = Array.from('data: {"tokens":[', (ch) => ch.charCodeAt(0));
 /** the most digits a token id can have (MODEL_VOCAB_SIZE - 1 has six) */

@@ -288,6 +288,21 @@ describe('qwen3 tokenizer (edge)', () => {
     }
   });
 
+  it('Should stream the text a fresh decoder gives when single bytes split, end or break characters (the per-token texts shared by streams)', () => {
+    const next = random(23);
+    const byteId = new Map(Array.from({ length: 256 }, (_, id) => [ours.tokenBytes(id)[0], id]));
+    // ASCII, continuation bytes, the lead bytes of 2-, 3- and 4-byte characters and the never-valid ones
+    const bytes = [0x41, 0x0a, 0x80, 0x9f, 0xbf, 0xc3, 0xc0, 0xe0, 0xe2, 0xed, 0xf0, 0xf4, 0xf5, 0xff];
+    const whole = [ours.encode(' héllo')[0], ours.encode('你')[0], ours.encode('😀')[0], 151_700];
+    for (let s = 0; s < 2000; s++) {
+      const ids = Array.from({ length: 12 }, () => (next() < 0.7 ? byteId.get(bytes[Math.floor(next() * bytes.length)])! : whole[Math.floor(next() * whole.length)]));
+      const stream = new StreamingDetokenizer(ours);
+      let streamed = '';
+      for (const id of ids) streamed += stream.push(id);
+      expect(streamed + stream.flush(), `ids ${ids}`).toBe(ours.decode(ids));
+    }
+  });
+
   it('Should encode the chat and reasoning markers to their single ids', () => {
     expect(ours.encode('<|im_start|><|im_end|><|endoftext|><think></think><tool_call></tool_call>')).toEqual([
       IM_START, IM_END, ENDOFTEXT, THINK, THINK_END, TOOL_CALL, TOOL_CALL_END,
