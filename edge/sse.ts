@@ -18,10 +18,9 @@ export type CompletionUsage = {
 };
 
 /**
- * A stream whose client has read nothing for this long (while frames wait) counts as gone (ms), at the stream's next
- * timer tick (within half as long again). Well inside the ~30 s Workers give waitUntil work after a response ends: a
- * response the runtime abandoned without cancelling it (its client disconnected just before it started) still
- * settles its usage and lease in time.
+ * A stream whose client has read nothing for this long (while frames wait) counts as gone (ms). Well inside the
+ * ~30 s Workers give waitUntil work after a response ends: a response the runtime abandoned without cancelling it
+ * (its client disconnected just before it started) still settles its usage and lease in time.
  */
 export const CLIENT_STALL_MS = 10_000;
 
@@ -30,24 +29,16 @@ export type ChunkBase = { id: string; object: 'chat.completion.chunk' | 'text_co
 
 /**
  * Writes the frames of one streamed response, in order, straight into the response body: each frame is encoded and
- * written at once (frames from concurrent choices keep the order of the calls), and a write waits only while the
- * client has not yet taken the frames before it. One frame per generated token goes through here, so nothing else
- * stands between it and the client. In workerd the body is an IdentityTransformStream: the runtime takes what is
- * written and sends it with no JavaScript of ours or its own in between (a JavaScript ReadableStream as the body
- * costs the runtime one more entry into the isolate per frame, to read it); elsewhere (Node) a TransformStream with
- * no transform.
+ * queued on the body's stream at once (frames from concurrent choices keep the order of the calls), and a write waits
+ * only while the client has not yet taken the frame before it. One frame per generated token goes through here, so
+ * nothing else stands between it and the client: no TransformStream, no extra reader, no timer per frame.
  *
  * A client that cancels the body, or takes nothing for `stallMs` while frames wait without disconnecting, is treated
  * as gone (`signal` aborts), so a stalled reader cannot hold its generations, its lease and its usage record forever.
- * workerd does not tell the writing side of an IdentityTransformStream that its body was cancelled until the next
- * write fails (identity-transform-stream.c++: cancel() leaves the writable side as it is), so a stream that wrote
- * nothing for a whole `keepAliveMs` writes an SSE comment, which clients skip: a client gone while the worker is
- * silent is noticed within two of those. On Cloudflare a disconnect also aborts the request's signal
- * (`enable_request_signal`), which ends the stream at once.
  */
 export class ChunkStream {
   readonly body: ReadableStream<Uint8Array>;
-  private readonly writer: WritableStreamDefaultWriter<Uint8Array>;
+  private controller!: ReadableStreamDefaultController<Uint8Array>;
   private readonly abortController = new AbortController();
   /** the client is gone (read once per frame, so a field rather than the signal's binding) */
   private left = false;
@@ -60,32 +51,34 @@ export class ChunkStream {
   /** nothing more is written: [DONE] or an error frame went out, or the client is gone */
   private ended = false;
   private closed = false;
-  /** writes the client has not taken yet */
-  private unread = 0;
-  /** writes so far, and as the timer last saw them: none in between means a silent stream */
-  private writes = 0;
-  private writesSeen = 0;
-  /** while the client has not taken the frames written before: since when (ms), and what lets the waiting writes go on */
+  /** while the client has not taken the last frame: since when (ms), and what lets the waiting writes go on */
   private waiting?: { since: number; room: Promise<void>; resume: () => void };
-  private readonly timer: ReturnType<typeof setInterval>;
-  private readonly onWritten = () => {
-    if (--this.unread === 0) this.resume();
-  };
-  private readonly onFailed = () => this.gone(new DOMException('client disconnected', 'AbortError'));
+  private watchdog?: ReturnType<typeof setTimeout>;
+  /** settles the pending pull: the stream then calls pull again once the client has taken a frame */
+  private pullDone?: () => void;
 
   constructor(
     private readonly base: ChunkBase,
     private readonly includeUsage: boolean,
     private readonly stallMs: number,
-    keepAliveMs = KEEP_ALIVE_MS,
   ) {
     this.chunkHead = `data: ${JSON.stringify(base).slice(0, -1)},"choices":`;
     this.chunkTail = `${includeUsage ? ',"usage":null}' : '}'}\n\n`;
-    const pipe = bodyPipe();
-    this.body = pipe.readable;
-    this.writer = pipe.writable.getWriter();
-    this.writer.closed.catch(this.onFailed); // Node: at once when the body is cancelled; workerd: once a write failed
-    this.timer = setInterval(() => this.tick(), Math.min(keepAliveMs, stallMs / 2));
+    this.body = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.controller = controller;
+        },
+        // The pull promise stays pending until a write has to wait for room (write()): while it is pending the
+        // stream calls pull no more, so a client that keeps up costs no call back into this object per frame.
+        pull: () => {
+          this.resume();
+          return new Promise<void>((resolve) => (this.pullDone = resolve));
+        },
+        cancel: () => this.gone(new DOMException('client disconnected', 'AbortError')),
+      },
+      { highWaterMark: 1 },
+    );
   }
 
   /** Aborted when the client disconnects: pass it to upstream requests. */
@@ -95,12 +88,6 @@ export class ChunkStream {
 
   get clientGone(): boolean {
     return this.left;
-  }
-
-  /** The client is gone (its request's signal said so). */
-  leave(reason: unknown = new DOMException('client disconnected', 'AbortError')): void {
-    this.gone(reason);
-    void this.writer.abort(reason).catch(() => undefined);
   }
 
   /** One chunk carrying these choices (each `{index, delta | text, logprobs, finish_reason}`). */
@@ -152,10 +139,10 @@ export class ChunkStream {
   /** Ends the body once the client has taken what was written. */
   close(): void {
     this.ended = true;
-    clearInterval(this.timer);
-    if (this.closed || this.left) return;
+    this.stopWatchdog();
+    if (this.closed || this.clientGone) return;
     this.closed = true;
-    void this.writer.close().catch(() => undefined);
+    this.controller.close();
   }
 
   /** JSON never holds a raw line break, so one `data:` line carries each frame. */
@@ -163,17 +150,18 @@ export class ChunkStream {
     return this.write(`data: ${data}\n\n`) ?? RESOLVED;
   }
 
-  /** Writes whole frames to the body (one write); undefined unless the client has not taken the frames before. */
+  /** Queues whole frames on the body (one enqueue); undefined unless the client has not taken the frames before. */
   private write(frames: string): Promise<void> | undefined {
-    if (this.ended || this.left) return undefined;
-    const before = this.unread++;
-    this.writes++;
-    this.writer.write(encoder.encode(frames)).then(this.onWritten, this.onFailed);
-    if (before === 0) return undefined;
+    if (this.ended || this.clientGone) return undefined;
+    this.controller.enqueue(encoder.encode(frames));
+    if ((this.controller.desiredSize ?? 1) > 0) return undefined;
     if (!this.waiting) {
       let resume!: () => void;
       const room = new Promise<void>((resolve) => (resume = resolve));
       this.waiting = { since: Date.now(), room, resume };
+      this.pullDone?.();
+      this.pullDone = undefined;
+      this.watchdog ??= setTimeout(() => this.checkStall(), this.stallMs);
     }
     return this.waiting.room;
   }
@@ -184,41 +172,33 @@ export class ChunkStream {
     waiting?.resume();
   }
 
-  /**
-   * The one timer of the stream: ends it when frames have waited `stallMs` for the client, and writes a keep-alive
-   * comment when nothing was written since the last tick (the write fails if the body was cancelled meanwhile).
-   */
-  private tick(): void {
-    if (this.ended || this.left) return;
-    if (this.waiting) {
-      if (Date.now() - this.waiting.since >= this.stallMs) this.leave(new DOMException(`client read nothing for ${this.stallMs} ms`, 'AbortError'));
+  /** The one timer of the stream: fires at most every `stallMs` while frames wait, and ends it if they still do. */
+  private checkStall(): void {
+    this.watchdog = undefined;
+    if (!this.waiting) return;
+    const waitedMs = Date.now() - this.waiting.since;
+    if (waitedMs >= this.stallMs) {
+      this.gone(new DOMException(`client read nothing for ${this.stallMs} ms`, 'AbortError'));
+      this.closed = true;
+      this.controller.close();
       return;
     }
-    if (this.writes === this.writesSeen) this.write(KEEP_ALIVE);
-    this.writesSeen = this.writes;
+    this.watchdog = setTimeout(() => this.checkStall(), this.stallMs - waitedMs);
   }
 
-  private gone(reason: unknown): void {
+  private gone(reason: DOMException): void {
     this.ended = true;
-    clearInterval(this.timer);
+    this.stopWatchdog();
     if (this.left) return void this.resume();
     this.left = true;
     this.abortController.abort(reason);
     this.resume();
   }
-}
 
-/**
- * A stream that wrote nothing for a whole tick of this many ms writes KEEP_ALIVE (a client gone meanwhile is noticed
- * then, at the latest). Clients skip SSE comments (the openai SDKs among them); proxies see a live connection.
- */
-export const KEEP_ALIVE_MS = 5_000;
-const KEEP_ALIVE = ': keep-alive\n\n';
-
-/** The response body and the side the frames are written to: workerd's native pipe, else a TransformStream. */
-function bodyPipe(): { readable: ReadableStream<Uint8Array>; writable: WritableStream<Uint8Array> } {
-  const Identity = (globalThis as { IdentityTransformStream?: new () => TransformStream<Uint8Array, Uint8Array> }).IdentityTransformStream;
-  return Identity ? new Identity() : new TransformStream<Uint8Array, Uint8Array>();
+  private stopWatchdog(): void {
+    if (this.watchdog !== undefined) clearTimeout(this.watchdog);
+    this.watchdog = undefined;
+  }
 }
 
 const encoder = new TextEncoder();
@@ -239,7 +219,6 @@ export function streamChunks(
 ): Response {
   const timeoutMs = (c.get('config') as { requestTimeoutMs?: number } | undefined)?.requestTimeoutMs ?? CLIENT_STALL_MS;
   const out = new ChunkStream(base, includeUsage, Math.min(timeoutMs, CLIENT_STALL_MS));
-  c.req.raw.signal?.addEventListener('abort', () => out.leave(), { once: true });
   const lifecycle = c.get('lifecycle') as RequestLifecycle | undefined;
   if (lifecycle) {
     lifecycle.bodySettles = true;
