@@ -13,7 +13,8 @@
 // 32639 * 255 * 256 < 2^31 even at blocks of 256). Same tile instructions as today per 32 columns, half the expansion.
 // TDPBSUD takes the weights as unsigned bytes, so the high nibble needs no bias.
 //
-// Versions (one thread, matrix in L2, or two threads over DRAM against the same round's read probe):
+// Modes: l2 one thread, matrix in L2; l2x2 one and two threads, each its own matrix in L2; dram two threads over DRAM
+// against the same round's read probe. Versions:
 //   mainline   tiles_amx as built into libq3core (today's layout)
 //   pair       the pair layout, expansion spread in 8 pieces between the tile instructions, 2 blocks ahead
 //   pair-a1    the same, 1 block ahead
@@ -25,7 +26,7 @@
 // Every version is checked against tiles_scalar on today's layout first; the pair versions must give the same bits as
 // mainline (same int32 sums, same float operations in the same order).
 // Build: g++ -O3 -march=native -I native/src -I native/include native/dev/cpu/amx_pair_layout.cpp native/build/libq3core.a -lpthread -o /tmp/amx_pair_layout
-// Usage: /tmp/amx_pair_layout M [rounds] [l2|dram] [comma-separated versions]
+// Usage: /tmp/amx_pair_layout M [rounds] [l2|l2x2|dram] [comma-separated versions]
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
@@ -39,6 +40,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "awq_format.h"
@@ -393,9 +395,62 @@ int run_dram(int rounds) {
   return 0;
 }
 
+// Both cores: each of two threads passes 100 times over its own L2-resident 4096 x 512 matrix, against one
+// thread doing the same while the other waits, alternating; GB/s = all bytes / wall time.
 template <int R>
-int run(int rounds, bool dram) {
-  return dram ? run_dram<R>(rounds) : run_l2<R>(rounds);
+int run_l2x2(int rounds) {
+  const int K = 4096, N = 512, reps = 100;
+  std::mt19937 rng(3);
+  std::vector<AwqMatrixCpu> old;
+  std::vector<PairMatrix> pk;
+  {
+    const dev::RandomAwq in(K, N, rng);
+    for (int i = 0; i < 2; i++) old.push_back(awq_pack_cpu(K, 128, {in.src}));
+    for (int i = 0; i < 2; i++) pk.push_back(pack_pairs(in.src, K, 128));
+  }
+  const dev::RandomRows rows(R, K, rng);
+  const std::vector<Version> vs = versions<R>(old, pk, rows.x);
+  if (!check(vs, old[0], rows.x, N)) return std::printf("check failed\n"), 1;
+  std::vector<float> y((size_t)2 * R * N);
+  std::vector<std::vector<double>> res(2 * vs.size());  // [2 i]: 1 thread, [2 i + 1]: 2 threads
+  for (int r = 0; r < rounds; r++)
+    for (size_t i0 = 0; i0 < vs.size(); i0++) {
+      const size_t i = (i0 + r) % vs.size();
+      const int t1 = vs[i].pair ? N / kPairCols : N / kTile;
+      for (int threads : {1, 2}) {
+        double best = 1e9;
+        for (int pass = 0; pass < 3; pass++) {
+          // Plain threads, not the pool: its caller takes a share a slow-waking worker has not started on.
+          const double t0 = now();
+          std::vector<std::thread> th;
+          for (int c = 0; c < threads; c++)
+            th.emplace_back([&, c] {
+              for (int k = 0; k < reps; k++) vs[i].fn(c, 0, t1, y.data() + (size_t)c * R * N);
+            });
+          for (auto& t : th) t.join();
+          best = std::min(best, now() - t0);
+        }
+        res[2 * i + threads - 1].push_back((double)threads * reps * old[0].bytes_read() / best / 1e9);
+      }
+    }
+  std::printf("\nM=%d, 1 and 2 threads, each its own %d x %d matrix in L2, %d rounds\n\n| version | 1 thread GB/s | "
+              "2 threads GB/s (total) | 2 threads ÷ 1 thread (median of same-round ratios) |\n|---|---:|---:|---:|\n",
+              R, K, N, rounds);
+  for (size_t i = 0; i < vs.size(); i++) {
+    std::vector<double> a = res[2 * i], b = res[2 * i + 1], q;
+    for (size_t k = 0; k < a.size(); k++) q.push_back(b[k] / a[k]);
+    for (auto* v : {&a, &b, &q}) std::sort(v->begin(), v->end());
+    std::printf("| %s | %.1f (%.1f-%.1f) | %.1f (%.1f-%.1f) | %.2f |\n", vs[i].name, a[a.size() / 2], a.front(), a.back(),
+                b[b.size() / 2], b.front(), b.back(), q[q.size() / 2]);
+  }
+  return 0;
+}
+
+template <int R>
+int run(int rounds, const std::string& mode) {
+  if (mode == "dram") return run_dram<R>(rounds);
+  if (mode == "l2x2") return run_l2x2<R>(rounds);
+  return run_l2<R>(rounds);
 }
 
 }  // namespace
@@ -403,14 +458,14 @@ int run(int rounds, bool dram) {
 int main(int argc, char** argv) {
   const int M = argc > 1 ? atoi(argv[1]) : 4;
   const int rounds = argc > 2 ? atoi(argv[2]) : 5;
-  const bool dram = argc > 3 && std::string(argv[3]) == "dram";
+  const std::string mode = argc > 3 ? argv[3] : "l2";
   if (argc > 4) g_only = argv[4];
   if (!awq_cpu_force_isa("amx")) return std::printf("no amx\n"), 1;
   switch (M) {
-    case 3: return run<3>(rounds, dram);
-    case 4: return run<4>(rounds, dram);
-    case 5: return run<5>(rounds, dram);
-    case 8: return run<8>(rounds, dram);
+    case 3: return run<3>(rounds, mode);
+    case 4: return run<4>(rounds, mode);
+    case 5: return run<5>(rounds, mode);
+    case 8: return run<8>(rounds, mode);
     default: return std::printf("M must be 3, 4, 5 or 8\n"), 1;
   }
 }
