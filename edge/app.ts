@@ -16,7 +16,8 @@
 //   `await next()`. Routes call lifecycle.prepare() after validation, templating and tokenisation and before any
 //   worker is contacted; the first interceptor returning a Response short-circuits the request (usage settles with
 //   outcome "cached"); `c.var.lifecycle.gate(async (prepared, cached) => …)` runs after the interceptors, whoever
-//   answers, and refuses by throwing (the rate limiter's admission). `prepared.fingerprint` is a canonical key of
+//   answers, and refuses by throwing (the rate limiter's admission), or lets the request go ahead while it decides
+//   (`lifecycle.goAheadOf(decision)`: the worker calls start, the route answers once it passed). `prepared.fingerprint` is a canonical key of
 //   everything that decides the output (prompt ids, sampling, stop, tools, mode, stream shape);
 //   `prepared.deterministic` says whether the output is reproducible (temperature 0 or a seed). To fill the cache,
 //   after `await next()` tee `c.res` when it is a 200 from a deterministic request and store it with

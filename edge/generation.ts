@@ -62,15 +62,24 @@ export function generateRequests(args: {
 
 /**
  * Starts every generation (each retried on other workers until its first token) for the key's tenant; all or
- * nothing. `params` renames the worker's fields for a worker's 400 (chat's `prompt` is the client's `messages`).
+ * nothing, and only once the request's admission has passed (a refusal decided meanwhile cancels them and is thrown).
+ * `params` renames the worker's fields for a worker's 400 (chat's `prompt` is the client's `messages`).
  */
 export async function startGenerations(c: Context<EdgeEnv>, requests: GenerateRequestInput[], params: ClientParams): Promise<UpstreamStream[]> {
   const options = { params, background: (work: Promise<unknown>) => runAfterResponse(c, work) };
-  const tenant = c.get('lifecycle').tenant;
-  const started = await Promise.allSettled(requests.map((r) => c.get('upstream').generate(tenant ? { ...r, tenant } : r, c.req.raw.signal, options)));
+  const lifecycle = c.get('lifecycle');
+  const tenant = lifecycle.tenant;
+  // an admission still being decided (edge/request-lifecycle.ts goAheadOf) aborts these calls if it refuses
+  const signal = lifecycle.workerSignal(c.req.raw.signal);
+  const started = await Promise.allSettled(requests.map((r) => c.get('upstream').generate(tenant ? { ...r, tenant } : r, signal, options)));
+  try {
+    await lifecycle.decided();
+  } catch (refusal) {
+    for (const r of started) if (r.status === 'fulfilled') r.value.cancel();
+    throw refusal;
+  }
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (!failed) {
-    const lifecycle = c.get('lifecycle');
     lifecycle.timing.firstTokens = Date.now();
     c.header('server-timing', lifecycle.serverTiming());
     return started.map((r) => (r as PromiseFulfilledResult<UpstreamStream>).value);

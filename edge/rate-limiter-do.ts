@@ -202,12 +202,26 @@ export class RateLimiter extends DurableObject {
    * that never got that far, when it has been answered). Asked again for a lease it holds, it answers the same.
    */
   async admit(req: AdmitRequest): Promise<Admission> {
-    const leaseId = req.leaseId ?? crypto.randomUUID();
     const now = this.now();
+    this.expireLeases(now);
+    return this.decide(req, now);
+  }
+
+  /**
+   * admit() for each request, in their order, in one call: the edge sends the admissions of one key that arrived
+   * while its previous call was answered together (edge/middleware/rate-limit.ts), one round trip for all of them.
+   */
+  async admitAll(reqs: AdmitRequest[]): Promise<Admission[]> {
+    const now = this.now();
+    this.expireLeases(now);
+    return reqs.map((req) => this.decide(req, now));
+  }
+
+  private decide(req: AdmitRequest, now: number): Admission {
+    const leaseId = req.leaseId ?? crypto.randomUUID();
     const { limits } = req;
     const held = this.state.leases[leaseId];
     if (held) return { ok: true, leaseId, reserved: held.reserved, state: this.stateAt(limits, now) };
-    this.expireLeases(now);
     const requests = refill(this.state.requests, limits.requests_per_minute, now);
     const tokens = refill(this.state.tokens, limits.tokens_per_minute, now);
     const reserve = Math.max(0, Math.min(Math.ceil(req.tokens), limits.tokens_per_minute));

@@ -49,7 +49,8 @@ export type Interceptor = (prepared: PreparedRequest) => Promise<Response | unde
 
 /**
  * Decides whether a prepared request may be answered at all, after the interceptors: the rate limiter's admission.
- * It runs for an answer an interceptor found (`cached`) as for one a worker will make, and refuses by throwing.
+ * It runs for an answer an interceptor found (`cached`) as for one a worker will make, and refuses by throwing; or it
+ * lets the request go ahead while it decides (RequestLifecycle.goAheadOf).
  */
 export type Gate = (prepared: PreparedRequest, cached: boolean) => Promise<void>;
 
@@ -88,6 +89,9 @@ export class RequestLifecycle {
   private progress?: () => UsageCounts;
   private readonly interceptors: Interceptor[] = [];
   private readonly gates: Gate[] = [];
+  /** decisions a gate let the request go ahead of (goAheadOf); aborts the worker calls when one refuses */
+  private pendingDecisions: Promise<void>[] = [];
+  private refused?: AbortController;
 
   constructor() {
     this.usage = new Promise((resolve) => (this.resolveUsage = resolve));
@@ -128,10 +132,33 @@ export class RequestLifecycle {
   }
 
   /**
+   * A gate lets the request go ahead while `decision` is still being made (the rate limiter, when the key has room):
+   * the route starts its worker calls at once and answers only once every such decision passed (decided()); one that
+   * refuses aborts the calls (workerSignal()) and its error is the answer.
+   */
+  goAheadOf(decision: Promise<void>): void {
+    const refused = (this.refused ??= new AbortController());
+    this.pendingDecisions.push(decision);
+    decision.catch((err: unknown) => refused.abort(err));
+  }
+
+  /** The signal for the worker calls: the client's, and aborted as well when a decision gone ahead of refuses. */
+  workerSignal(client: AbortSignal | undefined): AbortSignal | undefined {
+    if (!this.refused) return client;
+    return client ? AbortSignal.any([client, this.refused.signal]) : this.refused.signal;
+  }
+
+  /** Resolves once every decision the request went ahead of passed; rejects with the first refusal. */
+  async decided(): Promise<void> {
+    if (this.pendingDecisions.length > 0) await Promise.all(this.pendingDecisions);
+  }
+
+  /**
    * The `Server-Timing` header of a generation once its first tokens arrived: `edge` from arrival to the prepared
    * request (body, validation, template, tokens), `admission` the interceptors and gates (cache lookup, the rate
-   * limiter's Durable Object), `worker` from admission to the first tokens (signing, the worker's prefill). Browsers'
-   * developer tools show it; bench/edge-overhead.mjs reads it.
+   * limiter's Durable Object, unless the request went ahead of its answer), `worker` from there to the first tokens
+   * (signing, the worker's prefill, and an admission the request went ahead of). Browsers' developer tools show it;
+   * bench/edge-overhead.mjs reads it.
    */
   serverTiming(): string {
     const { arrived, prepared, admitted, firstTokens } = this.timing;

@@ -7,22 +7,30 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import type { AccountsEnv } from '../edge-env.ts';
 import { apiError, tooManyGenerations, type OpenAIErrorType } from '../errors.ts';
+import { KeyAdmissions } from '../key-admissions.ts';
 import { runAfterResponse } from '../platform.ts';
 import type { Admission, LimitState, RateLimiter, Refused } from '../rate-limiter-do.ts';
 import type { PreparedRequest } from '../request-lifecycle.ts';
 
-/** Each key's Durable Object id (idFromName hashes the name): plain values, kept for the isolate's life. */
-const limiterIds = new WeakMap<DurableObjectNamespace<RateLimiter>, Map<string, DurableObjectId>>();
+/**
+ * Each key's Durable Object id (idFromName hashes the name) and its admissions in this isolate (edge/key-admissions.ts),
+ * kept for the isolate's life. Stubs are made per request: a stub's calls are I/O of the request that made it.
+ */
+const limiterKeys = new WeakMap<DurableObjectNamespace<RateLimiter>, Map<string, { id: DurableObjectId; admissions: KeyAdmissions }>>();
+
+function limiterKey(ns: DurableObjectNamespace<RateLimiter>, keyId: string): { id: DurableObjectId; admissions: KeyAdmissions } {
+  let keys = limiterKeys.get(ns);
+  if (!keys) limiterKeys.set(ns, (keys = new Map()));
+  let entry = keys.get(keyId);
+  if (!entry) {
+    if (keys.size >= 10_000) keys.clear();
+    keys.set(keyId, (entry = { id: ns.idFromName(keyId), admissions: new KeyAdmissions() }));
+  }
+  return entry;
+}
 
 export function limiterFor(ns: DurableObjectNamespace<RateLimiter>, keyId: string): DurableObjectStub<RateLimiter> {
-  let ids = limiterIds.get(ns);
-  if (!ids) limiterIds.set(ns, (ids = new Map()));
-  let id = ids.get(keyId);
-  if (!id) {
-    if (ids.size >= 10_000) ids.clear();
-    ids.set(keyId, (id = ns.idFromName(keyId)));
-  }
-  return ns.get(id);
+  return ns.get(limiterKey(ns, keyId).id);
 }
 
 /** Go-style duration as OpenAI writes it: "12ms", "1.5s", "6m0s". */
@@ -118,12 +126,20 @@ const GENERATION_PATHS = new Set(['/v1/chat/completions', '/v1/completions']);
  * leaves a usage record ("rejected"), and a refusal (revoked, over a limit) replaces the route's answer. A request
  * whose client left before it was admitted takes no lease and leaves no record.
  *
- * So one round trip to the Durable Object before a worker is called, and one (not waited for) after the response.
+ * The admissions of one key go to its limiter one call at a time, those that arrive meanwhile together in the next
+ * (edge/key-admissions.ts): one round trip serves a burst. When the key's counters as this isolate last heard them
+ * leave room for the request after every admission still unanswered, the request goes ahead while its own admission
+ * is decided (lifecycle.goAheadOf): its worker calls start at once, and the route answers only once it is admitted;
+ * a refusal (a race lost to another isolate, a revocation or a changed limit since then) cancels those calls and is
+ * the answer. A key at or over a limit, as far as this isolate knows, waits for its answer first, so such a tenant's
+ * request does not reach a worker. So at most one round trip to the Durable Object before a worker is called (none
+ * on the request's path while the key has room), and one (not waited for) after the response.
  */
 export function rateLimit(): MiddlewareHandler<AccountsEnv> {
   return async function rateLimit(c, next) {
     const key = c.get('apiKey');
-    const limiter = limiterFor(c.env.RATE_LIMITER, key.id);
+    const { id, admissions } = limiterKey(c.env.RATE_LIMITER, key.id);
+    const limiter = c.env.RATE_LIMITER.get(id);
     if (c.req.method !== 'POST' || !GENERATION_PATHS.has(c.req.path)) {
       const state = await limiter.peek(key.limits);
       if (state.revoked) throw revokedKey();
@@ -139,7 +155,7 @@ export function rateLimit(): MiddlewareHandler<AccountsEnv> {
      * (edge/middleware/metering.ts), so a lease asked later would have none.
      */
     const admit = (tokens: number, streams: number): Promise<Admission> => {
-      const asked = limiter.admit({ limits: key.limits, tokens, streams, leaseId });
+      const asked = admissions.admit(limiter, { limits: key.limits, tokens, streams, leaseId });
       admitting = asked;
       lifecycle.leased = asked.then((admission) => admission.ok, () => false);
       // Settling is registered with waitUntil as the lease is asked for: a client that disconnects while the limiter
@@ -162,13 +178,19 @@ export function rateLimit(): MiddlewareHandler<AccountsEnv> {
     lifecycle.gate(async (prepared, cached) => {
       if (lifecycle.isSettled) throw Object.assign(new Error('the client left before its request was admitted'), { name: 'AbortError' });
       const tooMany = !cached && prepared.generations > key.limits.concurrent_streams;
-      const admission = await (cached || tooMany ? admit(0, 1) : admit(reservationOf(prepared), prepared.generations));
-      if (!admission.ok) {
-        c.set('cacheHit', undefined); // a cached answer the route found is not what the client gets
-        throw refusal(admission);
-      }
-      state = admission.state;
-      if (tooMany) throw tooManyGenerations(prepared, key.limits.concurrent_streams, 'this key runs at most');
+      const [tokens, streams] = cached || tooMany ? [0, 1] : [reservationOf(prepared), prepared.generations];
+      // judged before this admission counts as unanswered
+      const goAhead = !cached && !tooMany && admissions.headroom(key.limits, tokens, streams);
+      const decided = admit(tokens, streams).then((admission) => {
+        if (!admission.ok) {
+          c.set('cacheHit', undefined); // a cached answer the route found is not what the client gets
+          throw refusal(admission);
+        }
+        state = admission.state;
+        if (tooMany) throw tooManyGenerations(prepared, key.limits.concurrent_streams, 'this key runs at most');
+      });
+      if (goAhead) lifecycle.goAheadOf(decided);
+      else await decided;
     });
     await next();
     if (!admitting) {

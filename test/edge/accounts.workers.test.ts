@@ -35,6 +35,8 @@ function fakeEnv(): Record<string, unknown> {
 type Script = { tokens: number[]; gateAfter?: number; gate?: Promise<void>; atGate?: () => void; die?: boolean };
 let script: (req: GenerateRequest) => Script = () => ({ tokens: OK_TOKENS(3) });
 let generateCalls = 0;
+/** the signal of each /v1/generate call, by the request id in its body */
+const generateSignals = new Map<string, AbortSignal | null | undefined>();
 const promptLengths = new Map<string, number>();
 const OK = getTokenizer().encode(' ok');
 const OK_TOKENS = (n: number) => Array.from({ length: n }, () => OK[0]);
@@ -43,6 +45,7 @@ const EOS = 151645;
 function fakeWorker(body: string, signal: AbortSignal | null | undefined): Response {
   const req = JSON.parse(body) as GenerateRequest;
   promptLengths.set(req.request_id, req.prompt.length);
+  generateSignals.set(req.request_id, signal);
   const s = script(req);
   const encoder = new TextEncoder();
   const frame = (data: unknown) => encoder.encode(`data: ${JSON.stringify(data)}\n\n`);
@@ -139,6 +142,33 @@ async function eventually(check: () => Promise<void>): Promise<void> {
 
 function limiter(keyId: string) {
   return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(keyId));
+}
+
+/**
+ * Runs `work` while counting the calls the limiter of key `keyId` answers (admitAll, the edge's one per batch of
+ * admissions) and their sizes; `hold` (optional) is awaited before each is decided.
+ */
+async function countAdmitCalls<T>(keyId: string, work: () => Promise<T>, hold?: () => Promise<void>): Promise<{ result: T; sizes: number[] }> {
+  const sizes: number[] = [];
+  let target: RateLimiter | undefined;
+  await runInDurableObject(limiter(keyId), async (instance: RateLimiter) => {
+    target = instance;
+  });
+  // RPC finds methods on the class's prototype: wrapped there, for this key's object only
+  const proto = Object.getPrototypeOf(target) as RateLimiter;
+  const admitAll = proto.admitAll;
+  proto.admitAll = async function (this: RateLimiter, reqs) {
+    if (this === target) {
+      sizes.push(reqs.length);
+      await hold?.();
+    }
+    return admitAll.call(this, reqs);
+  };
+  try {
+    return { result: await work(), sizes };
+  } finally {
+    proto.admitAll = admitAll;
+  }
 }
 
 /** SSE data payloads of a body text. */
@@ -376,12 +406,16 @@ describe('rate limits', () => {
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));
     script = () => ({ tokens: OK_TOKENS(4), gateAfter: 1, gate });
-    const calls = await Promise.all(
+    const batches = await countAdmitCalls(id, () => Promise.all(
       Array.from({ length: 50 }, () => call(envS, '/v1/chat/completions', chatInit(key, { stream: true }))),
-    );
+    ));
+    const calls = batches.result;
     const statuses = calls.map((c) => c.res.status);
     expect(statuses.filter((s) => s === 200)).toHaveLength(10);
     expect(statuses.filter((s) => s === 429)).toHaveLength(40);
+    // the 50 admissions reached the limiter in a few calls (those arriving while one was answered went together)
+    expect(batches.sizes.reduce((a, b) => a + b, 0)).toBe(50);
+    expect(batches.sizes.length).toBeLessThan(10);
     const refused = calls.find((c) => c.res.status === 429)!;
     expect((await refused.res.json<Json>()).error.code).toBe('concurrency_limit_exceeded');
     expect(refused.res.headers.get('retry-after')).toBe('1');
@@ -395,6 +429,65 @@ describe('rate limits', () => {
     const shown = await (await call(realEnv, `/admin/keys/${id}`, { headers: adminHeaders })).res.json<Json>();
     expect(shown.in_flight).toBe(0);
     expect((await chat(envS, key, { stream: true })).status).toBe(200);
+  });
+
+  it('Should start the worker call while the admission is decided when the key has room, and cancel it when the answer refuses', async () => {
+    const { key, id, record } = await createKey({ tenant: 'ahead', limits: { requests_per_minute: 4 } });
+    const envA = fakeEnv();
+    // the first request waits for its answer: nothing is known of the key yet
+    let open!: () => void;
+    let held = new Promise<void>((r) => (open = r));
+    const first = await countAdmitCalls(id, async () => {
+      const before = generateCalls;
+      const pending = chat(envA, key);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(generateCalls).toBe(before);
+      open();
+      return pending;
+    }, () => held);
+    expect(first.result.status).toBe(200);
+    expect(first.result.headers.get('x-ratelimit-remaining-requests')).toBe('3');
+
+    // known to have room: the worker is called while the limiter's answer is held back, and it admits
+    held = new Promise<void>((r) => (open = r));
+    const second = await countAdmitCalls(id, async () => {
+      const before = generateCalls;
+      const pending = chat(envA, key);
+      await eventually(async () => expect(generateCalls).toBe(before + 1));
+      open();
+      return pending;
+    }, () => held);
+    expect(second.sizes).toEqual([1]);
+    expect(second.result.status).toBe(200);
+    expect(second.result.headers.get('x-ratelimit-remaining-requests')).toBe('2');
+
+    // another isolate takes the rest of the minute's requests: this one still thinks there is room, goes ahead, and
+    // the refusal cancels its worker call: 429, no lease held, no usage record
+    const other = await limiter(id).admitAll([1, 2].map((i) => ({ limits: record.limits, tokens: 0, streams: 1, leaseId: `other-${i}` })));
+    expect(other.every((a) => a.ok)).toBe(true);
+    held = new Promise<void>((r) => (open = r));
+    const third = await countAdmitCalls(id, async () => {
+      const before = generateCalls;
+      const pending = call(envA, '/v1/chat/completions', chatInit(key, {}, { 'x-request-id': 'ahead-refused' }));
+      await eventually(async () => expect(generateCalls).toBe(before + 1));
+      open();
+      const { res, settled } = await pending;
+      const text = await res.text();
+      await settled();
+      return { status: res.status, text };
+    }, () => held);
+    expect(third.result.status).toBe(429);
+    expect(JSON.parse(third.result.text).error.code).toBe('rate_limit_exceeded');
+    expect(generateSignals.get('ahead-refused')?.aborted).toBe(true);
+    await eventually(async () => expect((await usageRows(id)).map((r) => r.status)).toEqual(['completed', 'completed']));
+    const shown = await (await call(realEnv, `/admin/keys/${id}`, { headers: adminHeaders })).res.json<Json>();
+    expect(shown.in_flight).toBe(2); // the other isolate's two leases, not this request's
+
+    // now known to be out of requests: the next one waits for its answer and never reaches a worker
+    const before = generateCalls;
+    const fourth = await chat(envA, key);
+    expect(fourth.status).toBe(429);
+    expect(generateCalls).toBe(before);
   });
 
   it('Should admit a lease in one call, refuse by the limit that applies, and charge each settle once, a reclaimed lease too', async () => {
