@@ -20,35 +20,34 @@ export const SHARED_CALL_WAIT_MS = 2_000;
  */
 export const KNOWN_STATE_MS = 10_000;
 
-type Waiting = { req: AdmitRequest; resolve: (admission: Admission) => void; reject: (err: unknown) => void };
+/**
+ * The admissions of one call. `answers` is made and settled by the request that opened the batch (its I/O), and the
+ * others only chain on it: a request may await another's promise, but not settle one another request made.
+ */
+type Batch = { reqs: AdmitRequest[]; answers: Promise<Admission[]> };
 
 export class KeyAdmissions {
   /** the key's counters as the latest answer gave them, and when (ms): this isolate's view, blind to the others' */
   private known?: { state: LimitState; at: number };
   /** what the admissions asked for and not yet answered take, once admitted: the known counters do not count them */
   private readonly unanswered = { requests: 0, tokens: 0, streams: 0 };
-  /** admissions for the next call */
-  private waiting: Waiting[] = [];
-  /** the call being answered */
-  private answering?: Promise<unknown>;
+  /** the batch taking admissions, sent once the call before it has been answered */
+  private next?: Batch;
+  /** settles when the latest batch's call has been answered */
+  private answering?: Promise<void>;
 
   /**
-   * Admits `req` with the other admissions waiting for the key's next call. The first one to wait sends that call
-   * through its own request's `limiter` stub, once the call before it has been answered.
+   * Admits `req` with the other admissions waiting for the key's next call. The request that opens a batch sends it,
+   * through its own `limiter` stub, once the call before it has been answered.
    */
   async admit(limiter: DurableObjectStub<RateLimiter>, req: AdmitRequest): Promise<Admission> {
     const taken = { requests: 1, tokens: reservedOf(req), streams: Math.max(1, req.streams) };
     this.count(taken, 1);
     try {
-      let waiting!: Waiting;
-      const answer = new Promise<Admission>((resolve, reject) => (waiting = { req, resolve, reject }));
-      this.waiting.push(waiting);
-      if (this.waiting.length === 1) void this.sendNext(limiter);
-      let admission = await awaitAtMost(answer, SHARED_CALL_WAIT_MS);
-      if (admission === 'late') {
-        this.waiting = this.waiting.filter((w) => w !== waiting);
-        admission = (await limiter.admitAll([req]))[0];
-      }
+      const batch = this.next ?? this.open(limiter);
+      const index = batch.reqs.push(req) - 1;
+      let admission = await awaitAtMost(batch.answers.then((answers) => answers[index]), SHARED_CALL_WAIT_MS);
+      if (admission === 'late') admission = (await limiter.admitAll([req]))[0];
       this.known = { state: admission.state, at: Date.now() };
       return admission;
     } finally {
@@ -75,21 +74,18 @@ export class KeyAdmissions {
       && state.inFlight + held + streams <= state.limitConcurrent;
   }
 
-  private async sendNext(limiter: DurableObjectStub<RateLimiter>): Promise<void> {
-    if (this.answering) await awaitAtMost(this.answering, SHARED_CALL_WAIT_MS).catch(() => undefined);
-    const batch = this.waiting;
-    this.waiting = [];
-    if (batch.length === 0) return;
-    let call: Promise<Admission[]> | undefined;
-    try {
-      call = this.answering = limiter.admitAll(batch.map((w) => w.req));
-      const answers = await call;
-      batch.forEach((w, i) => w.resolve(answers[i]));
-    } catch (err) {
-      for (const w of batch) w.reject(err);
-    } finally {
-      if (this.answering === call) this.answering = undefined;
-    }
+  private open(limiter: DurableObjectStub<RateLimiter>): Batch {
+    const previous = this.answering;
+    const batch: Batch = { reqs: [], answers: Promise.resolve([]) };
+    batch.answers = (async () => {
+      // at least one microtask: the request opening the batch has joined it by then
+      await (previous && awaitAtMost(previous, SHARED_CALL_WAIT_MS));
+      if (this.next === batch) this.next = undefined; // the admissions arriving from now on go in the next call
+      return limiter.admitAll(batch.reqs);
+    })();
+    this.next = batch;
+    this.answering = batch.answers.then(() => undefined, () => undefined);
+    return batch;
   }
 
   private count(taken: { requests: number; tokens: number; streams: number }, sign: 1 | -1): void {
