@@ -10,7 +10,8 @@ const wholeTexts = new WeakMap<Qwen3Tokenizer, Map<number, string | null>>();
 const wholeDecoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
 export class StreamingDetokenizer {
-  private readonly decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+  /** made when a token first ends inside a character (most streams never need one) */
+  private decoder?: TextDecoder;
   private readonly skipSpecialTokens: boolean;
   private readonly texts: Map<number, string | null>;
   /** the decoder holds no bytes of an unfinished character: a token ending on a whole character decodes on its own */
@@ -43,6 +44,7 @@ export class StreamingDetokenizer {
       if (text !== null) return text;
     }
     const bytes = this.tokenizer.tokenBytes(id);
+    this.decoder ??= new TextDecoder('utf-8', { ignoreBOM: true });
     const text = this.decoder.decode(bytes, { stream: true });
     if (bytes.length > 0) this.clean = endsWhole(bytes);
     return text;
@@ -51,7 +53,7 @@ export class StreamingDetokenizer {
   /** Ends the stream: an unfinished character left over becomes U+FFFD, as decode() would render it. */
   flush(): string {
     this.clean = true;
-    return this.decoder.decode();
+    return this.decoder?.decode() ?? '';
   }
 }
 
