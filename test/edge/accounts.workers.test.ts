@@ -376,8 +376,10 @@ describe('rate limits', () => {
     const used = first.json().usage.total_tokens;
     // the reservation (prompt + 40) was refunded down to what was used
     expect(Number(first.headers.get('x-ratelimit-remaining-tokens'))).toBeLessThan(60);
+    const beforeSecond = generateCalls;
     const second = await chat(envT, key, { max_tokens: 60 - used + 1 });
     expect(second.status).toBe(429);
+    expect(generateCalls).toBe(beforeSecond); // known to lack the tokens: it waited for its refusal, no worker call
     expect(second.json().error.code).toBe('rate_limit_exceeded');
     expect(second.json().error.message).toMatch(/tokens per min/);
     expect(second.headers.get('x-ratelimit-limit-tokens')).toBe('60');
@@ -390,8 +392,10 @@ describe('rate limits', () => {
     const envQ = fakeEnv();
     const first = await chat(envQ, key);
     expect(first.status).toBe(200);
+    const beforeSpent = generateCalls;
     const spent = await chat(envQ, key);
     expect(spent.status).toBe(429);
+    expect(generateCalls).toBe(beforeSpent); // known to be over its quota: no worker call
     expect(spent.json().error).toMatchObject({ type: 'insufficient_quota', code: 'insufficient_quota' });
     expect(spent.headers.get('x-should-retry')).toBe('false');
     const shown = await (await call(realEnv, `/admin/keys/${id}`, { headers: adminHeaders })).res.json<Json>();
@@ -619,9 +623,11 @@ describe('rate limits', () => {
     expect(fourMore.res.status).toBe(200);
     const shown = await (await call(realEnv, `/admin/keys/${id}`, { headers: adminHeaders })).res.json<Json>();
     expect(shown.in_flight).toBe(10);
+    const beforeRefused = generateCalls;
     const refused = await chat(envG, key, { stream: true });
     expect(refused.status).toBe(429);
     expect(refused.json().error.code).toBe('concurrency_limit_exceeded');
+    expect(generateCalls).toBe(beforeRefused); // known to have no stream left: no worker call
     open();
     for (const c of [held, fourMore]) {
       await c.res.text();
