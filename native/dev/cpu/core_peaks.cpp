@@ -1,7 +1,10 @@
 // Experiment: the arithmetic peaks of this machine's cores, to tell a skinny matmul's compute limit from its memory
-// limit. Two loops with no memory traffic, each run on 1 and on 2 threads in alternating rounds:
+// limit. Loops with no memory traffic beyond L1, each run on 1 and on 2 threads in alternating rounds:
 //   fma   AVX-512 FMA, 12 independent accumulators per thread (fp32 lanes per second)
 //   amx   TDPBUSD, 16 x 64 int8 times 64 x 16, four independent C tiles per thread (tile instructions per second)
+//   f16 M the inner loop of the exact fp16 matmul (fp16 weights widened with VCVTPH2PS, fp32 FMA against M activation
+//         rows, RW weight rows per register block, all operands in L1): fp16 weight bytes per second, the most that
+//         any kernel of this arithmetic can stream at M rows whatever the memory does
 // If the 2 threads ran on one physical core (SMT siblings, or a shared tile unit), the 2-thread totals would stay near
 // the 1-thread ones.
 // Build: g++ -O2 -mavx512f -mamx-tile -mamx-int8 -std=c++17 -pthread native/dev/cpu/core_peaks.cpp -o /tmp/core_peaks
@@ -73,6 +76,46 @@ float amx_loop() {
   return (float)out[0];
 }
 
+// One pass of RW weight rows of kF16K fp16 values against M activation rows, repeated; returns a sum so that
+// nothing is optimised away. Per 16 weights of a row: one VCVTPH2PS from L1 and M FMAs.
+constexpr int kF16K = 256;
+constexpr long kF16Passes = 4'000'000;
+
+template <int M, int RW>
+float f16_loop() {
+  alignas(64) static thread_local uint16_t w[RW * kF16K];
+  alignas(64) static thread_local float x[M * kF16K];
+  for (int i = 0; i < RW * kF16K; i++) w[i] = 0x3c00 + (i & 7);  // 1.0 .. 1.0068
+  for (int i = 0; i < M * kF16K; i++) x[i] = 1e-6f * (float)(i & 15);
+  __m512 acc[RW][M];
+  for (int r = 0; r < RW; r++)
+    for (int m = 0; m < M; m++) acc[r][m] = _mm512_setzero_ps();
+  for (long n = 0; n < kF16Passes; n++) {
+    const uint16_t* wp = w;
+    asm volatile("" : "+r"(wp));  // the compiler cannot assume the weights are the last pass's: reload them
+    for (int c = 0; c < kF16K; c += 16) {
+      __m512 wv[RW];
+#pragma GCC unroll 8
+      for (int r = 0; r < RW; r++)
+        wv[r] = _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(wp + r * kF16K + c)));
+#pragma GCC unroll 8
+      for (int m = 0; m < M; m++) {
+        const __m512 xv = _mm512_load_ps(x + m * kF16K + c);
+#pragma GCC unroll 8
+        for (int r = 0; r < RW; r++) acc[r][m] = _mm512_fmadd_ps(wv[r], xv, acc[r][m]);
+      }
+    }
+  }
+  float s = 0;
+  for (int r = 0; r < RW; r++)
+    for (int m = 0; m < M; m++) s += _mm512_reduce_add_ps(acc[r][m]);
+  return s;
+}
+
+// GB of fp16 weights per second streamed by `threads` threads running f16_loop<M, RW>.
+template <int M, int RW>
+double f16_rate(int threads);
+
 // Seconds for `threads` threads each running `loop` once.
 double timed(int threads, const std::function<float()>& loop) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -88,6 +131,11 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+template <int M, int RW>
+double f16_rate(int threads) {
+  return threads * kF16Passes * (double)RW * kF16K * 2 / timed(threads, f16_loop<M, RW>) / 1e9;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -95,10 +143,21 @@ int main(int argc, char** argv) {
   const bool amx = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
   // per round: [fma 1, fma 2, amx 1, amx 2] in G per second (fp32 FMA lanes; tile instructions)
   std::vector<std::vector<double>> rates(4);
+  // fp16 loop per row count M (register block RW weight rows x M accumulators, at most 24): [M index][threads - 1]
+  const int f16_rows[] = {1, 2, 4, 6, 7, 8};
+  const char* f16_blocks[] = {"RW = 8", "RW = 8", "RW = 6", "RW = 4", "RW = 3", "RW = 3"};
+  std::vector<std::vector<double>> f16(12);
   for (int r = 0; r < rounds; r++)
     for (int threads : {1, 2}) {
       rates[threads - 1].push_back(threads * kFmaIters * 12.0 * 16 / timed(threads, fma_loop) / 1e9);
       if (amx) rates[1 + threads].push_back(threads * kAmxIters * 4.0 / timed(threads, amx_loop) / 1e9);
+      const int t = threads - 1;
+      f16[0 + t].push_back(f16_rate<1, 8>(threads));
+      f16[2 + t].push_back(f16_rate<2, 8>(threads));
+      f16[4 + t].push_back(f16_rate<4, 6>(threads));
+      f16[6 + t].push_back(f16_rate<6, 4>(threads));
+      f16[8 + t].push_back(f16_rate<7, 3>(threads));
+      f16[10 + t].push_back(f16_rate<8, 3>(threads));
     }
   double load[3] = {};
   if (FILE* f = std::fopen("/proc/loadavg", "r")) {
@@ -128,6 +187,19 @@ int main(int argc, char** argv) {
     md += row;
   }
   if (!amx) md += "\nAMX: not available (no permission or no tile unit)\n";
+  md += "\nExact fp16 matmul inner loop (VCVTPH2PS + fp32 FMA, operands in L1): the compute ceiling of an fp16 weight "
+        "stream at M activation rows, GB of fp16 weights per second\n\n";
+  md += "| M | register block | 1 thread | 2 threads | 2 threads / 1 thread |\n|---:|---|---:|---:|---:|\n";
+  for (int i = 0; i < 6; i++) {
+    const auto& one = f16[2 * i];
+    const auto& two = f16[2 * i + 1];
+    char row[320];
+    std::snprintf(row, sizeof row, "| %d | %s | %.3g (%.3g-%.3g) | %.3g (%.3g-%.3g) | %.2f |\n", f16_rows[i],
+                  f16_blocks[i], median(one), *std::min_element(one.begin(), one.end()),
+                  *std::max_element(one.begin(), one.end()), median(two), *std::min_element(two.begin(), two.end()),
+                  *std::max_element(two.begin(), two.end()), median(two) / median(one));
+    md += row;
+  }
   std::fputs(md.c_str(), stdout);
   if (argc > 2)
     if (FILE* f = std::fopen(argv[2], "w")) std::fputs(md.c_str(), f), std::fclose(f);
