@@ -112,10 +112,6 @@ float f16_loop() {
   return s;
 }
 
-// GB of fp16 weights per second streamed by `threads` threads running f16_loop<M, RW>.
-template <int M, int RW>
-double f16_rate(int threads);
-
 // Seconds for `threads` threads each running `loop` once.
 double timed(int threads, const std::function<float()>& loop) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -131,9 +127,29 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// GB of fp16 weights per second streamed by `threads` threads running f16_loop<M, RW>.
 template <int M, int RW>
 double f16_rate(int threads) {
   return threads * kF16Passes * (double)RW * kF16K * 2 / timed(threads, f16_loop<M, RW>) / 1e9;
+}
+
+// The fp16 loop's cases: M activation rows, RW weight rows per register block (RW x M accumulators, at most 24).
+struct F16Case {
+  int m, rw;
+  double (*rate)(int threads);
+};
+constexpr F16Case kF16Cases[] = {{1, 8, f16_rate<1, 8>}, {2, 8, f16_rate<2, 8>}, {4, 6, f16_rate<4, 6>},
+                                 {6, 4, f16_rate<6, 4>}, {7, 3, f16_rate<7, 3>}, {8, 3, f16_rate<8, 3>}};
+constexpr int kNumF16Cases = sizeof kF16Cases / sizeof kF16Cases[0];
+
+// A table row's last three cells from the per-round rates on 1 and 2 threads: median (min-max) of each, and the ratio.
+std::string spread_cells(const std::vector<double>& one, const std::vector<double>& two) {
+  char cells[160];
+  std::snprintf(cells, sizeof cells, " %.3g (%.3g-%.3g) | %.3g (%.3g-%.3g) | %.2f |\n", median(one),
+                *std::min_element(one.begin(), one.end()), *std::max_element(one.begin(), one.end()), median(two),
+                *std::min_element(two.begin(), two.end()), *std::max_element(two.begin(), two.end()),
+                median(two) / median(one));
+  return cells;
 }
 
 }  // namespace
@@ -143,21 +159,13 @@ int main(int argc, char** argv) {
   const bool amx = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
   // per round: [fma 1, fma 2, amx 1, amx 2] in G per second (fp32 FMA lanes; tile instructions)
   std::vector<std::vector<double>> rates(4);
-  // fp16 loop per row count M (register block RW weight rows x M accumulators, at most 24): [M index][threads - 1]
-  const int f16_rows[] = {1, 2, 4, 6, 7, 8};
-  const char* f16_blocks[] = {"RW = 8", "RW = 8", "RW = 6", "RW = 4", "RW = 3", "RW = 3"};
-  std::vector<std::vector<double>> f16(12);
+  // per round and fp16 case: [2 * case + threads - 1] in GB of fp16 weights per second
+  std::vector<std::vector<double>> f16(2 * kNumF16Cases);
   for (int r = 0; r < rounds; r++)
     for (int threads : {1, 2}) {
       rates[threads - 1].push_back(threads * kFmaIters * 12.0 * 16 / timed(threads, fma_loop) / 1e9);
       if (amx) rates[1 + threads].push_back(threads * kAmxIters * 4.0 / timed(threads, amx_loop) / 1e9);
-      const int t = threads - 1;
-      f16[0 + t].push_back(f16_rate<1, 8>(threads));
-      f16[2 + t].push_back(f16_rate<2, 8>(threads));
-      f16[4 + t].push_back(f16_rate<4, 6>(threads));
-      f16[6 + t].push_back(f16_rate<6, 4>(threads));
-      f16[8 + t].push_back(f16_rate<7, 3>(threads));
-      f16[10 + t].push_back(f16_rate<8, 3>(threads));
+      for (int i = 0; i < kNumF16Cases; i++) f16[2 * i + threads - 1].push_back(kF16Cases[i].rate(threads));
     }
   double load[3] = {};
   if (FILE* f = std::fopen("/proc/loadavg", "r")) {
@@ -171,35 +179,20 @@ int main(int argc, char** argv) {
   md += "- command: `/tmp/core_peaks " + std::to_string(rounds) + "` (build line in the source)\n";
   md += "- date: " + std::string(date) + "; load average " + std::to_string(load[0]).substr(0, 4) + " / " +
         std::to_string(load[1]).substr(0, 4) + " / " + std::to_string(load[2]).substr(0, 4) + "\n";
-  md += "- loops with no memory traffic, 1 and 2 threads alternating, " + std::to_string(rounds) +
+  md += "- loops with no memory traffic beyond L1, 1 and 2 threads alternating, " + std::to_string(rounds) +
         " rounds; median (min-max) of the totals over all threads\n\n";
   md += "| loop | unit | 1 thread | 2 threads | 2 threads / 1 thread |\n|---|---|---:|---:|---:|\n";
   const char* names[2] = {"AVX-512 FMA", "AMX TDPBUSD (16x64 by 64x16 int8)"};
   const char* units[2] = {"G fp32 FMA lanes/s", "G tile instructions/s"};
-  for (int k = 0; k < (amx ? 2 : 1); k++) {
-    const auto& one = rates[2 * k];
-    const auto& two = rates[2 * k + 1];
-    char row[320];
-    std::snprintf(row, sizeof row, "| %s | %s | %.3g (%.3g-%.3g) | %.3g (%.3g-%.3g) | %.2f |\n", names[k], units[k],
-                  median(one), *std::min_element(one.begin(), one.end()), *std::max_element(one.begin(), one.end()),
-                  median(two), *std::min_element(two.begin(), two.end()), *std::max_element(two.begin(), two.end()),
-                  median(two) / median(one));
-    md += row;
-  }
+  for (int k = 0; k < (amx ? 2 : 1); k++)
+    md += "| " + std::string(names[k]) + " | " + units[k] + " |" + spread_cells(rates[2 * k], rates[2 * k + 1]);
   if (!amx) md += "\nAMX: not available (no permission or no tile unit)\n";
   md += "\nExact fp16 matmul inner loop (VCVTPH2PS + fp32 FMA, operands in L1): the compute ceiling of an fp16 weight "
         "stream at M activation rows, GB of fp16 weights per second\n\n";
   md += "| M | register block | 1 thread | 2 threads | 2 threads / 1 thread |\n|---:|---|---:|---:|---:|\n";
-  for (int i = 0; i < 6; i++) {
-    const auto& one = f16[2 * i];
-    const auto& two = f16[2 * i + 1];
-    char row[320];
-    std::snprintf(row, sizeof row, "| %d | %s | %.3g (%.3g-%.3g) | %.3g (%.3g-%.3g) | %.2f |\n", f16_rows[i],
-                  f16_blocks[i], median(one), *std::min_element(one.begin(), one.end()),
-                  *std::max_element(one.begin(), one.end()), median(two), *std::min_element(two.begin(), two.end()),
-                  *std::max_element(two.begin(), two.end()), median(two) / median(one));
-    md += row;
-  }
+  for (int i = 0; i < kNumF16Cases; i++)
+    md += "| " + std::to_string(kF16Cases[i].m) + " | RW = " + std::to_string(kF16Cases[i].rw) + " |" +
+          spread_cells(f16[2 * i], f16[2 * i + 1]);
   std::fputs(md.c_str(), stdout);
   if (argc > 2)
     if (FILE* f = std::fopen(argv[2], "w")) std::fputs(md.c_str(), f), std::fclose(f);
