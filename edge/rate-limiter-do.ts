@@ -198,18 +198,16 @@ export class RateLimiter extends DurableObject {
 
   /**
    * Takes one request, a lease on `streams` generations and a reservation of `tokens`; or says which limit refused
-   * and for how long. The edge calls it once per request, when the route has tokenized the prompt (or, for a request
-   * that never got that far, when it has been answered). Asked again for a lease it holds, it answers the same.
+   * and for how long. Each request is admitted once, when the route has tokenized the prompt (or, for a request that
+   * never got that far, when it has been answered). Asked again for a lease it holds, it answers the same.
    */
   async admit(req: AdmitRequest): Promise<Admission> {
-    const now = this.now();
-    this.expireLeases(now);
-    return this.decide(req, now);
+    return (await this.admitAll([req]))[0];
   }
 
   /**
    * admit() for each request, in their order, in one call: the edge sends the admissions of one key that arrived
-   * while its previous call was answered together (edge/middleware/rate-limit.ts), one round trip for all of them.
+   * while its previous call was answered together (edge/key-admissions.ts), one round trip for all of them.
    */
   async admitAll(reqs: AdmitRequest[]): Promise<Admission[]> {
     const now = this.now();
