@@ -6,7 +6,7 @@
 // quantile(edge) − quantile(direct) for time to first token and time to the last byte. Writes
 // bench/results/edge-overhead.{md,json} with the command, the machine and the date.
 //
-//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--result-name NAME] [--limiter-apart] [--profile] [--count-commits]
+//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--result-name NAME] [--limiter-apart] [--parts] [--profile] [--count-commits]
 //
 // Every edge's workerd process is also timed: its CPU (all threads: the isolate, the Durable Object, Miniflare's KV /
 // D1 / cache simulators) over each phase divided by the requests it served. A relay path (a Worker that only
@@ -29,6 +29,11 @@
 // (reached through Miniflare's dev registry), as on Cloudflare, where it runs elsewhere than the edge's isolate: its
 // storage commits (SQLite, each one fsynced) then stop blocking the edge's one thread. Its CPU row counts both
 // processes.
+//
+// --parts adds this tree once more per part of the accounts layer, with that part left out or cut short (bench-only
+// entries built here; the edge's own code is unchanged), each in a workerd process of its own, in the same rounds: the
+// difference of each one's CPU per request from this tree's, over the stretch from a round's requests to its last
+// first token, is that part's share (PART_VARIANTS below says what each leaves out).
 //
 // --count-commits adds, after the timed rounds, one more round of CONCURRENCY streams per path with strace attached to
 // its workerd process(es) and counts their fsync/fdatasync calls (each SQLite commit of the rate limiter's Durable
@@ -79,11 +84,13 @@ const BASELINE_REF = args.baseline;
 const PROFILE = 'profile' in args;
 /** also this tree with the rate limiter's Durable Object in a workerd process of its own (as deployed), in the same rounds */
 const LIMITER_APART = 'limiter-apart' in args;
+/** also this tree without each part of the accounts layer in turn (PART_VARIANTS), in the same rounds */
+const PARTS = 'parts' in args;
 /** after the timed rounds, one round per path under strace counting fsyncs (storage commits) per request */
 const COUNT_COMMITS = 'count-commits' in args;
 const INSPECTOR_PORT = 9239;
 const PROFILE_INTERVAL_US = 200;
-if ((BASELINE_REF || LIMITER_APART) && RUNNER !== 'miniflare') throw new Error('--baseline and --limiter-apart need --runner miniflare');
+if ((BASELINE_REF || LIMITER_APART || PARTS) && RUNNER !== 'miniflare') throw new Error('--baseline, --limiter-apart and --parts need --runner miniflare');
 /** the results file's name under bench/results/ (without .md / .json) */
 const RESULT_NAME = args['result-name'] ?? ['edge-overhead', WORKER_KIND === 'real' && 'real-worker', RUNNER === 'wrangler' && 'wrangler-dev', !ACCOUNTS && 'no-accounts', TOKENS !== undefined && `tokens-${TOKENS}`, BASELINE_REF && `vs-${BASELINE_REF.split(',').join('-').replace(/[^\w.-]+/g, '-')}`].filter(Boolean).join('-');
 // the demo checkpoint's script after a thinking prompt (scripts/gen-demo-script.mjs)
@@ -92,6 +99,58 @@ const SECRET = 'bench-secret-0123456789';
 const ADMIN_TOKEN = 'adm-bench-token-0123456789';
 const MODEL = 'qwen3-8b-awq';
 const messages = [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'hi' }];
+
+/**
+ * --parts: bench-only entries of this tree, each the accounts layer (edge/accounts.ts) with one part left out or cut
+ * short; `accounts: false` is the app without the layer. Each is edge/index.ts with other extensions.
+ */
+const PART_VARIANTS = [
+  // the key record from a map keyed by the header's text: no regex, no SHA-256 of the secret, no isolate key cache
+  { label: 'part: key check memoised', extensions: 'keyMemo(), modelAccess(), responseCache(), metering(), rateLimit()' },
+  { label: 'part: no response cache', extensions: 'apiKeyAuth(), modelAccess(), metering(), rateLimit()' },
+  { label: 'part: no metering', extensions: 'apiKeyAuth(), modelAccess(), responseCache(), rateLimit()' },
+  // the limiter decides as always but never writes its storage (its flush delay is an hour)
+  { label: 'part: limiter without storage', extensions: 'apiKeyAuth(), modelAccess(), responseCache(), metering(), rateLimit()', limiter: 'unwritten' },
+  { label: 'part: no rate limiter', extensions: 'apiKeyAuth(), modelAccess(), responseCache(), metering()' },
+  { label: 'part: no accounts layer', accounts: false },
+];
+
+/** The source of a --parts entry (resolved from the edge's root). */
+function partEntry(variant) {
+  const limiter = variant.limiter === 'unwritten'
+    ? "import { RateLimiter as Limiter } from './edge/rate-limiter-do.ts';\nexport class RateLimiter extends Limiter { constructor(ctx, env) { super(ctx, env); this.flushDelayMs = 3_600_000; } }"
+    : "export { RateLimiter } from './edge/rate-limiter-do.ts';";
+  return `import { env } from 'cloudflare:workers';
+import { mountAccounts } from './edge/accounts.ts';
+import { createApp } from './edge/app.ts';
+import { apiKeyAuth, modelAccess } from './edge/middleware/auth.ts';
+import { metering } from './edge/middleware/metering.ts';
+import { rateLimit } from './edge/middleware/rate-limit.ts';
+import { responseCache } from './edge/middleware/response-cache.ts';
+import { warmUp } from './edge/warm-up.ts';
+const keyMemo = () => {
+  const auth = apiKeyAuth();
+  const known = new Map();
+  return async function keyMemo(c, next) {
+    const header = c.req.header('authorization') ?? '';
+    const record = known.get(header);
+    if (record) {
+      c.set('apiKey', record);
+      c.get('lifecycle').tenant = record.tenant;
+      return next();
+    }
+    return auth(c, async () => { known.set(header, c.get('apiKey')); await next(); });
+  };
+};
+void [apiKeyAuth, modelAccess, metering, rateLimit, responseCache, keyMemo, mountAccounts];
+const app = createApp(${variant.accounts === false ? '' : `{ extensions: [${variant.extensions}] }`});
+${variant.accounts === false ? '' : 'mountAccounts(app);'}
+void warmUp(app, env);
+export default app;
+${limiter}
+export { Fleet } from './edge/fleet.ts';
+`;
+}
 
 /** The paced stand-in worker: answers every POST /v1/generate with the demo script's tokens, one per PACE_MS. */
 const STUB_SOURCE = `
@@ -148,7 +207,7 @@ function sqliteBacked(toml, className) {
 
 /** The edge in workerd: bundled and run by Miniflare directly (as a client reaches a deployed Worker), or under
  * wrangler's dev server (unstable_startWorker), which adds its own proxy hop in front of the Worker. */
-async function startEdge(workerUrl, edgeRoot = root, profiled = false, limiterApart = false) {
+async function startEdge(workerUrl, edgeRoot = root, profiled = false, limiterApart = false, variant = undefined) {
   // The whole deployed edge: API key check, rate limiter (Durable Object), response cache and D1 metering included.
   const bindings = { WORKER_URLS: workerUrl, WORKER_SECRET: SECRET, ADMIN_TOKEN };
   if (RUNNER === 'wrangler') {
@@ -164,7 +223,9 @@ async function startEdge(workerUrl, edgeRoot = root, profiled = false, limiterAp
     return { url: (await dev.url).toString(), dispose: () => dev.dispose() };
   }
   const toml = readFileSync(join(edgeRoot, 'wrangler.toml'), 'utf8');
-  const entry = ACCOUNTS
+  const entry = variant
+    ? { stdin: { contents: partEntry(variant), resolveDir: edgeRoot, loader: 'ts' } }
+    : ACCOUNTS
     ? { entryPoints: [join(edgeRoot, 'edge', 'index.ts')] }
     : { stdin: { contents: "import { createApp } from './edge/app.ts'; export default createApp();", resolveDir: edgeRoot, loader: 'ts' } };
   // minified, as staging and production deploy it; unminified (module comments and names kept) to be profiled
@@ -307,6 +368,7 @@ const worker = await startGpuWorker();
 const baselines = (BASELINE_REF ? BASELINE_REF.split(',') : []).map((ref) => ({ ref, root: checkoutBaseline(root, ref, mkdtempSync(join(os.tmpdir(), 'edge-overhead-'))) }));
 const edges = [{ label: 'this tree', ...(await startEdge(worker.url, root, PROFILE)) }];
 if (LIMITER_APART) edges.push({ label: 'this tree, limiter apart', ...(await startEdge(worker.url, root, false, true)) });
+if (PARTS && ACCOUNTS) for (const variant of PART_VARIANTS) edges.push({ label: variant.label, accounts: variant.accounts ?? true, ...(await startEdge(worker.url, root, false, false, variant)) });
 for (const baseline of baselines) edges.push({ label: baseline.ref, ...(await startEdge(worker.url, baseline.root)) });
 const relay = RUNNER === 'miniflare' ? { label: 'relay (floor)', ...(await startRelay(worker.url)) } : undefined;
 const transform = RUNNER === 'miniflare' ? { label: 'JS transform (floor)', ...(await startTransform(worker.url)) } : undefined;
@@ -314,7 +376,7 @@ for (const edge of edges) {
   edge.url = edge.url.replace(/\/$/, '');
   // A key with limits far above the benchmark's load, so rate limiting measures its cost without ever refusing.
   edge.auth = {};
-  if (!ACCOUNTS) continue;
+  if (!ACCOUNTS || edge.accounts === false) continue;
   const keyResponse = await fetch(`${edge.url}/admin/keys`, {
     method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
     body: JSON.stringify({ tenant: 'bench', limits: { requests_per_minute: 1_000_000, tokens_per_minute: 1_000_000_000, concurrent_streams: 10_000 } }),
@@ -475,9 +537,22 @@ try {
     '|---|---|---|---|---|',
     ...startingByPath.map((r) => `| ${r.edge} | ${r.concurrency} | ${r.cpu_ms_per_request} | ${(100 * r.thread_busy).toFixed(0)}% | ${(100 * r.waiting_for_cpu).toFixed(0)}% |`),
   ].join('\n');
+  // --parts: each part's share, as this tree's figure less the figure of this tree without it (same rounds)
+  const partsShare = !PARTS ? '' : (() => {
+    const stretchOf = (label) => main.startingByPath.find((r) => r.edge === label)?.cpu_ms_per_request;
+    const ttftOf = (label) => mainRows.find((r) => r.edge === label && r.metric === 'ttft' && r.quantile === 'p50')?.overhead_ms;
+    const tree = edges[0].label;
+    const lines = [tree, ...PART_VARIANTS.map((v) => v.label), 'JS transform (floor)', 'relay (floor)'].map((label) => {
+      const cpuMs = stretchOf(label);
+      const ttftMs = ttftOf(label);
+      const share = label === tree ? '—' : (stretchOf(tree) - cpuMs).toFixed(2);
+      return `| ${label} | ${cpuMs} | ${share} | ${ttftMs} | ${label === tree ? '—' : (ttftOf(tree) - ttftMs).toFixed(1)} |`;
+    });
+    return ['| path | workerd CPU per request, requests → last first token (ms) | this tree less it (ms) | TTFT overhead p50 (ms) | this tree less it (ms) |', '|---|---|---|---|---|', ...lines].join('\n');
+  })();
   const rows = [...mainRows, ...single.rows];
   const cpu = [...mainCpu, ...single.cpu];
-  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${args['result-name'] ? ` --result-name ${args['result-name']}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}`;
+  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${args['result-name'] ? ` --result-name ${args['result-name']}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PARTS ? ' --parts' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}`;
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadAtStart.map((l) => l.toFixed(1)).join(' / ')} at the start and ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} at the end (1 / 5 / 15 min), this tree at ${treeRef}, ${WORKER_KIND === 'stub' ? `stub worker (demo script${TOKENS === undefined ? '' : `, its first ${TOKENS} tokens`}, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
   const date = new Date().toISOString();
   const table = [
@@ -496,7 +571,7 @@ try {
     '|---|---|---|---|',
     ...parts.map((r) => `| ${partNames[r.part]} | ${r.concurrency} | ${r.p50 ?? '—'} | ${r.p90 ?? '—'} |`),
   ].join('\n') + '\n\n' + startingCpu.map((s) => `${s.concurrency} stream${s.concurrency > 1 ? 's' : ''}: from each round's requests to its last first token, this tree's workerd used ${s.cpu_ms_per_request} ms of CPU per request: it ran ${(100 * s.thread_busy).toFixed(0)}% of that stretch and waited for a CPU other processes held ${(100 * s.waiting_for_cpu).toFixed(0)}% of it.`).join(' ');
-  console.log(`${table}\n\n${cpuTable}\n\n${startingTable}\n\n${partsTable}${commitsTable && `\n\n${commitsTable}`}`);
+  console.log(`${table}\n\n${cpuTable}\n\n${startingTable}\n\n${partsShare && `${partsShare}\n\n`}${partsTable}${commitsTable && `\n\n${commitsTable}`}`);
   const outDir = join(root, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
   if (PROFILE) {
@@ -527,6 +602,7 @@ try {
         `through workerd (${RUNNER === 'wrangler' ? 'under wrangler dev, which adds its proxy hop' : (ACCOUNTS ? 'the bundled, minified edge/index.ts run by Miniflare, no dev proxy; with the accounts layer: API key check, Durable Object rate limiter (SQLite-backed where wrangler.toml declares it), response cache lookup, D1 metering' : 'the bundled, minified app without the accounts layer (createApp()) run by Miniflare, no dev proxy')}) to the same worker` +
         (baselines.length ? `; ${baselines.map((b) => `"${b.ref}"`).join(' and ')} ${baselines.length > 1 ? 'are the edge as it is at those git refs' : 'is the edge as it is at that git ref'}, measured in the same rounds` : '') +
         (LIMITER_APART ? '; "this tree, limiter apart" is this tree with the rate limiter\'s Durable Object in a workerd process of its own (Miniflare\'s dev registry), as on Cloudflare where it runs elsewhere than the edge, so that its storage commits (each one fsynced by SQLite) do not block the edge\'s thread; in the other edge paths it shares the edge\'s process and thread' : '') +
+        (PARTS ? `; the "part: …" paths are this tree with one part of the accounts layer left out or cut short (bench-only entries: ${PART_VARIANTS.map((v) => `"${v.label}": ${v.accounts === false ? 'createApp() without the layer' : v.limiter === 'unwritten' ? 'every part, the rate limiter\'s Durable Object never writing its storage' : `extensions ${v.extensions}`}`).join('; ')}; keyMemo serves the key record from a map keyed by the Authorization header after its first check)` : '') +
         (relay ? '; "relay (floor)" is a Worker in its own workerd that forwards the direct request and streams the answer back untouched: what any Worker in front of the GPU worker costs here' : '') +
         (transform ? '; "JS transform (floor)" is a Worker in its own workerd that forwards it too but reads the worker\'s frames in JavaScript and writes one chat.completion.chunk per read into a ReadableStream (no detokenising, parsing, accounts or admission): what any Worker that touches every token costs here' : '') +
         '. Overhead = quantile(edge) − quantile(direct) in the same run. ' +
@@ -539,6 +615,7 @@ try {
         ` of CPU (an upper bound: part of each request's CPU is spent after its first token, and the machine's other cores take some). The relay's figure is the floor for any Worker on this machine, the JS transform's the floor for one that writes every token itself.\n\n` +
         'The same CPU over the stretch that decides the later streams\' first tokens, from each round\'s requests to its last first token (the floors\' rows: what any Worker, and any that writes every token in JavaScript, spends there; thread busy: that CPU over the stretch; waiting: the time its threads were ready but other processes held the CPUs):\n\n' +
         startingTable + '\n\n' +
+        (partsShare && `What each part of the accounts layer costs at ${CONCURRENCY} streams: this tree's figure less the figure of the path without it (or with it cut short), both from the same rounds (the floors' rows: what is left when every part of the app is gone). Differences below about 0.05 ms of CPU and a few ms of TTFT are within the rounds' noise:\n\n${partsShare}\n\n`) +
         'Where this tree\'s time to the first worker tokens goes, from the `Server-Timing` header the edge sends (on Workers the clock moves only with I/O, so each part is the waits in it plus the CPU of whatever ran on the thread meanwhile):\n\n' +
         partsTable + '\n' +
         (commitsTable && '\nStorage commits: one more round of ' + CONCURRENCY + ' streams per path after the timed ones, with strace attached to the path\'s workerd process (it slows the process, so this round is not timed), counting its fsync and fdatasync calls until 1 s after the last response (the usage records and lease settles included). Each SQLite commit of the rate limiter\'s Durable Object and of Miniflare\'s D1, KV and cache ends in one, and workerd\'s one thread waits for it:\n\n' + commitsTable + '\n'),

@@ -38,16 +38,17 @@ export class KeyAdmissions {
 
   /**
    * Admits `req` with the other admissions waiting for the key's next call. The request that opens a batch sends it,
-   * through its own `limiter` stub, once the call before it has been answered.
+   * through its own stub (`limiter()` makes it: a request whose admission rides on another's call never needs one
+   * before its answer), once the call before it has been answered.
    */
-  async admit(limiter: DurableObjectStub<RateLimiter>, req: AdmitRequest): Promise<Admission> {
+  async admit(limiter: () => DurableObjectStub<RateLimiter>, req: AdmitRequest): Promise<Admission> {
     const taken = { requests: 1, tokens: reservedOf(req), streams: Math.max(1, req.streams) };
     this.count(taken, 1);
     try {
       const batch = this.next ?? this.open(limiter);
       const index = batch.reqs.push(req) - 1;
       let admission = await awaitAtMost(batch.answers.then((answers) => answers[index]), SHARED_CALL_WAIT_MS);
-      if (admission === 'late') admission = (await limiter.admitAll([req]))[0];
+      if (admission === 'late') admission = (await limiter().admitAll([req]))[0];
       this.known = { state: admission.state, at: Date.now() };
       return admission;
     } finally {
@@ -74,14 +75,14 @@ export class KeyAdmissions {
       && state.inFlight + held + streams <= state.limitConcurrent;
   }
 
-  private open(limiter: DurableObjectStub<RateLimiter>): Batch {
+  private open(limiter: () => DurableObjectStub<RateLimiter>): Batch {
     const previous = this.answering;
     const batch: Batch = { reqs: [], answers: Promise.resolve([]) };
     batch.answers = (async () => {
       // at least one microtask: the request opening the batch has joined it by then
       await (previous && awaitAtMost(previous, SHARED_CALL_WAIT_MS));
       if (this.next === batch) this.next = undefined; // the admissions arriving from now on go in the next call
-      return limiter.admitAll(batch.reqs);
+      return limiter().admitAll(batch.reqs);
     })();
     this.next = batch;
     this.answering = batch.answers.then(() => undefined, () => undefined);

@@ -139,9 +139,12 @@ export function rateLimit(): MiddlewareHandler<AccountsEnv> {
   return async function rateLimit(c, next) {
     const key = c.get('apiKey');
     const { id, admissions } = limiterKey(c.env.RATE_LIMITER, key.id);
-    const limiter = c.env.RATE_LIMITER.get(id);
+    // made when this request calls the object itself: an admission that rides on another request's call needs none
+    // until its settle, after the response
+    let stub: DurableObjectStub<RateLimiter> | undefined;
+    const limiter = () => (stub ??= c.env.RATE_LIMITER.get(id));
     if (c.req.method !== 'POST' || !GENERATION_PATHS.has(c.req.path)) {
-      const state = await limiter.peek(key.limits);
+      const state = await limiter().peek(key.limits);
       if (state.revoked) throw revokedKey();
       await next();
       setHeaders(c, rateLimitHeaders(state));
@@ -169,7 +172,7 @@ export function rateLimit(): MiddlewareHandler<AccountsEnv> {
           const used = report.promptTokens + report.completionTokens;
           const quota = report.outcome === 'cached' ? (c.get('cacheHit')?.usage.promptTokens ?? 0) + (c.get('cacheHit')?.usage.completionTokens ?? 0) : used;
           // settle is idempotent per lease, so a failed call is simply made again
-          await retry(() => limiter.settle(leaseId, report.outcome === 'cached' ? 0 : used, quota, key.limits));
+          await retry(() => limiter().settle(leaseId, report.outcome === 'cached' ? 0 : used, quota, key.limits));
         }),
       );
       return asked;
