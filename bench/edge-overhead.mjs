@@ -111,6 +111,8 @@ const PART_VARIANTS = [
   { label: 'part: no metering', extensions: 'apiKeyAuth(), modelAccess(), responseCache(), rateLimit()' },
   // the limiter decides as always but never writes its storage (its flush delay is an hour)
   { label: 'part: limiter without storage', extensions: 'apiKeyAuth(), modelAccess(), responseCache(), metering(), rateLimit()', limiter: 'unwritten' },
+  // the limiter's decisions made in the edge's isolate by the same class, its storage a no-op: no RPC, no object
+  { label: 'part: limiter without RPC', extensions: 'apiKeyAuth(), modelAccess(), responseCache(), metering(), limiterInIsolate(), rateLimit()' },
   { label: 'part: no rate limiter', extensions: 'apiKeyAuth(), modelAccess(), responseCache(), metering()' },
   { label: 'part: no accounts layer', accounts: false },
 ];
@@ -118,8 +120,8 @@ const PART_VARIANTS = [
 /** The source of a --parts entry (resolved from the edge's root). */
 function partEntry(variant) {
   const limiter = variant.limiter === 'unwritten'
-    ? "import { RateLimiter as Limiter } from './edge/rate-limiter-do.ts';\nexport class RateLimiter extends Limiter { constructor(ctx, env) { super(ctx, env); this.flushDelayMs = 3_600_000; } }"
-    : "export { RateLimiter } from './edge/rate-limiter-do.ts';";
+    ? 'export class RateLimiter extends Limiter { constructor(ctx, env) { super(ctx, env); this.flushDelayMs = 3_600_000; } }'
+    : 'export { Limiter as RateLimiter };';
   return `import { env } from 'cloudflare:workers';
 import { mountAccounts } from './edge/accounts.ts';
 import { createApp } from './edge/app.ts';
@@ -128,6 +130,7 @@ import { metering } from './edge/middleware/metering.ts';
 import { rateLimit } from './edge/middleware/rate-limit.ts';
 import { responseCache } from './edge/middleware/response-cache.ts';
 import { warmUp } from './edge/warm-up.ts';
+import { RateLimiter as Limiter } from './edge/rate-limiter-do.ts';
 const keyMemo = () => {
   const auth = apiKeyAuth();
   const known = new Map();
@@ -142,7 +145,23 @@ const keyMemo = () => {
     return auth(c, async () => { known.set(header, c.get('apiKey')); await next(); });
   };
 };
-void [apiKeyAuth, modelAccess, metering, rateLimit, responseCache, keyMemo, mountAccounts];
+// one RateLimiter per key in this isolate, constructed on a storage that keeps nothing, standing in for the binding
+const limiterInIsolate = () => {
+  const storage = { get: async () => undefined, list: async () => new Map(), put: async () => {}, delete: async () => true };
+  const ctx = { storage };
+  // the runtime constructs Durable Objects only for its bindings: the object's fields as its constructor sets them
+  const make = () => Object.assign(Object.create(Limiter.prototype), {
+    ctx, env: {}, state: { requests: null, tokens: null, leases: {}, reclaimed: {}, quotaUsed: 0, revoked: false }, streams: 0,
+    nextExpiryAt: 0, unwritten: new Map(), countersChanged: false, flushTimer: undefined, clockOffsetMs: 0, flushDelayMs: 10,
+  });
+  const objects = new Map();
+  const ns = { idFromName: (name) => name, get: (id) => objects.get(id) ?? objects.set(id, make()).get(id) };
+  return async function limiterInIsolate(c, next) {
+    c.env = { ...c.env, RATE_LIMITER: ns };
+    await next();
+  };
+};
+void [apiKeyAuth, modelAccess, metering, rateLimit, responseCache, keyMemo, limiterInIsolate, mountAccounts];
 const app = createApp(${variant.accounts === false ? '' : `{ extensions: [${variant.extensions}] }`});
 ${variant.accounts === false ? '' : 'mountAccounts(app);'}
 void warmUp(app, env);
@@ -602,7 +621,7 @@ try {
         `through workerd (${RUNNER === 'wrangler' ? 'under wrangler dev, which adds its proxy hop' : (ACCOUNTS ? 'the bundled, minified edge/index.ts run by Miniflare, no dev proxy; with the accounts layer: API key check, Durable Object rate limiter (SQLite-backed where wrangler.toml declares it), response cache lookup, D1 metering' : 'the bundled, minified app without the accounts layer (createApp()) run by Miniflare, no dev proxy')}) to the same worker` +
         (baselines.length ? `; ${baselines.map((b) => `"${b.ref}"`).join(' and ')} ${baselines.length > 1 ? 'are the edge as it is at those git refs' : 'is the edge as it is at that git ref'}, measured in the same rounds` : '') +
         (LIMITER_APART ? '; "this tree, limiter apart" is this tree with the rate limiter\'s Durable Object in a workerd process of its own (Miniflare\'s dev registry), as on Cloudflare where it runs elsewhere than the edge, so that its storage commits (each one fsynced by SQLite) do not block the edge\'s thread; in the other edge paths it shares the edge\'s process and thread' : '') +
-        (PARTS ? `; the "part: …" paths are this tree with one part of the accounts layer left out or cut short (bench-only entries: ${PART_VARIANTS.map((v) => `"${v.label}": ${v.accounts === false ? 'createApp() without the layer' : v.limiter === 'unwritten' ? 'every part, the rate limiter\'s Durable Object never writing its storage' : `extensions ${v.extensions}`}`).join('; ')}; keyMemo serves the key record from a map keyed by the Authorization header after its first check)` : '') +
+        (PARTS ? `; the "part: …" paths are this tree with one part of the accounts layer left out or cut short (bench-only entries: ${PART_VARIANTS.map((v) => `"${v.label}": ${v.accounts === false ? 'createApp() without the layer' : v.limiter === 'unwritten' ? 'every part, the rate limiter\'s Durable Object never writing its storage' : `extensions ${v.extensions}`}`).join('; ')}; keyMemo serves the key record from a map keyed by the Authorization header after its first check; limiterInIsolate makes the rate limiter's binding a map of RateLimiter objects constructed in the edge's isolate on a storage that keeps nothing: the same decisions without the RPC and the object's own turn)` : '') +
         (relay ? '; "relay (floor)" is a Worker in its own workerd that forwards the direct request and streams the answer back untouched: what any Worker in front of the GPU worker costs here' : '') +
         (transform ? '; "JS transform (floor)" is a Worker in its own workerd that forwards it too but reads the worker\'s frames in JavaScript and writes one chat.completion.chunk per read into a ReadableStream (no detokenising, parsing, accounts or admission): what any Worker that touches every token costs here' : '') +
         '. Overhead = quantile(edge) − quantile(direct) in the same run. ' +
