@@ -45,6 +45,11 @@
 #include <string>
 #include <vector>
 
+#include "results_md.h"
+
+using q3::dev::fmt;
+using q3::dev::median;
+
 namespace {
 
 struct alignas(64) TileConfig {
@@ -310,11 +315,6 @@ double best(int steps, int reps) {
   return b;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 // Timings of one pair over the rounds: A tile side alone, B vector side alone, C both; runs of run_ns each.
 struct Pair {
   std::string tile, vec;
@@ -364,12 +364,6 @@ void add_tile(std::vector<Pair>& pairs) {
 template <class T>
 void add_clock(std::vector<Pair>& pairs, double run_ns) {
   pairs.push_back(make_pair_of<T, VChain>(2, run_ns));
-}
-
-std::string fmt(const char* f, double v) {
-  char s[32];
-  std::snprintf(s, sizeof s, f, v);
-  return s;
 }
 
 }  // namespace
@@ -442,18 +436,9 @@ int main(int argc, char** argv) {
     }
   _tile_release();
 
-  double load[3] = {};
-  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
-    if (std::fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = -1;
-    std::fclose(f);
-  }
-  char date[64];
-  const std::time_t t = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
   std::string md = "# AMX tile instructions beside AVX-512 work on one core (native/dev/cpu/amx_overlap.cpp)\n\n";
   md += "- command: `/tmp/amx_overlap " + std::to_string(rounds) + "` (build line in the source)\n";
-  md += "- date: " + std::string(date) + "; load average " + fmt("%.2f", load[0]) + " / " + fmt("%.2f", load[1]) +
-        " / " + fmt("%.2f", load[2]) + "\n";
+  md += q3::dev::date_and_load_line();
   md += "- one thread, operands in L1; per round the fastest of 3 runs of ~0.5 ms each, rounds alternate the variants; "
         "median over " + std::to_string(rounds) + " rounds\n";
   md += "- run: the time of one run (the clock and the two long pairs also in 50 ms runs: a frequency licence, if "
