@@ -37,7 +37,8 @@ namespace {
 // per 64-byte line, into L1 (H = 0) or L2 (H = 1). NEXT: a prefetch that runs past the end of its row goes on into the
 // same row of the next block (RW rows further), which this thread most likely reads next, instead of into the next
 // row, which is being read already.
-template <int RW, int RX, int D, int H, bool NEXT = false>
+// D2 > 0: a second prefetch of each row D2 bytes ahead into L2 (with the same NEXT rule).
+template <int RW, int RX, int D, int H, bool NEXT = false, int D2 = 0>
 void block(const uint16_t* w, int N, int K, const float* x, float* y, int n) {
   __m512 acc[RW][RX];
 #pragma GCC unroll 8
@@ -51,6 +52,11 @@ void block(const uint16_t* w, int N, int K, const float* x, float* y, int n) {
         const char* p = (const char*)(w + (size_t)(n + i) * K + k) + D;
         if (NEXT && 2 * k + D >= 2 * K) p += (size_t)2 * (RW - 1) * K;
         _mm_prefetch(p, H ? _MM_HINT_T1 : _MM_HINT_T0);
+        if constexpr (D2 > 0) {
+          const char* p2 = (const char*)(w + (size_t)(n + i) * K + k) + D2;
+          if (NEXT && 2 * k + D2 >= 2 * K) p2 += (size_t)2 * (RW - 1) * K;
+          _mm_prefetch(p2, _MM_HINT_T1);
+        }
       }
     __m512 wv[RW];
 #pragma GCC unroll 8
@@ -69,11 +75,11 @@ void block(const uint16_t* w, int N, int K, const float* x, float* y, int n) {
     for (int r = 0; r < RX; r++) y[(size_t)r * N + n + i] = _mm512_reduce_add_ps(acc[i][r]);
 }
 
-template <int RX, int D, int H, bool NEXT = false>
+template <int RX, int D, int H, bool NEXT = false, int D2 = 0>
 void rows(const uint16_t* w, int N, int K, const float* x, float* y, int n0, int n1) {
   constexpr int RW = RX <= 2 ? 8 : 4;
   int n = n0;
-  for (; n + RW <= n1; n += RW) block<RW, RX, D, H, NEXT>(w, N, K, x, y, n);
+  for (; n + RW <= n1; n += RW) block<RW, RX, D, H, NEXT, D2>(w, N, K, x, y, n);
   for (; n < n1; n++) block<1, RX, D, H>(w, N, K, x, y, n);
 }
 
@@ -97,7 +103,9 @@ std::vector<Version> versions() {
           {"2 KiB to L2, next row", rows<M, 2048, 1>},
           {"512 B to L1, next block", rows<M, 512, 0, true>},
           {"1 KiB to L1, next block", rows<M, 1024, 0, true>},
-          {"2 KiB to L2, next block", rows<M, 2048, 1, true>}};
+          {"2 KiB to L2, next block", rows<M, 2048, 1, true>},
+          {"512 B to L1 + 2 KiB to L2, next block", rows<M, 512, 0, true, 2048>},
+          {"512 B to L1 + 4 KiB to L2, next block", rows<M, 512, 0, true, 4096>}};
 }
 
 std::vector<Version> versions_for(int M) {
