@@ -21,13 +21,17 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <ctime>
 #include <functional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "results_md.h"
+
 namespace {
+
+using q3::dev::date_and_load_line;
+using q3::dev::median;
 
 constexpr long kFmaIters = 100'000'000, kAmxIters = 10'000'000;
 
@@ -122,11 +126,6 @@ double timed(int threads, const std::function<float()>& loop) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 // GB of fp16 weights per second streamed by `threads` threads running f16_loop<M, RW>.
 template <int M, int RW>
 double f16_rate(int threads) {
@@ -167,18 +166,9 @@ int main(int argc, char** argv) {
       if (amx) rates[1 + threads].push_back(threads * kAmxIters * 4.0 / timed(threads, amx_loop) / 1e9);
       for (int i = 0; i < kNumF16Cases; i++) f16[2 * i + threads - 1].push_back(kF16Cases[i].rate(threads));
     }
-  double load[3] = {};
-  if (FILE* f = std::fopen("/proc/loadavg", "r")) {
-    if (std::fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = -1;
-    std::fclose(f);
-  }
-  char date[64];
-  const std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
   std::string md = "# Arithmetic peaks of this machine's cores (native/dev/cpu/core_peaks.cpp)\n\n";
   md += "- command: `/tmp/core_peaks " + std::to_string(rounds) + "` (build line in the source)\n";
-  md += "- date: " + std::string(date) + "; load average " + std::to_string(load[0]).substr(0, 4) + " / " +
-        std::to_string(load[1]).substr(0, 4) + " / " + std::to_string(load[2]).substr(0, 4) + "\n";
+  md += date_and_load_line();
   md += "- loops with no memory traffic beyond L1, 1 and 2 threads alternating, " + std::to_string(rounds) +
         " rounds; median (min-max) of the totals over all threads\n\n";
   md += "| loop | unit | 1 thread | 2 threads | 2 threads / 1 thread |\n|---|---|---:|---:|---:|\n";
