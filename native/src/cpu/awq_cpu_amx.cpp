@@ -22,10 +22,7 @@
 namespace q3::awq_cpu {
 namespace {
 
-// The weights are prefetched this far ahead into L2 (not L1, as the AVX-512 kernels do): the expansion's loads then
-// hit L2, and at M = 4..8 the stream ran 4-10% faster than with an L1 prefetch 6 KiB ahead, in same-run rounds on a
-// shared machine (bench/results/cpu-amx-prefetch.md; 2 or 3 KiB ahead, or an L2 prefetch beside the L1 one, did not).
-constexpr int kPrefetchBytes = 4096;
+constexpr int kPrefetchBytes = 6144;  // as in the AVX-512 kernels
 
 // Tile registers (GCC's tile intrinsics need them as literal numbers, hence macros). Rows of an A tile hold the low
 // activation bytes of up to 8 rows, then their high bytes, so one instruction sums both into one C tile. Each block of
@@ -72,7 +69,7 @@ inline void expand(const uint8_t* wp, int nv, uint8_t* dst, const uint8_t* turn,
   const __m512i mask = _mm512_set1_epi32(0x0F0F0F0F);
   for (int j = 0; j < nv; j++, wp += kWordBytes, dst += 128) {
     const uint8_t* pf = wp + kPrefetchBytes;
-    _mm_prefetch((const char*)(pf >= turn ? pf + jump : pf), _MM_HINT_T1);
+    _mm_prefetch((const char*)(pf >= turn ? pf + jump : pf), _MM_HINT_T0);
     const __m512i v = _mm512_loadu_si512(wp);
     _mm512_store_si512(dst, _mm512_and_si512(v, mask));
     _mm512_store_si512(dst + 64, _mm512_and_si512(_mm512_srli_epi32(v, 4), mask));
