@@ -141,12 +141,14 @@ void test_awq(ThreadPool& pool, ThreadPool& pool3) {
   check(y2 == y, "awq copied matrix");
 }
 
-// The AMX kernel on its own, over tile ranges that start and end anywhere (odd starts, one tile, the partial last
-// tile), at every row count it specialises (3..8) and past them (9): the columns of [t0, t1) match the scalar kernel on
-// the same quantised rows, and no other column is written.
-void test_amx_ranges(std::mt19937& rng) {
+// The AMX kernel and the VNNI one (which takes M >= 3 where there is no AMX) on their own, over tile ranges that start
+// and end anywhere (odd starts, one tile, the partial last tile), at every row count they specialise (3..8) and past
+// them (9): the columns of [t0, t1) match the scalar kernel on the same quantised rows, and no other column is written.
+void test_tile_ranges(const char* isa, void (*kernel)(const awq_cpu::PackedView&, const awq_cpu::QuantizedRows&, int,
+                                                      int, float*),
+                      std::mt19937& rng) {
   using namespace awq_cpu;
-  if (!awq_cpu_force_isa("amx")) return;
+  if (!awq_cpu_force_isa(isa)) return;
   awq_cpu_force_isa("auto");
   const int K = 384, G = 128, N = 136, n_tiles = (N + kTile - 1) / kTile;  // 9 tiles, the last one half full
   AwqLinear l = random_linear(K, G, N, rng);
@@ -163,13 +165,13 @@ void test_amx_ranges(std::mt19937& rng) {
     std::vector<float> scale((size_t)M * nb);
     std::vector<int32_t> sum((size_t)M * nb);
     check(quantize_rows_scalar(x.data(), M, K, G, q.data(), hi.data(), lo.data(), scale.data(), sum.data()),
-          "amx ranges: quantise");
+          std::string(isa) + " ranges: quantise");
     QuantizedRows rows{M, K, G, q.data(), hi.data(), lo.data(), scale.data(), sum.data()};
     amx_tile_activations(rows, tiles.data());
     rows.tiles = tiles.data();
     for (auto [t0, t1] : {std::pair{0, 9}, {1, 4}, {3, 4}, {2, 9}, {8, 9}, {5, 8}, {1, 2}}) {
       std::vector<float> y((size_t)M * N, NAN), ref((size_t)M * N, NAN);
-      tiles_amx(view, rows, t0, t1, y.data());
+      kernel(view, rows, t0, t1, y.data());
       tiles_scalar(view, rows, t0, t1, ref.data());
       std::vector<float> yin, refin;
       bool untouched = true;
@@ -183,7 +185,7 @@ void test_amx_ranges(std::mt19937& rng) {
           }
         }
       char what[96];
-      std::snprintf(what, sizeof what, "amx tiles [%d, %d) M=%d", t0, t1, M);
+      std::snprintf(what, sizeof what, "%s tiles [%d, %d) M=%d", isa, t0, t1, M);
       check(norm_err(yin, refin) <= 1e-6, std::string(what) + ": matches the scalar kernel");
       check(untouched, std::string(what) + ": writes no other column");
     }
@@ -386,7 +388,8 @@ int main() {
     test_awq(pool, pool3);
     {
       std::mt19937 rng(77);
-      test_amx_ranges(rng);
+      test_tile_ranges("amx", awq_cpu::tiles_amx, rng);
+      test_tile_ranges("avx512-vnni", awq_cpu::tiles_avx512vnni, rng);
     }
     test_quantize();
     test_f16(pool);

@@ -198,7 +198,7 @@ void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, Thre
   check_shape(w.K, w.group_size, w.N, "awq_matmul_cpu");
   const int K = w.K;
   const Isa isa = current_isa();
-  // Two rows go to the VNNI kernel (two_rows_vnni), more to the tile unit.
+  // Two rows go to the VNNI kernel (rows_vnni), more to the tile unit.
   const bool amx = isa == kAmx && M > 2;
   QuantizedRows rows;
   {

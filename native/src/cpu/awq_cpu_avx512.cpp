@@ -159,14 +159,14 @@ void tile_rows(const PackedView& w, const QuantizedRows& x, int t, int m0, float
   for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(y + (size_t)(m0 + r) * w.N + (size_t)t * kTile, mask16, out[r]);
 }
 
-// Two rows (decode batches of 2) over T adjacent tiles with VNNI: each weight word is loaded and unpacked once for both
-// rows, each activation quad is broadcast once for the T tiles, and the 2 x T x 2 int32 sums stay in registers (the
-// float outputs, touched once per block, live in memory). At two rows this does 8 vpdpbusd per word, which the two
-// vector ports sustain faster than the tile unit's expand/store/tile-load round trip (native/dev/cpu/awq_rows.cpp).
-template <int T>
-void two_rows_vnni(const PackedView& w, const QuantizedRows& x, int t, float* y) {
-  constexpr int R = 2;
-  const __m512i m0 = _mm512_set1_epi32(0x0F0F0F0F);
+// Rows m0 .. m0+R-1 over T adjacent tiles with VNNI: each weight word is loaded and unpacked once for the R rows, each
+// activation quad is broadcast once for the T tiles, and the R x T x 2 int32 sums stay in registers (the float
+// outputs, touched once per block, live in memory). At two rows (decode batches of 2) this does 8 vpdpbusd per word,
+// which the two vector ports sustain faster than the tile unit's expand/store/tile-load round trip
+// (native/dev/cpu/awq_rows.cpp).
+template <int R, int T>
+void rows_vnni(const PackedView& w, const QuantizedRows& x, int t, int m0, float* y) {
+  const __m512i mask = _mm512_set1_epi32(0x0F0F0F0F);
   const int K = w.K, B = x.block, nb = K / B, nv = B / 8;
   const uint8_t* wp[T];
   alignas(64) float out[R][T][kTile];
@@ -191,13 +191,13 @@ void two_rows_vnni(const PackedView& w, const QuantizedRows& x, int t, float* y)
         _mm_prefetch((const char*)wp[i] + ahead, _MM_HINT_T0);
         const __m512i v = _mm512_loadu_si512(wp[i]);
         wp[i] += kWordBytes;
-        w0[i] = _mm512_and_si512(v, m0);
-        w1[i] = _mm512_and_si512(_mm512_srli_epi32(v, 4), m0);
+        w0[i] = _mm512_and_si512(v, mask);
+        w1[i] = _mm512_and_si512(_mm512_srli_epi32(v, 4), mask);
       }
       const size_t k = (size_t)b * B + (size_t)j * 8;
 #pragma GCC unroll 8
       for (int r = 0; r < R; r++) {
-        const size_t at = (size_t)r * K + k;
+        const size_t at = (size_t)(m0 + r) * K + k;
         const __m512i xl0 = quad(x.lo + at), xl1 = quad(x.lo + at + 4), xh0 = quad(x.hi + at), xh1 = quad(x.hi + at + 4);
 #pragma GCC unroll 8
         for (int i = 0; i < T; i++) {
@@ -208,15 +208,40 @@ void two_rows_vnni(const PackedView& w, const QuantizedRows& x, int t, float* y)
     }
     const size_t g = (size_t)(b * B / w.group_size) * kMetaBytes;
 #pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < R; r++) {
+      const size_t xb = (size_t)(m0 + r) * nb + b;
 #pragma GCC unroll 8
       for (int i = 0; i < T; i++)
         _mm512_store_ps(out[r][i], fold(_mm512_load_ps(out[r][i]), _mm512_add_epi32(_mm512_slli_epi32(hi[r][i], 8), lo[r][i]),
-                                        w.meta(t + i) + g, x.scale[(size_t)r * nb + b], x.sum[(size_t)r * nb + b]));
+                                        w.meta(t + i) + g, x.scale[xb], x.sum[xb]));
+    }
   }
   for (int r = 0; r < R; r++)
     for (int i = 0; i < T; i++)
-      _mm512_mask_storeu_ps(y + (size_t)r * w.N + (size_t)(t + i) * kTile, lane_mask(w, t + i), _mm512_load_ps(out[r][i]));
+      _mm512_mask_storeu_ps(y + (size_t)(m0 + r) * w.N + (size_t)(t + i) * kTile, lane_mask(w, t + i),
+                            _mm512_load_ps(out[r][i]));
+}
+
+// Every row (M >= 3) over T adjacent tiles with VNNI: passes of R rows (the last one shorter), R x T x 2 sums; the
+// kernel takes R = 4, T = 2 (kPassRows, kPassTiles). Against one tile with passes of 8 rows (tile_rows_passes, as the
+// AVX512BW path still does), two tiles in passes of 4 rows read 1.1-1.2x as fast at M = 3, 1.05x at M = 4 and 1.3-1.5x
+// at M = 8 in most rounds (bench_gemv_cpu, same-round best calls), and 1.05-1.34x at M = 5..7, 1.9x at M = 16 in
+// native/dev/cpu/int4_streams.cpp, from DRAM on 2 threads of an AMD EPYC (Zen 4, no AMX;
+// bench/results/cpu-int4-streams.md): two weight streams per thread instead of one, and 8 activation streams (the
+// rows' low and high bytes, K bytes apart, which share an L1 set) instead of 16. Passes of up to 5 rows, as even as
+// they divide, measured no better (M = 5, 6).
+template <int R, int T>
+void rows_vnni_passes(const PackedView& w, const QuantizedRows& x, int t, float* y) {
+  int m = 0;
+  for (; m + R <= x.M; m += R) rows_vnni<R, T>(w, x, t, m, y);
+  switch (x.M - m) {
+    case 1: rows_vnni<1, T>(w, x, t, m, y); break;
+    case 2: if constexpr (R > 2) rows_vnni<2, T>(w, x, t, m, y); break;
+    case 3: if constexpr (R > 3) rows_vnni<3, T>(w, x, t, m, y); break;
+    case 4: if constexpr (R > 4) rows_vnni<4, T>(w, x, t, m, y); break;
+    case 5: if constexpr (R > 5) rows_vnni<5, T>(w, x, t, m, y); break;
+    default: break;
+  }
 }
 
 // Tiles one decode thread streams at once (one memory stream each): in native/dev/cpu/awq_gemv_dram.cpp, 5 runs of
@@ -225,7 +250,26 @@ void two_rows_vnni(const PackedView& w, const QuantizedRows& x, int t, float* y)
 // 4 x 4 accumulators still fit the registers.
 constexpr int kStreams = 4;
 
-constexpr int kRows = 8;  // rows per pass: 2 x 8 accumulators + 8 outputs + unpacked words fit the 32 registers
+constexpr int kRows = 8;  // AVX512BW rows per pass: 2 x 8 accumulators + 8 outputs + unpacked words fit the 32 registers
+constexpr int kPassRows = 4, kPassTiles = 2;  // VNNI at M >= 3 (but 5): see rows_vnni_passes
+
+// Every row over one tile (AVX512BW, and VNNI at M = 5): the tile (K/8 x 64 bytes) stays in L2 while every row block
+// passes over it.
+template <bool VNNI>
+void tile_rows_passes(const PackedView& w, const QuantizedRows& x, int t, float* y) {
+  int m = 0;
+  for (; m + kRows <= x.M; m += kRows) tile_rows<VNNI, kRows>(w, x, t, m, y);
+  switch (x.M - m) {
+    case 1: tile_rows<VNNI, 1>(w, x, t, m, y); break;
+    case 2: tile_rows<VNNI, 2>(w, x, t, m, y); break;
+    case 3: tile_rows<VNNI, 3>(w, x, t, m, y); break;
+    case 4: tile_rows<VNNI, 4>(w, x, t, m, y); break;
+    case 5: tile_rows<VNNI, 5>(w, x, t, m, y); break;
+    case 6: tile_rows<VNNI, 6>(w, x, t, m, y); break;
+    case 7: tile_rows<VNNI, 7>(w, x, t, m, y); break;
+    default: break;
+  }
+}
 
 template <bool VNNI>
 void tiles(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
@@ -245,27 +289,24 @@ void tiles(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y
     if constexpr (VNNI) {
       if (x.M == 2) {
         if (t + kStreams <= t1) {
-          two_rows_vnni<kStreams>(w, x, t, y);
+          rows_vnni<2, kStreams>(w, x, t, 0, y);
           t += kStreams - 1;
         } else {
-          two_rows_vnni<1>(w, x, t, y);
+          rows_vnni<2, 1>(w, x, t, 0, y);
+        }
+        continue;
+      }
+      if (x.M != 5) {  // at M = 5 the passes of 4 + 1 rows were 0.94-0.97x one tile in one pass (bench_gemv_cpu)
+        if (t + kPassTiles <= t1) {
+          rows_vnni_passes<kPassRows, kPassTiles>(w, x, t, y);
+          t += kPassTiles - 1;
+        } else {
+          rows_vnni_passes<kPassRows, 1>(w, x, t, y);
         }
         continue;
       }
     }
-    // The tile (K/8 x 64 bytes) stays in L2 while every row block passes over it.
-    int m = 0;
-    for (; m + kRows <= x.M; m += kRows) tile_rows<VNNI, kRows>(w, x, t, m, y);
-    switch (x.M - m) {
-      case 1: tile_rows<VNNI, 1>(w, x, t, m, y); break;
-      case 2: tile_rows<VNNI, 2>(w, x, t, m, y); break;
-      case 3: tile_rows<VNNI, 3>(w, x, t, m, y); break;
-      case 4: tile_rows<VNNI, 4>(w, x, t, m, y); break;
-      case 5: tile_rows<VNNI, 5>(w, x, t, m, y); break;
-      case 6: tile_rows<VNNI, 6>(w, x, t, m, y); break;
-      case 7: tile_rows<VNNI, 7>(w, x, t, m, y); break;
-      default: break;
-    }
+    tile_rows_passes<VNNI>(w, x, t, y);
   }
 }
 
