@@ -15,8 +15,13 @@
 // Start-up is split the same way: workerd's own start (the empty worker's process CPU), and the edge's module
 // evaluation profiled in its isolate (a harness imports the bundle at a request, under the profiler): script compile
 // and the global-scope work, by function.
-// Run: node --import tsx bench/edge-cold-start.mjs [--baseline main] [--samples 5] [--ready-samples 24]
-//   → prints a table, writes bench/results/edge-cold-start.{md,json}.
+// Run: node --import tsx bench/edge-cold-start.mjs [--baseline main] [--samples 5] [--ready-samples 24] [--warm 1]
+//        [--requests-only] [--eager-hint] [--result-name NAME]
+//   → prints a table, writes bench/results/edge-cold-start.{md,json} (or NAME.{md,json}).
+// --warm N profiles N requests after the first in each isolate (the "2nd" columns are the median of them; 1: the second
+// request alone) and lists where their time went. --requests-only measures the chat completions alone (no ready time,
+// no start-up profile, no limiter-in-the-edge's-process sample): a quicker A/B of the per-request CPU. --eager-hint
+// adds a what-if variant (EAGER_HINT_VARIANT below).
 import childProcess, { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -42,6 +47,17 @@ const READY_SAMPLES = Number(option('--ready-samples') ?? 24);
 const ENV = option('--env') ?? 'production';
 /** Rows of the where-the-time-went lists (functions and modules) per profile kind. */
 const TOP = Number(option('--top') ?? 8);
+/** Warm chat completions profiled after the first in each isolate. */
+const WARM = Number(option('--warm') ?? 1);
+const REQUESTS_ONLY = args.includes('--requests-only');
+const RESULT_NAME = option('--result-name') ?? 'edge-cold-start';
+/**
+ * --eager-hint adds this tree once more with V8's explicit compile hint (a magic comment on the bundle's first line:
+ * compile every function when the script is compiled, not at its first call), written into the bundle wrangler made,
+ * as a what-if: wrangler's bundling drops comments, so no deploy of this tree has it.
+ */
+const EAGER_HINT_VARIANT = args.includes('--eager-hint');
+const EAGER_HINT = '//# allFunctionsCalledOnLoad';
 const SECRET = 'bench-secret-0123456789';
 const ADMIN_TOKEN = 'adm-bench-token-0123456789';
 const API_KEY = 'sk-bench-cold-start-0123456789';
@@ -93,7 +109,7 @@ function tokenizerDataFile(root) {
  * wrangler.toml has one; else the top level): its modules (the script and any Data modules), the sizes wrangler
  * reports and the compatibility settings.
  */
-function dryRunDeploy(root, outDir) {
+function dryRunDeploy(root, outDir, eagerHint = false) {
   const toml = readFileSync(join(root, 'wrangler.toml'), 'utf8');
   const env = ENV !== 'top' && new RegExp(`^\\[env\\.${ENV}\\]`, 'm').test(toml) ? ['--env', ENV] : [];
   const output = execFileSync(process.execPath, [join(repoRoot, 'node_modules/wrangler/bin/wrangler.js'), 'deploy', '--dry-run', '--outdir', outDir, ...env], {
@@ -101,14 +117,17 @@ function dryRunDeploy(root, outDir) {
   });
   const m = /Total Upload: ([\d.]+) KiB \/ gzip: ([\d.]+) KiB/.exec(output);
   if (!m) throw new Error(`wrangler deploy --dry-run printed no sizes:\n${output}`);
+  if (eagerHint) writeFileSync(join(outDir, 'index.js'), `${EAGER_HINT}\n${readFileSync(join(outDir, 'index.js'), 'utf8')}`);
   const modules = [{ type: 'ESModule', path: join(outDir, 'index.js'), contents: readFileSync(join(outDir, 'index.js')) }];
   for (const file of readdirSync(outDir)) {
     if (file.endsWith('.bin')) modules.push({ type: 'Data', path: join(outDir, file), contents: readFileSync(join(outDir, file)) });
   }
   const tokenizerData = tokenizerDataFile(root);
   const mapFile = join(outDir, 'index.js.map');
+  const sourceMap = existsSync(mapFile) ? JSON.parse(readFileSync(mapFile, 'utf8')) : undefined;
+  if (sourceMap && eagerHint) sourceMap.mappings = `;${sourceMap.mappings}`; // the hint's line maps to nothing
   return {
-    outDir, modules, script: modules[0].contents.toString(), sourceMap: existsSync(mapFile) ? JSON.parse(readFileSync(mapFile, 'utf8')) : undefined,
+    outDir, modules, script: modules[0].contents.toString(), sourceMap,
     deployed: env.length ? ENV : 'top level',
     compatibilityDate: /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)[1],
     compatibilityFlags: JSON.parse(/compatibility_flags\s*=\s*(\[[^\]]*\])/.exec(toml)[1]),
@@ -289,8 +308,14 @@ async function coldSample(variant, workerUrl, isEdge) {
       }
       return results;
     };
-    const [first, second] = await chats('process', 2);
-    const [firstLimiterInProcess] = await chats('worker', 1);
+    const [first, ...warm] = await chats('process', 1 + WARM);
+    const second = {
+      busyMs: median(warm.map((w) => w.busyMs)), processMs: median(warm.map((w) => w.processMs)),
+      byModule: meanRows(warm.map((w) => w.byModule), 99), bySelf: meanRows(warm.map((w) => w.bySelf), 99),
+      // each request's own figures: the 2nd alone, and where the isolate's collections fell
+      perRequest: [first, ...warm].map((w) => ({ busyMs: w.busyMs, gcMs: w.gcMs })),
+    };
+    const firstLimiterInProcess = REQUESTS_ONLY ? { busyMs: NaN } : (await chats('worker', 1))[0];
     return { firstHealth, first, second, firstLimiterInProcess };
   } finally {
     await mf?.dispose();
@@ -355,6 +380,7 @@ function quantile(xs, p) {
   return sorted[below] + (sorted[Math.min(below + 1, sorted.length - 1)] - sorted[below]) * (at - below);
 }
 const median = (xs) => quantile(xs, 0.5);
+const mean = (xs) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 const round = (x) => +x.toFixed(1);
 
 /** Rows (name, ms) of several profiles' summaries merged: mean ms per profile, largest first. */
@@ -371,7 +397,8 @@ const loadAtStart = os.loadavg().map((l) => l.toFixed(1)).join(' / ');
 try {
   const variants = [{ label: 'this tree', root: repoRoot }];
   for (const b of baselines) variants.push({ label: b.ref, root: b.root });
-  for (const [i, v] of variants.entries()) Object.assign(v, dryRunDeploy(v.root, join(workRoot, `out-${i}`)), { samples: [], startups: [] });
+  if (EAGER_HINT_VARIANT) variants.push({ label: 'this tree, compile hint', root: repoRoot, eagerHint: true });
+  for (const [i, v] of variants.entries()) Object.assign(v, dryRunDeploy(v.root, join(workRoot, `out-${i}`), v.eagerHint), { samples: [], startups: [] });
   const emptyDir = join(workRoot, 'empty');
   const empty = {
     outDir: emptyDir, modules: [{ type: 'ESModule', path: join(emptyDir, 'index.js'), contents: EMPTY_WORKER }], script: EMPTY_WORKER, samples: [],
@@ -384,12 +411,12 @@ try {
     modules: [{ type: 'ESModule', path: join(variants[0].outDir, 'empty-with-data.js'), contents: `${dataModules.map((m, i) => `import data${i} from './${basename(m.path)}';\n`).join('')}${EMPTY_WORKER.replace("new Response('ok')", `new Response(String(${dataModules.map((_, i) => `data${i}.byteLength`).join(' + ')}))`)}` }, ...dataModules],
     outDir: variants[0].outDir,
   };
-  await readySample(empty, stub.url); // the process's first workerd start pays one-time costs (binary, Node's modules): not a sample
+  if (!REQUESTS_ONLY) await readySample(empty, stub.url); // the process's first workerd start pays one-time costs (binary, Node's modules): not a sample
   // Ready: every variant and the empty worker once per round, the order rotated each round so that none is always
   // first after the empty one; each variant's figures are its differences from the empty worker of the same round.
   const readyVariants = [empty, ...(emptyWithData ? [emptyWithData] : []), ...variants];
   for (const v of readyVariants) v.ready = [];
-  for (let round = 0; round < READY_SAMPLES; round++) {
+  for (let round = 0; round < (REQUESTS_ONLY ? 0 : READY_SAMPLES); round++) {
     if (round % 8 === 0) process.stderr.write(`ready, round ${round + 1}/${READY_SAMPLES}\n`);
     for (let i = 0; i < readyVariants.length; i++) {
       const v = readyVariants[(i + round) % readyVariants.length];
@@ -402,7 +429,7 @@ try {
     // rotated too: the same order every round let one edge always follow the empty worker's cold start
     for (const v of variants.map((_, i) => variants[(i + round) % variants.length])) {
       v.samples.push(await coldSample(v, stub.url, true));
-      v.startups.push(await startupProfile(v, stub.url));
+      if (!REQUESTS_ONLY) v.startups.push(await startupProfile(v, stub.url));
     }
   }
   const samplingCost = await profilerCost();
@@ -435,25 +462,39 @@ try {
       startupIsolateMs: round(startup('busyMs')), startupCompileMs: round(startup('programMs')), startupGcMs: round(startup('gcMs')),
       firstChatIsolateMs: round(chat('first', 'busyMs')), firstChatCpuMs: round(chat('first', 'processMs')),
       secondChatIsolateMs: round(chat('second', 'busyMs')), secondChatCpuMs: round(chat('second', 'processMs')),
+      secondAloneIsolateMs: round(median(v.samples.map((s) => s.second.perRequest[1].busyMs))),
+      /** mean GC ms per isolate in its 1st request, its 2nd, and its later ones (each), and how many isolates collected in each */
+      gcMeanMs: [0, 1, 2].map((k) => +mean(v.samples.flatMap((s) => s.second.perRequest.slice(k, k === 2 ? undefined : k + 1).map((r) => r.gcMs))).toFixed(2)),
+      gcIsolates: [0, 1, 2].map((k) => v.samples.filter((s) => s.second.perRequest.slice(k, k === 2 ? undefined : k + 1).some((r) => r.gcMs > 0)).length),
       firstChatLimiterInProcessIsolateMs: round(chat('firstLimiterInProcess', 'busyMs')),
       startupByModule: meanRows(v.startups.map((s) => s.byModule)), startupBySelf: meanRows(v.startups.map((s) => s.bySelf)),
       firstChatByModule: meanRows(v.samples.map((s) => s.first.byModule)), firstChatBySelf: meanRows(v.samples.map((s) => s.first.bySelf)),
+      warmChatByModule: meanRows(v.samples.map((s) => s.second.byModule)), warmChatBySelf: meanRows(v.samples.map((s) => s.second.bySelf)),
     };
   });
   const header = '| edge | bundle (config) | bundle KiB | gzip KiB | tokenizer data KiB (gzip; form) | cold isolate ready over empty, from workerd\'s start ms (quartiles) | (less workerd\'s waits for a core ms) | (from new Miniflare ms) | start-up, edge isolate ms (of it compile / GC) | start-up, workerd process over empty ms (quartiles) | 1st GET /health, edge isolate CPU ms | 1st chat completion, edge isolate CPU ms | 1st, workerd process CPU ms | 2nd chat completion, edge isolate CPU ms | 2nd, workerd process CPU ms | (1st chat completion, limiter in the edge\'s process, edge isolate CPU ms) |';
   const lines = [header, `|${'---|'.repeat(16)}`, ...rows.map((r) =>
     `| ${r.edge} | ${r.deployed} | ${r.bundleKiB} | ${r.gzipKiB} | ${r.tokenizerKiB} (${r.tokenizerGzipKiB}; ${r.tokenizerForm}) | ${r.readyOverEmptyMs} (${r.readyOverEmptySpreadMs.join('–')}) | ${r.readyOverEmptyLessWaitsMs} | ${r.readyOverEmptyWithMiniflareMs} | ${r.startupIsolateMs} (${r.startupCompileMs} / ${r.startupGcMs}) | ${r.startupCpuOverEmptyMs} (${r.startupCpuOverEmptySpreadMs.join('–')}) | ${r.firstHealthIsolateMs} | ${r.firstChatIsolateMs} | ${r.firstChatCpuMs} | ${r.secondChatIsolateMs} | ${r.secondChatCpuMs} | ${r.firstChatLimiterInProcessIsolateMs} |`)];
+  if (REQUESTS_ONLY) {
+    // the request columns alone, with each one's ratio to the first baseline's in the same run
+    const base = rows[1];
+    const ratio = (r, key) => (base ? ` (${(r[key] / base[key]).toFixed(2)})` : '');
+    const later = WARM > 1 ? ` / 3rd–${WARM + 1}th (each)` : '';
+    lines.splice(0, lines.length, `| edge | 1st GET /health, edge isolate CPU ms | 1st chat completion, edge isolate CPU ms${base ? ` (÷ ${base.edge})` : ''} | 1st, workerd process CPU ms | ${WARM === 1 ? '2nd' : `warm (2nd to ${WARM + 1}th, median)`} chat completion, edge isolate CPU ms${base ? ` (÷ ${base.edge})` : ''} | the same, workerd process CPU ms | 2nd chat completion alone, edge isolate CPU ms${base ? ` (÷ ${base.edge})` : ''} | GC in the 1st / 2nd${later} chat completion, mean ms per isolate | isolates that collected in the 1st / 2nd${later ? ' / 3rd or later' : ''} |`, `|${'---|'.repeat(9)}`,
+      ...rows.map((r) => `| ${r.edge} | ${r.firstHealthIsolateMs} | ${r.firstChatIsolateMs}${ratio(r, 'firstChatIsolateMs')} | ${r.firstChatCpuMs} | ${r.secondChatIsolateMs}${ratio(r, 'secondChatIsolateMs')} | ${r.secondChatCpuMs} | ${r.secondAloneIsolateMs}${ratio(r, 'secondAloneIsolateMs')} | ${r.gcMeanMs.slice(0, WARM > 1 ? 3 : 2).join(' / ')} | ${r.gcIsolates.slice(0, WARM > 1 ? 3 : 2).map((n) => `${n}/${SAMPLES}`).join(' / ')} |`));
+  }
   const listed = (top) => top.map((t) => `${t.name} ${t.ms}`).join('; ');
   const topLines = rows.flatMap((r) => [
     `- ${r.edge}, start-up, by module: ${listed(r.startupByModule)}`, `- ${r.edge}, start-up, by function: ${listed(r.startupBySelf)}`,
     `- ${r.edge}, 1st chat completion, by module: ${listed(r.firstChatByModule)}`, `- ${r.edge}, 1st chat completion, by function: ${listed(r.firstChatBySelf)}`,
-  ]);
+    `- ${r.edge}, ${WARM === 1 ? '2nd chat completion' : `warm chat completions (2nd to ${WARM + 1}th, mean)`}, by module: ${listed(r.warmChatByModule)}`, `- ${r.edge}, the same, by function: ${listed(r.warmChatBySelf)}`,
+  ].filter((line) => !REQUESTS_ONLY || !line.includes('start-up'))); 
   const ours = rows[0];
-  const verdict = `Targets (issue 13): gzip bundle ≤ ${TARGETS.gzipKiB.toFixed(0)} KiB (1.2 MB): ${ours.gzipKiB <= TARGETS.gzipKiB ? 'met' : 'not met'}; `
+  const verdict = REQUESTS_ONLY ? `Target (issue 13): first chat completion ≤ ${TARGETS.firstChatCpuMs} ms CPU of the edge isolate: ${ours.firstChatIsolateMs <= TARGETS.firstChatCpuMs ? 'met' : 'not met'}.` : `Targets (issue 13): gzip bundle ≤ ${TARGETS.gzipKiB.toFixed(0)} KiB (1.2 MB): ${ours.gzipKiB <= TARGETS.gzipKiB ? 'met' : 'not met'}; `
     + `ready ≤ ${TARGETS.readyOverEmptyMs} ms over an empty worker: ${ours.readyOverEmptyMs <= TARGETS.readyOverEmptyMs ? 'met' : 'not met'}; `
     + `first chat completion ≤ ${TARGETS.firstChatCpuMs} ms CPU of the edge isolate: ${ours.firstChatIsolateMs <= TARGETS.firstChatCpuMs ? 'met' : 'not met'}.`;
   const machine = `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, workerd via miniflare ${JSON.parse(readFileSync(join(repoRoot, 'node_modules/miniflare/package.json'), 'utf8')).version}`;
-  const command = `node --import tsx bench/edge-cold-start.mjs${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''} --samples ${SAMPLES} --ready-samples ${READY_SAMPLES}${ENV === 'production' ? '' : ` --env ${ENV}`}`;
+  const command = `node --import tsx bench/edge-cold-start.mjs${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''} --samples ${SAMPLES}${REQUESTS_ONLY ? ' --requests-only' : ` --ready-samples ${READY_SAMPLES}`}${WARM === 1 ? '' : ` --warm ${WARM}`}${EAGER_HINT_VARIANT ? ' --eager-hint' : ''}${ENV === 'production' ? '' : ` --env ${ENV}`}${RESULT_NAME === 'edge-cold-start' ? '' : ` --result-name ${RESULT_NAME}`}`;
   const date = new Date().toISOString();
   const load = `load average ${loadAtStart} at the start, ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} at the end (1 / 5 / 15 min)`;
   const notes = [
@@ -464,13 +505,14 @@ try {
     `"edge isolate" CPU = the V8 CPU profiler of the Worker's isolate through workerd's inspector (sampling every ${SAMPLING_INTERVAL_US} µs asked; the gaps are longer on a loaded machine), Profiler.start/stop around the request: every sample in which the isolate ran JS, compiled it ("(program)") or collected garbage, each charged the time to the next sample but at most twice the median gap (a longer gap is the isolate waiting on KV, D1, the Durable Object's storage, the stand-in GPU worker or a core, not running). On a loaded machine a sample still counts time in which the isolate's thread waited for a core, so the figure is an upper bound. This is what Cloudflare's per-invocation CPU time (\`cpuTime\`, the free plan's 10 ms limit) measures; workerd run locally fills \`cpuTime\` and \`wallTime\` of a tail worker's trace events with 0, so the profiler is the way to read it here. The chat completions are measured on another cold start of the edge whose rate limiter (a Durable Object, SQLite-backed as deployed) runs in a workerd process of its own, reached through Miniflare's dev registry, as on Cloudflare, where a Durable Object runs elsewhere than the Worker that calls it and is billed apart: the edge isolate's figure holds the edge's side of the call, not the limiter's work. Results files before 2026-12-02T06:30Z ran the limiter in a worker of its own in the edge's process; workerd then starts the object on the edge's thread at the first call, inside the edge's \`admit\` call (in a profile of 54b2c20 that call stayed on the edge's stack for 17 ms of wall time, 2 ms of it sampled, against one 0.16 ms sample with the limiter in a process of its own), and the profiler counted that as the edge isolate's; the last column keeps that measure. Before the first request the edge's D1 database gets the tree's migrations/ applied, as \`npm run deploy\` applies them to the deployed one (from 2026-12-02T06:30Z; before, a fresh database, which the edge then gave its table at the first usage record). A GET /health on the empty worker measures ${emptyRequestIsolate.toFixed(2)} ms this way. The profiler is started and stopped once before each measured request (from 2026-12-02T09:40Z): its first start in an isolate makes V8 collect the source positions of every function compiled without them, re-parsing the scripts, the bundle included, on the isolate's thread, which the figures then counted for an edge whose start-up had not collected them already (perf on workerd). Sampling has its own cost in the isolate: a warm fixed loop measures ${samplingCost.toFixed(2)}× its workerd process CPU without the profiler in this run (a ratio above 1 is the profiler's own share of the profiled figures; they are not corrected).`,
     `"workerd process" CPU = the whole process's CPU time (/proc/<pid>/task/*/schedstat) during the request: the isolate plus workerd itself and Miniflare's KV, D1 and Durable Object storage simulators, which on Cloudflare run elsewhere; a GET /health on the empty worker costs ${emptyRequestCpu.toFixed(1)} ms the same way.`,
     `Start-up: workerd's own start is the empty worker's process CPU until its first answer (${emptyCpu.toFixed(0)} ms); "start-up, workerd process over empty" is the edge's process CPU until its first answer minus that. "start-up, edge isolate" is the edge bundle's module evaluation profiled in its isolate: a harness worker imports the bundle (\`await import('./index.js')\`) at a request under the profiler; "(program)" samples are script compile and other work of V8 and workerd outside JS, the rest the global-scope work of the bundle's modules and GC.`,
+    ...(REQUESTS_ONLY ? [`Requests only (--requests-only): no ready time, no start-up profile, no sample with the limiter in the edge's process. Each isolate serves ${1 + WARM} chat completions in a row, each profiled on its own; "warm" is the median over isolates of the median of its requests after the first, "2nd alone" the median of the second requests (the figure deploy-budget.md's "second" row reads). "GC" is the profile's "(garbage collector)" samples in that request: mean ms per isolate (later requests: per request), and in how many isolates such a sample fell there.`] : []),
     `The machine (2 cores) was shared with other work while this ran (${load}): compare the rows of one run, not absolute numbers across runs.`,
   ];
   const output = `${lines.join('\n')}\n\nWhere the edge isolate's time went (mean ms per isolate; modules are edge/… files, each counting the libraries it called, named from the source map that wrangler writes for the minified bundle or from the comments of an unminified one):\n${topLines.join('\n')}\n\n${verdict}`;
   console.log(output);
-  writeFileSync(join(repoRoot, 'bench/results/edge-cold-start.md'),
-    `# Edge cold start\n\nCommand: \`${command}\`  \nMachine: ${machine}; ${load}  \nDate: ${date}\n\n${output}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`);
-  writeFileSync(join(repoRoot, 'bench/results/edge-cold-start.json'), JSON.stringify({
+  writeFileSync(join(repoRoot, `bench/results/${RESULT_NAME}.md`),
+    `# Edge cold start\n\nCommand: \`${command}\`  \nMachine: ${machine}; ${load}  \nDate: ${date}\n\n${output}\n\n${notes.filter((_, i) => !REQUESTS_ONLY || ![2, 6].includes(i)).map((n) => `- ${n}`).join('\n')}\n`);
+  writeFileSync(join(repoRoot, `bench/results/${RESULT_NAME}.json`), JSON.stringify({
     command, machine, load, date, samples: SAMPLES, readySamples: READY_SAMPLES, samplingIntervalUs: SAMPLING_INTERVAL_US, targets: TARGETS, emptyReadyMs: emptyReady, emptyStartupCpuMs: emptyCpu,
     profiledOverUnprofiled: samplingCost, emptyReadyFromSpawnMs: emptyReadyFromSpawn, emptyReadyLessWaitsMs: emptyReadyUnserved, emptyWithDataModules: dataOnly, emptyRequestCpuMs: emptyRequestCpu, emptyRequestIsolateMs: emptyRequestIsolate, rows, notes,
   }, null, 2) + '\n');
