@@ -141,12 +141,15 @@ void test_awq(ThreadPool& pool, ThreadPool& pool3) {
   check(y2 == y, "awq copied matrix");
 }
 
+using TileKernel = void (*)(const awq_cpu::PackedView&, const awq_cpu::QuantizedRows&, int, int, float*);
+
 // The AMX kernel and the VNNI one (which takes M >= 3 where there is no AMX) on their own, over tile ranges that start
 // and end anywhere (odd starts, one tile, the partial last tile), at every row count they specialise (3..8) and past
-// them (9): the columns of [t0, t1) match the scalar kernel on the same quantised rows, and no other column is written.
-void test_tile_ranges(const char* isa, void (*kernel)(const awq_cpu::PackedView&, const awq_cpu::QuantizedRows&, int,
-                                                      int, float*),
-                      std::mt19937& rng) {
+// them (9), from m_first rows: the columns of [t0, t1) match the scalar kernel on the same quantised rows, and no other
+// column is written. With same_bits_as, the output is also bit for bit that kernel's (a version that differs from it
+// only in how it reads memory).
+void test_tile_ranges(const char* isa, TileKernel kernel, std::mt19937& rng, int m_first = 3,
+                      TileKernel same_bits_as = nullptr) {
   using namespace awq_cpu;
   if (!awq_cpu_force_isa(isa)) return;
   awq_cpu_force_isa("auto");
@@ -157,7 +160,7 @@ void test_tile_ranges(const char* isa, void (*kernel)(const awq_cpu::PackedView&
   std::memcpy(&off, w.storage.data(), sizeof off);  // awq_cpu.cpp's header: where the packed tiles start
   const size_t tile_bytes = ((size_t)K / 8 * kWordBytes + (size_t)(K / G) * kMetaBytes + 63) / 64 * 64;
   const PackedView view{K, N, G, n_tiles, tile_bytes, w.storage.data() + off};
-  for (int M = 3; M <= 9; M++) {
+  for (int M = m_first; M <= 9; M++) {
     const std::vector<float> x = random_x(M, K, rng);
     const int nb = K / G;
     std::vector<int16_t> q((size_t)M * K);
@@ -185,9 +188,16 @@ void test_tile_ranges(const char* isa, void (*kernel)(const awq_cpu::PackedView&
           }
         }
       char what[96];
-      std::snprintf(what, sizeof what, "%s tiles [%d, %d) M=%d", isa, t0, t1, M);
+      std::snprintf(what, sizeof what, "%s%s tiles [%d, %d) M=%d", isa, same_bits_as ? " (AMD prefetch)" : "", t0, t1,
+                    M);
       check(norm_err(yin, refin) <= 1e-6, std::string(what) + ": matches the scalar kernel");
       check(untouched, std::string(what) + ": writes no other column");
+      if (same_bits_as) {
+        std::vector<float> other((size_t)M * N, NAN);
+        same_bits_as(view, rows, t0, t1, other.data());
+        check(std::memcmp(y.data(), other.data(), y.size() * sizeof(float)) == 0,
+              std::string(what) + ": same bits as the Intel-prefetch kernel");
+      }
     }
   }
 }
@@ -390,6 +400,7 @@ int main() {
       std::mt19937 rng(77);
       test_tile_ranges("amx", awq_cpu::tiles_amx, rng);
       test_tile_ranges("avx512-vnni", awq_cpu::tiles_avx512vnni, rng);
+      test_tile_ranges("avx512-vnni", awq_cpu::tiles_avx512vnni_amd, rng, 1, awq_cpu::tiles_avx512vnni);
     }
     test_quantize();
     test_f16(pool);

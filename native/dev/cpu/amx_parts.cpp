@@ -17,7 +17,7 @@
 // median over rounds (versions alternate). "dram" mode: two threads, 4096 -> 12288 copies rotated over 512 MiB,
 // ratio to the same round's read-bandwidth probe. Every l2 version except the timing-only ones is first checked
 // against tiles_scalar.
-// Build: g++ -O3 -march=native -I native/src -I native/include native/dev/cpu/amx_parts.cpp native/build/libq3core.a -lpthread -o /tmp/amx_parts
+// Build: g++ -O3 -march=native -mamx-tile -mamx-int8 -I native/src -I native/include native/dev/cpu/amx_parts.cpp native/build/libq3core.a -lpthread -o /tmp/amx_parts
 // Usage: /tmp/amx_parts M [rounds] [comma-separated versions] [dram]
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"

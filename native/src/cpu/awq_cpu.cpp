@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cfloat>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -209,9 +210,11 @@ void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, Thre
   if (view.data + (size_t)view.n_tiles * view.tile_bytes > w.storage.data() + w.storage.size())
     throw std::runtime_error("awq_matmul_cpu: packed storage is smaller than its K, N and group_size need");
   void (*kernel)(const PackedView&, const QuantizedRows&, int, int, float*) = tiles_scalar;
+  void (*const vnni)(const PackedView&, const QuantizedRows&, int, int, float*) =
+      amd_prefetch() ? tiles_avx512vnni_amd : tiles_avx512vnni;
   switch (isa) {
-    case kAmx: kernel = amx ? tiles_amx : tiles_avx512vnni; break;
-    case kAvx512vnni: kernel = tiles_avx512vnni; break;
+    case kAmx: kernel = amx ? tiles_amx : vnni; break;
+    case kAvx512vnni: kernel = vnni; break;
     case kAvx512bw: kernel = tiles_avx512bw; break;
     case kAvx2: kernel = tiles_avx2; break;
     default: kernel = tiles_scalar; break;
@@ -323,6 +326,17 @@ void tiles_scalar(const PackedView& w, const QuantizedRows& x, int t0, int t1, f
       for (int j = 0; j < lanes; j++) y[(size_t)m * w.N + t * kTile + j] = out[j];
     }
   }
+}
+
+// Read once: the environment is the A/B switch for benchmarks (qwen3 bench, bench_gemv_cpu) without a flag.
+bool amd_prefetch() {
+  static const bool amd = [] {
+    const char* e = std::getenv("Q3_AWQ_PREFETCH");
+    if (e && std::strcmp(e, "intel") == 0) return false;
+    if (e && std::strcmp(e, "amd") == 0) return true;
+    return (bool)__builtin_cpu_is("amd");
+  }();
+  return amd;
 }
 
 }  // namespace awq_cpu

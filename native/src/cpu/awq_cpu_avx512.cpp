@@ -14,10 +14,27 @@
 namespace q3::awq_cpu {
 namespace {
 
-// Software prefetch distance along each tile stream. One stream per thread is too little for the hardware
-// prefetcher to keep DRAM busy while the core is also unpacking; measured on Sapphire Rapids, prefetching 4-8 KiB
-// ahead raised single-thread GEMV from ~8 to ~13 GB/s. Prefetches past the end of the matrix are harmless.
-constexpr int kPrefetchBytes = 6144;
+// Software prefetch along each tile stream: Bytes ahead of it, into the cache level Hint names (an _MM_HINT_*
+// value), once per 64-byte word; Bytes = 0 leaves the stream to the hardware prefetchers. Prefetches past the end of
+// the matrix are harmless.
+template <int Bytes, int Hint>
+struct Prefetch {
+  static constexpr int kBytes = Bytes;
+  static void line(const uint8_t* p) {
+    if constexpr (Bytes > 0) _mm_prefetch((const char*)p, (_mm_hint)Hint);
+  }
+};
+
+// One stream per thread is too little for the hardware prefetcher to keep DRAM busy while the core is also unpacking;
+// measured on Sapphire Rapids, prefetching 4-8 KiB ahead into L1 raised single-thread GEMV from ~8 to ~13 GB/s.
+using IntelPrefetch = Prefetch<6144, _MM_HINT_T0>;
+constexpr int kPrefetchBytes = IntelPrefetch::kBytes;  // the M >= 3 kernels, on every CPU
+// On an AMD EPYC Zen 4 the same L1 prefetches measured no better than none; prefetching 2 KiB ahead into L2 (as the
+// bandwidth probe's fastest loop does) read the decode shapes 1.26x (M = 1) and 1.21x (M = 2) as fast, median of 12
+// same-round ratios over the five Qwen3-8B int4 matrices (native/dev/cpu/decode_prefetch.cpp,
+// bench/results/cpu-zen4-stream.md). Zen 4's L1 has few miss buffers for software prefetches and its L2 streamer
+// fetches ahead on its own; a prefetch into L2 only asks for the line without holding an L1 buffer until it arrives.
+using AmdPrefetch = Prefetch<2048, _MM_HINT_T1>;
 
 // acc += four unsigned weight bytes . four signed activation bytes, per 32-bit lane. Without VNNI the byte products
 // go through int16 pairs (at most 2 * 15 * 128: no saturation, since these weights are plain nibbles 0..15).
@@ -45,22 +62,22 @@ inline __m512 fold(__m512 out, __m512i acc, const uint8_t* rec, float xscale, in
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(s, _mm512_set1_ps(xscale)), out);
 }
 
-// The prefetches of T tile streams that start at tile t, together. Each stream's prefetch runs kPrefetchBytes ahead of
-// it; near the end of its tile that address would fall in the next tile, which the next stream of this group already
-// reads, so from there on it goes to the same offset of the tile T further on, the one this stream reads next: the
-// next group's streams start warm. Each tile's scale/zero records sit at its end but are read from its first block
+// The prefetches (policy P) of T tile streams that start at tile t, together. Each stream's prefetch runs P::kBytes
+// ahead of it; near the end of its tile that address would fall in the next tile, which the next stream of this group
+// already reads, so from there on it goes to the same offset of the tile T further on, the one this stream reads next:
+// the next group's streams start warm. Each tile's scale/zero records sit at its end but are read from its first block
 // on: they are fetched at the start.
-template <int T>
+template <int T, class P>
 class StreamPrefetch {
  public:
   StreamPrefetch(const PackedView& w, int t)
-      : jump_((size_t)(T - 1) * w.tile_bytes), turn_(w.tile(t + 1) - kPrefetchBytes) {
+      : jump_((size_t)(T - 1) * w.tile_bytes), turn_(w.tile(t + 1) - P::kBytes) {
     const size_t meta_bytes = (size_t)(w.K / w.group_size) * kMetaBytes;
     for (int i = 0; i < T; i++)
       for (size_t o = 0; o < meta_bytes; o += 64) _mm_prefetch((const char*)w.meta(t + i) + o, _MM_HINT_T0);
   }
   // Called once per block with stream 0's position: the distance for the block's prefetches.
-  size_t ahead(const uint8_t* stream0) const { return kPrefetchBytes + (stream0 >= turn_ ? jump_ : 0); }
+  size_t ahead(const uint8_t* stream0) const { return P::kBytes + (stream0 >= turn_ ? jump_ : 0); }
 
  private:
   size_t jump_;
@@ -83,14 +100,14 @@ inline __m512i combine(__m512i l0, __m512i l1, __m512i h0, __m512i h1) {
 // enough independent accumulator chains that latency never stalls the stream: per word two ANDs and four dot
 // products, each activation broadcast feeds T weight words, and the T tile streams plus a software prefetch keep
 // DRAM busy.
-template <bool VNNI, int T>
+template <bool VNNI, int T, class P = IntelPrefetch>
 void tiles_one_row(const PackedView& w, const QuantizedRows& x, int t, float* y) {
   const __m512i m0 = _mm512_set1_epi32(0x0F0F0F0F), m1 = _mm512_set1_epi32((int)0xF0F0F0F0);
   const int B = x.block, nb = w.K / B, nv = B / 8;
   const uint8_t* wp[T];
   __m512 out[T];
   for (int i = 0; i < T; i++) wp[i] = w.tile(t + i), out[i] = _mm512_setzero_ps();
-  const StreamPrefetch<T> prefetch(w, t);
+  const StreamPrefetch<T, P> prefetch(w, t);
   for (int b = 0; b < nb; b++) {
     const int8_t* xl = x.lo + (size_t)b * B;
     const int8_t* xh = x.hi + (size_t)b * B;
@@ -100,7 +117,7 @@ void tiles_one_row(const PackedView& w, const QuantizedRows& x, int t, float* y)
     for (int j = 0; j < nv; j++, xl += 8, xh += 8) {
       const __m512i xl0 = quad(xl), xl1 = quad(xl + 4), xh0 = quad(xh), xh1 = quad(xh + 4);
       for (int i = 0; i < T; i++) {
-        _mm_prefetch((const char*)wp[i] + ahead, _MM_HINT_T0);
+        P::line(wp[i] + ahead);
         const __m512i v = _mm512_loadu_si512(wp[i]);
         wp[i] += kWordBytes;
         if constexpr (VNNI) {
@@ -164,7 +181,7 @@ void tile_rows(const PackedView& w, const QuantizedRows& x, int t, int m0, float
 // outputs, touched once per block, live in memory). At two rows (decode batches of 2) this does 8 vpdpbusd per word,
 // which the two vector ports sustain faster than the tile unit's expand/store/tile-load round trip
 // (native/dev/cpu/awq_rows.cpp).
-template <int R, int T>
+template <int R, int T, class P = IntelPrefetch>
 void rows_vnni(const PackedView& w, const QuantizedRows& x, int t, int m0, float* y) {
   const __m512i mask = _mm512_set1_epi32(0x0F0F0F0F);
   const int K = w.K, B = x.block, nb = K / B, nv = B / 8;
@@ -176,7 +193,7 @@ void rows_vnni(const PackedView& w, const QuantizedRows& x, int t, int m0, float
   for (int r = 0; r < R; r++)
 #pragma GCC unroll 8
     for (int i = 0; i < T; i++) _mm512_store_ps(out[r][i], _mm512_setzero_ps());
-  const StreamPrefetch<T> prefetch(w, t);
+  const StreamPrefetch<T, P> prefetch(w, t);
   for (int b = 0; b < nb; b++) {
     __m512i lo[R][T], hi[R][T];
 #pragma GCC unroll 8
@@ -188,7 +205,7 @@ void rows_vnni(const PackedView& w, const QuantizedRows& x, int t, int m0, float
       __m512i w0[T], w1[T];
 #pragma GCC unroll 8
       for (int i = 0; i < T; i++) {
-        _mm_prefetch((const char*)wp[i] + ahead, _MM_HINT_T0);
+        P::line(wp[i] + ahead);
         const __m512i v = _mm512_loadu_si512(wp[i]);
         wp[i] += kWordBytes;
         w0[i] = _mm512_and_si512(v, mask);
@@ -271,28 +288,29 @@ void tile_rows_passes(const PackedView& w, const QuantizedRows& x, int t, float*
   }
 }
 
-template <bool VNNI>
+// P: the decode kernels' (M = 1, 2) prefetch, chosen per CPU (awq_cpu.cpp).
+template <bool VNNI, class P>
 void tiles(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
   for (int t = t0; t < t1; t++) {
     if (x.M == 1) {
       if (t + kStreams <= t1) {
-        tiles_one_row<VNNI, kStreams>(w, x, t, y);
+        tiles_one_row<VNNI, kStreams, P>(w, x, t, y);
         t += kStreams - 1;
       } else if (t + 2 <= t1) {
-        tiles_one_row<VNNI, 2>(w, x, t, y);
+        tiles_one_row<VNNI, 2, P>(w, x, t, y);
         t++;
       } else {
-        tiles_one_row<VNNI, 1>(w, x, t, y);
+        tiles_one_row<VNNI, 1, P>(w, x, t, y);
       }
       continue;
     }
     if constexpr (VNNI) {
       if (x.M == 2) {
         if (t + kStreams <= t1) {
-          rows_vnni<2, kStreams>(w, x, t, 0, y);
+          rows_vnni<2, kStreams, P>(w, x, t, 0, y);
           t += kStreams - 1;
         } else {
-          rows_vnni<2, 1>(w, x, t, 0, y);
+          rows_vnni<2, 1, P>(w, x, t, 0, y);
         }
         continue;
       }
@@ -355,11 +373,15 @@ bool quantize_rows_avx512(const float* x, int M, int K, int block, int16_t* q, i
 }
 
 void tiles_avx512vnni(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
-  tiles<true>(w, x, t0, t1, y);
+  tiles<true, IntelPrefetch>(w, x, t0, t1, y);
+}
+
+void tiles_avx512vnni_amd(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
+  tiles<true, AmdPrefetch>(w, x, t0, t1, y);
 }
 
 void tiles_avx512bw(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
-  tiles<false>(w, x, t0, t1, y);
+  tiles<false, IntelPrefetch>(w, x, t0, t1, y);
 }
 
 }  // namespace q3::awq_cpu

@@ -63,6 +63,11 @@ void tiles_scalar(const PackedView& w, const QuantizedRows& x, int t0, int t1, f
 void tiles_avx2(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
 void tiles_avx512bw(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
 void tiles_avx512vnni(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
+// The same kernel (same bits) with the decode rows' (M = 1, 2) software prefetch tuned for AMD Zen 4 instead of Intel.
+void tiles_avx512vnni_amd(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
+// Whether awq_matmul_cpu takes the _amd kernel: on AMD CPUs, unless Q3_AWQ_PREFETCH=intel (or =amd elsewhere) says
+// otherwise; decided once.
+bool amd_prefetch();
 // AMX (int8 tiles) for M >= 3 (x.tiles set); M = 1 and 2 go to tiles_avx512vnni. The process must have AMX permission
 // (amx_request_permission).
 void tiles_amx(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);

@@ -1,0 +1,216 @@
+// Experiment: the int4 decode kernels (M = 1: tiles_one_row, M = 2: rows_vnni<2, T>) streaming from DRAM with other
+// software prefetch hints and distances, other numbers of tiles streamed at once (T) and other work splits across
+// the 2 threads, on the four Qwen3-8B int4 shapes. The prefetch constants in the library were tuned on Sapphire Rapids
+// (6 KiB ahead into L1, 4 streams); this asks what an AMD Zen 4 core wants.
+// The library's source is compiled into this file (its kernels are file-local templates), so every version is the
+// library's own loop with other template arguments; each is first checked against tiles_avx512vnni (the same bits).
+// Version names: m<M> t<T> d<distance in bytes, 0 = no software prefetch> <hint T0|T1|T2|NTA> [c<chunks per thread>]
+// (default c8: awq_matmul_cpu's split, about 8 chunks of whole tile pairs per thread, taken in turn); "mainline" is
+// tiles_avx512vnni (Intel's prefetch), "library amd" tiles_avx512vnni_amd.
+// Per round: the read probe (ReadProbe::measure, 3 passes), then each version over every shape (copies rotated over
+// 256 MiB per shape, so every call reads DRAM), order rotated per round. Per version: for each shape the mean call
+// over the copies, as GB/s of packed weights, ÷ the same round's probe and ÷ the mainline version in the same round;
+// then the same for the four shapes together (time of one pass over qkv + o + gate + up + down, as a decode layer
+// reads them). Median (min-max) over rounds.
+// Build: g++ -O3 -march=native -I native/src -I native/include native/dev/cpu/decode_prefetch.cpp native/build/libq3core.a -lpthread -o /tmp/decode_prefetch
+// Usage: /tmp/decode_prefetch M rounds [comma-separated versions|all|m1|m2] [results file]
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "awq_inputs.h"
+#include "cpu/awq_cpu.h"
+#include "cpu/awq_cpu_avx512.cpp"
+#include "cpu/awq_cpu_kernels.h"
+#include "cpu/bandwidth_cpu.h"
+#include "results_md.h"
+#include "threadpool.h"
+
+using namespace q3;
+using namespace q3::awq_cpu;
+
+namespace {
+
+using Kernel = void (*)(const PackedView&, const QuantizedRows&, int, int, float*);
+
+// A tile range the way tiles<VNNI> walks it at M = 1 and 2: groups of T tiles, then the rest.
+template <int T, class P>
+void one_row(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
+  int t = t0;
+  for (; t + T <= t1; t += T) tiles_one_row<true, T, P>(w, x, t, y);
+  for (; t + 2 <= t1; t += 2) tiles_one_row<true, 2, P>(w, x, t, y);
+  for (; t < t1; t++) tiles_one_row<true, 1, P>(w, x, t, y);
+}
+
+template <int T, class P>
+void two_rows(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
+  int t = t0;
+  for (; t + T <= t1; t += T) rows_vnni<2, T, P>(w, x, t, 0, y);
+  for (; t < t1; t++) rows_vnni<2, 1, P>(w, x, t, 0, y);
+}
+
+struct Version {
+  std::string name;
+  int M;
+  Kernel fn;
+  int chunks;  // per thread
+};
+
+const char* hint_name(int h) {
+  return h == _MM_HINT_T0 ? "T0" : h == _MM_HINT_T1 ? "T1" : h == _MM_HINT_T2 ? "T2" : "NTA";
+}
+
+template <int T, int D, int H>
+void add(std::vector<Version>& vs, int chunks = 8) {
+  using P = Prefetch<D, H>;
+  const std::string tail = "t" + std::to_string(T) + " d" + std::to_string(D) + (D ? std::string(" ") + hint_name(H) : "") +
+                           (chunks != 8 ? " c" + std::to_string(chunks) : "");
+  vs.push_back({"m1 " + tail, 1, one_row<T, P>, chunks});
+  if constexpr (T <= 4) vs.push_back({"m2 " + tail, 2, two_rows<T, P>, chunks});
+}
+
+template <int T, int H>
+void add_distances(std::vector<Version>& vs) {
+  add<T, 1024, H>(vs), add<T, 2048, H>(vs), add<T, 4096, H>(vs), add<T, 6144, H>(vs), add<T, 12288, H>(vs),
+      add<T, 24576, H>(vs);
+}
+
+template <int T>
+void add_all(std::vector<Version>& vs) {
+  add<T, 0, 0>(vs);
+  add_distances<T, _MM_HINT_T0>(vs), add_distances<T, _MM_HINT_T1>(vs), add_distances<T, _MM_HINT_T2>(vs),
+      add_distances<T, _MM_HINT_NTA>(vs);
+}
+
+std::vector<Version> versions() {
+  std::vector<Version> vs;
+  vs.push_back({"m1 mainline", 1, tiles_avx512vnni, 8});
+  vs.push_back({"m2 mainline", 2, tiles_avx512vnni, 8});
+  vs.push_back({"m1 library amd", 1, tiles_avx512vnni_amd, 8});
+  vs.push_back({"m2 library amd", 2, tiles_avx512vnni_amd, 8});
+  add_all<2>(vs), add_all<4>(vs), add_all<8>(vs);
+  for (int c : {1, 2, 4, 32}) add<4, 6144, _MM_HINT_T0>(vs, c), add<4, 2048, _MM_HINT_T1>(vs, c), add<4, 0, 0>(vs, c);
+  return vs;
+}
+
+struct Shape {
+  const char* name;
+  int K, N;
+};
+const Shape kShapes[] = {{"qkv", 4096, 6144}, {"o", 4096, 4096}, {"gate", 4096, 12288}, {"up", 4096, 12288},
+                         {"down", 12288, 4096}};
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+void check(const Version& v, const PackedView& w, const QuantizedRows& x) {
+  std::vector<float> ref((size_t)x.M * w.N), y(ref.size(), NAN);
+  tiles_avx512vnni(w, x, 0, w.n_tiles, ref.data());
+  const int cut = w.n_tiles / 3 * 2 + 1;  // odd ranges as a split can give them
+  v.fn(w, x, 0, cut, y.data()), v.fn(w, x, cut, w.n_tiles, y.data());
+  if (std::memcmp(y.data(), ref.data(), y.size() * sizeof(float)) != 0) {
+    std::fprintf(stderr, "%s: output differs from tiles_avx512vnni\n", v.name.c_str());
+    std::exit(1);
+  }
+}
+
+std::string mm(const std::vector<double>& v, const char* f) {
+  return dev::fmt(f, dev::median(v)) + " (" + dev::fmt(f, *std::min_element(v.begin(), v.end())) + "-" +
+         dev::fmt(f, *std::max_element(v.begin(), v.end())) + ")";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int M = argc > 1 ? atoi(argv[1]) : 1;
+  const int rounds = argc > 2 ? atoi(argv[2]) : 5;
+  const std::string only = argc > 3 ? argv[3] : "all";
+  if (!awq_cpu_force_isa("avx512-vnni")) return std::printf("no AVX512-VNNI\n"), 1;
+  std::vector<Version> vs;
+  for (Version& v : versions())
+    if (v.M == M && (only == "all" || v.name.find("mainline") != std::string::npos || dev::listed(only.c_str(), v.name.c_str())))
+      vs.push_back(v);
+  std::mt19937 rng(3);
+  const size_t ns = sizeof kShapes / sizeof kShapes[0];
+  std::vector<std::vector<AwqMatrixCpu>> copies;
+  for (const Shape& s : kShapes) copies.push_back(dev::rotated_copies(dev::random_packed(s.K, s.N, rng), 256u << 20));
+  std::vector<dev::RandomRows> rows;
+  for (const Shape& s : kShapes) rows.emplace_back(M, s.K, rng);
+  for (const Version& v : vs)
+    for (size_t s = 0; s < ns; s++) check(v, dev::view_of(copies[s][0]), rows[s].x);
+  std::printf("%zu versions checked (same bits as tiles_avx512vnni)\n", vs.size());
+  ThreadPool pool(2);
+  ReadProbe probe(pool, 1u << 30);
+  std::vector<float> y((size_t)M * 12288);
+  const size_t nv = vs.size();
+  // [version][shape or ns = all shapes] per round
+  std::vector<std::vector<std::vector<double>>> by_probe(nv, std::vector<std::vector<double>>(ns + 1)),
+      by_main(nv, std::vector<std::vector<double>>(ns + 1)), gbs(nv, std::vector<std::vector<double>>(ns + 1));
+  std::vector<double> probes;
+  for (int r = 0; r < rounds; r++) {
+    const double pr = probe.measure(3).best_gbs;
+    probes.push_back(pr);
+    std::vector<std::vector<double>> g(nv, std::vector<double>(ns + 1));
+    for (size_t i0 = 0; i0 < nv; i0++) {
+      const size_t i = (i0 + (size_t)r * 7) % nv;
+      double bytes_all = 0, sec_all = 0;
+      for (size_t s = 0; s < ns; s++) {
+        double total = 0;
+        for (const AwqMatrixCpu& c : copies[s]) {
+          const PackedView w = dev::view_of(c);
+          const int pairs = (w.n_tiles + 1) / 2, chunk = std::max(1, pairs / (vs[i].chunks * pool.size())),
+                    n_chunks = (pairs + chunk - 1) / chunk;
+          const double t0 = now();
+          pool.parallel_dynamic(n_chunks, [&](int ci) {
+            vs[i].fn(w, rows[s].x, 2 * ci * chunk, std::min(w.n_tiles, 2 * (ci + 1) * chunk), y.data());
+          });
+          total += now() - t0;
+        }
+        const double bytes = (double)copies[s][0].bytes_read() * copies[s].size();
+        g[i][s] = bytes / total / 1e9;
+        bytes_all += bytes / copies[s].size(), sec_all += total / copies[s].size();
+      }
+      g[i][ns] = bytes_all / sec_all / 1e9;
+    }
+    std::printf("round %d probe %.1f:", r, pr);
+    for (size_t i = 0; i < nv; i++) {
+      for (size_t s = 0; s <= ns; s++)
+        gbs[i][s].push_back(g[i][s]), by_probe[i][s].push_back(g[i][s] / pr), by_main[i][s].push_back(g[i][s] / g[0][s]);
+      std::printf(" [%s] %.1f", vs[i].name.c_str(), g[i][ns]);
+    }
+    std::printf("\n");
+    std::fflush(stdout);
+  }
+  std::vector<size_t> order(nv);
+  for (size_t i = 0; i < nv; i++) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return dev::median(by_main[a][ns]) > dev::median(by_main[b][ns]); });
+  std::string table = "| version | all shapes GB/s | ÷ probe | ÷ mainline (same round) |";
+  for (const Shape& s : kShapes) table += std::string(" ") + s.name + " ÷ mainline |";
+  table += "\n|---|---:|---:|---:|";
+  for (size_t s = 0; s < ns; s++) table += "---:|";
+  table += "\n";
+  for (size_t i : order) {
+    table += "| " + vs[i].name + " | " + dev::fmt("%.1f", dev::median(gbs[i][ns])) + " | " + mm(by_probe[i][ns], "%.2f") +
+             " | " + mm(by_main[i][ns], "%.3f") + " |";
+    for (size_t s = 0; s < ns; s++) table += " " + dev::fmt("%.3f", dev::median(by_main[i][s])) + " |";
+    table += "\n";
+  }
+  const std::string md = "# int4 decode kernels: prefetch hint, distance, streams, split (native/dev/cpu/decode_prefetch.cpp)\n\n"
+                         "- command: `/tmp/decode_prefetch " + std::to_string(M) + " " + std::to_string(rounds) + " " +
+                         only + "` (build line in the source)\n- cpu: " + cpu_model_name() + ", 2 threads\n" +
+                         dev::date_and_load_line() + "- probe per round (GB/s): " + mm(probes, "%.1f") + "\n\n" + table;
+  std::fputs(md.c_str(), stdout);
+  if (argc > 4)
+    if (FILE* f = std::fopen(argv[4], "w")) std::fputs(md.c_str(), f), std::fclose(f);
+  return 0;
+}
