@@ -8,6 +8,8 @@
 
 #include <cfloat>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 
 #include "awq_cpu_kernels.h"
 
@@ -29,11 +31,10 @@ struct Prefetch {
 // measured on Sapphire Rapids, prefetching 4-8 KiB ahead into L1 raised single-thread GEMV from ~8 to ~13 GB/s.
 using IntelPrefetch = Prefetch<6144, _MM_HINT_T0>;
 constexpr int kPrefetchBytes = IntelPrefetch::kBytes;  // the M >= 3 kernels, on every CPU
-// On an AMD EPYC Zen 4 the same L1 prefetches measured no better than none; prefetching 2 KiB ahead into L2 (as the
-// bandwidth probe's fastest loop does) read the decode shapes 1.26x (M = 1) and 1.21x (M = 2) as fast, median of 12
+// On an AMD EPYC Zen 4 the same L1 prefetches measured no better than none; prefetching 2 KiB ahead into L2 (as one of
+// the bandwidth probe's loops does) read the decode shapes 1.26x (M = 1) and 1.21x (M = 2) as fast, median of 12
 // same-round ratios over the five Qwen3-8B int4 matrices (native/dev/cpu/decode_prefetch.cpp,
-// bench/results/cpu-zen4-stream.md). Zen 4's L1 has few miss buffers for software prefetches and its L2 streamer
-// fetches ahead on its own; a prefetch into L2 only asks for the line without holding an L1 buffer until it arrives.
+// bench/results/cpu-zen4-stream.md). On Zen 4 a T1 prefetch fills L2 only (docs/cpu-prefetch.md#zen-4).
 using AmdPrefetch = Prefetch<2048, _MM_HINT_T1>;
 
 // acc += four unsigned weight bytes . four signed activation bytes, per 32-bit lane. Without VNNI the byte products
@@ -239,6 +240,20 @@ void rows_vnni(const PackedView& w, const QuantizedRows& x, int t, int m0, float
                             _mm512_load_ps(out[r][i]));
 }
 
+// Rows 0 .. M-1 in passes of R rows, the last one shorter: pass(rows, m) runs rows m .. m+rows-1, with rows a
+// compile-time count (std::integral_constant) so that each pass size is its own fixed-row kernel.
+template <int... i, class Pass>
+void last_pass(int rest, int m, Pass& pass, std::integer_sequence<int, i...>) {
+  ((rest == i + 1 ? pass(std::integral_constant<int, i + 1>{}, m) : void()), ...);
+}
+
+template <int R, class Pass>
+void row_passes(int M, Pass pass) {
+  int m = 0;
+  for (; m + R <= M; m += R) pass(std::integral_constant<int, R>{}, m);
+  last_pass(M - m, m, pass, std::make_integer_sequence<int, R - 1>{});
+}
+
 // Every row (M >= 3) over T adjacent tiles with VNNI: passes of R rows (the last one shorter), R x T x 2 sums; the
 // kernel takes R = 4, T = 2 (kPassRows, kPassTiles). Against one tile with passes of 8 rows (tile_rows_passes, as the
 // AVX512BW path still does), two tiles in passes of 4 rows read 1.1-1.2x as fast at M = 3, 1.05x at M = 4 and 1.3-1.5x
@@ -249,16 +264,7 @@ void rows_vnni(const PackedView& w, const QuantizedRows& x, int t, int m0, float
 // they divide, measured no better (M = 5, 6).
 template <int R, int T>
 void rows_vnni_passes(const PackedView& w, const QuantizedRows& x, int t, float* y) {
-  int m = 0;
-  for (; m + R <= x.M; m += R) rows_vnni<R, T>(w, x, t, m, y);
-  switch (x.M - m) {
-    case 1: rows_vnni<1, T>(w, x, t, m, y); break;
-    case 2: if constexpr (R > 2) rows_vnni<2, T>(w, x, t, m, y); break;
-    case 3: if constexpr (R > 3) rows_vnni<3, T>(w, x, t, m, y); break;
-    case 4: if constexpr (R > 4) rows_vnni<4, T>(w, x, t, m, y); break;
-    case 5: if constexpr (R > 5) rows_vnni<5, T>(w, x, t, m, y); break;
-    default: break;
-  }
+  row_passes<R>(x.M, [&](auto rows, int m) { rows_vnni<decltype(rows)::value, T>(w, x, t, m, y); });
 }
 
 // Tiles one decode thread streams at once (one memory stream each): in native/dev/cpu/awq_gemv_dram.cpp, 5 runs of
@@ -274,18 +280,7 @@ constexpr int kPassRows = 4, kPassTiles = 2;  // VNNI at M >= 3 (but 5): see row
 // passes over it.
 template <bool VNNI>
 void tile_rows_passes(const PackedView& w, const QuantizedRows& x, int t, float* y) {
-  int m = 0;
-  for (; m + kRows <= x.M; m += kRows) tile_rows<VNNI, kRows>(w, x, t, m, y);
-  switch (x.M - m) {
-    case 1: tile_rows<VNNI, 1>(w, x, t, m, y); break;
-    case 2: tile_rows<VNNI, 2>(w, x, t, m, y); break;
-    case 3: tile_rows<VNNI, 3>(w, x, t, m, y); break;
-    case 4: tile_rows<VNNI, 4>(w, x, t, m, y); break;
-    case 5: tile_rows<VNNI, 5>(w, x, t, m, y); break;
-    case 6: tile_rows<VNNI, 6>(w, x, t, m, y); break;
-    case 7: tile_rows<VNNI, 7>(w, x, t, m, y); break;
-    default: break;
-  }
+  row_passes<kRows>(x.M, [&](auto rows, int m) { tile_rows<VNNI, decltype(rows)::value>(w, x, t, m, y); });
 }
 
 // P: the decode kernels' (M = 1, 2) prefetch, chosen per CPU (awq_cpu.cpp).
