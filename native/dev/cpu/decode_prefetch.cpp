@@ -2,6 +2,10 @@
 // software prefetch hints and distances, other numbers of tiles streamed at once (T) and other work splits across
 // the 2 threads, on the four Qwen3-8B int4 shapes. The prefetch constants in the library were tuned on Sapphire Rapids
 // (6 KiB ahead into L1, 4 streams); this asks what an AMD Zen 4 core wants.
+// Findings (bench/results/cpu-zen4-stream.md, AMD EPYC Zen 4, 2 vCPUs): T = 4 with a T1/T2 prefetch 1-12 KiB ahead
+// is fastest (M = 1 1.26x, M = 2 1.21x the T0 6 KiB mainline over 12 rounds of the full sweep); T0 is no better than
+// no prefetch, T = 8 and NTA are slower, the split does not matter. The library takes T1 2 KiB on AMD CPUs
+// (tiles_avx512vnni_amd): 1.13x (M = 1) and 1.17x (M = 2) over 40 rounds.
 // The library's source is compiled into this file (its kernels are file-local templates), so every version is the
 // library's own loop with other template arguments; each is first checked against tiles_avx512vnni (the same bits).
 // Version names: m<M> t<T> d<distance in bytes, 0 = no software prefetch> <hint T0|T1|T2|NTA> [c<chunks per thread>]
@@ -73,8 +77,8 @@ const char* hint_name(int h) {
 template <int T, int D, int H>
 void add(std::vector<Version>& vs, int chunks = 8) {
   using P = Prefetch<D, H>;
-  const std::string tail = "t" + std::to_string(T) + " d" + std::to_string(D) + (D ? std::string(" ") + hint_name(H) : "") +
-                           (chunks != 8 ? " c" + std::to_string(chunks) : "");
+  const std::string tail = "t" + std::to_string(T) + " d" + std::to_string(D) +
+                           (D ? std::string(" ") + hint_name(H) : "") + (chunks != 8 ? " c" + std::to_string(chunks) : "");
   vs.push_back({"m1 " + tail, 1, one_row<T, P>, chunks});
   if constexpr (T <= 4) vs.push_back({"m2 " + tail, 2, two_rows<T, P>, chunks});
 }
@@ -137,7 +141,8 @@ int main(int argc, char** argv) {
   if (!awq_cpu_force_isa("avx512-vnni")) return std::printf("no AVX512-VNNI\n"), 1;
   std::vector<Version> vs;
   for (Version& v : versions())
-    if (v.M == M && (only == "all" || v.name.find("mainline") != std::string::npos || dev::listed(only.c_str(), v.name.c_str())))
+    if (v.M == M &&
+        (only == "all" || v.name.find("mainline") != std::string::npos || dev::listed(only.c_str(), v.name.c_str())))
       vs.push_back(v);
   std::mt19937 rng(3);
   const size_t ns = sizeof kShapes / sizeof kShapes[0];
@@ -184,7 +189,8 @@ int main(int argc, char** argv) {
     std::printf("round %d probe %.1f:", r, pr);
     for (size_t i = 0; i < nv; i++) {
       for (size_t s = 0; s <= ns; s++)
-        gbs[i][s].push_back(g[i][s]), by_probe[i][s].push_back(g[i][s] / pr), by_main[i][s].push_back(g[i][s] / g[0][s]);
+        gbs[i][s].push_back(g[i][s]), by_probe[i][s].push_back(g[i][s] / pr),
+            by_main[i][s].push_back(g[i][s] / g[0][s]);
       std::printf(" [%s] %.1f", vs[i].name.c_str(), g[i][ns]);
     }
     std::printf("\n");

@@ -4,11 +4,13 @@
 // the new one alternating within each round (the order flips every round), each run under an exclusive flock on the
 // shared machine's lock. Prints a table of same-round ratios (new / base) and writes <out>.{md,json}.
 //
-//   node native/dev/cpu/zen4_stream_ab.mjs --base DIR [--new native/build] [--gemv-rounds 4] [--bench-rounds 3] [--rows 1,2]
+//   node native/dev/cpu/zen4_stream_ab.mjs --base DIR [--new native/build] [--gemv-rounds 4] [--bench-rounds 3]
+//     [--rows 1,2]
 //     [--model .models/8b] [--lock /work/wt/GO.lock] [--out bench/results/cpu-zen4-stream] [--title TEXT]
 //     [--base-env NAME=VALUE] [--new-env NAME=VALUE]   # environment of each side's runs (e.g. one build twice, with
 //                                                       # Q3_AWQ_PREFETCH=intel on the base side)
-// DIR holds the base build's bench_gemv_cpu and qwen3 (copied from a build of the base commit).
+// DIR holds the base build's bench_gemv_cpu and qwen3 (copied from a build of the base commit). With --render FILE.json
+// (an earlier run's output) nothing runs: the tables are made again from that run's results.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -53,8 +55,11 @@ function run(side, bin, args, jsonPath) {
 }
 
 const sides = { base: baseDir, new: newDir };
-const gemv = [];
-for (let r = 0; r < gemvRounds; r++) {
+const earlier = opt('render', '') && JSON.parse(readFileSync(resolve(opt('render', '')), 'utf8'));
+const again = (runs, loads) =>
+  runs.map((x, r) => ({ base: { result: x.base, load: loads[r].base }, new: { result: x.new, load: loads[r].new } }));
+const gemv = earlier ? again(earlier.runs.gemv, earlier.loads.gemv) : [];
+for (let r = 0; r < (earlier ? 0 : gemvRounds); r++) {
   const round = {};
   for (const side of r % 2 ? ['new', 'base'] : ['base', 'new']) {
     const out = join(tmp, `gemv-${side}-${r}`);
@@ -63,8 +68,8 @@ for (let r = 0; r < gemvRounds; r++) {
   }
   gemv.push(round);
 }
-const bench = [];
-for (let r = 0; r < benchRounds; r++) {
+const bench = earlier ? again(earlier.runs.bench, earlier.loads.bench) : [];
+for (let r = 0; r < (earlier ? 0 : benchRounds); r++) {
   const round = {};
   for (const side of r % 2 ? ['new', 'base'] : ['base', 'new']) {
     const out = join(tmp, `bench-${side}-${r}.json`);
@@ -81,7 +86,8 @@ if (gemv.length) {
   lines.push(`## bench_gemv_cpu --threads 2 --rows ${rows} (base and new alternating)`, '');
   lines.push('Per run: the best call and the median call of each matrix (bench_gemv_cpu\'s own 8 probe-and-pass rounds); ' +
     'ratios are base ms / new ms of the same round (> 1: new is faster); median (min-max) over rounds.', '');
-  lines.push('| matrix | M | base GB/s (best call) | new GB/s (best call) | speed-up, best call | speed-up, median call | base ÷ same-round probe | new ÷ same-round probe |');
+  lines.push('| matrix | M | base GB/s (best call) | new GB/s (best call) | speed-up, best call | speed-up, median call | ' +
+    'base ÷ same-round probe | new ÷ same-round probe |');
   lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const row of gemv[0].base.result.results) {
     const pick = (res) => res.results.find((x) => x.matrix === row.matrix && x.M === row.M);
@@ -89,16 +95,19 @@ if (gemv.length) {
     const entry = {
       matrix: row.matrix, M: row.M,
       base_gbs: per.map((p) => p.b.gbs), new_gbs: per.map((p) => p.n.gbs),
-      speedup_best: per.map((p) => p.b.ms_best / p.n.ms_best), speedup_median: per.map((p) => p.b.ms_median / p.n.ms_median),
+      speedup_best: per.map((p) => p.b.ms_best / p.n.ms_best),
+      speedup_median: per.map((p) => p.b.ms_median / p.n.ms_median),
       base_of_probe: per.map((p) => p.b.fraction_of_same_round_probe_median),
       new_of_probe: per.map((p) => p.n.fraction_of_same_round_probe_median),
     };
     gemvRows.push(entry);
     lines.push(`| ${row.matrix} | ${row.M} | ${median(entry.base_gbs).toFixed(1)} | ${median(entry.new_gbs).toFixed(1)} | ` +
-      `${span(entry.speedup_best)} | ${span(entry.speedup_median)} | ${span(entry.base_of_probe, 2)} | ${span(entry.new_of_probe, 2)} |`);
+      `${span(entry.speedup_best)} | ${span(entry.speedup_median)} | ${span(entry.base_of_probe, 2)} | ` +
+      `${span(entry.new_of_probe, 2)} |`);
   }
   lines.push('', 'Probes (GB/s, best of each run): ' +
-    gemv.map((g, r) => `round ${r}: base ${g.base.result.read_bandwidth_gbs.toFixed(1)}, new ${g.new.result.read_bandwidth_gbs.toFixed(1)}`).join('; '), '');
+    gemv.map((g, r) => `round ${r}: base ${g.base.result.read_bandwidth_gbs.toFixed(1)}, ` +
+      `new ${g.new.result.read_bandwidth_gbs.toFixed(1)}`).join('; '), '');
 }
 const benchKeys = [
   ['decode_tok_s_batch1', 'decode batch 1 (tok/s)'],
@@ -115,8 +124,10 @@ if (bench.length) {
   lines.push(`|---|${bench.map(() => '---:|').join('')}---:|`);
   for (const [key, label] of benchKeys) {
     const ratios = bench.map((b) => b.new.result[key] / b.base.result[key]);
-    benchRows.push({ metric: key, base: bench.map((b) => b.base.result[key]), new: bench.map((b) => b.new.result[key]), ratios });
-    lines.push(`| ${label} | ${bench.map((b, r) => `${b.base.result[key].toFixed(2)} / ${b.new.result[key].toFixed(2)} (${ratios[r].toFixed(2)})`).join(' | ')} | ${median(ratios).toFixed(2)} |`);
+    const base = bench.map((b) => b.base.result[key]), next = bench.map((b) => b.new.result[key]);
+    benchRows.push({ metric: key, base, new: next, ratios });
+    const cells = bench.map((_, r) => `${base[r].toFixed(2)} / ${next[r].toFixed(2)} (${ratios[r].toFixed(2)})`);
+    lines.push(`| ${label} | ${cells.join(' | ')} | ${median(ratios).toFixed(2)} |`);
   }
   lines.push('', 'Load average (1/5/15 min) before -> after each run: ' +
     bench.map((b, r) => `round ${r}: base ${b.base.load.join(' -> ')}, new ${b.new.load.join(' -> ')}`).join('; '), '');
@@ -124,7 +135,8 @@ if (bench.length) {
 const head = [`# ${title}`, '',
   `- command: \`node native/dev/cpu/zen4_stream_ab.mjs ${argv.join(' ')}\``,
   `- cpu: ${gemv[0]?.base.result.cpu ?? bench[0]?.base.result.cpu}, 2 threads; base binaries ${baseDir}, new ${newDir}` +
-    ['base', 'new'].map((side) => Object.keys(sideEnv[side]).length ? `; ${side} runs with ${JSON.stringify(sideEnv[side])}` : '').join(''),
+    ['base', 'new'].map((side) => (Object.keys(sideEnv[side]).length ? `; ${side} runs with ${JSON.stringify(sideEnv[side])}` : ''))
+      .join(''),
   `- date: ${new Date().toISOString()}; gemv runs' load: ` +
     gemv.map((g) => `${g.base.load[0].split(' ')[0]}-${g.new.load[1].split(' ')[0]}`).join(', '), ''];
 const md = [...head, ...lines].join('\n');

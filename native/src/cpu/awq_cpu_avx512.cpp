@@ -32,9 +32,10 @@ struct Prefetch {
 using IntelPrefetch = Prefetch<6144, _MM_HINT_T0>;
 constexpr int kPrefetchBytes = IntelPrefetch::kBytes;  // the M >= 3 kernels, on every CPU
 // On an AMD EPYC Zen 4 the same L1 prefetches measured no better than none; prefetching 2 KiB ahead into L2 (as one of
-// the bandwidth probe's loops does) read the decode shapes 1.26x (M = 1) and 1.21x (M = 2) as fast, median of 12
-// same-round ratios over the five Qwen3-8B int4 matrices (native/dev/cpu/decode_prefetch.cpp,
-// bench/results/cpu-zen4-stream.md). On Zen 4 a T1 prefetch fills L2 only (docs/cpu-prefetch.md#zen-4).
+// the bandwidth probe's loops does) read the five Qwen3-8B int4 matrices 1.13x (M = 1) and 1.17x (M = 2) as fast,
+// median of 40 same-round ratios, 1.39x and 1.22x in the rounds where the probe read ~60 rather than ~35 GB/s
+// (native/dev/cpu/decode_prefetch.cpp, bench/results/cpu-zen4-stream.md). On Zen 4 a T1 prefetch fills L2 only
+// (docs/cpu-prefetch.md#zen-4).
 using AmdPrefetch = Prefetch<2048, _MM_HINT_T1>;
 
 // acc += four unsigned weight bytes . four signed activation bytes, per 32-bit lane. Without VNNI the byte products
