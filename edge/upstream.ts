@@ -377,7 +377,7 @@ export class UpstreamStream implements AsyncIterable<GenerateEvent> {
  * decoding, no JSON.parse and no schema for the one frame per generated token; any other frame goes through the text
  * path (decoded, split on blank lines, parsed and validated).
  */
-class WorkerFrames {
+export class WorkerFrames {
   /** text of a frame not complete yet */
   private text = '';
   /** the decoder may hold the start of a character: the last bytes it was given did not end in ASCII */

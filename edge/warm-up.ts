@@ -4,19 +4,25 @@
 // only one for a while, so the code on that request's path runs here once, on inputs that touch nothing outside the
 // isolate. workerd refuses I/O, timers, random numbers, request bodies and response bodies at global scope, so no
 // request goes through the app whole: the chat route's own steps are called one by one, the app only routes a GET.
-import type { Hono } from 'hono';
+import type { Context, Hono } from 'hono';
 import { signRequest } from '../gpu-worker/signing.ts';
 import type { EdgeEnv } from './edge-env.ts';
-import { usageOf } from './generation.ts';
+import { settleUsage, startGenerations, usageOf } from './generation.ts';
+import { KeyAdmissions } from './key-admissions.ts';
 import { DEFAULT_LIMITS, KEY_PATTERN, constantTimeEqual, keyRecordOf, sha256Hex } from './key-store.ts';
-import { rateLimitHeaders } from './middleware/rate-limit.ts';
-import { poolFor, readConfig, runAfterResponse } from './platform.ts';
-import { ChatChoice, chatGenerations, chatPrompt } from './routes/chat-completions.ts';
+import { modeOf } from './middleware/metering.ts';
+import { rateLimitHeaders, reservationOf } from './middleware/rate-limit.ts';
+import { largestContext, poolFor, readConfig, runAfterResponse } from './platform.ts';
+import type { Admission, LimitState, RateLimiter } from './rate-limiter-do.ts';
+import { RequestLifecycle, type PreparedRequest } from './request-lifecycle.ts';
+import { ChatChoice, chatGenerations, chatPrompt, collectChoice, deltaJson } from './routes/chat-completions.ts';
 import type { ChatCompletionRequest } from './schemas.ts';
 import { formatThinkingHeader } from './thinking-mode.ts';
 import { getTokenizer } from './tokenizer/index.js';
+import { UpstreamPool, UpstreamStream, WorkerFrames } from './upstream.ts';
 import { utcDay } from './usage.ts';
-import { checkChatRequest, generationBound, tooDeep } from './validate-request.ts';
+import { checkChatRequest, generationBound, requireModel, tooDeep } from './validate-request.ts';
+import { WorkerContexts } from './worker-contexts.ts';
 
 /** A context as a worker reports it, for the budget arithmetic. */
 const WARM_UP_CONTEXT = 40_960;
@@ -25,6 +31,8 @@ const WARM_UP_CONTEXT = 40_960;
 export type WarmUpReport = {
   /** the chat chain's handlers, in order, and whether each stopped at its first use of the made-up context */
   chain: { handler: string; stopped: boolean }[];
+  /** whether the steps around the request's I/O ran to their end (in Node; workerd's refusals end some of them early) */
+  aroundIo: boolean;
 };
 
 /**
@@ -47,6 +55,7 @@ function warmUpSteps(app: Hono<EdgeEnv>, env: Partial<Env>): Promise<WarmUpRepor
     getTokenizer(); // the views on its image
     warmUpChatSteps();
     warmUpKeyCheck();
+    const aroundIo = warmUpAroundIo().then(() => true, () => false);
     // the worker call's signature: the HMAC key's import (cached per secret) and one signature, over a dummy body at a
     // fixed time (the clock reads 0 at global scope anyway)
     if (env.WORKER_SECRET) signRequest(env.WORKER_SECRET, { method: 'POST', path: '/v1/generate', body: '{}' }, 0).catch(() => {});
@@ -63,10 +72,10 @@ function warmUpSteps(app: Hono<EdgeEnv>, env: Partial<Env>): Promise<WarmUpRepor
     // the worker pool's choice of a worker (no I/O: the fleet's members are read at a request)
     poolFor(readConfig(env), env.FLEET).order([0], 0);
     runAfterResponse({ executionCtx: { waitUntil() {} } } as never, Promise.resolve());
-    return chain.then((chain) => ({ chain }), () => ({ chain: [] }));
+    return Promise.all([chain, aroundIo]).then(([chain, aroundIo]) => ({ chain, aroundIo }), () => ({ chain: [], aroundIo: false }));
   } catch {
     // the first request pays for what did not run
-    return Promise.resolve({ chain: [] });
+    return Promise.resolve({ chain: [], aroundIo: false });
   }
 }
 
@@ -133,4 +142,72 @@ function warmUpChatSteps(): void {
     limitRequests: 1, limitTokens: 1, remainingRequests: 1, remainingTokens: 1, resetRequestsMs: 1, resetTokensMs: 1_500,
     inFlight: 0, limitConcurrent: 1, quotaUsed: 0, quotaTokens: null, admittedTotal: 0, revoked: false,
   });
+}
+
+/** A key's counters as a limiter's answer carries them, for the admission path. */
+const WARM_UP_STATE: LimitState = {
+  limitRequests: DEFAULT_LIMITS.requests_per_minute, limitTokens: DEFAULT_LIMITS.tokens_per_minute, remainingRequests: 1,
+  remainingTokens: 1_000, resetRequestsMs: 1, resetTokensMs: 1, inFlight: 0, limitConcurrent: DEFAULT_LIMITS.concurrent_streams,
+  quotaUsed: 0, quotaTokens: DEFAULT_LIMITS.quota_tokens, admittedTotal: 0, revoked: false,
+};
+
+/** A worker's answer as it sends it (gpu-worker/http.ts): token frames, then the final one with finish and usage. */
+const WORKER_FRAMES = 'data: {"tokens":[9707]}\n\ndata: {"tokens":[11,1879]}\n\n'
+  + 'data: {"tokens":[],"finish_reason":"stop","stop_token_id":151645,"usage":{"prompt_tokens":2,"completion_tokens":4,"cached_tokens":0}}\n\n';
+
+/**
+ * The request's steps around its I/O (KV, the rate limiter's Durable Object, the worker call, D1), each run on objects
+ * of the warm-up's own whose I/O is a made-up answer: a fresh lifecycle, key admissions, worker pool and context
+ * record, so nothing the isolate keeps for its requests changes and no binding is called. workerd refuses timers,
+ * random ids and abort controllers at global scope, so some steps end there (the admission at its wait timer, the
+ * worker pool's call before it, at the made-up signal); those refusals are the end of that step, not an error.
+ */
+async function warmUpAroundIo(): Promise<void> {
+  const body = { model: 'warm-up', messages: [] } as unknown as ChatCompletionRequest;
+  requireModel(body.model, 'warm-up');
+  const prepared: PreparedRequest = {
+    endpoint: 'chat.completions', model: 'warm-up', prompts: [[9707, 11]], stream: false, generations: 1, maxTokens: 16,
+    fingerprint: '', deterministic: false,
+  };
+  modeOf(prepared);
+  // the rate limiter's admission, batched per key (edge/key-admissions.ts), from a stand-in for the key's stub
+  const admissions = new KeyAdmissions();
+  const limiterStub = {
+    admitAll: async (reqs: unknown[]): Promise<Admission[]> => reqs.map(() => ({ ok: true, leaseId: 'warm-up', reserved: 0, state: WARM_UP_STATE })),
+  } as unknown as DurableObjectStub<RateLimiter>;
+  admissions.headroom(DEFAULT_LIMITS, reservationOf(prepared), 1);
+  const admitted = admissions.admit(() => limiterStub, { limits: DEFAULT_LIMITS, tokens: reservationOf(prepared), streams: 1, leaseId: 'warm-up' }).catch(() => {});
+  // the worker pool up to its call: the order of workers, the context check, the request's JSON
+  const pool = new UpstreamPool({ urls: ['http://warm-up.invalid'], secret: '', timeoutMs: 1, probe: async () => 'ready' });
+  const generating = pool.generate({ request_id: 'warm-up', prompt: [9707, 11], max_tokens: 16, stop_token_ids: [] }, notAContext as AbortSignal).catch(() => {});
+  // a worker's answer, parsed from its bytes, and read to its end as a route reads it: the stream of one generation
+  // from its first event on, over a body that has ended (a stand-in for the worker call's abort controller and timer)
+  const ended = () => new ReadableStream({ type: 'bytes', start: (controller) => controller.close() });
+  const frames = new WorkerFrames(ended());
+  frames.append(new TextEncoder().encode(WORKER_FRAMES)); // bytes of its own: the frames read into their buffer next
+  const first = frames.take()!;
+  await frames.next();
+  const upstream = new UpstreamStream('http://warm-up.invalid', [first], frames, { abort: () => {} } as AbortController, { reset: () => {}, stop: () => {} } as never, () => {});
+  await collectChoice(new ChatChoice(0, { thinking: false, excludeReasoning: false, toolsOffered: false, toolChoice: 'auto', stop: undefined }), upstream);
+  deltaJson({ content: 'Hi' });
+  // the lifecycle a route drives (hooks, prepare, the generations' start, settlement) on a context of its own
+  const lifecycle = new RequestLifecycle();
+  lifecycle.intercept(async () => undefined);
+  lifecycle.gate(async () => {});
+  const vars: Record<string, unknown> = {
+    lifecycle, upstream: pool, contexts: new WorkerContexts(['http://warm-up.invalid'], async () => WARM_UP_CONTEXT),
+  };
+  const c = {
+    get: (key: string) => vars[key], header: () => {}, req: { raw: {} }, executionCtx: { waitUntil: () => {} },
+  } as unknown as Context<EdgeEnv>;
+  await largestContext(c);
+  await largestContext(c); // the context once known
+  await lifecycle.prepare(prepared);
+  void lifecycle.isSettled;
+  vars.upstream = { generate: async () => ({ cancel: () => {} }) };
+  await startGenerations(c, [{ request_id: 'warm-up', prompt: [9707, 11], stop_token_ids: [] }], {});
+  lifecycle.track(() => ({ promptTokens: 2, completionTokens: 4, reasoningTokens: 0, cachedTokens: 0 }));
+  settleUsage(c, 'completed', 200, usageOf(2, [{ tokenCount: 4 }]));
+  lifecycle.end('completed', 200);
+  await Promise.all([admitted, generating]);
 }

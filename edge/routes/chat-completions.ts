@@ -232,7 +232,7 @@ export function deltaJson(delta: ChatDelta): string {
 }
 
 /** Reads one choice to the end and folds its deltas into an assistant message. */
-async function collectChoice(choice: ChatChoice, upstream: UpstreamStream) {
+export async function collectChoice(choice: ChatChoice, upstream: UpstreamStream) {
   let reasoning = '';
   let content = '';
   const calls: ToolCall[] = [];
