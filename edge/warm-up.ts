@@ -2,14 +2,17 @@
 // during the client's TLS handshake), outside the first request's CPU budget. The first run of a function costs many
 // times the next (V8 compiles it, its inline caches start empty), and a cold isolate's first request is often its
 // only one for a while, so the code on that request's path runs here once, on inputs that touch nothing outside the
-// isolate. workerd refuses I/O, timers, random numbers, request bodies and response bodies at global scope, so no
-// request goes through the app whole: the chat route's own steps are called one by one, the app only routes a GET.
-import type { Context, Hono } from 'hono';
+// isolate. workerd refuses I/O, timers, random numbers, abort controllers, request bodies and response bodies at global
+// scope (docs/workers-cold-start.md#what-the-global-scope-may-not-do), so no request goes through the app whole: the
+// chat route's own steps are called one by one, the app only routes a GET, and the steps around the request's I/O run
+// on objects of the warm-up's own (warmUpAroundIo). bench/edge-first-calls.mjs lists what the first request still
+// runs for the first time.
+import { Context, type Hono } from 'hono';
 import { signRequest } from '../gpu-worker/signing.ts';
 import type { EdgeEnv } from './edge-env.ts';
 import { settleUsage, startGenerations, usageOf } from './generation.ts';
 import { KeyAdmissions } from './key-admissions.ts';
-import { DEFAULT_LIMITS, KEY_PATTERN, constantTimeEqual, keyRecordOf, sha256Hex } from './key-store.ts';
+import { DEFAULT_LIMITS, KEY_PATTERN, authenticatedKey, constantTimeEqual, keyRecordOf, sha256Hex } from './key-store.ts';
 import { modeOf } from './middleware/metering.ts';
 import { rateLimitHeaders, reservationOf } from './middleware/rate-limit.ts';
 import { largestContext, poolFor, readConfig, runAfterResponse } from './platform.ts';
@@ -71,7 +74,6 @@ function warmUpSteps(app: Hono<EdgeEnv>, env: Partial<Env>): Promise<WarmUpRepor
     const chain = compileChatChain(app);
     // the worker pool's choice of a worker (no I/O: the fleet's members are read at a request)
     poolFor(readConfig(env), env.FLEET).order([0], 0);
-    runAfterResponse({ executionCtx: { waitUntil() {} } } as never, Promise.resolve());
     return Promise.all([chain, aroundIo]).then(([chain, aroundIo]) => ({ chain, aroundIo }), () => ({ chain: [], aroundIo: false }));
   } catch {
     // the first request pays for what did not run
@@ -170,6 +172,8 @@ async function warmUpAroundIo(): Promise<void> {
     fingerprint: '', deterministic: false,
   };
   modeOf(prepared);
+  // the key's record from a store of the warm-up's own that knows no key: read, found missing, not remembered
+  await authenticatedKey({ get: async () => null } as unknown as KVNamespace, 'f'.repeat(64));
   // the rate limiter's admission, batched per key (edge/key-admissions.ts), from a stand-in for the key's stub
   const admissions = new KeyAdmissions();
   const limiterStub = {
@@ -190,24 +194,34 @@ async function warmUpAroundIo(): Promise<void> {
   const upstream = new UpstreamStream('http://warm-up.invalid', [first], frames, { abort: () => {} } as AbortController, { reset: () => {}, stop: () => {} } as never, () => {});
   await collectChoice(new ChatChoice(0, { thinking: false, excludeReasoning: false, toolsOffered: false, toolChoice: 'auto', stop: undefined }), upstream);
   deltaJson({ content: 'Hi' });
-  // the lifecycle a route drives (hooks, prepare, the generations' start, settlement) on a context of its own
+  // the lifecycle a route drives (hooks, prepare, the generations' start, settlement) on a context of its own: Hono's,
+  // over a stand-in for the request (workerd refuses a real one's signal at global scope)
   const lifecycle = new RequestLifecycle();
   lifecycle.intercept(async () => undefined);
   lifecycle.gate(async () => {});
-  const vars: Record<string, unknown> = {
-    lifecycle, upstream: pool, contexts: new WorkerContexts(['http://warm-up.invalid'], async () => WARM_UP_CONTEXT),
-  };
-  const c = {
-    get: (key: string) => vars[key], header: () => {}, req: { raw: {} }, executionCtx: { waitUntil: () => {} },
-  } as unknown as Context<EdgeEnv>;
+  const raw = { url: 'http://warm-up/v1/chat/completions', method: 'POST', headers: new Headers() } as Request;
+  const c = new Context<EdgeEnv>(raw, { env: {} as EdgeEnv['Bindings'], executionCtx: { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } });
+  c.set('lifecycle', lifecycle);
+  c.set('upstream', pool);
+  c.set('contexts', new WorkerContexts(['http://warm-up.invalid'], async () => WARM_UP_CONTEXT));
+  c.req.addValidatedData('json', body);
+  if (c.req.method === 'POST') (c.req as { valid(target: string): unknown }).valid('json');
   await largestContext(c);
   await largestContext(c); // the context once known
   await lifecycle.prepare(prepared);
   void lifecycle.isSettled;
-  vars.upstream = { generate: async () => ({ cancel: () => {} }) };
+  runAfterResponse(c, Promise.resolve());
+  c.set('upstream', { generate: async () => ({ cancel: () => {} }) } as unknown as UpstreamPool);
   await startGenerations(c, [{ request_id: 'warm-up', prompt: [9707, 11], stop_token_ids: [] }], {});
   lifecycle.track(() => ({ promptTokens: 2, completionTokens: 4, reasoningTokens: 0, cachedTokens: 0 }));
   settleUsage(c, 'completed', 200, usageOf(2, [{ tokenCount: 4 }]));
   lifecycle.end('completed', 200);
+  // the response: Hono's headers and its JSON response, up to the Response with a body, which workerd refuses here
+  c.res.headers.get('content-type');
+  try {
+    c.res = c.json({ id: 'warm-up' });
+  } catch {
+    c.res = new Response(null);
+  }
   await Promise.all([admitted, generating]);
 }
