@@ -24,13 +24,13 @@
 // adds a what-if variant (EAGER_HINT_VARIANT below).
 import childProcess, { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createServer } from 'node:http';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { Miniflare } from 'miniflare';
+import { startStubWorker } from './edge-stub-worker.mjs';
 import { checkoutBaseline, removeBaseline } from './git-baseline.mjs';
 import { startProfile, summarizeProfile } from './v8-cpu-profile.mjs';
 import { newestWorkerdChild, processCpuNs, processRunQueueNs } from './workerd-process.mjs';
@@ -77,21 +77,6 @@ childProcess.spawn = function spawnTimed(command, ...rest) {
   if (String(command).includes('workerd')) workerdSpawnedAt = performance.now();
   return spawn.call(this, command, ...rest);
 };
-
-/** Stand-in GPU worker: answers every POST /v1/generate at once with a few tokens and a stop, GET /ready as a worker. */
-async function startStubWorker() {
-  const server = createServer((req, res) => {
-    if (req.method === 'GET' && req.url === '/ready') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"ready":true,"max_context":40960}');
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.write(`data: ${JSON.stringify({ tokens: [54, 4693, 11, 6785, 13] })}\n\n`);
-      res.end(`data: ${JSON.stringify({ tokens: [151645], finish_reason: 'stop', usage: { prompt_tokens: 30, completion_tokens: 6, cached_tokens: 0 } })}\n\n`);
-    });
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
-}
 
 /** The tokenizer data as the tree at root ships it: a Data module (the binary image) or, before, a base64 JS module. */
 function tokenizerDataFile(root) {

@@ -10,14 +10,14 @@
 //   profiling aid; the CPU figures come from bench/edge-cold-start.mjs).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createServer } from 'node:http';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
-import WebSocket from 'ws';
+import { startStubWorker } from './edge-stub-worker.mjs';
 import { checkoutBaseline, removeBaseline } from './git-baseline.mjs';
+import { inspectorSession } from './v8-cpu-profile.mjs';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -33,21 +33,6 @@ const CHAT_BODY = JSON.stringify({
   messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Write a haiku about the sea, please.' }],
 });
 
-/** Stand-in GPU worker: a few tokens and a stop for every POST /v1/generate (bench/edge-cold-start.mjs's). */
-async function startStubWorker() {
-  const server = createServer((req, res) => {
-    if (req.method === 'GET' && req.url === '/ready') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"ready":true,"max_context":40960}');
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.write(`data: ${JSON.stringify({ tokens: [54, 4693, 11, 6785, 13] })}\n\n`);
-      res.end(`data: ${JSON.stringify({ tokens: [151645], finish_reason: 'stop', usage: { prompt_tokens: 30, completion_tokens: 6, cached_tokens: 0 } })}\n\n`);
-    });
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
-}
-
 /** The tree at root as `wrangler deploy --dry-run` writes it, in ENV: its modules and script text. */
 function dryRunDeploy(root, outDir) {
   const toml = readFileSync(join(root, 'wrangler.toml'), 'utf8');
@@ -62,30 +47,6 @@ function dryRunDeploy(root, outDir) {
     compatibilityDate: /compatibility_date\s*=\s*"([^"]+)"/.exec(toml)[1],
     compatibilityFlags: JSON.parse(/compatibility_flags\s*=\s*(\[[^\]]*\])/.exec(toml)[1]),
   };
-}
-
-/** An inspector session on the isolate `target` of a workerd started with an inspector port. */
-async function inspect(port, target) {
-  const targets = await (await fetch(`http://127.0.0.1:${port}/json`)).json();
-  const found = targets.find((t) => t.id === target);
-  const socket = new WebSocket(found.webSocketDebuggerUrl);
-  await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject); });
-  let nextId = 1;
-  const pending = new Map();
-  socket.on('message', (raw) => {
-    const msg = JSON.parse(raw.toString());
-    const settle = pending.get(msg.id);
-    if (!settle) return;
-    pending.delete(msg.id);
-    if (msg.error) settle.reject(new Error(`${msg.error.message} (${msg.error.code})`));
-    else settle.resolve(msg.result);
-  });
-  const call = (method, params = {}) => new Promise((resolve, reject) => {
-    const id = nextId++;
-    pending.set(id, { resolve, reject });
-    socket.send(JSON.stringify({ id, method, params }));
-  });
-  return { call, close: () => socket.close() };
 }
 
 /** The functions that have run so far in the isolate: "scriptId:start" → { name, start } (best-effort coverage). */
@@ -143,7 +104,7 @@ async function firstCalls(variant, workerUrl) {
       const sql = readFileSync(join(migrations, file), 'utf8').split('\n').filter((l) => !l.trim().startsWith('--')).join('\n');
       await db.batch(sql.split(';').map((s) => s.trim()).filter(Boolean).map((s) => db.prepare(s)));
     }
-    const session = await inspect((await mf.getInspectorURL()).port, 'core:user:edge');
+    const session = await inspectorSession((await mf.getInspectorURL()).port, 'core:user:edge');
     await session.call('Profiler.enable');
     const chat = async () => {
       const res = await mf.dispatchFetch('http://edge/v1/chat/completions', {

@@ -3,8 +3,8 @@
 // `// path/to/module.ts` line). Used by bench/edge-overhead.mjs --profile.
 import WebSocket from 'ws';
 
-/** Starts sampling the isolate `target` (e.g. "core:user:edge"); `stop()` returns the profile (Profiler.stop's). */
-export async function startProfile(inspectorPort, target, intervalUs = 200) {
+/** An inspector session on the isolate `target` (e.g. "core:user:edge"): `call(method, params)` and `close()`. */
+export async function inspectorSession(inspectorPort, target) {
   const targets = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
   const found = targets.find((t) => t.id === target);
   if (!found) throw new Error(`no inspector target ${target} (have ${targets.map((t) => t.id).join(', ')})`);
@@ -25,13 +25,19 @@ export async function startProfile(inspectorPort, target, intervalUs = 200) {
     pending.set(id, { resolve, reject });
     socket.send(JSON.stringify({ id, method, params }));
   });
+  return { call, close: () => socket.close() };
+}
+
+/** Starts sampling the isolate `target` (e.g. "core:user:edge"); `stop()` returns the profile (Profiler.stop's). */
+export async function startProfile(inspectorPort, target, intervalUs = 200) {
+  const { call, close } = await inspectorSession(inspectorPort, target);
   await call('Profiler.enable');
   await call('Profiler.setSamplingInterval', { interval: intervalUs });
   await call('Profiler.start');
   return {
     async stop() {
       const { profile } = await call('Profiler.stop');
-      socket.close();
+      close();
       return profile;
     },
   };
