@@ -52,6 +52,11 @@ typedef struct {
   int32_t cuda_no_graphs;       /* 1: run decode passes eagerly instead of replaying a CUDA graph per batch bucket */
   int32_t cuda_host_sampling;   /* 1: copy logits back and sample on the host; 0: sample on the device (only token
                                    ids and requested logprobs come back) */
+  /* CPU backend only: */
+  int32_t cpu_head;             /* lm_head of samples that set skip_logprob and need only their top-k (greedy, top_k
+                                   <= 64): 0 = screened (an int8 copy picks the candidates, whose logits alone are
+                                   computed from the fp16 head; docs/cpu-head-screen.md) where its AVX-512 VNNI kernel
+                                   runs, else full; 1 = always the full fp16 head; 2 = screened on any CPU (tests) */
 } q3_load_options;
 
 typedef struct {
@@ -63,7 +68,9 @@ typedef struct {
   double yarn_factor, yarn_attention_factor;
   int32_t kv_block_size, kv_blocks;
   int32_t n_eos; int32_t eos_ids[8];  /* from generation_config.json */
-  int64_t weight_bytes_per_token;     /* bytes of weights one decode step reads */
+  int64_t weight_bytes_per_token;     /* bytes of weights one decode step reads (with the screened head: its int8
+                                         copy; add 2·hidden_size bytes per q3_stats.head_exact_rows) */
+  int64_t full_head_bytes_per_token;  /* the same with the full fp16 lm_head */
   int64_t kv_bytes_per_token;         /* bytes of KV cache one token occupies */
   char device[64];              /* "cpu (avx512-vnni, 2 threads)" or "cuda (NVIDIA H200)" */
 } q3_info;
@@ -92,6 +99,9 @@ typedef struct {
   uint64_t seed;                /* used when has_seed; otherwise a random seed is drawn */
   int32_t has_seed;
   int32_t n_logprobs;           /* top-n alternatives to report, 0..Q3_MAX_LOGPROBS */
+  int32_t skip_logprob;         /* 1: the caller ignores q3_sample_out.logprob (and n_logprobs is 0), so the CPU
+                                   backend may skip the logits the token does not depend on (cpu_head); logprob is then
+                                   NaN. The sampled token is the same either way. */
 } q3_sampling;
 
 #define Q3_MAX_LOGPROBS 20
@@ -172,6 +182,9 @@ typedef struct {
   int64_t prefill_tokens, decode_tokens, steps;
   double prefill_seconds, decode_seconds;
   int32_t kv_blocks_total, kv_blocks_used, sequences;
+  int64_t head_screened_rows;   /* samples that ran on the screened lm_head (cpu_head) */
+  int64_t head_exact_rows;      /* fp16 head rows computed for them: candidates, or the whole vocabulary when a row
+                                   fell back */
 } q3_stats;
 void q3_engine_stats(const q3_engine* e, q3_stats* out);
 

@@ -37,8 +37,10 @@ class Backend {
 
   // "cpu (avx512-vnni, 2 threads)" or "cuda (NVIDIA H200)".
   virtual std::string name() const = 0;
-  // Weight bytes one decode step reads (q3_info.weight_bytes_per_token).
+  // Weight bytes one decode step reads (q3_info.weight_bytes_per_token): with the screened head, its int8 pass
+  // (without the exact rows); full_head_bytes_per_token() with the fp16 head.
   virtual int64_t weight_bytes_per_token() const = 0;
+  virtual int64_t full_head_bytes_per_token() const { return weight_bytes_per_token(); }
   // Bytes of KV storage one token occupies in this backend's cache (sizes the pool), bytes.
   virtual size_t kv_bytes_per_token() const = 0;
   // Allocates KV storage for n_blocks blocks of block_size tokens; block ids 0..n_blocks-1 come from the engine.
@@ -48,6 +50,20 @@ class Backend {
   // indices (0..T-1, items' tokens in order) whose logits are written to logits_host as (logit_rows.size(), vocab).
   virtual void forward(const q3_batch_item* items, int n_items, const std::vector<int>& logit_rows,
                        float* logits_host) = 0;
+
+  // Screened lm_head (CPU, docs/cpu-head-screen.md): forward_screened() is forward() leaving approximate logits of
+  // every row in logits_host; each row then becomes exact where a sample needs it through finish_screened_row().
+  virtual bool has_screened_head() const { return false; }
+  virtual void forward_screened(const q3_batch_item* items, int n_items, const std::vector<int>& logit_rows,
+                                float* logits_host) {
+    throw DeviceError("this backend has no screened head");
+  }
+  // Row r of the last forward_screened(): the exact logits `needs` asks for (under the token mask `allowed`, may be
+  // null), -inf elsewhere; or every exact logit when that is cheaper. Returns the number of rows of the fp16 head it
+  // computed.
+  virtual int finish_screened_row(int r, const ScreenNeeds& needs, const uint32_t* allowed, float* logits_row) {
+    throw DeviceError("this backend has no screened head");
+  }
 
   // True when forward_sample() samples on the device; otherwise the engine samples host logits.
   virtual bool samples_on_device() const { return false; }
@@ -68,8 +84,9 @@ class Backend {
 // The engine's CPU thread pool (Backend::cpu_thread_pool), for benchmarks that link the engine's internals.
 ThreadPool* engine_cpu_thread_pool(q3_engine* e);
 
+// screened_head: also build the int8 copy of lm_head (forward_screened).
 std::unique_ptr<Backend> make_cpu_backend(const Checkpoint& ckpt, const Qwen3Config& cfg, const RopeTable& rope,
-                                          int n_threads, const ProgressFn& progress);
+                                          int n_threads, bool screened_head, const ProgressFn& progress);
 
 // Empty when this model (shapes, KV block size) runs on the CUDA kernels; otherwise why not.
 std::string cuda_unsupported_reason(const Qwen3Config& cfg, int kv_block_size);

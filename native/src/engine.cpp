@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <chrono>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -15,6 +16,7 @@
 #include "backend.h"
 #include "config.h"
 #include "cpu/bandwidth_cpu.h"
+#include "cpu/head_screen.h"
 #include "kv_cache.h"
 #include "model.h"
 #include "qwen3.h"
@@ -76,6 +78,7 @@ struct q3_engine {
   std::vector<std::pair<int, int64_t>> forward_rows;
   bool forward_prefill = false;  // the last forward fed more than one token for some item (counted as prefill time)
   bool forward_deferred = false; // the backend samples on its device: the pass runs in q3_sample, with the masks
+  bool forward_screened = false; // `logits` holds the screened head's approximate logits (backend.h)
 };
 
 namespace q3 {
@@ -107,8 +110,10 @@ void validate_item(const q3_engine* e, const q3_batch_item& it) {
     throw Error(Q3_ERR_ARGUMENT, "sequence " + std::to_string(it.seq_id) + " was not begun (q3_seq_begin)");
 }
 
-// Runs items through one forward pass; `rows` receives, per item, the flat row of its logits (or -1).
-void run_forward(q3_engine* e, const q3_batch_item* items, int n, const std::vector<std::pair<int, int>>& wanted) {
+// Runs items through one forward pass; `wanted` lists (item, token index) of the rows whose logits go to e->logits,
+// approximate ones from the screened head when `screened`.
+void run_forward(q3_engine* e, const q3_batch_item* items, int n, const std::vector<std::pair<int, int>>& wanted,
+                 bool screened = false) {
   e->forward_rows.clear();
   std::vector<int> logit_rows;
   std::vector<int> first(n);
@@ -119,7 +124,9 @@ void run_forward(q3_engine* e, const q3_batch_item* items, int n, const std::vec
   }
   for (auto [item, j] : wanted) logit_rows.push_back(first[item] + j);
   e->logits.resize(logit_rows.size() * (size_t)e->cfg.vocab_size);
-  e->backend->forward(items, n, logit_rows, e->logits.data());
+  e->forward_screened = screened;
+  if (screened) e->backend->forward_screened(items, n, logit_rows, e->logits.data());
+  else e->backend->forward(items, n, logit_rows, e->logits.data());
 }
 
 // One forward pass sampled on the backend's device, each row under its item's token mask; the results go into the
@@ -194,7 +201,11 @@ q3_status q3_engine_load(const char* model_dir, const q3_load_options* opts, q3_
       co.device_sampling = !o.cuda_host_sampling;
       e->backend = q3::make_cuda_backend(*e->ckpt, e->cfg, e->rope, co, progress);
     } else {
-      e->backend = q3::make_cpu_backend(*e->ckpt, e->cfg, e->rope, o.n_threads, progress);
+      if (o.cpu_head < 0 || o.cpu_head > 2)
+        throw Error(Q3_ERR_ARGUMENT, "cpu_head must be 0 (auto), 1 (full) or 2 (screened), got " +
+                                         std::to_string(o.cpu_head));
+      const bool screened = o.cpu_head == 2 || (o.cpu_head == 0 && q3::screened_head_fast());
+      e->backend = q3::make_cpu_backend(*e->ckpt, e->cfg, e->rope, o.n_threads, screened, progress);
     }
 
     int ctx = e->cfg.max_position_embeddings;
@@ -243,6 +254,7 @@ void q3_engine_info(const q3_engine* e, q3_info* out) {
   out->n_eos = (int32_t)std::min<size_t>(8, c.eos_ids.size());
   for (int i = 0; i < out->n_eos; i++) out->eos_ids[i] = c.eos_ids[i];
   out->weight_bytes_per_token = e->backend->weight_bytes_per_token();
+  out->full_head_bytes_per_token = e->backend->full_head_bytes_per_token();
   out->kv_bytes_per_token = (int64_t)e->backend->kv_bytes_per_token();  // as stored by the backend (fp32 CPU, fp16 CUDA)
   std::snprintf(out->device, sizeof out->device, "%s", e->device.c_str());
 }
@@ -321,9 +333,13 @@ void forward_batch(q3_engine* e, const q3_batch_item* items, int32_t n_items) {
     if (items[i].sample) wanted.push_back({i, items[i].n_tokens - 1});
   }
   e->forward_deferred = e->backend->samples_on_device() && !wanted.empty();
+  // The screened head when every sampled row can take it (one pass over one copy of the head for the batch)
+  e->forward_screened = !e->forward_deferred && !wanted.empty() && e->backend->has_screened_head();
+  for (auto [i, _] : wanted)
+    e->forward_screened = e->forward_screened && q3::screen_needs(e->seqs.at(items[i].seq_id), nullptr);
   auto t0 = Clock::now();
   if (e->forward_deferred) e->forward_rows.clear();
-  else run_forward(e, items, n_items, wanted);
+  else run_forward(e, items, n_items, wanted, e->forward_screened);
   for (auto [i, _] : wanted) e->forward_rows.push_back({i, items[i].seq_id});
   e->forward_items = n_items;
   double dt = seconds_since(t0);
@@ -364,13 +380,26 @@ void sample_batch(q3_engine* e, const q3_batch_item* items, int32_t n_items, q3_
     for (auto [i, _] : e->forward_rows) wanted.push_back({i, items[i].n_tokens - 1});
     sample_on_device(e, items, n_items, wanted, out);
   } else {
+    q3::ScreenNeeds needs;
     for (size_t r = 0; r < rows; r++) {
       const int i = e->forward_rows[r].first;
-      q3::sample_token(e->seqs.at(items[i].seq_id), &e->logits[r * (size_t)vocab], vocab, items[i].token_mask, &out[i]);
+      q3::SeqSampler& s = e->seqs.at(items[i].seq_id);
+      float* logits = &e->logits[r * (size_t)vocab];
+      bool screened = false;
+      if (e->forward_screened) {
+        // A sequence ended and begun again (same id, other sampling) since the pass gets its whole row.
+        screened = q3::screen_needs(s, &needs);
+        if (!screened) needs.top_k = 0;
+        e->stats.head_exact_rows += e->backend->finish_screened_row((int)r, needs, items[i].token_mask, logits);
+        e->stats.head_screened_rows += screened ? 1 : 0;
+      }
+      q3::sample_token(s, logits, vocab, items[i].token_mask, &out[i]);
+      if (screened) out[i].logprob = std::numeric_limits<float>::quiet_NaN();  // the caller said it ignores it
     }
   }
   e->forward_rows.clear();
   e->forward_deferred = false;
+  e->forward_screened = false;
   (e->forward_prefill ? e->stats.prefill_seconds : e->stats.decode_seconds) += seconds_since(t0);
 }
 

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "cpu/awq_cpu.h"
+#include "cpu/head_screen.h"
 #include "load_progress.h"
 #include "safetensors.h"
 
@@ -29,6 +30,7 @@ struct Qwen3Weights {
   const uint16_t* lm_head = nullptr;  // (vocab, hidden) fp16; == embed when tied
   // fp16 copies on huge pages: lm_head always (streamed every step), embed only when the file's is not fp16
   std::vector<uint16_t, HugePageAllocator<uint16_t>> owned_embed, owned_lm_head;
+  ScreenedHead screened;              // int8 copy of lm_head with error norms; empty unless the backend screens
   std::vector<float> final_norm;      // (hidden)
   std::vector<LayerWeights> layers;   // (n_layers)
   int64_t bytes_per_token = 0;        // weight bytes one decode step streams

@@ -210,6 +210,27 @@ void sample_token(SeqSampler& s, const float* logits, int vocab, const uint32_t*
   record_token(s, token);
 }
 
+// Greedy takes the first largest logit: a token below the best lower bound is never it (margin 0). A draw orders
+// tokens by w = exp_nonpositive((l - max) / T): a token at least 2e-3·T below the k-th candidate is at least 2e-3
+// below it in that exponent (less the exponent's float rounding, about 1e-5), far more than the polynomial's error
+// (about 1e-7 relative), so its w is strictly smaller, and top-p / min-p only see the top-k tokens.
+constexpr float kScreenMarginPerTemperature = 2e-3f;
+
+bool screen_needs(const SeqSampler& s, ScreenNeeds* out) {
+  const q3_sampling& p = s.params;
+  if (!p.skip_logprob || p.n_logprobs > 0) return false;
+  const bool greedy = p.temperature <= 0;
+  if (!greedy && (p.top_k <= 0 || p.top_k > kMaxScreenTopK)) return false;
+  if (!out) return true;
+  out->top_k = greedy ? 1 : p.top_k;
+  out->margin = greedy ? 0 : kScreenMarginPerTemperature * p.temperature;
+  out->exact.clear();
+  if (p.repetition_penalty > 0 && p.repetition_penalty != 1.0f) out->exact.assign(s.seen.begin(), s.seen.end());
+  if (p.frequency_penalty != 0 || p.presence_penalty != 0)
+    for (auto [t, count] : s.generated) out->exact.push_back(t);
+  return true;
+}
+
 void record_token(SeqSampler& s, int32_t token) {
   s.seen.insert(token);
   s.generated[token]++;

@@ -34,6 +34,23 @@ bool mask_allows_any(const uint32_t* mask, int vocab);
 // Records a token emitted for the sequence (sampled here or on a device, or forced) in its history.
 void record_token(SeqSampler& s, int32_t token);
 
+// What the next sample of a sequence needs from a screened lm_head (docs/cpu-head-screen.md): the exact logits of
+// every allowed token that can be among the top_k largest, of every token within `margin` below the top_k-th, and of
+// the tokens in `exact` (their logits change with penalties); any value below all of those elsewhere (-inf) leaves
+// sample_token's token unchanged.
+struct ScreenNeeds {
+  int top_k = 1;
+  float margin = 0;
+  std::vector<int32_t> exact;
+};
+
+// The largest top_k a screened sample takes.
+constexpr int kMaxScreenTopK = 64;
+
+// True when the sequence's sample can run on a screened head (skip_logprob, no top-n logprobs, greedy or top_k in
+// 1..kMaxScreenTopK); then fills `out` (optional).
+bool screen_needs(const SeqSampler& s, ScreenNeeds* out);
+
 // Whether the sequence's penalties need its token history (a device sampler keeps a copy only then).
 inline bool uses_history(const q3_sampling& p) {
   return (p.repetition_penalty > 0 && p.repetition_penalty != 1.0f) || p.frequency_penalty != 0 ||

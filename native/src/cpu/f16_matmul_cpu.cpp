@@ -64,16 +64,25 @@ void rows_scalar(const uint16_t* w, int N, int K, const float* x, int M, float* 
 
 }  // namespace f16_cpu
 
+namespace {
+
+using RowsKernel = void (*)(const uint16_t*, int, int, const float*, int, float*, int, int);
+
+RowsKernel current_kernel() {
+  switch (current_isa()) {
+    case kAvx512: return f16_cpu::rows_avx512;
+    case kAvx2: return f16_cpu::rows_avx2;
+    default: return f16_cpu::rows_scalar;
+  }
+}
+
+}  // namespace
+
 void f16_matmul_cpu(const uint16_t* w, int N, int K, const float* x, int M, float* y, ThreadPool& pool) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) throw std::runtime_error("f16_matmul_cpu: K must be positive");
   if (!w || !x || !y) throw std::runtime_error("f16_matmul_cpu: null pointer");
-  void (*kernel)(const uint16_t*, int, int, const float*, int, float*, int, int) = f16_cpu::rows_scalar;
-  switch (current_isa()) {
-    case kAvx512: kernel = f16_cpu::rows_avx512; break;
-    case kAvx2: kernel = f16_cpu::rows_avx2; break;
-    default: break;
-  }
+  const RowsKernel kernel = current_kernel();
   // The kernels load x 64 bytes at a time. From a buffer that is not 64-byte aligned (a large std::vector starts 16
   // bytes into its page) every such load spans two cache lines, which halved the FMA rate at several rows
   // (native/dev/cpu/f16_rows.cpp): such an x is copied to an aligned buffer first (M x K floats, small next to W).
@@ -92,6 +101,11 @@ void f16_matmul_cpu(const uint16_t* w, int N, int K, const float* x, int M, floa
     phases::Chunk timed;
     kernel(w, N, K, x, M, y, c * chunk, std::min(N, (c + 1) * chunk));
   });
+}
+
+void f16_matmul_rows_cpu(const uint16_t* w, int N, int K, const float* x, const int32_t* rows, int n_rows, float* y) {
+  const RowsKernel kernel = current_kernel();
+  for (int i = 0; i < n_rows; i++) kernel(w, N, K, x, 1, y, rows[i], rows[i] + 1);
 }
 
 void f16_matmul_ref(const uint16_t* w, int N, int K, const float* x, int M, float* y) {

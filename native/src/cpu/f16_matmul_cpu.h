@@ -10,6 +10,11 @@ namespace q3 {
 // y (M, N) is overwritten. Rows of W are split into pool.size() contiguous ranges, one per thread.
 void f16_matmul_cpu(const uint16_t* w, int N, int K, const float* x, int M, float* y, ThreadPool& pool);
 
+// y[rows[i]] for one row of x and the listed rows of W only (the screened head's exact rows): the kernel and
+// summation order of f16_matmul_cpu, whose values do not depend on how rows are grouped, so each has the same bits
+// as there. Runs on the calling thread.
+void f16_matmul_rows_cpu(const uint16_t* w, int N, int K, const float* x, const int32_t* rows, int n_rows, float* y);
+
 // Plain-loop reference in double precision.
 void f16_matmul_ref(const uint16_t* w, int N, int K, const float* x, int M, float* y);
 

@@ -40,7 +40,7 @@ void ensure_capacity(CpuRunState& s, const Qwen3Config& c, int T) {
 
 void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& rope, KvPool& kv, ThreadPool& pool,
                  CpuRunState& s, const q3_batch_item* items, int n_items, const std::vector<int>& logit_rows,
-                 float* logits) {
+                 float* logits, bool screened) {
   const int H = c.hidden_size, I = c.intermediate_size, D = c.head_dim;
   const int NH = c.n_heads, NKV = c.n_kv_heads, group = NH / NKV;
   const int q_dim = NH * D, kv_dim = NKV * D, qkv_dim = q_dim + 2 * kv_dim;
@@ -151,11 +151,16 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
   // final norm and lm_head, only for the rows whose logits are needed
   const int R = (int)logit_rows.size();
   if (R == 0) return;
-  phase.next(phases::kLmHead, (double)c.vocab_size * H * sizeof(uint16_t));
+  phase.next(phases::kLmHead, screened ? (double)w.screened.bytes_read() : (double)c.vocab_size * H * sizeof(uint16_t));
   s.last.resize((size_t)R * H);
   for (int r = 0; r < R; r++)
     rmsnorm_cpu(&s.x[(size_t)logit_rows[r] * H], w.final_norm.data(), H, eps, &s.last[(size_t)r * H]);
-  f16_matmul_cpu(w.lm_head, c.vocab_size, H, s.last.data(), R, logits, pool);
+  if (screened) {
+    s.last_norms.resize(R);
+    screened_head_approx(w.screened, s.last.data(), R, logits, s.last_norms.data(), pool);
+  } else {
+    f16_matmul_cpu(w.lm_head, c.vocab_size, H, s.last.data(), R, logits, pool);
+  }
 }
 
 }  // namespace q3

@@ -23,13 +23,15 @@ struct CpuRunState {
   std::vector<float> gate_up; // (T, 2*intermediate)
   std::vector<float> act;     // (T, intermediate)
   std::vector<float> last;    // (R, hidden) normalised rows that need logits
+  std::vector<ScreenNorms> last_norms;  // (R) after a screened pass: ||x|| and ||x − x̂|| of each row of `last`
   std::vector<float> rope_cos, rope_sin;  // (T, head_dim/2) each: every token's RoPE rotation, for all layers
 };
 
 // Runs the batch; items must already be validated. logit_rows lists flat token indices (0..T-1, items' tokens in
-// order) whose logits are written to `logits` as (logit_rows.size(), vocab).
+// order) whose logits are written to `logits` as (logit_rows.size(), vocab): exact ones from the fp16 head, or with
+// `screened`, approximate ones from w.screened (head_screen.h; s.last and s.last_norms keep what screen_row needs).
 void forward_cpu(const Qwen3Config& cfg, const Qwen3Weights& w, const RopeTable& rope, KvPool& kv, ThreadPool& pool,
                  CpuRunState& s, const q3_batch_item* items, int n_items, const std::vector<int>& logit_rows,
-                 float* logits);
+                 float* logits, bool screened = false);
 
 }  // namespace q3

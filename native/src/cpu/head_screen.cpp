@@ -1,0 +1,195 @@
+// Screened lm_head: building the int8 copy with its error norms, the approximate pass (run-time ISA dispatch, thread
+// split over vocabulary rows, the scalar kernel), and the per-row candidate selection with the exact fp16 rows.
+// The method and why the sampled token is the full head's: docs/cpu-head-screen.md.
+#include "head_screen.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <queue>
+#include <stdexcept>
+
+#include "../half.h"
+#include "f16_matmul_cpu.h"
+#include "isa_choice.h"
+
+namespace q3 {
+namespace {
+
+enum Isa { kScalar = 0, kAvx512Vnni = 1 };
+const char* const kIsaNames[] = {"scalar", "avx512-vnni"};
+
+bool cpu_has(int isa) {
+  if (isa == kScalar) return true;
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vnni");
+}
+
+IsaChoice g_isa(kIsaNames, 2, cpu_has);
+
+// The smallest float >= v (v >= 0): norms enter the bound rounded up, never down.
+float round_up(double v) {
+  float f = (float)v;
+  if ((double)f < v) f = std::nextafter(f, std::numeric_limits<float>::infinity());
+  return f;
+}
+
+inline int8_t quantise(float v, float inv_scale) {
+  const long q = std::lrint(v * inv_scale);
+  return (int8_t)std::clamp(q, -127L, 127L);
+}
+
+}  // namespace
+
+int64_t ScreenedHead::bytes_read() const {
+  return (int64_t)rows * stride + (int64_t)rows * (sizeof(float) * 3 + sizeof(int32_t));
+}
+
+void build_screened_head(const uint16_t* w, int rows, int cols, ScreenedHead& h, ThreadPool& pool) {
+  if (cols <= 0 || cols > 65536) throw std::runtime_error("screened head: hidden size must be 1..65536");
+  h.rows = rows;
+  h.cols = cols;
+  h.stride = (cols + 63) / 64 * 64;
+  h.q.assign((size_t)rows * h.stride, 0);
+  h.scale.assign(rows, 0);
+  h.row_sum.assign(rows, 0);
+  h.x_coef.assign(rows, 0);
+  h.dx_coef.assign(rows, 0);
+  constexpr int kChunk = 256;
+  pool.parallel_dynamic((rows + kChunk - 1) / kChunk, [&](int c) {
+    std::vector<float> wr(cols);
+    for (int t = c * kChunk; t < std::min(rows, (c + 1) * kChunk); t++) {
+      const uint16_t* src = w + (size_t)t * cols;
+      float max_abs = 0;
+      for (int k = 0; k < cols; k++) {
+        wr[k] = f16_to_f32(src[k]);
+        max_abs = std::max(max_abs, std::fabs(wr[k]));
+      }
+      if (!std::isfinite(max_abs)) throw std::runtime_error("screened head: lm_head row " + std::to_string(t) +
+                                                            " is not finite");
+      const float s = max_abs / 127.0f;
+      const float inv = s > 0 ? 1.0f / s : 0.0f;
+      int8_t* q = &h.q[(size_t)t * h.stride];
+      int32_t sum = 0;
+      double e2 = 0, w2 = 0, qs2 = 0;
+      for (int k = 0; k < cols; k++) {
+        q[k] = quantise(wr[k], inv);
+        sum += q[k];
+        const double qs = (double)q[k] * (double)s, e = (double)wr[k] - qs;
+        e2 += e * e;
+        w2 += (double)wr[k] * wr[k];
+        qs2 += qs * qs;
+      }
+      h.scale[t] = s;
+      h.row_sum[t] = sum;
+      h.x_coef[t] = round_up(std::sqrt(e2) + kScreenSlack * std::sqrt(w2));
+      h.dx_coef[t] = round_up(std::sqrt(qs2));
+    }
+  });
+}
+
+namespace head_screen {
+
+void rows_scalar(const ScreenedHead& h, const uint8_t* xq, const float* sx, int M, float* a, int n0, int n1) {
+  for (int t = n0; t < n1; t++) {
+    const int8_t* q = &h.q[(size_t)t * h.stride];
+    for (int m = 0; m < M; m++) {
+      const uint8_t* x = xq + (size_t)m * h.stride;
+      int32_t dot = 0;
+      for (int k = 0; k < h.cols; k++) dot += (int32_t)x[k] * q[k];
+      dot -= 128 * h.row_sum[t];
+      a[(size_t)m * h.rows + t] = (float)dot * (h.scale[t] * sx[m]);
+    }
+  }
+}
+
+}  // namespace head_screen
+
+void screened_head_approx(const ScreenedHead& h, const float* x, int M, float* a, ScreenNorms* norms,
+                          ThreadPool& pool) {
+  if (M <= 0) return;
+  const int K = h.cols, S = h.stride;
+  // x̂ + 128 as unsigned bytes, rows 64-byte aligned (the kernel's loads)
+  thread_local std::vector<uint8_t> xq_buf;
+  thread_local std::vector<float> sx;
+  xq_buf.assign((size_t)M * S + 64, 128);
+  uint8_t* xq = xq_buf.data() + (64 - (uintptr_t)xq_buf.data() % 64) % 64;
+  sx.assign(M, 0);
+  for (int m = 0; m < M; m++) {
+    const float* xm = x + (size_t)m * K;
+    float max_abs = 0;
+    double x2 = 0;
+    for (int k = 0; k < K; k++) {
+      max_abs = std::max(max_abs, std::fabs(xm[k]));
+      x2 += (double)xm[k] * xm[k];
+    }
+    const float s = max_abs / 127.0f, inv = s > 0 ? 1.0f / s : 0.0f;
+    double d2 = 0;
+    for (int k = 0; k < K; k++) {
+      const int8_t q = quantise(xm[k], inv);
+      xq[(size_t)m * S + k] = (uint8_t)(q + 128);
+      const double d = (double)xm[k] - (double)q * (double)s;
+      d2 += d * d;
+    }
+    sx[m] = s;
+    const bool finite = std::isfinite(max_abs) && std::isfinite(x2);
+    norms[m].x_norm = finite ? round_up(std::sqrt(x2)) : std::numeric_limits<float>::infinity();
+    norms[m].dx_norm = finite ? round_up(std::sqrt(d2)) : std::numeric_limits<float>::infinity();
+  }
+  auto kernel = g_isa.current() == kAvx512Vnni ? head_screen::rows_avx512 : head_screen::rows_scalar;
+  const int N = h.rows;
+  const int chunk = std::max(8, N / (8 * pool.size()) / 8 * 8), n_chunks = (N + chunk - 1) / chunk;
+  const float* scales = sx.data();  // (a thread_local named inside the lambda would be each worker's own)
+  pool.parallel_dynamic(n_chunks, [&](int c) { kernel(h, xq, scales, M, a, c * chunk, std::min(N, (c + 1) * chunk)); });
+}
+
+int screen_row(const ScreenedHead& h, const uint16_t* w, const float* x, const ScreenNorms& norms,
+               const ScreenQuery& query, float* logits) {
+  const int V = h.rows;
+  const float nx = norms.x_norm, ndx = norms.dx_norm;
+  if (!std::isfinite(nx) || !std::isfinite(ndx) || query.top_k < 1) return -1;
+  auto allowed = [&](int t) { return !query.allowed || (query.allowed[t >> 5] >> (t & 31) & 1u); };
+  thread_local std::vector<uint8_t> always;
+  always.assign(V, 0);
+  for (int i = 0; i < query.n_exact; i++) {
+    const int t = query.exact[i];
+    if (t >= 0 && t < V && allowed(t)) always[t] = 1;
+  }
+  auto bound = [&](int t) { return nx * h.x_coef[t] + ndx * h.dx_coef[t]; };
+  // τ: the top_k-th largest lower bound among the allowed tokens outside `always` (a min-heap of the best top_k)
+  std::priority_queue<float, std::vector<float>, std::greater<float>> best;
+  for (int t = 0; t < V; t++) {
+    if (always[t] || !allowed(t)) continue;
+    const float lo = logits[t] - bound(t);
+    if ((int)best.size() < query.top_k) best.push(lo);
+    else if (lo > best.top()) {
+      best.pop();
+      best.push(lo);
+    }
+  }
+  const float floor = (int)best.size() < query.top_k ? -std::numeric_limits<float>::infinity()
+                                                     : best.top() - query.margin;
+  if (!std::isfinite(floor) && (int)best.size() >= query.top_k) return -1;  // NaN logits
+  thread_local std::vector<int32_t> cand;
+  cand.clear();
+  for (int t = 0; t < V; t++) {
+    if (!allowed(t)) continue;
+    if (always[t] || logits[t] + bound(t) >= floor) {
+      if ((int)cand.size() >= query.max_candidates) return -1;
+      cand.push_back(t);
+    }
+  }
+  std::fill(logits, logits + V, -std::numeric_limits<float>::infinity());
+  f16_matmul_rows_cpu(w, V, h.cols, x, cand.data(), (int)cand.size(), logits);
+  return (int)cand.size();
+}
+
+const char* screened_head_isa() { return g_isa.name(); }
+
+bool screened_head_force_isa(const char* name) { return g_isa.force(name); }
+
+bool screened_head_fast() { return cpu_has(kAvx512Vnni); }
+
+}  // namespace q3

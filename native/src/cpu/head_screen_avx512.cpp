@@ -1,0 +1,74 @@
+// AVX-512 VNNI kernel of the screened head's approximate pass: vpdpbusd of the activations as unsigned bytes
+// (x̂ + 128) with the int8 rows, a block of RW vocabulary rows times RX rows of x, int32 sums exact (at most
+// 65536·255·127 < 2^31), so this kernel and the scalar one give the same bits.
+// GCC 12 reports its own _mm512_undefined_* placeholders as maybe-uninitialized once inlined at -O3: a false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include "head_screen.h"
+
+namespace q3::head_screen {
+namespace {
+
+// Prefetch distance along each int8 row (as for the fp16 head: a few row streams per thread).
+constexpr int kPrefetchBytes = 512;
+
+template <int RW, int RX>
+void block(const ScreenedHead& h, const uint8_t* xq, const float* sx, float* a, int n, int m) {
+  const int S = h.stride;
+  const int8_t* q = h.q.data() + (size_t)n * S;
+  __m512i acc[RW][RX];
+#pragma GCC unroll 8
+  for (int i = 0; i < RW; i++)
+#pragma GCC unroll 8
+    for (int r = 0; r < RX; r++) acc[i][r] = _mm512_setzero_si512();
+  for (int k = 0; k < S; k += 64) {
+    __m512i wv[RW];
+#pragma GCC unroll 8
+    for (int i = 0; i < RW; i++) {
+      _mm_prefetch((const char*)(q + (size_t)i * S + k) + kPrefetchBytes, _MM_HINT_T0);
+      wv[i] = _mm512_loadu_si512((const void*)(q + (size_t)i * S + k));
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < RX; r++) {
+      const __m512i xv = _mm512_load_si512((const void*)(xq + (size_t)(m + r) * S + k));
+#pragma GCC unroll 8
+      for (int i = 0; i < RW; i++) acc[i][r] = _mm512_dpbusd_epi32(acc[i][r], xv, wv[i]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < RW; i++)
+#pragma GCC unroll 8
+    for (int r = 0; r < RX; r++) {
+      const int32_t dot = _mm512_reduce_add_epi32(acc[i][r]) - 128 * h.row_sum[n + i];
+      a[(size_t)(m + r) * h.rows + n + i] = (float)dot * (h.scale[n + i] * sx[m + r]);
+    }
+}
+
+// RW vocabulary rows from n times every row of x, 4 rows of x at a time while those rows sit in L1.
+template <int RW>
+void all_x(const ScreenedHead& h, const uint8_t* xq, const float* sx, int M, float* a, int n) {
+  int m = 0;
+  for (; m + 4 <= M; m += 4) block<RW, 4>(h, xq, sx, a, n, m);
+  switch (M - m) {
+    case 1: block<RW, 1>(h, xq, sx, a, n, m); break;
+    case 2: block<RW, 2>(h, xq, sx, a, n, m); break;
+    case 3: block<RW, 3>(h, xq, sx, a, n, m); break;
+    default: break;
+  }
+}
+
+}  // namespace
+
+void rows_avx512(const ScreenedHead& h, const uint8_t* xq, const float* sx, int M, float* a, int n0, int n1) {
+  int n = n0;
+  if (M <= 2) {  // 8 rows of the head per pass: 8 or 16 accumulators
+    for (; n + 8 <= n1; n += 8) all_x<8>(h, xq, sx, M, a, n);
+  } else {
+    for (; n + 4 <= n1; n += 4) all_x<4>(h, xq, sx, M, a, n);
+  }
+  for (; n < n1; n++) all_x<1>(h, xq, sx, M, a, n);
+}
+
+}  // namespace q3::head_screen
