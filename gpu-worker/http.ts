@@ -96,7 +96,8 @@ export function toTask(req: GenerateRequest): Task {
     maxTokens: req.max_tokens ?? Infinity,   // omitted: the scheduler ends the sequence at the context
     stopIds: req.stop_token_ids,
     ignoreEos: req.ignore_eos,
-    sampling: { ...req.sampling, logprobs: req.logprobs ?? 0 },
+    // Without `logprobs` the response carries no logprob, so the engine need not compute it (screened CPU head)
+    sampling: { ...req.sampling, logprobs: req.logprobs ?? 0, skip_logprob: req.logprobs === undefined },
     budget: budget && {
       maxThinking: budget.max_thinking_tokens,
       startId: budget.think_start_id,

@@ -22,7 +22,7 @@ export interface Task {
   tenant: string;            // '' = the anonymous tenant (requests that name none)
   prompt: Int32Array;
   maxTokens: number;         // Infinity: up to the context
-  sampling: Sampling;        // the request's sampling fields as sent, and its logprobs
+  sampling: Sampling;        // the request's sampling fields as sent, its logprobs, and skip_logprob (no logprobs asked)
   stopIds: readonly number[];
   ignoreEos: boolean;        // the model's eos ids do not stop generation (benchmarks)
   budget?: ThinkingBudgetTask;

@@ -61,6 +61,7 @@ q3_sampling to_sampling(const Napi::Value& v) {
   s.frequency_penalty = (float)num(o, "frequency_penalty", 0);
   s.repetition_penalty = (float)num(o, "repetition_penalty", 1);
   s.n_logprobs = (int32_t)num(o, "logprobs", 0);
+  s.skip_logprob = flag(o, "skip_logprob", false) ? 1 : 0;
   Napi::Value seed = o.Get("seed");
   if (!seed.IsUndefined() && !seed.IsNull()) {
     s.has_seed = 1;
@@ -274,6 +275,8 @@ Napi::Value Engine::Stats(const Napi::CallbackInfo& info) {
   o.Set("kvBlocksTotal", s.kv_blocks_total);
   o.Set("kvBlocksUsed", s.kv_blocks_used);
   o.Set("sequences", s.sequences);
+  o.Set("headScreenedRows", (double)s.head_screened_rows);
+  o.Set("headExactRows", (double)s.head_exact_rows);
   return o;
 }
 
@@ -549,6 +552,10 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
     o.cuda_gemv_max = (int32_t)num(opts, "cudaGemvMax", 0);
     o.cuda_no_graphs = flag(opts, "cudaGraphs", true) ? 0 : 1;
     o.cuda_host_sampling = flag(opts, "cudaHostSampling", false) ? 1 : 0;
+    const std::string head = opts.Get("cpuHead").IsString() ? opts.Get("cpuHead").As<Napi::String>().Utf8Value() : "auto";
+    if (head != "auto" && head != "screened" && head != "full")
+      throw Napi::TypeError::New(env, "cpuHead must be auto, screened or full");
+    o.cpu_head = head == "full" ? 1 : head == "screened" ? 2 : 0;
     if (opts.Get("onProgress").IsFunction()) on_progress = opts.Get("onProgress").As<Napi::Function>();
   }
   auto* w = new LoadWorker(env, info[0].As<Napi::String>().Utf8Value(), o, on_progress);

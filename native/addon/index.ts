@@ -19,6 +19,9 @@ export interface LoadOptions {
   cudaGemvMax?: number;        // matmuls of at most this many rows (1..16) use the GEMV; 0/undefined = 4; -1 = never
   cudaGraphs?: boolean;        // false: decode passes run eagerly instead of replaying a CUDA graph (default true)
   cudaHostSampling?: boolean;  // true: logits come back and are sampled on the host (default: sampled on the device)
+  // CPU backend only, as q3_load_options.cpu_head: the lm_head of samples with skip_logprob that need only their
+  // top-k (auto: screened where AVX-512 VNNI runs; docs/cpu-head-screen.md)
+  cpuHead?: 'auto' | 'screened' | 'full';
   onProgress?: (stage: string, fraction: number) => void;
 }
 
@@ -33,9 +36,11 @@ export interface ModelInfo {
 /**
  * A sequence's sampling: the wire's fields exactly as a request carries them (gpu-worker/protocol.ts; each optional
  * here, with the same defaults: greedy, no top-k/top-p/min-p, no penalties, a random seed) and the number of top
- * logprobs to report (0..20). The addon turns it into q3_sampling; nothing else converts it.
+ * logprobs to report (0..20), and skip_logprob: true when the caller ignores each token's logprob (then NaN), which
+ * lets the CPU backend compute only the logits a greedy or top-k sample depends on (q3_sampling.skip_logprob). The
+ * addon turns it into q3_sampling; nothing else converts it.
  */
-export type Sampling = Partial<WireSampling> & { logprobs?: number };
+export type Sampling = Partial<WireSampling> & { logprobs?: number; skip_logprob?: boolean };
 
 export interface SampledToken {
   token: number;
@@ -65,6 +70,8 @@ export const maskWords = (vocabSize: number): number => Math.ceil(vocabSize / 32
 export interface Stats {
   prefillTokens: number; decodeTokens: number; steps: number; prefillSeconds: number; decodeSeconds: number;
   kvBlocksTotal: number; kvBlocksUsed: number; sequences: number;
+  headScreenedRows: number;  // samples that ran on the screened lm_head
+  headExactRows: number;     // fp16 head rows computed for them
 }
 
 export interface GenerateParams {

@@ -30,7 +30,8 @@ const char* kUsage =
     "                 [--min-p P] [--seed S] [--rope-scaling yarn:F[:O]]\n"
     "  qwen3 make-demo-model --out DIR [--preset tiny|demo|8b] [--seed S] [--tokenizer tokenizer.json]\n"
     "  qwen3 bench --model DIR [--threads N] [--prompt N] [--steps N] [--pairs N] [--context N] [--probe-mib N]\n"
-    "              [--out FILE.json] [--phases] [--rope-scaling ...]\n"
+    "              [--out FILE.json] [--phases] [--head auto|screened|full] [--rope-scaling ...]\n"
+              "              # --head: the CPU lm_head of its greedy samples (auto: screened where AVX-512 VNNI runs)\n"
     "              # --pairs: decode steps each timed beside a read of the same bytes (CPU; default 10)\n"
     "              # --phases: where a batch-1 decode step's time goes (CPU)\n"
     "  qwen3 bandwidth [--threads N] [--mib N] [--passes N]   # memory read bandwidth probe, JSON\n"
@@ -161,6 +162,9 @@ void open_engine(Engine& en, const Args& a, int64_t tokens, bool show_progress =
   o.progress_user = show_progress ? &en : nullptr;
   apply_rope_scaling(a, o);
   apply_cuda_options(a, o);
+  const std::string head = a.get("head", "auto");
+  if (head != "auto" && head != "screened" && head != "full") throw UsageError("--head expects auto, screened or full");
+  o.cpu_head = head == "full" ? 1 : head == "screened" ? 2 : 0;
   check(q3_engine_load(a.get("model").c_str(), &o, &en.e));
   if (show_progress) std::fprintf(stderr, "\n");
   q3_engine_info(en.e, &en.info);
@@ -307,6 +311,19 @@ int cmd_bench(const Args& a) {
   const int bs = info.kv_block_size;
   q3_sampling greedy{};
   greedy.repetition_penalty = 1.0f;
+  greedy.skip_logprob = 1;  // the bench reads tokens only: the screened head when the engine has one
+  // fp16 head rows the screened head computed exactly per sample, step by step (empty with the full head)
+  std::vector<double> exact_rows1, exact_rows8;
+  auto head_counts = [&] {
+    q3_stats st;
+    q3_engine_stats(en.e, &st);
+    return std::make_pair(st.head_screened_rows, st.head_exact_rows);
+  };
+  auto record_exact = [&](std::pair<int64_t, int64_t> before, std::vector<double>& into) {
+    const auto after = head_counts();
+    if (after.first > before.first)
+      into.push_back((double)(after.second - before.second) / (double)(after.first - before.first));
+  };
 
   struct Seq {
     int64_t id;
@@ -355,9 +372,21 @@ int cmd_bench(const Args& a) {
   const double prefill_tps = (double)prompt_len / (now_s() - t0);
   step({&one});  // warm-up decode
   t0 = now_s();
-  for (int64_t i = 0; i < steps; i++) step({&one});
-  const double decode1_tps = (double)steps / (now_s() - t0);
-  const double bytes = (double)info.weight_bytes_per_token;
+  double counting_s = 0;  // reading the counters, left out of the time
+  for (int64_t i = 0; i < steps; i++) {
+    const double c0 = now_s();
+    const auto before = head_counts();
+    counting_s += now_s() - c0;
+    step({&one});
+    const double c1 = now_s();
+    record_exact(before, exact_rows1);
+    counting_s += now_s() - c1;
+  }
+  const double decode1_tps = (double)steps / (now_s() - t0 - counting_s);
+  // Weight bytes of a step: the head's int8 pass plus the exact rows it read (median per sample), or the fp16 head.
+  const double row_bytes = 2.0 * info.hidden_size;
+  const bool screened = !exact_rows1.empty();
+  const double bytes = (double)info.weight_bytes_per_token + (screened ? median(exact_rows1) * row_bytes : 0);
   std::vector<double> step_gbs, read_gbs, pair_fraction;  // per pair
   for (int64_t k = 0; paired && k < pairs; k++) {
     auto timed_step = [&] {
@@ -391,14 +420,33 @@ int cmd_bench(const Args& a) {
   for (Seq& s : seqs) all.push_back(&s), step({&s});  // prefill each
   step(all);                                        // warm-up decode
   t0 = now_s();
-  for (int64_t i = 0; i < steps; i++) step(all);
-  const double step8_s = (now_s() - t0) / (double)steps;
+  counting_s = 0;
+  for (int64_t i = 0; i < steps; i++) {
+    const double c0 = now_s();
+    const auto before = head_counts();
+    counting_s += now_s() - c0;
+    step(all);
+    const double c1 = now_s();
+    record_exact(before, exact_rows8);
+    counting_s += now_s() - c1;
+  }
+  const double step8_s = (now_s() - t0 - counting_s) / (double)steps;
+  const double bytes8 = (double)info.weight_bytes_per_token + (screened ? median(exact_rows8) * batch * row_bytes : 0);
   const double decode8_tps = batch / step8_s;
   for (Seq& s : seqs) end_seq(s);
   const double load_after = load_average();
 
   const double bw = probe.best_gbs;
-  const double eff1 = bytes * decode1_tps / 1e9, eff8 = bytes / step8_s / 1e9;
+  const double eff1 = bytes * decode1_tps / 1e9, eff8 = bytes8 / step8_s / 1e9;
+  auto max_of = [](const std::vector<double>& v) { return v.empty() ? 0.0 : *std::max_element(v.begin(), v.end()); };
+  char head_desc[256];
+  if (screened)
+    std::snprintf(head_desc, sizeof head_desc,
+                  "screened: int8 copy + exact fp16 rows per sample, median %.0f (max %.0f) at batch 1, %.0f (max %.0f) "
+                  "at batch 8",
+                  median(exact_rows1), max_of(exact_rows1), median(exact_rows8), max_of(exact_rows8));
+  else
+    std::snprintf(head_desc, sizeof head_desc, "full fp16");
   char date[32];
   std::time_t tt = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&tt));
@@ -408,14 +456,16 @@ int cmd_bench(const Args& a) {
                 "| model | %s (hidden %d, %d layers, vocab %d) |\n| device | %s |\n"
                 "| prefill (%lld-token prompt) | %.2f tok/s |\n| decode, batch 1 | %.2f tok/s |\n"
                 "| decode, batch 8 | %.2f tok/s aggregate (%.1f ms/step) |\n"
-                "| weight bytes read per decode step | %.1f MB |\n"
+                "| lm_head (greedy samples, no logprobs) | %s |\n"
+                "| weight bytes read per decode step | %.1f MB at batch 1, %.1f MB at batch 8 (full fp16 head: %.1f MB) |\n"
                 "| measured memory read bandwidth | %.1f GB/s (%s) |\n"
                 "| sustained read (the probe's every segment, not its best) | %.1f GB/s |\n"
                 "| batch 1: weight bytes x steps/s | %.1f GB/s = %.0f%% of measured bandwidth, %.0f%% of sustained |\n"
                 "| batch 8: weight bytes x steps/s | %.1f GB/s = %.0f%% of measured bandwidth |\n"
                 "| bandwidth limit at batch 1 | %.2f tok/s |\n",
                 a.get("model").c_str(), info.hidden_size, info.n_layers, info.vocab_size, info.device,
-                (long long)prompt_len, prefill_tps, decode1_tps, decode8_tps, step8_s * 1e3, bytes / 1e6, bw,
+                (long long)prompt_len, prefill_tps, decode1_tps, decode8_tps, step8_s * 1e3, head_desc, bytes / 1e6,
+                bytes8 / 1e6, (double)info.full_head_bytes_per_token / 1e6, bw,
                 probe.method.c_str(), probe.sustained_gbs, eff1, 100 * eff1 / bw, 100 * eff1 / probe.sustained_gbs, eff8, 100 * eff8 / bw, bw * 1e9 / bytes);
   std::string rows = table;
   const double paired_fraction = median(pair_fraction);
@@ -450,7 +500,14 @@ int cmd_bench(const Args& a) {
       << q3::cpu_model_name() << "\",\n  \"device\": \"" << info.device << "\",\n  \"prompt_tokens\": " << prompt_len
       << ",\n  \"steps\": " << steps << ",\n  \"prefill_tok_s\": " << prefill_tps
       << ",\n  \"decode_tok_s_batch1\": " << decode1_tps << ",\n  \"decode_tok_s_batch8\": " << decode8_tps
-      << ",\n  \"weight_bytes_per_step\": " << (int64_t)bytes << ",\n  \"read_bandwidth_gb_s\": " << bw
+      << ",\n  \"weight_bytes_per_step\": " << (int64_t)bytes << ",\n  \"weight_bytes_per_step_batch8\": "
+      << (int64_t)bytes8 << ",\n  \"full_head_weight_bytes_per_step\": " << info.full_head_bytes_per_token
+      << ",\n  \"head\": \"" << (screened ? "screened" : "full") << "\""
+      << ",\n  \"exact_rows_per_sample_batch1_median\": " << (screened ? median(exact_rows1) : 0)
+      << ",\n  \"exact_rows_per_sample_batch1_max\": " << max_of(exact_rows1)
+      << ",\n  \"exact_rows_per_sample_batch8_median\": " << (screened ? median(exact_rows8) : 0)
+      << ",\n  \"exact_rows_per_sample_batch8_max\": " << max_of(exact_rows8)
+      << ",\n  \"read_bandwidth_gb_s\": " << bw
       << ",\n  \"read_bandwidth_method\": \"" << probe.method << "\",\n  \"read_bandwidth_sustained_gb_s\": "
       << probe.sustained_gbs << ",\n  \"fraction_of_bandwidth_batch1\": " << eff1 / bw
       << ",\n  \"fraction_of_sustained_batch1\": " << eff1 / probe.sustained_gbs
