@@ -11,7 +11,10 @@
 //   node bench/cpu-vs-llama-cpp.mjs [--rounds 5] [--threads 2] [--prompt 64] [--steps 32] [--model .models/8b]
 //     [--gguf .bench/qwen3-8b-q4_0-q6_k.gguf,.bench/qwen3-8b-q4_0-f16.gguf]
 //     [--llama-bin .bench/llama.cpp/build/bin[,.bench/llama.cpp/build-avx512/bin]]
-//     [--quiet-cores 0.3] [--max-wait-s 1800] [--out bench/results/cpu-vs-llama-cpp]
+//     [--quiet-cores 0.3] [--max-wait-s 1800] [--out bench/results/cpu-vs-llama-cpp] [--head auto|screened|full]
+//
+// --head: this project's lm_head for its greedy samples (qwen3 bench --head; auto = screened where AVX-512 VNNI runs,
+// docs/cpu-head-screen.md); the output says which one ran.
 //
 // The machine these figures come from is shared, so each run also records how much CPU other processes used while
 // it ran (from /proc/stat, minus the run's own CPU time), and a round starts only once other processes have used less
@@ -46,6 +49,7 @@ const ggufs = opt('gguf', '.bench/qwen3-8b-q4_0-q6_k.gguf,.bench/qwen3-8b-q4_0-f
 const quietCores = Number(opt('quiet-cores', '0.3'));
 const maxWaitS = Number(opt('max-wait-s', '1800'));
 const outBase = resolve(root, opt('out', 'bench/results/cpu-vs-llama-cpp'));
+const head = opt('head', 'auto');
 const qwen3 = join(root, 'native', 'build', 'qwen3');
 
 // ---- the machine: CPU time of everyone, and of one child run ----
@@ -161,7 +165,7 @@ function probe() {
 
 function runOurs() {
   const out = join(tmpdir(), `q3-bench-${process.pid}.json`);
-  const r = run(qwen3, ['bench', '--model', model, '--threads', threads, '--prompt', prompt, '--steps', steps, '--out', out]);
+  const r = run(qwen3, ['bench', '--model', model, '--threads', threads, '--prompt', prompt, '--steps', steps, '--head', head, '--out', out]);
   const j = JSON.parse(readFileSync(out, 'utf8'));
   return {
     prefill: j.prefill_tok_s,
@@ -173,6 +177,8 @@ function runOurs() {
     paired: j.paired_fraction_batch1,
     pairedBest: j.best_fraction_batch1,
     device: j.device,
+    head: j.head,                     // 'screened' or 'full' (what --head resolved to)
+    exactRows: j.exact_rows_per_sample_batch1_median,
     others: r.others,
   };
 }
@@ -261,7 +267,10 @@ function main() {
 
   const ours = engines[0];
   ours.bytes = roundsOut[0].res.ours.bytes;
-  ours.weights = 'AWQ int4 g128 + head F16';
+  const heads = [...new Set(roundsOut.map((x) => x.res.ours.head))];
+  ours.weights = `AWQ int4 g128 + head ${heads
+    .map((h) => (h === 'screened' ? 'screened (int8 copy + exact F16 rows of the candidates, greedy)' : 'F16'))
+    .join(' / ')}`;
   const rows = engines.map((e) => {
     const per = roundsOut.map((x) => x.res[e.key]);
     const gbs = roundsOut.map((x) => (e.bytes * x.res[e.key].decode1) / 1e9);
@@ -297,6 +306,7 @@ function main() {
   md += `- command: \`${cmd}\`\n- date: ${date}\n`;
   md += `- machine: ${cpus()[0].model}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; shared with other work (see the load columns)\n`;
   md += `- this project: ${roundsOut[0].res.ours.device}, random checkpoint with the Qwen3-8B-AWQ shapes (\`${opt('model', '.models/8b')}\`)\n`;
+  md += `- this project's lm_head (\`--head ${head}\`): ${ours.weights.replace('AWQ int4 g128 + head ', '')}${heads.includes('screened') ? `; exact rows per greedy sample (median over rounds): ${median(roundsOut.map((x) => x.res.ours.exactRows))}. The screened head applies to samples with top_k <= 64 (or greedy) and no logprobs (docs/cpu-head-screen.md)` : ''}\n`;
   if (llama) md += `- llama.cpp: ${llamaBuild}, built by \`bench/llama-cpp/build.sh\` (native: \`-march=native\`, AMX tiles for several rows, with the one-line tile-configuration fix the script describes; avx512: no AMX); GGUFs from \`bench/llama-cpp/make-gguf.py\` (random, Qwen3-8B shapes)\n`;
   md += `- each engine: ${threads} threads; prefill = one ${prompt}-token prompt; decode batch 1 = ${steps} steps after it; batch ${batch} = ${batch} sequences with ${prompt}-token prompts decoding ${steps} steps together (aggregate tok/s). llama.cpp: \`llama-bench -p ${prompt} -n ${steps} -r 1\` (pp${prompt}, tg${steps}), \`llama-batched-bench -npp ${prompt} -ntg ${steps} -npl ${batch}\` (S_TG)\n`;
   md += `- ${rounds} rounds; each round runs the bandwidth probe (\`qwen3 bandwidth\`: the fastest of several read loops over 1 GiB, 2 threads, huge pages) and then every engine once, in an order that rotates by one each round. Figures: median (min–max) over rounds; ratios are taken within a round.\n`;
@@ -319,7 +329,7 @@ function main() {
   process.stdout.write(md);
   mkdirSync(dirname(outBase), { recursive: true });
   writeFileSync(`${outBase}.md`, md);
-  writeFileSync(`${outBase}.json`, JSON.stringify({ command: cmd, date, threads, prompt, steps, batch, probe: probeStat, sustained: sustainedStat, rows, ratios, rounds: roundsOut }, null, 2) + '\n');
+  writeFileSync(`${outBase}.json`, JSON.stringify({ command: cmd, date, head: { option: head, ran: heads }, threads, prompt, steps, batch, probe: probeStat, sustained: sustainedStat, rows, ratios, rounds: roundsOut }, null, 2) + '\n');
   process.stderr.write(`wrote ${outBase}.md and ${outBase}.json\n`);
 }
 

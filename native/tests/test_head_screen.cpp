@@ -54,7 +54,7 @@ std::vector<float> error_aligned_x(const Table& t, int r, std::mt19937_64& rng) 
   std::normal_distribution<float> nd(0.0f, 0.01f);
   double n2 = 0;
   for (int k = 0; k < t.K; k++) {
-    const double e = q3::f16_to_f32(t.w[(size_t)r * t.K + k]) - (double)t.h.q[(size_t)r * t.h.stride + k] * t.h.scale[r];
+    const double e = q3::f16_to_f32(t.w[(size_t)r * t.K + k]) - (double)t.h.q[t.h.index(r, k)] * t.h.scale[r];
     x[k] = (float)e;
     n2 += e * e;
   }

@@ -52,7 +52,8 @@ void build_screened_head(const uint16_t* w, int rows, int cols, ScreenedHead& h,
   h.rows = rows;
   h.cols = cols;
   h.stride = (cols + 63) / 64 * 64;
-  h.q.assign((size_t)rows * h.stride, 0);
+  const int blocks = (rows + kScreenBlockRows - 1) / kScreenBlockRows;
+  h.q.assign((size_t)blocks * kScreenBlockRows * h.stride, 0);
   h.scale.assign(rows, 0);
   h.row_sum.assign(rows, 0);
   h.x_coef.assign(rows, 0);
@@ -71,13 +72,13 @@ void build_screened_head(const uint16_t* w, int rows, int cols, ScreenedHead& h,
                                                             " is not finite");
       const float s = max_abs / 127.0f;
       const float inv = s > 0 ? 1.0f / s : 0.0f;
-      int8_t* q = &h.q[(size_t)t * h.stride];
       int32_t sum = 0;
       double e2 = 0, w2 = 0, qs2 = 0;
       for (int k = 0; k < cols; k++) {
-        q[k] = quantise(wr[k], inv);
-        sum += q[k];
-        const double qs = (double)q[k] * (double)s, e = (double)wr[k] - qs;
+        const int8_t q = quantise(wr[k], inv);
+        h.q[h.index(t, k)] = q;
+        sum += q;
+        const double qs = (double)q * (double)s, e = (double)wr[k] - qs;
         e2 += e * e;
         w2 += (double)wr[k] * wr[k];
         qs2 += qs * qs;
@@ -94,11 +95,10 @@ namespace head_screen {
 
 void rows_scalar(const ScreenedHead& h, const uint8_t* xq, const float* sx, int M, float* a, int n0, int n1) {
   for (int t = n0; t < n1; t++) {
-    const int8_t* q = &h.q[(size_t)t * h.stride];
     for (int m = 0; m < M; m++) {
       const uint8_t* x = xq + (size_t)m * h.stride;
       int32_t dot = 0;
-      for (int k = 0; k < h.cols; k++) dot += (int32_t)x[k] * q[k];
+      for (int k = 0; k < h.cols; k++) dot += (int32_t)x[k] * h.q[h.index(t, k)];
       dot -= 128 * h.row_sum[t];
       a[(size_t)m * h.rows + t] = (float)dot * (h.scale[t] * sx[m]);
     }

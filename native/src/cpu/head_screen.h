@@ -10,11 +10,20 @@
 
 namespace q3 {
 
-// The head's int8 copy, row t: w_t ≈ q_t · scale[t], with what the bound needs about the rounding.
+// The head's int8 copy, row t: w_t ≈ q_t · scale[t], with what the bound needs about the rounding. q is stored in
+// blocks of kScreenBlockRows rows whose 64-byte pieces are interleaved (piece c of rows 0..7, then piece c + 1 ...),
+// so the kernel reads one sequential stream per thread instead of 8 row streams that each start cold.
+constexpr int kScreenBlockRows = 8;
+
 struct ScreenedHead {
   int rows = 0, cols = 0;
   int stride = 0;                                       // bytes per row of q: cols rounded up to 64 (zero padding)
-  std::vector<int8_t, HugePageAllocator<int8_t>> q;     // (rows, stride)
+  std::vector<int8_t, HugePageAllocator<int8_t>> q;     // (rows rounded up to 8) x stride, blocked as above
+  // Element k of row t.
+  size_t index(int t, int k) const {
+    return ((size_t)(t / kScreenBlockRows) * stride + (size_t)(k / 64) * 64) * kScreenBlockRows +
+           (size_t)(t % kScreenBlockRows) * 64 + k % 64;
+  }
   std::vector<float> scale;                             // max |w_t| / 127
   std::vector<int32_t> row_sum;                         // Σ_k q_t[k] (the kernel feeds x̂ + 128 as unsigned bytes)
   std::vector<float> x_coef;   // ||w_t − q_t·s_t|| + kSlack·||w_t||, rounded up: multiplies ||x||
@@ -63,7 +72,8 @@ bool screened_head_force_isa(const char* name);
 bool screened_head_fast();
 
 namespace head_screen {
-// Per-ISA kernels: rows [n0, n1) of a for the M rows of xq (unsigned bytes x̂ + 128, M × h.stride), as int32 dots
+// Per-ISA kernels: rows [n0, n1) of a (n0 a multiple of kScreenBlockRows) for the M rows of xq (unsigned bytes
+// x̂ + 128, M × h.stride), as int32 dots
 // corrected by the row sums and scaled by scale[t]·sx[m].
 void rows_scalar(const ScreenedHead& h, const uint8_t* xq, const float* sx, int M, float* a, int n0, int n1);
 void rows_avx512(const ScreenedHead& h, const uint8_t* xq, const float* sx, int M, float* a, int n0, int n1);
