@@ -27,7 +27,7 @@ const char* kUsage =
     "usage:\n"
     "  qwen3 logits --model DIR --tokens 1,2,3 [--all] [--rope-scaling yarn:FACTOR[:ORIGINAL]] [--device cpu|cuda|auto]\n"
     "  qwen3 generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--top-p P] [--top-k K]\n"
-    "                 [--min-p P] [--seed S] [--rope-scaling yarn:F[:O]]\n"
+    "                 [--min-p P] [--seed S] [--head auto|screened|full] [--rope-scaling yarn:F[:O]]\n"
     "  qwen3 make-demo-model --out DIR [--preset tiny|demo|8b] [--seed S] [--tokenizer tokenizer.json]\n"
     "  qwen3 bench --model DIR [--threads N] [--prompt N] [--steps N] [--pairs N] [--context N] [--probe-mib N]\n"
     "              [--out FILE.json] [--phases] [--head auto|screened|full] [--rope-scaling ...]\n"
@@ -209,6 +209,7 @@ int cmd_generate(const Args& a) {
   p.sampling.top_k = (int32_t)to_int("top-k", a.get("top-k", "0"));
   p.sampling.min_p = (float)to_num("min-p", a.get("min-p", "0"));
   p.sampling.repetition_penalty = 1.0f;
+  p.sampling.skip_logprob = 1;  // only tokens are printed (the screened head where the engine has one)
   if (a.has("seed")) {
     p.sampling.has_seed = 1;
     p.sampling.seed = (uint64_t)to_int("seed", a.get("seed"));
