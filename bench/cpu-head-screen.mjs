@@ -14,20 +14,19 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
-};
-const rounds = Number(opt('rounds', '3'));
-const threads = opt('threads', '2');
-const prompt = opt('prompt', '64');
-const steps = opt('steps', '32');
-const model = resolve(root, opt('model', '.models/8b'));
-const lock = opt('lock', '');
-const outBase = resolve(root, opt('out', 'bench/results/cpu-head-screen'));
+const defaults = { rounds: '3', threads: '2', prompt: '64', steps: '32', model: '.models/8b', lock: '', out: 'bench/results/cpu-head-screen' };
+const { values: o } = parseArgs({
+  args: argv,
+  options: Object.fromEntries(Object.entries(defaults).map(([k, d]) => [k, { type: 'string', default: d }])),
+});
+const rounds = Number(o.rounds);
+const { threads, prompt, steps, lock } = o;
+const model = resolve(root, o.model);
+const outBase = resolve(root, o.out);
 const qwen3 = join(root, 'native', 'build', 'qwen3');
 const loadAverage = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
@@ -78,7 +77,7 @@ const cmd = `node bench/cpu-head-screen.mjs ${argv.join(' ')}`.trim();
 let md = `# Screened vs full CPU lm_head, alternating rounds\n\n`;
 md += `- command: \`${cmd}\` (commit ${commit})\n- date: ${date}\n`;
 md += `- machine: ${cpus()[0].model}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; ${runs[0].res.full.device}; shared with other work${lock ? `, every run under \`flock -x ${lock}\`` : ''}\n`;
-md += `- model: random checkpoint with the Qwen3-8B-AWQ shapes (\`${opt('model', '.models/8b')}\`), \`qwen3 bench --threads ${threads} --prompt ${prompt} --steps ${steps}\`, greedy samples without logprobs\n\n`;
+md += `- model: random checkpoint with the Qwen3-8B-AWQ shapes (\`${o.model}\`), \`qwen3 bench --threads ${threads} --prompt ${prompt} --steps ${steps}\`, greedy samples without logprobs\n\n`;
 md += `| round | head | decode b1 tok/s | decode b8 tok/s | prefill tok/s | MB/step b1 | MB/step b8 | exact rows/sample b1 median (max) | b8 median (max) | paired % of read | load before → after |\n|---|---|---|---|---|---|---|---|---|---|---|\n`;
 for (const x of runs)
   for (const head of x.order) {
