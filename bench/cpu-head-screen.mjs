@@ -77,6 +77,7 @@ const cmd = `node bench/cpu-head-screen.mjs ${argv.join(' ')}`.trim();
 let md = `# Screened vs full CPU lm_head, alternating rounds\n\n`;
 md += `- command: \`${cmd}\` (commit ${commit})\n- date: ${date}\n`;
 md += `- machine: ${cpus()[0].model}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; ${runs[0].res.full.device}; shared with other work${lock ? `, every run under \`flock -x ${lock}\`` : ''}\n`;
+md += `- scope: the screened head serves samples that need only their top-k (greedy, or top_k <= 64) and no logprobs (the worker's requests without \`logprobs\`); any other sample, and every sample on a CPU without AVX-512 VNNI, reads the full fp16 head as before (docs/cpu-head-screen.md). Its tokens are the full head's, bit for bit in the logits that decide them\n`;
 md += `- model: random checkpoint with the Qwen3-8B-AWQ shapes (\`${o.model}\`), \`qwen3 bench --threads ${threads} --prompt ${prompt} --steps ${steps}\`, greedy samples without logprobs\n\n`;
 md += `| round | head | decode b1 tok/s | decode b8 tok/s | prefill tok/s | MB/step b1 | MB/step b8 | exact rows/sample b1 median (max) | b8 median (max) | paired % of read | load before → after |\n|---|---|---|---|---|---|---|---|---|---|---|\n`;
 for (const x of runs)
@@ -87,6 +88,7 @@ for (const x of runs)
       : '— | —';
     md += `| ${x.round} | ${head} | ${j.decode_tok_s_batch1.toFixed(2)} | ${j.decode_tok_s_batch8.toFixed(2)} | ${j.prefill_tok_s.toFixed(2)} | ${(j.weight_bytes_per_step / 1e6).toFixed(1)} | ${(j.weight_bytes_per_step_batch8 / 1e6).toFixed(1)} | ${rows} | ${(100 * (j.paired_fraction_batch1 ?? 0)).toFixed(0)}% | ${j.loadavg_before} → ${j.loadavg_after} |\n`;
   }
+md += `\nMB/step: weight bytes of a decode step: the int8 copy's pass (622 MB in place of the fp16 head's 1,245 MB) plus 8 KiB per fp16 row computed exactly (the median per sample over the timed steps). "Exact rows" are per sampled row of the random checkpoint; a real model's count can differ.\n`;
 md += `\nSame-round ratios, screened / full: median (min–max) over ${rounds} rounds\n\n| metric | ratio |\n|---|---|\n`;
 md += `| decode, batch 1 | ${fmt(summary.decode1)} |\n| decode, batch 8 | ${fmt(summary.decode8)} |\n| prefill (last row screened) | ${fmt(summary.prefill)} |\n| batch-1 step's share of a read of its own bytes beside it | ${fmt(summary.paired)} |\n`;
 writeFileSync(`${outBase}.md`, md);
