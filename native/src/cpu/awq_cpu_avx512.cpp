@@ -8,10 +8,9 @@
 
 #include <cfloat>
 #include <cstring>
-#include <type_traits>
-#include <utility>
 
 #include "awq_cpu_kernels.h"
+#include "row_passes.h"
 
 namespace q3::awq_cpu {
 namespace {
@@ -239,20 +238,6 @@ void rows_vnni(const PackedView& w, const QuantizedRows& x, int t, int m0, float
     for (int i = 0; i < T; i++)
       _mm512_mask_storeu_ps(y + (size_t)(m0 + r) * w.N + (size_t)(t + i) * kTile, lane_mask(w, t + i),
                             _mm512_load_ps(out[r][i]));
-}
-
-// Rows 0 .. M-1 in passes of R rows, the last one shorter: pass(rows, m) runs rows m .. m+rows-1, with rows a
-// compile-time count (std::integral_constant) so that each pass size is its own fixed-row kernel.
-template <int... i, class Pass>
-void last_pass(int rest, int m, Pass& pass, std::integer_sequence<int, i...>) {
-  ((rest == i + 1 ? pass(std::integral_constant<int, i + 1>{}, m) : void()), ...);
-}
-
-template <int R, class Pass>
-void row_passes(int M, Pass pass) {
-  int m = 0;
-  for (; m + R <= M; m += R) pass(std::integral_constant<int, R>{}, m);
-  last_pass(M - m, m, pass, std::make_integer_sequence<int, R - 1>{});
 }
 
 // Every row (M >= 3) over T adjacent tiles with VNNI: passes of R rows (the last one shorter), R x T x 2 sums; the

@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include "f16_matmul_cpu.h"
+#include "row_passes.h"
 
 namespace q3::f16_cpu {
 namespace {
@@ -75,14 +76,7 @@ void rows_x(const uint16_t* w, int N, int K, const float* x, float* y, int n0, i
 // W rows n .. n+RW-1 times every row of x, in groups of up to 4 rows while those W rows sit in L1.
 template <int RW>
 void all_rows(const uint16_t* w, int N, int K, const float* x, int M, float* y, int n) {
-  int m = 0;
-  for (; m + 4 <= M; m += 4) block<RW, 4>(w, N, K, x, y, n, m);
-  switch (M - m) {
-    case 1: block<RW, 1>(w, N, K, x, y, n, m); break;
-    case 2: block<RW, 2>(w, N, K, x, y, n, m); break;
-    case 3: block<RW, 3>(w, N, K, x, y, n, m); break;
-    default: break;
-  }
+  row_passes<4>(M, [&](auto rows, int m) { block<RW, decltype(rows)::value>(w, N, K, x, y, n, m); });
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include "head_screen.h"
+#include "row_passes.h"
 
 namespace q3::head_screen {
 namespace {
@@ -55,14 +56,7 @@ void block(const ScreenedHead& h, const uint8_t* xq, const float* sx, float* a, 
 // RW rows of the block at n from `first` times every row of x, 4 rows of x at a time while those rows sit in L1.
 template <int RW>
 void all_x(const ScreenedHead& h, const uint8_t* xq, const float* sx, int M, float* a, int n, int first) {
-  int m = 0;
-  for (; m + 4 <= M; m += 4) block<RW, 4>(h, xq, sx, a, n, first, m);
-  switch (M - m) {
-    case 1: block<RW, 1>(h, xq, sx, a, n, first, m); break;
-    case 2: block<RW, 2>(h, xq, sx, a, n, first, m); break;
-    case 3: block<RW, 3>(h, xq, sx, a, n, first, m); break;
-    default: break;
-  }
+  row_passes<4>(M, [&](auto rows, int m) { block<RW, decltype(rows)::value>(h, xq, sx, a, n, first, m); });
 }
 
 }  // namespace
