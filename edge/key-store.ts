@@ -5,6 +5,7 @@
  */
 import type { RateLimits } from './rate-limiter-do.ts';
 import { toHex } from '../gpu-worker/signing.ts';
+import { awaitAtMost } from './shared-wait.ts';
 import { array, int, nullable, num, object, string, type Issue } from './validate.ts';
 
 export const DEFAULT_LIMITS: RateLimits = {
@@ -99,6 +100,17 @@ const KEY_CACHE_ENTRIES = 1024;
 /** hash → the record as read and checked, until when it serves as it is, and whether a re-read is under way */
 const recentKeys = new Map<string, { record: KeyRecord; until: number; refreshing: boolean }>();
 
+/**
+ * hash → the KV read under way for a key not in memory (seen for the first time, or read more than two windows ago),
+ * which the requests for it arriving meanwhile share: a burst of a cold key's requests costs one KV read, not one each.
+ */
+const readsUnderWay = new Map<string, Promise<KeyRecord | null>>();
+/**
+ * How long a request waits for the read another request makes (ms) before it reads KV itself: that request's I/O goes
+ * if it is cancelled (edge/shared-wait.ts).
+ */
+export const SHARED_READ_WAIT_MS = 2_000;
+
 /** Runs work after the response (Workers: waitUntil); the caller's request keeps it alive. */
 export type Background = (work: Promise<unknown>) => void;
 
@@ -106,7 +118,8 @@ export type Background = (work: Promise<unknown>) => void;
  * The record of the key whose secret hashes to `hash`, or null: from this isolate's recent reads, else from KV. A
  * record read less than KEY_CACHE_MS ago serves as it is; one read less than twice that ago still serves while one
  * request re-reads it in the `background` (so a busy key costs one KV read per window, not one per request arriving
- * after it lapsed, and none of them waits for it); an older one, or one without `background`, is read again first.
+ * after it lapsed, and none of them waits for it); an older one, or one without `background`, is read again first,
+ * in one KV read that the requests arriving while it is under way share.
  * A record is kept only when its stored hash equals `hash`, compared in constant time, so a corrupt or mis-keyed
  * record authenticates nothing else. Unknown keys are not remembered: a key issued a moment ago works.
  */
@@ -120,7 +133,28 @@ export async function authenticatedKey(kv: KVNamespace, hash: string, now = Date
     }
     return recent.record;
   }
-  return readAuthenticated(kv, hash, now);
+  return sharedRead(kv, hash, now);
+}
+
+/**
+ * readAuthenticated(), or the read of it another request has under way. Should that one fail or be late, the read
+ * another request has started since is shared instead, or this request reads itself.
+ */
+async function sharedRead(kv: KVNamespace, hash: string, now: number): Promise<KeyRecord | null> {
+  const underWay = readsUnderWay.get(hash);
+  if (underWay) {
+    const shared = await awaitAtMost(underWay, SHARED_READ_WAIT_MS).catch(() => 'late' as const);
+    if (shared !== 'late') return shared;
+    const newer = readsUnderWay.get(hash);
+    if (newer && newer !== underWay) return sharedRead(kv, hash, now);
+  }
+  const read = readAuthenticated(kv, hash, now);
+  readsUnderWay.set(hash, read);
+  try {
+    return await read;
+  } finally {
+    if (readsUnderWay.get(hash) === read) readsUnderWay.delete(hash);
+  }
 }
 
 /** Reads the record from KV and remembers it (or forgets the key when it is gone or does not match). */

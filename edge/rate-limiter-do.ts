@@ -12,7 +12,8 @@
  * object lives (it never admits past a limit, and a lease is counted once and released once). Storage is its copy,
  * for a restart: changes are written FLUSH_DELAY_MS after the first one since the last write, all together in one
  * commit, and answers do not wait for that commit. A burst of admissions and settles thus costs one commit, not one
- * each. The trade: a crash of the object (or of its machine, or a code update that resets it) forgets the changes of
+ * each, and a lease admitted and settled between two flushes is never written at all (its charges are, in the
+ * counters). The trade: a crash of the object (or of its machine, or a code update that resets it) forgets the changes of
  * at most its last FLUSH_DELAY_MS, and restarts from the last flush. Forgotten admissions give their requests and
  * reserved tokens back and their leases are gone (their settles then charge nothing: neither bucket nor quota);
  * forgotten settles lose their charges and their leases come back, holding their streams until LEASE_TTL_MS
@@ -356,7 +357,9 @@ export class RateLimiter extends DurableObject {
    */
   private changed(key?: string, lease?: Lease | null): void {
     this.countersChanged = true;
-    if (key !== undefined) this.unwritten.set(key, lease ?? null);
+    // a lease that ends before its flush was never written: nothing to write, nothing to delete
+    if (key !== undefined && !lease && this.unwritten.get(key)) this.unwritten.delete(key);
+    else if (key !== undefined) this.unwritten.set(key, lease ?? null);
     this.flushTimer ??= setTimeout(() => this.flush(), this.flushDelayMs);
   }
 

@@ -24,7 +24,6 @@ export function modeOf(prepared: PreparedRequest): string {
 
 export function metering(): MiddlewareHandler<AccountsEnv> {
   return async function metering(c, next) {
-    const id = `usg_${crypto.randomUUID().replace(/-/g, '')}`;
     const startedAt = Date.now();
     // registered before the handler runs: a client that disconnects (or a runtime that cancels the handler) while it
     // runs cannot keep the record from being written
@@ -38,7 +37,8 @@ export function metering(): MiddlewareHandler<AccountsEnv> {
       const hit = report.outcome === 'cached' ? c.get('cacheHit') : undefined;
       const tokens = hit?.usage ?? report;
       const record: UsageRecord = {
-        id,
+        // made once the request has ended (not while streams start): every retry of the write carries it
+        id: `usg_${crypto.randomUUID().replace(/-/g, '')}`,
         request_id: c.get('requestId'),
         key_id: apiKey.id,
         tenant: apiKey.tenant,

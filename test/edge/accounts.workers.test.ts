@@ -558,17 +558,26 @@ describe('rate limits', () => {
     });
   });
 
-  it('Should write a burst of admissions, and one of settles, in one commit each after answering them, which a restart reads back; admin changes at once', async () => {
-    const limits = { requests_per_minute: 100, tokens_per_minute: 100_000, concurrent_streams: 30, quota_tokens: null };
-    const stub = limiter(`flush-${crypto.randomUUID()}`);
+  /**
+   * The keys each storage put and delete of the object names, in order; its writes held until sync() (the flush delay
+   * a minute), so that what one flush holds does not depend on this machine's speed.
+   */
+  async function recordWrites(stub: DurableObjectStub<RateLimiter>): Promise<{ put: string[][]; delete: string[][] }> {
     const writes: { put: string[][]; delete: string[][] } = { put: [], delete: [] };
     await runInDurableObject(stub, (instance: RateLimiter, state) => {
-      instance.flushDelayMs = 60_000; // hold the writes until sync(): the burst must not depend on this machine's speed
+      instance.flushDelayMs = 60_000;
       const { put, delete: del } = state.storage;
       const keysOf = (arg: unknown) => (typeof arg === 'string' ? [arg] : Array.isArray(arg) ? arg : Object.keys(arg as object));
       state.storage.put = ((arg: unknown, ...rest: unknown[]) => (writes.put.push(keysOf(arg).sort()), (put as Function).call(state.storage, arg, ...rest))) as never;
       state.storage.delete = ((arg: unknown, ...rest: unknown[]) => (writes.delete.push(keysOf(arg).sort()), (del as Function).call(state.storage, arg, ...rest))) as never;
     });
+    return writes;
+  }
+
+  it('Should write a burst of admissions, and one of settles, in one commit each after answering them, which a restart reads back; admin changes at once', async () => {
+    const limits = { requests_per_minute: 100, tokens_per_minute: 100_000, concurrent_streams: 30, quota_tokens: null };
+    const stub = limiter(`flush-${crypto.randomUUID()}`);
+    const writes = await recordWrites(stub);
     const ids = Array.from({ length: 20 }, (_, i) => `lease-${String(i).padStart(2, '0')}`);
     const admitted = await Promise.all(ids.map((leaseId) => stub.admit({ limits, tokens: 100, streams: 1, leaseId })));
     expect(admitted.every((a) => a.ok)).toBe(true);
@@ -603,6 +612,30 @@ describe('rate limits', () => {
       expect(restarted).toEqual((instance as unknown as { state: unknown }).state); // all of what memory holds
     });
     expect(await stub.admit({ limits, tokens: 0, streams: 1 })).toMatchObject({ ok: false, refusal: 'revoked' });
+  });
+
+  it('Should write only the counters for leases settled before their flush, and delete only the leases it wrote', async () => {
+    const limits = { requests_per_minute: 100, tokens_per_minute: 100_000, concurrent_streams: 30, quota_tokens: null };
+    const stub = limiter(`short-${crypto.randomUUID()}`);
+    const writes = await recordWrites(stub);
+    const ids = ['lease-a', 'lease-b', 'lease-c'];
+    await Promise.all(ids.map((leaseId) => stub.admit({ limits, tokens: 100, streams: 1, leaseId })));
+    await stub.settle('lease-a', 40, 40, limits);
+    await stub.sync();
+    // lease-a came and went between two flushes: neither written nor deleted; its charges are in the counters
+    expect(writes).toEqual({ put: [['counters', 'lease:lease-b', 'lease:lease-c']], delete: [] });
+    await stub.settle('lease-b', 40, 40, limits);
+    await stub.admit({ limits, tokens: 100, streams: 1, leaseId: 'lease-d' });
+    await stub.settle('lease-d', 40, 40, limits);
+    await stub.sync();
+    expect(writes.put.slice(1)).toEqual([['counters']]);
+    expect(writes.delete).toEqual([['lease:lease-b']]);
+    await runInDurableObject(stub, async (instance: RateLimiter, state) => {
+      const restarted = await loadState(state.storage);
+      expect(Object.keys(restarted.leases)).toEqual(['lease-c']);
+      expect(restarted).toMatchObject({ admittedTotal: 4, quotaUsed: 120 });
+      expect(restarted).toEqual((instance as unknown as { state: unknown }).state);
+    });
   });
 
   it('Should count every generation of a request (prompts × n) against the concurrency limit', async () => {

@@ -119,6 +119,29 @@ describe('the key records an isolate has read', () => {
     expect(kv.reads).toBe(2);
   });
 
+  it('Should share one KV read among the requests that arrive together for a key it does not hold, and read again after a failed one', async () => {
+    const { kv, hash, namespace } = await fakeKeys();
+    const t0 = 3_000_000;
+    const first = await Promise.all(Array.from({ length: 32 }, () => authenticatedKey(namespace, hash, t0)));
+    expect(first.map((r) => r?.tenant)).toEqual(Array(32).fill('acme'));
+    expect(kv.reads).toBe(1);
+    // older than two windows: read first, once for the burst
+    const later = await Promise.all(Array.from({ length: 32 }, () => authenticatedKey(namespace, hash, t0 + 3 * KEY_CACHE_MS, () => {})));
+    expect(later.every((r) => r?.tenant === 'acme')).toBe(true);
+    expect(kv.reads).toBe(2);
+    // a read that fails fails only its own request: the ones sharing it read again, and share that read
+    const { kv: failing, hash: failingHash, namespace: failingNamespace } = await fakeKeys();
+    const get = failing.get;
+    failing.get = async (key: string) => {
+      failing.get = get;
+      failing.reads++;
+      throw new Error('KV unavailable');
+    };
+    const outcomes = await Promise.allSettled(Array.from({ length: 4 }, () => authenticatedKey(failingNamespace, failingHash, t0)));
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'fulfilled', 'fulfilled', 'fulfilled']);
+    expect(failing.reads).toBe(2);
+  });
+
   it('Should read KV first when nothing can refresh in the background or the record is older than two windows, and forget a key gone from KV', async () => {
     const { kv, hash, namespace } = await fakeKeys();
     const t0 = 2_000_000;
