@@ -75,6 +75,9 @@ export type AdmitRequest = {
   leaseId?: string;
 };
 
+/** One lease's end: what its generation really cost the GPU (`bucketTokens`) and the quota (`quotaTokens`). */
+export type SettleRequest = { leaseId: string; bucketTokens: number; quotaTokens: number; limits: RateLimits };
+
 /** A lease a lost release never gives back is reclaimed after this long (ms); its settle, if it comes, still charges. */
 export const LEASE_TTL_MS = 30 * 60_000;
 /**
@@ -259,7 +262,19 @@ export class RateLimiter extends DurableObject {
    * settle repeated after a lost answer changes nothing.
    */
   async settle(leaseId: string, bucketTokens: number, quotaTokens: number, limits: RateLimits): Promise<LimitState> {
+    return (await this.settleAll([{ leaseId, bucketTokens, quotaTokens, limits }]))[0];
+  }
+
+  /**
+   * settle() for each lease, in their order, in one call: the edge sends the settles of one key that arrived while its
+   * previous call was answered together (edge/key-admissions.ts), one round trip for all of them.
+   */
+  async settleAll(reqs: SettleRequest[]): Promise<LimitState[]> {
     const now = this.now();
+    return reqs.map((req) => this.end(req, now));
+  }
+
+  private end({ leaseId, bucketTokens, quotaTokens, limits }: SettleRequest, now: number): LimitState {
     const tokens = refill(this.state.tokens, limits.tokens_per_minute, now);
     const live = this.state.leases[leaseId];
     const lease = live ?? this.state.reclaimed[leaseId];

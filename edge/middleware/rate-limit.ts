@@ -127,7 +127,7 @@ const GENERATION_PATHS = new Set(['/v1/chat/completions', '/v1/completions']);
  * whose client left before it was admitted takes no lease and leaves no record.
  *
  * The admissions of one key go to its limiter one call at a time, those that arrive meanwhile together in the next
- * (edge/key-admissions.ts): one round trip serves a burst. When the key's counters as this isolate last heard them
+ * (edge/key-admissions.ts): one round trip serves a burst; the settles of streams ending together go the same way. When the key's counters as this isolate last heard them
  * leave room for the request after every admission still unanswered, the request goes ahead while its own admission
  * is decided (lifecycle.goAheadOf): its worker calls start at once, and the route answers only once it is admitted;
  * a refusal (a race lost to another isolate, a revocation or a changed limit since then) cancels those calls and is
@@ -171,8 +171,10 @@ export function rateLimit(): MiddlewareHandler<AccountsEnv> {
           const report = await lifecycle.usage;
           const used = report.promptTokens + report.completionTokens;
           const quota = report.outcome === 'cached' ? (c.get('cacheHit')?.usage.promptTokens ?? 0) + (c.get('cacheHit')?.usage.completionTokens ?? 0) : used;
-          // settle is idempotent per lease, so a failed call is simply made again
-          await retry(() => limiter().settle(leaseId, report.outcome === 'cached' ? 0 : used, quota, key.limits));
+          // settle is idempotent per lease, so a failed call is simply made again; the settles of the key's streams
+          // that end together go in one call
+          const settle = { leaseId, bucketTokens: report.outcome === 'cached' ? 0 : used, quotaTokens: quota, limits: key.limits };
+          await retry(() => admissions.settle(limiter, settle));
         }),
       );
       return asked;

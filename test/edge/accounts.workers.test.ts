@@ -145,29 +145,32 @@ function limiter(keyId: string) {
 }
 
 /**
- * Runs `work` while counting the calls the limiter of key `keyId` answers (admitAll, the edge's one per batch of
- * admissions) and their sizes; `hold` (optional) is awaited before each is decided.
+ * Runs `work` while counting the calls of `method` the limiter of key `keyId` answers (admitAll, the edge's one per
+ * batch of admissions; settleAll, one per batch of settles) and their sizes; `hold` (optional) is awaited before each
+ * is decided.
  */
-async function countAdmitCalls<T>(keyId: string, work: () => Promise<T>, hold?: () => Promise<void>): Promise<{ result: T; sizes: number[] }> {
+async function countCalls<T>(
+  keyId: string, work: () => Promise<T>, hold?: () => Promise<void>, method: 'admitAll' | 'settleAll' = 'admitAll',
+): Promise<{ result: T; sizes: number[] }> {
   const sizes: number[] = [];
   let target: RateLimiter | undefined;
   await runInDurableObject(limiter(keyId), async (instance: RateLimiter) => {
     target = instance;
   });
   // RPC finds methods on the class's prototype: wrapped there, for this key's object only
-  const proto = Object.getPrototypeOf(target) as RateLimiter;
-  const admitAll = proto.admitAll;
-  proto.admitAll = async function (this: RateLimiter, reqs) {
+  const proto = Object.getPrototypeOf(target) as Record<typeof method, (this: RateLimiter, reqs: unknown[]) => Promise<unknown[]>>;
+  const original = proto[method];
+  proto[method] = async function (this: RateLimiter, reqs) {
     if (this === target) {
       sizes.push(reqs.length);
       await hold?.();
     }
-    return admitAll.call(this, reqs);
+    return original.call(this, reqs);
   };
   try {
     return { result: await work(), sizes };
   } finally {
-    proto.admitAll = admitAll;
+    proto[method] = original;
   }
 }
 
@@ -410,7 +413,7 @@ describe('rate limits', () => {
     let open!: () => void;
     const gate = new Promise<void>((r) => (open = r));
     script = () => ({ tokens: OK_TOKENS(4), gateAfter: 1, gate });
-    const batches = await countAdmitCalls(id, () => Promise.all(
+    const batches = await countCalls(id, () => Promise.all(
       Array.from({ length: 50 }, () => call(envS, '/v1/chat/completions', chatInit(key, { stream: true }))),
     ));
     const calls = batches.result;
@@ -424,11 +427,16 @@ describe('rate limits', () => {
     expect((await refused.res.json<Json>()).error.code).toBe('concurrency_limit_exceeded');
     expect(refused.res.headers.get('retry-after')).toBe('1');
 
-    open();
-    await Promise.all(calls.map(async (c) => {
-      if (c !== refused) await c.res.text();
-      await c.settled();
-    }));
+    // the 10 streams end together: their settles reach the limiter in a few calls too
+    const settles = await countCalls(id, async () => {
+      open();
+      await Promise.all(calls.map(async (c) => {
+        if (c !== refused) await c.res.text();
+        await c.settled();
+      }));
+    }, undefined, 'settleAll');
+    expect(settles.sizes.reduce((a, b) => a + b, 0)).toBe(10);
+    expect(settles.sizes.length).toBeLessThan(10);
     script = () => ({ tokens: OK_TOKENS(3) });
     const shown = await (await call(realEnv, `/admin/keys/${id}`, { headers: adminHeaders })).res.json<Json>();
     expect(shown.in_flight).toBe(0);
@@ -441,7 +449,7 @@ describe('rate limits', () => {
     // the first request waits for its answer: nothing is known of the key yet
     let open!: () => void;
     let held = new Promise<void>((r) => (open = r));
-    const first = await countAdmitCalls(id, async () => {
+    const first = await countCalls(id, async () => {
       const before = generateCalls;
       const pending = chat(envA, key);
       await new Promise((r) => setTimeout(r, 50));
@@ -454,7 +462,7 @@ describe('rate limits', () => {
 
     // known to have room: the worker is called while the limiter's answer is held back, and it admits
     held = new Promise<void>((r) => (open = r));
-    const second = await countAdmitCalls(id, async () => {
+    const second = await countCalls(id, async () => {
       const before = generateCalls;
       const pending = chat(envA, key);
       await eventually(async () => expect(generateCalls).toBe(before + 1));
@@ -470,7 +478,7 @@ describe('rate limits', () => {
     const other = await limiter(id).admitAll([1, 2].map((i) => ({ limits: record.limits, tokens: 0, streams: 1, leaseId: `other-${i}` })));
     expect(other.every((a) => a.ok)).toBe(true);
     held = new Promise<void>((r) => (open = r));
-    const third = await countAdmitCalls(id, async () => {
+    const third = await countCalls(id, async () => {
       const before = generateCalls;
       const pending = call(envA, '/v1/chat/completions', chatInit(key, {}, { 'x-request-id': 'ahead-refused' }));
       await eventually(async () => expect(generateCalls).toBe(before + 1));
@@ -524,6 +532,22 @@ describe('rate limits', () => {
     expect((await stub.settle('lease-d', 40, 40, limits)).quotaUsed).toBe(70);
     expect((await stub.settle('lease-d', 40, 40, limits)).quotaUsed).toBe(70);
     expect((await stub.peek(limits)).admittedTotal).toBe(3);
+  });
+
+  it('Should decide settles sent together in their order, each lease once', async () => {
+    const limits = { requests_per_minute: 10, tokens_per_minute: 1000, concurrent_streams: 4, quota_tokens: null };
+    const stub = limiter(`settles-${crypto.randomUUID()}`);
+    await stub.admitAll(['lease-a', 'lease-b'].map((leaseId) => ({ limits, tokens: 100, streams: 2, leaseId })));
+    const together = await stub.settleAll([
+      { leaseId: 'lease-a', bucketTokens: 30, quotaTokens: 30, limits },
+      { leaseId: 'lease-b', bucketTokens: 0, quotaTokens: 5, limits },
+      { leaseId: 'lease-b', bucketTokens: 50, quotaTokens: 50, limits }, // repeated: charges nothing
+      { leaseId: 'lease-unknown', bucketTokens: 50, quotaTokens: 50, limits },
+    ]);
+    expect(together.map((s) => [s.inFlight, s.quotaUsed])).toEqual([[2, 30], [0, 35], [0, 35], [0, 35]]);
+    // 1000 - 200 reserved + 200 refunded - 30 - 0 used (plus what refilled meanwhile)
+    expect(together[3].remainingTokens).toBeGreaterThanOrEqual(970);
+    expect(await stub.settleAll([])).toEqual([]);
   });
 
   it('Should store its counters and each lease under a key of their own, read back alike after a restart, and move an older version\'s one record into them', async () => {
