@@ -266,6 +266,52 @@ void test_sampling_matches(q3::ThreadPool& pool) {
   }
 }
 
+// screen_row's two passes over the vocabulary give the same τ and candidates on the scalar and AVX-512 paths, for
+// coarse logits full of ties, masks, tokens always computed exactly, top_k past the allowed count, and a cap.
+void test_selection_paths(q3::ThreadPool& pool) {
+  if (!q3::screened_head_fast()) return;
+  namespace hs = q3::head_screen;
+  Table t = make_table(3001, 64, 41, pool);  // 3001: the last block of 16 tokens is partial
+  std::mt19937_64 rng(43);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> logits(t.N);
+  std::vector<uint32_t> mask(Q3_MASK_WORDS(t.N)), always(Q3_MASK_WORDS(t.N));
+  int compared = 0;
+  bool same_tau = true, same_cand = true, same_capped = true;
+  for (int trial = 0; trial < 60; trial++) {
+    const float grid = trial % 3 == 0 ? 0.25f : 0.0f;  // coarse values: many equal logits and bounds
+    for (auto& v : logits) v = grid > 0 ? std::round(nd(rng) / grid) * grid : nd(rng);
+    for (auto& m : mask) m = (uint32_t)rng() | (uint32_t)rng();  // about 3 in 4 allowed
+    for (auto& m : always) m = 0;
+    for (int i = 0; i < (trial % 4) * 5; i++) {
+      const int tok = (int)(rng() % t.N);
+      always[tok >> 5] |= 1u << (tok & 31);
+    }
+    const hs::Selection s{&t.h, logits.data(), trial % 2 ? 0.0f : 0.5f * std::fabs(nd(rng)), std::fabs(nd(rng)),
+                          trial % 5 == 1 ? nullptr : mask.data(), always.data()};
+    for (int top_k : {1, 7, 20, 64, 2500, 4000}) {
+      hs::TopK a(top_k), b(top_k);
+      hs::lower_bounds_scalar(s, a);
+      hs::lower_bounds_avx512(s, b);
+      const float ta = a.full() ? a.top() : 0.0f, tb = b.full() ? b.top() : 0.0f;
+      same_tau = same_tau && a.full() == b.full() && std::memcmp(&ta, &tb, 4) == 0;
+      const float floor = a.full() ? a.top() - (top_k == 1 ? 0.0f : 0.05f) : -INFINITY;
+      std::vector<int32_t> ca, cb;
+      const bool oka = hs::candidates_scalar(s, floor, t.N, ca), okb = hs::candidates_avx512(s, floor, t.N, cb);
+      same_cand = same_cand && oka && okb && ca == cb;
+      const int cap = (int)ca.size() / 2;
+      ca.clear(), cb.clear();
+      same_capped = same_capped && hs::candidates_scalar(s, floor, cap, ca) == hs::candidates_avx512(s, floor, cap, cb) &&
+                    ca == cb;
+      compared++;
+    }
+  }
+  check(same_tau, "screen selection: the AVX-512 pass gives the scalar pass's top_k-th lower bound (" +
+                      std::to_string(compared) + " rows)");
+  check(same_cand, "screen selection: the AVX-512 pass gives the scalar pass's candidates");
+  check(same_capped, "screen selection: both passes stop at the same candidate cap");
+}
+
 void test_screen_needs() {
   q3_sampling p{};
   p.repetition_penalty = 1.0f;
@@ -296,6 +342,7 @@ int main() {
   test_kernels_agree(pool);
   test_candidates(pool);
   test_sampling_matches(pool);
+  test_selection_paths(pool);
   test_screen_needs();
   return q3::test::report();
 }

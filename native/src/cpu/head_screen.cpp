@@ -8,7 +8,6 @@
 #include <cstring>
 #include <functional>
 #include <limits>
-#include <queue>
 #include <stdexcept>
 
 #include "../half.h"
@@ -145,42 +144,48 @@ void screened_head_approx(const ScreenedHead& h, const float* x, int M, float* a
   pool.parallel_dynamic(n_chunks, [&](int c) { kernel(h, xq, scales, M, a, c * chunk, std::min(N, (c + 1) * chunk)); });
 }
 
+namespace head_screen {
+
+void lower_bounds_scalar(const Selection& s, TopK& best) {
+  for (int t = 0; t < s.h->rows; t++)
+    if (s.is_allowed(t) && !s.is_always(t)) best.offer(s.logits[t] - s.bound(t));
+}
+
+bool candidates_scalar(const Selection& s, float floor, int max, std::vector<int32_t>& out) {
+  for (int t = 0; t < s.h->rows; t++) {
+    if (!s.is_allowed(t)) continue;
+    if (s.is_always(t) || s.logits[t] + s.bound(t) >= floor) {
+      if ((int)out.size() >= max) return false;
+      out.push_back(t);
+    }
+  }
+  return true;
+}
+
+}  // namespace head_screen
+
 int screen_row(const ScreenedHead& h, const uint16_t* w, const float* x, const ScreenNorms& norms,
                const ScreenQuery& query, float* logits) {
   const int V = h.rows;
   const float nx = norms.x_norm, ndx = norms.dx_norm;
   if (!std::isfinite(nx) || !std::isfinite(ndx) || query.top_k < 1) return -1;
-  auto allowed = [&](int t) { return !query.allowed || (query.allowed[t >> 5] >> (t & 31) & 1u); };
-  thread_local std::vector<uint8_t> always;
-  always.assign(V, 0);
+  thread_local std::vector<uint32_t> always;
+  always.assign((size_t)(V + 31) / 32, 0);
+  const head_screen::Selection s{&h, logits, nx, ndx, query.allowed, always.data()};
   for (int i = 0; i < query.n_exact; i++) {
     const int t = query.exact[i];
-    if (t >= 0 && t < V && allowed(t)) always[t] = 1;
+    if (t >= 0 && t < V && s.is_allowed(t)) always[t >> 5] |= 1u << (t & 31);
   }
-  auto bound = [&](int t) { return nx * h.x_coef[t] + ndx * h.dx_coef[t]; };
-  // τ: the top_k-th largest lower bound among the allowed tokens outside `always` (a min-heap of the best top_k)
-  std::priority_queue<float, std::vector<float>, std::greater<float>> best;
-  for (int t = 0; t < V; t++) {
-    if (always[t] || !allowed(t)) continue;
-    const float lo = logits[t] - bound(t);
-    if ((int)best.size() < query.top_k) best.push(lo);
-    else if (lo > best.top()) {
-      best.pop();
-      best.push(lo);
-    }
-  }
-  const float floor = (int)best.size() < query.top_k ? -std::numeric_limits<float>::infinity()
-                                                     : best.top() - query.margin;
-  if (!std::isfinite(floor) && (int)best.size() >= query.top_k) return -1;  // NaN logits
+  const bool fast = g_isa.current() == kAvx512Vnni;
+  // τ: the top_k-th largest lower bound among the allowed tokens outside `always`
+  head_screen::TopK best(query.top_k);
+  (fast ? head_screen::lower_bounds_avx512 : head_screen::lower_bounds_scalar)(s, best);
+  const float floor = best.full() ? best.top() - query.margin : -std::numeric_limits<float>::infinity();
+  if (!std::isfinite(floor) && best.full()) return -1;  // NaN logits
   thread_local std::vector<int32_t> cand;
   cand.clear();
-  for (int t = 0; t < V; t++) {
-    if (!allowed(t)) continue;
-    if (always[t] || logits[t] + bound(t) >= floor) {
-      if ((int)cand.size() >= query.max_candidates) return -1;
-      cand.push_back(t);
-    }
-  }
+  if (!(fast ? head_screen::candidates_avx512 : head_screen::candidates_scalar)(s, floor, query.max_candidates, cand))
+    return -1;
   std::fill(logits, logits + V, -std::numeric_limits<float>::infinity());
   f16_matmul_rows_cpu(w, V, h.cols, x, cand.data(), (int)cand.size(), logits);
   return (int)cand.size();

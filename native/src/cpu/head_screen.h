@@ -2,7 +2,9 @@
 // with a proven error bound; a sample that depends only on its top-k tokens then needs the exact (fp16 head) logits
 // of the few tokens whose bounds reach the k-th best lower bound, not of the whole vocabulary.
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "../threadpool.h"
@@ -72,6 +74,52 @@ bool screened_head_force_isa(const char* name);
 bool screened_head_fast();
 
 namespace head_screen {
+// What screen_row's two passes over the vocabulary read: the approximate logits, the row's norms (the bound of token
+// t is B_t = nx·x_coef[t] + ndx·dx_coef[t]), the mask (null: all allowed) and the tokens always computed exactly
+// (`always`, a bitset: bit t % 32 of word t / 32).
+struct Selection {
+  const ScreenedHead* h;
+  const float* logits;  // (h->rows)
+  float nx, ndx;
+  const uint32_t* allowed;
+  const uint32_t* always;
+  bool is_allowed(int t) const { return !allowed || (allowed[t >> 5] >> (t & 31) & 1u); }
+  bool is_always(int t) const { return always[t >> 5] >> (t & 31) & 1u; }
+  float bound(int t) const { return nx * h->x_coef[t] + ndx * h->dx_coef[t]; }
+};
+
+// The top_k largest of the values offered, kept as a min-heap of at most top_k; offered in token order, it ends with
+// the same top() whichever pass offers them, as long as each pass offers every value that could enter.
+class TopK {
+ public:
+  explicit TopK(int k) : k_(k) { heap_.reserve(k); }
+  void offer(float v) {
+    if ((int)heap_.size() < k_) {
+      heap_.push_back(v);
+      std::push_heap(heap_.begin(), heap_.end(), std::greater<float>());
+    } else if (v > heap_.front()) {
+      std::pop_heap(heap_.begin(), heap_.end(), std::greater<float>());
+      heap_.back() = v;
+      std::push_heap(heap_.begin(), heap_.end(), std::greater<float>());
+    }
+  }
+  bool full() const { return (int)heap_.size() >= k_; }
+  float top() const { return heap_.front(); }  // the k-th largest so far (full() only)
+
+ private:
+  int k_;
+  std::vector<float> heap_;
+};
+
+// The passes, per ISA: the same float operations in the same order (the AVX-512 one 16 tokens at a time, skipping
+// the tokens that cannot change the result), so the same τ and candidates. lower_bounds offers every allowed token
+// outside `always` its lower bound a_t − B_t; candidates appends, in token order, every allowed token that is in
+// `always` or has a_t + B_t >= floor, and returns false once there would be more than max.
+void lower_bounds_scalar(const Selection& s, TopK& best);
+void lower_bounds_avx512(const Selection& s, TopK& best);
+bool candidates_scalar(const Selection& s, float floor, int max, std::vector<int32_t>& out);
+bool candidates_avx512(const Selection& s, float floor, int max, std::vector<int32_t>& out);
+
 // Per-ISA kernels: rows [n0, n1) of a (n0 a multiple of kScreenBlockRows) for the M rows of xq (unsigned bytes
 // x̂ + 128, M × h.stride), as int32 dots
 // corrected by the row sums and scaled by scale[t]·sx[m].

@@ -73,3 +73,65 @@ void rows_avx512(const ScreenedHead& h, const uint8_t* xq, const float* sx, int 
 }
 
 }  // namespace q3::head_screen
+
+namespace q3::head_screen {
+namespace {
+
+// 16 tokens from t (a multiple of 16) of a bitset.
+inline __mmask16 bits16(const uint32_t* words, int t) { return (__mmask16)(words[t >> 5] >> (t & 31)); }
+
+// Tokens t .. t + 15 that are allowed and inside the vocabulary.
+inline __mmask16 allowed16(const Selection& s, int t) {
+  const int left = s.h->rows - t;
+  const __mmask16 inside = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+  return s.allowed ? (__mmask16)(bits16(s.allowed, t) & inside) : inside;
+}
+
+// a_t and B_t of tokens t .. t + 15 (lanes outside `k` are 0). The explicit-rounding forms are not fused into an
+// FMA by the compiler, so each product and sum rounds as the scalar pass's do.
+inline void load16(const Selection& s, int t, __mmask16 k, __m512& a, __m512& b) {
+  constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  a = _mm512_maskz_loadu_ps(k, s.logits + t);
+  const __m512 bx = _mm512_mul_round_ps(_mm512_set1_ps(s.nx), _mm512_maskz_loadu_ps(k, s.h->x_coef.data() + t), kRound);
+  const __m512 bd = _mm512_mul_round_ps(_mm512_set1_ps(s.ndx), _mm512_maskz_loadu_ps(k, s.h->dx_coef.data() + t), kRound);
+  b = _mm512_add_round_ps(bx, bd, kRound);
+}
+
+}  // namespace
+
+// Once best is full only a lower bound above its top can enter, and that top never falls: a block of 16 whose lower
+// bounds are all at or below it (almost every block) offers nothing.
+void lower_bounds_avx512(const Selection& s, TopK& best) {
+  constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  alignas(64) float lo[16];
+  for (int t = 0; t < s.h->rows; t += 16) {
+    __mmask16 k = allowed16(s, t) & (__mmask16)~bits16(s.always, t);
+    if (!k) continue;
+    __m512 a, b;
+    load16(s, t, k, a, b);
+    const __m512 l = _mm512_sub_round_ps(a, b, kRound);
+    if (best.full()) k &= _mm512_cmp_ps_mask(l, _mm512_set1_ps(best.top()), _CMP_GT_OQ);
+    if (!k) continue;
+    _mm512_store_ps(lo, l);
+    for (unsigned m = k; m; m &= m - 1) best.offer(lo[__builtin_ctz(m)]);
+  }
+}
+
+bool candidates_avx512(const Selection& s, float floor, int max, std::vector<int32_t>& out) {
+  constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  for (int t = 0; t < s.h->rows; t += 16) {
+    const __mmask16 k = allowed16(s, t);
+    if (!k) continue;
+    __m512 a, b;
+    load16(s, t, k, a, b);
+    const __mmask16 in = k & (bits16(s.always, t) |
+                              _mm512_cmp_ps_mask(_mm512_add_round_ps(a, b, kRound), _mm512_set1_ps(floor), _CMP_GE_OQ));
+    for (unsigned m = in; m; m &= m - 1) {
+      if ((int)out.size() >= max) return false;
+      out.push_back(t + __builtin_ctz(m));
+    }
+  }
+  return true;
+}
+
+}  // namespace q3::head_screen
