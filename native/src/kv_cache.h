@@ -5,6 +5,8 @@
 #include <memory>
 #include <vector>
 
+#include "cpu/huge_pages.h"
+
 namespace q3 {
 
 class KvPool {
@@ -33,7 +35,13 @@ class KvPool {
   }
 
   int n_layers_, n_kv_heads_, head_dim_, block_size_, n_blocks_;
-  std::unique_ptr<float[]> data_;  // (n_blocks, n_layers, 2, n_kv_heads, block_size, head_dim), untouched until used
+  struct FreeHuge {
+    void operator()(float* p) const { HugePageAllocator<float>().deallocate(p, 0); }
+  };
+  // (n_blocks, n_layers, 2, n_kv_heads, block_size, head_dim), untouched until used. On huge pages: a decode step's
+  // attention reads each layer's rows of every block of the sequence (8 KiB pieces at the 8B shapes), which on 4 KiB
+  // pages cost a TLB miss each page.
+  std::unique_ptr<float[], FreeHuge> data_;
   std::vector<int32_t> refcount_;
   std::vector<int32_t> free_;
 };

@@ -4,6 +4,7 @@
 // its share.
 #include "threadpool.h"
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
 
@@ -169,6 +170,19 @@ void ThreadPool::worker_loop(int index) {
     if (Job* job = job_.load()) job->work(index);  // null or a later job: that one's tasks are as good
     inside_.fetch_sub(1, std::memory_order_release);
   }
+}
+
+std::vector<int> tapered_pieces(int n, int chunk, int threads, int step) {
+  step = std::max(1, step);
+  chunk = std::max(step, chunk);
+  std::vector<int> b{0};
+  for (int at = 0; at < n;) {
+    const int left = n - at;
+    int piece = std::min(chunk, left / (2 * std::max(1, threads)) / step * step);
+    piece = std::min(std::max(piece, step), left);
+    b.push_back(at += piece);
+  }
+  return b;
 }
 
 }  // namespace q3

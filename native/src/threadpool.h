@@ -58,4 +58,11 @@ class ThreadPool {
   std::vector<std::atomic<bool>> share_taken_;  // parallel_for: share s claimed (reset by the caller per job)
 };
 
+// Piece boundaries for parallel_dynamic over n units of work (0 = b[0] < b[1] < ... < b.back() = n): pieces of
+// `chunk` units while at least 2 x threads x chunk are left, then a (2 x threads)-th of what is left, rounded down to a
+// multiple of `step` but at least `step` (the last piece may be shorter). The large pieces keep the claims few; the
+// tapered end leaves a thread that finishes first at most a small piece to wait for, where equal pieces leave it up
+// to a whole one (the join wait of a memory-bound matmul, which streams nothing meanwhile).
+std::vector<int> tapered_pieces(int n, int chunk, int threads, int step);
+
 }  // namespace q3

@@ -105,7 +105,35 @@ void throwing_tasks(int threads, int rounds) {
 
 }  // namespace
 
+// tapered_pieces covers [0, n) once in order; pieces never grow, none is larger than the chunk, the tapered ones are
+// multiples of the step, and the last is at most one step (what a thread that finishes first may wait for).
+void tapered_pieces_cover() {
+  bool ok = true;
+  int cases = 0;
+  for (int n : {1, 2, 3, 7, 16, 128, 192, 768, 18992})
+    for (int threads : {1, 2, 3, 8})
+      for (int step : {1, 2, 4})
+        for (int chunk : {1, 5, 12, 48, 1187}) {
+          const std::vector<int> b = q3::tapered_pieces(n, chunk, threads, step);
+          bool good = b.size() >= 2 && b.front() == 0 && b.back() == n;
+          for (size_t i = 1; good && i < b.size(); i++) {
+            const int piece = b[i] - b[i - 1], before = i > 1 ? b[i - 1] - b[i - 2] : piece;
+            const bool last = i + 1 == b.size();
+            good = piece > 0 && piece <= std::max(chunk, step) && piece <= before &&
+                   (last || piece == chunk || piece % step == 0);
+          }
+          good = good && (n < step || b.back() - b[b.size() - 2] <= std::max(step, std::min(chunk, n)));
+          if (n >= 2 * threads * std::max(chunk, step) * 2 && good)  // enough work to taper: ends at one step
+            good = b.back() - b[b.size() - 2] <= step;
+          ok = ok && good;
+          cases++;
+        }
+  check(ok, "tapered_pieces: every piece in order once, never growing, at most a chunk, tapering to one step (" +
+                std::to_string(cases) + " cases)");
+}
+
 int main() {
+  tapered_pieces_cover();
   throwing_tasks(2, 300);
   throwing_tasks(3, 300);
   stress(2, 20000, 40, false, 1);

@@ -221,13 +221,22 @@ void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, Thre
   }
   // Chunks of whole tile pairs (the kernels work on two tiles at once), taken by the threads in turn: each chunk is
   // one contiguous stretch of the packed matrix (hundreds of KB for the 8B shapes), and a thread that another
-  // process delays leaves its remaining chunks to the others. About 8 chunks per thread.
+  // process delays leaves its remaining chunks to the others. About 8 chunks per thread. Decode rows (M <= 2, where
+  // the matmul only streams) taper the last quarter down to 4 tiles (the M = 1 kernel's streams), so the thread that
+  // finishes first waits for at most a few tiles of the other's instead of up to a whole chunk.
   const int pairs = (view.n_tiles + 1) / 2;
-  const int chunk = std::max(1, pairs / (8 * pool.size())), n_chunks = (pairs + chunk - 1) / chunk;
+  const int chunk = std::max(1, pairs / (8 * pool.size()));
+  std::vector<int> pieces;
+  if (M <= 2) {
+    pieces = tapered_pieces(pairs, chunk, pool.size(), 2);
+  } else {
+    for (int p = 0; p < pairs; p += chunk) pieces.push_back(p);
+    pieces.push_back(pairs);
+  }
   phases::Region region;
-  pool.parallel_dynamic(n_chunks, [&](int c) {
+  pool.parallel_dynamic((int)pieces.size() - 1, [&](int c) {
     phases::Chunk timed;
-    const int t0 = 2 * c * chunk, t1 = std::min(view.n_tiles, 2 * (c + 1) * chunk);
+    const int t0 = 2 * pieces[c], t1 = std::min(view.n_tiles, 2 * pieces[c + 1]);
     kernel(view, rows, t0, t1, y);
   });
 }

@@ -138,10 +138,14 @@ void screened_head_approx(const ScreenedHead& h, const float* x, int M, float* a
     norms[m].dx_norm = finite ? round_up(std::sqrt(d2)) : std::numeric_limits<float>::infinity();
   }
   auto kernel = g_isa.current() == kAvx512Vnni ? head_screen::rows_avx512 : head_screen::rows_scalar;
-  const int N = h.rows;
-  const int chunk = std::max(8, N / (8 * pool.size()) / 8 * 8), n_chunks = (N + chunk - 1) / chunk;
+  // Pieces of whole blocks of kScreenBlockRows rows, about 8 per thread, the last quarter tapered down to 16 blocks
+  // (512 KiB of the 8B head), so the thread that finishes first waits for at most that.
+  const int N = h.rows, B = kScreenBlockRows, blocks = (N + B - 1) / B;
+  const std::vector<int> pieces = tapered_pieces(blocks, std::max(1, blocks / (8 * pool.size())), pool.size(), 16);
   const float* scales = sx.data();  // (a thread_local named inside the lambda would be each worker's own)
-  pool.parallel_dynamic(n_chunks, [&](int c) { kernel(h, xq, scales, M, a, c * chunk, std::min(N, (c + 1) * chunk)); });
+  pool.parallel_dynamic((int)pieces.size() - 1, [&](int c) {
+    kernel(h, xq, scales, M, a, pieces[c] * B, std::min(N, pieces[c + 1] * B));
+  });
 }
 
 namespace head_screen {
