@@ -14,14 +14,14 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((pairs, a, i, all) => (a.startsWith('--') ? [...pairs, [a.slice(2), all[i + 1]]] : pairs), []),
 );
-if (!args.base) throw new Error('--base DIR (a tree with a built native/build/qwen3) is required');
+if (!args.base && !args.report) throw new Error('--base DIR (a tree with a built native/build/qwen3) is required');
 const rounds = Number(args.rounds ?? 4);
 const model = args.model ?? '.models/8b';
 const benchArgs = ['bench', '--model', model, '--threads', args.threads ?? '2', '--prompt', args.prompt ?? '64',
   '--steps', args.steps ?? '32'];
 const out = args.out ?? 'cpu-zen4-b1';
 const git = (dir, ...a) => execFileSync('git', ['-C', dir, ...a], { encoding: 'utf8' }).trim();
-const builds = [
+const builds = args.report ? JSON.parse(readFileSync(args.report, 'utf8')).builds : [
   { name: 'baseline', dir: resolve(args.base) },
   { name: 'this tree', dir: root },
 ].map((b) => ({ ...b, commit: git(b.dir, 'rev-parse', '--short', 'HEAD') }));
@@ -43,9 +43,13 @@ const median = (v) => {
 const range = (v, f = (x) => x.toFixed(2)) => `${f(median(v))} (${f(Math.min(...v))}–${f(Math.max(...v))})`;
 const pct = (x) => (100 * x).toFixed(0);
 
-const started = new Date().toISOString();
-const rows = [];
-for (let r = 0; r < rounds; r++) {
+// --report FILE.json: the tables again from a finished run's JSON (no runs).
+const saved = args.report ? JSON.parse(readFileSync(args.report, 'utf8')) : null;
+const started = saved ? saved.started : new Date().toISOString();
+const finished = saved ? saved.finished : null;
+const command = saved ? saved.command ?? '(not recorded)' : `node bench/cpu-zen4-b1.mjs ${process.argv.slice(2).join(' ')}`;
+const rows = saved ? saved.rounds : [];
+for (let r = 0; !saved && r < rounds; r++) {
   const order = r % 2 === 0 ? builds : [...builds].reverse();
   const row = { round: r + 1, load_before: loadavg(), order: order.map((b) => b.name) };
   for (const b of order) row[b.name] = run(b, r);
@@ -67,12 +71,12 @@ const metrics = [
 const lines = [
   '# CPU batch-1 decode vs its paired read: this tree vs baseline (AMD EPYC Zen 4)',
   '',
-  `- command: \`node bench/cpu-zen4-b1.mjs ${process.argv.slice(2).join(' ')}\``,
-  `- date: ${started} – ${new Date().toISOString()}`,
+  `- command: \`${command}\``,
+  `- date: ${started} – ${finished ?? new Date().toISOString()}`,
   `- machine: ${rows[0].baseline.cpu}, ${rows[0].baseline.device}; shared (load average per round below)`,
   `- builds: baseline ${builds[0].commit} (${builds[0].dir}), this tree ${builds[1].commit}`,
   `- each run: \`qwen3 ${benchArgs.join(' ')}\`; ${rounds} rounds, the order alternating; each run under ` +
-    `${args.lock ? `\`flock -x ${args.lock}\`` : 'no lock'}`,
+    `${(saved ? saved.lock : args.lock) ? `\`flock -x ${saved ? saved.lock : args.lock}\`` : 'no lock'}`,
   '- "% of paired read": after the batch-1 decode, 10 pairs of [one decode step, one read of the same bytes with the ' +
     'probe\'s fastest loop on the engine\'s threads]; the median over pairs of step GB/s ÷ read GB/s',
   '',
@@ -85,6 +89,19 @@ for (const [key, label, f] of metrics) {
   ratios[key] = rows.map((r) => r['this tree'][key] / r.baseline[key]);
   lines.push(`| ${label} | ${range(a, f)} | ${range(t, f)} | ${range(ratios[key], (x) => x.toFixed(3))} |`);
 }
+// This machine's reads switch between a slow state (~30 GB/s) and a fast one (~48 GB/s) from one second to the next;
+// a step's share of the read beside it differs between them, so the pairs of all rounds are also split by the read.
+const fast = 40;
+lines.push('', `Every pair of every round, split by its read (below / at least ${fast} GB/s): step GB/s ÷ read GB/s, ` +
+  'median (min–max) and count', '', `| build | read < ${fast} GB/s | read >= ${fast} GB/s | all pairs |`, '|---|---:|---:|---:|');
+const regimes = {};
+for (const b of builds) {
+  const pairs = rows.flatMap((r) => r[b.name].paired_step_gb_s.map((st, i) => [st, r[b.name].paired_read_gb_s[i]]));
+  const cell = (ps) => (ps.length ? `${range(ps.map(([st, rd]) => st / rd), pct)} (${ps.length})` : '–');
+  const slow = pairs.filter(([, rd]) => rd < fast), quick = pairs.filter(([, rd]) => rd >= fast);
+  regimes[b.name] = { slow: slow.map(([st, rd]) => st / rd), fast: quick.map(([st, rd]) => st / rd) };
+  lines.push(`| ${b.name} | ${cell(slow)} | ${cell(quick)} | ${cell(pairs)} |`);
+}
 lines.push('', 'Figures: median (min–max) over rounds.', '', '| round | order | load before → after | baseline: tok/s, % paired, best÷best, b8 | this tree: tok/s, % paired, best÷best, b8 |',
   '|---:|---|---|---|---|');
 for (const r of rows) {
@@ -94,5 +111,6 @@ for (const r of rows) {
 const md = lines.join('\n') + '\n';
 console.log('\n' + md);
 writeFileSync(join(root, 'bench', 'results', `${out}.md`), md);
-writeFileSync(join(root, 'bench', 'results', `${out}.json`),
-  JSON.stringify({ started, builds, bench_args: benchArgs, rounds: rows, ratios }, null, 2) + '\n');
+if (!saved)
+  writeFileSync(join(root, 'bench', 'results', `${out}.json`), JSON.stringify({ command, lock: args.lock ?? null, started, finished: new Date().toISOString(),
+    builds, bench_args: benchArgs, rounds: rows, ratios, regimes }, null, 2) + '\n');
