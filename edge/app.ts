@@ -28,10 +28,10 @@
 //   platform.runAfterResponse(c, …) after `await next()` (streams end after the handler returns).
 // - Workers-only APIs (Durable Objects, D1, caches) go through edge/platform.ts so routes stay testable in Node.
 import { Hono, type MiddlewareHandler } from 'hono';
-import { TrieRouter } from 'hono/router/trie-router';
 import { tapBody } from './body-tap.ts';
 import type { AccountsEnv, EdgeEnv } from './edge-env.ts';
 import { CLIENT_CLOSED, handleError, handleNotFound } from './errors.ts';
+import { MemoRouter } from './memo-router.ts';
 import { bodyLimit } from './middleware/body-limit.ts';
 import { playgroundHtml } from './playground/page.ts';
 import { requestId } from './middleware/request-id.ts';
@@ -91,8 +91,8 @@ function requestContext(): MiddlewareHandler<EdgeEnv> {
 
 export function createApp(options: CreateAppOptions = {}): Hono<EdgeEnv> {
   // Hono's default router compiles every route into one RegExp at the first request: ~4 ms of a cold isolate's first
-  // request (its CPU budget is 10 ms); the trie is built as routes are added and matches in a few µs.
-  const app = new Hono<EdgeEnv>({ router: new TrieRouter() });
+  // request (its CPU budget is 10 ms); the trie is built as routes are added, and each path's match is remembered.
+  const app = new Hono<EdgeEnv>({ router: new MemoRouter() });
   app.use('*', requestId());
   app.use('*', requestContext());
   // nothing is served unsigned: every API path (and the health check) needs the workers' secret
