@@ -171,20 +171,44 @@ export { Fleet } from './edge/fleet.ts';
 `;
 }
 
-/** The paced stand-in worker: answers every POST /v1/generate with the demo script's tokens, one per PACE_MS. */
+/**
+ * The paced stand-in worker: answers every POST /v1/generate with the demo script's tokens, one per PACE_MS. It notes,
+ * per request_id, on the machine's monotonic clock (process.hrtime, the one every process here reads, in ms): when the
+ * request arrived (its headers), when its body had been read, and when it wrote each of its first three tokens; GET
+ * /timings hands those over (and forgets them), so that a client's send and first-token times split into the way in,
+ * the worker's own time and the way out.
+ */
 const STUB_SOURCE = `
 import { createServer } from 'node:http';
 const { tokens, paceMs, firstMs } = JSON.parse(process.env.STUB_CONFIG);
+const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+const timings = new Map();
 const server = createServer((req, res) => {
+  const arrived = nowMs();
   // GET /ready as a worker answers it: ready, and the context the edge learns from it
   if (req.method === 'GET' && req.url === '/ready') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"ready":true,"max_context":40960}');
-  req.resume();
+  if (req.method === 'GET' && req.url === '/timings') {
+    const body = JSON.stringify(Object.fromEntries(timings));
+    timings.clear();
+    return void res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+  }
+  let body = '';
+  req.setEncoding('utf8');
+  req.on('data', (chunk) => { body += chunk; });
   req.on('end', () => {
+    const stamp = { arrived, read: nowMs(), writes: [] };
+    const id = /"request_id":"([^"]*)"/.exec(body)?.[1];
+    if (id) timings.set(id, stamp);
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     let i = 0;
     const next = () => {
       if (res.destroyed) return;
-      if (i < tokens.length) { res.write('data: ' + JSON.stringify({ tokens: [tokens[i++]] }) + '\\n\\n'); setTimeout(next, paceMs); return; }
+      if (i < tokens.length) {
+        res.write('data: ' + JSON.stringify({ tokens: [tokens[i++]] }) + '\\n\\n');
+        if (i <= 3) stamp.writes.push(nowMs());
+        setTimeout(next, paceMs);
+        return;
+      }
       res.end('data: ' + JSON.stringify({ tokens: [], finish_reason: 'stop', usage: { prompt_tokens: 20, completion_tokens: tokens.length + 1, cached_tokens: 16 } }) + '\\n\\n');
     };
     setTimeout(next, firstMs);
@@ -356,12 +380,19 @@ async function startTransform(workerUrl) {
   return { url, pid: workerdChildren().find((pid) => !before.has(pid)), dispose: () => mf.dispose() };
 }
 
-/** Reads a streamed response; returns ms to the first frame carrying output and ms to the end. */
+/** The machine's monotonic clock in ms (process.hrtime: the clock the stub worker stamps its side with). */
+const monotonicMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/**
+ * Reads a streamed response; returns ms to the first frame carrying output and ms to the end, and the first output's
+ * arrival on the monotonic clock (firstAt).
+ */
 async function timeStream(start, res, isOutput, onFirst = () => {}) {
   if (!res.ok) throw new Error(`${res.status}: ${await res.text()}`);
   const decoder = new TextDecoder();
   let buffer = '';
   let first;
+  let firstAt;
   for await (const chunk of res.body) {
     buffer += decoder.decode(chunk, { stream: true });
     let end;
@@ -369,12 +400,13 @@ async function timeStream(start, res, isOutput, onFirst = () => {}) {
       const frame = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
       if (first === undefined && isOutput(frame)) {
+        firstAt = monotonicMs();
         first = performance.now() - start;
         onFirst();
       }
     }
   }
-  return { ttft: first ?? NaN, total: performance.now() - start };
+  return { ttft: first ?? NaN, total: performance.now() - start, firstAt };
 }
 
 const quantile = (xs, q) => {
@@ -420,25 +452,49 @@ try {
    * that Worker, whose workerd CPU is noted at each stream's first output).
    */
   const direct = (base, hop) => async () => {
+    const id = `bench-${n++}`;
     const body = JSON.stringify({
-      request_id: `bench-${n++}`, prompt, max_tokens: 40960 - prompt.length,
+      request_id: id, prompt, max_tokens: 40960 - prompt.length,
       sampling: { temperature: 0.6, top_p: 0.95, top_k: 20 }, stop_token_ids: [],
     });
     const headers = { 'content-type': 'application/json', ...(await signRequest(SECRET, { method: 'POST', path: '/v1/generate', body })) };
+    const sentAt = monotonicMs();
     const start = performance.now();
     // the script opens with <think> (no text; the edge sends nothing for it): the first output is the 2nd token
     let seen = 0;
     const isOutput = (f) => (seen += (/"tokens":\[([^\]]*)\]/.exec(f)?.[1].split(',').filter(Boolean).length ?? 0)) >= 2;
     const onFirst = hop && (() => ((hop.cpuAtFirst = cpuOf(hop)), (hop.queuedAtFirst = runQueueOf(hop))));
-    return timeStream(start, await fetch(`${base.replace(/\/$/, '')}/v1/generate`, { method: 'POST', headers, body }), isOutput, onFirst);
+    return { id, sentAt, ...(await timeStream(start, await fetch(`${base.replace(/\/$/, '')}/v1/generate`, { method: 'POST', headers, body }), isOutput, onFirst)) };
   };
   const viaEdge = (edge) => async () => {
+    // the edge sends the client's x-request-id on to the worker as its request_id
+    const id = `bench-${n++}`;
+    const sentAt = monotonicMs();
     const start = performance.now();
-    const res = await fetch(`${edge.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', ...edge.auth }, body: chatBody });
+    const res = await fetch(`${edge.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': id, ...edge.auth }, body: chatBody });
     // the edge's Server-Timing (edge/request-lifecycle.ts): its parts of the time to the first worker tokens
     const parts = Object.fromEntries([...(res.headers.get('server-timing') ?? '').matchAll(/(\w+);dur=(\d+)/g)].map((m) => [m[1], Number(m[2])]));
-    return { ...(await timeStream(start, res, (f) => /"(reasoning_content|content)":"[^"]/.test(f), () => ((edge.cpuAtFirst = cpuOf(edge)), (edge.queuedAtFirst = runQueueOf(edge))))), parts };
+    return { id, sentAt, ...(await timeStream(start, res, (f) => /"(reasoning_content|content)":"[^"]/.test(f), () => ((edge.cpuAtFirst = cpuOf(edge)), (edge.queuedAtFirst = runQueueOf(edge))))), parts };
   };
+  /** the stub worker's stamps per request_id since the last call (GET /timings), none for the real worker */
+  const stubTimings = async () => (WORKER_KIND === 'stub' ? (await fetch(`${worker.url}/timings`)).json() : {});
+  /**
+   * Each path's time to first token split by the stub's clock readings, all on the machine's monotonic clock:
+   * inbound = client's send -> the worker has the request's headers; worker = those -> it wrote the token that is the
+   * client's first output (its 2nd: the first is <think>; 20 + 10 ms of pace when its timers are on time); outbound =
+   * that write -> the client read the frame carrying it. p50 and p90 of each part over the phase's requests.
+   */
+  const splitOf = (results, stamps, concurrency) => (WORKER_KIND !== 'stub' ? [] : paths.map(([name]) => {
+    const joined = results[name].map((r) => [r, stamps[r.id]]).filter(([r, s]) => s && s.writes.length >= 2 && r.firstAt !== undefined);
+    const parts = {
+      inbound: joined.map(([r, s]) => s.arrived - r.sentAt),
+      worker: joined.map(([, s]) => s.writes[1] - s.arrived),
+      outbound: joined.map(([r, s]) => r.firstAt - s.writes[1]),
+      ttft: joined.map(([r]) => r.firstAt - r.sentAt),
+    };
+    const q = (xs) => ({ p50: +quantile(xs, 0.5).toFixed(2), p90: +quantile(xs, 0.9).toFixed(2) });
+    return { path: name, concurrency, requests: results[name].length, matched: joined.length, ...Object.fromEntries(Object.entries(parts).map(([part, xs]) => [part, xs.length ? q(xs) : null])) };
+  }));
   /** the paths compared with `direct`, each served by its own workerd process */
   const floors = [relay, transform].filter(Boolean);
   const hops = [...floors.map((floor) => ({ ...floor, run: direct(floor.url, floor) })), ...edges.map((edge) => ({ ...edge, run: viaEdge(edge) }))];
@@ -458,6 +514,7 @@ try {
    * each hop's workerd CPU per request over the whole phase (its work after the responses included).
    */
   const measure = async (concurrency) => {
+    await stubTimings(); // forget the warm-up's and the previous phase's
     const results = Object.fromEntries(paths.map(([name]) => [name, []]));
     const cpuBefore = hops.map(cpuOf);
     const phaseStart = performance.now();
@@ -498,6 +555,7 @@ try {
       });
     }
     const phaseMs = performance.now() - phaseStart;
+    const split = splitOf(results, await stubTimings(), concurrency);
     // the parts of this tree's time to first token, as its Server-Timing header reports them
     const parts = ['edge', 'admission', 'worker'].map((part) => {
       const values = results[edges[0].label].map((r) => r.parts?.[part]).filter((v) => v !== undefined);
@@ -519,7 +577,7 @@ try {
     }
     const startingOf = (edge, s) => ({ edge, concurrency, cpu_ms_per_request: +(s.cpuMs / (ROUNDS * concurrency)).toFixed(2), thread_busy: +(s.cpuMs / s.wallMs).toFixed(2), waiting_for_cpu: +(s.queuedMs / s.wallMs).toFixed(2) });
     const { edge: _, ...thisTree } = startingOf(edges[0].label, starting);
-    return { results, rows, cpu, parts, starting: thisTree, startingByPath: [...startingBy].map(([label, s]) => startingOf(label, s)) };
+    return { results, rows, cpu, parts, split, starting: thisTree, startingByPath: [...startingBy].map(([label, s]) => startingOf(label, s)) };
   };
   /**
    * One round of `concurrency` streams through a hop with strace attached to its workerd process(es): fsync and
@@ -570,6 +628,22 @@ try {
     return ['| path | workerd CPU per request, requests → last first token (ms) | this tree less it (ms) | TTFT overhead p50 (ms) | this tree less it (ms) |', '|---|---|---|---|---|', ...lines].join('\n');
   })();
   const rows = [...mainRows, ...single.rows];
+  const split = [...main.split, ...single.split];
+  const fmt = (p) => (p ? `${p.p50} / ${p.p90}` : '—');
+  const splitTable = split.length === 0 ? '' : [
+    '| path | streams | requests matched | inbound: send → worker has it (ms) | worker: request → first output token written (ms) | outbound: written → client reads it (ms) | client TTFT (ms) |',
+    '|---|---|---|---|---|---|---|',
+    ...split.map((r) => `| ${r.path} | ${r.concurrency} | ${r.matched} / ${r.requests} | ${fmt(r.inbound)} | ${fmt(r.worker)} | ${fmt(r.outbound)} | ${fmt(r.ttft)} |`),
+  ].join('\n');
+  // the split's headline: each edge path's p50 parts less the direct path's, at the phase's concurrency and at 1
+  const splitSummary = split.length === 0 ? '' : [CONCURRENCY, 1].map((concurrency) => {
+    const of = (path) => split.find((r) => r.path === path && r.concurrency === concurrency);
+    const d = of('direct');
+    if (!d?.ttft) return '';
+    const more = (r, part) => (r[part].p50 - d[part].p50).toFixed(1);
+    return `${concurrency} stream${concurrency > 1 ? 's' : ''}, p50 of each part less the direct path's (inbound / worker / outbound; TTFT): ` +
+      split.filter((r) => r.concurrency === concurrency && r.path !== 'direct' && r.ttft).map((r) => `${r.path} ${more(r, 'inbound')} / ${more(r, 'worker')} / ${more(r, 'outbound')}; ${more(r, 'ttft')} ms`).join(', ') + '.';
+  }).filter(Boolean).join(' ');
   const cpu = [...mainCpu, ...single.cpu];
   const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${args['result-name'] ? ` --result-name ${args['result-name']}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PARTS ? ' --parts' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}`;
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadAtStart.map((l) => l.toFixed(1)).join(' / ')} at the start and ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} at the end (1 / 5 / 15 min), this tree at ${treeRef}, ${WORKER_KIND === 'stub' ? `stub worker (demo script${TOKENS === undefined ? '' : `, its first ${TOKENS} tokens`}, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
@@ -590,7 +664,7 @@ try {
     '|---|---|---|---|',
     ...parts.map((r) => `| ${partNames[r.part]} | ${r.concurrency} | ${r.p50 ?? '—'} | ${r.p90 ?? '—'} |`),
   ].join('\n') + '\n\n' + startingCpu.map((s) => `${s.concurrency} stream${s.concurrency > 1 ? 's' : ''}: from each round's requests to its last first token, this tree's workerd used ${s.cpu_ms_per_request} ms of CPU per request: it ran ${(100 * s.thread_busy).toFixed(0)}% of that stretch and waited for a CPU other processes held ${(100 * s.waiting_for_cpu).toFixed(0)}% of it.`).join(' ');
-  console.log(`${table}\n\n${cpuTable}\n\n${startingTable}\n\n${partsShare && `${partsShare}\n\n`}${partsTable}${commitsTable && `\n\n${commitsTable}`}`);
+  console.log(`${splitTable && `${splitTable}\n\n${splitSummary}\n\n`}${table}\n\n${cpuTable}\n\n${startingTable}\n\n${partsShare && `${partsShare}\n\n`}${partsTable}${commitsTable && `\n\n${commitsTable}`}`);
   const outDir = join(root, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
   if (PROFILE) {
@@ -611,11 +685,12 @@ try {
       `${sections.join('\n')}\n## Timings of this run\n\n${table}\n\n${cpuTable}\n\n${partsTable}\n`);
   } else {
     const samples = results.direct.length;
-    writeFileSync(join(outDir, `${RESULT_NAME}.json`), JSON.stringify({ command, machine, date, rounds: ROUNDS, concurrency: CONCURRENCY, samples_per_path: samples, rows, cpu, server_timing: parts, starting: startingCpu, starting_by_path: startingByPath, ...(commits.length ? { commits } : {}), samples_ms: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((r) => [+r.ttft.toFixed(1), +r.total.toFixed(1)])])) }, null, 1) + '\n');
+    writeFileSync(join(outDir, `${RESULT_NAME}.json`), JSON.stringify({ command, machine, date, rounds: ROUNDS, concurrency: CONCURRENCY, samples_per_path: samples, rows, cpu, ...(split.length ? { split } : {}), server_timing: parts, starting: startingCpu, starting_by_path: startingByPath, ...(commits.length ? { commits } : {}), samples_ms: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((r) => [+r.ttft.toFixed(1), +r.total.toFixed(1)])])) }, null, 1) + '\n');
     writeFileSync(
       join(outDir, `${RESULT_NAME}.md`),
       `# Edge overhead per request (${CONCURRENCY} concurrent streams)\n\n` +
         `Command: \`${command}\`  \nMachine: ${machine}  \nDate: ${date}  \nSamples: ${samples} per path at ${CONCURRENCY} streams (${ROUNDS} rounds × ${CONCURRENCY}, the paths in rotating order), plus ${ROUNDS} single-stream rounds as the baseline\n\n` +
+        (splitSummary && `Where the time to first token goes (split below): ${splitSummary}\n\n`) +
         (WORKER_KIND === 'stub' ? 'The worker is a paced stand-in process streaming the demo script, so the difference is the edge\'s own cost. ' : '') +
         'Direct = signed POST /v1/generate with the prompt ids the edge sends (first token = the first after `<think>`, the first with text); edge = POST /v1/chat/completions (stream, thinking on) ' +
         `through workerd (${RUNNER === 'wrangler' ? 'under wrangler dev, which adds its proxy hop' : (ACCOUNTS ? 'the bundled, minified edge/index.ts run by Miniflare, no dev proxy; with the accounts layer: API key check, Durable Object rate limiter (SQLite-backed where wrangler.toml declares it), response cache lookup, D1 metering' : 'the bundled, minified app without the accounts layer (createApp()) run by Miniflare, no dev proxy')}) to the same worker` +
@@ -626,6 +701,7 @@ try {
         (transform ? '; "JS transform (floor)" is a Worker in its own workerd that forwards it too but reads the worker\'s frames in JavaScript and writes one chat.completion.chunk per read into a ReadableStream (no detokenising, parsing, accounts or admission): what any Worker that touches every token costs here' : '') +
         '. Overhead = quantile(edge) − quantile(direct) in the same run. ' +
         'Client, edge and worker share this machine\'s cores, so the edge\'s CPU time also slows the worker: read it as an upper bound. On a shared machine (see the load average) compare rows of one run, not numbers across runs.\n\n' +
+        (splitTable && 'Time to first token split by clocks outside the edge: the client notes when it sends each request and when the frame with the first output arrives; the stub worker notes when the request\'s headers arrive and when it writes each token; all on the machine\'s monotonic clock (process.hrtime), which every process here reads. Inbound: send → the worker has the request (through the edge: the edge\'s whole work before the call, its queueing behind the other requests included); worker: request → it wrote the token that is the client\'s first output (its 2nd, after `<think>`: 30 ms of pace when its timers run on time, later when the CPU is busy); outbound: that write → the client read it (through the edge: the edge reading, detokenising and writing that chunk). p50 / p90 of each part on its own, so the parts of a row need not add up to its TTFT:\n\n' + splitTable + '\n\n' + splitSummary + '\n\n') +
         table + '\n\n' +
         'CPU of each path\'s workerd process (all its threads: the isolate, the rate limiter\'s Durable Object, Miniflare\'s KV, D1 and cache simulators) over the phase, less what the process burns idle over as long, per request served, the work after each response (usage record, lease settle) included' + (LIMITER_APART ? ' (limiter apart: both its processes)' : '') + ':\n\n' +
         cpuTable + '\n\n' +
