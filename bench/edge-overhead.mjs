@@ -6,7 +6,7 @@
 // quantile(edge) − quantile(direct) for time to first token and time to the last byte. Writes
 // bench/results/edge-overhead.{md,json} with the command, the machine and the date.
 //
-//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--result-name NAME] [--limiter-apart] [--parts] [--profile] [--count-commits]
+//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--result-name NAME] [--limiter-apart] [--parts] [--profile] [--count-commits] [--stamp-arrival] [--read-floor] [--transform-in-edge]
 //
 // Every edge's workerd process is also timed: its CPU (all threads: the isolate, the Durable Object, Miniflare's KV /
 // D1 / cache simulators) over each phase divided by the requests it served. A relay path (a Worker that only
@@ -39,6 +39,13 @@
 // its workerd process(es) and counts their fsync/fdatasync calls (each SQLite commit of the rate limiter's Durable
 // Object, Miniflare's D1, KV and cache ends in one), per request, the work after the responses included. strace slows
 // the process it traces, so that round is not timed.
+//
+// With the stub worker every path's time to first token is also split by clocks outside the edge (the machine's
+// monotonic clock, read by the client and the stub): inbound (send -> the worker has the request), the worker's own
+// time, outbound (its write -> the client reads it). --stamp-arrival adds this tree once more with its handler's start
+// put on the response, splitting inbound at the moment the edge's code begins; --read-floor adds a floor that reads,
+// parses and signs the chat request before forwarding it (the least an edge must do before the call);
+// --transform-in-edge runs the JS transform floor's handler in the edge's own bundle and workerd setup.
 //
 // --tokens N streams only the demo script's first N tokens: short streams, whose ends overlap the next requests.
 //
@@ -119,6 +126,8 @@ const PART_VARIANTS = [
 
 /** The source of a --parts entry (resolved from the edge's root). */
 function partEntry(variant) {
+  if (variant.stampArrival) return STAMPED_ENTRY;
+  if (variant.transformInEdge) return TRANSFORM_IN_EDGE_ENTRY;
   const limiter = variant.limiter === 'unwritten'
     ? 'export class RateLimiter extends Limiter { constructor(ctx, env) { super(ctx, env); this.flushDelayMs = 3_600_000; } }'
     : 'export { Limiter as RateLimiter };';
@@ -170,6 +179,65 @@ ${limiter}
 export { Fleet } from './edge/fleet.ts';
 `;
 }
+
+/**
+ * --stamp-arrival: this tree's entry with its fetch handler wrapped to put the wall-clock time it began (Date.now(), ms:
+ * on Workers the clock is read fresh as an event starts) on the response as x-bench-arrived, so that the inbound part
+ * splits into before the edge's handler runs (workerd accepting, Miniflare's entry worker, the queue for the thread)
+ * and from there to the worker's receipt (the edge's own work before the call).
+ */
+const STAMPED_ENTRY = `import app, { RateLimiter, Fleet } from './edge/index.ts';
+export default {
+  async fetch(request, env, ctx) {
+    const arrived = Date.now();
+    const res = await app.fetch(request, env, ctx);
+    const stamped = new Response(res.body, res);
+    stamped.headers.set('x-bench-arrived', String(arrived));
+    return stamped;
+  },
+};
+export { RateLimiter, Fleet };
+`;
+const STAMP_ARRIVAL = 'stamp-arrival' in args;
+/**
+ * --transform-in-edge: the JS transform floor's fetch handler run in the edge's own setup instead of the app (the
+ * same bundle, bindings, Durable Objects and compatibility flags, the tokenizer built on the first request), so that
+ * what the edge's runtime setup costs shows apart from what its app does per request.
+ */
+const TRANSFORM_IN_EDGE = 'transform-in-edge' in args;
+const TRANSFORM_IN_EDGE_ENTRY = `import { RateLimiter, Fleet } from './edge/index.ts';
+import { getTokenizer } from './edge/tokenizer/index.ts';
+export default { async fetch(request, env) {
+  getTokenizer();
+  const { pathname } = new URL(request.url);
+  const upstream = await fetch(env.WORKER_URLS + pathname, { method: request.method, headers: request.headers, body: request.body });
+  const reader = upstream.body.getReader();
+  const decoder = new TextDecoder();
+  const encoder = new TextEncoder();
+  let controller;
+  const body = new ReadableStream({ start(c) { controller = c; } }, { highWaterMark: 1 });
+  (async () => {
+    let buffer = '';
+    for (let read; !(read = await reader.read()).done; ) {
+      buffer += decoder.decode(read.value, { stream: true });
+      let out = '';
+      for (let end; (end = buffer.indexOf('\\n\\n')) !== -1; ) {
+        const event = JSON.parse(buffer.slice(6, end));
+        buffer = buffer.slice(end + 2);
+        const choice = { index: 0, delta: { content: event.tokens.join(' ') }, logprobs: null, finish_reason: event.finish_reason ?? null };
+        out += 'data: ' + JSON.stringify({ id: 'chatcmpl-floor', object: 'chat.completion.chunk', created: 0, model: 'floor', choices: [choice], tokens: event.tokens }) + '\\n\\n';
+      }
+      if (out) controller.enqueue(encoder.encode(out));
+    }
+    controller.enqueue(encoder.encode('data: [DONE]\\n\\n'));
+    controller.close();
+  })();
+  return new Response(body, { headers: { 'content-type': 'text/event-stream' } });
+} };
+export { RateLimiter, Fleet };
+`;
+/** also a floor that reads, parses and signs the request as the edge must before it forwards it (startTransform) */
+const READ_FLOOR = 'read-floor' in args;
 
 /**
  * The paced stand-in worker: answers every POST /v1/generate with the demo script's tokens, one per PACE_MS. It notes,
@@ -344,13 +412,26 @@ async function startRelay(workerUrl) {
  * costs above the relay is workerd's price of a JavaScript read and write per token on this machine, before any
  * detokenising, parsing, accounts or admission.
  */
-async function startTransform(workerUrl) {
+async function startTransform(workerUrl, readAndSign = undefined) {
   const before = new Set(workerdChildren());
+  // --read-floor: the client's chat request read and parsed, the worker request built from it and HMAC-signed here
+  const call = readAndSign
+    ? `const chat = await request.json();
+      const prompt = JSON.parse(env.PROMPT);
+      const text = JSON.stringify({ request_id: request.headers.get('x-request-id'), prompt, max_tokens: 40960 - prompt.length, sampling: { temperature: chat.temperature ?? 0.6, top_p: chat.top_p ?? 0.95, top_k: 20 }, stop_token_ids: [] });
+      key ??= crypto.subtle.importKey('raw', new TextEncoder().encode(env.SECRET), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+      const timestamp = String(Math.floor(Date.now() / 1000));
+      const mac = new Uint8Array(await crypto.subtle.sign('HMAC', await key, new TextEncoder().encode('POST\\n/v1/generate\\n' + timestamp + '\\n' + text)));
+      const signature = Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join('');
+      const upstream = await fetch(env.UPSTREAM + '/v1/generate', { method: 'POST', headers: { 'content-type': 'application/json', 'x-timestamp': timestamp, 'x-signature': signature }, body: text });`
+    : `const { pathname } = new URL(request.url);
+      const upstream = await fetch(env.UPSTREAM + pathname, { method: request.method, headers: request.headers, body: request.body });`;
   const mf = new Miniflare({
-    name: 'transform', modules: true, host: '127.0.0.1', port: 0, compatibilityDate: '2026-04-01', bindings: { UPSTREAM: workerUrl },
-    script: `export default { async fetch(request, env) {
-      const { pathname } = new URL(request.url);
-      const upstream = await fetch(env.UPSTREAM + pathname, { method: request.method, headers: request.headers, body: request.body });
+    name: readAndSign ? 'read-floor' : 'transform', modules: true, host: '127.0.0.1', port: 0, compatibilityDate: '2026-04-01',
+    bindings: { UPSTREAM: workerUrl, ...(readAndSign ? { PROMPT: JSON.stringify(readAndSign.prompt), SECRET } : {}) },
+    script: `let key;
+    export default { async fetch(request, env) {
+      ${call}
       if (!upstream.ok || !upstream.body) return upstream;
       const reader = upstream.body.getReader();
       const decoder = new TextDecoder();
@@ -419,10 +500,16 @@ const worker = await startGpuWorker();
 const baselines = (BASELINE_REF ? BASELINE_REF.split(',') : []).map((ref) => ({ ref, root: checkoutBaseline(root, ref, mkdtempSync(join(os.tmpdir(), 'edge-overhead-'))) }));
 const edges = [{ label: 'this tree', ...(await startEdge(worker.url, root, PROFILE)) }];
 if (LIMITER_APART) edges.push({ label: 'this tree, limiter apart', ...(await startEdge(worker.url, root, false, true)) });
+const transformInEdge = TRANSFORM_IN_EDGE ? { label: 'JS transform in the edge\'s setup', ...(await startEdge(worker.url, root, false, false, { transformInEdge: true })) } : undefined;
+if (STAMP_ARRIVAL) edges.push({ label: 'this tree, arrival stamped', ...(await startEdge(worker.url, root, false, false, { stampArrival: true })) });
 if (PARTS && ACCOUNTS) for (const variant of PART_VARIANTS) edges.push({ label: variant.label, accounts: variant.accounts ?? true, ...(await startEdge(worker.url, root, false, false, variant)) });
 for (const baseline of baselines) edges.push({ label: baseline.ref, ...(await startEdge(worker.url, baseline.root)) });
 const relay = RUNNER === 'miniflare' ? { label: 'relay (floor)', ...(await startRelay(worker.url)) } : undefined;
 const transform = RUNNER === 'miniflare' ? { label: 'JS transform (floor)', ...(await startTransform(worker.url)) } : undefined;
+/** --read-floor: the JS transform that also reads, parses and signs (started once the prompt ids are known) */
+let readFloor;
+// each path's workerd process, for a native profiler (perf record -p PID) attached from outside
+console.error(`workerd processes: ${[...edges, relay, transform].filter((hop) => hop?.pid).map((hop) => `${hop.label}=${hop.pid}`).join(', ')}`);
 for (const edge of edges) {
   edge.url = edge.url.replace(/\/$/, '');
   // A key with limits far above the benchmark's load, so rate limiting measures its cost without ever refusing.
@@ -469,12 +556,14 @@ try {
   const viaEdge = (edge) => async () => {
     // the edge sends the client's x-request-id on to the worker as its request_id
     const id = `bench-${n++}`;
+    const sentWall = Date.now();
     const sentAt = monotonicMs();
     const start = performance.now();
     const res = await fetch(`${edge.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': id, ...edge.auth }, body: chatBody });
     // the edge's Server-Timing (edge/request-lifecycle.ts): its parts of the time to the first worker tokens
     const parts = Object.fromEntries([...(res.headers.get('server-timing') ?? '').matchAll(/(\w+);dur=(\d+)/g)].map((m) => [m[1], Number(m[2])]));
-    return { id, sentAt, ...(await timeStream(start, res, (f) => /"(reasoning_content|content)":"[^"]/.test(f), () => ((edge.cpuAtFirst = cpuOf(edge)), (edge.queuedAtFirst = runQueueOf(edge))))), parts };
+    const arrivedWall = Number(res.headers.get('x-bench-arrived') ?? NaN);
+    return { id, sentAt, ...(Number.isFinite(arrivedWall) ? { beforeHandler: arrivedWall - sentWall } : {}), ...(await timeStream(start, res, (f) => /"(reasoning_content|content)":"[^"]/.test(f), () => ((edge.cpuAtFirst = cpuOf(edge)), (edge.queuedAtFirst = runQueueOf(edge))))), parts };
   };
   /** the stub worker's stamps per request_id since the last call (GET /timings), none for the real worker */
   const stubTimings = async () => (WORKER_KIND === 'stub' ? (await fetch(`${worker.url}/timings`)).json() : {});
@@ -491,15 +580,28 @@ try {
       worker: joined.map(([, s]) => s.writes[1] - s.arrived),
       outbound: joined.map(([r, s]) => r.firstAt - s.writes[1]),
       ttft: joined.map(([r]) => r.firstAt - r.sentAt),
+      // --stamp-arrival's path: inbound's part before the edge's handler began (wall clocks, ms resolution)
+      ...(joined.some(([r]) => r.beforeHandler !== undefined) ? { before_handler: joined.map(([r]) => r.beforeHandler) } : {}),
     };
     const q = (xs) => ({ p50: +quantile(xs, 0.5).toFixed(2), p90: +quantile(xs, 0.9).toFixed(2) });
     return { path: name, concurrency, requests: results[name].length, matched: joined.length, ...Object.fromEntries(Object.entries(parts).map(([part, xs]) => [part, xs.length ? q(xs) : null])) };
   }));
   /** the paths compared with `direct`, each served by its own workerd process */
-  const floors = [relay, transform].filter(Boolean);
-  const hops = [...floors.map((floor) => ({ ...floor, run: direct(floor.url, floor) })), ...edges.map((edge) => ({ ...edge, run: viaEdge(edge) }))];
+  if (READ_FLOOR && RUNNER === 'miniflare') readFloor = { label: 'read + sign + JS transform (floor)', ...(await startTransform(worker.url, { prompt })) };
+  /** the read floor takes the edge's request (the chat body) and answers with the JS transform's frames */
+  const viaReadFloor = (hop) => async () => {
+    const id = `bench-${n++}`;
+    const sentAt = monotonicMs();
+    const start = performance.now();
+    let seen = 0;
+    const isOutput = (f) => (seen += (/"tokens":\[([^\]]*)\]/.exec(f)?.[1].split(',').filter(Boolean).length ?? 0)) >= 2;
+    const res = await fetch(hop.url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': id }, body: chatBody });
+    return { id, sentAt, ...(await timeStream(start, res, isOutput, () => ((hop.cpuAtFirst = cpuOf(hop)), (hop.queuedAtFirst = runQueueOf(hop))))) };
+  };
+  const floors = [relay, transform, transformInEdge].filter(Boolean);
+  const hops = [...floors.map((floor) => ({ ...floor, run: direct(floor.url, floor) })), ...(readFloor ? [{ ...readFloor, run: viaReadFloor(readFloor) }] : []), ...edges.map((edge) => ({ ...edge, run: viaEdge(edge) }))];
   /** each hop's own object, where its workerd CPU at each stream's first output is noted */
-  const watched = new Map([...floors, ...edges].map((hop) => [hop.label, hop]));
+  const watched = new Map([...floors, ...(readFloor ? [readFloor] : []), ...edges].map((hop) => [hop.label, hop]));
   const paths = [['direct', direct(worker.url)], ...hops.map((hop) => [hop.label, hop.run])];
   // warm-up: compile paths, fill the worker's prefix cache, build the tokenizer in the isolate
   for (let i = 0; i < 2; i++) await Promise.all(paths.map(([, fn]) => fn()));
@@ -633,7 +735,7 @@ try {
   const splitTable = split.length === 0 ? '' : [
     '| path | streams | requests matched | inbound: send → worker has it (ms) | worker: request → first output token written (ms) | outbound: written → client reads it (ms) | client TTFT (ms) |',
     '|---|---|---|---|---|---|---|',
-    ...split.map((r) => `| ${r.path} | ${r.concurrency} | ${r.matched} / ${r.requests} | ${fmt(r.inbound)} | ${fmt(r.worker)} | ${fmt(r.outbound)} | ${fmt(r.ttft)} |`),
+    ...split.map((r) => `| ${r.path} | ${r.concurrency} | ${r.matched} / ${r.requests} | ${fmt(r.inbound)}${r.before_handler ? ` (before the edge's handler: ${fmt(r.before_handler)})` : ''} | ${fmt(r.worker)} | ${fmt(r.outbound)} | ${fmt(r.ttft)} |`),
   ].join('\n');
   // the split's headline: each edge path's p50 parts less the direct path's, at the phase's concurrency and at 1
   const splitSummary = split.length === 0 ? '' : [CONCURRENCY, 1].map((concurrency) => {
@@ -645,7 +747,7 @@ try {
       split.filter((r) => r.concurrency === concurrency && r.path !== 'direct' && r.ttft).map((r) => `${r.path} ${more(r, 'inbound')} / ${more(r, 'worker')} / ${more(r, 'outbound')}; ${more(r, 'ttft')} ms`).join(', ') + '.';
   }).filter(Boolean).join(' ');
   const cpu = [...mainCpu, ...single.cpu];
-  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${args['result-name'] ? ` --result-name ${args['result-name']}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PARTS ? ' --parts' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}`;
+  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${args['result-name'] ? ` --result-name ${args['result-name']}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PARTS ? ' --parts' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}${STAMP_ARRIVAL ? ' --stamp-arrival' : ''}${READ_FLOOR ? ' --read-floor' : ''}${TRANSFORM_IN_EDGE ? ' --transform-in-edge' : ''}`;
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadAtStart.map((l) => l.toFixed(1)).join(' / ')} at the start and ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} at the end (1 / 5 / 15 min), this tree at ${treeRef}, ${WORKER_KIND === 'stub' ? `stub worker (demo script${TOKENS === undefined ? '' : `, its first ${TOKENS} tokens`}, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
   const date = new Date().toISOString();
   const table = [
@@ -697,7 +799,9 @@ try {
         (baselines.length ? `; ${baselines.map((b) => `"${b.ref}"`).join(' and ')} ${baselines.length > 1 ? 'are the edge as it is at those git refs' : 'is the edge as it is at that git ref'}, measured in the same rounds` : '') +
         (LIMITER_APART ? '; "this tree, limiter apart" is this tree with the rate limiter\'s Durable Object in a workerd process of its own (Miniflare\'s dev registry), as on Cloudflare where it runs elsewhere than the edge, so that its storage commits (each one fsynced by SQLite) do not block the edge\'s thread; in the other edge paths it shares the edge\'s process and thread' : '') +
         (PARTS ? `; the "part: …" paths are this tree with one part of the accounts layer left out or cut short (bench-only entries: ${PART_VARIANTS.map((v) => `"${v.label}": ${v.accounts === false ? 'createApp() without the layer' : v.limiter === 'unwritten' ? 'every part, the rate limiter\'s Durable Object never writing its storage' : `extensions ${v.extensions}`}`).join('; ')}; keyMemo serves the key record from a map keyed by the Authorization header after its first check; limiterInIsolate makes the rate limiter's binding a map of RateLimiter objects constructed in the edge's isolate on a storage that keeps nothing: the same decisions without the RPC and the object's own turn)` : '') +
+        (transformInEdge ? '; "JS transform in the edge\'s setup" is the JS transform\'s handler run in the edge\'s own bundle and workerd setup (its bindings, Durable Objects and compatibility flags; the tokenizer built) instead of the app: what the edge\'s runtime setup costs apart from the app\'s work' : '') +
         (relay ? '; "relay (floor)" is a Worker in its own workerd that forwards the direct request and streams the answer back untouched: what any Worker in front of the GPU worker costs here' : '') +
+        (readFloor ? '; "read + sign + JS transform (floor)" is the JS transform that takes the chat request instead: it reads and parses its body, builds the worker request (the prompt ids given), signs it with HMAC-SHA-256 and forwards it, the least any edge must do before the call' : '') +
         (transform ? '; "JS transform (floor)" is a Worker in its own workerd that forwards it too but reads the worker\'s frames in JavaScript and writes one chat.completion.chunk per read into a ReadableStream (no detokenising, parsing, accounts or admission): what any Worker that touches every token costs here' : '') +
         '. Overhead = quantile(edge) − quantile(direct) in the same run. ' +
         'Client, edge and worker share this machine\'s cores, so the edge\'s CPU time also slows the worker: read it as an upper bound. On a shared machine (see the load average) compare rows of one run, not numbers across runs.\n\n' +
@@ -720,6 +824,8 @@ try {
   for (const edge of edges) await edge.dispose();
   await relay?.dispose();
   await transform?.dispose();
+  await readFloor?.dispose();
+  await transformInEdge?.dispose();
   worker.proc.kill('SIGTERM');
   for (const baseline of baselines) removeBaseline(root, baseline.root);
 }
