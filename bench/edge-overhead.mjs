@@ -200,17 +200,10 @@ export { RateLimiter, Fleet };
 `;
 const STAMP_ARRIVAL = 'stamp-arrival' in args;
 /**
- * --transform-in-edge: the JS transform floor's fetch handler run in the edge's own setup instead of the app (the
- * same bundle, bindings, Durable Objects and compatibility flags, the tokenizer built on the first request), so that
- * what the edge's runtime setup costs shows apart from what its app does per request.
+ * The JS transform floor's answer (the source of a fetch handler's last lines, `upstream` the worker's response): the
+ * worker's frames read in JavaScript, one chat.completion.chunk written per read into a ReadableStream.
  */
-const TRANSFORM_IN_EDGE = 'transform-in-edge' in args;
-const TRANSFORM_IN_EDGE_ENTRY = `import { RateLimiter, Fleet } from './edge/index.ts';
-import { getTokenizer } from './edge/tokenizer/index.ts';
-export default { async fetch(request, env) {
-  getTokenizer();
-  const { pathname } = new URL(request.url);
-  const upstream = await fetch(env.WORKER_URLS + pathname, { method: request.method, headers: request.headers, body: request.body });
+const TRANSFORM_ANSWER = `if (!upstream.ok || !upstream.body) return upstream;
   const reader = upstream.body.getReader();
   const decoder = new TextDecoder();
   const encoder = new TextEncoder();
@@ -232,7 +225,21 @@ export default { async fetch(request, env) {
     controller.enqueue(encoder.encode('data: [DONE]\\n\\n'));
     controller.close();
   })();
-  return new Response(body, { headers: { 'content-type': 'text/event-stream' } });
+  return new Response(body, { headers: { 'content-type': 'text/event-stream' } });`;
+
+/**
+ * --transform-in-edge: the JS transform floor's fetch handler run in the edge's own setup instead of the app (the
+ * same bundle, bindings, Durable Objects and compatibility flags, the tokenizer built on the first request), so that
+ * what the edge's runtime setup costs shows apart from what its app does per request.
+ */
+const TRANSFORM_IN_EDGE = 'transform-in-edge' in args;
+const TRANSFORM_IN_EDGE_ENTRY = `import { RateLimiter, Fleet } from './edge/index.ts';
+import { getTokenizer } from './edge/tokenizer/index.ts';
+export default { async fetch(request, env) {
+  getTokenizer();
+  const { pathname } = new URL(request.url);
+  const upstream = await fetch(env.WORKER_URLS + pathname, { method: request.method, headers: request.headers, body: request.body });
+  ${TRANSFORM_ANSWER}
 } };
 export { RateLimiter, Fleet };
 `;
@@ -432,29 +439,7 @@ async function startTransform(workerUrl, readAndSign = undefined) {
     script: `let key;
     export default { async fetch(request, env) {
       ${call}
-      if (!upstream.ok || !upstream.body) return upstream;
-      const reader = upstream.body.getReader();
-      const decoder = new TextDecoder();
-      const encoder = new TextEncoder();
-      let controller;
-      const body = new ReadableStream({ start(c) { controller = c; } }, { highWaterMark: 1 });
-      (async () => {
-        let buffer = '';
-        for (let read; !(read = await reader.read()).done; ) {
-          buffer += decoder.decode(read.value, { stream: true });
-          let out = '';
-          for (let end; (end = buffer.indexOf('\\n\\n')) !== -1; ) {
-            const event = JSON.parse(buffer.slice(6, end));
-            buffer = buffer.slice(end + 2);
-            const choice = { index: 0, delta: { content: event.tokens.join(' ') }, logprobs: null, finish_reason: event.finish_reason ?? null };
-            out += 'data: ' + JSON.stringify({ id: 'chatcmpl-floor', object: 'chat.completion.chunk', created: 0, model: 'floor', choices: [choice], tokens: event.tokens }) + '\\n\\n';
-          }
-          if (out) controller.enqueue(encoder.encode(out));
-        }
-        controller.enqueue(encoder.encode('data: [DONE]\\n\\n'));
-        controller.close();
-      })();
-      return new Response(body, { headers: { 'content-type': 'text/event-stream' } });
+      ${TRANSFORM_ANSWER}
     } };`,
   });
   const url = (await mf.ready).toString();
