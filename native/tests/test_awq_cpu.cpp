@@ -148,8 +148,8 @@ using TileKernel = void (*)(const awq_cpu::PackedView&, const awq_cpu::Quantized
 // them (9), from m_first rows: the columns of [t0, t1) match the scalar kernel on the same quantised rows, and no other
 // column is written. With same_bits_as, the output is also bit for bit that kernel's (a version that differs from it
 // only in how it reads memory).
-void test_tile_ranges(const char* isa, TileKernel kernel, std::mt19937& rng, int m_first = 3,
-                      TileKernel same_bits_as = nullptr) {
+void test_tile_ranges(const char* isa, const char* kernel_name, TileKernel kernel, std::mt19937& rng, int m_first = 3,
+                      TileKernel same_bits_as = nullptr, const char* same_bits_name = "the Intel-prefetch kernel") {
   using namespace awq_cpu;
   if (!awq_cpu_force_isa(isa)) return;
   awq_cpu_force_isa("auto");
@@ -188,15 +188,14 @@ void test_tile_ranges(const char* isa, TileKernel kernel, std::mt19937& rng, int
           }
         }
       char what[96];
-      std::snprintf(what, sizeof what, "%s%s tiles [%d, %d) M=%d", isa, same_bits_as ? " (AMD prefetch)" : "", t0, t1,
-                    M);
+      std::snprintf(what, sizeof what, "%s (%s) tiles [%d, %d) M=%d", isa, kernel_name, t0, t1, M);
       check(norm_err(yin, refin) <= 1e-6, std::string(what) + ": matches the scalar kernel");
       check(untouched, std::string(what) + ": writes no other column");
       if (same_bits_as) {
         std::vector<float> other((size_t)M * N, NAN);
         same_bits_as(view, rows, t0, t1, other.data());
         check(std::memcmp(y.data(), other.data(), y.size() * sizeof(float)) == 0,
-              std::string(what) + ": same bits as the Intel-prefetch kernel");
+              std::string(what) + ": same bits as " + same_bits_name);
       }
     }
   }
@@ -398,9 +397,15 @@ int main() {
     test_awq(pool, pool3);
     {
       std::mt19937 rng(77);
-      test_tile_ranges("amx", awq_cpu::tiles_amx, rng);
-      test_tile_ranges("avx512-vnni", awq_cpu::tiles_avx512vnni, rng);
-      test_tile_ranges("avx512-vnni", awq_cpu::tiles_avx512vnni_amd, rng, 1, awq_cpu::tiles_avx512vnni);
+      test_tile_ranges("amx", "amx", awq_cpu::tiles_amx, rng);
+      test_tile_ranges("avx512-vnni", "Intel prefetch", awq_cpu::tiles_avx512vnni, rng);
+      test_tile_ranges("avx512-vnni", "AMD prefetch", awq_cpu::tiles_avx512vnni_amd, rng, 1, awq_cpu::tiles_avx512vnni);
+      // The VNNI kernels (the decode kernel's vpdpbusd written as asm) against the AVX512BW kernel, which sums the
+      // same exact int32 products through vpmaddubsw: equal bits at every M, decode's M = 1, 2 included.
+      test_tile_ranges("avx512-vnni", "Intel prefetch", awq_cpu::tiles_avx512vnni, rng, 1, awq_cpu::tiles_avx512bw,
+                       "the AVX512BW kernel");
+      test_tile_ranges("avx512-vnni", "AMD prefetch", awq_cpu::tiles_avx512vnni_amd, rng, 1, awq_cpu::tiles_avx512bw,
+                       "the AVX512BW kernel");
     }
     test_quantize();
     test_f16(pool);
