@@ -8,7 +8,10 @@
 //       the last-level cache, to see how much of the probe is cache);
 // plus candidate kernels, each from DRAM and from L2. Every call counts (total bytes / total time).
 // Build: g++ -O3 -march=native -I native/src -I native/include native/dev/cpu/gemv_bound.cpp native/build/libq3core.a -lpthread -o /tmp/gemv_bound
-// Usage: /tmp/gemv_bound [rounds]
+// Usage: /tmp/gemv_bound [rounds] [path of a results file to write]
+// (g1-g5), added on an AMD EPYC (Zen 4): the library's AMD prefetch (T1 2 KiB ahead) with the four streams of a tile
+// range far apart (one_row<..., Strided>: each stream one long sequential stretch, as in the probe's loop), checked to give
+// the same bits as tiles_avx512vnni_amd before timing (bench/results/cpu-zen4-bound.md).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -25,6 +28,7 @@
 #include "cpu/bandwidth_cpu.h"
 #include "half.h"
 #include "threadpool.h"
+#include "results_md.h"
 
 using namespace q3;
 using namespace q3::awq_cpu;
@@ -81,19 +85,27 @@ inline __m512i quad(const int8_t* p) {
 
 // The mainline M = 1 kernel (tiles_one_row<VNNI, 4>, meta prefetch and next-group turn included) with the prefetch as
 // parameters: PF bytes ahead with hint H, plus (PF2 > 0) a second prefetch PF2 bytes ahead with hint H2.
-template <int PF, int H, int PF2, int H2>
+// Strided (g2-g5): the four streams far apart. A range of n tiles is walked as four runs of n / 4 adjacent tiles, one
+// per stream, the g-th group taking tile g of each run, so that each stream reads one long sequential stretch (as the
+// probe's loop does) instead of turning every 32 KiB tile; its prefetch runs straight ahead (a stream's next tile
+// follows its current one in memory). Same arithmetic, same bits. !Compute: the same loads only, xor-ed together.
+template <int PF, int H, int PF2, int H2, bool Strided = false, bool Compute = true>
 void one_row(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
   constexpr int T = 4;
   const __m512i m0 = _mm512_set1_epi32(0x0F0F0F0F), m1 = _mm512_set1_epi32((int)0xF0F0F0F0);
   const int B = x.block, nb = w.K / B, nv = B / 8;
+  const int q = (t1 - t0) / T;
   for (int t = t0; t + T <= t1; t += T) {
+    int tt[T];
     const uint8_t* wp[T];
     __m512 out[T];
-    for (int i = 0; i < T; i++) wp[i] = w.tile(t + i), out[i] = _mm512_setzero_ps();
+    __m512i sink = _mm512_setzero_si512();
+    for (int i = 0; i < T; i++)
+      tt[i] = Strided ? t0 + i * q + (t - t0) / T : t + i, wp[i] = w.tile(tt[i]), out[i] = _mm512_setzero_ps();
     const size_t meta_bytes = (size_t)(w.K / w.group_size) * kMetaBytes;
     for (int i = 0; i < T; i++)
-      for (size_t o = 0; o < meta_bytes; o += 64) _mm_prefetch((const char*)w.meta(t + i) + o, _MM_HINT_T0);
-    const size_t jump = (size_t)(T - 1) * w.tile_bytes;
+      for (size_t o = 0; o < meta_bytes; o += 64) _mm_prefetch((const char*)w.meta(tt[i]) + o, _MM_HINT_T0);
+    const size_t jump = Strided ? 0 : (size_t)(T - 1) * w.tile_bytes;
     const uint8_t* turn = w.tile(t + 1) - PF;
     const uint8_t* turn2 = w.tile(t + 1) - PF2;
     for (int b = 0; b < nb; b++) {
@@ -109,6 +121,10 @@ void one_row(const PackedView& w, const QuantizedRows& x, int t0, int t1, float*
           if (PF2 > 0) _mm_prefetch((const char*)wp[i] + ahead2, (_mm_hint)H2);
           const __m512i v = _mm512_loadu_si512(wp[i]);
           wp[i] += kWordBytes;
+          if (!Compute) {
+            sink = _mm512_xor_si512(sink, v);
+            continue;
+          }
           const __m512i w0 = _mm512_and_si512(v, m0), w1 = _mm512_and_si512(v, m1);
           l0[i] = _mm512_dpbusd_epi32(l0[i], w0, xl0);
           l1[i] = _mm512_dpbusd_epi32(l1[i], w1, xl1);
@@ -116,19 +132,20 @@ void one_row(const PackedView& w, const QuantizedRows& x, int t0, int t1, float*
           h1[i] = _mm512_dpbusd_epi32(h1[i], w1, xh1);
         }
       }
+      if (!Compute) continue;
       const size_t g = (size_t)(b * B / w.group_size) * kMetaBytes;
       for (int i = 0; i < T; i++) {
         const __m512i h = _mm512_add_epi32(h0[i], _mm512_srai_epi32(h1[i], 4));
         const __m512i acc =
             _mm512_add_epi32(_mm512_slli_epi32(h, 8), _mm512_add_epi32(l0[i], _mm512_srai_epi32(l1[i], 4)));
-        const uint8_t* rec = w.meta(t + i) + g;
+        const uint8_t* rec = w.meta(tt[i]) + g;
         const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)rec));
         const __m512i z = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(rec + 32)));
         const __m512i d = _mm512_sub_epi32(acc, _mm512_mullo_epi32(z, _mm512_set1_epi32(x.sum[b])));
         out[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(s, _mm512_set1_ps(x.scale[b])), out[i]);
       }
     }
-    for (int i = 0; i < T; i++) _mm512_storeu_ps(y + (size_t)(t + i) * kTile, out[i]);
+    for (int i = 0; i < T; i++) _mm512_storeu_ps(y + (size_t)tt[i] * kTile, Compute ? out[i] : _mm512_castsi512_ps(sink));
   }
 }
 
@@ -212,6 +229,13 @@ int main(int argc, char** argv) {
       {"(b) loads + prefetch only, DRAM", read_only, false, false, false},
       {"(b') probe's loop over the same bytes, DRAM", probe_loop, false, false, false},
       {"(c) mainline VNNI, L2", tiles_avx512vnni, false, true, false},
+      {"(a2) mainline VNNI, AMD prefetch, DRAM", tiles_avx512vnni_amd, false, false, false},
+      {"(c2) mainline VNNI, AMD prefetch, L2", tiles_avx512vnni_amd, false, true, false},
+      {"(g1) kernel T1 2K, adjacent tiles, DRAM", one_row<2048, _MM_HINT_T1, 0, 0>, false, false, false},
+      {"(g2) kernel T1 2K, strided streams, DRAM", one_row<2048, _MM_HINT_T1, 0, 0, true>, false, false, false},
+      {"(g3) loads only T1 2K, strided streams, DRAM", one_row<2048, _MM_HINT_T1, 0, 0, true, false>, false, false, false},
+      {"(g4) kernel T1 4K, strided streams, DRAM", one_row<4096, _MM_HINT_T1, 0, 0, true>, false, false, false},
+      {"(g5) kernel T1 2K, strided streams, L2", one_row<2048, _MM_HINT_T1, 0, 0, true>, false, true, false},
       {"(c') loads + prefetch only, L2", read_only, false, true, false},
       {"(f1) kernel, T0 6K (= mainline)", one_row<6144, _MM_HINT_T0, 0, 0>, false, false, false},
       {"(f2) kernel, T0 12K", one_row<12288, _MM_HINT_T0, 0, 0>, false, false, false},
@@ -222,6 +246,16 @@ int main(int argc, char** argv) {
   };
   if (amx) versions.push_back({"(e) AMX path at M=1, L2", tiles_amx, true, true, false});
   const int nv = (int)versions.size();
+  // The strided kernel must give the library kernel's bits over a whole matrix, split as matmul() splits it.
+  {
+    std::vector<float> want((size_t)N + 64), got((size_t)N + 64);
+    matmul(copies[0].view(), x, want.data(), tiles_avx512vnni_amd, pool);
+    matmul(copies[0].view(), x, got.data(), one_row<2048, _MM_HINT_T1, 0, 0, true>, pool);
+    if (std::memcmp(want.data(), got.data(), (size_t)N * sizeof(float)) != 0) {
+      std::fprintf(stderr, "the strided kernel differs from tiles_avx512vnni_amd\n");
+      return 1;
+    }
+  }
   // Per version and round: the mean over all calls (every byte counts) and the best single call (one ~25 MB copy, as
   // long as one probe segment).
   std::vector<std::vector<double>> mean(nv), best(nv), ratio(nv), ratio_best(nv);
@@ -270,5 +304,26 @@ int main(int argc, char** argv) {
   for (int v = 0; v < nv; v++)
     std::printf("%-46s %8.1f %8.1f %7.1f%% %7.1f%%\n", versions[v].name.c_str(), med(mean[v]), med(best[v]),
                 100 * med(ratio[v]), 100 * med(ratio_best[v]));
+  if (argc > 2) {
+    using q3::dev::fmt;
+    auto span = [&](const std::vector<double>& v, const char* f) {
+      return fmt(f, q3::dev::median(v)) + " (" + fmt(f, *std::min_element(v.begin(), v.end())) + "-" +
+             fmt(f, *std::max_element(v.begin(), v.end())) + ")";
+    };
+    std::string md = "| version | mean GB/s | best call GB/s | mean ÷ probe | best call ÷ probe |\n|---|---:|---:|---:|---:|\n";
+    for (int v = 0; v < nv; v++)
+      md += "| " + versions[v].name + " | " + span(mean[v], "%.1f") + " | " + span(best[v], "%.1f") + " | " +
+            span(ratio[v], "%.2f") + " | " + span(ratio_best[v], "%.2f") + " |\n";
+    FILE* f = std::fopen(argv[2], "w");
+    if (!f) return 1;
+    std::fprintf(f, "# What caps the batch-1 int4 GEMV on this machine (native/dev/cpu/gemv_bound.cpp)\n\n");
+    std::fprintf(f, "- command: `/tmp/gemv_bound %d %s` (build line in the source)\n%s", rounds, argv[2],
+                 q3::dev::date_and_load_line().c_str());
+    std::fprintf(f, "- the 4096 -> 12288 int4 matrix, M = 1, 2 threads; DRAM versions over ~2 GiB of copies, L2 versions "
+                    "over a per-thread 540 KB matrix 200 times; median (min-max) over %d rounds, versions in an order "
+                    "rotated each round; ÷ probe = the same round's read probe (1 GiB, best 32 MiB segment)\n\n%s",
+                 rounds, md.c_str());
+    std::fclose(f);
+  }
   return 0;
 }
