@@ -6,7 +6,7 @@
 // quantile(edge) − quantile(direct) for time to first token and time to the last byte. Writes
 // bench/results/edge-overhead.{md,json} with the command, the machine and the date.
 //
-//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--result-name NAME] [--limiter-apart] [--parts] [--profile] [--count-commits] [--stamp-arrival] [--read-floor] [--transform-in-edge]
+//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--result-name NAME] [--limiter-apart] [--parts] [--profile] [--count-commits] [--stamp-arrival] [--read-floor] [--read-variants] [--identity-writer] [--transform-in-edge]
 //
 // Every edge's workerd process is also timed: its CPU (all threads: the isolate, the Durable Object, Miniflare's KV /
 // D1 / cache simulators) over each phase divided by the requests it served. A relay path (a Worker that only
@@ -44,7 +44,10 @@
 // monotonic clock, read by the client and the stub): inbound (send -> the worker has the request), the worker's own
 // time, outbound (its write -> the client reads it). --stamp-arrival adds this tree once more with its handler's start
 // put on the response, splitting inbound at the moment the edge's code begins; --read-floor adds a floor that reads,
-// parses and signs the chat request before forwarding it (the least an edge must do before the call);
+// parses and signs the chat request before forwarding it (the least an edge must do before the call), and
+// --read-variants that floor with one step done another way (READ_VARIANTS: read by length, not read, not signed);
+// --identity-writer adds the JS transform floor writing its chunks into an IdentityTransformStream (the runtime's own
+// byte stream) instead of a ReadableStream of JavaScript's;
 // --transform-in-edge runs the JS transform floor's handler in the edge's own bundle and workerd setup.
 //
 // --tokens N streams only the demo script's first N tokens: short streams, whose ends overlap the next requests.
@@ -228,6 +231,21 @@ const TRANSFORM_ANSWER = `if (!upstream.ok || !upstream.body) return upstream;
   return new Response(body, { headers: { 'content-type': 'text/event-stream' } });`;
 
 /**
+ * --identity-writer: TRANSFORM_ANSWER with the chunks written into the runtime's own byte stream (an
+ * IdentityTransformStream's writer; its readable is the response body) instead of a ReadableStream of JavaScript's.
+ */
+const IDENTITY_ANSWER = TRANSFORM_ANSWER
+  .replace(`let controller;
+  const body = new ReadableStream({ start(c) { controller = c; } }, { highWaterMark: 1 });`, `const { readable: body, writable } = new IdentityTransformStream();
+  const writer = writable.getWriter();`)
+  .replace('if (out) controller.enqueue(encoder.encode(out));', 'if (out) void writer.write(encoder.encode(out));')
+  .replace(`controller.enqueue(encoder.encode('data: [DONE]\\n\\n'));
+    controller.close();`, `void writer.write(encoder.encode('data: [DONE]\\n\\n'));
+    await writer.close();`);
+if (IDENTITY_ANSWER === TRANSFORM_ANSWER || IDENTITY_ANSWER.includes('controller')) throw new Error('IDENTITY_ANSWER: TRANSFORM_ANSWER changed');
+const IDENTITY_WRITER = 'identity-writer' in args;
+
+/**
  * --transform-in-edge: the JS transform floor's fetch handler run in the edge's own setup instead of the app (the
  * same bundle, bindings, Durable Objects and compatibility flags, the tokenizer built on the first request), so that
  * what the edge's runtime setup costs shows apart from what its app does per request.
@@ -245,6 +263,7 @@ export { RateLimiter, Fleet };
 `;
 /** also a floor that reads, parses and signs the request as the edge must before it forwards it (startTransform) */
 const READ_FLOOR = 'read-floor' in args;
+const READ_VARIANT_PATHS = 'read-variants' in args;
 
 /**
  * The paced stand-in worker: answers every POST /v1/generate with the demo script's tokens, one per PACE_MS. It notes,
@@ -412,6 +431,26 @@ async function startRelay(workerUrl) {
   return { url, pid: workerdChildren().find((pid) => !before.has(pid)), dispose: () => mf.dispose() };
 }
 
+/** --read-variants: the body read with one reader, up to its Content-Length, without waiting for the stream's end */
+const READ_BY_LENGTH = `const length = Number(request.headers.get('content-length'));
+      const bodyReader = request.body.getReader();
+      const bytes = new Uint8Array(length);
+      let filled = 0;
+      while (filled < length) {
+        const { done, value } = await bodyReader.read();
+        if (done) break;
+        bytes.set(value, filled);
+        filled += value.length;
+      }
+      bodyReader.releaseLock();
+      const chat = JSON.parse(new TextDecoder().decode(bytes));`;
+/** --read-variants: the read floor with one of its steps done another way, each a path of its own */
+const READ_VARIANTS = [
+  { label: 'read floor: body read by length', read: 'length' },
+  { label: 'read floor: body not read', read: 'none' },
+  { label: 'read floor: not signed', sign: false },
+];
+
 /**
  * The floor of any Worker that must touch every token: it forwards the direct request like the relay, and reads the
  * worker's frames in JavaScript, writing one chat.completion.chunk per read (the frames' ids as its text, and as
@@ -419,27 +458,32 @@ async function startRelay(workerUrl) {
  * costs above the relay is workerd's price of a JavaScript read and write per token on this machine, before any
  * detokenising, parsing, accounts or admission.
  */
-async function startTransform(workerUrl, readAndSign = undefined) {
+async function startTransform(workerUrl, readAndSign = undefined, answer = TRANSFORM_ANSWER) {
   const before = new Set(workerdChildren());
-  // --read-floor: the client's chat request read and parsed, the worker request built from it and HMAC-signed here
-  const call = readAndSign
-    ? `const chat = await request.json();
-      const prompt = JSON.parse(env.PROMPT);
-      const text = JSON.stringify({ request_id: request.headers.get('x-request-id'), prompt, max_tokens: 40960 - prompt.length, sampling: { temperature: chat.temperature ?? 0.6, top_p: chat.top_p ?? 0.95, top_k: 20 }, stop_token_ids: [] });
-      key ??= crypto.subtle.importKey('raw', new TextEncoder().encode(env.SECRET), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  // --read-floor: the client's chat request read and parsed, the worker request built from it and HMAC-signed here;
+  // --read-variants: the same with one step done another way (READ_VARIANTS)
+  const read = { json: 'const chat = await request.json();', none: 'const chat = {};', length: READ_BY_LENGTH }[readAndSign?.read ?? 'json'];
+  const sign = readAndSign?.sign === false
+    ? `const timestamp = '0'; const signature = '';`
+    : `key ??= crypto.subtle.importKey('raw', new TextEncoder().encode(env.SECRET), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
       const timestamp = String(Math.floor(Date.now() / 1000));
       const mac = new Uint8Array(await crypto.subtle.sign('HMAC', await key, new TextEncoder().encode('POST\\n/v1/generate\\n' + timestamp + '\\n' + text)));
-      const signature = Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join('');
+      const signature = Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join('');`;
+  const call = readAndSign
+    ? `${read}
+      const prompt = JSON.parse(env.PROMPT);
+      const text = JSON.stringify({ request_id: request.headers.get('x-request-id'), prompt, max_tokens: 40960 - prompt.length, sampling: { temperature: chat.temperature ?? 0.6, top_p: chat.top_p ?? 0.95, top_k: 20 }, stop_token_ids: [] });
+      ${sign}
       const upstream = await fetch(env.UPSTREAM + '/v1/generate', { method: 'POST', headers: { 'content-type': 'application/json', 'x-timestamp': timestamp, 'x-signature': signature }, body: text });`
     : `const { pathname } = new URL(request.url);
       const upstream = await fetch(env.UPSTREAM + pathname, { method: request.method, headers: request.headers, body: request.body });`;
   const mf = new Miniflare({
-    name: readAndSign ? 'read-floor' : 'transform', modules: true, host: '127.0.0.1', port: 0, compatibilityDate: '2026-04-01',
+    name: readAndSign ? 'read-floor' : answer === TRANSFORM_ANSWER ? 'transform' : 'identity-writer', modules: true, host: '127.0.0.1', port: 0, compatibilityDate: '2026-04-01',
     bindings: { UPSTREAM: workerUrl, ...(readAndSign ? { PROMPT: JSON.stringify(readAndSign.prompt), SECRET } : {}) },
     script: `let key;
     export default { async fetch(request, env) {
       ${call}
-      ${TRANSFORM_ANSWER}
+      ${answer}
     } };`,
   });
   const url = (await mf.ready).toString();
@@ -491,8 +535,11 @@ if (PARTS && ACCOUNTS) for (const variant of PART_VARIANTS) edges.push({ label: 
 for (const baseline of baselines) edges.push({ label: baseline.ref, ...(await startEdge(worker.url, baseline.root)) });
 const relay = RUNNER === 'miniflare' ? { label: 'relay (floor)', ...(await startRelay(worker.url)) } : undefined;
 const transform = RUNNER === 'miniflare' ? { label: 'JS transform (floor)', ...(await startTransform(worker.url)) } : undefined;
+const identityWriter = IDENTITY_WRITER && RUNNER === 'miniflare' ? { label: 'JS transform, IdentityTransformStream writer', ...(await startTransform(worker.url, undefined, IDENTITY_ANSWER)) } : undefined;
 /** --read-floor: the JS transform that also reads, parses and signs (started once the prompt ids are known) */
 let readFloor;
+/** the read floor and its --read-variants */
+const readFloors = [];
 // each path's workerd process, for a native profiler (perf record -p PID) attached from outside
 console.error(`workerd processes: ${[...edges, relay, transform].filter((hop) => hop?.pid).map((hop) => `${hop.label}=${hop.pid}`).join(', ')}`);
 for (const edge of edges) {
@@ -573,6 +620,8 @@ try {
   }));
   /** the paths compared with `direct`, each served by its own workerd process */
   if (READ_FLOOR && RUNNER === 'miniflare') readFloor = { label: 'read + sign + JS transform (floor)', ...(await startTransform(worker.url, { prompt })) };
+  if (READ_VARIANT_PATHS && RUNNER === 'miniflare') for (const variant of READ_VARIANTS) readFloors.push({ label: variant.label, ...(await startTransform(worker.url, { prompt, ...variant })) });
+  if (readFloor) readFloors.unshift(readFloor);
   /** the read floor takes the edge's request (the chat body) and answers with the JS transform's frames */
   const viaReadFloor = (hop) => async () => {
     const id = `bench-${n++}`;
@@ -583,10 +632,10 @@ try {
     const res = await fetch(hop.url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': id }, body: chatBody });
     return { id, sentAt, ...(await timeStream(start, res, isOutput, () => ((hop.cpuAtFirst = cpuOf(hop)), (hop.queuedAtFirst = runQueueOf(hop))))) };
   };
-  const floors = [relay, transform, transformInEdge].filter(Boolean);
-  const hops = [...floors.map((floor) => ({ ...floor, run: direct(floor.url, floor) })), ...(readFloor ? [{ ...readFloor, run: viaReadFloor(readFloor) }] : []), ...edges.map((edge) => ({ ...edge, run: viaEdge(edge) }))];
+  const floors = [relay, transform, identityWriter, transformInEdge].filter(Boolean);
+  const hops = [...floors.map((floor) => ({ ...floor, run: direct(floor.url, floor) })), ...readFloors.map((floor) => ({ ...floor, run: viaReadFloor(floor) })), ...edges.map((edge) => ({ ...edge, run: viaEdge(edge) }))];
   /** each hop's own object, where its workerd CPU at each stream's first output is noted */
-  const watched = new Map([...floors, ...(readFloor ? [readFloor] : []), ...edges].map((hop) => [hop.label, hop]));
+  const watched = new Map([...floors, ...readFloors, ...edges].map((hop) => [hop.label, hop]));
   const paths = [['direct', direct(worker.url)], ...hops.map((hop) => [hop.label, hop.run])];
   // warm-up: compile paths, fill the worker's prefix cache, build the tokenizer in the isolate
   for (let i = 0; i < 2; i++) await Promise.all(paths.map(([, fn]) => fn()));
@@ -732,7 +781,7 @@ try {
       split.filter((r) => r.concurrency === concurrency && r.path !== 'direct' && r.ttft).map((r) => `${r.path} ${more(r, 'inbound')} / ${more(r, 'worker')} / ${more(r, 'outbound')}; ${more(r, 'ttft')} ms`).join(', ') + '.';
   }).filter(Boolean).join(' ');
   const cpu = [...mainCpu, ...single.cpu];
-  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${args['result-name'] ? ` --result-name ${args['result-name']}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PARTS ? ' --parts' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}${STAMP_ARRIVAL ? ' --stamp-arrival' : ''}${READ_FLOOR ? ' --read-floor' : ''}${TRANSFORM_IN_EDGE ? ' --transform-in-edge' : ''}`;
+  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${args['result-name'] ? ` --result-name ${args['result-name']}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PARTS ? ' --parts' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}${STAMP_ARRIVAL ? ' --stamp-arrival' : ''}${READ_FLOOR ? ' --read-floor' : ''}${READ_VARIANT_PATHS ? ' --read-variants' : ''}${IDENTITY_WRITER ? ' --identity-writer' : ''}${TRANSFORM_IN_EDGE ? ' --transform-in-edge' : ''}`;
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadAtStart.map((l) => l.toFixed(1)).join(' / ')} at the start and ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} at the end (1 / 5 / 15 min), this tree at ${treeRef}, ${WORKER_KIND === 'stub' ? `stub worker (demo script${TOKENS === undefined ? '' : `, its first ${TOKENS} tokens`}, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
   const date = new Date().toISOString();
   const table = [
@@ -787,6 +836,7 @@ try {
         (transformInEdge ? '; "JS transform in the edge\'s setup" is the JS transform\'s handler run in the edge\'s own bundle and workerd setup (its bindings, Durable Objects and compatibility flags; the tokenizer built) instead of the app: what the edge\'s runtime setup costs apart from the app\'s work' : '') +
         (relay ? '; "relay (floor)" is a Worker in its own workerd that forwards the direct request and streams the answer back untouched: what any Worker in front of the GPU worker costs here' : '') +
         (readFloor ? '; "read + sign + JS transform (floor)" is the JS transform that takes the chat request instead: it reads and parses its body, builds the worker request (the prompt ids given), signs it with HMAC-SHA-256 and forwards it, the least any edge must do before the call' : '') +
+        (READ_VARIANT_PATHS ? `; the "read floor: …" paths are that floor with one step done another way: ${READ_VARIANTS.map((v) => `"${v.label}"`).join(', ')} (by length: one reader takes the body until its Content-Length is filled and parses it then, without waiting for the stream to end; not read: the chat request's body is neither read nor forwarded; not signed: no HMAC)` : '') +
         (transform ? '; "JS transform (floor)" is a Worker in its own workerd that forwards it too but reads the worker\'s frames in JavaScript and writes one chat.completion.chunk per read into a ReadableStream (no detokenising, parsing, accounts or admission): what any Worker that touches every token costs here' : '') +
         '. Overhead = quantile(edge) − quantile(direct) in the same run. ' +
         'Client, edge and worker share this machine\'s cores, so the edge\'s CPU time also slows the worker: read it as an upper bound. On a shared machine (see the load average) compare rows of one run, not numbers across runs.\n\n' +
@@ -809,7 +859,8 @@ try {
   for (const edge of edges) await edge.dispose();
   await relay?.dispose();
   await transform?.dispose();
-  await readFloor?.dispose();
+  await identityWriter?.dispose();
+  for (const floor of readFloors) await floor.dispose();
   await transformInEdge?.dispose();
   worker.proc.kill('SIGTERM');
   for (const baseline of baselines) removeBaseline(root, baseline.root);
