@@ -1,7 +1,8 @@
 // Proves the CPU operators between the matmuls (ops_cpu.h) against double-precision plain loops: SwiGLU over the whole
 // float range its exp approximation is used on (saturating ends included), RMSNorm at lengths that are and are not
 // multiples of the accumulator lanes, RoPE in two steps equal to the one-step rotation, and causal GQA attention read
-// through a block table for one query head and for three sharing a KV head.
+// through a block table for one query head, for three and four sharing a KV head, at
+// head_dim 72 (the plain loops) and 128 (the AVX-512 kernel where the CPU has it).
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -70,16 +71,16 @@ void test_rope() {
   check(a == b, "rope in two steps == rope_cpu");
 }
 
-void test_attention() {
+void test_attention(int D) {
   std::mt19937 rng(9);
   std::normal_distribution<float> d(0.f, 1.f);
-  const int layers = 2, kv_heads = 2, D = 72, bs = 16, blocks = 8;  // D not a multiple of the lanes
+  const int layers = 2, kv_heads = 2, bs = 16, blocks = 8;
   KvPool kv(layers, kv_heads, D, bs, blocks);
   std::vector<int32_t> table = {5, 2, 7, 0};
   for (int32_t b : table)
     for (int l = 0; l < layers; l++)
       for (int i = 0; i < kv_heads * bs * D; i++) kv.k(b, l)[i] = d(rng), kv.v(b, l)[i] = d(rng);
-  for (int n_q : {1, 3}) {  // query heads sharing the KV head, each with its own q
+  for (int n_q : {1, 3, 4}) {  // query heads sharing the KV head, each with its own q
     std::vector<float> q((size_t)n_q * D), scores((size_t)n_q * 64), out((size_t)n_q * D);
     for (auto& v : q) v = d(rng);
     for (int pos : {0, 15, 16, 40, 63}) {
@@ -105,7 +106,8 @@ void test_attention() {
         double num = 0, den = 0;
         for (int i = 0; i < D; i++) num += (og[i] - ref[i]) * (og[i] - ref[i]), den += ref[i] * ref[i];
         check(std::sqrt(num / den) < 1e-5,
-              "attention n_q=" + std::to_string(n_q) + " head " + std::to_string(g) + " pos=" + std::to_string(pos));
+              "attention D=" + std::to_string(D) + " n_q=" + std::to_string(n_q) + " head " + std::to_string(g) +
+                  " pos=" + std::to_string(pos));
       }
     }
   }
@@ -117,6 +119,7 @@ int main() {
   test_silu();
   test_rmsnorm();
   test_rope();
-  test_attention();
+  test_attention(72);   // not a multiple of the lanes: the plain loops
+  test_attention(128);  // Qwen3's: the AVX-512 kernel where the CPU has it (attention_cpu_avx512.cpp)
   return test::report();
 }

@@ -54,7 +54,9 @@ inline float exp_approx(float x) {
   return overflow ? INFINITY : p * scale;
 }
 
-template <int AHEAD, bool TREE>
+// VPASS: the V pass prefetches its own rows AHEAD on (into L1); VINK: the K pass also prefetches the V rows (into L2).
+// v3 and v4 (bench/results/cpu-attention-avx512.md) measured no better than v1.
+template <int AHEAD, bool TREE, bool VPASS = false, bool VINK = true>
 void attention(const float* q, int n_q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table, int pos,
                int head_dim, float scale, float* scores, float* out) {
   const int bs = kv.block_size(), n = pos + 1;
@@ -65,13 +67,13 @@ void attention(const float* q, int n_q, const KvPool& kv, int layer, int kv_head
     for (int j = 0; j < std::min(AHEAD, n); j++)
       for (int o = 0; o < row_bytes; o += 64) {
         __builtin_prefetch((const char*)krow(j) + o, 0, 3);
-        __builtin_prefetch((const char*)vrow(j) + o, 0, 2);
+        if (VINK) __builtin_prefetch((const char*)vrow(j) + o, 0, 2);
       }
   for (int j = 0; j < n; j++) {
     if (AHEAD > 0 && j + AHEAD < n)
       for (int o = 0; o < row_bytes; o += 64) {
         __builtin_prefetch((const char*)krow(j + AHEAD) + o, 0, 3);
-        __builtin_prefetch((const char*)vrow(j + AHEAD) + o, 0, 2);
+        if (VINK) __builtin_prefetch((const char*)vrow(j + AHEAD) + o, 0, 2);
       }
     const float* k = krow(j);
     for (int g = 0; g < n_q; g++) {
@@ -106,6 +108,8 @@ void attention(const float* q, int n_q, const KvPool& kv, int layer, int kv_head
   }
   for (int i = 0; i < n_q * head_dim; i++) out[i] = 0;
   for (int j = 0; j < n; j++) {
+    if (VPASS && AHEAD > 0 && j + AHEAD < n)
+      for (int o = 0; o < row_bytes; o += 64) __builtin_prefetch((const char*)vrow(j + AHEAD) + o, 0, 3);
     const float* v = vrow(j);
     for (int g = 0; g < n_q; g++) {
       const float p = scores[(size_t)g * n + j];
@@ -145,6 +149,8 @@ int main(int argc, char** argv) {
   };
   const std::vector<Version> versions = {{"v0: before", attention<0, false>},
                                          {"v1: + prefetch 8 rows on", attention<8, false>},
+                                         {"v3: v1, V pass prefetches its rows", attention<8, false, true, false>},
+                                         {"v4: v1 + V pass prefetches its rows", attention<8, false, true, true>},
                                          {"lib: attention_group_cpu", attention_group_cpu}};
   const int nv = (int)versions.size();
   // Every version's output agrees with v0's (same products, at most a different summation order).

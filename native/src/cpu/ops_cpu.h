@@ -29,5 +29,9 @@ void embed_row_cpu(const uint16_t* table, int hidden, int token, float* out);
 // q: (n_q, head_dim); out: (n_q, head_dim); scores: scratch of at least n_q * (pos+1) floats.
 void attention_group_cpu(const float* q, int n_q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table,
                          int pos, int head_dim, float scale, float* scores, float* out);
+// The same in AVX-512 (attention_cpu_avx512.cpp), for head_dim a multiple of 16 on a CPU with AVX-512 F/BW/VL/DQ:
+// attention_group_cpu hands over to it where it can. Its sums run in 16 lanes, so it differs in the last bits.
+void attention_group_avx512(const float* q, int n_q, const KvPool& kv, int layer, int kv_head,
+                            const int32_t* block_table, int pos, int head_dim, float scale, float* scores, float* out);
 
 }  // namespace q3
