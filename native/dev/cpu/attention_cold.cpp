@@ -12,6 +12,8 @@
 // each dot product's 16 lanes summed as a tree (0.81-0.88: no gain). Results: bench/results/cpu-attention-cold.md.
 // Build: g++ -O3 -march=native -I native/src -I native/include native/dev/cpu/attention_cold.cpp native/build/libq3core.a -lpthread -o /tmp/attention_cold
 // Usage: /tmp/attention_cold [rounds] [position]
+#include <immintrin.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -119,6 +121,56 @@ void attention(const float* q, int n_q, const KvPool& kv, int layer, int kv_head
   }
 }
 
+// Timing only (not attention): the reads of the kernel's two passes and its prefetch (K rows 8 on into L1 with the V
+// rows into L2 during the first pass; the V rows in the second, VPF rows on into L1 when VPF > 0), each row xor-ed
+// into a register: how fast this access pattern can go with no arithmetic in the way.
+template <int VPF>
+void loads_only(const float* q, int n_q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table, int pos,
+                int head_dim, float scale, float* scores, float* out) {
+  (void)q, (void)n_q, (void)scale, (void)scores;
+  const int bs = kv.block_size(), n = pos + 1, row_bytes = head_dim * (int)sizeof(float);
+  auto krow = [&](int j) { return kv.k(block_table[j / bs], layer) + ((size_t)kv_head * bs + j % bs) * head_dim; };
+  auto vrow = [&](int j) { return kv.v(block_table[j / bs], layer) + ((size_t)kv_head * bs + j % bs) * head_dim; };
+  __m512i acc = _mm512_setzero_si512();
+  for (int j = -8; j < n; j++) {
+    if (j + 8 < n)
+      for (int o = 0; o < row_bytes; o += 64) {
+        _mm_prefetch((const char*)krow(j + 8) + o, _MM_HINT_T0);
+        _mm_prefetch((const char*)vrow(j + 8) + o, _MM_HINT_T1);
+      }
+    if (j < 0) continue;
+    for (int o = 0; o < head_dim; o += 16) acc = _mm512_xor_si512(acc, _mm512_loadu_si512(krow(j) + o));
+  }
+  for (int j = 0; j < n; j++) {
+    if (VPF > 0 && j + VPF < n)
+      for (int o = 0; o < row_bytes; o += 64) _mm_prefetch((const char*)vrow(j + VPF) + o, _MM_HINT_T0);
+    for (int o = 0; o < head_dim; o += 16) acc = _mm512_xor_si512(acc, _mm512_loadu_si512(vrow(j) + o));
+  }
+  _mm512_storeu_si512(out, acc);
+}
+
+// Timing only: the same bytes read the other way round, as a decode split by positions instead of by KV head would
+// read them (each of the 8 tasks takes 1/8 of the sequence's blocks, and of each block the layer's K rows of all
+// KV heads, one contiguous piece, then its V rows), with the next block's pieces prefetched: the pattern's ceiling.
+void loads_by_block(const float* q, int n_q, const KvPool& kv, int layer, int task, const int32_t* block_table, int pos,
+                    int head_dim, float scale, float* scores, float* out) {
+  (void)q, (void)n_q, (void)scale, (void)scores;
+  const int bs = kv.block_size(), blocks = pos / bs + 1, tasks = 8;
+  const size_t piece = (size_t)8 * bs * head_dim;  // floats: the K (or V) rows of all 8 KV heads in one block
+  const int b0 = (int)((long)blocks * task / tasks), b1 = (int)((long)blocks * (task + 1) / tasks);
+  __m512i acc = _mm512_setzero_si512();
+  for (int b = b0; b < b1; b++) {
+    if (b + 1 < b1)
+      for (size_t o = 0; o < piece * sizeof(float); o += 64) {
+        _mm_prefetch((const char*)kv.k(block_table[b + 1], layer) + o, _MM_HINT_T1);
+        _mm_prefetch((const char*)kv.v(block_table[b + 1], layer) + o, _MM_HINT_T1);
+      }
+    for (const float* p : {kv.k(block_table[b], layer), kv.v(block_table[b], layer)})
+      for (size_t o = 0; o < piece; o += 16) acc = _mm512_xor_si512(acc, _mm512_loadu_si512(p + o));
+  }
+  _mm512_storeu_si512(out, acc);
+}
+
 using Attention = void (*)(const float*, int, const KvPool&, int, int, const int32_t*, int, int, float, float*, float*);
 
 }  // namespace
@@ -146,16 +198,21 @@ int main(int argc, char** argv) {
   struct Version {
     const char* name;
     Attention f;
+    bool timing_only = false;  // not attention: left out of the check below
   };
   const std::vector<Version> versions = {{"v0: before", attention<0, false>},
                                          {"v1: + prefetch 8 rows on", attention<8, false>},
                                          {"v3: v1, V pass prefetches its rows", attention<8, false, true, false>},
                                          {"v4: v1 + V pass prefetches its rows", attention<8, false, true, true>},
-                                         {"lib: attention_group_cpu", attention_group_cpu}};
+                                         {"lib: attention_group_cpu", attention_group_cpu},
+                                         {"loads only, the kernel's pattern", loads_only<0>, true},
+                                         {"loads only, V pass prefetching 8 on", loads_only<8>, true},
+                                         {"loads only, by block: all KV heads' rows", loads_by_block, true}};
   const int nv = (int)versions.size();
   // Every version's output agrees with v0's (same products, at most a different summation order).
   double worst = 0;
   for (int v = 0; v < nv; v++) {
+    if (versions[v].timing_only) continue;
     std::vector<float> scores((size_t)G * (pos + 1));
     for (int h = 0; h < KVH; h++) {
       versions[0].f(&q[(size_t)h * G * D], G, kv, 0, h, table.data(), pos, D, scale, scores.data(), &ref[(size_t)h * G * D]);
