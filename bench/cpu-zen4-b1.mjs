@@ -21,10 +21,13 @@ const benchArgs = ['bench', '--model', model, '--threads', args.threads ?? '2', 
   '--steps', args.steps ?? '32'];
 const out = args.out ?? 'cpu-zen4-b1';
 const git = (dir, ...a) => execFileSync('git', ['-C', dir, ...a], { encoding: 'utf8' }).trim();
+/** A build as a commit: its tree's HEAD, and "+ uncommitted changes" when its native sources differ from it. */
+const commitOf = (dir) =>
+  git(dir, 'rev-parse', '--short', 'HEAD') + (git(dir, 'status', '--porcelain', '--untracked-files=no', '--', 'native') ? ' + uncommitted changes' : '');
 const builds = args.report ? JSON.parse(readFileSync(args.report, 'utf8')).builds : [
   { name: 'baseline', dir: resolve(args.base) },
   { name: 'this tree', dir: root },
-].map((b) => ({ ...b, commit: git(b.dir, 'rev-parse', '--short', 'HEAD') }));
+].map((b) => ({ ...b, commit: commitOf(b.dir) }));
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const tmp = mkdtempSync(join(tmpdir(), 'cpu-zen4-b1-'));
 
