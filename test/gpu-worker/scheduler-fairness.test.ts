@@ -282,9 +282,11 @@ describe('scheduler fairness (real worker processes): a short request behind a l
     let longDone = false;
     void longRun.then(() => (longDone = true));
     await new Promise((r) => setTimeout(r, 200));                       // the long prompt is prefilling
+    // a short request every 50 ms while it prefills (the AVX-512 attention prefills the 4000 tokens in ~0.7 s here,
+    // where the 150 ms this waited before let only 2-3 of them start in time)
     while (!longDone && behind.length < 5) {
       behind.push(await generate(w, short(behind.length)));
-      await new Promise((r) => setTimeout(r, 150));
+      await new Promise((r) => setTimeout(r, 50));
     }
     const longResult = await longRun;
     expect(longResult.tokens).toEqual(longAlone.tokens);
