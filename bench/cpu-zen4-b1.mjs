@@ -68,7 +68,7 @@ const metrics = [
   ['paired_fraction_batch1', '% of paired read (median of 10 pairs)', pct],
   ['best_fraction_batch1', 'best step ÷ best read, %', pct],
   ['decode_tok_s_batch8', 'decode batch 8 tok/s (aggregate)', (x) => x.toFixed(2)],
-  ['prefill_tok_s', 'prefill tok/s (64 tokens)', (x) => x.toFixed(1)],
+  ['prefill_tok_s', `prefill tok/s (${args.prompt ?? 64} tokens)`, (x) => x.toFixed(1)],
   ['read_bandwidth_gb_s', 'probe GB/s (best segment)', (x) => x.toFixed(1)],
 ];
 const lines = [
