@@ -11,7 +11,7 @@
 // Earlier runs also had 4, 16 and 32 rows on (0.80-0.84, 0.83, 0.85-0.95 of v0 against 0.75-0.87 for 8) and v1 with
 // each dot product's 16 lanes summed as a tree (0.81-0.88: no gain). Results: bench/results/cpu-attention-cold.md.
 // Build: g++ -O3 -march=native -I native/src -I native/include native/dev/cpu/attention_cold.cpp native/build/libq3core.a -lpthread -o /tmp/attention_cold
-// Usage: /tmp/attention_cold [rounds] [position]
+// Usage: /tmp/attention_cold [rounds] [position] [warm]
 #include <immintrin.h>
 
 #include <algorithm>
@@ -177,6 +177,9 @@ using Attention = void (*)(const float*, int, const KvPool&, int, int, const int
 
 int main(int argc, char** argv) {
   const int rounds = argc > 1 ? atoi(argv[1]) : 24, pos = argc > 2 ? atoi(argv[2]) : 112;
+  // "warm": no read between layers, so the K/V rows stay in the caches where they fit (a layer's are 8.4 MB at 1023
+  // positions): the attention's own speed, apart from DRAM's
+  const bool warm = argc > 3 && std::string(argv[3]) == "warm";
   const int L = 36, KVH = 8, D = 128, G = 4, bs = 16, n_blocks = pos / bs + 1;
   ThreadPool pool(2);
   // Other sequences' blocks between this one's, as in a pool that has served several.
@@ -229,7 +232,7 @@ int main(int argc, char** argv) {
       const int v = (i + r) % nv;
       double t = 0;
       for (int l = 0; l < L; l++) {
-        weights.timed_read_gbs(135u << 20, loop);  // the layer's matmuls between two attentions
+        if (!warm) weights.timed_read_gbs(135u << 20, loop);  // the layer's matmuls between two attentions
         const double t0 = now();
         pool.parallel_dynamic(KVH, [&](int h) {
           thread_local std::vector<float> scores;
