@@ -232,7 +232,13 @@ describe('elastic fleet: membership by heartbeat, scale from zero, leave and los
   it('Should let a SIGTERMed worker leave: its streams finish, no request fails, none reaches it once the edge knows', async () => {
     const long = (i: number) => chat(edge, key, user(`Long story ${i}: the ${i * 104729}th night.`), 64, true);
     const streams = Array.from({ length: 12 }, (_, i) => long(i));
-    await within(10_000, async () => ((await metrics(b)).get('vllm:num_requests_running') ?? 0) > 0); // generating on it
+    // generating on it: the prompts' routing hash involves the workers' random ports, so none of the 12 may land on b;
+    // one more stream each poll, up to 48, until one runs there
+    await within(10_000, async () => {
+      if (((await metrics(b)).get('vllm:num_requests_running') ?? 0) > 0) return true;
+      if (streams.length < 48) streams.push(long(streams.length));
+      return false;
+    });
     const traffic = trickle((i) => chat(edge, key, user(`During the leave ${i}: count to ${i}.`), 8), 100);
     const term = performance.now();
     const exited = b.stop('SIGTERM');
