@@ -1,14 +1,16 @@
 // The decode attention of ops_cpu.cpp's attention_group_cpu in AVX-512, for head_dim a multiple of 16 (Qwen3's
 // 128). The plain loops there compile to scalar code (their order-bound sums do not vectorise). Same reads, same order
 // of rows, same prefetch; the sums run in 16-lane registers, so results differ from the plain loops' in the last bits
-// only. On a 2-core Zen 4 a decode step's attention takes 0.86x the plain loops' time at 112 and at 4096 positions
-// (bench/results/cpu-attention-avx512.md), and still reads the K/V cache at only ~20 GB/s: the arithmetic was not
-// what held it there. What does (the cache's 8 KiB pieces per block and head, scattered block by block?) is open.
+// only. On a 2-core Zen 4 a decode step's attention took 0.86x the plain loops' time at 112 and at 4096 positions
+// (bench/results/cpu-attention-avx512.md); with the V pass's sums in registers at Qwen3's shape (v_pass_4x128), 0.55-
+// 0.59x of that at 1023 positions and 0.79-0.87x at 4095 (cpu-attention-vreg.md). At long contexts the K/V reads'
+// pattern (8 KiB pieces per block and head, far apart) is what holds it back (cpu-attention-pattern.md).
 // GCC 12 reports its own _mm512_undefined_* placeholders (inside the reduce intrinsics) as maybe-uninitialized.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "ops_cpu.h"
@@ -60,6 +62,42 @@ void softmax(float* s, int n) {
   }
 }
 
+// The V pass at Qwen3's shape (4 query heads per KV head, head_dim 128) with the sums in registers: a block of 16
+// rows at a time, for each half of head_dim the 4 heads' 4 x 16 lanes held across the 16 rows (the rows' second
+// halves are read from L1). The general loop keeps them in memory, where each row's add waits for the last one's store.
+template <class Row>
+void v_pass_4x128(const float* scores, int n, const Row& row, float* out) {
+  __m512 o[2][4][4];
+  for (auto& half : o)
+    for (auto& head : half)
+      for (auto& lanes : head) lanes = _mm512_setzero_ps();
+  for (int j0 = 0; j0 < n; j0 += 16) {
+    const int j1 = std::min(n, j0 + 16);
+    for (int h = 0; h < 2; h++) {
+      __m512 acc[4][4];
+      for (int g = 0; g < 4; g++)
+        for (int c = 0; c < 4; c++) acc[g][c] = o[h][g][c];
+      for (int j = j0; j < j1; j++) {
+        const float* v = row(true, j) + 64 * h;
+        const __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16), v2 = _mm512_loadu_ps(v + 32),
+                     v3 = _mm512_loadu_ps(v + 48);
+        for (int g = 0; g < 4; g++) {
+          const __m512 p = _mm512_set1_ps(scores[(size_t)g * n + j]);
+          acc[g][0] = _mm512_fmadd_ps(p, v0, acc[g][0]);
+          acc[g][1] = _mm512_fmadd_ps(p, v1, acc[g][1]);
+          acc[g][2] = _mm512_fmadd_ps(p, v2, acc[g][2]);
+          acc[g][3] = _mm512_fmadd_ps(p, v3, acc[g][3]);
+        }
+      }
+      for (int g = 0; g < 4; g++)
+        for (int c = 0; c < 4; c++) o[h][g][c] = acc[g][c];
+    }
+  }
+  for (int h = 0; h < 2; h++)
+    for (int g = 0; g < 4; g++)
+      for (int c = 0; c < 4; c++) _mm512_storeu_ps(out + (size_t)g * 128 + 64 * h + 16 * c, o[h][g][c]);
+}
+
 }  // namespace
 
 void attention_group_avx512(const float* q, int n_q, const KvPool& kv, int layer, int kv_head,
@@ -88,6 +126,7 @@ void attention_group_avx512(const float* q, int n_q, const KvPool& kv, int layer
   }
   for (int g = 0; g < n_q; g++) softmax(scores + (size_t)g * n, n);
   // V pass: each V row read once, added into every head's output with that head's weight for the row
+  if (n_q == 4 && head_dim == 128) return v_pass_4x128(scores, n, row, out);
   for (int i = 0; i < n_q * head_dim; i += 16) _mm512_storeu_ps(out + i, _mm512_setzero_ps());
   for (int j = 0; j < n; j++) {
     const float* v = row(true, j);

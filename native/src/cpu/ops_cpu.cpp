@@ -94,8 +94,8 @@ void embed_row_cpu(const uint16_t* table, int hidden, int token, float* out) {
 namespace {
 
 // The plain loops below compile to scalar code (their sums are order-bound), so where AVX-512 runs, attention takes
-// the explicit kernel (attention_cpu_avx512.cpp): 0.86x the time of a decode step's attention (at 112 and at 4096
-// positions, bench/results/cpu-attention-avx512.md).
+// the explicit kernel (attention_cpu_avx512.cpp): 0.86x the time of a decode step's attention at 112 and at 4096
+// positions (bench/results/cpu-attention-avx512.md), less since (cpu-attention-vreg.md).
 bool avx512_attention(int head_dim) {
 #if defined(__x86_64__) && defined(__GNUC__)
   static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
