@@ -2,7 +2,7 @@
 // float range its exp approximation is used on (saturating ends included), RMSNorm at lengths that are and are not
 // multiples of the accumulator lanes, RoPE in two steps equal to the one-step rotation, and causal GQA attention read
 // through a block table for one query head, for three and four sharing a KV head, at
-// head_dim 72 (the plain loops) and 128 (the AVX-512 kernel where the CPU has it).
+// head_dim 72 (the plain loops) and 128 (the plain loops and the AVX-512 kernel, each forced where the CPU has it).
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -119,7 +119,16 @@ int main() {
   test_silu();
   test_rmsnorm();
   test_rope();
-  test_attention(72);   // not a multiple of the lanes: the plain loops
-  test_attention(128);  // Qwen3's: the AVX-512 kernel where the CPU has it (attention_cpu_avx512.cpp)
+  test_attention(72);  // not a multiple of the lanes: the plain loops whatever the path
+  // Qwen3's head_dim on each path the CPU has: the plain loops and the AVX-512 kernel (attention_cpu_avx512.cpp)
+  for (const char* isa : {"plain", "avx512"}) {
+    if (!attention_cpu_force_isa(isa)) {
+      std::printf("attention: no %s path on this CPU, not checked\n", isa);
+      continue;
+    }
+    check(std::string(attention_cpu_isa()) == isa, std::string("attention path forced to ") + isa);
+    test_attention(128);
+  }
+  attention_cpu_force_isa("auto");
   return test::report();
 }

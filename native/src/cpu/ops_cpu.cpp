@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../half.h"
+#include "isa_choice.h"
 
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
 #define Q3_VECTOR_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "default")))
@@ -96,23 +97,29 @@ namespace {
 // The plain loops below compile to scalar code (their sums are order-bound), so where AVX-512 runs, attention takes
 // the explicit kernel (attention_cpu_avx512.cpp): 0.86x the time of a decode step's attention at 112 and at 4096
 // positions (bench/results/cpu-attention-avx512.md), less since (cpu-attention-vreg.md).
-bool avx512_attention(int head_dim) {
+enum AttentionIsa { kPlain = 0, kAvx512 = 1 };
+const char* const kAttentionIsaNames[] = {"plain", "avx512"};
+
+bool attention_cpu_has(int isa) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  return has && head_dim % 16 == 0;
+  return isa == kPlain || (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"));
 #else
-  (void)head_dim;
-  return false;
+  return isa == kPlain;
 #endif
 }
 
+IsaChoice g_attention_isa(kAttentionIsaNames, 2, attention_cpu_has);
+
 }  // namespace
+
+const char* attention_cpu_isa() { return g_attention_isa.name(); }
+bool attention_cpu_force_isa(const char* name) { return g_attention_isa.force(name); }
 
 Q3_VECTOR_CLONES
 void attention_group_cpu(const float* q, int n_q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table,
                          int pos, int head_dim, float scale, float* scores, float* out) {
-  if (avx512_attention(head_dim))
+  if (head_dim % 16 == 0 && g_attention_isa.current() == kAvx512)
     return attention_group_avx512(q, n_q, kv, layer, kv_head, block_table, pos, head_dim, scale, scores, out);
   const int bs = kv.block_size(), n = pos + 1;
   // K or V row j of this head: (head_dim) floats.
