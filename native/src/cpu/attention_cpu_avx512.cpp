@@ -18,8 +18,6 @@
 namespace q3 {
 namespace {
 
-constexpr int kAhead = 8;  // as ops_cpu.cpp's kAttentionAhead: K/V rows prefetched ahead of the K pass
-
 // ops_cpu.cpp's exp_approx, 16 lanes at a time: the same clamps, reduction and degree-6 polynomial.
 inline __m512 exp_approx16(__m512 x) {
   const __mmask16 overflow = _mm512_cmp_ps_mask(x, _mm512_set1_ps(88.72f), _CMP_GT_OQ);
@@ -109,10 +107,10 @@ void attention_group_avx512(const float* q, int n_q, const KvPool& kv, int layer
   };
   const int row_bytes = head_dim * (int)sizeof(float);
   // K pass: each K row read once, its dot product with every query head in 16 lanes, then summed across them
-  for (int j = -kAhead; j < n; j++) {
-    if (j + kAhead < n) {
-      const char* kp = (const char*)row(false, j + kAhead);
-      const char* vp = (const char*)row(true, j + kAhead);
+  for (int j = -kAttentionAhead; j < n; j++) {
+    if (j + kAttentionAhead < n) {
+      const char* kp = (const char*)row(false, j + kAttentionAhead);
+      const char* vp = (const char*)row(true, j + kAttentionAhead);
       for (int o = 0; o < row_bytes; o += 64) _mm_prefetch(kp + o, _MM_HINT_T0), _mm_prefetch(vp + o, _MM_HINT_T1);
     }
     if (j < 0) continue;

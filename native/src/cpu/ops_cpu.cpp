@@ -20,7 +20,6 @@ namespace q3 {
 namespace {
 
 constexpr int kLanes = 16;
-constexpr int kAttentionAhead = 8;  // K/V rows (512 bytes each at head_dim 128) prefetched ahead of the K pass
 
 // exp(x) within 2 ulp for -87 <= x <= 88: x = n ln2 + r with |r| <= ln2/2, e^r by its degree-6 Taylor polynomial
 // (truncation error < 1.2e-7 relative), times 2^n built in the exponent bits. Below -87 it gives e^-87 (~1e-38, as
