@@ -255,7 +255,7 @@ void q3_engine_info(const q3_engine* e, q3_info* out) {
   for (int i = 0; i < out->n_eos; i++) out->eos_ids[i] = c.eos_ids[i];
   out->weight_bytes_per_token = e->backend->weight_bytes_per_token();
   out->full_head_bytes_per_token = e->backend->full_head_bytes_per_token();
-  out->kv_bytes_per_token = (int64_t)e->backend->kv_bytes_per_token();  // as stored by the backend (fp32 CPU, fp16 CUDA)
+  out->kv_bytes_per_token = (int64_t)e->backend->kv_bytes_per_token();  // as stored by the backend (fp16 on both)
   std::snprintf(out->device, sizeof out->device, "%s", e->device.c_str());
 }
 

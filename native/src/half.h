@@ -5,24 +5,17 @@
 
 namespace q3 {
 
+// Exact, without branches (the compiler vectorises loops of it, e.g. the attention's widening of fp16 K/V rows):
+// normal numbers rebias the exponent (15 -> 127), subnormals are their 10-bit integer times 2^-24 (exact in fp32),
+// and exponent 31 (inf, NaN) maps to 255 with the payload kept.
 inline float f16_to_f32(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-  uint32_t exp = (h >> 10) & 0x1f;
-  uint32_t man = h & 0x3ff;
-  uint32_t bits;
-  if (exp == 0) {
-    if (man == 0) {
-      bits = sign;
-    } else {  // subnormal: renormalise
-      int e = -1;
-      do { e++; man <<= 1; } while ((man & 0x400) == 0);
-      bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
-    }
-  } else if (exp == 31) {
-    bits = sign | 0x7f800000u | (man << 13);
-  } else {
-    bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-  }
+  const uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+  const uint32_t normal = ((exp + (127 - 15)) << 23) | (man << 13);
+  const uint32_t special = 0x7f800000u | (man << 13);
+  const float tiny = (float)man * 5.9604644775390625e-8f;  // man * 2^-24
+  uint32_t tiny_bits;
+  std::memcpy(&tiny_bits, &tiny, 4);
+  const uint32_t bits = sign | (exp == 0 ? tiny_bits : exp == 31 ? special : normal);
   float f;
   std::memcpy(&f, &bits, 4);
   return f;

@@ -9,7 +9,7 @@ namespace q3 {
 KvPool::KvPool(int n_layers, int n_kv_heads, int head_dim, int block_size, int n_blocks)
     : n_layers_(n_layers), n_kv_heads_(n_kv_heads), head_dim_(head_dim), block_size_(block_size), n_blocks_(n_blocks) {
   if (n_blocks <= 0 || block_size <= 0) throw std::runtime_error("KV cache: need at least one block of one token");
-  data_.reset(HugePageAllocator<float>().allocate(slot(n_blocks, 0, 0)));
+  data_.reset(HugePageAllocator<uint16_t>().allocate(slot(n_blocks, 0, 0)));
   refcount_.assign(n_blocks, 0);
   free_.reserve(n_blocks);
   for (int b = n_blocks - 1; b >= 0; b--) free_.push_back(b);

@@ -1,5 +1,7 @@
 // The paged KV cache: a pool of fixed-size blocks with refcounts, so a prefix cache can share blocks between
-// sequences. A block holds K and V of block_size consecutive positions for every layer.
+// sequences. A block holds K and V of block_size consecutive positions for every layer, as IEEE fp16 (what the CUDA
+// backend, transformers in fp16 and vLLM's default store): half the bytes a decode step's attention reads per position
+// and twice the positions in the same memory as fp32. The values are rounded to nearest even when written (half.h).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -16,13 +18,13 @@ class KvPool {
   int block_size() const { return block_size_; }
   int n_blocks() const { return n_blocks_; }
   int free_blocks() const { return (int)free_.size(); }
-  size_t bytes_per_token() const { return (size_t)n_layers_ * 2 * n_kv_heads_ * head_dim_ * sizeof(float); }
+  size_t bytes_per_token() const { return (size_t)n_layers_ * 2 * n_kv_heads_ * head_dim_ * sizeof(uint16_t); }
 
-  // K or V of one block and layer: (n_kv_heads, block_size, head_dim).
-  float* k(int block, int layer) { return data_.get() + slot(block, layer, 0); }
-  float* v(int block, int layer) { return data_.get() + slot(block, layer, 1); }
-  const float* k(int block, int layer) const { return data_.get() + slot(block, layer, 0); }
-  const float* v(int block, int layer) const { return data_.get() + slot(block, layer, 1); }
+  // K or V of one block and layer: (n_kv_heads, block_size, head_dim) fp16 values.
+  uint16_t* k(int block, int layer) { return data_.get() + slot(block, layer, 0); }
+  uint16_t* v(int block, int layer) { return data_.get() + slot(block, layer, 1); }
+  const uint16_t* k(int block, int layer) const { return data_.get() + slot(block, layer, 0); }
+  const uint16_t* v(int block, int layer) const { return data_.get() + slot(block, layer, 1); }
 
   bool alloc(int n, int32_t* out);  // all or nothing
   void retain(const int32_t* ids, int n);
@@ -36,12 +38,12 @@ class KvPool {
 
   int n_layers_, n_kv_heads_, head_dim_, block_size_, n_blocks_;
   struct FreeHuge {
-    void operator()(float* p) const { HugePageAllocator<float>().deallocate(p, 0); }
+    void operator()(uint16_t* p) const { HugePageAllocator<uint16_t>().deallocate(p, 0); }
   };
   // (n_blocks, n_layers, 2, n_kv_heads, block_size, head_dim), untouched until used. On huge pages: a decode step's
-  // attention reads each layer's rows of every block of the sequence (8 KiB pieces at the 8B shapes), which on 4 KiB
+  // attention reads each layer's rows of every block of the sequence (4 KiB pieces at the 8B shapes), which on 4 KiB
   // pages cost a TLB miss each page.
-  std::unique_ptr<float[], FreeHuge> data_;
+  std::unique_ptr<uint16_t[], FreeHuge> data_;
   std::vector<int32_t> refcount_;
   std::vector<int32_t> free_;
 };

@@ -1,7 +1,7 @@
 // Proves the CPU operators between the matmuls (ops_cpu.h) against double-precision plain loops: SwiGLU over the whole
 // float range its exp approximation is used on (saturating ends included), RMSNorm at lengths that are and are not
 // multiples of the accumulator lanes, RoPE in two steps equal to the one-step rotation, and causal GQA attention read
-// through a block table for one query head, for three and four sharing a KV head, at
+// through a block table (K/V stored in fp16, as the KV cache holds them) for one query head, for three and four sharing a KV head, at
 // head_dim 72 (the plain loops) and 128 (the plain loops and the AVX-512 kernel, each forced where the CPU has it).
 #include <cmath>
 #include <cstdio>
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "check.h"
+#include "half.h"
 #include "cpu/ops_cpu.h"
 #include "kv_cache.h"
 #include "rope.h"
@@ -71,6 +72,21 @@ void test_rope() {
   check(a == b, "rope in two steps == rope_cpu");
 }
 
+// Every fp16 value widens to the number its fields define (IEEE 754 binary16), and back to the same bits (NaNs: a
+// NaN). The attention widens the KV cache's fp16 rows with it on the plain path.
+void test_f16_widen() {
+  int wrong = 0;
+  for (uint32_t h = 0; h < 0x10000; h++) {
+    const int sign = h >> 15, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    const double mag = exp == 0 ? std::ldexp((double)man, -24) : std::ldexp(1.0 + man / 1024.0, exp - 15);
+    const double want = exp == 31 ? (man ? NAN : INFINITY) : mag;
+    const float got = f16_to_f32((uint16_t)h);
+    const bool ok = exp == 31 && man ? std::isnan(got) : (double)got == (sign ? -want : want) && std::signbit(got) == (bool)sign;
+    if (!ok || (!(exp == 31 && man) && f32_to_f16(got) != h)) wrong++;
+  }
+  check(wrong == 0, "f16_to_f32: all 65536 values exact (" + std::to_string(wrong) + " wrong)");
+}
+
 void test_attention(int D) {
   std::mt19937 rng(9);
   std::normal_distribution<float> d(0.f, 1.f);
@@ -79,7 +95,7 @@ void test_attention(int D) {
   std::vector<int32_t> table = {5, 2, 7, 0};
   for (int32_t b : table)
     for (int l = 0; l < layers; l++)
-      for (int i = 0; i < kv_heads * bs * D; i++) kv.k(b, l)[i] = d(rng), kv.v(b, l)[i] = d(rng);
+      for (int i = 0; i < kv_heads * bs * D; i++) kv.k(b, l)[i] = f32_to_f16(d(rng)), kv.v(b, l)[i] = f32_to_f16(d(rng));
   for (int n_q : {1, 3, 4}) {  // query heads sharing the KV head, each with its own q
     std::vector<float> q((size_t)n_q * D), scores((size_t)n_q * 64), out((size_t)n_q * D);
     for (auto& v : q) v = d(rng);
@@ -92,15 +108,15 @@ void test_attention(int D) {
         std::vector<double> s(pos + 1), ref(D, 0.0);
         double mx = -1e300, sum = 0;
         for (int j = 0; j <= pos; j++) {
-          const float* k = kv.k(table[j / bs], layer) + ((size_t)head * bs + j % bs) * D;
+          const uint16_t* k = kv.k(table[j / bs], layer) + ((size_t)head * bs + j % bs) * D;
           double dot = 0;
-          for (int i = 0; i < D; i++) dot += (double)qg[i] * k[i];
+          for (int i = 0; i < D; i++) dot += (double)qg[i] * f16_to_f32(k[i]);
           s[j] = dot * scale, mx = std::max(mx, s[j]);
         }
         for (int j = 0; j <= pos; j++) s[j] = std::exp(s[j] - mx), sum += s[j];
         for (int j = 0; j <= pos; j++) {
-          const float* v = kv.v(table[j / bs], layer) + ((size_t)head * bs + j % bs) * D;
-          for (int i = 0; i < D; i++) ref[i] += s[j] / sum * v[i];
+          const uint16_t* v = kv.v(table[j / bs], layer) + ((size_t)head * bs + j % bs) * D;
+          for (int i = 0; i < D; i++) ref[i] += s[j] / sum * f16_to_f32(v[i]);
         }
         const float* og = out.data() + (size_t)g * D;
         double num = 0, den = 0;
@@ -116,6 +132,7 @@ void test_attention(int D) {
 }  // namespace
 
 int main() {
+  test_f16_widen();
   test_silu();
   test_rmsnorm();
   test_rope();

@@ -9,11 +9,11 @@ import { KvBlocks } from '../../gpu-worker/kv-blocks.ts';
 import { demoModel, generate, metrics, prompt, startWorker, type Worker } from './worker-process.ts';
 
 const BLOCK = 16;          // tokens per KV block (engine default)
-let cached: Worker;        // prefix cache on, a small pool (KV_CACHE_MIB=2: 128 blocks with the tiny model)
+let cached: Worker;        // prefix cache on, a small pool (KV_CACHE_MIB=1: 128 blocks of fp16 K/V with the tiny model)
 let plain: Worker;         // prefix cache off, default pool
 beforeAll(async () => {
   [cached, plain] = await Promise.all([
-    startWorker({ KV_CACHE_MIB: '2', MAX_BATCH: '16' }),
+    startWorker({ KV_CACHE_MIB: '1', MAX_BATCH: '16' }),
     startWorker({ PREFIX_CACHE: '0', MAX_BATCH: '16' }),
   ]);
 });

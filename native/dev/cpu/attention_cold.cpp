@@ -11,7 +11,9 @@
 // Earlier runs also had 4, 16 and 32 rows on (0.80-0.84, 0.83, 0.85-0.95 of v0 against 0.75-0.87 for 8) and v1 with
 // each dot product's 16 lanes summed as a tree (0.81-0.88: no gain). Results: bench/results/cpu-attention-cold.md.
 // Build: g++ -O3 -march=native -I native/src -I native/include native/dev/cpu/attention_cold.cpp native/build/libq3core.a -lpthread -o /tmp/attention_cold
-// Usage: /tmp/attention_cold [rounds] [position] [warm]
+// Usage: /tmp/attention_cold [rounds] [position] [warm] [lib]
+// Since the KV cache holds fp16 (kv_cache.h), every version reads fp16 rows: v0-v4 widen each row to fp32 first, as
+// the library's plain loops do; the loads-only versions read the same bytes (half what they were with fp32 rows).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -26,6 +28,7 @@
 
 #include "cpu/bandwidth_cpu.h"
 #include "cpu/ops_cpu.h"
+#include "half.h"
 #include "kv_cache.h"
 #include "threadpool.h"
 
@@ -64,7 +67,12 @@ void attention(const float* q, int n_q, const KvPool& kv, int layer, int kv_head
   const int bs = kv.block_size(), n = pos + 1;
   auto krow = [&](int j) { return kv.k(block_table[j / bs], layer) + ((size_t)kv_head * bs + j % bs) * head_dim; };
   auto vrow = [&](int j) { return kv.v(block_table[j / bs], layer) + ((size_t)kv_head * bs + j % bs) * head_dim; };
-  const int row_bytes = head_dim * (int)sizeof(float);
+  const int row_bytes = head_dim * (int)sizeof(uint16_t);
+  float wide[512];  // the fp16 row widened (head_dim <= 512 here)
+  auto widen = [&](const uint16_t* h) {
+    for (int d = 0; d < head_dim; d++) wide[d] = f16_to_f32(h[d]);
+    return (const float*)wide;
+  };
   if (AHEAD > 0)
     for (int j = 0; j < std::min(AHEAD, n); j++)
       for (int o = 0; o < row_bytes; o += 64) {
@@ -77,7 +85,7 @@ void attention(const float* q, int n_q, const KvPool& kv, int layer, int kv_head
         __builtin_prefetch((const char*)krow(j + AHEAD) + o, 0, 3);
         if (VINK) __builtin_prefetch((const char*)vrow(j + AHEAD) + o, 0, 2);
       }
-    const float* k = krow(j);
+    const float* k = widen(krow(j));
     for (int g = 0; g < n_q; g++) {
       const float* qg = q + (size_t)g * head_dim;
       float acc[kLanes] = {};
@@ -112,7 +120,7 @@ void attention(const float* q, int n_q, const KvPool& kv, int layer, int kv_head
   for (int j = 0; j < n; j++) {
     if (VPASS && AHEAD > 0 && j + AHEAD < n)
       for (int o = 0; o < row_bytes; o += 64) __builtin_prefetch((const char*)vrow(j + AHEAD) + o, 0, 3);
-    const float* v = vrow(j);
+    const float* v = widen(vrow(j));
     for (int g = 0; g < n_q; g++) {
       const float p = scores[(size_t)g * n + j];
       float* o = out + (size_t)g * head_dim;
@@ -128,7 +136,7 @@ template <int VPF>
 void loads_only(const float* q, int n_q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table, int pos,
                 int head_dim, float scale, float* scores, float* out) {
   (void)q, (void)n_q, (void)scale, (void)scores;
-  const int bs = kv.block_size(), n = pos + 1, row_bytes = head_dim * (int)sizeof(float);
+  const int bs = kv.block_size(), n = pos + 1, row_bytes = head_dim * (int)sizeof(uint16_t);
   auto krow = [&](int j) { return kv.k(block_table[j / bs], layer) + ((size_t)kv_head * bs + j % bs) * head_dim; };
   auto vrow = [&](int j) { return kv.v(block_table[j / bs], layer) + ((size_t)kv_head * bs + j % bs) * head_dim; };
   __m512i acc = _mm512_setzero_si512();
@@ -139,12 +147,12 @@ void loads_only(const float* q, int n_q, const KvPool& kv, int layer, int kv_hea
         _mm_prefetch((const char*)vrow(j + 8) + o, _MM_HINT_T1);
       }
     if (j < 0) continue;
-    for (int o = 0; o < head_dim; o += 16) acc = _mm512_xor_si512(acc, _mm512_loadu_si512(krow(j) + o));
+    for (int o = 0; o < head_dim; o += 32) acc = _mm512_xor_si512(acc, _mm512_loadu_si512(krow(j) + o));
   }
   for (int j = 0; j < n; j++) {
     if (VPF > 0 && j + VPF < n)
       for (int o = 0; o < row_bytes; o += 64) _mm_prefetch((const char*)vrow(j + VPF) + o, _MM_HINT_T0);
-    for (int o = 0; o < head_dim; o += 16) acc = _mm512_xor_si512(acc, _mm512_loadu_si512(vrow(j) + o));
+    for (int o = 0; o < head_dim; o += 32) acc = _mm512_xor_si512(acc, _mm512_loadu_si512(vrow(j) + o));
   }
   _mm512_storeu_si512(out, acc);
 }
@@ -156,17 +164,17 @@ void loads_by_block(const float* q, int n_q, const KvPool& kv, int layer, int ta
                     int head_dim, float scale, float* scores, float* out) {
   (void)q, (void)n_q, (void)scale, (void)scores;
   const int bs = kv.block_size(), blocks = pos / bs + 1, tasks = 8;
-  const size_t piece = (size_t)8 * bs * head_dim;  // floats: the K (or V) rows of all 8 KV heads in one block
+  const size_t piece = (size_t)8 * bs * head_dim;  // fp16 values: the K (or V) rows of all 8 KV heads in one block
   const int b0 = (int)((long)blocks * task / tasks), b1 = (int)((long)blocks * (task + 1) / tasks);
   __m512i acc = _mm512_setzero_si512();
   for (int b = b0; b < b1; b++) {
     if (b + 1 < b1)
-      for (size_t o = 0; o < piece * sizeof(float); o += 64) {
+      for (size_t o = 0; o < piece * sizeof(uint16_t); o += 64) {
         _mm_prefetch((const char*)kv.k(block_table[b + 1], layer) + o, _MM_HINT_T1);
         _mm_prefetch((const char*)kv.v(block_table[b + 1], layer) + o, _MM_HINT_T1);
       }
-    for (const float* p : {kv.k(block_table[b], layer), kv.v(block_table[b], layer)})
-      for (size_t o = 0; o < piece; o += 16) acc = _mm512_xor_si512(acc, _mm512_loadu_si512(p + o));
+    for (const uint16_t* p : {kv.k(block_table[b], layer), kv.v(block_table[b], layer)})
+      for (size_t o = 0; o < piece; o += 32) acc = _mm512_xor_si512(acc, _mm512_loadu_si512(p + o));
   }
   _mm512_storeu_si512(out, acc);
 }
@@ -180,6 +188,8 @@ int main(int argc, char** argv) {
   // "warm": no read between layers, so the K/V rows stay in the caches where they fit (a layer's are 8.4 MB at 1023
   // positions): the attention's own speed, apart from DRAM's
   const bool warm = argc > 3 && std::string(argv[3]) == "warm";
+  // "lib" (4th argument, or 3rd in place of "warm"): time only the library's attention and the loads-only patterns
+  const bool lib_only = (argc > 3 && std::string(argv[3]) == "lib") || (argc > 4 && std::string(argv[4]) == "lib");
   const int L = 36, KVH = 8, D = 128, G = 4, bs = 16, n_blocks = pos / bs + 1;
   ThreadPool pool(2);
   // Other sequences' blocks between this one's, as in a pool that has served several.
@@ -191,7 +201,7 @@ int main(int argc, char** argv) {
   std::normal_distribution<float> nd(0.f, 1.f);
   for (int b = 0; b < 3 * n_blocks; b++)
     for (int l = 0; l < L; l++)
-      for (size_t i = 0; i < (size_t)KVH * bs * D; i++) kv.k(b, l)[i] = nd(rng), kv.v(b, l)[i] = nd(rng);
+      for (size_t i = 0; i < (size_t)KVH * bs * D; i++) kv.k(b, l)[i] = f32_to_f16(nd(rng)), kv.v(b, l)[i] = f32_to_f16(nd(rng));
   std::vector<float> q((size_t)L * KVH * G * D), out((size_t)KVH * G * D), ref(out.size());
   for (float& v : q) v = nd(rng);
   ReadProbe weights(pool, 1u << 30);
@@ -203,7 +213,7 @@ int main(int argc, char** argv) {
     Attention f;
     bool timing_only = false;  // not attention: left out of the check below
   };
-  const std::vector<Version> versions = {{"v0: before", attention<0, false>},
+  std::vector<Version> versions = {{"v0: before", attention<0, false>},
                                          {"v1: + prefetch 8 rows on", attention<8, false>},
                                          {"v3: v1, V pass prefetches its rows", attention<8, false, true, false>},
                                          {"v4: v1 + V pass prefetches its rows", attention<8, false, true, true>},
@@ -211,6 +221,7 @@ int main(int argc, char** argv) {
                                          {"loads only, the kernel's pattern", loads_only<0>, true},
                                          {"loads only, V pass prefetching 8 on", loads_only<8>, true},
                                          {"loads only, by block: all KV heads' rows", loads_by_block, true}};
+  if (lib_only) versions = {versions[4], versions[5], versions[7]};  // ratios below are then to the library's time
   const int nv = (int)versions.size();
   // Every version's output agrees with v0's (same products, at most a different summation order).
   double worst = 0;

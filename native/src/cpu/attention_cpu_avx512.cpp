@@ -4,7 +4,9 @@
 // only. On a 2-core Zen 4 a decode step's attention took 0.86x the plain loops' time at 112 and at 4096 positions
 // (bench/results/cpu-attention-avx512.md); with the V pass's sums in registers at Qwen3's shape (v_pass_4x128), 0.55-
 // 0.59x of that at 1023 positions and 0.79-0.87x at 4095 (cpu-attention-vreg.md). At long contexts the K/V reads'
-// pattern (8 KiB pieces per block and head, far apart) is what holds it back (cpu-attention-pattern.md).
+// pattern (pieces per block and head, far apart) is what holds it back (cpu-attention-pattern.md). The rows are fp16
+// (kv_cache.h), widened 16 at a time by vcvtph2ps; against fp32 rows a step's attention took 0.71-0.77x the time at
+// 1023 and 4095 positions (cpu-kv-fp16.md).
 // GCC 12 reports its own _mm512_undefined_* placeholders (inside the reduce intrinsics) as maybe-uninitialized.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -36,6 +38,9 @@ inline __m512 exp_approx16(__m512 x) {
   const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
   return _mm512_mask_blend_ps(overflow, _mm512_mul_ps(p, _mm512_castsi512_ps(bits)), _mm512_set1_ps(INFINITY));
 }
+
+// 16 fp16 K/V values (kv_cache.h) as fp32: exact, one instruction.
+inline __m512 widen16(const uint16_t* h) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)h)); }
 
 inline __mmask16 tail_mask(int left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
 
@@ -76,9 +81,8 @@ void v_pass_4x128(const float* scores, int n, const Row& row, float* out) {
       for (int g = 0; g < 4; g++)
         for (int c = 0; c < 4; c++) acc[g][c] = o[h][g][c];
       for (int j = j0; j < j1; j++) {
-        const float* v = row(true, j) + 64 * h;
-        const __m512 v0 = _mm512_loadu_ps(v), v1 = _mm512_loadu_ps(v + 16), v2 = _mm512_loadu_ps(v + 32),
-                     v3 = _mm512_loadu_ps(v + 48);
+        const uint16_t* v = row(true, j) + 64 * h;
+        const __m512 v0 = widen16(v), v1 = widen16(v + 16), v2 = widen16(v + 32), v3 = widen16(v + 48);
         for (int g = 0; g < 4; g++) {
           const __m512 p = _mm512_set1_ps(scores[(size_t)g * n + j]);
           acc[g][0] = _mm512_fmadd_ps(p, v0, acc[g][0]);
@@ -105,7 +109,7 @@ void attention_group_avx512(const float* q, int n_q, const KvPool& kv, int layer
     const int32_t b = block_table[j / bs];
     return (v ? kv.v(b, layer) : kv.k(b, layer)) + ((size_t)kv_head * bs + j % bs) * head_dim;
   };
-  const int row_bytes = head_dim * (int)sizeof(float);
+  const int row_bytes = head_dim * (int)sizeof(uint16_t);
   // K pass: each K row read once, its dot product with every query head in 16 lanes, then summed across them
   for (int j = -kAttentionAhead; j < n; j++) {
     if (j + kAttentionAhead < n) {
@@ -114,11 +118,11 @@ void attention_group_avx512(const float* q, int n_q, const KvPool& kv, int layer
       for (int o = 0; o < row_bytes; o += 64) _mm_prefetch(kp + o, _MM_HINT_T0), _mm_prefetch(vp + o, _MM_HINT_T1);
     }
     if (j < 0) continue;
-    const float* k = row(false, j);
+    const uint16_t* k = row(false, j);
     for (int g = 0; g < n_q; g++) {
       const float* qg = q + (size_t)g * head_dim;
-      __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(qg), _mm512_loadu_ps(k));
-      for (int c = 1; c < chunks; c++) acc = _mm512_fmadd_ps(_mm512_loadu_ps(qg + 16 * c), _mm512_loadu_ps(k + 16 * c), acc);
+      __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(qg), widen16(k));
+      for (int c = 1; c < chunks; c++) acc = _mm512_fmadd_ps(_mm512_loadu_ps(qg + 16 * c), widen16(k + 16 * c), acc);
       scores[(size_t)g * n + j] = _mm512_reduce_add_ps(acc) * scale;
     }
   }
@@ -127,12 +131,12 @@ void attention_group_avx512(const float* q, int n_q, const KvPool& kv, int layer
   if (n_q == 4 && head_dim == 128) return v_pass_4x128(scores, n, row, out);
   for (int i = 0; i < n_q * head_dim; i += 16) _mm512_storeu_ps(out + i, _mm512_setzero_ps());
   for (int j = 0; j < n; j++) {
-    const float* v = row(true, j);
+    const uint16_t* v = row(true, j);
     for (int g = 0; g < n_q; g++) {
       const __m512 p = _mm512_set1_ps(scores[(size_t)g * n + j]);
       float* o = out + (size_t)g * head_dim;
       for (int c = 0; c < chunks; c++)
-        _mm512_storeu_ps(o + 16 * c, _mm512_fmadd_ps(p, _mm512_loadu_ps(v + 16 * c), _mm512_loadu_ps(o + 16 * c)));
+        _mm512_storeu_ps(o + 16 * c, _mm512_fmadd_ps(p, widen16(v + 16 * c), _mm512_loadu_ps(o + 16 * c)));
     }
   }
 }

@@ -8,6 +8,7 @@
 
 #include "awq_cpu.h"
 #include "f16_matmul_cpu.h"
+#include "../half.h"
 #include "ops_cpu.h"
 #include "phases_cpu.h"
 
@@ -88,11 +89,11 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
       for (int h = 0; h < NKV; h++) {
         rmsnorm_cpu(k + h * D, L.k_norm.data(), D, eps, k + h * D);
         rope_rotate_cpu(k + h * D, D, cos, sin);
-        float* kc = kv.k(block, l) + ((size_t)h * bs + pos % bs) * D;
-        float* vc = kv.v(block, l) + ((size_t)h * bs + pos % bs) * D;
-        for (int d = 0; d < D; d++) {
-          kc[d] = k[h * D + d];
-          vc[d] = v[h * D + d];
+        uint16_t* kc = kv.k(block, l) + ((size_t)h * bs + pos % bs) * D;
+        uint16_t* vc = kv.v(block, l) + ((size_t)h * bs + pos % bs) * D;
+        for (int d = 0; d < D; d++) {  // stored in fp16 (kv_cache.h)
+          kc[d] = f32_to_f16(k[h * D + d]);
+          vc[d] = f32_to_f16(v[h * D + d]);
         }
       }
     });

@@ -20,6 +20,8 @@ namespace q3 {
 namespace {
 
 constexpr int kLanes = 16;
+// head_dims up to this widen their fp16 K/V rows into a stack buffer in attention_group_cpu (Qwen3: 128)
+constexpr int kWideRow = 256;
 
 // exp(x) within 2 ulp for -87 <= x <= 88: x = n ln2 + r with |r| <= ln2/2, e^r by its degree-6 Taylor polynomial
 // (truncation error < 1.2e-7 relative), times 2^n built in the exponent bits. Below -87 it gives e^-87 (~1e-38, as
@@ -121,16 +123,24 @@ void attention_group_cpu(const float* q, int n_q, const KvPool& kv, int layer, i
   if (head_dim % 16 == 0 && g_attention_isa.current() == kAvx512)
     return attention_group_avx512(q, n_q, kv, layer, kv_head, block_table, pos, head_dim, scale, scores, out);
   const int bs = kv.block_size(), n = pos + 1;
-  // K or V row j of this head: (head_dim) floats.
+  // K or V row j of this head: (head_dim) fp16 values.
   auto row = [&](bool v, int j) {
     const int32_t b = block_table[j / bs];
     return (v ? kv.v(b, layer) : kv.k(b, layer)) + ((size_t)kv_head * bs + j % bs) * head_dim;
+  };
+  // Each row widened to fp32 once, then used by every query head: head_dim floats, on the stack up to Qwen3's 128.
+  std::vector<float> wide_heap(head_dim > kWideRow ? head_dim : 0);
+  float wide_stack[kWideRow];
+  float* const wide = head_dim > kWideRow ? wide_heap.data() : wide_stack;
+  auto widen = [&](const uint16_t* h) {
+    for (int d = 0; d < head_dim; d++) wide[d] = f16_to_f32(h[d]);
+    return (const float*)wide;
   };
   // In a decode step the rows come from DRAM (the weights streamed since evicted them), a block's 16 rows at a time:
   // the K pass asks for the K row kAttentionAhead rows on (into L1) and the V row as far on (into L2, read after the
   // softmax), which keeps more lines in flight than the hardware prefetcher does across the block jumps.
   // native/dev/cpu/attention_cold.cpp: 8 rows on takes 0.75-0.79 of the time (4: 0.84, 16: 0.83, 32: 0.85).
-  const int row_bytes = head_dim * (int)sizeof(float);
+  const int row_bytes = head_dim * (int)sizeof(uint16_t);
   for (int j = -kAttentionAhead; j < n; j++) {  // each K row read once for the n_q query heads
     if (j + kAttentionAhead < n) {
       const char* kp = (const char*)row(false, j + kAttentionAhead);
@@ -138,7 +148,7 @@ void attention_group_cpu(const float* q, int n_q, const KvPool& kv, int layer, i
       for (int o = 0; o < row_bytes; o += 64) __builtin_prefetch(kp + o, 0, 3), __builtin_prefetch(vp + o, 0, 2);
     }
     if (j < 0) continue;
-    const float* k = row(false, j);
+    const float* k = widen(row(false, j));
     for (int g = 0; g < n_q; g++) {
       const float* qg = q + (size_t)g * head_dim;
       float acc[kLanes] = {};
@@ -165,7 +175,7 @@ void attention_group_cpu(const float* q, int n_q, const KvPool& kv, int layer, i
   }
   for (int i = 0; i < n_q * head_dim; i++) out[i] = 0;
   for (int j = 0; j < n; j++) {  // each V row read once too
-    const float* v = row(true, j);
+    const float* v = widen(row(true, j));
     for (int g = 0; g < n_q; g++) {
       const float p = scores[(size_t)g * n + j];
       float* o = out + (size_t)g * head_dim;

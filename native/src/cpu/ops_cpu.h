@@ -24,11 +24,11 @@ void silu_mul_cpu(const float* gate, const float* up, int n, float* out);
 // fp16 embedding row -> fp32.
 void embed_row_cpu(const uint16_t* table, int hidden, int token, float* out);
 
-// K/V rows (512 bytes each at head_dim 128) the attention's K pass prefetches ahead, in both its paths.
+// K/V rows (256 bytes each in fp16 at head_dim 128) the attention's K pass prefetches ahead, in both its paths.
 constexpr int kAttentionAhead = 8;
 
 // Causal attention of the n_q query heads that share KV head kv_head (GQA) over positions 0..pos of one sequence,
-// reading K/V through its block table, each K and V row once for all of them.
+// reading K/V (fp16, kv_cache.h) through its block table, each K and V row once for all of them, widened to fp32.
 // q: (n_q, head_dim); out: (n_q, head_dim); scores: scratch of at least n_q * (pos+1) floats.
 void attention_group_cpu(const float* q, int n_q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table,
                          int pos, int head_dim, float scale, float* scores, float* out);
