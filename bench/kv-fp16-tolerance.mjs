@@ -10,6 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { referenceLogits, relL2 } from '../test/helpers/qwen3-reference.ts';
+import { LOGITS_CHECKPOINTS as SPECS } from '../test/helpers/logits-checkpoints.ts';
 import { makeTinyQwen3 } from '../test/helpers/tiny-qwen3.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -45,19 +46,6 @@ function logSoftmax(row) {
 }
 const maxAbsDiff = (a, b) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
 
-// The engine-logits test's shapes (test/native/engine-logits.test.ts), with room for 64 positions.
-const SPECS = {
-  gqa: { hidden: 64, intermediate: 128, heads: 4, kvHeads: 2, headDim: 16, vocab: 512, groupSize: 32, maxPositionEmbeddings: 64, seed: 11 },
-  wide: {
-    hidden: 64, intermediate: 192, heads: 8, kvHeads: 2, headDim: 16, vocab: 384, groupSize: 64, tieEmbeddings: true,
-    normDtype: 'bf16', shards: 3, maxPositionEmbeddings: 64, ropeTheta: 10000, rmsNormEps: 1e-5, seed: 22,
-  },
-  hd128: { hidden: 128, intermediate: 384, heads: 2, kvHeads: 1, headDim: 128, vocab: 300, groupSize: 128, maxPositionEmbeddings: 64, seed: 44 },
-  yarn: {
-    hidden: 128, intermediate: 256, heads: 4, kvHeads: 2, headDim: 32, vocab: 640, groupSize: 128, shards: 2,
-    ropeTheta: 10000, maxPositionEmbeddings: 64, ropeScaling: { rope_type: 'yarn', factor: 4.0, original_max_position_embeddings: 16 }, seed: 33,
-  },
-};
 
 const tiny = [];
 for (const [name, spec] of Object.entries(SPECS)) {
