@@ -622,6 +622,7 @@ try {
   if (READ_FLOOR && RUNNER === 'miniflare') readFloor = { label: 'read + sign + JS transform (floor)', ...(await startTransform(worker.url, { prompt })) };
   if (READ_VARIANT_PATHS && RUNNER === 'miniflare') for (const variant of READ_VARIANTS) readFloors.push({ label: variant.label, ...(await startTransform(worker.url, { prompt, ...variant })) });
   if (readFloor) readFloors.unshift(readFloor);
+  if (readFloors.length) console.error(`workerd processes: ${readFloors.filter((hop) => hop.pid).map((hop) => `${hop.label}=${hop.pid}`).join(', ')}`);
   /** the read floor takes the edge's request (the chat body) and answers with the JS transform's frames */
   const viaReadFloor = (hop) => async () => {
     const id = `bench-${n++}`;
