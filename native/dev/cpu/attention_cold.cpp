@@ -11,7 +11,7 @@
 // Earlier runs also had 4, 16 and 32 rows on (0.80-0.84, 0.83, 0.85-0.95 of v0 against 0.75-0.87 for 8) and v1 with
 // each dot product's 16 lanes summed as a tree (0.81-0.88: no gain). Results: bench/results/cpu-attention-cold.md.
 // Build: g++ -O3 -march=native -I native/src -I native/include native/dev/cpu/attention_cold.cpp native/build/libq3core.a -lpthread -o /tmp/attention_cold
-// Usage: /tmp/attention_cold [rounds] [position] [warm] [lib]
+// Usage: /tmp/attention_cold [rounds] [position] [warm] [lib] [plain]
 // Since the KV cache holds fp16 (kv_cache.h), every version reads fp16 rows: v0-v4 widen each row to fp32 first, as
 // the library's plain loops do; the loads-only versions read the same bytes (half what they were with fp32 rows).
 #include <immintrin.h>
@@ -185,11 +185,18 @@ using Attention = void (*)(const float*, int, const KvPool&, int, int, const int
 
 int main(int argc, char** argv) {
   const int rounds = argc > 1 ? atoi(argv[1]) : 24, pos = argc > 2 ? atoi(argv[2]) : 112;
-  // "warm": no read between layers, so the K/V rows stay in the caches where they fit (a layer's are 8.4 MB at 1023
-  // positions): the attention's own speed, apart from DRAM's
-  const bool warm = argc > 3 && std::string(argv[3]) == "warm";
-  // "lib" (4th argument, or 3rd in place of "warm"): time only the library's attention and the loads-only patterns
-  const bool lib_only = (argc > 3 && std::string(argv[3]) == "lib") || (argc > 4 && std::string(argv[4]) == "lib");
+  // Words after the position, in any order. "warm": no read between layers, so the K/V rows stay in the caches where
+  // they fit (a layer's are 4.2 MB at 1023 positions): the attention's own speed, apart from DRAM's. "lib": time only
+  // the library's attention and the loads-only patterns. "plain": the library's plain loops (as a CPU without
+  // AVX-512 runs them) instead of its AVX-512 kernel.
+  auto has = [&](const char* word) {
+    for (int i = 3; i < argc; i++)
+      if (std::string(argv[i]) == word) return true;
+    return false;
+  };
+  const bool warm = has("warm"), lib_only = has("lib");
+  if (has("plain")) attention_cpu_force_isa("plain");
+  std::printf("library attention path: %s\n", attention_cpu_isa());
   const int L = 36, KVH = 8, D = 128, G = 4, bs = 16, n_blocks = pos / bs + 1;
   ThreadPool pool(2);
   // Other sequences' blocks between this one's, as in a pool that has served several.
