@@ -1,8 +1,9 @@
 // Proves the CPU operators between the matmuls (ops_cpu.h) against double-precision plain loops: SwiGLU over the whole
 // float range its exp approximation is used on (saturating ends included), RMSNorm at lengths that are and are not
 // multiples of the accumulator lanes, RoPE in two steps equal to the one-step rotation, and causal GQA attention read
-// through a block table (K/V stored in fp16, as the KV cache holds them) for one query head, for three and four sharing a KV head, at
-// head_dim 72 (the plain loops) and 128 (the plain loops and the AVX-512 kernel, each forced where the CPU has it).
+// through a block table (K/V stored in fp16, as the KV cache holds them) for one query head, for three and four
+// sharing a KV head, at head_dim 72 (the plain loops) and 128 (the plain loops and the AVX2 and AVX-512 kernels, each
+// forced where the CPU has it).
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -137,8 +138,9 @@ int main() {
   test_rmsnorm();
   test_rope();
   test_attention(72);  // not a multiple of the lanes: the plain loops whatever the path
-  // Qwen3's head_dim on each path the CPU has: the plain loops and the AVX-512 kernel (attention_cpu_avx512.cpp)
-  for (const char* isa : {"plain", "avx512"}) {
+  // Qwen3's head_dim on each path the CPU has: the plain loops and the AVX2 and AVX-512 kernels (attention_cpu_avx2.cpp,
+  // attention_cpu_avx512.cpp)
+  for (const char* isa : {"plain", "avx2", "avx512"}) {
     if (!attention_cpu_force_isa(isa)) {
       std::printf("attention: no %s path on this CPU, not checked\n", isa);
       continue;

@@ -11,7 +11,7 @@
 // Earlier runs also had 4, 16 and 32 rows on (0.80-0.84, 0.83, 0.85-0.95 of v0 against 0.75-0.87 for 8) and v1 with
 // each dot product's 16 lanes summed as a tree (0.81-0.88: no gain). Results: bench/results/cpu-attention-cold.md.
 // Build: g++ -O3 -march=native -I native/src -I native/include native/dev/cpu/attention_cold.cpp native/build/libq3core.a -lpthread -o /tmp/attention_cold
-// Usage: /tmp/attention_cold [rounds] [position] [warm] [lib] [plain]
+// Usage: /tmp/attention_cold [rounds] [position] [warm] [lib] [plain|avx2|avx512]
 // Since the KV cache holds fp16 (kv_cache.h), every version reads fp16 rows: v0-v4 widen each row to fp32 first, as
 // the library's plain loops do; the loads-only versions read the same bytes (half what they were with fp32 rows).
 #include <immintrin.h>
@@ -187,15 +187,16 @@ int main(int argc, char** argv) {
   const int rounds = argc > 1 ? atoi(argv[1]) : 24, pos = argc > 2 ? atoi(argv[2]) : 112;
   // Words after the position, in any order. "warm": no read between layers, so the K/V rows stay in the caches where
   // they fit (a layer's are 4.2 MB at 1023 positions): the attention's own speed, apart from DRAM's. "lib": time only
-  // the library's attention and the loads-only patterns. "plain": the library's plain loops (as a CPU without
-  // AVX-512 runs them) instead of its AVX-512 kernel.
+  // the library's attention and the loads-only patterns. "plain", "avx2", "avx512": the library's attention forced
+  // onto that path (attention_cpu_force_isa), as a CPU with no wider one runs it.
   auto has = [&](const char* word) {
     for (int i = 3; i < argc; i++)
       if (std::string(argv[i]) == word) return true;
     return false;
   };
   const bool warm = has("warm"), lib_only = has("lib");
-  if (has("plain")) attention_cpu_force_isa("plain");
+  for (const char* isa : {"plain", "avx2", "avx512"})
+    if (has(isa) && !attention_cpu_force_isa(isa)) std::printf("no %s path on this CPU\n", isa);
   std::printf("library attention path: %s\n", attention_cpu_isa());
   const int L = 36, KVH = 8, D = 128, G = 4, bs = 16, n_blocks = pos / bs + 1;
   ThreadPool pool(2);

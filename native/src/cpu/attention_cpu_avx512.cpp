@@ -15,7 +15,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "ops_cpu.h"
+#include "attention_cpu_simd.h"
 
 namespace q3 {
 namespace {
@@ -100,45 +100,30 @@ void v_pass_4x128(const float* scores, int n, const Row& row, float* out) {
       for (int c = 0; c < 4; c++) _mm512_storeu_ps(out + (size_t)g * 128 + 64 * h + 16 * c, o[h][g][c]);
 }
 
+// The vector operations attention_group_simd (attention_cpu_simd.h) runs on: 16 lanes.
+struct Ops {
+  using Vec = __m512;
+  static constexpr int kLanes = 16;
+  static Vec load(const float* p) { return _mm512_loadu_ps(p); }
+  static Vec widen(const uint16_t* h) { return widen16(h); }
+  static Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
+  static Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
+  static float sum(Vec v) { return _mm512_reduce_add_ps(v); }
+  static Vec set1(float x) { return _mm512_set1_ps(x); }
+  static Vec zero() { return _mm512_setzero_ps(); }
+  static void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
+  static void softmax(float* s, int n) { q3::softmax(s, n); }
+  template <class Row>
+  static void v_pass_4x128(const float* scores, int n, const Row& row, float* out) {
+    q3::v_pass_4x128(scores, n, row, out);
+  }
+};
+
 }  // namespace
 
 void attention_group_avx512(const float* q, int n_q, const KvPool& kv, int layer, int kv_head,
                             const int32_t* block_table, int pos, int head_dim, float scale, float* scores, float* out) {
-  const int bs = kv.block_size(), n = pos + 1, chunks = head_dim / 16;
-  auto row = [&](bool v, int j) {
-    const int32_t b = block_table[j / bs];
-    return (v ? kv.v(b, layer) : kv.k(b, layer)) + ((size_t)kv_head * bs + j % bs) * head_dim;
-  };
-  const int row_bytes = head_dim * (int)sizeof(uint16_t);
-  // K pass: each K row read once, its dot product with every query head in 16 lanes, then summed across them
-  for (int j = -kAttentionAhead; j < n; j++) {
-    if (j + kAttentionAhead < n) {
-      const char* kp = (const char*)row(false, j + kAttentionAhead);
-      const char* vp = (const char*)row(true, j + kAttentionAhead);
-      for (int o = 0; o < row_bytes; o += 64) _mm_prefetch(kp + o, _MM_HINT_T0), _mm_prefetch(vp + o, _MM_HINT_T1);
-    }
-    if (j < 0) continue;
-    const uint16_t* k = row(false, j);
-    for (int g = 0; g < n_q; g++) {
-      const float* qg = q + (size_t)g * head_dim;
-      __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(qg), widen16(k));
-      for (int c = 1; c < chunks; c++) acc = _mm512_fmadd_ps(_mm512_loadu_ps(qg + 16 * c), widen16(k + 16 * c), acc);
-      scores[(size_t)g * n + j] = _mm512_reduce_add_ps(acc) * scale;
-    }
-  }
-  for (int g = 0; g < n_q; g++) softmax(scores + (size_t)g * n, n);
-  // V pass: each V row read once, added into every head's output with that head's weight for the row
-  if (n_q == 4 && head_dim == 128) return v_pass_4x128(scores, n, row, out);
-  for (int i = 0; i < n_q * head_dim; i += 16) _mm512_storeu_ps(out + i, _mm512_setzero_ps());
-  for (int j = 0; j < n; j++) {
-    const uint16_t* v = row(true, j);
-    for (int g = 0; g < n_q; g++) {
-      const __m512 p = _mm512_set1_ps(scores[(size_t)g * n + j]);
-      float* o = out + (size_t)g * head_dim;
-      for (int c = 0; c < chunks; c++)
-        _mm512_storeu_ps(o + 16 * c, _mm512_fmadd_ps(p, widen16(v + 16 * c), _mm512_loadu_ps(o + 16 * c)));
-    }
-  }
+  attention_group_simd<Ops>(q, n_q, kv, layer, kv_head, block_table, pos, head_dim, scale, scores, out);
 }
 
 }  // namespace q3

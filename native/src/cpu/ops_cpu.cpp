@@ -119,12 +119,14 @@ namespace {
 
 // The plain loops below compile to scalar code (their sums are order-bound), so where AVX-512 runs, attention takes
 // the explicit kernel (attention_cpu_avx512.cpp): 0.86x the time of a decode step's attention at 112 and at 4096
-// positions (bench/results/cpu-attention-avx512.md), less since (cpu-attention-vreg.md).
-enum AttentionIsa { kPlain = 0, kAvx512 = 1 };
-const char* const kAttentionIsaNames[] = {"plain", "avx512"};
+// positions (bench/results/cpu-attention-avx512.md), less since (cpu-attention-vreg.md); where only AVX2 + FMA +
+// F16C run, its 8-lane version (attention_cpu_avx2.cpp, cpu-attention-avx2.md).
+enum AttentionIsa { kPlain = 0, kAvx2 = 1, kAvx512 = 2 };
+const char* const kAttentionIsaNames[] = {"plain", "avx2", "avx512"};
 
 bool attention_cpu_has(int isa) {
 #if defined(__x86_64__) && defined(__GNUC__)
+  if (isa == kAvx2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   return isa == kPlain || (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"));
 #else
@@ -132,7 +134,7 @@ bool attention_cpu_has(int isa) {
 #endif
 }
 
-IsaChoice g_attention_isa(kAttentionIsaNames, 2, attention_cpu_has);
+IsaChoice g_attention_isa(kAttentionIsaNames, 3, attention_cpu_has);
 
 }  // namespace
 
@@ -142,8 +144,11 @@ bool attention_cpu_force_isa(const char* name) { return g_attention_isa.force(na
 Q3_VECTOR_CLONES
 void attention_group_cpu(const float* q, int n_q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table,
                          int pos, int head_dim, float scale, float* scores, float* out) {
-  if (head_dim % 16 == 0 && g_attention_isa.current() == kAvx512)
+  const int isa = head_dim % 16 == 0 ? g_attention_isa.current() : kPlain;
+  if (isa == kAvx512)
     return attention_group_avx512(q, n_q, kv, layer, kv_head, block_table, pos, head_dim, scale, scores, out);
+  if (isa == kAvx2)
+    return attention_group_avx2(q, n_q, kv, layer, kv_head, block_table, pos, head_dim, scale, scores, out);
   const int bs = kv.block_size(), n = pos + 1;
   // K or V row j of this head: (head_dim) fp16 values.
   auto row = [&](bool v, int j) {

@@ -32,13 +32,16 @@ constexpr int kAttentionAhead = 8;
 // q: (n_q, head_dim); out: (n_q, head_dim); scores: scratch of at least n_q * (pos+1) floats.
 void attention_group_cpu(const float* q, int n_q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table,
                          int pos, int head_dim, float scale, float* scores, float* out);
-// The same in AVX-512 (attention_cpu_avx512.cpp), for head_dim a multiple of 16 on a CPU with AVX-512 F/BW/VL/DQ:
-// attention_group_cpu hands over to it where it can. Its sums run in 16 lanes, so it differs in the last bits.
-// attention_cpu_isa() names the path attention_group_cpu takes ("avx512" or "plain"; at a head_dim that is not a
-// multiple of 16, plain whatever it says); attention_cpu_force_isa forces one ("auto" or a name) for tests and
+// The same in AVX-512 (attention_cpu_avx512.cpp), for head_dim a multiple of 16 on a CPU with AVX-512 F/BW/VL/DQ,
+// and in AVX2 + FMA + F16C (attention_cpu_avx2.cpp) on one without: attention_group_cpu hands over to the widest the
+// CPU has. Their sums run in 16 or 8 lanes, so they differ from the plain loops in the last bits.
+// attention_cpu_isa() names the path attention_group_cpu takes ("avx512", "avx2" or "plain"; at a head_dim that is
+// not a multiple of 16, plain whatever it says); attention_cpu_force_isa forces one ("auto" or a name) for tests and
 // benchmarks, false where the CPU lacks it.
 void attention_group_avx512(const float* q, int n_q, const KvPool& kv, int layer, int kv_head,
                             const int32_t* block_table, int pos, int head_dim, float scale, float* scores, float* out);
+void attention_group_avx2(const float* q, int n_q, const KvPool& kv, int layer, int kv_head,
+                          const int32_t* block_table, int pos, int head_dim, float scale, float* scores, float* out);
 const char* attention_cpu_isa();
 bool attention_cpu_force_isa(const char* name);
 
