@@ -18,7 +18,11 @@ class KvPool {
   int block_size() const { return block_size_; }
   int n_blocks() const { return n_blocks_; }
   int free_blocks() const { return (int)free_.size(); }
-  size_t bytes_per_token() const { return (size_t)n_layers_ * 2 * n_kv_heads_ * head_dim_ * sizeof(uint16_t); }
+  // K and V of one position in every layer, as stored (fp16); a backend sizes its pool with it before it has one.
+  static size_t bytes_per_token(int n_layers, int n_kv_heads, int head_dim) {
+    return (size_t)n_layers * 2 * n_kv_heads * head_dim * sizeof(uint16_t);
+  }
+  size_t bytes_per_token() const { return bytes_per_token(n_layers_, n_kv_heads_, head_dim_); }
 
   // K or V of one block and layer: (n_kv_heads, block_size, head_dim) fp16 values.
   uint16_t* k(int block, int layer) { return data_.get() + slot(block, layer, 0); }

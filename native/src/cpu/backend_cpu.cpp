@@ -38,7 +38,7 @@ class CpuBackend final : public Backend {
   }
   int64_t full_head_bytes_per_token() const override { return weights_.bytes_per_token; }
   size_t kv_bytes_per_token() const override {
-    return (size_t)cfg_.n_layers * 2 * cfg_.n_kv_heads * cfg_.head_dim * sizeof(uint16_t);  // fp16 (kv_cache.h)
+    return KvPool::bytes_per_token(cfg_.n_layers, cfg_.n_kv_heads, cfg_.head_dim);
   }
   void allocate_kv(int block_size, int n_blocks) override {
     kv_ = std::make_unique<KvPool>(cfg_.n_layers, cfg_.n_kv_heads, cfg_.head_dim, block_size, n_blocks);

@@ -23,8 +23,6 @@ namespace q3 {
 namespace {
 
 constexpr int kLanes = 16;
-// head_dims up to this widen their fp16 K/V rows into a stack buffer in attention_group_cpu (Qwen3: 128)
-constexpr int kWideRow = 256;
 
 #if defined(__x86_64__) && defined(__GNUC__)
 // n fp16 values as fp32 with the F16C conversion, 8 at a time (every x86 CPU since 2012-2013 has it; the plain loops'
@@ -34,13 +32,13 @@ __attribute__((target("f16c,avx"))) void widen_f16c(const uint16_t* h, int n, fl
   for (; d + 8 <= n; d += 8) _mm256_storeu_ps(out + d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(h + d))));
   for (; d < n; d++) out[d] = f16_to_f32(h[d]);
 }
-const bool g_has_f16c = __builtin_cpu_supports("f16c");
 #endif
 
 // The K/V rows' fp16 values as fp32 for the plain loops: f16_to_f32 one at a time where F16C is missing.
 void widen_f16(const uint16_t* h, int n, float* out) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (g_has_f16c) return widen_f16c(h, n, out);
+  static const bool has_f16c = __builtin_cpu_supports("f16c");
+  if (has_f16c) return widen_f16c(h, n, out);
 #endif
   for (int d = 0; d < n; d++) out[d] = f16_to_f32(h[d]);
 }
@@ -155,13 +153,12 @@ void attention_group_cpu(const float* q, int n_q, const KvPool& kv, int layer, i
     const int32_t b = block_table[j / bs];
     return (v ? kv.v(b, layer) : kv.k(b, layer)) + ((size_t)kv_head * bs + j % bs) * head_dim;
   };
-  // Each row widened to fp32 once, then used by every query head: head_dim floats, on the stack up to Qwen3's 128.
-  std::vector<float> wide_heap(head_dim > kWideRow ? head_dim : 0);
-  float wide_stack[kWideRow];
-  float* const wide = head_dim > kWideRow ? wide_heap.data() : wide_stack;
+  // Each row widened to fp32 once, then used by every query head.
+  thread_local std::vector<float> wide;
+  wide.resize(head_dim);
   auto widen = [&](const uint16_t* h) {
-    widen_f16(h, head_dim, wide);
-    return (const float*)wide;
+    widen_f16(h, head_dim, wide.data());
+    return (const float*)wide.data();
   };
   // In a decode step the rows come from DRAM (the weights streamed since evicted them), a block's 16 rows at a time:
   // the K pass asks for the K row kAttentionAhead rows on (into L1) and the V row as far on (into L2, read after the
