@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { referenceLogits, relL2 } from '../test/helpers/qwen3-reference.ts';
+import { argmax, logSoftmax, referenceLogits, relL2 } from '../test/helpers/qwen3-reference.ts';
 import { LOGITS_CHECKPOINTS as SPECS } from '../test/helpers/logits-checkpoints.ts';
 import { makeTinyQwen3 } from '../test/helpers/tiny-qwen3.ts';
 
@@ -37,15 +37,7 @@ function logits(cli, dir, tokens, all) {
 }
 
 const prompt = (n, vocab, seed) => Array.from({ length: n }, (_, i) => (seed * 7919 + i * 104729 + ((i * i) % 13)) % vocab);
-const argmax = (xs) => xs.reduce((best, x, i) => (x > xs[best] ? i : best), 0);
-/** log-softmax of a row (float64) */
-function logSoftmax(row) {
-  const mx = row.reduce((m, x) => (x > m ? x : m), -Infinity);
-  const lse = mx + Math.log(row.reduce((s, x) => s + Math.exp(x - mx), 0));
-  return row.map((x) => x - lse);
-}
 const maxAbsDiff = (a, b) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
-
 
 const tiny = [];
 for (const [name, spec] of Object.entries(SPECS)) {
@@ -58,7 +50,7 @@ for (const [name, spec] of Object.entries(SPECS)) {
       for (const b of builds) {
         const got = logits(b.cli, m.dir, toks, true);
         row[b.name] = got.reduce((m, r, i) => Math.max(m, relL2(r, want[i])), 0);
-        row[`${b.name} logprob`] = got.reduce((m, r, i) => Math.max(m, maxAbsDiff(logSoftmax(r), logSoftmax(Array.from(want[i])))), 0);
+        row[`${b.name} logprob`] = got.reduce((m, r, i) => Math.max(m, maxAbsDiff(logSoftmax(r), logSoftmax(want[i]))), 0);
       }
       tiny.push(row);
       console.error(`${name} ${n} tokens: worst relative L2 ${builds.map((b) => row[b.name].toExponential(2)).join(' / ')}`);
