@@ -6,7 +6,7 @@
 // quantile(edge) − quantile(direct) for time to first token and time to the last byte. Writes
 // bench/results/edge-overhead.{md,json} with the command, the machine and the date.
 //
-//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--result-name NAME] [--limiter-apart] [--parts] [--profile] [--count-commits] [--stamp-arrival] [--read-floor] [--read-variants] [--identity-writer] [--transform-in-edge]
+//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--result-name NAME] [--limiter-apart] [--parts] [--profile] [--count-commits] [--stamp-arrival] [--read-floor] [--read-variants] [--identity-writer] [--transform-in-edge] [--pin]
 //
 // Every edge's workerd process is also timed: its CPU (all threads: the isolate, the Durable Object, Miniflare's KV /
 // D1 / cache simulators) over each phase divided by the requests it served. A relay path (a Worker that only
@@ -98,6 +98,12 @@ const LIMITER_APART = 'limiter-apart' in args;
 const PARTS = 'parts' in args;
 /** after the timed rounds, one round per path under strace counting fsyncs (storage commits) per request */
 const COUNT_COMMITS = 'count-commits' in args;
+/**
+ * --pin: each workerd process on the machine's last CPU, this client and the worker on the others (taskset), as in
+ * production, where the edge shares its cores with neither its clients nor the GPU workers: the overhead is then the
+ * edge's own work, not also its CPU taking turns from the client and the worker (and theirs from it).
+ */
+const PIN = 'pin' in args;
 const INSPECTOR_PORT = 9239;
 const PROFILE_INTERVAL_US = 200;
 if ((BASELINE_REF || LIMITER_APART || PARTS) && RUNNER !== 'miniflare') throw new Error('--baseline, --limiter-apart and --parts need --runner miniflare');
@@ -519,6 +525,18 @@ async function timeStream(start, res, isOutput, onFirst = () => {}) {
   return { ttft: first ?? NaN, total: performance.now() - start, firstAt };
 }
 
+/** --pin: every thread of `edgePids` on the last CPU, every thread of `otherPids` on the rest (taskset -a). */
+function pinCpus(edgePids, otherPids) {
+  const last = os.cpus().length - 1;
+  if (last < 1) throw new Error('--pin needs at least 2 CPUs');
+  const pin = (pid, cpus) => {
+    const run = spawnSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`taskset ${cpus} ${pid} failed: ${run.error?.message ?? run.stderr}`);
+  };
+  for (const pid of edgePids) pin(pid, String(last));
+  for (const pid of otherPids) pin(pid, last === 1 ? '0' : `0-${last - 1}`);
+}
+
 const quantile = (xs, q) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1) + 0.5))];
@@ -634,6 +652,7 @@ try {
     return { id, sentAt, ...(await timeStream(start, res, isOutput, () => ((hop.cpuAtFirst = cpuOf(hop)), (hop.queuedAtFirst = runQueueOf(hop))))) };
   };
   const floors = [relay, transform, identityWriter, transformInEdge].filter(Boolean);
+  if (PIN) pinCpus([...floors, ...readFloors, ...edges].flatMap((hop) => hop.pids ?? (hop.pid ? [hop.pid] : [])), [process.pid, worker.proc.pid]);
   const hops = [...floors.map((floor) => ({ ...floor, run: direct(floor.url, floor) })), ...readFloors.map((floor) => ({ ...floor, run: viaReadFloor(floor) })), ...edges.map((edge) => ({ ...edge, run: viaEdge(edge) }))];
   /** each hop's own object, where its workerd CPU at each stream's first output is noted */
   const watched = new Map([...floors, ...readFloors, ...edges].map((hop) => [hop.label, hop]));
@@ -782,7 +801,7 @@ try {
       split.filter((r) => r.concurrency === concurrency && r.path !== 'direct' && r.ttft).map((r) => `${r.path} ${more(r, 'inbound')} / ${more(r, 'worker')} / ${more(r, 'outbound')}; ${more(r, 'ttft')} ms`).join(', ') + '.';
   }).filter(Boolean).join(' ');
   const cpu = [...mainCpu, ...single.cpu];
-  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${args['result-name'] ? ` --result-name ${args['result-name']}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PARTS ? ' --parts' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}${STAMP_ARRIVAL ? ' --stamp-arrival' : ''}${READ_FLOOR ? ' --read-floor' : ''}${READ_VARIANT_PATHS ? ' --read-variants' : ''}${IDENTITY_WRITER ? ' --identity-writer' : ''}${TRANSFORM_IN_EDGE ? ' --transform-in-edge' : ''}`;
+  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${args['result-name'] ? ` --result-name ${args['result-name']}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PARTS ? ' --parts' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}${STAMP_ARRIVAL ? ' --stamp-arrival' : ''}${READ_FLOOR ? ' --read-floor' : ''}${READ_VARIANT_PATHS ? ' --read-variants' : ''}${IDENTITY_WRITER ? ' --identity-writer' : ''}${TRANSFORM_IN_EDGE ? ' --transform-in-edge' : ''}${PIN ? ' --pin' : ''}`;
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadAtStart.map((l) => l.toFixed(1)).join(' / ')} at the start and ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} at the end (1 / 5 / 15 min), this tree at ${treeRef}, ${WORKER_KIND === 'stub' ? `stub worker (demo script${TOKENS === undefined ? '' : `, its first ${TOKENS} tokens`}, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
   const date = new Date().toISOString();
   const table = [
@@ -840,7 +859,9 @@ try {
         (READ_VARIANT_PATHS ? `; the "read floor: …" paths are that floor with one step done another way: ${READ_VARIANTS.map((v) => `"${v.label}"`).join(', ')} (by length: one reader takes the body until its Content-Length is filled and parses it then, without waiting for the stream to end; not read: the chat request's body is neither read nor forwarded; not signed: no HMAC)` : '') +
         (transform ? '; "JS transform (floor)" is a Worker in its own workerd that forwards it too but reads the worker\'s frames in JavaScript and writes one chat.completion.chunk per read into a ReadableStream (no detokenising, parsing, accounts or admission): what any Worker that touches every token costs here' : '') +
         '. Overhead = quantile(edge) − quantile(direct) in the same run. ' +
-        'Client, edge and worker share this machine\'s cores, so the edge\'s CPU time also slows the worker: read it as an upper bound. On a shared machine (see the load average) compare rows of one run, not numbers across runs.\n\n' +
+        (PIN
+          ? `Pinned (--pin): every workerd process on CPU ${os.cpus().length - 1}, the client and the worker on the other${os.cpus().length > 2 ? 's' : ''}, so the edge shares no core with them, as in production. On a shared machine (see the load average) compare rows of one run, not numbers across runs.\n\n`
+          : 'Client, edge and worker share this machine\'s cores, so the edge\'s CPU time also slows the worker: read it as an upper bound (--pin gives the edge a core of its own). On a shared machine (see the load average) compare rows of one run, not numbers across runs.\n\n') +
         (splitTable && 'Time to first token split by clocks outside the edge: the client notes when it sends each request and when the frame with the first output arrives; the stub worker notes when the request\'s headers arrive and when it writes each token; all on the machine\'s monotonic clock (process.hrtime), which every process here reads. Inbound: send → the worker has the request (through the edge: the edge\'s whole work before the call, its queueing behind the other requests included); worker: request → it wrote the token that is the client\'s first output (its 2nd, after `<think>`: 30 ms of pace when its timers run on time, later when the CPU is busy); outbound: that write → the client read it (through the edge: the edge reading, detokenising and writing that chunk). p50 / p90 of each part on its own, so the parts of a row need not add up to its TTFT:\n\n' + splitTable + '\n\n' + splitSummary + '\n\n') +
         table + '\n\n' +
         'CPU of each path\'s workerd process (all its threads: the isolate, the rate limiter\'s Durable Object, Miniflare\'s KV, D1 and cache simulators) over the phase, less what the process burns idle over as long, per request served, the work after each response (usage record, lease settle) included' + (LIMITER_APART ? ' (limiter apart: both its processes)' : '') + ':\n\n' +
