@@ -537,6 +537,34 @@ function pinCpus(edgePids, otherPids) {
   for (const pid of otherPids) pin(pid, last === 1 ? '0' : `0-${last - 1}`);
 }
 
+/**
+ * A 90% interval for quantile(edge) − quantile(direct): the rounds resampled with replacement 1,000 times (a round's
+ * direct and edge samples together: they ran in the same round), the 5th and 95th percentiles of the difference. The
+ * rounds, not the requests, are what vary: a round's streams share its moment of the machine. Seeded, so a results
+ * file's figures come out the same from the same samples.
+ */
+function overheadInterval(direct, edge, perRound, q) {
+  const rounds = Math.floor(Math.min(direct.length, edge.length) / perRound);
+  if (rounds < 2) return null;
+  let seed = 0x9e3779b9;
+  const random = () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const differences = [];
+  for (let i = 0; i < 1000; i++) {
+    const d = [], e = [];
+    for (let r = 0; r < rounds; r++) {
+      const at = Math.floor(random() * rounds) * perRound;
+      for (let k = at; k < at + perRound; k++) d.push(direct[k]), e.push(edge[k]);
+    }
+    differences.push(quantile(e, q) - quantile(d, q));
+  }
+  return [+quantile(differences, 0.05).toFixed(2), +quantile(differences, 0.95).toFixed(2)];
+}
+
 const quantile = (xs, q) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * (s.length - 1) + 0.5))];
@@ -727,7 +755,8 @@ try {
         for (const q of [0.5, 0.99]) {
           const d = quantile(results.direct.map((r) => r[metric]), q);
           const e = quantile(results[hop.label].map((r) => r[metric]), q);
-          rows.push({ edge: hop.label, concurrency, metric, quantile: `p${q * 100}`, direct_ms: +d.toFixed(2), edge_ms: +e.toFixed(2), overhead_ms: +(e - d).toFixed(2), ratio: +(e / d).toFixed(3) });
+          const ci = q === 0.5 ? overheadInterval(results.direct.map((r) => r[metric]), results[hop.label].map((r) => r[metric]), concurrency, q) : null;
+          rows.push({ edge: hop.label, concurrency, metric, quantile: `p${q * 100}`, direct_ms: +d.toFixed(2), edge_ms: +e.toFixed(2), overhead_ms: +(e - d).toFixed(2), ratio: +(e / d).toFixed(3), ...(ci ? { overhead_ci90_ms: ci } : {}) });
         }
       }
     }
@@ -805,9 +834,9 @@ try {
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadAtStart.map((l) => l.toFixed(1)).join(' / ')} at the start and ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} at the end (1 / 5 / 15 min), this tree at ${treeRef}, ${WORKER_KIND === 'stub' ? `stub worker (demo script${TOKENS === undefined ? '' : `, its first ${TOKENS} tokens`}, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
   const date = new Date().toISOString();
   const table = [
-    '| edge | streams | metric | quantile | direct to worker (ms) | through edge (ms) | edge overhead (ms) | edge / direct |',
-    '|---|---|---|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.edge} | ${r.concurrency} | ${r.metric === 'ttft' ? 'time to first token' : 'time to last byte'} | ${r.quantile} | ${r.direct_ms} | ${r.edge_ms} | ${r.overhead_ms} | ${r.ratio} |`),
+    '| edge | streams | metric | quantile | direct to worker (ms) | through edge (ms) | edge overhead (ms) | 90% interval, rounds resampled (ms) | edge / direct |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.edge} | ${r.concurrency} | ${r.metric === 'ttft' ? 'time to first token' : 'time to last byte'} | ${r.quantile} | ${r.direct_ms} | ${r.edge_ms} | ${r.overhead_ms} | ${r.overhead_ci90_ms ? `${r.overhead_ci90_ms[0]} to ${r.overhead_ci90_ms[1]}` : ''} | ${r.ratio} |`),
   ].join('\n');
   const cpuTable = [
     '| edge | streams | workerd CPU per request (ms) |',
