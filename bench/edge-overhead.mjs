@@ -65,6 +65,7 @@ import { Miniflare } from 'miniflare';
 import { unstable_startWorker } from 'wrangler';
 import { signRequest } from '../gpu-worker/signing.ts';
 import { getTokenizer } from '../edge/tokenizer/index.ts';
+import { Rng } from '../test/helpers/tiny-qwen3.ts';
 import { checkoutBaseline, removeBaseline } from './git-baseline.mjs';
 import { startProfile, summarizeProfile } from './v8-cpu-profile.mjs';
 import { processCpuNs, processRunQueueNs, workerdChildren } from './workerd-process.mjs';
@@ -546,13 +547,8 @@ function pinCpus(edgePids, otherPids) {
 function overheadInterval(direct, edge, perRound, q) {
   const rounds = Math.floor(Math.min(direct.length, edge.length) / perRound);
   if (rounds < 2) return null;
-  let seed = 0x9e3779b9;
-  const random = () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(1);
+  const random = () => rng.next();
   const differences = [];
   for (let i = 0; i < 1000; i++) {
     const d = [], e = [];
