@@ -548,12 +548,11 @@ function overheadInterval(direct, edge, perRound, q) {
   const rounds = Math.floor(Math.min(direct.length, edge.length) / perRound);
   if (rounds < 2) return null;
   const rng = new Rng(1);
-  const random = () => rng.next();
   const differences = [];
   for (let i = 0; i < 1000; i++) {
     const d = [], e = [];
     for (let r = 0; r < rounds; r++) {
-      const at = Math.floor(random() * rounds) * perRound;
+      const at = Math.floor(rng.next() * rounds) * perRound;
       for (let k = at; k < at + perRound; k++) d.push(direct[k]), e.push(edge[k]);
     }
     differences.push(quantile(e, q) - quantile(d, q));
