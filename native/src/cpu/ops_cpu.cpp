@@ -34,7 +34,8 @@ __attribute__((target("f16c,avx"))) void widen_f16c(const uint16_t* h, int n, fl
 }
 #endif
 
-// The K/V rows' fp16 values as fp32 for the plain loops: f16_to_f32 one at a time where F16C is missing.
+// n fp16 values as fp32 (the K/V rows for the plain attention loops, an embedding row): f16_to_f32 one at a time
+// where F16C is missing.
 void widen_f16(const uint16_t* h, int n, float* out) {
 #if defined(__x86_64__) && defined(__GNUC__)
   static const bool has_f16c = __builtin_cpu_supports("f16c");
@@ -109,8 +110,7 @@ void silu_mul_cpu(const float* gate, const float* up, int n, float* out) {
 }
 
 void embed_row_cpu(const uint16_t* table, int hidden, int token, float* out) {
-  const uint16_t* row = table + (size_t)token * hidden;
-  for (int i = 0; i < hidden; i++) out[i] = f16_to_f32(row[i]);
+  widen_f16(table + (size_t)token * hidden, hidden, out);
 }
 
 namespace {
