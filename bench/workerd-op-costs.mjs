@@ -12,7 +12,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
-import { processCpuNs, workerdChildren } from './workerd-process.mjs';
+import { newestWorkerdChild, processCpuNs } from './workerd-process.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -73,14 +73,12 @@ export default {
 };
 `;
 
-const before = new Set(workerdChildren());
 const mf = new Miniflare({
   modules: true, script: SCRIPT, host: '127.0.0.1', port: 0, compatibilityDate: '2026-04-01',
   durableObjects: { OBJ: 'Obj' },
 });
 const url = (await mf.ready).toString();
-const pid = workerdChildren().find((p) => !before.has(p));
-if (!pid) throw new Error('workerd process not found');
+const pid = newestWorkerdChild();
 
 /** CPU of one request running `op` n times (ns) */
 async function cpuOf(op, n) {
