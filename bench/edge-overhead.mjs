@@ -607,6 +607,11 @@ try {
     method: 'POST', headers: { 'content-type': 'application/json', ...edges[0].auth }, body: JSON.stringify({ model: MODEL, messages, chat_template_kwargs: { enable_thinking: true } }),
   })).json();
   let n = 0;
+  // Each path is a function that prepares one request (its id, body, signature) and returns the function that sends
+  // it and times the answer. A burst prepares all its requests before it sends any (burst() below), so every path's
+  // requests leave the client in the same pattern: all at once. (Signing between the sends spread the direct and
+  // floor requests over ~18 ms while the edge's left together, so the edge's times carried more of the client's own
+  // queueing: one Node process sending 32 requests.)
   /**
    * The signed worker request the edge would send, to the worker itself or through a floor Worker at `base` (`hop`:
    * that Worker, whose workerd CPU is noted at each stream's first output).
@@ -618,25 +623,29 @@ try {
       sampling: { temperature: 0.6, top_p: 0.95, top_k: 20 }, stop_token_ids: [],
     });
     const headers = { 'content-type': 'application/json', ...(await signRequest(SECRET, { method: 'POST', path: '/v1/generate', body })) };
-    const sentAt = monotonicMs();
-    const start = performance.now();
-    // the script opens with <think> (no text; the edge sends nothing for it): the first output is the 2nd token
-    let seen = 0;
-    const isOutput = (f) => (seen += (/"tokens":\[([^\]]*)\]/.exec(f)?.[1].split(',').filter(Boolean).length ?? 0)) >= 2;
-    const onFirst = hop && (() => ((hop.cpuAtFirst = cpuOf(hop)), (hop.queuedAtFirst = runQueueOf(hop))));
-    return { id, sentAt, ...(await timeStream(start, await fetch(`${base.replace(/\/$/, '')}/v1/generate`, { method: 'POST', headers, body }), isOutput, onFirst)) };
+    return async () => {
+      const sentAt = monotonicMs();
+      const start = performance.now();
+      // the script opens with <think> (no text; the edge sends nothing for it): the first output is the 2nd token
+      let seen = 0;
+      const isOutput = (f) => (seen += (/"tokens":\[([^\]]*)\]/.exec(f)?.[1].split(',').filter(Boolean).length ?? 0)) >= 2;
+      const onFirst = hop && (() => ((hop.cpuAtFirst = cpuOf(hop)), (hop.queuedAtFirst = runQueueOf(hop))));
+      return { id, sentAt, ...(await timeStream(start, await fetch(`${base.replace(/\/$/, '')}/v1/generate`, { method: 'POST', headers, body }), isOutput, onFirst)) };
+    };
   };
   const viaEdge = (edge) => async () => {
     // the edge sends the client's x-request-id on to the worker as its request_id
     const id = `bench-${n++}`;
-    const sentWall = Date.now();
-    const sentAt = monotonicMs();
-    const start = performance.now();
-    const res = await fetch(`${edge.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': id, ...edge.auth }, body: chatBody });
-    // the edge's Server-Timing (edge/request-lifecycle.ts): its parts of the time to the first worker tokens
-    const parts = Object.fromEntries([...(res.headers.get('server-timing') ?? '').matchAll(/(\w+);dur=(\d+)/g)].map((m) => [m[1], Number(m[2])]));
-    const arrivedWall = Number(res.headers.get('x-bench-arrived') ?? NaN);
-    return { id, sentAt, ...(Number.isFinite(arrivedWall) ? { beforeHandler: arrivedWall - sentWall } : {}), ...(await timeStream(start, res, (f) => /"(reasoning_content|content)":"[^"]/.test(f), () => ((edge.cpuAtFirst = cpuOf(edge)), (edge.queuedAtFirst = runQueueOf(edge))))), parts };
+    return async () => {
+      const sentWall = Date.now();
+      const sentAt = monotonicMs();
+      const start = performance.now();
+      const res = await fetch(`${edge.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': id, ...edge.auth }, body: chatBody });
+      // the edge's Server-Timing (edge/request-lifecycle.ts): its parts of the time to the first worker tokens
+      const parts = Object.fromEntries([...(res.headers.get('server-timing') ?? '').matchAll(/(\w+);dur=(\d+)/g)].map((m) => [m[1], Number(m[2])]));
+      const arrivedWall = Number(res.headers.get('x-bench-arrived') ?? NaN);
+      return { id, sentAt, ...(Number.isFinite(arrivedWall) ? { beforeHandler: arrivedWall - sentWall } : {}), ...(await timeStream(start, res, (f) => /"(reasoning_content|content)":"[^"]/.test(f), () => ((edge.cpuAtFirst = cpuOf(edge)), (edge.queuedAtFirst = runQueueOf(edge))))), parts };
+    };
   };
   /** the stub worker's stamps per request_id since the last call (GET /timings), none for the real worker */
   const stubTimings = async () => (WORKER_KIND === 'stub' ? (await fetch(`${worker.url}/timings`)).json() : {});
@@ -667,12 +676,19 @@ try {
   /** the read floor takes the edge's request (the chat body) and answers with the JS transform's frames */
   const viaReadFloor = (hop) => async () => {
     const id = `bench-${n++}`;
-    const sentAt = monotonicMs();
-    const start = performance.now();
-    let seen = 0;
-    const isOutput = (f) => (seen += (/"tokens":\[([^\]]*)\]/.exec(f)?.[1].split(',').filter(Boolean).length ?? 0)) >= 2;
-    const res = await fetch(hop.url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': id }, body: chatBody });
-    return { id, sentAt, ...(await timeStream(start, res, isOutput, () => ((hop.cpuAtFirst = cpuOf(hop)), (hop.queuedAtFirst = runQueueOf(hop))))) };
+    return async () => {
+      const sentAt = monotonicMs();
+      const start = performance.now();
+      let seen = 0;
+      const isOutput = (f) => (seen += (/"tokens":\[([^\]]*)\]/.exec(f)?.[1].split(',').filter(Boolean).length ?? 0)) >= 2;
+      const res = await fetch(hop.url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': id }, body: chatBody });
+      return { id, sentAt, ...(await timeStream(start, res, isOutput, () => ((hop.cpuAtFirst = cpuOf(hop)), (hop.queuedAtFirst = runQueueOf(hop))))) };
+    };
+  };
+  /** `concurrency` requests of one path: all prepared, then all sent at once; their timings */
+  const burst = async (prepare, concurrency) => {
+    const sends = await Promise.all(Array.from({ length: concurrency }, prepare));
+    return Promise.all(sends.map((send) => send()));
   };
   const floors = [relay, transform, identityWriter, transformInEdge].filter(Boolean);
   if (PIN) pinCpus([...floors, ...readFloors, ...edges].flatMap((hop) => hop.pids ?? (hop.pid ? [hop.pid] : [])), [process.pid, worker.proc.pid]);
@@ -681,7 +697,7 @@ try {
   const watched = new Map([...floors, ...readFloors, ...edges].map((hop) => [hop.label, hop]));
   const paths = [['direct', direct(worker.url)], ...hops.map((hop) => [hop.label, hop.run])];
   // warm-up: compile paths, fill the worker's prefix cache, build the tokenizer in the isolate
-  for (let i = 0; i < 2; i++) await Promise.all(paths.map(([, fn]) => fn()));
+  for (let i = 0; i < 2; i++) await Promise.all(paths.map(([, prepare]) => burst(prepare, 1)));
   const profiles = [];
   // what each idle workerd process burns anyway (its timers, the inspector), per ms: subtracted from the phases below
   const idleFrom = hops.map(cpuOf);
@@ -710,7 +726,7 @@ try {
         const hop = watched.get(name);
         const cpuFrom = hop ? cpuOf(hop) : 0;
         const queuedFrom = hop ? runQueueOf(hop) : 0;
-        const streams = await Promise.all(Array.from({ length: concurrency }, fn));
+        const streams = await burst(fn, concurrency);
         results[name].push(...streams);
         if (!hop) continue;
         const lastFirstMs = Math.max(...streams.map((r) => r.ttft));
@@ -767,7 +783,7 @@ try {
     const out = join(mkdtempSync(join(os.tmpdir(), 'edge-commits-')), 'strace.txt');
     const tracer = spawn('strace', ['-f', '-qq', '-e', 'trace=fsync,fdatasync', '-o', out, ...(hop.pids ?? [hop.pid]).flatMap((pid) => ['-p', String(pid)])], { stdio: 'ignore' });
     await sleep(500); // attached to every thread
-    await Promise.all(Array.from({ length: concurrency }, hop.run));
+    await burst(hop.run, concurrency);
     await sleep(1000); // the work after the responses
     tracer.kill('SIGINT');
     await new Promise((resolve) => (tracer.exitCode === null ? tracer.once('exit', resolve) : resolve()));
@@ -882,7 +898,7 @@ try {
         (readFloor ? '; "read + sign + JS transform (floor)" is the JS transform that takes the chat request instead: it reads and parses its body, builds the worker request (the prompt ids given), signs it with HMAC-SHA-256 and forwards it, the least any edge must do before the call' : '') +
         (READ_VARIANT_PATHS ? `; the "read floor: …" paths are that floor with one step done another way: ${READ_VARIANTS.map((v) => `"${v.label}"`).join(', ')} (by length: one reader takes the body until its Content-Length is filled and parses it then, without waiting for the stream to end; not read: the chat request's body is neither read nor forwarded; not signed: no HMAC)` : '') +
         (transform ? '; "JS transform (floor)" is a Worker in its own workerd that forwards it too but reads the worker\'s frames in JavaScript and writes one chat.completion.chunk per read into a ReadableStream (no detokenising, parsing, accounts or admission): what any Worker that touches every token costs here' : '') +
-        '. Overhead = quantile(edge) − quantile(direct) in the same run. ' +
+        `. Each burst's ${CONCURRENCY} requests are prepared first (bodies, the direct ones' signatures) and sent together, the same way on every path, so the client's own queueing (one Node process sending them all) is the same in every path's times. Overhead = quantile(edge) − quantile(direct) in the same run. ` +
         (PIN
           ? `Pinned (--pin): every workerd process on CPU ${os.cpus().length - 1}, the client and the worker on the other${os.cpus().length > 2 ? 's' : ''}, so the edge shares no core with them, as in production. On a shared machine (see the load average) compare rows of one run, not numbers across runs.\n\n`
           : 'Client, edge and worker share this machine\'s cores, so the edge\'s CPU time also slows the worker: read it as an upper bound (--pin gives the edge a core of its own). On a shared machine (see the load average) compare rows of one run, not numbers across runs.\n\n') +
