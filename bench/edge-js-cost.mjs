@@ -23,10 +23,11 @@ import { metering } from '../edge/middleware/metering.ts';
 import { rateLimit } from '../edge/middleware/rate-limit.ts';
 import { responseCache } from '../edge/middleware/response-cache.ts';
 import { getTokenizer } from '../edge/tokenizer/index.ts';
+import { median, option } from './bench-args.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
-const opt = (name, fallback) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : fallback);
+const opt = (name, fallback) => option(argv, name, fallback);
 const ROUNDS = Number(opt('rounds', 7));
 const BURSTS = Number(opt('bursts', 40));
 const STREAMS = 32;
@@ -112,7 +113,6 @@ for (let round = 0; round < ROUNDS; round++) {
     samples[name].push(await cpuPerRequest(apps[name]));
   }
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rows = names.map((name) => ({ variant: name, us: +median(samples[name]).toFixed(1), min: +Math.min(...samples[name]).toFixed(1), max: +Math.max(...samples[name]).toFixed(1) }));
 const date = new Date().toISOString();
 const machine = `${os.cpus()[0]?.model.trim()} x${os.cpus().length}, Node ${process.version}, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}`;

@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { build } from 'esbuild';
 import { Miniflare } from 'miniflare';
+import { median } from './bench-args.mjs';
 import { processCpuNs, workerdChildren } from './workerd-process.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -114,7 +115,6 @@ try {
 } finally {
   await mf.dispose();
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rows = variants.map((v) => ({ variant: v, median_ms: +median(perAdmission[v]).toFixed(4), min_ms: +Math.min(...perAdmission[v]).toFixed(4), max_ms: +Math.max(...perAdmission[v]).toFixed(4) }));
 const callPerBurst = rows.find((r) => r.variant === 'one call per burst').median_ms;
 const table = [

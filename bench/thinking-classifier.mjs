@@ -17,10 +17,11 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 import { getTokenizer } from '../edge/tokenizer/index.ts';
+import { median, option as optionIn } from './bench-args.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
-const option = (name, fallback) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : fallback);
+const option = (name, fallback) => optionIn(argv, name, fallback);
 const SPLIT = option('split', 'all');
 const SHOW_MISSES = argv.includes('--misses');
 const ROUNDS = Number(option('rounds', 200));
@@ -80,7 +81,6 @@ for (let round = 0; round < ROUNDS; round++) {
   classifierRounds.push(timeRound(classifyPrompt));
   encodeRounds.push(timeRound((t) => tokenizer.encode(t)));
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 // per prompt: the median of 9 measurements of 50 calls (CPU time has a coarse clock)
 const perPrompt = texts.map((text) => median(Array.from({ length: 9 }, () => cpuMicros(classifyPrompt, [text], 50))));
 const longUs = median(Array.from({ length: 9 }, () => cpuMicros(classifyPrompt, [longPrompt], 50)));

@@ -10,6 +10,7 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import { median } from './bench-args.mjs';
 import { checkoutBaseline, removeBaseline } from './git-baseline.mjs';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -136,7 +137,6 @@ async function coldSample(variant, corpus) {
   }
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const corpus = benchCorpus();
 const corpusBytes = Buffer.byteLength(corpus);
 const workRoot = mkdtempSync(join(os.tmpdir(), 'tokenizer-bench-'));

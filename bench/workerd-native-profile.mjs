@@ -12,12 +12,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { option } from './bench-args.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const split = process.argv.indexOf('--');
 const own = process.argv.slice(2, split === -1 ? undefined : split);
 const benchArgs = split === -1 ? [] : process.argv.slice(split + 1);
-const opt = (name, fallback) => (own.includes(`--${name}`) ? own[own.indexOf(`--${name}`) + 1] : fallback);
+const opt = (name, fallback) => option(own, name, fallback);
 const frequency = Number(opt('frequency', 1999));
 const name = opt('name', 'workerd-native-profile');
 const tmp = mkdtempSync(join(tmpdir(), 'workerd-perf-'));

@@ -12,11 +12,12 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Miniflare } from 'miniflare';
+import { median, option } from './bench-args.mjs';
 import { newestWorkerdChild, processCpuNs } from './workerd-process.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
-const opt = (name, fallback) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : fallback);
+const opt = (name, fallback) => option(argv, name, fallback);
 const ROUNDS = Number(opt('rounds', 7));
 const N = Number(opt('n', 2000));
 const NAME = opt('name', 'workerd-op-costs');
@@ -98,7 +99,6 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 await mf.dispose();
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const empty = median(samples['empty loop']);
 const rows = names.filter((n) => n !== 'empty loop').map((name) => {
   const perOp = samples[name].map((ns) => (ns - empty) / N / 1000);
