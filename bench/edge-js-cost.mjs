@@ -26,10 +26,8 @@ import { getTokenizer } from '../edge/tokenizer/index.ts';
 import { median, option } from './bench-args.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const argv = process.argv.slice(2);
-const opt = (name, fallback) => option(argv, name, fallback);
-const ROUNDS = Number(opt('rounds', 7));
-const BURSTS = Number(opt('bursts', 40));
+const ROUNDS = Number(option('rounds', 7));
+const BURSTS = Number(option('bursts', 40));
 const STREAMS = 32;
 const MODEL = 'qwen3-8b-awq';
 

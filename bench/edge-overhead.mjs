@@ -607,6 +607,16 @@ try {
     method: 'POST', headers: { 'content-type': 'application/json', ...edges[0].auth }, body: JSON.stringify({ model: MODEL, messages, chat_template_kwargs: { enable_thinking: true } }),
   })).json();
   let n = 0;
+  /** Notes `hop`'s workerd CPU and run-queue wait as a stream's first output arrives (the start stretch's end). */
+  const noteFirst = (hop) => () => ((hop.cpuAtFirst = cpuOf(hop)), (hop.queuedAtFirst = runQueueOf(hop)));
+  /**
+   * Whether a worker frame brings the stream's first output: the script opens with <think> (no text; the edge sends
+   * nothing for it), so the first output is its 2nd token. One per stream: it counts the stream's tokens.
+   */
+  const workerOutput = () => {
+    let seen = 0;
+    return (f) => (seen += (/"tokens":\[([^\]]*)\]/.exec(f)?.[1].split(',').filter(Boolean).length ?? 0)) >= 2;
+  };
   // Each path is a function that prepares one request (its id, body, signature) and returns the function that sends
   // it and times the answer. A burst prepares all its requests before it sends any (burst() below), so every path's
   // requests leave the client in the same pattern: all at once. (Signing between the sends spread the direct and
@@ -626,11 +636,7 @@ try {
     return async () => {
       const sentAt = monotonicMs();
       const start = performance.now();
-      // the script opens with <think> (no text; the edge sends nothing for it): the first output is the 2nd token
-      let seen = 0;
-      const isOutput = (f) => (seen += (/"tokens":\[([^\]]*)\]/.exec(f)?.[1].split(',').filter(Boolean).length ?? 0)) >= 2;
-      const onFirst = hop && (() => ((hop.cpuAtFirst = cpuOf(hop)), (hop.queuedAtFirst = runQueueOf(hop))));
-      return { id, sentAt, ...(await timeStream(start, await fetch(`${base.replace(/\/$/, '')}/v1/generate`, { method: 'POST', headers, body }), isOutput, onFirst)) };
+      return { id, sentAt, ...(await timeStream(start, await fetch(`${base.replace(/\/$/, '')}/v1/generate`, { method: 'POST', headers, body }), workerOutput(), hop && noteFirst(hop))) };
     };
   };
   const viaEdge = (edge) => async () => {
@@ -644,7 +650,7 @@ try {
       // the edge's Server-Timing (edge/request-lifecycle.ts): its parts of the time to the first worker tokens
       const parts = Object.fromEntries([...(res.headers.get('server-timing') ?? '').matchAll(/(\w+);dur=(\d+)/g)].map((m) => [m[1], Number(m[2])]));
       const arrivedWall = Number(res.headers.get('x-bench-arrived') ?? NaN);
-      return { id, sentAt, ...(Number.isFinite(arrivedWall) ? { beforeHandler: arrivedWall - sentWall } : {}), ...(await timeStream(start, res, (f) => /"(reasoning_content|content)":"[^"]/.test(f), () => ((edge.cpuAtFirst = cpuOf(edge)), (edge.queuedAtFirst = runQueueOf(edge))))), parts };
+      return { id, sentAt, ...(Number.isFinite(arrivedWall) ? { beforeHandler: arrivedWall - sentWall } : {}), ...(await timeStream(start, res, (f) => /"(reasoning_content|content)":"[^"]/.test(f), noteFirst(edge))), parts };
     };
   };
   /** the stub worker's stamps per request_id since the last call (GET /timings), none for the real worker */
@@ -679,10 +685,8 @@ try {
     return async () => {
       const sentAt = monotonicMs();
       const start = performance.now();
-      let seen = 0;
-      const isOutput = (f) => (seen += (/"tokens":\[([^\]]*)\]/.exec(f)?.[1].split(',').filter(Boolean).length ?? 0)) >= 2;
       const res = await fetch(hop.url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': id }, body: chatBody });
-      return { id, sentAt, ...(await timeStream(start, res, isOutput, () => ((hop.cpuAtFirst = cpuOf(hop)), (hop.queuedAtFirst = runQueueOf(hop))))) };
+      return { id, sentAt, ...(await timeStream(start, res, workerOutput(), noteFirst(hop))) };
     };
   };
   /** `concurrency` requests of one path: all prepared, then all sent at once; their timings */

@@ -17,11 +17,10 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
 import { getTokenizer } from '../edge/tokenizer/index.ts';
-import { median, option as optionIn } from './bench-args.mjs';
+import { median, option } from './bench-args.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
-const option = (name, fallback) => optionIn(argv, name, fallback);
 const SPLIT = option('split', 'all');
 const SHOW_MISSES = argv.includes('--misses');
 const ROUNDS = Number(option('rounds', 200));

@@ -18,9 +18,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const split = process.argv.indexOf('--');
 const own = process.argv.slice(2, split === -1 ? undefined : split);
 const benchArgs = split === -1 ? [] : process.argv.slice(split + 1);
-const opt = (name, fallback) => option(own, name, fallback);
-const frequency = Number(opt('frequency', 1999));
-const name = opt('name', 'workerd-native-profile');
+const frequency = Number(option('frequency', 1999, own));
+const name = option('name', 'workerd-native-profile', own);
 const tmp = mkdtempSync(join(tmpdir(), 'workerd-perf-'));
 const data = join(tmp, 'perf.data');
 

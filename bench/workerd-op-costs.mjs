@@ -16,11 +16,9 @@ import { median, option } from './bench-args.mjs';
 import { newestWorkerdChild, processCpuNs } from './workerd-process.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const argv = process.argv.slice(2);
-const opt = (name, fallback) => option(argv, name, fallback);
-const ROUNDS = Number(opt('rounds', 7));
-const N = Number(opt('n', 2000));
-const NAME = opt('name', 'workerd-op-costs');
+const ROUNDS = Number(option('rounds', 7));
+const N = Number(option('n', 2000));
+const NAME = option('name', 'workerd-op-costs');
 
 /** name -> [what it is, the loop body (`i` is the index; may await)] */
 const OPS = {
