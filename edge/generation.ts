@@ -123,6 +123,24 @@ export async function finishChoices(c: Context<EdgeEnv>, out: ChunkStream, pumps
   settleUsage(c, 'completed', 200, usage());
 }
 
+/**
+ * The choices of a non-streamed generation, read to the end by `collect`, with usage settled as completed. A failure
+ * cancels the other generations, settles usage (aborted, cancelled or failed) and is thrown as the client's error. The
+ * non-streamed counterpart of finishChoices, shared by chat and legacy completions.
+ */
+export async function collectChoices<T>(c: Context<EdgeEnv>, collect: Promise<T>, cancelAll: () => void, usage: () => CompletionUsage): Promise<T> {
+  try {
+    const collected = await collect;
+    settleUsage(c, 'completed', 200, usage());
+    return collected;
+  } catch (err) {
+    cancelAll(); // the client's leaving also aborts the worker requests (their signal follows the request's)
+    const end = failureOf(c, err);
+    settleUsage(c, end.outcome, end.status, usage());
+    throw generationError(err);
+  }
+}
+
 /** How a generation that threw ended: the client left, a worker cut it short, or it failed. */
 export function failureOf(c: Context<EdgeEnv>, err: unknown, clientGone = false): { outcome: 'aborted' | 'cancelled' | 'failed'; status: number } {
   if (clientGone || c.req.raw.signal?.aborted) return { outcome: 'aborted', status: CLIENT_CLOSED };

@@ -5,7 +5,7 @@ import type { FinishReason, GenerateEvent, TokenLogprob, Usage } from '../../gpu
 import type { ChatMessage } from '../chat-template.ts';
 import type { EdgeConfig, EdgeEnv } from '../edge-env.ts';
 import { invalidRequest, tooManyGenerations } from '../errors.ts';
-import { countsOf, failureOf, finishChoices, generateRequests, generationError, newCompletionId, settleUsage, startGenerations, usageOf } from '../generation.ts';
+import { collectChoices, countsOf, finishChoices, generateRequests, newCompletionId, settleUsage, startGenerations, usageOf } from '../generation.ts';
 import { getPromptCache } from '../prompt-cache.ts';
 import { ReasoningParser } from '../reasoning-parser.ts';
 import type { ChatCompletionRequest } from '../schemas.ts';
@@ -180,20 +180,12 @@ export function chatCompletionsRoute(): Hono<EdgeEnv> {
       });
     }
 
-    try {
-      const messagesOut = await Promise.all(choices.map((choice, i) => collectChoice(choice, upstreams[i])));
-      settleUsage(c, 'completed', 200, usage());
-      return c.json({
-        id, object: 'chat.completion', created, model: body.model,
-        choices: choices.map((choice, i) => ({ index: i, message: messagesOut[i], logprobs: logprobsOf(choice), finish_reason: choice.finishReason })),
-        usage: usage(),
-      });
-    } catch (err) {
-      cancelAll(); // the client's leaving also aborts the worker requests (their signal follows the request's)
-      const end = failureOf(c, err);
-      settleUsage(c, end.outcome, end.status, usage());
-      throw generationError(err);
-    }
+    const messagesOut = await collectChoices(c, Promise.all(choices.map((choice, i) => collectChoice(choice, upstreams[i]))), cancelAll, usage);
+    return c.json({
+      id, object: 'chat.completion', created, model: body.model,
+      choices: choices.map((choice, i) => ({ index: i, message: messagesOut[i], logprobs: logprobsOf(choice), finish_reason: choice.finishReason })),
+      usage: usage(),
+    });
   });
   return app;
 }

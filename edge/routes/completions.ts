@@ -5,7 +5,7 @@ import { END_THINK_ID, promptEndsInThink, THINK_START_ID } from '../../gpu-worke
 import type { FinishReason, GenerateEvent, TokenLogprob, Usage } from '../../gpu-worker/protocol.ts';
 import type { EdgeEnv } from '../edge-env.ts';
 import { invalidRequest, tooManyGenerations } from '../errors.ts';
-import { countsOf, failureOf, finishChoices, generateRequests, generationError, newCompletionId, settleUsage, startGenerations, usageOf } from '../generation.ts';
+import { collectChoices, countsOf, finishChoices, generateRequests, newCompletionId, settleUsage, startGenerations, usageOf } from '../generation.ts';
 import { largestContext } from '../platform.ts';
 import { getPromptCache } from '../prompt-cache.ts';
 import { completionLogprobs, streamChunks } from '../sse.ts';
@@ -139,29 +139,20 @@ export function completionsRoute(): Hono<EdgeEnv> {
       });
     }
 
-    try {
-      const texts = await Promise.all(
-        choices.map(async (choice) => {
-          let text = echoOf(choice);
-          for await (const event of upstreams[choice.index]) {
-            text += choice.push(event);
-            if (choice.stopped) break;
-          }
-          return text + choice.finish();
-        }),
-      );
-      settleUsage(c, 'completed', 200, usage());
-      return c.json({
-        id, object: 'text_completion', created, model: body.model,
-        choices: choices.map((choice, i) => ({ index: i, text: texts[i], logprobs: logprobsOf(choice, ''), finish_reason: choice.finishReason })),
-        usage: usage(),
-      });
-    } catch (err) {
-      cancelAll(); // the client's leaving also aborts the worker requests (their signal follows the request's)
-      const end = failureOf(c, err);
-      settleUsage(c, end.outcome, end.status, usage());
-      throw generationError(err);
-    }
+    const collectText = async (choice: TextChoice) => {
+      let text = echoOf(choice);
+      for await (const event of upstreams[choice.index]) {
+        text += choice.push(event);
+        if (choice.stopped) break;
+      }
+      return text + choice.finish();
+    };
+    const texts = await collectChoices(c, Promise.all(choices.map(collectText)), cancelAll, usage);
+    return c.json({
+      id, object: 'text_completion', created, model: body.model,
+      choices: choices.map((choice, i) => ({ index: i, text: texts[i], logprobs: logprobsOf(choice, ''), finish_reason: choice.finishReason })),
+      usage: usage(),
+    });
   });
   return app;
 }
