@@ -24,32 +24,29 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, wri
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { option } from './bench-args.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
-};
-const rounds = Number(opt('rounds', '5'));
-const threads = Number(opt('threads', '2'));
-const prompt = Number(opt('prompt', '64'));
-const steps = Number(opt('steps', '32'));
+const rounds = Number(option('rounds', '5'));
+const threads = Number(option('threads', '2'));
+const prompt = Number(option('prompt', '64'));
+const steps = Number(option('steps', '32'));
 const batch = 8;
-const model = resolve(root, opt('model', '.models/8b'));
+const model = resolve(root, option('model', '.models/8b'));
 // llama.cpp builds (bench/llama-cpp/build.sh: build = native flags with AMX, build-avx512 = without AMX)
-const llamaBins = opt('llama-bin', '.bench/llama.cpp/build/bin')
+const llamaBins = option('llama-bin', '.bench/llama.cpp/build/bin')
   .split(',')
   .filter(Boolean)
   .map((p) => resolve(root, p));
-const ggufs = opt('gguf', '.bench/qwen3-8b-q4_0-q6_k.gguf,.bench/qwen3-8b-q4_0-f16.gguf')
+const ggufs = option('gguf', '.bench/qwen3-8b-q4_0-q6_k.gguf,.bench/qwen3-8b-q4_0-f16.gguf')
   .split(',')
   .filter(Boolean)
   .map((p) => resolve(root, p));
-const quietCores = Number(opt('quiet-cores', '0.3'));
-const maxWaitS = Number(opt('max-wait-s', '1800'));
-const outBase = resolve(root, opt('out', 'bench/results/cpu-vs-llama-cpp'));
-const head = opt('head', 'auto');
+const quietCores = Number(option('quiet-cores', '0.3'));
+const maxWaitS = Number(option('max-wait-s', '1800'));
+const outBase = resolve(root, option('out', 'bench/results/cpu-vs-llama-cpp'));
+const head = option('head', 'auto');
 const qwen3 = join(root, 'native', 'build', 'qwen3');
 
 // ---- the machine: CPU time of everyone, and of one child run ----
@@ -305,7 +302,7 @@ function main() {
   let md = `# CPU decode and prefill: this project vs llama.cpp, side by side\n\n`;
   md += `- command: \`${cmd}\`\n- date: ${date}\n`;
   md += `- machine: ${cpus()[0].model}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; shared with other work (see the load columns)\n`;
-  md += `- this project: ${roundsOut[0].res.ours.device}, random checkpoint with the Qwen3-8B-AWQ shapes (\`${opt('model', '.models/8b')}\`)\n`;
+  md += `- this project: ${roundsOut[0].res.ours.device}, random checkpoint with the Qwen3-8B-AWQ shapes (\`${option('model', '.models/8b')}\`)\n`;
   md += `- this project's lm_head (\`--head ${head}\`): ${ours.weights.replace('AWQ int4 g128 + head ', '')}${heads.includes('screened') ? `; exact rows per greedy sample (median over rounds): ${median(roundsOut.map((x) => x.res.ours.exactRows))}. The screened head applies to samples with top_k <= 64 (or greedy) and no logprobs (docs/cpu-head-screen.md)` : ''}\n`;
   if (llama) md += `- llama.cpp: ${llamaBuild}, built by \`bench/llama-cpp/build.sh\` (native: \`-march=native\`, AMX tiles for several rows, with the one-line tile-configuration fix the script describes; avx512: no AMX); GGUFs from \`bench/llama-cpp/make-gguf.py\` (random, Qwen3-8B shapes)\n`;
   md += `- each engine: ${threads} threads; prefill = one ${prompt}-token prompt; decode batch 1 = ${steps} steps after it; batch ${batch} = ${batch} sequences with ${prompt}-token prompts decoding ${steps} steps together (aggregate tok/s). llama.cpp: \`llama-bench -p ${prompt} -n ${steps} -r 1\` (pp${prompt}, tg${steps}), \`llama-batched-bench -npp ${prompt} -ntg ${steps} -npl ${batch}\` (S_TG)\n`;

@@ -21,24 +21,21 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { signRequest } from '../gpu-worker/signing.ts';
+import { option } from './bench-args.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
-const arg = (name, fallback) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : fallback;
-};
-const ROUNDS = Number(arg('rounds', '2'));
-const LONG = Number(arg('long', '16384'));            // tokens of the long prompt
-const SHORT = Number(arg('short', '16'));             // tokens of each short prompt
-const MAX_TOKENS = Number(arg('max-tokens', '16'));   // tokens each request generates (ignore_eos)
-const INTERVAL_MS = Number(arg('interval', '500'));
-const LEAD_MS = Number(arg('lead', '300'));           // the long prompt's head start
-const MAX_SHORTS = Number(arg('max-shorts', '120'));  // per round, so the old plan's pile-up stays below MAX_QUEUE
-const CHUNK = arg('chunk', '256');                    // PREFILL_CHUNK of both workers
-const THREADS = arg('threads', '0');                  // 0 = all cores
+const ROUNDS = Number(option('rounds', '2'));
+const LONG = Number(option('long', '16384'));            // tokens of the long prompt
+const SHORT = Number(option('short', '16'));             // tokens of each short prompt
+const MAX_TOKENS = Number(option('max-tokens', '16'));   // tokens each request generates (ignore_eos)
+const INTERVAL_MS = Number(option('interval', '500'));
+const LEAD_MS = Number(option('lead', '300'));           // the long prompt's head start
+const MAX_SHORTS = Number(option('max-shorts', '120'));  // per round, so the old plan's pile-up stays below MAX_QUEUE
+const CHUNK = option('chunk', '256');                    // PREFILL_CHUNK of both workers
+const THREADS = option('threads', '0');                  // 0 = all cores
 const SECRET = 'fairness-bench-secret';
-const OUT = arg('out', 'fairness');                   // bench/results/<OUT>.{md,json}
+const OUT = option('out', 'fairness');                   // bench/results/<OUT>.{md,json}
 
 const children = [];
 process.on('exit', () => children.forEach((c) => c.kill('SIGTERM')));   // a failed run leaves no worker behind
@@ -117,13 +114,13 @@ function pct(values, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-const beforeUrl = arg('before-url', '');
+const beforeUrl = option('before-url', '');
 const [before, after] = await Promise.all([
-  beforeUrl ? { url: beforeUrl, secret: arg('secret', process.env.WORKER_SECRET ?? ''), stop: () => {} } : startWorker({ PREFILL_PER_REQUEST: '0', MAX_QUEUE: '256', MAX_QUEUE_PER_TENANT: '256' }),
+  beforeUrl ? { url: beforeUrl, secret: option('secret', process.env.WORKER_SECRET ?? ''), stop: () => {} } : startWorker({ PREFILL_PER_REQUEST: '0', MAX_QUEUE: '256', MAX_QUEUE_PER_TENANT: '256' }),
   startWorker({}),
 ]);
 const configs = [
-  { name: 'before', worker: before, tenants: false, what: beforeUrl ? arg('before-label', `worker at ${beforeUrl}`) : 'PREFILL_PER_REQUEST=0, no tenant, one queue' },
+  { name: 'before', worker: before, tenants: false, what: beforeUrl ? option('before-label', `worker at ${beforeUrl}`) : 'PREFILL_PER_REQUEST=0, no tenant, one queue' },
   { name: 'after', worker: after, tenants: true, what: `defaults (prefill <= ${Math.ceil(Number(CHUNK) / 4)} tokens per request per step), tenants sent` },
 ];
 for (const c of configs) await request(c.worker, freshPrompt(SHORT), c.tenants && 'warmup');   // warm-up

@@ -27,18 +27,15 @@ import { Scheduler } from '../gpu-worker/scheduler.ts';
 import { loadXGrammar, normaliseFormat, tokenizerVocab } from '../gpu-worker/xgrammar.ts';
 import { demoModel } from '../test/gpu-worker/worker-process.ts';
 import { getTokenizer } from '../edge/tokenizer/index.js';
+import { option } from './bench-args.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
-const arg = (name, fallback) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : fallback;
-};
-const ROUNDS = Number(arg('rounds', '5'));
-const TOKENS = Number(arg('tokens', '64'));
-const THREADS = arg('threads', '1,2').split(',').map(Number);   // engine thread counts to measure
-const SAMPLING_NAMES = arg('sampling', 'greedy,qwen').split(',');
-const WALK = Number(arg('walk', '2000'));             // bitmask samples per format
+const ROUNDS = Number(option('rounds', '5'));
+const TOKENS = Number(option('tokens', '64'));
+const THREADS = option('threads', '1,2').split(',').map(Number);   // engine thread counts to measure
+const SAMPLING_NAMES = option('sampling', 'greedy,qwen').split(',');
+const WALK = Number(option('walk', '2000'));             // bitmask samples per format
 const VOCAB = 151936;
 const EOS = [151645, 151643];
 
