@@ -596,6 +596,9 @@ for (const edge of edges) {
   edge.auth = { authorization: `Bearer ${(await keyResponse.json()).key}` };
 }
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** a workerd process is quiet once it uses less than QUIET_CPU_NS of CPU in QUIET_WINDOW_MS (an idle one uses far less) */
+const QUIET_WINDOW_MS = 50;
+const QUIET_CPU_NS = 0.5e6;
 /** CPU of a hop's workerd process so far (ns); NaN under wrangler dev, whose process is not ours to see. */
 const cpuOf = (hop) => (hop.pid ? (hop.pids ?? [hop.pid]).reduce((sum, pid) => sum + processCpuNs(pid), 0) : NaN);
 /** time its workerd process waited for a CPU held by other processes so far (ns) */
@@ -709,6 +712,21 @@ try {
   await sleep(2000);
   const idleNsPerMs = hops.map((hop, i) => (cpuOf(hop) - idleFrom[i]) / (performance.now() - idleStart));
   /**
+   * Waits (2 s at most) until a hop's workerd has done what a burst leaves to do after its responses (usage records,
+   * lease settles: tens of ms of CPU at 32 streams with the accounts layer). Every workerd runs on the same CPU and the
+   * paths follow each other in one cyclic order, so without the wait the path after an accounts-on edge (a --baseline's
+   * right after this tree's, say) would start its burst beside that work and read slower than the same code would.
+   */
+  const quiet = async (hop) => {
+    if (!hop?.pid) return;
+    for (let last = cpuOf(hop), waited = 0; waited < 2000; waited += QUIET_WINDOW_MS) {
+      await sleep(QUIET_WINDOW_MS);
+      const now = cpuOf(hop);
+      if (now - last < QUIET_CPU_NS) return;
+      last = now;
+    }
+  };
+  /**
    * ROUNDS rounds of `concurrency` streams per path, the paths' order rotating each round; quantile rows per hop, and
    * each hop's workerd CPU per request over the whole phase (its work after the responses included).
    */
@@ -731,6 +749,7 @@ try {
         const cpuFrom = hop ? cpuOf(hop) : 0;
         const queuedFrom = hop ? runQueueOf(hop) : 0;
         const streams = await burst(fn, concurrency);
+        await quiet(hop);
         results[name].push(...streams);
         if (!hop) continue;
         const lastFirstMs = Math.max(...streams.map((r) => r.ttft));
