@@ -596,6 +596,21 @@ for (const edge of edges) {
   edge.auth = { authorization: `Bearer ${(await keyResponse.json()).key}` };
 }
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * The paths in a random order (Fisher-Yates, a fixed seed so that runs repeat): each path follows every other about
+ * equally often, so what one path leaves behind on the shared CPU (its isolate's garbage collection, timers) does not
+ * always fall on the same next path, as a fixed rotation made it do.
+ */
+let shuffleSeed = 0x9e3779b9;
+const shuffled = (items) => {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    shuffleSeed = (Math.imul(shuffleSeed, 1664525) + 1013904223) >>> 0;
+    const j = Math.floor((shuffleSeed / 2 ** 32) * (i + 1));
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+};
 /** a workerd process is quiet once it uses less than QUIET_CPU_NS of CPU in QUIET_WINDOW_MS (an idle one uses far less) */
 const QUIET_WINDOW_MS = 50;
 const QUIET_CPU_NS = 0.5e6;
@@ -713,9 +728,8 @@ try {
   const idleNsPerMs = hops.map((hop, i) => (cpuOf(hop) - idleFrom[i]) / (performance.now() - idleStart));
   /**
    * Waits (2 s at most) until a hop's workerd has done what a burst leaves to do after its responses (usage records,
-   * lease settles: tens of ms of CPU at 32 streams with the accounts layer). Every workerd runs on the same CPU and the
-   * paths follow each other in one cyclic order, so without the wait the path after an accounts-on edge (a --baseline's
-   * right after this tree's, say) would start its burst beside that work and read slower than the same code would.
+   * lease settles: ~5 ms of CPU at 32 streams with the accounts layer). Every workerd runs on the same CPU, so without
+   * the wait the path after an accounts-on edge would start its burst beside that work and read slower than it would.
    */
   const quiet = async (hop) => {
     if (!hop?.pid) return;
@@ -727,7 +741,7 @@ try {
     }
   };
   /**
-   * ROUNDS rounds of `concurrency` streams per path, the paths' order rotating each round; quantile rows per hop, and
+   * ROUNDS rounds of `concurrency` streams per path, the paths in a new random order each round (shuffled); quantile rows per hop, and
    * each hop's workerd CPU per request over the whole phase (its work after the responses included).
    */
   const measure = async (concurrency) => {
@@ -742,8 +756,9 @@ try {
     const startingBy = new Map([...watched.keys()].map((label) => [label, { cpuMs: 0, queuedMs: 0, wallMs: 0 }]));
     const starting = startingBy.get(edges[0].label);
     for (let round = 0; round < ROUNDS; round++) {
+      const order = shuffled(paths);
       for (let i = 0; i < paths.length; i++) {
-        const [name, fn] = paths[(round + i) % paths.length];
+        const [name, fn] = order[i];
         const fromUs = Number(process.hrtime.bigint() / 1000n);
         const hop = watched.get(name);
         const cpuFrom = hop ? cpuOf(hop) : 0;
@@ -908,7 +923,7 @@ try {
     writeFileSync(
       join(outDir, `${RESULT_NAME}.md`),
       `# Edge overhead per request (${CONCURRENCY} concurrent streams)\n\n` +
-        `Command: \`${command}\`  \nMachine: ${machine}  \nDate: ${date}  \nSamples: ${samples} per path at ${CONCURRENCY} streams (${ROUNDS} rounds × ${CONCURRENCY}, the paths in rotating order), plus ${ROUNDS} single-stream rounds as the baseline\n\n` +
+        `Command: \`${command}\`  \nMachine: ${machine}  \nDate: ${date}  \nSamples: ${samples} per path at ${CONCURRENCY} streams (${ROUNDS} rounds × ${CONCURRENCY}, the paths in a random order each round), plus ${ROUNDS} single-stream rounds as the baseline\n\n` +
         (splitSummary && `Where the time to first token goes (split below): ${splitSummary}\n\n`) +
         (WORKER_KIND === 'stub' ? 'The worker is a paced stand-in process streaming the demo script, so the difference is the edge\'s own cost. ' : '') +
         'Direct = signed POST /v1/generate with the prompt ids the edge sends (first token = the first after `<think>`, the first with text); edge = POST /v1/chat/completions (stream, thinking on) ' +
