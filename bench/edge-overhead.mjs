@@ -6,7 +6,7 @@
 // quantile(edge) − quantile(direct) for time to first token and time to the last byte. Writes
 // bench/results/edge-overhead.{md,json} with the command, the machine and the date.
 //
-//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--result-name NAME] [--limiter-apart] [--parts] [--profile] [--count-commits] [--stamp-arrival] [--read-floor] [--read-variants] [--identity-writer] [--transform-in-edge] [--pin]
+//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--result-name NAME] [--limiter-apart] [--parts] [--profile] [--count-commits] [--stamp-arrival] [--read-floor] [--read-variants] [--identity-writer] [--transform-in-edge] [--pin] [--processes N]
 //
 // Every edge's workerd process is also timed: its CPU (all threads: the isolate, the Durable Object, Miniflare's KV /
 // D1 / cache simulators) over each phase divided by the requests it served. A relay path (a Worker that only
@@ -105,6 +105,12 @@ const COUNT_COMMITS = 'count-commits' in args;
  * edge's own work, not also its CPU taking turns from the client and the worker (and theirs from it).
  */
 const PIN = 'pin' in args;
+/**
+ * --processes N: this tree and each --baseline run as N workerd processes each, every one a path of its own, and
+ * each build's processes are also pooled (rows "<build>, N processes pooled"): one process of a build can read ~15%
+ * more CPU per request than another of the same code (bench/results/edge-overhead-aaa-s20.md).
+ */
+const PROCESSES = Math.max(1, Math.floor(Number(args.processes ?? 1)));
 const INSPECTOR_PORT = 9239;
 const PROFILE_INTERVAL_US = 200;
 if ((BASELINE_REF || LIMITER_APART || PARTS) && RUNNER !== 'miniflare') throw new Error('--baseline, --limiter-apart and --parts need --runner miniflare');
@@ -544,16 +550,17 @@ function pinCpus(edgePids, otherPids) {
  * rounds, not the requests, are what vary: a round's streams share its moment of the machine. Seeded, so a results
  * file's figures come out the same from the same samples.
  */
-function overheadInterval(direct, edge, perRound, q) {
-  const rounds = Math.floor(Math.min(direct.length, edge.length) / perRound);
+function overheadInterval(direct, edge, perRound, q, edgePerRound = perRound) {
+  const rounds = Math.floor(Math.min(direct.length / perRound, edge.length / edgePerRound));
   if (rounds < 2) return null;
   const rng = new Rng(1);
   const differences = [];
   for (let i = 0; i < 1000; i++) {
     const d = [], e = [];
     for (let r = 0; r < rounds; r++) {
-      const at = Math.floor(rng.next() * rounds) * perRound;
-      for (let k = at; k < at + perRound; k++) d.push(direct[k]), e.push(edge[k]);
+      const round = Math.floor(rng.next() * rounds);
+      for (let k = round * perRound; k < (round + 1) * perRound; k++) d.push(direct[k]);
+      for (let k = round * edgePerRound; k < (round + 1) * edgePerRound; k++) e.push(edge[k]);
     }
     differences.push(quantile(e, q) - quantile(d, q));
   }
@@ -568,12 +575,19 @@ const quantile = (xs, q) => {
 const worker = await startGpuWorker();
 // --baseline A,B: each ref is a path of its own in the same rounds
 const baselines = (BASELINE_REF ? BASELINE_REF.split(',') : []).map((ref) => ({ ref, root: checkoutBaseline(root, ref, mkdtempSync(join(os.tmpdir(), 'edge-overhead-'))) }));
-const edges = [{ label: 'this tree', ...(await startEdge(worker.url, root, PROFILE)) }];
+const edges = [{ label: 'this tree', build: 'this tree', ...(await startEdge(worker.url, root, PROFILE)) }];
+for (let k = 2; k <= PROCESSES; k++) edges.push({ label: `this tree #${k}`, build: 'this tree', ...(await startEdge(worker.url, root)) });
 if (LIMITER_APART) edges.push({ label: 'this tree, limiter apart', ...(await startEdge(worker.url, root, false, true)) });
 const transformInEdge = TRANSFORM_IN_EDGE ? { label: 'JS transform in the edge\'s setup', ...(await startEdge(worker.url, root, false, false, { transformInEdge: true })) } : undefined;
 if (STAMP_ARRIVAL) edges.push({ label: 'this tree, arrival stamped', ...(await startEdge(worker.url, root, false, false, { stampArrival: true })) });
 if (PARTS && ACCOUNTS) for (const variant of PART_VARIANTS) edges.push({ label: variant.label, accounts: variant.accounts ?? true, ...(await startEdge(worker.url, root, false, false, variant)) });
-for (const baseline of baselines) edges.push({ label: baseline.ref, ...(await startEdge(worker.url, baseline.root)) });
+for (const baseline of baselines) {
+  for (let k = 1; k <= PROCESSES; k++) edges.push({ label: k === 1 ? baseline.ref : `${baseline.ref} #${k}`, build: baseline.ref, ...(await startEdge(worker.url, baseline.root)) });
+}
+/** --processes N: each build's processes, pooled in rows of their own */
+const pooledBuilds = new Map();
+for (const edge of edges) if (edge.build && PROCESSES > 1) pooledBuilds.set(edge.build, [...(pooledBuilds.get(edge.build) ?? []), edge]);
+const pooledLabel = (build, members) => `${build}, ${members.length} processes pooled`;
 const relay = RUNNER === 'miniflare' ? { label: 'relay (floor)', ...(await startRelay(worker.url)) } : undefined;
 const transform = RUNNER === 'miniflare' ? { label: 'JS transform (floor)', ...(await startTransform(worker.url)) } : undefined;
 const identityWriter = IDENTITY_WRITER && RUNNER === 'miniflare' ? { label: 'JS transform, IdentityTransformStream writer', ...(await startTransform(worker.url, undefined, IDENTITY_ANSWER)) } : undefined;
@@ -799,19 +813,33 @@ try {
       return { edge: hop.label, concurrency, cpu_ms_per_request: +(busyNs / 1e6 / (ROUNDS * concurrency)).toFixed(2) };
     });
     const rows = [];
-    for (const hop of hops) {
+    /** quantile rows of one path's samples (`perRound` of them per round, in round order) against the direct path's */
+    const rowsOf = (label, samples, perRound) => {
       for (const metric of ['ttft', 'total']) {
         for (const q of [0.5, 0.99]) {
-          const d = quantile(results.direct.map((r) => r[metric]), q);
-          const e = quantile(results[hop.label].map((r) => r[metric]), q);
-          const ci = q === 0.5 ? overheadInterval(results.direct.map((r) => r[metric]), results[hop.label].map((r) => r[metric]), concurrency, q) : null;
-          rows.push({ edge: hop.label, concurrency, metric, quantile: `p${q * 100}`, direct_ms: +d.toFixed(2), edge_ms: +e.toFixed(2), overhead_ms: +(e - d).toFixed(2), ratio: +(e / d).toFixed(3), ...(ci ? { overhead_ci90_ms: ci } : {}) });
+          const direct = results.direct.map((r) => r[metric]);
+          const edge = samples.map((r) => r[metric]);
+          const d = quantile(direct, q);
+          const e = quantile(edge, q);
+          const ci = q === 0.5 ? overheadInterval(direct, edge, concurrency, q, perRound) : null;
+          rows.push({ edge: label, concurrency, metric, quantile: `p${q * 100}`, direct_ms: +d.toFixed(2), edge_ms: +e.toFixed(2), overhead_ms: +(e - d).toFixed(2), ratio: +(e / d).toFixed(3), ...(ci ? { overhead_ci90_ms: ci } : {}) });
         }
       }
+    };
+    for (const hop of hops) rowsOf(hop.label, results[hop.label], concurrency);
+    // --processes N: a build's N processes pooled, round by round
+    for (const [build, members] of pooledBuilds) {
+      const samples = Array.from({ length: ROUNDS }, (_, r) => members.flatMap((m) => results[m.label].slice(r * concurrency, (r + 1) * concurrency))).flat();
+      rowsOf(pooledLabel(build, members), samples, concurrency * members.length);
     }
     const startingOf = (edge, s) => ({ edge, concurrency, cpu_ms_per_request: +(s.cpuMs / (ROUNDS * concurrency)).toFixed(2), thread_busy: +(s.cpuMs / s.wallMs).toFixed(2), waiting_for_cpu: +(s.queuedMs / s.wallMs).toFixed(2) });
     const { edge: _, ...thisTree } = startingOf(edges[0].label, starting);
-    return { results, rows, cpu, parts, split, starting: thisTree, startingByPath: [...startingBy].map(([label, s]) => startingOf(label, s)) };
+    // a pooled build's stretch: its processes' CPU, waits and stretches averaged
+    const pooledStarting = [...pooledBuilds].map(([build, members]) => {
+      const sum = (key) => members.reduce((total, m) => total + startingBy.get(m.label)[key], 0) / members.length;
+      return startingOf(pooledLabel(build, members), { cpuMs: sum('cpuMs'), queuedMs: sum('queuedMs'), wallMs: sum('wallMs') });
+    });
+    return { results, rows, cpu, parts, split, starting: thisTree, startingByPath: [...[...startingBy].map(([label, s]) => startingOf(label, s)), ...pooledStarting] };
   };
   /**
    * One round of `concurrency` streams through a hop with strace attached to its workerd process(es): fsync and
@@ -879,7 +907,7 @@ try {
       split.filter((r) => r.concurrency === concurrency && r.path !== 'direct' && r.ttft).map((r) => `${r.path} ${more(r, 'inbound')} / ${more(r, 'worker')} / ${more(r, 'outbound')}; ${more(r, 'ttft')} ms`).join(', ') + '.';
   }).filter(Boolean).join(' ');
   const cpu = [...mainCpu, ...single.cpu];
-  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${args['result-name'] ? ` --result-name ${args['result-name']}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PARTS ? ' --parts' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}${STAMP_ARRIVAL ? ' --stamp-arrival' : ''}${READ_FLOOR ? ' --read-floor' : ''}${READ_VARIANT_PATHS ? ' --read-variants' : ''}${IDENTITY_WRITER ? ' --identity-writer' : ''}${TRANSFORM_IN_EDGE ? ' --transform-in-edge' : ''}${PIN ? ' --pin' : ''}`;
+  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${args['result-name'] ? ` --result-name ${args['result-name']}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PARTS ? ' --parts' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}${STAMP_ARRIVAL ? ' --stamp-arrival' : ''}${READ_FLOOR ? ' --read-floor' : ''}${READ_VARIANT_PATHS ? ' --read-variants' : ''}${IDENTITY_WRITER ? ' --identity-writer' : ''}${TRANSFORM_IN_EDGE ? ' --transform-in-edge' : ''}${PIN ? ' --pin' : ''}${PROCESSES > 1 ? ` --processes ${PROCESSES}` : ''}`;
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadAtStart.map((l) => l.toFixed(1)).join(' / ')} at the start and ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} at the end (1 / 5 / 15 min), this tree at ${treeRef}, ${WORKER_KIND === 'stub' ? `stub worker (demo script${TOKENS === undefined ? '' : `, its first ${TOKENS} tokens`}, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
   const date = new Date().toISOString();
   const table = [
