@@ -113,9 +113,7 @@ export async function finishChoices(c: Context<EdgeEnv>, out: ChunkStream, pumps
   try {
     await Promise.all(pumps);
   } catch (err) {
-    cancelAll();
-    const end = failureOf(c, err, out.clientGone);
-    settleUsage(c, end.outcome, end.status, usage());
+    settleFailure(c, err, cancelAll, usage, out.clientGone);
     throw err;
   }
   await out.usage(usage());
@@ -134,11 +132,16 @@ export async function collectChoices<T>(c: Context<EdgeEnv>, collect: Promise<T>
     settleUsage(c, 'completed', 200, usage());
     return collected;
   } catch (err) {
-    cancelAll(); // the client's leaving also aborts the worker requests (their signal follows the request's)
-    const end = failureOf(c, err);
-    settleUsage(c, end.outcome, end.status, usage());
+    settleFailure(c, err, cancelAll, usage);
     throw generationError(err);
   }
+}
+
+/** A generation that threw: the other generations cancelled, usage settled as aborted, cancelled or failed (failureOf). */
+function settleFailure(c: Context<EdgeEnv>, err: unknown, cancelAll: () => void, usage: () => CompletionUsage, clientGone = false): void {
+  cancelAll(); // the client's leaving also aborts the worker requests (their signal follows the request's)
+  const end = failureOf(c, err, clientGone);
+  settleUsage(c, end.outcome, end.status, usage());
 }
 
 /** How a generation that threw ended: the client left, a worker cut it short, or it failed. */
