@@ -816,9 +816,9 @@ try {
     /** quantile rows of one path's samples (`perRound` of them per round, in round order) against the direct path's */
     const rowsOf = (label, samples, perRound) => {
       for (const metric of ['ttft', 'total']) {
+        const direct = results.direct.map((r) => r[metric]);
+        const edge = samples.map((r) => r[metric]);
         for (const q of [0.5, 0.99]) {
-          const direct = results.direct.map((r) => r[metric]);
-          const edge = samples.map((r) => r[metric]);
           const d = quantile(direct, q);
           const e = quantile(edge, q);
           const ci = q === 0.5 ? overheadInterval(direct, edge, concurrency, q, perRound) : null;
@@ -836,8 +836,8 @@ try {
     const { edge: _, ...thisTree } = startingOf(edges[0].label, starting);
     // a pooled build's stretch: its processes' CPU, waits and stretches averaged
     const pooledStarting = [...pooledBuilds].map(([build, members]) => {
-      const sum = (key) => members.reduce((total, m) => total + startingBy.get(m.label)[key], 0) / members.length;
-      return startingOf(pooledLabel(build, members), { cpuMs: sum('cpuMs'), queuedMs: sum('queuedMs'), wallMs: sum('wallMs') });
+      const mean = (key) => members.reduce((total, m) => total + startingBy.get(m.label)[key], 0) / members.length;
+      return startingOf(pooledLabel(build, members), { cpuMs: mean('cpuMs'), queuedMs: mean('queuedMs'), wallMs: mean('wallMs') });
     });
     return { results, rows, cpu, parts, split, starting: thisTree, startingByPath: [...[...startingBy].map(([label, s]) => startingOf(label, s)), ...pooledStarting] };
   };
