@@ -6,7 +6,7 @@
 // quantile(edge) − quantile(direct) for time to first token and time to the last byte. Writes
 // bench/results/edge-overhead.{md,json} with the command, the machine and the date.
 //
-//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--result-name NAME] [--limiter-apart] [--parts] [--profile] [--count-commits] [--stamp-arrival] [--read-floor] [--read-variants] [--identity-writer] [--transform-in-edge] [--pin] [--processes N]
+//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--result-name NAME] [--limiter-apart] [--parts] [--profile] [--count-commits] [--stamp-arrival] [--read-floor] [--read-variants] [--identity-writer] [--transform-in-edge] [--pin] [--processes N] [--direct-sockets]
 //
 // Every edge's workerd process is also timed: its CPU (all threads: the isolate, the Durable Object, Miniflare's KV /
 // D1 / cache simulators) over each phase divided by the requests it served. A relay path (a Worker that only
@@ -54,6 +54,15 @@
 //
 // --worker stub (default) streams the demo script from a paced stand-in process, so the difference is the edge's own
 // cost; --worker real runs gpu-worker/index.ts (CPU: its batching steps dominate and blur the difference).
+//
+// --direct-sockets serves every Worker the benchmark runs in Miniflare (the edges, the floors) on a socket of its own
+// (Miniflare's unsafeDirectSockets), so that requests reach it as workerd hands them over, without Miniflare's entry
+// worker in front: a JavaScript Worker of Miniflare's that every request through Miniflare's own port passes first,
+// on the same thread (it builds the `cf` object, rewrites the URL and headers, matches routes, calls the user Worker
+// through a service binding, and looks at the response for pretty error pages, live reload, encodings and its request
+// log). It is local development's emulation of Cloudflare's front line, which runs outside the Worker's process, and
+// costs ~0.3 ms of workerd CPU per request on the AMD EPYC here. The edge is then also run once behind it, as the path
+// "this tree, through Miniflare's entry worker", in the same rounds.
 import { DEMO_ANSWER, DEMO_REASONING } from '../scripts/gen-demo-script.mjs';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -105,6 +114,9 @@ const COUNT_COMMITS = 'count-commits' in args;
  * edge's own work, not also its CPU taking turns from the client and the worker (and theirs from it).
  */
 const PIN = 'pin' in args;
+/** --direct-sockets: each Miniflare Worker on a socket of its own, without Miniflare's entry worker (see the top) */
+const DIRECT_SOCKETS = 'direct-sockets' in args;
+if (DIRECT_SOCKETS && RUNNER !== 'miniflare') throw new Error('--direct-sockets needs --runner miniflare');
 /**
  * --processes N: this tree and each --baseline run as N workerd processes each, every one a path of its own, and
  * each build's processes are also pooled (rows "<build>, N processes pooled"): one process of a build can read ~15%
@@ -357,7 +369,16 @@ function sqliteBacked(toml, className) {
 
 /** The edge in workerd: bundled and run by Miniflare directly (as a client reaches a deployed Worker), or under
  * wrangler's dev server (unstable_startWorker), which adds its own proxy hop in front of the Worker. */
-async function startEdge(workerUrl, edgeRoot = root, profiled = false, limiterApart = false, variant = undefined) {
+/** Miniflare options that serve its Worker on a socket of its own (--direct-sockets), or none */
+const socketOptions = (direct) => (direct ? { unsafeDirectSockets: [{ host: '127.0.0.1', port: 0 }] } : {});
+
+/** The URL a started Miniflare serves its Worker on: its own socket's, or Miniflare's port (its entry worker first). */
+async function servedUrl(mf, direct) {
+  const entryUrl = await mf.ready;
+  return (direct ? await mf.unsafeGetDirectURL() : entryUrl).toString();
+}
+
+async function startEdge(workerUrl, edgeRoot = root, profiled = false, limiterApart = false, variant = undefined, direct = DIRECT_SOCKETS) {
   // The whole deployed edge: API key check, rate limiter (Durable Object), response cache and D1 metering included.
   const bindings = { WORKER_URLS: workerUrl, WORKER_SECRET: SECRET, ADMIN_TOKEN };
   if (RUNNER === 'wrangler') {
@@ -408,8 +429,9 @@ async function startEdge(workerUrl, edgeRoot = root, profiled = false, limiterAp
     bindings: { MODEL_ID: MODEL, THINKING_DEFAULT: 'auto', ...bindings },
     kvNamespaces: ['KEYS'], d1Databases: ['USAGE'],
     durableObjects: { RATE_LIMITER: limiterApart ? { ...limiterClass, scriptName: 'limiter' } : limiterClass },
+    ...socketOptions(direct),
   });
-  const url = (await mf.ready).toString();
+  const url = await servedUrl(mf, direct);
   const pid = workerdChildren().find((pid) => !before.has(pid));
   await applyMigrations(await mf.getD1Database('USAGE'), edgeRoot);
   return {
@@ -439,8 +461,9 @@ async function startRelay(workerUrl) {
       const { pathname } = new URL(request.url);
       return fetch(env.UPSTREAM + pathname, { method: request.method, headers: request.headers, body: request.body });
     } };`,
+    ...socketOptions(DIRECT_SOCKETS),
   });
-  const url = (await mf.ready).toString();
+  const url = await servedUrl(mf, DIRECT_SOCKETS);
   return { url, pid: workerdChildren().find((pid) => !before.has(pid)), dispose: () => mf.dispose() };
 }
 
@@ -498,8 +521,9 @@ async function startTransform(workerUrl, readAndSign = undefined, answer = TRANS
       ${call}
       ${answer}
     } };`,
+    ...socketOptions(DIRECT_SOCKETS),
   });
-  const url = (await mf.ready).toString();
+  const url = await servedUrl(mf, DIRECT_SOCKETS);
   return { url, pid: workerdChildren().find((pid) => !before.has(pid)), dispose: () => mf.dispose() };
 }
 
@@ -577,6 +601,7 @@ const worker = await startGpuWorker();
 const baselines = (BASELINE_REF ? BASELINE_REF.split(',') : []).map((ref) => ({ ref, root: checkoutBaseline(root, ref, mkdtempSync(join(os.tmpdir(), 'edge-overhead-'))) }));
 const edges = [{ label: 'this tree', build: 'this tree', ...(await startEdge(worker.url, root, PROFILE)) }];
 for (let k = 2; k <= PROCESSES; k++) edges.push({ label: `this tree #${k}`, build: 'this tree', ...(await startEdge(worker.url, root)) });
+if (DIRECT_SOCKETS) edges.push({ label: 'this tree, through Miniflare\'s entry worker', ...(await startEdge(worker.url, root, false, false, undefined, false)) });
 if (LIMITER_APART) edges.push({ label: 'this tree, limiter apart', ...(await startEdge(worker.url, root, false, true)) });
 const transformInEdge = TRANSFORM_IN_EDGE ? { label: 'JS transform in the edge\'s setup', ...(await startEdge(worker.url, root, false, false, { transformInEdge: true })) } : undefined;
 if (STAMP_ARRIVAL) edges.push({ label: 'this tree, arrival stamped', ...(await startEdge(worker.url, root, false, false, { stampArrival: true })) });
@@ -907,7 +932,7 @@ try {
       split.filter((r) => r.concurrency === concurrency && r.path !== 'direct' && r.ttft).map((r) => `${r.path} ${more(r, 'inbound')} / ${more(r, 'worker')} / ${more(r, 'outbound')}; ${more(r, 'ttft')} ms`).join(', ') + '.';
   }).filter(Boolean).join(' ');
   const cpu = [...mainCpu, ...single.cpu];
-  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${args['result-name'] ? ` --result-name ${args['result-name']}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PARTS ? ' --parts' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}${STAMP_ARRIVAL ? ' --stamp-arrival' : ''}${READ_FLOOR ? ' --read-floor' : ''}${READ_VARIANT_PATHS ? ' --read-variants' : ''}${IDENTITY_WRITER ? ' --identity-writer' : ''}${TRANSFORM_IN_EDGE ? ' --transform-in-edge' : ''}${PIN ? ' --pin' : ''}${PROCESSES > 1 ? ` --processes ${PROCESSES}` : ''}`;
+  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${args['result-name'] ? ` --result-name ${args['result-name']}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PARTS ? ' --parts' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}${STAMP_ARRIVAL ? ' --stamp-arrival' : ''}${READ_FLOOR ? ' --read-floor' : ''}${READ_VARIANT_PATHS ? ' --read-variants' : ''}${IDENTITY_WRITER ? ' --identity-writer' : ''}${TRANSFORM_IN_EDGE ? ' --transform-in-edge' : ''}${PIN ? ' --pin' : ''}${PROCESSES > 1 ? ` --processes ${PROCESSES}` : ''}${DIRECT_SOCKETS ? ' --direct-sockets' : ''}`;
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadAtStart.map((l) => l.toFixed(1)).join(' / ')} at the start and ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} at the end (1 / 5 / 15 min), this tree at ${treeRef}, ${WORKER_KIND === 'stub' ? `stub worker (demo script${TOKENS === undefined ? '' : `, its first ${TOKENS} tokens`}, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
   const date = new Date().toISOString();
   const table = [
@@ -956,6 +981,7 @@ try {
         (WORKER_KIND === 'stub' ? 'The worker is a paced stand-in process streaming the demo script, so the difference is the edge\'s own cost. ' : '') +
         'Direct = signed POST /v1/generate with the prompt ids the edge sends (first token = the first after `<think>`, the first with text); edge = POST /v1/chat/completions (stream, thinking on) ' +
         `through workerd (${RUNNER === 'wrangler' ? 'under wrangler dev, which adds its proxy hop' : (ACCOUNTS ? 'the bundled, minified edge/index.ts run by Miniflare, no dev proxy; with the accounts layer: API key check, Durable Object rate limiter (SQLite-backed where wrangler.toml declares it), response cache lookup, D1 metering' : 'the bundled, minified app without the accounts layer (createApp()) run by Miniflare, no dev proxy')}) to the same worker` +
+        (DIRECT_SOCKETS ? '; every Worker here that Miniflare runs (the edges and the floors) is served on a socket of its own (unsafeDirectSockets), so requests reach it without Miniflare\'s entry worker, a JavaScript Worker of local development\'s that every request through Miniflare\'s port passes first on the same thread (the `cf` object, URL and header rewrites, routes, a service-binding call, and a look at the response for pretty errors, live reload, encodings and its log) and that does not run on Cloudflare; "this tree, through Miniflare\'s entry worker" is the same build behind it, as the runs without --direct-sockets measure every path' : '') +
         (baselines.length ? `; ${baselines.map((b) => `"${b.ref}"`).join(' and ')} ${baselines.length > 1 ? 'are the edge as it is at those git refs' : 'is the edge as it is at that git ref'}, measured in the same rounds` : '') +
         (LIMITER_APART ? '; "this tree, limiter apart" is this tree with the rate limiter\'s Durable Object in a workerd process of its own (Miniflare\'s dev registry), as on Cloudflare where it runs elsewhere than the edge, so that its storage commits (each one fsynced by SQLite) do not block the edge\'s thread; in the other edge paths it shares the edge\'s process and thread' : '') +
         (PARTS ? `; the "part: …" paths are this tree with one part of the accounts layer left out or cut short (bench-only entries: ${PART_VARIANTS.map((v) => `"${v.label}": ${v.accounts === false ? 'createApp() without the layer' : v.limiter === 'unwritten' ? 'every part, the rate limiter\'s Durable Object never writing its storage' : `extensions ${v.extensions}`}`).join('; ')}; keyMemo serves the key record from a map keyed by the Authorization header after its first check; limiterInIsolate makes the rate limiter's binding a map of RateLimiter objects constructed in the edge's isolate on a storage that keeps nothing: the same decisions without the RPC and the object's own turn)` : '') +
