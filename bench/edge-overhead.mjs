@@ -6,7 +6,7 @@
 // quantile(edge) − quantile(direct) for time to first token and time to the last byte. Writes
 // bench/results/edge-overhead.{md,json} with the command, the machine and the date.
 //
-//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--result-name NAME] [--limiter-apart] [--parts] [--profile] [--count-commits] [--stamp-arrival] [--read-floor] [--read-variants] [--identity-writer] [--transform-in-edge] [--pin] [--processes N] [--direct-sockets]
+//   node --import tsx bench/edge-overhead.mjs [--rounds 8] [--concurrency 32] [--worker stub|real] [--pace 10] [--tokens N] [--runner miniflare|wrangler] [--accounts on|off] [--baseline REF[,REF2]] [--result-name NAME] [--limiter-apart] [--parts] [--profile] [--count-commits] [--stamp-arrival] [--read-floor] [--read-variants] [--identity-writer] [--transform-in-edge] [--pin [--helpers-apart]] [--processes N] [--direct-sockets]
 //
 // Every edge's workerd process is also timed: its CPU (all threads: the isolate, the Durable Object, Miniflare's KV /
 // D1 / cache simulators) over each phase divided by the requests it served. A relay path (a Worker that only
@@ -117,6 +117,15 @@ const PIN = 'pin' in args;
 /** --direct-sockets: each Miniflare Worker on a socket of its own, without Miniflare's entry worker (see the top) */
 const DIRECT_SOCKETS = 'direct-sockets' in args;
 if (DIRECT_SOCKETS && RUNNER !== 'miniflare') throw new Error('--direct-sockets needs --runner miniflare');
+/**
+ * --helpers-apart (with --pin): only each workerd process's main thread (its isolates' and event loop's) on the last
+ * CPU; its other threads (V8's platform worker, which marks and sweeps the heap concurrently and compiles optimised
+ * code in the background, and the idle tokio runtime) on the other CPUs with the client and the worker. On Cloudflare
+ * those threads have cores of their own; pinned together with the isolate's thread they take it turns: in a burst of
+ * 32 of this tree's streams V8's worker used ~10% as much CPU as the main thread, which waited for it.
+ */
+const HELPERS_APART = 'helpers-apart' in args;
+if (HELPERS_APART && !PIN) throw new Error('--helpers-apart needs --pin');
 /**
  * --processes N: this tree and each --baseline run as N workerd processes each, every one a path of its own, and
  * each build's processes are also pooled (rows "<build>, N processes pooled"): one process of a build can read ~15%
@@ -556,16 +565,23 @@ async function timeStream(start, res, isOutput, onFirst = () => {}) {
   return { ttft: first ?? NaN, total: performance.now() - start, firstAt };
 }
 
-/** --pin: every thread of `edgePids` on the last CPU, every thread of `otherPids` on the rest (taskset -a). */
+/**
+ * --pin: every thread of `edgePids` on the last CPU, every thread of `otherPids` on the rest (taskset -a); with
+ * --helpers-apart only the edges' main threads on the last CPU, their other threads on the rest.
+ */
 function pinCpus(edgePids, otherPids) {
   const last = os.cpus().length - 1;
   if (last < 1) throw new Error('--pin needs at least 2 CPUs');
-  const pin = (pid, cpus) => {
-    const run = spawnSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { encoding: 'utf8' });
-    if (run.status !== 0) throw new Error(`taskset ${cpus} ${pid} failed: ${run.error?.message ?? run.stderr}`);
+  const rest = last === 1 ? '0' : `0-${last - 1}`;
+  const pin = (id, cpus, allThreads = true) => {
+    const run = spawnSync('taskset', [...(allThreads ? ['-a'] : []), '-p', '-c', cpus, String(id)], { encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`taskset ${cpus} ${id} failed: ${run.error?.message ?? run.stderr}`);
   };
-  for (const pid of edgePids) pin(pid, String(last));
-  for (const pid of otherPids) pin(pid, last === 1 ? '0' : `0-${last - 1}`);
+  for (const pid of edgePids) {
+    if (!HELPERS_APART) pin(pid, String(last));
+    else for (const tid of readdirSync(`/proc/${pid}/task`)) pin(tid, tid === String(pid) ? String(last) : rest, false);
+  }
+  for (const pid of otherPids) pin(pid, rest);
 }
 
 /**
@@ -932,7 +948,7 @@ try {
       split.filter((r) => r.concurrency === concurrency && r.path !== 'direct' && r.ttft).map((r) => `${r.path} ${more(r, 'inbound')} / ${more(r, 'worker')} / ${more(r, 'outbound')}; ${more(r, 'ttft')} ms`).join(', ') + '.';
   }).filter(Boolean).join(' ');
   const cpu = [...mainCpu, ...single.cpu];
-  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${args['result-name'] ? ` --result-name ${args['result-name']}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PARTS ? ' --parts' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}${STAMP_ARRIVAL ? ' --stamp-arrival' : ''}${READ_FLOOR ? ' --read-floor' : ''}${READ_VARIANT_PATHS ? ' --read-variants' : ''}${IDENTITY_WRITER ? ' --identity-writer' : ''}${TRANSFORM_IN_EDGE ? ' --transform-in-edge' : ''}${PIN ? ' --pin' : ''}${PROCESSES > 1 ? ` --processes ${PROCESSES}` : ''}${DIRECT_SOCKETS ? ' --direct-sockets' : ''}`;
+  const command = `node --import tsx bench/edge-overhead.mjs --rounds ${ROUNDS} --concurrency ${CONCURRENCY} --runner ${RUNNER} --worker ${WORKER_KIND}${WORKER_KIND === 'stub' ? ` --pace ${PACE_MS}${TOKENS === undefined ? '' : ` --tokens ${TOKENS}`}` : ''}${ACCOUNTS ? '' : ' --accounts off'}${BASELINE_REF ? ` --baseline ${BASELINE_REF}` : ''}${args['result-name'] ? ` --result-name ${args['result-name']}` : ''}${LIMITER_APART ? ' --limiter-apart' : ''}${PARTS ? ' --parts' : ''}${PROFILE ? ' --profile' : ''}${COUNT_COMMITS ? ' --count-commits' : ''}${STAMP_ARRIVAL ? ' --stamp-arrival' : ''}${READ_FLOOR ? ' --read-floor' : ''}${READ_VARIANT_PATHS ? ' --read-variants' : ''}${IDENTITY_WRITER ? ' --identity-writer' : ''}${TRANSFORM_IN_EDGE ? ' --transform-in-edge' : ''}${PIN ? ' --pin' : ''}${PROCESSES > 1 ? ` --processes ${PROCESSES}` : ''}${HELPERS_APART ? ' --helpers-apart' : ''}${DIRECT_SOCKETS ? ' --direct-sockets' : ''}`;
   const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${loadAtStart.map((l) => l.toFixed(1)).join(' / ')} at the start and ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} at the end (1 / 5 / 15 min), this tree at ${treeRef}, ${WORKER_KIND === 'stub' ? `stub worker (demo script${TOKENS === undefined ? '' : `, its first ${TOKENS} tokens`}, one token per ${PACE_MS} ms)` : `GPU worker DEVICE=${process.env.DEVICE ?? 'cpu'} THREADS=${process.env.THREADS ?? '1'} (demo checkpoint)`}`;
   const date = new Date().toISOString();
   const table = [
@@ -992,7 +1008,7 @@ try {
         (transform ? '; "JS transform (floor)" is a Worker in its own workerd that forwards it too but reads the worker\'s frames in JavaScript and writes one chat.completion.chunk per read into a ReadableStream (no detokenising, parsing, accounts or admission): what any Worker that touches every token costs here' : '') +
         `. Each burst's ${CONCURRENCY} requests are prepared first (bodies, the direct ones' signatures) and sent together, the same way on every path, so the client's own queueing (one Node process sending them all) is the same in every path's times. Overhead = quantile(edge) − quantile(direct) in the same run. ` +
         (PIN
-          ? `Pinned (--pin): every workerd process on CPU ${os.cpus().length - 1}, the client and the worker on the other${os.cpus().length > 2 ? 's' : ''}, so the edge shares no core with them, as in production. On a shared machine (see the load average) compare rows of one run, not numbers across runs.\n\n`
+          ? `Pinned (--pin): every workerd process${HELPERS_APART ? '\'s main thread (its isolates and event loop)' : ''} on CPU ${os.cpus().length - 1}, the client and the worker on the other${os.cpus().length > 2 ? 's' : ''}, so the edge shares no core with them, as in production${HELPERS_APART ? '; the processes\' other threads (V8\'s platform worker: concurrent garbage collection and background compilation; an idle tokio runtime) run on the client\'s and worker\'s CPUs (--helpers-apart), as on Cloudflare, where they have cores of their own' : ''}. On a shared machine (see the load average) compare rows of one run, not numbers across runs.\n\n`
           : 'Client, edge and worker share this machine\'s cores, so the edge\'s CPU time also slows the worker: read it as an upper bound (--pin gives the edge a core of its own). On a shared machine (see the load average) compare rows of one run, not numbers across runs.\n\n') +
         (splitTable && 'Time to first token split by clocks outside the edge: the client notes when it sends each request and when the frame with the first output arrives; the stub worker notes when the request\'s headers arrive and when it writes each token; all on the machine\'s monotonic clock (process.hrtime), which every process here reads. Inbound: send → the worker has the request (through the edge: the edge\'s whole work before the call, its queueing behind the other requests included); worker: request → it wrote the token that is the client\'s first output (its 2nd, after `<think>`: 30 ms of pace when its timers run on time, later when the CPU is busy); outbound: that write → the client read it (through the edge: the edge reading, detokenising and writing that chunk). p50 / p90 of each part on its own, so the parts of a row need not add up to its TTFT:\n\n' + splitTable + '\n\n' + splitSummary + '\n\n') +
         table + '\n\n' +
