@@ -34,10 +34,16 @@ run('edge-cold-start.mjs', ['--samples', SAMPLES, '--ready-samples', READY_SAMPL
 run('edge-overhead.mjs', ['--rounds', ROUNDS, '--concurrency', '32', '--result-name', 'edge-overhead-vs-baseline']);
 // the same with the edges on a core of their own (--pin): their own work, not also their CPU slowing the client and worker
 run('edge-overhead.mjs', ['--rounds', ROUNDS, '--concurrency', '32', '--pin', '--result-name', 'edge-overhead-vs-baseline-pinned']);
+// and as the edge runs on Cloudflare: no Miniflare entry worker in front, V8's helper threads off the isolate's core;
+// each build as PROCESSES workerd processes, pooled (one process can read ~15% more CPU than another of the same code)
+const PROCESSES = 2;
+run('edge-overhead.mjs', ['--rounds', ROUNDS, '--concurrency', '32', '--pin', '--helpers-apart', '--direct-sockets', '--processes', String(PROCESSES), '--result-name', 'edge-overhead-vs-baseline-as-on-cloudflare']);
 
 const cold = JSON.parse(readFileSync(join(root, 'bench/results/edge-cold-start.json'), 'utf8'));
 const overhead = JSON.parse(readFileSync(join(root, 'bench/results/edge-overhead-vs-baseline.json'), 'utf8'));
 const pinned = JSON.parse(readFileSync(join(root, 'bench/results/edge-overhead-vs-baseline-pinned.json'), 'utf8'));
+const asOnCloudflare = JSON.parse(readFileSync(join(root, 'bench/results/edge-overhead-vs-baseline-as-on-cloudflare.json'), 'utf8'));
+const pooled = (edge) => `${edge}, ${PROCESSES} processes pooled`;
 const coldRow = (edge) => cold.rows.find((r) => r.edge === edge);
 const overheadOf = (edge, quantile, of = overhead) => of.rows.find((r) => r.edge === edge && r.concurrency === 32 && r.metric === 'ttft' && r.quantile === quantile);
 
@@ -59,6 +65,8 @@ const metrics = [
   ['edge overhead, TTFT p99 at 32 streams, accounts on (ms)', (e) => overheadOf(e, 'p99').overhead_ms, null],
   ['edge overhead, TTFT p50 at 32 streams, accounts on, the edge on a core of its own (--pin) (ms)', (e) => overheadOf(e, 'p50', pinned).overhead_ms, TARGETS.overheadP50Ms],
   ['the same, 90% interval over rounds (ms)', (e) => overheadOf(e, 'p50', pinned).overhead_ci90_ms?.join(' to ') ?? null, null],
+  ['edge overhead, TTFT p50 at 32 streams, accounts on, as on Cloudflare (--pin --helpers-apart --direct-sockets, 2 processes pooled) (ms)', (e) => overheadOf(pooled(e), 'p50', asOnCloudflare).overhead_ms, TARGETS.overheadP50Ms],
+  ['the same, 90% interval over rounds (ms)', (e) => overheadOf(pooled(e), 'p50', asOnCloudflare).overhead_ci90_ms?.join(' to ') ?? null, null],
 ];
 const rows = metrics.map(([metric, of, target]) => {
   const before = of(FIRST);
@@ -75,7 +83,7 @@ const command = `node --import tsx bench/deploy-budget.mjs --baseline ${BASELINE
 const machine = `${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}; load average ${loadBefore} at the start, ${load()} at the end (1 / 5 / 15 min)`;
 const date = new Date().toISOString();
 const notes = [
-  `Cold start: [edge-cold-start.md](edge-cold-start.md) (${cold.command}); overhead: [edge-overhead-vs-baseline.md](edge-overhead-vs-baseline.md) (${overhead.command}), pinned: [edge-overhead-vs-baseline-pinned.md](edge-overhead-vs-baseline-pinned.md). All measure the two edges in alternating rounds of one run.`,
+  `Cold start: [edge-cold-start.md](edge-cold-start.md) (${cold.command}); overhead: [edge-overhead-vs-baseline.md](edge-overhead-vs-baseline.md) (${overhead.command}), pinned: [edge-overhead-vs-baseline-pinned.md](edge-overhead-vs-baseline-pinned.md), as on Cloudflare: [edge-overhead-vs-baseline-as-on-cloudflare.md](edge-overhead-vs-baseline-as-on-cloudflare.md) (its header says what it leaves out of the local harness: Miniflare's entry worker, and V8's helper threads on the edge's core). All measure the two edges in alternating rounds of one run.`,
   'Bundles are what `wrangler deploy --dry-run` reports for the form that deploys (after: `--env production`, minified; before: the top level, the only configuration there was).',
   'CPU: "edge isolate" rows are the V8 CPU profiler of the Worker\'s isolate (what Cloudflare bills and limits per invocation; edge-cold-start.md says how); for the chat completions the rate limiter\'s Durable Object runs in a workerd process of its own, as on Cloudflare where it runs elsewhere than the edge and is billed apart (for every column; results files before 2026-12-02T06:30Z ran it in a worker of its own in the edge\'s process, where workerd started the object on the edge\'s thread inside the edge\'s first call and the profiler counted that as the edge isolate\'s: the row "with the limiter in the edge\'s process" keeps that measure; before 2026-12-02T02:00Z it ran in the edge\'s isolate). The edge\'s D1 gets the migrations applied first, as `npm run deploy` does. "workerd process" rows are the whole process\'s CPU (the limiter\'s process included), which includes Miniflare\'s local KV, D1 and Durable Object simulators that on Cloudflare run elsewhere.',
   `Ready and start-up CPU: the median of ${cold.readySamples ?? cold.samples} cold starts' differences from an empty worker started in the same round (order rotated each round); quartiles of those differences, ready: ${cold.rows.map((r) => `${r.edge} ${r.readyOverEmptySpreadMs?.join('–') ?? '?'} ms`).join(', ')}; start-up CPU: ${cold.rows.map((r) => `${r.edge} ${r.startupCpuOverEmptySpreadMs?.join('–') ?? '?'} ms`).join(', ')}.`,
