@@ -376,8 +376,6 @@ function sqliteBacked(toml, className) {
   return [...toml.matchAll(/new_sqlite_classes\s*=\s*(\[[^\]]*\])/g)].some((m) => JSON.parse(m[1]).includes(className));
 }
 
-/** The edge in workerd: bundled and run by Miniflare directly (as a client reaches a deployed Worker), or under
- * wrangler's dev server (unstable_startWorker), which adds its own proxy hop in front of the Worker. */
 /** Miniflare options that serve its Worker on a socket of its own (--direct-sockets), or none */
 const socketOptions = (direct) => (direct ? { unsafeDirectSockets: [{ host: '127.0.0.1', port: 0 }] } : {});
 
@@ -387,6 +385,9 @@ async function servedUrl(mf, direct) {
   return (direct ? await mf.unsafeGetDirectURL() : entryUrl).toString();
 }
 
+/** The edge in workerd: bundled and run by Miniflare directly (as a client reaches a deployed Worker), or under
+ * wrangler's dev server (unstable_startWorker), which adds its own proxy hop in front of the Worker. `direct`: on a
+ * socket of its own, without Miniflare's entry worker (--direct-sockets). */
 async function startEdge(workerUrl, edgeRoot = root, profiled = false, limiterApart = false, variant = undefined, direct = DIRECT_SOCKETS) {
   // The whole deployed edge: API key check, rate limiter (Durable Object), response cache and D1 metering included.
   const bindings = { WORKER_URLS: workerUrl, WORKER_SECRET: SECRET, ADMIN_TOKEN };
