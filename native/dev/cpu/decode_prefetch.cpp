@@ -6,6 +6,18 @@
 // is fastest (M = 1 1.26x, M = 2 1.21x the T0 6 KiB mainline over 12 rounds of the full sweep); T0 is no better than
 // no prefetch, T = 8 and NTA are slower, the split does not matter. The library takes T1 2 KiB on AMD CPUs
 // (tiles_avx512vnni_amd): 1.13x (M = 1) and 1.17x (M = 2) over 40 rounds.
+// Added in session 22, for issue 18's bandwidth target: "m<M> read" reads the same bytes with the probe's fastest loop
+// in the same calls, and every version is also given ÷ that read of the same round, split by the read's mode (the
+// probe's own buffer and the matrices are not always in the same mode); "m1 loads only" is the library's M = 1 walk
+// with the loads and prefetches only; "m1 walk u1", "m1 u2", "m1 strided..." are the library's kernel (same
+// instructions, same bits) on its own and other walks (walk() below).
+// Findings (bench/results/cpu-zen4-decode-vs-read.md, 120 rounds, 90 in the fast mode and 30 in the slow): ÷ the read
+// of the same bytes, fast / slow, the library's kernel reads 0.82 / 0.93 and its walk with the loads only 0.90 / 0.98
+// (an earlier 120-round run the same hour: 0.81 / 0.93 and 0.86 / 0.97). No other walk (four streams far apart, two
+// words of a stream at a time) or prefetch (1 or 4 KiB, none, an added T0 512 bytes ahead) reads faster than the
+// library's; walk() on the library's own walk ("m1 walk u1") reads as the library does. So in the fast mode the walk
+// alone leaves ~10 points of a plain read and the arithmetic beside it ~8 more, and none of the changes tried moved
+// either.
 // The library's source is compiled into this file (its kernels are file-local templates), so every version is the
 // library's own loop with other template arguments; each is first checked against tiles_avx512vnni (the same bits).
 // Version names: m<M> t<T> d<distance in bytes, 0 = no software prefetch> <hint T0|T1|T2|NTA> [c<chunks per thread>]
@@ -28,6 +40,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -62,6 +75,104 @@ void two_rows(const PackedView& w, const QuantizedRows& x, int t0, int t1, float
   for (; t + T <= t1; t += T) rows_vnni<2, T, P>(w, x, t, 0, y);
   for (; t < t1; t++) rows_vnni<2, 1, P>(w, x, t, 0, y);
 }
+
+// A plain read of the bytes of tiles [t0, t1) with the bandwidth probe's fastest loop (bandwidth_cpu.cpp: 4 streams,
+// 256 bytes of each at a time, L2 prefetch 2 KiB ahead), the sum stored so that it is not optimised away: what the
+// memory gives the same bytes at that moment, as qwen3 bench's paired read does for a whole step.
+void read_tiles(const PackedView& w, const QuantizedRows&, int t0, int t1, float* y) {
+  constexpr int S = 4;
+  const uint8_t* p = w.tile(t0);
+  const size_t sub = (size_t)(t1 - t0) * w.tile_bytes / S / 256 * 256;
+  __m512i a[S][2];
+  for (int s = 0; s < S; s++) a[s][0] = a[s][1] = _mm512_setzero_si512();
+  for (size_t i = 0; i < sub; i += 256)
+    for (int s = 0; s < S; s++) {
+      const uint8_t* q = p + s * sub + i;
+      for (int l = 0; l < 4; l++) _mm_prefetch((const char*)q + 2048 + 64 * l, _MM_HINT_T1);
+      a[s][0] = _mm512_add_epi64(a[s][0], _mm512_add_epi64(_mm512_load_si512(q), _mm512_load_si512(q + 64)));
+      a[s][1] = _mm512_add_epi64(a[s][1], _mm512_add_epi64(_mm512_load_si512(q + 128), _mm512_load_si512(q + 192)));
+    }
+  for (int s = 0; s < S; s++) _mm512_storeu_si512(y + (size_t)t0 * kTile + 16 * s, _mm512_add_epi64(a[s][0], a[s][1]));
+}
+
+// The library's M = 1 kernel (tiles_one_row<true, 4, AMD prefetch>: same instructions, same bits) with two changes to
+// its walk. Strided: a range of n tiles is walked as 4 streams far apart, as the read does (the g-th step takes tile g
+// of each quarter of the range), so that each stream reads one long stretch instead of turning every tile; the
+// prefetch runs straight ahead. U: U consecutive words of a stream (U x 64 bytes, as the read's 256) before the next
+// stream, instead of one. Loads: the same walk with the loads only.
+template <bool Strided, int U, bool Loads = false>
+void walk(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
+  constexpr int T = 4;
+  using P = Prefetch<2048, _MM_HINT_T1>;
+  const int q = (t1 - t0) / T;
+  const __m512i m0 = _mm512_set1_epi32(0x0F0F0F0F), m1 = _mm512_set1_epi32((int)0xF0F0F0F0);
+  const int B = x.block, nb = w.K / B, nv = B / 8;
+  __m512i sink = _mm512_setzero_si512();
+  for (int g = 0; g < q; g++) {
+    const int t = t0 + T * g;
+    int tt[T];
+    const uint8_t* wp[T];
+    __m512 out[T];
+    for (int i = 0; i < T; i++)
+      tt[i] = Strided ? t0 + i * q + g : t + i, wp[i] = w.tile(tt[i]), out[i] = _mm512_setzero_ps();
+    std::optional<StreamPrefetch<T, P>> prefetch;  // the library's (records of tiles t..t+3, the turn): adjacent only
+    if (Strided) {
+      for (int i = 0; i < T; i++)
+        for (size_t o = 0; o < (size_t)(w.K / w.group_size) * kMetaBytes; o += 64)
+          _mm_prefetch((const char*)w.meta(tt[i]) + o, _MM_HINT_T0);
+    } else {
+      prefetch.emplace(w, t);
+    }
+    for (int b = 0; b < nb; b++) {
+      const int8_t* xl = x.lo + (size_t)b * B;
+      const int8_t* xh = x.hi + (size_t)b * B;
+      __m512i l0[T], l1[T], h0[T], h1[T];
+      for (int i = 0; i < T; i++) l0[i] = l1[i] = h0[i] = h1[i] = _mm512_setzero_si512();
+      const size_t ahead = Strided ? (size_t)P::kBytes : prefetch->ahead(wp[0]);
+      for (int j = 0; j < nv; j += U, xl += 8 * U, xh += 8 * U) {
+        __m512i xq[U][4];
+#pragma GCC unroll 8
+        for (int u = 0; u < U; u++)
+          xq[u][0] = quad(xl + 8 * u), xq[u][1] = quad(xl + 8 * u + 4), xq[u][2] = quad(xh + 8 * u),
+          xq[u][3] = quad(xh + 8 * u + 4);
+#pragma GCC unroll 8
+        for (int i = 0; i < T; i++) {
+#pragma GCC unroll 8
+          for (int u = 0; u < U; u++) {
+            P::line(wp[i] + ahead);
+            const __m512i v = _mm512_loadu_si512(wp[i]);
+            wp[i] += kWordBytes;
+            if (Loads) {
+              sink = _mm512_xor_si512(sink, v);
+              continue;
+            }
+            const __m512i w0 = _mm512_and_si512(v, m0), w1 = _mm512_and_si512(v, m1);
+            dpbusd(l0[i], w0, xq[u][0]);
+            dpbusd(l1[i], w1, xq[u][1]);
+            dpbusd(h0[i], w0, xq[u][2]);
+            dpbusd(h1[i], w1, xq[u][3]);
+          }
+        }
+      }
+      if (Loads) continue;
+      const size_t gm = (size_t)(b * B / w.group_size) * kMetaBytes;
+      for (int i = 0; i < T; i++)
+        out[i] = fold(out[i], combine(l0[i], l1[i], h0[i], h1[i]), w.meta(tt[i]) + gm, x.scale[b], x.sum[b]);
+    }
+    for (int i = 0; i < T; i++)
+      _mm512_mask_storeu_ps(y + (size_t)tt[i] * kTile, lane_mask(w, tt[i]), Loads ? _mm512_castsi512_ps(sink) : out[i]);
+  }
+  one_row<4, P>(w, x, t0 + T * q, t1, y);  // the rest of the range
+}
+
+// Two prefetches per word: T1 2 KiB ahead (the AMD policy) and T0 512 bytes ahead (1536 behind it).
+struct PrefetchT1T0 {
+  static constexpr int kBytes = 2048;
+  static void line(const uint8_t* p) {
+    _mm_prefetch((const char*)p, _MM_HINT_T1);
+    _mm_prefetch((const char*)p - 1536, _MM_HINT_T0);
+  }
+};
 
 struct Version {
   std::string name;
@@ -102,6 +213,17 @@ std::vector<Version> versions() {
   vs.push_back({"m2 mainline", 2, tiles_avx512vnni, 8});
   vs.push_back({"m1 library amd", 1, tiles_avx512vnni_amd, 8});
   vs.push_back({"m2 library amd", 2, tiles_avx512vnni_amd, 8});
+  vs.push_back({"m1 read", 1, read_tiles, 8});
+  vs.push_back({"m1 loads only", 1, walk<false, 1, true>, 8});
+  vs.push_back({"m1 strided", 1, walk<true, 1>, 8});
+  vs.push_back({"m1 strided loads only", 1, walk<true, 1, true>, 8});
+  vs.push_back({"m1 u2", 1, walk<false, 2>, 8});
+  vs.push_back({"m1 u2 loads only", 1, walk<false, 2, true>, 8});
+  vs.push_back({"m1 strided u2", 1, walk<true, 2>, 8});
+  vs.push_back({"m1 strided u4 loads only", 1, walk<true, 4, true>, 8});
+  vs.push_back({"m1 walk u1", 1, walk<false, 1>, 8});
+  vs.push_back({"m1 t4 d2048 T1 + T0 512", 1, one_row<4, PrefetchT1T0>, 8});
+  vs.push_back({"m2 read", 2, read_tiles, 8});
   add_all<2>(vs), add_all<4>(vs), add_all<8>(vs);
   for (int c : {1, 2, 4, 32}) add<4, 6144, _MM_HINT_T0>(vs, c), add<4, 2048, _MM_HINT_T1>(vs, c), add<4, 0, 0>(vs, c);
   return vs;
@@ -151,16 +273,21 @@ int main(int argc, char** argv) {
   std::vector<dev::RandomRows> rows;
   for (const Shape& s : kShapes) rows.emplace_back(M, s.K, rng);
   for (const Version& v : vs)
-    for (size_t s = 0; s < ns; s++) check(v, dev::view_of(copies[s][0]), rows[s].x);
-  std::printf("%zu versions checked (same bits as tiles_avx512vnni)\n", vs.size());
+    if (v.name.find("loads only") == std::string::npos && v.fn != read_tiles)
+      for (size_t s = 0; s < ns; s++) check(v, dev::view_of(copies[s][0]), rows[s].x);
+  std::printf("%zu versions checked (same bits as tiles_avx512vnni; the read has no output)\n", vs.size());
+  size_t read = vs.size();  // the read of the same bytes, when listed
+  for (size_t i = 0; i < vs.size(); i++)
+    if (vs[i].fn == read_tiles) read = i;
   ThreadPool pool(2);
   ReadProbe probe(pool, 1u << 30);
   std::vector<float> y((size_t)M * 12288);
   const size_t nv = vs.size();
   // [version][shape or ns = all shapes] per round
   std::vector<std::vector<std::vector<double>>> by_probe(nv, std::vector<std::vector<double>>(ns + 1)),
-      by_main(nv, std::vector<std::vector<double>>(ns + 1)), gbs(nv, std::vector<std::vector<double>>(ns + 1));
-  std::vector<double> probes;
+      by_main(nv, std::vector<std::vector<double>>(ns + 1)), gbs(nv, std::vector<std::vector<double>>(ns + 1)),
+      by_read(nv, std::vector<std::vector<double>>(ns + 1));
+  std::vector<double> probes, reads;
   for (int r = 0; r < rounds; r++) {
     const double pr = probe.measure(3).best_gbs;
     probes.push_back(pr);
@@ -190,41 +317,53 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < nv; i++) {
       for (size_t s = 0; s <= ns; s++)
         gbs[i][s].push_back(g[i][s]), by_probe[i][s].push_back(g[i][s] / pr),
-            by_main[i][s].push_back(g[i][s] / g[0][s]);
+            by_main[i][s].push_back(g[i][s] / g[0][s]), by_read[i][s].push_back(read < nv ? g[i][s] / g[read][s] : NAN);
       std::printf(" [%s] %.1f", vs[i].name.c_str(), g[i][ns]);
     }
     std::printf("\n");
     std::fflush(stdout);
+    reads.push_back(read < nv ? g[read][ns] : NAN);
   }
   std::vector<size_t> order(nv);
   for (size_t i = 0; i < nv; i++) order[i] = i;
   std::sort(order.begin(), order.end(),
             [&](size_t a, size_t b) { return dev::median(by_main[a][ns]) > dev::median(by_main[b][ns]); });
-  // This host's probe is bimodal (about 35 or 60 GB/s, as the two vCPUs share a core's bandwidth or not): the ratio to
-  // mainline is also given over the rounds of each mode.
+  // This host's memory is bimodal (about 35 or 60 GB/s): the ratio to mainline is also given over the rounds of each
+  // mode. The probe's own buffer and the matrices can be in different modes in one round, so with the read listed the
+  // modes are those of its reads of the same bytes (>= 45 GB/s: fast), and each version is also given ÷ that read.
+  auto fast_round = [&](size_t r) { return read < nv ? reads[r] >= 45 : probes[r] >= 45; };
   auto in_mode = [&](const std::vector<double>& v, bool fast) {
     std::vector<double> out;
     for (size_t r = 0; r < v.size(); r++)
-      if ((probes[r] >= 45) == fast) out.push_back(v[r]);
+      if (fast_round(r) == fast) out.push_back(v[r]);
     return out.empty() ? std::string("-") : mm(out, "%.3f") + " [" + std::to_string(out.size()) + "]";
   };
-  std::string table = "| version | all shapes GB/s | ÷ probe | ÷ mainline (same round) | ÷ mainline, probe < 45 GB/s "
-                      "[rounds] | ÷ mainline, probe >= 45 GB/s [rounds] |";
+  const std::string by = read < nv ? "the read of the same bytes" : "the probe";
+  std::string table = "| version | all shapes GB/s | ÷ probe | ÷ mainline (same round) | ÷ mainline, " + by +
+                      " < 45 GB/s [rounds] | ÷ mainline, " + by + " >= 45 GB/s [rounds] |";
+  if (read < nv)
+    table += " ÷ read of the same bytes (same round), < 45 GB/s [rounds] | ÷ read, >= 45 GB/s [rounds] |";
   for (const Shape& s : kShapes) table += std::string(" ") + s.name + " ÷ mainline |";
   table += "\n|---|---:|---:|---:|---:|---:|";
+  if (read < nv) table += "---:|---:|";
   for (size_t s = 0; s < ns; s++) table += "---:|";
   table += "\n";
   for (size_t i : order) {
     table += "| " + vs[i].name + " | " + dev::fmt("%.1f", dev::median(gbs[i][ns])) + " | " + mm(by_probe[i][ns], "%.2f") +
              " | " + mm(by_main[i][ns], "%.3f") + " | " + in_mode(by_main[i][ns], false) + " | " +
              in_mode(by_main[i][ns], true) + " |";
+    if (read < nv) table += " " + in_mode(by_read[i][ns], false) + " | " + in_mode(by_read[i][ns], true) + " |";
     for (size_t s = 0; s < ns; s++) table += " " + dev::fmt("%.3f", dev::median(by_main[i][s])) + " |";
     table += "\n";
   }
   const std::string md = "# int4 decode kernels: prefetch hint, distance, streams, split (native/dev/cpu/decode_prefetch.cpp)\n\n"
                          "- command: `/tmp/decode_prefetch " + std::to_string(M) + " " + std::to_string(rounds) + " " +
                          only + "` (build line in the source)\n- cpu: " + cpu_model_name() + ", 2 threads\n" +
-                         dev::date_and_load_line() + "- probe per round (GB/s): " + mm(probes, "%.1f") + "\n\n" + table;
+                         dev::date_and_load_line() + "- probe per round (GB/s): " + mm(probes, "%.1f") + "\n" +
+                         (read < nv ? "- read of the same bytes (all shapes) per round (GB/s): " + mm(reads, "%.1f") +
+                                          "; the modes (< 45 or >= 45 GB/s) are this read's\n"
+                                    : std::string()) +
+                         "\n" + table;
   std::fputs(md.c_str(), stdout);
   if (argc > 4)
     if (FILE* f = std::fopen(argv[4], "w")) std::fputs(md.c_str(), f), std::fclose(f);
