@@ -9,15 +9,16 @@
 // Added in session 22, for issue 18's bandwidth target: "m<M> read" reads the same bytes with the probe's fastest loop
 // in the same calls, and every version is also given ÷ that read of the same round, split by the read's mode (the
 // probe's own buffer and the matrices are not always in the same mode); "m1 loads only" is the library's M = 1 walk
-// with the loads and prefetches only; "m1 walk u1", "m1 u2", "m1 strided..." are the library's kernel (same
-// instructions, same bits) on its own and other walks (walk() below).
-// Findings (bench/results/cpu-zen4-decode-vs-read.md, 120 rounds, 90 in the fast mode and 30 in the slow): ÷ the read
-// of the same bytes, fast / slow, the library's kernel reads 0.82 / 0.93 and its walk with the loads only 0.90 / 0.98
-// (an earlier 120-round run the same hour: 0.81 / 0.93 and 0.86 / 0.97). No other walk (four streams far apart, two
-// words of a stream at a time) or prefetch (1 or 4 KiB, none, an added T0 512 bytes ahead) reads faster than the
-// library's; walk() on the library's own walk ("m1 walk u1") reads as the library does. So in the fast mode the walk
-// alone leaves ~10 points of a plain read and the arithmetic beside it ~8 more, and none of the changes tried moved
-// either.
+// with the loads and prefetches only; "m1 walk u1", "m1 u2", "m1 strided...", "m1 records per block" are the library's
+// kernel (same instructions, same bits) on its own and other walks (walk() below).
+// Findings (bench/results/cpu-zen4-decode-vs-read.md, 120 rounds, 94 in the fast mode and 26 in the slow): ÷ the read
+// of the same bytes, fast / slow, the library's kernel reads 0.80 / 0.93 and its walk with the loads only 0.94 / 1.00
+// (two earlier 120-round runs the same hour: kernel 0.82 and 0.81 fast, loads 0.90 and 0.86). No other walk (four
+// streams far apart, two words of a stream at a time), prefetch (1 or 4 KiB, none, an added T0 512 bytes ahead) or
+// way of fetching the scale/zero records (per block, or not at all with the loads only) reads clearly faster than
+// the library's (records per block 0.81 fast); walk() on the library's own walk ("m1 walk u1") reads as the library
+// does. So in the fast mode most of the gap to a plain read (~13 of ~20 points) comes with the arithmetic beside the
+// loads, and none of the changes tried moved it.
 // The library's source is compiled into this file (its kernels are file-local templates), so every version is the
 // library's own loop with other template arguments; each is first checked against tiles_avx512vnni (the same bits).
 // Version names: m<M> t<T> d<distance in bytes, 0 = no software prefetch> <hint T0|T1|T2|NTA> [c<chunks per thread>]
@@ -40,7 +41,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -99,8 +99,10 @@ void read_tiles(const PackedView& w, const QuantizedRows&, int t0, int t1, float
 // its walk. Strided: a range of n tiles is walked as 4 streams far apart, as the read does (the g-th step takes tile g
 // of each quarter of the range), so that each stream reads one long stretch instead of turning every tile; the
 // prefetch runs straight ahead. U: U consecutive words of a stream (U x 64 bytes, as the read's 256) before the next
-// stream, instead of one. Loads: the same walk with the loads only.
-template <bool Strided, int U, bool Loads = false>
+// stream, instead of one. Loads: the same walk with the loads only. Rec: how the tiles' scale/zero records are brought
+// into L1: 1 all at the start of a group of tiles (as the library does), 2 one record per tile and block, two groups
+// ahead, 0 not at all (for Loads).
+template <bool Strided, int U, bool Loads = false, int Rec = 1>
 void walk(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
   constexpr int T = 4;
   using P = Prefetch<2048, _MM_HINT_T1>;
@@ -115,20 +117,25 @@ void walk(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y)
     __m512 out[T];
     for (int i = 0; i < T; i++)
       tt[i] = Strided ? t0 + i * q + g : t + i, wp[i] = w.tile(tt[i]), out[i] = _mm512_setzero_ps();
-    std::optional<StreamPrefetch<T, P>> prefetch;  // the library's (records of tiles t..t+3, the turn): adjacent only
-    if (Strided) {
+    // The library's turn (StreamPrefetch): near the end of its tile an adjacent stream's prefetch goes on T tiles on.
+    const size_t jump = Strided ? 0 : (size_t)(T - 1) * w.tile_bytes;
+    const uint8_t* turn = w.tile(t + 1) - P::kBytes;
+    const int groups = w.K / w.group_size;
+    auto records = [&](int from, int to) {  // every line that records [from, to) touch
       for (int i = 0; i < T; i++)
-        for (size_t o = 0; o < (size_t)(w.K / w.group_size) * kMetaBytes; o += 64)
-          _mm_prefetch((const char*)w.meta(tt[i]) + o, _MM_HINT_T0);
-    } else {
-      prefetch.emplace(w, t);
-    }
+        for (size_t l = (size_t)from * kMetaBytes / 64; l <= ((size_t)to * kMetaBytes - 1) / 64; l++)
+          _mm_prefetch((const char*)w.meta(tt[i]) + 64 * l, _MM_HINT_T0);
+    };
+    if (Rec == 1) records(0, groups);
+    if (Rec == 2) records(0, std::min(groups, 2));
     for (int b = 0; b < nb; b++) {
       const int8_t* xl = x.lo + (size_t)b * B;
       const int8_t* xh = x.hi + (size_t)b * B;
       __m512i l0[T], l1[T], h0[T], h1[T];
       for (int i = 0; i < T; i++) l0[i] = l1[i] = h0[i] = h1[i] = _mm512_setzero_si512();
-      const size_t ahead = Strided ? (size_t)P::kBytes : prefetch->ahead(wp[0]);
+      const size_t ahead = P::kBytes + (wp[0] >= turn ? jump : 0);
+      const int group = b * B / w.group_size;
+      if (Rec == 2 && group + 2 < groups) records(group + 2, group + 3);
       for (int j = 0; j < nv; j += U, xl += 8 * U, xh += 8 * U) {
         __m512i xq[U][4];
 #pragma GCC unroll 8
@@ -222,6 +229,9 @@ std::vector<Version> versions() {
   vs.push_back({"m1 strided u2", 1, walk<true, 2>, 8});
   vs.push_back({"m1 strided u4 loads only", 1, walk<true, 4, true>, 8});
   vs.push_back({"m1 walk u1", 1, walk<false, 1>, 8});
+  vs.push_back({"m1 records per block", 1, walk<false, 1, false, 2>, 8});
+  vs.push_back({"m1 loads only, records per block", 1, walk<false, 1, true, 2>, 8});
+  vs.push_back({"m1 loads only, no records", 1, walk<false, 1, true, 0>, 8});
   vs.push_back({"m1 t4 d2048 T1 + T0 512", 1, one_row<4, PrefetchT1T0>, 8});
   vs.push_back({"m2 read", 2, read_tiles, 8});
   add_all<2>(vs), add_all<4>(vs), add_all<8>(vs);
