@@ -11,14 +11,17 @@
 // probe's own buffer and the matrices are not always in the same mode); "m1 loads only" is the library's M = 1 walk
 // with the loads and prefetches only; "m1 walk u1", "m1 u2", "m1 strided...", "m1 records per block" are the library's
 // kernel (same instructions, same bits) on its own and other walks (walk() below).
-// Findings (bench/results/cpu-zen4-decode-vs-read.md, 120 rounds, 94 in the fast mode and 26 in the slow): ÷ the read
-// of the same bytes, fast / slow, the library's kernel reads 0.80 / 0.93 and its walk with the loads only 0.94 / 1.00
-// (two earlier 120-round runs the same hour: kernel 0.82 and 0.81 fast, loads 0.90 and 0.86). No other walk (four
-// streams far apart, two words of a stream at a time), prefetch (1 or 4 KiB, none, an added T0 512 bytes ahead) or
-// way of fetching the scale/zero records (per block, or not at all with the loads only) reads clearly faster than
-// the library's (records per block 0.81 fast); walk() on the library's own walk ("m1 walk u1") reads as the library
-// does. So in the fast mode most of the gap to a plain read (~13 of ~20 points) comes with the arithmetic beside the
-// loads, and none of the changes tried moved it.
+// Findings (bench/results/cpu-zen4-decode-vs-read.md, 120 rounds, 92 in the fast mode and 28 in the slow): ÷ the read
+// of the same bytes, fast / slow, the library's kernel reads 0.82 / 0.94 and its walk with the loads only 0.94 / 1.00
+// (two earlier 120-round runs the same hour: kernel 0.80-0.82 fast, loads 0.86-0.94). No other walk (four streams far
+// apart, two words of a stream at a time), prefetch (1 or 4 KiB, none, an added T0 512 bytes ahead) or way of fetching
+// the scale/zero records (per block: 0.83 fast, 0.81 in the run before) reads clearly faster than the library's;
+// walk() on the library's own walk ("m1 walk u1") reads as the library does. The timing-only versions (wrong results,
+// not checked) ask what in the arithmetic costs the stream: with the two ANDs alone the walk reads 0.85 fast (0.92 in
+// a 60-round run); with half the dot products 0.78; with the dot products on constant operands instead of the loaded
+// words (independent of the loads) 0.76, as 256-bit vpdpbusd 0.77, as two vpmaddwd per word 0.74. So in the fast mode
+// any vector multiplies beside the loads, however few and whether or not they wait on them, cost the stream about as
+// much as the kernel's own; the kernel cannot shed them (exact int16 activations need the four dot products per word).
 // The library's source is compiled into this file (its kernels are file-local templates), so every version is the
 // library's own loop with other template arguments; each is first checked against tiles_avx512vnni (the same bits).
 // Version names: m<M> t<T> d<distance in bytes, 0 = no software prefetch> <hint T0|T1|T2|NTA> [c<chunks per thread>]
@@ -102,7 +105,7 @@ void read_tiles(const PackedView& w, const QuantizedRows&, int t0, int t1, float
 // stream, instead of one. Loads: the same walk with the loads only. Rec: how the tiles' scale/zero records are brought
 // into L1: 1 all at the start of a group of tiles (as the library does), 2 one record per tile and block, two groups
 // ahead, 0 not at all (for Loads).
-template <bool Strided, int U, bool Loads = false, int Rec = 1>
+template <bool Strided, int U, bool Loads = false, int Rec = 1, int Arith = 0>
 void walk(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
   constexpr int T = 4;
   using P = Prefetch<2048, _MM_HINT_T1>;
@@ -153,9 +156,39 @@ void walk(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y)
               sink = _mm512_xor_si512(sink, v);
               continue;
             }
+            if (Arith == 3) {  // the same arithmetic on the masks instead of the word: independent of the load
+              sink = _mm512_xor_si512(sink, v);
+              dpbusd(l0[i], m0, xq[u][0]);
+              dpbusd(l1[i], m1, xq[u][1]);
+              dpbusd(h0[i], m0, xq[u][2]);
+              dpbusd(h1[i], m1, xq[u][3]);
+              continue;
+            }
+            if (Arith == 4) {  // as 3 with vpmaddwd (16-bit multiplies, no dot-product unit) instead of vpdpbusd
+              sink = _mm512_xor_si512(sink, v);
+              l0[i] = _mm512_add_epi32(l0[i], _mm512_madd_epi16(m0, xq[u][0]));
+              l1[i] = _mm512_add_epi32(l1[i], _mm512_madd_epi16(m1, xq[u][1]));
+              continue;
+            }
+            if (Arith == 5) {  // as 3 with 256-bit vpdpbusd, four per word
+              sink = _mm512_xor_si512(sink, v);
+              __m256i a0 = _mm512_castsi512_si256(l0[i]), a1 = _mm512_castsi512_si256(l1[i]);
+              const __m256i k0 = _mm512_castsi512_si256(m0), k1 = _mm512_castsi512_si256(m1);
+              asm("vpdpbusd %2, %1, %0" : "+x"(a0) : "x"(k0), "x"(_mm512_castsi512_si256(xq[u][0])));
+              asm("vpdpbusd %2, %1, %0" : "+x"(a1) : "x"(k1), "x"(_mm512_castsi512_si256(xq[u][1])));
+              asm("vpdpbusd %2, %1, %0" : "+x"(a0) : "x"(k1), "x"(_mm512_castsi512_si256(xq[u][2])));
+              asm("vpdpbusd %2, %1, %0" : "+x"(a1) : "x"(k0), "x"(_mm512_castsi512_si256(xq[u][3])));
+              l0[i] = _mm512_castsi256_si512(a0), l1[i] = _mm512_castsi256_si512(a1);
+              continue;
+            }
             const __m512i w0 = _mm512_and_si512(v, m0), w1 = _mm512_and_si512(v, m1);
+            if (Arith == 2) {  // the two ANDs only
+              sink = _mm512_xor_si512(sink, _mm512_xor_si512(w0, w1));
+              continue;
+            }
             dpbusd(l0[i], w0, xq[u][0]);
             dpbusd(l1[i], w1, xq[u][1]);
+            if (Arith == 1) continue;  // half the dot products
             dpbusd(h0[i], w0, xq[u][2]);
             dpbusd(h1[i], w1, xq[u][3]);
           }
@@ -167,7 +200,8 @@ void walk(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y)
         out[i] = fold(out[i], combine(l0[i], l1[i], h0[i], h1[i]), w.meta(tt[i]) + gm, x.scale[b], x.sum[b]);
     }
     for (int i = 0; i < T; i++)
-      _mm512_mask_storeu_ps(y + (size_t)tt[i] * kTile, lane_mask(w, tt[i]), Loads ? _mm512_castsi512_ps(sink) : out[i]);
+      _mm512_mask_storeu_ps(y + (size_t)tt[i] * kTile, lane_mask(w, tt[i]),
+                            Loads || Arith ? _mm512_add_ps(_mm512_castsi512_ps(sink), out[i]) : out[i]);
   }
   one_row<4, P>(w, x, t0 + T * q, t1, y);  // the rest of the range
 }
@@ -232,6 +266,11 @@ std::vector<Version> versions() {
   vs.push_back({"m1 records per block", 1, walk<false, 1, false, 2>, 8});
   vs.push_back({"m1 loads only, records per block", 1, walk<false, 1, true, 2>, 8});
   vs.push_back({"m1 loads only, no records", 1, walk<false, 1, true, 0>, 8});
+  vs.push_back({"m1 half the dot products (timing only)", 1, walk<false, 1, false, 1, 1>, 8});
+  vs.push_back({"m1 the ANDs only (timing only)", 1, walk<false, 1, false, 1, 2>, 8});
+  vs.push_back({"m1 dot products not on the loads (timing only)", 1, walk<false, 1, false, 1, 3>, 8});
+  vs.push_back({"m1 vpmaddwd not on the loads (timing only)", 1, walk<false, 1, false, 1, 4>, 8});
+  vs.push_back({"m1 256-bit dot products not on the loads (timing only)", 1, walk<false, 1, false, 1, 5>, 8});
   vs.push_back({"m1 t4 d2048 T1 + T0 512", 1, one_row<4, PrefetchT1T0>, 8});
   vs.push_back({"m2 read", 2, read_tiles, 8});
   add_all<2>(vs), add_all<4>(vs), add_all<8>(vs);
@@ -283,7 +322,8 @@ int main(int argc, char** argv) {
   std::vector<dev::RandomRows> rows;
   for (const Shape& s : kShapes) rows.emplace_back(M, s.K, rng);
   for (const Version& v : vs)
-    if (v.name.find("loads only") == std::string::npos && v.fn != read_tiles)
+    if (v.name.find("loads only") == std::string::npos && v.name.find("timing only") == std::string::npos &&
+        v.fn != read_tiles)
       for (size_t s = 0; s < ns; s++) check(v, dev::view_of(copies[s][0]), rows[s].x);
   std::printf("%zu versions checked (same bits as tiles_avx512vnni; the read has no output)\n", vs.size());
   size_t read = vs.size();  // the read of the same bytes, when listed
