@@ -11,17 +11,17 @@
 // probe's own buffer and the matrices are not always in the same mode); "m1 loads only" is the library's M = 1 walk
 // with the loads and prefetches only; "m1 walk u1", "m1 u2", "m1 strided...", "m1 records per block" are the library's
 // kernel (same instructions, same bits) on its own and other walks (walk() below).
-// Findings (bench/results/cpu-zen4-decode-vs-read.md, 120 rounds, 92 in the fast mode and 28 in the slow): ÷ the read
-// of the same bytes, fast / slow, the library's kernel reads 0.82 / 0.94 and its walk with the loads only 0.94 / 1.00
-// (two earlier 120-round runs the same hour: kernel 0.80-0.82 fast, loads 0.86-0.94). No other walk (four streams far
+// Findings (bench/results/cpu-zen4-decode-vs-read.md, 120 rounds, 69 in the fast mode and 51 in the slow): ÷ the read
+// of the same bytes, fast / slow, the library's kernel reads 0.82 / 0.93 and its walk with the loads only 0.97 / 1.00
+// (three earlier 120-round runs the same hour: kernel 0.80-0.82 fast, loads 0.86-0.94). No other walk (four streams far
 // apart, two words of a stream at a time), prefetch (1 or 4 KiB, none, an added T0 512 bytes ahead) or way of fetching
-// the scale/zero records (per block: 0.83 fast, 0.81 in the run before) reads clearly faster than the library's;
-// walk() on the library's own walk ("m1 walk u1") reads as the library does. The timing-only versions (wrong results,
-// not checked) ask what in the arithmetic costs the stream: with the two ANDs alone the walk reads 0.85 fast (0.92 in
-// a 60-round run); with half the dot products 0.78; with the dot products on constant operands instead of the loaded
-// words (independent of the loads) 0.76, as 256-bit vpdpbusd 0.77, as two vpmaddwd per word 0.74. So in the fast mode
-// any vector multiplies beside the loads, however few and whether or not they wait on them, cost the stream about as
-// much as the kernel's own; the kernel cannot shed them (exact int16 activations need the four dot products per word).
+// the scale/zero records (per block: 0.83 fast) reads clearly faster than the library's; walk() on the library's own
+// walk ("m1 walk u1") reads as the library does. The timing-only versions (wrong results, not checked) ask what in the
+// arithmetic costs the stream, fast mode: the two ANDs alone 0.92; one vpdpbusd or one vpmaddwd per four words, on
+// constant operands, 0.86-0.87; half the dot products 0.78; all of them on constant operands instead of the loaded
+// words 0.76, as 256-bit vpdpbusd 0.74, as two vpmaddwd per word 0.78. So in the fast mode vector multiplies beside
+// the loads cost the stream even when few and independent of the loads; the exact kernel needs its four dot products
+// per word (int16 activations as two signed bytes), and reads better than the independent versions.
 // The library's source is compiled into this file (its kernels are file-local templates), so every version is the
 // library's own loop with other template arguments; each is first checked against tiles_avx512vnni (the same bits).
 // Version names: m<M> t<T> d<distance in bytes, 0 = no software prefetch> <hint T0|T1|T2|NTA> [c<chunks per thread>]
@@ -181,6 +181,14 @@ void walk(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y)
               l0[i] = _mm512_castsi256_si512(a0), l1[i] = _mm512_castsi256_si512(a1);
               continue;
             }
+            if (Arith == 6 || Arith == 7) {  // one multiply per step of T words, independent of the loads
+              sink = _mm512_xor_si512(sink, v);
+              if (i == 0) {
+                if (Arith == 6) dpbusd(l0[0], m0, xq[u][0]);
+                else l0[0] = _mm512_madd_epi16(l0[0], xq[u][0]);
+              }
+              continue;
+            }
             const __m512i w0 = _mm512_and_si512(v, m0), w1 = _mm512_and_si512(v, m1);
             if (Arith == 2) {  // the two ANDs only
               sink = _mm512_xor_si512(sink, _mm512_xor_si512(w0, w1));
@@ -271,6 +279,8 @@ std::vector<Version> versions() {
   vs.push_back({"m1 dot products not on the loads (timing only)", 1, walk<false, 1, false, 1, 3>, 8});
   vs.push_back({"m1 vpmaddwd not on the loads (timing only)", 1, walk<false, 1, false, 1, 4>, 8});
   vs.push_back({"m1 256-bit dot products not on the loads (timing only)", 1, walk<false, 1, false, 1, 5>, 8});
+  vs.push_back({"m1 one vpdpbusd per 4 words (timing only)", 1, walk<false, 1, false, 1, 6>, 8});
+  vs.push_back({"m1 one vpmaddwd per 4 words (timing only)", 1, walk<false, 1, false, 1, 7>, 8});
   vs.push_back({"m1 t4 d2048 T1 + T0 512", 1, one_row<4, PrefetchT1T0>, 8});
   vs.push_back({"m2 read", 2, read_tiles, 8});
   add_all<2>(vs), add_all<4>(vs), add_all<8>(vs);
