@@ -1,9 +1,12 @@
-// What the int4 kernel experiments share (awq_rows.cpp, awq_gemv_dram.cpp, amx_parts.cpp, amx_pair_layout.cpp, and
-// step_inputs.h's view): random published tensors and the matrix awq_pack_cpu makes of them (group size 128), copies
-// of it on huge pages rotating over more memory than the L3 holds, a packed matrix's tiles as the kernels take them,
-// M random activation rows quantised as awq_matmul_cpu would (AMX tiles included), the AMX tile configuration's
-// layout, and the harnesses' filter of versions by name.
+// What the int4 kernel experiments share (awq_rows.cpp, awq_gemv_dram.cpp, amx_parts.cpp, amx_pair_layout.cpp,
+// int4_streams.cpp, decode_prefetch.cpp, gemv_bound.cpp's read, and step_inputs.h's view): random published tensors
+// and the matrix awq_pack_cpu makes of them (group size 128), copies of it on huge pages rotating over more memory
+// than the L3 holds, a packed matrix's tiles as the kernels take them, M random activation rows quantised as
+// awq_matmul_cpu would (AMX tiles included), the AMX tile configuration's layout, the harnesses' filter of versions by
+// name, and a plain read of a tile range (the probe's loop).
 #pragma once
+#include <immintrin.h>
+
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -97,5 +100,25 @@ struct RandomRows {
     x.tiles = tiles.data();
   }
 };
+
+// A plain read of the bytes of tiles [t0, t1) with the bandwidth probe's fastest loop (bandwidth_cpu.cpp: 4 streams,
+// 256 bytes of each at a time, L2 prefetch 2 KiB ahead), a kernel's signature so that harnesses time it beside the
+// kernels over the same calls; the sums are stored to y so that the loads are not optimised away. AVX-512.
+inline void read_tiles(const awq_cpu::PackedView& w, const awq_cpu::QuantizedRows&, int t0, int t1, float* y) {
+  constexpr int S = 4;
+  const uint8_t* p = w.tile(t0);
+  const size_t sub = (size_t)(t1 - t0) * w.tile_bytes / S / 256 * 256;
+  __m512i a[S][2];
+  for (int s = 0; s < S; s++) a[s][0] = a[s][1] = _mm512_setzero_si512();
+  for (size_t i = 0; i < sub; i += 256)
+    for (int s = 0; s < S; s++) {
+      const uint8_t* q = p + s * sub + i;
+      for (int l = 0; l < 4; l++) _mm_prefetch((const char*)q + 2048 + 64 * l, _MM_HINT_T1);
+      a[s][0] = _mm512_add_epi64(a[s][0], _mm512_add_epi64(_mm512_load_si512(q), _mm512_load_si512(q + 64)));
+      a[s][1] = _mm512_add_epi64(a[s][1], _mm512_add_epi64(_mm512_load_si512(q + 128), _mm512_load_si512(q + 192)));
+    }
+  for (int s = 0; s < S; s++)
+    _mm512_storeu_si512(y + (size_t)t0 * awq_cpu::kTile + 16 * s, _mm512_add_epi64(a[s][0], a[s][1]));
+}
 
 }  // namespace q3::dev

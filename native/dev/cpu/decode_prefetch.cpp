@@ -79,25 +79,6 @@ void two_rows(const PackedView& w, const QuantizedRows& x, int t0, int t1, float
   for (; t < t1; t++) rows_vnni<2, 1, P>(w, x, t, 0, y);
 }
 
-// A plain read of the bytes of tiles [t0, t1) with the bandwidth probe's fastest loop (bandwidth_cpu.cpp: 4 streams,
-// 256 bytes of each at a time, L2 prefetch 2 KiB ahead), the sum stored so that it is not optimised away: what the
-// memory gives the same bytes at that moment, as qwen3 bench's paired read does for a whole step.
-void read_tiles(const PackedView& w, const QuantizedRows&, int t0, int t1, float* y) {
-  constexpr int S = 4;
-  const uint8_t* p = w.tile(t0);
-  const size_t sub = (size_t)(t1 - t0) * w.tile_bytes / S / 256 * 256;
-  __m512i a[S][2];
-  for (int s = 0; s < S; s++) a[s][0] = a[s][1] = _mm512_setzero_si512();
-  for (size_t i = 0; i < sub; i += 256)
-    for (int s = 0; s < S; s++) {
-      const uint8_t* q = p + s * sub + i;
-      for (int l = 0; l < 4; l++) _mm_prefetch((const char*)q + 2048 + 64 * l, _MM_HINT_T1);
-      a[s][0] = _mm512_add_epi64(a[s][0], _mm512_add_epi64(_mm512_load_si512(q), _mm512_load_si512(q + 64)));
-      a[s][1] = _mm512_add_epi64(a[s][1], _mm512_add_epi64(_mm512_load_si512(q + 128), _mm512_load_si512(q + 192)));
-    }
-  for (int s = 0; s < S; s++) _mm512_storeu_si512(y + (size_t)t0 * kTile + 16 * s, _mm512_add_epi64(a[s][0], a[s][1]));
-}
-
 // The library's M = 1 kernel (tiles_one_row<true, 4, AMD prefetch>: same instructions, same bits) with two changes to
 // its walk. Strided: a range of n tiles is walked as 4 streams far apart, as the read does (the g-th step takes tile g
 // of each quarter of the range), so that each stream reads one long stretch instead of turning every tile; the
@@ -262,7 +243,7 @@ std::vector<Version> versions() {
   vs.push_back({"m2 mainline", 2, tiles_avx512vnni, 8});
   vs.push_back({"m1 library amd", 1, tiles_avx512vnni_amd, 8});
   vs.push_back({"m2 library amd", 2, tiles_avx512vnni_amd, 8});
-  vs.push_back({"m1 read", 1, read_tiles, 8});
+  vs.push_back({"m1 read", 1, dev::read_tiles, 8});
   vs.push_back({"m1 loads only", 1, walk<false, 1, true>, 8});
   vs.push_back({"m1 strided", 1, walk<true, 1>, 8});
   vs.push_back({"m1 strided loads only", 1, walk<true, 1, true>, 8});
@@ -282,7 +263,7 @@ std::vector<Version> versions() {
   vs.push_back({"m1 one vpdpbusd per 4 words (timing only)", 1, walk<false, 1, false, 1, 6>, 8});
   vs.push_back({"m1 one vpmaddwd per 4 words (timing only)", 1, walk<false, 1, false, 1, 7>, 8});
   vs.push_back({"m1 t4 d2048 T1 + T0 512", 1, one_row<4, PrefetchT1T0>, 8});
-  vs.push_back({"m2 read", 2, read_tiles, 8});
+  vs.push_back({"m2 read", 2, dev::read_tiles, 8});
   add_all<2>(vs), add_all<4>(vs), add_all<8>(vs);
   for (int c : {1, 2, 4, 32}) add<4, 6144, _MM_HINT_T0>(vs, c), add<4, 2048, _MM_HINT_T1>(vs, c), add<4, 0, 0>(vs, c);
   return vs;
@@ -333,12 +314,12 @@ int main(int argc, char** argv) {
   for (const Shape& s : kShapes) rows.emplace_back(M, s.K, rng);
   for (const Version& v : vs)
     if (v.name.find("loads only") == std::string::npos && v.name.find("timing only") == std::string::npos &&
-        v.fn != read_tiles)
+        v.fn != dev::read_tiles)
       for (size_t s = 0; s < ns; s++) check(v, dev::view_of(copies[s][0]), rows[s].x);
   std::printf("%zu versions checked (same bits as tiles_avx512vnni; the read has no output)\n", vs.size());
   size_t read = vs.size();  // the read of the same bytes, when listed
   for (size_t i = 0; i < vs.size(); i++)
-    if (vs[i].fn == read_tiles) read = i;
+    if (vs[i].fn == dev::read_tiles) read = i;
   ThreadPool pool(2);
   ReadProbe probe(pool, 1u << 30);
   std::vector<float> y((size_t)M * 12288);

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "awq_inputs.h"
 #include "cpu/awq_cpu.h"
 #include "cpu/awq_cpu_kernels.h"
 #include "cpu/bandwidth_cpu.h"
@@ -56,25 +57,6 @@ void read_only(const PackedView& w, const QuantizedRows&, int t0, int t1, float*
     }
     for (int i = 0; i < T; i++) _mm512_storeu_si512(y + (size_t)(t + i) * kTile, acc[i]);
   }
-}
-
-// The probe's fastest loop on this machine (bandwidth_cpu.cpp, 4 streams/thread, L2 prefetch 2 KiB ahead) over the
-// bytes of tiles [t0, t1): what a plain read of the same stretch gives, for like-for-like figures.
-void probe_loop(const PackedView& w, const QuantizedRows&, int t0, int t1, float* y) {
-  constexpr int S = 4;
-  const uint8_t* p = w.tile(t0);
-  const size_t sub = (size_t)(t1 - t0) * w.tile_bytes / S / 256 * 256;
-  __m512i a[S][2];
-  for (int s = 0; s < S; s++) a[s][0] = a[s][1] = _mm512_setzero_si512();
-  for (size_t i = 0; i < sub; i += 256) {
-    for (int s = 0; s < S; s++) {
-      const uint8_t* q = p + s * sub + i;
-      for (int l = 0; l < 4; l++) _mm_prefetch((const char*)q + 2048 + 64 * l, _MM_HINT_T1);
-      a[s][0] = _mm512_add_epi64(a[s][0], _mm512_add_epi64(_mm512_load_si512(q), _mm512_load_si512(q + 64)));
-      a[s][1] = _mm512_add_epi64(a[s][1], _mm512_add_epi64(_mm512_load_si512(q + 128), _mm512_load_si512(q + 192)));
-    }
-  }
-  for (int s = 0; s < S; s++) _mm512_storeu_si512(y + (size_t)t0 * kTile + 16 * s, _mm512_add_epi64(a[s][0], a[s][1]));
 }
 
 inline __m512i quad(const int8_t* p) {
@@ -227,7 +209,7 @@ int main(int argc, char** argv) {
       {"(d') probe 3 GiB (best 32 MiB segment)", nullptr, false, false, true},
       {"(a) mainline VNNI, DRAM", tiles_avx512vnni, false, false, false},
       {"(b) loads + prefetch only, DRAM", read_only, false, false, false},
-      {"(b') probe's loop over the same bytes, DRAM", probe_loop, false, false, false},
+      {"(b') probe's loop over the same bytes, DRAM", dev::read_tiles, false, false, false},
       {"(c) mainline VNNI, L2", tiles_avx512vnni, false, true, false},
       {"(a2) mainline VNNI, AMD prefetch, DRAM", tiles_avx512vnni_amd, false, false, false},
       {"(c2) mainline VNNI, AMD prefetch, L2", tiles_avx512vnni_amd, false, true, false},
