@@ -657,12 +657,11 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * equally often, so what one path leaves behind on the shared CPU (its isolate's garbage collection, timers) does not
  * always fall on the same next path, as a fixed rotation made it do.
  */
-let shuffleSeed = 0x9e3779b9;
+const orderRng = new Rng(0x9e3779b9);
 const shuffled = (items) => {
   const out = [...items];
   for (let i = out.length - 1; i > 0; i--) {
-    shuffleSeed = (Math.imul(shuffleSeed, 1664525) + 1013904223) >>> 0;
-    const j = Math.floor((shuffleSeed / 2 ** 32) * (i + 1));
+    const j = orderRng.int(i + 1);
     [out[i], out[j]] = [out[j], out[i]];
   }
   return out;
