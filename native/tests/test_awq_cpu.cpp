@@ -406,6 +406,9 @@ int main() {
                        "the AVX512BW kernel");
       test_tile_ranges("avx512-vnni", "AMD prefetch", awq_cpu::tiles_avx512vnni_amd, rng, 1, awq_cpu::tiles_avx512bw,
                        "the AVX512BW kernel");
+      // The AMD decode kernel (M = 1: merged accumulators, 8 tiles at once) without GFNI, as CPUs without it run it.
+      test_tile_ranges("avx512-vnni", "AMD prefetch without GFNI", awq_cpu::tiles_avx512vnni_amd_no_gfni, rng, 1,
+                       awq_cpu::tiles_avx512vnni);
     }
     test_quantize();
     test_f16(pool);

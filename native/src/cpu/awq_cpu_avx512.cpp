@@ -261,6 +261,79 @@ void rows_vnni_passes(const PackedView& w, const QuantizedRows& x, int t, float*
   row_passes<R>(x.M, [&](auto rows, int m) { rows_vnni<decltype(rows)::value, T>(w, x, t, m, y); });
 }
 
+// The decode kernel AMD CPUs run (tiles_avx512vnni_amd at M = 1): tiles_one_row's products with half its accumulators.
+// Both nibbles of each weight byte enter the dot products as 16x their value (the high one masked in place, the low
+// one moved up), so one accumulator per tile and activation byte sums both nibbles' products: 2 accumulators per
+// tile instead of 4, and the fold needs one shift and one add instead of tiles_one_row's combine(). That leaves room
+// for T = 8 tiles at once (16 accumulators), so each activation broadcast feeds 8 weight words, and each word is
+// loaded once. Fewer instructions per weight word is what counts: on one core of an AMD EPYC (Zen 4) streaming from
+// DRAM, any instruction per word beside the loads costs stream rate, and this kernel read 0.79-0.83 of a plain read
+// of the same bytes against tiles_one_row's 0.70-0.75 (docs/cpu-prefetch.md#zen-4).
+// Same bits as tiles_one_row: every int32 is 16x tiles_one_row's (exact while 16 * 2 * 15 * kActMax * block < 2^31,
+// so for blocks of at most kMergedMaxBlock), and the fold takes xscale / 16 and 16 xsum, both exact, so that the
+// float products are the same numbers.
+constexpr int kMergedMaxBlock = 128;
+
+// (v << 4) & 0xF0 per byte: with GFNI one vgf2p8affineqb (the bit matrix moves bits 0-3 to 4-7), written as asm so
+// that this file needs no -mgfni (with it, GCC may use GFNI for other byte shifts, on CPUs without it).
+template <bool GFNI>
+inline __m512i low_nibbles_up(__m512i v, __m512i high_mask, __m512i shift_matrix) {
+  if constexpr (GFNI) {
+    __m512i r;
+    asm("vgf2p8affineqb $0, %2, %1, %0" : "=v"(r) : "v"(v), "v"(shift_matrix));
+    return r;
+  } else {
+    return _mm512_and_si512(_mm512_slli_epi16(v, 4), high_mask);
+  }
+}
+
+template <int T, class P, bool GFNI>
+void tiles_one_row_merged(const PackedView& w, const QuantizedRows& x, int t, float* y) {
+  const __m512i high = _mm512_set1_epi32((int)0xF0F0F0F0), up = _mm512_set1_epi64(0x0000000001020408ll);
+  const int B = x.block, nb = w.K / B, nv = B / 8;
+  const uint8_t* wp[T];
+  __m512 out[T];
+  for (int i = 0; i < T; i++) wp[i] = w.tile(t + i), out[i] = _mm512_setzero_ps();
+  const StreamPrefetch<T, P> prefetch(w, t);
+  for (int b = 0; b < nb; b++) {
+    const int8_t* xl = x.lo + (size_t)b * B;
+    const int8_t* xh = x.hi + (size_t)b * B;
+    __m512i lo[T], hi[T];  // 16x the products with the activations' low / high bytes
+    for (int i = 0; i < T; i++) lo[i] = hi[i] = _mm512_setzero_si512();
+    const size_t ahead = prefetch.ahead(wp[0]);
+    for (int j = 0; j < nv; j++, xl += 8, xh += 8) {
+      const __m512i xl0 = quad(xl), xl1 = quad(xl + 4), xh0 = quad(xh), xh1 = quad(xh + 4);
+      for (int i = 0; i < T; i++) {
+        P::line(wp[i] + ahead);
+        __m512i v;  // loaded once (as an operand of both ANDs, GCC would load it twice)
+        asm("vmovdqu64 %1, %0" : "=v"(v) : "m"(*(const __m512i*)wp[i]));
+        wp[i] += kWordBytes;
+        const __m512i w0 = low_nibbles_up<GFNI>(v, high, up), w1 = _mm512_and_si512(v, high);
+        dpbusd(lo[i], w0, xl0);
+        dpbusd(hi[i], w0, xh0);
+        dpbusd(lo[i], w1, xl1);
+        dpbusd(hi[i], w1, xh1);
+      }
+    }
+    const size_t g = (size_t)(b * B / w.group_size) * kMetaBytes;
+    const float xscale = x.scale[b] * 0.0625f;
+    const int32_t xsum = x.sum[b] * 16;
+    for (int i = 0; i < T; i++)
+      out[i] = fold(out[i], _mm512_add_epi32(lo[i], _mm512_slli_epi32(hi[i], 8)), w.meta(t + i) + g, xscale, xsum);
+  }
+  for (int i = 0; i < T; i++) _mm512_mask_storeu_ps(y + (size_t)(t + i) * kTile, lane_mask(w, t + i), out[i]);
+}
+
+// Tiles [t0, t1) at M = 1 with tiles_one_row_merged: groups of 8, then 4, 2, 1.
+template <class P, bool GFNI>
+void tiles_merged(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
+  int t = t0;
+  for (; t + 8 <= t1; t += 8) tiles_one_row_merged<8, P, GFNI>(w, x, t, y);
+  if (t + 4 <= t1) tiles_one_row_merged<4, P, GFNI>(w, x, t, y), t += 4;
+  if (t + 2 <= t1) tiles_one_row_merged<2, P, GFNI>(w, x, t, y), t += 2;
+  if (t < t1) tiles_one_row_merged<1, P, GFNI>(w, x, t, y);
+}
+
 // Tiles one decode thread streams at once (one memory stream each): in native/dev/cpu/awq_gemv_dram.cpp, 5 runs of
 // 7-31 rounds on the shared 2-core machine, 4 streams read 0-6% more GB/s than 2 (median ratio to the same-round probe
 // 0.5-4 points higher in every run), and the bandwidth probe's fastest loop also reads 4 streams per thread; the
@@ -366,6 +439,14 @@ void tiles_avx512vnni(const PackedView& w, const QuantizedRows& x, int t0, int t
 }
 
 void tiles_avx512vnni_amd(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
+  static const bool gfni = __builtin_cpu_supports("gfni");
+  if (x.M == 1 && x.block <= kMergedMaxBlock)
+    return gfni ? tiles_merged<AmdPrefetch, true>(w, x, t0, t1, y) : tiles_merged<AmdPrefetch, false>(w, x, t0, t1, y);
+  tiles<true, AmdPrefetch>(w, x, t0, t1, y);
+}
+
+void tiles_avx512vnni_amd_no_gfni(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
+  if (x.M == 1 && x.block <= kMergedMaxBlock) return tiles_merged<AmdPrefetch, false>(w, x, t0, t1, y);
   tiles<true, AmdPrefetch>(w, x, t0, t1, y);
 }
 
