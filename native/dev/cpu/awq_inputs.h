@@ -1,9 +1,9 @@
 // What the int4 kernel experiments share (awq_rows.cpp, awq_gemv_dram.cpp, amx_parts.cpp, amx_pair_layout.cpp,
-// int4_streams.cpp, decode_prefetch.cpp, gemv_bound.cpp's read, and step_inputs.h's view): random published tensors
-// and the matrix awq_pack_cpu makes of them (group size 128), copies of it on huge pages rotating over more memory
-// than the L3 holds, a packed matrix's tiles as the kernels take them, M random activation rows quantised as
-// awq_matmul_cpu would (AMX tiles included), the AMX tile configuration's layout, the harnesses' filter of versions by
-// name, and a plain read of a tile range (the probe's loop).
+// int4_streams.cpp, decode_prefetch.cpp, gemv_bound.cpp's read, ggml_vs_read.cpp, and step_inputs.h's view): random
+// published tensors and the matrix awq_pack_cpu makes of them (group size 128), copies of it on huge pages rotating
+// over more memory than the L3 holds, a packed matrix's tiles as the kernels take them, M random activation rows
+// quantised as awq_matmul_cpu would (AMX tiles included), the AMX tile configuration's layout, the harnesses' filter
+// of versions by name, and a plain read of a byte or tile range (the probe's loop).
 #pragma once
 #include <immintrin.h>
 
@@ -101,13 +101,12 @@ struct RandomRows {
   }
 };
 
-// A plain read of the bytes of tiles [t0, t1) with the bandwidth probe's fastest loop (bandwidth_cpu.cpp: 4 streams,
-// 256 bytes of each at a time, L2 prefetch 2 KiB ahead), a kernel's signature so that harnesses time it beside the
-// kernels over the same calls; the sums are stored to y so that the loads are not optimised away. AVX-512.
-inline void read_tiles(const awq_cpu::PackedView& w, const awq_cpu::QuantizedRows&, int t0, int t1, float* y) {
+// A plain read of `bytes` from p (64-byte aligned) with the bandwidth probe's fastest loop (bandwidth_cpu.cpp: 4
+// streams, 256 bytes of each at a time, L2 prefetch 2 KiB ahead), over the largest multiple of 4 x 256 bytes; the
+// streams' sums go to sums[4] so that the loads are not optimised away. AVX-512.
+inline void read_range(const uint8_t* p, size_t bytes, __m512i* sums) {
   constexpr int S = 4;
-  const uint8_t* p = w.tile(t0);
-  const size_t sub = (size_t)(t1 - t0) * w.tile_bytes / S / 256 * 256;
+  const size_t sub = bytes / S / 256 * 256;
   __m512i a[S][2];
   for (int s = 0; s < S; s++) a[s][0] = a[s][1] = _mm512_setzero_si512();
   for (size_t i = 0; i < sub; i += 256)
@@ -117,8 +116,15 @@ inline void read_tiles(const awq_cpu::PackedView& w, const awq_cpu::QuantizedRow
       a[s][0] = _mm512_add_epi64(a[s][0], _mm512_add_epi64(_mm512_load_si512(q), _mm512_load_si512(q + 64)));
       a[s][1] = _mm512_add_epi64(a[s][1], _mm512_add_epi64(_mm512_load_si512(q + 128), _mm512_load_si512(q + 192)));
     }
-  for (int s = 0; s < S; s++)
-    _mm512_storeu_si512(y + (size_t)t0 * awq_cpu::kTile + 16 * s, _mm512_add_epi64(a[s][0], a[s][1]));
+  for (int s = 0; s < S; s++) sums[s] = _mm512_add_epi64(a[s][0], a[s][1]);
+}
+
+// read_range over the bytes of tiles [t0, t1), a kernel's signature so that harnesses time it beside the kernels over
+// the same calls; the sums are stored to y.
+inline void read_tiles(const awq_cpu::PackedView& w, const awq_cpu::QuantizedRows&, int t0, int t1, float* y) {
+  __m512i sums[4];
+  read_range(w.tile(t0), (size_t)(t1 - t0) * w.tile_bytes, sums);
+  for (int s = 0; s < 4; s++) _mm512_storeu_si512(y + (size_t)t0 * awq_cpu::kTile + 16 * s, sums[s]);
 }
 
 }  // namespace q3::dev
