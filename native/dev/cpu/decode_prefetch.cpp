@@ -22,6 +22,13 @@
 // words 0.76, as 256-bit vpdpbusd 0.74, as two vpmaddwd per word 0.78. So in the fast mode vector multiplies beside
 // the loads cost the stream even when few and independent of the loads; the exact kernel needs its four dot products
 // per word (int16 activations as two signed bytes), and reads better than the independent versions.
+// Session 23: a threads argument (1: one core, where the same gap shows in either memory mode), timing-only versions
+// with one or four vpaddd per word (no multiplies), and the library's new M = 1 kernel ("m1 library amd": merged
+// accumulators, 8 tiles, GFNI; "m1 library amd without GFNI"); tiles_one_row with the AMD prefetch, the kernel before
+// it, is "m1 t4 d2048 T1". Findings (bench/results/cpu-zen4-one-core.md, cpu-zen4-merged-vs-read.md): on one core the
+// old kernel reads 0.74 of the read, one vpaddd per word beside the loads 0.79, four 0.69: instructions per word, not
+// multiplies; the new kernel 0.82 on one core, 0.83 / 0.94 on two in the fast / slow mode (the old one 0.76 / 0.93).
+// The session-22 figures above came from a -march=native build, under which the kernels spilled (see Build).
 // The library's source is compiled into this file (its kernels are file-local templates), so every version is the
 // library's own loop with other template arguments; each is first checked against tiles_avx512vnni (the same bits).
 // Version names: m<M> t<T> d<distance in bytes, 0 = no software prefetch> <hint T0|T1|T2|NTA> [c<chunks per thread>]
@@ -32,8 +39,13 @@
 // over the copies, as GB/s of packed weights, ÷ the same round's probe and ÷ the mainline version in the same round;
 // then the same for the four shapes together (time of one pass over qkv + o + gate + up + down, as a decode layer
 // reads them). Median (min-max) over rounds.
-// Build: g++ -O3 -march=native -I native/src -I native/include native/dev/cpu/decode_prefetch.cpp native/build/libq3core.a -lpthread -o /tmp/decode_prefetch
-// Usage: /tmp/decode_prefetch M rounds [comma-separated versions|all|m1|m2] [results file]
+// Build, with the flags CMake gives the library's AVX-512 file (native/CMakeLists.txt), since the kernels' source is
+// compiled into this file: under -march=native GCC 12 tunes for the host and spilled the decode kernel's accumulators
+// to the stack in its inner loop (on Zen 4: 36 instead of 54 GB/s from L3), so the figures of runs built that way
+// (up to session 22) are for other code than the library's:
+// g++ -O3 -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma -mf16c -mavx2 -I native/src -I native/include \
+//   native/dev/cpu/decode_prefetch.cpp native/build/libq3core.a -lpthread -o /tmp/decode_prefetch
+// Usage: /tmp/decode_prefetch M rounds [comma-separated versions|all|m1|m2] [results file] [threads, default 2]
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
@@ -162,6 +174,16 @@ void walk(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y)
               l0[i] = _mm512_castsi256_si512(a0), l1[i] = _mm512_castsi256_si512(a1);
               continue;
             }
+            if (Arith == 8 || Arith == 9) {  // one or four vpaddd per word, independent of the loads: no multiplies
+              sink = _mm512_xor_si512(sink, v);
+              asm("vpaddd %1, %0, %0" : "+v"(l0[i]) : "v"(xq[u][0]));
+              if (Arith == 9) {
+                asm("vpaddd %1, %0, %0" : "+v"(l1[i]) : "v"(xq[u][1]));
+                asm("vpaddd %1, %0, %0" : "+v"(h0[i]) : "v"(xq[u][2]));
+                asm("vpaddd %1, %0, %0" : "+v"(h1[i]) : "v"(xq[u][3]));
+              }
+              continue;
+            }
             if (Arith == 6 || Arith == 7) {  // one multiply per step of T words, independent of the loads
               sink = _mm512_xor_si512(sink, v);
               if (i == 0) {
@@ -262,6 +284,9 @@ std::vector<Version> versions() {
   vs.push_back({"m1 256-bit dot products not on the loads (timing only)", 1, walk<false, 1, false, 1, 5>, 8});
   vs.push_back({"m1 one vpdpbusd per 4 words (timing only)", 1, walk<false, 1, false, 1, 6>, 8});
   vs.push_back({"m1 one vpmaddwd per 4 words (timing only)", 1, walk<false, 1, false, 1, 7>, 8});
+  vs.push_back({"m1 one vpaddd per word (timing only)", 1, walk<false, 1, false, 1, 8>, 8});
+  vs.push_back({"m1 four vpaddd per word (timing only)", 1, walk<false, 1, false, 1, 9>, 8});
+  vs.push_back({"m1 library amd without GFNI", 1, tiles_avx512vnni_amd_no_gfni, 8});
   vs.push_back({"m1 t4 d2048 T1 + T0 512", 1, one_row<4, PrefetchT1T0>, 8});
   vs.push_back({"m2 read", 2, dev::read_tiles, 8});
   add_all<2>(vs), add_all<4>(vs), add_all<8>(vs);
@@ -300,6 +325,7 @@ int main(int argc, char** argv) {
   const int M = argc > 1 ? atoi(argv[1]) : 1;
   const int rounds = argc > 2 ? atoi(argv[2]) : 5;
   const std::string only = argc > 3 ? argv[3] : "all";
+  const int threads = argc > 5 ? atoi(argv[5]) : 2;
   if (!awq_cpu_force_isa("avx512-vnni")) return std::printf("no AVX512-VNNI\n"), 1;
   std::vector<Version> vs;
   for (Version& v : versions())
@@ -320,7 +346,7 @@ int main(int argc, char** argv) {
   size_t read = vs.size();  // the read of the same bytes, when listed
   for (size_t i = 0; i < vs.size(); i++)
     if (vs[i].fn == dev::read_tiles) read = i;
-  ThreadPool pool(2);
+  ThreadPool pool(threads);
   ReadProbe probe(pool, 1u << 30);
   std::vector<float> y((size_t)M * 12288);
   const size_t nv = vs.size();
@@ -399,7 +425,9 @@ int main(int argc, char** argv) {
   }
   const std::string md = "# int4 decode kernels: prefetch hint, distance, streams, split (native/dev/cpu/decode_prefetch.cpp)\n\n"
                          "- command: `/tmp/decode_prefetch " + std::to_string(M) + " " + std::to_string(rounds) + " " +
-                         only + "` (build line in the source)\n- cpu: " + cpu_model_name() + ", 2 threads\n" +
+                         only + (argc > 4 ? std::string(" ") + argv[4] : std::string()) + (argc > 5 ? std::string(" ") + argv[5] : std::string()) +
+                         "` (build line in the source)\n- cpu: " + cpu_model_name() + ", " + std::to_string(threads) +
+                         (threads == 1 ? " thread" : " threads") + "\n" +
                          dev::date_and_load_line() + "- probe per round (GB/s): " + mm(probes, "%.1f") + "\n" +
                          (read < nv ? "- read of the same bytes (all shapes) per round (GB/s): " + mm(reads, "%.1f") +
                                           "; the modes (< 45 or >= 45 GB/s) are this read's\n"

@@ -17,7 +17,12 @@
 // split as awq_matmul_cpu splits it; per version and round the best pass over all copies and the mean, ÷ the same
 // round's read probe and ÷ mainline in the same round (median over rounds; the order rotates by one per round).
 // "l2": one thread, a 4096 x 512 matrix in L2, best of 200 calls, GB/s of packed weights.
-// Build: g++ -O3 -march=native -I native/src -I native/include native/dev/cpu/int4_streams.cpp native/build/libq3core.a -lpthread -o /tmp/int4_streams
+// Build, with the flags CMake gives the library's AVX-512 file (native/CMakeLists.txt), since the kernels' source is
+// compiled into this file: under -march=native GCC 12 tunes for the host and spilled the decode kernel's accumulators
+// to the stack in its inner loop (on Zen 4: 36 instead of 54 GB/s from L3), so the figures of runs built that way
+// (up to session 22) are for other code than the library's:
+// g++ -O3 -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma -mf16c -mavx2 -I native/src -I native/include \
+//   native/dev/cpu/int4_streams.cpp native/build/libq3core.a -lpthread -o /tmp/int4_streams
 // Usage: /tmp/int4_streams M[,M...] [rounds] [comma-separated versions|all] [dram|o|l2] [results file]
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
