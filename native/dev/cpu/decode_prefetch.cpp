@@ -26,7 +26,7 @@
 // with one or four vpaddd per word (no multiplies), and the library's new M = 1 kernel ("m1 library amd": merged
 // accumulators, 8 tiles, GFNI; "m1 library amd without GFNI"); tiles_one_row with the AMD prefetch, the kernel before
 // it, is "m1 t4 d2048 T1". Findings (bench/results/cpu-zen4-one-core.md, cpu-zen4-merged-vs-read.md): on one core the
-// old kernel reads 0.74 of the read, one vpaddd per word beside the loads 0.79, four 0.69: instructions per word, not
+// old kernel reads 0.74 of the read, one vpaddd per word beside the loads 0.79, four 0.69: work beside the loads, not
 // multiplies; the new kernel 0.82 on one core, 0.83 / 0.94 on two in the fast / slow mode (the old one 0.76 / 0.93).
 // The session-22 figures above came from a -march=native build, under which the kernels spilled (see Build).
 // The library's source is compiled into this file (its kernels are file-local templates), so every version is the
