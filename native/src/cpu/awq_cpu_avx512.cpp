@@ -439,16 +439,20 @@ void tiles_avx512vnni(const PackedView& w, const QuantizedRows& x, int t0, int t
   tiles<true, IntelPrefetch>(w, x, t0, t1, y);
 }
 
-void tiles_avx512vnni_amd(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
-  static const bool gfni = __builtin_cpu_supports("gfni");
-  if (x.M == 1 && x.block <= kMergedMaxBlock)
-    return gfni ? tiles_merged<AmdPrefetch, true>(w, x, t0, t1, y) : tiles_merged<AmdPrefetch, false>(w, x, t0, t1, y);
+// The AMD kernels: the merged M = 1 kernel where its integers stay exact, tiles<> (AMD prefetch) otherwise.
+template <bool GFNI>
+void tiles_amd(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
+  if (x.M == 1 && x.block <= kMergedMaxBlock) return tiles_merged<AmdPrefetch, GFNI>(w, x, t0, t1, y);
   tiles<true, AmdPrefetch>(w, x, t0, t1, y);
 }
 
+void tiles_avx512vnni_amd(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
+  static const bool gfni = __builtin_cpu_supports("gfni");
+  gfni ? tiles_amd<true>(w, x, t0, t1, y) : tiles_amd<false>(w, x, t0, t1, y);
+}
+
 void tiles_avx512vnni_amd_no_gfni(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
-  if (x.M == 1 && x.block <= kMergedMaxBlock) return tiles_merged<AmdPrefetch, false>(w, x, t0, t1, y);
-  tiles<true, AmdPrefetch>(w, x, t0, t1, y);
+  tiles_amd<false>(w, x, t0, t1, y);
 }
 
 void tiles_avx512bw(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
