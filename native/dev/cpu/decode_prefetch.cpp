@@ -217,6 +217,46 @@ void walk(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y)
   one_row<4, P>(w, x, t0 + T * q, t1, y);  // the rest of the range
 }
 
+// Variants of the merged kernel (session 24): the library's tiles_one_row_merged loop with other bit work per word,
+// as an operand maker in place of its NibblesUp. Lo, the op that makes the low-nibble operand from the loaded word: 0
+// none (the word itself), 1 vgf2p8affineqb (the library), 2 a vpaddd of zero, 3 shift and AND. Hi, the op for the
+// high-nibble operand: 0 none, 1 AND (the library before session 24), 2 a vpaddd of zero, 3 vgf2p8affineqb (the
+// library since). Lo or Hi 0 or 2 gives wrong results: those versions are "timing only", not checked. Extra /
+// ExtraHi: that many more vpord of zero on the low / high operand after its op, Pre: on the loaded word before both
+// (same bits).
+template <int Lo, int Hi, int Extra, int Pre, int ExtraHi>
+struct VarOps {
+  const __m512i high = _mm512_set1_epi32((int)0xF0F0F0F0), up = _mm512_set1_epi64(0x0000000001020408ll),
+                zero = _mm512_setzero_si512(), keep = _mm512_set1_epi64(0x0000000010204080ll);
+  static void gfni(__m512i v, __m512i matrix, __m512i& r) {
+    asm("vgf2p8affineqb $0, %2, %1, %0" : "=v"(r) : "v"(v), "v"(matrix));
+  }
+  void operator()(__m512i v, __m512i& w0, __m512i& w1) const {
+    for (int e = 0; e < Pre; e++) asm("vpord %2, %1, %0" : "=v"(v) : "v"(v), "v"(zero));
+    w0 = v, w1 = v;
+    if constexpr (Lo == 1) gfni(v, up, w0);
+    if constexpr (Lo == 2) asm("vpaddd %2, %1, %0" : "=v"(w0) : "v"(v), "v"(zero));
+    if constexpr (Lo == 3) w0 = _mm512_and_si512(_mm512_slli_epi16(v, 4), high);
+    if constexpr (Hi == 1) w1 = _mm512_and_si512(v, high);
+    if constexpr (Hi == 2) asm("vpaddd %2, %1, %0" : "=v"(w1) : "v"(v), "v"(zero));
+    if constexpr (Hi == 3) gfni(v, keep, w1);
+    for (int e = 0; e < Extra; e++) asm("vpord %2, %1, %0" : "=v"(w0) : "v"(w0), "v"(zero));
+    for (int e = 0; e < ExtraHi; e++) asm("vpord %2, %1, %0" : "=v"(w1) : "v"(w1), "v"(zero));
+  }
+};
+
+// A tile range in groups of TMax (8 or 4) tiles, then 4, 2, 1, as tiles_merged walks it.
+template <int Lo, int Hi, int Extra, int Pre = 0, int ExtraHi = Extra, class P = AmdPrefetch, int TMax = 8>
+void merged_var(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
+  using Ops = VarOps<Lo, Hi, Extra, Pre, ExtraHi>;
+  int t = t0;
+  if constexpr (TMax == 8)
+    for (; t + 8 <= t1; t += 8) tiles_one_row_merged<8, P, Ops>(w, x, t, y);
+  for (; t + 4 <= t1; t += 4) tiles_one_row_merged<4, P, Ops>(w, x, t, y);
+  if (t + 2 <= t1) tiles_one_row_merged<2, P, Ops>(w, x, t, y), t += 2;
+  if (t < t1) tiles_one_row_merged<1, P, Ops>(w, x, t, y);
+}
+
 // Two prefetches per word: T1 2 KiB ahead (the AMD policy) and T0 512 bytes ahead (1536 behind it).
 struct PrefetchT1T0 {
   static constexpr int kBytes = 2048;
@@ -288,6 +328,32 @@ std::vector<Version> versions() {
   vs.push_back({"m1 four vpaddd per word (timing only)", 1, walk<false, 1, false, 1, 9>, 8});
   vs.push_back({"m1 library amd without GFNI", 1, tiles_avx512vnni_amd_no_gfni, 8});
   vs.push_back({"m1 t4 d2048 T1 + T0 512", 1, one_row<4, PrefetchT1T0>, 8});
+  // Session 24 (merged_var: Lo, Hi, Extra, Pre, ExtraHi, prefetch, largest T)
+  vs.push_back({"m1 merged, high nibbles by AND (the kernel before session 24)", 1, merged_var<1, 1, 0>, 8});
+  vs.push_back({"m1 merged, low by shift and AND, high by GFNI", 1, merged_var<3, 3, 0>, 8});
+  vs.push_back({"m1 merged, lo none, hi AND (timing only)", 1, merged_var<0, 1, 0>, 8});
+  vs.push_back({"m1 merged, lo none, hi none (timing only)", 1, merged_var<0, 0, 0>, 8});
+  vs.push_back({"m1 merged, lo vpaddd, hi AND (timing only)", 1, merged_var<2, 1, 0>, 8});
+  vs.push_back({"m1 merged, lo vpaddd, hi vpaddd (timing only)", 1, merged_var<2, 2, 0>, 8});
+  vs.push_back({"m1 merged, hi AND, +1 vpord each", 1, merged_var<1, 1, 1>, 8});
+  vs.push_back({"m1 merged, hi AND, +2 vpord each", 1, merged_var<1, 1, 2>, 8});
+  vs.push_back({"m1 merged, hi AND, +3 vpord each", 1, merged_var<1, 1, 3>, 8});
+  vs.push_back({"m1 merged, hi AND, +4 vpord each", 1, merged_var<1, 1, 4>, 8});
+  vs.push_back({"m1 merged, hi AND, +2 vpord lo", 1, merged_var<1, 1, 2, 0, 0>, 8});
+  vs.push_back({"m1 merged, hi AND, +2 vpord hi", 1, merged_var<1, 1, 0, 0, 2>, 8});
+  vs.push_back({"m1 merged, hi AND, +1 vpord before", 1, merged_var<1, 1, 0, 1>, 8});
+  vs.push_back({"m1 merged, hi AND, +2 vpord before", 1, merged_var<1, 1, 0, 2>, 8});
+  vs.push_back({"m1 merged, hi AND, +4 vpord before", 1, merged_var<1, 1, 0, 4>, 8});
+  vs.push_back({"m1 merged, hi GFNI, +1 vpord each", 1, merged_var<1, 3, 1>, 8});
+  vs.push_back({"m1 merged, hi GFNI, +2 vpord each", 1, merged_var<1, 3, 2>, 8});
+  vs.push_back({"m1 merged, hi GFNI, +1 vpord before", 1, merged_var<1, 3, 0, 1>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t4", 1, merged_var<1, 3, 0, 0, 0, AmdPrefetch, 4>, 8});
+  vs.push_back({"m1 merged, hi GFNI, T1 1K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<1024, _MM_HINT_T1>>, 8});
+  vs.push_back({"m1 merged, hi GFNI, T1 3K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<3072, _MM_HINT_T1>>, 8});
+  vs.push_back({"m1 merged, hi GFNI, T1 4K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<4096, _MM_HINT_T1>>, 8});
+  vs.push_back({"m1 merged, hi GFNI, T0 2K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<2048, _MM_HINT_T0>>, 8});
+  vs.push_back({"m1 merged, hi GFNI, NTA 2K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<2048, _MM_HINT_NTA>>, 8});
+  vs.push_back({"m1 merged, hi GFNI, no prefetch", 1, merged_var<1, 3, 0, 0, 0, Prefetch<0, 0>>, 8});
   vs.push_back({"m2 read", 2, dev::read_tiles, 8});
   add_all<2>(vs), add_all<4>(vs), add_all<8>(vs);
   for (int c : {1, 2, 4, 32}) add<4, 6144, _MM_HINT_T0>(vs, c), add<4, 2048, _MM_HINT_T1>(vs, c), add<4, 0, 0>(vs, c);

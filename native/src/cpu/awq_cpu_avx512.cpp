@@ -275,22 +275,32 @@ void rows_vnni_passes(const PackedView& w, const QuantizedRows& x, int t, float*
 // float products are the same numbers.
 constexpr int kMergedMaxBlock = 128;
 
-// (v << 4) & 0xF0 per byte: with GFNI one vgf2p8affineqb (the bit matrix moves bits 0-3 to 4-7), written as asm so
-// that this file needs no -mgfni (with it, GCC may use GFNI for other byte shifts, on CPUs without it).
+// The merged kernel's two operands from a weight word v, per byte: w0 = (v << 4) & 0xF0 (the low nibble moved up),
+// w1 = v & 0xF0 (the high nibble in place). With GFNI each is one vgf2p8affineqb (bit matrices that move bits 0-3 to
+// 4-7 and keep bits 4-7), written as asm so that this file needs no -mgfni (with it, GCC may use GFNI for other byte
+// shifts, on CPUs without it); without, a shift and an AND, and an AND. The high one by GFNI although a vpandd would
+// do: on one core of an AMD EPYC (Zen 4) streaming from DRAM the kernel reads 0.86 of a plain read of the same bytes
+// this way against 0.81-0.82 with the AND, and on two cores in the fast memory mode 0.87-0.88 against 0.83-0.84
+// (bench/results/cpu-zen4-gfni-high.md; docs/cpu-prefetch.md, "The high nibbles by GFNI too").
 template <bool GFNI>
-inline __m512i low_nibbles_up(__m512i v, __m512i high_mask, __m512i shift_matrix) {
-  if constexpr (GFNI) {
-    __m512i r;
-    asm("vgf2p8affineqb $0, %2, %1, %0" : "=v"(r) : "v"(v), "v"(shift_matrix));
-    return r;
-  } else {
-    return _mm512_and_si512(_mm512_slli_epi16(v, 4), high_mask);
+struct NibblesUp {
+  const __m512i high = _mm512_set1_epi32((int)0xF0F0F0F0), up = _mm512_set1_epi64(0x0000000001020408ll),
+                keep = _mm512_set1_epi64(0x0000000010204080ll);
+  void operator()(__m512i v, __m512i& w0, __m512i& w1) const {
+    if constexpr (GFNI) {
+      asm("vgf2p8affineqb $0, %2, %1, %0" : "=v"(w0) : "v"(v), "v"(up));
+      asm("vgf2p8affineqb $0, %2, %1, %0" : "=v"(w1) : "v"(v), "v"(keep));
+    } else {
+      w0 = _mm512_and_si512(_mm512_slli_epi16(v, 4), high);
+      w1 = _mm512_and_si512(v, high);
+    }
   }
-}
+};
 
-template <int T, class P, bool GFNI>
+// Ops: the operands' maker (NibblesUp; native/dev/cpu/decode_prefetch.cpp times others in this loop).
+template <int T, class P, class Ops>
 void tiles_one_row_merged(const PackedView& w, const QuantizedRows& x, int t, float* y) {
-  const __m512i high = _mm512_set1_epi32((int)0xF0F0F0F0), up = _mm512_set1_epi64(0x0000000001020408ll);
+  const Ops ops;
   const int B = x.block, nb = w.K / B, nv = B / 8;
   const uint8_t* wp[T];
   __m512 out[T];
@@ -309,7 +319,8 @@ void tiles_one_row_merged(const PackedView& w, const QuantizedRows& x, int t, fl
         __m512i v;  // loaded once (as an operand of both ANDs, GCC would load it twice)
         asm("vmovdqu64 %1, %0" : "=v"(v) : "m"(*(const __m512i*)wp[i]));
         wp[i] += kWordBytes;
-        const __m512i w0 = low_nibbles_up<GFNI>(v, high, up), w1 = _mm512_and_si512(v, high);
+        __m512i w0, w1;
+        ops(v, w0, w1);
         dpbusd(lo[i], w0, xl0);
         dpbusd(hi[i], w0, xh0);
         dpbusd(lo[i], w1, xl1);
@@ -329,10 +340,10 @@ void tiles_one_row_merged(const PackedView& w, const QuantizedRows& x, int t, fl
 template <class P, bool GFNI>
 void tiles_merged(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
   int t = t0;
-  for (; t + 8 <= t1; t += 8) tiles_one_row_merged<8, P, GFNI>(w, x, t, y);
-  if (t + 4 <= t1) tiles_one_row_merged<4, P, GFNI>(w, x, t, y), t += 4;
-  if (t + 2 <= t1) tiles_one_row_merged<2, P, GFNI>(w, x, t, y), t += 2;
-  if (t < t1) tiles_one_row_merged<1, P, GFNI>(w, x, t, y);
+  for (; t + 8 <= t1; t += 8) tiles_one_row_merged<8, P, NibblesUp<GFNI>>(w, x, t, y);
+  if (t + 4 <= t1) tiles_one_row_merged<4, P, NibblesUp<GFNI>>(w, x, t, y), t += 4;
+  if (t + 2 <= t1) tiles_one_row_merged<2, P, NibblesUp<GFNI>>(w, x, t, y), t += 2;
+  if (t < t1) tiles_one_row_merged<1, P, NibblesUp<GFNI>>(w, x, t, y);
 }
 
 // Tiles one decode thread streams at once (one memory stream each): in native/dev/cpu/awq_gemv_dram.cpp, 5 runs of
