@@ -29,6 +29,12 @@
 // old kernel reads 0.74 of the read, one vpaddd per word beside the loads 0.79, four 0.69: work beside the loads, not
 // multiplies; the new kernel 0.82 on one core, 0.83 / 0.94 on two in the fast / slow mode (the old one 0.76 / 0.93).
 // The session-22 figures above came from a -march=native build, under which the kernels spilled (see Build).
+// Session 24: merged_var, the library's merged loop with other bit work per word (VarOps, in place of its NibblesUp).
+// Findings (bench/results/cpu-zen4-gfni-high.md), one core: fewer instructions did not read faster (no bit operation
+// at all, timing only: 0.72-0.76 of the read against the kernel's 0.81-0.83), two vpord of zero after each operand
+// did (0.85-0.87), and the high nibbles by vgf2p8affineqb instead of vpandd read best of the exact forms: 0.86-0.87,
+// on two cores 0.87-0.88 in the fast mode. The library took it ("m1 library amd" since; the kernel before is "m1
+// merged, high nibbles by AND").
 // The library's source is compiled into this file (its kernels are file-local templates), so every version is the
 // library's own loop with other template arguments; each is first checked against tiles_avx512vnni (the same bits).
 // Version names: m<M> t<T> d<distance in bytes, 0 = no software prefetch> <hint T0|T1|T2|NTA> [c<chunks per thread>]

@@ -267,9 +267,9 @@ void rows_vnni_passes(const PackedView& w, const QuantizedRows& x, int t, float*
 // tile instead of 4, and the fold needs one shift and one add instead of tiles_one_row's combine(). That leaves room
 // for T = 8 tiles at once (16 accumulators), so each activation broadcast feeds 8 weight words, and each word is
 // loaded once. Less work per weight word is what counts: on one core of an AMD EPYC (Zen 4) streaming from DRAM, work
-// beside the loads costs stream rate (independent vpaddd as much as multiplies), and this kernel reads 0.82 of a plain
+// beside the loads costs stream rate (independent vpaddd as much as multiplies), and this kernel read 0.82 of a plain
 // read of the same bytes against tiles_one_row's 0.74 (bench/results/cpu-zen4-one-core.md; docs/cpu-prefetch.md,
-// "Instructions beside the loads").
+// "Instructions beside the loads"), 0.86 since its high nibbles too go through GFNI (NibblesUp).
 // Same bits as tiles_one_row: every int32 is 16x tiles_one_row's (exact while 16 * 2 * 15 * kActMax * block < 2^31,
 // so for blocks of at most kMergedMaxBlock), and the fold takes xscale / 16 and 16 xsum, both exact, so that the
 // float products are the same numbers.
