@@ -34,7 +34,10 @@
 // at all, timing only: 0.72-0.76 of the read against the kernel's 0.81-0.83), two vpord of zero after each operand
 // did (0.85-0.87), and the high nibbles by vgf2p8affineqb instead of vpandd read best of the exact forms: 0.86-0.87,
 // on two cores 0.87-0.88 in the fast mode. The library took it ("m1 library amd" since; the kernel before is "m1
-// merged, high nibbles by AND").
+// merged, high nibbles by AND"). Then the records: the AMD policy asks for the tiles' scale/zero records into L2
+// instead of L1, and the kernel reads 0.90 of the read on one core and on two in the fast mode ("m1 merged, records
+// into L1 (T0)" 0.84-0.85; bench/results/cpu-zen4-records.md). merged_var's default prefetch is the AMD policy, so the
+// versions above timed before that change (cpu-zen4-gfni-high.md) had their records into L1.
 // The library's source is compiled into this file (its kernels are file-local templates), so every version is the
 // library's own loop with other template arguments; each is first checked against tiles_avx512vnni (the same bits).
 // Version names: m<M> t<T> d<distance in bytes, 0 = no software prefetch> <hint T0|T1|T2|NTA> [c<chunks per thread>]
@@ -266,6 +269,7 @@ void merged_var(const PackedView& w, const QuantizedRows& x, int t0, int t1, flo
 // Two prefetches per word: T1 2 KiB ahead (the AMD policy) and T0 512 bytes ahead (1536 behind it).
 struct PrefetchT1T0 {
   static constexpr int kBytes = 2048;
+  static constexpr int kRecordHint = _MM_HINT_T0;
   static void line(const uint8_t* p) {
     _mm_prefetch((const char*)p, _MM_HINT_T1);
     _mm_prefetch((const char*)p - 1536, _MM_HINT_T0);
@@ -335,7 +339,10 @@ std::vector<Version> versions() {
   vs.push_back({"m1 library amd without GFNI", 1, tiles_avx512vnni_amd_no_gfni, 8});
   vs.push_back({"m1 t4 d2048 T1 + T0 512", 1, one_row<4, PrefetchT1T0>, 8});
   // Session 24 (merged_var: Lo, Hi, Extra, Pre, ExtraHi, prefetch, largest T)
-  vs.push_back({"m1 merged, high nibbles by AND (the kernel before session 24)", 1, merged_var<1, 1, 0>, 8});
+  vs.push_back({"m1 merged, high nibbles by AND (the kernel before session 24)", 1,
+                merged_var<1, 1, 0, 0, 0, Prefetch<2048, _MM_HINT_T1>>, 8});
+  vs.push_back({"m1 merged, records into L1 (T0)", 1, merged_var<1, 3, 0, 0, 0, Prefetch<2048, _MM_HINT_T1>>, 8});
+  vs.push_back({"m1 merged, no record prefetch", 1, merged_var<1, 3, 0, 0, 0, Prefetch<2048, _MM_HINT_T1, -1>>, 8});
   vs.push_back({"m1 merged, low by shift and AND, high by GFNI", 1, merged_var<3, 3, 0>, 8});
   vs.push_back({"m1 merged, lo none, hi AND (timing only)", 1, merged_var<0, 1, 0>, 8});
   vs.push_back({"m1 merged, lo none, hi none (timing only)", 1, merged_var<0, 0, 0>, 8});

@@ -17,10 +17,12 @@ namespace {
 
 // Software prefetch along each tile stream: Bytes ahead of it, into the cache level Hint names (an _MM_HINT_*
 // value), once per 64-byte word; Bytes = 0 leaves the stream to the hardware prefetchers. Prefetches past the end of
-// the matrix are harmless.
-template <int Bytes, int Hint>
+// the matrix are harmless. RecordHint: where StreamPrefetch asks for a group of tiles' scale/zero records (negative:
+// it does not).
+template <int Bytes, int Hint, int RecordHint = _MM_HINT_T0>
 struct Prefetch {
   static constexpr int kBytes = Bytes;
+  static constexpr int kRecordHint = RecordHint;
   static void line(const uint8_t* p) {
     if constexpr (Bytes > 0) _mm_prefetch((const char*)p, (_mm_hint)Hint);
   }
@@ -34,8 +36,10 @@ constexpr int kPrefetchBytes = IntelPrefetch::kBytes;  // the M >= 3 kernels, on
 // the bandwidth probe's loops does) read the five Qwen3-8B int4 matrices 1.13x (M = 1) and 1.17x (M = 2) as fast,
 // median of 40 same-round ratios, 1.39x and 1.22x in the rounds where the probe read ~60 rather than ~35 GB/s
 // (native/dev/cpu/decode_prefetch.cpp, bench/results/cpu-zen4-stream.md). On Zen 4 a T1 prefetch fills L2 only
-// (docs/cpu-prefetch.md#zen-4).
-using AmdPrefetch = Prefetch<2048, _MM_HINT_T1>;
+// (docs/cpu-prefetch.md#zen-4). The records too go to L2: asked for into L1 (T0), the hundreds of lines a group of
+// tiles' records take at its start (a 4096-wide matrix: 24 per tile) cost the M = 1 kernel 6-7% of its stream on one
+// core and in the fast memory mode on two (bench/results/cpu-zen4-records.md).
+using AmdPrefetch = Prefetch<2048, _MM_HINT_T1, _MM_HINT_T1>;
 
 // acc += four unsigned weight bytes . four signed activation bytes, per 32-bit lane. Without VNNI the byte products
 // go through int16 pairs (at most 2 * 15 * 128: no saturation, since these weights are plain nibbles 0..15).
@@ -75,7 +79,7 @@ inline __m512 fold(__m512 out, __m512i acc, const uint8_t* rec, float xscale, in
 // ahead of it; near the end of its tile that address would fall in the next tile, which the next stream of this group
 // already reads, so from there on it goes to the same offset of the tile T further on, the one this stream reads next:
 // the next group's streams start warm. Each tile's scale/zero records sit at its end but are read from its first block
-// on: they are fetched at the start.
+// on: they are fetched at the start (where P::kRecordHint says).
 template <int T, class P>
 class StreamPrefetch {
  public:
@@ -83,7 +87,8 @@ class StreamPrefetch {
       : jump_((size_t)(T - 1) * w.tile_bytes), turn_(w.tile(t + 1) - P::kBytes) {
     const size_t meta_bytes = (size_t)(w.K / w.group_size) * kMetaBytes;
     for (int i = 0; i < T; i++)
-      for (size_t o = 0; o < meta_bytes; o += 64) _mm_prefetch((const char*)w.meta(t + i) + o, _MM_HINT_T0);
+      for (size_t o = 0; o < meta_bytes; o += 64)
+        if constexpr (P::kRecordHint >= 0) _mm_prefetch((const char*)w.meta(t + i) + o, (_mm_hint)P::kRecordHint);
   }
   // Called once per block with stream 0's position: the distance for the block's prefetches.
   size_t ahead(const uint8_t* stream0) const { return P::kBytes + (stream0 >= turn_ ? jump_ : 0); }
