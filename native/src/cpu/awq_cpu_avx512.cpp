@@ -321,7 +321,7 @@ void tiles_one_row_merged(const PackedView& w, const QuantizedRows& x, int t, fl
       const __m512i xl0 = quad(xl), xl1 = quad(xl + 4), xh0 = quad(xh), xh1 = quad(xh + 4);
       for (int i = 0; i < T; i++) {
         P::line(wp[i] + ahead);
-        __m512i v;  // loaded once (as an operand of both ANDs, GCC would load it twice)
+        __m512i v;  // loaded once (as an operand of both ops, GCC may load it twice)
         asm("vmovdqu64 %1, %0" : "=v"(v) : "m"(*(const __m512i*)wp[i]));
         wp[i] += kWordBytes;
         __m512i w0, w1;
