@@ -219,19 +219,24 @@ void test_awq_errors() {
   check(throws(256, 128, 12), "pack rejects N % 8 != 0");
   check(!throws(256, 128, 16), "pack accepts a valid shape");
 
-  // A NaN activation is reported as an error, also when quantisation runs on the pool's threads (M >= 8).
+  // A NaN activation is reported as an error, also when quantisation runs on the pool's threads (M >= 8, and M <= 2
+  // where each thread quantises for itself: with 64 tiles both threads take pieces).
   ThreadPool pool(2);
-  AwqMatrixCpu w = awq_pack_cpu(256, 128, {l.source()});
-  for (int M : {1, 16}) {
-    std::vector<float> x((size_t)M * 256, 1.f), y((size_t)M * 16);
-    x[(size_t)(M - 1) * 256 + 3] = NAN;
-    bool threw = false;
-    try {
-      awq_matmul_cpu(w, x.data(), M, y.data(), pool);
-    } catch (const std::runtime_error&) {
-      threw = true;
+  const AwqLinear wide = random_linear(256, 128, 1024, rng);
+  for (const AwqLinear* layer : std::vector<const AwqLinear*>{&l, &wide}) {
+    const AwqMatrixCpu w = awq_pack_cpu(256, 128, {layer->source()});
+    const int N = w.N;
+    for (int M : {1, 2, 16}) {
+      std::vector<float> x((size_t)M * 256, 1.f), y((size_t)M * N);
+      x[(size_t)(M - 1) * 256 + 3] = NAN;
+      bool threw = false;
+      try {
+        awq_matmul_cpu(w, x.data(), M, y.data(), pool);
+      } catch (const std::runtime_error&) {
+        threw = true;
+      }
+      check(threw, "matmul rejects a NaN activation, M=" + std::to_string(M) + " N=" + std::to_string(N));
     }
-    check(threw, "matmul rejects a NaN activation, M=" + std::to_string(M));
   }
 }
 

@@ -153,11 +153,15 @@ QuantizedRows quantize_activations(const float* x, int M, int K, int block, Isa 
   thread_local std::vector<int8_t> xhi, xlo;
   thread_local std::vector<float> xs;
   thread_local std::vector<int32_t> xsum;
-  xq.resize((size_t)M * K);
-  xhi.resize((size_t)M * K);
-  xlo.resize((size_t)M * K);
-  xs.resize((size_t)M * nb);
-  xsum.resize((size_t)M * nb);
+  // Grown, never shrunk: the widths alternate (4096, 12288 for the 8B model) and each regrowth would zero the new part.
+  auto at_least = [](auto& v, size_t n) {
+    if (v.size() < n) v.resize(n);
+  };
+  at_least(xq, (size_t)M * K);
+  at_least(xhi, (size_t)M * K);
+  at_least(xlo, (size_t)M * K);
+  at_least(xs, (size_t)M * nb);
+  at_least(xsum, (size_t)M * nb);
   // Plain pointers: inside a pool task the thread_local names would mean the worker's own (empty) buffers.
   int16_t* q = xq.data();
   int8_t *hi = xhi.data(), *lo = xlo.data();
@@ -201,10 +205,17 @@ void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, Thre
   const Isa isa = current_isa();
   // Two rows go to the VNNI kernel (rows_vnni), more to the tile unit.
   const bool amx = isa == kAmx && M > 2;
-  QuantizedRows rows;
-  {
+  const int block = block_for(w.group_size);
+  // Decode rows (M <= 2): each thread quantises x for itself when it takes its first piece, so no thread waits while
+  // one quantises for all. Done once by the caller, as before, the quantisation was a stretch of up to ~12 us per
+  // matmul (1.8 ms of an 80 ms step) in which the memory bus idled, longest where the two cores share no cache: the
+  // caller's writes had to take the lines back from the other core, which read them in the previous matmul.
+  // Per thread they are written in the thread's own cache and read by it alone (bench/results/cpu-zen4-quantise.md).
+  const bool per_thread = M <= 2;
+  QuantizedRows rows{};
+  if (!per_thread) {
     phases::Scope scope(phases::kQuantize);
-    rows = quantize_activations(x, M, K, block_for(w.group_size), isa, amx, pool);
+    rows = quantize_activations(x, M, K, block, isa, amx, pool);
   }
   PackedView view{K, w.N, w.group_size, (w.N + kTile - 1) / kTile, tile_bytes_for(K, w.group_size), packed_data(w)};
   if (view.data + (size_t)view.n_tiles * view.tile_bytes > w.storage.data() + w.storage.size())
@@ -233,11 +244,21 @@ void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, Thre
     for (int p = 0; p < pairs; p += chunk) pieces.push_back(p);
     pieces.push_back(pairs);
   }
+  static std::atomic<uint64_t> calls{0};
+  const uint64_t call = per_thread ? calls.fetch_add(1, std::memory_order_relaxed) + 1 : 0;
   phases::Region region;
   pool.parallel_dynamic((int)pieces.size() - 1, [&](int c) {
     phases::Chunk timed;
     const int t0 = 2 * pieces[c], t1 = std::min(view.n_tiles, 2 * pieces[c + 1]);
-    kernel(view, rows, t0, t1, y);
+    if (!per_thread) return kernel(view, rows, t0, t1, y);
+    // this thread's quantised x for this call: made at its first piece, in its own thread_local buffers
+    thread_local uint64_t quantised_for = 0;
+    thread_local QuantizedRows mine{};
+    if (quantised_for != call) {
+      mine = quantize_activations(x, M, K, block, isa, false, pool);
+      quantised_for = call;
+    }
+    kernel(view, mine, t0, t1, y);
   });
 }
 
