@@ -6,6 +6,7 @@
 // forced where the CPU has it).
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -88,6 +89,44 @@ void test_f16_widen() {
   check(wrong == 0, "f16_to_f32: all 65536 values exact (" + std::to_string(wrong) + " wrong)");
 }
 
+// narrow_f16 (the KV cache's writes) gives f32_to_f16's bits: every fp16 value, the points halfway between
+// neighbours and one float step either side of them, random values from far below fp16's range to past it, and
+// the specials (signed zeros, float subnormals, infinities, NaNs with payloads, inside a run of 8 and in the tail).
+void test_f16_narrow() {
+  std::vector<float> x;
+  for (uint32_t h = 0; h < 0x10000; h++) {
+    const float f = f16_to_f32((uint16_t)h);
+    if (std::isnan(f)) continue;
+    x.push_back(f);
+    if (std::isinf(f)) continue;
+    const float next = f16_to_f32((uint16_t)(h + 1));
+    if (std::isnan(next) || std::signbit(next) != std::signbit(f)) continue;
+    const float mid = (float)(((double)f + (double)next) / 2);  // exact: a float has the bits to spare
+    x.push_back(mid);
+    x.push_back(std::nextafter(mid, 0.f));
+    x.push_back(std::nextafter(mid, INFINITY));
+  }
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> e(-30.f, 18.f);
+  for (int i = 0; i < 100000; i++) x.push_back((rng() & 1 ? -1.f : 1.f) * std::exp2(e(rng)));
+  auto bits = [](uint32_t b) {
+    float f;
+    std::memcpy(&f, &b, 4);
+    return f;
+  };
+  const uint32_t specials[] = {0x00000000u, 0x80000000u, 0x00000001u, 0x807fffffu, 0x7f7fffffu, 0x7f800000u,
+                               0xff800000u, 0x7f800001u, 0x7fc00000u, 0xffc12345u, 0x7fbfffffu};
+  for (int copy = 0; copy < 9; copy++)  // at each offset within a run of 8, then in the tail
+    for (uint32_t b : specials) x.push_back(bits(b));
+  x.push_back(1.f);  // the length is not a multiple of 8
+  std::vector<uint16_t> got(x.size());
+  narrow_f16(x.data(), (int)x.size(), got.data());
+  int wrong = 0;
+  for (size_t i = 0; i < x.size(); i++) wrong += got[i] != f32_to_f16(x[i]);
+  check(x.size() % 8 != 0 && wrong == 0,
+        "narrow_f16: f32_to_f16's bits for " + std::to_string(x.size()) + " values (" + std::to_string(wrong) + " wrong)");
+}
+
 void test_attention(int D) {
   std::mt19937 rng(9);
   std::normal_distribution<float> d(0.f, 1.f);
@@ -134,6 +173,7 @@ void test_attention(int D) {
 
 int main() {
   test_f16_widen();
+  test_f16_narrow();
   test_silu();
   test_rmsnorm();
   test_rope();

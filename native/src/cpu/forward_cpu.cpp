@@ -72,31 +72,36 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
     phase.next(phases::kQkv, L.qkv.bytes_read());
     awq_matmul_cpu(L.qkv, s.xn.data(), T, s.qkv.data(), pool);
 
-    // per-head q/k RMSNorm over head_dim, then RoPE, then write K and V into the sequence's blocks
-    phase.next(phases::kQkRopeKv);
-    pool.parallel_for(T, [&](int t) {
+    // Per-head q/k RMSNorm over head_dim, then RoPE, then K and V into the sequence's blocks: token t's kv heads
+    // [h0, h1) and the query heads that read them.
+    auto norm_rope_write = [&](int t, int h0, int h1) {
       float* q = &s.qkv[(size_t)t * qkv_dim];
       float* k = q + q_dim;
       const float* v = k + kv_dim;
       const int pos = toks[t].pos;
       const float* cos = &s.rope_cos[(size_t)t * D / 2];
       const float* sin = &s.rope_sin[(size_t)t * D / 2];
-      for (int h = 0; h < NH; h++) {
+      for (int h = h0 * group; h < h1 * group; h++) {
         rmsnorm_cpu(q + h * D, L.q_norm.data(), D, eps, q + h * D);
         rope_rotate_cpu(q + h * D, D, cos, sin);
       }
       const int32_t block = items[toks[t].item].block_table[pos / bs];
-      for (int h = 0; h < NKV; h++) {
+      for (int h = h0; h < h1; h++) {
         rmsnorm_cpu(k + h * D, L.k_norm.data(), D, eps, k + h * D);
         rope_rotate_cpu(k + h * D, D, cos, sin);
-        uint16_t* kc = kv.k(block, l) + ((size_t)h * bs + pos % bs) * D;
-        uint16_t* vc = kv.v(block, l) + ((size_t)h * bs + pos % bs) * D;
-        for (int d = 0; d < D; d++) {  // stored in fp16 (kv_cache.h)
-          kc[d] = f32_to_f16(k[h * D + d]);
-          vc[d] = f32_to_f16(v[h * D + d]);
-        }
+        narrow_f16(k + h * D, D, kv.k(block, l) + ((size_t)h * bs + pos % bs) * D);  // stored in fp16 (kv_cache.h)
+        narrow_f16(v + h * D, D, kv.v(block, l) + ((size_t)h * bs + pos % bs) * D);
       }
-    });
+    };
+    // In a decode step (one token per sequence) the attention task of a kv head does that head's part first: no
+    // other task reads its rows, and it saves a pass on one thread (a token is one task) and a fork and join. With
+    // more tokens per sequence, a token's attention reads the rows of the tokens before it, so they are all written
+    // first.
+    const bool decode = T == n_items;
+    if (!decode) {
+      phase.next(phases::kQkRopeKv);
+      pool.parallel_for(T, [&](int t) { norm_rope_write(t, 0, NKV); });
+    }
 
     // GQA attention: the `group` query heads of kv head h read it together, straight from the cache (each K/V row
     // once per token, no copies). One task per token and kv head, claimed in turn: when another process holds a
@@ -109,6 +114,7 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
         thread_local std::vector<float> scores;
         scores.resize((size_t)group * (max_pos + 1));
         const int t = task / NKV, h = task % NKV;
+        if (decode) norm_rope_write(t, h, h + 1);
         attention_group_cpu(&s.qkv[(size_t)t * qkv_dim + h * group * D], group, kv, l, h,
                             items[toks[t].item].block_table, toks[t].pos, D, scale, scores.data(),
                             &s.att[(size_t)t * q_dim + h * group * D]);

@@ -32,6 +32,21 @@ __attribute__((target("f16c,avx"))) void widen_f16c(const uint16_t* h, int n, fl
   for (; d + 8 <= n; d += 8) _mm256_storeu_ps(out + d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(h + d))));
   for (; d < n; d++) out[d] = f16_to_f32(h[d]);
 }
+
+// n fp32 values as fp16 with the F16C conversion, 8 at a time, rounded to nearest even as f32_to_f16 does; eight
+// with a NaN among them go through f32_to_f16, which keeps no payload bits where vcvtps2ph keeps some.
+__attribute__((target("f16c,avx"))) void narrow_f16c(const float* x, int n, uint16_t* out) {
+  int d = 0;
+  for (; d + 8 <= n; d += 8) {
+    const __m256 v = _mm256_loadu_ps(x + d);
+    if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)) == 0) {
+      _mm_storeu_si128((__m128i*)(out + d), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+    } else {
+      for (int i = d; i < d + 8; i++) out[i] = f32_to_f16(x[i]);
+    }
+  }
+  for (; d < n; d++) out[d] = f32_to_f16(x[d]);
+}
 #endif
 
 // n fp16 values as fp32 (the K/V rows for the plain attention loops, an embedding row): f16_to_f32 one at a time
@@ -107,6 +122,14 @@ void rope_cpu(float* vec, int head_dim, int pos, const RopeTable& rope) {
 Q3_VECTOR_CLONES
 void silu_mul_cpu(const float* gate, const float* up, int n, float* out) {
   for (int i = 0; i < n; i++) out[i] = gate[i] / (1.0f + exp_approx(-gate[i])) * up[i];
+}
+
+void narrow_f16(const float* x, int n, uint16_t* out) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool has_f16c = __builtin_cpu_supports("f16c");
+  if (has_f16c) return narrow_f16c(x, n, out);
+#endif
+  for (int d = 0; d < n; d++) out[d] = f32_to_f16(x[d]);
 }
 
 void embed_row_cpu(const uint16_t* table, int hidden, int token, float* out) {

@@ -21,6 +21,9 @@ void rope_rotate_cpu(float* vec, int head_dim, const float* cos, const float* si
 // out[i] = silu(gate[i]) * up[i] for i < n.
 void silu_mul_cpu(const float* gate, const float* up, int n, float* out);
 
+// n fp32 values -> fp16 (a K or V row into the cache), the bits of f32_to_f16 (half.h): rounded to nearest even.
+void narrow_f16(const float* x, int n, uint16_t* out);
+
 // fp16 embedding row -> fp32.
 void embed_row_cpu(const uint16_t* table, int hidden, int token, float* out);
 
