@@ -16,6 +16,7 @@ namespace q3 {
 namespace {
 
 constexpr size_t kSwigluChunk = 2048;  // values per SwiGLU task: a few microseconds
+constexpr int kNormRing = 4;            // places a decode step writes its normalised rows to in turn
 
 struct TokenRef {
   int item;  // index into items
@@ -26,7 +27,7 @@ void ensure_capacity(CpuRunState& s, const Qwen3Config& c, int T) {
   if (T <= s.capacity) return;
   const size_t qkv_dim = (size_t)(c.n_heads + 2 * c.n_kv_heads) * c.head_dim;
   s.x.resize((size_t)T * c.hidden_size);
-  s.xn.resize((size_t)T * c.hidden_size);
+  s.xn.resize((size_t)std::max(T, 2 * kNormRing) * c.hidden_size);
   s.qkv.resize((size_t)T * qkv_dim);
   s.att.resize((size_t)T * c.n_heads * c.head_dim);
   s.proj.resize((size_t)T * c.hidden_size);
@@ -63,14 +64,22 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
   for (int t = 0; t < T; t++)
     rope_cos_sin_cpu(toks[t].pos, rope, D, &s.rope_cos[(size_t)t * D / 2], &s.rope_sin[(size_t)t * D / 2]);
 
+  // A decode step's normalised rows go to kNormRing places in turn. Every thread reads them (each quantises them for
+  // itself), and rewriting rows that the other core read a moment ago costs a round trip per line to take them back:
+  // in the fast memory mode the two RMSNorms took 0.40 ms of a step with one place, 0.21 with four
+  // (bench/results/cpu-zen4-between-matmuls.md).
+  int norms = 0;
+  auto next_xn = [&]() { return T > 2 ? s.xn.data() : &s.xn[(size_t)(norms++ % kNormRing) * 2 * H]; };
+
   for (int l = 0; l < c.n_layers; l++) {
     const LayerWeights& L = w.layers[l];
 
     // rmsnorm → qkv (q | k | v fused along N)
     phase.next(phases::kNorm);
-    for (int t = 0; t < T; t++) rmsnorm_cpu(&s.x[(size_t)t * H], L.input_norm.data(), H, eps, &s.xn[(size_t)t * H]);
+    float* xn = next_xn();
+    for (int t = 0; t < T; t++) rmsnorm_cpu(&s.x[(size_t)t * H], L.input_norm.data(), H, eps, &xn[(size_t)t * H]);
     phase.next(phases::kQkv, L.qkv.bytes_read());
-    awq_matmul_cpu(L.qkv, s.xn.data(), T, s.qkv.data(), pool);
+    awq_matmul_cpu(L.qkv, xn, T, s.qkv.data(), pool);
 
     // Per-head q/k RMSNorm over head_dim, then RoPE, then K and V into the sequence's blocks: token t's kv heads
     // [h0, h1) and the query heads that read them.
@@ -129,9 +138,10 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
 
     // rmsnorm → gate|up → SwiGLU → down → residual
     phase.next(phases::kNorm);
-    for (int t = 0; t < T; t++) rmsnorm_cpu(&s.x[(size_t)t * H], L.post_norm.data(), H, eps, &s.xn[(size_t)t * H]);
+    xn = next_xn();
+    for (int t = 0; t < T; t++) rmsnorm_cpu(&s.x[(size_t)t * H], L.post_norm.data(), H, eps, &xn[(size_t)t * H]);
     phase.next(phases::kGateUp, L.gate_up.bytes_read());
-    awq_matmul_cpu(L.gate_up, s.xn.data(), T, s.gate_up.data(), pool);
+    awq_matmul_cpu(L.gate_up, xn, T, s.gate_up.data(), pool);
     phase.next(phases::kSwiglu);
     // SwiGLU split across the threads (exp is the costliest per-element step between the matmuls), in chunks of
     // kSwigluChunk values claimed in turn

@@ -16,7 +16,7 @@ namespace q3 {
 struct CpuRunState {
   int capacity = 0;           // tokens
   std::vector<float> x;       // (T, hidden) residual stream
-  std::vector<float> xn;      // (T, hidden) normalised input of a sub-layer
+  std::vector<float> xn;      // (max(T, 8), hidden) normalised input of a sub-layer (decode: 4 slots of 2 rows)
   std::vector<float> qkv;     // (T, (n_heads + 2*n_kv_heads)*head_dim)
   std::vector<float> att;     // (T, n_heads*head_dim)
   std::vector<float> proj;    // (T, hidden) output of o_proj / down_proj
