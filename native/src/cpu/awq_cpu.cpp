@@ -207,10 +207,10 @@ void awq_matmul_cpu(const AwqMatrixCpu& w, const float* x, int M, float* y, Thre
   const bool amx = isa == kAmx && M > 2;
   const int block = block_for(w.group_size);
   // Decode rows (M <= 2): each thread quantises x for itself when it takes its first piece, so no thread waits while
-  // one quantises for all. Done once by the caller, as before, the quantisation was a stretch of up to ~12 us per
-  // matmul (1.8 ms of an 80 ms step) in which the memory bus idled, longest where the two cores share no cache: the
-  // caller's writes had to take the lines back from the other core, which read them in the previous matmul.
-  // Per thread they are written in the thread's own cache and read by it alone (bench/results/cpu-zen4-quantise.md).
+  // one quantises for all. Done once by the caller before the fork, the quantisation was a stretch in which the other
+  // thread and the memory bus idled: 12-13 us per matmul in the EPYC's fast memory mode (1.8 ms of a 78 ms step),
+  // 4 us in the slow one, against 1.2-3.7 us for the same call alone. Per thread, each writes its own buffers and
+  // reads them alone, in parallel (bench/results/cpu-zen4-between-matmuls.md).
   const bool per_thread = M <= 2;
   QuantizedRows rows{};
   if (!per_thread) {
