@@ -71,6 +71,12 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
   int norms = 0;
   auto next_xn = [&]() { return T > 2 ? s.xn.data() : &s.xn[(size_t)(norms++ % kNormRing) * 2 * H]; };
 
+  // In a decode step (one token per sequence) each attention task, one per token and kv head, first does its head's
+  // q/k norm, RoPE and K/V write: no other task reads those rows, and it saves a pass on one thread (a token is one
+  // task) and a fork and join per layer. With more tokens per sequence, a token's attention reads the rows of the
+  // tokens before it, so they are all written first, in a pass of their own.
+  const bool decode = std::all_of(items, items + n_items, [](const q3_batch_item& it) { return it.n_tokens == 1; });
+
   for (int l = 0; l < c.n_layers; l++) {
     const LayerWeights& L = w.layers[l];
 
@@ -102,11 +108,7 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
         narrow_f16(v + h * D, D, kv.v(block, l) + ((size_t)h * bs + pos % bs) * D);
       }
     };
-    // In a decode step (one token per sequence) the attention task of a kv head does that head's part first: no
-    // other task reads its rows, and it saves a pass on one thread (a token is one task) and a fork and join. With
-    // more tokens per sequence, a token's attention reads the rows of the tokens before it, so they are all written
-    // first.
-    const bool decode = T == n_items;
+    // In a decode step the attention task of a kv head does that head's part first (see `decode` above).
     if (!decode) {
       phase.next(phases::kQkRopeKv);
       pool.parallel_for(T, [&](int t) { norm_rope_write(t, 0, NKV); });
