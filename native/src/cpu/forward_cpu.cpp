@@ -8,7 +8,6 @@
 
 #include "awq_cpu.h"
 #include "f16_matmul_cpu.h"
-#include "../half.h"
 #include "ops_cpu.h"
 #include "phases_cpu.h"
 
