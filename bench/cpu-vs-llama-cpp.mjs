@@ -12,9 +12,17 @@
 //     [--gguf .bench/qwen3-8b-q4_0-q6_k.gguf,.bench/qwen3-8b-q4_0-f16.gguf]
 //     [--llama-bin .bench/llama.cpp/build/bin[,.bench/llama.cpp/build-avx512/bin]]
 //     [--quiet-cores 0.3] [--max-wait-s 1800] [--out bench/results/cpu-vs-llama-cpp] [--head auto|screened|full]
+//     [--pairs 20]
 //
 // --head: this project's lm_head for its greedy samples (qwen3 bench --head; auto = screened where AVX-512 VNNI runs,
 // docs/cpu-head-screen.md); the output says which one ran.
+//
+// Memory modes: on the 2-vCPU AMD EPYC these figures come from, a 2-thread read runs at ~33-35 GB/s for stretches of
+// seconds to a minute and at ~50-70 GB/s in between, within one process (docs/cpu-memory-modes.md). A same-round ratio
+// then compares whatever modes the two engines happened to get. So each decode batch 1 is also tagged with its mode:
+// this project's per step, from its --pairs (each step timed beside a read of the same bytes: the read's rate is the
+// mode), llama.cpp's per run, from a probe just before and just after llama-bench (tagged only when both agree). The
+// "by memory mode" table compares the engines within one mode: median tok/s over the tagged steps or runs.
 //
 // The machine these figures come from is shared, so each run also records how much CPU other processes used while
 // it ran (from /proc/stat, minus the run's own CPU time), and a round starts only once other processes have used less
@@ -47,6 +55,10 @@ const quietCores = Number(option('quiet-cores', '0.3'));
 const maxWaitS = Number(option('max-wait-s', '1800'));
 const outBase = resolve(root, option('out', 'bench/results/cpu-vs-llama-cpp'));
 const head = option('head', 'auto');
+const pairs = Number(option('pairs', '20'));
+// A 2-thread read at or above this rate: the fast memory mode (the slow one reads ~33-40 GB/s, the fast ~50-70).
+const FAST_GBS = 45;
+const modeOf = (gbs) => (gbs >= FAST_GBS ? 'fast' : 'slow');
 const qwen3 = join(root, 'native', 'build', 'qwen3');
 
 // ---- the machine: CPU time of everyone, and of one child run ----
@@ -162,7 +174,7 @@ function probe() {
 
 function runOurs() {
   const out = join(tmpdir(), `q3-bench-${process.pid}.json`);
-  const r = run(qwen3, ['bench', '--model', model, '--threads', threads, '--prompt', prompt, '--steps', steps, '--head', head, '--out', out]);
+  const r = run(qwen3, ['bench', '--model', model, '--threads', threads, '--prompt', prompt, '--steps', steps, '--head', head, '--pairs', pairs, '--out', out]);
   const j = JSON.parse(readFileSync(out, 'utf8'));
   return {
     prefill: j.prefill_tok_s,
@@ -176,13 +188,20 @@ function runOurs() {
     device: j.device,
     head: j.head,                     // 'screened' or 'full' (what --head resolved to)
     exactRows: j.exact_rows_per_sample_batch1_median,
+    // each paired step's tok/s with the mode of the read beside it
+    tagged: (j.paired_step_gb_s ?? []).map((g, i) => ({ tok_s: (g * 1e9) / j.weight_bytes_per_step, read_gb_s: j.paired_read_gb_s[i], mode: modeOf(j.paired_read_gb_s[i]) })),
     others: r.others,
   };
 }
 
 function runLlama(llamaBin, gguf) {
-  const b = run(join(llamaBin, 'llama-bench'), ['-m', gguf, '-t', threads, '-p', prompt, '-n', steps, '-r', 1, '-o', 'json']);
-  const tests = JSON.parse(b.stdout);
+  const bench = (p, n) => run(join(llamaBin, 'llama-bench'), ['-m', gguf, '-t', threads, '-p', p, '-n', n, '-r', 1, '-o', 'json']);
+  // the decode alone, between two probes, so that a flip of the memory mode during it shows
+  const before = probe().sustained_gb_s;
+  const d = bench(0, steps);
+  const after = probe().sustained_gb_s;
+  const b = bench(prompt, 0);
+  const tests = [...JSON.parse(b.stdout), ...JSON.parse(d.stdout)];
   const pp = tests.find((t) => t.n_prompt === prompt && t.n_gen === 0);
   const tg = tests.find((t) => t.n_prompt === 0 && t.n_gen === steps);
   const ctx = batch * (prompt + steps) + 64;
@@ -191,12 +210,15 @@ function runLlama(llamaBin, gguf) {
     '-npp', prompt, '-ntg', steps, '-npl', batch, '--output-format', 'jsonl',
   ]);
   const line = bb.stdout.split('\n').find((l) => l.startsWith('{') && l.includes('"speed_tg"'));
-  if (!pp || !tg || !line) throw new Error(`unexpected llama.cpp output:\n${b.stdout}\n${bb.stdout}`);
+  if (!pp || !tg || !line) throw new Error(`unexpected llama.cpp output:\n${b.stdout}\n${d.stdout}\n${bb.stdout}`);
   return {
     prefill: pp.avg_ts,
     decode1: tg.avg_ts,
     decode8: JSON.parse(line).speed_tg,
-    others: (b.others * b.wall + bb.others * bb.wall) / (b.wall + bb.wall),
+    // the decode's mode: the probes around llama-bench agree, or it is unknown
+    modeProbes: [before, after],
+    mode: modeOf(before) === modeOf(after) ? modeOf(before) : 'mixed',
+    others: (b.others * b.wall + d.others * d.wall + bb.others * bb.wall) / (b.wall + d.wall + bb.wall),
     build: `${tests[0].build_commit} (build ${tests[0].build_number})`,
     cpuInfo: tests[0].cpu_info,
   };
@@ -293,6 +315,21 @@ function main() {
     prefill: stat(roundsOut.map((x) => x.res.ours.prefill / x.res[e.key].prefill)),
     decode8: stat(roundsOut.map((x) => x.res.ours.decode8 / x.res[e.key].decode8)),
   }));
+  // Within one memory mode: this project's steps tagged with it against the llama.cpp runs tagged with it.
+  const byMode = ['slow', 'fast'].map((mode) => {
+    const oursTok = roundsOut.flatMap((x) => x.res.ours.tagged.filter((t) => t.mode === mode).map((t) => t.tok_s));
+    const baselines = engines.slice(1).map((e) => {
+      const tok = roundsOut.filter((x) => x.res[e.key].mode === mode).map((x) => x.res[e.key].decode1);
+      return {
+        baseline: e.label,
+        bytes_per_step: e.bytes,
+        runs: tok.length,
+        decode1: tok.length ? stat(tok) : null,
+        ratio_of_medians: tok.length && oursTok.length ? median(oursTok) / median(tok) : null,
+      };
+    });
+    return { mode, steps: oursTok.length, decode1: oursTok.length ? stat(oursTok) : null, baselines };
+  });
   const probeStat = stat(roundsOut.map((x) => x.probe));
   const sustainedStat = stat(roundsOut.map((x) => x.sustained));
 
@@ -305,11 +342,16 @@ function main() {
   md += `- this project: ${roundsOut[0].res.ours.device}, random checkpoint with the Qwen3-8B-AWQ shapes (\`${option('model', '.models/8b')}\`)\n`;
   md += `- this project's lm_head (\`--head ${head}\`): ${ours.weights.replace('AWQ int4 g128 + head ', '')}${heads.includes('screened') ? `; exact rows per greedy sample (median over rounds): ${median(roundsOut.map((x) => x.res.ours.exactRows))}. The screened head applies to samples with top_k <= 64 (or greedy) and no logprobs (docs/cpu-head-screen.md)` : ''}\n`;
   if (llama) md += `- llama.cpp: ${llamaBuild}, built by \`bench/llama-cpp/build.sh\` (native: \`-march=native\`, AMX tiles for several rows, with the one-line tile-configuration fix the script describes; avx512: no AMX); GGUFs from \`bench/llama-cpp/make-gguf.py\` (random, Qwen3-8B shapes)\n`;
-  md += `- each engine: ${threads} threads; prefill = one ${prompt}-token prompt; decode batch 1 = ${steps} steps after it; batch ${batch} = ${batch} sequences with ${prompt}-token prompts decoding ${steps} steps together (aggregate tok/s). llama.cpp: \`llama-bench -p ${prompt} -n ${steps} -r 1\` (pp${prompt}, tg${steps}), \`llama-batched-bench -npp ${prompt} -ntg ${steps} -npl ${batch}\` (S_TG)\n`;
+  md += `- each engine: ${threads} threads; prefill = one ${prompt}-token prompt; decode batch 1 = ${steps} steps after it; batch ${batch} = ${batch} sequences with ${prompt}-token prompts decoding ${steps} steps together (aggregate tok/s). llama.cpp: \`llama-bench -p 0 -n ${steps} -r 1\` (tg${steps}) between two probes, then \`llama-bench -p ${prompt} -n 0 -r 1\` (pp${prompt}), \`llama-batched-bench -npp ${prompt} -ntg ${steps} -npl ${batch}\` (S_TG)\n`;
   md += `- ${rounds} rounds; each round runs the bandwidth probe (\`qwen3 bandwidth\`: the fastest of several read loops over 1 GiB, 2 threads, huge pages) and then every engine once, in an order that rotates by one each round. Figures: median (min–max) over rounds; ratios are taken within a round.\n`;
   md += `- bytes per step: every weight one decode step reads (this project: \`weight_bytes_per_token\`; llama.cpp: every tensor of the GGUF except the token embedding table). GB/s = bytes per step × decode tok/s; % of probe = that ÷ the same round's probe (its best 32 MiB segment, ~1 ms); % of sustained = that ÷ the same probe's rate over all its segments (a decode step averages over ~0.2 s the same way).\n`;
   md += `- paired (this project): this machine's memory bandwidth moves by tens of percent within a second, so a probe taken at another moment than the decode makes "% of probe" mostly noise. \`qwen3 bench\` therefore times, after its batch-1 decode, 10 pairs of [one decode step, one read of the same bytes with the probe's fastest loop on the engine's own threads], the order alternating: "% of paired read" = the median over pairs of the step's GB/s ÷ the read's beside it; "best ÷ best" = the fastest of those steps ÷ the fastest of those reads. These two columns are the decode's share of the bandwidth; the probe columns stay for comparison with llama.cpp, which has no pairs.\n`;
   md += `- read bandwidth probe: ${fmt(probeStat, 1)} GB/s; sustained: ${fmt(sustainedStat, 1)} GB/s\n\n`;
+  const modesCell = (x) => {
+    const t = x.res.ours.tagged;
+    const ours = `${t.filter((q) => q.mode === 'fast').length} / ${t.filter((q) => q.mode === 'slow').length}`;
+    return [ours, ...engines.slice(1).map((e) => `${x.res[e.key].mode} (${x.res[e.key].modeProbes.map((g) => g.toFixed(0)).join(' / ')})`)].join('; ');
+  };
   const pct = (s) => (s ? fmt({ median: 100 * s.median, min: 100 * s.min, max: 100 * s.max }, 0) : '–');
   md += `| engine | weights | MB per step | decode batch 1 tok/s | GB/s | % of paired read | best ÷ best | % of probe | % of sustained | prefill tok/s (${prompt} tokens) | decode batch ${batch} tok/s (aggregate) | other processes (cores busy) |\n`;
   md += `|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n`;
@@ -319,14 +361,19 @@ function main() {
     md += `\nSame-round ratios, this project ÷ llama.cpp (median, min–max):\n\n| baseline | decode batch 1 | prefill | decode batch ${batch} |\n|---|---:|---:|---:|\n`;
     for (const q of ratios) md += `| ${q.baseline} | ${fmt(q.decode1)} | ${fmt(q.prefill)} | ${fmt(q.decode8)} |\n`;
   }
-  md += `\nRounds:\n\n| round | probe GB/s | sustained GB/s | this project: % of paired read / best ÷ best | quiet before (others' cores) | load avg | ${engines.map((e) => `${e.label}: decode / prefill / b${batch}`).join(' | ')} |\n|---|---:|---:|---:|---:|---:|${engines.map(() => '---|').join('')}\n`;
+  md += `\nBy memory mode, decode batch 1 (tok/s, median (min–max)): this project over its paired steps whose read ran in that mode, llama.cpp over its runs whose probes before and after both ran in it (fast: a 2-thread read at >= ${FAST_GBS} GB/s). GB/s = bytes per step × the median.\n\n`;
+  md += `| mode | this project: steps | tok/s | GB/s | baseline | runs | tok/s | GB/s | this project ÷ baseline (ratio of medians) |\n|---|---:|---:|---:|---|---:|---:|---:|---:|\n`;
+  for (const m of byMode)
+    for (const q of m.baselines)
+      md += `| ${m.mode} | ${m.steps} | ${m.decode1 ? fmt(m.decode1) : '–'} | ${m.decode1 ? ((m.decode1.median * ours.bytes) / 1e9).toFixed(1) : '–'} | ${q.baseline} | ${q.runs} | ${q.decode1 ? fmt(q.decode1) : '–'} | ${q.decode1 ? ((q.decode1.median * q.bytes_per_step) / 1e9).toFixed(1) : '–'} | ${q.ratio_of_medians ? q.ratio_of_medians.toFixed(2) : '–'} |\n`;
+  md += `\nRounds:\n\n| round | probe GB/s | sustained GB/s | this project: % of paired read / best ÷ best | modes: this project's paired steps (fast / slow)${engines.slice(1).map((e) => `; ${e.label} (probes before / after, GB/s)`).join('')} | quiet before (others' cores) | load avg | ${engines.map((e) => `${e.label}: decode / prefill / b${batch}`).join(' | ')} |\n|---|---:|---:|---:|---|---:|---:|${engines.map(() => '---|').join('')}\n`;
   for (const x of roundsOut)
-    md += `| ${x.round} | ${x.probe.toFixed(1)} | ${x.sustained.toFixed(1)} | ${x.res.ours.paired > 0 ? `${(100 * x.res.ours.paired).toFixed(0)} / ${(100 * x.res.ours.pairedBest).toFixed(0)}` : '–'} | ${x.gate.busy.toFixed(2)}${x.gate.quiet ? '' : ' (not quiet)'} | ${x.load.toFixed(1)} | ${engines.map((e) => `${x.res[e.key].decode1.toFixed(2)} / ${x.res[e.key].prefill.toFixed(1)} / ${x.res[e.key].decode8.toFixed(1)}`).join(' | ')} |\n`;
+    md += `| ${x.round} | ${x.probe.toFixed(1)} | ${x.sustained.toFixed(1)} | ${x.res.ours.paired > 0 ? `${(100 * x.res.ours.paired).toFixed(0)} / ${(100 * x.res.ours.pairedBest).toFixed(0)}` : '–'} | ${modesCell(x)} | ${x.gate.busy.toFixed(2)}${x.gate.quiet ? '' : ' (not quiet)'} | ${x.load.toFixed(1)} | ${engines.map((e) => `${x.res[e.key].decode1.toFixed(2)} / ${x.res[e.key].prefill.toFixed(1)} / ${x.res[e.key].decode8.toFixed(1)}`).join(' | ')} |\n`;
 
   process.stdout.write(md);
   mkdirSync(dirname(outBase), { recursive: true });
   writeFileSync(`${outBase}.md`, md);
-  writeFileSync(`${outBase}.json`, JSON.stringify({ command: cmd, date, head: { option: head, ran: heads }, threads, prompt, steps, batch, probe: probeStat, sustained: sustainedStat, rows, ratios, rounds: roundsOut }, null, 2) + '\n');
+  writeFileSync(`${outBase}.json`, JSON.stringify({ command: cmd, date, head: { option: head, ran: heads }, threads, prompt, steps, batch, probe: probeStat, sustained: sustainedStat, rows, ratios, by_mode: byMode, rounds: roundsOut }, null, 2) + '\n');
   process.stderr.write(`wrote ${outBase}.md and ${outBase}.json\n`);
 }
 
