@@ -9,8 +9,10 @@
 // Build: g++ -O3 -march=native -I native/src -I native/include -I native/dev/cpu native/dev/cpu/kernel_ceiling.cpp native/build/libq3core.a -lpthread -o /tmp/kernel_ceiling
 // Usage: /tmp/kernel_ceiling [results file to write]
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <random>
 #include <string>
 #include <vector>
