@@ -60,8 +60,9 @@ class Backend {
   }
   // Row r of the last forward_screened(): the exact logits `needs` asks for (under the token mask `allowed`, may be
   // null), -inf elsewhere; or every exact logit when that is cheaper. Returns the number of rows of the fp16 head it
-  // computed.
-  virtual int finish_screened_row(int r, const ScreenNeeds& needs, const uint32_t* allowed, float* logits_row) {
+  // computed; `candidates` receives the tokens of the first kind (ascending), and is emptied for a whole row.
+  virtual int finish_screened_row(int r, const ScreenNeeds& needs, const uint32_t* allowed, float* logits_row,
+                                  std::vector<int32_t>& candidates) {
     throw DeviceError("this backend has no screened head");
   }
 

@@ -381,19 +381,23 @@ void sample_batch(q3_engine* e, const q3_batch_item* items, int32_t n_items, q3_
     sample_on_device(e, items, n_items, wanted, out);
   } else {
     q3::ScreenNeeds needs;
+    std::vector<int32_t> candidates;  // a screened row's exact tokens: its sample reads only those
     for (size_t r = 0; r < rows; r++) {
       const int i = e->forward_rows[r].first;
       q3::SeqSampler& s = e->seqs.at(items[i].seq_id);
       float* logits = &e->logits[r * (size_t)vocab];
       bool screened = false;
+      candidates.clear();
       if (e->forward_screened) {
         // A sequence ended and begun again (same id, other sampling) since the pass gets its whole row.
         screened = q3::screen_needs(s, &needs);
         if (!screened) needs.top_k = 0;
-        e->stats.head_exact_rows += e->backend->finish_screened_row((int)r, needs, items[i].token_mask, logits);
+        e->stats.head_exact_rows +=
+            e->backend->finish_screened_row((int)r, needs, items[i].token_mask, logits, candidates);
         e->stats.head_screened_rows += screened ? 1 : 0;
       }
-      q3::sample_token(s, logits, vocab, items[i].token_mask, &out[i]);
+      q3::sample_token(s, logits, vocab, items[i].token_mask, &out[i], screened ? candidates.data() : nullptr,
+                       screened ? (int)candidates.size() : 0);
       if (screened) out[i].logprob = std::numeric_limits<float>::quiet_NaN();  // the caller said it ignores it
     }
   }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 
 namespace q3 {
@@ -74,14 +75,18 @@ int32_t argmax(const std::vector<float>& l) {
 // Weight of every token relative to the best one, w = exp((l - max) / T) in (0, 1]; the float exponent of w is its
 // log2 bucket (127 for the best token, lower for less likely ones), which lets top-k and top-p find their cut with
 // one histogram pass instead of sorting the whole vocabulary.
-int32_t draw(SeqSampler& s, const std::vector<float>& l) {
+//
+// `absent` more tokens (a screened row's non-candidates, not in l) have logit -inf: they count as the full row's
+// -inf logits do (the weight exp_nonpositive gives -inf, in its bucket), so the cuts come out as on the full row. When
+// the cut reaches their bucket, which tokens are kept would depend on them: -1, the caller draws on the full row.
+int32_t draw(SeqSampler& s, const std::vector<float>& l, int absent = 0) {
   const q3_sampling& p = s.params;
-  const int vocab = (int)l.size();
+  const int n = (int)l.size(), vocab = n + absent;
   const float inv_t = 1.0f / p.temperature;
   const float max_l = *std::max_element(l.begin(), l.end());
   thread_local std::vector<float> w;
-  w.resize(vocab);
-  for (int i = 0; i < vocab; i++) w[i] = exp_nonpositive((l[i] - max_l) * inv_t);
+  w.resize(n);
+  for (int i = 0; i < n; i++) w[i] = exp_nonpositive((l[i] - max_l) * inv_t);
   auto bucket = [&](int i) {
     uint32_t bits;
     std::memcpy(&bits, &w[i], 4);
@@ -89,17 +94,27 @@ int32_t draw(SeqSampler& s, const std::vector<float>& l) {
   };
   double mass[128] = {}, total = 0;
   int count[128] = {};
-  for (int i = 0; i < vocab; i++) {
+  for (int i = 0; i < n; i++) {
     const int b = bucket(i);
     mass[b] += w[i];
     count[b]++;
   }
+  int absent_bucket = -1;
+  if (absent > 0) {
+    const float w_absent = exp_nonpositive(-INFINITY);
+    uint32_t bits;
+    std::memcpy(&bits, &w_absent, 4);
+    absent_bucket = (int)(bits >> 23);
+    mass[absent_bucket] += (double)absent * w_absent;
+    count[absent_bucket] += absent;
+  }
   for (double m : mass) total += m;
 
   const bool top_k = p.top_k > 0 && p.top_k < vocab, top_p = p.top_p > 0 && p.top_p < 1;
+  if (absent > 0 && !top_k) return -1;  // (a screened row keeps every allowed token then: not reached)
   if (!top_k && !top_p && p.min_p <= 0) {  // the full distribution: no order needed
     double u = std::uniform_real_distribution<double>(0.0, total)(s.rng);
-    for (int i = 0; i < vocab; i++)
+    for (int i = 0; i < n; i++)
       if ((u -= w[i]) < 0) return i;
     return (int32_t)(std::max_element(w.begin(), w.end()) - w.begin());
   }
@@ -120,9 +135,10 @@ int32_t draw(SeqSampler& s, const std::vector<float>& l) {
         break;
       }
   }
+  if (floor_bucket <= absent_bucket) return -1;
   thread_local std::vector<int32_t> cand;
   cand.clear();
-  for (int i = 0; i < vocab; i++)
+  for (int i = 0; i < n; i++)
     if (bucket(i) >= floor_bucket) cand.push_back(i);
   std::sort(cand.begin(), cand.end(), [&](int32_t a, int32_t b) { return w[a] > w[b] || (w[a] == w[b] && a < b); });
   if (top_k && (int)cand.size() > p.top_k) cand.resize(p.top_k);
@@ -163,35 +179,57 @@ bool mask_allows_any(const uint32_t* mask, int vocab) {
 
 // With a mask, sampling runs on the allowed tokens only (their logits gathered in token order): the same
 // distribution as the full vocabulary with every other logit at -inf, without touching 150k logits when a grammar
-// allows a handful.
-void sample_token(SeqSampler& s, const float* logits, int vocab, const uint32_t* mask, q3_sample_out* out) {
+// allows a handful. A screened row's candidates are gathered the same way: the others' logits are -inf, and the
+// sample takes no logprob, so the pass over the whole vocabulary for the log-normaliser (and the copy of the row) is
+// skipped too.
+void sample_token(SeqSampler& s, const float* logits, int vocab, const uint32_t* mask, q3_sample_out* out,
+                  const int32_t* candidates, int n_candidates) {
   const q3_sampling& p = s.params;
   const bool forced = !s.forced.empty();
+  const bool screened = candidates && n_candidates > 0 && !forced;
   int32_t token = forced ? s.forced.front() : -1;
   if (forced) s.forced.pop_front();
   // A forced token outside the mask (it ignores masks) is reported against the unmasked distribution.
   const bool masked = mask && !(forced && !allows(mask, token));
-  thread_local std::vector<int32_t> ids;  // masked: the allowed token ids, ascending
-  thread_local std::vector<float> l;      // the candidates' logits: all of them, or the allowed ones
-  if (masked) {
+  thread_local std::vector<int32_t> ids;  // masked or screened: the token ids of l, ascending
+  thread_local std::vector<float> l;      // the candidates' logits: all of them, the allowed ones or the screened ones
+  int absent = 0;                         // screened: the allowed tokens not in l (their logits are -inf)
+  if (screened) {
+    ids.assign(candidates, candidates + n_candidates);
+    int allowed = vocab;
+    if (mask) {
+      allowed = 0;
+      for (int w = 0; w < vocab / 32; w++) allowed += __builtin_popcount(mask[w]);
+      for (int t = vocab / 32 * 32; t < vocab; t++) allowed += allows(mask, t) ? 1 : 0;
+    }
+    absent = allowed - n_candidates;
+  } else if (masked) {
     ids.clear();
     for (int w = 0; w < (vocab + 31) / 32; w++)
       for (uint32_t bits = mask[w]; bits; bits &= bits - 1) {
         const int32_t t = w * 32 + __builtin_ctz(bits);
         if (t < vocab) ids.push_back(t);
       }
+  }
+  const bool gathered = screened || masked;
+  if (gathered) {
     l.resize(ids.size());
     for (size_t i = 0; i < ids.size(); i++) l[i] = logits[ids[i]];
   } else {
     l.assign(logits, logits + vocab);
   }
   const int n = (int)l.size();
-  const double log_z = normalise_and_top(l.data(), n, p.n_logprobs, out);
-  if (masked)
-    for (int i = 0; i < out->n_top; i++) out->top_tokens[i] = ids[out->top_tokens[i]];
+  double log_z = std::numeric_limits<double>::quiet_NaN();
+  if (screened) {
+    out->n_top = 0;  // (screen_needs: no logprobs)
+  } else {
+    log_z = normalise_and_top(l.data(), n, p.n_logprobs, out);
+    if (masked)
+      for (int i = 0; i < out->n_top; i++) out->top_tokens[i] = ids[out->top_tokens[i]];
+  }
   if (!forced) {
     auto logit_of = [&](int32_t t) -> float* {  // a penalised token's candidate logit, if it is a candidate
-      if (!masked) return &l[t];
+      if (!gathered) return &l[t];
       auto it = std::lower_bound(ids.begin(), ids.end(), t);
       return it != ids.end() && *it == t ? &l[it - ids.begin()] : nullptr;
     };
@@ -201,12 +239,19 @@ void sample_token(SeqSampler& s, const float* logits, int vocab, const uint32_t*
     if (p.frequency_penalty != 0 || p.presence_penalty != 0)
       for (auto [t, count] : s.generated)
         if (float* v = logit_of(t)) *v -= p.frequency_penalty * count + p.presence_penalty;
-    const int32_t pick = p.temperature <= 0 ? argmax(l) : draw(s, l);
-    token = masked ? ids[pick] : pick;
+    const int32_t pick = p.temperature <= 0 ? argmax(l) : draw(s, l, absent);
+    // draw gives up (-1) only for a screened row whose cut would reach its -inf tokens: sample on the full row
+    if (pick < 0) {
+      sample_token(s, logits, vocab, mask, out);
+      out->logprob = std::numeric_limits<float>::quiet_NaN();
+      return;
+    }
+    token = gathered ? ids[pick] : pick;
   }
   out->token = token;
   out->forced = forced ? 1 : 0;
-  out->logprob = (float)(logits[token] - log_z);  // a candidate's logit is its raw one
+  out->logprob = screened ? std::numeric_limits<float>::quiet_NaN()
+                          : (float)(logits[token] - log_z);  // a candidate's logit is its raw one
   record_token(s, token);
 }
 

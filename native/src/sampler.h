@@ -26,7 +26,11 @@ struct SeqSampler {
 
 // Picks the next token from raw logits (vocab) and records it in the sampler's history. `mask` (nullable,
 // Q3_MASK_WORDS(vocab) words) lists the allowed tokens; the caller makes sure it allows at least one.
-void sample_token(SeqSampler& s, const float* logits, int vocab, const uint32_t* mask, q3_sample_out* out);
+// `candidates` (nullable): a screened row's (screen_needs) n_candidates tokens computed exactly, ascending and all
+// allowed, every other logit -inf; then the sample reads only those (same token as from the whole row) and its
+// logprob is NaN.
+void sample_token(SeqSampler& s, const float* logits, int vocab, const uint32_t* mask, q3_sample_out* out,
+                  const int32_t* candidates = nullptr, int n_candidates = 0);
 
 // True when the mask allows at least one token of the vocabulary.
 bool mask_allows_any(const uint32_t* mask, int vocab);

@@ -236,11 +236,13 @@ void test_sampling_matches(q3::ThreadPool& pool) {
       p.has_seed = 1;
       p.seed = 1234;
       p.skip_logprob = 1;
-      q3::SeqSampler full(p, prompt.data(), (int)prompt.size()), screened(p, prompt.data(), (int)prompt.size());
+      q3::SeqSampler full(p, prompt.data(), (int)prompt.size()), screened(p, prompt.data(), (int)prompt.size()),
+          gathered(p, prompt.data(), (int)prompt.size());
       q3::ScreenNeeds needs;
       check(q3::screen_needs(screened, &needs), std::string(c.name) + ": screenable");
-      bool same = true;
+      bool same = true, same_gathered = true, listed = true;
       int most = 0;
+      std::vector<int32_t> cand;
       for (int draw = 0; draw < 60; draw++) {
         std::vector<float> x = random_x(t.K, rng, c.x_scale), lf(t.N), ls(t.N);
         q3::f16_matmul_cpu(t.w.data(), t.N, t.K, x.data(), 1, lf.data(), pool);
@@ -254,13 +256,24 @@ void test_sampling_matches(q3::ThreadPool& pool) {
         q.n_exact = (int)needs.exact.size();
         q.allowed = masked ? mask.data() : nullptr;
         q.max_candidates = t.N;
-        most = std::max(most, q3::screen_row(t.h, t.w.data(), x.data(), norms, q, ls.data()));
-        q3_sample_out of{}, os{};
+        const int n = q3::screen_row(t.h, t.w.data(), x.data(), norms, q, ls.data(), &cand);
+        most = std::max(most, n);
+        // the list: the tokens whose logits are finite, ascending
+        std::vector<int32_t> finite;
+        for (int tok = 0; tok < t.N; tok++)
+          if (std::isfinite(ls[tok])) finite.push_back(tok);
+        listed = listed && (int)cand.size() == n && cand == finite;
+        q3_sample_out of{}, os{}, og{};
         q3::sample_token(full, lf.data(), t.N, q.allowed, &of);
         q3::sample_token(screened, ls.data(), t.N, q.allowed, &os);
+        q3::sample_token(gathered, ls.data(), t.N, q.allowed, &og, cand.data(), (int)cand.size());
         same = same && of.token == os.token;
+        same_gathered = same_gathered && of.token == og.token && std::isnan(og.logprob);
       }
-      check(same, std::string(c.name) + (masked ? " masked" : "") + ": 60 screened samples equal the full head's");
+      const std::string name = std::string(c.name) + (masked ? " masked" : "");
+      check(same, name + ": 60 screened samples equal the full head's");
+      check(listed, name + ": screen_row lists its candidates, ascending");
+      check(same_gathered, name + ": 60 samples on the candidates only equal the full head's (logprob NaN)");
       std::printf("%s%s: at most %d candidates of %d\n", c.name, masked ? " masked" : "", most, t.N);
     }
   }

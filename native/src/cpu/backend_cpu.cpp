@@ -52,7 +52,8 @@ class CpuBackend final : public Backend {
                         float* logits_host) override {
     forward_cpu(cfg_, weights_, rope_, *kv_, pool_, run_, items, n_items, logit_rows, logits_host, true);
   }
-  int finish_screened_row(int r, const ScreenNeeds& needs, const uint32_t* allowed, float* logits_row) override {
+  int finish_screened_row(int r, const ScreenNeeds& needs, const uint32_t* allowed, float* logits_row,
+                          std::vector<int32_t>& candidates) override {
     const int V = cfg_.vocab_size, H = cfg_.hidden_size;
     const float* x = &run_.last[(size_t)r * H];
     ScreenQuery q;
@@ -62,7 +63,7 @@ class CpuBackend final : public Backend {
     q.exact = needs.exact.data();
     q.n_exact = (int)needs.exact.size();
     q.max_candidates = kMaxScreenCandidates;
-    const int n = screen_row(weights_.screened, weights_.lm_head, x, run_.last_norms[r], q, logits_row);
+    const int n = screen_row(weights_.screened, weights_.lm_head, x, run_.last_norms[r], q, logits_row, &candidates);
     if (n >= 0) return n;
     f16_matmul_cpu(weights_.lm_head, V, H, x, 1, logits_row, pool_);  // the whole row, as the full head computes it
     return V;

@@ -169,7 +169,8 @@ bool candidates_scalar(const Selection& s, float floor, int max, std::vector<int
 }  // namespace head_screen
 
 int screen_row(const ScreenedHead& h, const uint16_t* w, const float* x, const ScreenNorms& norms,
-               const ScreenQuery& query, float* logits) {
+               const ScreenQuery& query, float* logits, std::vector<int32_t>* candidates) {
+  if (candidates) candidates->clear();
   const int V = h.rows;
   const float nx = norms.x_norm, ndx = norms.dx_norm;
   if (!std::isfinite(nx) || !std::isfinite(ndx) || query.top_k < 1) return -1;
@@ -192,6 +193,7 @@ int screen_row(const ScreenedHead& h, const uint16_t* w, const float* x, const S
     return -1;
   std::fill(logits, logits + V, -std::numeric_limits<float>::infinity());
   f16_matmul_rows_cpu(w, V, h.cols, x, cand.data(), (int)cand.size(), logits);
+  if (candidates) candidates->assign(cand.begin(), cand.end());
   return (int)cand.size();
 }
 

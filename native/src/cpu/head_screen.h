@@ -63,9 +63,10 @@ struct ScreenQuery {
 // Row of a screened pass: `logits` holds its approximate logits on entry. On success, every candidate's logit is
 // replaced by the fp16 head's exact value (same kernel and summation order as f16_matmul_cpu: same bits) and every
 // other token's by -inf, and the number of candidates is returned; -1 (logits unchanged) when more than
-// max_candidates would be needed or the row is not finite.
+// max_candidates would be needed or the row is not finite. `candidates` (optional) receives the candidates,
+// ascending (sample_token reads only those), or is emptied.
 int screen_row(const ScreenedHead& h, const uint16_t* w, const float* x, const ScreenNorms& norms,
-               const ScreenQuery& query, float* logits);
+               const ScreenQuery& query, float* logits, std::vector<int32_t>* candidates = nullptr);
 
 // "avx512-vnni" or "scalar": the approximate pass's kernel; force ("auto" or a name) for tests and benchmarks.
 const char* screened_head_isa();
