@@ -317,7 +317,10 @@ function main() {
   }));
   // Within one memory mode: this project's steps tagged with it against the llama.cpp runs tagged with it.
   const byMode = ['slow', 'fast'].map((mode) => {
-    const oursTok = roundsOut.flatMap((x) => x.res.ours.tagged.filter((t) => t.mode === mode).map((t) => t.tok_s));
+    const oursTagged = roundsOut.flatMap((x) => x.res.ours.tagged.filter((t) => t.mode === mode));
+    const oursTok = oursTagged.map((t) => t.tok_s);
+    // each of those steps' GB/s over the read's beside it: the decode's share of the bandwidth within the mode
+    const oursShare = oursTagged.map((t) => (t.tok_s * ours.bytes) / 1e9 / t.read_gb_s);
     const baselines = engines.slice(1).map((e) => {
       const tok = roundsOut.filter((x) => x.res[e.key].mode === mode).map((x) => x.res[e.key].decode1);
       return {
@@ -328,7 +331,7 @@ function main() {
         ratio_of_medians: tok.length && oursTok.length ? median(oursTok) / median(tok) : null,
       };
     });
-    return { mode, steps: oursTok.length, decode1: oursTok.length ? stat(oursTok) : null, baselines };
+    return { mode, steps: oursTok.length, decode1: oursTok.length ? stat(oursTok) : null, fraction_of_paired_read: oursShare.length ? stat(oursShare) : null, baselines };
   });
   const probeStat = stat(roundsOut.map((x) => x.probe));
   const sustainedStat = stat(roundsOut.map((x) => x.sustained));
@@ -361,11 +364,13 @@ function main() {
     md += `\nSame-round ratios, this project ÷ llama.cpp (median, min–max):\n\n| baseline | decode batch 1 | prefill | decode batch ${batch} |\n|---|---:|---:|---:|\n`;
     for (const q of ratios) md += `| ${q.baseline} | ${fmt(q.decode1)} | ${fmt(q.prefill)} | ${fmt(q.decode8)} |\n`;
   }
-  md += `\nBy memory mode, decode batch 1 (tok/s, median (min–max)): this project over its paired steps whose read ran in that mode, llama.cpp over its runs whose probes before and after both ran in it (fast: a 2-thread read at >= ${FAST_GBS} GB/s). GB/s = bytes per step × the median.\n\n`;
-  md += `| mode | this project: steps | tok/s | GB/s | baseline | runs | tok/s | GB/s | this project ÷ baseline (ratio of medians) |\n|---|---:|---:|---:|---|---:|---:|---:|---:|\n`;
+  md += `\nBy memory mode, decode batch 1 (tok/s, median (min–max)): this project over its paired steps whose read ran in that mode, llama.cpp over its runs whose probes before and after both ran in it (fast: a 2-thread read at >= ${FAST_GBS} GB/s). GB/s = bytes per step × the median; % of paired read = the median over those steps of the step's GB/s ÷ the read's beside it.\n\n`;
+  md += `| mode | this project: steps | tok/s | GB/s | % of paired read | baseline | runs | tok/s | GB/s | this project ÷ baseline (ratio of medians) |\n|---|---:|---:|---:|---:|---|---:|---:|---:|---:|\n`;
+  // without a llama.cpp build this project's rows still show (no baseline columns)
+  const none = { baseline: '–', runs: 0, decode1: null, ratio_of_medians: null };
   for (const m of byMode)
-    for (const q of m.baselines)
-      md += `| ${m.mode} | ${m.steps} | ${m.decode1 ? fmt(m.decode1) : '–'} | ${m.decode1 ? ((m.decode1.median * ours.bytes) / 1e9).toFixed(1) : '–'} | ${q.baseline} | ${q.runs} | ${q.decode1 ? fmt(q.decode1) : '–'} | ${q.decode1 ? ((q.decode1.median * q.bytes_per_step) / 1e9).toFixed(1) : '–'} | ${q.ratio_of_medians ? q.ratio_of_medians.toFixed(2) : '–'} |\n`;
+    for (const q of m.baselines.length ? m.baselines : [none])
+      md += `| ${m.mode} | ${m.steps} | ${m.decode1 ? fmt(m.decode1) : '–'} | ${m.decode1 ? ((m.decode1.median * ours.bytes) / 1e9).toFixed(1) : '–'} | ${pct(m.fraction_of_paired_read)} | ${q.baseline} | ${q.runs} | ${q.decode1 ? fmt(q.decode1) : '–'} | ${q.decode1 ? ((q.decode1.median * q.bytes_per_step) / 1e9).toFixed(1) : '–'} | ${q.ratio_of_medians ? q.ratio_of_medians.toFixed(2) : '–'} |\n`;
   md += `\nRounds:\n\n| round | probe GB/s | sustained GB/s | this project: % of paired read / best ÷ best | modes: this project's paired steps (fast / slow)${engines.slice(1).map((e) => `; ${e.label} (probes before / after, GB/s)`).join('')} | quiet before (others' cores) | load avg | ${engines.map((e) => `${e.label}: decode / prefill / b${batch}`).join(' | ')} |\n|---|---:|---:|---:|---|---:|---:|${engines.map(() => '---|').join('')}\n`;
   for (const x of roundsOut)
     md += `| ${x.round} | ${x.probe.toFixed(1)} | ${x.sustained.toFixed(1)} | ${x.res.ours.paired > 0 ? `${(100 * x.res.ours.paired).toFixed(0)} / ${(100 * x.res.ours.pairedBest).toFixed(0)}` : '–'} | ${modesCell(x)} | ${x.gate.busy.toFixed(2)}${x.gate.quiet ? '' : ' (not quiet)'} | ${x.load.toFixed(1)} | ${engines.map((e) => `${x.res[e.key].decode1.toFixed(2)} / ${x.res[e.key].prefill.toFixed(1)} / ${x.res[e.key].decode8.toFixed(1)}`).join(' | ')} |\n`;
