@@ -189,7 +189,7 @@ function runOurs() {
     head: j.head,                     // 'screened' or 'full' (what --head resolved to)
     exactRows: j.exact_rows_per_sample_batch1_median,
     // each paired step's tok/s with the mode of the read beside it
-    tagged: (j.paired_step_gb_s ?? []).map((g, i) => ({ tok_s: (g * 1e9) / j.weight_bytes_per_step, read_gb_s: j.paired_read_gb_s[i], mode: modeOf(j.paired_read_gb_s[i]) })),
+    tagged: (j.paired_step_gb_s ?? []).map((g, i) => ({ tok_s: (g * 1e9) / j.weight_bytes_per_step, step_gb_s: g, read_gb_s: j.paired_read_gb_s[i], mode: modeOf(j.paired_read_gb_s[i]) })),
     others: r.others,
   };
 }
@@ -320,7 +320,7 @@ function main() {
     const oursTagged = roundsOut.flatMap((x) => x.res.ours.tagged.filter((t) => t.mode === mode));
     const oursTok = oursTagged.map((t) => t.tok_s);
     // each of those steps' GB/s over the read's beside it: the decode's share of the bandwidth within the mode
-    const oursShare = oursTagged.map((t) => (t.tok_s * ours.bytes) / 1e9 / t.read_gb_s);
+    const oursShare = oursTagged.map((t) => t.step_gb_s / t.read_gb_s);
     const baselines = engines.slice(1).map((e) => {
       const tok = roundsOut.filter((x) => x.res[e.key].mode === mode).map((x) => x.res[e.key].decode1);
       return {
