@@ -127,19 +127,20 @@ void test_f16_narrow() {
         "narrow_f16: f32_to_f16's bits for " + std::to_string(x.size()) + " values (" + std::to_string(wrong) + " wrong)");
 }
 
-void test_attention(int D) {
+// bs: the KV cache's block size (16 by default; the AVX-512 path reads a block's rows 4 at a time where bs allows).
+void test_attention(int D, int bs = 16) {
   std::mt19937 rng(9);
   std::normal_distribution<float> d(0.f, 1.f);
-  const int layers = 2, kv_heads = 2, bs = 16, blocks = 8;
+  const int layers = 2, kv_heads = 2, blocks = 8;
   KvPool kv(layers, kv_heads, D, bs, blocks);
   std::vector<int32_t> table = {5, 2, 7, 0};
   for (int32_t b : table)
     for (int l = 0; l < layers; l++)
       for (int i = 0; i < kv_heads * bs * D; i++) kv.k(b, l)[i] = f32_to_f16(d(rng)), kv.v(b, l)[i] = f32_to_f16(d(rng));
-  for (int n_q : {1, 3, 4}) {  // query heads sharing the KV head, each with its own q
-    std::vector<float> q((size_t)n_q * D), scores((size_t)n_q * 64), out((size_t)n_q * D);
+  for (int n_q : {1, 3, 4, 6}) {  // query heads sharing the KV head, each with its own q
+    std::vector<float> q((size_t)n_q * D), scores((size_t)n_q * 4 * bs), out((size_t)n_q * D);
     for (auto& v : q) v = d(rng);
-    for (int pos : {0, 15, 16, 40, 63}) {
+    for (int pos : {0, bs - 1, bs, 2 * bs + bs / 2, 4 * bs - 1}) {
       const int layer = 1, head = 1;
       const float scale = 1.f / std::sqrt((float)D);
       attention_group_cpu(q.data(), n_q, kv, layer, head, table.data(), pos, D, scale, scores.data(), out.data());
@@ -162,8 +163,8 @@ void test_attention(int D) {
         double num = 0, den = 0;
         for (int i = 0; i < D; i++) num += (og[i] - ref[i]) * (og[i] - ref[i]), den += ref[i] * ref[i];
         check(std::sqrt(num / den) < 1e-5,
-              "attention D=" + std::to_string(D) + " n_q=" + std::to_string(n_q) + " head " + std::to_string(g) +
-                  " pos=" + std::to_string(pos));
+              "attention D=" + std::to_string(D) + " bs=" + std::to_string(bs) + " n_q=" + std::to_string(n_q) +
+                  " head " + std::to_string(g) + " pos=" + std::to_string(pos));
       }
     }
   }
@@ -187,6 +188,9 @@ int main() {
     }
     check(std::string(attention_cpu_isa()) == isa, std::string("attention path forced to ") + isa);
     test_attention(128);
+    test_attention(128, 32);  // two groups of 16 rows per block
+    test_attention(128, 6);   // not a multiple of 4: row by row
+    test_attention(32);       // head_dim 32 (the yarn test checkpoint's)
   }
   attention_cpu_force_isa("auto");
   return test::report();

@@ -14,6 +14,7 @@ import { makeTinyQwen3, type TinyQwen3 } from '../helpers/tiny-qwen3.ts';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(root, 'native', 'build', 'qwen3');
 const BLOCK = 4; // tokens per KV block: small, so every sequence spans several blocks
+const blocksFor = (n: number) => Math.ceil(n / BLOCK);
 /** Absolute log-probability tolerance: engine vs the float64 reference. */
 const REF_TOL = 5e-3;
 /** Absolute log-probability tolerance: engine vs itself along another path (decode vs prefill, batched vs alone). */
@@ -75,7 +76,6 @@ describe('KV-cache decoding', () => {
   });
 
   const ref = (toks: number[]) => referenceLogits(m.config, m.weights, toks).map(logSoftmax);
-  const blocksFor = (n: number) => Math.ceil(n / BLOCK);
 
   it('reports the model and KV geometry it loaded', () => {
     const info = engine.info();
@@ -410,5 +410,71 @@ describe('KV-cache decoding', () => {
     const want = ref([...toks, ...ids.slice(0, -1)]);
     ids.forEach((tok, i) => expectGreedy(tok, want[toks.length - 1 + i], REF_TOL, `addon greedy step ${i}`));
     expect(ids).toHaveLength(5);
+  });
+});
+
+// At Qwen3's head_dim (128) and 4 query heads per KV head the AVX-512 attention scores 4 K rows at a time, block by
+// block through the block table (attention_cpu_avx512.cpp); blocks of 4 tokens make a 100-token sequence span 25
+// blocks, and a block's last rows are often past the sequence's end.
+describe('KV-cache decoding at head_dim 128, 4 query heads per KV head', () => {
+  const V = 384;
+  const N = 100;
+  const spec = {
+    hidden: 128, intermediate: 256, heads: 8, kvHeads: 2, headDim: 128, vocab: V, groupSize: 128, maxPositionEmbeddings: 128,
+    seed: 8,
+  };
+  let m: TinyQwen3;
+  let engine: Engine;
+  beforeAll(async () => {
+    m = makeTinyQwen3(spec);
+    engine = await loadAddon().load(m.dir, { kvBlockSize: BLOCK, kvBlocks: 64 });
+  });
+  afterAll(() => void (engine?.free(), m?.cleanup()));
+  const ref = (toks: number[]) => referenceLogits(m.config, m.weights, toks).map(logSoftmax);
+
+  it(`token-by-token decode over ${N} positions equals one full prefill and the reference at every position`, async () => {
+    const toks = prompt(N, V, 21);
+    const want = ref(toks);
+    const prefill = await engine.logits(Int32Array.from(toks), true);
+    const blocks = engine.kvAlloc(blocksFor(N))!;
+    expect(blocks).not.toBeNull();
+    engine.seqBegin(1, Int32Array.from(toks.slice(0, 1)), { temperature: 0, logprobs: 20 });
+    try {
+      for (let t = 0; t < N; t++) {
+        const [s] = await engine.step([
+          { seqId: 1, tokens: Int32Array.of(toks[t]), pos: t, blockTable: blocks.subarray(0, blocksFor(t + 1)), sample: true },
+        ]);
+        const prefillRow = logSoftmax(prefill.subarray(t * V, (t + 1) * V));
+        expectTopMatches(s!, prefillRow, SELF_TOL, `decode vs prefill, position ${t}`);
+        expectTopMatches(s!, want[t], REF_TOL, `decode vs reference, position ${t}`);
+      }
+    } finally {
+      engine.seqEnd(1);
+      engine.kvRelease(blocks);
+    }
+  });
+
+  it('a long and a short sequence decoded in one step each match the reference', async () => {
+    const long = prompt(90, V, 22), short = prompt(9, V, 23);
+    const bl = engine.kvAlloc(blocksFor(long.length))!, bs = engine.kvAlloc(blocksFor(short.length))!;
+    engine.seqBegin(2, Int32Array.from(long.slice(0, -1)), { temperature: 0, logprobs: 20 });
+    engine.seqBegin(3, Int32Array.from(short.slice(0, -1)), { temperature: 0, logprobs: 20 });
+    try {
+      await engine.step([
+        { seqId: 2, tokens: Int32Array.from(long.slice(0, -1)), pos: 0, blockTable: bl, sample: false },
+        { seqId: 3, tokens: Int32Array.from(short.slice(0, -1)), pos: 0, blockTable: bs, sample: false },
+      ]);
+      const [a, b] = await engine.step([
+        { seqId: 2, tokens: Int32Array.of(long[long.length - 1]), pos: long.length - 1, blockTable: bl, sample: true },
+        { seqId: 3, tokens: Int32Array.of(short[short.length - 1]), pos: short.length - 1, blockTable: bs, sample: true },
+      ]);
+      expectTopMatches(a!, ref(long)[long.length - 1], REF_TOL, 'long sequence');
+      expectTopMatches(b!, ref(short)[short.length - 1], REF_TOL, 'short sequence');
+    } finally {
+      engine.seqEnd(2);
+      engine.seqEnd(3);
+      engine.kvRelease(bl);
+      engine.kvRelease(bs);
+    }
   });
 });

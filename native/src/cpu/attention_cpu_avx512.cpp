@@ -6,7 +6,10 @@
 // 0.59x of that at 1023 positions and 0.79-0.87x at 4095 (cpu-attention-vreg.md). At long contexts the K/V reads'
 // pattern (pieces per block and head, far apart) is what holds it back (cpu-attention-pattern.md). The rows are fp16
 // (kv_cache.h), widened 16 at a time by vcvtph2ps; against fp32 rows a step's attention took 0.71-0.77x the time at
-// 1023 and 4095 positions (cpu-kv-fp16.md).
+// 1023 and 4095 positions (cpu-kv-fp16.md). The K pass walks the block table a block at a time and scores 4 rows
+// against the query heads at once (k_pass_blocks): each row is widened once instead of once per head, and the 16 dot
+// products' lanes are summed together; one KV head's attention on cached rows took 26-29 ns per row against 41-45
+// (bench/results/cpu-attention-rows4.md).
 // GCC 12 reports its own _mm512_undefined_* placeholders (inside the reduce intrinsics) as maybe-uninitialized.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -100,6 +103,85 @@ void v_pass_4x128(const float* scores, int n, const Row& row, float* out) {
       for (int c = 0; c < 4; c++) _mm512_storeu_ps(out + (size_t)g * 128 + 64 * h + 16 * c, o[h][g][c]);
 }
 
+// Lane i of the result: the sum of a[i]'s 16 lanes. 15 adds and 30 shuffles for the 16 sums, where one
+// _mm512_reduce_add_ps per vector takes 4 adds and 4 shuffles (and its steps wait on each other).
+inline __m512 sums16(const __m512* a) {
+  __m512 t[8], u[4], w[2];
+  for (int i = 0; i < 8; i++)  // per 128-bit lane: (a0 + a2, b0 + b2, a1 + a3, b1 + b3) of a = a[2i], b = a[2i+1]
+    t[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+  for (int i = 0; i < 4; i++) {  // per 128-bit lane: one partial sum each of 4 sources
+    const __m512d x = _mm512_castps_pd(t[2 * i]), y = _mm512_castps_pd(t[2 * i + 1]);
+    u[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+  }
+  for (int i = 0; i < 2; i++)  // 128-bit lanes (0 + 1, 2 + 3) of u[2i], then of u[2i+1]
+    w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(u[2 * i], u[2 * i + 1], 0xDD));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(w[0], w[1], 0x88), _mm512_shuffle_f32x4(w[0], w[1], 0xDD));
+}
+
+// Scores of NQ (1-4) query heads against 4 consecutive K rows (head_dim D, a multiple of 16): each row widened once
+// for all the heads, the 16 dot products' lanes summed together (sums16). s[g] gets head g's 4 scores (times scale),
+// the first `rows` of them.
+template <int NQ>
+inline void scores_4rows(const float* q, int D, const uint16_t* k, __m512 scale, int rows, float* const* s) {
+  __m512 acc[16];
+  for (auto& a : acc) a = _mm512_setzero_ps();
+  for (int c = 0; c < D; c += 16) {
+    const __m512 k0 = widen16(k + c), k1 = widen16(k + D + c), k2 = widen16(k + 2 * D + c),
+                 k3 = widen16(k + 3 * D + c);
+    for (int g = 0; g < NQ; g++) {
+      const __m512 qg = _mm512_loadu_ps(q + (size_t)g * D + c);
+      acc[4 * g] = _mm512_fmadd_ps(qg, k0, acc[4 * g]);
+      acc[4 * g + 1] = _mm512_fmadd_ps(qg, k1, acc[4 * g + 1]);
+      acc[4 * g + 2] = _mm512_fmadd_ps(qg, k2, acc[4 * g + 2]);
+      acc[4 * g + 3] = _mm512_fmadd_ps(qg, k3, acc[4 * g + 3]);
+    }
+  }
+  alignas(64) float sums[16];
+  _mm512_store_ps(sums, _mm512_mul_ps(sums16(acc), scale));
+  const __mmask8 m = (__mmask8)((1u << rows) - 1);
+  for (int g = 0; g < NQ; g++) _mm_mask_storeu_ps(s[g], m, _mm_load_ps(sums + 4 * g));
+}
+
+// The K pass block by block: each block's rows of this KV head lie together (bs x head_dim fp16, kv_cache.h), so the
+// rows come as one piece per block, 4 at a time, with no division per row. While a block's rows are scored, the next
+// block's K piece and this block's V piece (read after the softmax) are asked for, into L2 both, spread over the block's
+// groups of 4 rows.
+void k_pass_blocks(const float* q, int n_q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table,
+                   int n, int D, float scale, float* scores) {
+  const int bs = kv.block_size(), blocks = (n + bs - 1) / bs, groups = bs / 4;
+  const size_t piece = (size_t)bs * D;  // fp16 values of one block's rows of this head
+  const int lines = (int)(piece * sizeof(uint16_t) / 64), lines_per_group = (lines + groups - 1) / groups;
+  auto k_piece = [&](int b) { return kv.k(block_table[b], layer) + (size_t)kv_head * piece; };
+  auto v_piece = [&](int b) { return kv.v(block_table[b], layer) + (size_t)kv_head * piece; };
+  for (int i = 0; i < lines; i++) _mm_prefetch((const char*)k_piece(0) + 64 * i, _MM_HINT_T1);
+  const __m512 sc = _mm512_set1_ps(scale);
+  for (int b = 0; b < blocks; b++) {
+    const uint16_t* kb = k_piece(b);
+    const char* next_k = b + 1 < blocks ? (const char*)k_piece(b + 1) : nullptr;
+    const char* this_v = (const char*)v_piece(b);
+    const int rows = std::min(bs, n - b * bs);
+    for (int r = 0, gi = 0; r < rows; r += 4, gi++) {
+      for (int i = gi * lines_per_group, e = std::min(lines, i + lines_per_group); i < e; i++) {
+        if (next_k) _mm_prefetch(next_k + 64 * i, _MM_HINT_T1);
+        _mm_prefetch(this_v + 64 * i, _MM_HINT_T1);
+      }
+      const int j = b * bs + r, take = std::min(4, rows - r);
+      for (int g0 = 0; g0 < n_q; g0 += 4) {
+        float* s[4];
+        for (int g = 0; g < 4; g++) s[g] = scores + (size_t)(g0 + g) * n + j;
+        const float* qg = q + (size_t)g0 * D;
+        switch (std::min(4, n_q - g0)) {
+          case 4: scores_4rows<4>(qg, D, kb + (size_t)r * D, sc, take, s); break;
+          case 3: scores_4rows<3>(qg, D, kb + (size_t)r * D, sc, take, s); break;
+          case 2: scores_4rows<2>(qg, D, kb + (size_t)r * D, sc, take, s); break;
+          default: scores_4rows<1>(qg, D, kb + (size_t)r * D, sc, take, s); break;
+        }
+      }
+    }
+  }
+}
+
 // The vector operations attention_group_simd (attention_cpu_simd.h) runs on: 16 lanes.
 struct Ops {
   using Vec = __m512;
@@ -123,7 +205,11 @@ struct Ops {
 
 void attention_group_avx512(const float* q, int n_q, const KvPool& kv, int layer, int kv_head,
                             const int32_t* block_table, int pos, int head_dim, float scale, float* scores, float* out) {
-  attention_group_simd<Ops>(q, n_q, kv, layer, kv_head, block_table, pos, head_dim, scale, scores, out);
+  if (kv.block_size() % 4 != 0)
+    return attention_group_simd<Ops>(q, n_q, kv, layer, kv_head, block_table, pos, head_dim, scale, scores, out);
+  const int n = pos + 1;
+  k_pass_blocks(q, n_q, kv, layer, kv_head, block_table, n, head_dim, scale, scores);
+  attention_after_scores<Ops>(n_q, kv, layer, kv_head, block_table, n, head_dim, scores, out);
 }
 
 }  // namespace q3

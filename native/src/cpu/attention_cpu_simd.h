@@ -7,6 +7,29 @@
 
 namespace q3 {
 
+// What follows the K pass: each head's softmax over its n scores, then the V pass.
+template <class V>
+inline void attention_after_scores(int n_q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table, int n,
+                                   int head_dim, float* scores, float* out) {
+  const int bs = kv.block_size(), chunks = head_dim / V::kLanes;
+  auto row = [&](bool v, int j) {
+    const int32_t b = block_table[j / bs];
+    return (v ? kv.v(b, layer) : kv.k(b, layer)) + ((size_t)kv_head * bs + j % bs) * head_dim;
+  };
+  for (int g = 0; g < n_q; g++) V::softmax(scores + (size_t)g * n, n);
+  if (n_q == 4 && head_dim == 128) return V::v_pass_4x128(scores, n, row, out);
+  for (int i = 0; i < n_q * head_dim; i += V::kLanes) V::store(out + i, V::zero());
+  for (int j = 0; j < n; j++) {
+    const uint16_t* v = row(true, j);
+    for (int g = 0; g < n_q; g++) {
+      const auto p = V::set1(scores[(size_t)g * n + j]);
+      float* o = out + (size_t)g * head_dim;
+      for (int c = 0; c < chunks; c++)
+        V::store(o + V::kLanes * c, V::fmadd(p, V::widen(v + V::kLanes * c), V::load(o + V::kLanes * c)));
+    }
+  }
+}
+
 // V: the path's vector type and operations on it: Vec, kLanes, load(const float*), widen(const uint16_t*) (kLanes
 // fp16 values as fp32), mul, fmadd(a, b, c) = a * b + c, sum (across lanes), set1, zero, store(float*, Vec); and its
 // softmax(float* scores, int n) and v_pass_4x128(scores, n, row, out) (Qwen3's 4 query heads x head_dim 128).
@@ -37,18 +60,7 @@ inline void attention_group_simd(const float* q, int n_q, const KvPool& kv, int 
       scores[(size_t)g * n + j] = V::sum(acc) * scale;
     }
   }
-  for (int g = 0; g < n_q; g++) V::softmax(scores + (size_t)g * n, n);
-  if (n_q == 4 && head_dim == 128) return V::v_pass_4x128(scores, n, row, out);
-  for (int i = 0; i < n_q * head_dim; i += V::kLanes) V::store(out + i, V::zero());
-  for (int j = 0; j < n; j++) {
-    const uint16_t* v = row(true, j);
-    for (int g = 0; g < n_q; g++) {
-      const auto p = V::set1(scores[(size_t)g * n + j]);
-      float* o = out + (size_t)g * head_dim;
-      for (int c = 0; c < chunks; c++)
-        V::store(o + V::kLanes * c, V::fmadd(p, V::widen(v + V::kLanes * c), V::load(o + V::kLanes * c)));
-    }
-  }
+  attention_after_scores<V>(n_q, kv, layer, kv_head, block_table, n, head_dim, scores, out);
 }
 
 }  // namespace q3
