@@ -127,7 +127,8 @@ void test_f16_narrow() {
         "narrow_f16: f32_to_f16's bits for " + std::to_string(x.size()) + " values (" + std::to_string(wrong) + " wrong)");
 }
 
-// bs: the KV cache's block size (16 by default; the AVX-512 path reads a block's rows 4 at a time where bs allows).
+// bs: the KV cache's block size (16 by default; the AVX-512 and AVX2 paths score a block's rows 4 and 2 at a time
+// where bs allows).
 void test_attention(int D, int bs = 16) {
   std::mt19937 rng(9);
   std::normal_distribution<float> d(0.f, 1.f);
@@ -189,7 +190,8 @@ int main() {
     check(std::string(attention_cpu_isa()) == isa, std::string("attention path forced to ") + isa);
     test_attention(128);
     test_attention(128, 32);  // two groups of 16 rows per block
-    test_attention(128, 6);   // not a multiple of 4: row by row
+    test_attention(128, 6);   // not a multiple of 4: row by row on AVX-512, 2 rows at a time on AVX2
+    test_attention(128, 5);   // odd: row by row on both
     test_attention(32);       // head_dim 32 (the yarn test checkpoint's)
   }
   attention_cpu_force_isa("auto");

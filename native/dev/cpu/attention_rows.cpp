@@ -3,7 +3,7 @@
 // stay in the caches (a layer's K/V at 1023 positions is 4 MiB; at 80, 320 KiB). Prints ns per K/V row (one K and one
 // V row of one KV head), the best of 5 passes of ~20M rows. Results: bench/results/cpu-attention-rows4.md.
 // Build: g++ -O3 -march=native -I native/src -I native/include native/dev/cpu/attention_rows.cpp native/build/libq3core.a -lpthread -o /tmp/attention_rows
-// Usage: /tmp/attention_rows [position (80)]
+// Usage: /tmp/attention_rows [position (80)] [plain|avx2|avx512 (the widest the CPU has)]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -20,6 +20,10 @@ using namespace q3;
 
 int main(int argc, char** argv) {
   const int pos = argc > 1 ? std::atoi(argv[1]) : 80, n = pos + 1;
+  if (argc > 2 && !attention_cpu_force_isa(argv[2])) {
+    std::printf("no %s attention path on this CPU\n", argv[2]);
+    return 1;
+  }
   const int KVH = 8, G = 4, D = 128, bs = 16, blocks = n / bs + 1;
   KvPool kv(1, KVH, D, bs, blocks);
   std::vector<int32_t> table(blocks);

@@ -1,6 +1,6 @@
 // The decode attention of ops_cpu.cpp's attention_group_cpu in AVX-512, for head_dim a multiple of 16 (Qwen3's
 // 128). The plain loops there compile to scalar code (their order-bound sums do not vectorise). Same reads, same order
-// of rows, same prefetch; the sums run in 16-lane registers, so results differ from the plain loops' in the last bits
+// of rows (the K pass asks for them a block ahead, below); the sums run in 16-lane registers, so results differ from the plain loops' in the last bits
 // only. On a 2-core Zen 4 a decode step's attention took 0.86x the plain loops' time at 112 and at 4096 positions
 // (bench/results/cpu-attention-avx512.md); with the V pass's sums in registers at Qwen3's shape (v_pass_4x128), 0.55-
 // 0.59x of that at 1023 positions and 0.79-0.87x at 4095 (cpu-attention-vreg.md). At long contexts the K/V reads'
@@ -143,45 +143,6 @@ inline void scores_4rows(const float* q, int D, const uint16_t* k, __m512 scale,
   for (int g = 0; g < NQ; g++) _mm_mask_storeu_ps(s[g], m, _mm_load_ps(sums + 4 * g));
 }
 
-// The K pass block by block: each block's rows of this KV head lie together (bs x head_dim fp16, kv_cache.h), so the
-// rows come as one piece per block, 4 at a time, with no division per row. While a block's rows are scored, the next
-// block's K piece and this block's V piece (read after the softmax) are asked for, into L2 both, spread over the block's
-// groups of 4 rows.
-void k_pass_blocks(const float* q, int n_q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table,
-                   int n, int D, float scale, float* scores) {
-  const int bs = kv.block_size(), blocks = (n + bs - 1) / bs, groups = bs / 4;
-  const size_t piece = (size_t)bs * D;  // fp16 values of one block's rows of this head
-  const int lines = (int)(piece * sizeof(uint16_t) / 64), lines_per_group = (lines + groups - 1) / groups;
-  auto k_piece = [&](int b) { return kv.k(block_table[b], layer) + (size_t)kv_head * piece; };
-  auto v_piece = [&](int b) { return kv.v(block_table[b], layer) + (size_t)kv_head * piece; };
-  for (int i = 0; i < lines; i++) _mm_prefetch((const char*)k_piece(0) + 64 * i, _MM_HINT_T1);
-  const __m512 sc = _mm512_set1_ps(scale);
-  for (int b = 0; b < blocks; b++) {
-    const uint16_t* kb = k_piece(b);
-    const char* next_k = b + 1 < blocks ? (const char*)k_piece(b + 1) : nullptr;
-    const char* this_v = (const char*)v_piece(b);
-    const int rows = std::min(bs, n - b * bs);
-    for (int r = 0, gi = 0; r < rows; r += 4, gi++) {
-      for (int i = gi * lines_per_group, e = std::min(lines, i + lines_per_group); i < e; i++) {
-        if (next_k) _mm_prefetch(next_k + 64 * i, _MM_HINT_T1);
-        _mm_prefetch(this_v + 64 * i, _MM_HINT_T1);
-      }
-      const int j = b * bs + r, take = std::min(4, rows - r);
-      for (int g0 = 0; g0 < n_q; g0 += 4) {
-        float* s[4];
-        for (int g = 0; g < 4; g++) s[g] = scores + (size_t)(g0 + g) * n + j;
-        const float* qg = q + (size_t)g0 * D;
-        switch (std::min(4, n_q - g0)) {
-          case 4: scores_4rows<4>(qg, D, kb + (size_t)r * D, sc, take, s); break;
-          case 3: scores_4rows<3>(qg, D, kb + (size_t)r * D, sc, take, s); break;
-          case 2: scores_4rows<2>(qg, D, kb + (size_t)r * D, sc, take, s); break;
-          default: scores_4rows<1>(qg, D, kb + (size_t)r * D, sc, take, s); break;
-        }
-      }
-    }
-  }
-}
-
 // The vector operations attention_group_simd (attention_cpu_simd.h) runs on: 16 lanes.
 struct Ops {
   using Vec = __m512;
@@ -191,6 +152,11 @@ struct Ops {
   static Vec mul(Vec a, Vec b) { return _mm512_mul_ps(a, b); }
   static Vec fmadd(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
   static float sum(Vec v) { return _mm512_reduce_add_ps(v); }
+  static constexpr int kRows = 4;  // K rows score_rows takes at once
+  template <int NQ>
+  static void score_rows(const float* q, int D, const uint16_t* k, float scale, int rows, float* const* s) {
+    scores_4rows<NQ>(q, D, k, _mm512_set1_ps(scale), rows, s);
+  }
   static Vec set1(float x) { return _mm512_set1_ps(x); }
   static Vec zero() { return _mm512_setzero_ps(); }
   static void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
@@ -205,10 +171,10 @@ struct Ops {
 
 void attention_group_avx512(const float* q, int n_q, const KvPool& kv, int layer, int kv_head,
                             const int32_t* block_table, int pos, int head_dim, float scale, float* scores, float* out) {
-  if (kv.block_size() % 4 != 0)
+  if (kv.block_size() % Ops::kRows != 0)
     return attention_group_simd<Ops>(q, n_q, kv, layer, kv_head, block_table, pos, head_dim, scale, scores, out);
   const int n = pos + 1;
-  k_pass_blocks(q, n_q, kv, layer, kv_head, block_table, n, head_dim, scale, scores);
+  k_pass_blocks<Ops>(q, n_q, kv, layer, kv_head, block_table, n, head_dim, scale, scores);
   attention_after_scores<Ops>(n_q, kv, layer, kv_head, block_table, n, head_dim, scores, out);
 }
 

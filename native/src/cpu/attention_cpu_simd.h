@@ -3,6 +3,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "ops_cpu.h"
 
 namespace q3 {
@@ -30,9 +32,52 @@ inline void attention_after_scores(int n_q, const KvPool& kv, int layer, int kv_
   }
 }
 
+// The K pass block by block: each block's rows of this KV head lie together (bs x head_dim fp16, kv_cache.h), so the
+// rows come as one piece per block, V::kRows at a time (V::score_rows<NQ> scores them against NQ <= 4 query heads,
+// each row widened once for all of them), with no division per row. While a block's rows are scored, the next
+// block's K piece and this block's V piece (read after the softmax) are asked for, into L2 both, spread over the
+// block's groups of rows. The block size must be a multiple of V::kRows: a group's rows past the sequence's end are
+// read (they lie inside the block) and their scores dropped.
+template <class V>
+inline void k_pass_blocks(const float* q, int n_q, const KvPool& kv, int layer, int kv_head,
+                          const int32_t* block_table, int n, int D, float scale, float* scores) {
+  const int bs = kv.block_size(), blocks = (n + bs - 1) / bs, groups = bs / V::kRows;
+  const size_t piece = (size_t)bs * D;  // fp16 values of one block's rows of this head
+  const int lines = (int)(piece * sizeof(uint16_t) / 64), lines_per_group = (lines + groups - 1) / groups;
+  auto k_piece = [&](int b) { return kv.k(block_table[b], layer) + (size_t)kv_head * piece; };
+  auto v_piece = [&](int b) { return kv.v(block_table[b], layer) + (size_t)kv_head * piece; };
+  for (int i = 0; i < lines; i++) _mm_prefetch((const char*)k_piece(0) + 64 * i, _MM_HINT_T1);
+  for (int b = 0; b < blocks; b++) {
+    const uint16_t* kb = k_piece(b);
+    const char* next_k = b + 1 < blocks ? (const char*)k_piece(b + 1) : nullptr;
+    const char* this_v = (const char*)v_piece(b);
+    const int rows = std::min(bs, n - b * bs);
+    for (int r = 0, gi = 0; r < rows; r += V::kRows, gi++) {
+      for (int i = gi * lines_per_group, e = std::min(lines, i + lines_per_group); i < e; i++) {
+        if (next_k) _mm_prefetch(next_k + 64 * i, _MM_HINT_T1);
+        _mm_prefetch(this_v + 64 * i, _MM_HINT_T1);
+      }
+      const int j = b * bs + r, take = std::min(V::kRows, rows - r);
+      for (int g0 = 0; g0 < n_q; g0 += 4) {
+        float* s[4];
+        for (int g = 0; g < 4; g++) s[g] = scores + (size_t)(g0 + g) * n + j;
+        const float* qg = q + (size_t)g0 * D;
+        const uint16_t* k = kb + (size_t)r * D;
+        switch (std::min(4, n_q - g0)) {
+          case 4: V::template score_rows<4>(qg, D, k, scale, take, s); break;
+          case 3: V::template score_rows<3>(qg, D, k, scale, take, s); break;
+          case 2: V::template score_rows<2>(qg, D, k, scale, take, s); break;
+          default: V::template score_rows<1>(qg, D, k, scale, take, s); break;
+        }
+      }
+    }
+  }
+}
+
 // V: the path's vector type and operations on it: Vec, kLanes, load(const float*), widen(const uint16_t*) (kLanes
 // fp16 values as fp32), mul, fmadd(a, b, c) = a * b + c, sum (across lanes), set1, zero, store(float*, Vec); and its
-// softmax(float* scores, int n) and v_pass_4x128(scores, n, row, out) (Qwen3's 4 query heads x head_dim 128).
+// softmax(float* scores, int n) and v_pass_4x128(scores, n, row, out) (Qwen3's 4 query heads x head_dim 128); and
+// for k_pass_blocks, kRows and score_rows<NQ>.
 // The K pass reads each K row once for every query head, kAttentionAhead rows behind the prefetch of the K row (into
 // L1) and the V row (into L2, read after the softmax); the V pass reads each V row once too.
 template <class V>
