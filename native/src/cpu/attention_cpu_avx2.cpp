@@ -134,7 +134,7 @@ inline void scores_2rows(const float* q, int D, const uint16_t* k, float scale, 
     for (int r = 0; r < rows; r++) s[g][r] = sums[2 * g + r];
 }
 
-// The vector operations attention_group_simd (attention_cpu_simd.h) runs on: 8 lanes.
+// The vector operations attention_group_rows (attention_cpu_simd.h) runs on: 8 lanes.
 struct Ops {
   using Vec = __m256;
   static constexpr int kLanes = 8;
@@ -162,11 +162,7 @@ struct Ops {
 
 void attention_group_avx2(const float* q, int n_q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table,
                           int pos, int head_dim, float scale, float* scores, float* out) {
-  if (kv.block_size() % Ops::kRows != 0)
-    return attention_group_simd<Ops>(q, n_q, kv, layer, kv_head, block_table, pos, head_dim, scale, scores, out);
-  const int n = pos + 1;
-  k_pass_blocks<Ops>(q, n_q, kv, layer, kv_head, block_table, n, head_dim, scale, scores);
-  attention_after_scores<Ops>(n_q, kv, layer, kv_head, block_table, n, head_dim, scores, out);
+  attention_group_rows<Ops>(q, n_q, kv, layer, kv_head, block_table, pos, head_dim, scale, scores, out);
 }
 
 }  // namespace q3

@@ -1,15 +1,15 @@
-// The decode attention of ops_cpu.cpp's attention_group_cpu in AVX-512, for head_dim a multiple of 16 (Qwen3's
-// 128). The plain loops there compile to scalar code (their order-bound sums do not vectorise). Same reads, same order
-// of rows (the K pass asks for them a block ahead, below); the sums run in 16-lane registers, so results differ from the plain loops' in the last bits
-// only. On a 2-core Zen 4 a decode step's attention took 0.86x the plain loops' time at 112 and at 4096 positions
-// (bench/results/cpu-attention-avx512.md); with the V pass's sums in registers at Qwen3's shape (v_pass_4x128), 0.55-
-// 0.59x of that at 1023 positions and 0.79-0.87x at 4095 (cpu-attention-vreg.md). At long contexts the K/V reads'
-// pattern (pieces per block and head, far apart) is what holds it back (cpu-attention-pattern.md). The rows are fp16
-// (kv_cache.h), widened 16 at a time by vcvtph2ps; against fp32 rows a step's attention took 0.71-0.77x the time at
-// 1023 and 4095 positions (cpu-kv-fp16.md). The K pass walks the block table a block at a time and scores 4 rows
-// against the query heads at once (k_pass_blocks): each row is widened once instead of once per head, and the 16 dot
-// products' lanes are summed together; one KV head's attention on cached rows took 26-29 ns per row against 41-45
-// (bench/results/cpu-attention-rows4.md).
+// The decode attention of ops_cpu.cpp's attention_group_cpu in AVX-512, for head_dim a multiple of 16 (Qwen3's 128).
+// The plain loops there compile to scalar code (their order-bound sums do not vectorise). Same reads, same order of
+// rows (the K pass asks for them a block ahead, attention_cpu_simd.h); the sums run in 16-lane registers, so results
+// differ from the plain loops' in the last bits only. On a 2-core Zen 4 a decode step's attention took 0.86x the plain
+// loops' time at 112 and at 4096 positions (bench/results/cpu-attention-avx512.md); with the V pass's sums in registers
+// at Qwen3's shape (v_pass_4x128), 0.55-0.59x of that at 1023 positions and 0.79-0.87x at 4095
+// (cpu-attention-vreg.md). At long contexts the K/V reads' pattern (pieces per block and head, far apart) is what holds
+// it back (cpu-attention-pattern.md). The rows are fp16 (kv_cache.h), widened 16 at a time by vcvtph2ps; against fp32
+// rows a step's attention took 0.71-0.77x the time at 1023 and 4095 positions (cpu-kv-fp16.md). The K pass walks the
+// block table a block at a time and scores 4 rows against the query heads at once (k_pass_blocks): each row is widened
+// once instead of once per head, and the 16 dot products' lanes are summed together; one KV head's attention on cached
+// rows took 26-29 ns per row against 41-45 (bench/results/cpu-attention-rows4.md).
 // GCC 12 reports its own _mm512_undefined_* placeholders (inside the reduce intrinsics) as maybe-uninitialized.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -143,7 +143,7 @@ inline void scores_4rows(const float* q, int D, const uint16_t* k, __m512 scale,
   for (int g = 0; g < NQ; g++) _mm_mask_storeu_ps(s[g], m, _mm_load_ps(sums + 4 * g));
 }
 
-// The vector operations attention_group_simd (attention_cpu_simd.h) runs on: 16 lanes.
+// The vector operations attention_group_rows (attention_cpu_simd.h) runs on: 16 lanes.
 struct Ops {
   using Vec = __m512;
   static constexpr int kLanes = 16;
@@ -171,11 +171,7 @@ struct Ops {
 
 void attention_group_avx512(const float* q, int n_q, const KvPool& kv, int layer, int kv_head,
                             const int32_t* block_table, int pos, int head_dim, float scale, float* scores, float* out) {
-  if (kv.block_size() % Ops::kRows != 0)
-    return attention_group_simd<Ops>(q, n_q, kv, layer, kv_head, block_table, pos, head_dim, scale, scores, out);
-  const int n = pos + 1;
-  k_pass_blocks<Ops>(q, n_q, kv, layer, kv_head, block_table, n, head_dim, scale, scores);
-  attention_after_scores<Ops>(n_q, kv, layer, kv_head, block_table, n, head_dim, scores, out);
+  attention_group_rows<Ops>(q, n_q, kv, layer, kv_head, block_table, pos, head_dim, scale, scores, out);
 }
 
 }  // namespace q3

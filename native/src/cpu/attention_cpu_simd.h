@@ -1,5 +1,5 @@
 // The decode attention's passes as its SIMD paths share them (attention_cpu_avx512.cpp, attention_cpu_avx2.cpp): each
-// path includes this under its own ISA flags and instantiates attention_group_simd with its vector operations.
+// path includes this under its own ISA flags and instantiates attention_group_rows with its vector operations.
 #pragma once
 #include <immintrin.h>
 
@@ -9,15 +9,20 @@
 
 namespace q3 {
 
+// K (v = false) or V row j of kv_head's rows in one layer, found through the sequence's block table.
+inline auto kv_rows(const KvPool& kv, int layer, int kv_head, const int32_t* block_table, int head_dim) {
+  return [&kv, layer, kv_head, block_table, head_dim, bs = kv.block_size()](bool v, int j) {
+    const int32_t b = block_table[j / bs];
+    return (v ? kv.v(b, layer) : kv.k(b, layer)) + ((size_t)kv_head * bs + j % bs) * head_dim;
+  };
+}
+
 // What follows the K pass: each head's softmax over its n scores, then the V pass.
 template <class V>
 inline void attention_after_scores(int n_q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table, int n,
                                    int head_dim, float* scores, float* out) {
-  const int bs = kv.block_size(), chunks = head_dim / V::kLanes;
-  auto row = [&](bool v, int j) {
-    const int32_t b = block_table[j / bs];
-    return (v ? kv.v(b, layer) : kv.k(b, layer)) + ((size_t)kv_head * bs + j % bs) * head_dim;
-  };
+  const int chunks = head_dim / V::kLanes;
+  const auto row = kv_rows(kv, layer, kv_head, block_table, head_dim);
   for (int g = 0; g < n_q; g++) V::softmax(scores + (size_t)g * n, n);
   if (n_q == 4 && head_dim == 128) return V::v_pass_4x128(scores, n, row, out);
   for (int i = 0; i < n_q * head_dim; i += V::kLanes) V::store(out + i, V::zero());
@@ -84,11 +89,8 @@ template <class V>
 inline void attention_group_simd(const float* q, int n_q, const KvPool& kv, int layer, int kv_head,
                                  const int32_t* block_table, int pos, int head_dim, float scale, float* scores,
                                  float* out) {
-  const int bs = kv.block_size(), n = pos + 1, chunks = head_dim / V::kLanes;
-  auto row = [&](bool v, int j) {
-    const int32_t b = block_table[j / bs];
-    return (v ? kv.v(b, layer) : kv.k(b, layer)) + ((size_t)kv_head * bs + j % bs) * head_dim;
-  };
+  const int n = pos + 1, chunks = head_dim / V::kLanes;
+  const auto row = kv_rows(kv, layer, kv_head, block_table, head_dim);
   const int row_bytes = head_dim * (int)sizeof(uint16_t);
   for (int j = -kAttentionAhead; j < n; j++) {
     if (j + kAttentionAhead < n) {
@@ -105,6 +107,19 @@ inline void attention_group_simd(const float* q, int n_q, const KvPool& kv, int 
       scores[(size_t)g * n + j] = V::sum(acc) * scale;
     }
   }
+  attention_after_scores<V>(n_q, kv, layer, kv_head, block_table, n, head_dim, scores, out);
+}
+
+// A path's attention_group: the block-by-block K pass where the block size is a multiple of V::kRows, else the row
+// by row one; the same softmax and V pass after either.
+template <class V>
+inline void attention_group_rows(const float* q, int n_q, const KvPool& kv, int layer, int kv_head,
+                                 const int32_t* block_table, int pos, int head_dim, float scale, float* scores,
+                                 float* out) {
+  if (kv.block_size() % V::kRows != 0)
+    return attention_group_simd<V>(q, n_q, kv, layer, kv_head, block_table, pos, head_dim, scale, scores, out);
+  const int n = pos + 1;
+  k_pass_blocks<V>(q, n_q, kv, layer, kv_head, block_table, n, head_dim, scale, scores);
   attention_after_scores<V>(n_q, kv, layer, kv_head, block_table, n, head_dim, scores, out);
 }
 
