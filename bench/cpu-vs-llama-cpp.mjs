@@ -8,11 +8,16 @@
 // 8b), llama.cpp built by bench/llama-cpp/build.sh, and GGUFs written by bench/llama-cpp/make-gguf.py. Without a
 // llama.cpp build it measures this project alone.
 //
-//   node bench/cpu-vs-llama-cpp.mjs [--rounds 5] [--threads 2] [--prompt 64] [--steps 32] [--model .models/8b]
+//   node bench/cpu-vs-llama-cpp.mjs [--rounds 5] [--threads 2] [--prompt 64] [--steps 32] [--batch 8] [--model .models/8b]
 //     [--gguf .bench/qwen3-8b-q4_0-q6_k.gguf,.bench/qwen3-8b-q4_0-f16.gguf]
 //     [--llama-bin .bench/llama.cpp/build/bin[,.bench/llama.cpp/build-avx512/bin]]
 //     [--quiet-cores 0.3] [--max-wait-s 1800] [--out bench/results/cpu-vs-llama-cpp] [--head auto|screened|full]
 //     [--pairs 20]
+//
+// Decode batch 1 runs after a --prompt-token context on both sides: this project decodes after prefilling the prompt,
+// llama.cpp with llama-bench -d (until session 31 llama.cpp decoded from an empty context). A long --prompt (1024)
+// compares decode at depth, where attention is a part of the step; --batch 0 leaves out the batched decode, whose
+// --batch prefills of that length take minutes.
 //
 // --head: this project's lm_head for its greedy samples (qwen3 bench --head; auto = screened where AVX-512 VNNI runs,
 // docs/cpu-head-screen.md); the output says which one ran.
@@ -40,7 +45,7 @@ const rounds = Number(option('rounds', '5'));
 const threads = Number(option('threads', '2'));
 const prompt = Number(option('prompt', '64'));
 const steps = Number(option('steps', '32'));
-const batch = 8;
+const batch = Number(option('batch', '8'));
 const model = resolve(root, option('model', '.models/8b'));
 // llama.cpp builds (bench/llama-cpp/build.sh: build = native flags with AMX, build-avx512 = without AMX)
 const llamaBins = option('llama-bin', '.bench/llama.cpp/build/bin')
@@ -174,12 +179,12 @@ function probe() {
 
 function runOurs() {
   const out = join(tmpdir(), `q3-bench-${process.pid}.json`);
-  const r = run(qwen3, ['bench', '--model', model, '--threads', threads, '--prompt', prompt, '--steps', steps, '--head', head, '--pairs', pairs, '--out', out]);
+  const r = run(qwen3, ['bench', '--model', model, '--threads', threads, '--prompt', prompt, '--steps', steps, '--batch', batch, '--head', head, '--pairs', pairs, '--out', out]);
   const j = JSON.parse(readFileSync(out, 'utf8'));
   return {
     prefill: j.prefill_tok_s,
     decode1: j.decode_tok_s_batch1,
-    decode8: j.decode_tok_s_batch8,
+    decode8: batch > 0 ? j[`decode_tok_s_batch${batch}`] : null,
     bytes: j.weight_bytes_per_step,
     probe: j.read_bandwidth_gb_s,
     sustained: j.read_bandwidth_sustained_gb_s,
@@ -195,30 +200,36 @@ function runOurs() {
 }
 
 function runLlama(llamaBin, gguf) {
-  const bench = (p, n) => run(join(llamaBin, 'llama-bench'), ['-m', gguf, '-t', threads, '-p', p, '-n', n, '-r', 1, '-o', 'json']);
-  // the decode alone, between two probes, so that a flip of the memory mode during it shows
+  const bench = (p, n, depth) =>
+    run(join(llamaBin, 'llama-bench'), ['-m', gguf, '-t', threads, '-p', p, '-n', n, '-d', depth, '-r', 1, '-o', 'json']);
+  // the decode alone (after a prompt-length context, as this project's), between two probes, so that a flip of the
+  // memory mode during it shows
   const before = probe().sustained_gb_s;
-  const d = bench(0, steps);
+  const d = bench(0, steps, prompt);
   const after = probe().sustained_gb_s;
-  const b = bench(prompt, 0);
+  const b = bench(prompt, 0, 0);
   const tests = [...JSON.parse(b.stdout), ...JSON.parse(d.stdout)];
   const pp = tests.find((t) => t.n_prompt === prompt && t.n_gen === 0);
-  const tg = tests.find((t) => t.n_prompt === 0 && t.n_gen === steps);
-  const ctx = batch * (prompt + steps) + 64;
-  const bb = run(join(llamaBin, 'llama-batched-bench'), [
-    '-m', gguf, '-t', threads, '-tb', threads, '-c', ctx, '-b', 2048, '-ub', 512,
-    '-npp', prompt, '-ntg', steps, '-npl', batch, '--output-format', 'jsonl',
-  ]);
-  const line = bb.stdout.split('\n').find((l) => l.startsWith('{') && l.includes('"speed_tg"'));
-  if (!pp || !tg || !line) throw new Error(`unexpected llama.cpp output:\n${b.stdout}\n${d.stdout}\n${bb.stdout}`);
+  const tg = tests.find((t) => t.n_prompt === 0 && t.n_gen === steps && t.n_depth === prompt);
+  let bb = null, line = '';
+  if (batch > 0) {
+    const ctx = batch * (prompt + steps) + 64;
+    bb = run(join(llamaBin, 'llama-batched-bench'), [
+      '-m', gguf, '-t', threads, '-tb', threads, '-c', ctx, '-b', 2048, '-ub', 512,
+      '-npp', prompt, '-ntg', steps, '-npl', batch, '--output-format', 'jsonl',
+    ]);
+    line = bb.stdout.split('\n').find((l) => l.startsWith('{') && l.includes('"speed_tg"'));
+  }
+  if (!pp || !tg || (bb && !line)) throw new Error(`unexpected llama.cpp output:\n${b.stdout}\n${d.stdout}\n${bb?.stdout ?? ''}`);
+  const parts = [b, d, ...(bb ? [bb] : [])];
   return {
     prefill: pp.avg_ts,
     decode1: tg.avg_ts,
-    decode8: JSON.parse(line).speed_tg,
+    decode8: bb ? JSON.parse(line).speed_tg : null,
     // the decode's mode: the probes around llama-bench agree, or it is unknown
     modeProbes: [before, after],
     mode: modeOf(before) === modeOf(after) ? modeOf(before) : 'mixed',
-    others: (b.others * b.wall + d.others * d.wall + bb.others * bb.wall) / (b.wall + d.wall + bb.wall),
+    others: parts.reduce((a, x) => a + x.others * x.wall, 0) / parts.reduce((a, x) => a + x.wall, 0),
     build: `${tests[0].build_commit} (build ${tests[0].build_number})`,
     cpuInfo: tests[0].cpu_info,
   };
@@ -231,7 +242,10 @@ const median = (a) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 const stat = (a) => ({ median: median(a), min: Math.min(...a), max: Math.max(...a) });
-const fmt = (s, d = 2) => `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})`;
+// the batched decode's figures are null with --batch 0
+const statOrNull = (a) => (a.every((v) => v != null && Number.isFinite(v)) ? stat(a) : null);
+const fmt = (s, d = 2) => (s ? `${s.median.toFixed(d)} (${s.min.toFixed(d)}–${s.max.toFixed(d)})` : '–');
+const fixed = (v, d) => (v == null ? '–' : v.toFixed(d));
 
 function waitQuiet() {
   const t0 = Date.now();
@@ -279,7 +293,7 @@ function main() {
     const sustained = Math.max(p.sustained_gb_s, res.ours.sustained);
     roundsOut.push({ round: r + 1, order: order.map((e) => e.label), probe: bw, sustained, probeMethod: p.method, gate, load: loadAverage(), res });
     const line = engines
-      .map((e) => `${e.label}: decode ${res[e.key].decode1.toFixed(2)} prefill ${res[e.key].prefill.toFixed(1)} b8 ${res[e.key].decode8.toFixed(1)}`)
+      .map((e) => `${e.label}: decode ${res[e.key].decode1.toFixed(2)} prefill ${res[e.key].prefill.toFixed(1)} b${batch} ${fixed(res[e.key].decode8, 1)}`)
       .join(' | ');
     process.stderr.write(`round ${r + 1}: probe ${bw.toFixed(1)} GB/s | ${line}\n`);
   }
@@ -299,7 +313,7 @@ function main() {
       bytes_per_step: e.bytes,
       decode1: stat(per.map((p) => p.decode1)),
       prefill: stat(per.map((p) => p.prefill)),
-      decode8: stat(per.map((p) => p.decode8)),
+      decode8: statOrNull(per.map((p) => p.decode8)),
       gb_s: stat(gbs),
       fraction_of_probe: stat(roundsOut.map((x, i) => gbs[i] / x.probe)),
       fraction_of_sustained: stat(roundsOut.map((x, i) => gbs[i] / x.sustained)),
@@ -313,7 +327,7 @@ function main() {
     baseline: e.label,
     decode1: stat(roundsOut.map((x) => x.res.ours.decode1 / x.res[e.key].decode1)),
     prefill: stat(roundsOut.map((x) => x.res.ours.prefill / x.res[e.key].prefill)),
-    decode8: stat(roundsOut.map((x) => x.res.ours.decode8 / x.res[e.key].decode8)),
+    decode8: batch > 0 ? statOrNull(roundsOut.map((x) => x.res.ours.decode8 / x.res[e.key].decode8)) : null,
   }));
   // Within one memory mode: this project's steps tagged with it against the llama.cpp runs tagged with it.
   const byMode = ['slow', 'fast'].map((mode) => {
@@ -345,7 +359,9 @@ function main() {
   md += `- this project: ${roundsOut[0].res.ours.device}, random checkpoint with the Qwen3-8B-AWQ shapes (\`${option('model', '.models/8b')}\`)\n`;
   md += `- this project's lm_head (\`--head ${head}\`): ${ours.weights.replace('AWQ int4 g128 + head ', '')}${heads.includes('screened') ? `; exact rows per greedy sample (median over rounds): ${median(roundsOut.map((x) => x.res.ours.exactRows))}. The screened head applies to samples with top_k <= 64 (or greedy) and no logprobs (docs/cpu-head-screen.md)` : ''}\n`;
   if (llama) md += `- llama.cpp: ${llamaBuild}, built by \`bench/llama-cpp/build.sh\` (native: \`-march=native\`, AMX tiles for several rows, with the one-line tile-configuration fix the script describes; avx512: no AMX); GGUFs from \`bench/llama-cpp/make-gguf.py\` (random, Qwen3-8B shapes)\n`;
-  md += `- each engine: ${threads} threads; prefill = one ${prompt}-token prompt; decode batch 1 = ${steps} steps after it; batch ${batch} = ${batch} sequences with ${prompt}-token prompts decoding ${steps} steps together (aggregate tok/s). llama.cpp: \`llama-bench -p 0 -n ${steps} -r 1\` (tg${steps}) between two probes, then \`llama-bench -p ${prompt} -n 0 -r 1\` (pp${prompt}), \`llama-batched-bench -npp ${prompt} -ntg ${steps} -npl ${batch}\` (S_TG)\n`;
+  const batchText = batch > 0 ? `; batch ${batch} = ${batch} sequences with ${prompt}-token prompts decoding ${steps} steps together (aggregate tok/s)` : '; no batched decode (--batch 0)';
+  const batchLlama = batch > 0 ? `, \`llama-batched-bench -npp ${prompt} -ntg ${steps} -npl ${batch}\` (S_TG)` : '';
+  md += `- each engine: ${threads} threads; prefill = one ${prompt}-token prompt; decode batch 1 = ${steps} steps after a ${prompt}-token context${batchText}. llama.cpp: \`llama-bench -p 0 -n ${steps} -d ${prompt} -r 1\` (tg${steps} @ d${prompt}) between two probes, then \`llama-bench -p ${prompt} -n 0 -r 1\` (pp${prompt})${batchLlama}\n`;
   md += `- ${rounds} rounds; each round runs the bandwidth probe (\`qwen3 bandwidth\`: the fastest of several read loops over 1 GiB, 2 threads, huge pages) and then every engine once, in an order that rotates by one each round. Figures: median (min–max) over rounds; ratios are taken within a round.\n`;
   md += `- bytes per step: every weight one decode step reads (this project: \`weight_bytes_per_token\`; llama.cpp: every tensor of the GGUF except the token embedding table). GB/s = bytes per step × decode tok/s; % of probe = that ÷ the same round's probe (its best 32 MiB segment, ~1 ms); % of sustained = that ÷ the same probe's rate over all its segments (a decode step averages over ~0.2 s the same way).\n`;
   md += `- paired (this project): this machine's memory bandwidth moves by tens of percent within a second, so a probe taken at another moment than the decode makes "% of probe" mostly noise. \`qwen3 bench\` therefore times, after its batch-1 decode, ${pairs} pairs of [one decode step, one read of the same bytes with the probe's fastest loop on the engine's own threads], the order alternating: "% of paired read" = the median over pairs of the step's GB/s ÷ the read's beside it; "best ÷ best" = the fastest of those steps ÷ the fastest of those reads. These two columns are the decode's share of the bandwidth; the probe columns stay for comparison with llama.cpp, which has no pairs.\n`;
@@ -356,12 +372,12 @@ function main() {
     return [ours, ...engines.slice(1).map((e) => `${x.res[e.key].mode} (${x.res[e.key].modeProbes.map((g) => g.toFixed(0)).join(' / ')})`)].join('; ');
   };
   const pct = (s) => (s ? fmt({ median: 100 * s.median, min: 100 * s.min, max: 100 * s.max }, 0) : '–');
-  md += `| engine | weights | MB per step | decode batch 1 tok/s | GB/s | % of paired read | best ÷ best | % of probe | % of sustained | prefill tok/s (${prompt} tokens) | decode batch ${batch} tok/s (aggregate) | other processes (cores busy) |\n`;
+  md += `| engine | weights | MB per step | decode batch 1 tok/s | GB/s | % of paired read | best ÷ best | % of probe | % of sustained | prefill tok/s (${prompt} tokens) | ${batch > 0 ? `decode batch ${batch} tok/s (aggregate)` : 'batched decode (--batch 0)'} | other processes (cores busy) |\n`;
   md += `|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n`;
   for (const r of rows)
     md += `| ${r.engine} | ${r.weights} | ${(r.bytes_per_step / 1e6).toFixed(0)} | ${fmt(r.decode1)} | ${fmt(r.gb_s, 1)} | ${pct(r.fraction_of_paired_read)} | ${pct(r.fraction_best_of_best)} | ${pct(r.fraction_of_probe)} | ${pct(r.fraction_of_sustained)} | ${fmt(r.prefill, 1)} | ${fmt(r.decode8, 1)} | ${fmt(r.others_cores)} |\n`;
   if (ratios.length) {
-    md += `\nSame-round ratios, this project ÷ llama.cpp (median, min–max):\n\n| baseline | decode batch 1 | prefill | decode batch ${batch} |\n|---|---:|---:|---:|\n`;
+    md += `\nSame-round ratios, this project ÷ llama.cpp (median, min–max):\n\n| baseline | decode batch 1 | prefill | ${batch > 0 ? `decode batch ${batch}` : 'batched decode'} |\n|---|---:|---:|---:|\n`;
     for (const q of ratios) md += `| ${q.baseline} | ${fmt(q.decode1)} | ${fmt(q.prefill)} | ${fmt(q.decode8)} |\n`;
   }
   md += `\nBy memory mode, decode batch 1 (tok/s, median (min–max)): this project over its paired steps whose read ran in that mode, llama.cpp over its runs whose probes before and after both ran in it (fast: a 2-thread read at >= ${FAST_GBS} GB/s). GB/s = bytes per step × the median; % of paired read = the median over those steps of the step's GB/s ÷ the read's beside it.\n\n`;
@@ -373,7 +389,7 @@ function main() {
       md += `| ${m.mode} | ${m.steps} | ${m.decode1 ? fmt(m.decode1) : '–'} | ${m.decode1 ? ((m.decode1.median * ours.bytes) / 1e9).toFixed(1) : '–'} | ${pct(m.fraction_of_paired_read)} | ${q.baseline} | ${q.runs} | ${q.decode1 ? fmt(q.decode1) : '–'} | ${q.decode1 ? ((q.decode1.median * q.bytes_per_step) / 1e9).toFixed(1) : '–'} | ${q.ratio_of_medians ? q.ratio_of_medians.toFixed(2) : '–'} |\n`;
   md += `\nRounds:\n\n| round | probe GB/s | sustained GB/s | this project: % of paired read / best ÷ best | modes: this project's paired steps (fast / slow)${engines.slice(1).map((e) => `; ${e.label} (probes before / after, GB/s)`).join('')} | quiet before (others' cores) | load avg | ${engines.map((e) => `${e.label}: decode / prefill / b${batch}`).join(' | ')} |\n|---|---:|---:|---:|---|---:|---:|${engines.map(() => '---|').join('')}\n`;
   for (const x of roundsOut)
-    md += `| ${x.round} | ${x.probe.toFixed(1)} | ${x.sustained.toFixed(1)} | ${x.res.ours.paired > 0 ? `${(100 * x.res.ours.paired).toFixed(0)} / ${(100 * x.res.ours.pairedBest).toFixed(0)}` : '–'} | ${modesCell(x)} | ${x.gate.busy.toFixed(2)}${x.gate.quiet ? '' : ' (not quiet)'} | ${x.load.toFixed(1)} | ${engines.map((e) => `${x.res[e.key].decode1.toFixed(2)} / ${x.res[e.key].prefill.toFixed(1)} / ${x.res[e.key].decode8.toFixed(1)}`).join(' | ')} |\n`;
+    md += `| ${x.round} | ${x.probe.toFixed(1)} | ${x.sustained.toFixed(1)} | ${x.res.ours.paired > 0 ? `${(100 * x.res.ours.paired).toFixed(0)} / ${(100 * x.res.ours.pairedBest).toFixed(0)}` : '–'} | ${modesCell(x)} | ${x.gate.busy.toFixed(2)}${x.gate.quiet ? '' : ' (not quiet)'} | ${x.load.toFixed(1)} | ${engines.map((e) => `${x.res[e.key].decode1.toFixed(2)} / ${x.res[e.key].prefill.toFixed(1)} / ${fixed(x.res[e.key].decode8, 1)}`).join(' | ')} |\n`;
 
   process.stdout.write(md);
   mkdirSync(dirname(outBase), { recursive: true });

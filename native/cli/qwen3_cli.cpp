@@ -29,11 +29,12 @@ const char* kUsage =
     "  qwen3 generate --model DIR --tokens 1,2,3 --max-tokens N [--temperature T] [--top-p P] [--top-k K]\n"
     "                 [--min-p P] [--seed S] [--head auto|screened|full] [--rope-scaling yarn:F[:O]]\n"
     "  qwen3 make-demo-model --out DIR [--preset tiny|demo|8b] [--seed S] [--tokenizer tokenizer.json]\n"
-    "  qwen3 bench --model DIR [--threads N] [--prompt N] [--steps N] [--pairs N] [--context N] [--probe-mib N]\n"
-    "              [--out FILE.json] [--phases] [--head auto|screened|full] [--rope-scaling ...]\n"
+    "  qwen3 bench --model DIR [--threads N] [--prompt N] [--steps N] [--pairs N] [--batch N] [--context N]\n"
+    "              [--probe-mib N] [--out FILE.json] [--phases] [--head auto|screened|full] [--rope-scaling ...]\n"
               "              # --head: the CPU lm_head of its greedy samples (auto: screened where AVX-512 VNNI runs)\n"
     "              # --pairs: decode steps each timed beside a read of the same bytes (CPU; default 10)\n"
     "              # --phases: where a batch-1 decode step's time goes (CPU)\n"
+    "              # --batch: sequences of the batched decode after the batch-1 one (default 8; 0: none)\n"
     "  qwen3 bandwidth [--threads N] [--mib N] [--passes N]   # memory read bandwidth probe, JSON\n"
     "CUDA options of every command: [--cuda-gemv-max N (-1..16)] [--cuda-graphs 1|0] [--cuda-sampling device|host]\n";
 
@@ -263,7 +264,7 @@ double median(std::vector<double> v) {
   return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-// Prefill tok/s, decode tok/s at batch 1 and 8, weight bytes per decode step, measured read bandwidth, and the
+// Prefill tok/s, decode tok/s at batch 1 and `batch` (8 unless --batch; 0 skips it), weight bytes per decode step, measured read bandwidth, and the
 // fraction of the bandwidth limit reached (weight bytes per step x steps per second / bandwidth).
 //
 // The memory bandwidth of a shared or virtual machine moves by tens of percent within a second, so a probe taken at
@@ -283,8 +284,9 @@ int cmd_bench(const Args& a) {
   const int64_t pairs = to_int("pairs", a.get("pairs", "10"));
   const int64_t probe_mib = to_int("probe-mib", a.get("probe-mib", "1024"));
   const int threads = a.has("threads") ? (int)to_int("threads", a.get("threads")) : 0;
-  const int batch = 8;
+  const int64_t batch = to_int("batch", a.get("batch", "8"));
   if (prompt_len <= 0 || steps <= 0) throw UsageError("--prompt and --steps must be positive");
+  if (batch < 0 || batch > 64) throw UsageError("--batch must be 0..64");
   if (pairs < 0 || pairs > 1000) throw UsageError("--pairs must be 0..1000");
   if (probe_mib < 64) throw UsageError("--probe-mib must be at least 64");
   const bool profile = a.has("phases");
@@ -293,7 +295,7 @@ int cmd_bench(const Args& a) {
 
   const double load_before = load_average();
   Engine en;
-  open_engine(en, a, (int64_t)batch * ((positions + 15) / 16 * 16), true);
+  open_engine(en, a, std::max<int64_t>(batch, 1) * ((positions + 15) / 16 * 16), true);
   const q3_info& info = en.info;
   if (positions > info.max_context)
     throw UsageError("--prompt " + std::to_string(prompt_len) + " + --steps " + std::to_string(steps) +
@@ -415,59 +417,78 @@ int cmd_bench(const Args& a) {
   }
   end_seq(one);
 
-  std::vector<Seq> seqs;
-  std::vector<Seq*> all;
-  for (int i = 0; i < batch; i++) seqs.push_back(begin_seq(i + 1));
-  for (Seq& s : seqs) all.push_back(&s), step({&s});  // prefill each
-  step(all);                                        // warm-up decode
-  t0 = now_s();
-  counting_s = 0;
-  for (int64_t i = 0; i < steps; i++) {
-    const double c0 = now_s();
-    const auto before = head_counts();
-    counting_s += now_s() - c0;
-    step(all);
-    const double c1 = now_s();
-    record_exact(before, exact_rows8);
-    counting_s += now_s() - c1;
+  double step8_s = 0;
+  if (batch > 0) {
+    std::vector<Seq> seqs;
+    std::vector<Seq*> all;
+    for (int64_t i = 0; i < batch; i++) seqs.push_back(begin_seq(i + 1));
+    for (Seq& s : seqs) all.push_back(&s), step({&s});  // prefill each
+    step(all);                                        // warm-up decode
+    t0 = now_s();
+    counting_s = 0;
+    for (int64_t i = 0; i < steps; i++) {
+      const double c0 = now_s();
+      const auto before = head_counts();
+      counting_s += now_s() - c0;
+      step(all);
+      const double c1 = now_s();
+      record_exact(before, exact_rows8);
+      counting_s += now_s() - c1;
+    }
+    step8_s = (now_s() - t0 - counting_s) / (double)steps;
+    for (Seq& s : seqs) end_seq(s);
   }
-  const double step8_s = (now_s() - t0 - counting_s) / (double)steps;
   const double bytes8 = (double)info.weight_bytes_per_token + (screened ? median(exact_rows8) * batch * row_bytes : 0);
-  const double decode8_tps = batch / step8_s;
-  for (Seq& s : seqs) end_seq(s);
+  const double decode8_tps = batch > 0 ? batch / step8_s : 0;
   const double load_after = load_average();
 
   const double bw = probe.best_gbs;
-  const double eff1 = bytes * decode1_tps / 1e9, eff8 = bytes8 / step8_s / 1e9;
+  const double eff1 = bytes * decode1_tps / 1e9, eff8 = batch > 0 ? bytes8 / step8_s / 1e9 : 0;
   auto max_of = [](const std::vector<double>& v) { return v.empty() ? 0.0 : *std::max_element(v.begin(), v.end()); };
   char head_desc[256];
-  if (screened)
+  if (screened && batch > 0)
     std::snprintf(head_desc, sizeof head_desc,
                   "screened: int8 copy + exact fp16 rows per sample, median %.0f (max %.0f) at batch 1, %.0f (max %.0f) "
-                  "at batch 8",
-                  median(exact_rows1), max_of(exact_rows1), median(exact_rows8), max_of(exact_rows8));
+                  "at batch %lld",
+                  median(exact_rows1), max_of(exact_rows1), median(exact_rows8), max_of(exact_rows8), (long long)batch);
+  else if (screened)
+    std::snprintf(head_desc, sizeof head_desc,
+                  "screened: int8 copy + exact fp16 rows per sample, median %.0f (max %.0f) at batch 1",
+                  median(exact_rows1), max_of(exact_rows1));
   else
     std::snprintf(head_desc, sizeof head_desc, "full fp16");
   char date[32];
   std::time_t tt = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&tt));
+  // the batched decode's rows, or what stands in for them with --batch 0
+  char b_decode[160], b_bytes[64], b_rate[160];
+  if (batch > 0) {
+    std::snprintf(b_decode, sizeof b_decode, "| decode, batch %lld | %.2f tok/s aggregate (%.1f ms/step) |\n",
+                  (long long)batch, decode8_tps, step8_s * 1e3);
+    std::snprintf(b_bytes, sizeof b_bytes, ", %.1f MB at batch %lld", bytes8 / 1e6, (long long)batch);
+    std::snprintf(b_rate, sizeof b_rate, "| batch %lld: weight bytes x steps/s | %.1f GB/s = %.0f%% of measured bandwidth |\n",
+                  (long long)batch, eff8, 100 * eff8 / bw);
+  } else {
+    std::snprintf(b_decode, sizeof b_decode, "| decode, batched | not run (--batch 0) |\n");
+    b_bytes[0] = b_rate[0] = 0;
+  }
   char table[2048];
   std::snprintf(table, sizeof table,
                 "| metric | value |\n|---|---|\n"
                 "| model | %s (hidden %d, %d layers, vocab %d) |\n| device | %s |\n"
                 "| prefill (%lld-token prompt) | %.2f tok/s |\n| decode, batch 1 | %.2f tok/s |\n"
-                "| decode, batch 8 | %.2f tok/s aggregate (%.1f ms/step) |\n"
+                "%s"
                 "| lm_head (greedy samples, no logprobs) | %s |\n"
-                "| weight bytes read per decode step | %.1f MB at batch 1, %.1f MB at batch 8 (full fp16 head: %.1f MB) |\n"
+                "| weight bytes read per decode step | %.1f MB at batch 1%s (full fp16 head: %.1f MB) |\n"
                 "| measured memory read bandwidth | %.1f GB/s (%s) |\n"
                 "| sustained read (the probe's every segment, not its best) | %.1f GB/s |\n"
                 "| batch 1: weight bytes x steps/s | %.1f GB/s = %.0f%% of measured bandwidth, %.0f%% of sustained |\n"
-                "| batch 8: weight bytes x steps/s | %.1f GB/s = %.0f%% of measured bandwidth |\n"
+                "%s"
                 "| bandwidth limit at batch 1 | %.2f tok/s |\n",
                 a.get("model").c_str(), info.hidden_size, info.n_layers, info.vocab_size, info.device,
-                (long long)prompt_len, prefill_tps, decode1_tps, decode8_tps, step8_s * 1e3, head_desc, bytes / 1e6,
-                bytes8 / 1e6, (double)info.full_head_bytes_per_token / 1e6, bw,
-                probe.method.c_str(), probe.sustained_gbs, eff1, 100 * eff1 / bw, 100 * eff1 / probe.sustained_gbs, eff8, 100 * eff8 / bw, bw * 1e9 / bytes);
+                (long long)prompt_len, prefill_tps, decode1_tps, b_decode, head_desc, bytes / 1e6, b_bytes,
+                (double)info.full_head_bytes_per_token / 1e6, bw, probe.method.c_str(), probe.sustained_gbs, eff1,
+                100 * eff1 / bw, 100 * eff1 / probe.sustained_gbs, b_rate, bw * 1e9 / bytes);
   std::string rows = table;
   const double paired_fraction = median(pair_fraction);
   double best_step = 0, best_read = 0;
@@ -499,21 +520,24 @@ int cmd_bench(const Args& a) {
     std::ofstream f(a.get("out"));
     f << "{\n  \"command\": \"qwen3 bench" << cmd << "\",\n  \"date\": \"" << date << "\",\n  \"cpu\": \""
       << q3::cpu_model_name() << "\",\n  \"device\": \"" << info.device << "\",\n  \"prompt_tokens\": " << prompt_len
-      << ",\n  \"steps\": " << steps << ",\n  \"prefill_tok_s\": " << prefill_tps
-      << ",\n  \"decode_tok_s_batch1\": " << decode1_tps << ",\n  \"decode_tok_s_batch8\": " << decode8_tps
-      << ",\n  \"weight_bytes_per_step\": " << (int64_t)bytes << ",\n  \"weight_bytes_per_step_batch8\": "
-      << (int64_t)bytes8 << ",\n  \"full_head_weight_bytes_per_step\": " << info.full_head_bytes_per_token
+      << ",\n  \"steps\": " << steps << ",\n  \"batch\": " << batch << ",\n  \"prefill_tok_s\": " << prefill_tps
+      << ",\n  \"decode_tok_s_batch1\": " << decode1_tps << ",\n  \"weight_bytes_per_step\": " << (int64_t)bytes
+      << ",\n  \"full_head_weight_bytes_per_step\": " << info.full_head_bytes_per_token
       << ",\n  \"head\": \"" << (screened ? "screened" : "full") << "\""
       << ",\n  \"exact_rows_per_sample_batch1_median\": " << (screened ? median(exact_rows1) : 0)
-      << ",\n  \"exact_rows_per_sample_batch1_max\": " << max_of(exact_rows1)
-      << ",\n  \"exact_rows_per_sample_batch8_median\": " << (screened ? median(exact_rows8) : 0)
-      << ",\n  \"exact_rows_per_sample_batch8_max\": " << max_of(exact_rows8)
-      << ",\n  \"read_bandwidth_gb_s\": " << bw
+      << ",\n  \"exact_rows_per_sample_batch1_max\": " << max_of(exact_rows1);
+    if (batch > 0) {  // the batched decode's keys end in its size (batch8 by default)
+      const std::string b = "batch" + std::to_string(batch);
+      f << ",\n  \"decode_tok_s_" << b << "\": " << decode8_tps << ",\n  \"weight_bytes_per_step_" << b
+        << "\": " << (int64_t)bytes8 << ",\n  \"exact_rows_per_sample_" << b
+        << "_median\": " << (screened ? median(exact_rows8) : 0) << ",\n  \"exact_rows_per_sample_" << b
+        << "_max\": " << max_of(exact_rows8) << ",\n  \"fraction_of_bandwidth_" << b << "\": " << eff8 / bw;
+    }
+    f << ",\n  \"read_bandwidth_gb_s\": " << bw
       << ",\n  \"read_bandwidth_method\": \"" << probe.method << "\",\n  \"read_bandwidth_sustained_gb_s\": "
       << probe.sustained_gbs << ",\n  \"fraction_of_bandwidth_batch1\": " << eff1 / bw
       << ",\n  \"fraction_of_sustained_batch1\": " << eff1 / probe.sustained_gbs
-      << ",\n  \"fraction_of_bandwidth_batch8\": " << eff8 / bw << ",\n  \"load_average_before\": " << load_before
-      << ",\n  \"load_average_after\": " << load_after;
+      << ",\n  \"load_average_before\": " << load_before << ",\n  \"load_average_after\": " << load_after;
     if (paired) {
       auto list = [](const std::vector<double>& v) {
         std::string out = "[";

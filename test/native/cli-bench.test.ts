@@ -1,7 +1,7 @@
 // `qwen3 bench` runs for any --prompt / --steps that fit the context (each sequence gets KV blocks for all of its
 // positions, in both the batch-1 and the batch-8 phase) and refuses the ones that do not with a clear message;
 // --phases breaks a batch-1 decode step down by phase; --pairs times decode steps each beside a read of the same
-// bytes.
+// bytes; --batch sets the batched phase's size or leaves it out.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -83,6 +83,26 @@ describe('qwen3 bench', () => {
     expect(j.decode_tok_s_batch1).toBeGreaterThan(0);
     expect(j).not.toHaveProperty('paired_fraction_batch1');
     expect(r.stdout).not.toContain('read of the same bytes');
+  });
+
+  it('Should leave the batched decode out with --batch 0 and size it with --batch N', () => {
+    const none = benchJson('nobatch', '--prompt', '8', '--steps', '4', '--batch', '0');
+    expect(none.j.batch).toBe(0);
+    expect(none.j.decode_tok_s_batch1).toBeGreaterThan(0);
+    expect(Object.keys(none.j).filter((k) => /batch(?!1(?!\d))\d/.test(k))).toEqual([]);
+    expect(none.r.stdout).toContain('| decode, batched | not run (--batch 0) |');
+    expect(none.r.stdout).not.toMatch(/\| decode, batch 8 \|/);
+    const three = benchJson('batch3', '--prompt', '8', '--steps', '4', '--batch', '3');
+    expect(three.j.batch).toBe(3);
+    expect(three.j.decode_tok_s_batch3).toBeGreaterThan(0);
+    expect(three.j).not.toHaveProperty('decode_tok_s_batch8');
+    expect(three.r.stdout).toMatch(/\| decode, batch 3 \| [\d.]+ tok\/s aggregate/);
+    // a batch of 3 needs KV blocks for 3 sequences: a pool sized for fewer would fail the run
+    for (const args of [['--batch', '-1'], ['--batch', '65']]) {
+      const r = bench('--prompt', '8', '--steps', '4', ...args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/--batch must be 0\.\.64/);
+    }
   });
 
   it('Should break a batch-1 decode step down by phase with --phases, every weight byte in exactly one matmul row', () => {
