@@ -207,8 +207,11 @@ function runLlama(llamaBin, gguf) {
   const before = probe().sustained_gb_s;
   const d = bench(0, steps, prompt);
   const after = probe().sustained_gb_s;
+  // the same decode from an empty context, as this script ran it until session 31 (a ratio of its own, untagged)
+  const d0 = bench(0, steps, 0);
   const b = bench(prompt, 0, 0);
   const tests = [...JSON.parse(b.stdout), ...JSON.parse(d.stdout)];
+  const tg0 = JSON.parse(d0.stdout).find((t) => t.n_prompt === 0 && t.n_gen === steps && t.n_depth === 0);
   const pp = tests.find((t) => t.n_prompt === prompt && t.n_gen === 0);
   const tg = tests.find((t) => t.n_prompt === 0 && t.n_gen === steps && t.n_depth === prompt);
   let bb = null, line = '';
@@ -220,11 +223,13 @@ function runLlama(llamaBin, gguf) {
     ]);
     line = bb.stdout.split('\n').find((l) => l.startsWith('{') && l.includes('"speed_tg"'));
   }
-  if (!pp || !tg || (bb && !line)) throw new Error(`unexpected llama.cpp output:\n${b.stdout}\n${d.stdout}\n${bb?.stdout ?? ''}`);
-  const parts = [b, d, ...(bb ? [bb] : [])];
+  if (!pp || !tg || !tg0 || (bb && !line))
+    throw new Error(`unexpected llama.cpp output:\n${b.stdout}\n${d.stdout}\n${d0.stdout}\n${bb?.stdout ?? ''}`);
+  const parts = [b, d, d0, ...(bb ? [bb] : [])];
   return {
     prefill: pp.avg_ts,
     decode1: tg.avg_ts,
+    decode1_d0: tg0.avg_ts,
     decode8: bb ? JSON.parse(line).speed_tg : null,
     // the decode's mode: the probes around llama-bench agree, or it is unknown
     modeProbes: [before, after],
@@ -326,6 +331,7 @@ function main() {
   const ratios = engines.slice(1).map((e) => ({
     baseline: e.label,
     decode1: stat(roundsOut.map((x) => x.res.ours.decode1 / x.res[e.key].decode1)),
+    decode1_vs_empty_context: stat(roundsOut.map((x) => x.res.ours.decode1 / x.res[e.key].decode1_d0)),
     prefill: stat(roundsOut.map((x) => x.res.ours.prefill / x.res[e.key].prefill)),
     decode8: batch > 0 ? statOrNull(roundsOut.map((x) => x.res.ours.decode8 / x.res[e.key].decode8)) : null,
   }));
@@ -361,7 +367,7 @@ function main() {
   if (llama) md += `- llama.cpp: ${llamaBuild}, built by \`bench/llama-cpp/build.sh\` (native: \`-march=native\`, AMX tiles for several rows, with the one-line tile-configuration fix the script describes; avx512: no AMX); GGUFs from \`bench/llama-cpp/make-gguf.py\` (random, Qwen3-8B shapes)\n`;
   const batchText = batch > 0 ? `; batch ${batch} = ${batch} sequences with ${prompt}-token prompts decoding ${steps} steps together (aggregate tok/s)` : '; no batched decode (--batch 0)';
   const batchLlama = batch > 0 ? `, \`llama-batched-bench -npp ${prompt} -ntg ${steps} -npl ${batch}\` (S_TG)` : '';
-  md += `- each engine: ${threads} threads; prefill = one ${prompt}-token prompt; decode batch 1 = ${steps} steps after a ${prompt}-token context${batchText}. llama.cpp: \`llama-bench -p 0 -n ${steps} -d ${prompt} -r 1\` (tg${steps} @ d${prompt}) between two probes, then \`llama-bench -p ${prompt} -n 0 -r 1\` (pp${prompt})${batchLlama}\n`;
+  md += `- each engine: ${threads} threads; prefill = one ${prompt}-token prompt; decode batch 1 = ${steps} steps after a ${prompt}-token context${batchText}. llama.cpp: \`llama-bench -p 0 -n ${steps} -d ${prompt} -r 1\` (tg${steps} @ d${prompt}) between two probes, then \`llama-bench -p 0 -n ${steps} -d 0 -r 1\` (tg${steps} from an empty context, for the last ratio column), \`llama-bench -p ${prompt} -n 0 -r 1\` (pp${prompt})${batchLlama}\n`;
   md += `- ${rounds} rounds; each round runs the bandwidth probe (\`qwen3 bandwidth\`: the fastest of several read loops over 1 GiB, 2 threads, huge pages) and then every engine once, in an order that rotates by one each round. Figures: median (min–max) over rounds; ratios are taken within a round.\n`;
   md += `- bytes per step: every weight one decode step reads (this project: \`weight_bytes_per_token\`; llama.cpp: every tensor of the GGUF except the token embedding table). GB/s = bytes per step × decode tok/s; % of probe = that ÷ the same round's probe (its best 32 MiB segment, ~1 ms); % of sustained = that ÷ the same probe's rate over all its segments (a decode step averages over ~0.2 s the same way).\n`;
   md += `- paired (this project): this machine's memory bandwidth moves by tens of percent within a second, so a probe taken at another moment than the decode makes "% of probe" mostly noise. \`qwen3 bench\` therefore times, after its batch-1 decode, ${pairs} pairs of [one decode step, one read of the same bytes with the probe's fastest loop on the engine's own threads], the order alternating: "% of paired read" = the median over pairs of the step's GB/s ÷ the read's beside it; "best ÷ best" = the fastest of those steps ÷ the fastest of those reads. These two columns are the decode's share of the bandwidth; the probe columns stay for comparison with llama.cpp, which has no pairs.\n`;
@@ -377,8 +383,8 @@ function main() {
   for (const r of rows)
     md += `| ${r.engine} | ${r.weights} | ${(r.bytes_per_step / 1e6).toFixed(0)} | ${fmt(r.decode1)} | ${fmt(r.gb_s, 1)} | ${pct(r.fraction_of_paired_read)} | ${pct(r.fraction_best_of_best)} | ${pct(r.fraction_of_probe)} | ${pct(r.fraction_of_sustained)} | ${fmt(r.prefill, 1)} | ${fmt(r.decode8, 1)} | ${fmt(r.others_cores)} |\n`;
   if (ratios.length) {
-    md += `\nSame-round ratios, this project ÷ llama.cpp (median, min–max):\n\n| baseline | decode batch 1 | prefill | ${batch > 0 ? `decode batch ${batch}` : 'batched decode'} |\n|---|---:|---:|---:|\n`;
-    for (const q of ratios) md += `| ${q.baseline} | ${fmt(q.decode1)} | ${fmt(q.prefill)} | ${fmt(q.decode8)} |\n`;
+    md += `\nSame-round ratios, this project ÷ llama.cpp (median, min–max); the last column divides by llama.cpp decoding from an empty context (\`-d 0\`, as this script did until session 31) while this project decodes after ${prompt} tokens:\n\n| baseline | decode batch 1 | prefill | ${batch > 0 ? `decode batch ${batch}` : 'batched decode'} | decode batch 1 vs llama.cpp at -d 0 |\n|---|---:|---:|---:|---:|\n`;
+    for (const q of ratios) md += `| ${q.baseline} | ${fmt(q.decode1)} | ${fmt(q.prefill)} | ${fmt(q.decode8)} | ${fmt(q.decode1_vs_empty_context)} |\n`;
   }
   md += `\nBy memory mode, decode batch 1 (tok/s, median (min–max)): this project over its paired steps whose read ran in that mode, llama.cpp over its runs whose probes before and after both ran in it (fast: a 2-thread read at >= ${FAST_GBS} GB/s). GB/s = bytes per step × the median; % of paired read = the median over those steps of the step's GB/s ÷ the read's beside it.\n\n`;
   md += `| mode | this project: steps | tok/s | GB/s | % of paired read | baseline | runs | tok/s | GB/s | this project ÷ baseline (ratio of medians) |\n|---|---:|---:|---:|---:|---|---:|---:|---:|---:|\n`;
