@@ -210,10 +210,10 @@ function runLlama(llamaBin, gguf) {
   // the same decode from an empty context, as this script ran it until session 31 (a ratio of its own, untagged)
   const d0 = bench(0, steps, 0);
   const b = bench(prompt, 0, 0);
-  const tests = [...JSON.parse(b.stdout), ...JSON.parse(d.stdout)];
-  const tg0 = JSON.parse(d0.stdout).find((t) => t.n_prompt === 0 && t.n_gen === steps && t.n_depth === 0);
+  const tests = [b, d, d0].flatMap((x) => JSON.parse(x.stdout));
   const pp = tests.find((t) => t.n_prompt === prompt && t.n_gen === 0);
-  const tg = tests.find((t) => t.n_prompt === 0 && t.n_gen === steps && t.n_depth === prompt);
+  const decodeAt = (depth) => tests.find((t) => t.n_prompt === 0 && t.n_gen === steps && t.n_depth === depth);
+  const tg = decodeAt(prompt), tg0 = decodeAt(0);
   let bb = null, line = '';
   if (batch > 0) {
     const ctx = batch * (prompt + steps) + 64;
@@ -333,7 +333,7 @@ function main() {
     decode1: stat(roundsOut.map((x) => x.res.ours.decode1 / x.res[e.key].decode1)),
     decode1_vs_empty_context: stat(roundsOut.map((x) => x.res.ours.decode1 / x.res[e.key].decode1_d0)),
     prefill: stat(roundsOut.map((x) => x.res.ours.prefill / x.res[e.key].prefill)),
-    decode8: batch > 0 ? statOrNull(roundsOut.map((x) => x.res.ours.decode8 / x.res[e.key].decode8)) : null,
+    decode8: statOrNull(roundsOut.map((x) => x.res.ours.decode8 / x.res[e.key].decode8)),
   }));
   // Within one memory mode: this project's steps tagged with it against the llama.cpp runs tagged with it.
   const byMode = ['slow', 'fast'].map((mode) => {

@@ -264,8 +264,9 @@ double median(std::vector<double> v) {
   return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-// Prefill tok/s, decode tok/s at batch 1 and `batch` (8 unless --batch; 0 skips it), weight bytes per decode step, measured read bandwidth, and the
-// fraction of the bandwidth limit reached (weight bytes per step x steps per second / bandwidth).
+// Prefill tok/s, decode tok/s at batch 1 and `batch` (8 unless --batch; 0 skips it), weight bytes per decode step,
+// measured read bandwidth, and the fraction of the bandwidth limit reached (weight bytes per step x steps per second
+// / bandwidth).
 //
 // The memory bandwidth of a shared or virtual machine moves by tens of percent within a second, so a probe taken at
 // another moment than the decode says little about the decode's efficiency. After the timed batch-1 decode come
@@ -445,18 +446,15 @@ int cmd_bench(const Args& a) {
   const double bw = probe.best_gbs;
   const double eff1 = bytes * decode1_tps / 1e9, eff8 = batch > 0 ? bytes8 / step8_s / 1e9 : 0;
   auto max_of = [](const std::vector<double>& v) { return v.empty() ? 0.0 : *std::max_element(v.begin(), v.end()); };
-  char head_desc[256];
-  if (screened && batch > 0)
-    std::snprintf(head_desc, sizeof head_desc,
-                  "screened: int8 copy + exact fp16 rows per sample, median %.0f (max %.0f) at batch 1, %.0f (max %.0f) "
-                  "at batch %lld",
-                  median(exact_rows1), max_of(exact_rows1), median(exact_rows8), max_of(exact_rows8), (long long)batch);
-  else if (screened)
-    std::snprintf(head_desc, sizeof head_desc,
-                  "screened: int8 copy + exact fp16 rows per sample, median %.0f (max %.0f) at batch 1",
-                  median(exact_rows1), max_of(exact_rows1));
-  else
-    std::snprintf(head_desc, sizeof head_desc, "full fp16");
+  char head_desc[256] = "full fp16";
+  if (screened) {
+    const int n = std::snprintf(head_desc, sizeof head_desc,
+                                "screened: int8 copy + exact fp16 rows per sample, median %.0f (max %.0f) at batch 1",
+                                median(exact_rows1), max_of(exact_rows1));
+    if (batch > 0)
+      std::snprintf(head_desc + n, sizeof head_desc - n, ", %.0f (max %.0f) at batch %lld", median(exact_rows8),
+                    max_of(exact_rows8), (long long)batch);
+  }
   char date[32];
   std::time_t tt = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&tt));

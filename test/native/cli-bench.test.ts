@@ -92,12 +92,12 @@ describe('qwen3 bench', () => {
     expect(Object.keys(none.j).filter((k) => /batch(?!1(?!\d))\d/.test(k))).toEqual([]);
     expect(none.r.stdout).toContain('| decode, batched | not run (--batch 0) |');
     expect(none.r.stdout).not.toMatch(/\| decode, batch 8 \|/);
+    // a batch of 3 needs KV blocks for 3 sequences: a pool sized for fewer would fail the run
     const three = benchJson('batch3', '--prompt', '8', '--steps', '4', '--batch', '3');
     expect(three.j.batch).toBe(3);
     expect(three.j.decode_tok_s_batch3).toBeGreaterThan(0);
     expect(three.j).not.toHaveProperty('decode_tok_s_batch8');
     expect(three.r.stdout).toMatch(/\| decode, batch 3 \| [\d.]+ tok\/s aggregate/);
-    // a batch of 3 needs KV blocks for 3 sequences: a pool sized for fewer would fail the run
     for (const args of [['--batch', '-1'], ['--batch', '65']]) {
       const r = bench('--prompt', '8', '--steps', '4', ...args);
       expect(r.status, args.join(' ')).toBe(2);
