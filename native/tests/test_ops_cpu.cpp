@@ -171,6 +171,68 @@ void test_attention(int D, int bs = 16) {
   }
 }
 
+// One token's attention split by position (attention_blocks_cpu): every KV head at once over a range of blocks,
+// whole or in parts merged by attention_merge_cpu, against the same float64 reference as test_attention.
+void test_attention_blocks(int D, int bs, int group) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> d(0.f, 1.f);
+  const int layers = 2, kv_heads = 3, blocks = 9, n_heads = kv_heads * group, layer = 1;
+  KvPool kv(layers, kv_heads, D, bs, blocks);
+  std::vector<int32_t> table = {5, 2, 7, 0, 8, 3};
+  for (int32_t b : table)
+    for (int l = 0; l < layers; l++)
+      for (int i = 0; i < kv_heads * bs * D; i++) kv.k(b, l)[i] = f32_to_f16(d(rng)), kv.v(b, l)[i] = f32_to_f16(d(rng));
+  std::vector<float> q((size_t)n_heads * D);
+  for (auto& v : q) v = 2 * d(rng);  // sharper softmaxes than unit scores, so that the parts' maxima differ
+  const float scale = 1.f / std::sqrt((float)D);
+  for (int pos : {0, bs - 1, bs, 3 * bs + bs / 2, 6 * bs - 1}) {
+    const int n = pos + 1, nb = (n + bs - 1) / bs;
+    std::vector<float> ref_out((size_t)n_heads * D);
+    for (int g = 0; g < n_heads; g++) {  // float64 reference, query head g reads KV head g / group
+      const int h = g / group;
+      std::vector<double> s(n), ref(D, 0.0);
+      double mx = -1e300, sum = 0;
+      for (int j = 0; j < n; j++) {
+        const uint16_t* k = kv.k(table[j / bs], layer) + ((size_t)h * bs + j % bs) * D;
+        double dot = 0;
+        for (int i = 0; i < D; i++) dot += (double)q[(size_t)g * D + i] * f16_to_f32(k[i]);
+        s[j] = dot * scale, mx = std::max(mx, s[j]);
+      }
+      for (int j = 0; j < n; j++) s[j] = std::exp(s[j] - mx), sum += s[j];
+      for (int j = 0; j < n; j++) {
+        const uint16_t* v = kv.v(table[j / bs], layer) + ((size_t)h * bs + j % bs) * D;
+        for (int i = 0; i < D; i++) ref[i] += s[j] / sum * f16_to_f32(v[i]);
+      }
+      for (int i = 0; i < D; i++) ref_out[(size_t)g * D + i] = (float)ref[i];
+    }
+    for (int part : {0, 1, 2, 4}) {  // blocks per part; 0: the whole sequence in one call, no merge
+      const int parts = part == 0 ? 1 : (nb + part - 1) / part, per = part == 0 ? nb : part;
+      std::vector<float> scores((size_t)n_heads * per * bs), outs((size_t)parts * n_heads * D), out(n_heads * D);
+      std::vector<float> mx((size_t)parts * n_heads);
+      std::vector<double> sums((size_t)parts * n_heads);
+      for (int p = 0; p < parts; p++) {
+        const int b0 = p * per, b1 = std::min(nb, b0 + per);
+        attention_blocks_cpu(q.data(), n_heads, group, kv, layer, table.data(), b0, b1, pos, D, scale, scores.data(),
+                             part == 0 ? out.data() : &outs[(size_t)p * n_heads * D],
+                             part == 0 ? nullptr : &mx[(size_t)p * n_heads], part == 0 ? nullptr : &sums[(size_t)p * n_heads]);
+      }
+      if (part != 0) attention_merge_cpu(parts, n_heads, D, outs.data(), mx.data(), sums.data(), out.data());
+      double worst = 0;
+      for (int g = 0; g < n_heads; g++) {
+        double num = 0, den = 0;
+        for (int i = 0; i < D; i++) {
+          const double e = out[(size_t)g * D + i] - ref_out[(size_t)g * D + i];
+          num += e * e, den += (double)ref_out[(size_t)g * D + i] * ref_out[(size_t)g * D + i];
+        }
+        worst = std::max(worst, std::sqrt(num / den));
+      }
+      check(worst < 1e-5, "attention_blocks D=" + std::to_string(D) + " bs=" + std::to_string(bs) + " group=" +
+                              std::to_string(group) + " pos=" + std::to_string(pos) + " blocks per part " +
+                              std::to_string(part) + " (worst head " + std::to_string(worst) + ")");
+    }
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -193,6 +255,14 @@ int main() {
     test_attention(128, 6);   // not a multiple of 4: row by row on AVX-512, 2 rows at a time on AVX2
     test_attention(128, 5);   // odd: row by row on both
     test_attention(32);       // head_dim 32 (the yarn test checkpoint's)
+    if (std::string(isa) == "plain") {
+      check(!attention_blocks_available(128, 16), "attention_blocks: not on the plain path");
+      continue;
+    }
+    test_attention_blocks(128, 16, 4);  // Qwen3's shape: the V pass in registers
+    test_attention_blocks(128, 32, 4);
+    test_attention_blocks(128, 16, 2);  // other groups: the V pass through memory
+    test_attention_blocks(32, 8, 3);
   }
   attention_cpu_force_isa("auto");
   return test::report();

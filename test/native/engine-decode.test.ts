@@ -1,5 +1,5 @@
 // Proves decoding through the paged KV cache is right: token-by-token decode equals one full prefill and the
-// float64 reference; sequences batched in one step() (mixed prefill chunks and decode tokens) equal each decoded
+// float64 reference (also past 512 positions, where the CPU attention is split by position); sequences batched in one step() (mixed prefill chunks and decode tokens) equal each decoded
 // alone; seeded sampling is reproducible and respects top-k; greedy CLI generation follows the reference's argmax;
 // generation stops on an EOS id from generation_config.json (or stopIds) and at max tokens with "length".
 import { spawnSync } from 'node:child_process';
@@ -52,6 +52,31 @@ function expectTopMatches(s: SampledToken, want: Float64Array, tol: number, labe
     if (!listed.has(tok)) expect(v, `${label}: token ${tok} missing from top`).toBeLessThan(floor + tol);
   });
   expect(Math.abs(s.logprob - want[s.token]), `${label}: sampled logprob`).toBeLessThan(tol);
+}
+
+/** Prefills a long and a short sequence in one step, decodes each one's last token in the next, and checks both against
+ * the reference. */
+async function expectLongAndShortMatch(engine: Engine, ref: (toks: number[]) => Float64Array[], long: number[], short: number[]) {
+  const bl = engine.kvAlloc(blocksFor(long.length))!, bs = engine.kvAlloc(blocksFor(short.length))!;
+  engine.seqBegin(2, Int32Array.from(long.slice(0, -1)), { temperature: 0, logprobs: 20 });
+  engine.seqBegin(3, Int32Array.from(short.slice(0, -1)), { temperature: 0, logprobs: 20 });
+  try {
+    await engine.step([
+      { seqId: 2, tokens: Int32Array.from(long.slice(0, -1)), pos: 0, blockTable: bl, sample: false },
+      { seqId: 3, tokens: Int32Array.from(short.slice(0, -1)), pos: 0, blockTable: bs, sample: false },
+    ]);
+    const [a, b] = await engine.step([
+      { seqId: 2, tokens: Int32Array.of(long[long.length - 1]), pos: long.length - 1, blockTable: bl, sample: true },
+      { seqId: 3, tokens: Int32Array.of(short[short.length - 1]), pos: short.length - 1, blockTable: bs, sample: true },
+    ]);
+    expectTopMatches(a!, ref(long)[long.length - 1], REF_TOL, 'long sequence');
+    expectTopMatches(b!, ref(short)[short.length - 1], REF_TOL, 'short sequence');
+  } finally {
+    engine.seqEnd(2);
+    engine.seqEnd(3);
+    engine.kvRelease(bl);
+    engine.kvRelease(bs);
+  }
 }
 
 function expectGreedy(token: number, want: Float64Array, tol: number, label: string): void {
@@ -413,16 +438,18 @@ describe('KV-cache decoding', () => {
   });
 });
 
+/** A tiny checkpoint with Qwen3's head_dim (128) and 4 query heads per KV head. */
+const qwenShaped = (vocab: number, maxPositionEmbeddings: number, seed: number) => ({
+  hidden: 128, intermediate: 256, heads: 8, kvHeads: 2, headDim: 128, vocab, groupSize: 128, maxPositionEmbeddings, seed,
+});
+
 // At Qwen3's head_dim (128) and 4 query heads per KV head the AVX-512 attention scores 4 K rows at a time, block by
 // block through the block table (attention_cpu_avx512.cpp); blocks of 4 tokens make a 100-token sequence span 25
 // blocks, and a block's last rows are often past the sequence's end.
 describe('KV-cache decoding at head_dim 128, 4 query heads per KV head', () => {
   const V = 384;
   const N = 100;
-  const spec = {
-    hidden: 128, intermediate: 256, heads: 8, kvHeads: 2, headDim: 128, vocab: V, groupSize: 128, maxPositionEmbeddings: 128,
-    seed: 8,
-  };
+  const spec = qwenShaped(V, 128, 8);
   let m: TinyQwen3;
   let engine: Engine;
   beforeAll(async () => {
@@ -456,25 +483,50 @@ describe('KV-cache decoding at head_dim 128, 4 query heads per KV head', () => {
 
   it('a long and a short sequence decoded in one step each match the reference', async () => {
     const long = prompt(90, V, 22), short = prompt(9, V, 23);
-    const bl = engine.kvAlloc(blocksFor(long.length))!, bs = engine.kvAlloc(blocksFor(short.length))!;
-    engine.seqBegin(2, Int32Array.from(long.slice(0, -1)), { temperature: 0, logprobs: 20 });
-    engine.seqBegin(3, Int32Array.from(short.slice(0, -1)), { temperature: 0, logprobs: 20 });
-    try {
-      await engine.step([
-        { seqId: 2, tokens: Int32Array.from(long.slice(0, -1)), pos: 0, blockTable: bl, sample: false },
-        { seqId: 3, tokens: Int32Array.from(short.slice(0, -1)), pos: 0, blockTable: bs, sample: false },
-      ]);
-      const [a, b] = await engine.step([
-        { seqId: 2, tokens: Int32Array.of(long[long.length - 1]), pos: long.length - 1, blockTable: bl, sample: true },
-        { seqId: 3, tokens: Int32Array.of(short[short.length - 1]), pos: short.length - 1, blockTable: bs, sample: true },
-      ]);
-      expectTopMatches(a!, ref(long)[long.length - 1], REF_TOL, 'long sequence');
-      expectTopMatches(b!, ref(short)[short.length - 1], REF_TOL, 'short sequence');
-    } finally {
-      engine.seqEnd(2);
-      engine.seqEnd(3);
-      engine.kvRelease(bl);
-      engine.kvRelease(bs);
-    }
+    await expectLongAndShortMatch(engine, ref, long, short);
   });
 });
+
+// From 512 positions on, a decode step's attention is split by position where a SIMD path runs (forward_cpu.cpp:
+// each token's blocks in parts over the threads, all KV heads of a block read together, the parts' softmax sums
+// merged); below, one task per KV head. Here with 4-position blocks the longest sequence's parts are 32 blocks each.
+describe('KV-cache decoding past 512 positions (the attention split by position)', () => {
+  const V = 384;
+  const P = 530; // prompt tokens before the decoded ones
+  const spec = qwenShaped(V, 640, 9);
+  let m: TinyQwen3;
+  let engine: Engine;
+  beforeAll(async () => {
+    m = makeTinyQwen3(spec);
+    engine = await loadAddon().load(m.dir, { kvBlockSize: BLOCK, kvBlocks: 2 * blocksFor(640) });
+  });
+  afterAll(() => void (engine?.free(), m?.cleanup()));
+  const ref = (toks: number[]) => referenceLogits(m.config, m.weights, toks).map(logSoftmax);
+
+  it('tokens decoded one by one after a long prompt equal one full prefill and the reference', async () => {
+    const toks = prompt(P + 6, V, 31);
+    const want = ref(toks);
+    const prefill = await engine.logits(Int32Array.from(toks), true);
+    const blocks = engine.kvAlloc(blocksFor(toks.length))!;
+    engine.seqBegin(1, Int32Array.from(toks.slice(0, P)), { temperature: 0, logprobs: 20 });
+    try {
+      await engine.step([{ seqId: 1, tokens: Int32Array.from(toks.slice(0, P)), pos: 0, blockTable: blocks.subarray(0, blocksFor(P)), sample: false }]);
+      for (let t = P; t < toks.length; t++) {
+        const [s] = await engine.step([
+          { seqId: 1, tokens: Int32Array.of(toks[t]), pos: t, blockTable: blocks.subarray(0, blocksFor(t + 1)), sample: true },
+        ]);
+        expectTopMatches(s!, logSoftmax(prefill.subarray(t * V, (t + 1) * V)), SELF_TOL, `decode vs prefill, position ${t}`);
+        expectTopMatches(s!, want[t], REF_TOL, `decode vs reference, position ${t}`);
+      }
+    } finally {
+      engine.seqEnd(1);
+      engine.kvRelease(blocks);
+    }
+  });
+
+  it('a long and a short sequence decoded in one step each match the reference', async () => {
+    const long = prompt(P + 1, V, 32), short = prompt(40, V, 33);
+    await expectLongAndShortMatch(engine, ref, long, short);
+  });
+});
+

@@ -11,12 +11,16 @@
 // Earlier runs also had 4, 16 and 32 rows on (0.80-0.84, 0.83, 0.85-0.95 of v0 against 0.75-0.87 for 8) and v1 with
 // each dot product's 16 lanes summed as a tree (0.81-0.88: no gain). Results: bench/results/cpu-attention-cold.md.
 // Build: g++ -O3 -march=native -I native/src -I native/include native/dev/cpu/attention_cold.cpp native/build/libq3core.a -lpthread -o /tmp/attention_cold
-// Usage: /tmp/attention_cold [rounds] [position] [warm] [lib] [plain|avx2|avx512]
+// Usage: /tmp/attention_cold [rounds] [position] [warm] [lib] [split] [plain|avx2|avx512]
+// "split" (session 32): the library's attention split by position (attention_blocks_cpu over ranges of 4-32 blocks,
+// merged by attention_merge_cpu, as forward_cpu runs it from 512 positions on) against the library's per-head
+// attention; results: bench/results/cpu-attention-split.md.
 // Since the KV cache holds fp16 (kv_cache.h), every version reads fp16 rows: v0-v4 widen each row to fp32 first, as
 // the library's plain loops do; the loads-only versions read the same bytes (half what they were with fp32 rows).
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -220,6 +224,7 @@ int main(int argc, char** argv) {
     const char* name;
     Attention f;
     bool timing_only = false;  // not attention: left out of the check below
+    int part_blocks = 0;       // > 0: the library's attention split by position (attention_blocks_cpu), f unused
   };
   std::vector<Version> versions = {{"v0: before", attention<0, false>},
                                          {"v1: + prefetch 8 rows on", attention<8, false>},
@@ -230,16 +235,48 @@ int main(int argc, char** argv) {
                                          {"loads only, V pass prefetching 8 on", loads_only<8>, true},
                                          {"loads only, by block: all KV heads' rows", loads_by_block, true}};
   if (lib_only) versions = {versions[4], versions[5], versions[7]};  // ratios below are then to the library's time
+  if (has("split"))  // the library's split by position, in parts of 4-32 blocks, against the library by KV head
+    versions = {versions[4 - (lib_only ? 4 : 0)], {"split, parts of 4 blocks", nullptr, false, 4},
+                {"split, parts of 8 blocks", nullptr, false, 8}, {"split, parts of 16 blocks", nullptr, false, 16},
+                {"split, parts of 32 blocks", nullptr, false, 32},
+                {"loads only, by block: all KV heads' rows", loads_by_block, true}};
+  // One layer's attention of the decode token with version v: per KV head over the pool, or split by position (the
+  // parts over the pool, the last to finish merging them, as forward_cpu does).
+  std::vector<float> part_out, part_max;
+  std::vector<double> part_sum;
+  std::atomic<int> left{0};
+  auto run_layer = [&](const Version& ver, int l, float* o) {
+    if (ver.part_blocks == 0)
+      return pool.parallel_dynamic(KVH, [&](int h) {
+        thread_local std::vector<float> scores;
+        scores.resize((size_t)G * (pos + 1));
+        ver.f(&q[((size_t)l * KVH + h) * G * D], G, kv, l, h, table.data(), pos, D, scale, scores.data(),
+              o + (size_t)h * G * D);
+      });
+    const int P = ver.part_blocks, parts = (n_blocks + P - 1) / P, NH = KVH * G;
+    part_out.resize((size_t)parts * NH * D), part_max.resize((size_t)parts * NH), part_sum.resize(part_max.size());
+    left.store(parts);
+    pool.parallel_dynamic(parts, [&](int p) {
+      thread_local std::vector<float> scores;
+      scores.resize((size_t)NH * P * bs);
+      const float* ql = &q[(size_t)l * NH * D];
+      const int b0 = p * P, b1 = std::min(n_blocks, b0 + P);
+      if (parts == 1)
+        return attention_blocks_cpu(ql, NH, G, kv, l, table.data(), b0, b1, pos, D, scale, scores.data(), o, nullptr,
+                                    nullptr);
+      attention_blocks_cpu(ql, NH, G, kv, l, table.data(), b0, b1, pos, D, scale, scores.data(),
+                           &part_out[(size_t)p * NH * D], &part_max[(size_t)p * NH], &part_sum[(size_t)p * NH]);
+      if (left.fetch_sub(1) == 1)
+        attention_merge_cpu(parts, NH, D, part_out.data(), part_max.data(), part_sum.data(), o);
+    });
+  };
   const int nv = (int)versions.size();
   // Every version's output agrees with v0's (same products, at most a different summation order).
   double worst = 0;
   for (int v = 0; v < nv; v++) {
     if (versions[v].timing_only) continue;
-    std::vector<float> scores((size_t)G * (pos + 1));
-    for (int h = 0; h < KVH; h++) {
-      versions[0].f(&q[(size_t)h * G * D], G, kv, 0, h, table.data(), pos, D, scale, scores.data(), &ref[(size_t)h * G * D]);
-      versions[v].f(&q[(size_t)h * G * D], G, kv, 0, h, table.data(), pos, D, scale, scores.data(), &out[(size_t)h * G * D]);
-    }
+    run_layer(versions[0], 0, ref.data());
+    run_layer(versions[v], 0, out.data());
     for (size_t i = 0; i < out.size(); i++) worst = std::max(worst, (double)std::fabs(out[i] - ref[i]));
   }
   std::printf("largest difference from v0 over layer 0: %.3g\n", worst);
@@ -253,12 +290,7 @@ int main(int argc, char** argv) {
       for (int l = 0; l < L; l++) {
         if (!warm) weights.timed_read_gbs(135u << 20, loop);  // the layer's matmuls between two attentions
         const double t0 = now();
-        pool.parallel_dynamic(KVH, [&](int h) {
-          thread_local std::vector<float> scores;
-          scores.resize((size_t)G * (pos + 1));
-          versions[v].f(&q[((size_t)l * KVH + h) * G * D], G, kv, l, h, table.data(), pos, D, scale, scores.data(),
-                        &out[(size_t)h * G * D]);
-        });
+        run_layer(versions[v], l, out.data());
         t += now() - t0;
       }
       round_ms[v] = 1e3 * t;

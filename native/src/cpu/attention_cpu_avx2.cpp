@@ -49,9 +49,9 @@ inline float max8(__m256 v) {
   return _mm_cvtss_f32(_mm_max_ss(t, _mm_movehdup_ps(t)));
 }
 
-// Softmax of n scores in place: max, exp of the differences, their sum in double, each times 1 / sum. Whole groups
-// of 8 in lanes, the rest one at a time.
-void softmax(float* s, int n) {
+// exp(s - max) of n scores in place, their max and their sum in double: the softmax before its division. Whole
+// groups of 8 in lanes, the rest one at a time.
+ExpSums exp_shifted(float* s, int n) {
   const int n8 = n / 8 * 8;
   __m256 mx = _mm256_set1_ps(-INFINITY);
   for (int j = 0; j < n8; j += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(s + j));
@@ -73,18 +73,28 @@ void softmax(float* s, int n) {
     s[j] = e;
     sum += e;
   }
-  const float inv = (float)(1.0 / sum);
-  const __m256 vinv = _mm256_set1_ps(inv);
-  for (int j = 0; j < n8; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), vinv));
-  for (int j = n8; j < n; j++) s[j] *= inv;
+  return {max_score, sum};
 }
+
+// n values times x, in place.
+void scale_in_place(float* s, int n, float x) {
+  const int n8 = n / 8 * 8;
+  const __m256 v = _mm256_set1_ps(x);
+  for (int j = 0; j < n8; j += 8) _mm256_storeu_ps(s + j, _mm256_mul_ps(_mm256_loadu_ps(s + j), v));
+  for (int j = n8; j < n; j++) s[j] *= x;
+}
+
+// Softmax of n scores in place: max, exp of the differences, their sum in double, each times 1 / sum.
+void softmax(float* s, int n) { scale_in_place(s, n, (float)(1.0 / exp_shifted(s, n).sum)); }
 
 // The V pass at Qwen3's shape (4 query heads per KV head, head_dim 128) with the sums in registers: 16 rows at a
 // time, for each 16-wide slice of head_dim the 4 heads' 2 x 8 lanes (8 ymm) held across the rows, which the first
-// slice reads from DRAM and the other 7 from L1.
+// slice reads from DRAM and the other 7 from L1. Rows 0..n-1; head g's weight of row j is scores[g * stride + j];
+// out starts from zero, or from what it holds (accumulate).
 template <class Row>
-void v_pass_4x128(const float* scores, int n, const Row& row, float* out) {
-  for (int i = 0; i < 4 * 128; i += 8) _mm256_storeu_ps(out + i, _mm256_setzero_ps());
+void v_pass_4x128(const float* scores, int stride, int n, const Row& row, float* out, bool accumulate) {
+  if (!accumulate)
+    for (int i = 0; i < 4 * 128; i += 8) _mm256_storeu_ps(out + i, _mm256_setzero_ps());
   for (int j0 = 0; j0 < n; j0 += 16) {
     const int j1 = std::min(n, j0 + 16);
     for (int c = 0; c < 128; c += 16) {
@@ -95,7 +105,7 @@ void v_pass_4x128(const float* scores, int n, const Row& row, float* out) {
         const uint16_t* v = row(true, j) + c;
         const __m256 v0 = widen8(v), v1 = widen8(v + 8);
         for (int g = 0; g < 4; g++) {
-          const __m256 p = _mm256_set1_ps(scores[(size_t)g * n + j]);
+          const __m256 p = _mm256_set1_ps(scores[(size_t)g * stride + j]);
           acc[g][0] = _mm256_fmadd_ps(p, v0, acc[g][0]);
           acc[g][1] = _mm256_fmadd_ps(p, v1, acc[g][1]);
         }
@@ -152,9 +162,11 @@ struct Ops {
   static Vec zero() { return _mm256_setzero_ps(); }
   static void store(float* p, Vec v) { _mm256_storeu_ps(p, v); }
   static void softmax(float* s, int n) { q3::softmax(s, n); }
+  static ExpSums exp_shifted(float* s, int n) { return q3::exp_shifted(s, n); }
+  static void scale_in_place(float* s, int n, float x) { q3::scale_in_place(s, n, x); }
   template <class Row>
-  static void v_pass_4x128(const float* scores, int n, const Row& row, float* out) {
-    q3::v_pass_4x128(scores, n, row, out);
+  static void v_pass_4x128(const float* scores, int stride, int n, const Row& row, float* out, bool accumulate) {
+    q3::v_pass_4x128(scores, stride, n, row, out, accumulate);
   }
 };
 
@@ -163,6 +175,13 @@ struct Ops {
 void attention_group_avx2(const float* q, int n_q, const KvPool& kv, int layer, int kv_head, const int32_t* block_table,
                           int pos, int head_dim, float scale, float* scores, float* out) {
   attention_group_rows<Ops>(q, n_q, kv, layer, kv_head, block_table, pos, head_dim, scale, scores, out);
+}
+
+void attention_blocks_avx2(const float* q, int n_heads, int group, const KvPool& kv, int layer,
+                          const int32_t* block_table, int b0, int b1, int pos, int head_dim, float scale,
+                          float* scores, float* out, float* head_max, double* head_sum) {
+  attention_blocks<Ops>(q, n_heads, group, kv, layer, block_table, b0, b1, pos + 1, head_dim, scale, scores, out,
+                        head_max, head_sum);
 }
 
 }  // namespace q3

@@ -47,12 +47,13 @@ inline __m512 widen16(const uint16_t* h) { return _mm512_cvtph_ps(_mm256_loadu_s
 
 inline __mmask16 tail_mask(int left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
 
-// Softmax of n scores in place: max, exp of the differences, their sum in double, each times 1 / sum.
-void softmax(float* s, int n) {
+// exp(s - max) of n scores in place, their max and their sum in double: the softmax before its division.
+ExpSums exp_shifted(float* s, int n) {
   __m512 mx = _mm512_set1_ps(-INFINITY);
   for (int j = 0; j < n; j += 16)
     mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail_mask(n - j), s + j));
-  const __m512 max_score = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+  const float top = _mm512_reduce_max_ps(mx);
+  const __m512 max_score = _mm512_set1_ps(top);
   __m512d sum_lo = _mm512_setzero_pd(), sum_hi = _mm512_setzero_pd();
   for (int j = 0; j < n; j += 16) {
     const __mmask16 m = tail_mask(n - j);
@@ -61,33 +62,41 @@ void softmax(float* s, int n) {
     sum_lo = _mm512_add_pd(sum_lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
     sum_hi = _mm512_add_pd(sum_hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
   }
-  const __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(sum_lo, sum_hi))));
+  return {top, _mm512_reduce_add_pd(_mm512_add_pd(sum_lo, sum_hi))};
+}
+
+// n values times x, in place.
+void scale_in_place(float* s, int n, float x) {
+  const __m512 v = _mm512_set1_ps(x);
   for (int j = 0; j < n; j += 16) {
     const __mmask16 m = tail_mask(n - j);
-    _mm512_mask_storeu_ps(s + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + j), inv));
+    _mm512_mask_storeu_ps(s + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + j), v));
   }
 }
 
+// Softmax of n scores in place: max, exp of the differences, their sum in double, each times 1 / sum.
+void softmax(float* s, int n) { scale_in_place(s, n, (float)(1.0 / exp_shifted(s, n).sum)); }
+
 // The V pass at Qwen3's shape (4 query heads per KV head, head_dim 128) with the sums in registers: a block of 16
 // rows at a time, for each half of head_dim the 4 heads' 4 x 16 lanes held across the 16 rows (the rows' second
-// halves are read from L1). The general loop keeps them in memory, where each row's add waits for the last one's store.
+// halves are read from L1), then stored to out, which the next block's loads take back. The general loop keeps them in
+// memory, where each row's add waits for the last one's store. Rows 0..n-1; head g's weight of row j is
+// scores[g * stride + j]; out starts from zero, or from what it holds (accumulate).
 template <class Row>
-void v_pass_4x128(const float* scores, int n, const Row& row, float* out) {
-  __m512 o[2][4][4];
-  for (auto& half : o)
-    for (auto& head : half)
-      for (auto& lanes : head) lanes = _mm512_setzero_ps();
+void v_pass_4x128(const float* scores, int stride, int n, const Row& row, float* out, bool accumulate) {
   for (int j0 = 0; j0 < n; j0 += 16) {
     const int j1 = std::min(n, j0 + 16);
+    const bool from_out = accumulate || j0 > 0;
     for (int h = 0; h < 2; h++) {
       __m512 acc[4][4];
       for (int g = 0; g < 4; g++)
-        for (int c = 0; c < 4; c++) acc[g][c] = o[h][g][c];
+        for (int c = 0; c < 4; c++)
+          acc[g][c] = from_out ? _mm512_loadu_ps(out + (size_t)g * 128 + 64 * h + 16 * c) : _mm512_setzero_ps();
       for (int j = j0; j < j1; j++) {
         const uint16_t* v = row(true, j) + 64 * h;
         const __m512 v0 = widen16(v), v1 = widen16(v + 16), v2 = widen16(v + 32), v3 = widen16(v + 48);
         for (int g = 0; g < 4; g++) {
-          const __m512 p = _mm512_set1_ps(scores[(size_t)g * n + j]);
+          const __m512 p = _mm512_set1_ps(scores[(size_t)g * stride + j]);
           acc[g][0] = _mm512_fmadd_ps(p, v0, acc[g][0]);
           acc[g][1] = _mm512_fmadd_ps(p, v1, acc[g][1]);
           acc[g][2] = _mm512_fmadd_ps(p, v2, acc[g][2]);
@@ -95,12 +104,11 @@ void v_pass_4x128(const float* scores, int n, const Row& row, float* out) {
         }
       }
       for (int g = 0; g < 4; g++)
-        for (int c = 0; c < 4; c++) o[h][g][c] = acc[g][c];
+        for (int c = 0; c < 4; c++) _mm512_storeu_ps(out + (size_t)g * 128 + 64 * h + 16 * c, acc[g][c]);
     }
   }
-  for (int h = 0; h < 2; h++)
-    for (int g = 0; g < 4; g++)
-      for (int c = 0; c < 4; c++) _mm512_storeu_ps(out + (size_t)g * 128 + 64 * h + 16 * c, o[h][g][c]);
+  if (n == 0 && !accumulate)
+    for (int i = 0; i < 4 * 128; i += 16) _mm512_storeu_ps(out + i, _mm512_setzero_ps());
 }
 
 // Lane i of the result: the sum of a[i]'s 16 lanes. 15 adds and 30 shuffles for the 16 sums, where one
@@ -126,7 +134,10 @@ template <int NQ>
 inline void scores_4rows(const float* q, int D, const uint16_t* k, __m512 scale, int rows, float* const* s) {
   __m512 acc[16];
   for (auto& a : acc) a = _mm512_setzero_ps();
-  for (int c = 0; c < D; c += 16) {
+  int c = 0;
+  // D >= 16 (a multiple of 16). As a loop that might not run, GCC 12 zeroed a copy of acc on the stack on every call
+  // and summed from there; as one that runs at least once, acc stays in registers.
+  do {
     const __m512 k0 = widen16(k + c), k1 = widen16(k + D + c), k2 = widen16(k + 2 * D + c),
                  k3 = widen16(k + 3 * D + c);
     for (int g = 0; g < NQ; g++) {
@@ -136,7 +147,8 @@ inline void scores_4rows(const float* q, int D, const uint16_t* k, __m512 scale,
       acc[4 * g + 2] = _mm512_fmadd_ps(qg, k2, acc[4 * g + 2]);
       acc[4 * g + 3] = _mm512_fmadd_ps(qg, k3, acc[4 * g + 3]);
     }
-  }
+    c += 16;
+  } while (c < D);
   alignas(64) float sums[16];
   _mm512_store_ps(sums, _mm512_mul_ps(sums16(acc), scale));
   const __mmask8 m = (__mmask8)((1u << rows) - 1);
@@ -161,9 +173,11 @@ struct Ops {
   static Vec zero() { return _mm512_setzero_ps(); }
   static void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
   static void softmax(float* s, int n) { q3::softmax(s, n); }
+  static ExpSums exp_shifted(float* s, int n) { return q3::exp_shifted(s, n); }
+  static void scale_in_place(float* s, int n, float x) { q3::scale_in_place(s, n, x); }
   template <class Row>
-  static void v_pass_4x128(const float* scores, int n, const Row& row, float* out) {
-    q3::v_pass_4x128(scores, n, row, out);
+  static void v_pass_4x128(const float* scores, int stride, int n, const Row& row, float* out, bool accumulate) {
+    q3::v_pass_4x128(scores, stride, n, row, out, accumulate);
   }
 };
 
@@ -172,6 +186,13 @@ struct Ops {
 void attention_group_avx512(const float* q, int n_q, const KvPool& kv, int layer, int kv_head,
                             const int32_t* block_table, int pos, int head_dim, float scale, float* scores, float* out) {
   attention_group_rows<Ops>(q, n_q, kv, layer, kv_head, block_table, pos, head_dim, scale, scores, out);
+}
+
+void attention_blocks_avx512(const float* q, int n_heads, int group, const KvPool& kv, int layer,
+                          const int32_t* block_table, int b0, int b1, int pos, int head_dim, float scale,
+                          float* scores, float* out, float* head_max, double* head_sum) {
+  attention_blocks<Ops>(q, n_heads, group, kv, layer, block_table, b0, b1, pos + 1, head_dim, scale, scores, out,
+                        head_max, head_sum);
 }
 
 }  // namespace q3

@@ -3,7 +3,11 @@
 #include "forward_cpu.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <vector>
 
 #include "awq_cpu.h"
@@ -16,6 +20,25 @@ namespace {
 
 constexpr size_t kSwigluChunk = 2048;  // values per SwiGLU task: a few microseconds
 constexpr int kNormRing = 4;            // places a decode step writes its normalised rows to in turn
+
+// A decode token's attention split by position (attention_blocks_cpu), from kSplitMinPositions positions on where a
+// SIMD path runs: parts of about a quarter of the longest sequence per thread pair (so that each thread has two to
+// take), kept within kPartPositions. native/dev/cpu/attention_cold.cpp on a 2-core Zen 4, a step's attention with its
+// K/V rows cold: 0.94-0.96x the time of one task per KV head at 511 and 1,023 positions, 0.81-0.91x at 4,095, and
+// 1.43x at 255 with one range for two threads (bench/results/cpu-attention-split.md; docs/cpu-work-split.md).
+// Q3_ATTENTION=heads or =positions forces either, for benchmarks (read once).
+constexpr int kSplitMinPositions = 512;
+constexpr int kPartPositions[2] = {128, 512};
+
+int split_min_positions() {
+  static const int min = [] {
+    const char* e = std::getenv("Q3_ATTENTION");
+    if (e && std::strcmp(e, "heads") == 0) return 1 << 30;
+    if (e && std::strcmp(e, "positions") == 0) return 0;
+    return kSplitMinPositions;
+  }();
+  return min;
+}
 
 struct TokenRef {
   int item;  // index into items
@@ -76,6 +99,22 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
   // tokens before it, so they are all written first, in a pass of their own.
   const bool decode = std::all_of(items, items + n_items, [](const q3_batch_item& it) { return it.n_tokens == 1; });
 
+  // A decode step's attention split by position (kSplitMinPositions): token t's parts are tasks parts_first[t] ..
+  // parts_first[t + 1] - 1; parts_left[t] counts those not yet done, per layer.
+  const bool split = decode && max_pos + 1 >= split_min_positions() && attention_blocks_available(D, bs);
+  const int part_positions = std::clamp((max_pos + 1 + 2 * pool.size() - 1) / (2 * pool.size()), kPartPositions[0],
+                                        kPartPositions[1]);
+  const int part_blocks = (part_positions + bs - 1) / bs;
+  std::vector<int> parts_first(T + 1, 0);
+  std::unique_ptr<std::atomic<int>[]> parts_left;
+  if (split) {
+    for (int t = 0; t < T; t++) parts_first[t + 1] = parts_first[t] + (toks[t].pos / bs + part_blocks) / part_blocks;
+    parts_left.reset(new std::atomic<int>[T]);
+    s.att_parts.resize((size_t)parts_first[T] * q_dim);
+    s.att_max.resize((size_t)parts_first[T] * NH);
+    s.att_sum.resize((size_t)parts_first[T] * NH);
+  }
+
   for (int l = 0; l < c.n_layers; l++) {
     const LayerWeights& L = w.layers[l];
 
@@ -107,8 +146,9 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
         narrow_f16(v + h * D, D, kv.v(block, l) + ((size_t)h * bs + pos % bs) * D);
       }
     };
-    // In a decode step the attention task of a kv head does that head's part first (see `decode` above).
-    if (!decode) {
+    // In a decode step the attention task of a kv head does that head's part first (see `decode` above), unless the
+    // attention is split by position: then each token's heads first, as with more tokens per sequence.
+    if (!decode || split) {
       phase.next(phases::kQkRopeKv);
       pool.parallel_for(T, [&](int t) { norm_rope_write(t, 0, NKV); });
     }
@@ -117,7 +157,34 @@ void forward_cpu(const Qwen3Config& c, const Qwen3Weights& w, const RopeTable& r
     // once per token, no copies). One task per token and kv head, claimed in turn: when another process holds a
     // core, the thread that runs takes what the other has not started instead of waiting for it (so does SwiGLU).
     phase.next(phases::kAttention);
-    {
+    if (split) {
+      // By position: token t's tasks are parts_first[t] .. parts_first[t + 1] - 1, each over part_blocks of its
+      // blocks and all its heads; the part that finishes last merges them. A token of one part writes its attention.
+      for (int t = 0; t < T; t++) parts_left[t].store(parts_first[t + 1] - parts_first[t], std::memory_order_relaxed);
+      phases::Region region;
+      pool.parallel_dynamic(parts_first[T], [&](int task) {
+        phases::Chunk timed;
+        const int t = (int)(std::upper_bound(parts_first.begin(), parts_first.end(), task) - parts_first.begin()) - 1;
+        const int p = task - parts_first[t], parts = parts_first[t + 1] - parts_first[t];
+        const int blocks = toks[t].pos / bs + 1, b0 = p * part_blocks, b1 = std::min(blocks, b0 + part_blocks);
+        const int32_t* table = items[toks[t].item].block_table;
+        const float* q = &s.qkv[(size_t)t * qkv_dim];
+        float* att = &s.att[(size_t)t * q_dim];
+        thread_local std::vector<float> scores;
+        scores.resize((size_t)NH * part_blocks * bs);
+        if (parts == 1)
+          return attention_blocks_cpu(q, NH, group, kv, l, table, b0, b1, toks[t].pos, D, scale, scores.data(), att,
+                                      nullptr, nullptr);
+        const size_t at = (size_t)parts_first[t] + p;
+        attention_blocks_cpu(q, NH, group, kv, l, table, b0, b1, toks[t].pos, D, scale, scores.data(),
+                             &s.att_parts[at * q_dim], &s.att_max[at * NH], &s.att_sum[at * NH]);
+        if (parts_left[t].fetch_sub(1, std::memory_order_acq_rel) == 1) {
+          const size_t first = parts_first[t];
+          attention_merge_cpu(parts, NH, D, &s.att_parts[first * q_dim], &s.att_max[first * NH],
+                              &s.att_sum[first * NH], att);
+        }
+      });
+    } else {
       phases::Region region;
       pool.parallel_dynamic(T * NKV, [&](int task) {
         phases::Chunk timed;

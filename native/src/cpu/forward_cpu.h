@@ -19,6 +19,9 @@ struct CpuRunState {
   std::vector<float> xn;      // (max(T, 8), hidden) normalised input of a sub-layer (decode: 4 slots of 2 rows)
   std::vector<float> qkv;     // (T, (n_heads + 2*n_kv_heads)*head_dim)
   std::vector<float> att;     // (T, n_heads*head_dim)
+  std::vector<float> att_parts;  // (parts, n_heads*head_dim) a decode attention split by position: each part's sums
+  std::vector<float> att_max;    // (parts, n_heads) each part's largest score per head
+  std::vector<double> att_sum;   // (parts, n_heads) each part's sum of exp(score - max) per head
   std::vector<float> proj;    // (T, hidden) output of o_proj / down_proj
   std::vector<float> gate_up; // (T, 2*intermediate)
   std::vector<float> act;     // (T, intermediate)

@@ -3,11 +3,13 @@
 // x86-64 Linux each function is compiled for AVX-512, AVX2 and the baseline, picked at load time (target_clones).
 #include "ops_cpu.h"
 
+#include <algorithm>
 #include <cmath>
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #endif
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include "../half.h"
@@ -227,6 +229,49 @@ void attention_group_cpu(const float* q, int n_q, const KvPool& kv, int layer, i
       const float p = scores[(size_t)g * n + j];
       float* o = out + (size_t)g * head_dim;
       for (int d = 0; d < head_dim; d++) o[d] += p * v[d];
+    }
+  }
+}
+
+bool attention_blocks_available(int head_dim, int block_size) {
+  // the AVX-512 path scores 4 K rows at a time, the AVX2 path 2: a block of a multiple of 4 suits both
+  return head_dim % 16 == 0 && block_size % 4 == 0 && g_attention_isa.current() != kPlain;
+}
+
+void attention_blocks_cpu(const float* q, int n_heads, int group, const KvPool& kv, int layer,
+                          const int32_t* block_table, int b0, int b1, int pos, int head_dim, float scale, float* scores,
+                          float* out, float* head_max, double* head_sum) {
+  if (!attention_blocks_available(head_dim, kv.block_size()))
+    throw std::logic_error("attention_blocks_cpu: no SIMD path for this head_dim and block size");
+  if (g_attention_isa.current() == kAvx512)
+    return attention_blocks_avx512(q, n_heads, group, kv, layer, block_table, b0, b1, pos, head_dim, scale, scores,
+                                   out, head_max, head_sum);
+  attention_blocks_avx2(q, n_heads, group, kv, layer, block_table, b0, b1, pos, head_dim, scale, scores, out,
+                        head_max, head_sum);
+}
+
+// Per head: the parts' sums rescaled to the largest max (exp(max_p - max) each, in double) and divided by the
+// rescaled total of their exp sums.
+void attention_merge_cpu(int parts, int n_heads, int head_dim, const float* parts_out, const float* parts_max,
+                         const double* parts_sum, float* out) {
+  thread_local std::vector<float> weight;
+  weight.resize(parts);
+  for (int g = 0; g < n_heads; g++) {
+    float top = -INFINITY;
+    for (int p = 0; p < parts; p++) top = std::max(top, parts_max[(size_t)p * n_heads + g]);
+    double total = 0;
+    for (int p = 0; p < parts; p++) {
+      const double w = std::exp((double)parts_max[(size_t)p * n_heads + g] - top);
+      weight[p] = (float)w;
+      total += w * parts_sum[(size_t)p * n_heads + g];
+    }
+    const float inv = (float)(1.0 / total);
+    float* o = out + (size_t)g * head_dim;
+    for (int i = 0; i < head_dim; i++) o[i] = 0;
+    for (int p = 0; p < parts; p++) {
+      const float w = weight[p] * inv;
+      const float* src = parts_out + ((size_t)p * n_heads + g) * head_dim;
+      for (int i = 0; i < head_dim; i++) o[i] += w * src[i];
     }
   }
 }

@@ -48,4 +48,27 @@ void attention_group_avx2(const float* q, int n_q, const KvPool& kv, int layer, 
 const char* attention_cpu_isa();
 bool attention_cpu_force_isa(const char* name);
 
+// A decode token's attention split by position, for long sequences: all n_heads query heads of one token (group per
+// KV head, q as (n_heads, head_dim)) over blocks [b0, b1) of its positions 0..pos, every KV head's rows of a block read
+// together. With head_max and head_sum null (b0 = 0 and b1 past the last block), out is the attention itself,
+// (n_heads, head_dim). Otherwise out holds each head's sum of exp(s_j - max) * v_j over the part's positions and
+// head_max / head_sum (n_heads each) that max and the sum of exp(s_j - max): attention_merge_cpu combines the parts.
+// scores: scratch of at least n_heads * (b1 - b0) * block_size floats. The sums run in the SIMD paths' lanes, so
+// the results differ from attention_group_cpu's in the last bits. Only where attention_blocks_available: a SIMD path
+// runs (attention_cpu_isa() is not "plain"), head_dim is a multiple of 16 and block_size one of 4.
+bool attention_blocks_available(int head_dim, int block_size);
+void attention_blocks_cpu(const float* q, int n_heads, int group, const KvPool& kv, int layer,
+                          const int32_t* block_table, int b0, int b1, int pos, int head_dim, float scale, float* scores,
+                          float* out, float* head_max, double* head_sum);
+// The attention from `parts` partial results of attention_blocks_cpu: parts_out (parts, n_heads, head_dim), parts_max
+// and parts_sum (parts, n_heads); out (n_heads, head_dim).
+void attention_merge_cpu(int parts, int n_heads, int head_dim, const float* parts_out, const float* parts_max,
+                         const double* parts_sum, float* out);
+void attention_blocks_avx512(const float* q, int n_heads, int group, const KvPool& kv, int layer,
+                             const int32_t* block_table, int b0, int b1, int pos, int head_dim, float scale,
+                             float* scores, float* out, float* head_max, double* head_sum);
+void attention_blocks_avx2(const float* q, int n_heads, int group, const KvPool& kv, int layer,
+                           const int32_t* block_table, int b0, int b1, int pos, int head_dim, float scale,
+                           float* scores, float* out, float* head_max, double* head_sum);
+
 }  // namespace q3
