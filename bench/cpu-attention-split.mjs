@@ -12,20 +12,20 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { option } from './bench-args.mjs';
+
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const args = Object.fromEntries(
-  process.argv.slice(2).reduce((pairs, a, i, all) => (a.startsWith('--') ? [...pairs, [a.slice(2), all[i + 1]]] : pairs), []),
-);
-if (!args.base) throw new Error('--base DIR (a tree with a built native/build/qwen3) is required');
-const prompt = Number(args.prompt ?? 1024), rounds = Number(args.rounds ?? 2);
-const out = args.out ?? `cpu-attention-split-${prompt}`;
-const benchArgs = ['bench', '--model', args.model ?? '.models/8b', '--threads', args.threads ?? '2', '--prompt', String(prompt),
-  '--steps', args.steps ?? '16', '--batch', '0', '--pairs', '4', '--phases'];
+const base = option('base');
+if (!base) throw new Error('--base DIR (a tree with a built native/build/qwen3) is required');
+const prompt = Number(option('prompt', 1024)), rounds = Number(option('rounds', 2));
+const out = option('out', `cpu-attention-split-${prompt}`);
+const benchArgs = ['bench', '--model', option('model', '.models/8b'), '--threads', option('threads', '2'), '--prompt',
+  String(prompt), '--steps', option('steps', '16'), '--batch', '0', '--pairs', '4', '--phases'];
 const git = (dir, ...a) => execFileSync('git', ['-C', dir, ...a], { encoding: 'utf8' }).trim();
 const commitOf = (dir) =>
   git(dir, 'rev-parse', '--short', 'HEAD') + (git(dir, 'status', '--porcelain', '--untracked-files=no', '--', 'native') ? ' + uncommitted changes' : '');
 const ways = [
-  { name: 'baseline', dir: resolve(args.base), env: {} },
+  { name: 'baseline', dir: resolve(base), env: {} },
   { name: 'this tree, by KV head', dir: root, env: { Q3_ATTENTION: 'heads' } },
   { name: 'this tree', dir: root, env: {} },
 ].map((w) => ({ ...w, commit: commitOf(w.dir) }));
@@ -46,6 +46,8 @@ function run(way, round) {
   return { ...JSON.parse(readFileSync(json, 'utf8')), attention_ms: phase('attention'), step_ms: phase('whole step') };
 }
 
+// The mean of the middle two for an even count, as bench/cpu-zen4-b1.mjs takes it (bench-args.mjs's median takes the
+// upper one); the committed results were computed this way.
 const median = (v) => {
   const s = [...v].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;

@@ -127,6 +127,27 @@ void test_f16_narrow() {
         "narrow_f16: f32_to_f16's bits for " + std::to_string(x.size()) + " values (" + std::to_string(wrong) + " wrong)");
 }
 
+// Attention of one query head (qg: D values) over positions 0..pos of KV head `head` in `layer`, through the block
+// table, in float64: the reference both attention tests hold the kernels to.
+std::vector<double> reference_attention(const float* qg, const KvPool& kv, const int32_t* table, int layer, int head,
+                                        int pos, int D, float scale) {
+  const int bs = kv.block_size();
+  std::vector<double> s(pos + 1), ref(D, 0.0);
+  double mx = -1e300, sum = 0;
+  for (int j = 0; j <= pos; j++) {
+    const uint16_t* k = kv.k(table[j / bs], layer) + ((size_t)head * bs + j % bs) * D;
+    double dot = 0;
+    for (int i = 0; i < D; i++) dot += (double)qg[i] * f16_to_f32(k[i]);
+    s[j] = dot * scale, mx = std::max(mx, s[j]);
+  }
+  for (int j = 0; j <= pos; j++) s[j] = std::exp(s[j] - mx), sum += s[j];
+  for (int j = 0; j <= pos; j++) {
+    const uint16_t* v = kv.v(table[j / bs], layer) + ((size_t)head * bs + j % bs) * D;
+    for (int i = 0; i < D; i++) ref[i] += s[j] / sum * f16_to_f32(v[i]);
+  }
+  return ref;
+}
+
 // bs: the KV cache's block size (16 by default; the AVX-512 and AVX2 paths score a block's rows 4 and 2 at a time
 // where bs allows).
 void test_attention(int D, int bs = 16) {
@@ -146,20 +167,8 @@ void test_attention(int D, int bs = 16) {
       const float scale = 1.f / std::sqrt((float)D);
       attention_group_cpu(q.data(), n_q, kv, layer, head, table.data(), pos, D, scale, scores.data(), out.data());
       for (int g = 0; g < n_q; g++) {
-        const float* qg = q.data() + (size_t)g * D;
-        std::vector<double> s(pos + 1), ref(D, 0.0);
-        double mx = -1e300, sum = 0;
-        for (int j = 0; j <= pos; j++) {
-          const uint16_t* k = kv.k(table[j / bs], layer) + ((size_t)head * bs + j % bs) * D;
-          double dot = 0;
-          for (int i = 0; i < D; i++) dot += (double)qg[i] * f16_to_f32(k[i]);
-          s[j] = dot * scale, mx = std::max(mx, s[j]);
-        }
-        for (int j = 0; j <= pos; j++) s[j] = std::exp(s[j] - mx), sum += s[j];
-        for (int j = 0; j <= pos; j++) {
-          const uint16_t* v = kv.v(table[j / bs], layer) + ((size_t)head * bs + j % bs) * D;
-          for (int i = 0; i < D; i++) ref[i] += s[j] / sum * f16_to_f32(v[i]);
-        }
+        const std::vector<double> ref =
+            reference_attention(q.data() + (size_t)g * D, kv, table.data(), layer, head, pos, D, scale);
         const float* og = out.data() + (size_t)g * D;
         double num = 0, den = 0;
         for (int i = 0; i < D; i++) num += (og[i] - ref[i]) * (og[i] - ref[i]), den += ref[i] * ref[i];
@@ -186,23 +195,11 @@ void test_attention_blocks(int D, int bs, int group) {
   for (auto& v : q) v = 2 * d(rng);  // sharper softmaxes than unit scores, so that the parts' maxima differ
   const float scale = 1.f / std::sqrt((float)D);
   for (int pos : {0, bs - 1, bs, 3 * bs + bs / 2, 6 * bs - 1}) {
-    const int n = pos + 1, nb = (n + bs - 1) / bs;
+    const int nb = pos / bs + 1;  // blocks holding positions 0..pos
     std::vector<float> ref_out((size_t)n_heads * D);
-    for (int g = 0; g < n_heads; g++) {  // float64 reference, query head g reads KV head g / group
-      const int h = g / group;
-      std::vector<double> s(n), ref(D, 0.0);
-      double mx = -1e300, sum = 0;
-      for (int j = 0; j < n; j++) {
-        const uint16_t* k = kv.k(table[j / bs], layer) + ((size_t)h * bs + j % bs) * D;
-        double dot = 0;
-        for (int i = 0; i < D; i++) dot += (double)q[(size_t)g * D + i] * f16_to_f32(k[i]);
-        s[j] = dot * scale, mx = std::max(mx, s[j]);
-      }
-      for (int j = 0; j < n; j++) s[j] = std::exp(s[j] - mx), sum += s[j];
-      for (int j = 0; j < n; j++) {
-        const uint16_t* v = kv.v(table[j / bs], layer) + ((size_t)h * bs + j % bs) * D;
-        for (int i = 0; i < D; i++) ref[i] += s[j] / sum * f16_to_f32(v[i]);
-      }
+    for (int g = 0; g < n_heads; g++) {  // query head g reads KV head g / group
+      const std::vector<double> ref =
+          reference_attention(q.data() + (size_t)g * D, kv, table.data(), layer, g / group, pos, D, scale);
       for (int i = 0; i < D; i++) ref_out[(size_t)g * D + i] = (float)ref[i];
     }
     for (int part : {0, 1, 2, 4}) {  // blocks per part; 0: the whole sequence in one call, no merge

@@ -163,7 +163,6 @@ struct Ops {
   static void store(float* p, Vec v) { _mm256_storeu_ps(p, v); }
   static void softmax(float* s, int n) { q3::softmax(s, n); }
   static ExpSums exp_shifted(float* s, int n) { return q3::exp_shifted(s, n); }
-  static void scale_in_place(float* s, int n, float x) { q3::scale_in_place(s, n, x); }
   template <class Row>
   static void v_pass_4x128(const float* scores, int stride, int n, const Row& row, float* out, bool accumulate) {
     q3::v_pass_4x128(scores, stride, n, row, out, accumulate);

@@ -92,9 +92,9 @@ inline void k_pass_blocks(const float* q, int n_q, const KvPool& kv, int layer, 
 
 // V: the path's vector type and operations on it: Vec, kLanes, load(const float*), widen(const uint16_t*) (kLanes
 // fp16 values as fp32), mul, fmadd(a, b, c) = a * b + c, sum (across lanes), set1, zero, store(float*, Vec); and its
-// softmax(float* scores, int n), exp_shifted(scores, n) (the softmax without its division: ExpSums),
-// scale_in_place(scores, n, x) and v_pass_4x128(scores, stride, n, row, out, accumulate) (Qwen3's 4 query heads x
-// head_dim 128); and for k_pass_blocks, kRows and score_rows<NQ>.
+// softmax(float* scores, int n), exp_shifted(scores, n) (the softmax without its division: ExpSums) and
+// v_pass_4x128(scores, stride, n, row, out, accumulate) (Qwen3's 4 query heads x head_dim 128); and for k_pass_blocks,
+// kRows and score_rows<NQ>.
 // The K pass reads each K row once for every query head, kAttentionAhead rows behind the prefetch of the K row (into
 // L1) and the V row (into L2, read after the softmax); the V pass reads each V row once too.
 template <class V>
