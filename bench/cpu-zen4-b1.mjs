@@ -72,7 +72,7 @@ const metrics = [
   ['read_bandwidth_gb_s', 'probe GB/s (best segment)', (x) => x.toFixed(1)],
 ];
 const lines = [
-  '# CPU batch-1 decode vs its paired read: this tree vs baseline (AMD EPYC Zen 4)',
+  '# CPU batch-1 decode vs its paired read: this tree vs baseline',
   '',
   `- command: \`${command}\``,
   `- date: ${started} – ${finished ?? new Date().toISOString()}`,

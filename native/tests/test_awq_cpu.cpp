@@ -404,16 +404,22 @@ int main() {
       std::mt19937 rng(77);
       test_tile_ranges("amx", "amx", awq_cpu::tiles_amx, rng);
       test_tile_ranges("avx512-vnni", "Intel prefetch", awq_cpu::tiles_avx512vnni, rng);
-      test_tile_ranges("avx512-vnni", "AMD prefetch", awq_cpu::tiles_avx512vnni_amd, rng, 1, awq_cpu::tiles_avx512vnni);
       // The VNNI kernels (the decode kernel's vpdpbusd written as asm) against the AVX512BW kernel, which sums the
       // same exact int32 products through vpmaddubsw: equal bits at every M, decode's M = 1, 2 included.
       test_tile_ranges("avx512-vnni", "Intel prefetch", awq_cpu::tiles_avx512vnni, rng, 1, awq_cpu::tiles_avx512bw,
                        "the AVX512BW kernel");
-      test_tile_ranges("avx512-vnni", "AMD prefetch", awq_cpu::tiles_avx512vnni_amd, rng, 1, awq_cpu::tiles_avx512bw,
-                       "the AVX512BW kernel");
-      // The AMD decode kernel (M = 1: merged accumulators, 8 tiles at once) without GFNI, as CPUs without it run it.
-      test_tile_ranges("avx512-vnni", "AMD prefetch without GFNI", awq_cpu::tiles_avx512vnni_amd_no_gfni, rng, 1,
-                       awq_cpu::tiles_avx512vnni);
+      // The AMD decode kernel (M = 1: merged accumulators) streaming 8 tiles at once and 4, whatever this CPU takes;
+      // without GFNI as CPUs without it run it.
+      for (const int streams : {8, 4}) {
+        awq_cpu::force_merged_streams(streams);
+        const std::string amd = "AMD prefetch, " + std::to_string(streams) + " streams";
+        test_tile_ranges("avx512-vnni", amd.c_str(), awq_cpu::tiles_avx512vnni_amd, rng, 1, awq_cpu::tiles_avx512vnni);
+        test_tile_ranges("avx512-vnni", amd.c_str(), awq_cpu::tiles_avx512vnni_amd, rng, 1, awq_cpu::tiles_avx512bw,
+                         "the AVX512BW kernel");
+        test_tile_ranges("avx512-vnni", (amd + ", without GFNI").c_str(), awq_cpu::tiles_avx512vnni_amd_no_gfni, rng, 1,
+                         awq_cpu::tiles_avx512vnni);
+      }
+      awq_cpu::force_merged_streams(0);
     }
     test_quantize();
     test_f16(pool);

@@ -38,6 +38,10 @@
 // instead of L1, and the kernel reads 0.90 of the read on one core and on two in the fast mode ("m1 merged, records
 // into L1 (T0)" 0.84-0.85; bench/results/cpu-zen4-records.md). merged_var's default prefetch is the AMD policy, so the
 // versions above timed before that change (cpu-zen4-gfni-high.md) had their records into L1.
+// Session 33: the host is now a Zen 5 (family 26); stream counts for the merged kernel ("m1 merged, hi GFNI, t8 / t4 /
+// t2 / t1", merged_var's TMax) and more prefetch distances. 4 streams read 1.15x as fast as 8 on one core and
+// 1.12-1.22x on two (bench/results/cpu-zen5-streams.md); the library takes 4 on family 26 and later
+// (merged_streams()), so "m1 library amd" is the 4-stream kernel on such a CPU.
 // The library's source is compiled into this file (its kernels are file-local templates), so every version is the
 // library's own loop with other template arguments; each is first checked against tiles_avx512vnni (the same bits).
 // Version names: m<M> t<T> d<distance in bytes, 0 = no software prefetch> <hint T0|T1|T2|NTA> [c<chunks per thread>]
@@ -259,11 +263,13 @@ template <int Lo, int Hi, int Extra, int Pre = 0, int ExtraHi = Extra, class P =
 void merged_var(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
   using Ops = VarOps<Lo, Hi, Extra, Pre, ExtraHi>;
   int t = t0;
-  if constexpr (TMax == 8)
+  if constexpr (TMax >= 8)
     for (; t + 8 <= t1; t += 8) tiles_one_row_merged<8, P, Ops>(w, x, t, y);
-  for (; t + 4 <= t1; t += 4) tiles_one_row_merged<4, P, Ops>(w, x, t, y);
-  if (t + 2 <= t1) tiles_one_row_merged<2, P, Ops>(w, x, t, y), t += 2;
-  if (t < t1) tiles_one_row_merged<1, P, Ops>(w, x, t, y);
+  if constexpr (TMax >= 4)
+    for (; t + 4 <= t1; t += 4) tiles_one_row_merged<4, P, Ops>(w, x, t, y);
+  if constexpr (TMax >= 2)
+    for (; t + 2 <= t1; t += 2) tiles_one_row_merged<2, P, Ops>(w, x, t, y);
+  for (; t < t1; t++) tiles_one_row_merged<1, P, Ops>(w, x, t, y);
 }
 
 // Two prefetches per word: T1 2 KiB ahead (the AMD policy) and T0 512 bytes ahead (1536 behind it).
@@ -370,6 +376,21 @@ std::vector<Version> versions() {
   vs.push_back({"m1 merged, hi GFNI, T0 2K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<2048, _MM_HINT_T0>>, 8});
   vs.push_back({"m1 merged, hi GFNI, NTA 2K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<2048, _MM_HINT_NTA>>, 8});
   vs.push_back({"m1 merged, hi GFNI, no prefetch", 1, merged_var<1, 3, 0, 0, 0, Prefetch<0, 0>>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t4, T0 6K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<6144, _MM_HINT_T0, _MM_HINT_T1>, 4>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t4, T1 4K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<4096, _MM_HINT_T1, _MM_HINT_T1>, 4>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t4, T1 1K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<1024, _MM_HINT_T1, _MM_HINT_T1>, 4>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t4, no prefetch", 1, merged_var<1, 3, 0, 0, 0, Prefetch<0, 0, _MM_HINT_T1>, 4>, 8});
+  vs.push_back({"m1 merged, hi AND, t4", 1, merged_var<1, 1, 0, 0, 0, AmdPrefetch, 4>, 8});
+  vs.push_back({"m1 merged, hi GFNI, T0 6K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<6144, _MM_HINT_T0, _MM_HINT_T1>>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t8 (the library before session 33)", 1, merged_var<1, 3, 0, 0, 0, AmdPrefetch, 8>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t2", 1, merged_var<1, 3, 0, 0, 0, AmdPrefetch, 2>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t1", 1, merged_var<1, 3, 0, 0, 0, AmdPrefetch, 1>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t2, T1 4K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<4096, _MM_HINT_T1, _MM_HINT_T1>, 2>, 8});
+  vs.push_back({"m1 merged, no GFNI, t4", 1, merged_var<3, 1, 0, 0, 0, AmdPrefetch, 4>, 8});
+  vs.push_back({"m1 merged, hi GFNI, T1 8K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<8192, _MM_HINT_T1, _MM_HINT_T1>>, 8});
+  vs.push_back({"m1 merged, hi GFNI, T1 16K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<16384, _MM_HINT_T1, _MM_HINT_T1>>, 8});
+  vs.push_back({"m1 merged, hi GFNI, T2 2K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<2048, _MM_HINT_T2, _MM_HINT_T1>>, 8});
+  vs.push_back({"m1 merged, hi GFNI, T1 2K + T0 512", 1, merged_var<1, 3, 0, 0, 0, PrefetchT1T0>, 8});
   vs.push_back({"m2 read", 2, dev::read_tiles, 8});
   add_all<2>(vs), add_all<4>(vs), add_all<8>(vs);
   for (int c : {1, 2, 4, 32}) add<4, 6144, _MM_HINT_T0>(vs, c), add<4, 2048, _MM_HINT_T1>(vs, c), add<4, 0, 0>(vs, c);

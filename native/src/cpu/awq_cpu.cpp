@@ -2,6 +2,8 @@
 // and the double-precision reference. The SIMD tile kernels live in awq_cpu_avx512.cpp / awq_cpu_avx2.cpp.
 #include "awq_cpu.h"
 
+#include <cpuid.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cfloat>
@@ -358,6 +360,19 @@ void tiles_scalar(const PackedView& w, const QuantizedRows& x, int t0, int t1, f
   }
 }
 
+namespace {
+
+// The x86 CPU family (CPUID leaf 1: the base family, plus the extended one when the base is 15; AMD Zen 4 is 25,
+// Zen 5 is 26), 0 if CPUID cannot tell.
+int cpu_family() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+  const int base = (int)((a >> 8) & 0xF);
+  return base == 0xF ? base + (int)((a >> 20) & 0xFF) : base;
+}
+
+}  // namespace
+
 // Read once: the environment is the A/B switch for benchmarks (qwen3 bench, bench_gemv_cpu) without a flag.
 bool amd_prefetch() {
   static const bool amd = [] {
@@ -368,6 +383,22 @@ bool amd_prefetch() {
   }();
   return amd;
 }
+
+namespace {
+std::atomic<int> g_forced_streams{0};
+}  // namespace
+
+int merged_streams() {
+  if (const int f = g_forced_streams.load(std::memory_order_relaxed)) return f;
+  static const int streams = [] {
+    const char* e = std::getenv("Q3_AWQ_STREAMS");
+    if (e && (std::strcmp(e, "4") == 0 || std::strcmp(e, "8") == 0)) return std::atoi(e);
+    return cpu_family() >= 26 ? 4 : 8;
+  }();
+  return streams;
+}
+
+void force_merged_streams(int streams) { g_forced_streams.store(streams == 4 || streams == 8 ? streams : 0); }
 
 }  // namespace awq_cpu
 

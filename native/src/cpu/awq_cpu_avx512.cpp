@@ -270,8 +270,8 @@ void rows_vnni_passes(const PackedView& w, const QuantizedRows& x, int t, float*
 // Both nibbles of each weight byte enter the dot products as 16x their value (the high one masked in place, the low
 // one moved up), so one accumulator per tile and activation byte sums both nibbles' products: 2 accumulators per
 // tile instead of 4, and the fold needs one shift and one add instead of tiles_one_row's combine(). That leaves room
-// for T = 8 tiles at once (16 accumulators), so each activation broadcast feeds 8 weight words, and each word is
-// loaded once. Less work per weight word is what counts: on one core of an AMD EPYC (Zen 4) streaming from DRAM, work
+// for T = 8 tiles at once (16 accumulators), so each activation broadcast can feed 8 weight words (tiles_merged says
+// how many a core streams at once), and each word is loaded once. Less work per weight word is what counts: on one core of an AMD EPYC (Zen 4) streaming from DRAM, work
 // beside the loads costs stream rate (independent vpaddd as much as multiplies), and this kernel read 0.82 of a plain
 // read of the same bytes against tiles_one_row's 0.74 (bench/results/cpu-zen4-one-core.md; docs/cpu-prefetch.md,
 // "Instructions beside the loads"), 0.86 since its high nibbles too go through GFNI (NibblesUp).
@@ -341,12 +341,17 @@ void tiles_one_row_merged(const PackedView& w, const QuantizedRows& x, int t, fl
   for (int i = 0; i < T; i++) _mm512_mask_storeu_ps(y + (size_t)(t + i) * kTile, lane_mask(w, t + i), out[i]);
 }
 
-// Tiles [t0, t1) at M = 1 with tiles_one_row_merged: groups of 8, then 4, 2, 1.
-template <class P, bool GFNI>
+// Tiles [t0, t1) at M = 1 with tiles_one_row_merged: groups of Streams (8 or 4), then 4, 2, 1. How many tile streams
+// at once suits a core is measured, not derived (merged_streams() in awq_cpu.cpp chooses): on the Zen 4 EPYC these
+// kernels were tuned on, 4 read 0.95x as fast as 8 on two cores in the fast memory mode (session 26,
+// docs/cpu-prefetch.md); on a Zen 5 EPYC 4 read 1.15x as fast on one core and 1.12-1.22x on two
+// (bench/results/cpu-zen5-streams.md).
+template <class P, bool GFNI, int Streams>
 void tiles_merged(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
   int t = t0;
-  for (; t + 8 <= t1; t += 8) tiles_one_row_merged<8, P, NibblesUp<GFNI>>(w, x, t, y);
-  if (t + 4 <= t1) tiles_one_row_merged<4, P, NibblesUp<GFNI>>(w, x, t, y), t += 4;
+  if constexpr (Streams == 8)
+    for (; t + 8 <= t1; t += 8) tiles_one_row_merged<8, P, NibblesUp<GFNI>>(w, x, t, y);
+  for (; t + 4 <= t1; t += 4) tiles_one_row_merged<4, P, NibblesUp<GFNI>>(w, x, t, y);
   if (t + 2 <= t1) tiles_one_row_merged<2, P, NibblesUp<GFNI>>(w, x, t, y), t += 2;
   if (t < t1) tiles_one_row_merged<1, P, NibblesUp<GFNI>>(w, x, t, y);
 }
@@ -456,19 +461,24 @@ void tiles_avx512vnni(const PackedView& w, const QuantizedRows& x, int t0, int t
 }
 
 // The AMD kernels: the merged M = 1 kernel where its integers stay exact, tiles<> (AMD prefetch) otherwise.
-template <bool GFNI>
+template <bool GFNI, int Streams>
 void tiles_amd(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
-  if (x.M == 1 && x.block <= kMergedMaxBlock) return tiles_merged<AmdPrefetch, GFNI>(w, x, t0, t1, y);
+  if (x.M == 1 && x.block <= kMergedMaxBlock) return tiles_merged<AmdPrefetch, GFNI, Streams>(w, x, t0, t1, y);
   tiles<true, AmdPrefetch>(w, x, t0, t1, y);
+}
+
+template <bool GFNI>
+void tiles_amd_streams(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
+  merged_streams() == 4 ? tiles_amd<GFNI, 4>(w, x, t0, t1, y) : tiles_amd<GFNI, 8>(w, x, t0, t1, y);
 }
 
 void tiles_avx512vnni_amd(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
   static const bool gfni = __builtin_cpu_supports("gfni");
-  gfni ? tiles_amd<true>(w, x, t0, t1, y) : tiles_amd<false>(w, x, t0, t1, y);
+  gfni ? tiles_amd_streams<true>(w, x, t0, t1, y) : tiles_amd_streams<false>(w, x, t0, t1, y);
 }
 
 void tiles_avx512vnni_amd_no_gfni(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
-  tiles_amd<false>(w, x, t0, t1, y);
+  tiles_amd_streams<false>(w, x, t0, t1, y);
 }
 
 void tiles_avx512bw(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {

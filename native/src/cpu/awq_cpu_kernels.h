@@ -64,13 +64,17 @@ void tiles_avx2(const PackedView& w, const QuantizedRows& x, int t0, int t1, flo
 void tiles_avx512bw(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
 void tiles_avx512vnni(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
 // The same products (same bits) with the decode rows' (M = 1, 2) software prefetch tuned for AMD Zen 4 instead of
-// Intel, and at M = 1 (blocks of at most 128) a kernel with half the accumulators and 8 tiles at once, which moves the
-// nibbles into place with GFNI where the CPU has it. _no_gfni: the same without GFNI (what CPUs without it run; tests).
+// Intel, and at M = 1 (blocks of at most 128) a kernel with half the accumulators and 4 or 8 tiles at once
+// (merged_streams), which moves the nibbles into place with GFNI where the CPU has it. _no_gfni: the same without GFNI (what CPUs without it run; tests).
 void tiles_avx512vnni_amd(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
 void tiles_avx512vnni_amd_no_gfni(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
 // Whether awq_matmul_cpu takes the _amd kernel: on AMD CPUs, unless Q3_AWQ_PREFETCH=intel (or =amd elsewhere) says
 // otherwise; decided once.
 bool amd_prefetch();
+// Tile streams the merged M = 1 AMD kernel reads at once: 4 on Zen 5 and later AMD cores (CPU family 26 and up), 8
+// before; Q3_AWQ_STREAMS=4|8 overrides it for A/B runs, force_merged_streams(4 or 8) for tests (0: back to those).
+int merged_streams();
+void force_merged_streams(int streams);
 // AMX (int8 tiles) for M >= 3 (x.tiles set); M = 1 and 2 go to tiles_avx512vnni. The process must have AMX permission
 // (amx_request_permission).
 void tiles_amx(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);

@@ -185,14 +185,18 @@ ReadBandwidth measure_read_bandwidth_cpu(ThreadPool& pool, size_t bytes, int pas
 
 std::string cpu_model_name() {
   std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      size_t c = line.find(':');
-      return c == std::string::npos ? line : line.substr(c + 2);
-    }
+  std::string line, name = "unknown", family, model;
+  const auto value = [&] {
+    const size_t c = line.find(':');
+    return c == std::string::npos || c + 2 > line.size() ? std::string() : line.substr(c + 2);
+  };
+  while (std::getline(f, line) && line.find_first_not_of(" \t") != std::string::npos) {  // the first CPU's lines
+    if (line.rfind("model name", 0) == 0) name = value();
+    else if (line.rfind("cpu family", 0) == 0) family = value();
+    else if (line.rfind("model\t", 0) == 0) model = value();
   }
-  return "unknown";
+  // A virtual machine's name can hide the generation ("AMD EPYC"): family and model tell it (26 is AMD's Zen 5).
+  return family.empty() ? name : name + " (family " + family + " model " + model + ")";
 }
 
 }  // namespace q3

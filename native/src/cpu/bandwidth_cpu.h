@@ -57,7 +57,8 @@ class ReadProbe {
 // A ReadProbe of `bytes` measured once: the denominator of the CPU benchmarks.
 ReadBandwidth measure_read_bandwidth_cpu(ThreadPool& pool, size_t bytes, int passes = 5);
 
-// The CPU's model name from /proc/cpuinfo ("unknown" elsewhere), for the machine line of benchmark results.
+// The CPU's model name from /proc/cpuinfo with its family and model numbers ("unknown" elsewhere), for the machine
+// line of benchmark results.
 std::string cpu_model_name();
 
 }  // namespace q3
