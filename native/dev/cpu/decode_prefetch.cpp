@@ -41,7 +41,10 @@
 // Session 33: the host is now a Zen 5 (family 26); stream counts for the merged kernel ("m1 merged, hi GFNI, t8 / t4 /
 // t2 / t1", merged_var's TMax) and more prefetch distances. 4 streams read 1.15x as fast as 8 on one core and
 // 1.12-1.22x on two (bench/results/cpu-zen5-streams.md); the library takes 4 on family 26 and later
-// (merged_streams()), so "m1 library amd" is the 4-stream kernel on such a CPU.
+// (merged_streams()), so "m1 library amd" is the 4-stream kernel on such a CPU. The timing-only versions on the Zen 5
+// (16 rounds on 2 threads, 12 on one): four independent vpaddd per word read 0.76 of the read, one 0.85-0.86, the ANDs
+// alone 0.89-0.92, the 4 dot products without bit operations 0.78-0.80, the kernel 0.83, its loads alone 0.96: work
+// beside the loads costs the stream here too, though the pipes have 3x the room the stream needs.
 // The library's source is compiled into this file (its kernels are file-local templates), so every version is the
 // library's own loop with other template arguments; each is first checked against tiles_avx512vnni (the same bits).
 // Version names: m<M> t<T> d<distance in bytes, 0 = no software prefetch> <hint T0|T1|T2|NTA> [c<chunks per thread>]
@@ -387,6 +390,8 @@ std::vector<Version> versions() {
   vs.push_back({"m1 merged, hi GFNI, t1", 1, merged_var<1, 3, 0, 0, 0, AmdPrefetch, 1>, 8});
   vs.push_back({"m1 merged, hi GFNI, t2, T1 4K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<4096, _MM_HINT_T1, _MM_HINT_T1>, 2>, 8});
   vs.push_back({"m1 merged, no GFNI, t4", 1, merged_var<3, 1, 0, 0, 0, AmdPrefetch, 4>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t4, no record prefetch", 1, merged_var<1, 3, 0, 0, 0, Prefetch<2048, _MM_HINT_T1, -1>, 4>, 8});
+  vs.push_back({"m1 merged, lo none, hi none, t4 (timing only)", 1, merged_var<0, 0, 0, 0, 0, AmdPrefetch, 4>, 8});
   vs.push_back({"m1 merged, hi GFNI, T1 8K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<8192, _MM_HINT_T1, _MM_HINT_T1>>, 8});
   vs.push_back({"m1 merged, hi GFNI, T1 16K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<16384, _MM_HINT_T1, _MM_HINT_T1>>, 8});
   vs.push_back({"m1 merged, hi GFNI, T2 2K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<2048, _MM_HINT_T2, _MM_HINT_T1>>, 8});
