@@ -426,24 +426,35 @@ std::vector<Version> versions() {
   vs.push_back({"m1 merged, hi GFNI, T0 2K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<2048, _MM_HINT_T0>>, 8});
   vs.push_back({"m1 merged, hi GFNI, NTA 2K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<2048, _MM_HINT_NTA>>, 8});
   vs.push_back({"m1 merged, hi GFNI, no prefetch", 1, merged_var<1, 3, 0, 0, 0, Prefetch<0, 0>>, 8});
-  vs.push_back({"m1 merged, hi GFNI, t4, T0 6K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<6144, _MM_HINT_T0, _MM_HINT_T1>, 4>, 8});
-  vs.push_back({"m1 merged, hi GFNI, t4, T1 4K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<4096, _MM_HINT_T1, _MM_HINT_T1>, 4>, 8});
-  vs.push_back({"m1 merged, hi GFNI, t4, T1 1K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<1024, _MM_HINT_T1, _MM_HINT_T1>, 4>, 8});
-  vs.push_back({"m1 merged, hi GFNI, t4, no prefetch", 1, merged_var<1, 3, 0, 0, 0, Prefetch<0, 0, _MM_HINT_T1>, 4>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t4, T0 6K", 1,
+                 merged_var<1, 3, 0, 0, 0, Prefetch<6144, _MM_HINT_T0, _MM_HINT_T1>, 4>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t4, T1 4K", 1,
+                 merged_var<1, 3, 0, 0, 0, Prefetch<4096, _MM_HINT_T1, _MM_HINT_T1>, 4>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t4, T1 1K", 1,
+                 merged_var<1, 3, 0, 0, 0, Prefetch<1024, _MM_HINT_T1, _MM_HINT_T1>, 4>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t4, no prefetch", 1,
+                 merged_var<1, 3, 0, 0, 0, Prefetch<0, 0, _MM_HINT_T1>, 4>, 8});
   vs.push_back({"m1 merged, hi AND, t4", 1, merged_var<1, 1, 0, 0, 0, AmdPrefetch, 4>, 8});
-  vs.push_back({"m1 merged, hi GFNI, T0 6K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<6144, _MM_HINT_T0, _MM_HINT_T1>>, 8});
-  vs.push_back({"m1 merged, hi GFNI, t8 (the library before session 33)", 1, merged_var<1, 3, 0, 0, 0, AmdPrefetch, 8>, 8});
+  vs.push_back({"m1 merged, hi GFNI, T0 6K", 1,
+                 merged_var<1, 3, 0, 0, 0, Prefetch<6144, _MM_HINT_T0, _MM_HINT_T1>>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t8 (the library before session 33)", 1,
+                 merged_var<1, 3, 0, 0, 0, AmdPrefetch, 8>, 8});
   vs.push_back({"m1 merged, hi GFNI, t2", 1, merged_var<1, 3, 0, 0, 0, AmdPrefetch, 2>, 8});
   vs.push_back({"m1 merged, hi GFNI, t1", 1, merged_var<1, 3, 0, 0, 0, AmdPrefetch, 1>, 8});
-  vs.push_back({"m1 merged, hi GFNI, t2, T1 4K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<4096, _MM_HINT_T1, _MM_HINT_T1>, 2>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t2, T1 4K", 1,
+                 merged_var<1, 3, 0, 0, 0, Prefetch<4096, _MM_HINT_T1, _MM_HINT_T1>, 2>, 8});
   vs.push_back({"m1 merged, no GFNI, t4", 1, merged_var<3, 1, 0, 0, 0, AmdPrefetch, 4>, 8});
-  vs.push_back({"m1 merged, hi GFNI, t4, no record prefetch", 1, merged_var<1, 3, 0, 0, 0, Prefetch<2048, _MM_HINT_T1, -1>, 4>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t4, no record prefetch", 1,
+                 merged_var<1, 3, 0, 0, 0, Prefetch<2048, _MM_HINT_T1, -1>, 4>, 8});
   vs.push_back({"m1 merged, lo none, hi none, t4 (timing only)", 1, merged_var<0, 0, 0, 0, 0, AmdPrefetch, 4>, 8});
   vs.push_back({"m1 merged, embedded broadcasts, t4", 1, merged_embed<4>, 8});
   vs.push_back({"m1 merged, embedded broadcasts, t8", 1, merged_embed<8>, 8});
-  vs.push_back({"m1 merged, hi GFNI, T1 8K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<8192, _MM_HINT_T1, _MM_HINT_T1>>, 8});
-  vs.push_back({"m1 merged, hi GFNI, T1 16K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<16384, _MM_HINT_T1, _MM_HINT_T1>>, 8});
-  vs.push_back({"m1 merged, hi GFNI, T2 2K", 1, merged_var<1, 3, 0, 0, 0, Prefetch<2048, _MM_HINT_T2, _MM_HINT_T1>>, 8});
+  vs.push_back({"m1 merged, hi GFNI, T1 8K", 1,
+                 merged_var<1, 3, 0, 0, 0, Prefetch<8192, _MM_HINT_T1, _MM_HINT_T1>>, 8});
+  vs.push_back({"m1 merged, hi GFNI, T1 16K", 1,
+                 merged_var<1, 3, 0, 0, 0, Prefetch<16384, _MM_HINT_T1, _MM_HINT_T1>>, 8});
+  vs.push_back({"m1 merged, hi GFNI, T2 2K", 1,
+                 merged_var<1, 3, 0, 0, 0, Prefetch<2048, _MM_HINT_T2, _MM_HINT_T1>>, 8});
   vs.push_back({"m1 merged, hi GFNI, T1 2K + T0 512", 1, merged_var<1, 3, 0, 0, 0, PrefetchT1T0>, 8});
   vs.push_back({"m2 read", 2, dev::read_tiles, 8});
   add_all<2>(vs), add_all<4>(vs), add_all<8>(vs);

@@ -148,7 +148,8 @@ int main(int argc, char** argv) {
   const int blocks = (rows + B - 1) / B;
   const std::vector<int> pieces = tapered_pieces(blocks, std::max(1, blocks / (8 * pool.size())), pool.size(), 16);
   auto run = [&](Kernel fn, float* a) {
-    pool.parallel_dynamic((int)pieces.size() - 1, [&](int c) { fn(h, xq, sx, a, pieces[c] * B, std::min(rows, pieces[c + 1] * B)); });
+    pool.parallel_dynamic((int)pieces.size() - 1,
+                          [&](int c) { fn(h, xq, sx, a, pieces[c] * B, std::min(rows, pieces[c + 1] * B)); });
   };
   std::vector<float> ref(rows + 64), out(rows + 64);
   run(library, ref.data());
@@ -177,20 +178,23 @@ int main(int argc, char** argv) {
       }
       g[v] = gb / best_t;
     }
-    for (int v = 0; v < n; v++) rate[v].push_back(g[v]), per_read[v].push_back(g[v] / g[1]), per_lib[v].push_back(g[v] / g[0]);
+    for (int v = 0; v < n; v++)
+      rate[v].push_back(g[v]), per_read[v].push_back(g[v] / g[1]), per_lib[v].push_back(g[v] / g[0]);
     std::printf("round %d: read %.1f, library %.1f GB/s\n", r, g[1], g[0]);
   }
-  std::string md = "# The screened head's int8 pass: streams and prefetch (native/dev/cpu/head_screen_streams.cpp)\n\n- cpu: " +
-                   cpu_model_name() + ", 2 threads; M = 1; " + std::to_string(rounds) + " rounds, best of 3 calls each\n" +
+  std::string md = "# The screened head's int8 pass: streams and prefetch (native/dev/cpu/head_screen_streams.cpp)\n\n"
+                   "- cpu: " + cpu_model_name() + ", 2 threads; M = 1; " + std::to_string(rounds) +
+                   " rounds, best of 3 calls each\n" +
                    dev::date_and_load_line() +
                    "\n| version | GB/s | ÷ read of the same bytes | ÷ library (same round) |\n|---|---:|---:|---:|\n";
   for (int v = 0; v < n; v++) {
     auto mm = [](std::vector<double> x) {
       std::sort(x.begin(), x.end());
-      return dev::fmt("%.3f", dev::median(x)) + " (" + dev::fmt("%.3f", x.front()) + "-" + dev::fmt("%.3f", x.back()) + ")";
+      return dev::fmt("%.3f", dev::median(x)) + " (" + dev::fmt("%.3f", x.front()) + "-" +
+             dev::fmt("%.3f", x.back()) + ")";
     };
-    md += std::string("| ") + kVersions[v].name + " | " + dev::fmt("%.1f", dev::median(rate[v])) + " | " + mm(per_read[v]) +
-          " | " + mm(per_lib[v]) + " |\n";
+    md += std::string("| ") + kVersions[v].name + " | " + dev::fmt("%.1f", dev::median(rate[v])) + " | " +
+          mm(per_read[v]) + " | " + mm(per_lib[v]) + " |\n";
   }
   std::fputs(md.c_str(), stdout);
   if (argc > 2)

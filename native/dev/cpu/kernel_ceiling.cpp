@@ -5,7 +5,8 @@
 //   2. the library's kernels (tiles_avx512vnni_amd, _no_gfni) and the probe's read loop over one matrix that stays in
 //      L2 (K = 12288, 8 tiles: 804 KB), 20000 calls, GB/s of packed weights.
 // On Zen 4 a 512-bit vgf2p8affineqb takes the same pipes as vpdpbusd, while vpandd and shifts go elsewhere; a decode
-// core in the fast memory mode must stream ~30 GB/s (docs/cpu-memory-modes.md). Results: bench/results/cpu-zen4-kernel-ceiling.md.
+// core in the fast memory mode must stream ~30 GB/s (docs/cpu-memory-modes.md). Results: bench/results/cpu-zen4-kernel-ceiling.md;
+// on the Zen 5 host of session 33, with twice the throughput, cpu-zen5-kernel-ceiling.md.
 // Build: g++ -O3 -march=native -I native/src -I native/include -I native/dev/cpu native/dev/cpu/kernel_ceiling.cpp native/build/libq3core.a -lpthread -o /tmp/kernel_ceiling
 // Usage: /tmp/kernel_ceiling [results file to write]
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"

@@ -371,6 +371,8 @@ int cpu_family() {
   return base == 0xF ? base + (int)((a >> 20) & 0xFF) : base;
 }
 
+std::atomic<int> g_forced_streams{0};  // force_merged_streams
+
 }  // namespace
 
 // Read once: the environment is the A/B switch for benchmarks (qwen3 bench, bench_gemv_cpu) without a flag.
@@ -383,10 +385,6 @@ bool amd_prefetch() {
   }();
   return amd;
 }
-
-namespace {
-std::atomic<int> g_forced_streams{0};
-}  // namespace
 
 int merged_streams() {
   if (const int f = g_forced_streams.load(std::memory_order_relaxed)) return f;

@@ -271,10 +271,11 @@ void rows_vnni_passes(const PackedView& w, const QuantizedRows& x, int t, float*
 // one moved up), so one accumulator per tile and activation byte sums both nibbles' products: 2 accumulators per
 // tile instead of 4, and the fold needs one shift and one add instead of tiles_one_row's combine(). That leaves room
 // for T = 8 tiles at once (16 accumulators), so each activation broadcast can feed 8 weight words (tiles_merged says
-// how many a core streams at once), and each word is loaded once. Less work per weight word is what counts: on one core of an AMD EPYC (Zen 4) streaming from DRAM, work
-// beside the loads costs stream rate (independent vpaddd as much as multiplies), and this kernel read 0.82 of a plain
-// read of the same bytes against tiles_one_row's 0.74 (bench/results/cpu-zen4-one-core.md; docs/cpu-prefetch.md,
-// "Instructions beside the loads"), 0.86 since its high nibbles too go through GFNI (NibblesUp).
+// how many a core streams at once), and each word is loaded once. Less work per weight word is what counts: on one
+// core of an AMD EPYC (Zen 4) streaming from DRAM, work beside the loads costs stream rate (independent vpaddd as
+// much as multiplies), and this kernel read 0.82 of a plain read of the same bytes against tiles_one_row's 0.74
+// (bench/results/cpu-zen4-one-core.md; docs/cpu-prefetch.md, "Instructions beside the loads"), 0.86 since its high
+// nibbles too go through GFNI (NibblesUp).
 // Same bits as tiles_one_row: every int32 is 16x tiles_one_row's (exact while 16 * 2 * 15 * kActMax * block < 2^31,
 // so for blocks of at most kMergedMaxBlock), and the fold takes xscale / 16 and 16 xsum, both exact, so that the
 // float products are the same numbers.
@@ -341,7 +342,7 @@ void tiles_one_row_merged(const PackedView& w, const QuantizedRows& x, int t, fl
   for (int i = 0; i < T; i++) _mm512_mask_storeu_ps(y + (size_t)(t + i) * kTile, lane_mask(w, t + i), out[i]);
 }
 
-// Tiles [t0, t1) at M = 1 with tiles_one_row_merged: groups of Streams (8 or 4), then 4, 2, 1. How many tile streams
+// Tiles [t0, t1) at M = 1 with tiles_one_row_merged: groups of 8 when Streams is 8, then of 4, 2, 1. How many streams
 // at once suits a core is measured, not derived (merged_streams() in awq_cpu.cpp chooses): on the Zen 4 EPYC these
 // kernels were tuned on, 4 read 0.95x as fast as 8 on two cores in the fast memory mode (session 26,
 // docs/cpu-prefetch.md); on a Zen 5 EPYC 4 read 1.15x as fast on one core and 1.12-1.22x on two
