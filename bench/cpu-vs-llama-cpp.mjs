@@ -68,13 +68,6 @@ const qwen3 = join(root, 'native', 'build', 'qwen3');
 
 // ---- the machine: CPU time of everyone, and of one child run ----
 
-/** The CPU's model name with its family and model numbers from /proc/cpuinfo (a VM's "AMD EPYC" hides the generation). */
-function cpuName() {
-  const info = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
-  const family = /^cpu family\s*:\s*(\d+)/m.exec(info), model = /^model\s*:\s*(\d+)/m.exec(info);
-  return cpus()[0].model + (family && model ? ` (family ${family[1]} model ${model[1]})` : '');
-}
-
 function cpuJiffies() {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
@@ -198,6 +191,7 @@ function runOurs() {
     paired: j.paired_fraction_batch1,
     pairedBest: j.best_fraction_batch1,
     device: j.device,
+    cpu: j.cpu,                       // the model name with its family and model numbers
     head: j.head,                     // 'screened' or 'full' (what --head resolved to)
     exactRows: j.exact_rows_per_sample_batch1_median,
     // each paired step's tok/s with the mode of the read beside it
@@ -368,7 +362,7 @@ function main() {
   const llamaBuild = llama && roundsOut[0].res[engines[1]?.key]?.build;
   let md = `# CPU decode and prefill: this project vs llama.cpp, side by side\n\n`;
   md += `- command: \`${cmd}\`\n- date: ${date}\n`;
-  md += `- machine: ${cpuName()}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; shared with other work (see the load columns)\n`;
+  md += `- machine: ${roundsOut[0].res.ours.cpu ?? cpus()[0].model}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; shared with other work (see the load columns)\n`;
   md += `- this project: ${roundsOut[0].res.ours.device}, random checkpoint with the Qwen3-8B-AWQ shapes (\`${option('model', '.models/8b')}\`)\n`;
   md += `- this project's lm_head (\`--head ${head}\`): ${ours.weights.replace('AWQ int4 g128 + head ', '')}${heads.includes('screened') ? `; exact rows per greedy sample (median over rounds): ${median(roundsOut.map((x) => x.res.ours.exactRows))}. The screened head applies to samples with top_k <= 64 (or greedy) and no logprobs (docs/cpu-head-screen.md)` : ''}\n`;
   if (llama) md += `- llama.cpp: ${llamaBuild}, built by \`bench/llama-cpp/build.sh\` (native: \`-march=native\`, AMX tiles for several rows, with the one-line tile-configuration fix the script describes; avx512: no AMX); GGUFs from \`bench/llama-cpp/make-gguf.py\` (random, Qwen3-8B shapes)\n`;

@@ -45,7 +45,8 @@
 // (16 rounds on 2 threads, 12 on one): four independent vpaddd per word read 0.76 of the read, one 0.85-0.86, the ANDs
 // alone 0.89-0.92, the 4 dot products without bit operations 0.78-0.80, the kernel 0.83, its loads alone 0.96: work
 // beside the loads costs the stream here too, though the pipes have 3x the room the stream needs. Embedded broadcasts
-// ("m1 merged, embedded broadcasts, t4": one instruction fewer per word) read 0-3% more, within the noise: not kept.
+// ("m1 merged, embedded broadcasts, t4": one instruction fewer per word) read 0-3% more, within the noise: not kept;
+// that version, a copy of the library's merged loop, is in commit a883aa3 of this file.
 // The library's source is compiled into this file (its kernels are file-local templates), so every version is the
 // library's own loop with other template arguments; each is first checked against tiles_avx512vnni (the same bits).
 // Version names: m<M> t<T> d<distance in bytes, 0 = no software prefetch> <hint T0|T1|T2|NTA> [c<chunks per thread>]
@@ -276,52 +277,6 @@ void merged_var(const PackedView& w, const QuantizedRows& x, int t0, int t1, flo
   for (; t < t1; t++) tiles_one_row_merged<1, P, Ops>(w, x, t, y);
 }
 
-// Session 33: the library's merged loop with the activations as embedded broadcasts ({1to16} memory operands of the
-// vpdpbusd) instead of 4 vpbroadcastd per step shared by the T tiles: fewer instructions per word, more loads.
-template <int T, class P>
-void merged_embed_tiles(const PackedView& w, const QuantizedRows& x, int t, float* y) {
-  const NibblesUp<true> ops;
-  const int B = x.block, nb = w.K / B, nv = B / 8;
-  const uint8_t* wp[T];
-  __m512 out[T];
-  for (int i = 0; i < T; i++) wp[i] = w.tile(t + i), out[i] = _mm512_setzero_ps();
-  const StreamPrefetch<T, P> prefetch(w, t);
-  for (int b = 0; b < nb; b++) {
-    const int8_t* xl = x.lo + (size_t)b * B;
-    const int8_t* xh = x.hi + (size_t)b * B;
-    __m512i lo[T], hi[T];
-    for (int i = 0; i < T; i++) lo[i] = hi[i] = _mm512_setzero_si512();
-    const size_t ahead = prefetch.ahead(wp[0]);
-    for (int j = 0; j < nv; j++, xl += 8, xh += 8) {
-      for (int i = 0; i < T; i++) {
-        P::line(wp[i] + ahead);
-        __m512i v;
-        asm("vmovdqu64 %1, %0" : "=v"(v) : "m"(*(const __m512i*)wp[i]));
-        wp[i] += kWordBytes;
-        __m512i w0, w1;
-        ops(v, w0, w1);
-        asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(lo[i]) : "v"(w0), "m"(*(const int32_t*)xl));
-        asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(hi[i]) : "v"(w0), "m"(*(const int32_t*)xh));
-        asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(lo[i]) : "v"(w1), "m"(*(const int32_t*)(xl + 4)));
-        asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(hi[i]) : "v"(w1), "m"(*(const int32_t*)(xh + 4)));
-      }
-    }
-    const size_t g = (size_t)(b * B / w.group_size) * kMetaBytes;
-    const float xscale = x.scale[b] * 0.0625f;
-    const int32_t xsum = x.sum[b] * 16;
-    for (int i = 0; i < T; i++)
-      out[i] = fold(out[i], _mm512_add_epi32(lo[i], _mm512_slli_epi32(hi[i], 8)), w.meta(t + i) + g, xscale, xsum);
-  }
-  for (int i = 0; i < T; i++) _mm512_mask_storeu_ps(y + (size_t)(t + i) * kTile, lane_mask(w, t + i), out[i]);
-}
-
-template <int T>
-void merged_embed(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
-  int t = t0;
-  for (; t + T <= t1; t += T) merged_embed_tiles<T, AmdPrefetch>(w, x, t, y);
-  for (; t < t1; t++) merged_embed_tiles<1, AmdPrefetch>(w, x, t, y);
-}
-
 // Two prefetches per word: T1 2 KiB ahead (the AMD policy) and T0 512 bytes ahead (1536 behind it).
 struct PrefetchT1T0 {
   static constexpr int kBytes = 2048;
@@ -447,8 +402,6 @@ std::vector<Version> versions() {
   vs.push_back({"m1 merged, hi GFNI, t4, no record prefetch", 1,
                  merged_var<1, 3, 0, 0, 0, Prefetch<2048, _MM_HINT_T1, -1>, 4>, 8});
   vs.push_back({"m1 merged, lo none, hi none, t4 (timing only)", 1, merged_var<0, 0, 0, 0, 0, AmdPrefetch, 4>, 8});
-  vs.push_back({"m1 merged, embedded broadcasts, t4", 1, merged_embed<4>, 8});
-  vs.push_back({"m1 merged, embedded broadcasts, t8", 1, merged_embed<8>, 8});
   vs.push_back({"m1 merged, hi GFNI, T1 8K", 1,
                  merged_var<1, 3, 0, 0, 0, Prefetch<8192, _MM_HINT_T1, _MM_HINT_T1>>, 8});
   vs.push_back({"m1 merged, hi GFNI, T1 16K", 1,
