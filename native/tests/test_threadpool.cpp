@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "check.h"
+#include "cpu/phases_cpu.h"
 #include "threadpool.h"
 
 using q3::test::check;
@@ -132,8 +133,48 @@ void tapered_pieces_cover() {
                 std::to_string(cases) + " cases)");
 }
 
+// --phases' count of held-up joins: a job of two tasks, one per thread (each waits until both have started, so
+// neither thread can take both), in which the worker's task sleeps 5 ms and the caller's returns at once, is one call
+// whose caller waited more than kHeldUp at the join; the same job with neither sleeping is none, and so is the
+// sleeping one with phases off.
+void held_up_joins() {
+  namespace ph = q3::phases;
+  q3::ThreadPool pool(2);
+  auto job = [&](int sleep_ms) {
+    std::atomic<int> started{0};
+    ph::Scope scope(ph::kGateUp);
+    ph::Region region;
+    pool.parallel_dynamic(2, [&](int) {
+      ph::Chunk chunk;
+      started.fetch_add(1);
+      while (started.load() < 2) std::this_thread::yield();
+      if (q3::ThreadPool::this_thread_index() == 1) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+    });
+  };
+  ph::reset();
+  job(5);  // phases off: nothing counted
+  check(ph::totals().held_calls[ph::kGateUp] == 0 && ph::totals().calls[ph::kGateUp] == 0,
+        "phases off: a held-up join is not counted");
+  ph::enable(true);
+  job(0);
+  const long quiet = ph::totals().held_calls[ph::kGateUp];
+  job(5);
+  const ph::Totals& t = ph::totals();
+  ph::enable(false);
+  check(quiet == 0, "phases: a join without a sleeping thread is not held up (" + std::to_string(quiet) + ")");
+  check(t.held_calls[ph::kGateUp] == 1 && t.calls[ph::kGateUp] == 2,
+        "phases: the join behind a worker's 5 ms sleep is one held-up call (" +
+            std::to_string(t.held_calls[ph::kGateUp]) + " of " + std::to_string(t.calls[ph::kGateUp]) + ")");
+  check(t.held_wait[ph::kGateUp] >= 4e-3 && t.held_wait[ph::kGateUp] <= t.end_wait[ph::kGateUp][0] + 1e-9,
+        "phases: the held-up wait is the caller's join wait, about the sleep (" +
+            std::to_string(1e3 * t.held_wait[ph::kGateUp]) + " ms)");
+  check(t.held_calls[ph::kQkv] == 0 && t.held_wait[ph::kQkv] == 0, "phases: held-up waits go to their own phase");
+  ph::reset();
+}
+
 int main() {
   tapered_pieces_cover();
+  held_up_joins();
   throwing_tasks(2, 300);
   throwing_tasks(3, 300);
   stress(2, 20000, 40, false, 1);

@@ -108,7 +108,8 @@ describe('qwen3 bench', () => {
   it('Should break a batch-1 decode step down by phase with --phases, every weight byte in exactly one matmul row', () => {
     const { r, j } = benchJson('phases', '--prompt', '8', '--steps', '4', '--phases');
     const phases: { phase: string; calls_per_step: number; ms_per_step: number; bytes_per_step: number;
-      busy_ms_per_step: number[] }[] = j.phases_batch1.phases;
+      busy_ms_per_step: number[]; join_wait_ms_per_step: number[]; held_up_calls_per_step: number;
+      held_up_ms_per_step: number }[] = j.phases_batch1.phases;
     const byName = new Map(phases.map((p) => [p.phase, p]));
     const layers = 2; // the tiny preset
     for (const m of ['qkv_proj', 'o_proj', 'gate|up_proj', 'down_proj']) {
@@ -128,6 +129,19 @@ describe('qwen3 bench', () => {
     const inForward = phases.reduce((a, p) => a + p.ms_per_step, 0);
     expect(inForward).toBeGreaterThan(0);
     expect(inForward).toBeLessThanOrEqual(j.phases_batch1.step_ms);
+    // Join waits over 1 ms (a thread held up outside the engine) are part of the join waits, and the totals are the
+    // phases' sums. On a quiet machine there may be none, so this checks the accounting, not a count.
+    const held = j.phases_batch1.held_up;
+    expect(held.threshold_ms).toBe(1);
+    for (const p of phases) {
+      const joinWait = p.join_wait_ms_per_step?.reduce((a, w) => a + w, 0) ?? 0;
+      expect(p.held_up_ms_per_step, p.phase).toBeGreaterThanOrEqual(0);
+      expect(p.held_up_ms_per_step, p.phase).toBeLessThanOrEqual(joinWait + 1e-6);
+      expect(p.held_up_ms_per_step > 0, p.phase).toBe(p.held_up_calls_per_step > 0);
+    }
+    expect(held.calls_per_step).toBeCloseTo(phases.reduce((a, p) => a + p.held_up_calls_per_step, 0), 5);
+    expect(held.ms_per_step).toBeCloseTo(phases.reduce((a, p) => a + p.held_up_ms_per_step, 0), 5);
+    expect(r.stdout).toMatch(/Join waits over 1 ms \(a thread held up outside the engine[^)]*\): \d+ calls in 4 steps/);
     expect(r.stdout).toMatch(/\| gate\|up_proj \| 2 \|/);
     expect(readFileSync(join(dir, 'phases.md'), 'utf8')).toContain('Batch-1 decode step by phase');
   });

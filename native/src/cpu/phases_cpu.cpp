@@ -76,6 +76,7 @@ Region::~Region() {
   if (!on_) return;
   const double t1 = now();
   const Phase p = t_phase;
+  bool held = false;
   for (int i = 0; i < kMaxThreads; i++) {
     const Slot& s = g_slots[i];
     if (s.first == 0) continue;
@@ -83,7 +84,9 @@ Region::~Region() {
     g_totals.busy[p][i] += s.busy;
     g_totals.start_wait[p][i] += s.first - t0_;
     g_totals.end_wait[p][i] += t1 - s.last;
+    if (t1 - s.last > kHeldUp) g_totals.held_wait[p] += t1 - s.last, held = true;
   }
+  g_totals.held_calls[p] += held;
 }
 
 Chunk::~Chunk() {
@@ -150,6 +153,23 @@ std::string report(int steps, double step_s) {
   std::snprintf(line, sizeof line, "| whole step | | %.2f | 100%% | %.1f | %.1f | |\n", 1e3 * step_s, bytes / n / 1e6,
                 bytes / n / step_s / 1e9);
   out += line;
+  long held_calls = 0;
+  double held_wait = 0;
+  std::string where;
+  for (int p = 0; p < kCount; p++) {
+    if (T.held_calls[p] == 0) continue;
+    held_calls += T.held_calls[p];
+    held_wait += T.held_wait[p];
+    std::snprintf(line, sizeof line, "%s%s %ld (%.1f ms)", where.empty() ? "" : ", ", name((Phase)p), T.held_calls[p],
+                  1e3 * T.held_wait[p]);
+    where += line;
+  }
+  std::snprintf(line, sizeof line,
+                "\nJoin waits over %.0f ms (a thread held up outside the engine: another process on its core, or the "
+                "host not running its vCPU): %ld calls in %d steps, %.2f ms per step (%.1f%% of the step)%s%s\n",
+                1e3 * kHeldUp, held_calls, steps, 1e3 * held_wait / n, 100 * held_wait / n / step_s,
+                where.empty() ? "" : "; ", where.c_str());
+  out += line;
   return out;
 }
 
@@ -163,6 +183,8 @@ std::string json(int steps, double step_s) {
   };
   std::string out = "{\"step_ms\": " + std::to_string(1e3 * step_s) + ", \"phases\": [";
   bool first = true;
+  long held_calls = 0;
+  double held_wait = 0;
   for (int p = 0; p < kCount; p++) {
     if (T.calls[p] == 0) continue;
     out += std::string(first ? "" : ", ") + "{\"phase\": \"" + name((Phase)p) +
@@ -171,10 +193,16 @@ std::string json(int steps, double step_s) {
            ", \"bytes_per_step\": " + std::to_string(T.bytes[p] / n) +
            ", \"busy_ms_per_step\": " + per_thread(T.busy[p]) +
            ", \"fork_wait_ms_per_step\": " + per_thread(T.start_wait[p]) +
-           ", \"join_wait_ms_per_step\": " + per_thread(T.end_wait[p]) + "}";
+           ", \"join_wait_ms_per_step\": " + per_thread(T.end_wait[p]) +
+           ", \"held_up_calls_per_step\": " + std::to_string(T.held_calls[p] / n) +
+           ", \"held_up_ms_per_step\": " + std::to_string(1e3 * T.held_wait[p] / n) + "}";
     first = false;
+    held_calls += T.held_calls[p];
+    held_wait += T.held_wait[p];
   }
-  return out + "]}";
+  return out + "], \"held_up\": {\"threshold_ms\": " + std::to_string(1e3 * kHeldUp) +
+         ", \"calls_per_step\": " + std::to_string(held_calls / n) +
+         ", \"ms_per_step\": " + std::to_string(1e3 * held_wait / n) + "}}";
 }
 
 }  // namespace q3::phases

@@ -40,8 +40,14 @@ struct Totals {
   double busy[kCount][kMaxThreads] = {};         // s
   double start_wait[kCount][kMaxThreads] = {};   // s
   double end_wait[kCount][kMaxThreads] = {};     // s
+  // Parallel calls in which a thread waited more than kHeldUp at the join, and those waits: one thread held up
+  // outside the engine (another process on its core, or the host not running its vCPU), while the other had
+  // finished every piece it could take.
+  long held_calls[kCount] = {};
+  double held_wait[kCount] = {};                 // s
   int threads = 1;                               // most threads seen in one parallel region
 };
+constexpr double kHeldUp = 1e-3;  // s: far above a matmul's largest last piece (~0.15 ms for the 8B shapes)
 
 extern bool g_enabled;
 inline bool enabled() { return g_enabled; }
@@ -101,11 +107,12 @@ class Chunk {
 };
 
 // The totals as a markdown table: per phase ms per step, share of the step, MB and GB/s for the matmuls, thread
-// busy share and fork/join waits. `steps` divides every total; `step_s` is the measured time of one whole step
-// (the rest is shown as "outside the forward pass").
+// busy share and fork/join waits, then a line for the join waits over kHeldUp. `steps` divides every total;
+// `step_s` is the measured time of one whole step (the rest is shown as "outside the forward pass").
 std::string report(int steps, double step_s);
 // The same per phase as a JSON object: {"step_ms", "phases": [{"phase", "calls_per_step", "ms_per_step",
-// "bytes_per_step", "busy_ms_per_step": [per thread], "fork_wait_ms_per_step": [...], "join_wait_ms_per_step": [...]}]}.
+// "bytes_per_step", "busy_ms_per_step": [per thread], "fork_wait_ms_per_step": [...], "join_wait_ms_per_step": [...],
+// "held_up_calls_per_step", "held_up_ms_per_step"}], "held_up": {"threshold_ms", "calls_per_step", "ms_per_step"}}.
 std::string json(int steps, double step_s);
 
 }  // namespace q3::phases
