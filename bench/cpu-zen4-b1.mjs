@@ -2,7 +2,8 @@
 // `qwen3 bench` once with each build (the order alternating by round), each run under an exclusive lock when --lock
 // is given (a shared machine's other jobs hold it shared). Prints a table and writes bench/results/<out>.{md,json}.
 // Usage: node bench/cpu-zen4-b1.mjs --base /path/to/baseline/tree [--rounds 4] [--lock FILE] [--out cpu-zen4-b1]
-//        [--model .models/8b] [--threads 2] [--prompt 64] [--steps 32]
+//        [--model .models/8b] [--threads 2] [--prompt 64] [--steps 32] [--batch 8: the batched decode's size;
+//        with --report, the size the run used]
 // The baseline tree must have its own native/build/qwen3 (built there: a CMake cache points at its own sources).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -17,8 +18,9 @@ const args = Object.fromEntries(
 if (!args.base && !args.report) throw new Error('--base DIR (a tree with a built native/build/qwen3) is required');
 const rounds = Number(args.rounds ?? 4);
 const model = args.model ?? '.models/8b';
+const batch = args.batch ?? '8';
 const benchArgs = ['bench', '--model', model, '--threads', args.threads ?? '2', '--prompt', args.prompt ?? '64',
-  '--steps', args.steps ?? '32'];
+  '--steps', args.steps ?? '32', '--batch', batch];
 const out = args.out ?? 'cpu-zen4-b1';
 const git = (dir, ...a) => execFileSync('git', ['-C', dir, ...a], { encoding: 'utf8' }).trim();
 /** A build as a commit: its tree's HEAD, and "+ uncommitted changes" when its native sources differ from it. */
@@ -67,7 +69,7 @@ const metrics = [
   ['decode_tok_s_batch1', 'decode batch 1 tok/s', (x) => x.toFixed(2)],
   ['paired_fraction_batch1', '% of paired read (median of 10 pairs)', pct],
   ['best_fraction_batch1', 'best step ÷ best read, %', pct],
-  ['decode_tok_s_batch8', 'decode batch 8 tok/s (aggregate)', (x) => x.toFixed(2)],
+  [`decode_tok_s_batch${batch}`, `decode batch ${batch} tok/s (aggregate)`, (x) => x.toFixed(2)],
   ['prefill_tok_s', `prefill tok/s (${args.prompt ?? 64} tokens)`, (x) => x.toFixed(1)],
   ['read_bandwidth_gb_s', 'probe GB/s (best segment)', (x) => x.toFixed(1)],
 ];
@@ -105,10 +107,10 @@ for (const b of builds) {
   regimes[b.name] = { slow: slow.map(([st, rd]) => st / rd), fast: quick.map(([st, rd]) => st / rd) };
   lines.push(`| ${b.name} | ${cell(slow)} | ${cell(quick)} | ${cell(pairs)} |`);
 }
-lines.push('', 'Figures: median (min–max) over rounds.', '', '| round | order | load before → after | baseline: tok/s, % paired, best÷best, b8 | this tree: tok/s, % paired, best÷best, b8 |',
+lines.push('', 'Figures: median (min–max) over rounds.', '', `| round | order | load before → after | baseline: tok/s, % paired, best÷best, b${batch} | this tree: tok/s, % paired, best÷best, b${batch} |`,
   '|---:|---|---|---|---|');
 for (const r of rows) {
-  const cell = (j) => `${j.decode_tok_s_batch1.toFixed(2)}, ${pct(j.paired_fraction_batch1)}, ${pct(j.best_fraction_batch1)}, ${j.decode_tok_s_batch8.toFixed(2)}`;
+  const cell = (j) => `${j.decode_tok_s_batch1.toFixed(2)}, ${pct(j.paired_fraction_batch1)}, ${pct(j.best_fraction_batch1)}, ${j[`decode_tok_s_batch${batch}`].toFixed(2)}`;
   lines.push(`| ${r.round} | ${r.order.join(', ')} | ${r.load_before} → ${r.load_after} | ${cell(r.baseline)} | ${cell(r['this tree'])} |`);
 }
 const md = lines.join('\n') + '\n';

@@ -98,7 +98,8 @@ int main(int argc, char** argv) {
                    seen[1].stalls);
     }
   }
-  std::string md = "| load | vCPU | stalls > 20 ms | time lost | share of its run | longest |\n|---|---|---:|---:|---:|---:|\n";
+  std::string md =
+      "| load | vCPU | stalls > 20 ms | time lost | share of its run | longest |\n|---|---|---:|---:|---:|---:|\n";
   for (size_t l = 0; l < loads.size(); l++)
     for (int c = 0; c < 2; c++) {
       if (!(loads[l].cpus >> c & 1)) continue;

@@ -8,6 +8,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
 
 #include "head_screen.h"
 #include "row_passes.h"
@@ -55,33 +58,71 @@ void block(const ScreenedHead& h, const uint8_t* xq, const float* sx, float* a, 
   }
 }
 
-// M = 1: the blocks at n[0] and n[1] (all B rows of each, both inside the head) together: two streams, each with its
-// prefetch. One stream per thread read only 0.62-0.65 of a plain read of the same bytes on a Zen 5 EPYC, two 0.84-0.85
-// (1.30-1.36x; native/dev/cpu/head_screen_streams.cpp, bench/results/cpu-zen5-head-streams.md); 3 or 4 no better.
-void two_blocks(const ScreenedHead& h, const uint8_t* xq, const float* sx, float* a, const int n[2]) {
-  const int S = h.stride;
-  const int8_t* q[2] = {h.q.data() + (size_t)n[0] * S, h.q.data() + (size_t)n[1] * S};
-  __m512i acc[2][B];
+// Whole blocks of [n0, n1) (rows past the head's end excluded) as Streams stretches of equal length, a block of each
+// at once, every stretch its own sequential stream with its prefetch; returns where the blocks it left (fewer than
+// Streams) begin. Walking one stream per thread read only 0.62-0.65 of a plain read of the same bytes on a Zen 5 EPYC
+// at M = 1, two 0.84-0.85 (native/dev/cpu/head_screen_streams.cpp, bench/results/cpu-zen5-head-streams.md; 3 or 4 no
+// better there).
+// M = 1 (Paired false): 8 accumulators per block, one per head row. M = 2 (Paired true): x row 0's 32-byte pieces
+// in the low half of a register and x row 1's in the high half (xp: for each 64 bytes of k, bytes 0-31 then 32-63),
+// against 32 weight bytes broadcast to both halves, so one accumulator holds both x rows' sums of a head row and 3
+// streams fit the registers (24 accumulators): 0.78-0.82 of the read in the host's fast memory mode, where one
+// stream of the M = 2 loop (block<8, 2>) read 0.57-0.65 and two paired 0.71-0.78 (bench/results/cpu-zen5-head-m2.md).
+template <int Streams, bool Paired>
+int stretches(const ScreenedHead& h, const uint8_t* x, const float* sx, float* a, int n0, int n1) {
+  const int S = h.stride, len = (std::min(n1, h.rows) - n0) / B / Streams;
+  for (int b = 0; b < len; b++) {
+    const int8_t* q[Streams];
+    __m512i acc[Streams][B];
+#pragma GCC unroll 4
+    for (int s = 0; s < Streams; s++) q[s] = h.q.data() + (size_t)(n0 + (s * len + b) * B) * S;
+#pragma GCC unroll 4
+    for (int s = 0; s < Streams; s++)
 #pragma GCC unroll 8
-  for (int i = 0; i < B; i++) acc[0][i] = acc[1][i] = _mm512_setzero_si512();
-  for (int k = 0; k < S; k += 64, q[0] += B * 64, q[1] += B * 64) {
-    const __m512i xv = _mm512_load_si512((const void*)(xq + k));
-#pragma GCC unroll 2
-    for (int s = 0; s < 2; s++)
+      for (int i = 0; i < B; i++) acc[s][i] = _mm512_setzero_si512();
+    for (int k = 0; k < S; k += 64) {
+      if constexpr (Paired) {
+        const __m512i xa = _mm512_load_si512((const void*)(x + 2 * k)),
+                      xb = _mm512_load_si512((const void*)(x + 2 * k + 64));
+#pragma GCC unroll 4
+        for (int s = 0; s < Streams; s++)
+#pragma GCC unroll 8
+          for (int i = 0; i < B; i++) {
+            const int8_t* w = q[s] + i * 64;
+            _mm_prefetch((const char*)w + kPrefetchBytes, _MM_HINT_T0);
+            const __m512i wa = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i*)w));
+            const __m512i wb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i*)(w + 32)));
+            acc[s][i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc[s][i], xa, wa), xb, wb);
+          }
+      } else {
+        const __m512i xv = _mm512_load_si512((const void*)(x + k));
+#pragma GCC unroll 4
+        for (int s = 0; s < Streams; s++)
+#pragma GCC unroll 8
+          for (int i = 0; i < B; i++) {
+            _mm_prefetch((const char*)(q[s] + i * 64) + kPrefetchBytes, _MM_HINT_T0);
+            acc[s][i] = _mm512_dpbusd_epi32(acc[s][i], xv, _mm512_loadu_si512((const void*)(q[s] + i * 64)));
+          }
+      }
+#pragma GCC unroll 4
+      for (int s = 0; s < Streams; s++) q[s] += B * 64;
+    }
+#pragma GCC unroll 4
+    for (int s = 0; s < Streams; s++)
 #pragma GCC unroll 8
       for (int i = 0; i < B; i++) {
-        _mm_prefetch((const char*)(q[s] + i * 64) + kPrefetchBytes, _MM_HINT_T0);
-        acc[s][i] = _mm512_dpbusd_epi32(acc[s][i], xv, _mm512_loadu_si512((const void*)(q[s] + i * 64)));
+        const int t = n0 + (s * len + b) * B + i;
+        if constexpr (Paired) {
+          const __m512i lo = _mm512_zextsi256_si512(_mm512_castsi512_si256(acc[s][i]));
+          const __m512i hi = _mm512_zextsi256_si512(_mm512_extracti64x4_epi64(acc[s][i], 1));
+          a[t] = (float)(_mm512_reduce_add_epi32(lo) - 128 * h.row_sum[t]) * (h.scale[t] * sx[0]);
+          a[(size_t)h.rows + t] = (float)(_mm512_reduce_add_epi32(hi) - 128 * h.row_sum[t]) * (h.scale[t] * sx[1]);
+        } else {
+          a[t] = (float)(_mm512_reduce_add_epi32(acc[s][i]) - 128 * h.row_sum[t]) * (h.scale[t] * sx[0]);
+        }
       }
   }
-#pragma GCC unroll 2
-  for (int s = 0; s < 2; s++)
-#pragma GCC unroll 8
-    for (int i = 0; i < B; i++) {
-      const int t = n[s] + i;
-      const int32_t dot = _mm512_reduce_add_epi32(acc[s][i]) - 128 * h.row_sum[t];
-      a[t] = (float)dot * (h.scale[t] * sx[0]);
-    }
+  return n0 + Streams * len * B;
 }
 
 // RW rows of the block at n from `first` times every row of x, 4 rows of x at a time while those rows sit in L1.
@@ -93,13 +134,16 @@ void all_x(const ScreenedHead& h, const uint8_t* xq, const float* sx, int M, flo
 }  // namespace
 
 void rows_avx512(const ScreenedHead& h, const uint8_t* xq, const float* sx, int M, float* a, int n0, int n1) {
-  if (M == 1) {  // the first half's blocks beside the second half's, whole blocks inside the head; the rest alone
-    const int half = (std::min(n1, h.rows) - n0) / B / 2;
-    for (int b = 0; b < half; b++) {
-      const int n[2] = {n0 + b * B, n0 + (half + b) * B};
-      two_blocks(h, xq, sx, a, n);
+  if (M == 1) n0 = stretches<2, false>(h, xq, sx, a, n0, n1);
+  if (M == 2) {  // x's two rows paired by 32-byte pieces (8 KiB for the 8B head, made per piece: L1-resident)
+    thread_local std::vector<uint8_t> buf;
+    buf.resize((size_t)2 * h.stride + 64);
+    uint8_t* xp = buf.data() + (64 - (uintptr_t)buf.data() % 64) % 64;
+    for (int k = 0; k < h.stride; k += 32) {
+      std::memcpy(xp + 2 * k, xq + k, 32);
+      std::memcpy(xp + 2 * k + 32, xq + h.stride + k, 32);
     }
-    n0 += 2 * half * B;
+    n0 = stretches<3, true>(h, xp, sx, a, n0, n1);
   }
   for (int n = n0; n < n1; n += B) {
     if (M <= 2) {  // the whole block: 8 or 16 accumulators
