@@ -166,11 +166,9 @@ std::string report(int steps, double step_s) {
   }
   std::snprintf(line, sizeof line,
                 "\nJoin waits over %.0f ms (a thread held up outside the engine: another process on its core, or the "
-                "host not running its vCPU): %ld calls in %d steps, %.2f ms per step (%.1f%% of the step)%s%s\n",
-                1e3 * kHeldUp, held_calls, steps, 1e3 * held_wait / n, 100 * held_wait / n / step_s,
-                where.empty() ? "" : "; ", where.c_str());
-  out += line;
-  return out;
+                "host not running its vCPU): %ld calls in %d steps, %.2f ms per step (%.1f%% of the step)",
+                1e3 * kHeldUp, held_calls, steps, 1e3 * held_wait / n, 100 * held_wait / n / step_s);
+  return out + line + (where.empty() ? "" : "; " + where) + "\n";
 }
 
 std::string json(int steps, double step_s) {
