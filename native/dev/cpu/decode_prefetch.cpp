@@ -47,6 +47,9 @@
 // beside the loads costs the stream here too, though the pipes have 3x the room the stream needs. Embedded broadcasts
 // ("m1 merged, embedded broadcasts, t4": one instruction fewer per word) read 0-3% more, within the noise: not kept;
 // that version, a copy of the library's merged loop, is in commit a883aa3 of this file.
+// Session 35: stream counts 3, 5, 6 ("m1 merged, hi GFNI, t3" ...) read 0.75-0.76 of the read against 4's 0.78 (60
+// rounds); "m1 int8 activations, t4 / t8" (tiles_one_row_int8: two vpdpbusd per word, as int8 activations would
+// need) read as the exact kernel does, 0.82-0.88 against 0.83-0.87 (bench/results/cpu-zen5-int8-activations.md).
 // The library's source is compiled into this file (its kernels are file-local templates), so every version is the
 // library's own loop with other template arguments; each is first checked against tiles_avx512vnni (the same bits).
 // Version names: m<M> t<T> d<distance in bytes, 0 = no software prefetch> <hint T0|T1|T2|NTA> [c<chunks per thread>]
@@ -263,11 +266,13 @@ struct VarOps {
   }
 };
 
-// A tile range in groups of TMax (8 or 4) tiles, then 4, 2, 1, as tiles_merged walks it.
+// A tile range in groups of TMax tiles, then 8, 4, 2, 1 (those up to TMax), as tiles_merged walks it.
 template <int Lo, int Hi, int Extra, int Pre = 0, int ExtraHi = Extra, class P = AmdPrefetch, int TMax = 8>
 void merged_var(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
   using Ops = VarOps<Lo, Hi, Extra, Pre, ExtraHi>;
   int t = t0;
+  if constexpr (TMax == 3 || TMax == 5 || TMax == 6)
+    for (; t + TMax <= t1; t += TMax) tiles_one_row_merged<TMax, P, Ops>(w, x, t, y);
   if constexpr (TMax >= 8)
     for (; t + 8 <= t1; t += 8) tiles_one_row_merged<8, P, Ops>(w, x, t, y);
   if constexpr (TMax >= 4)
@@ -275,6 +280,48 @@ void merged_var(const PackedView& w, const QuantizedRows& x, int t0, int t1, flo
   if constexpr (TMax >= 2)
     for (; t + 2 <= t1; t += 2) tiles_one_row_merged<2, P, Ops>(w, x, t, y);
   for (; t < t1; t++) tiles_one_row_merged<1, P, Ops>(w, x, t, y);
+}
+
+// What int8 activations (llama.cpp's Q8 way) would cost this loop (session 35): the library's merged loop with the
+// products of the activations' high bytes only, 2 vpdpbusd per word into one accumulator per tile instead of 4 into
+// two. Its instruction stream is that of an int8-activation kernel; its results are not the library's (timing only).
+template <int T, class P>
+void tiles_one_row_int8(const PackedView& w, const QuantizedRows& x, int t, float* y) {
+  const NibblesUp<true> ops;
+  const int B = x.block, nb = w.K / B, nv = B / 8;
+  const uint8_t* wp[T];
+  __m512 out[T];
+  for (int i = 0; i < T; i++) wp[i] = w.tile(t + i), out[i] = _mm512_setzero_ps();
+  const StreamPrefetch<T, P> prefetch(w, t);
+  for (int b = 0; b < nb; b++) {
+    const int8_t* xh = x.hi + (size_t)b * B;
+    __m512i acc[T];
+    for (int i = 0; i < T; i++) acc[i] = _mm512_setzero_si512();
+    const size_t ahead = prefetch.ahead(wp[0]);
+    for (int j = 0; j < nv; j++, xh += 8) {
+      const __m512i xh0 = quad(xh), xh1 = quad(xh + 4);
+      for (int i = 0; i < T; i++) {
+        P::line(wp[i] + ahead);
+        __m512i v;
+        asm("vmovdqu64 %1, %0" : "=v"(v) : "m"(*(const __m512i*)wp[i]));
+        wp[i] += kWordBytes;
+        __m512i w0, w1;
+        ops(v, w0, w1);
+        dpbusd(acc[i], w0, xh0);
+        dpbusd(acc[i], w1, xh1);
+      }
+    }
+    const size_t g = (size_t)(b * B / w.group_size) * kMetaBytes;
+    for (int i = 0; i < T; i++) out[i] = fold(out[i], acc[i], w.meta(t + i) + g, x.scale[b] * 16.f, x.sum[b] / 16);
+  }
+  for (int i = 0; i < T; i++) _mm512_mask_storeu_ps(y + (size_t)(t + i) * kTile, lane_mask(w, t + i), out[i]);
+}
+
+template <int TMax>
+void int8_var(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
+  int t = t0;
+  for (; t + TMax <= t1; t += TMax) tiles_one_row_int8<TMax, AmdPrefetch>(w, x, t, y);
+  for (; t < t1; t++) tiles_one_row_int8<1, AmdPrefetch>(w, x, t, y);
 }
 
 // Two prefetches per word: T1 2 KiB ahead (the AMD policy) and T0 512 bytes ahead (1536 behind it).
@@ -396,6 +443,16 @@ std::vector<Version> versions() {
                  merged_var<1, 3, 0, 0, 0, AmdPrefetch, 8>, 8});
   vs.push_back({"m1 merged, hi GFNI, t2", 1, merged_var<1, 3, 0, 0, 0, AmdPrefetch, 2>, 8});
   vs.push_back({"m1 merged, hi GFNI, t1", 1, merged_var<1, 3, 0, 0, 0, AmdPrefetch, 1>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t3", 1, merged_var<1, 3, 0, 0, 0, AmdPrefetch, 3>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t5", 1, merged_var<1, 3, 0, 0, 0, AmdPrefetch, 5>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t6", 1, merged_var<1, 3, 0, 0, 0, AmdPrefetch, 6>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t3, T1 1K", 1,
+                 merged_var<1, 3, 0, 0, 0, Prefetch<1024, _MM_HINT_T1, _MM_HINT_T1>, 3>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t3, T1 3K", 1,
+                 merged_var<1, 3, 0, 0, 0, Prefetch<3072, _MM_HINT_T1, _MM_HINT_T1>, 3>, 8});
+  vs.push_back({"m1 merged, hi AND, t3", 1, merged_var<1, 1, 0, 0, 0, AmdPrefetch, 3>, 8});
+  vs.push_back({"m1 int8 activations, t4 (timing only)", 1, int8_var<4>, 8});
+  vs.push_back({"m1 int8 activations, t8 (timing only)", 1, int8_var<8>, 8});
   vs.push_back({"m1 merged, hi GFNI, t2, T1 4K", 1,
                  merged_var<1, 3, 0, 0, 0, Prefetch<4096, _MM_HINT_T1, _MM_HINT_T1>, 2>, 8});
   vs.push_back({"m1 merged, no GFNI, t4", 1, merged_var<3, 1, 0, 0, 0, AmdPrefetch, 4>, 8});
