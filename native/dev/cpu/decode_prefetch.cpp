@@ -50,6 +50,9 @@
 // Session 35: stream counts 3, 5, 6 ("m1 merged, hi GFNI, t3" ...) read 0.75-0.76 of the read against 4's 0.78 (60
 // rounds); "m1 int8 activations, t4 / t8" (tiles_one_row_int8: two vpdpbusd per word, as int8 activations would
 // need) read as the exact kernel does, 0.82-0.88 against 0.83-0.87 (bench/results/cpu-zen5-int8-activations.md).
+// What the loads-only walk loses to one more thing per word or per block (walk's Arith 10-18, Rec 3-5): the per-block
+// fold 3-12%, of which a fold on a fixed L1 record loses nothing; one nop, scalar add, vpaddd or L1 load per word about
+// as much as the whole kernel (same file, "What the stream loses").
 // The library's source is compiled into this file (its kernels are file-local templates), so every version is the
 // library's own loop with other template arguments; each is first checked against tiles_avx512vnni (the same bits).
 // Version names: m<M> t<T> d<distance in bytes, 0 = no software prefetch> <hint T0|T1|T2|NTA> [c<chunks per thread>]
@@ -118,7 +121,10 @@ void two_rows(const PackedView& w, const QuantizedRows& x, int t0, int t1, float
 // prefetch runs straight ahead. U: U consecutive words of a stream (U x 64 bytes, as the read's 256) before the next
 // stream, instead of one. Loads: the same walk with the loads only. Rec: how the tiles' scale/zero records are brought
 // into L1: 1 all at the start of a group of tiles (as the library does), 2 one record per tile and block, two groups
-// ahead, 0 not at all (for Loads).
+// ahead, 3 / 4 / 5 the same T1 4 groups ahead / T0 4 ahead / T0 1 ahead, 0 not at all (for Loads). Arith: the
+// timing-only versions (wrong results), each commented where it branches off; from 10 on (session 35) the loads-only
+// walk plus one thing: more L1 loads, a nop, a scalar add, the per-block fold (16; on one fixed L1 record: 17), the
+// block's sums stored instead of folded (18).
 template <bool Strided, int U, bool Loads = false, int Rec = 1, int Arith = 0>
 void walk(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
   constexpr int T = 4;
@@ -127,6 +133,9 @@ void walk(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y)
   const __m512i m0 = _mm512_set1_epi32(0x0F0F0F0F), m1 = _mm512_set1_epi32((int)0xF0F0F0F0);
   const int B = x.block, nb = w.K / B, nv = B / 8;
   __m512i sink = _mm512_setzero_si512();
+  uint64_t scalar = 0;
+  alignas(64) static thread_local __m512i deferred[64][T];  // Arith 18
+  alignas(64) static const uint8_t fixed_record[64] = {};  // Arith 17: one scale/zero record in L1
   for (int g = 0; g < q; g++) {
     const int t = t0 + T * g;
     int tt[T];
@@ -141,10 +150,13 @@ void walk(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y)
     auto records = [&](int from, int to) {  // every line that records [from, to) touch
       for (int i = 0; i < T; i++)
         for (size_t l = (size_t)from * kMetaBytes / 64; l <= ((size_t)to * kMetaBytes - 1) / 64; l++)
-          _mm_prefetch((const char*)w.meta(tt[i]) + 64 * l, _MM_HINT_T0);
+          if constexpr (Rec == 3) _mm_prefetch((const char*)w.meta(tt[i]) + 64 * l, _MM_HINT_T1);
+          else _mm_prefetch((const char*)w.meta(tt[i]) + 64 * l, _MM_HINT_T0);
     };
+    // Rec 3 / 4 / 5 (session 35): one record per tile and block, T1 4 groups ahead / T0 4 ahead / T0 1 ahead.
+    constexpr int rec_ahead = Rec == 5 ? 1 : Rec >= 3 ? 4 : 2;
     if (Rec == 1) records(0, groups);
-    if (Rec == 2) records(0, std::min(groups, 2));
+    if (Rec >= 2) records(0, std::min(groups, rec_ahead));
     for (int b = 0; b < nb; b++) {
       const int8_t* xl = x.lo + (size_t)b * B;
       const int8_t* xh = x.hi + (size_t)b * B;
@@ -152,7 +164,7 @@ void walk(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y)
       for (int i = 0; i < T; i++) l0[i] = l1[i] = h0[i] = h1[i] = _mm512_setzero_si512();
       const size_t ahead = P::kBytes + (wp[0] >= turn ? jump : 0);
       const int group = b * B / w.group_size;
-      if (Rec == 2 && group + 2 < groups) records(group + 2, group + 3);
+      if (Rec >= 2 && group + rec_ahead < groups) records(group + rec_ahead, group + rec_ahead + 1);
       for (int j = 0; j < nv; j += U, xl += 8 * U, xh += 8 * U) {
         __m512i xq[U][4];
 #pragma GCC unroll 8
@@ -195,6 +207,31 @@ void walk(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y)
               l0[i] = _mm512_castsi256_si512(a0), l1[i] = _mm512_castsi256_si512(a1);
               continue;
             }
+            if (Arith >= 10 && Arith <= 12) {  // session 35: 1 or 2 more L1 loads per word, no vector op on them
+              sink = _mm512_xor_si512(sink, v);
+              __m512i extra;
+              const int32_t* a = (const int32_t*)(xl + 4 * (i & 1));
+              const int32_t* b = (const int32_t*)(xh + 4 * (i & 1));
+              asm volatile("vpbroadcastd %1, %0" : "=v"(extra) : "m"(*a));
+              if (Arith == 11) asm volatile("vpbroadcastd %1, %0" : "=v"(extra) : "m"(*b));
+              if (Arith == 12) asm("vpaddd %1, %0, %0" : "+v"(l0[i]) : "v"(m1));  // a vpaddd on registers only
+              continue;
+            }
+            if (Arith >= 16 && Arith <= 18) {  // the loads-only walk with the per-block fold (its record reads) kept
+              sink = _mm512_xor_si512(sink, v);
+              continue;
+            }
+            if (Arith == 14 || Arith == 15) {  // one nop / one scalar add per word beside the loads-only walk
+              sink = _mm512_xor_si512(sink, v);
+              if (Arith == 14) asm volatile("nop");
+              if (Arith == 15) asm volatile("add $1, %0" : "+r"(scalar));
+              continue;
+            }
+            if (Arith == 13) {  // one vpaddd per word on registers only (no broadcast load, unlike Arith 8)
+              sink = _mm512_xor_si512(sink, v);
+              asm("vpaddd %1, %0, %0" : "+v"(l0[i]) : "v"(m1));
+              continue;
+            }
             if (Arith == 8 || Arith == 9) {  // one or four vpaddd per word, independent of the loads: no multiplies
               sink = _mm512_xor_si512(sink, v);
               asm("vpaddd %1, %0, %0" : "+v"(l0[i]) : "v"(xq[u][0]));
@@ -228,9 +265,15 @@ void walk(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y)
       }
       if (Loads) continue;
       const size_t gm = (size_t)(b * B / w.group_size) * kMetaBytes;
+      if (Arith == 18) {  // the block's sums stored for a later fold instead of folded here
+        for (int i = 0; i < T; i++) _mm512_store_si512(&deferred[b & 63][i], combine(l0[i], l1[i], h0[i], h1[i]));
+        continue;
+      }
       for (int i = 0; i < T; i++)
-        out[i] = fold(out[i], combine(l0[i], l1[i], h0[i], h1[i]), w.meta(tt[i]) + gm, x.scale[b], x.sum[b]);
+        out[i] = fold(out[i], combine(l0[i], l1[i], h0[i], h1[i]), Arith == 17 ? fixed_record : w.meta(tt[i]) + gm,
+                      x.scale[b], x.sum[b]);
     }
+    if (Arith == 18) out[0] = _mm512_add_ps(out[0], _mm512_castsi512_ps(deferred[nb & 63][0]));
     for (int i = 0; i < T; i++)
       _mm512_mask_storeu_ps(y + (size_t)tt[i] * kTile, lane_mask(w, tt[i]),
                             Loads || Arith ? _mm512_add_ps(_mm512_castsi512_ps(sink), out[i]) : out[i]);
@@ -394,6 +437,19 @@ std::vector<Version> versions() {
   vs.push_back({"m1 one vpmaddwd per 4 words (timing only)", 1, walk<false, 1, false, 1, 7>, 8});
   vs.push_back({"m1 one vpaddd per word (timing only)", 1, walk<false, 1, false, 1, 8>, 8});
   vs.push_back({"m1 four vpaddd per word (timing only)", 1, walk<false, 1, false, 1, 9>, 8});
+  vs.push_back({"m1 one more L1 load per word (timing only)", 1, walk<false, 1, false, 1, 10>, 8});
+  vs.push_back({"m1 two more L1 loads per word (timing only)", 1, walk<false, 1, false, 1, 11>, 8});
+  vs.push_back({"m1 one more L1 load and one vpaddd per word (timing only)", 1, walk<false, 1, false, 1, 12>, 8});
+  vs.push_back({"m1 one vpaddd per word, no broadcast (timing only)", 1, walk<false, 1, false, 1, 13>, 8});
+  vs.push_back({"m1 one nop per word (timing only)", 1, walk<false, 1, false, 1, 14>, 8});
+  vs.push_back({"m1 loads only, with the fold (timing only)", 1, walk<false, 1, false, 1, 16>, 8});
+  vs.push_back({"m1 loads only, with the fold on a record in L1 (timing only)", 1, walk<false, 1, false, 1, 17>, 8});
+  vs.push_back({"m1 loads only, sums stored per block (timing only)", 1, walk<false, 1, false, 1, 18>, 8});
+  vs.push_back({"m1 loads only, with the fold, records per block (timing only)", 1, walk<false, 1, false, 2, 16>, 8});
+  vs.push_back({"m1 loads only, with the fold, records T1 4 ahead (timing only)", 1, walk<false, 1, false, 3, 16>, 8});
+  vs.push_back({"m1 loads only, with the fold, records T0 4 ahead (timing only)", 1, walk<false, 1, false, 4, 16>, 8});
+  vs.push_back({"m1 loads only, with the fold, records T0 1 ahead (timing only)", 1, walk<false, 1, false, 5, 16>, 8});
+  vs.push_back({"m1 one scalar add per word (timing only)", 1, walk<false, 1, false, 1, 15>, 8});
   vs.push_back({"m1 library amd without GFNI", 1, tiles_avx512vnni_amd_no_gfni, 8});
   vs.push_back({"m1 t4 d2048 T1 + T0 512", 1, one_row<4, PrefetchT1T0>, 8});
   // Session 24 (merged_var: Lo, Hi, Extra, Pre, ExtraHi, prefetch, largest T)
