@@ -50,6 +50,8 @@
 // Session 35: stream counts 3, 5, 6 ("m1 merged, hi GFNI, t3" ...) read 0.75-0.76 of the read against 4's 0.78 (60
 // rounds); "m1 int8 activations, t4 / t8" (tiles_one_row_int8: two vpdpbusd per word, as int8 activations would
 // need) read as the exact kernel does, 0.82-0.88 against 0.83-0.87 (bench/results/cpu-zen5-int8-activations.md).
+// The merged kernel's operands at M = 2 (two_rows_merged, now the library's on Zen 5 with GFNI: "m2 library amd"; the
+// kernel before is "m2 rows_vnni ..."): 0.78 of the read against 0.74 (bench/results/cpu-zen5-m2-merged.md).
 // What the loads-only walk loses to one more thing per word or per block (walk's Arith 10-18, Rec 3-5): the per-block
 // fold 3-12%, of which a fold on a fixed L1 record loses nothing; one nop, scalar add, vpaddd or L1 load per word about
 // as much as the whole kernel (same file, "What the stream loses").
@@ -523,6 +525,7 @@ std::vector<Version> versions() {
                  merged_var<1, 3, 0, 0, 0, Prefetch<2048, _MM_HINT_T2, _MM_HINT_T1>>, 8});
   vs.push_back({"m1 merged, hi GFNI, T1 2K + T0 512", 1, merged_var<1, 3, 0, 0, 0, PrefetchT1T0>, 8});
   vs.push_back({"m2 read", 2, dev::read_tiles, 8});
+  vs.push_back({"m2 rows_vnni (the library before session 35)", 2, two_rows<4, AmdPrefetch>, 8});
   add_all<2>(vs), add_all<4>(vs), add_all<8>(vs);
   for (int c : {1, 2, 4, 32}) add<4, 6144, _MM_HINT_T0>(vs, c), add<4, 2048, _MM_HINT_T1>(vs, c), add<4, 0, 0>(vs, c);
   return vs;

@@ -342,6 +342,69 @@ void tiles_one_row_merged(const PackedView& w, const QuantizedRows& x, int t, fl
   for (int i = 0; i < T; i++) _mm512_mask_storeu_ps(y + (size_t)(t + i) * kTile, lane_mask(w, t + i), out[i]);
 }
 
+// Two rows (decode batches of 2) over T adjacent tiles with the merged kernel's operands: both nibbles of each weight
+// byte as 16x their value (NibblesUp), so each row needs one accumulator per tile and activation byte, as in
+// rows_vnni<2, T>, but the operands take two operations per word (with GFNI) instead of a shift and two ANDs, beside
+// the same 8 vpdpbusd. Same bits as rows_vnni (every int32 16x, the fold takes xscale / 16 and 16 xsum). The float
+// outputs live in memory, as in rows_vnni, so the 16 accumulators, 8 activation quads and 2 operands fit the
+// registers. On a Zen 5 EPYC it streams 1.03-1.06x as fast as rows_vnni on two threads and 1.01-1.03x on one
+// (native/dev/cpu/decode_prefetch.cpp, bench/results/cpu-zen5-m2-merged.md); on Zen 4, whose 512-bit pipes are half
+// as wide, the same GFNI operands made M = 2 slower (0.65-0.69 of a read against 0.70-0.72 on one core,
+// docs/cpu-prefetch.md), so tiles_amd takes it only where it streams 4 tiles (family 26 and later).
+template <int T, class P, class Ops>
+void two_rows_merged(const PackedView& w, const QuantizedRows& x, int t, float* y) {
+  const Ops ops;
+  const int K = w.K, B = x.block, nb = K / B, nv = B / 8;
+  const uint8_t* wp[T];
+  alignas(64) float out[2][T][kTile];
+  for (int i = 0; i < T; i++) wp[i] = w.tile(t + i);
+  for (int r = 0; r < 2; r++)
+    for (int i = 0; i < T; i++) _mm512_store_ps(out[r][i], _mm512_setzero_ps());
+  const StreamPrefetch<T, P> prefetch(w, t);
+  for (int b = 0; b < nb; b++) {
+    __m512i lo[2][T], hi[2][T];  // 16x the products with each row's activation low / high bytes
+    for (int r = 0; r < 2; r++)
+      for (int i = 0; i < T; i++) lo[r][i] = hi[r][i] = _mm512_setzero_si512();
+    const size_t ahead = prefetch.ahead(wp[0]);
+    for (int j = 0; j < nv; j++) {
+      const size_t k = (size_t)b * B + (size_t)j * 8;
+      __m512i xq[2][4];  // per row: low bytes k..k+3, k+4..k+7, high bytes k..k+3, k+4..k+7
+      for (int r = 0; r < 2; r++) {
+        const size_t at = (size_t)r * K + k;
+        xq[r][0] = quad(x.lo + at), xq[r][1] = quad(x.lo + at + 4);
+        xq[r][2] = quad(x.hi + at), xq[r][3] = quad(x.hi + at + 4);
+      }
+      for (int i = 0; i < T; i++) {
+        P::line(wp[i] + ahead);
+        __m512i v;  // loaded once, as in tiles_one_row_merged
+        asm("vmovdqu64 %1, %0" : "=v"(v) : "m"(*(const __m512i*)wp[i]));
+        wp[i] += kWordBytes;
+        __m512i w0, w1;
+        ops(v, w0, w1);
+        for (int r = 0; r < 2; r++) {
+          dpbusd(lo[r][i], w0, xq[r][0]);
+          dpbusd(hi[r][i], w0, xq[r][2]);
+          dpbusd(lo[r][i], w1, xq[r][1]);
+          dpbusd(hi[r][i], w1, xq[r][3]);
+        }
+      }
+    }
+    const size_t g = (size_t)(b * B / w.group_size) * kMetaBytes;
+    for (int r = 0; r < 2; r++) {
+      const size_t xb = (size_t)r * nb + b;
+      for (int i = 0; i < T; i++) {
+        const __m512i acc = _mm512_add_epi32(lo[r][i], _mm512_slli_epi32(hi[r][i], 8));
+        _mm512_store_ps(out[r][i], fold(_mm512_load_ps(out[r][i]), acc, w.meta(t + i) + g, x.scale[xb] * 0.0625f,
+                                        x.sum[xb] * 16));
+      }
+    }
+  }
+  for (int r = 0; r < 2; r++)
+    for (int i = 0; i < T; i++)
+      _mm512_mask_storeu_ps(y + (size_t)r * w.N + (size_t)(t + i) * kTile, lane_mask(w, t + i),
+                            _mm512_load_ps(out[r][i]));
+}
+
 // Tiles [t0, t1) at M = 1 with tiles_one_row_merged: groups of 8 when Streams is 8, then of 4, 2, 1. How many streams
 // at once suits a core is measured, not derived (merged_streams() in awq_cpu.cpp chooses): on the Zen 4 EPYC these
 // kernels were tuned on, 4 read 0.95x as fast as 8 on two cores in the fast memory mode (session 26,
@@ -461,10 +524,18 @@ void tiles_avx512vnni(const PackedView& w, const QuantizedRows& x, int t0, int t
   tiles<true, IntelPrefetch>(w, x, t0, t1, y);
 }
 
-// The AMD kernels: the merged M = 1 kernel where its integers stay exact, tiles<> (AMD prefetch) otherwise.
+// The AMD kernels: the merged M = 1 kernel where its integers stay exact, on Zen 5 (4 streams) with GFNI the merged
+// M = 2 one too, tiles<> (AMD prefetch) otherwise.
 template <bool GFNI, int Streams>
 void tiles_amd(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
   if (x.M == 1 && x.block <= kMergedMaxBlock) return tiles_merged<AmdPrefetch, GFNI, Streams>(w, x, t0, t1, y);
+  if constexpr (GFNI && Streams == 4)
+    if (x.M == 2 && x.block <= kMergedMaxBlock) {
+      int t = t0;
+      for (; t + 4 <= t1; t += 4) two_rows_merged<4, AmdPrefetch, NibblesUp<true>>(w, x, t, y);
+      for (; t < t1; t++) two_rows_merged<1, AmdPrefetch, NibblesUp<true>>(w, x, t, y);
+      return;
+    }
   tiles<true, AmdPrefetch>(w, x, t0, t1, y);
 }
 

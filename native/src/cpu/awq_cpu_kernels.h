@@ -65,8 +65,9 @@ void tiles_avx512bw(const PackedView& w, const QuantizedRows& x, int t0, int t1,
 void tiles_avx512vnni(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
 // The same products (same bits) with the decode rows' (M = 1, 2) software prefetch tuned for AMD Zen 4 instead of
 // Intel, and at M = 1 (blocks of at most 128) a kernel with half the accumulators and 4 or 8 tiles at once
-// (merged_streams), which moves the nibbles into place with GFNI where the CPU has it. _no_gfni: the same without
-// GFNI (what CPUs without it run; tests).
+// (merged_streams), which moves the nibbles into place with GFNI where the CPU has it; where it streams 4 tiles and
+// has GFNI, M = 2 takes the same operands (two_rows_merged). _no_gfni: the same without GFNI (what CPUs without it
+// run; tests).
 void tiles_avx512vnni_amd(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
 void tiles_avx512vnni_amd_no_gfni(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y);
 // Whether awq_matmul_cpu takes the _amd kernel: on AMD CPUs, unless Q3_AWQ_PREFETCH=intel (or =amd elsewhere) says
