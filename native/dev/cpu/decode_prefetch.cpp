@@ -53,8 +53,8 @@
 // The merged kernel's operands at M = 2 (two_rows_merged, now the library's on Zen 5 with GFNI: "m2 library amd"; the
 // kernel before is "m2 rows_vnni ..."): 0.78 of the read against 0.74 (bench/results/cpu-zen5-m2-merged.md).
 // What the loads-only walk loses to one more thing per word or per block (walk's Arith 10-18, Rec 3-5): the per-block
-// fold 3-12%, of which a fold on a fixed L1 record loses nothing; one nop, scalar add, vpaddd or L1 load per word about
-// as much as the whole kernel (same file, "What the stream loses").
+// fold 3-12%, of which a fold on a fixed L1 record loses nothing; the fold and one nop, scalar add, vpaddd or L1 load
+// per word about as much as the whole kernel (same file, "What the stream loses").
 // The library's source is compiled into this file (its kernels are file-local templates), so every version is the
 // library's own loop with other template arguments; each is first checked against tiles_avx512vnni (the same bits).
 // Version names: m<M> t<T> d<distance in bytes, 0 = no software prefetch> <hint T0|T1|T2|NTA> [c<chunks per thread>]
@@ -125,8 +125,9 @@ void two_rows(const PackedView& w, const QuantizedRows& x, int t0, int t1, float
 // into L1: 1 all at the start of a group of tiles (as the library does), 2 one record per tile and block, two groups
 // ahead, 3 / 4 / 5 the same T1 4 groups ahead / T0 4 ahead / T0 1 ahead, 0 not at all (for Loads). Arith: the
 // timing-only versions (wrong results), each commented where it branches off; from 10 on (session 35) the loads-only
-// walk plus one thing: more L1 loads, a nop, a scalar add, the per-block fold (16; on one fixed L1 record: 17), the
-// block's sums stored instead of folded (18).
+// walk with its per-block fold (16; on one fixed L1 record: 17; the block's sums stored instead of folded: 18), and
+// 10-15 with one thing more per word besides: one or two L1 loads, an L1 load and a vpaddd, a vpaddd, a nop, a
+// scalar add.
 template <bool Strided, int U, bool Loads = false, int Rec = 1, int Arith = 0>
 void walk(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
   constexpr int T = 4;
@@ -209,7 +210,7 @@ void walk(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y)
               l0[i] = _mm512_castsi256_si512(a0), l1[i] = _mm512_castsi256_si512(a1);
               continue;
             }
-            if (Arith >= 10 && Arith <= 12) {  // session 35: 1 or 2 more L1 loads per word, no vector op on them
+            if (Arith >= 10 && Arith <= 12) {  // session 35: 1 or 2 more L1 loads per word (12: one and a vpaddd)
               sink = _mm512_xor_si512(sink, v);
               __m512i extra;
               const int32_t* a = (const int32_t*)(xl + 4 * (i & 1));

@@ -350,7 +350,10 @@ void tiles_one_row_merged(const PackedView& w, const QuantizedRows& x, int t, fl
 // registers. On a Zen 5 EPYC it streams 1.03-1.06x as fast as rows_vnni on two threads and 1.01-1.03x on one
 // (native/dev/cpu/decode_prefetch.cpp, bench/results/cpu-zen5-m2-merged.md); on Zen 4, whose 512-bit pipes are half
 // as wide, the same GFNI operands made M = 2 slower (0.65-0.69 of a read against 0.70-0.72 on one core,
-// docs/cpu-prefetch.md), so tiles_amd takes it only where it streams 4 tiles (family 26 and later).
+// docs/cpu-prefetch.md), so tiles_amd takes it only where it streams 4 tiles (family 26 and later). A loop of its own
+// rather than rows_vnni with an operand maker: rows_vnni<2, 4> given these operands (its order, every tile's word
+// unpacked before the rows' products, and the intrinsic vpdpbusd) streamed 0.97-0.98x as fast as it does with its own,
+// where this loop (each word's products right after its operands, asm vpdpbusd) gains.
 template <int T, class P, class Ops>
 void two_rows_merged(const PackedView& w, const QuantizedRows& x, int t, float* y) {
   const Ops ops;
