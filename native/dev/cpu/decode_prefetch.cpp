@@ -55,6 +55,9 @@
 // What the loads-only walk loses to one more thing per word or per block (walk's Arith 10-18, Rec 3-5): the per-block
 // fold 3-12%, of which a fold on a fixed L1 record loses nothing; the fold and one nop, scalar add, vpaddd or L1 load
 // per word about as much as the whole kernel (same file, "What the stream loses").
+// Session 36: two prefetches per word and stream (TwicePrefetch: the line asked for again 1-6 KiB later, or into L1
+// 512 bytes ahead) read 0.71-0.80 of the read against one prefetch's 0.85; four long streams ("m1 strided") 0.81 as
+// the same kernel's grouped walk (bench/results/cpu-zen5-stream-limits.md).
 // The library's source is compiled into this file (its kernels are file-local templates), so every version is the
 // library's own loop with other template arguments; each is first checked against tiles_avx512vnni (the same bits).
 // Version names: m<M> t<T> d<distance in bytes, 0 = no software prefetch> <hint T0|T1|T2|NTA> [c<chunks per thread>]
@@ -312,6 +315,18 @@ struct VarOps {
   }
 };
 
+// Two prefetches per word and stream: Hint Far bytes ahead (StreamPrefetch's distance) and NearHint Near bytes ahead,
+// so that a line asked for once is asked for again (Far - Near) bytes later in the stream; records into L2.
+template <int Far, int Hint, int Near, int NearHint>
+struct TwicePrefetch {
+  static constexpr int kBytes = Far;
+  static constexpr int kRecordHint = _MM_HINT_T1;
+  static void line(const uint8_t* p) {
+    _mm_prefetch((const char*)p, (_mm_hint)Hint);
+    _mm_prefetch((const char*)p - (Far - Near), (_mm_hint)NearHint);
+  }
+};
+
 // A tile range in groups of TMax tiles, then 8, 4, 2, 1 (those up to TMax), as tiles_merged walks it.
 template <int Lo, int Hi, int Extra, int Pre = 0, int ExtraHi = Extra, class P = AmdPrefetch, int TMax = 8>
 void merged_var(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
@@ -495,6 +510,14 @@ std::vector<Version> versions() {
                  merged_var<1, 3, 0, 0, 0, Prefetch<1024, _MM_HINT_T1, _MM_HINT_T1>, 4>, 8});
   vs.push_back({"m1 merged, hi GFNI, t4, no prefetch", 1,
                  merged_var<1, 3, 0, 0, 0, Prefetch<0, 0, _MM_HINT_T1>, 4>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t4, T1 2K + T1 1K", 1,
+                 merged_var<1, 3, 0, 0, 0, TwicePrefetch<2048, _MM_HINT_T1, 1024, _MM_HINT_T1>, 4>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t4, T1 2K + T0 512", 1,
+                 merged_var<1, 3, 0, 0, 0, TwicePrefetch<2048, _MM_HINT_T1, 512, _MM_HINT_T0>, 4>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t4, T1 4K + T1 2K", 1,
+                 merged_var<1, 3, 0, 0, 0, TwicePrefetch<4096, _MM_HINT_T1, 2048, _MM_HINT_T1>, 4>, 8});
+  vs.push_back({"m1 merged, hi GFNI, t4, T2 8K + T1 2K", 1,
+                 merged_var<1, 3, 0, 0, 0, TwicePrefetch<8192, _MM_HINT_T2, 2048, _MM_HINT_T1>, 4>, 8});
   vs.push_back({"m1 merged, hi AND, t4", 1, merged_var<1, 1, 0, 0, 0, AmdPrefetch, 4>, 8});
   vs.push_back({"m1 merged, hi GFNI, T0 6K", 1,
                  merged_var<1, 3, 0, 0, 0, Prefetch<6144, _MM_HINT_T0, _MM_HINT_T1>>, 8});

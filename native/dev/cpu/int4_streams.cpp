@@ -4,6 +4,11 @@
 // time at M >= 3, in passes of up to 8 rows.
 // Findings (bench/results/cpu-int4-streams.md, AMD EPYC Zen 4 without AMX): r4t2 1.05-1.16x at M = 3, 4, 5, 7 and
 // 1.3-2.2x at M = 6, 8, 16 against r8t1; the library takes it (but at M = 5).
+// Session 36 (Zen 5): r4t2 with other prefetch policies (run_vnni_p: T1 2-16 KiB, T2, NTA, none) and timing-only
+// copies of its loop with parts left out (rows4_drop), a threads argument for the DRAM modes. From DRAM on one thread
+// the kernel streams 0.65-0.77 of its own rate from L2, and neither its fold, its broadcasts nor the prefetch's
+// distance or hint is what costs it; the AMD prefetch at M = 3..8 on two threads 1.00-1.04x, inside the noise
+// (bench/results/cpu-zen5-stream-limits.md).
 // The library's source is compiled into this file (its kernels are file-local templates), so these versions are the
 // library's own loops with other row and tile counts:
 //   mainline    tiles_avx512vnni as built
@@ -24,6 +29,7 @@
 // g++ -O3 -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma -mf16c -mavx2 -I native/src -I native/include \
 //   native/dev/cpu/int4_streams.cpp native/build/libq3core.a -lpthread -o /tmp/int4_streams
 // Usage: /tmp/int4_streams M[,M...] [rounds] [comma-separated versions|all] [dram|o|l2] [results file]
+//   [threads for dram|o, default 2]
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
@@ -61,6 +67,84 @@ void run_vnni(const PackedView& w, const QuantizedRows& x, int t0, int t1, float
   if (t < t1) tiles_avx512vnni(w, x, t, t1, y);
 }
 
+// rows_vnni_passes<R, T> with another prefetch policy P (the library gives the M >= 3 kernels IntelPrefetch on every
+// CPU).
+template <int R, int T, class P>
+void run_vnni_p(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
+  int t = t0;
+  for (; t + T <= t1; t += T)
+    row_passes<R>(x.M, [&](auto rows, int m) { rows_vnni<decltype(rows)::value, T, P>(w, x, t, m, y); });
+  if (t < t1) tiles_avx512vnni(w, x, t, t1, y);
+}
+
+// Timing only (wrong results, not checked): rows_vnni<4, 2>'s loop with parts left out. Drop bit 1: no fold (the
+// int32 sums are added into the outputs as they are, no record reads); bit 2: the activation quads broadcast once per
+// block instead of per word (no broadcast loads in the word loop); bit 4: no software prefetch.
+template <int Drop>
+void rows4_drop(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
+  constexpr int R = 4, T = 2;
+  const __m512i mask = _mm512_set1_epi32(0x0F0F0F0F);
+  const int K = w.K, B = x.block, nb = K / B, nv = B / 8;
+  for (int t = t0; t + T <= t1; t += T) {
+    const uint8_t* wp[T];
+    __m512 out[R][T];
+    for (int i = 0; i < T; i++) wp[i] = w.tile(t + i);
+    for (int r = 0; r < R; r++)
+      for (int i = 0; i < T; i++) out[r][i] = _mm512_setzero_ps();
+    const StreamPrefetch<T, AmdPrefetch> prefetch(w, t);
+    for (int b = 0; b < nb; b++) {
+      __m512i lo[R][T], hi[R][T];
+      for (int r = 0; r < R; r++)
+        for (int i = 0; i < T; i++) lo[r][i] = hi[r][i] = _mm512_setzero_si512();
+      const size_t ahead = prefetch.ahead(wp[0]);
+      __m512i xq[R][4];
+      if constexpr (Drop & 2)
+        for (int r = 0; r < R; r++) {
+          const size_t at = (size_t)r * K + (size_t)b * B;
+          xq[r][0] = quad(x.lo + at), xq[r][1] = quad(x.lo + at + 4), xq[r][2] = quad(x.hi + at),
+          xq[r][3] = quad(x.hi + at + 4);
+        }
+      for (int j = 0; j < nv; j++) {
+        __m512i w0[T], w1[T];
+        for (int i = 0; i < T; i++) {
+          if constexpr (!(Drop & 4)) AmdPrefetch::line(wp[i] + ahead);
+          const __m512i v = _mm512_loadu_si512(wp[i]);
+          wp[i] += kWordBytes;
+          w0[i] = _mm512_and_si512(v, mask);
+          w1[i] = _mm512_and_si512(_mm512_srli_epi32(v, 4), mask);
+        }
+        const size_t k = (size_t)b * B + (size_t)j * 8;
+        for (int r = 0; r < R; r++) {
+          const size_t at = (size_t)r * K + k;
+          __m512i xl0, xl1, xh0, xh1;
+          if constexpr (Drop & 2) {
+            xl0 = xq[r][0], xl1 = xq[r][1], xh0 = xq[r][2], xh1 = xq[r][3];
+          } else {
+            xl0 = quad(x.lo + at), xl1 = quad(x.lo + at + 4), xh0 = quad(x.hi + at), xh1 = quad(x.hi + at + 4);
+          }
+          for (int i = 0; i < T; i++) {
+            lo[r][i] = dot4<true>(dot4<true>(lo[r][i], w0[i], xl0), w1[i], xl1);
+            hi[r][i] = dot4<true>(dot4<true>(hi[r][i], w0[i], xh0), w1[i], xh1);
+          }
+        }
+      }
+      const size_t g = (size_t)(b * B / w.group_size) * kMetaBytes;
+      for (int r = 0; r < R; r++) {
+        const size_t xb = (size_t)r * nb + b;
+        for (int i = 0; i < T; i++) {
+          const __m512i acc = _mm512_add_epi32(_mm512_slli_epi32(hi[r][i], 8), lo[r][i]);
+          if constexpr (Drop & 1)
+            out[r][i] = _mm512_add_ps(out[r][i], _mm512_cvtepi32_ps(acc));
+          else
+            out[r][i] = fold(out[r][i], acc, w.meta(t + i) + g, x.scale[xb], x.sum[xb]);
+        }
+      }
+    }
+    for (int r = 0; r < R; r++)
+      for (int i = 0; i < T; i++) _mm512_storeu_ps(y + (size_t)r * w.N + (size_t)(t + i) * kTile, out[r][i]);
+  }
+}
+
 void one_tile_passes(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
   for (int t = t0; t < t1; t++) tile_rows_passes<true>(w, x, t, y);
 }
@@ -80,7 +164,22 @@ std::vector<V> versions() {
           {"r2t4", run_vnni<2, 4>},
           {"r3t4", run_vnni<3, 4>},
           {"r2t2", run_vnni<2, 2>},
-          {"r5t2", run_vnni<5, 2>}};
+          {"r5t2", run_vnni<5, 2>},
+          {"r4t2 T1 2K", run_vnni_p<4, 2, AmdPrefetch>},
+          {"r2t4 T1 2K", run_vnni_p<2, 4, AmdPrefetch>},
+          {"r3t4 T1 2K", run_vnni_p<3, 4, AmdPrefetch>},
+          {"r4t2 T1 4K", run_vnni_p<4, 2, Prefetch<4096, _MM_HINT_T1, _MM_HINT_T1>>},
+          {"r4t2 T1 8K", run_vnni_p<4, 2, Prefetch<8192, _MM_HINT_T1, _MM_HINT_T1>>},
+          {"r4t2 T1 16K", run_vnni_p<4, 2, Prefetch<16384, _MM_HINT_T1, _MM_HINT_T1>>},
+          {"r4t2 T2 8K", run_vnni_p<4, 2, Prefetch<8192, _MM_HINT_T2, _MM_HINT_T1>>},
+          {"r4t2 NTA 2K", run_vnni_p<4, 2, Prefetch<2048, _MM_HINT_NTA, _MM_HINT_T1>>},
+          {"r4t2 copy (timing only)", rows4_drop<0>},
+          {"r4t2 no fold (timing only)", rows4_drop<1>},
+          {"r4t2 no broadcasts (timing only)", rows4_drop<2>},
+          {"r4t2 no fold, no broadcasts (timing only)", rows4_drop<3>},
+          {"r4t2 no fold, no broadcasts, no prefetch (timing only)", rows4_drop<7>},
+          {"r4t2 no prefetch", run_vnni_p<4, 2, Prefetch<0, _MM_HINT_T1, _MM_HINT_T1>>},
+          {"r4t2 T0 6K, records T1", run_vnni_p<4, 2, Prefetch<6144, _MM_HINT_T0, _MM_HINT_T1>>}};
 }
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
@@ -94,6 +193,7 @@ void check(const std::vector<V>& vs, const PackedView& w, const QuantizedRows& x
   for (size_t i = 0; i < s.size(); i++) e = std::max(e, (double)std::fabs(ref[i] - s[i]) / (std::fabs(s[i]) + 1e-3));
   std::printf("M = %d: library kernel vs tiles_scalar, max |d| / (|scalar| + 1e-3) = %.3g\n", M, e);
   for (const V& v : vs) {
+    if (std::strstr(v.name, "timing only")) continue;
     for (int split : {0, 1}) {
       std::fill(y.begin(), y.end(), NAN);
       if (split) {  // odd ranges as the thread split can give them
@@ -111,6 +211,7 @@ void check(const std::vector<V>& vs, const PackedView& w, const QuantizedRows& x
 }
 
 const char* g_only = nullptr;
+int g_threads = 2;  // dram and o modes
 
 std::string run_dram(int M, int rounds, int N) {
   const int K = 4096;
@@ -122,7 +223,7 @@ std::string run_dram(int M, int rounds, int N) {
   vs.erase(std::remove_if(vs.begin(), vs.end(), [](const V& v) { return !dev::listed(g_only, v.name); }), vs.end());
   check(vs, dev::view_of(copies[0]), x, M);
   std::vector<float> y((size_t)M * N);
-  ThreadPool pool(2);
+  ThreadPool pool(g_threads);
   const int n_tiles = (N + kTile - 1) / kTile, pairs = (n_tiles + 1) / 2, chunk = std::max(1, pairs / 16),
             n_chunks = (pairs + chunk - 1) / chunk;
   const size_t nv = vs.size();
@@ -211,6 +312,7 @@ int main(int argc, char** argv) {
   const int rounds = argc > 2 ? atoi(argv[2]) : 5;
   if (argc > 3 && std::string(argv[3]) != "all") g_only = argv[3];
   const std::string mode = argc > 4 ? argv[4] : "dram";
+  if (argc > 6) g_threads = std::max(1, atoi(argv[6]));
   if (!awq_cpu_force_isa("avx512-vnni")) return std::printf("no AVX512-VNNI\n"), 1;
   std::string table;
   if (mode == "l2") {
@@ -225,7 +327,10 @@ int main(int argc, char** argv) {
   const std::string md = "# int4 VNNI kernel at M = 3..8: more tile streams per thread (native/dev/cpu/int4_streams.cpp)\n\n"
                          "- command: `/tmp/int4_streams " + std::string(argc > 1 ? argv[1] : "4") + " " +
                          std::to_string(rounds) + " " + (g_only ? g_only : "all") + " " + mode +
-                         "` (build line in the source)\n" + dev::date_and_load_line() + "\n" + table;
+                         (argc > 5 ? std::string(" ") + argv[5] : std::string()) +
+                         (argc > 6 ? std::string(" ") + argv[6] : std::string()) + "` (build line in the source)\n" +
+                         (mode == "l2" ? std::string() : "- threads: " + std::to_string(g_threads) + "\n") +
+                         dev::date_and_load_line() + "\n" + table;
   std::fputs(md.c_str(), stdout);
   if (argc > 5)
     if (FILE* f = std::fopen(argv[5], "w")) std::fputs(md.c_str(), f), std::fclose(f);
