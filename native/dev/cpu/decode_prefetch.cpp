@@ -316,11 +316,12 @@ struct VarOps {
 };
 
 // Two prefetches per word and stream: Hint Far bytes ahead (StreamPrefetch's distance) and NearHint Near bytes ahead,
-// so that a line asked for once is asked for again (Far - Near) bytes later in the stream; records into L2.
-template <int Far, int Hint, int Near, int NearHint>
+// so that a line asked for once is asked for again (Far - Near) bytes later in the stream; the records where
+// RecordHint says.
+template <int Far, int Hint, int Near, int NearHint, int RecordHint = _MM_HINT_T1>
 struct TwicePrefetch {
   static constexpr int kBytes = Far;
-  static constexpr int kRecordHint = _MM_HINT_T1;
+  static constexpr int kRecordHint = RecordHint;
   static void line(const uint8_t* p) {
     _mm_prefetch((const char*)p, (_mm_hint)Hint);
     _mm_prefetch((const char*)p - (Far - Near), (_mm_hint)NearHint);
@@ -386,14 +387,7 @@ void int8_var(const PackedView& w, const QuantizedRows& x, int t0, int t1, float
 }
 
 // Two prefetches per word: T1 2 KiB ahead (the AMD policy) and T0 512 bytes ahead (1536 behind it).
-struct PrefetchT1T0 {
-  static constexpr int kBytes = 2048;
-  static constexpr int kRecordHint = _MM_HINT_T0;
-  static void line(const uint8_t* p) {
-    _mm_prefetch((const char*)p, _MM_HINT_T1);
-    _mm_prefetch((const char*)p - 1536, _MM_HINT_T0);
-  }
-};
+using PrefetchT1T0 = TwicePrefetch<2048, _MM_HINT_T1, 512, _MM_HINT_T0, _MM_HINT_T0>;
 
 struct Version {
   std::string name;

@@ -4,7 +4,7 @@
 // time at M >= 3, in passes of up to 8 rows.
 // Findings (bench/results/cpu-int4-streams.md, AMD EPYC Zen 4 without AMX): r4t2 1.05-1.16x at M = 3, 4, 5, 7 and
 // 1.3-2.2x at M = 6, 8, 16 against r8t1; the library takes it (but at M = 5).
-// Session 36 (Zen 5): r4t2 with other prefetch policies (run_vnni_p: T1 2-16 KiB, T2, NTA, none) and timing-only
+// Session 36 (Zen 5): r4t2 with other prefetch policies (run_vnni: T1 2-16 KiB, T2, NTA, none) and timing-only
 // copies of its loop with parts left out (rows4_drop), a threads argument for the DRAM modes. From DRAM on one thread
 // the kernel streams 0.65-0.77 of its own rate from L2, and neither its fold, its broadcasts nor the prefetch's
 // distance or hint is what costs it; the AMD prefetch at M = 3..8 on two threads 1.00-1.04x, inside the noise
@@ -59,18 +59,10 @@ using namespace q3::awq_cpu;
 namespace {
 
 // The VNNI variants: the library's rows_vnni_passes<R, T> over groups of T tiles (the rest of the range by the
-// library's kernel), and the library's one-tile passes of 8 rows (main's kernel at M >= 3 before 2949770).
-template <int R, int T>
+// library's kernel), with its prefetch P (the library gives the M >= 3 kernels IntelPrefetch on every CPU) or another,
+// and the library's one-tile passes of 8 rows (main's kernel at M >= 3 before 2949770).
+template <int R, int T, class P = IntelPrefetch>
 void run_vnni(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
-  int t = t0;
-  for (; t + T <= t1; t += T) rows_vnni_passes<R, T>(w, x, t, y);
-  if (t < t1) tiles_avx512vnni(w, x, t, t1, y);
-}
-
-// rows_vnni_passes<R, T> with another prefetch policy P (the library gives the M >= 3 kernels IntelPrefetch on every
-// CPU).
-template <int R, int T, class P>
-void run_vnni_p(const PackedView& w, const QuantizedRows& x, int t0, int t1, float* y) {
   int t = t0;
   for (; t + T <= t1; t += T)
     row_passes<R>(x.M, [&](auto rows, int m) { rows_vnni<decltype(rows)::value, T, P>(w, x, t, m, y); });
@@ -168,21 +160,21 @@ std::vector<V> versions() {
           {"r3t4", run_vnni<3, 4>},
           {"r2t2", run_vnni<2, 2>},
           {"r5t2", run_vnni<5, 2>},
-          {"r4t2 T1 2K", run_vnni_p<4, 2, AmdPrefetch>},
-          {"r2t4 T1 2K", run_vnni_p<2, 4, AmdPrefetch>},
-          {"r3t4 T1 2K", run_vnni_p<3, 4, AmdPrefetch>},
-          {"r4t2 T1 4K", run_vnni_p<4, 2, Prefetch<4096, _MM_HINT_T1, _MM_HINT_T1>>},
-          {"r4t2 T1 8K", run_vnni_p<4, 2, Prefetch<8192, _MM_HINT_T1, _MM_HINT_T1>>},
-          {"r4t2 T1 16K", run_vnni_p<4, 2, Prefetch<16384, _MM_HINT_T1, _MM_HINT_T1>>},
-          {"r4t2 T2 8K", run_vnni_p<4, 2, Prefetch<8192, _MM_HINT_T2, _MM_HINT_T1>>},
-          {"r4t2 NTA 2K", run_vnni_p<4, 2, Prefetch<2048, _MM_HINT_NTA, _MM_HINT_T1>>},
+          {"r4t2 T1 2K", run_vnni<4, 2, AmdPrefetch>},
+          {"r2t4 T1 2K", run_vnni<2, 4, AmdPrefetch>},
+          {"r3t4 T1 2K", run_vnni<3, 4, AmdPrefetch>},
+          {"r4t2 T1 4K", run_vnni<4, 2, Prefetch<4096, _MM_HINT_T1, _MM_HINT_T1>>},
+          {"r4t2 T1 8K", run_vnni<4, 2, Prefetch<8192, _MM_HINT_T1, _MM_HINT_T1>>},
+          {"r4t2 T1 16K", run_vnni<4, 2, Prefetch<16384, _MM_HINT_T1, _MM_HINT_T1>>},
+          {"r4t2 T2 8K", run_vnni<4, 2, Prefetch<8192, _MM_HINT_T2, _MM_HINT_T1>>},
+          {"r4t2 NTA 2K", run_vnni<4, 2, Prefetch<2048, _MM_HINT_NTA, _MM_HINT_T1>>},
           {"r4t2 copy (timing only)", rows4_drop<0>},
           {"r4t2 no fold (timing only)", rows4_drop<1>},
           {"r4t2 no broadcasts (timing only)", rows4_drop<2>},
           {"r4t2 no fold, no broadcasts (timing only)", rows4_drop<3>},
           {"r4t2 no fold, no broadcasts, no prefetch (timing only)", rows4_drop<7>},
-          {"r4t2 no prefetch", run_vnni_p<4, 2, Prefetch<0, _MM_HINT_T1, _MM_HINT_T1>>},
-          {"r4t2 T0 6K, records T1", run_vnni_p<4, 2, Prefetch<6144, _MM_HINT_T0, _MM_HINT_T1>>}};
+          {"r4t2 no prefetch", run_vnni<4, 2, Prefetch<0, _MM_HINT_T1, _MM_HINT_T1>>},
+          {"r4t2 T0 6K, records T1", run_vnni<4, 2, Prefetch<6144, _MM_HINT_T0, _MM_HINT_T1>>}};
 }
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
